@@ -1,0 +1,56 @@
+# Rusty — convenience front end over CMake. Every target first makes sure the
+# Debian packages it needs are installed (scripts/deps.sh).
+#
+#   make run      build build/rusty (release) and run the built-in demo
+#   make test     build with ASan+UBSan in build-test/ and run every test (ctest)
+#   make build    just the release build
+#   make fuzz     build the libFuzzer targets (clang) and run each FUZZ_SECONDS
+#   make bench    run the CPU benchmarks (bench/cpu.sh)
+#   make format   clang-format every C/CUDA source in place
+#   make lint     clang-tidy + cppcheck
+JOBS ?= $(shell nproc)
+FUZZ_SECONDS ?= 30
+SOURCES = $(shell git ls-files '*.c' '*.h' '*.cu' '*.cuh' 2>/dev/null)
+
+.PHONY: all build run test fuzz bench format lint clean deps
+
+all: build
+
+deps:
+	@scripts/deps.sh
+
+build: deps
+	@cmake -S . -B build -DCMAKE_BUILD_TYPE=Release >/dev/null
+	@cmake --build build -j $(JOBS) -- --no-print-directory
+
+run: build
+	./build/rusty run
+
+test: deps
+	@cmake -S . -B build-test -DCMAKE_BUILD_TYPE=Debug -DRUSTY_SANITIZE=ON -DRUSTY_WERROR=ON \
+		-DRUSTY_CUDA=OFF >/dev/null
+	@cmake --build build-test -j $(JOBS) -- --no-print-directory
+	@cd build-test && ASAN_OPTIONS=detect_leaks=1:abort_on_error=0 \
+		UBSAN_OPTIONS=print_stacktrace=1:halt_on_error=1 \
+		ctest --output-on-failure -j $(JOBS)
+
+fuzz:
+	@scripts/deps.sh --fuzz
+	@CC=clang cmake -S . -B build-fuzz -DCMAKE_BUILD_TYPE=RelWithDebInfo -DRUSTY_FUZZ=ON \
+		-DRUSTY_CUDA=OFF >/dev/null
+	@cmake --build build-fuzz -j $(JOBS)
+	@scripts/fuzz.sh build-fuzz $(FUZZ_SECONDS)
+
+bench: build
+	@bench/cpu.sh
+
+format:
+	clang-format -i $(SOURCES)
+
+lint: build
+	clang-tidy -p build --quiet $(filter %.c,$(SOURCES))
+	cppcheck --quiet --enable=warning,performance,portability --inline-suppr \
+		--suppress=missingIncludeSystem -I src $(filter src/%.c cli/%.c,$(SOURCES))
+
+clean:
+	rm -rf build build-test build-fuzz

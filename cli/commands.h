@@ -1,0 +1,17 @@
+/* commands.h — the subcommands of the rusty CLI. Each takes argv starting at
+ * the subcommand name and returns the process exit code. */
+#ifndef RUSTY_CLI_COMMANDS_H
+#define RUSTY_CLI_COMMANDS_H
+
+typedef int (*cli_command_fn)(int argc, char **argv);
+
+typedef struct cli_command {
+    const char *name;
+    cli_command_fn run;
+    const char *summary;
+} cli_command;
+
+/* The table, terminated by a {NULL} entry (defined in main.c). */
+extern const cli_command cli_commands[];
+
+#endif

@@ -1,0 +1,138 @@
+/* blocks.h — quantized block layouts, bit-for-bit equal to GGUF/GGML.
+ *
+ * Shared by C and CUDA code: plain structs of fixed-width integers, with half
+ * precision fields stored as raw IEEE binary16 bits (uint16_t). Every struct's
+ * size is pinned by a static assertion so a layout drift fails the build. */
+#ifndef RUSTY_BLOCKS_H
+#define RUSTY_BLOCKS_H
+
+#include <stdint.h>
+
+#ifdef __cplusplus
+#define RS_STATIC_ASSERT(cond, msg) static_assert(cond, msg)
+#else
+#define RS_STATIC_ASSERT(cond, msg) _Static_assert(cond, msg)
+#endif
+
+#define QK4_0 32
+#define QK4_1 32
+#define QK5_0 32
+#define QK5_1 32
+#define QK8_0 32
+#define QK8_1 32
+#define QK4_NL 32
+#define QK_K 256
+#define K_SCALE_SIZE 12
+
+/* Q4_0: x = d * (q - 8), q in 0..15; qs[j] holds element j (low nibble) and j+16 (high). */
+typedef struct {
+    uint16_t d;
+    uint8_t qs[QK4_0 / 2];
+} block_q4_0;
+RS_STATIC_ASSERT(sizeof(block_q4_0) == 18, "block_q4_0 size");
+
+/* Q4_1: x = d * q + m. */
+typedef struct {
+    uint16_t d;
+    uint16_t m;
+    uint8_t qs[QK4_1 / 2];
+} block_q4_1;
+RS_STATIC_ASSERT(sizeof(block_q4_1) == 20, "block_q4_1 size");
+
+/* Q5_0: x = d * (q - 16); the 5th bit of element j is bit j of qh (little-endian u32). */
+typedef struct {
+    uint16_t d;
+    uint8_t qh[4];
+    uint8_t qs[QK5_0 / 2];
+} block_q5_0;
+RS_STATIC_ASSERT(sizeof(block_q5_0) == 22, "block_q5_0 size");
+
+/* Q5_1: x = d * q + m. */
+typedef struct {
+    uint16_t d;
+    uint16_t m;
+    uint8_t qh[4];
+    uint8_t qs[QK5_1 / 2];
+} block_q5_1;
+RS_STATIC_ASSERT(sizeof(block_q5_1) == 24, "block_q5_1 size");
+
+/* Q8_0: x = d * q. */
+typedef struct {
+    uint16_t d;
+    int8_t qs[QK8_0];
+} block_q8_0;
+RS_STATIC_ASSERT(sizeof(block_q8_0) == 34, "block_q8_0 size");
+
+/* Q8_1: x = d * q; s = d * sum(q) (precomputed for dot products with Q4_1/Q5_1). */
+typedef struct {
+    uint16_t d;
+    uint16_t s;
+    int8_t qs[QK8_1];
+} block_q8_1;
+RS_STATIC_ASSERT(sizeof(block_q8_1) == 36, "block_q8_1 size");
+
+/* Q2_K: 16 sub-blocks of 16; scales[i] = (min scale << 4) | scale, 4 bits each. */
+typedef struct {
+    uint8_t scales[QK_K / 16];
+    uint8_t qs[QK_K / 4];
+    uint16_t d;
+    uint16_t dmin;
+} block_q2_K;
+RS_STATIC_ASSERT(sizeof(block_q2_K) == 84, "block_q2_K size");
+
+/* Q3_K: 16 sub-blocks of 16, 6-bit scales packed into 12 bytes, high bit in hmask. */
+typedef struct {
+    uint8_t hmask[QK_K / 8];
+    uint8_t qs[QK_K / 4];
+    uint8_t scales[12];
+    uint16_t d;
+} block_q3_K;
+RS_STATIC_ASSERT(sizeof(block_q3_K) == 110, "block_q3_K size");
+
+/* Q4_K: 8 sub-blocks of 32, 6-bit scales and mins packed into 12 bytes. */
+typedef struct {
+    uint16_t d;
+    uint16_t dmin;
+    uint8_t scales[K_SCALE_SIZE];
+    uint8_t qs[QK_K / 2];
+} block_q4_K;
+RS_STATIC_ASSERT(sizeof(block_q4_K) == 144, "block_q4_K size");
+
+/* Q5_K: as Q4_K plus one high bit per element. */
+typedef struct {
+    uint16_t d;
+    uint16_t dmin;
+    uint8_t scales[K_SCALE_SIZE];
+    uint8_t qh[QK_K / 8];
+    uint8_t qs[QK_K / 2];
+} block_q5_K;
+RS_STATIC_ASSERT(sizeof(block_q5_K) == 176, "block_q5_K size");
+
+/* Q6_K: x = d * scale * (q - 32), q 6 bits (4 low in ql, 2 high in qh), 16 int8 scales. */
+typedef struct {
+    uint8_t ql[QK_K / 2];
+    uint8_t qh[QK_K / 4];
+    int8_t scales[QK_K / 16];
+    uint16_t d;
+} block_q6_K;
+RS_STATIC_ASSERT(sizeof(block_q6_K) == 210, "block_q6_K size");
+
+/* Q8_K: intermediate type for K-quant dot products; d is f32, bsums = sums of 16 qs. */
+typedef struct {
+    float d;
+    int8_t qs[QK_K];
+    int16_t bsums[QK_K / 16];
+} block_q8_K;
+RS_STATIC_ASSERT(sizeof(block_q8_K) == 292, "block_q8_K size");
+
+/* IQ4_NL: x = d * kvalues_iq4nl[q]; nibble order as Q4_0. */
+typedef struct {
+    uint16_t d;
+    uint8_t qs[QK4_NL / 2];
+} block_iq4_nl;
+RS_STATIC_ASSERT(sizeof(block_iq4_nl) == 18, "block_iq4_nl size");
+
+/* The IQ4_NL non-linear code book (same values as GGML's kvalues_iq4nl). */
+#define RS_IQ4NL_VALUES {-127, -104, -83, -65, -49, -35, -22, -10, 1, 13, 25, 38, 53, 69, 89, 113}
+
+#endif
