@@ -4,7 +4,7 @@
  * type field maps straight onto rs_dtype. Types beyond GGML's range exist only
  * for safetensors (U8, BOOL) and can never be written to GGUF.
  * Every type GGUF knows has its block geometry here so sizes can be validated
- * and reported even when we cannot compute with it (traits.supported == false). */
+ * and reported even when we cannot compute with it (to_f32 == NULL). */
 #ifndef RUSTY_DTYPE_H
 #define RUSTY_DTYPE_H
 
@@ -76,5 +76,8 @@ bool rs_dtype_from_name(const char *name, rs_dtype *out);
 /* Bytes for a row of n elements; returns false when n is not a multiple of the
  * block size or the result overflows. */
 bool rs_dtype_row_size(rs_dtype t, int64_t n, size_t *bytes);
+/* True when tensors of this id can be read (converted to f32). Whether we can
+ * also write it is rs_dtype_get(id)->from_f32 != NULL. */
+bool rs_dtype_supports(int id);
 
 #endif

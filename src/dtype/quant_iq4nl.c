@@ -1,0 +1,95 @@
+/* quant_iq4nl.c — IQ4_NL: 32 elements, x = d * v[q] with the fixed
+ * non-linear code book v (RS_IQ4NL_VALUES, -127..113) and an fp16 d.
+ *
+ * The quantizer is the one llama-quantize runs for IQ4_NL without an
+ * importance matrix (ggml's quantize_iq4_nl, 7 trial scales each way,
+ * element weights x^2): start from d = max / 127, take the weighted
+ * least-squares d for the resulting codes, try the 15 scales
+ * (itry - 127) / max, keep the best fit, then re-pick every code for the
+ * final d. (ggml's quantize_row_iq4_nl_ref is a cheaper variant with no
+ * search; files in the wild come from the searching one.) */
+#include "dtype/quant_internal.h"
+
+static const int8_t k_values[16] = RS_IQ4NL_VALUES;
+
+/* Index of the code-book value nearest to x; ties go to the larger value.
+ * Binary search on midpoints, compared exactly as 2x >= v[i-1] + v[i]. */
+static int best_index(float x) {
+    const float x2 = x + x;
+    int idx = 0;
+    for (int step = 8; step > 0; step >>= 1) {
+        const int j = idx + step;
+        if (x2 >= (float)(k_values[j - 1] + k_values[j])) idx = j;
+    }
+    return idx;
+}
+
+void rs_dtype_iq4_nl_to_f32(const void *src, float *dst, int64_t n) {
+    const uint8_t *p = src;
+    for (int64_t b = 0; b < n / QK4_NL; b++, p += sizeof(block_iq4_nl), dst += QK4_NL) {
+        block_iq4_nl blk;
+        memcpy(&blk, p, sizeof blk);
+        const float d = rs_fp16_to_f32(blk.d);
+        for (int j = 0; j < QK4_NL / 2; j++) {
+            dst[j] = d * (float)k_values[blk.qs[j] & 0x0f];
+            dst[j + QK4_NL / 2] = d * (float)k_values[blk.qs[j] >> 4];
+        }
+    }
+}
+
+/* Weighted fit of the codes chosen with inverse scale id: sum w*v*x and sum w*v^2. */
+static void fit_sums(const float *x, const float *w, float id, float *sumqx, float *sumq2) {
+    float sqx = 0, sq2 = 0;
+    for (int j = 0; j < QK4_NL; j++) {
+        const float q = (float)k_values[best_index(id * x[j])];
+        sqx += w[j] * q * x[j];
+        sq2 += w[j] * q * q;
+    }
+    *sumqx = sqx;
+    *sumq2 = sq2;
+}
+
+/* Best scale for one block (0 for an all-zero block). */
+static float iq4nl_scale(const float *x) {
+    float weight[QK4_NL];
+    float amax = 0, max = 0;
+    for (int j = 0; j < QK4_NL; j++) {
+        weight[j] = x[j] * x[j];
+        if (fabsf(x[j]) > amax) {
+            amax = fabsf(x[j]);
+            max = x[j];
+        }
+    }
+    if (amax < RS_GROUP_MAX_EPS) return 0.0f;
+    float sumqx, sumq2;
+    fit_sums(x, weight, 1 / (-max / (float)k_values[0]), &sumqx, &sumq2);
+    float d = sumq2 > 0 ? sumqx / sumq2 : 0.0f;
+    float best = d * sumqx;
+    for (int itry = -7; itry <= 7; itry++) {
+        /* negative inverse scales: the code book is asymmetric, so mapping the
+         * extreme onto -127 can fit better than onto +113 */
+        fit_sums(x, weight, (float)(itry + k_values[0]) / max, &sumqx, &sumq2);
+        if (sumq2 > 0 && sumqx * sumqx > best * sumq2) {
+            d = sumqx / sumq2;
+            best = d * sumqx;
+        }
+    }
+    return d;
+}
+
+void rs_dtype_iq4_nl_from_f32(const float *src, void *dst, int64_t n) {
+    uint8_t *out = dst;
+    for (int64_t b = 0; b < n / QK4_NL; b++, src += QK4_NL, out += sizeof(block_iq4_nl)) {
+        const float d = iq4nl_scale(src);
+        /* codes are picked with the f32 d, which is then stored as fp16 */
+        const float id = d != 0.0f ? 1 / d : 0.0f;
+        block_iq4_nl blk;
+        blk.d = rs_f32_to_fp16(d);
+        for (int j = 0; j < QK4_NL / 2; j++) {
+            const int q0 = best_index(id * src[j]);
+            const int q1 = best_index(id * src[j + QK4_NL / 2]);
+            blk.qs[j] = (uint8_t)(q0 | (q1 << 4));
+        }
+        memcpy(out, &blk, sizeof blk);
+    }
+}
