@@ -1,7 +1,9 @@
 #!/usr/bin/env python3
 """quant_ref.py - an independent model of ggml's reference quantizers for Q8_0,
-Q4_0, Q4_1, Q5_0 and Q5_1 (quantize_row_*_ref), written from the format
-description, in pure Python.
+Q4_0, Q4_1, Q5_0 and Q5_1 (quantize_row_*_ref) and of the IQ4_NL quantizer
+llama-quantize runs without an importance matrix (quantize_iq4_nl: weights
+x^2, 7 trial scales each side), written from the algorithm descriptions, in
+pure Python.
 
 Every f32 operation of the C reference is reproduced as "compute in double,
 round to f32" (exact for + - * / of f32 operands), fp16 stores use struct's
@@ -22,8 +24,12 @@ FLT_MAX = struct.unpack("<f", struct.pack("<I", 0x7F7FFFFF))[0]
 
 
 def f32(x):
-    """Round a double to the nearest f32 (as C does for a float result)."""
-    return struct.unpack("<f", struct.pack("<f", x))[0]
+    """Round a double to the nearest f32 (as C does for a float result);
+    results beyond the f32 range become infinities, as in C."""
+    try:
+        return struct.unpack("<f", struct.pack("<f", x))[0]
+    except OverflowError:
+        return math.copysign(math.inf, x)
 
 
 def fp16_bytes(x):
@@ -125,7 +131,52 @@ def q8_0(xs):
     return fp16_bytes(d) + bytes(q & 0xFF for q in qs)
 
 
-QUANTIZERS = [("Q8_0", q8_0), ("Q4_0", q4_0), ("Q4_1", q4_1), ("Q5_0", q5_0), ("Q5_1", q5_1)]
+IQ4NL_VALUES = [-127, -104, -83, -65, -49, -35, -22, -10, 1, 13, 25, 38, 53, 69, 89, 113]
+
+
+def iq4nl_index(x):
+    """Nearest code-book entry; exact midpoint ties go to the larger value."""
+    best = 0
+    for i in range(1, 16):
+        if 2.0 * x >= IQ4NL_VALUES[i - 1] + IQ4NL_VALUES[i]:
+            best = i
+    return best
+
+
+def iq4nl_fit(xs, ws, idv):
+    sqx, sq2 = 0.0, 0.0
+    for x, w in zip(xs, ws):
+        q = float(IQ4NL_VALUES[iq4nl_index(f32(idv * x))])
+        sqx = f32(sqx + f32(f32(w * q) * x))
+        sq2 = f32(sq2 + f32(f32(w * q) * q))
+    return sqx, sq2
+
+
+def iq4_nl(xs):
+    ws = [f32(x * x) for x in xs]
+    amax, mx = 0.0, 0.0
+    for x in xs:
+        if abs(x) > amax:
+            amax, mx = abs(x), x
+    d = 0.0
+    if amax >= f32(1e-15):
+        # first guess maps the extreme onto +127, then least squares
+        sqx, sq2 = iq4nl_fit(xs, ws, f32(1.0 / f32(-mx / -127.0)))
+        d = f32(sqx / sq2) if sq2 > 0 else 0.0
+        best = f32(d * sqx)
+        for itry in range(-7, 8):
+            sqx, sq2 = iq4nl_fit(xs, ws, f32(float(itry - 127) / mx))
+            if sq2 > 0 and f32(sqx * sqx) > f32(best * sq2):
+                d = f32(sqx / sq2)
+                best = f32(d * sqx)
+    idv = f32(1.0 / d) if d != 0.0 else 0.0
+    idx = [iq4nl_index(f32(idv * x)) for x in xs]
+    qs = bytes(idx[j] | (idx[j + 16] << 4) for j in range(16))
+    return fp16_bytes(d) + qs
+
+
+QUANTIZERS = [("Q8_0", q8_0), ("Q4_0", q4_0), ("Q4_1", q4_1), ("Q5_0", q5_0), ("Q5_1", q5_1),
+              ("IQ4_NL", iq4_nl)]
 
 
 class XorShift:
@@ -187,6 +238,8 @@ def inputs():
     t5 = [-16.0, 16.0, 15.5, -15.5, 0.5, -0.5] + [k + 0.5 for k in range(-13, 13)]
     cases.append(("ties_q5", t5[:32]))
     cases.append(("tiny", [1e-20 * rng.uniform() for _ in range(32)]))
+    # small positive-biased values: fp16 d near its subnormal range
+    cases.append(("small", [2e-6 * rng.gauss() + 1e-6 for _ in range(32)]))
     # d overflows fp16 for the 4/5-bit types (stored as inf), not for Q8_0
     cases.append(("huge", [1.0e6 * rng.uniform() for _ in range(32)]))
     return [(name, [f32(v) for v in xs]) for name, xs in cases]

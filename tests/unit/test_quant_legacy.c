@@ -2,7 +2,8 @@
  * dequantized against values worked out from the format, round-trip error
  * bounds derived from each format, and byte-exact agreement with an
  * independent Python model of ggml's reference quantizers
- * (tests/ref/quant_ref.py -> tests/data/quant_ref.txt). */
+ * (tests/ref/quant_ref.py -> tests/data/quant_ref.txt; that file also holds
+ * IQ4_NL, checked here with the others). */
 #include "quant_cases.h"
 
 #include <stdio.h>
@@ -223,6 +224,11 @@ static size_t parse_hex(const char *s, uint8_t *out, size_t cap) {
     return n;
 }
 
+/* Types in tests/data/quant_ref.txt; the file has one line per type and input. */
+static const rs_dtype k_ref_types[] = {RS_DTYPE_Q8_0, RS_DTYPE_Q4_0, RS_DTYPE_Q4_1,
+                                       RS_DTYPE_Q5_0, RS_DTYPE_Q5_1, RS_DTYPE_IQ4_NL};
+enum { NREF = sizeof k_ref_types / sizeof k_ref_types[0], MAXIN = 32 };
+
 static void test_reference_bytes(void **state) {
     (void)state;
     size_t size = 0;
@@ -231,11 +237,9 @@ static void test_reference_bytes(void **state) {
     float input[32] = {0};
     /* all inputs concatenated, with the expected bytes per type, to check
      * that multi-block rows step through blocks correctly too */
-    enum { MAXIN = 32 };
     static float all_in[MAXIN * 32];
-    static uint8_t all_want[5][MAXIN * 36];
-    int n_in = 0, n_checked = 0;
-    int type_blocks[5] = {0};
+    static uint8_t all_want[NREF][MAXIN * 36], got_all[MAXIN * 36];
+    int n_in = 0, n_checked = 0, n_blocks[NREF] = {0};
     char *save = NULL;
     for (char *line = strtok_r(text, "\n", &save); line; line = strtok_r(NULL, "\n", &save)) {
         if (line[0] == '#') continue;
@@ -256,6 +260,9 @@ static void test_reference_bytes(void **state) {
         }
         rs_dtype t;
         assert_true(rs_dtype_from_name(tag, &t));
+        int ti = 0;
+        while (ti < NREF && k_ref_types[ti] != t) ti++;
+        assert_true(ti < NREF);
         const rs_dtype_traits *tr = rs_dtype_get(t);
         uint8_t want[64], got[64];
         assert_int_equal(parse_hex(rest, want, sizeof want), tr->type_size);
@@ -267,22 +274,14 @@ static void test_reference_bytes(void **state) {
                                 want[i]);
             fail();
         }
-        const int ti = t == RS_DTYPE_Q8_0   ? 0
-                       : t == RS_DTYPE_Q4_0 ? 1
-                       : t == RS_DTYPE_Q4_1 ? 2
-                       : t == RS_DTYPE_Q5_0 ? 3
-                                            : 4;
-        memcpy(all_want[ti] + tr->type_size * (size_t)type_blocks[ti]++, want, tr->type_size);
+        memcpy(all_want[ti] + tr->type_size * (size_t)n_blocks[ti]++, want, tr->type_size);
         n_checked++;
     }
     assert_true(n_in >= 15);
-    assert_int_equal(n_checked, 5 * n_in);
-    const rs_dtype order[5] = {RS_DTYPE_Q8_0, RS_DTYPE_Q4_0, RS_DTYPE_Q4_1, RS_DTYPE_Q5_0,
-                               RS_DTYPE_Q5_1};
-    static uint8_t got_all[MAXIN * 36];
-    for (int ti = 0; ti < 5; ti++) {
-        const rs_dtype_traits *tr = rs_dtype_get(order[ti]);
-        assert_int_equal(type_blocks[ti], n_in);
+    assert_int_equal(n_checked, NREF * n_in);
+    for (int ti = 0; ti < NREF; ti++) {
+        const rs_dtype_traits *tr = rs_dtype_get(k_ref_types[ti]);
+        assert_int_equal(n_blocks[ti], n_in);
         tr->from_f32(all_in, got_all, 32 * n_in);
         assert_memory_equal(got_all, all_want[ti], tr->type_size * (size_t)n_in);
     }
