@@ -55,9 +55,10 @@ static inline rs_fp16 rs_f32_to_fp16(float f) {
         if (rem > half || (rem == half && (q & 1))) q++;
         return (rs_fp16)(sign | q);
     }
-    uint32_t q = (abs - 0x38000000u) >> 13; /* rebias exponent 127 -> 15 */
-    uint32_t rem = abs & 0x1fff;
-    if (rem > 0x1000 || (rem == 0x1000 && (q & 1))) q++;
+    /* rebias exponent 127 -> 15 and drop 13 mantissa bits, rounding to nearest
+     * even without a branch: adding 0xfff plus the kept lsb carries exactly
+     * when the dropped bits exceed half, or equal half with an odd lsb */
+    uint32_t q = (abs - 0x38000000u + 0x0fffu + ((abs >> 13) & 1u)) >> 13;
     return (rs_fp16)(sign | q);
 }
 
