@@ -21,6 +21,13 @@
 #error "rusty's dtype code assumes a little-endian host"
 #endif
 
+/* The quantizers must round every f32 operation separately to give ggml's
+ * bytes: no fused multiply-add contraction of expressions like x * id + 8.5f.
+ * GCC keeps them apart in ISO C mode (-std=c11); clang needs to be told. */
+#if defined(__clang__)
+#pragma STDC FP_CONTRACT OFF
+#endif
+
 /* Below this magnitude a group counts as all-zero (ggml's GROUP_MAX_EPS). */
 #define RS_GROUP_MAX_EPS 1e-15f
 
