@@ -16,17 +16,23 @@
 #include "io/meta.h"
 #include "io/tensor_info.h"
 
-#define RS_GGUF_MAGIC "GGUF"
+#define RS_GGUF_MAGIC             "GGUF"
 #define RS_GGUF_DEFAULT_ALIGNMENT 32
+/* Deepest nesting of arrays of arrays the reader accepts (a top-level array is depth 1). */
+#define RS_GGUF_MAX_ARRAY_DEPTH 8
 
 typedef struct rs_gguf {
     uint32_t version;
-    rs_meta meta;              /* every key/value, in file order */
-    rs_tensor_info *tensors;   /* n_tensors entries, in file order (allocated in meta.arena) */
+    rs_meta meta;            /* every key/value, in file order */
+    rs_tensor_info *tensors; /* n_tensors entries, in file order (allocated in meta.arena) */
     uint64_t n_tensors;
-    uint64_t alignment;        /* general.alignment or 32 */
-    uint64_t data_offset;      /* absolute file offset of the data section */
+    uint64_t alignment;   /* general.alignment or 32 */
+    uint64_t data_offset; /* absolute file offset of the data section */
     rs_mapping map;
+    /* private: open-addressing hash of tensor names (slot = index + 1, 0 = empty),
+     * in meta.arena; used by rs_gguf_find_tensor */
+    uint64_t *name_slots;
+    uint64_t name_mask;
 } rs_gguf;
 
 /* Opens and validates a GGUF file. On failure *g is left closed (safe to close again). */
@@ -39,8 +45,12 @@ void rs_gguf_close(rs_gguf *g);
 const rs_tensor_info *rs_gguf_find_tensor(const rs_gguf *g, const char *name);
 
 /* Streaming writer: header and tensor infos first, then each tensor's bytes in
- * order. Offsets are assigned from the infos' nbytes (their `offset` field is
- * ignored) with `general.alignment` from meta, or 32. Always writes version 3. */
+ * order. Offsets are assigned from the infos' nbytes (their `offset` and `data`
+ * fields are ignored) with `general.alignment` from meta, or 32. Always writes
+ * version 3, into "<path>.tmp" until close. Everything is validated at open
+ * (RS_ERR_ARG names the bad key or tensor): key values must fit their type,
+ * tensor names must be unique and shorter than 64 bytes (ggml's limit), and each
+ * nbytes must match its type and shape. */
 typedef struct rs_gguf_writer rs_gguf_writer;
 
 rs_status rs_gguf_writer_open(rs_gguf_writer **w, const char *path, const rs_meta *meta,
@@ -48,7 +58,9 @@ rs_status rs_gguf_writer_open(rs_gguf_writer **w, const char *path, const rs_met
 /* Writes tensor i's bytes (i must be the next tensor; nbytes must equal its info). */
 rs_status rs_gguf_writer_put(rs_gguf_writer *w, uint64_t i, const void *data, uint64_t nbytes,
                              rs_error *err);
-/* Finishes the file (and frees w). Fails if a tensor was not written. */
+/* Finishes the file: flushes, syncs and renames "<path>.tmp" to path; frees w.
+ * Fails if a tensor was not written; on any failure the partial file is removed
+ * and w is freed as well. */
 rs_status rs_gguf_writer_close(rs_gguf_writer *w, rs_error *err);
 /* Frees w without finishing (after an error); removes the partial file. */
 void rs_gguf_writer_abort(rs_gguf_writer *w);
