@@ -1,0 +1,138 @@
+/* backend.h — the compute interface the model's forward pass is written against.
+ *
+ * One forward pass (src/model/forward.c) drives every backend through this
+ * vtable; CPU and CUDA differ only below it. The ops are deliberately coarse
+ * (fused add+norm, rope+cache store, whole attention) so a backend can fuse
+ * kernels without the model code knowing.
+ *
+ * Memory: every pointer an op receives (activations, positions, token ids)
+ * lives in the backend's own memory (host memory for the CPU, device memory
+ * for CUDA). Ops are asynchronous on devices; they report no errors directly —
+ * a backend records the first failure and returns it from sync().
+ *
+ * Shapes: activations are row-major [n tokens][width]; a weight W with
+ * ne = {n_in, n_out} is applied as y[t][o] = sum_i W[o][i] * x[t][i]. */
+#ifndef RUSTY_BACKEND_H
+#define RUSTY_BACKEND_H
+
+#include <stdbool.h>
+#include <stddef.h>
+#include <stdint.h>
+
+#include "core/status.h"
+#include "dtype/dtype.h"
+
+/* Head sizes above this are rejected at load (real models use <= 256); lets
+ * kernels keep per-head buffers on the stack. */
+enum { RS_MAX_HEAD_DIM = 1024 };
+
+typedef struct rs_backend rs_backend;
+typedef struct rs_kv rs_kv; /* a backend's KV cache (opaque, layout is the backend's choice) */
+
+/* A weight matrix or vector as a backend sees it. The model fills the host
+ * fields; weight_load() makes `data` usable by the backend (the CPU keeps the
+ * mmap pointer, CUDA uploads). */
+typedef struct rs_weight {
+    const char *name;
+    rs_dtype type;
+    int64_t n_in;          /* ne[0]: elements per row */
+    int64_t n_out;         /* ne[1]: rows (1 for vectors) */
+    size_t nbytes;
+    const void *host;      /* bytes in host memory (the mapping) */
+    void *data;            /* backend-resident bytes, set by weight_load */
+    void *extra;           /* backend-private (e.g. a repacked copy) */
+    rs_backend *backend;   /* the backend that loaded it */
+} rs_weight;
+
+/* One product of a multi-matmul: y = x W^T (+ bias). */
+typedef struct rs_matmul {
+    const rs_weight *w;
+    const rs_weight *bias; /* F32 vector of n_out, or NULL */
+    float *y;              /* [n][w->n_out] */
+} rs_matmul;
+
+/* Rotary embedding, already resolved by the model from the hyper-parameters. */
+typedef struct rs_rope {
+    bool neox;             /* rotate-half pairs (i, i + n_rot/2) instead of adjacent (2i, 2i+1) */
+    int n_rot;             /* rotated dimensions per head (<= head_dim), even */
+    const float *inv_freq; /* [n_rot / 2] per-pair frequency, scaling folded in; backend memory */
+    float attn_factor;     /* multiplies cos and sin (YaRN mscale); 1 otherwise */
+} rs_rope;
+
+typedef enum rs_kv_type { RS_KV_F32 = 0, RS_KV_F16 = 1 } rs_kv_type;
+
+typedef struct rs_kv_desc {
+    int n_layer;   /* layers held by this cache (the backend's share) */
+    int n_ctx;     /* positions per sequence */
+    int n_head_kv;
+    int head_dim;
+    rs_kv_type type;
+} rs_kv_desc;
+
+/* Attention geometry shared by the attention ops. */
+typedef struct rs_attn {
+    int n_head;
+    int n_head_kv;
+    int head_dim;
+    float scale;   /* usually 1/sqrt(head_dim) */
+} rs_attn;
+
+typedef struct rs_backend_ops {
+    const char *name;
+    void (*destroy)(rs_backend *b);
+
+    /* memory */
+    rs_status (*alloc)(rs_backend *b, size_t bytes, void **out, rs_error *err);
+    void (*release)(rs_backend *b, void *p);
+    rs_status (*upload)(rs_backend *b, void *dst, const void *src, size_t n, rs_error *err);
+    rs_status (*download)(rs_backend *b, void *dst, const void *src, size_t n, rs_error *err);
+    /* waits for queued work; returns the first error any op hit since the last sync */
+    rs_status (*sync)(rs_backend *b, rs_error *err);
+
+    /* weights and caches */
+    rs_status (*weight_load)(rs_backend *b, rs_weight *w, rs_error *err);
+    void (*weight_unload)(rs_backend *b, rs_weight *w);
+    rs_status (*kv_create)(rs_backend *b, const rs_kv_desc *d, rs_kv **out, rs_error *err);
+    void (*kv_destroy)(rs_backend *b, rs_kv *kv);
+
+    /* compute */
+    /* out[t] = row ids[t] of table (any supported type), as f32 */
+    void (*embed)(rs_backend *b, const rs_weight *table, const int32_t *ids, int n, float *out);
+    /* out[t] = x[t] / rms(x[t]) * w */
+    void (*rmsnorm)(rs_backend *b, const float *x, const rs_weight *w, float eps, int n, float *out);
+    /* x[t] += y[t]; out[t] = rmsnorm(x[t]) * w   (residual add fused with the next norm) */
+    void (*add_rmsnorm)(rs_backend *b, float *x, const float *y, const rs_weight *w, float eps,
+                        int n, float *out);
+    /* count products sharing one input x [n][n_in] */
+    void (*matmul)(rs_backend *b, const rs_matmul *mm, int count, const float *x, int n);
+    /* rotates q [n][n_head][hd] and k [n][n_head_kv][hd] in place at positions pos[n],
+     * then stores k and v [n][n_head_kv][hd] into layer `layer` of kv at those positions */
+    void (*rope_store)(rs_backend *b, float *q, float *k, const float *v, const int32_t *pos, int n,
+                       const rs_rope *rope, const rs_attn *at, rs_kv *kv, int layer);
+    /* causal attention: token t attends to cache positions 0..pos[t];
+     * out [n][n_head][hd] */
+    void (*attention)(rs_backend *b, const float *q, rs_kv *kv, int layer, const int32_t *pos, int n,
+                      const rs_attn *at, float *out);
+    /* out = silu(g) * u, elementwise over n_elems */
+    void (*swiglu)(rs_backend *b, const float *g, const float *u, int64_t n_elems, float *out);
+    /* x += y */
+    void (*add)(rs_backend *b, float *x, const float *y, int64_t n_elems);
+
+    /* Optional: the memory bandwidth this backend's weights stream from, measured
+     * now (GB/s, 1e9 bytes/s), for roofline figures in benchmarks. */
+    rs_status (*bandwidth)(rs_backend *b, double *gbps, rs_error *err);
+
+    /* Optional (NULL if unsupported): record the ops issued between graph_begin and
+     * graph_end under `key` and replay them later with graph_launch. Pointers and
+     * sizes must not change between replays; data in backend memory may. */
+    rs_status (*graph_begin)(rs_backend *b, int key, rs_error *err);
+    rs_status (*graph_end)(rs_backend *b, int key, rs_error *err);
+    bool (*graph_launch)(rs_backend *b, int key); /* false if no graph for key */
+} rs_backend_ops;
+
+struct rs_backend {
+    const rs_backend_ops *ops;
+    bool is_host; /* its memory is ordinary host memory (the CPU backend) */
+};
+
+#endif
