@@ -2,9 +2,11 @@
  *
  * Candidate selection never sorts the whole vocabulary: top-k keeps a bounded min-heap
  * of k ids (O(V log k) worst case, ~O(V) on real logits where most ids lose against the
- * heap root); top-p without top-k selects the best 256, 1024, 4096, ... ids until the
- * nucleus mass is reached; min-p alone is one unsorted pass. Ordering is total (logit
- * descending, then id ascending), so results never depend on scan or heap order. */
+ * heap root at the first compare); top-p without top-k builds a histogram of probability
+ * mass over logit buckets and sorts only the bucket where the nucleus ends; min-p is one
+ * unsorted pass. The order is total (logit descending, then id ascending), so results
+ * never depend on scan or heap order. Without sorting filters the candidates stay in id
+ * order; rs_sampler_probs sorts them at the end. */
 #include "sampler/sampler.h"
 
 #include <float.h>
@@ -16,7 +18,9 @@
 #include <time.h>
 #include <unistd.h>
 
-enum { TOP_P_FIRST_M = 256 }; /* first guess at the nucleus size when top-k is off */
+/* The top-p histogram spans this many nats below the max logit; lower ones share the
+ * last bucket (their mass only matters for top_p within ~1e-10 of 1). */
+#define TOP_P_RANGE 32.0
 
 /* ---- RNG: splitmix64 seeding, xoshiro256** stream (Blackman & Vigna) ---------------- */
 
@@ -118,8 +122,11 @@ rs_status rs_sampler_init(rs_sampler *s, const rs_sampler_params *p, int32_t n_v
     s->cand = malloc(n * sizeof *s->cand);
     s->prob = malloc(n * sizeof *s->prob);
     s->count = calloc(n, sizeof *s->count);
+    s->bucket_mass = malloc(RS_SAMPLER_BUCKETS * sizeof *s->bucket_mass);
+    s->bucket_n = malloc(RS_SAMPLER_BUCKETS * sizeof *s->bucket_n);
     if (p->repeat_last_n > 0) s->hist = malloc((size_t)p->repeat_last_n * sizeof *s->hist);
-    if (!s->logit || !s->cand || !s->prob || !s->count || (p->repeat_last_n > 0 && !s->hist)) {
+    if (!s->logit || !s->cand || !s->prob || !s->count || !s->bucket_mass || !s->bucket_n ||
+        (p->repeat_last_n > 0 && !s->hist)) {
         rs_sampler_free(s);
         return rs_error_set(err, RS_ERR_NOMEM, "sampler: out of memory for n_vocab %d",
                             (int)n_vocab);
@@ -134,6 +141,8 @@ void rs_sampler_free(rs_sampler *s) {
     free(s->prob);
     free(s->count);
     free(s->hist);
+    free(s->bucket_mass);
+    free(s->bucket_n);
     memset(s, 0, sizeof *s);
 }
 
@@ -163,10 +172,11 @@ void rs_sampler_reset(rs_sampler *s) {
 
 /* ---- chain stages ------------------------------------------------------------------ */
 
-/* NaN can never win and +inf would make the softmax NaN (inf - inf). */
+/* NaN can never win and +inf would make the softmax NaN (inf - inf). Branch-free so the
+ * copy loop vectorises. */
 static float clean_logit(float x) {
-    if (isnan(x)) return -INFINITY;
-    return x > FLT_MAX ? FLT_MAX : x;
+    x = x == x ? x : -INFINITY;
+    return x < FLT_MAX ? x : FLT_MAX;
 }
 
 static void apply_penalties(rs_sampler *s) {
@@ -185,6 +195,18 @@ static void apply_penalties(rs_sampler *s) {
     }
     for (int32_t i = 0; i < s->hist_len; i++)
         if (s->count[s->hist[i]] < 0) s->count[s->hist[i]] = -s->count[s->hist[i]];
+}
+
+/* The largest value; eight running maxima keep the compare chain short. */
+static float max_of(const float *w, int32_t n) {
+    float m[8] = {-INFINITY, -INFINITY, -INFINITY, -INFINITY,
+                  -INFINITY, -INFINITY, -INFINITY, -INFINITY};
+    int32_t i = 0;
+    for (; i + 8 <= n; i += 8)
+        for (int j = 0; j < 8; j++) m[j] = w[i + j] > m[j] ? w[i + j] : m[j];
+    for (; i < n; i++) m[0] = w[i] > m[0] ? w[i] : m[0];
+    for (int j = 1; j < 8; j++) m[0] = m[j] > m[0] ? m[j] : m[0];
+    return m[0];
 }
 
 /* The total candidate order: a ranks below b. */
@@ -217,58 +239,91 @@ static void sort_best_first(const float *w, int32_t *h, int32_t n) {
     }
 }
 
-/* out[0..m) = the m best ids of the whole vocabulary, best first (1 <= m <= n_vocab). */
-static void select_top(const float *w, int32_t n_vocab, int32_t m, int32_t *out) {
-    for (int32_t i = 0; i < m; i++) out[i] = i;
-    for (int32_t i = m / 2 - 1; i >= 0; i--) sift_down(w, out, m, i);
-    for (int32_t i = m; i < n_vocab; i++) {
-        if (!worse(w, out[0], i)) continue;
+/* out[0..k) = the k best ids of the whole vocabulary, best first (1 <= k <= n_vocab). */
+static void select_top_k(const float *w, int32_t n_vocab, int32_t k, int32_t *out) {
+    for (int32_t i = 0; i < k; i++) out[i] = i;
+    for (int32_t i = k / 2 - 1; i >= 0; i--) sift_down(w, out, k, i);
+    float worst = w[out[0]];
+    /* ids come in ascending order, so a tie with the root never displaces it (lower id
+     * wins): one compare rejects most ids */
+    for (int32_t i = k; i < n_vocab; i++) {
+        if (w[i] <= worst) continue;
         out[0] = i;
-        sift_down(w, out, m, 0);
+        sift_down(w, out, k, 0);
+        worst = w[out[0]];
     }
-    sort_best_first(w, out, m);
+    sort_best_first(w, out, k);
 }
 
-/* Shortest best-first prefix of the candidates whose temperature-1 mass reaches top_p.
- * With *sorted false the candidates are the whole vocabulary in id order. */
-static int32_t apply_top_p(rs_sampler *s, int32_t n, bool *sorted) {
+/* top-p over candidates already sorted best first: the shortest prefix whose
+ * temperature-1 mass reaches top_p. */
+static int32_t top_p_sorted(rs_sampler *s, int32_t n, double vmax) {
     const float *w = s->logit;
+    double z = 0.0, cum = 0.0;
+    for (int32_t i = 0; i < n; i++) z += exp((double)w[s->cand[i]] - vmax);
+    for (int32_t i = 0; i < n; i++) {
+        cum += exp((double)w[s->cand[i]] - vmax) / z;
+        if (cum >= s->params.top_p) return i + 1;
+    }
+    return n; /* rounding kept the mass just below top_p: keep everything */
+}
+
+static int bucket_of(float x, double vmax) {
+    const double d = (vmax - (double)x) * (RS_SAMPLER_BUCKETS / TOP_P_RANGE);
+    return d < RS_SAMPLER_BUCKETS - 1 ? (int)d : RS_SAMPLER_BUCKETS - 1; /* -inf lands last */
+}
+
+/* top-p over the whole vocabulary without sorting it: a histogram of the mass over logit
+ * buckets (monotone in the logit) finds the bucket where the nucleus ends, and only that
+ * bucket is sorted. The kept ids land in cand[0..n) best bucket first, not sorted. */
+static int32_t top_p_all(rs_sampler *s, double vmax) {
+    const float *w = s->logit;
+    const int32_t nv = s->n_vocab;
+    double *e = s->prob, *mass = s->bucket_mass, z = 0.0;
+    int32_t *cnt = s->bucket_n;
+    memset(mass, 0, RS_SAMPLER_BUCKETS * sizeof *mass);
+    memset(cnt, 0, RS_SAMPLER_BUCKETS * sizeof *cnt);
+    for (int32_t i = 0; i < nv; i++) {
+        const int b = bucket_of(w[i], vmax);
+        e[i] = exp((double)w[i] - vmax); /* prob[] is free until the final softmax */
+        z += e[i];
+        mass[b] += e[i];
+        cnt[b]++;
+    }
     const double p = s->params.top_p;
-    double max = -INFINITY, z = 0.0;
-    for (int32_t i = 0; i < n; i++) max = fmax(max, w[s->cand[i]]);
-    if (max == -INFINITY) return n; /* all equal: no prefix is special */
-    for (int32_t i = 0; i < n; i++) z += exp((double)w[s->cand[i]] - max);
-    int32_t m = *sorted ? n : (n < TOP_P_FIRST_M ? n : TOP_P_FIRST_M);
-    for (;;) {
-        if (!*sorted || m < n) select_top(w, s->n_vocab, m, s->cand);
-        double cum = 0.0;
-        for (int32_t i = 0; i < m; i++) {
-            cum += exp((double)w[s->cand[i]] - max) / z;
-            if (cum >= p) {
-                *sorted = true;
-                return i + 1;
-            }
-        }
-        if (m == n) { /* rounding kept the mass just below p: keep everything */
-            *sorted = true;
-            return n;
-        }
-        m = m > n / 4 ? n : m * 4;
+    double cum = 0.0;
+    int32_t above = 0; /* ids in the buckets before the boundary one */
+    int edge = 0;
+    for (; edge < RS_SAMPLER_BUCKETS - 1; edge++) {
+        if (cum + mass[edge] / z >= p) break;
+        cum += mass[edge] / z;
+        above += cnt[edge];
     }
+    int32_t n_hi = 0, n_edge = above;
+    for (int32_t i = 0; i < nv; i++) {
+        const int b = bucket_of(w[i], vmax);
+        if (b < edge)
+            s->cand[n_hi++] = i;
+        else if (b == edge)
+            s->cand[n_edge++] = i;
+    }
+    sort_best_first(w, s->cand + above, n_edge - above);
+    for (int32_t i = above; i < n_edge; i++) {
+        cum += e[s->cand[i]] / z;
+        if (cum >= p) return i + 1;
+    }
+    return n_edge;
 }
 
-/* Keeps tokens with logit >= max + log(min_p), i.e. p >= min_p * p_max. */
-static int32_t apply_min_p(rs_sampler *s, int32_t n, bool sorted) {
+/* min-p: keeps tokens with logit >= max + log(min_p), i.e. p >= min_p * p_max. With
+ * all == true the candidates are the whole vocabulary (cand not yet filled). */
+static int32_t apply_min_p(rs_sampler *s, int32_t n, bool all, bool sorted, double vmax) {
     const float *w = s->logit;
-    double max = w[s->cand[0]];
-    if (!sorted)
-        for (int32_t i = 1; i < n; i++) max = fmax(max, w[s->cand[i]]);
-    if (max == -INFINITY) return n;
     const double cut = log((double)s->params.min_p);
     int32_t kept = 0;
     for (int32_t i = 0; i < n; i++) {
-        const int32_t id = s->cand[i];
-        if ((double)w[id] - max >= cut)
+        const int32_t id = all ? i : s->cand[i];
+        if ((double)w[id] - vmax >= cut)
             s->cand[kept++] = id;
         else if (sorted)
             break;
@@ -277,14 +332,12 @@ static int32_t apply_min_p(rs_sampler *s, int32_t n, bool sorted) {
 }
 
 /* prob[i] = softmax(logit / temp) over the candidates, in float64. */
-static void final_softmax(rs_sampler *s, int32_t n) {
+static void final_softmax(rs_sampler *s, int32_t n, double vmax) {
     const float *w = s->logit;
     const double temp = s->params.temp;
-    double max = -INFINITY, z = 0.0;
-    for (int32_t i = 0; i < n; i++) max = fmax(max, w[s->cand[i]]);
+    double z = 0.0;
     for (int32_t i = 0; i < n; i++) {
-        /* all -inf: uniform rather than NaN */
-        double e = max == -INFINITY ? 1.0 : exp(((double)w[s->cand[i]] - max) / temp);
+        const double e = exp(((double)w[s->cand[i]] - vmax) / temp);
         s->prob[i] = e;
         z += e;
     }
@@ -298,30 +351,37 @@ static void run_chain(rs_sampler *s, const float *logits, bool want_sorted) {
     float *w = s->logit;
     for (int32_t i = 0; i < nv; i++) w[i] = clean_logit(logits[i]);
     apply_penalties(s);
-
-    if (p->temp <= 0.0f) { /* greedy: first maximum = lowest id on ties */
-        int32_t best = 0;
-        for (int32_t i = 1; i < nv; i++)
-            if (w[i] > w[best]) best = i;
-        s->cand[0] = best;
-        s->prob[0] = 1.0;
-        s->n_cand = 1;
-        return;
-    }
+    const float vmax = max_of(w, nv); /* every filter keeps the top token */
 
     int32_t n = nv;
-    bool sorted = false;
+    if (p->temp <= 0.0f || vmax == -INFINITY) {
+        /* greedy (first maximum = lowest id), or all -inf: uniform rather than NaN */
+        n = p->temp <= 0.0f ? 1 : nv;
+        int32_t best = 0;
+        while (w[best] != vmax) best++;
+        for (int32_t i = 0; i < n; i++) s->cand[i] = n == 1 ? best : i;
+        for (int32_t i = 0; i < n; i++) s->prob[i] = 1.0 / n;
+        s->n_cand = n;
+        return;
+    }
+    bool all = true, sorted = false; /* all: the candidates are 0..nv-1, cand unfilled */
     if (p->top_k > 0 && p->top_k < nv) {
         n = p->top_k;
-        select_top(w, nv, n, s->cand);
-        sorted = true;
-    } else {
-        for (int32_t i = 0; i < nv; i++) s->cand[i] = i;
+        select_top_k(w, nv, n, s->cand);
+        all = false, sorted = true;
     }
-    if (p->top_p < 1.0f) n = apply_top_p(s, n, &sorted);
-    if (p->min_p > 0.0f) n = apply_min_p(s, n, sorted);
+    if (p->top_p < 1.0f) {
+        n = all ? top_p_all(s, vmax) : top_p_sorted(s, n, vmax);
+        all = false;
+    }
+    if (p->min_p > 0.0f) {
+        n = apply_min_p(s, n, all, sorted, vmax);
+        all = false;
+    }
+    if (all)
+        for (int32_t i = 0; i < nv; i++) s->cand[i] = i;
     if (want_sorted && !sorted) sort_best_first(w, s->cand, n);
-    final_softmax(s, n);
+    final_softmax(s, n, vmax);
     s->n_cand = n;
 }
 

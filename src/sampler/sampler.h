@@ -36,6 +36,7 @@
 enum {
     RS_SAMPLER_VOCAB_MAX = 1 << 24,  /* bound on n_vocab (work buffers are 16 B per token) */
     RS_SAMPLER_LAST_N_MAX = 1 << 24, /* bound on repeat_last_n */
+    RS_SAMPLER_BUCKETS = 2048,       /* logit histogram for top-p over the whole vocabulary */
 };
 
 typedef struct rs_sampler_params {
@@ -53,16 +54,18 @@ typedef struct rs_sampler_params {
 typedef struct rs_sampler {
     rs_sampler_params params;
     int32_t n_vocab;
-    uint64_t seed;     /* the seed in use (resolved when params.seed was RANDOM) */
-    uint64_t rng[4];   /* xoshiro256** state */
-    float *logit;      /* [n_vocab] the last logits, cleaned and penalised */
-    int32_t *cand;     /* [n_vocab] candidate ids of the last chain run */
-    double *prob;      /* [n_vocab] their final probabilities */
-    int32_t n_cand;    /* candidates after the last chain run */
-    int32_t *count;    /* [n_vocab] occurrences of each token in the history window */
-    int32_t *hist;     /* [repeat_last_n] ring of accepted tokens */
-    int32_t hist_len;  /* tokens in the ring */
-    int32_t hist_next; /* ring slot the next token goes to */
+    uint64_t seed;       /* the seed in use (resolved when params.seed was RANDOM) */
+    uint64_t rng[4];     /* xoshiro256** state */
+    float *logit;        /* [n_vocab] the last logits, cleaned and penalised */
+    int32_t *cand;       /* [n_vocab] candidate ids of the last chain run */
+    double *prob;        /* [n_vocab] their final probabilities */
+    int32_t n_cand;      /* candidates after the last chain run */
+    int32_t *count;      /* [n_vocab] occurrences of each token in the history window */
+    int32_t *hist;       /* [repeat_last_n] ring of accepted tokens */
+    int32_t hist_len;    /* tokens in the ring */
+    int32_t hist_next;   /* ring slot the next token goes to */
+    double *bucket_mass; /* [RS_SAMPLER_BUCKETS] top-p histogram: probability mass */
+    int32_t *bucket_n;   /* [RS_SAMPLER_BUCKETS] top-p histogram: ids */
 } rs_sampler;
 
 /* llama.cpp's defaults, as documented on each field above. */

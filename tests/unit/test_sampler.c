@@ -300,6 +300,15 @@ static void test_large_vocab_vs_reference(void **state) {
     check_against_ref(l, V, &p);
     p.top_k = 1000;
     check_against_ref(l, V, &p);
+    /* many exact ties (logits on a 1/4 grid): the tie order inside the boundary bucket */
+    p.top_k = 0;
+    p.top_p = 0.9f;
+    for (int i = 0; i < V; i++) l[i] = floorf(tu_randf(&rs) * 8.0f) * 0.25f;
+    check_against_ref(l, V, &p);
+    /* three quarters masked to -inf, a top_p close to 1 */
+    p.top_p = 0.999f;
+    for (int i = 0; i < V; i++) l[i] = i % 4 ? -INFINITY : tu_randf(&rs) * 5.0f;
+    check_against_ref(l, V, &p);
     free(l);
 }
 
