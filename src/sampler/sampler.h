@@ -13,14 +13,18 @@
  *                 highest-first prefix whose probability mass reaches top_p
  *   5. min-p      keep tokens with p >= min_p * p_max, i.e. logit >= max + log(min_p)
  *   6. temperature  p_i = softmax(logit_i / temp) over the survivors (float64)
- *   7. draw       one uniform double from the sampler's xoshiro256** stream, inverse CDF
+ *   7. draw       one uniform double u = (next >> 11) * 2^-53 from the sampler's
+ *                 xoshiro256** stream; the first candidate whose cumulative probability
+ *                 exceeds u. No number is drawn when one candidate is left (as llama.cpp).
  * Filters 3-5 therefore see temperature-1 probabilities, exactly as in llama.cpp.
  *
  * NaN logits count as -inf and +inf as FLT_MAX, so hostile logits cannot poison the
  * softmax; if every candidate is -inf the draw is uniform over them.
  *
  * Reproducibility: the RNG (xoshiro256**, seeded through splitmix64) is bit-exact on every
- * platform; the token sequence is too wherever expf/exp round the same (glibc does).
+ * platform, and so is the token sequence wherever libm's exp/log return the same values;
+ * a libm differing in the last bit can only flip a draw landing within ~1e-16 of a
+ * cumulative boundary (or a filter cut within ~1e-16 of its threshold).
  * All buffers are allocated by rs_sampler_init; sampling never allocates. */
 #ifndef RUSTY_SAMPLER_H
 #define RUSTY_SAMPLER_H
@@ -84,10 +88,11 @@ void rs_sampler_free(rs_sampler *s);
  * the token: call rs_sampler_accept with whatever token is actually used. */
 int32_t rs_sampler_sample(rs_sampler *s, const float *logits);
 
-/* Runs the chain without drawing and returns the number of final candidates (>= 1);
- * *ids and *probs (may be NULL) point at them, sorted by descending probability, ties by
- * ascending id, valid until the next call on s. With temp <= 0 it is the one greedy token
- * with probability 1. Probabilities are float64 and sum to 1. */
+/* Runs the chain without drawing (the RNG does not move) and returns the number of
+ * final candidates (>= 1); *ids and *probs (either may be NULL) point at them, sorted by
+ * descending probability, ties by ascending id, valid until the next call on s. With
+ * temp <= 0 it is the one greedy token with probability 1. Probabilities are float64 and
+ * sum to 1. Without top-k the survivors are heap-sorted here, O(n log n) in their count. */
 int32_t rs_sampler_probs(rs_sampler *s, const float *logits, const int32_t **ids,
                          const double **probs);
 
