@@ -211,7 +211,7 @@ static float max_of(const float *w, int32_t n) {
 
 /* The total candidate order: a ranks below b. */
 static inline bool worse(const float *w, int32_t a, int32_t b) {
-    return w[a] < w[b] || (w[a] == w[b] && a > b);
+    return w[a] < w[b] || (a > b && w[a] == w[b]);
 }
 
 /* Min-heap on `worse` (the worst id at h[0]). */
