@@ -6,6 +6,10 @@
 #include <string.h>
 #include <unistd.h>
 
+#if defined(__x86_64__) || defined(__i386__)
+#include <cpuid.h>
+#endif
+
 /* Counts distinct (physical id, core id) pairs in /proc/cpuinfo. */
 static int count_physical_cores(void) {
     FILE *f = fopen("/proc/cpuinfo", "r");
@@ -37,7 +41,9 @@ void rs_cpu_detect(rs_cpu_info *info) {
     __builtin_cpu_init();
     info->avx2 = __builtin_cpu_supports("avx2");
     info->fma = __builtin_cpu_supports("fma");
-    info->f16c = __builtin_cpu_supports("f16c");
+    /* clang 14's __builtin_cpu_supports does not know "f16c": read CPUID.1:ECX bit 29 */
+    unsigned a, b, c, d;
+    info->f16c = __get_cpuid(1, &a, &b, &c, &d) && (c & (1u << 29));
     info->avx512f = __builtin_cpu_supports("avx512f");
     info->avx512bw = __builtin_cpu_supports("avx512bw");
     info->avx512vl = __builtin_cpu_supports("avx512vl");

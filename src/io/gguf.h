@@ -16,18 +16,18 @@
 #include "io/meta.h"
 #include "io/tensor_info.h"
 
-#define RS_GGUF_MAGIC             "GGUF"
+#define RS_GGUF_MAGIC "GGUF"
 #define RS_GGUF_DEFAULT_ALIGNMENT 32
 /* Deepest nesting of arrays of arrays the reader accepts (a top-level array is depth 1). */
 #define RS_GGUF_MAX_ARRAY_DEPTH 8
 
 typedef struct rs_gguf {
     uint32_t version;
-    rs_meta meta;            /* every key/value, in file order */
-    rs_tensor_info *tensors; /* n_tensors entries, in file order (allocated in meta.arena) */
+    rs_meta meta;              /* every key/value, in file order */
+    rs_tensor_info *tensors;   /* n_tensors entries, in file order (allocated in meta.arena) */
     uint64_t n_tensors;
-    uint64_t alignment;   /* general.alignment or 32 */
-    uint64_t data_offset; /* absolute file offset of the data section */
+    uint64_t alignment;        /* general.alignment or 32 */
+    uint64_t data_offset;      /* absolute file offset of the data section */
     rs_mapping map;
     /* private: open-addressing hash of tensor names (slot = index + 1, 0 = empty),
      * in meta.arena; used by rs_gguf_find_tensor */
@@ -35,7 +35,15 @@ typedef struct rs_gguf {
     uint64_t name_mask;
 } rs_gguf;
 
-/* Opens and validates a GGUF file. On failure *g is left closed (safe to close again). */
+/* Opens and validates a GGUF file. On failure *g is left closed (safe to close again).
+ * Accepted as ggml's gguf.cpp accepts: general.alignment a u32 power of two;
+ * dims >= 0 with an element count that fits int64; ne[0] a multiple of the
+ * type's block size; tensors packed in file order, each at the previous one's
+ * end padded to the alignment (so no overlaps and no holes); every tensor's
+ * data inside the file. Stricter than ggml: keys and tensor names must be
+ * non-empty and NUL-free, bools 0 or 1, arrays nested at most
+ * RS_GGUF_MAX_ARRAY_DEPTH deep. A file without tensors may end before the
+ * aligned data offset (llama.cpp's vocab-only files do). */
 rs_status rs_gguf_open(rs_gguf *g, const char *path, rs_error *err);
 /* Parses a GGUF image in caller-owned memory (must outlive *g). */
 rs_status rs_gguf_open_memory(rs_gguf *g, const void *data, size_t size, rs_error *err);

@@ -106,7 +106,7 @@ static rs_status rd_uint(reader *r, unsigned w, const char *what, uint64_t *out)
 }
 
 static rs_status rd_u32(reader *r, const char *what, uint32_t *out) {
-    uint64_t v;
+    uint64_t v = 0;
     rs_status st = rd_uint(r, 4, what, &v);
     *out = (uint32_t)v;
     return st;
@@ -199,7 +199,9 @@ static rs_status rd_vtype(reader *r, const char *what, rs_vtype *t) {
 }
 
 static rs_status rd_str_elems(reader *r, rs_array *arr) {
-    rs_str *strs = rs_arena_calloc(r->arena, arr->n ? arr->n : 1, sizeof *strs);
+    /* every entry is written below, so no zeroing (this table can be megabytes) */
+    rs_str *strs =
+        rs_arena_alloc(r->arena, (size_t)(arr->n ? arr->n : 1) * sizeof *strs, _Alignof(rs_str));
     if (!strs) return OOM(r, r->pos);
     for (uint64_t i = 0; i < arr->n; i++) {
         uint64_t at = r->pos, len;

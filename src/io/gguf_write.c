@@ -204,6 +204,8 @@ static int cmp_name(const void *a, const void *b) {
 static rs_status check_tensors(const char *path, const rs_tensor_info *t, uint64_t n,
                                uint64_t alignment, rs_error *err) {
     uint64_t end = 0;
+    if (n && !t)
+        return rs_error_set(err, RS_ERR_ARG, "%s: %" PRIu64 " tensors but no infos", path, n);
     for (uint64_t i = 0; i < n; i++) {
         rs_status st = check_tensor(path, &t[i], i, err);
         if (st) return st;

@@ -64,7 +64,7 @@ static int64_t check_layout(const rs_gguf *g) {
     for (uint64_t i = 0; i < g->n_tensors; i++) {
         const rs_tensor_info *t = &g->tensors[i];
         int64_t n = rs_tensor_nelements(t);
-        uint64_t want;
+        uint64_t want = 0;
         switch (t->type) {
         case RS_DTYPE_F32:
             want = (uint64_t)n * 4;

@@ -30,7 +30,7 @@ static bool exists(const char *path) {
 }
 
 static const char *tmp_name(const char *path) {
-    static char buf[4200];
+    static char buf[8500];
     snprintf(buf, sizeof buf, "%s.tmp", path);
     return buf;
 }
