@@ -162,7 +162,7 @@ static rs_status write_all(FILE *f, const char *tmp, const char *header, size_t 
     for (uint64_t i = 0; i < n && ok; i++)
         if (tensors[i].nbytes)
             ok = fwrite(tensors[i].data, 1, (size_t)tensors[i].nbytes, f) == tensors[i].nbytes;
-    if (ok) ok = fflush(f) == 0 && fsync(fileno(f)) == 0;
+    if (ok) ok = fflush(f) == 0;
     if (!ok) return rs_error_set(err, RS_ERR_IO, "%s: write failed: %s", tmp, strerror(errno));
     return RS_OK;
 }

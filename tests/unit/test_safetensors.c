@@ -502,7 +502,7 @@ static void test_truncations(void **state) {
     unsigned char *all = (unsigned char *)tu_read_file(path, &size);
     assert_non_null(all);
     size_t cuts = 0;
-    for (size_t n = 0; n < size; n += (n < 2300 ? 1 : 4099)) {
+    for (size_t n = 0; n < size; n += (n < 2300 ? 1 : 65537)) {
         rs_safetensors st;
         rs_error err = {0};
         unsigned char *copy;
@@ -512,23 +512,24 @@ static void test_truncations(void **state) {
         cuts++;
     }
     assert_true(cuts > 2300);
-    /* and random byte corruption in the header: clean success or clean error */
+    /* random byte corruption in the header (3 bytes, restored after each try):
+     * a clean success or a clean error */
     uint64_t rng = 12345;
-    unsigned char *mut = malloc(size);
-    assert_non_null(mut);
     for (int it = 0; it < 300; it++) {
-        memcpy(mut, all, size);
+        size_t at[3];
+        unsigned char old[3];
         for (int k = 0; k < 3; k++) {
-            size_t at = 8 + (size_t)((tu_randf(&rng) + 1.0f) * 0.5f * 2159);
-            mut[at] = (unsigned char)((tu_randf(&rng) + 1.0f) * 128);
+            at[k] = 8 + (size_t)((tu_randf(&rng) + 1.0f) * 0.5f * 2159);
+            old[k] = all[at[k]];
+            all[at[k]] = (unsigned char)((tu_randf(&rng) + 1.0f) * 128);
         }
         rs_safetensors st;
         rs_error err = {0};
-        rs_status s = rs_safetensors_open_memory(&st, mut, size, &err);
+        rs_status s = rs_safetensors_open_memory(&st, all, size, &err);
         assert_true(s == RS_OK || s == RS_ERR_FORMAT || s == RS_ERR_UNSUPPORTED);
         rs_safetensors_close(&st);
+        for (int k = 2; k >= 0; k--) all[at[k]] = old[k];
     }
-    free(mut);
     free(all);
 }
 
