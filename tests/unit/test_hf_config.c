@@ -22,7 +22,7 @@ static rs_hf_config parse_ok(const char *json) {
 
 /* A minimal valid config; fields are appended with the EXTRA argument. */
 #define BASE(extra)                                                                                \
-    "{\"architectures\":[\"LlamaForCausalLM\"],\"hidden_size\":64,\"intermediate_size\":172,"     \
+    "{\"architectures\":[\"LlamaForCausalLM\"],\"hidden_size\":64,\"intermediate_size\":172,"      \
     "\"num_hidden_layers\":5,\"num_attention_heads\":8,\"vocab_size\":512,"                        \
     "\"max_position_embeddings\":2048" extra "}"
 
@@ -92,9 +92,11 @@ static void test_defaults_and_variants(void **state) {
     assert_true(c.rope_theta == 1e6);
     assert_true(c.rms_norm_eps == 1e-5);
     assert_true(c.attention_bias);
-    /* head_dim need not divide hidden when given */
-    c = parse_ok(BASE(",\"num_attention_heads\":3,\"head_dim\":10"));
-    (void)c;
+    /* head_dim need not come from hidden / heads when given */
+    c = parse_ok("{\"model_type\":\"llama\",\"hidden_size\":64,\"intermediate_size\":1,"
+                 "\"num_hidden_layers\":1,\"num_attention_heads\":3,\"head_dim\":10,"
+                 "\"vocab_size\":100,\"max_position_embeddings\":8}");
+    assert_int_equal(c.head_dim, 10);
 }
 
 static void test_rope_scaling(void **state) {
@@ -154,55 +156,70 @@ static void test_errors(void **state) {
         {BASE(",\"hidden_size\":1"), RS_ERR_FORMAT, "'hidden_size' appears twice", NULL},
         {"{\"hidden_size\":64}", RS_ERR_FORMAT, "neither 'architectures' nor 'model_type'", NULL},
         {BASE(",\"architectures\":[]"), RS_ERR_FORMAT, "appears twice", NULL},
-        {"{\"architectures\":[],\"hidden_size\":1}", RS_ERR_FORMAT, "'architectures' is empty", NULL},
+        {"{\"architectures\":[],\"hidden_size\":1}", RS_ERR_FORMAT, "'architectures' is empty",
+         NULL},
         {"{\"architectures\":\"Llama\"}", RS_ERR_FORMAT, "'architectures' is string", NULL},
         {"{\"architectures\":[5]}", RS_ERR_FORMAT, "'architectures[0]' is a number", NULL},
         {"{\"model_type\":\"llama\",\"intermediate_size\":1}", RS_ERR_FORMAT,
          "required key 'hidden_size' is missing", NULL},
         {"{\"model_type\":\"llama\",\"hidden_size\":\"64\"}", RS_ERR_FORMAT,
          "'hidden_size' is a string, expected an integer", NULL},
-        {"{\"model_type\":\"llama\",\"hidden_size\":0}", RS_ERR_RANGE, "'hidden_size' = 0 is out of range", NULL},
-        {"{\"model_type\":\"llama\",\"hidden_size\":64.5}", RS_ERR_FORMAT, "'hidden_size' = 64.5 is not an integer", NULL},
-        {"{\"model_type\":\"llama\",\"hidden_size\":1e12}", RS_ERR_RANGE, "'hidden_size'", "out of range"},
-        {"{\"model_type\":\"llama\",\"hidden_size\":-64}", RS_ERR_RANGE, "'hidden_size'", "out of range"},
+        {"{\"model_type\":\"llama\",\"hidden_size\":0}", RS_ERR_RANGE,
+         "'hidden_size' = 0 is out of range", NULL},
+        {"{\"model_type\":\"llama\",\"hidden_size\":64.5}", RS_ERR_FORMAT,
+         "'hidden_size' = 64.5 is not an integer", NULL},
+        {"{\"model_type\":\"llama\",\"hidden_size\":1e12}", RS_ERR_RANGE, "'hidden_size'",
+         "out of range"},
+        {"{\"model_type\":\"llama\",\"hidden_size\":-64}", RS_ERR_RANGE, "'hidden_size'",
+         "out of range"},
         {"{\"model_type\":\"llama\",\"hidden_size\":64,\"intermediate_size\":true}", RS_ERR_FORMAT,
          "'intermediate_size' is a bool", NULL},
-        {"{\"model_type\":\"llama\",\"hidden_size\":64,\"intermediate_size\":1,\"num_hidden_layers\":9999}",
+        {"{\"model_type\":\"llama\",\"hidden_size\":64,\"intermediate_size\":1,\"num_hidden_"
+         "layers\":9999}",
          RS_ERR_RANGE, "'num_hidden_layers'", NULL},
         {BASE(",\"num_key_value_heads\":3"), RS_ERR_FORMAT,
          "'num_key_value_heads' = 3 does not divide 'num_attention_heads' = 8", NULL},
         {BASE(",\"num_key_value_heads\":0"), RS_ERR_RANGE, "'num_key_value_heads' = 0", NULL},
-        {"{\"model_type\":\"llama\",\"hidden_size\":60,\"intermediate_size\":1,\"num_hidden_layers\":1,"
+        {"{\"model_type\":\"llama\",\"hidden_size\":60,\"intermediate_size\":1,\"num_hidden_"
+         "layers\":1,"
          "\"num_attention_heads\":8,\"vocab_size\":5,\"max_position_embeddings\":5}",
          RS_ERR_FORMAT, "'hidden_size' = 60 is not divisible by 'num_attention_heads' = 8", NULL},
         {BASE(",\"head_dim\":7"), RS_ERR_FORMAT, "'head_dim' = 7 is odd", NULL},
         {BASE(",\"head_dim\":\"8\""), RS_ERR_FORMAT, "'head_dim' is a string", NULL},
         {BASE(",\"vocab_size\":0"), RS_ERR_FORMAT, "appears twice", NULL},
-        {"{\"model_type\":\"llama\",\"hidden_size\":64,\"intermediate_size\":1,\"num_hidden_layers\":1,"
+        {"{\"model_type\":\"llama\",\"hidden_size\":64,\"intermediate_size\":1,\"num_hidden_"
+         "layers\":1,"
          "\"num_attention_heads\":8,\"max_position_embeddings\":5}",
          RS_ERR_FORMAT, "required key 'vocab_size' is missing", NULL},
         {BASE(",\"rms_norm_eps\":0"), RS_ERR_RANGE, "'rms_norm_eps' = 0 is out of range", NULL},
         {BASE(",\"rms_norm_eps\":-1e-6"), RS_ERR_RANGE, "'rms_norm_eps'", NULL},
-        {BASE(",\"rms_norm_eps\":\"1e-6\""), RS_ERR_FORMAT, "'rms_norm_eps' is a string, expected a number", NULL},
+        {BASE(",\"rms_norm_eps\":\"1e-6\""), RS_ERR_FORMAT,
+         "'rms_norm_eps' is a string, expected a number", NULL},
         {BASE(",\"rope_theta\":-10000"), RS_ERR_RANGE, "'rope_theta'", NULL},
         {BASE(",\"rope_theta\":1e400"), RS_ERR_RANGE, "'rope_theta'", NULL},
-        {BASE(",\"tie_word_embeddings\":\"yes\""), RS_ERR_FORMAT, "'tie_word_embeddings' is a string, expected true or false", NULL},
+        {BASE(",\"tie_word_embeddings\":\"yes\""), RS_ERR_FORMAT,
+         "'tie_word_embeddings' is a string, expected true or false", NULL},
         {BASE(",\"attention_bias\":1"), RS_ERR_FORMAT, "'attention_bias' is a number", NULL},
         {BASE(",\"torch_dtype\":\"int8\""), RS_ERR_UNSUPPORTED, "'torch_dtype' = 'int8'", NULL},
         {BASE(",\"torch_dtype\":16"), RS_ERR_FORMAT, "'torch_dtype' is a number", NULL},
-        {BASE(",\"bos_token_id\":512"), RS_ERR_RANGE, "'bos_token_id' = 512 is out of range [0, 511]", NULL},
+        {BASE(",\"bos_token_id\":512"), RS_ERR_RANGE,
+         "'bos_token_id' = 512 is out of range [0, 511]", NULL},
         {BASE(",\"eos_token_id\":-1"), RS_ERR_RANGE, "'eos_token_id'", NULL},
         {BASE(",\"eos_token_id\":[1,\"x\"]"), RS_ERR_FORMAT, "'eos_token_id[1]' is a string", NULL},
         {BASE(",\"eos_token_id\":[1,600]"), RS_ERR_RANGE, "'eos_token_id[1]' is too large", NULL},
         {BASE(",\"eos_token_id\":[]"), RS_ERR_FORMAT, "'eos_token_id' lists 0 ids", NULL},
         {BASE(",\"sliding_window\":-5"), RS_ERR_RANGE, "'sliding_window'", NULL},
         {BASE(",\"rope_scaling\":\"linear\""), RS_ERR_FORMAT, "'rope_scaling' is a string", NULL},
-        {BASE(",\"rope_scaling\":{\"factor\":2}"), RS_ERR_FORMAT, "'rope_scaling' has neither 'rope_type' nor 'type'", NULL},
-        {BASE(",\"rope_scaling\":{\"type\":2}"), RS_ERR_FORMAT, "'rope_scaling.type' is a number", NULL},
+        {BASE(",\"rope_scaling\":{\"factor\":2}"), RS_ERR_FORMAT,
+         "'rope_scaling' has neither 'rope_type' nor 'type'", NULL},
+        {BASE(",\"rope_scaling\":{\"type\":2}"), RS_ERR_FORMAT, "'rope_scaling.type' is a number",
+         NULL},
         {BASE(",\"rope_scaling\":{\"rope_type\":\"longrope\",\"factor\":2}"), RS_ERR_UNSUPPORTED,
          "'rope_scaling.rope_type' = 'longrope' is not supported", NULL},
-        {BASE(",\"rope_scaling\":{\"type\":\"linear\"}"), RS_ERR_FORMAT, "'rope_scaling.factor' is missing", NULL},
-        {BASE(",\"rope_scaling\":{\"type\":\"linear\",\"factor\":0}"), RS_ERR_RANGE, "'rope_scaling.factor' = 0", NULL},
+        {BASE(",\"rope_scaling\":{\"type\":\"linear\"}"), RS_ERR_FORMAT,
+         "'rope_scaling.factor' is missing", NULL},
+        {BASE(",\"rope_scaling\":{\"type\":\"linear\",\"factor\":0}"), RS_ERR_RANGE,
+         "'rope_scaling.factor' = 0", NULL},
         {BASE(",\"rope_scaling\":{\"rope_type\":\"llama3\",\"factor\":8,\"high_freq_factor\":4,"
               "\"original_max_position_embeddings\":8192}"),
          RS_ERR_FORMAT, "'rope_scaling.low_freq_factor' is missing", NULL},
@@ -212,8 +229,8 @@ static void test_errors(void **state) {
         {BASE(",\"rope_scaling\":{\"rope_type\":\"llama3\",\"factor\":8,\"low_freq_factor\":1,"
               "\"high_freq_factor\":4}"),
          RS_ERR_FORMAT, "'rope_scaling.original_max_position_embeddings' is missing", NULL},
-        {BASE(",\"rope_scaling\":{\"type\":\"yarn\",\"factor\":4,\"beta_fast\":\"32\"}"), RS_ERR_FORMAT,
-         "'rope_scaling.beta_fast' is a string", NULL},
+        {BASE(",\"rope_scaling\":{\"type\":\"yarn\",\"factor\":4,\"beta_fast\":\"32\"}"),
+         RS_ERR_FORMAT, "'rope_scaling.beta_fast' is a string", NULL},
         {BASE(",\"rope_parameters\":[]"), RS_ERR_FORMAT, "'rope_parameters' is a array", NULL},
         {BASE(",\"rope_parameters\":{\"rope_theta\":0,\"rope_type\":\"default\"}"), RS_ERR_RANGE,
          "'rope_parameters.rope_theta' = 0", NULL},
@@ -224,8 +241,8 @@ static void test_errors(void **state) {
         const bad_case *b = &cases[i];
         rs_status s = rs_hf_config_parse(&c, b->json, strlen(b->json), NULL, &err);
         if (s != b->want || !strstr(err.msg, b->n1) || (b->n2 && !strstr(err.msg, b->n2)))
-            fail_msg("%s\n  got %d: %s\n  want %d '%s' '%s'", b->json, (int)s, err.msg, (int)b->want,
-                     b->n1, b->n2 ? b->n2 : "");
+            fail_msg("%s\n  got %d: %s\n  want %d '%s' '%s'", b->json, (int)s, err.msg,
+                     (int)b->want, b->n1, b->n2 ? b->n2 : "");
         assert_non_null(strstr(err.msg, "config.json: "));
         assert_null(strchr(err.msg, '\n'));
     }
@@ -263,6 +280,7 @@ static void test_fuzz_regressions(void **state) {
             rs_hf_config c;
             rs_error err = {0};
             rs_status s = rs_hf_config_parse(&c, copy, n, p, &err);
+            if (k == 0 && s != RS_OK) fail_msg("seed %s: %s", e->d_name, err.msg);
             assert_true(s == RS_OK || s == RS_ERR_FORMAT || s == RS_ERR_RANGE ||
                         s == RS_ERR_UNSUPPORTED);
             free(copy);
@@ -274,10 +292,8 @@ static void test_fuzz_regressions(void **state) {
 
 int main(void) {
     const struct CMUnitTest tests[] = {
-        cmocka_unit_test(test_tinystories),
-        cmocka_unit_test(test_defaults_and_variants),
-        cmocka_unit_test(test_rope_scaling),
-        cmocka_unit_test(test_errors),
+        cmocka_unit_test(test_tinystories),      cmocka_unit_test(test_defaults_and_variants),
+        cmocka_unit_test(test_rope_scaling),     cmocka_unit_test(test_errors),
         cmocka_unit_test(test_fuzz_regressions),
     };
     int failed = cmocka_run_group_tests(tests, NULL, NULL);

@@ -10,6 +10,7 @@
 #include <stdlib.h>
 #include <string.h>
 #include <sys/stat.h>
+#include <unistd.h>
 
 #include "dtype/fp16.h"
 #include "io/gguf.h"
@@ -61,15 +62,22 @@ static void test_name_mapping(void **state) {
         assert_int_equal(layer, ok[i].layer);
     }
     static const char *const bad[] = {
-        "model.layers.01.mlp.up_proj.weight",      "model.layers.-1.mlp.up_proj.weight",
-        "model.layers..mlp.up_proj.weight",        "model.layers.1234567.mlp.up_proj.weight",
-        "model.layers.1.mlp.fc1.weight",           "model.layers.1.input_layernorm.bias",
-        "model.layers.1.self_attn.rotary_emb.inv_freq", "model.embed_tokens.bias",
-        "lm_head.weight.x",                        "vision_tower.blocks.0.weight",
-        "model.layers.1",                          "",
+        "model.layers.01.mlp.up_proj.weight",
+        "model.layers.-1.mlp.up_proj.weight",
+        "model.layers..mlp.up_proj.weight",
+        "model.layers.1234567.mlp.up_proj.weight",
+        "model.layers.1.mlp.fc1.weight",
+        "model.layers.1.input_layernorm.bias",
+        "model.layers.1.self_attn.rotary_emb.inv_freq",
+        "model.embed_tokens.bias",
+        "lm_head.weight.x",
+        "vision_tower.blocks.0.weight",
+        "model.layers.1",
+        "",
     };
     for (size_t i = 0; i < sizeof bad / sizeof bad[0]; i++)
-        if (rs_hf_tensor_name_to_gguf(bad[i], out, sizeof out, &layer)) fail_msg("mapped %s", bad[i]);
+        if (rs_hf_tensor_name_to_gguf(bad[i], out, sizeof out, &layer))
+            fail_msg("mapped %s", bad[i]);
     /* output too small */
     assert_false(rs_hf_tensor_name_to_gguf("model.layers.1.mlp.up_proj.weight", out, 8, &layer));
 }
@@ -83,16 +91,16 @@ typedef struct gguf_fact {
 
 /* The 20 tensors of TinyStories-656K.f16.gguf (ne in GGUF order); no output.weight. */
 static const gguf_fact ts_gguf[] = {
-    {"token_embd.weight", 128, 2048},    {"output_norm.weight", 128, 1},
-    {"blk.0.attn_norm.weight", 128, 1},  {"blk.0.ffn_down.weight", 384, 128},
-    {"blk.0.ffn_gate.weight", 128, 384}, {"blk.0.ffn_up.weight", 128, 384},
-    {"blk.0.ffn_norm.weight", 128, 1},   {"blk.0.attn_k.weight", 128, 64},
+    {"token_embd.weight", 128, 2048},       {"output_norm.weight", 128, 1},
+    {"blk.0.attn_norm.weight", 128, 1},     {"blk.0.ffn_down.weight", 384, 128},
+    {"blk.0.ffn_gate.weight", 128, 384},    {"blk.0.ffn_up.weight", 128, 384},
+    {"blk.0.ffn_norm.weight", 128, 1},      {"blk.0.attn_k.weight", 128, 64},
     {"blk.0.attn_output.weight", 128, 128}, {"blk.0.attn_q.weight", 128, 128},
-    {"blk.0.attn_v.weight", 128, 64},    {"blk.1.attn_norm.weight", 128, 1},
-    {"blk.1.ffn_down.weight", 384, 128}, {"blk.1.ffn_gate.weight", 128, 384},
-    {"blk.1.ffn_up.weight", 128, 384},   {"blk.1.ffn_norm.weight", 128, 1},
-    {"blk.1.attn_k.weight", 128, 64},    {"blk.1.attn_output.weight", 128, 128},
-    {"blk.1.attn_q.weight", 128, 128},   {"blk.1.attn_v.weight", 128, 64},
+    {"blk.0.attn_v.weight", 128, 64},       {"blk.1.attn_norm.weight", 128, 1},
+    {"blk.1.ffn_down.weight", 384, 128},    {"blk.1.ffn_gate.weight", 128, 384},
+    {"blk.1.ffn_up.weight", 128, 384},      {"blk.1.ffn_norm.weight", 128, 1},
+    {"blk.1.attn_k.weight", 128, 64},       {"blk.1.attn_output.weight", 128, 128},
+    {"blk.1.attn_q.weight", 128, 128},      {"blk.1.attn_v.weight", 128, 64},
 };
 
 static void expect_u32(const rs_meta *m, const char *key, uint64_t want) {
@@ -251,20 +259,24 @@ static void make_folder(const char *dir, const char *config, const char *const *
     rs_tensor_info t[32];
     assert_true(n <= 32);
     for (size_t i = 0; i < n; i++)
-        t[i] = (rs_tensor_info){.name = names[i], .type = RS_DTYPE_F32, .n_dims = 2,
-                                .ne = {4, 2, 1, 1}, .nbytes = 32, .data = data};
+        t[i] = (rs_tensor_info){.name = names[i],
+                                .type = RS_DTYPE_F32,
+                                .n_dims = 2,
+                                .ne = {4, 2, 1, 1},
+                                .nbytes = 32,
+                                .data = data};
     snprintf(p, sizeof p, "%s/model.safetensors", dir);
     rs_error err = {0};
     if (rs_safetensors_write(p, NULL, t, n, &err)) fail_msg("%s", err.msg);
 }
 
 #define QWEN_CONFIG(extra)                                                                         \
-    "{\"architectures\":[\"Qwen2ForCausalLM\"],\"hidden_size\":64,\"intermediate_size\":128,"     \
+    "{\"architectures\":[\"Qwen2ForCausalLM\"],\"hidden_size\":64,\"intermediate_size\":128,"      \
     "\"num_hidden_layers\":2,\"num_attention_heads\":4,\"num_key_value_heads\":2,"                 \
     "\"head_dim\":16,\"vocab_size\":100,\"max_position_embeddings\":4096,"                         \
     "\"rope_theta\":1000000.0,\"rms_norm_eps\":1e-6,\"torch_dtype\":\"bfloat16\","                 \
-    "\"rope_scaling\":{\"type\":\"yarn\",\"factor\":4.0,\"original_max_position_embeddings\":32768}" \
-    extra "}"
+    "\"rope_scaling\":{\"type\":\"yarn\",\"factor\":4.0,\"original_max_position_embeddings\":"     \
+    "32768}" extra "}"
 
 static void test_qwen2_folder(void **state) {
     (void)state;
@@ -284,7 +296,7 @@ static void test_qwen2_folder(void **state) {
     if (rs_hf_model_open(&mf, dir, &err)) fail_msg("%s", err.msg);
     const rs_meta *m = mf.meta;
     expect_str(m, "general.architecture", "qwen2");
-    expect_str(m, "general.name", "qwen2");
+    expect_str(m, "general.name", strrchr(dir, '/') + 1); /* the folder name */
     expect_u32(m, "qwen2.block_count", 2);
     expect_u32(m, "qwen2.attention.head_count_kv", 2);
     expect_u32(m, "qwen2.attention.key_length", 16);
@@ -298,9 +310,9 @@ static void test_qwen2_folder(void **state) {
     assert_null(rs_meta_find(m, "rusty.rope_neox")); /* NeoX by architecture */
     /* untied: both; inv_freq dropped; the unknown one kept under its HF name */
     assert_int_equal(mf.n_tensors, 6);
-    static const char *const want[] = {"token_embd.weight", "output.weight", "output_norm.weight",
-                                       "blk.0.attn_q.weight", "blk.0.attn_q.bias",
-                                       "visual.merger.weight"};
+    static const char *const want[] = {"token_embd.weight",  "output.weight",
+                                       "output_norm.weight", "blk.0.attn_q.weight",
+                                       "blk.0.attn_q.bias",  "visual.merger.weight"};
     for (size_t i = 0; i < 6; i++) {
         const rs_tensor_info *t = rs_hf_model_find(&mf, want[i]);
         if (!t) fail_msg("missing %s", want[i]);
@@ -392,8 +404,8 @@ static void test_sharded_view(void **state) {
     char idx[8192];
     size_t at = (size_t)snprintf(idx, sizeof idx, "{\"metadata\":{},\"weight_map\":{");
     for (uint64_t i = 0; i < one.n_stored; i++)
-        at += (size_t)snprintf(idx + at, sizeof idx - at, "%s\"%s\":\"%s.safetensors\"", i ? "," : "",
-                               one.tensors[i].name, i ? "b" : "a");
+        at += (size_t)snprintf(idx + at, sizeof idx - at, "%s\"%s\":\"%s.safetensors\"",
+                               i ? "," : "", one.tensors[i].name, i ? "b" : "a");
     snprintf(idx + at, sizeof idx - at, "}}");
     snprintf(p, sizeof p, "%s/model.safetensors.index.json", dir);
     write_text(p, idx);
@@ -403,14 +415,16 @@ static void test_sharded_view(void **state) {
     check_ts_view(&mf);
     const rs_hf_model *hm = mf.impl;
     assert_int_equal(hm->weights.n_shards, 2);
-    assert_int_equal(mf.file_bytes, hm->weights.shards[0].map.size + hm->weights.shards[1].map.size);
+    assert_int_equal(mf.file_bytes,
+                     hm->weights.shards[0].map.size + hm->weights.shards[1].map.size);
     /* same bytes as the single-file tensors */
     for (uint64_t i = 0; i < mf.n_tensors; i++) {
         const rs_tensor_info *t = &mf.tensors[i];
         assert_true(t->nbytes > 0);
     }
     const rs_tensor_info *q = rs_hf_model_find(&mf, "blk.1.attn_q.weight");
-    assert_memory_equal(q->data, rs_safetensors_find(&one, "model.layers.1.self_attn.q_proj.weight")->data,
+    assert_memory_equal(q->data,
+                        rs_safetensors_find(&one, "model.layers.1.self_attn.q_proj.weight")->data,
                         q->nbytes);
     rs_hf_model_close(&mf);
     rs_safetensors_close(&one);
@@ -430,11 +444,12 @@ static void test_errors(void **state) {
                            "model.embed_tokens.weight"};
     make_folder(dir, "{\"architectures\":[\"GPT2LMHeadModel\"]}", names, 1);
     assert_int_equal(rs_hf_model_open(&mf, dir, &err), RS_ERR_FORMAT); /* config lacks sizes */
-    make_folder(dir,
-                "{\"architectures\":[\"GPT2LMHeadModel\"],\"hidden_size\":8,\"intermediate_size\":8,"
-                "\"num_hidden_layers\":2,\"num_attention_heads\":2,\"vocab_size\":8,"
-                "\"max_position_embeddings\":8}",
-                names, 1);
+    make_folder(
+        dir,
+        "{\"architectures\":[\"GPT2LMHeadModel\"],\"hidden_size\":8,\"intermediate_size\":8,"
+        "\"num_hidden_layers\":2,\"num_attention_heads\":2,\"vocab_size\":8,"
+        "\"max_position_embeddings\":8}",
+        names, 1);
     assert_int_equal(rs_hf_model_open(&mf, dir, &err), RS_ERR_UNSUPPORTED);
     assert_non_null(strstr(err.msg, "GPT2LMHeadModel"));
     /* a block index beyond num_hidden_layers */
@@ -468,8 +483,8 @@ static void test_errors(void **state) {
 
 int main(void) {
     const struct CMUnitTest tests[] = {
-        cmocka_unit_test(test_name_mapping), cmocka_unit_test(test_qwen2_folder),
-        cmocka_unit_test(test_llama3_meta),  cmocka_unit_test(test_errors),
+        cmocka_unit_test(test_name_mapping),     cmocka_unit_test(test_qwen2_folder),
+        cmocka_unit_test(test_llama3_meta),      cmocka_unit_test(test_errors),
         cmocka_unit_test(test_tinystories_view), cmocka_unit_test(test_sharded_view),
         cmocka_unit_test(test_vs_gguf),
     };
