@@ -333,6 +333,7 @@ rs_status rs_hf_config_parse(rs_hf_config *c, const char *json, size_t len, cons
     if (s) return s;
     s = parse_root(&cx, root, c);
     cJSON_Delete(root);
+    if (s) rs_error_one_line(err);
     return s;
 }
 

@@ -1,6 +1,8 @@
 /* hf_model.c — Hugging Face model folder -> GGUF-named model view (see hf_model.h). */
 #include "io/hf_model.h"
 
+#include "io/json_util.h"
+
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
@@ -280,6 +282,7 @@ rs_status rs_hf_model_open(rs_model_file *mf, const char *dir, rs_error *err) {
     if (!s) s = hf_tokenizer_to_meta(dir, &m->config, &m->meta, err);
     if (!s && (s = map_tensors(m, err)) != RS_OK) rs_error_prefix(err, "%s", dir);
     if (s) {
+        rs_error_one_line(err);
         free_model(m);
         return s;
     }

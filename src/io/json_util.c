@@ -41,12 +41,43 @@ static bool is_json_space(char c) {
     return c == ' ' || c == '\t' || c == '\n' || c == '\r';
 }
 
+/* Rejects what cJSON accepts but JSON forbids or C strings cannot hold: raw
+ * control bytes inside strings, NUL bytes anywhere, and \u0000 escapes. */
+static rs_status check_strings(const char *h, size_t n, const char *what, rs_error *err) {
+    bool in_str = false;
+    for (size_t i = 0; i < n; i++) {
+        unsigned char c = (unsigned char)h[i];
+        if (in_str) {
+            if (c == '"') {
+                in_str = false;
+            } else if (c == '\\') {
+                if (i + 5 < n && h[i + 1] == 'u' && memcmp(h + i + 2, "0000", 4) == 0)
+                    return rs_error_set(err, RS_ERR_FORMAT,
+                                        "%s: byte %zu: \\u0000 (a NUL character) in a string", what,
+                                        i);
+                i++; /* skip the escaped character */
+            } else if (c < 0x20) {
+                return rs_error_set(err, RS_ERR_FORMAT,
+                                    "%s: byte %zu: raw control byte 0x%02x inside a string", what,
+                                    i, c);
+            }
+        } else if (c == '"') {
+            in_str = true;
+        } else if (c == 0) {
+            return rs_error_set(err, RS_ERR_FORMAT, "%s: byte %zu: NUL byte", what, i);
+        }
+    }
+    return RS_OK;
+}
+
 rs_status rs_json_parse(cJSON **out, const char *text, size_t len, const char *what,
                         rs_error *err) {
     *out = NULL;
     size_t bad = rs_utf8_check((const unsigned char *)text, len);
     if (bad != len)
         return rs_error_set(err, RS_ERR_FORMAT, "%s: invalid UTF-8 at byte %zu", what, bad);
+    rs_status s = check_strings(text, len, what, err);
+    if (s) return s;
     const char *end = NULL;
     cJSON *root = cJSON_ParseWithLengthOpts(text, len, &end, 0);
     if (!root) {
@@ -122,4 +153,10 @@ size_t rs_json_count(const cJSON *v) {
     if (!v) return 0;
     for (const cJSON *c = v->child; c; c = c->next) n++;
     return n;
+}
+
+void rs_error_one_line(rs_error *err) {
+    if (!err) return;
+    for (char *p = err->msg; *p; p++)
+        if ((unsigned char)*p < 0x20 || *p == 0x7f) *p = '?';
 }

@@ -25,7 +25,9 @@
 size_t rs_utf8_check(const unsigned char *s, size_t n);
 
 /* Parses exactly len bytes of JSON text (JSON whitespace may follow the value,
- * anything else is an error). The text must be valid UTF-8. On failure sets err
+ * anything else is an error). The text must be valid UTF-8 with no NUL byte, no
+ * \u0000 escape (strings become C strings) and no raw control byte inside a
+ * string. On failure sets err
  * to "<what>: ..." with the byte offset. *out is freed with cJSON_Delete. */
 rs_status rs_json_parse(cJSON **out, const char *text, size_t len, const char *what, rs_error *err);
 
@@ -41,6 +43,10 @@ const char *rs_json_get_uint(const cJSON *v, uint64_t max, uint64_t *out);
 /* Finds a key that occurs more than once in an object. Returns RS_OK and sets
  * *dup to the repeated key or NULL; RS_ERR_NOMEM if the check could not allocate. */
 rs_status rs_json_find_duplicate_key(const cJSON *obj, const char **dup);
+
+/* Replaces control characters in err->msg with '?': messages quote names and
+ * values from the file, which may hold escaped newlines, and must stay one line. */
+void rs_error_one_line(rs_error *err);
 
 /* Number of members of an object or elements of an array. */
 size_t rs_json_count(const cJSON *v);

@@ -292,6 +292,9 @@ rs_status rs_safetensors_set_open(rs_safetensors_set *set, const char *path, rs_
         else
             s = open_single(set, path, err);
     }
-    if (s) rs_safetensors_set_close(set);
+    if (s) {
+        rs_error_one_line(err);
+        rs_safetensors_set_close(set);
+    }
     return s;
 }

@@ -201,6 +201,8 @@ static void test_errors(void **state) {
          "'tie_word_embeddings' is a string, expected true or false", NULL},
         {BASE(",\"attention_bias\":1"), RS_ERR_FORMAT, "'attention_bias' is a number", NULL},
         {BASE(",\"torch_dtype\":\"int8\""), RS_ERR_UNSUPPORTED, "'torch_dtype' = 'int8'", NULL},
+        {BASE(",\"torch_dtype\":\"b\\nf16\""), RS_ERR_UNSUPPORTED, "'b?f16'", NULL},
+        {BASE(",\"torch_dtype\":\"b\nf16\""), RS_ERR_FORMAT, "raw control byte 0x0a", NULL},
         {BASE(",\"torch_dtype\":16"), RS_ERR_FORMAT, "'torch_dtype' is a number", NULL},
         {BASE(",\"bos_token_id\":512"), RS_ERR_RANGE,
          "'bos_token_id' = 512 is out of range [0, 511]", NULL},
@@ -281,6 +283,7 @@ static void test_fuzz_regressions(void **state) {
             rs_error err = {0};
             rs_status s = rs_hf_config_parse(&c, copy, n, p, &err);
             if (k == 0 && s != RS_OK) fail_msg("seed %s: %s", e->d_name, err.msg);
+            if (s != RS_OK) assert_null(strchr(err.msg, '\n')); /* one line */
             assert_true(s == RS_OK || s == RS_ERR_FORMAT || s == RS_ERR_RANGE ||
                         s == RS_ERR_UNSUPPORTED);
             free(copy);
