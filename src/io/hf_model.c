@@ -273,12 +273,11 @@ rs_status rs_hf_model_open(rs_model_file *mf, const char *dir, rs_error *err) {
     snprintf(cfg_path, plen, "%s/config.json", dir);
     rs_status s = rs_hf_config_load(&m->config, cfg_path, err);
     free(cfg_path);
-    if (!s && !rs_hf_gguf_arch(&m->config))
-        s = rs_hf_config_to_meta(&m->config, "", &m->meta, err); /* sets the error */
-    if (!s) s = rs_safetensors_set_open(&m->weights, dir, err);
     char name[256];
-    if (!s)
-        s = rs_hf_config_to_meta(&m->config, folder_name(dir, name, sizeof name), &m->meta, err);
+    if (!s && (s = rs_hf_config_to_meta(&m->config, folder_name(dir, name, sizeof name), &m->meta,
+                                        err)) != RS_OK)
+        rs_error_prefix(err, "%s/config.json", dir);
+    if (!s) s = rs_safetensors_set_open(&m->weights, dir, err);
     if (!s) s = hf_tokenizer_to_meta(dir, &m->config, &m->meta, err);
     if (!s && (s = map_tensors(m, err)) != RS_OK) rs_error_prefix(err, "%s", dir);
     if (s) {
