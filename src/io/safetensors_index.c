@@ -159,9 +159,12 @@ static rs_status collect_shards(rs_safetensors_set *set, const cJSON *wm, rs_err
     const char **sorted = rs_malloc_array(n ? n : 1, sizeof *sorted);
     size_t *order = rs_malloc_array(n ? n : 1, sizeof *order);
     set->shard_names = rs_arena_calloc(&set->meta.arena, n ? n : 1, sizeof *set->shard_names);
+    if (!sorted || !order || !set->shard_names) {
+        free(sorted);
+        free(order);
+        return rs_error_set(err, RS_ERR_NOMEM, "out of memory");
+    }
     rs_status s = RS_OK;
-    if (!sorted || !order || !set->shard_names)
-        s = rs_error_set(err, RS_ERR_NOMEM, "out of memory");
     size_t k = 0;
     for (const cJSON *c = wm->child; c && !s; c = c->next) {
         if (!cJSON_IsString(c))

@@ -562,7 +562,7 @@ static off_t file_size(const char *path) {
 
 /* Splits TinyStories over two shards (the aliased lm_head in the second) + index.json. */
 static void make_sharded(const rs_safetensors *src, const char *dir) {
-    char p[4096], idx[8192];
+    char p[4400], idx[8192];
     mkdir(dir, 0755);
     rs_error err = {0};
     uint64_t cut = 10;
