@@ -139,6 +139,27 @@ static rs_status load_tokens(rs_tokenizer *t, const rs_meta *m, rs_error *err) {
     return st;
 }
 
+/* tokenizer.rusty.lstrip_ids / rstrip_ids: special tokens that swallow the
+ * whitespace beside them (Hugging Face added-token flags). */
+static rs_status load_strip_flags(rs_tokenizer *t, const rs_meta *m, rs_error *err) {
+    static const char *const keys[2] = {"tokenizer.rusty.lstrip_ids", "tokenizer.rusty.rstrip_ids"};
+    for (int k = 0; k < 2; k++) {
+        const rs_value *v = rs_meta_find(m, keys[k]);
+        if (!v) continue;
+        if (v->type != RS_V_ARR || rs_vtype_size(v->arr.type) == 0 || v->arr.type == RS_V_F32 ||
+            v->arr.type == RS_V_F64)
+            return rs_error_set(err, RS_ERR_FORMAT, "metadata key '%s': expected integers", keys[k]);
+        for (uint64_t i = 0; i < v->arr.n; i++) {
+            int64_t id = rs_array_get_i64(&v->arr, i);
+            if (id < 0 || id >= t->n_vocab)
+                return rs_error_set(err, RS_ERR_FORMAT, "metadata key '%s': id %lld out of range",
+                                    keys[k], (long long)id);
+            t->attr[id] |= k == 0 ? RS_TOKEN_LSTRIP : RS_TOKEN_RSTRIP;
+        }
+    }
+    return RS_OK;
+}
+
 /* Byte tokens must look like <0xNN>: decoding relies on it. */
 static rs_status check_byte_tokens(rs_tokenizer *t, rs_error *err) {
     for (int i = 0; i < 256; i++) t->byte_tok[i] = -1;
@@ -362,6 +383,7 @@ static rs_status load(rs_tokenizer *t, const rs_meta *m, rs_error *err) {
     if (!found) pre = (rs_str){"default", 7};
 
     if ((st = load_tokens(t, m, err))) return st;
+    if ((st = load_strip_flags(t, m, err))) return st;
     if ((st = check_byte_tokens(t, err))) return st;
     if ((st = load_special_ids(t, m, err))) return st;
 
