@@ -6,7 +6,12 @@
 #include "commands.h"
 #include "core/cpu.h"
 
+int cmd_tokenize(int argc, char **argv);   /* cmd_tokenize.c */
+int cmd_detokenize(int argc, char **argv); /* cmd_tokenize.c */
+
 const cli_command cli_commands[] = {
+    {"tokenize", cmd_tokenize, "text to token ids with a model's vocabulary"},
+    {"detokenize", cmd_detokenize, "token ids back to text"},
     {NULL, NULL, NULL},
 };
 
