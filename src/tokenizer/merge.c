@@ -117,11 +117,23 @@ static void push_sym(rs_sym *s, size_t *n, int32_t unit, size_t off, size_t len)
 }
 
 /* The unit of one character: its token, else (SPM) a pseudo unit, else -1. */
-static int32_t char_unit(const rs_tokenizer *t, const char *c, size_t len) {
+static int32_t char_unit_slow(const rs_tokenizer *t, const char *c, size_t len) {
     int32_t id = rs_strmap_get(&t->map, c, len);
     if (id >= 0 || t->ranked || !t->n_units) return id;
     int32_t u = rs_strmap_get(&t->unit_map, c, len);
     return u >= 0 ? t->n_vocab + u : -1;
+}
+
+static inline int32_t char_unit(const rs_tokenizer *t, const char *c, size_t len) {
+    if (len == 1 && (unsigned char)c[0] < 128) return t->ascii_unit[(unsigned char)c[0]];
+    return char_unit_slow(t, c, len);
+}
+
+static void init_units(rs_tokenizer *t) {
+    for (int c = 0; c < 128; c++) {
+        char ch = (char)c;
+        t->ascii_unit[c] = char_unit_slow(t, &ch, 1);
+    }
 }
 
 static size_t symbolize(rs_enc *e, const char *w, size_t n) {
@@ -262,6 +274,7 @@ static bool is_mark(const char *s, size_t n) {
 }
 
 void rs_merge_check_chunking(rs_tokenizer *t) {
+    init_units(t);
     t->chunk_at_mark = false;
     if (t->byte_level) return;
     if (char_unit(t, RS_SPACE_MARK, RS_SPACE_MARK_LEN) < 0) return;

@@ -182,6 +182,7 @@ struct rs_tokenizer {
     size_t n_units;
     rs_strmap unit_map;
     int32_t byte_char[256]; /* byte-level: byte → token of its character */
+    int32_t ascii_unit[128]; /* unit of each one-byte character (see merge.c) */
     int32_t byte_tok[256];  /* <0xNN> → id, -1 */
     bool byte_fallback, fuse_unk, ignore_merges;
     bool chunk_at_mark; /* whole-text merging may be cut before "▁" (see spm.c) */
@@ -258,7 +259,7 @@ rs_status rs_tok_emit(rs_enc *e, int32_t id);
 int32_t rs_tok_byte_token(const rs_tokenizer *t, uint8_t b); /* <0xNN> or the byte itself */
 
 /* merge.c: whether whole-text merging may be cut before "▁" (see merge.c) */
-void rs_merge_check_chunking(rs_tokenizer *t);
+void rs_merge_check_chunking(rs_tokenizer *t); /* also fills ascii_unit */
 void rs_enc_free(rs_enc *e);
 
 /* spm.c / bpe.c: load-time setup and per-fragment encoding */

@@ -60,19 +60,21 @@ static inline uint64_t mix64(uint64_t x) {
 }
 
 uint64_t rs_tok_hash(const void *p, size_t n) {
+    /* one multiply per 8 bytes, a full mix at the end: words are short */
     const unsigned char *s = p;
     uint64_t h = 0x9e3779b97f4a7c15ull ^ (n * 0xff51afd7ed558ccdull);
     while (n >= 8) {
         uint64_t w;
         memcpy(&w, s, 8);
-        h = (h ^ mix64(w)) * 0x9fb21c651e98df25ull;
+        h = (h ^ w) * 0x9fb21c651e98df25ull;
+        h ^= h >> 29;
         s += 8;
         n -= 8;
     }
     if (n) {
         uint64_t w = 0;
         memcpy(&w, s, n);
-        h = (h ^ mix64(w ^ ((uint64_t)n << 56))) * 0x9fb21c651e98df25ull;
+        h = (h ^ w) * 0x9fb21c651e98df25ull;
     }
     return mix64(h);
 }
