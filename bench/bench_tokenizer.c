@@ -71,8 +71,8 @@ static int bench(const char *shared, const char *vocab, const char *text, size_t
         if (d < best_dec) best_dec = d;
         rs_bytes_free(&out);
     }
-    printf("%-14s %8zu tokens  encode %7.2f MB/s  decode %8.1f MB/s  (load %.0f ms)\n", vocab, ids.n,
-           (double)n / best / 1e6, (double)n / best_dec / 1e6, load_s * 1e3);
+    printf("%-14s %8zu tokens  encode %7.2f MB/s  decode %8.1f MB/s  (load %.0f ms)\n", vocab,
+           ids.n, (double)n / best / 1e6, (double)n / best_dec / 1e6, load_s * 1e3);
     rs_tokens_free(&ids);
     rs_tokenizer_free(t);
     return 0;

@@ -101,12 +101,18 @@ static char *read_all(FILE *f, size_t *n) {
 static void print_piece(const char *p, size_t n) {
     for (size_t i = 0; i < n; i++) {
         unsigned char c = (unsigned char)p[i];
-        if (c == '\n') fputs("\\n", stdout);
-        else if (c == '\t') fputs("\\t", stdout);
-        else if (c == '\r') fputs("\\r", stdout);
-        else if (c == '\\') fputs("\\\\", stdout);
-        else if (c < 0x20 || c == 0x7F) printf("\\x%02X", c);
-        else if (c < 0x80) putchar(c);
+        if (c == '\n')
+            fputs("\\n", stdout);
+        else if (c == '\t')
+            fputs("\\t", stdout);
+        else if (c == '\r')
+            fputs("\\r", stdout);
+        else if (c == '\\')
+            fputs("\\\\", stdout);
+        else if (c < 0x20 || c == 0x7F)
+            printf("\\x%02X", c);
+        else if (c < 0x80)
+            putchar(c);
         else { /* keep valid UTF-8 sequences, escape stray bytes */
             size_t l = c >= 0xF0 ? 4 : c >= 0xE0 ? 3 : c >= 0xC2 ? 2 : 0;
             bool ok = l && i + l <= n;
@@ -150,8 +156,10 @@ int cmd_tokenize(int argc, char **argv) {
         }
     }
     if (!model) return cli_usage_error("tokenize", "missing -m MODEL");
-    if (!prompt == !file) return cli_usage_error("tokenize", "give exactly one of -p TEXT and -f FILE");
-    if (pieces && count) return cli_usage_error("tokenize", "--pieces and --count exclude each other");
+    if (!prompt == !file)
+        return cli_usage_error("tokenize", "give exactly one of -p TEXT and -f FILE");
+    if (pieces && count)
+        return cli_usage_error("tokenize", "--pieces and --count exclude each other");
 
     size_t len;
     char *text;
@@ -223,7 +231,8 @@ static bool parse_ids(const char *s, rs_tokens *ids) {
         errno = 0;
         long long v = strtoll(s, &end, 10);
         if (end == s || errno || v < 0 || v > INT32_MAX || (*end && !strchr(" \t\r\n,", *end))) {
-            cli_usage_error("detokenize", "'%.*s' is not a token id", (int)strcspn(s, " \t\r\n,"), s);
+            cli_usage_error("detokenize", "'%.*s' is not a token id", (int)strcspn(s, " \t\r\n,"),
+                            s);
             return false;
         }
         if (rs_tokens_push(ids, (int32_t)v)) return false;

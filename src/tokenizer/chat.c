@@ -28,15 +28,24 @@ rs_chat_template rs_chat_detect(const char *t, size_t n) {
 
 const char *rs_chat_template_name(rs_chat_template k) {
     switch (k) {
-    case RS_CHAT_CHATML: return "chatml";
-    case RS_CHAT_LLAMA2: return "llama2";
-    case RS_CHAT_LLAMA3: return "llama3";
-    case RS_CHAT_MISTRAL: return "mistral";
-    case RS_CHAT_ZEPHYR: return "zephyr";
-    case RS_CHAT_PHI3: return "phi3";
-    case RS_CHAT_GEMMA: return "gemma";
-    case RS_CHAT_PLAIN: return "plain";
-    case RS_CHAT_UNKNOWN: break;
+    case RS_CHAT_CHATML:
+        return "chatml";
+    case RS_CHAT_LLAMA2:
+        return "llama2";
+    case RS_CHAT_LLAMA3:
+        return "llama3";
+    case RS_CHAT_MISTRAL:
+        return "mistral";
+    case RS_CHAT_ZEPHYR:
+        return "zephyr";
+    case RS_CHAT_PHI3:
+        return "phi3";
+    case RS_CHAT_GEMMA:
+        return "gemma";
+    case RS_CHAT_PLAIN:
+        return "plain";
+    case RS_CHAT_UNKNOWN:
+        break;
     }
     return "unknown";
 }
@@ -58,7 +67,9 @@ static void put_trimmed(out_buf *o, const char *s) {
     if (!o->failed && rs_bytes_append(o->b, s + a, b - a)) o->failed = true;
 }
 
-static bool is(const char *role, const char *r) { return role && strcmp(role, r) == 0; }
+static bool is(const char *role, const char *r) {
+    return role && strcmp(role, r) == 0;
+}
 
 static void fmt_llama2(out_buf *o, const rs_chat_msg *m, size_t n, bool sys_block) {
     bool in_turn = true; /* the prompt opens with [INST] */
@@ -155,8 +166,12 @@ rs_status rs_chat_format(rs_chat_template k, const rs_chat_msg *m, size_t n,
         }
         if (gen) put(&o, "<|start_header_id|>assistant<|end_header_id|>\n\n");
         break;
-    case RS_CHAT_LLAMA2: fmt_llama2(&o, m, n, true); break;
-    case RS_CHAT_MISTRAL: fmt_mistral(&o, m, n); break;
+    case RS_CHAT_LLAMA2:
+        fmt_llama2(&o, m, n, true);
+        break;
+    case RS_CHAT_MISTRAL:
+        fmt_mistral(&o, m, n);
+        break;
     case RS_CHAT_ZEPHYR:
     case RS_CHAT_PHI3:
         for (size_t i = 0; i < n; i++) {
@@ -168,7 +183,9 @@ rs_status rs_chat_format(rs_chat_template k, const rs_chat_msg *m, size_t n,
         }
         if (gen) put(&o, "<|assistant|>\n");
         break;
-    case RS_CHAT_GEMMA: fmt_gemma(&o, m, n, gen); break;
+    case RS_CHAT_GEMMA:
+        fmt_gemma(&o, m, n, gen);
+        break;
     case RS_CHAT_PLAIN:
     case RS_CHAT_UNKNOWN:
         for (size_t i = 0; i < n; i++) {

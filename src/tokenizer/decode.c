@@ -13,7 +13,9 @@
 
 #include "tokenizer/tok_internal.h"
 
-static bool is_special_attr(unsigned a) { return a & (RS_TOKEN_CONTROL | RS_TOKEN_UNKNOWN); }
+static bool is_special_attr(unsigned a) {
+    return a & (RS_TOKEN_CONTROL | RS_TOKEN_UNKNOWN);
+}
 
 /* Appends the decoded piece of token id to b. */
 static bool piece_of(const rs_tokenizer *t, int32_t id, rs_bytes *b) {
@@ -85,7 +87,8 @@ static const char *piece_ptr(const rs_tokenizer *t, int32_t id, unsigned flags, 
     return t->piece_blob + t->piece_off[id];
 }
 
-size_t rs_tokenizer_piece(const rs_tokenizer *t, int32_t id, unsigned flags, char *buf, size_t cap) {
+size_t rs_tokenizer_piece(const rs_tokenizer *t, int32_t id, unsigned flags, char *buf,
+                          size_t cap) {
     if (id < 0 || id >= t->n_vocab) return 0;
     size_t n;
     const char *p = piece_ptr(t, id, flags, &n);
@@ -132,14 +135,16 @@ static size_t incomplete_tail(const unsigned char *s, size_t n) {
     for (size_t back = 1; back <= 4 && back <= n; back++) {
         unsigned char c = s[n - back];
         if ((c & 0xC0) == 0x80) continue; /* continuation: keep looking for the lead */
-        size_t need = c >= 0xC2 && c <= 0xDF ? 2 : c >= 0xE0 && c <= 0xEF ? 3
-                      : c >= 0xF0 && c <= 0xF4 ? 4 : 0;
+        size_t need = c >= 0xC2 && c <= 0xDF   ? 2
+                      : c >= 0xE0 && c <= 0xEF ? 3
+                      : c >= 0xF0 && c <= 0xF4 ? 4
+                                               : 0;
         if (need <= back) return 0; /* ASCII, an invalid lead, or a complete sequence */
         /* a prefix of a valid sequence? (E0/ED/F0/F4 restrict the 2nd byte) */
         if (back >= 2) {
             unsigned char c1 = s[n - back + 1];
-            if ((c == 0xE0 && c1 < 0xA0) || (c == 0xED && c1 > 0x9F) ||
-                (c == 0xF0 && c1 < 0x90) || (c == 0xF4 && c1 > 0x8F))
+            if ((c == 0xE0 && c1 < 0xA0) || (c == 0xED && c1 > 0x9F) || (c == 0xF0 && c1 < 0x90) ||
+                (c == 0xF4 && c1 > 0x8F))
                 return 0;
         }
         return back;

@@ -12,10 +12,13 @@ static rs_status encode_fragment(rs_enc *e, const char *s, size_t n, bool is_fir
                                  rs_bytes *norm) {
     const rs_tokenizer *t = e->t;
     switch (t->type) {
-    case RS_VOCAB_WPM: return rs_wpm_encode(e, s, n);
-    case RS_VOCAB_UGM: return rs_ugm_encode(e, s, n);
+    case RS_VOCAB_WPM:
+        return rs_wpm_encode(e, s, n);
+    case RS_VOCAB_UGM:
+        return rs_ugm_encode(e, s, n);
     case RS_VOCAB_SPM:
-    case RS_VOCAB_BPE: break;
+    case RS_VOCAB_BPE:
+        break;
     }
     if (t->n_norm) {
         rs_status st = rs_normalize(t, s, n, norm, e->err);

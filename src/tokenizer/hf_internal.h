@@ -16,15 +16,15 @@ rs_status hf_strlist_to_meta(const hf_strlist *l, rs_meta *m, const char *key);
 
 /* What a tokenizer.json's pipeline amounts to. */
 typedef struct hf_pipeline {
-    hf_strlist norm, pre;  /* tokenizer.rusty.normalizer / .pre_tokenizer */
-    bool byte_level;       /* ByteLevel pre-tokenizer or decoder */
-    bool bl_regex;         /* ByteLevel with its own GPT-2 regex */
+    hf_strlist norm, pre; /* tokenizer.rusty.normalizer / .pre_tokenizer */
+    bool byte_level;      /* ByteLevel pre-tokenizer or decoder */
+    bool bl_regex;        /* ByteLevel with its own GPT-2 regex */
     bool metaspace;
-    bool space_prefix;     /* "▁" is put in front of the text */
-    bool collapse_spaces;  /* Replace " {2,}" → " " (Unigram models) */
-    char *first_regex;     /* first Split regex, to name the pre-tokenizer */
+    bool space_prefix;    /* "▁" is put in front of the text */
+    bool collapse_spaces; /* Replace " {2,}" → " " (Unigram models) */
+    char *first_regex;    /* first Split regex, to name the pre-tokenizer */
     bool bert, lowercase, strip_accents;
-    char *charsmap_b64;    /* Precompiled normalizer */
+    char *charsmap_b64; /* Precompiled normalizer */
     bool post_seen, post_bos, post_eos, post_is_sep;
     int64_t post_bos_id, post_eos_id;
 } hf_pipeline;

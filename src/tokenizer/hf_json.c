@@ -104,7 +104,8 @@ static rs_status vocab_size(const cJSON *entries, bool is_map, const cJSON *adde
         count++;
         if (!is_map) continue;
         if (!json_id(e, &id))
-            return rs_error_set(err, RS_ERR_FORMAT, "tokenizer.json: vocab entry '%.40s' has a bad id",
+            return rs_error_set(err, RS_ERR_FORMAT,
+                                "tokenizer.json: vocab entry '%.40s' has a bad id",
                                 e->string ? e->string : "?");
         if (id > max_id) max_id = id;
     }
@@ -123,10 +124,12 @@ static rs_status vocab_size(const cJSON *entries, bool is_map, const cJSON *adde
 
 static rs_status set_tok(hf_vocab *v, int64_t id, const char *s, rs_error *err) {
     if (id < 0 || (size_t)id >= v->n)
-        return rs_error_set(err, RS_ERR_FORMAT, "tokenizer.json: id %lld out of range", (long long)id);
+        return rs_error_set(err, RS_ERR_FORMAT, "tokenizer.json: id %lld out of range",
+                            (long long)id);
     if (v->tok[id] && strcmp(v->tok[id], s) != 0 && v->type[id] == TT_NORMAL)
-        return rs_error_set(err, RS_ERR_FORMAT, "tokenizer.json: id %lld is both '%.40s' and '%.40s'",
-                            (long long)id, v->tok[id], s);
+        return rs_error_set(err, RS_ERR_FORMAT,
+                            "tokenizer.json: id %lld is both '%.40s' and '%.40s'", (long long)id,
+                            v->tok[id], s);
     free(v->tok[id]);
     v->tok[id] = strdup(s);
     return v->tok[id] ? RS_OK : rs_error_set(err, RS_ERR_NOMEM, "tokenizer.json: out of memory");
@@ -140,16 +143,19 @@ static rs_status parse_merges(const cJSON *merges, hf_vocab *v, rs_error *err) {
         if (cJSON_IsString(m)) {
             snprintf(buf, sizeof buf, "%s", m->valuestring);
         } else if (cJSON_IsArray(m) && cJSON_GetArraySize(m) == 2 &&
-                   cJSON_IsString(cJSON_GetArrayItem(m, 0)) && cJSON_IsString(cJSON_GetArrayItem(m, 1))) {
+                   cJSON_IsString(cJSON_GetArrayItem(m, 0)) &&
+                   cJSON_IsString(cJSON_GetArrayItem(m, 1))) {
             const char *a = cJSON_GetArrayItem(m, 0)->valuestring;
             const char *b = cJSON_GetArrayItem(m, 1)->valuestring;
             /* GGUF keeps "a b"; a left side with an inner space cannot be split back */
             if (!a[0] || strchr(a + 1, ' '))
                 return rs_error_set(err, RS_ERR_UNSUPPORTED,
-                                    "tokenizer.json: merge %zu has a space inside its left side", i);
+                                    "tokenizer.json: merge %zu has a space inside its left side",
+                                    i);
             snprintf(buf, sizeof buf, "%s %s", a, b);
         } else {
-            return rs_error_set(err, RS_ERR_FORMAT, "tokenizer.json: merge %zu is neither \"a b\" nor [a, b]", i);
+            return rs_error_set(err, RS_ERR_FORMAT,
+                                "tokenizer.json: merge %zu is neither \"a b\" nor [a, b]", i);
         }
         rs_status st = RS_OK;
         if (strlen(buf) >= sizeof buf - 1)
@@ -161,8 +167,10 @@ static rs_status parse_merges(const cJSON *merges, hf_vocab *v, rs_error *err) {
             v->merges.v = g, v->merges.cap = cap;
         }
         v->merges.v[v->merges.n] = strdup(buf);
-        if (!v->merges.v[v->merges.n]) st = RS_ERR_NOMEM;
-        else v->merges.n++;
+        if (!v->merges.v[v->merges.n])
+            st = RS_ERR_NOMEM;
+        else
+            v->merges.n++;
         if (st) return st;
         i++;
     }
@@ -174,8 +182,10 @@ static char *phantom(const char *t) {
     size_t n = strlen(t);
     char *r = malloc(n + RS_SPACE_MARK_LEN + 1);
     if (!r) return NULL;
-    if (n >= 2 && t[0] == '[' && t[n - 1] == ']') memcpy(r, t, n + 1);
-    else if (n > 2 && t[0] == '#' && t[1] == '#') memcpy(r, t + 2, n - 1);
+    if (n >= 2 && t[0] == '[' && t[n - 1] == ']')
+        memcpy(r, t, n + 1);
+    else if (n > 2 && t[0] == '#' && t[1] == '#')
+        memcpy(r, t + 2, n - 1);
     else {
         memcpy(r, RS_SPACE_MARK, RS_SPACE_MARK_LEN);
         memcpy(r + RS_SPACE_MARK_LEN, t, n + 1);
@@ -198,8 +208,8 @@ static rs_status push_id(hf_strlist *l, int64_t id) {
 }
 
 static bool is_byte_token(const char *s) {
-    return strlen(s) == 6 && !strncmp(s, "<0x", 3) && s[5] == '>' && strchr("0123456789ABCDEF", s[3]) &&
-           strchr("0123456789ABCDEF", s[4]) && s[3] && s[4];
+    return strlen(s) == 6 && !strncmp(s, "<0x", 3) && s[5] == '>' &&
+           strchr("0123456789ABCDEF", s[3]) && strchr("0123456789ABCDEF", s[4]) && s[3] && s[4];
 }
 
 static rs_status parse_model(const cJSON *root, hf_vocab *v, rs_error *err) {
@@ -209,13 +219,19 @@ static rs_status parse_model(const cJSON *root, hf_vocab *v, rs_error *err) {
     const cJSON *vocab = cJSON_GetObjectItemCaseSensitive(model, "vocab");
     if (!type && cJSON_GetObjectItemCaseSensitive(model, "merges")) type = "BPE";
     if (!type) return rs_error_set(err, RS_ERR_FORMAT, "tokenizer.json: model has no type");
-    if (!strcmp(type, "BPE")) v->kind = HF_BPE;
-    else if (!strcmp(type, "WordPiece")) v->kind = HF_WPM;
-    else if (!strcmp(type, "Unigram")) v->kind = HF_UGM;
-    else return rs_error_set(err, RS_ERR_UNSUPPORTED, "tokenizer.json: model type '%s' is not supported", type);
+    if (!strcmp(type, "BPE"))
+        v->kind = HF_BPE;
+    else if (!strcmp(type, "WordPiece"))
+        v->kind = HF_WPM;
+    else if (!strcmp(type, "Unigram"))
+        v->kind = HF_UGM;
+    else
+        return rs_error_set(err, RS_ERR_UNSUPPORTED,
+                            "tokenizer.json: model type '%s' is not supported", type);
     bool is_map = v->kind != HF_UGM;
     if (is_map ? !cJSON_IsObject(vocab) : !cJSON_IsArray(vocab))
-        return rs_error_set(err, RS_ERR_FORMAT, "tokenizer.json: model.vocab is missing or of the wrong type");
+        return rs_error_set(err, RS_ERR_FORMAT,
+                            "tokenizer.json: model.vocab is missing or of the wrong type");
     size_t n = 0;
     rs_status st = vocab_size(vocab, is_map, added, &n, err);
     if (!st) st = vocab_alloc(v, n, err);
@@ -230,7 +246,8 @@ static rs_status parse_model(const cJSON *root, hf_vocab *v, rs_error *err) {
         } else {
             const cJSON *p = cJSON_GetArrayItem(e, 0), *s = cJSON_GetArrayItem(e, 1);
             if (!cJSON_IsString(p) || !cJSON_IsNumber(s))
-                return rs_error_set(err, RS_ERR_FORMAT, "tokenizer.json: Unigram entry %lld is not [piece, score]",
+                return rs_error_set(err, RS_ERR_FORMAT,
+                                    "tokenizer.json: Unigram entry %lld is not [piece, score]",
                                     (long long)i);
             st = set_tok(v, i, p->valuestring, err);
             v->score[i] = (float)s->valuedouble;
@@ -244,7 +261,8 @@ static rs_status parse_model(const cJSON *root, hf_vocab *v, rs_error *err) {
     v->ignore_merges = hf_json_bool(model, "ignore_merges", false);
     if (v->kind == HF_UGM) {
         int64_t u;
-        if (json_id(cJSON_GetObjectItemCaseSensitive(model, "unk_id"), &u) && (size_t)u < v->n) v->unk = u;
+        if (json_id(cJSON_GetObjectItemCaseSensitive(model, "unk_id"), &u) && (size_t)u < v->n)
+            v->unk = u;
     } else {
         const char *u = hf_json_str(model, "unk_token");
         for (size_t k = 0; u && k < v->n && v->unk < 0; k++)
@@ -254,8 +272,9 @@ static rs_status parse_model(const cJSON *root, hf_vocab *v, rs_error *err) {
         const char *pre = hf_json_str(model, "continuing_subword_prefix");
         const char *suf = hf_json_str(model, "end_of_word_suffix");
         if ((pre && *pre) || (suf && *suf))
-            return rs_error_set(err, RS_ERR_UNSUPPORTED,
-                                "tokenizer.json: BPE with a subword prefix/suffix is not supported");
+            return rs_error_set(
+                err, RS_ERR_UNSUPPORTED,
+                "tokenizer.json: BPE with a subword prefix/suffix is not supported");
         st = parse_merges(cJSON_GetObjectItemCaseSensitive(model, "merges"), v, err);
         if (st) return st;
     }
@@ -263,7 +282,8 @@ static rs_status parse_model(const cJSON *root, hf_vocab *v, rs_error *err) {
     /* types: byte tokens, unknown, then added tokens */
     for (size_t k = 0; k < v->n; k++) {
         if (!v->tok[k]) continue;
-        if (v->kind != HF_WPM && (v->byte_fallback || v->kind == HF_UGM) && is_byte_token(v->tok[k]))
+        if (v->kind != HF_WPM && (v->byte_fallback || v->kind == HF_UGM) &&
+            is_byte_token(v->tok[k]))
             v->type[k] = TT_BYTE;
     }
     if (v->unk >= 0) v->type[v->unk] = TT_UNKNOWN;
@@ -271,7 +291,8 @@ static rs_status parse_model(const cJSON *root, hf_vocab *v, rs_error *err) {
         int64_t id;
         const char *content = hf_json_str(e, "content");
         if (!json_id(cJSON_GetObjectItemCaseSensitive(e, "id"), &id) || !content)
-            return rs_error_set(err, RS_ERR_FORMAT, "tokenizer.json: an added token lacks id or content");
+            return rs_error_set(err, RS_ERR_FORMAT,
+                                "tokenizer.json: an added token lacks id or content");
         if ((st = set_tok(v, id, content, err))) return st;
         bool special = hf_json_bool(e, "special", false);
         if (v->type[id] != TT_UNKNOWN) v->type[id] = special ? TT_CONTROL : TT_USER;
@@ -379,7 +400,8 @@ static rs_status build_map(hf_vocab *v, rs_error *err) {
     int32_t a = -1, b = -1;
     rs_status st = rs_strmap_build(&v->map, v->keys, v->n, &v->arena, &a, &b);
     if (st == RS_ERR_FORMAT)
-        return rs_error_set(err, st, "tokenizer.json: '%.40s' has two ids, %d and %d", v->tok[a], a, b);
+        return rs_error_set(err, st, "tokenizer.json: '%.40s' has two ids, %d and %d", v->tok[a], a,
+                            b);
     return st;
 }
 
@@ -429,9 +451,13 @@ static rs_status write_tokens(const hf_vocab *v, rs_meta *m) {
 }
 
 static rs_status write_meta(hf_vocab *v, const hf_pipeline *p, const hf_config *c, rs_meta *m) {
-    const char *model = v->kind == HF_WPM ? "bert" : v->kind == HF_UGM ? "t5"
-                        : p->byte_level ? "gpt2" : "llama";
-    const char *pre = v->kind == HF_WPM ? "bert-bge" : !strcmp(model, "gpt2") ? hf_pre_name(p) : "default";
+    const char *model = v->kind == HF_WPM   ? "bert"
+                        : v->kind == HF_UGM ? "t5"
+                        : p->byte_level     ? "gpt2"
+                                            : "llama";
+    const char *pre = v->kind == HF_WPM        ? "bert-bge"
+                      : !strcmp(model, "gpt2") ? hf_pre_name(p)
+                                               : "default";
     rs_status st = rs_meta_set_str(m, "tokenizer.ggml.model", model, strlen(model));
     if (!st) st = rs_meta_set_str(m, "tokenizer.ggml.pre", pre, strlen(pre));
     if (!strcmp(model, "llama")) scores_from_merges(v);
@@ -455,7 +481,8 @@ static rs_status write_meta(hf_vocab *v, const hf_pipeline *p, const hf_config *
         if (!st) st = rs_meta_set_bool(m, "tokenizer.ggml.add_sep_token", p->post_eos);
         add_eos = false;
         if (!st) st = rs_meta_set_bool(m, "tokenizer.ggml.normalizer.lowercase", p->lowercase);
-        if (!st) st = rs_meta_set_bool(m, "tokenizer.ggml.normalizer.strip_accents", p->strip_accents);
+        if (!st)
+            st = rs_meta_set_bool(m, "tokenizer.ggml.normalizer.strip_accents", p->strip_accents);
     }
     if (add_bos && bos < 0) add_bos = false;
     if (add_eos && eos < 0) add_eos = false;
@@ -468,7 +495,8 @@ static rs_status write_meta(hf_vocab *v, const hf_pipeline *p, const hf_config *
     if (!st && v->kind != HF_WPM)
         st = rs_meta_set_bool(m, "tokenizer.ggml.add_space_prefix", p->space_prefix);
     if (!st && c->chat_template)
-        st = rs_meta_set_str(m, "tokenizer.chat_template", c->chat_template, strlen(c->chat_template));
+        st = rs_meta_set_str(m, "tokenizer.chat_template", c->chat_template,
+                             strlen(c->chat_template));
 
     /* what GGUF cannot say */
     if (!st && v->kind == HF_BPE) {
@@ -485,7 +513,8 @@ static rs_status write_meta(hf_vocab *v, const hf_pipeline *p, const hf_config *
 
 /* Unigram normaliser: the base64 precompiled charsmap and the space rules. */
 static rs_status write_unigram(const hf_pipeline *p, rs_meta *m, rs_error *err) {
-    rs_status st = rs_meta_set_bool(m, "tokenizer.ggml.remove_extra_whitespaces", p->collapse_spaces);
+    rs_status st =
+        rs_meta_set_bool(m, "tokenizer.ggml.remove_extra_whitespaces", p->collapse_spaces);
     if (st || !p->charsmap_b64) return st;
     const char *s = p->charsmap_b64;
     size_t n = strlen(s);
@@ -496,12 +525,17 @@ static rs_status write_unigram(const hf_pipeline *p, rs_meta *m, rs_error *err) 
     int bits = 0;
     for (size_t i = 0; i < n; i++) {
         char ch = s[i];
-        int v = ch >= 'A' && ch <= 'Z' ? ch - 'A' : ch >= 'a' && ch <= 'z' ? ch - 'a' + 26
-                : ch >= '0' && ch <= '9' ? ch - '0' + 52 : ch == '+' ? 62 : ch == '/' ? 63 : -1;
+        int v = ch >= 'A' && ch <= 'Z'   ? ch - 'A'
+                : ch >= 'a' && ch <= 'z' ? ch - 'a' + 26
+                : ch >= '0' && ch <= '9' ? ch - '0' + 52
+                : ch == '+'              ? 62
+                : ch == '/'              ? 63
+                                         : -1;
         if (ch == '=') break;
         if (v < 0) {
             free(out);
-            return rs_error_set(err, RS_ERR_FORMAT, "tokenizer.json: precompiled_charsmap is not base64");
+            return rs_error_set(err, RS_ERR_FORMAT,
+                                "tokenizer.json: precompiled_charsmap is not base64");
         }
         acc = (acc << 6) | (uint32_t)v;
         bits += 6;
@@ -527,7 +561,8 @@ static rs_status json_to_meta(const char *dir, const char *path, rs_meta *out, r
     if (!st) st = hf_pipeline_parse(root, &p, err);
     if (!st) st = parse_config(dir, &c, err);
     if (!st && v.kind == HF_BPE && p.bert)
-        st = rs_error_set(err, RS_ERR_UNSUPPORTED, "tokenizer.json: BertNormalizer with a BPE model");
+        st = rs_error_set(err, RS_ERR_UNSUPPORTED,
+                          "tokenizer.json: BertNormalizer with a BPE model");
     if (!st) st = write_meta(&v, &p, &c, out);
     if (!st && v.kind == HF_UGM) st = write_unigram(&p, out, err);
     if (st == RS_ERR_NOMEM) rs_error_set(err, st, "tokenizer.json: out of memory");
@@ -550,10 +585,13 @@ rs_status rs_tokenizer_hf_to_meta(const char *dir, rs_meta *out, rs_error *err) 
     if (st) return st;
     hf_config c = {0};
     st = parse_config(dir, &c, err);
-    if (!st && c.add_bos >= 0) st = rs_meta_set_bool(out, "tokenizer.ggml.add_bos_token", c.add_bos);
-    if (!st && c.add_eos >= 0) st = rs_meta_set_bool(out, "tokenizer.ggml.add_eos_token", c.add_eos);
+    if (!st && c.add_bos >= 0)
+        st = rs_meta_set_bool(out, "tokenizer.ggml.add_bos_token", c.add_bos);
+    if (!st && c.add_eos >= 0)
+        st = rs_meta_set_bool(out, "tokenizer.ggml.add_eos_token", c.add_eos);
     if (!st && c.chat_template)
-        st = rs_meta_set_str(out, "tokenizer.chat_template", c.chat_template, strlen(c.chat_template));
+        st = rs_meta_set_str(out, "tokenizer.chat_template", c.chat_template,
+                             strlen(c.chat_template));
     config_free(&c);
     return st == RS_ERR_NOMEM ? rs_error_set(err, st, "%s: out of memory", dir) : st;
 }

@@ -57,7 +57,9 @@ bool hf_json_bool(const cJSON *o, const char *key, bool dflt) {
     return dflt;
 }
 
-static const char *type_of(const cJSON *o) { return hf_json_str(o, "type"); }
+static const char *type_of(const cJSON *o) {
+    return hf_json_str(o, "type");
+}
 
 static bool type_is(const cJSON *o, const char *t) {
     const char *s = type_of(o);
@@ -75,7 +77,8 @@ static rs_status pattern_regex(const cJSON *pat, char **out, bool *is_regex, rs_
         *is_regex = false;
         *out = strdup(s);
     } else {
-        return rs_error_set(err, RS_ERR_FORMAT, "tokenizer.json: a pattern has neither String nor Regex");
+        return rs_error_set(err, RS_ERR_FORMAT,
+                            "tokenizer.json: a pattern has neither String nor Regex");
     }
     return *out ? RS_OK : RS_ERR_NOMEM;
 }
@@ -130,7 +133,8 @@ static rs_status norm_step(const cJSON *n, hf_pipeline *p, rs_error *err) {
     }
     if (!strcmp(t, "Prepend")) {
         const char *s = hf_json_str(n, "prepend");
-        if (!s) return rs_error_set(err, RS_ERR_FORMAT, "tokenizer.json: Prepend without 'prepend'");
+        if (!s)
+            return rs_error_set(err, RS_ERR_FORMAT, "tokenizer.json: Prepend without 'prepend'");
         if (!strcmp(s, RS_SPACE_MARK)) p->space_prefix = true;
         rs_status st = sl_push(l, "prepend");
         return st ? st : sl_push(l, s);
@@ -139,10 +143,13 @@ static rs_status norm_step(const cJSON *n, hf_pipeline *p, rs_error *err) {
         char *pat;
         bool is_re;
         const char *content = hf_json_str(n, "content");
-        rs_status st = pattern_regex(cJSON_GetObjectItemCaseSensitive(n, "pattern"), &pat, &is_re, err);
+        rs_status st =
+            pattern_regex(cJSON_GetObjectItemCaseSensitive(n, "pattern"), &pat, &is_re, err);
         if (st) return st;
-        if (!content) st = rs_error_set(err, RS_ERR_FORMAT, "tokenizer.json: Replace without 'content'");
-        if (!st && is_re && !strcmp(pat, " {2,}") && !strcmp(content, " ")) p->collapse_spaces = true;
+        if (!content)
+            st = rs_error_set(err, RS_ERR_FORMAT, "tokenizer.json: Replace without 'content'");
+        if (!st && is_re && !strcmp(pat, " {2,}") && !strcmp(content, " "))
+            p->collapse_spaces = true;
         if (!st) st = sl_push(l, is_re ? "replace_regex" : "replace");
         if (!st) st = sl_push(l, pat);
         if (!st) st = sl_push(l, content);
@@ -162,7 +169,8 @@ static rs_status norm_step(const cJSON *n, hf_pipeline *p, rs_error *err) {
         p->charsmap_b64 = b64 ? strdup(b64) : NULL;
         return b64 && !p->charsmap_b64 ? RS_ERR_NOMEM : RS_OK;
     }
-    return rs_error_set(err, RS_ERR_UNSUPPORTED, "tokenizer.json: normalizer '%s' is not supported", t);
+    return rs_error_set(err, RS_ERR_UNSUPPORTED, "tokenizer.json: normalizer '%s' is not supported",
+                        t);
 }
 
 /* ---- pre-tokenizer ------------------------------------------------------------------ */
@@ -241,7 +249,8 @@ static rs_status pre_step(const cJSON *n, hf_pipeline *p, rs_error *err) {
         st = sl_push(l, "digits");
         return st ? st : sl_push(l, hf_json_bool(n, "individual_digits", false) ? "1" : "0");
     }
-    return rs_error_set(err, RS_ERR_UNSUPPORTED, "tokenizer.json: pre_tokenizer '%s' is not supported", t);
+    return rs_error_set(err, RS_ERR_UNSUPPORTED,
+                        "tokenizer.json: pre_tokenizer '%s' is not supported", t);
 }
 
 /* ---- post-processor ------------------------------------------------------------------ */
@@ -265,7 +274,8 @@ static void post_step(const cJSON *n, hf_pipeline *p) {
     if (type_is(n, "TemplateProcessing")) {
         const cJSON *single = cJSON_GetObjectItemCaseSensitive(n, "single");
         int k = cJSON_GetArraySize(single);
-        const cJSON *first = cJSON_GetArrayItem(single, 0), *last = cJSON_GetArrayItem(single, k - 1);
+        const cJSON *first = cJSON_GetArrayItem(single, 0),
+                    *last = cJSON_GetArrayItem(single, k - 1);
         const cJSON *fs = cJSON_GetObjectItemCaseSensitive(first, "SpecialToken");
         const cJSON *ls = cJSON_GetObjectItemCaseSensitive(last, "SpecialToken");
         p->post_seen = true;

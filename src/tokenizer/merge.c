@@ -159,7 +159,8 @@ static size_t symbolize(rs_enc *e, const char *w, size_t n) {
         bool bytes_ok = t->byte_fallback;
         for (size_t k = 0; k < cl && bytes_ok; k++) bytes_ok = t->byte_tok[(uint8_t)w[i + k]] >= 0;
         if (bytes_ok) {
-            for (size_t k = 0; k < cl; k++) push_sym(s, &ns, t->byte_tok[(uint8_t)w[i + k]], i + k, 1);
+            for (size_t k = 0; k < cl; k++)
+                push_sym(s, &ns, t->byte_tok[(uint8_t)w[i + k]], i + k, 1);
             pending_unk = false;
         } else if (t->unk >= 0) {
             if (pending_unk && t->fuse_unk) {

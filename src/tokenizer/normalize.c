@@ -16,10 +16,18 @@ static bool unicode_form(rs_norm_kind k, const char *s, size_t n, rs_bytes *out)
     if (!rs_utf8_valid(s, n)) return !rs_bytes_append(out, s, n);
     int opt = UTF8PROC_STABLE;
     switch (k) {
-    case RS_NORM_NFC: opt |= UTF8PROC_COMPOSE; break;
-    case RS_NORM_NFD: opt |= UTF8PROC_DECOMPOSE; break;
-    case RS_NORM_NFKC: opt |= UTF8PROC_COMPOSE | UTF8PROC_COMPAT; break;
-    default: opt |= UTF8PROC_DECOMPOSE | UTF8PROC_COMPAT; break;
+    case RS_NORM_NFC:
+        opt |= UTF8PROC_COMPOSE;
+        break;
+    case RS_NORM_NFD:
+        opt |= UTF8PROC_DECOMPOSE;
+        break;
+    case RS_NORM_NFKC:
+        opt |= UTF8PROC_COMPOSE | UTF8PROC_COMPAT;
+        break;
+    default:
+        opt |= UTF8PROC_DECOMPOSE | UTF8PROC_COMPAT;
+        break;
     }
     utf8proc_uint8_t *res = NULL;
     utf8proc_ssize_t r = utf8proc_map((const utf8proc_uint8_t *)s, (utf8proc_ssize_t)n, &res,
@@ -124,17 +132,21 @@ static rs_status apply(const rs_norm_op *op, const char *s, size_t n, rs_bytes *
     case RS_NORM_NFC:
     case RS_NORM_NFD:
     case RS_NORM_NFKC:
-    case RS_NORM_NFKD: return unicode_form(op->kind, s, n, out) ? RS_OK : RS_ERR_NOMEM;
+    case RS_NORM_NFKD:
+        return unicode_form(op->kind, s, n, out) ? RS_OK : RS_ERR_NOMEM;
     case RS_NORM_LOWERCASE:
-    case RS_NORM_STRIP_ACCENTS: return map_cps(op->kind, s, n, out) ? RS_OK : RS_ERR_NOMEM;
+    case RS_NORM_STRIP_ACCENTS:
+        return map_cps(op->kind, s, n, out) ? RS_OK : RS_ERR_NOMEM;
     case RS_NORM_STRIP:
         strip_ws(s, n, op->left, op->right, &a, &b);
         return rs_bytes_append(out, s + a, b - a);
     case RS_NORM_PREPEND:
         if (n && rs_bytes_append(out, op->s1.ptr, (size_t)op->s1.len)) return RS_ERR_NOMEM;
         return rs_bytes_append(out, s, n);
-    case RS_NORM_REPLACE: return replace_literal(op->s1, op->s2, s, n, out) ? RS_OK : RS_ERR_NOMEM;
-    case RS_NORM_REPLACE_RE: return replace_regex(op, s, n, out, err);
+    case RS_NORM_REPLACE:
+        return replace_literal(op->s1, op->s2, s, n, out) ? RS_OK : RS_ERR_NOMEM;
+    case RS_NORM_REPLACE_RE:
+        return replace_regex(op, s, n, out, err);
     }
     return RS_OK;
 }

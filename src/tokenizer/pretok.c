@@ -18,18 +18,18 @@
 
 /* ---- the expressions ----------------------------------------------------------- */
 
-#define RE_GPT2 "'s|'t|'re|'ve|'m|'ll|'d| ?\\p{L}+| ?\\p{N}+| ?[^\\s\\p{L}\\p{N}]+|\\s+(?!\\S)|\\s+"
+#define RE_GPT2         "'s|'t|'re|'ve|'m|'ll|'d| ?\\p{L}+| ?\\p{N}+| ?[^\\s\\p{L}\\p{N}]+|\\s+(?!\\S)|\\s+"
 #define RE_CONTRACTIONS "(?:'[sS]|'[tT]|'[rR][eE]|'[vV][eE]|'[mM]|'[lL][lL]|'[dD])"
-#define RE_LLAMA3                                                                          \
-    RE_CONTRACTIONS "|[^\\r\\n\\p{L}\\p{N}]?\\p{L}+|\\p{N}{1,3}| ?[^\\s\\p{L}\\p{N}]+[\\r\\n]*|" \
+#define RE_LLAMA3                                                                                  \
+    RE_CONTRACTIONS "|[^\\r\\n\\p{L}\\p{N}]?\\p{L}+|\\p{N}{1,3}| ?[^\\s\\p{L}\\p{N}]+[\\r\\n]*|"   \
                     "\\s*[\\r\\n]+|\\s+(?!\\S)|\\s+"
-#define RE_QWEN2                                                                        \
-    RE_CONTRACTIONS "|[^\\r\\n\\p{L}\\p{N}]?\\p{L}+|\\p{N}| ?[^\\s\\p{L}\\p{N}]+[\\r\\n]*|" \
+#define RE_QWEN2                                                                                   \
+    RE_CONTRACTIONS "|[^\\r\\n\\p{L}\\p{N}]?\\p{L}+|\\p{N}| ?[^\\s\\p{L}\\p{N}]+[\\r\\n]*|"        \
                     "\\s*[\\r\\n]+|\\s+(?!\\S)|\\s+"
-#define RE_CASED_WORDS                                                                       \
-    "[^\\r\\n\\p{L}\\p{N}]?[\\p{Lu}\\p{Lt}\\p{Lm}\\p{Lo}\\p{M}]*[\\p{Ll}\\p{Lm}\\p{Lo}\\p{M}]+" \
-    "(?i:'s|'t|'re|'ve|'m|'ll|'d)?|"                                                         \
-    "[^\\r\\n\\p{L}\\p{N}]?[\\p{Lu}\\p{Lt}\\p{Lm}\\p{Lo}\\p{M}]+[\\p{Ll}\\p{Lm}\\p{Lo}\\p{M}]*" \
+#define RE_CASED_WORDS                                                                             \
+    "[^\\r\\n\\p{L}\\p{N}]?[\\p{Lu}\\p{Lt}\\p{Lm}\\p{Lo}\\p{M}]*[\\p{Ll}\\p{Lm}\\p{Lo}\\p{M}]+"    \
+    "(?i:'s|'t|'re|'ve|'m|'ll|'d)?|"                                                               \
+    "[^\\r\\n\\p{L}\\p{N}]?[\\p{Lu}\\p{Lt}\\p{Lm}\\p{Lo}\\p{M}]+[\\p{Ll}\\p{Lm}\\p{Lo}\\p{M}]*"    \
     "(?i:'s|'t|'re|'ve|'m|'ll|'d)?|"
 #define RE_PORO " ?[^(\\s|.,!?…。，、।۔،)]+"
 
@@ -67,13 +67,16 @@ static const pre_def pre_defs[] = {
     {"llama3|llama-v3|llama-bpe|falcon3|falcon-h1|pixtral|midm-2.0|lfm2", {RE_LLAMA3}, true},
     {"dbrx|smaug-bpe|chatglm-bpe|glm4", {RE_LLAMA3}, false},
     {"deepseek-llm",
-     {"[\r\n]", re_deepseek_letters, "\\s?[!-/:-~！-／：-～‘-‟　-。]+", "\\s+$", "[一-龥ࠀ-一가-퟿]+",
-      "\\p{N}+"},
+     {"[\r\n]", re_deepseek_letters, "\\s?[!-/:-~！-／：-～‘-‟　-。]+", "\\s+$",
+      "[一-龥ࠀ-一가-퟿]+", "\\p{N}+"},
      false},
-    {"deepseek-coder", {"[\r\n]", "\\s?\\p{L}+", "\\s?\\p{P}+", "[一-龥ࠀ-一가-퟿]+", "\\p{N}"}, false},
+    {"deepseek-coder",
+     {"[\r\n]", "\\s?\\p{L}+", "\\s?\\p{P}+", "[一-龥ࠀ-一가-퟿]+", "\\p{N}"},
+     false},
     {"deepseek-v3",
      {"\\p{N}{1,3}", "[一-龥぀-ゟ゠-ヿ]+",
-      "[!\"#$%&'()*+,\\-./:;<=>?@\\[\\\\\\]^_`{|}~][A-Za-z]+|[^\r\n\\p{L}\\p{P}\\p{S}]?[\\p{L}\\p{M}]+|"
+      "[!\"#$%&'()*+,\\-./"
+      ":;<=>?@\\[\\\\\\]^_`{|}~][A-Za-z]+|[^\r\n\\p{L}\\p{P}\\p{S}]?[\\p{L}\\p{M}]+|"
       " ?[\\p{P}\\p{S}]+[\r\n]*|\\s*[\r\n]+|\\s+(?!\\S)|\\s+"},
      false},
     {"falcon", {"[\\p{P}\\$\\+<=>\\^~\\|`]+", RE_GPT2, "[0-9][0-9][0-9]"}, false},
@@ -90,8 +93,7 @@ static const pre_def pre_defs[] = {
      {RE_CASED_WORDS "\\p{N}| ?[^\\s\\p{L}\\p{N}]+[\\r\\n/]*|\\s*[\\r\\n]+|\\s+(?!\\S)|\\s+"},
      true},
     {"gpt-4o|llama4",
-     {RE_CASED_WORDS
-      "\\p{N}{1,3}| ?[^\\s\\p{L}\\p{N}]+[\\r\\n/]*|\\s*[\\r\\n]+|\\s+(?!\\S)|\\s+"},
+     {RE_CASED_WORDS "\\p{N}{1,3}| ?[^\\s\\p{L}\\p{N}]+[\\r\\n/]*|\\s*[\\r\\n]+|\\s+(?!\\S)|\\s+"},
      false},
     {"bailingmoe|bailingmoe2|llada-moe",
      {"'(?:[sSdDmMtT]|[lL][lL]|[vV][eE]|[rR][eE])|[^\\r\\n\\p{L}\\p{N}]?\\p{L}+|\\p{N}| "
@@ -106,8 +108,8 @@ static const pre_def pre_defs[] = {
 /* ---- compiling ----------------------------------------------------------------------- */
 
 /* The Unicode White_Space set, as a class body. */
-#define WS_BODY                                                                                \
-    "\\t-\\r\\x20\\x{85}\\x{a0}\\x{1680}\\x{2000}-\\x{200a}\\x{2028}\\x{2029}\\x{202f}\\x{205f}" \
+#define WS_BODY                                                                                    \
+    "\\t-\\r\\x20\\x{85}\\x{a0}\\x{1680}\\x{2000}-\\x{200a}\\x{2028}\\x{2029}\\x{202f}\\x{205f}"   \
     "\\x{3000}"
 
 static bool translate(const char *re, size_t n, rs_bytes *out) {
@@ -218,7 +220,8 @@ rs_status rs_pretok_from_name(rs_tokenizer *t, const char *pre, size_t len, rs_e
         if (pre_defs[i].ignore_merges) t->ignore_merges = true;
         return RS_OK;
     }
-    return rs_error_set(err, RS_ERR_UNSUPPORTED, "tokenizer.ggml.pre = '%.*s' is not a known pre-tokenizer",
+    return rs_error_set(err, RS_ERR_UNSUPPORTED,
+                        "tokenizer.ggml.pre = '%.*s' is not a known pre-tokenizer",
                         (int)(len > 64 ? 64 : len), pre);
 }
 
@@ -272,12 +275,18 @@ static rs_status parse_norm(rs_tokenizer *t, argv_reader *r, rs_error *err) {
     if (!t->norm) return RS_ERR_NOMEM;
     while (next_arg(r, &op)) {
         rs_norm_op n = {0};
-        if (arg_is(op, "nfc")) n.kind = RS_NORM_NFC;
-        else if (arg_is(op, "nfd")) n.kind = RS_NORM_NFD;
-        else if (arg_is(op, "nfkc")) n.kind = RS_NORM_NFKC;
-        else if (arg_is(op, "nfkd")) n.kind = RS_NORM_NFKD;
-        else if (arg_is(op, "lowercase")) n.kind = RS_NORM_LOWERCASE;
-        else if (arg_is(op, "strip_accents")) n.kind = RS_NORM_STRIP_ACCENTS;
+        if (arg_is(op, "nfc"))
+            n.kind = RS_NORM_NFC;
+        else if (arg_is(op, "nfd"))
+            n.kind = RS_NORM_NFD;
+        else if (arg_is(op, "nfkc"))
+            n.kind = RS_NORM_NFKC;
+        else if (arg_is(op, "nfkd"))
+            n.kind = RS_NORM_NFKD;
+        else if (arg_is(op, "lowercase"))
+            n.kind = RS_NORM_LOWERCASE;
+        else if (arg_is(op, "strip_accents"))
+            n.kind = RS_NORM_STRIP_ACCENTS;
         else if (arg_is(op, "strip")) {
             if (!next_arg(r, &a1) || !next_arg(r, &a2)) return bad_arg(r, op, err);
             n.kind = RS_NORM_STRIP, n.left = arg_is(a1, "1"), n.right = arg_is(a2, "1");
@@ -310,7 +319,8 @@ static rs_status parse_pre(rs_tokenizer *t, argv_reader *r, rs_error *err) {
         rs_status st = RS_OK;
         if (arg_is(op, "split")) {
             rs_split_behavior b;
-            if (!next_arg(r, &a1) || !next_arg(r, &a2) || !next_arg(r, &a3) || !parse_behavior(a2, &b))
+            if (!next_arg(r, &a1) || !next_arg(r, &a2) || !next_arg(r, &a3) ||
+                !parse_behavior(a2, &b))
                 return bad_arg(r, op, err);
             st = rs_pretok_add_split(t, a1.ptr, (size_t)a1.len, b, arg_is(a3, "1"), err);
         } else if (arg_is(op, "byte_level")) {
@@ -318,7 +328,8 @@ static rs_status parse_pre(rs_tokenizer *t, argv_reader *r, rs_error *err) {
             t->byte_level = true;
             t->bl_add_prefix = arg_is(a1, "1");
             if (arg_is(a2, "1"))
-                st = rs_pretok_add_split(t, RE_GPT2, strlen(RE_GPT2), RS_SPLIT_ISOLATED, false, err);
+                st =
+                    rs_pretok_add_split(t, RE_GPT2, strlen(RE_GPT2), RS_SPLIT_ISOLATED, false, err);
         } else {
             rs_pre_op p = {0};
             if (arg_is(op, "metaspace")) {
@@ -330,8 +341,9 @@ static rs_status parse_pre(rs_tokenizer *t, argv_reader *r, rs_error *err) {
                 p.kind = RS_PRE_METASPACE;
                 p.s1 = (rs_str){arena_str(t, a1), a1.len};
                 if (!p.s1.ptr) return RS_ERR_NOMEM;
-                p.scheme = arg_is(a2, "first") ? RS_PREPEND_FIRST
-                           : arg_is(a2, "never") ? RS_PREPEND_NEVER : RS_PREPEND_ALWAYS;
+                p.scheme = arg_is(a2, "first")   ? RS_PREPEND_FIRST
+                           : arg_is(a2, "never") ? RS_PREPEND_NEVER
+                                                 : RS_PREPEND_ALWAYS;
                 p.flag = arg_is(a3, "1");
             } else if (arg_is(op, "whitespace_split")) {
                 p.kind = RS_PRE_WS_SPLIT;
@@ -344,15 +356,17 @@ static rs_status parse_pre(rs_tokenizer *t, argv_reader *r, rs_error *err) {
             } else if (arg_is(op, "bert")) {
                 p.kind = RS_PRE_BERT;
             } else if (arg_is(op, "punctuation")) {
-                if (!next_arg(r, &a1) || !parse_behavior(a1, &p.behavior)) return bad_arg(r, op, err);
+                if (!next_arg(r, &a1) || !parse_behavior(a1, &p.behavior))
+                    return bad_arg(r, op, err);
                 p.kind = RS_PRE_PUNCT;
             } else if (arg_is(op, "digits")) {
                 if (!next_arg(r, &a1)) return bad_arg(r, op, err);
                 p.kind = RS_PRE_DIGITS;
                 p.flag = arg_is(a1, "1");
             } else {
-                return rs_error_set(err, RS_ERR_UNSUPPORTED, "metadata key '%s': unknown step '%.*s'",
-                                    r->key, (int)(op.len > 40 ? 40 : op.len), op.ptr);
+                return rs_error_set(err, RS_ERR_UNSUPPORTED,
+                                    "metadata key '%s': unknown step '%.*s'", r->key,
+                                    (int)(op.len > 40 ? 40 : op.len), op.ptr);
             }
             rs_pre_op *slot = add_op(t);
             if (!slot) return RS_ERR_NOMEM;
@@ -368,7 +382,8 @@ rs_status rs_pipeline_from_meta(rs_tokenizer *t, const rs_meta *m, bool *have_no
 
 rs_status rs_pipeline_from_meta(rs_tokenizer *t, const rs_meta *m, bool *have_norm, bool *have_pre,
                                 rs_error *err) {
-    static const char *const keys[2] = {"tokenizer.rusty.normalizer", "tokenizer.rusty.pre_tokenizer"};
+    static const char *const keys[2] = {"tokenizer.rusty.normalizer",
+                                        "tokenizer.rusty.pre_tokenizer"};
     *have_norm = *have_pre = false;
     for (int k = 0; k < 2; k++) {
         const rs_value *v = rs_meta_find(m, keys[k]);
@@ -379,8 +394,10 @@ rs_status rs_pipeline_from_meta(rs_tokenizer *t, const rs_meta *m, bool *have_no
         argv_reader r = {&v->arr, 0, keys[k]};
         rs_status st = k == 0 ? parse_norm(t, &r, err) : parse_pre(t, &r, err);
         if (st) return st;
-        if (k == 0) *have_norm = true;
-        else *have_pre = true;
+        if (k == 0)
+            *have_norm = true;
+        else
+            *have_pre = true;
     }
     return RS_OK;
 }

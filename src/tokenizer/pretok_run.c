@@ -101,9 +101,15 @@ static rs_status class_pieces(rs_enc *e, int cls, rs_str mark, const char *s, si
             hit = mark.len <= end - i && memcmp(s + i, mark.ptr, (size_t)mark.len) == 0;
             if (hit) cl = (size_t)mark.len;
             break;
-        case RS_PRE_WS_SPLIT: hit = rs_uc_is_whitespace(cp); break;
-        case RS_PRE_PUNCT: hit = is_bert_punct(cp); break;
-        default: hit = rs_uc_is_digit(cp); break; /* RS_PRE_DIGITS */
+        case RS_PRE_WS_SPLIT:
+            hit = rs_uc_is_whitespace(cp);
+            break;
+        case RS_PRE_PUNCT:
+            hit = is_bert_punct(cp);
+            break;
+        default:
+            hit = rs_uc_is_digit(cp);
+            break; /* RS_PRE_DIGITS */
         }
         if (hit) {
             if (i > gap && !pv_push(out, gap, i - gap, false)) goto oom;

@@ -153,8 +153,8 @@ rs_status rs_special_partition(const rs_tokenizer *t, const char *text, size_t l
             last_end = p + L;
             n_tok++;
             if (t->attr[id] & RS_TOKEN_LSTRIP)
-                for (size_t k = p; k > 0 && owner[k - 1] == 0 && isspace((unsigned char)text[k - 1]);
-                     k--)
+                for (size_t k = p;
+                     k > 0 && owner[k - 1] == 0 && isspace((unsigned char)text[k - 1]); k--)
                     owner[k - 1] = 1;
             if (t->attr[id] & RS_TOKEN_RSTRIP) {
                 for (size_t k = p + L; k < len && owner[k] == 0 && isspace((unsigned char)text[k]);

@@ -22,8 +22,8 @@ typedef struct pb {
 typedef struct pb_field {
     uint32_t num;
     uint32_t wire;
-    uint64_t v;        /* varint / fixed value */
-    const uint8_t *s;  /* length-delimited payload */
+    uint64_t v;       /* varint / fixed value */
+    const uint8_t *s; /* length-delimited payload */
     size_t n;
 } pb_field;
 
@@ -50,7 +50,8 @@ static int pb_next(pb *b, pb_field *f) {
     f->wire = (uint32_t)(key & 7);
     f->s = NULL, f->n = 0, f->v = 0;
     switch (f->wire) {
-    case 0: return pb_varint(b, &f->v) ? 1 : -1;
+    case 0:
+        return pb_varint(b, &f->v) ? 1 : -1;
     case 1:
         if (b->end - b->p < 8) return -1;
         memcpy(&f->v, b->p, 8);
@@ -72,7 +73,8 @@ static int pb_next(pb *b, pb_field *f) {
         b->p += len;
         return 1;
     }
-    default: return -1; /* groups are not used by sentencepiece */
+    default:
+        return -1; /* groups are not used by sentencepiece */
     }
 }
 
@@ -112,7 +114,8 @@ static rs_status parse_piece(spm_model *m, const uint8_t *s, size_t n, rs_error 
     pb_field f;
     int r;
     while ((r = pb_next(&b, &f)) > 0) {
-        if (f.num == 1 && f.wire == 2) piece = (rs_str){(const char *)f.s, f.n};
+        if (f.num == 1 && f.wire == 2)
+            piece = (rs_str){(const char *)f.s, f.n};
         else if (f.num == 2 && f.wire == 5) {
             uint32_t x = (uint32_t)f.v;
             memcpy(&score, &x, 4);
@@ -138,14 +141,29 @@ static rs_status parse_trainer(spm_model *m, const uint8_t *s, size_t n, rs_erro
         if (f.wire != 0) continue;
         int64_t v = (int64_t)f.v; /* int32 fields are sign-extended varints */
         switch (f.num) {
-        case 3: m->model_type = v; break;
-        case 24: m->ws_suffix = v != 0; break;
-        case 35: m->byte_fallback = v != 0; break;
-        case 40: m->unk_id = v; break;
-        case 41: m->bos_id = v; break;
-        case 42: m->eos_id = v; break;
-        case 43: m->pad_id = v; break;
-        default: break;
+        case 3:
+            m->model_type = v;
+            break;
+        case 24:
+            m->ws_suffix = v != 0;
+            break;
+        case 35:
+            m->byte_fallback = v != 0;
+            break;
+        case 40:
+            m->unk_id = v;
+            break;
+        case 41:
+            m->bos_id = v;
+            break;
+        case 42:
+            m->eos_id = v;
+            break;
+        case 43:
+            m->pad_id = v;
+            break;
+        default:
+            break;
         }
     }
     return r < 0 ? bad(err, "trainer_spec") : RS_OK;
@@ -156,10 +174,14 @@ static rs_status parse_normalizer(spm_model *m, const uint8_t *s, size_t n, rs_e
     pb_field f;
     int r;
     while ((r = pb_next(&b, &f)) > 0) {
-        if (f.num == 2 && f.wire == 2) m->charsmap = f.s, m->charsmap_n = f.n;
-        else if (f.wire == 0 && f.num == 3) m->add_dummy_prefix = f.v != 0;
-        else if (f.wire == 0 && f.num == 4) m->remove_extra_ws = f.v != 0;
-        else if (f.wire == 0 && f.num == 5) m->escape_ws = f.v != 0;
+        if (f.num == 2 && f.wire == 2)
+            m->charsmap = f.s, m->charsmap_n = f.n;
+        else if (f.wire == 0 && f.num == 3)
+            m->add_dummy_prefix = f.v != 0;
+        else if (f.wire == 0 && f.num == 4)
+            m->remove_extra_ws = f.v != 0;
+        else if (f.wire == 0 && f.num == 5)
+            m->escape_ws = f.v != 0;
     }
     return r < 0 ? bad(err, "normalizer_spec") : RS_OK;
 }
@@ -172,8 +194,10 @@ static rs_status set_id(rs_meta *out, const char *key, int64_t id, size_t n) {
 static rs_status to_meta(const spm_model *m, rs_meta *out, rs_error *err) {
     if (m->n == 0) return rs_error_set(err, RS_ERR_FORMAT, "tokenizer.model has no pieces");
     const char *model;
-    if (m->model_type == 2) model = "llama";
-    else if (m->model_type == 1) model = "t5";
+    if (m->model_type == 2)
+        model = "llama";
+    else if (m->model_type == 1)
+        model = "t5";
     else
         return rs_error_set(err, RS_ERR_UNSUPPORTED,
                             "tokenizer.model: model_type %lld (only UNIGRAM and BPE are supported)",
@@ -193,7 +217,8 @@ static rs_status to_meta(const spm_model *m, rs_meta *out, rs_error *err) {
         if (!st && m->charsmap_n)
             st = rs_meta_set_arr(out, "tokenizer.ggml.precompiled_charsmap", RS_V_U8, m->charsmap,
                                  m->charsmap_n);
-        if (!st && !m->escape_ws) st = rs_meta_set_bool(out, "tokenizer.rusty.escape_whitespaces", false);
+        if (!st && !m->escape_ws)
+            st = rs_meta_set_bool(out, "tokenizer.rusty.escape_whitespaces", false);
         if (!st && m->ws_suffix)
             st = rs_meta_set_bool(out, "tokenizer.rusty.treat_whitespace_as_suffix", true);
     }
@@ -203,17 +228,26 @@ static rs_status to_meta(const spm_model *m, rs_meta *out, rs_error *err) {
 
 rs_status rs_tokenizer_spm_proto_to_meta(const void *data, size_t size, rs_meta *out,
                                          rs_error *err) {
-    spm_model m = {.unk_id = 0, .bos_id = 1, .eos_id = 2, .pad_id = -1, .model_type = 1,
-                   .add_dummy_prefix = true, .remove_extra_ws = true, .escape_ws = true};
+    spm_model m = {.unk_id = 0,
+                   .bos_id = 1,
+                   .eos_id = 2,
+                   .pad_id = -1,
+                   .model_type = 1,
+                   .add_dummy_prefix = true,
+                   .remove_extra_ws = true,
+                   .escape_ws = true};
     pb b = {data, (const uint8_t *)data + size};
     pb_field f;
     int r = 0;
     rs_status st = RS_OK;
     while (!st && (r = pb_next(&b, &f)) > 0) {
         if (f.wire != 2) continue;
-        if (f.num == 1) st = parse_piece(&m, f.s, f.n, err);
-        else if (f.num == 2) st = parse_trainer(&m, f.s, f.n, err);
-        else if (f.num == 3) st = parse_normalizer(&m, f.s, f.n, err);
+        if (f.num == 1)
+            st = parse_piece(&m, f.s, f.n, err);
+        else if (f.num == 2)
+            st = parse_trainer(&m, f.s, f.n, err);
+        else if (f.num == 3)
+            st = parse_normalizer(&m, f.s, f.n, err);
     }
     if (!st && r < 0) st = bad(err, "model");
     if (st == RS_ERR_NOMEM) rs_error_set(err, st, "tokenizer.model: out of memory");

@@ -11,7 +11,7 @@
 #include "tokenizer/tokenizer.h"
 
 /* "▁" U+2581, SentencePiece's space marker. */
-#define RS_SPACE_MARK "\xE2\x96\x81"
+#define RS_SPACE_MARK     "\xE2\x96\x81"
 #define RS_SPACE_MARK_LEN 3
 
 /* ---- hashing and maps (tok_util.c) ----------------------------------------- */
@@ -100,10 +100,10 @@ typedef enum rs_norm_kind {
     RS_NORM_NFKD,
     RS_NORM_LOWERCASE,
     RS_NORM_STRIP_ACCENTS,
-    RS_NORM_STRIP,       /* a: left, b: right */
-    RS_NORM_PREPEND,     /* s1 prepended to a non-empty fragment */
-    RS_NORM_REPLACE,     /* s1 → s2 (literal) */
-    RS_NORM_REPLACE_RE,  /* re → s2 */
+    RS_NORM_STRIP,      /* a: left, b: right */
+    RS_NORM_PREPEND,    /* s1 prepended to a non-empty fragment */
+    RS_NORM_REPLACE,    /* s1 → s2 (literal) */
+    RS_NORM_REPLACE_RE, /* re → s2 */
 } rs_norm_kind;
 
 typedef struct rs_norm_op {
@@ -114,13 +114,13 @@ typedef struct rs_norm_op {
 } rs_norm_op;
 
 typedef enum rs_pre_kind {
-    RS_PRE_SPLIT,       /* regex split with an HF behaviour */
-    RS_PRE_METASPACE,   /* replace ' ' by s1, prepend per scheme, split before s1 */
-    RS_PRE_WS_SPLIT,    /* HF WhitespaceSplit: runs of non-space */
-    RS_PRE_WHITESPACE,  /* HF Whitespace: \w+|[^\w\s]+ */
-    RS_PRE_BERT,        /* whitespace removed, punctuation isolated */
-    RS_PRE_PUNCT,       /* punctuation with a behaviour */
-    RS_PRE_DIGITS,      /* digits, individually or as runs */
+    RS_PRE_SPLIT,      /* regex split with an HF behaviour */
+    RS_PRE_METASPACE,  /* replace ' ' by s1, prepend per scheme, split before s1 */
+    RS_PRE_WS_SPLIT,   /* HF WhitespaceSplit: runs of non-space */
+    RS_PRE_WHITESPACE, /* HF Whitespace: \w+|[^\w\s]+ */
+    RS_PRE_BERT,       /* whitespace removed, punctuation isolated */
+    RS_PRE_PUNCT,      /* punctuation with a behaviour */
+    RS_PRE_DIGITS,     /* digits, individually or as runs */
 } rs_pre_kind;
 
 typedef enum rs_split_behavior {
@@ -137,10 +137,10 @@ typedef struct rs_pre_op {
     rs_pre_kind kind;
     rs_split_behavior behavior;
     bool invert;
-    bool flag;       /* METASPACE: split; DIGITS: individual */
-    int scheme;      /* METASPACE prepend scheme */
-    rs_str s1;       /* METASPACE replacement */
-    pcre2_code *re;  /* SPLIT (compiled with JIT when available) */
+    bool flag;      /* METASPACE: split; DIGITS: individual */
+    int scheme;     /* METASPACE prepend scheme */
+    rs_str s1;      /* METASPACE replacement */
+    pcre2_code *re; /* SPLIT (compiled with JIT when available) */
 } rs_pre_op;
 
 /* ---- the object --------------------------------------------------------------- */
@@ -149,10 +149,10 @@ struct rs_tokenizer {
     rs_arena arena;
     rs_vocab_type type;
     int32_t n_vocab;
-    rs_str *text;   /* token texts (copies) */
+    rs_str *text; /* token texts (copies) */
     float *score;
     uint16_t *attr;
-    rs_strmap map;  /* text → id */
+    rs_strmap map; /* text → id */
     size_t max_token_len;
 
     int32_t bos, eos, eot, eom, unk, sep, pad, nl;
@@ -172,18 +172,18 @@ struct rs_tokenizer {
     size_t n_norm;
     rs_pre_op *pre;
     size_t n_pre;
-    bool byte_level; /* BPE over GPT-2 byte characters */
+    bool byte_level;    /* BPE over GPT-2 byte characters */
     bool bl_add_prefix; /* HF ByteLevel add_prefix_space */
 
     /* merge model (SPM and BPE) */
-    bool ranked;         /* merges list (BPE semantics) rather than scores */
-    rs_pairmap pairs;    /* (unit, unit) → merged token */
-    rs_str *units;       /* SPM: characters inside tokens that are no token (ids n_vocab + i) */
+    bool ranked;      /* merges list (BPE semantics) rather than scores */
+    rs_pairmap pairs; /* (unit, unit) → merged token */
+    rs_str *units;    /* SPM: characters inside tokens that are no token (ids n_vocab + i) */
     size_t n_units;
     rs_strmap unit_map;
-    int32_t byte_char[256]; /* byte-level: byte → token of its character */
+    int32_t byte_char[256];  /* byte-level: byte → token of its character */
     int32_t ascii_unit[128]; /* unit of each one-byte character (see merge.c) */
-    int32_t byte_tok[256];  /* <0xNN> → id, -1 */
+    int32_t byte_tok[256];   /* <0xNN> → id, -1 */
     bool byte_fallback, fuse_unk, ignore_merges;
     bool chunk_at_mark; /* whole-text merging may be cut before "▁" (see spm.c) */
 
@@ -218,8 +218,8 @@ typedef struct rs_sym {
 typedef struct rs_bigram {
     float prio;
     int32_t left, right;
-    uint32_t len;  /* left.len + right.len when queued: detects stale entries */
-    int32_t unit;  /* the merged token */
+    uint32_t len; /* left.len + right.len when queued: detects stale entries */
+    int32_t unit; /* the merged token */
 } rs_bigram;
 
 /* Word → ids cache for one encode call. */
@@ -281,14 +281,13 @@ typedef struct rs_frag {
 } rs_frag;
 /* Splits text into raw fragments and special tokens (malloc'd array in *frags). */
 rs_status rs_special_partition(const rs_tokenizer *t, const char *text, size_t len,
-                               bool parse_special, rs_frag **frags, size_t *n_frags,
-                               rs_error *err);
+                               bool parse_special, rs_frag **frags, size_t *n_frags, rs_error *err);
 
 /* pretok.c / normalize.c */
 rs_status rs_pretok_compile(const char *pattern, size_t len, pcre2_code **out, rs_error *err);
 rs_status rs_pretok_from_name(rs_tokenizer *t, const char *pre, size_t len, rs_error *err);
-rs_status rs_pretok_add_split(rs_tokenizer *t, const char *regex, size_t len,
-                              rs_split_behavior b, bool invert, rs_error *err);
+rs_status rs_pretok_add_split(rs_tokenizer *t, const char *regex, size_t len, rs_split_behavior b,
+                              bool invert, rs_error *err);
 /* Calls fn for every pre-token of s[0..n) (first fragment: is_first). */
 typedef rs_status (*rs_word_fn)(rs_enc *e, const char *s, size_t n);
 rs_status rs_pretok_run(rs_enc *e, const char *s, size_t n, bool is_first, rs_word_fn fn);
@@ -304,8 +303,8 @@ bool rs_uc_is_whitespace(uint32_t cp);
 bool rs_uc_is_punct(uint32_t cp);   /* Unicode P* */
 bool rs_uc_is_control(uint32_t cp); /* C* except \t \n \r */
 bool rs_uc_is_cjk(uint32_t cp);
-bool rs_uc_is_mark(uint32_t cp); /* M* (combining marks) */
-bool rs_uc_is_digit(uint32_t cp);  /* N* */
-bool rs_uc_is_alnum(uint32_t cp);  /* \w: L*, N*, M*, Pc */
+bool rs_uc_is_mark(uint32_t cp);  /* M* (combining marks) */
+bool rs_uc_is_digit(uint32_t cp); /* N* */
+bool rs_uc_is_alnum(uint32_t cp); /* \w: L*, N*, M*, Pc */
 
 #endif

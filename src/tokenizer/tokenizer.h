@@ -154,7 +154,7 @@ rs_status rs_tokenizer_decode(const rs_tokenizer *t, const int32_t *ids, size_t 
 typedef struct rs_stream_decoder {
     const rs_tokenizer *t;
     unsigned flags;
-    bool started;       /* a piece was produced already (for STRIP_SPACE) */
+    bool started; /* a piece was produced already (for STRIP_SPACE) */
     unsigned char pending[8];
     size_t n_pending;
 } rs_stream_decoder;

@@ -113,14 +113,16 @@ static rs_status load_charsmap(rs_tokenizer *t, const rs_meta *m, rs_error *err)
     const rs_value *v = rs_meta_find(m, "tokenizer.ggml.precompiled_charsmap");
     if (!v) return RS_OK;
     if (v->type != RS_V_ARR || (v->arr.type != RS_V_U8 && v->arr.type != RS_V_I8))
-        return rs_error_set(err, RS_ERR_FORMAT, "tokenizer.ggml.precompiled_charsmap: expected bytes");
+        return rs_error_set(err, RS_ERR_FORMAT,
+                            "tokenizer.ggml.precompiled_charsmap: expected bytes");
     size_t n = (size_t)v->arr.n;
     const unsigned char *p = v->arr.data;
     uint32_t blob = 0;
     if (n >= 4) memcpy(&blob, p, 4);
     if (n < 4 || (size_t)blob + 4 >= n || blob % 4)
         return rs_error_set(err, RS_ERR_FORMAT,
-                            "tokenizer.ggml.precompiled_charsmap: bad header (%zu bytes, blob %u)", n, blob);
+                            "tokenizer.ggml.precompiled_charsmap: bad header (%zu bytes, blob %u)",
+                            n, blob);
     uint32_t *x = rs_arena_alloc(&t->arena, blob ? blob : 4, 8); /* aligned copy */
     char *r = rs_arena_alloc(&t->arena, n - 4 - blob, 1);
     if (!x || !r) return RS_ERR_NOMEM;

@@ -92,8 +92,9 @@ static rs_status load_tokens(rs_tokenizer *t, const rs_meta *m, rs_error *err) {
             return rs_error_set(err, RS_ERR_FORMAT, "'%s': expected f32 or i32 elements, found %s",
                                 KEY("scores"), rs_vtype_name(sc.type));
         if (sc.n != toks.n)
-            return rs_error_set(err, RS_ERR_FORMAT, "'%s' has %llu entries but there are %zu tokens",
-                                KEY("scores"), (unsigned long long)sc.n, n);
+            return rs_error_set(err, RS_ERR_FORMAT,
+                                "'%s' has %llu entries but there are %zu tokens", KEY("scores"),
+                                (unsigned long long)sc.n, n);
         for (size_t i = 0; i < n; i++) t->score[i] = (float)rs_array_get_f64(&sc, i);
     } else if (st != RS_ERR_NOT_FOUND) {
         return st;
@@ -109,21 +110,36 @@ static rs_status load_tokens(rs_tokenizer *t, const rs_meta *m, rs_error *err) {
             return rs_error_set(err, RS_ERR_FORMAT, "'%s': expected integer elements, found %s",
                                 KEY("token_type"), rs_vtype_name(ty.type));
         if (ty.n != toks.n)
-            return rs_error_set(err, RS_ERR_FORMAT, "'%s' has %llu entries but there are %zu tokens",
-                                KEY("token_type"), (unsigned long long)ty.n, n);
+            return rs_error_set(err, RS_ERR_FORMAT,
+                                "'%s' has %llu entries but there are %zu tokens", KEY("token_type"),
+                                (unsigned long long)ty.n, n);
     } else if (st != RS_ERR_NOT_FOUND) {
         return st;
     }
     for (size_t i = 0; i < n; i++) {
         int64_t k = have_types ? rs_array_get_i64(&ty, i) : TT_NORMAL;
         switch (k) {
-        case TT_UNDEFINED: t->attr[i] = 0; break;
-        case TT_NORMAL: t->attr[i] = RS_TOKEN_NORMAL; break;
-        case TT_UNKNOWN: t->attr[i] = RS_TOKEN_UNKNOWN; break;
-        case TT_CONTROL: t->attr[i] = RS_TOKEN_CONTROL; break;
-        case TT_USER_DEFINED: t->attr[i] = RS_TOKEN_USER_DEFINED; break;
-        case TT_UNUSED: t->attr[i] = RS_TOKEN_UNUSED; break;
-        case TT_BYTE: t->attr[i] = RS_TOKEN_BYTE; break;
+        case TT_UNDEFINED:
+            t->attr[i] = 0;
+            break;
+        case TT_NORMAL:
+            t->attr[i] = RS_TOKEN_NORMAL;
+            break;
+        case TT_UNKNOWN:
+            t->attr[i] = RS_TOKEN_UNKNOWN;
+            break;
+        case TT_CONTROL:
+            t->attr[i] = RS_TOKEN_CONTROL;
+            break;
+        case TT_USER_DEFINED:
+            t->attr[i] = RS_TOKEN_USER_DEFINED;
+            break;
+        case TT_UNUSED:
+            t->attr[i] = RS_TOKEN_UNUSED;
+            break;
+        case TT_BYTE:
+            t->attr[i] = RS_TOKEN_BYTE;
+            break;
         default:
             return rs_error_set(err, RS_ERR_FORMAT, "'%s'[%zu] = %lld is not a token type (0..6)",
                                 KEY("token_type"), i, (long long)k);
@@ -148,7 +164,8 @@ static rs_status load_strip_flags(rs_tokenizer *t, const rs_meta *m, rs_error *e
         if (!v) continue;
         if (v->type != RS_V_ARR || rs_vtype_size(v->arr.type) == 0 || v->arr.type == RS_V_F32 ||
             v->arr.type == RS_V_F64)
-            return rs_error_set(err, RS_ERR_FORMAT, "metadata key '%s': expected integers", keys[k]);
+            return rs_error_set(err, RS_ERR_FORMAT, "metadata key '%s': expected integers",
+                                keys[k]);
         for (uint64_t i = 0; i < v->arr.n; i++) {
             int64_t id = rs_array_get_i64(&v->arr, i);
             if (id < 0 || id >= t->n_vocab)
@@ -170,8 +187,8 @@ static rs_status check_byte_tokens(rs_tokenizer *t, rs_error *err) {
         char tail;
         char buf[8] = {0};
         if (s.len == 6) memcpy(buf, s.ptr, 6);
-        if (s.len != 6 || sscanf(buf, "<0x%2x%c", &v, &tail) != 2 || tail != '>' ||
-            buf[3] == '+' || buf[3] == '-' || buf[3] == ' ')
+        if (s.len != 6 || sscanf(buf, "<0x%2x%c", &v, &tail) != 2 || tail != '>' || buf[3] == '+' ||
+            buf[3] == '-' || buf[3] == ' ')
             return rs_error_set(err, RS_ERR_FORMAT,
                                 "token %d '%.*s' has type byte but is not of the form <0xNN>", id,
                                 (int)(s.len > 32 ? 32 : s.len), s.ptr);
@@ -220,8 +237,9 @@ static rs_status read_id(const rs_tokenizer *t, const rs_meta *m, const char *ke
                             key, rs_vtype_name(v->type));
     }
     if (x >= t->n_vocab)
-        return rs_error_set(err, RS_ERR_FORMAT, "metadata key '%s' = %lld is out of range (%d tokens)",
-                            key, (long long)x, t->n_vocab);
+        return rs_error_set(err, RS_ERR_FORMAT,
+                            "metadata key '%s' = %lld is out of range (%d tokens)", key,
+                            (long long)x, t->n_vocab);
     *id = (int32_t)x;
     return RS_OK;
 }
@@ -249,7 +267,8 @@ static rs_status load_special_ids(rs_tokenizer *t, const rs_meta *m, rs_error *e
         t->pad = default_if_valid(t, 0);
         t->add_eos = true;
         break;
-    case RS_VOCAB_BPE: break;
+    case RS_VOCAB_BPE:
+        break;
     }
     struct {
         const char *key;
@@ -285,12 +304,21 @@ static rs_status load_special_ids(rs_tokenizer *t, const rs_meta *m, rs_error *e
  * (as llama.cpp does, since converters rarely record them). */
 static rs_status build_eog(rs_tokenizer *t) {
     static const char *const eot_names[] = {
-        "<|eot_id|>", "<|im_end|>", "<|end|>", "<end_of_turn>", "<|endoftext|>",
-        "<|end_of_text|>", "<EOT>", "_<EOT>", "<｜end▁of▁sentence｜>", "<end_of_utterance>",
+        "<|eot_id|>",      "<|im_end|>", "<|end|>", "<end_of_turn>",         "<|endoftext|>",
+        "<|end_of_text|>", "<EOT>",      "_<EOT>",  "<｜end▁of▁sentence｜>", "<end_of_utterance>",
     };
     static const char *const eog_names[] = {
-        "<|eot_id|>", "<|im_end|>", "<|end|>", "<end_of_turn>", "<|endoftext|>", "<|eom_id|>",
-        "<EOT>", "_<EOT>", "<|end_of_text|>", "<end_of_utterance>", "<｜end▁of▁sentence｜>",
+        "<|eot_id|>",
+        "<|im_end|>",
+        "<|end|>",
+        "<end_of_turn>",
+        "<|endoftext|>",
+        "<|eom_id|>",
+        "<EOT>",
+        "_<EOT>",
+        "<|end_of_text|>",
+        "<end_of_utterance>",
+        "<｜end▁of▁sentence｜>",
     };
     const size_t n_eot = sizeof eot_names / sizeof eot_names[0];
     const size_t n_eog = sizeof eog_names / sizeof eog_names[0];
@@ -303,7 +331,8 @@ static rs_status build_eog(rs_tokenizer *t) {
     if (!t->eog) return RS_ERR_NOMEM;
     int32_t cand[3] = {t->eos, t->eot, t->eom};
     for (size_t i = 0; i < n_eog + 3; i++) {
-        int32_t id = i < 3 ? cand[i] : rs_strmap_get(&t->map, eog_names[i - 3], strlen(eog_names[i - 3]));
+        int32_t id =
+            i < 3 ? cand[i] : rs_strmap_get(&t->map, eog_names[i - 3], strlen(eog_names[i - 3]));
         if (id < 0) continue;
         bool seen = false;
         for (size_t j = 0; j < t->n_eog; j++) seen |= t->eog[j] == id;
@@ -367,7 +396,8 @@ static rs_status load(rs_tokenizer *t, const rs_meta *m, rs_error *err) {
     bool found;
     rs_status st = get_str_opt(m, KEY("model"), &model, &found, err);
     if (st) return st;
-    if (!found) return rs_error_set(err, RS_ERR_FORMAT, "tokenizer: metadata has no '%s'", KEY("model"));
+    if (!found)
+        return rs_error_set(err, RS_ERR_FORMAT, "tokenizer: metadata has no '%s'", KEY("model"));
     if (str_is(model, "llama"))
         t->type = RS_VOCAB_SPM;
     else if (str_is(model, "gpt2"))
@@ -403,23 +433,27 @@ static rs_status load(rs_tokenizer *t, const rs_meta *m, rs_error *err) {
         static const char sp[] = " ", mark[] = RS_SPACE_MARK;
         t->norm = rs_arena_calloc(&t->arena, 2, sizeof *t->norm);
         if (!t->norm) return RS_ERR_NOMEM;
-        t->norm[t->n_norm++] = (rs_norm_op){.kind = RS_NORM_REPLACE, .s1 = {sp, 1},
-                                            .s2 = {mark, RS_SPACE_MARK_LEN}};
+        t->norm[t->n_norm++] =
+            (rs_norm_op){.kind = RS_NORM_REPLACE, .s1 = {sp, 1}, .s2 = {mark, RS_SPACE_MARK_LEN}};
         if (t->add_space_prefix)
-            t->norm[t->n_norm++] = (rs_norm_op){.kind = RS_NORM_PREPEND,
-                                                .s1 = {mark, RS_SPACE_MARK_LEN}};
+            t->norm[t->n_norm++] =
+                (rs_norm_op){.kind = RS_NORM_PREPEND, .s1 = {mark, RS_SPACE_MARK_LEN}};
     }
 
     switch (t->type) {
     case RS_VOCAB_SPM:
-    case RS_VOCAB_BPE: st = setup_merge_model(t, m, pre, have_pre, err); break;
+    case RS_VOCAB_BPE:
+        st = setup_merge_model(t, m, pre, have_pre, err);
+        break;
     case RS_VOCAB_WPM:
         t->lowercase = true;
         if ((st = get_bool_opt(m, KEY("normalizer.lowercase"), &t->lowercase, err))) return st;
         t->strip_accents = t->lowercase;
         st = get_bool_opt(m, KEY("normalizer.strip_accents"), &t->strip_accents, err);
         break;
-    case RS_VOCAB_UGM: st = rs_ugm_build(t, m, err); break;
+    case RS_VOCAB_UGM:
+        st = rs_ugm_build(t, m, err);
+        break;
     }
     if (st) return st;
 
@@ -448,7 +482,8 @@ rs_status rs_tokenizer_load_meta(rs_tokenizer **out, const rs_meta *meta, rs_err
     rs_status st = load(t, meta, err);
     if (st) {
         if (st == RS_ERR_NOMEM && (!err || err->code != RS_ERR_NOMEM))
-            rs_error_set(err, RS_ERR_NOMEM, "tokenizer: out of memory while loading the vocabulary");
+            rs_error_set(err, RS_ERR_NOMEM,
+                         "tokenizer: out of memory while loading the vocabulary");
         rs_tokenizer_free(t);
         return st;
     }
@@ -469,19 +504,45 @@ void rs_tokenizer_free(rs_tokenizer *t) {
 
 /* ---- queries ------------------------------------------------------------------------------ */
 
-rs_vocab_type rs_tokenizer_type(const rs_tokenizer *t) { return t->type; }
-int32_t rs_tokenizer_n_vocab(const rs_tokenizer *t) { return t->n_vocab; }
-int32_t rs_tokenizer_bos(const rs_tokenizer *t) { return t->bos; }
-int32_t rs_tokenizer_eos(const rs_tokenizer *t) { return t->eos; }
-int32_t rs_tokenizer_eot(const rs_tokenizer *t) { return t->eot; }
-int32_t rs_tokenizer_unk(const rs_tokenizer *t) { return t->unk; }
-int32_t rs_tokenizer_sep(const rs_tokenizer *t) { return t->sep; }
-int32_t rs_tokenizer_pad(const rs_tokenizer *t) { return t->pad; }
-int32_t rs_tokenizer_nl(const rs_tokenizer *t) { return t->nl; }
-bool rs_tokenizer_add_bos(const rs_tokenizer *t) { return t->add_bos; }
-bool rs_tokenizer_add_eos(const rs_tokenizer *t) { return t->add_eos; }
-bool rs_tokenizer_adds_space_prefix(const rs_tokenizer *t) { return t->add_space_prefix; }
-const char *rs_tokenizer_chat_template(const rs_tokenizer *t) { return t->chat_template; }
+rs_vocab_type rs_tokenizer_type(const rs_tokenizer *t) {
+    return t->type;
+}
+int32_t rs_tokenizer_n_vocab(const rs_tokenizer *t) {
+    return t->n_vocab;
+}
+int32_t rs_tokenizer_bos(const rs_tokenizer *t) {
+    return t->bos;
+}
+int32_t rs_tokenizer_eos(const rs_tokenizer *t) {
+    return t->eos;
+}
+int32_t rs_tokenizer_eot(const rs_tokenizer *t) {
+    return t->eot;
+}
+int32_t rs_tokenizer_unk(const rs_tokenizer *t) {
+    return t->unk;
+}
+int32_t rs_tokenizer_sep(const rs_tokenizer *t) {
+    return t->sep;
+}
+int32_t rs_tokenizer_pad(const rs_tokenizer *t) {
+    return t->pad;
+}
+int32_t rs_tokenizer_nl(const rs_tokenizer *t) {
+    return t->nl;
+}
+bool rs_tokenizer_add_bos(const rs_tokenizer *t) {
+    return t->add_bos;
+}
+bool rs_tokenizer_add_eos(const rs_tokenizer *t) {
+    return t->add_eos;
+}
+bool rs_tokenizer_adds_space_prefix(const rs_tokenizer *t) {
+    return t->add_space_prefix;
+}
+const char *rs_tokenizer_chat_template(const rs_tokenizer *t) {
+    return t->chat_template;
+}
 
 bool rs_tokenizer_is_eog(const rs_tokenizer *t, int32_t id) {
     for (size_t i = 0; i < t->n_eog; i++)

@@ -94,8 +94,8 @@ rs_status rs_wpm_encode(rs_enc *e, const char *s, size_t n) {
         }
         utf8proc_int32_t d[32];
         int last = 0;
-        utf8proc_ssize_t nd = utf8proc_decompose_char((utf8proc_int32_t)cp, d, 32,
-                                                      UTF8PROC_DECOMPOSE, &last);
+        utf8proc_ssize_t nd =
+            utf8proc_decompose_char((utf8proc_int32_t)cp, d, 32, UTF8PROC_DECOMPOSE, &last);
         if (nd < 0 || nd > 32) d[0] = (utf8proc_int32_t)cp, nd = 1;
         for (utf8proc_ssize_t k = 0; k < nd && !st; k++)
             if (!rs_uc_is_mark((uint32_t)d[k])) st = add_char(e, &w, &n_chars, (uint32_t)d[k]);

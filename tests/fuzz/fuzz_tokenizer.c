@@ -21,8 +21,8 @@ static rs_tokenizer *g_spm, *g_bpe; /* loaded once, shared by all runs */
 static rs_tokenizer *from_gguf(const char *name) {
     const char *root = getenv("RUSTY_SHARED");
     char path[4096];
-    snprintf(path, sizeof path, "%s/tokenizer-tests/ggml-vocab-%s.gguf", root && *root ? root : "../shared",
-             name);
+    snprintf(path, sizeof path, "%s/tokenizer-tests/ggml-vocab-%s.gguf",
+             root && *root ? root : "../shared", name);
     rs_gguf g;
     rs_tokenizer *t = NULL;
     if (rs_gguf_open(&g, path, NULL)) return NULL;
@@ -38,9 +38,11 @@ static rs_tokenizer *builtin_bpe(void) {
     for (int b = 0, extra = 0; b < 256; b++) {
         bool printable = (b >= 0x21 && b <= 0x7E) || (b >= 0xA1 && b <= 0xAC) || b >= 0xAE;
         unsigned cp = printable ? (unsigned)b : 256u + (unsigned)extra++;
-        if (cp < 0x80) chars[b][0] = (char)cp, tok[b] = (rs_str){chars[b], 1};
-        else chars[b][0] = (char)(0xC0 | (cp >> 6)), chars[b][1] = (char)(0x80 | (cp & 0x3F)),
-             tok[b] = (rs_str){chars[b], 2};
+        if (cp < 0x80)
+            chars[b][0] = (char)cp, tok[b] = (rs_str){chars[b], 1};
+        else
+            chars[b][0] = (char)(0xC0 | (cp >> 6)), chars[b][1] = (char)(0x80 | (cp & 0x3F)),
+            tok[b] = (rs_str){chars[b], 2};
     }
     tok[256] = (rs_str){"\xC4\xA0t", 3};
     tok[257] = (rs_str){"he", 2};
@@ -75,8 +77,16 @@ static rs_tokenizer *builtin_spm(void) {
         snprintf(names[b], sizeof names[b], "<0x%02X>", b);
         tok[3 + b] = (rs_str){names[b], 6}, type[3 + b] = 6;
     }
-    const char *p[6] = {"\xE2\x96\x81", "a", "b", "\xE2\x96\x81" "a", "ab", "\xE2\x96\x81" "ab"};
-    for (int i = 0; i < 6; i++) tok[259 + i] = (rs_str){p[i], strlen(p[i])}, type[259 + i] = 1, score[259 + i] = (float)-i;
+    const char *p[6] = {"\xE2\x96\x81",
+                        "a",
+                        "b",
+                        "\xE2\x96\x81"
+                        "a",
+                        "ab",
+                        "\xE2\x96\x81"
+                        "ab"};
+    for (int i = 0; i < 6; i++)
+        tok[259 + i] = (rs_str){p[i], strlen(p[i])}, type[259 + i] = 1, score[259 + i] = (float)-i;
     rs_meta m;
     rs_meta_init(&m);
     rs_meta_set_str(&m, "tokenizer.ggml.model", "llama", 5);
@@ -100,7 +110,8 @@ static void exercise(const rs_tokenizer *t, const uint8_t *data, size_t size, bo
     for (size_t i = 0; i < ids.n; i++)
         if (rs_stream_decoder_push(&d, ids.ids[i], &streamed, NULL)) abort();
     if (rs_stream_decoder_flush(&d, &streamed, NULL)) abort();
-    if (streamed.len != whole.len || (whole.len && memcmp(streamed.data, whole.data, whole.len))) abort();
+    if (streamed.len != whole.len || (whole.len && memcmp(streamed.data, whole.data, whole.len)))
+        abort();
     if (must_roundtrip && !parse && (whole.len != size || (size && memcmp(whole.data, data, size))))
         abort(); /* byte-level BPE loses nothing */
     rs_bytes_free(&whole);

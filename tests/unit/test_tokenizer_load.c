@@ -46,7 +46,8 @@ static void load_set(cases *c, const char *set) {
         c->buf = tu_read_file(tu_shared_or_skip("data/tinyshakespeare.txt"), &n);
         assert_non_null(c->buf);
         size_t line = 0;
-        for (char *p = c->buf, *e; (e = memchr(p, '\n', n - (size_t)(p - c->buf))); p = e + 1, line++) {
+        for (char *p = c->buf, *e; (e = memchr(p, '\n', n - (size_t)(p - c->buf)));
+             p = e + 1, line++) {
             if (line >= 1000 && line < 1300) {
                 c->ptr[c->n] = p;
                 c->len[c->n++] = (size_t)(e - p);
@@ -78,7 +79,8 @@ static rs_tokenizer *load_spm_model(void) {
     rs_error err = {0};
     rs_tokenizer *t;
     rs_meta_init(&m);
-    if (rs_tokenizer_spm_model_to_meta(tu_shared_or_skip("models/vocab/llama2-tokenizer.model"), &m, &err))
+    if (rs_tokenizer_spm_model_to_meta(tu_shared_or_skip("models/vocab/llama2-tokenizer.model"), &m,
+                                       &err))
         fail_msg("%s", err.msg);
     if (rs_tokenizer_load_meta(&t, &m, &err)) fail_msg("%s", err.msg);
     rs_meta_free(&m);
@@ -105,7 +107,8 @@ static void test_spm_model_equals_gguf(void **s) {
     assert_int_equal(rs_tokenizer_n_vocab(m), 32000);
     for (int32_t id = 0; id < 32000; id++) {
         size_t la, lb;
-        const char *ta = rs_tokenizer_token_text(g, id, &la), *tb = rs_tokenizer_token_text(m, id, &lb);
+        const char *ta = rs_tokenizer_token_text(g, id, &la),
+                   *tb = rs_tokenizer_token_text(m, id, &lb);
         assert_int_equal(la, lb);
         assert_memory_equal(ta, tb, la);
         assert_true(rs_tokenizer_token_score(g, id) == rs_tokenizer_token_score(m, id));
@@ -194,7 +197,8 @@ static bool check_reference(const rs_tokenizer *t, const char *file, const char 
         assert_non_null(line);
         rs_tokens got = {0};
         rs_error err = {0};
-        assert_int_equal(rs_tokenizer_encode(t, c.ptr[i], c.len[i], false, false, &got, &err), RS_OK);
+        assert_int_equal(rs_tokenizer_encode(t, c.ptr[i], c.len[i], false, false, &got, &err),
+                         RS_OK);
         size_t k = 0;
         bool same = true;
         char *end;
@@ -210,8 +214,8 @@ static bool check_reference(const rs_tokenizer *t, const char *file, const char 
         }
         if (!same || k != got.n) {
             bad++;
-            printf("%s/%s case %zu differs: '%.*s'\n", file, set, i, (int)(c.len[i] > 60 ? 60 : c.len[i]),
-                   c.ptr[i]);
+            printf("%s/%s case %zu differs: '%.*s'\n", file, set, i,
+                   (int)(c.len[i] > 60 ? 60 : c.len[i]), c.ptr[i]);
         }
         rs_tokens_free(&got);
         line = strchr(line, '\n');

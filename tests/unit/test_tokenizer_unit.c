@@ -40,8 +40,10 @@ static void finish(vb *v, const char *model) {
     rs_meta_init(&v->m);
     assert_int_equal(rs_meta_set_str(&v->m, "tokenizer.ggml.model", model, strlen(model)), RS_OK);
     assert_int_equal(rs_meta_set_str_arr(&v->m, "tokenizer.ggml.tokens", v->tok, v->n), RS_OK);
-    assert_int_equal(rs_meta_set_arr(&v->m, "tokenizer.ggml.scores", RS_V_F32, v->score, v->n), RS_OK);
-    assert_int_equal(rs_meta_set_arr(&v->m, "tokenizer.ggml.token_type", RS_V_I32, v->type, v->n), RS_OK);
+    assert_int_equal(rs_meta_set_arr(&v->m, "tokenizer.ggml.scores", RS_V_F32, v->score, v->n),
+                     RS_OK);
+    assert_int_equal(rs_meta_set_arr(&v->m, "tokenizer.ggml.token_type", RS_V_I32, v->type, v->n),
+                     RS_OK);
 }
 
 static rs_tokenizer *load(vb *v) {
@@ -55,8 +57,8 @@ static void expect(const rs_tokenizer *t, const char *text, bool add_special, bo
                    const int32_t *want, size_t nw) {
     rs_tokens got = {0};
     rs_error err = {0};
-    assert_int_equal(rs_tokenizer_encode(t, text, strlen(text), add_special, parse_special, &got, &err),
-                     RS_OK);
+    assert_int_equal(
+        rs_tokenizer_encode(t, text, strlen(text), add_special, parse_special, &got, &err), RS_OK);
     if (got.n != nw || (nw && memcmp(got.ids, want, nw * sizeof *want))) {
         printf("'%s': got", text);
         for (size_t i = 0; i < got.n; i++) printf(" %d", got.ids[i]);
@@ -67,10 +69,10 @@ static void expect(const rs_tokenizer *t, const char *text, bool add_special, bo
     }
     rs_tokens_free(&got);
 }
-#define EXPECT(t, text, as, ps, ...)                                                     \
-    do {                                                                               \
-        const int32_t w_[] = {__VA_ARGS__};                                           \
-        expect(t, text, as, ps, w_, sizeof w_ / sizeof w_[0]);                        \
+#define EXPECT(t, text, as, ps, ...)                                                               \
+    do {                                                                                           \
+        const int32_t w_[] = {__VA_ARGS__};                                                        \
+        expect(t, text, as, ps, w_, sizeof w_ / sizeof w_[0]);                                     \
     } while (0)
 
 static void expect_decode(const rs_tokenizer *t, const int32_t *ids, size_t n, unsigned flags,
@@ -92,14 +94,14 @@ static void spm_vocab(vb *v) {
     add(v, "<s>", 0, 3);
     add(v, "</s>", 0, 3);
     add_bytes(v);
-    add(v, MARK, -1, 1);         /* 259 */
-    add(v, "a", -1, 1);          /* 260 */
-    add(v, "b", -1, 1);          /* 261 */
-    add(v, "c", -1, 1);          /* 262 */
-    add(v, MARK "a", -3, 1);     /* 263 */
-    add(v, "ab", -2, 1);         /* 264 */
-    add(v, "bc", -0.5f, 1);      /* 265 */
-    add(v, MARK "ab", -0.1f, 1); /* 266 */
+    add(v, MARK, -1, 1);          /* 259 */
+    add(v, "a", -1, 1);           /* 260 */
+    add(v, "b", -1, 1);           /* 261 */
+    add(v, "c", -1, 1);           /* 262 */
+    add(v, MARK "a", -3, 1);      /* 263 */
+    add(v, "ab", -2, 1);          /* 264 */
+    add(v, "bc", -0.5f, 1);       /* 265 */
+    add(v, MARK "ab", -0.1f, 1);  /* 266 */
     add(v, "<|im_start|>", 0, 3); /* 267 control */
     add(v, "<U>", 0, 4);          /* 268 user-defined */
     add(v, "<a>", 0, 3);          /* 269 */
@@ -162,7 +164,8 @@ static void test_special(void **s) {
     /* rstrip (HF added-token flag) swallows the spaces after the token */
     spm_vocab(&v);
     int32_t rs_ids[1] = {267};
-    assert_int_equal(rs_meta_set_arr(&v.m, "tokenizer.rusty.rstrip_ids", RS_V_I32, rs_ids, 1), RS_OK);
+    assert_int_equal(rs_meta_set_arr(&v.m, "tokenizer.rusty.rstrip_ids", RS_V_I32, rs_ids, 1),
+                     RS_OK);
     t = load(&v);
     EXPECT(t, "<|im_start|>   ab", false, true, 267, 266);
     rs_tokenizer_free(t);
@@ -214,7 +217,8 @@ static char bl_chars[256][4];
 static rs_tokenizer *small_bpe(vb *v, const char *const *merges, size_t nm) {
     v->n = 0;
     for (int b = 0; b < 256; b++) { /* ids 0..255: the byte characters, in byte order */
-        uint32_t cp = (b >= 0x21 && b <= 0x7E) || (b >= 0xA1 && b <= 0xAC) || (b >= 0xAE) ? (uint32_t)b : 0;
+        uint32_t cp =
+            (b >= 0x21 && b <= 0x7E) || (b >= 0xA1 && b <= 0xAC) || (b >= 0xAE) ? (uint32_t)b : 0;
         if (!cp) { /* 256 + rank among the non-printable bytes */
             int r = 0;
             for (int c = 0; c < b; c++)
@@ -222,14 +226,16 @@ static rs_tokenizer *small_bpe(vb *v, const char *const *merges, size_t nm) {
             cp = 256u + (uint32_t)r;
         }
         char *o = bl_chars[b];
-        if (cp < 0x80) o[0] = (char)cp, o[1] = 0;
-        else o[0] = (char)(0xC0 | (cp >> 6)), o[1] = (char)(0x80 | (cp & 0x3F)), o[2] = 0;
+        if (cp < 0x80)
+            o[0] = (char)cp, o[1] = 0;
+        else
+            o[0] = (char)(0xC0 | (cp >> 6)), o[1] = (char)(0x80 | (cp & 0x3F)), o[2] = 0;
         add(v, o, 0, 1);
     }
-    add(v, "\xC4\xA0t", 0, 1);       /* 256 "Ġt" */
-    add(v, "he", 0, 1);              /* 257 */
-    add(v, "\xC4\xA0the", 0, 1);     /* 258 */
-    add(v, "<|endoftext|>", 0, 3);   /* 259 */
+    add(v, "\xC4\xA0t", 0, 1);     /* 256 "Ġt" */
+    add(v, "he", 0, 1);            /* 257 */
+    add(v, "\xC4\xA0the", 0, 1);   /* 258 */
+    add(v, "<|endoftext|>", 0, 3); /* 259 */
     finish(v, "gpt2");
     rs_str ms[8];
     for (size_t i = 0; i < nm; i++) ms[i] = (rs_str){merges[i], strlen(merges[i])};
@@ -359,16 +365,16 @@ static void test_malformed(void **s) {
 static void test_wordpiece(void **s) {
     (void)s;
     vb v = {.n = 0};
-    add(&v, "[PAD]", 0, 3);        /* 0 */
-    add(&v, "[UNK]", 0, 3);        /* 1 */
-    add(&v, "[CLS]", 0, 3);        /* 2 */
-    add(&v, "[SEP]", 0, 3);        /* 3 */
-    add(&v, MARK "hello", 0, 1);   /* 4 */
-    add(&v, MARK "un", 0, 1);      /* 5 */
-    add(&v, "aff", 0, 1);          /* 6  ("##aff") */
-    add(&v, "able", 0, 1);         /* 7  ("##able") */
-    add(&v, MARK "!", 0, 1);       /* 8 */
-    add(&v, MARK "cafe", 0, 1);    /* 9 */
+    add(&v, "[PAD]", 0, 3);      /* 0 */
+    add(&v, "[UNK]", 0, 3);      /* 1 */
+    add(&v, "[CLS]", 0, 3);      /* 2 */
+    add(&v, "[SEP]", 0, 3);      /* 3 */
+    add(&v, MARK "hello", 0, 1); /* 4 */
+    add(&v, MARK "un", 0, 1);    /* 5 */
+    add(&v, "aff", 0, 1);        /* 6  ("##aff") */
+    add(&v, "able", 0, 1);       /* 7  ("##able") */
+    add(&v, MARK "!", 0, 1);     /* 8 */
+    add(&v, MARK "cafe", 0, 1);  /* 9 */
     finish(&v, "bert");
     rs_meta_set_uint(&v.m, "tokenizer.ggml.unknown_token_id", RS_V_U32, 1);
     rs_meta_set_uint(&v.m, "tokenizer.ggml.cls_token_id", RS_V_U32, 2);
@@ -386,15 +392,15 @@ static void test_wordpiece(void **s) {
 static void test_unigram(void **s) {
     (void)s;
     vb v = {.n = 0};
-    add(&v, "<pad>", 0, 3);          /* 0 */
-    add(&v, "</s>", 0, 3);           /* 1 */
-    add(&v, "<unk>", 0, 2);          /* 2 */
-    add(&v, MARK, -2.0f, 1);         /* 3 */
-    add(&v, MARK "ab", -3.0f, 1);    /* 4 */
-    add(&v, MARK "a", -1.0f, 1);     /* 5 */
-    add(&v, "b", -1.5f, 1);          /* 6 */
-    add(&v, "bc", -1.0f, 1);         /* 7 */
-    add(&v, "c", -4.0f, 1);          /* 8 */
+    add(&v, "<pad>", 0, 3);       /* 0 */
+    add(&v, "</s>", 0, 3);        /* 1 */
+    add(&v, "<unk>", 0, 2);       /* 2 */
+    add(&v, MARK, -2.0f, 1);      /* 3 */
+    add(&v, MARK "ab", -3.0f, 1); /* 4 */
+    add(&v, MARK "a", -1.0f, 1);  /* 5 */
+    add(&v, "b", -1.5f, 1);       /* 6 */
+    add(&v, "bc", -1.0f, 1);      /* 7 */
+    add(&v, "c", -4.0f, 1);       /* 8 */
     finish(&v, "t5");
     rs_tokenizer *t = load(&v);
     /* "▁abc": paths ▁a+bc = -2.0, ▁ab+c = -7.0, ▁a+b+c = -6.5 → ▁a bc */
@@ -410,12 +416,13 @@ static void test_unigram(void **s) {
 /* ---- chat templates ----------------------------------------------------------------------- */
 
 static void check_chat(rs_chat_template k, bool gen, const char *want) {
-    const rs_chat_msg msgs[] = {{"system", "Be brief."}, {"user", "Hi"}, {"assistant", " Hello "},
-                                {"user", "Bye"}};
+    const rs_chat_msg msgs[] = {
+        {"system", "Be brief."}, {"user", "Hi"}, {"assistant", " Hello "}, {"user", "Bye"}};
     rs_bytes out = {0};
     rs_error err = {0};
     assert_int_equal(rs_chat_format(k, msgs, 4, gen, &out, &err), RS_OK);
-    if (strcmp(out.data, want)) fail_msg("%s:\n[%s]\nwant\n[%s]", rs_chat_template_name(k), out.data, want);
+    if (strcmp(out.data, want))
+        fail_msg("%s:\n[%s]\nwant\n[%s]", rs_chat_template_name(k), out.data, want);
     rs_bytes_free(&out);
 }
 
@@ -443,7 +450,8 @@ static void test_chat(void **s) {
     check_chat(RS_CHAT_GEMMA, true,
                "<start_of_turn>user\nBe brief.\n\nHi<end_of_turn>\n<start_of_turn>model\nHello"
                "<end_of_turn>\n<start_of_turn>user\nBye<end_of_turn>\n<start_of_turn>model\n");
-    check_chat(RS_CHAT_UNKNOWN, true, "system: Be brief.\nuser: Hi\nassistant:  Hello \nuser: Bye\nassistant:");
+    check_chat(RS_CHAT_UNKNOWN, true,
+               "system: Be brief.\nuser: Hi\nassistant:  Hello \nuser: Bye\nassistant:");
 
     static const struct {
         const char *tpl;
@@ -481,10 +489,10 @@ static void test_chat(void **s) {
 
 int main(void) {
     const struct CMUnitTest tests[] = {
-        cmocka_unit_test(test_spm_merges),  cmocka_unit_test(test_special),
+        cmocka_unit_test(test_spm_merges),        cmocka_unit_test(test_special),
         cmocka_unit_test(test_decode_and_stream), cmocka_unit_test(test_bpe),
-        cmocka_unit_test(test_malformed),   cmocka_unit_test(test_wordpiece),
-        cmocka_unit_test(test_unigram),     cmocka_unit_test(test_chat),
+        cmocka_unit_test(test_malformed),         cmocka_unit_test(test_wordpiece),
+        cmocka_unit_test(test_unigram),           cmocka_unit_test(test_chat),
     };
     return cmocka_run_group_tests(tests, NULL, NULL);
 }

@@ -82,7 +82,8 @@ static void run_vectors(const char *name) {
         rs_error err = {0};
         assert_int_equal(rs_tokenizer_encode(l.t, cp[c], cl[c], false, false, &got, &err), RS_OK);
         if (got.n != nw || (nw && memcmp(got.ids, want, nw * sizeof *want) != 0)) {
-            printf("%s case %zu '%.*s': got %zu ids, want %zu\n", name, c, (int)cl[c], cp[c], got.n, nw);
+            printf("%s case %zu '%.*s': got %zu ids, want %zu\n", name, c, (int)cl[c], cp[c], got.n,
+                   nw);
             failed++;
         }
         rs_tokens_free(&got);
@@ -97,18 +98,29 @@ static void run_vectors(const char *name) {
     rs_tokenizer_free(l.t);
 }
 
-static void test_llama_spm(void **s) { (void)s, run_vectors("llama-spm"); }
-static void test_gpt2(void **s) { (void)s, run_vectors("gpt-2"); }
-static void test_deepseek_llm(void **s) { (void)s, run_vectors("deepseek-llm"); }
-static void test_bert_bge(void **s) { (void)s, run_vectors("bert-bge"); }
+static void test_llama_spm(void **s) {
+    (void)s, run_vectors("llama-spm");
+}
+static void test_gpt2(void **s) {
+    (void)s, run_vectors("gpt-2");
+}
+static void test_deepseek_llm(void **s) {
+    (void)s, run_vectors("deepseek-llm");
+}
+static void test_bert_bge(void **s) {
+    (void)s, run_vectors("bert-bge");
+}
 
 /* decode(encode(x)) == x, and the stream decoder emits the same bytes, each
  * chunk valid UTF-8 (x is valid UTF-8). */
 static bool valid_utf8(const char *s, size_t n) {
     for (size_t i = 0; i < n;) {
         unsigned char c = (unsigned char)s[i];
-        size_t l = c < 0x80 ? 1 : c >= 0xC2 && c <= 0xDF ? 2 : c >= 0xE0 && c <= 0xEF ? 3
-                   : c >= 0xF0 && c <= 0xF4 ? 4 : 0;
+        size_t l = c < 0x80                 ? 1
+                   : c >= 0xC2 && c <= 0xDF ? 2
+                   : c >= 0xE0 && c <= 0xEF ? 3
+                   : c >= 0xF0 && c <= 0xF4 ? 4
+                                            : 0;
         if (!l || i + l > n) return false;
         for (size_t k = 1; k < l; k++)
             if (((unsigned char)s[i + k] & 0xC0) != 0x80) return false;
@@ -162,9 +174,15 @@ static void roundtrip_vocab(const char *name) {
     rs_tokenizer_free(l.t);
 }
 
-static void test_roundtrip_spm(void **s) { (void)s, roundtrip_vocab("llama-spm"); }
-static void test_roundtrip_bpe(void **s) { (void)s, roundtrip_vocab("gpt-2"); }
-static void test_roundtrip_deepseek(void **s) { (void)s, roundtrip_vocab("deepseek-llm"); }
+static void test_roundtrip_spm(void **s) {
+    (void)s, roundtrip_vocab("llama-spm");
+}
+static void test_roundtrip_bpe(void **s) {
+    (void)s, roundtrip_vocab("gpt-2");
+}
+static void test_roundtrip_deepseek(void **s) {
+    (void)s, roundtrip_vocab("deepseek-llm");
+}
 
 /* Several threads share one tokenizer: each must get the single-thread ids. */
 typedef struct job {
@@ -216,9 +234,9 @@ static void test_threads(void **s) {
 int main(void) {
     tu_shared_or_skip("tokenizer-tests/ggml-vocab-llama-spm.gguf");
     const struct CMUnitTest tests[] = {
-        cmocka_unit_test(test_llama_spm),       cmocka_unit_test(test_gpt2),
-        cmocka_unit_test(test_deepseek_llm),    cmocka_unit_test(test_bert_bge),
-        cmocka_unit_test(test_roundtrip_spm),   cmocka_unit_test(test_roundtrip_bpe),
+        cmocka_unit_test(test_llama_spm),          cmocka_unit_test(test_gpt2),
+        cmocka_unit_test(test_deepseek_llm),       cmocka_unit_test(test_bert_bge),
+        cmocka_unit_test(test_roundtrip_spm),      cmocka_unit_test(test_roundtrip_bpe),
         cmocka_unit_test(test_roundtrip_deepseek), cmocka_unit_test(test_threads),
     };
     return cmocka_run_group_tests(tests, NULL, NULL);
