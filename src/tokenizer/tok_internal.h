@@ -47,7 +47,7 @@ typedef struct rs_pairmap {
 } rs_pairmap;
 
 bool rs_pairmap_init(rs_pairmap *m, size_t capacity, rs_arena *a);
-/* Inserts unless present; keep_best keeps the entry with the higher priority. */
+/* Inserts; an existing pair keeps whichever entry has the higher priority. */
 void rs_pairmap_put(rs_pairmap *m, int32_t l, int32_t r, int32_t id, float prio);
 const rs_pair_slot *rs_pairmap_get(const rs_pairmap *m, int32_t l, int32_t r);
 

@@ -8,6 +8,8 @@
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
+#include <sys/stat.h>
+#include <unistd.h>
 
 #include "tokenizer/tokenizer.h"
 
@@ -487,12 +489,130 @@ static void test_chat(void **s) {
     rs_meta_free(&v.m);
 }
 
+/* ---- Hugging Face tokenizer.json -------------------------------------------------------- */
+
+static void json_escape(rs_bytes *b, const char *s) {
+    for (; *s; s++) {
+        if (*s == '"' || *s == '\\') rs_bytes_append(b, "\\", 1);
+        rs_bytes_append(b, s, 1);
+    }
+}
+
+static void write_text(const char *path, const char *s) {
+    assert_int_equal(tu_write_file(path, s, strlen(s)), 0);
+}
+
+static void test_hf_json(void **s) {
+    (void)s;
+    char dir[512];
+    snprintf(dir, sizeof dir, "%s", tu_tmp("hfjson"));
+    mkdir(dir, 0755);
+    char path[600];
+    /* byte-level BPE, Llama-3 style: Split regex + ByteLevel, merges as pairs */
+    vb v;
+    static const char *const merges[] = {"\xC4\xA0 t", "h e", "\xC4\xA0t he"};
+    small_bpe(&v, merges, 0); /* only for its byte-character table */
+    rs_meta_free(&v.m);
+    rs_bytes j = {0};
+    const char *head = "{\"model\":{\"type\":\"BPE\",\"vocab\":{";
+    rs_bytes_append(&j, head, strlen(head));
+    for (int i = 0; i < 259; i++) {
+        char num[32];
+        rs_bytes_append(&j, i ? ",\"" : "\"", i ? 2 : 1);
+        json_escape(&j, i < 256    ? bl_chars[i]
+                        : i == 256 ? "\xC4\xA0t"
+                        : i == 257 ? "he"
+                                   : "\xC4\xA0the");
+        snprintf(num, sizeof num, "\":%d", i);
+        rs_bytes_append(&j, num, strlen(num));
+    }
+    const char *rest =
+        "},\"merges\":[[\"\xC4\xA0\",\"t\"],[\"h\",\"e\"],[\"\xC4\xA0t\",\"he\"]]},"
+        "\"added_tokens\":[{\"id\":259,\"content\":\"<|begin_of_text|>\",\"special\":true},"
+        "{\"id\":260,\"content\":\"<|user|>\",\"special\":false}],"
+        "\"pre_tokenizer\":{\"type\":\"Sequence\",\"pretokenizers\":[{\"type\":\"Split\","
+        "\"pattern\":"
+        "{\"Regex\":\"(?i:'s|'t|'re|'ve|'m|'ll|'d)|[^\\\\r\\\\n\\\\p{L}\\\\p{N}]?\\\\p{L}+|\\\\p{N}"
+        "{1,3}| "
+        "?[^\\\\s\\\\p{L}\\\\p{N}]+[\\\\r\\\\n]*|\\\\s*[\\\\r\\\\n]+|\\\\s+(?!\\\\S)|\\\\s+\"},"
+        "\"behavior\":\"Isolated\",\"invert\":false},{\"type\":\"ByteLevel\",\"add_prefix_space\":"
+        "false,"
+        "\"use_regex\":false}]},"
+        "\"post_processor\":{\"type\":\"TemplateProcessing\",\"single\":[{\"SpecialToken\":{\"id\":"
+        "\"<|begin_of_text|>\"}},{\"Sequence\":{\"id\":\"A\"}}],\"special_tokens\":{\"<|begin_of_"
+        "text|>\":"
+        "{\"ids\":[259]}}},\"decoder\":{\"type\":\"ByteLevel\"}}";
+    rs_bytes_append(&j, rest, strlen(rest));
+    snprintf(path, sizeof path, "%s/tokenizer.json", dir);
+    write_text(path, j.data);
+    rs_bytes_free(&j);
+    snprintf(path, sizeof path, "%s/tokenizer_config.json", dir);
+    write_text(
+        path,
+        "{\"chat_template\": \"{{ '<|start_header_id|>' + m.role + '<|end_header_id|>' }}\"}");
+
+    rs_meta m;
+    rs_error err = {0};
+    rs_meta_init(&m);
+    if (rs_tokenizer_hf_to_meta(dir, &m, &err)) fail_msg("%s", err.msg);
+    rs_str str;
+    assert_int_equal(rs_meta_get_str(&m, "tokenizer.ggml.model", &str, &err), RS_OK);
+    assert_int_equal(str.len, 4);
+    assert_memory_equal(str.ptr, "gpt2", 4);
+    assert_int_equal(rs_meta_get_str(&m, "tokenizer.ggml.pre", &str, &err), RS_OK);
+    assert_int_equal(str.len, 9);
+    assert_memory_equal(str.ptr, "llama-bpe", 9);
+    rs_meta_free(&m);
+    rs_tokenizer *t;
+    if (rs_tokenizer_load_hf(&t, dir, &err)) fail_msg("%s", err.msg);
+    EXPECT(t, " the", true, false, 259, 258);                       /* BOS from the template */
+    EXPECT(t, "the<|user|> the", false, false, 't', 257, 260, 258); /* non-special added: matched */
+    EXPECT(t, "<|begin_of_text|>", false, true, 259);
+    rs_bytes out = {0};
+    bool fb = true;
+    const rs_chat_msg one = {"user", " x "};
+    assert_int_equal(rs_tokenizer_chat_format(t, &one, 1, false, &out, &fb, &err), RS_OK);
+    assert_false(fb);
+    assert_string_equal(out.data, "<|start_header_id|>user<|end_header_id|>\n\nx<|eot_id|>");
+    rs_bytes_free(&out);
+    rs_tokenizer_free(t);
+
+    /* WordPiece with BERT normaliser and [CLS] A [SEP] */
+    snprintf(path, sizeof path, "%s/tokenizer.json", dir);
+    write_text(
+        path,
+        "{\"model\":{\"type\":\"WordPiece\",\"unk_token\":\"[UNK]\",\"vocab\":{\"[UNK]\":0,"
+        "\"[CLS]\":1,\"[SEP]\":2,\"hello\":3,\"un\":4,\"##aff\":5,\"##able\":6}},"
+        "\"normalizer\":{\"type\":\"BertNormalizer\",\"lowercase\":true},"
+        "\"pre_tokenizer\":{\"type\":\"BertPreTokenizer\"},"
+        "\"post_processor\":{\"type\":\"TemplateProcessing\",\"single\":[{\"SpecialToken\":"
+        "{\"id\":\"[CLS]\"}},{\"Sequence\":{\"id\":\"A\"}},{\"SpecialToken\":{\"id\":\"[SEP]\"}}],"
+        "\"special_tokens\":{\"[CLS]\":{\"ids\":[1]},\"[SEP]\":{\"ids\":[2]}}},"
+        "\"added_tokens\":[{\"id\":0,\"content\":\"[UNK]\",\"special\":true},{\"id\":1,"
+        "\"content\":\"[CLS]\",\"special\":true},{\"id\":2,\"content\":\"[SEP]\",\"special\":true}]"
+        "}");
+    snprintf(path, sizeof path, "%s/tokenizer_config.json", dir);
+    remove(path);
+    if (rs_tokenizer_load_hf(&t, dir, &err)) fail_msg("%s", err.msg);
+    EXPECT(t, "Hello UNaffable zz", true, false, 1, 3, 4, 5, 6, 0, 2);
+    rs_tokenizer_free(t);
+
+    /* malformed JSON: a clear error with the file name */
+    snprintf(path, sizeof path, "%s/tokenizer.json", dir);
+    write_text(path, "{\"model\": {\"type\": \"BPE\", \"vocab\": {\"a\": 0}, \"merges\": [\"a b\"");
+    assert_int_equal(rs_tokenizer_load_hf(&t, dir, &err), RS_ERR_FORMAT);
+    assert_non_null(strstr(err.msg, "tokenizer.json"));
+    remove(path);
+    rmdir(dir);
+}
+
 int main(void) {
     const struct CMUnitTest tests[] = {
         cmocka_unit_test(test_spm_merges),        cmocka_unit_test(test_special),
         cmocka_unit_test(test_decode_and_stream), cmocka_unit_test(test_bpe),
         cmocka_unit_test(test_malformed),         cmocka_unit_test(test_wordpiece),
         cmocka_unit_test(test_unigram),           cmocka_unit_test(test_chat),
+        cmocka_unit_test(test_hf_json),
     };
     return cmocka_run_group_tests(tests, NULL, NULL);
 }
