@@ -1,0 +1,20 @@
+/* dot_ref.h — builds a scalar tile kernel from a one-row dot product (internal). */
+#ifndef RUSTY_BACKEND_CPU_DOT_REF_H
+#define RUSTY_BACKEND_CPU_DOT_REF_H
+
+#include <stddef.h>
+#include <stdint.h>
+
+/* Defines tile function `name` that applies `dot(n, wrow, xrow)` to every
+ * (row, token) pair of the tile. */
+#define RS_CPU_REF_TILE(name, dot)                                                                 \
+    void name(int64_t n, const void *w, size_t w_stride, int nr, const void *x, size_t x_stride,   \
+              int nc, float *y, size_t y_stride) {                                                 \
+        for (int c = 0; c < nc; c++)                                                               \
+            for (int r = 0; r < nr; r++)                                                           \
+                y[(size_t)c * y_stride + (size_t)r] =                                              \
+                    dot(n, (const uint8_t *)w + (size_t)r * w_stride,                              \
+                        (const uint8_t *)x + (size_t)c * x_stride);                                \
+    }
+
+#endif

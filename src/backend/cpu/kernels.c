@@ -1,0 +1,96 @@
+/* kernels.c — the (weight type, SIMD level) -> kernel table (see kernels.h). */
+#include "backend/cpu/kernels.h"
+
+#include "dtype/blocks.h"
+
+typedef struct {
+    rs_dtype type;
+    int64_t block;      /* elements per block */
+    size_t block_bytes; /* bytes per block */
+    rs_cpu_act act;
+    rs_cpu_kernel k[3]; /* indexed by rs_simd_level; tile == NULL: fall back */
+} kernel_row;
+
+#define REF(fn)                                                                                    \
+    { fn, 1, 1, RS_SIMD_SCALAR }
+
+static const kernel_row k_table[] = {
+    {RS_DTYPE_F32, 1, sizeof(float), RS_CPU_ACT_F32, {REF(rs_cpu_tile_f32_ref)}},
+    {RS_DTYPE_F16, 1, sizeof(uint16_t), RS_CPU_ACT_F32, {REF(rs_cpu_tile_f16_ref)}},
+    {RS_DTYPE_BF16, 1, sizeof(uint16_t), RS_CPU_ACT_F32, {REF(rs_cpu_tile_bf16_ref)}},
+    {RS_DTYPE_Q8_0, QK8_0, sizeof(block_q8_0), RS_CPU_ACT_Q8_0, {REF(rs_cpu_tile_q8_0_ref)}},
+    {RS_DTYPE_Q4_0, QK4_0, sizeof(block_q4_0), RS_CPU_ACT_Q8_0, {REF(rs_cpu_tile_q4_0_ref)}},
+    {RS_DTYPE_Q4_1, QK4_1, sizeof(block_q4_1), RS_CPU_ACT_Q8_1, {REF(rs_cpu_tile_q4_1_ref)}},
+    {RS_DTYPE_Q5_0, QK5_0, sizeof(block_q5_0), RS_CPU_ACT_Q8_0, {REF(rs_cpu_tile_q5_0_ref)}},
+    {RS_DTYPE_Q5_1, QK5_1, sizeof(block_q5_1), RS_CPU_ACT_Q8_1, {REF(rs_cpu_tile_q5_1_ref)}},
+    {RS_DTYPE_IQ4_NL, QK4_NL, sizeof(block_iq4_nl), RS_CPU_ACT_Q8_0, {REF(rs_cpu_tile_iq4_nl_ref)}},
+    {RS_DTYPE_Q2_K, QK_K, sizeof(block_q2_K), RS_CPU_ACT_Q8_K, {REF(rs_cpu_tile_q2_K_ref)}},
+    {RS_DTYPE_Q3_K, QK_K, sizeof(block_q3_K), RS_CPU_ACT_Q8_K, {REF(rs_cpu_tile_q3_K_ref)}},
+    {RS_DTYPE_Q4_K, QK_K, sizeof(block_q4_K), RS_CPU_ACT_Q8_K, {REF(rs_cpu_tile_q4_K_ref)}},
+    {RS_DTYPE_Q5_K, QK_K, sizeof(block_q5_K), RS_CPU_ACT_Q8_K, {REF(rs_cpu_tile_q5_K_ref)}},
+    {RS_DTYPE_Q6_K, QK_K, sizeof(block_q6_K), RS_CPU_ACT_Q8_K, {REF(rs_cpu_tile_q6_K_ref)}},
+};
+
+static const rs_cpu_quant_fn q_table[RS_CPU_ACT_COUNT][3] = {
+    [RS_CPU_ACT_Q8_0] = {rs_cpu_quant_q8_0_ref},
+    [RS_CPU_ACT_Q8_1] = {rs_cpu_quant_q8_1_ref},
+    [RS_CPU_ACT_Q8_K] = {rs_cpu_quant_q8_K_ref},
+};
+
+static const kernel_row *find_row(rs_dtype t) {
+    for (size_t i = 0; i < sizeof k_table / sizeof k_table[0]; i++)
+        if (k_table[i].type == t) return &k_table[i];
+    return NULL;
+}
+
+bool rs_cpu_weight_info(rs_dtype wtype, int64_t *block, size_t *block_bytes, rs_cpu_act *act) {
+    const kernel_row *row = find_row(wtype);
+    if (!row) return false;
+    *block = row->block;
+    *block_bytes = row->block_bytes;
+    *act = row->act;
+    return true;
+}
+
+int64_t rs_cpu_act_block(rs_cpu_act act) {
+    switch (act) {
+    case RS_CPU_ACT_Q8_0:
+        return QK8_0;
+    case RS_CPU_ACT_Q8_1:
+        return QK8_1;
+    case RS_CPU_ACT_Q8_K:
+        return QK_K;
+    default:
+        return 1;
+    }
+}
+
+size_t rs_cpu_act_block_bytes(rs_cpu_act act) {
+    switch (act) {
+    case RS_CPU_ACT_Q8_0:
+        return sizeof(block_q8_0);
+    case RS_CPU_ACT_Q8_1:
+        return sizeof(block_q8_1);
+    case RS_CPU_ACT_Q8_K:
+        return sizeof(block_q8_K);
+    default:
+        return sizeof(float);
+    }
+}
+
+const rs_cpu_kernel *rs_cpu_kernel_get(rs_dtype wtype, rs_simd_level level) {
+    const kernel_row *row = find_row(wtype);
+    if (!row || level < RS_SIMD_SCALAR || level > RS_SIMD_AVX512) return NULL;
+    for (int l = (int)level; l >= 0; l--)
+        if (row->k[l].tile) return &row->k[l];
+    return NULL;
+}
+
+rs_cpu_quant_fn rs_cpu_quant_get(rs_cpu_act act, rs_simd_level level) {
+    if ((int)act <= RS_CPU_ACT_F32 || act >= RS_CPU_ACT_COUNT || level < RS_SIMD_SCALAR ||
+        level > RS_SIMD_AVX512)
+        return NULL;
+    for (int l = (int)level; l >= 0; l--)
+        if (q_table[act][l]) return q_table[act][l];
+    return NULL;
+}

@@ -1,0 +1,90 @@
+/* kernels.h — the CPU dot-product kernel table (internal to the CPU backend).
+ *
+ * A weight type's matrix product runs in two steps: the f32 activations are
+ * converted to the type's companion format (rs_cpu_act: f32 itself for the
+ * float types, Q8_0 / Q8_1 / Q8_K for the quantized ones), then a tile kernel
+ * computes a small block of outputs directly from the weight blocks (in place
+ * in the mmap) and the companion rows. Kernels exist per (weight type, SIMD
+ * level); a level without its own kernel for a type falls back to the next
+ * lower one, down to the portable scalar reference (*_ref.c). */
+#ifndef RUSTY_BACKEND_CPU_KERNELS_H
+#define RUSTY_BACKEND_CPU_KERNELS_H
+
+#include <stddef.h>
+#include <stdint.h>
+
+#include "core/cpu.h"
+#include "dtype/dtype.h"
+
+/* Companion formats of the activations. */
+typedef enum rs_cpu_act {
+    RS_CPU_ACT_F32 = 0, /* plain f32 (float weights) */
+    RS_CPU_ACT_Q8_0,    /* block_q8_0 */
+    RS_CPU_ACT_Q8_1,    /* block_q8_1 (s = d * sum q) */
+    RS_CPU_ACT_Q8_K,    /* block_q8_K (f32 d, bsums) */
+    RS_CPU_ACT_COUNT,
+} rs_cpu_act;
+
+/* Converts n f32 values (n a multiple of the format's block size) to the format. */
+typedef void (*rs_cpu_quant_fn)(const float *x, void *dst, int64_t n);
+
+/* Computes the nr x nc tile y[c * y_stride + r] = dot(weight row r, activation
+ * row c) for r < nr, c < nc, over n elements. Weight row r starts at
+ * w + r * w_stride bytes, activation row c (companion format) at x + c * x_stride
+ * bytes. 1 <= nr <= mr and 1 <= nc <= nc_max of the kernel's table entry. */
+typedef void (*rs_cpu_tile_fn)(int64_t n, const void *w, size_t w_stride, int nr, const void *x,
+                               size_t x_stride, int nc, float *y, size_t y_stride);
+
+typedef struct rs_cpu_kernel {
+    rs_cpu_tile_fn tile;
+    int mr;              /* largest tile height (weight rows) */
+    int nc;              /* largest tile width (tokens) */
+    rs_simd_level level; /* level the kernel was written for */
+} rs_cpu_kernel;
+
+/* Block geometry and companion format of a weight type; false when the type
+ * has no kernel. */
+bool rs_cpu_weight_info(rs_dtype wtype, int64_t *block, size_t *block_bytes, rs_cpu_act *act);
+/* Block size (elements) and bytes per block of a companion format. */
+int64_t rs_cpu_act_block(rs_cpu_act act);
+size_t rs_cpu_act_block_bytes(rs_cpu_act act);
+/* Best kernel at or below `level`; NULL when the weight type is unsupported. */
+const rs_cpu_kernel *rs_cpu_kernel_get(rs_dtype wtype, rs_simd_level level);
+/* Best activation quantizer at or below `level`; NULL for RS_CPU_ACT_F32. */
+rs_cpu_quant_fn rs_cpu_quant_get(rs_cpu_act act, rs_simd_level level);
+
+/* ---- scalar references (*_ref.c) ---------------------------------------- */
+void rs_cpu_quant_q8_0_ref(const float *x, void *dst, int64_t n);
+void rs_cpu_quant_q8_1_ref(const float *x, void *dst, int64_t n);
+void rs_cpu_quant_q8_K_ref(const float *x, void *dst, int64_t n);
+
+void rs_cpu_tile_f32_ref(int64_t, const void *, size_t, int, const void *, size_t, int, float *,
+                         size_t);
+void rs_cpu_tile_f16_ref(int64_t, const void *, size_t, int, const void *, size_t, int, float *,
+                         size_t);
+void rs_cpu_tile_bf16_ref(int64_t, const void *, size_t, int, const void *, size_t, int, float *,
+                          size_t);
+void rs_cpu_tile_q8_0_ref(int64_t, const void *, size_t, int, const void *, size_t, int, float *,
+                          size_t);
+void rs_cpu_tile_q4_0_ref(int64_t, const void *, size_t, int, const void *, size_t, int, float *,
+                          size_t);
+void rs_cpu_tile_q4_1_ref(int64_t, const void *, size_t, int, const void *, size_t, int, float *,
+                          size_t);
+void rs_cpu_tile_q5_0_ref(int64_t, const void *, size_t, int, const void *, size_t, int, float *,
+                          size_t);
+void rs_cpu_tile_q5_1_ref(int64_t, const void *, size_t, int, const void *, size_t, int, float *,
+                          size_t);
+void rs_cpu_tile_iq4_nl_ref(int64_t, const void *, size_t, int, const void *, size_t, int, float *,
+                            size_t);
+void rs_cpu_tile_q2_K_ref(int64_t, const void *, size_t, int, const void *, size_t, int, float *,
+                          size_t);
+void rs_cpu_tile_q3_K_ref(int64_t, const void *, size_t, int, const void *, size_t, int, float *,
+                          size_t);
+void rs_cpu_tile_q4_K_ref(int64_t, const void *, size_t, int, const void *, size_t, int, float *,
+                          size_t);
+void rs_cpu_tile_q5_K_ref(int64_t, const void *, size_t, int, const void *, size_t, int, float *,
+                          size_t);
+void rs_cpu_tile_q6_K_ref(int64_t, const void *, size_t, int, const void *, size_t, int, float *,
+                          size_t);
+
+#endif

@@ -1,0 +1,121 @@
+/* membw.c — memory read bandwidth probe (see membw.h). */
+#include "backend/cpu/membw.h"
+
+#include <stdlib.h>
+#include <string.h>
+#include <sys/mman.h>
+#include <time.h>
+#include <unistd.h>
+
+enum { CHUNK_ALIGN = 4096 };
+
+typedef struct {
+    uint8_t *buf;
+    size_t bytes;
+    rs_simd_level level;
+    int fill; /* 1: first-touch the pages (write), 0: read */
+    uint64_t sums[RS_THREADPOOL_MAX];
+} membw_job;
+
+uint64_t rs_membw_read_scalar(const void *p, size_t n_bytes) {
+    const uint64_t *v = p;
+    uint64_t a0 = 0, a1 = 0, a2 = 0, a3 = 0;
+    for (size_t i = 0; i < n_bytes / 8; i += 4) {
+        a0 += v[i];
+        a1 += v[i + 1];
+        a2 += v[i + 2];
+        a3 += v[i + 3];
+    }
+    return a0 + a1 + a2 + a3;
+}
+
+/* This thread's page-aligned slice of the buffer. */
+static void slice(const membw_job *j, int ith, int nth, size_t *off, size_t *len) {
+    size_t pages = j->bytes / CHUNK_ALIGN;
+    size_t a = pages * (size_t)ith / (size_t)nth, b = pages * (size_t)(ith + 1) / (size_t)nth;
+    *off = a * CHUNK_ALIGN;
+    *len = (b - a) * CHUNK_ALIGN;
+}
+
+static void membw_worker(void *ctx, int ith, int nth) {
+    membw_job *j = ctx;
+    size_t off, len;
+    slice(j, ith, nth, &off, &len);
+    if (j->fill) {
+        /* first touch by the thread that will read the pages (NUMA locality) */
+        for (size_t i = 0; i < len; i += 8) {
+            uint64_t v = (off + i) * 0x9e3779b97f4a7c15ull;
+            memcpy(j->buf + off + i, &v, 8);
+        }
+        return;
+    }
+    uint64_t s;
+    switch (j->level) {
+    case RS_SIMD_AVX512:
+        s = rs_membw_read_avx512(j->buf + off, len);
+        break;
+    case RS_SIMD_AVX2:
+        s = rs_membw_read_avx2(j->buf + off, len);
+        break;
+    default:
+        s = rs_membw_read_scalar(j->buf + off, len);
+        break;
+    }
+    j->sums[ith] = s;
+}
+
+size_t rs_membw_default_bytes(void) {
+    size_t bytes = (size_t)1 << 30;
+    long llc = sysconf(_SC_LEVEL3_CACHE_SIZE);
+    if (llc > 0 && (size_t)llc * 8 > bytes) bytes = (size_t)llc * 8;
+    return bytes;
+}
+
+static double now_s(void) {
+    struct timespec ts;
+    clock_gettime(CLOCK_MONOTONIC, &ts);
+    return (double)ts.tv_sec + 1e-9 * (double)ts.tv_nsec;
+}
+
+rs_status rs_membw_measure(rs_threadpool *tp, rs_simd_level level, size_t bytes, int runs,
+                           double *gbps, rs_error *err) {
+    *gbps = 0;
+    if (bytes == 0) bytes = rs_membw_default_bytes();
+    int nth = rs_threadpool_size(tp);
+    bytes = bytes / ((size_t)CHUNK_ALIGN * (size_t)nth) * (size_t)CHUNK_ALIGN * (size_t)nth;
+    if (bytes == 0 || runs < 1)
+        return rs_error_set(err, RS_ERR_ARG, "membw: need at least %d bytes per thread and 1 run",
+                            CHUNK_ALIGN);
+    membw_job *j = calloc(1, sizeof *j);
+    if (!j) return rs_error_set(err, RS_ERR_NOMEM, "membw: cannot allocate the job");
+    j->buf =
+        aligned_alloc((size_t)2 << 20, (bytes + ((size_t)2 << 20) - 1) & ~(((size_t)2 << 20) - 1));
+    if (!j->buf) {
+        free(j);
+        return rs_error_set(err, RS_ERR_NOMEM, "membw: cannot allocate %zu bytes", bytes);
+    }
+#ifdef MADV_HUGEPAGE
+    madvise(j->buf, bytes, MADV_HUGEPAGE); /* fewer TLB misses; best effort */
+#endif
+    j->bytes = bytes;
+    j->level = level;
+    j->fill = 1;
+    rs_threadpool_run(tp, membw_worker, j);
+    j->fill = 0;
+    double best = 0;
+    for (int r = 0; r < runs; r++) {
+        double t0 = now_s();
+        rs_threadpool_run(tp, membw_worker, j);
+        double dt = now_s() - t0;
+        double rate = (double)bytes / dt / 1e9;
+        if (rate > best) best = rate;
+    }
+    /* use the sums so the reads cannot be optimized away */
+    volatile uint64_t sink = 0;
+    for (int i = 0; i < nth; i++) sink += j->sums[i];
+    (void)sink;
+    free(j->buf);
+    free(j);
+    *gbps = best;
+    return RS_OK;
+}

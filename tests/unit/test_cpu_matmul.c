@@ -1,0 +1,560 @@
+/* test_cpu_matmul.c — rs_cpu_matmul for every weight type at every SIMD level.
+ *
+ * Weights are random bytes (so every bit pattern of the quantized values
+ * occurs) with sane fp16 scales; they are dequantized with the dtype module's
+ * reference to_f32, and outputs are checked against float64 dot products:
+ *  - against W·X̂, X̂ = the activations as quantized (read back with the dtype
+ *    module's Q8_0/Q8_1/Q8_K to_f32): only f32 rounding separates them, so the
+ *    tolerance is a summation bound (see tol_round);
+ *  - against W·X with the original f32 activations: the tolerance adds the
+ *    activation quantization error, |x - x̂| <= step/2 per element (tol_act);
+ *  - every level against the scalar level.
+ * Outputs are poisoned with NaN (including the gaps of the row stride) so
+ * unwritten and overwritten elements are caught. Thread counts 1..3 must give
+ * bit-identical results, and the multi-weight call must equal separate calls. */
+#include "testutil.h"
+
+#include <math.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+
+#include "backend/cpu/kernels.h"
+#include "backend/cpu/matmul.h"
+#include "backend/cpu/threadpool.h"
+#include "core/cpu.h"
+#include "dtype/blocks.h"
+#include "dtype/dtype.h"
+#include "dtype/fp16.h"
+
+static const rs_dtype k_types[] = {
+    RS_DTYPE_F32,  RS_DTYPE_F16,  RS_DTYPE_BF16, RS_DTYPE_Q8_0,   RS_DTYPE_Q4_0,
+    RS_DTYPE_Q4_1, RS_DTYPE_Q5_0, RS_DTYPE_Q5_1, RS_DTYPE_IQ4_NL, RS_DTYPE_Q2_K,
+    RS_DTYPE_Q3_K, RS_DTYPE_Q4_K, RS_DTYPE_Q5_K, RS_DTYPE_Q6_K,
+};
+enum { N_TYPES = sizeof k_types / sizeof k_types[0] };
+static const int k_ntoks[] = {1, 2, 3, 5, 17};
+enum { MAX_TOK = 17, X_PAD = 5, Y_PAD = 3 };
+
+/* ---- random data ---------------------------------------------------------- */
+
+static uint64_t rng_u64(uint64_t *s) {
+    uint64_t x = *s;
+    x ^= x << 13;
+    x ^= x >> 7;
+    x ^= x << 17;
+    return *s = x;
+}
+
+/* Byte offsets of the fp16 scale fields in a block (d, and m / dmin if any). */
+static int f16_fields(rs_dtype t, int off[2]) {
+    switch (t) {
+    case RS_DTYPE_Q4_0:
+    case RS_DTYPE_Q5_0:
+    case RS_DTYPE_Q8_0:
+    case RS_DTYPE_IQ4_NL:
+        off[0] = 0;
+        return 1;
+    case RS_DTYPE_Q4_1:
+    case RS_DTYPE_Q5_1:
+    case RS_DTYPE_Q4_K:
+    case RS_DTYPE_Q5_K:
+        off[0] = 0;
+        off[1] = 2;
+        return 2;
+    case RS_DTYPE_Q2_K:
+        off[0] = 80;
+        off[1] = 82;
+        return 2;
+    case RS_DTYPE_Q3_K:
+        off[0] = 108;
+        return 1;
+    case RS_DTYPE_Q6_K:
+        off[0] = 208;
+        return 1;
+    default:
+        return 0;
+    }
+}
+
+/* Random weights: floats in [-1, 1), or random block bytes with scales of
+ * magnitude 2^-9..2^-5 and either sign. */
+static uint8_t *gen_weights(rs_dtype t, int64_t n_out, int64_t n_in, uint64_t seed,
+                            size_t *row_bytes) {
+    const rs_dtype_traits *tr = rs_dtype_get(t);
+    assert_non_null(tr);
+    assert_true(rs_dtype_row_size(t, n_in, row_bytes));
+    size_t total = *row_bytes * (size_t)n_out;
+    uint8_t *w = malloc(total);
+    assert_non_null(w);
+    uint64_t s = seed * 0x9e3779b97f4a7c15ull + 1;
+    if (t == RS_DTYPE_F32 || t == RS_DTYPE_F16 || t == RS_DTYPE_BF16) {
+        for (int64_t i = 0; i < n_out * n_in; i++) {
+            float v = tu_randf(&s);
+            if (t == RS_DTYPE_F32) memcpy(w + 4 * i, &v, 4);
+            uint16_t h = t == RS_DTYPE_F16 ? rs_f32_to_fp16(v) : rs_f32_to_bf16(v);
+            if (t != RS_DTYPE_F32) memcpy(w + 2 * i, &h, 2);
+        }
+        return w;
+    }
+    for (size_t i = 0; i < total; i++) w[i] = (uint8_t)(rng_u64(&s) >> 32);
+    int off[2];
+    int nf = f16_fields(t, off);
+    for (size_t b = 0; b < total / tr->type_size; b++)
+        for (int f = 0; f < nf; f++) {
+            float mag = ldexpf(1.0f + 0.5f * tu_randf(&s), -5 - (int)(rng_u64(&s) % 5));
+            uint16_t h = rs_f32_to_fp16((rng_u64(&s) & 1) ? mag : -mag);
+            memcpy(w + b * tr->type_size + (size_t)off[f], &h, 2);
+        }
+    return w;
+}
+
+/* Activations in [-1, 1) with an outlier every 37 elements (scales then differ
+ * between blocks) and an all-zero first block in token 1 (d = 0 path). */
+static float *gen_x(int64_t n_tok, int64_t n_in, int64_t stride, uint64_t seed) {
+    float *x = malloc(sizeof(float) * (size_t)(n_tok * stride));
+    assert_non_null(x);
+    uint64_t s = seed + 12345;
+    for (int64_t t = 0; t < n_tok; t++)
+        for (int64_t i = 0; i < stride; i++) {
+            float v = tu_randf(&s);
+            if (i % 37 == 5) v *= 8;
+            if (t == 1 && i < 32) v = 0;
+            x[t * stride + i] = i < n_in ? v : NAN; /* the gap must not be read */
+        }
+    return x;
+}
+
+/* ---- float64 references --------------------------------------------------- */
+
+typedef struct {
+    double ref_q, ref_x; /* W·X̂ and W·X */
+    double tol_q, tol_x;
+} expect;
+
+static rs_dtype companion(rs_dtype t) {
+    switch (t) {
+    case RS_DTYPE_F32:
+    case RS_DTYPE_F16:
+    case RS_DTYPE_BF16:
+        return RS_DTYPE_F32;
+    case RS_DTYPE_Q4_1:
+    case RS_DTYPE_Q5_1:
+        return RS_DTYPE_Q8_1;
+    case RS_DTYPE_Q2_K:
+    case RS_DTYPE_Q3_K:
+    case RS_DTYPE_Q4_K:
+    case RS_DTYPE_Q5_K:
+    case RS_DTYPE_Q6_K:
+        return RS_DTYPE_Q8_K;
+    default:
+        return RS_DTYPE_Q8_0;
+    }
+}
+
+/* X̂ = the activations quantized by the scalar quantizer (bit-identical at
+ * every level, see test_cpu_quant, which also checks |x - x̂| <= step/2) and
+ * read back with the dtype module's to_f32. For float weights X̂ = X. */
+static void quantized_x(rs_dtype ct, const float *x, int64_t stride, int64_t n_tok, int64_t n_in,
+                        double *xh) {
+    float *row = malloc(sizeof(float) * (size_t)n_in);
+    size_t qbytes;
+    assert_true(rs_dtype_row_size(ct, n_in, &qbytes));
+    void *q = malloc(qbytes);
+    assert_true(row && q);
+    rs_cpu_act act = ct == RS_DTYPE_Q8_0   ? RS_CPU_ACT_Q8_0
+                     : ct == RS_DTYPE_Q8_1 ? RS_CPU_ACT_Q8_1
+                                           : RS_CPU_ACT_Q8_K;
+    for (int64_t t = 0; t < n_tok; t++) {
+        if (ct == RS_DTYPE_F32) {
+            memcpy(row, x + t * stride, sizeof(float) * (size_t)n_in);
+        } else {
+            rs_cpu_quant_get(act, RS_SIMD_SCALAR)(x + t * stride, q, n_in);
+            rs_dtype_get(ct)->to_f32(q, row, n_in);
+        }
+        for (int64_t i = 0; i < n_in; i++) xh[t * n_in + i] = row[i];
+    }
+    free(row);
+    free(q);
+}
+
+/* Magnitude bound on the parts a kernel sums for element i of a weight block
+ * whose dequantized value is w: types with a min term compute d*sc*q and
+ * dmin*m separately (|d*sc*q| <= |w| + |min|), the min is at most 63*|dmin|
+ * (K-quants: 6-bit mins) or |m| (Q4_1, Q5_1). */
+static double part_bound(rs_dtype t, const uint8_t *block, double w) {
+    int off[2];
+    if (f16_fields(t, off) < 2) return fabs(w);
+    uint16_t h;
+    memcpy(&h, block + off[1], 2);
+    double mn =
+        fabs((double)rs_fp16_to_f32(h)) * (t == RS_DTYPE_Q4_1 || t == RS_DTYPE_Q5_1 ? 1 : 63);
+    return fabs(w) + 2 * mn;
+}
+
+/* Expected value and tolerances for output (t, o).
+ * tol_q, f32 rounding: the kernels form at most n_terms = (blocks, or elements
+ * for float weights) + 32 (lane reduction, scale products) rounded sums of
+ * parts bounded by part_bound, so |err| <= 2 * n_terms * 2^-24 * S (S the sum
+ * of part bounds times |x̂|). Q8_1 adds the fp16 rounding of s = d*sum(q):
+ * relative 2^-10 of sum |x̂| per block, times |m|.
+ * tol_x adds the activation quantization: sum |w_i| * step_b / 2 with step_b
+ * = amax_b / 127 grown by the fp16 rounding of the stored scale (2^-10;
+ * 2^-20 for Q8_K's f32 scale). */
+static expect expect_one(rs_dtype t, const uint8_t *wrow, const double *wd, const float *x,
+                         const double *xh, int64_t n_in) {
+    const rs_dtype_traits *tr = rs_dtype_get(t);
+    rs_dtype ct = companion(t);
+    int64_t wblk = tr->block_size, ablk = rs_dtype_get(ct)->block_size;
+    expect e = {0, 0, 0, 0};
+    double S = 0, act = 0, s_err = 0;
+    for (int64_t i = 0; i < n_in; i++) {
+        const uint8_t *blk = wrow + (size_t)(i / wblk) * tr->type_size;
+        e.ref_q += wd[i] * xh[i];
+        e.ref_x += wd[i] * (double)x[i];
+        S += part_bound(t, blk, wd[i]) * fabs(xh[i]);
+    }
+    if (ct != RS_DTYPE_F32) {
+        double grow = ct == RS_DTYPE_Q8_K ? 0x1p-20 : 0x1p-10;
+        for (int64_t b = 0; b < n_in / ablk; b++) {
+            double amax = 0, sx = 0, sw = 0;
+            for (int64_t i = b * ablk; i < (b + 1) * ablk; i++) {
+                amax = fmax(amax, fabs((double)x[i]));
+                sx += fabs(xh[i]);
+                sw += fabs(wd[i]);
+            }
+            act += sw * amax / 127 * (1 + grow) / 2;
+            if (ct == RS_DTYPE_Q8_1) {
+                uint16_t h;
+                memcpy(&h, wrow + (size_t)b * tr->type_size + 2, 2);
+                s_err += fabs((double)rs_fp16_to_f32(h)) * sx * 0x1p-10;
+            }
+        }
+    }
+    int64_t n_terms = (wblk == 1 ? n_in : n_in / wblk) + 32;
+    e.tol_q = 2.0 * (double)n_terms * 0x1p-24 * S + s_err;
+    e.tol_x = e.tol_q + act;
+    return e;
+}
+
+/* One weight matrix with its float64 view and expected outputs for MAX_TOK tokens. */
+typedef struct {
+    rs_dtype t;
+    int64_t n_in, n_out;
+    uint8_t *w;
+    size_t row_bytes;
+    expect *ex; /* [MAX_TOK][n_out] */
+} fixture;
+
+static void fixture_init(fixture *f, rs_dtype t, int64_t n_out, int64_t n_in, const float *x,
+                         int64_t stride, uint64_t seed) {
+    f->t = t;
+    f->n_in = n_in;
+    f->n_out = n_out;
+    f->w = gen_weights(t, n_out, n_in, seed, &f->row_bytes);
+    double *wd = malloc(sizeof(double) * (size_t)n_in);
+    double *xh = malloc(sizeof(double) * (size_t)(MAX_TOK * n_in));
+    float *row = malloc(sizeof(float) * (size_t)n_in);
+    f->ex = malloc(sizeof(expect) * (size_t)(MAX_TOK * n_out));
+    assert_true(wd && xh && row && f->ex);
+    quantized_x(companion(t), x, stride, MAX_TOK, n_in, xh);
+    for (int64_t o = 0; o < n_out; o++) {
+        const uint8_t *wrow = f->w + (size_t)o * f->row_bytes;
+        rs_dtype_get(t)->to_f32(wrow, row, n_in);
+        for (int64_t i = 0; i < n_in; i++) wd[i] = row[i];
+        for (int64_t tk = 0; tk < MAX_TOK; tk++)
+            f->ex[tk * n_out + o] = expect_one(t, wrow, wd, x + tk * stride, xh + tk * n_in, n_in);
+    }
+    free(wd);
+    free(xh);
+    free(row);
+}
+
+static void fixture_free(fixture *f) {
+    free(f->w);
+    free(f->ex);
+}
+
+/* ---- running and checking ------------------------------------------------- */
+
+static float *poisoned(int64_t n_tok, int64_t stride) {
+    float *y = malloc(sizeof(float) * (size_t)(n_tok * stride));
+    assert_non_null(y);
+    for (int64_t i = 0; i < n_tok * stride; i++) y[i] = NAN;
+    return y;
+}
+
+static void *g_scratch;
+static size_t g_scratch_size;
+
+static void *scratch_for(const rs_cpu_matmul_w *ws, int n, int64_t n_in, int64_t n_tok,
+                         size_t *size) {
+    *size = rs_cpu_matmul_scratch_size(ws, n, n_in, n_tok);
+    if (*size > g_scratch_size) {
+        free(g_scratch);
+        g_scratch = malloc(*size);
+        g_scratch_size = *size;
+        assert_non_null(g_scratch);
+    }
+    return g_scratch;
+}
+
+/* Y for the first n_tok tokens at a level, on pool tp (NULL: caller only). */
+static float *run_mm(rs_threadpool *tp, const fixture *f, const float *x, int64_t stride,
+                     int64_t n_tok, rs_simd_level level) {
+    float *y = poisoned(n_tok, f->n_out + Y_PAD);
+    rs_cpu_matmul_w w = {f->t, f->w, f->n_out, y, f->n_out + Y_PAD};
+    rs_cpu_matmul_in in = {x, stride, f->n_in, n_tok, level, NULL, 0};
+    in.scratch = scratch_for(&w, 1, f->n_in, n_tok, &in.scratch_size);
+    rs_error err = {0};
+    rs_status st = rs_cpu_matmul(tp, &in, &w, &err);
+    if (st != RS_OK) fail_msg("matmul %s: %s", rs_dtype_name(f->t), err.msg);
+    return y;
+}
+
+static int g_failures;
+
+/* Checks Y against the float64 references; the stride gaps must still be NaN. */
+static void check_y(const fixture *f, const float *y, int64_t n_tok, const char *what) {
+    for (int64_t t = 0; t < n_tok; t++) {
+        for (int64_t o = 0; o < f->n_out + Y_PAD; o++) {
+            float v = y[t * (f->n_out + Y_PAD) + o];
+            if (o >= f->n_out) {
+                if (!isnan(v) && g_failures++ < 10)
+                    print_error("%s %s: gap y[%lld][%lld] overwritten\n", what, rs_dtype_name(f->t),
+                                (long long)t, (long long)o);
+                continue;
+            }
+            const expect *e = &f->ex[t * f->n_out + o];
+            if (!(fabs(v - e->ref_q) <= e->tol_q) || !(fabs(v - e->ref_x) <= e->tol_x)) {
+                if (g_failures++ < 10)
+                    print_error("%s %s n_in %lld n_tok %lld: y[%lld][%lld] = %.9g, W·X̂ = %.9g "
+                                "(tol %.3g), W·X = %.9g (tol %.3g)\n",
+                                what, rs_dtype_name(f->t), (long long)f->n_in, (long long)n_tok,
+                                (long long)t, (long long)o, v, e->ref_q, e->tol_q, e->ref_x,
+                                e->tol_x);
+            }
+        }
+    }
+}
+
+/* Every level available on this CPU, forced through RUSTY_SIMD as users would. */
+static int levels(rs_simd_level out[3]) {
+    static const char *names[3] = {"scalar", "avx2", "avx512"};
+    int n = 0;
+    for (int l = 0; l < 3; l++) {
+        setenv("RUSTY_SIMD", names[l], 1);
+        rs_simd_level got = rs_cpu_simd_level();
+        if (got == (rs_simd_level)l)
+            out[n++] = got;
+        else
+            printf("note: SIMD level %s not available on this CPU, not tested\n", names[l]);
+    }
+    unsetenv("RUSTY_SIMD");
+    return n;
+}
+
+static int64_t block_of(rs_dtype t) {
+    return rs_dtype_get(t)->block_size;
+}
+
+/* n_in = one block, several blocks, 4096 + one block (float types: odd sizes). */
+static void sizes_for(rs_dtype t, int64_t n_in[3]) {
+    int64_t b = block_of(t);
+    if (b == 1) {
+        n_in[0] = 1;
+        n_in[1] = 37;
+        n_in[2] = 4097;
+    } else {
+        n_in[0] = b;
+        n_in[1] = 3 * b;
+        n_in[2] = 4096 + b;
+    }
+}
+
+static void test_all_types_levels(void **state) {
+    (void)state;
+    rs_simd_level lv[3];
+    int n_lv = levels(lv);
+    for (int ti = 0; ti < N_TYPES; ti++) {
+        int64_t sizes[3];
+        sizes_for(k_types[ti], sizes);
+        for (int si = 0; si < 3; si++) {
+            int64_t n_in = sizes[si], stride = n_in + X_PAD, n_out = 13;
+            float *x = gen_x(MAX_TOK, n_in, stride, (uint64_t)(ti * 7 + si));
+            fixture f;
+            fixture_init(&f, k_types[ti], n_out, n_in, x, stride, (uint64_t)(ti * 31 + si));
+            for (size_t k = 0; k < sizeof k_ntoks / sizeof k_ntoks[0]; k++) {
+                int64_t nt = k_ntoks[k];
+                float *ys = run_mm(NULL, &f, x, stride, nt, RS_SIMD_SCALAR);
+                check_y(&f, ys, nt, "scalar");
+                for (int l = 1; l < n_lv; l++) {
+                    float *y = run_mm(NULL, &f, x, stride, nt, lv[l]);
+                    check_y(&f, y, nt, rs_simd_level_name(lv[l]));
+                    /* against the scalar level: both within tol_q of W·X̂ */
+                    for (int64_t t = 0; t < nt; t++)
+                        for (int64_t o = 0; o < n_out; o++) {
+                            double a = y[t * (n_out + Y_PAD) + o], b = ys[t * (n_out + Y_PAD) + o];
+                            if (!(fabs(a - b) <= 2 * f.ex[t * n_out + o].tol_q) &&
+                                g_failures++ < 10)
+                                print_error("%s %s vs scalar: y[%lld][%lld] %.9g vs %.9g\n",
+                                            rs_simd_level_name(lv[l]), rs_dtype_name(f.t),
+                                            (long long)t, (long long)o, a, b);
+                        }
+                    free(y);
+                }
+                free(ys);
+            }
+            fixture_free(&f);
+            free(x);
+        }
+    }
+    assert_int_equal(g_failures, 0);
+}
+
+/* Splitting the work over 1, 2 or 3 threads gives bit-identical results. */
+static void test_threads(void **state) {
+    (void)state;
+    rs_simd_level best = rs_cpu_simd_level();
+    rs_threadpool *tps[3];
+    for (int n = 1; n <= 3; n++)
+        assert_int_equal(rs_threadpool_create(&tps[n - 1], n, NULL), RS_OK);
+    for (int ti = 0; ti < N_TYPES; ti++) {
+        rs_dtype t = k_types[ti];
+        int64_t n_in = block_of(t) == 1 ? 1000 : 2048 + block_of(t), stride = n_in + X_PAD;
+        float *x = gen_x(MAX_TOK, n_in, stride, 99);
+        fixture f;
+        fixture_init(&f, t, 203, n_in, x, stride, 77 + (uint64_t)ti);
+        for (int64_t nt = 1; nt <= MAX_TOK; nt += MAX_TOK - 1) {
+            float *y0 = run_mm(NULL, &f, x, stride, nt, best);
+            check_y(&f, y0, nt, "no pool");
+            for (int n = 1; n <= 3; n++) {
+                float *y = run_mm(tps[n - 1], &f, x, stride, nt, best);
+                size_t bytes = sizeof(float) * (size_t)(nt * (f.n_out + Y_PAD));
+                for (size_t i = 0; i < bytes / sizeof(float); i++)
+                    if (memcmp(&y[i], &y0[i], sizeof(float)) != 0 && g_failures++ < 10)
+                        print_error("%s %d threads n_tok %lld: element %zu differs\n",
+                                    rs_dtype_name(t), n, (long long)nt, i);
+                free(y);
+            }
+            free(y0);
+        }
+        fixture_free(&f);
+        free(x);
+    }
+    for (int n = 1; n <= 3; n++) rs_threadpool_free(tps[n - 1]);
+    assert_int_equal(g_failures, 0);
+}
+
+/* Several weights sharing one input (mixed companion formats) in one call equal
+ * separate calls, at every level and with a pool. */
+static void test_multi(void **state) {
+    (void)state;
+    static const rs_dtype types[4] = {RS_DTYPE_Q4_K, RS_DTYPE_Q6_K, RS_DTYPE_Q8_0, RS_DTYPE_F16};
+    static const int64_t n_outs[4] = {13, 7, 21, 5};
+    int64_t n_in = 512, stride = n_in + X_PAD;
+    float *x = gen_x(MAX_TOK, n_in, stride, 5);
+    fixture f[4];
+    for (int i = 0; i < 4; i++)
+        fixture_init(&f[i], types[i], n_outs[i], n_in, x, stride, 40 + (uint64_t)i);
+    rs_threadpool *tp;
+    assert_int_equal(rs_threadpool_create(&tp, 2, NULL), RS_OK);
+    rs_simd_level lv[3];
+    int n_lv = levels(lv);
+    for (int l = 0; l < n_lv; l++)
+        for (int64_t nt = 1; nt <= 5; nt += 4) {
+            rs_cpu_matmul_w ws[4];
+            float *ym[4];
+            for (int i = 0; i < 4; i++) {
+                ym[i] = poisoned(nt, n_outs[i] + Y_PAD);
+                ws[i] = (rs_cpu_matmul_w){types[i], f[i].w, n_outs[i], ym[i], n_outs[i] + Y_PAD};
+            }
+            rs_cpu_matmul_in in = {x, stride, n_in, nt, lv[l], NULL, 0};
+            in.scratch = scratch_for(ws, 4, n_in, nt, &in.scratch_size);
+            rs_error err = {0};
+            assert_int_equal(rs_cpu_matmul_multi(tp, &in, ws, 4, &err), RS_OK);
+            for (int i = 0; i < 4; i++) {
+                check_y(&f[i], ym[i], nt, "multi");
+                float *y1 = run_mm(NULL, &f[i], x, stride, nt, lv[l]);
+                assert_memory_equal(y1, ym[i],
+                                    sizeof(float) * (size_t)(nt * (n_outs[i] + Y_PAD)) -
+                                        sizeof(float) * Y_PAD);
+                free(y1);
+                free(ym[i]);
+            }
+        }
+    rs_threadpool_free(tp);
+    for (int i = 0; i < 4; i++) fixture_free(&f[i]);
+    free(x);
+    assert_int_equal(g_failures, 0);
+}
+
+static void test_errors(void **state) {
+    (void)state;
+    float x[64] = {0}, y[64];
+    uint8_t w[1024] = {0};
+    uint8_t scratch[4096];
+    rs_error err = {0};
+    rs_cpu_matmul_in in = {x, 64, 64, 1, RS_SIMD_SCALAR, scratch, sizeof scratch};
+    rs_cpu_matmul_w mw = {RS_DTYPE_IQ2_XXS, w, 2, y, 2};
+    assert_int_equal(rs_cpu_matmul(NULL, &in, &mw, &err), RS_ERR_UNSUPPORTED);
+    assert_non_null(strstr(err.msg, "IQ2_XXS"));
+    mw.type = RS_DTYPE_Q8_K; /* an activation format, not a weight type */
+    assert_int_equal(rs_cpu_matmul(NULL, &in, &mw, &err), RS_ERR_UNSUPPORTED);
+    assert_false(rs_cpu_matmul_supports(RS_DTYPE_Q8_1));
+    assert_true(rs_cpu_matmul_supports(RS_DTYPE_Q4_K));
+    /* n_in not a multiple of the block size */
+    mw.type = RS_DTYPE_Q4_0;
+    in.n_in = 48;
+    assert_int_equal(rs_cpu_matmul(NULL, &in, &mw, &err), RS_ERR_ARG);
+    assert_non_null(strstr(err.msg, "n_in 48"));
+    mw.type = RS_DTYPE_Q4_K; /* 64 is not a multiple of 256 */
+    in.n_in = 64;
+    assert_int_equal(rs_cpu_matmul(NULL, &in, &mw, &err), RS_ERR_ARG);
+    /* strides, counts, scratch */
+    mw.type = RS_DTYPE_Q8_0;
+    in.x_stride = 63;
+    assert_int_equal(rs_cpu_matmul(NULL, &in, &mw, &err), RS_ERR_ARG);
+    in.x_stride = 64;
+    mw.y_stride = 1;
+    assert_int_equal(rs_cpu_matmul(NULL, &in, &mw, &err), RS_ERR_ARG);
+    mw.y_stride = 2;
+    in.scratch_size = 10;
+    assert_int_equal(rs_cpu_matmul(NULL, &in, &mw, &err), RS_ERR_ARG);
+    assert_non_null(strstr(err.msg, "scratch"));
+    in.scratch_size = sizeof scratch;
+    in.level = (rs_simd_level)7;
+    assert_int_equal(rs_cpu_matmul(NULL, &in, &mw, &err), RS_ERR_ARG);
+    in.level = RS_SIMD_SCALAR;
+    assert_int_equal(rs_cpu_matmul_multi(NULL, &in, &mw, 0, &err), RS_ERR_ARG);
+    in.n_tok = 0;
+    assert_int_equal(rs_cpu_matmul(NULL, &in, &mw, &err), RS_ERR_ARG);
+    in.n_tok = 1;
+    /* the valid call works (all-zero weights give zeros) */
+    assert_int_equal(rs_cpu_matmul(NULL, &in, &mw, &err), RS_OK);
+    assert_true(y[0] == 0 && y[1] == 0);
+    /* float weights need no scratch; overflowing sizes saturate */
+    mw.type = RS_DTYPE_F32;
+    assert_int_equal(rs_cpu_matmul_scratch_size(&mw, 1, 64, 3), 0);
+    mw.type = RS_DTYPE_Q8_0;
+    assert_int_equal(rs_cpu_matmul_scratch_size(&mw, 1, (int64_t)1 << 40, (int64_t)1 << 40),
+                     SIZE_MAX);
+}
+
+static int teardown(void **state) {
+    (void)state;
+    free(g_scratch);
+    g_scratch = NULL;
+    g_scratch_size = 0;
+    return 0;
+}
+
+int main(void) {
+    const struct CMUnitTest tests[] = {
+        cmocka_unit_test_teardown(test_all_types_levels, teardown),
+        cmocka_unit_test_teardown(test_threads, teardown),
+        cmocka_unit_test_teardown(test_multi, teardown),
+        cmocka_unit_test(test_errors),
+    };
+    return cmocka_run_group_tests(tests, NULL, NULL);
+}
