@@ -53,38 +53,38 @@ const rs_cpu_kernel *rs_cpu_kernel_get(rs_dtype wtype, rs_simd_level level);
 /* Best activation quantizer at or below `level`; NULL for RS_CPU_ACT_F32. */
 rs_cpu_quant_fn rs_cpu_quant_get(rs_cpu_act act, rs_simd_level level);
 
-/* ---- scalar references (*_ref.c) ---------------------------------------- */
+/* ---- the kernels, per level (scalar: *_ref.c, else *_<level>.c) ----------- */
+#define RS_CPU_TILE_DECL(name)                                                                    \
+    void name(int64_t n, const void *w, size_t w_stride, int nr, const void *x, size_t x_stride,  \
+              int nc, float *y, size_t y_stride)
+#define RS_CPU_TILE_DECL_ALL(type)                                                                \
+    RS_CPU_TILE_DECL(rs_cpu_tile_##type##_ref);                                                   \
+    RS_CPU_TILE_DECL(rs_cpu_tile_##type##_avx2);                                                  \
+    RS_CPU_TILE_DECL(rs_cpu_tile_##type##_avx512)
+
+RS_CPU_TILE_DECL_ALL(f32);
+RS_CPU_TILE_DECL_ALL(f16);
+RS_CPU_TILE_DECL_ALL(bf16);
+RS_CPU_TILE_DECL_ALL(q8_0);
+RS_CPU_TILE_DECL_ALL(q4_0);
+RS_CPU_TILE_DECL_ALL(q4_1);
+RS_CPU_TILE_DECL_ALL(q5_0);
+RS_CPU_TILE_DECL_ALL(q5_1);
+RS_CPU_TILE_DECL_ALL(iq4_nl);
+RS_CPU_TILE_DECL_ALL(q2_K);
+RS_CPU_TILE_DECL_ALL(q3_K);
+RS_CPU_TILE_DECL_ALL(q4_K);
+RS_CPU_TILE_DECL_ALL(q5_K);
+RS_CPU_TILE_DECL_ALL(q6_K);
+
 void rs_cpu_quant_q8_0_ref(const float *x, void *dst, int64_t n);
 void rs_cpu_quant_q8_1_ref(const float *x, void *dst, int64_t n);
 void rs_cpu_quant_q8_K_ref(const float *x, void *dst, int64_t n);
-
-void rs_cpu_tile_f32_ref(int64_t, const void *, size_t, int, const void *, size_t, int, float *,
-                         size_t);
-void rs_cpu_tile_f16_ref(int64_t, const void *, size_t, int, const void *, size_t, int, float *,
-                         size_t);
-void rs_cpu_tile_bf16_ref(int64_t, const void *, size_t, int, const void *, size_t, int, float *,
-                          size_t);
-void rs_cpu_tile_q8_0_ref(int64_t, const void *, size_t, int, const void *, size_t, int, float *,
-                          size_t);
-void rs_cpu_tile_q4_0_ref(int64_t, const void *, size_t, int, const void *, size_t, int, float *,
-                          size_t);
-void rs_cpu_tile_q4_1_ref(int64_t, const void *, size_t, int, const void *, size_t, int, float *,
-                          size_t);
-void rs_cpu_tile_q5_0_ref(int64_t, const void *, size_t, int, const void *, size_t, int, float *,
-                          size_t);
-void rs_cpu_tile_q5_1_ref(int64_t, const void *, size_t, int, const void *, size_t, int, float *,
-                          size_t);
-void rs_cpu_tile_iq4_nl_ref(int64_t, const void *, size_t, int, const void *, size_t, int, float *,
-                            size_t);
-void rs_cpu_tile_q2_K_ref(int64_t, const void *, size_t, int, const void *, size_t, int, float *,
-                          size_t);
-void rs_cpu_tile_q3_K_ref(int64_t, const void *, size_t, int, const void *, size_t, int, float *,
-                          size_t);
-void rs_cpu_tile_q4_K_ref(int64_t, const void *, size_t, int, const void *, size_t, int, float *,
-                          size_t);
-void rs_cpu_tile_q5_K_ref(int64_t, const void *, size_t, int, const void *, size_t, int, float *,
-                          size_t);
-void rs_cpu_tile_q6_K_ref(int64_t, const void *, size_t, int, const void *, size_t, int, float *,
-                          size_t);
+void rs_cpu_quant_q8_0_avx2(const float *x, void *dst, int64_t n);
+void rs_cpu_quant_q8_1_avx2(const float *x, void *dst, int64_t n);
+void rs_cpu_quant_q8_K_avx2(const float *x, void *dst, int64_t n);
+void rs_cpu_quant_q8_0_avx512(const float *x, void *dst, int64_t n);
+void rs_cpu_quant_q8_1_avx512(const float *x, void *dst, int64_t n);
+void rs_cpu_quant_q8_K_avx512(const float *x, void *dst, int64_t n);
 
 #endif

@@ -67,7 +67,8 @@ static void membw_worker(void *ctx, int ith, int nth) {
 size_t rs_membw_default_bytes(void) {
     size_t bytes = (size_t)1 << 30;
     long llc = sysconf(_SC_LEVEL3_CACHE_SIZE);
-    if (llc > 0 && (size_t)llc * 8 > bytes) bytes = (size_t)llc * 8;
+    if (llc > 0 && (size_t)llc * 2 > bytes) bytes = (size_t)llc * 2;
+    if (bytes > ((size_t)4 << 30)) bytes = (size_t)4 << 30;
     return bytes;
 }
 

@@ -14,7 +14,9 @@
 #include "core/cpu.h"
 #include "core/status.h"
 
-/* Buffer size used when the caller passes 0: 1 GiB, or 8x the LLC if larger. */
+/* Buffer size used when the caller passes 0: 1 GiB, or twice the LLC if that
+ * is larger (capped at 4 GiB). In a VM the LLC reported is often the whole
+ * socket's, of which our cores see only a slice. */
 size_t rs_membw_default_bytes(void);
 
 /* Streams `bytes` (0 = rs_membw_default_bytes()) `runs` times (>= 1) with all

@@ -1,0 +1,65 @@
+/* dot_float_avx512.c — AVX-512 tile kernels for F32, F16 and BF16 weights
+ * against f32 activations. The weights are widened to f32 as they are loaded
+ * (vcvtph2ps; bf16 is a 16-bit shift), so the products are exact f32 FMAs of
+ * the stored values — no activation rounding. A remainder below 16 elements
+ * uses masked loads. */
+#include <immintrin.h>
+
+#include "backend/cpu/kernels.h"
+
+#define INLINE static inline __attribute__((always_inline))
+
+enum { F_F32, F_F16, F_BF16 };
+
+INLINE __m512 load_w(const int T, const void *p, int64_t i, __mmask16 m) {
+    switch (T) {
+    case F_F32: return _mm512_maskz_loadu_ps(m, (const float *)p + i);
+    case F_F16:
+        return _mm512_cvtph_ps(_mm256_maskz_loadu_epi16(m, (const uint16_t *)p + i));
+    default: {
+        __m512i v = _mm512_cvtepu16_epi32(_mm256_maskz_loadu_epi16(m, (const uint16_t *)p + i));
+        return _mm512_castsi512_ps(_mm512_slli_epi32(v, 16));
+    }
+    }
+}
+
+INLINE void step(const int T, const int MR, const int NC, const void *const *wr,
+                 const float *const *xr, int64_t i, __mmask16 m, __m512 acc[MR][NC]) {
+    __m512 xv[NC];
+    for (int c = 0; c < NC; c++) xv[c] = _mm512_maskz_loadu_ps(m, xr[c] + i);
+    for (int r = 0; r < MR; r++) {
+        __m512 wv = load_w(T, wr[r], i, m);
+        for (int c = 0; c < NC; c++) acc[r][c] = _mm512_fmadd_ps(wv, xv[c], acc[r][c]);
+    }
+}
+
+INLINE void ftile(const int T, const int MR, const int NC, int64_t n, const uint8_t *w,
+                  size_t ws, int nr, const uint8_t *x, size_t xs, int nc, float *y, size_t ys) {
+    const void *wr[MR];
+    const float *xr[NC];
+    for (int r = 0; r < MR; r++) wr[r] = w + (size_t)(r < nr ? r : nr - 1) * ws;
+    for (int c = 0; c < NC; c++) xr[c] = (const float *)(x + (size_t)(c < nc ? c : nc - 1) * xs);
+    __m512 acc[MR][NC];
+    for (int r = 0; r < MR; r++)
+        for (int c = 0; c < NC; c++) acc[r][c] = _mm512_setzero_ps();
+    int64_t i = 0;
+    for (; i + 16 <= n; i += 16) step(T, MR, NC, wr, xr, i, (__mmask16)0xffff, acc);
+    if (i < n) step(T, MR, NC, wr, xr, i, (__mmask16)((1u << (n - i)) - 1), acc);
+    for (int c = 0; c < nc; c++)
+        for (int r = 0; r < nr; r++) y[(size_t)c * ys + (size_t)r] = _mm512_reduce_add_ps(acc[r][c]);
+}
+
+enum { MR = 4, NC = 3 };
+
+#define DEFINE_TILE(name, T)                                                                      \
+    void name(int64_t n, const void *w, size_t ws, int nr, const void *x, size_t xs, int nc,      \
+              float *y, size_t ys) {                                                              \
+        if (nc == 1)                                                                              \
+            ftile(T, MR, 1, n, w, ws, nr, x, xs, 1, y, ys);                                       \
+        else                                                                                      \
+            ftile(T, MR, NC, n, w, ws, nr, x, xs, nc, y, ys);                                     \
+    }
+
+DEFINE_TILE(rs_cpu_tile_f32_avx512, F_F32)
+DEFINE_TILE(rs_cpu_tile_f16_avx512, F_F16)
+DEFINE_TILE(rs_cpu_tile_bf16_avx512, F_BF16)

@@ -1,0 +1,194 @@
+/* dot_q_avx512.c — AVX-512 VNNI tile kernels for the 32-element block types:
+ * Q8_0, Q4_0, Q5_0, IQ4_NL (against Q8_0 activations), Q4_1, Q5_1 (Q8_1).
+ *
+ * Two consecutive blocks fill one 512-bit register: the weights are decoded
+ * to 64 unsigned bytes in element order, so vpdpbusd (u8 x s8 -> s32) can
+ * multiply them with the activation bytes directly. Signed weight types are
+ * decoded with an offset (q + 8 for Q4_0, q + 16 for Q5_0, q + 128 for Q8_0 and
+ * IQ4_NL), and the offset times sum(x) is subtracted up front: the dot
+ * accumulator starts at -offset * sum(x), computed once per activation pair
+ * with one more vpdpbusd and shared by all rows of the tile. Lanes 0-7 hold
+ * block 0's partial sums and lanes 8-15 block 1's; they are converted to f32,
+ * scaled by d_w * d_x per lane and accumulated in f32. A tile computes MR
+ * weight rows x NC tokens; edge tiles repeat their last row / token so every
+ * tile runs the full register-blocked loop. */
+#include <immintrin.h>
+#include <string.h>
+
+#include "backend/cpu/kernels.h"
+#include "dtype/blocks.h"
+
+#define INLINE static inline __attribute__((always_inline))
+
+enum { W_Q8_0, W_Q4_0, W_Q5_0, W_IQ4_NL, W_Q4_1, W_Q5_1 };
+
+static inline uint16_t ld16(const uint8_t *p) {
+    uint16_t v;
+    memcpy(&v, p, 2);
+    return v;
+}
+
+static inline uint32_t ld32(const uint8_t *p) {
+    uint32_t v;
+    memcpy(&v, p, 4);
+    return v;
+}
+
+/* [f(h0) x 8 | f(h1) x 8] from two fp16 values. */
+INLINE __m512 half_pair(uint16_t h0, uint16_t h1) {
+    __m256i hh = _mm256_inserti128_si256(_mm256_castsi128_si256(_mm_set1_epi16((short)h0)),
+                                         _mm_set1_epi16((short)h1), 1);
+    return _mm512_cvtph_ps(hh);
+}
+
+INLINE size_t block_bytes(const int T) {
+    switch (T) {
+    case W_Q8_0: return sizeof(block_q8_0);
+    case W_Q4_0: return sizeof(block_q4_0);
+    case W_Q5_0: return sizeof(block_q5_0);
+    case W_IQ4_NL: return sizeof(block_iq4_nl);
+    case W_Q4_1: return sizeof(block_q4_1);
+    default: return sizeof(block_q5_1);
+    }
+}
+
+/* Offset added to the weights to make them unsigned. */
+INLINE int offset_of(const int T) {
+    switch (T) {
+    case W_Q4_0: return 8;
+    case W_Q5_0: return 16;
+    case W_Q8_0: case W_IQ4_NL: return 128;
+    default: return 0;
+    }
+}
+
+INLINE bool uses_q8_1(const int T) { return T == W_Q4_1 || T == W_Q5_1; }
+
+/* 16 bytes of packed nibbles of two blocks -> 64 nibble values in element
+ * order: [lo(b0) hi(b0) lo(b1) hi(b1)], one 128-bit lane each. */
+INLINE __m512i nibbles_pair(const uint8_t *q0, const uint8_t *q1) {
+    const long long s4 = 0x0004000400040004ll; /* 16-bit shift counts */
+    const __m512i shift = _mm512_set_epi64(s4, s4, 0, 0, s4, s4, 0, 0);
+    __m512i v = _mm512_broadcast_i32x4(_mm_loadu_si128((const __m128i *)q0));
+    v = _mm512_mask_broadcast_i32x4(v, 0xff00, _mm_loadu_si128((const __m128i *)q1));
+    return _mm512_and_si512(_mm512_srlv_epi16(v, shift), _mm512_set1_epi8(0x0f));
+}
+
+/* The 5th bits of two Q5 blocks (qh words) added to their nibbles. */
+INLINE __m512i add_high_bits(__m512i v, const uint8_t *qh0, const uint8_t *qh1) {
+    __mmask64 m = (__mmask64)ld32(qh0) | (__mmask64)ld32(qh1) << 32;
+    return _mm512_mask_add_epi8(v, m, v, _mm512_set1_epi8(0x10));
+}
+
+/* Two weight blocks at p as 64 unsigned bytes; the second is only read when
+ * `two` (a lone last block decodes the first one twice and is masked later). */
+INLINE __m512i decode_pair(const int T, const uint8_t *p, bool two) {
+    const size_t B = block_bytes(T);
+    const uint8_t *p1 = two ? p + B : p;
+    switch (T) {
+    case W_Q8_0: {
+        __m512i v = _mm512_castsi256_si512(_mm256_loadu_si256((const __m256i *)(p + 2)));
+        v = _mm512_inserti64x4(v, _mm256_loadu_si256((const __m256i *)(p1 + 2)), 1);
+        return _mm512_xor_si512(v, _mm512_set1_epi8((char)0x80));
+    }
+    case W_Q4_0: return nibbles_pair(p + 2, p1 + 2);
+    case W_IQ4_NL: {
+        const __m512i table = _mm512_broadcast_i32x4(_mm_setr_epi8(
+            1, 24, 45, 63, 79, 93, 106, 118, (char)129, (char)141, (char)153, (char)166,
+            (char)181, (char)197, (char)217, (char)241)); /* RS_IQ4NL_VALUES + 128 */
+        return _mm512_shuffle_epi8(table, nibbles_pair(p + 2, p1 + 2));
+    }
+    case W_Q5_0: return add_high_bits(nibbles_pair(p + 6, p1 + 6), p + 2, p1 + 2);
+    case W_Q4_1: return nibbles_pair(p + 4, p1 + 4);
+    default: return add_high_bits(nibbles_pair(p + 8, p1 + 8), p + 4, p1 + 4);
+    }
+}
+
+/* Activation pair: 64 signed bytes, scales [d0 x8 | d1 x8] (0 for a missing
+ * second block), and for Q8_1 the s terms [s0/8 x8 | s1/8 x8] (8 lanes add up
+ * to s). */
+typedef struct {
+    __m512i q;
+    __m512 d;
+    __m512 s;
+    __m512i off; /* -offset * sum(x) per lane group */
+} act_pair;
+
+INLINE act_pair load_act(const int T, const uint8_t *p, bool two) {
+    const size_t B = uses_q8_1(T) ? sizeof(block_q8_1) : sizeof(block_q8_0);
+    const size_t qo = uses_q8_1(T) ? 4 : 2;
+    act_pair a;
+    __m256i q0 = _mm256_loadu_si256((const __m256i *)(p + qo));
+    __m256i q1 = two ? _mm256_loadu_si256((const __m256i *)(p + B + qo)) : _mm256_setzero_si256();
+    a.q = _mm512_inserti64x4(_mm512_castsi256_si512(q0), q1, 1);
+    a.d = half_pair(ld16(p), two ? ld16(p + B) : 0);
+    if (uses_q8_1(T))
+        a.s = _mm512_mul_ps(half_pair(ld16(p + 2), two ? ld16(p + B + 2) : 0),
+                            _mm512_set1_ps(0.125f));
+    else
+        a.s = _mm512_setzero_ps();
+    if (offset_of(T) != 0) {
+        __m512i o = _mm512_set1_epi8((char)offset_of(T));
+        a.off = _mm512_sub_epi32(_mm512_setzero_si512(),
+                                 _mm512_dpbusd_epi32(_mm512_setzero_si512(), o, a.q));
+    } else {
+        a.off = _mm512_setzero_si512();
+    }
+    return a;
+}
+
+/* One step (a pair of blocks, or a lone last block) for the whole tile. */
+INLINE void tile_step(const int T, const int MR, const int NC, const uint8_t *const *wr,
+                      const uint8_t *const *xr, int64_t b, bool two, __m512 acc[MR][NC]) {
+    const size_t WB = block_bytes(T);
+    const size_t XB = uses_q8_1(T) ? sizeof(block_q8_1) : sizeof(block_q8_0);
+    act_pair a[NC];
+    for (int c = 0; c < NC; c++) a[c] = load_act(T, xr[c] + (size_t)b * XB, two);
+    for (int r = 0; r < MR; r++) {
+        const uint8_t *p = wr[r] + (size_t)b * WB;
+        __m512i wv = decode_pair(T, p, two);
+        __m512 wd = half_pair(ld16(p), ld16(two ? p + WB : p));
+        __m512 wm = uses_q8_1(T) ? half_pair(ld16(p + 2), ld16(two ? p + WB + 2 : p + 2))
+                                 : _mm512_setzero_ps();
+        for (int c = 0; c < NC; c++) {
+            __m512i isum = _mm512_dpbusd_epi32(a[c].off, wv, a[c].q);
+            acc[r][c] = _mm512_fmadd_ps(_mm512_cvtepi32_ps(isum), _mm512_mul_ps(wd, a[c].d),
+                                        acc[r][c]);
+            if (uses_q8_1(T)) acc[r][c] = _mm512_fmadd_ps(wm, a[c].s, acc[r][c]);
+        }
+    }
+}
+
+INLINE void tile_full(const int T, const int MR, const int NC, int64_t n, const uint8_t *w,
+                      size_t ws, int nr, const uint8_t *x, size_t xs, int nc, float *y,
+                      size_t ys) {
+    const uint8_t *wr[MR], *xr[NC];
+    for (int r = 0; r < MR; r++) wr[r] = w + (size_t)(r < nr ? r : nr - 1) * ws;
+    for (int c = 0; c < NC; c++) xr[c] = x + (size_t)(c < nc ? c : nc - 1) * xs;
+    __m512 acc[MR][NC];
+    for (int r = 0; r < MR; r++)
+        for (int c = 0; c < NC; c++) acc[r][c] = _mm512_setzero_ps();
+    int64_t nb = n / 32, b = 0;
+    for (; b + 2 <= nb; b += 2) tile_step(T, MR, NC, wr, xr, b, true, acc);
+    if (b < nb) tile_step(T, MR, NC, wr, xr, b, false, acc);
+    for (int c = 0; c < nc; c++)
+        for (int r = 0; r < nr; r++) y[(size_t)c * ys + (size_t)r] = _mm512_reduce_add_ps(acc[r][c]);
+}
+
+enum { MR = 4, NC = 3 };
+
+#define DEFINE_TILE(name, T)                                                                      \
+    void name(int64_t n, const void *w, size_t ws, int nr, const void *x, size_t xs, int nc,      \
+              float *y, size_t ys) {                                                              \
+        if (nc == 1)                                                                              \
+            tile_full(T, MR, 1, n, w, ws, nr, x, xs, 1, y, ys);                                   \
+        else                                                                                      \
+            tile_full(T, MR, NC, n, w, ws, nr, x, xs, nc, y, ys);                                 \
+    }
+
+DEFINE_TILE(rs_cpu_tile_q8_0_avx512, W_Q8_0)
+DEFINE_TILE(rs_cpu_tile_q4_0_avx512, W_Q4_0)
+DEFINE_TILE(rs_cpu_tile_q5_0_avx512, W_Q5_0)
+DEFINE_TILE(rs_cpu_tile_iq4_nl_avx512, W_IQ4_NL)
+DEFINE_TILE(rs_cpu_tile_q4_1_avx512, W_Q4_1)
+DEFINE_TILE(rs_cpu_tile_q5_1_avx512, W_Q5_1)
