@@ -49,17 +49,8 @@ INLINE void ftile(const int T, const int MR, const int NC, int64_t n, const uint
         for (int r = 0; r < nr; r++) y[(size_t)c * ys + (size_t)r] = _mm512_reduce_add_ps(acc[r][c]);
 }
 
-enum { MR = 4, NC = 3 };
+enum { MR = 4, NC = 3, MR1 = 4 };
 
-#define DEFINE_TILE(name, T)                                                                      \
-    void name(int64_t n, const void *w, size_t ws, int nr, const void *x, size_t xs, int nc,      \
-              float *y, size_t ys) {                                                              \
-        if (nc == 1)                                                                              \
-            ftile(T, MR, 1, n, w, ws, nr, x, xs, 1, y, ys);                                       \
-        else                                                                                      \
-            ftile(T, MR, NC, n, w, ws, nr, x, xs, nc, y, ys);                                     \
-    }
-
-DEFINE_TILE(rs_cpu_tile_f32_avx512, F_F32)
-DEFINE_TILE(rs_cpu_tile_f16_avx512, F_F16)
-DEFINE_TILE(rs_cpu_tile_bf16_avx512, F_BF16)
+RS_CPU_DEFINE_KERNEL(f32_avx512, ftile, F_F32, MR, NC, MR1, RS_SIMD_AVX512);
+RS_CPU_DEFINE_KERNEL(f16_avx512, ftile, F_F16, MR, NC, MR1, RS_SIMD_AVX512);
+RS_CPU_DEFINE_KERNEL(bf16_avx512, ftile, F_BF16, MR, NC, MR1, RS_SIMD_AVX512);

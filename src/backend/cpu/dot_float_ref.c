@@ -27,6 +27,6 @@ static float dot_bf16(int64_t n, const void *w, const void *x) {
     return s;
 }
 
-RS_CPU_REF_TILE(rs_cpu_tile_f32_ref, dot_f32)
-RS_CPU_REF_TILE(rs_cpu_tile_f16_ref, dot_f16)
-RS_CPU_REF_TILE(rs_cpu_tile_bf16_ref, dot_bf16)
+RS_CPU_REF_TILE(f32, dot_f32);
+RS_CPU_REF_TILE(f16, dot_f16);
+RS_CPU_REF_TILE(bf16, dot_bf16);

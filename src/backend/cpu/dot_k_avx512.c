@@ -244,19 +244,10 @@ INLINE void ktile_full(const int T, const int MR, const int NC, int64_t n, const
         for (int r = 0; r < nr; r++) y[(size_t)c * ys + (size_t)r] = _mm512_reduce_add_ps(acc[r][c]);
 }
 
-enum { MR = 4, NC = 3 };
+enum { MR = 4, NC = 3, MR1 = 4 };
 
-#define DEFINE_TILE(name, T)                                                                      \
-    void name(int64_t n, const void *w, size_t ws, int nr, const void *x, size_t xs, int nc,      \
-              float *y, size_t ys) {                                                              \
-        if (nc == 1)                                                                              \
-            ktile_full(T, MR, 1, n, w, ws, nr, x, xs, 1, y, ys);                                  \
-        else                                                                                      \
-            ktile_full(T, MR, NC, n, w, ws, nr, x, xs, nc, y, ys);                                \
-    }
-
-DEFINE_TILE(rs_cpu_tile_q2_K_avx512, K_Q2)
-DEFINE_TILE(rs_cpu_tile_q3_K_avx512, K_Q3)
-DEFINE_TILE(rs_cpu_tile_q4_K_avx512, K_Q4)
-DEFINE_TILE(rs_cpu_tile_q5_K_avx512, K_Q5)
-DEFINE_TILE(rs_cpu_tile_q6_K_avx512, K_Q6)
+RS_CPU_DEFINE_KERNEL(q2_K_avx512, ktile_full, K_Q2, MR, NC, MR1, RS_SIMD_AVX512);
+RS_CPU_DEFINE_KERNEL(q3_K_avx512, ktile_full, K_Q3, MR, NC, MR1, RS_SIMD_AVX512);
+RS_CPU_DEFINE_KERNEL(q4_K_avx512, ktile_full, K_Q4, MR, NC, MR1, RS_SIMD_AVX512);
+RS_CPU_DEFINE_KERNEL(q5_K_avx512, ktile_full, K_Q5, MR, NC, MR1, RS_SIMD_AVX512);
+RS_CPU_DEFINE_KERNEL(q6_K_avx512, ktile_full, K_Q6, MR, NC, MR1, RS_SIMD_AVX512);

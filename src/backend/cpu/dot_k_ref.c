@@ -146,8 +146,8 @@ static float dot_q6_K(int64_t n, const void *w, const void *x) {
     return s;
 }
 
-RS_CPU_REF_TILE(rs_cpu_tile_q2_K_ref, dot_q2_K)
-RS_CPU_REF_TILE(rs_cpu_tile_q3_K_ref, dot_q3_K)
-RS_CPU_REF_TILE(rs_cpu_tile_q4_K_ref, dot_q4_K)
-RS_CPU_REF_TILE(rs_cpu_tile_q5_K_ref, dot_q5_K)
-RS_CPU_REF_TILE(rs_cpu_tile_q6_K_ref, dot_q6_K)
+RS_CPU_REF_TILE(q2_K, dot_q2_K);
+RS_CPU_REF_TILE(q3_K, dot_q3_K);
+RS_CPU_REF_TILE(q4_K, dot_q4_K);
+RS_CPU_REF_TILE(q5_K, dot_q5_K);
+RS_CPU_REF_TILE(q6_K, dot_q6_K);

@@ -175,20 +175,11 @@ INLINE void tile_full(const int T, const int MR, const int NC, int64_t n, const 
         for (int r = 0; r < nr; r++) y[(size_t)c * ys + (size_t)r] = _mm512_reduce_add_ps(acc[r][c]);
 }
 
-enum { MR = 4, NC = 3 };
+enum { MR = 4, NC = 3, MR1 = 4 };
 
-#define DEFINE_TILE(name, T)                                                                      \
-    void name(int64_t n, const void *w, size_t ws, int nr, const void *x, size_t xs, int nc,      \
-              float *y, size_t ys) {                                                              \
-        if (nc == 1)                                                                              \
-            tile_full(T, MR, 1, n, w, ws, nr, x, xs, 1, y, ys);                                   \
-        else                                                                                      \
-            tile_full(T, MR, NC, n, w, ws, nr, x, xs, nc, y, ys);                                 \
-    }
-
-DEFINE_TILE(rs_cpu_tile_q8_0_avx512, W_Q8_0)
-DEFINE_TILE(rs_cpu_tile_q4_0_avx512, W_Q4_0)
-DEFINE_TILE(rs_cpu_tile_q5_0_avx512, W_Q5_0)
-DEFINE_TILE(rs_cpu_tile_iq4_nl_avx512, W_IQ4_NL)
-DEFINE_TILE(rs_cpu_tile_q4_1_avx512, W_Q4_1)
-DEFINE_TILE(rs_cpu_tile_q5_1_avx512, W_Q5_1)
+RS_CPU_DEFINE_KERNEL(q8_0_avx512, tile_full, W_Q8_0, MR, NC, MR1, RS_SIMD_AVX512);
+RS_CPU_DEFINE_KERNEL(q4_0_avx512, tile_full, W_Q4_0, MR, NC, MR1, RS_SIMD_AVX512);
+RS_CPU_DEFINE_KERNEL(q5_0_avx512, tile_full, W_Q5_0, MR, NC, MR1, RS_SIMD_AVX512);
+RS_CPU_DEFINE_KERNEL(iq4_nl_avx512, tile_full, W_IQ4_NL, MR, NC, MR1, RS_SIMD_AVX512);
+RS_CPU_DEFINE_KERNEL(q4_1_avx512, tile_full, W_Q4_1, MR, NC, MR1, RS_SIMD_AVX512);
+RS_CPU_DEFINE_KERNEL(q5_1_avx512, tile_full, W_Q5_1, MR, NC, MR1, RS_SIMD_AVX512);

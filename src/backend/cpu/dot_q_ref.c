@@ -97,9 +97,9 @@ static float dot_iq4_nl(int64_t n, const void *w, const void *x) {
     return s;
 }
 
-RS_CPU_REF_TILE(rs_cpu_tile_q8_0_ref, dot_q8_0)
-RS_CPU_REF_TILE(rs_cpu_tile_q4_0_ref, dot_q4_0)
-RS_CPU_REF_TILE(rs_cpu_tile_q4_1_ref, dot_q4_1)
-RS_CPU_REF_TILE(rs_cpu_tile_q5_0_ref, dot_q5_0)
-RS_CPU_REF_TILE(rs_cpu_tile_q5_1_ref, dot_q5_1)
-RS_CPU_REF_TILE(rs_cpu_tile_iq4_nl_ref, dot_iq4_nl)
+RS_CPU_REF_TILE(q8_0, dot_q8_0);
+RS_CPU_REF_TILE(q4_0, dot_q4_0);
+RS_CPU_REF_TILE(q4_1, dot_q4_1);
+RS_CPU_REF_TILE(q5_0, dot_q5_0);
+RS_CPU_REF_TILE(q5_1, dot_q5_1);
+RS_CPU_REF_TILE(iq4_nl, dot_iq4_nl);

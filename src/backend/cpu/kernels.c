@@ -8,31 +8,25 @@ typedef struct {
     int64_t block;      /* elements per block */
     size_t block_bytes; /* bytes per block */
     rs_cpu_act act;
-    rs_cpu_kernel k[3]; /* indexed by rs_simd_level; tile == NULL: fall back */
+    const rs_cpu_kernel *k[3]; /* indexed by rs_simd_level; NULL: fall back */
 } kernel_row;
 
-/* clang-format off */
-#define REF(fn) {fn, 1, 1, RS_SIMD_SCALAR}
-#define AVX2(fn, mr, nc) {fn, mr, nc, RS_SIMD_AVX2}
-#define AVX512(fn, mr, nc) {fn, mr, nc, RS_SIMD_AVX512}
-#define NONE {NULL, 0, 0, RS_SIMD_SCALAR}
-/* clang-format on */
 
 static const kernel_row k_table[] = {
-    {RS_DTYPE_F32, 1, sizeof(float), RS_CPU_ACT_F32, {REF(rs_cpu_tile_f32_ref), NONE, AVX512(rs_cpu_tile_f32_avx512, 4, 3)}},
-    {RS_DTYPE_F16, 1, sizeof(uint16_t), RS_CPU_ACT_F32, {REF(rs_cpu_tile_f16_ref), NONE, AVX512(rs_cpu_tile_f16_avx512, 4, 3)}},
-    {RS_DTYPE_BF16, 1, sizeof(uint16_t), RS_CPU_ACT_F32, {REF(rs_cpu_tile_bf16_ref), NONE, AVX512(rs_cpu_tile_bf16_avx512, 4, 3)}},
-    {RS_DTYPE_Q8_0, QK8_0, sizeof(block_q8_0), RS_CPU_ACT_Q8_0, {REF(rs_cpu_tile_q8_0_ref), NONE, AVX512(rs_cpu_tile_q8_0_avx512, 4, 3)}},
-    {RS_DTYPE_Q4_0, QK4_0, sizeof(block_q4_0), RS_CPU_ACT_Q8_0, {REF(rs_cpu_tile_q4_0_ref), NONE, AVX512(rs_cpu_tile_q4_0_avx512, 4, 3)}},
-    {RS_DTYPE_Q4_1, QK4_1, sizeof(block_q4_1), RS_CPU_ACT_Q8_1, {REF(rs_cpu_tile_q4_1_ref), NONE, AVX512(rs_cpu_tile_q4_1_avx512, 4, 3)}},
-    {RS_DTYPE_Q5_0, QK5_0, sizeof(block_q5_0), RS_CPU_ACT_Q8_0, {REF(rs_cpu_tile_q5_0_ref), NONE, AVX512(rs_cpu_tile_q5_0_avx512, 4, 3)}},
-    {RS_DTYPE_Q5_1, QK5_1, sizeof(block_q5_1), RS_CPU_ACT_Q8_1, {REF(rs_cpu_tile_q5_1_ref), NONE, AVX512(rs_cpu_tile_q5_1_avx512, 4, 3)}},
-    {RS_DTYPE_IQ4_NL, QK4_NL, sizeof(block_iq4_nl), RS_CPU_ACT_Q8_0, {REF(rs_cpu_tile_iq4_nl_ref), NONE, AVX512(rs_cpu_tile_iq4_nl_avx512, 4, 3)}},
-    {RS_DTYPE_Q2_K, QK_K, sizeof(block_q2_K), RS_CPU_ACT_Q8_K, {REF(rs_cpu_tile_q2_K_ref), NONE, AVX512(rs_cpu_tile_q2_K_avx512, 4, 3)}},
-    {RS_DTYPE_Q3_K, QK_K, sizeof(block_q3_K), RS_CPU_ACT_Q8_K, {REF(rs_cpu_tile_q3_K_ref), NONE, AVX512(rs_cpu_tile_q3_K_avx512, 4, 3)}},
-    {RS_DTYPE_Q4_K, QK_K, sizeof(block_q4_K), RS_CPU_ACT_Q8_K, {REF(rs_cpu_tile_q4_K_ref), NONE, AVX512(rs_cpu_tile_q4_K_avx512, 4, 3)}},
-    {RS_DTYPE_Q5_K, QK_K, sizeof(block_q5_K), RS_CPU_ACT_Q8_K, {REF(rs_cpu_tile_q5_K_ref), NONE, AVX512(rs_cpu_tile_q5_K_avx512, 4, 3)}},
-    {RS_DTYPE_Q6_K, QK_K, sizeof(block_q6_K), RS_CPU_ACT_Q8_K, {REF(rs_cpu_tile_q6_K_ref), NONE, AVX512(rs_cpu_tile_q6_K_avx512, 4, 3)}},
+    {RS_DTYPE_F32, 1, sizeof(float), RS_CPU_ACT_F32, {&rs_cpu_kernel_f32_ref, NULL, &rs_cpu_kernel_f32_avx512}},
+    {RS_DTYPE_F16, 1, sizeof(uint16_t), RS_CPU_ACT_F32, {&rs_cpu_kernel_f16_ref, NULL, &rs_cpu_kernel_f16_avx512}},
+    {RS_DTYPE_BF16, 1, sizeof(uint16_t), RS_CPU_ACT_F32, {&rs_cpu_kernel_bf16_ref, NULL, &rs_cpu_kernel_bf16_avx512}},
+    {RS_DTYPE_Q8_0, QK8_0, sizeof(block_q8_0), RS_CPU_ACT_Q8_0, {&rs_cpu_kernel_q8_0_ref, NULL, &rs_cpu_kernel_q8_0_avx512}},
+    {RS_DTYPE_Q4_0, QK4_0, sizeof(block_q4_0), RS_CPU_ACT_Q8_0, {&rs_cpu_kernel_q4_0_ref, NULL, &rs_cpu_kernel_q4_0_avx512}},
+    {RS_DTYPE_Q4_1, QK4_1, sizeof(block_q4_1), RS_CPU_ACT_Q8_1, {&rs_cpu_kernel_q4_1_ref, NULL, &rs_cpu_kernel_q4_1_avx512}},
+    {RS_DTYPE_Q5_0, QK5_0, sizeof(block_q5_0), RS_CPU_ACT_Q8_0, {&rs_cpu_kernel_q5_0_ref, NULL, &rs_cpu_kernel_q5_0_avx512}},
+    {RS_DTYPE_Q5_1, QK5_1, sizeof(block_q5_1), RS_CPU_ACT_Q8_1, {&rs_cpu_kernel_q5_1_ref, NULL, &rs_cpu_kernel_q5_1_avx512}},
+    {RS_DTYPE_IQ4_NL, QK4_NL, sizeof(block_iq4_nl), RS_CPU_ACT_Q8_0, {&rs_cpu_kernel_iq4_nl_ref, NULL, &rs_cpu_kernel_iq4_nl_avx512}},
+    {RS_DTYPE_Q2_K, QK_K, sizeof(block_q2_K), RS_CPU_ACT_Q8_K, {&rs_cpu_kernel_q2_K_ref, NULL, &rs_cpu_kernel_q2_K_avx512}},
+    {RS_DTYPE_Q3_K, QK_K, sizeof(block_q3_K), RS_CPU_ACT_Q8_K, {&rs_cpu_kernel_q3_K_ref, NULL, &rs_cpu_kernel_q3_K_avx512}},
+    {RS_DTYPE_Q4_K, QK_K, sizeof(block_q4_K), RS_CPU_ACT_Q8_K, {&rs_cpu_kernel_q4_K_ref, NULL, &rs_cpu_kernel_q4_K_avx512}},
+    {RS_DTYPE_Q5_K, QK_K, sizeof(block_q5_K), RS_CPU_ACT_Q8_K, {&rs_cpu_kernel_q5_K_ref, NULL, &rs_cpu_kernel_q5_K_avx512}},
+    {RS_DTYPE_Q6_K, QK_K, sizeof(block_q6_K), RS_CPU_ACT_Q8_K, {&rs_cpu_kernel_q6_K_ref, NULL, &rs_cpu_kernel_q6_K_avx512}},
 };
 
 static const rs_cpu_quant_fn q_table[RS_CPU_ACT_COUNT][3] = {
@@ -86,7 +80,7 @@ const rs_cpu_kernel *rs_cpu_kernel_get(rs_dtype wtype, rs_simd_level level) {
     const kernel_row *row = find_row(wtype);
     if (!row || level < RS_SIMD_SCALAR || level > RS_SIMD_AVX512) return NULL;
     for (int l = (int)level; l >= 0; l--)
-        if (row->k[l].tile) return &row->k[l];
+        if (row->k[l]) return row->k[l];
     return NULL;
 }
 

@@ -31,14 +31,15 @@ typedef void (*rs_cpu_quant_fn)(const float *x, void *dst, int64_t n);
 /* Computes the nr x nc tile y[c * y_stride + r] = dot(weight row r, activation
  * row c) for r < nr, c < nc, over n elements. Weight row r starts at
  * w + r * w_stride bytes, activation row c (companion format) at x + c * x_stride
- * bytes. 1 <= nr <= mr and 1 <= nc <= nc_max of the kernel's table entry. */
+ * bytes. 1 <= nc <= the kernel's nc, and 1 <= nr <= its mr (mr1 when nc == 1). */
 typedef void (*rs_cpu_tile_fn)(int64_t n, const void *w, size_t w_stride, int nr, const void *x,
                                size_t x_stride, int nc, float *y, size_t y_stride);
 
 typedef struct rs_cpu_kernel {
     rs_cpu_tile_fn tile;
-    int mr;              /* largest tile height (weight rows) */
+    int mr;              /* largest tile height (weight rows) when nc > 1 */
     int nc;              /* largest tile width (tokens) */
+    int mr1;             /* largest tile height for a single token (decode) */
     rs_simd_level level; /* level the kernel was written for */
 } rs_cpu_kernel;
 
@@ -54,28 +55,41 @@ const rs_cpu_kernel *rs_cpu_kernel_get(rs_dtype wtype, rs_simd_level level);
 rs_cpu_quant_fn rs_cpu_quant_get(rs_cpu_act act, rs_simd_level level);
 
 /* ---- the kernels, per level (scalar: *_ref.c, else *_<level>.c) ----------- */
-#define RS_CPU_TILE_DECL(name)                                                                    \
-    void name(int64_t n, const void *w, size_t w_stride, int nr, const void *x, size_t x_stride,  \
-              int nc, float *y, size_t y_stride)
-#define RS_CPU_TILE_DECL_ALL(type)                                                                \
-    RS_CPU_TILE_DECL(rs_cpu_tile_##type##_ref);                                                   \
-    RS_CPU_TILE_DECL(rs_cpu_tile_##type##_avx2);                                                  \
-    RS_CPU_TILE_DECL(rs_cpu_tile_##type##_avx512)
+/* Each kernel file defines its table entries, so a tile's geometry lives next
+ * to the code that depends on it. */
+#define RS_CPU_KERNEL_DECL_ALL(type)                                                              \
+    extern const rs_cpu_kernel rs_cpu_kernel_##type##_ref;                                        \
+    extern const rs_cpu_kernel rs_cpu_kernel_##type##_avx2;                                       \
+    extern const rs_cpu_kernel rs_cpu_kernel_##type##_avx512
 
-RS_CPU_TILE_DECL_ALL(f32);
-RS_CPU_TILE_DECL_ALL(f16);
-RS_CPU_TILE_DECL_ALL(bf16);
-RS_CPU_TILE_DECL_ALL(q8_0);
-RS_CPU_TILE_DECL_ALL(q4_0);
-RS_CPU_TILE_DECL_ALL(q4_1);
-RS_CPU_TILE_DECL_ALL(q5_0);
-RS_CPU_TILE_DECL_ALL(q5_1);
-RS_CPU_TILE_DECL_ALL(iq4_nl);
-RS_CPU_TILE_DECL_ALL(q2_K);
-RS_CPU_TILE_DECL_ALL(q3_K);
-RS_CPU_TILE_DECL_ALL(q4_K);
-RS_CPU_TILE_DECL_ALL(q5_K);
-RS_CPU_TILE_DECL_ALL(q6_K);
+RS_CPU_KERNEL_DECL_ALL(f32);
+RS_CPU_KERNEL_DECL_ALL(f16);
+RS_CPU_KERNEL_DECL_ALL(bf16);
+RS_CPU_KERNEL_DECL_ALL(q8_0);
+RS_CPU_KERNEL_DECL_ALL(q4_0);
+RS_CPU_KERNEL_DECL_ALL(q4_1);
+RS_CPU_KERNEL_DECL_ALL(q5_0);
+RS_CPU_KERNEL_DECL_ALL(q5_1);
+RS_CPU_KERNEL_DECL_ALL(iq4_nl);
+RS_CPU_KERNEL_DECL_ALL(q2_K);
+RS_CPU_KERNEL_DECL_ALL(q3_K);
+RS_CPU_KERNEL_DECL_ALL(q4_K);
+RS_CPU_KERNEL_DECL_ALL(q5_K);
+RS_CPU_KERNEL_DECL_ALL(q6_K);
+
+/* Defines the table entry `rs_cpu_kernel_<name>` for a tile function whose
+ * body is `tile_impl(T, MR, NC, ...)` specialised at compile time: one
+ * instance for decode (MR1 x 1) and one for the full MR x NC tile (edge tiles
+ * repeat their last row / token). */
+#define RS_CPU_DEFINE_KERNEL(name, impl, T, MR_, NC_, MR1_, LEVEL)                                \
+    static void tile_##name(int64_t n, const void *w, size_t ws, int nr, const void *x,           \
+                            size_t xs, int nc, float *y, size_t ys) {                             \
+        if (nc == 1)                                                                              \
+            impl(T, MR1_, 1, n, w, ws, nr, x, xs, 1, y, ys);                                      \
+        else                                                                                      \
+            impl(T, MR_, NC_, n, w, ws, nr, x, xs, nc, y, ys);                                    \
+    }                                                                                             \
+    const rs_cpu_kernel rs_cpu_kernel_##name = {tile_##name, MR_, NC_, MR1_, LEVEL}
 
 void rs_cpu_quant_q8_0_ref(const float *x, void *dst, int64_t n);
 void rs_cpu_quant_q8_1_ref(const float *x, void *dst, int64_t n);

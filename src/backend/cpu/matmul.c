@@ -178,8 +178,9 @@ static void run_unit(const mm_job *j, int64_t unit) {
     const rs_cpu_kernel *k = mw->k;
     int64_t r0 = (u - mw->first) * mw->chunk, r1 = min64(r0 + mw->chunk, mw->n_out);
     int64_t t0 = tb * j->tok_block, t1 = min64(t0 + j->tok_block, j->in->n_tok);
-    for (int64_t r = r0; r < r1; r += k->mr) {
-        int nr = (int)min64(k->mr, r1 - r);
+    int64_t mr = j->in->n_tok == 1 ? k->mr1 : k->mr;
+    for (int64_t r = r0; r < r1; r += mr) {
+        int nr = (int)min64(mr, r1 - r);
         for (int64_t t = t0; t < t1; t += k->nc) {
             int nc = (int)min64(k->nc, t1 - t);
             k->tile(j->in->n_in, mw->w + (size_t)r * mw->w_row, mw->w_row, nr,
@@ -226,7 +227,7 @@ static int add_act(mm_job *j, rs_cpu_act act, uint8_t **scratch) {
 /* Rows per work unit for one weight: decode chunks are sized in bytes for
  * streaming and load balance, gemm chunks in rows. */
 static int64_t chunk_rows(const mm_weight *mw, int64_t n_tok, int nth) {
-    int64_t mr = mw->k->mr, rows;
+    int64_t mr = n_tok == 1 ? mw->k->mr1 : mw->k->mr, rows;
     if (n_tok == 1) {
         int64_t target = (int64_t)mw->w_row * mw->n_out / (nth * CHUNKS_PER_THREAD);
         target = min64(max64(target, GEMV_MIN_CHUNK), GEMV_MAX_CHUNK);
