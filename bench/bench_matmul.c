@@ -21,7 +21,7 @@
 #include "dtype/dtype.h"
 #include "dtype/fp16.h"
 
-static const char *k_default_types[] = {"F32",  "F16",  "BF16", "Q8_0", "Q4_0", "Q4_1", "Q5_0",
+static const char *k_default_types[] = {"F32",  "F16",    "BF16", "Q8_0", "Q4_0", "Q4_1", "Q5_0",
                                         "Q5_1", "IQ4_NL", "Q2_K", "Q3_K", "Q4_K", "Q5_K", "Q6_K"};
 
 typedef struct {
@@ -69,7 +69,10 @@ static void fill_weights(rs_dtype t, uint8_t *w, size_t bytes) {
         return;
     }
     for (size_t i = 0; i < bytes; i++) w[i] = (uint8_t)(rng(&s) >> 24);
-    size_t d_off = t == RS_DTYPE_Q2_K ? 80 : t == RS_DTYPE_Q3_K ? 108 : t == RS_DTYPE_Q6_K ? 208 : 0;
+    size_t d_off = t == RS_DTYPE_Q2_K   ? 80
+                   : t == RS_DTYPE_Q3_K ? 108
+                   : t == RS_DTYPE_Q6_K ? 208
+                                        : 0;
     uint16_t d = rs_f32_to_fp16(0.01f);
     for (size_t b = 0; b + tr->type_size <= bytes; b += tr->type_size) memcpy(w + b + d_off, &d, 2);
 }
@@ -174,23 +177,36 @@ static void parse(int argc, char **argv, options *o) {
     int c;
     while ((c = getopt(argc, argv, "t:l:T:m:s:n:")) != -1) {
         switch (c) {
-        case 't': o->threads = atoi(optarg); break;
-        case 'l':
-            if (strcmp(optarg, "scalar") == 0) o->level = RS_SIMD_SCALAR;
-            else if (strcmp(optarg, "avx2") == 0) o->level = RS_SIMD_AVX2;
-            else if (strcmp(optarg, "avx512") == 0) o->level = RS_SIMD_AVX512;
-            else usage();
+        case 't':
+            o->threads = atoi(optarg);
             break;
-        case 'T': o->types = optarg; break;
-        case 'm': o->membw_mib = atof(optarg); break;
-        case 's': o->seconds = atof(optarg); break;
+        case 'l':
+            if (strcmp(optarg, "scalar") == 0)
+                o->level = RS_SIMD_SCALAR;
+            else if (strcmp(optarg, "avx2") == 0)
+                o->level = RS_SIMD_AVX2;
+            else if (strcmp(optarg, "avx512") == 0)
+                o->level = RS_SIMD_AVX512;
+            else
+                usage();
+            break;
+        case 'T':
+            o->types = optarg;
+            break;
+        case 'm':
+            o->membw_mib = atof(optarg);
+            break;
+        case 's':
+            o->seconds = atof(optarg);
+            break;
         case 'n': {
             o->n_ntoks = 0;
             for (char *p = strtok(optarg, ","); p && o->n_ntoks < 4; p = strtok(NULL, ","))
                 o->ntoks[o->n_ntoks++] = atoi(p);
             break;
         }
-        default: usage();
+        default:
+            usage();
         }
     }
     if (o->threads < 1 || o->membw_mib < 1) usage();
@@ -209,8 +225,8 @@ int main(int argc, char **argv) {
         fprintf(stderr, "%s\n", err.msg);
         return 1;
     }
-    if (rs_membw_measure(env.tp, o.level, (size_t)(o.membw_mib * 1048576.0), 5, &env.membw,
-                         &err) != RS_OK) {
+    if (rs_membw_measure(env.tp, o.level, (size_t)(o.membw_mib * 1048576.0), 5, &env.membw, &err) !=
+        RS_OK) {
         fprintf(stderr, "%s\n", err.msg);
         return 1;
     }
@@ -226,7 +242,8 @@ int main(int argc, char **argv) {
     int n_list = 0;
     if (o.types) {
         snprintf(buf, sizeof buf, "%s", o.types);
-        for (char *p = strtok(buf, ","); p && n_list < 64; p = strtok(NULL, ",")) list[n_list++] = p;
+        for (char *p = strtok(buf, ","); p && n_list < 64; p = strtok(NULL, ","))
+            list[n_list++] = p;
     } else {
         for (size_t i = 0; i < sizeof k_default_types / sizeof *k_default_types; i++)
             list[n_list++] = k_default_types[i];

@@ -31,7 +31,8 @@ static void gen(float *x, uint64_t seed) {
     for (int i = 512; i < 640; i++) x[i] = tu_randf(&s) * 1e-4f;
     for (int i = 640; i < 768; i++) x[i] = tu_randf(&s) * 1e-7f;
     /* amax 63.5 -> d = 0.5, the others at k * 0.5 + 0.25: x / d = k + 0.5 (ties) */
-    for (int i = 768; i < 1024; i++) x[i] = i % 32 == 0 ? 63.5f : (float)((i % 64) - 32) * 0.5f + 0.25f;
+    for (int i = 768; i < 1024; i++)
+        x[i] = i % 32 == 0 ? 63.5f : (float)((i % 64) - 32) * 0.5f + 0.25f;
     for (int i = 1024; i < 1280; i++) x[i] = tu_randf(&s) * 3e4f;
 }
 
@@ -99,8 +100,8 @@ static void test_scalar_q8_K(void **state) {
         for (int g = 0; g < 16; g++) {
             int sum = 0;
             for (int j = 0; j < 16; j++) sum += k[b].qs[16 * g + j];
-            CHECK(k[b].bsums[g] == sum, "Q8_K block %d: bsums[%d] %d != %d\n", b, g,
-                  k[b].bsums[g], sum);
+            CHECK(k[b].bsums[g] == sum, "Q8_K block %d: bsums[%d] %d != %d\n", b, g, k[b].bsums[g],
+                  sum);
         }
     }
     assert_int_equal(g_fail, 0);
@@ -121,7 +122,8 @@ static void test_levels_bit_identical(void **state) {
         for (int a = 0; a < 3; a++)
             for (uint64_t seed = 1; seed <= 4; seed++) {
                 gen(x, seed);
-                size_t bytes = (size_t)(N / rs_cpu_act_block(acts[a])) * rs_cpu_act_block_bytes(acts[a]);
+                size_t bytes =
+                    (size_t)(N / rs_cpu_act_block(acts[a])) * rs_cpu_act_block_bytes(acts[a]);
                 memset(ref, 0xaa, sizeof ref);
                 memset(got, 0x55, sizeof got);
                 rs_cpu_quant_get(acts[a], RS_SIMD_SCALAR)(x, ref, N);
@@ -152,7 +154,8 @@ static void test_scale_unpacking(void **state) {
         rs_kq_unpack_q3k_scales(raw, s3);
         uint64_t w3[2];
         rs_kq_unpack_q3k_words(raw, w3);
-        for (int j = 0; j < 16; j++) assert_int_equal((int)((w3[j / 8] >> (8 * (j % 8))) & 0xff) - 32, s3[j]);
+        for (int j = 0; j < 16; j++)
+            assert_int_equal((int)((w3[j / 8] >> (8 * (j % 8))) & 0xff) - 32, s3[j]);
     }
 }
 

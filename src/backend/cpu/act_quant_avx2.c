@@ -7,7 +7,9 @@
 #include "backend/cpu/kernels.h"
 #include "dtype/blocks.h"
 
-static inline __m256 absf(__m256 v) { return _mm256_andnot_ps(_mm256_set1_ps(-0.0f), v); }
+static inline __m256 absf(__m256 v) {
+    return _mm256_andnot_ps(_mm256_set1_ps(-0.0f), v);
+}
 
 static inline float hmax(__m256 v) {
     __m128 m = _mm_max_ps(_mm256_castps256_ps128(v), _mm256_extractf128_ps(v, 1));
@@ -57,7 +59,8 @@ static inline int q8_32(const float *x, __m256 id, int8_t *qs) {
 
 static inline float amax32(const float *x) {
     __m256 m = _mm256_max_ps(absf(_mm256_loadu_ps(x)), absf(_mm256_loadu_ps(x + 8)));
-    m = _mm256_max_ps(m, _mm256_max_ps(absf(_mm256_loadu_ps(x + 16)), absf(_mm256_loadu_ps(x + 24))));
+    m = _mm256_max_ps(m,
+                      _mm256_max_ps(absf(_mm256_loadu_ps(x + 16)), absf(_mm256_loadu_ps(x + 24))));
     return hmax(m);
 }
 

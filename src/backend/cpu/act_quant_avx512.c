@@ -7,7 +7,9 @@
 #include "backend/cpu/kernels.h"
 #include "dtype/blocks.h"
 
-static inline __m512 absf(__m512 v) { return _mm512_abs_ps(v); }
+static inline __m512 absf(__m512 v) {
+    return _mm512_abs_ps(v);
+}
 
 /* round(clamp(v * id, -127, 127)) as 16 int32 */
 static inline __m512i q8_round16(__m512 v, __m512 id) {

@@ -13,7 +13,8 @@ enum { F_F32, F_F16, F_BF16 };
 
 INLINE __m512 load_w(const int T, const void *p, int64_t i, __mmask16 m) {
     switch (T) {
-    case F_F32: return _mm512_maskz_loadu_ps(m, (const float *)p + i);
+    case F_F32:
+        return _mm512_maskz_loadu_ps(m, (const float *)p + i);
     case F_F16:
         return _mm512_cvtph_ps(_mm256_maskz_loadu_epi16(m, (const uint16_t *)p + i));
     default: {
@@ -33,8 +34,8 @@ INLINE void step(const int T, const int MR, const int NC, const void *const *wr,
     }
 }
 
-INLINE void ftile(const int T, const int MR, const int NC, int64_t n, const uint8_t *w,
-                  size_t ws, int nr, const uint8_t *x, size_t xs, int nc, float *y, size_t ys) {
+INLINE void ftile(const int T, const int MR, const int NC, int64_t n, const uint8_t *w, size_t ws,
+                  int nr, const uint8_t *x, size_t xs, int nc, float *y, size_t ys) {
     const void *wr[MR];
     const float *xr[NC];
     for (int r = 0; r < MR; r++) wr[r] = w + (size_t)(r < nr ? r : nr - 1) * ws;
@@ -46,7 +47,8 @@ INLINE void ftile(const int T, const int MR, const int NC, int64_t n, const uint
     for (; i + 16 <= n; i += 16) step(T, MR, NC, wr, xr, i, (__mmask16)0xffff, acc);
     if (i < n) step(T, MR, NC, wr, xr, i, (__mmask16)((1u << (n - i)) - 1), acc);
     for (int c = 0; c < nc; c++)
-        for (int r = 0; r < nr; r++) y[(size_t)c * ys + (size_t)r] = _mm512_reduce_add_ps(acc[r][c]);
+        for (int r = 0; r < nr; r++)
+            y[(size_t)c * ys + (size_t)r] = _mm512_reduce_add_ps(acc[r][c]);
 }
 
 enum { MR = 4, NC = 3, MR1 = 4 };

@@ -29,21 +29,30 @@ static inline uint16_t ld16(const uint8_t *p) {
     return v;
 }
 
-static inline float h2f(uint16_t h) { return _cvtsh_ss(h); }
+static inline float h2f(uint16_t h) {
+    return _cvtsh_ss(h);
+}
 
 INLINE size_t kblock_bytes(const int T) {
     switch (T) {
-    case K_Q2: return sizeof(block_q2_K);
-    case K_Q3: return sizeof(block_q3_K);
-    case K_Q4: return sizeof(block_q4_K);
-    case K_Q5: return sizeof(block_q5_K);
-    default: return sizeof(block_q6_K);
+    case K_Q2:
+        return sizeof(block_q2_K);
+    case K_Q3:
+        return sizeof(block_q3_K);
+    case K_Q4:
+        return sizeof(block_q4_K);
+    case K_Q5:
+        return sizeof(block_q5_K);
+    default:
+        return sizeof(block_q6_K);
     }
 }
 
 /* Types whose min term has its own float scale dmin (else offset * scale,
  * subtracted in integers). */
-INLINE bool has_dmin(const int T) { return T == K_Q2 || T == K_Q4 || T == K_Q5; }
+INLINE bool has_dmin(const int T) {
+    return T == K_Q2 || T == K_Q4 || T == K_Q5;
+}
 
 /* Lane pattern helpers: 32 bytes of a, then 32 of b. */
 INLINE __m512i bytes2(int a, int b) {
@@ -57,8 +66,8 @@ INLINE __m512i words2(int a, int b) {
  * cover sub-blocks of 16 (4 per register) or 32 elements (2 per register). */
 INLINE __m512i scales16x4(__m512i s16, int first) {
     /* lanes 8k..8k+7 <- scale first + k */
-    const __m512i idx = _mm512_set_epi16(3, 3, 3, 3, 3, 3, 3, 3, 2, 2, 2, 2, 2, 2, 2, 2, 1, 1, 1,
-                                         1, 1, 1, 1, 1, 0, 0, 0, 0, 0, 0, 0, 0);
+    const __m512i idx = _mm512_set_epi16(3, 3, 3, 3, 3, 3, 3, 3, 2, 2, 2, 2, 2, 2, 2, 2, 1, 1, 1, 1,
+                                         1, 1, 1, 1, 0, 0, 0, 0, 0, 0, 0, 0);
     return _mm512_permutexvar_epi16(_mm512_add_epi16(idx, _mm512_set1_epi16((short)first)), s16);
 }
 INLINE __m512i scales32x2(__m512i s16, int a, int b) {
@@ -78,9 +87,9 @@ INLINE kact load_kact(const int T, const block_q8_K *x) {
     if (T == K_Q4 || T == K_Q5) {
         for (int h = 0; h < 2; h++) {
             const uint8_t *p = q + 128 * h;
-            a.q[2 * h] = _mm512_inserti64x4(
-                _mm512_castsi256_si512(_mm256_loadu_si256((const __m256i *)p)),
-                _mm256_loadu_si256((const __m256i *)(p + 64)), 1);
+            a.q[2 * h] =
+                _mm512_inserti64x4(_mm512_castsi256_si512(_mm256_loadu_si256((const __m256i *)p)),
+                                   _mm256_loadu_si256((const __m256i *)(p + 64)), 1);
             a.q[2 * h + 1] = _mm512_inserti64x4(
                 _mm512_castsi256_si512(_mm256_loadu_si256((const __m256i *)(p + 32))),
                 _mm256_loadu_si256((const __m256i *)(p + 96)), 1);
@@ -113,8 +122,8 @@ INLINE void decode_q4_q5(const int T, const uint8_t *p, kweights *w) {
         w->q[2 * h + 1] = _mm512_and_si512(_mm512_srli_epi16(v, 4), m4);
     }
     if (T == K_Q5) {
-        const __m512i qh =
-            _mm512_broadcast_i64x4(_mm256_loadu_si256((const __m256i *)((const block_q5_K *)p)->qh));
+        const __m512i qh = _mm512_broadcast_i64x4(
+            _mm256_loadu_si256((const __m256i *)((const block_q5_K *)p)->qh));
         const __m512i sixteen = _mm512_set1_epi8(16);
         /* register k holds sub-blocks (a, b); their 5th bits are bits a, b of qh */
         static const int subs[4][2] = {{0, 2}, {1, 3}, {4, 6}, {5, 7}};
@@ -132,8 +141,9 @@ INLINE void decode_q4_q5(const int T, const uint8_t *p, kweights *w) {
     w->sc[3] = scales32x2(s16, 5, 7);
     /* each min covers two groups of 16 */
     __m128i m16 = _mm_cvtepu8_epi16(_mm_cvtsi64_si128((long long)mn));
-    w->mins = _mm256_permutexvar_epi16(
-        _mm256_setr_epi16(0, 0, 1, 1, 2, 2, 3, 3, 4, 4, 5, 5, 6, 6, 7, 7), _mm256_castsi128_si256(m16));
+    w->mins =
+        _mm256_permutexvar_epi16(_mm256_setr_epi16(0, 0, 1, 1, 2, 2, 3, 3, 4, 4, 5, 5, 6, 6, 7, 7),
+                                 _mm256_castsi128_si256(m16));
     w->d = h2f(b4->d);
     w->dmin = h2f(b4->dmin);
 }
@@ -241,7 +251,8 @@ INLINE void ktile_full(const int T, const int MR, const int NC, int64_t n, const
         }
     }
     for (int c = 0; c < nc; c++)
-        for (int r = 0; r < nr; r++) y[(size_t)c * ys + (size_t)r] = _mm512_reduce_add_ps(acc[r][c]);
+        for (int r = 0; r < nr; r++)
+            y[(size_t)c * ys + (size_t)r] = _mm512_reduce_add_ps(acc[r][c]);
 }
 
 enum { MR = 4, NC = 3, MR1 = 4 };

@@ -43,26 +43,39 @@ INLINE __m512 half_pair(uint16_t h0, uint16_t h1) {
 
 INLINE size_t block_bytes(const int T) {
     switch (T) {
-    case W_Q8_0: return sizeof(block_q8_0);
-    case W_Q4_0: return sizeof(block_q4_0);
-    case W_Q5_0: return sizeof(block_q5_0);
-    case W_IQ4_NL: return sizeof(block_iq4_nl);
-    case W_Q4_1: return sizeof(block_q4_1);
-    default: return sizeof(block_q5_1);
+    case W_Q8_0:
+        return sizeof(block_q8_0);
+    case W_Q4_0:
+        return sizeof(block_q4_0);
+    case W_Q5_0:
+        return sizeof(block_q5_0);
+    case W_IQ4_NL:
+        return sizeof(block_iq4_nl);
+    case W_Q4_1:
+        return sizeof(block_q4_1);
+    default:
+        return sizeof(block_q5_1);
     }
 }
 
 /* Offset added to the weights to make them unsigned. */
 INLINE int offset_of(const int T) {
     switch (T) {
-    case W_Q4_0: return 8;
-    case W_Q5_0: return 16;
-    case W_Q8_0: case W_IQ4_NL: return 128;
-    default: return 0;
+    case W_Q4_0:
+        return 8;
+    case W_Q5_0:
+        return 16;
+    case W_Q8_0:
+    case W_IQ4_NL:
+        return 128;
+    default:
+        return 0;
     }
 }
 
-INLINE bool uses_q8_1(const int T) { return T == W_Q4_1 || T == W_Q5_1; }
+INLINE bool uses_q8_1(const int T) {
+    return T == W_Q4_1 || T == W_Q5_1;
+}
 
 /* 16 bytes of packed nibbles of two blocks -> 64 nibble values in element
  * order: [lo(b0) hi(b0) lo(b1) hi(b1)], one 128-bit lane each. */
@@ -91,16 +104,20 @@ INLINE __m512i decode_pair(const int T, const uint8_t *p, bool two) {
         v = _mm512_inserti64x4(v, _mm256_loadu_si256((const __m256i *)(p1 + 2)), 1);
         return _mm512_xor_si512(v, _mm512_set1_epi8((char)0x80));
     }
-    case W_Q4_0: return nibbles_pair(p + 2, p1 + 2);
+    case W_Q4_0:
+        return nibbles_pair(p + 2, p1 + 2);
     case W_IQ4_NL: {
         const __m512i table = _mm512_broadcast_i32x4(_mm_setr_epi8(
-            1, 24, 45, 63, 79, 93, 106, 118, (char)129, (char)141, (char)153, (char)166,
-            (char)181, (char)197, (char)217, (char)241)); /* RS_IQ4NL_VALUES + 128 */
+            1, 24, 45, 63, 79, 93, 106, 118, (char)129, (char)141, (char)153, (char)166, (char)181,
+            (char)197, (char)217, (char)241)); /* RS_IQ4NL_VALUES + 128 */
         return _mm512_shuffle_epi8(table, nibbles_pair(p + 2, p1 + 2));
     }
-    case W_Q5_0: return add_high_bits(nibbles_pair(p + 6, p1 + 6), p + 2, p1 + 2);
-    case W_Q4_1: return nibbles_pair(p + 4, p1 + 4);
-    default: return add_high_bits(nibbles_pair(p + 8, p1 + 8), p + 4, p1 + 4);
+    case W_Q5_0:
+        return add_high_bits(nibbles_pair(p + 6, p1 + 6), p + 2, p1 + 2);
+    case W_Q4_1:
+        return nibbles_pair(p + 4, p1 + 4);
+    default:
+        return add_high_bits(nibbles_pair(p + 8, p1 + 8), p + 4, p1 + 4);
     }
 }
 
@@ -152,16 +169,15 @@ INLINE void tile_step(const int T, const int MR, const int NC, const uint8_t *co
                                  : _mm512_setzero_ps();
         for (int c = 0; c < NC; c++) {
             __m512i isum = _mm512_dpbusd_epi32(a[c].off, wv, a[c].q);
-            acc[r][c] = _mm512_fmadd_ps(_mm512_cvtepi32_ps(isum), _mm512_mul_ps(wd, a[c].d),
-                                        acc[r][c]);
+            acc[r][c] =
+                _mm512_fmadd_ps(_mm512_cvtepi32_ps(isum), _mm512_mul_ps(wd, a[c].d), acc[r][c]);
             if (uses_q8_1(T)) acc[r][c] = _mm512_fmadd_ps(wm, a[c].s, acc[r][c]);
         }
     }
 }
 
 INLINE void tile_full(const int T, const int MR, const int NC, int64_t n, const uint8_t *w,
-                      size_t ws, int nr, const uint8_t *x, size_t xs, int nc, float *y,
-                      size_t ys) {
+                      size_t ws, int nr, const uint8_t *x, size_t xs, int nc, float *y, size_t ys) {
     const uint8_t *wr[MR], *xr[NC];
     for (int r = 0; r < MR; r++) wr[r] = w + (size_t)(r < nr ? r : nr - 1) * ws;
     for (int c = 0; c < NC; c++) xr[c] = x + (size_t)(c < nc ? c : nc - 1) * xs;
@@ -172,7 +188,8 @@ INLINE void tile_full(const int T, const int MR, const int NC, int64_t n, const 
     for (; b + 2 <= nb; b += 2) tile_step(T, MR, NC, wr, xr, b, true, acc);
     if (b < nb) tile_step(T, MR, NC, wr, xr, b, false, acc);
     for (int c = 0; c < nc; c++)
-        for (int r = 0; r < nr; r++) y[(size_t)c * ys + (size_t)r] = _mm512_reduce_add_ps(acc[r][c]);
+        for (int r = 0; r < nr; r++)
+            y[(size_t)c * ys + (size_t)r] = _mm512_reduce_add_ps(acc[r][c]);
 }
 
 enum { MR = 4, NC = 3, MR1 = 4 };

@@ -57,9 +57,9 @@ rs_cpu_quant_fn rs_cpu_quant_get(rs_cpu_act act, rs_simd_level level);
 /* ---- the kernels, per level (scalar: *_ref.c, else *_<level>.c) ----------- */
 /* Each kernel file defines its table entries, so a tile's geometry lives next
  * to the code that depends on it. */
-#define RS_CPU_KERNEL_DECL_ALL(type)                                                              \
-    extern const rs_cpu_kernel rs_cpu_kernel_##type##_ref;                                        \
-    extern const rs_cpu_kernel rs_cpu_kernel_##type##_avx2;                                       \
+#define RS_CPU_KERNEL_DECL_ALL(type)                                                               \
+    extern const rs_cpu_kernel rs_cpu_kernel_##type##_ref;                                         \
+    extern const rs_cpu_kernel rs_cpu_kernel_##type##_avx2;                                        \
     extern const rs_cpu_kernel rs_cpu_kernel_##type##_avx512
 
 RS_CPU_KERNEL_DECL_ALL(f32);
@@ -81,14 +81,14 @@ RS_CPU_KERNEL_DECL_ALL(q6_K);
  * body is `tile_impl(T, MR, NC, ...)` specialised at compile time: one
  * instance for decode (MR1 x 1) and one for the full MR x NC tile (edge tiles
  * repeat their last row / token). */
-#define RS_CPU_DEFINE_KERNEL(name, impl, T, MR_, NC_, MR1_, LEVEL)                                \
-    static void tile_##name(int64_t n, const void *w, size_t ws, int nr, const void *x,           \
-                            size_t xs, int nc, float *y, size_t ys) {                             \
-        if (nc == 1)                                                                              \
-            impl(T, MR1_, 1, n, w, ws, nr, x, xs, 1, y, ys);                                      \
-        else                                                                                      \
-            impl(T, MR_, NC_, n, w, ws, nr, x, xs, nc, y, ys);                                    \
-    }                                                                                             \
+#define RS_CPU_DEFINE_KERNEL(name, impl, T, MR_, NC_, MR1_, LEVEL)                                 \
+    static void tile_##name(int64_t n, const void *w, size_t ws, int nr, const void *x, size_t xs, \
+                            int nc, float *y, size_t ys) {                                         \
+        if (nc == 1)                                                                               \
+            impl(T, MR1_, 1, n, w, ws, nr, x, xs, 1, y, ys);                                       \
+        else                                                                                       \
+            impl(T, MR_, NC_, n, w, ws, nr, x, xs, nc, y, ys);                                     \
+    }                                                                                              \
     const rs_cpu_kernel rs_cpu_kernel_##name = {tile_##name, MR_, NC_, MR1_, LEVEL}
 
 void rs_cpu_quant_q8_0_ref(const float *x, void *dst, int64_t n);
