@@ -9,6 +9,11 @@
 
 #define INLINE static inline __attribute__((always_inline))
 
+/* Tile arrays have this constant size (MR, NC <= it) and are indexed only with
+ * compile-time constants after inlining, so the compiler keeps them in
+ * registers (a variable-length array would live on the stack). */
+enum { TILE_MAX = 4 };
+
 enum { F_F32, F_F16, F_BF16 };
 
 INLINE size_t elem_bytes(const int T) {
@@ -28,14 +33,20 @@ INLINE __m256 load_w(const int T, const uint8_t *p) {
     }
 }
 
-INLINE void step(const int T, const int MR, const int NC, const uint8_t *const *wr,
-                 const float *const *xr, int64_t i, __m256 acc[MR][NC]) {
-    __m256 xv[NC];
-    for (int c = 0; c < NC; c++) xv[c] = _mm256_loadu_ps(xr[c] + i);
-    for (int r = 0; r < MR; r++) {
+typedef struct {
+    __m256 v[TILE_MAX][TILE_MAX];
+} acc_tile; /* passed by value so that it stays in registers */
+
+INLINE acc_tile step(const int T, const int MR, const int NC, const uint8_t *const *wr,
+                     const float *const *xr, int64_t i, acc_tile acc) {
+    __m256 xv[TILE_MAX];
+    RS_UNROLL for (int c = 0; c < NC; c++) xv[c] = _mm256_loadu_ps(xr[c] + i);
+    RS_UNROLL for (int r = 0; r < MR; r++) {
         __m256 wv = load_w(T, wr[r] + (size_t)i * elem_bytes(T));
-        for (int c = 0; c < NC; c++) acc[r][c] = _mm256_fmadd_ps(wv, xv[c], acc[r][c]);
+        RS_UNROLL for (int c = 0; c < NC; c++) acc.v[r][c] =
+            _mm256_fmadd_ps(wv, xv[c], acc.v[r][c]);
     }
+    return acc;
 }
 
 INLINE float hsum8(__m256 v) {
@@ -47,35 +58,42 @@ INLINE float hsum8(__m256 v) {
 
 INLINE void ftile(const int T, const int MR, const int NC, int64_t n, const uint8_t *w, size_t ws,
                   int nr, const uint8_t *x, size_t xs, int nc, float *y, size_t ys) {
-    const uint8_t *wr[MR];
-    const float *xr[NC];
-    for (int r = 0; r < MR; r++) wr[r] = w + (size_t)(r < nr ? r : nr - 1) * ws;
-    for (int c = 0; c < NC; c++) xr[c] = (const float *)(x + (size_t)(c < nc ? c : nc - 1) * xs);
-    __m256 acc[MR][NC];
-    for (int r = 0; r < MR; r++)
-        for (int c = 0; c < NC; c++) acc[r][c] = _mm256_setzero_ps();
+    const uint8_t *wr[TILE_MAX];
+    const float *xr[TILE_MAX];
+    RS_UNROLL for (int r = 0; r < MR; r++) wr[r] = w + (size_t)(r < nr ? r : nr - 1) * ws;
+    RS_UNROLL for (int c = 0; c < NC; c++) xr[c] =
+        (const float *)(x + (size_t)(c < nc ? c : nc - 1) * xs);
+    acc_tile acc;
+    RS_UNROLL for (int r = 0; r < MR; r++) RS_UNROLL for (int c = 0; c < NC; c++) acc.v[r][c] =
+        _mm256_setzero_ps();
     int64_t i = 0;
-    for (; i + 8 <= n; i += 8) step(T, MR, NC, wr, xr, i, acc);
+    /* decode: prefetch the next tile's rows (see rs_cpu_prefetch) */
+    const uint8_t *pf = w + (size_t)MR * ws;
+    for (; i + 8 <= n; i += 8) {
+        if (NC == 1) pf = rs_cpu_prefetch(pf, (size_t)MR * 8 * elem_bytes(T));
+        acc = step(T, MR, NC, wr, xr, i, acc);
+    }
     if (i < n) { /* tail: zero-padded copies of the last n - i elements */
-        uint8_t wt[MR][32];
-        float xt[NC][8];
-        const uint8_t *wp[MR];
-        const float *xp[NC];
+        uint8_t wt[TILE_MAX][32];
+        float xt[TILE_MAX][8];
+        const uint8_t *wp[TILE_MAX];
+        const float *xp[TILE_MAX];
         size_t rest = (size_t)(n - i);
-        for (int r = 0; r < MR; r++) {
+        RS_UNROLL for (int r = 0; r < MR; r++) {
             memset(wt[r], 0, sizeof wt[r]);
             memcpy(wt[r], wr[r] + (size_t)i * elem_bytes(T), rest * elem_bytes(T));
             wp[r] = wt[r];
         }
-        for (int c = 0; c < NC; c++) {
+        RS_UNROLL for (int c = 0; c < NC; c++) {
             memset(xt[c], 0, sizeof xt[c]);
             memcpy(xt[c], xr[c] + i, rest * sizeof(float));
             xp[c] = xt[c];
         }
-        step(T, MR, NC, wp, xp, 0, acc);
+        acc = step(T, MR, NC, wp, xp, 0, acc);
     }
-    for (int c = 0; c < nc; c++)
-        for (int r = 0; r < nr; r++) y[(size_t)c * ys + (size_t)r] = hsum8(acc[r][c]);
+    RS_UNROLL for (int c = 0; c < NC; c++)
+        RS_UNROLL for (int r = 0; r < MR; r++) if (c < nc && r < nr) y[(size_t)c * ys + (size_t)r] =
+            hsum8(acc.v[r][c]);
 }
 
 enum { MR = 3, NC = 3, MR1 = 4 };

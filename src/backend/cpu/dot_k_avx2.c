@@ -17,6 +17,11 @@
 
 #define INLINE static inline __attribute__((always_inline))
 
+/* Tile arrays have this constant size (MR, NC <= it) and are indexed only with
+ * compile-time constants after inlining, so the compiler keeps them in
+ * registers (a variable-length array would live on the stack). */
+enum { TILE_MAX = 4 };
+
 enum { K_Q2, K_Q3, K_Q4, K_Q5, K_Q6 };
 
 static inline float h2f(uint16_t h) {
@@ -69,7 +74,7 @@ INLINE void decode_q4_q5(const int T, const uint8_t *p, kweights *w) {
     const block_q4_K *b4 = (const block_q4_K *)p;
     const uint8_t *qs = T == K_Q4 ? b4->qs : ((const block_q5_K *)p)->qs;
     const __m256i m4 = _mm256_set1_epi8(0x0f);
-    for (int j = 0; j < 4; j++) {
+    RS_UNROLL for (int j = 0; j < 4; j++) {
         __m256i v = _mm256_loadu_si256((const __m256i *)(qs + 32 * j));
         w->q[2 * j] = _mm256_and_si256(v, m4);
         w->q[2 * j + 1] = _mm256_and_si256(_mm256_srli_epi16(v, 4), m4);
@@ -77,7 +82,7 @@ INLINE void decode_q4_q5(const int T, const uint8_t *p, kweights *w) {
     if (T == K_Q5) {
         const __m256i qh = _mm256_loadu_si256((const __m256i *)((const block_q5_K *)p)->qh);
         const __m256i sixteen = _mm256_set1_epi8(16);
-        for (int k = 0; k < 8; k++) {
+        RS_UNROLL for (int k = 0; k < 8; k++) {
             __m256i bit = _mm256_set1_epi8((char)(1 << k)); /* sub-block k: bit k of qh */
             __m256i m = _mm256_cmpeq_epi8(_mm256_and_si256(qh, bit), bit);
             w->q[k] = _mm256_add_epi8(w->q[k], _mm256_and_si256(m, sixteen));
@@ -87,7 +92,7 @@ INLINE void decode_q4_q5(const int T, const uint8_t *p, kweights *w) {
     rs_kq_unpack_q4k_words(b4->scales, &sc, &mn);
     __m128i s16 = _mm_cvtepu8_epi16(_mm_cvtsi64_si128((long long)sc));
     __m256i s2 = _mm256_broadcastsi128_si256(s16);
-    for (int k = 0; k < 8; k++) w->sc[k] = scale_of32(s2, k);
+    RS_UNROLL for (int k = 0; k < 8; k++) w->sc[k] = scale_of32(s2, k);
     __m128i m16 = _mm_cvtepu8_epi16(_mm_cvtsi64_si128((long long)mn));
     /* each min covers two groups of 16 */
     w->mins = _mm256_inserti128_si256(_mm256_castsi128_si256(_mm_unpacklo_epi16(m16, m16)),
@@ -99,7 +104,7 @@ INLINE void decode_q4_q5(const int T, const uint8_t *p, kweights *w) {
 INLINE void decode_q6(const uint8_t *p, kweights *w) {
     const block_q6_K *b = (const block_q6_K *)p;
     const __m256i m4 = _mm256_set1_epi8(0x0f), m3 = _mm256_set1_epi8(0x03);
-    for (int h = 0; h < 2; h++) {
+    RS_UNROLL for (int h = 0; h < 2; h++) {
         __m256i l0 = _mm256_loadu_si256((const __m256i *)(b->ql + 64 * h));
         __m256i l1 = _mm256_loadu_si256((const __m256i *)(b->ql + 64 * h + 32));
         __m256i qh = _mm256_loadu_si256((const __m256i *)(b->qh + 32 * h));
@@ -113,7 +118,7 @@ INLINE void decode_q6(const uint8_t *p, kweights *w) {
         w->q[4 * h + 3] = _mm256_or_si256(_mm256_and_si256(_mm256_srli_epi16(l1, 4), m4), h3);
     }
     __m256i s16 = _mm256_cvtepi8_epi16(_mm_loadu_si128((const __m128i *)b->scales));
-    for (int k = 0; k < 8; k++) w->sc[k] = scale_of16(s16, k);
+    RS_UNROLL for (int k = 0; k < 8; k++) w->sc[k] = scale_of16(s16, k);
     w->mins = _mm256_slli_epi16(s16, 5); /* offset 32 times the scales */
     w->d = h2f(b->d);
     w->dmin = 0;
@@ -122,10 +127,10 @@ INLINE void decode_q6(const uint8_t *p, kweights *w) {
 INLINE void decode_q2_q3(const int T, const uint8_t *p, kweights *w) {
     const uint8_t *qs = T == K_Q2 ? ((const block_q2_K *)p)->qs : ((const block_q3_K *)p)->qs;
     const __m256i m3 = _mm256_set1_epi8(3);
-    for (int h = 0; h < 2; h++) {
+    RS_UNROLL for (int h = 0; h < 2; h++) {
         __m256i v = _mm256_loadu_si256((const __m256i *)(qs + 32 * h));
-        for (int j = 0; j < 4; j++)
-            w->q[4 * h + j] = _mm256_and_si256(_mm256_srli_epi16(v, 2 * j), m3);
+        RS_UNROLL for (int j = 0; j < 4; j++) w->q[4 * h + j] =
+            _mm256_and_si256(_mm256_srli_epi16(v, 2 * j), m3);
     }
     __m256i s16;
     if (T == K_Q2) {
@@ -139,7 +144,7 @@ INLINE void decode_q2_q3(const int T, const uint8_t *p, kweights *w) {
         const block_q3_K *b = (const block_q3_K *)p;
         const __m256i hm = _mm256_loadu_si256((const __m256i *)b->hmask);
         const __m256i four = _mm256_set1_epi8(4);
-        for (int k = 0; k < 8; k++) { /* register k = 4h + j: bit 4h + j of hmask */
+        RS_UNROLL for (int k = 0; k < 8; k++) { /* register k = 4h + j: bit 4h + j of hmask */
             __m256i bit = _mm256_set1_epi8((char)(1 << k));
             __m256i m = _mm256_cmpeq_epi8(_mm256_and_si256(hm, bit), bit);
             w->q[k] = _mm256_add_epi8(w->q[k], _mm256_and_si256(m, four));
@@ -152,7 +157,7 @@ INLINE void decode_q2_q3(const int T, const uint8_t *p, kweights *w) {
         w->d = h2f(b->d);
         w->dmin = 0;
     }
-    for (int k = 0; k < 8; k++) w->sc[k] = scale_of16(s16, k);
+    RS_UNROLL for (int k = 0; k < 8; k++) w->sc[k] = scale_of16(s16, k);
 }
 
 INLINE void decode_k(const int T, const uint8_t *p, kweights *w) {
@@ -175,20 +180,23 @@ INLINE void ktile_full(const int T, const int MR, const int NC, int64_t n, const
                        size_t ws, int nr, const uint8_t *x, size_t xs, int nc, float *y,
                        size_t ys) {
     const size_t WB = kblock_bytes(T);
-    const uint8_t *wr[MR], *xr[NC];
-    for (int r = 0; r < MR; r++) wr[r] = w + (size_t)(r < nr ? r : nr - 1) * ws;
-    for (int c = 0; c < NC; c++) xr[c] = x + (size_t)(c < nc ? c : nc - 1) * xs;
-    __m256 acc[MR][NC];
-    for (int r = 0; r < MR; r++)
-        for (int c = 0; c < NC; c++) acc[r][c] = _mm256_setzero_ps();
+    const uint8_t *wr[TILE_MAX], *xr[TILE_MAX];
+    RS_UNROLL for (int r = 0; r < MR; r++) wr[r] = w + (size_t)(r < nr ? r : nr - 1) * ws;
+    RS_UNROLL for (int c = 0; c < NC; c++) xr[c] = x + (size_t)(c < nc ? c : nc - 1) * xs;
+    __m256 acc[TILE_MAX][TILE_MAX];
+    RS_UNROLL for (int r = 0; r < MR; r++) RS_UNROLL for (int c = 0; c < NC; c++) acc[r][c] =
+        _mm256_setzero_ps();
+    /* decode: prefetch the next tile's rows (see rs_cpu_prefetch) */
+    const uint8_t *pf = w + (size_t)MR * ws;
     for (int64_t b = 0; b < n / QK_K; b++) {
-        for (int r = 0; r < MR; r++) {
+        if (NC == 1) pf = rs_cpu_prefetch(pf, (size_t)MR * WB);
+        RS_UNROLL for (int r = 0; r < MR; r++) {
             kweights kw;
             decode_k(T, wr[r] + (size_t)b * WB, &kw);
-            for (int c = 0; c < NC; c++) {
+            RS_UNROLL for (int c = 0; c < NC; c++) {
                 const block_q8_K *a = (const block_q8_K *)xr[c] + b;
                 __m256i isum = _mm256_setzero_si256();
-                for (int k = 0; k < 8; k++) {
+                RS_UNROLL for (int k = 0; k < 8; k++) {
                     __m256i xq = _mm256_loadu_si256((const __m256i *)(a->qs + 32 * k));
                     __m256i p16 = _mm256_maddubs_epi16(kw.q[k], xq);
                     isum = _mm256_add_epi32(isum, _mm256_madd_epi16(p16, kw.sc[k]));
@@ -208,8 +216,9 @@ INLINE void ktile_full(const int T, const int MR, const int NC, int64_t n, const
             }
         }
     }
-    for (int c = 0; c < nc; c++)
-        for (int r = 0; r < nr; r++) y[(size_t)c * ys + (size_t)r] = hsum8(acc[r][c]);
+    RS_UNROLL for (int c = 0; c < NC; c++)
+        RS_UNROLL for (int r = 0; r < MR; r++) if (c < nc && r < nr) y[(size_t)c * ys + (size_t)r] =
+            hsum8(acc[r][c]);
 }
 
 enum { MR = 2, NC = 2, MR1 = 2 };

@@ -21,6 +21,11 @@
 
 #define INLINE static inline __attribute__((always_inline))
 
+/* Tile arrays have this constant size (MR, NC <= it) and are indexed only with
+ * compile-time constants after inlining, so the compiler keeps them in
+ * registers (a variable-length array would live on the stack). */
+enum { TILE_MAX = 4 };
+
 enum { K_Q2, K_Q3, K_Q4, K_Q5, K_Q6 };
 
 static inline uint16_t ld16(const uint8_t *p) {
@@ -85,7 +90,7 @@ INLINE kact load_kact(const int T, const block_q8_K *x) {
     kact a;
     const uint8_t *q = (const uint8_t *)x->qs;
     if (T == K_Q4 || T == K_Q5) {
-        for (int h = 0; h < 2; h++) {
+        RS_UNROLL for (int h = 0; h < 2; h++) {
             const uint8_t *p = q + 128 * h;
             a.q[2 * h] =
                 _mm512_inserti64x4(_mm512_castsi256_si512(_mm256_loadu_si256((const __m256i *)p)),
@@ -95,7 +100,7 @@ INLINE kact load_kact(const int T, const block_q8_K *x) {
                 _mm256_loadu_si256((const __m256i *)(p + 96)), 1);
         }
     } else {
-        for (int k = 0; k < 4; k++) a.q[k] = _mm512_loadu_si512(q + 64 * k);
+        RS_UNROLL for (int k = 0; k < 4; k++) a.q[k] = _mm512_loadu_si512(q + 64 * k);
     }
     a.bsums = _mm256_loadu_si256((const __m256i *)x->bsums);
     a.d = x->d;
@@ -116,7 +121,7 @@ INLINE void decode_q4_q5(const int T, const uint8_t *p, kweights *w) {
     const uint8_t *qs = T == K_Q4 ? b4->qs : ((const block_q5_K *)p)->qs;
     const uint8_t *scales = b4->scales;
     const __m512i m4 = _mm512_set1_epi8(0x0f);
-    for (int h = 0; h < 2; h++) {
+    RS_UNROLL for (int h = 0; h < 2; h++) {
         __m512i v = _mm512_loadu_si512(qs + 64 * h);
         w->q[2 * h] = _mm512_and_si512(v, m4);
         w->q[2 * h + 1] = _mm512_and_si512(_mm512_srli_epi16(v, 4), m4);
@@ -127,7 +132,7 @@ INLINE void decode_q4_q5(const int T, const uint8_t *p, kweights *w) {
         const __m512i sixteen = _mm512_set1_epi8(16);
         /* register k holds sub-blocks (a, b); their 5th bits are bits a, b of qh */
         static const int subs[4][2] = {{0, 2}, {1, 3}, {4, 6}, {5, 7}};
-        for (int k = 0; k < 4; k++) {
+        RS_UNROLL for (int k = 0; k < 4; k++) {
             __mmask64 m = _mm512_test_epi8_mask(qh, bytes2(1 << subs[k][0], 1 << subs[k][1]));
             w->q[k] = _mm512_mask_add_epi8(w->q[k], m, w->q[k], sixteen);
         }
@@ -151,7 +156,7 @@ INLINE void decode_q4_q5(const int T, const uint8_t *p, kweights *w) {
 INLINE void decode_q6(const uint8_t *p, kweights *w) {
     const block_q6_K *b = (const block_q6_K *)p;
     const __m512i m4 = _mm512_set1_epi8(0x0f), m30 = _mm512_set1_epi8(0x30);
-    for (int h = 0; h < 2; h++) {
+    RS_UNROLL for (int h = 0; h < 2; h++) {
         __m512i ql = _mm512_loadu_si512(b->ql + 64 * h);
         __m512i qh = _mm512_broadcast_i64x4(_mm256_loadu_si256((const __m256i *)(b->qh + 32 * h)));
         /* elements [0,32) take qh bits 0-1, [32,64) bits 2-3, [64,96) 4-5, [96,128) 6-7 */
@@ -162,7 +167,7 @@ INLINE void decode_q6(const uint8_t *p, kweights *w) {
     }
     __m256i s16 = _mm256_cvtepi8_epi16(_mm_loadu_si128((const __m128i *)b->scales));
     __m512i s = _mm512_castsi256_si512(s16);
-    for (int k = 0; k < 4; k++) w->sc[k] = scales16x4(s, 4 * k);
+    RS_UNROLL for (int k = 0; k < 4; k++) w->sc[k] = scales16x4(s, 4 * k);
     w->mins = _mm256_slli_epi16(s16, 5); /* offset 32 times the scales */
     w->d = h2f(b->d);
     w->dmin = 0;
@@ -171,7 +176,7 @@ INLINE void decode_q6(const uint8_t *p, kweights *w) {
 INLINE void decode_q2_q3(const int T, const uint8_t *p, kweights *w) {
     const uint8_t *qs = T == K_Q2 ? ((const block_q2_K *)p)->qs : ((const block_q3_K *)p)->qs;
     const __m512i m3 = _mm512_set1_epi8(3);
-    for (int h = 0; h < 2; h++) {
+    RS_UNROLL for (int h = 0; h < 2; h++) {
         __m512i v = _mm512_broadcast_i64x4(_mm256_loadu_si256((const __m256i *)(qs + 32 * h)));
         w->q[2 * h] = _mm512_and_si512(_mm512_srlv_epi16(v, words2(0, 2)), m3);
         w->q[2 * h + 1] = _mm512_and_si512(_mm512_srlv_epi16(v, words2(4, 6)), m3);
@@ -189,7 +194,7 @@ INLINE void decode_q2_q3(const int T, const uint8_t *p, kweights *w) {
         const __m512i hm = _mm512_broadcast_i64x4(_mm256_loadu_si256((const __m256i *)b->hmask));
         const __m512i four = _mm512_set1_epi8(4);
         /* register k = 2h + j2 holds elements 128h + 64 j2 + [0, 64): bits 4h + 2 j2 (+1) */
-        for (int k = 0; k < 4; k++) {
+        RS_UNROLL for (int k = 0; k < 4; k++) {
             int bit = 4 * (k / 2) + 2 * (k % 2);
             __mmask64 m = _mm512_test_epi8_mask(hm, bytes2(1 << bit, 1 << (bit + 1)));
             w->q[k] = _mm512_mask_add_epi8(w->q[k], m, w->q[k], four);
@@ -203,7 +208,7 @@ INLINE void decode_q2_q3(const int T, const uint8_t *p, kweights *w) {
         w->dmin = 0;
     }
     __m512i s = _mm512_castsi256_si512(s16);
-    for (int k = 0; k < 4; k++) w->sc[k] = scales16x4(s, 4 * k);
+    RS_UNROLL for (int k = 0; k < 4; k++) w->sc[k] = scales16x4(s, 4 * k);
 }
 
 INLINE void decode_k(const int T, const uint8_t *p, kweights *w) {
@@ -219,23 +224,25 @@ INLINE void ktile_full(const int T, const int MR, const int NC, int64_t n, const
                        size_t ws, int nr, const uint8_t *x, size_t xs, int nc, float *y,
                        size_t ys) {
     const size_t WB = kblock_bytes(T);
-    const uint8_t *wr[MR], *xr[NC];
-    for (int r = 0; r < MR; r++) wr[r] = w + (size_t)(r < nr ? r : nr - 1) * ws;
-    for (int c = 0; c < NC; c++) xr[c] = x + (size_t)(c < nc ? c : nc - 1) * xs;
-    __m512 acc[MR][NC];
-    for (int r = 0; r < MR; r++)
-        for (int c = 0; c < NC; c++) acc[r][c] = _mm512_setzero_ps();
+    const uint8_t *wr[TILE_MAX], *xr[TILE_MAX];
+    RS_UNROLL for (int r = 0; r < MR; r++) wr[r] = w + (size_t)(r < nr ? r : nr - 1) * ws;
+    RS_UNROLL for (int c = 0; c < NC; c++) xr[c] = x + (size_t)(c < nc ? c : nc - 1) * xs;
+    __m512 acc[TILE_MAX][TILE_MAX];
+    RS_UNROLL for (int r = 0; r < MR; r++) RS_UNROLL for (int c = 0; c < NC; c++) acc[r][c] =
+        _mm512_setzero_ps();
+    /* decode: prefetch the next tile's rows (see rs_cpu_prefetch) */
+    const uint8_t *pf = w + (size_t)MR * ws;
     for (int64_t b = 0; b < n / QK_K; b++) {
-        kact a[NC];
-        for (int c = 0; c < NC; c++) a[c] = load_kact(T, (const block_q8_K *)xr[c] + b);
-        for (int r = 0; r < MR; r++) {
+        if (NC == 1) pf = rs_cpu_prefetch(pf, (size_t)MR * WB);
+        kact a[TILE_MAX];
+        RS_UNROLL for (int c = 0; c < NC; c++) a[c] = load_kact(T, (const block_q8_K *)xr[c] + b);
+        RS_UNROLL for (int r = 0; r < MR; r++) {
             kweights kw;
             decode_k(T, wr[r] + (size_t)b * WB, &kw);
-            for (int c = 0; c < NC; c++) {
+            RS_UNROLL for (int c = 0; c < NC; c++) {
                 __m512i isum = _mm512_setzero_si512();
-                for (int k = 0; k < 4; k++)
-                    isum = _mm512_dpwssd_epi32(isum, _mm512_maddubs_epi16(kw.q[k], a[c].q[k]),
-                                               kw.sc[k]);
+                RS_UNROLL for (int k = 0; k < 4; k++) isum =
+                    _mm512_dpwssd_epi32(isum, _mm512_maddubs_epi16(kw.q[k], a[c].q[k]), kw.sc[k]);
                 __m512i mins = _mm512_zextsi256_si512(_mm256_madd_epi16(a[c].bsums, kw.mins));
                 if (has_dmin(T)) {
                     acc[r][c] = _mm512_fmadd_ps(_mm512_cvtepi32_ps(isum),
@@ -250,9 +257,9 @@ INLINE void ktile_full(const int T, const int MR, const int NC, int64_t n, const
             }
         }
     }
-    for (int c = 0; c < nc; c++)
-        for (int r = 0; r < nr; r++)
-            y[(size_t)c * ys + (size_t)r] = _mm512_reduce_add_ps(acc[r][c]);
+    RS_UNROLL for (int c = 0; c < NC; c++)
+        RS_UNROLL for (int r = 0; r < MR; r++) if (c < nc && r < nr) y[(size_t)c * ys + (size_t)r] =
+            _mm512_reduce_add_ps(acc[r][c]);
 }
 
 enum { MR = 4, NC = 3, MR1 = 4 };

@@ -17,6 +17,11 @@
 
 #define INLINE static inline __attribute__((always_inline))
 
+/* Tile arrays have this constant size (MR, NC <= it) and are indexed only with
+ * compile-time constants after inlining, so the compiler keeps them in
+ * registers (a variable-length array would live on the stack). */
+enum { TILE_MAX = 4 };
+
 enum { W_Q8_0, W_Q4_0, W_Q5_0, W_IQ4_NL, W_Q4_1, W_Q5_1 };
 
 static inline uint16_t ld16(const uint8_t *p) {
@@ -123,22 +128,25 @@ INLINE act_blk load_act(const int T, const uint8_t *p) {
 INLINE void tile_full(const int T, const int MR, const int NC, int64_t n, const uint8_t *w,
                       size_t ws, int nr, const uint8_t *x, size_t xs, int nc, float *y, size_t ys) {
     const size_t WB = block_bytes(T), XB = uses_q8_1(T) ? sizeof(block_q8_1) : sizeof(block_q8_0);
-    const uint8_t *wr[MR], *xr[NC];
-    for (int r = 0; r < MR; r++) wr[r] = w + (size_t)(r < nr ? r : nr - 1) * ws;
-    for (int c = 0; c < NC; c++) xr[c] = x + (size_t)(c < nc ? c : nc - 1) * xs;
-    __m256 acc[MR][NC];
-    for (int r = 0; r < MR; r++)
-        for (int c = 0; c < NC; c++) acc[r][c] = _mm256_setzero_ps();
+    const uint8_t *wr[TILE_MAX], *xr[TILE_MAX];
+    RS_UNROLL for (int r = 0; r < MR; r++) wr[r] = w + (size_t)(r < nr ? r : nr - 1) * ws;
+    RS_UNROLL for (int c = 0; c < NC; c++) xr[c] = x + (size_t)(c < nc ? c : nc - 1) * xs;
+    __m256 acc[TILE_MAX][TILE_MAX];
+    RS_UNROLL for (int r = 0; r < MR; r++) RS_UNROLL for (int c = 0; c < NC; c++) acc[r][c] =
+        _mm256_setzero_ps();
     const __m256i ones = _mm256_set1_epi16(1);
+    /* decode: prefetch the next tile's rows (see rs_cpu_prefetch) */
+    const uint8_t *pf = w + (size_t)MR * ws;
     for (int64_t b = 0; b < n / 32; b++) {
-        act_blk a[NC];
-        for (int c = 0; c < NC; c++) a[c] = load_act(T, xr[c] + (size_t)b * XB);
-        for (int r = 0; r < MR; r++) {
+        if (NC == 1) pf = rs_cpu_prefetch(pf, (size_t)MR * WB);
+        act_blk a[TILE_MAX];
+        RS_UNROLL for (int c = 0; c < NC; c++) a[c] = load_act(T, xr[c] + (size_t)b * XB);
+        RS_UNROLL for (int r = 0; r < MR; r++) {
             const uint8_t *p = wr[r] + (size_t)b * WB;
             __m256i wv = decode(T, p);
             __m256 wd = h2f8(p);
             __m256i wabs = sign_trick(T) ? _mm256_sign_epi8(wv, wv) : wv;
-            for (int c = 0; c < NC; c++) {
+            RS_UNROLL for (int c = 0; c < NC; c++) {
                 __m256i xq = sign_trick(T) ? _mm256_sign_epi8(a[c].q, wv) : a[c].q;
                 __m256i isum = _mm256_madd_epi16(_mm256_maddubs_epi16(wabs, xq), ones);
                 if (offset_of(T)) isum = _mm256_add_epi32(isum, a[c].off);
@@ -148,14 +156,14 @@ INLINE void tile_full(const int T, const int MR, const int NC, int64_t n, const 
             }
         }
     }
-    for (int c = 0; c < nc; c++)
-        for (int r = 0; r < nr; r++) {
-            __m128 s =
-                _mm_add_ps(_mm256_castps256_ps128(acc[r][c]), _mm256_extractf128_ps(acc[r][c], 1));
-            s = _mm_add_ps(s, _mm_movehl_ps(s, s));
-            s = _mm_add_ss(s, _mm_movehdup_ps(s));
-            y[(size_t)c * ys + (size_t)r] = _mm_cvtss_f32(s);
-        }
+    RS_UNROLL for (int c = 0; c < NC; c++)
+        RS_UNROLL for (int r = 0; r < MR; r++) if (c < nc && r < nr) {
+        __m128 s =
+            _mm_add_ps(_mm256_castps256_ps128(acc[r][c]), _mm256_extractf128_ps(acc[r][c], 1));
+        s = _mm_add_ps(s, _mm_movehl_ps(s, s));
+        s = _mm_add_ss(s, _mm_movehdup_ps(s));
+        y[(size_t)c * ys + (size_t)r] = _mm_cvtss_f32(s);
+    }
 }
 
 enum { MR = 2, NC = 2, MR1 = 4 };

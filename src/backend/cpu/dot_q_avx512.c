@@ -20,6 +20,11 @@
 
 #define INLINE static inline __attribute__((always_inline))
 
+/* Tile arrays have this constant size (MR, NC <= it) and are indexed only with
+ * compile-time constants after inlining, so the compiler keeps them in
+ * registers (a variable-length array would live on the stack). */
+enum { TILE_MAX = 4 };
+
 enum { W_Q8_0, W_Q4_0, W_Q5_0, W_IQ4_NL, W_Q4_1, W_Q5_1 };
 
 static inline uint16_t ld16(const uint8_t *p) {
@@ -155,41 +160,52 @@ INLINE act_pair load_act(const int T, const uint8_t *p, bool two) {
 }
 
 /* One step (a pair of blocks, or a lone last block) for the whole tile. */
-INLINE void tile_step(const int T, const int MR, const int NC, const uint8_t *const *wr,
-                      const uint8_t *const *xr, int64_t b, bool two, __m512 acc[MR][NC]) {
+typedef struct {
+    __m512 v[TILE_MAX][TILE_MAX];
+} acc_tile; /* passed by value so that it stays in registers */
+
+INLINE acc_tile tile_step(const int T, const int MR, const int NC, const uint8_t *const *wr,
+                          const uint8_t *const *xr, int64_t b, bool two, acc_tile acc) {
     const size_t WB = block_bytes(T);
     const size_t XB = uses_q8_1(T) ? sizeof(block_q8_1) : sizeof(block_q8_0);
-    act_pair a[NC];
-    for (int c = 0; c < NC; c++) a[c] = load_act(T, xr[c] + (size_t)b * XB, two);
-    for (int r = 0; r < MR; r++) {
+    act_pair a[TILE_MAX];
+    RS_UNROLL for (int c = 0; c < NC; c++) a[c] = load_act(T, xr[c] + (size_t)b * XB, two);
+    RS_UNROLL for (int r = 0; r < MR; r++) {
         const uint8_t *p = wr[r] + (size_t)b * WB;
         __m512i wv = decode_pair(T, p, two);
         __m512 wd = half_pair(ld16(p), ld16(two ? p + WB : p));
         __m512 wm = uses_q8_1(T) ? half_pair(ld16(p + 2), ld16(two ? p + WB + 2 : p + 2))
                                  : _mm512_setzero_ps();
-        for (int c = 0; c < NC; c++) {
+        RS_UNROLL for (int c = 0; c < NC; c++) {
             __m512i isum = _mm512_dpbusd_epi32(a[c].off, wv, a[c].q);
-            acc[r][c] =
-                _mm512_fmadd_ps(_mm512_cvtepi32_ps(isum), _mm512_mul_ps(wd, a[c].d), acc[r][c]);
-            if (uses_q8_1(T)) acc[r][c] = _mm512_fmadd_ps(wm, a[c].s, acc[r][c]);
+            acc.v[r][c] =
+                _mm512_fmadd_ps(_mm512_cvtepi32_ps(isum), _mm512_mul_ps(wd, a[c].d), acc.v[r][c]);
+            if (uses_q8_1(T)) acc.v[r][c] = _mm512_fmadd_ps(wm, a[c].s, acc.v[r][c]);
         }
     }
+    return acc;
 }
 
 INLINE void tile_full(const int T, const int MR, const int NC, int64_t n, const uint8_t *w,
                       size_t ws, int nr, const uint8_t *x, size_t xs, int nc, float *y, size_t ys) {
-    const uint8_t *wr[MR], *xr[NC];
-    for (int r = 0; r < MR; r++) wr[r] = w + (size_t)(r < nr ? r : nr - 1) * ws;
-    for (int c = 0; c < NC; c++) xr[c] = x + (size_t)(c < nc ? c : nc - 1) * xs;
-    __m512 acc[MR][NC];
-    for (int r = 0; r < MR; r++)
-        for (int c = 0; c < NC; c++) acc[r][c] = _mm512_setzero_ps();
+    const uint8_t *wr[TILE_MAX], *xr[TILE_MAX];
+    RS_UNROLL for (int r = 0; r < MR; r++) wr[r] = w + (size_t)(r < nr ? r : nr - 1) * ws;
+    RS_UNROLL for (int c = 0; c < NC; c++) xr[c] = x + (size_t)(c < nc ? c : nc - 1) * xs;
+    acc_tile acc;
+    RS_UNROLL for (int r = 0; r < MR; r++) RS_UNROLL for (int c = 0; c < NC; c++) acc.v[r][c] =
+        _mm512_setzero_ps();
     int64_t nb = n / 32, b = 0;
-    for (; b + 2 <= nb; b += 2) tile_step(T, MR, NC, wr, xr, b, true, acc);
-    if (b < nb) tile_step(T, MR, NC, wr, xr, b, false, acc);
-    for (int c = 0; c < nc; c++)
-        for (int r = 0; r < nr; r++)
-            y[(size_t)c * ys + (size_t)r] = _mm512_reduce_add_ps(acc[r][c]);
+    /* decode: prefetch the next tile's rows (see rs_cpu_prefetch) */
+    const uint8_t *pf = w + (size_t)MR * ws;
+    const size_t pf_step = (size_t)MR * 2 * block_bytes(T);
+    for (; b + 2 <= nb; b += 2) {
+        if (NC == 1) pf = rs_cpu_prefetch(pf, pf_step);
+        acc = tile_step(T, MR, NC, wr, xr, b, true, acc);
+    }
+    if (b < nb) acc = tile_step(T, MR, NC, wr, xr, b, false, acc);
+    RS_UNROLL for (int c = 0; c < NC; c++)
+        RS_UNROLL for (int r = 0; r < MR; r++) if (c < nc && r < nr) y[(size_t)c * ys + (size_t)r] =
+            _mm512_reduce_add_ps(acc.v[r][c]);
 }
 
 enum { MR = 4, NC = 3, MR1 = 4 };

@@ -77,6 +77,19 @@ RS_CPU_KERNEL_DECL_ALL(q4_K);
 RS_CPU_KERNEL_DECL_ALL(q5_K);
 RS_CPU_KERNEL_DECL_ALL(q6_K);
 
+/* Fully unrolls a loop over tile rows / tokens / registers, so that tile
+ * arrays are indexed by constants and live in registers. */
+#define RS_UNROLL _Pragma("GCC unroll 16")
+
+/* Decode tiles stream MR rows at once, each only a few KiB long: too short for
+ * the hardware prefetchers to lock on. So the kernels prefetch the next MR
+ * rows (contiguous with the current ones) at the pace they consume their own:
+ * `bytes` per step from p; returns the next position. */
+static inline const uint8_t *rs_cpu_prefetch(const uint8_t *p, size_t bytes) {
+    for (size_t o = 0; o < bytes; o += 64) __builtin_prefetch(p + o, 0, 3);
+    return p + bytes;
+}
+
 /* Defines the table entry `rs_cpu_kernel_<name>` for a tile function whose
  * body is `tile_impl(T, MR, NC, ...)` specialised at compile time: one
  * instance for decode (MR1 x 1) and one for the full MR x NC tile (edge tiles
