@@ -412,6 +412,29 @@ static void test_all_types_levels(void **state) {
     assert_int_equal(g_failures, 0);
 }
 
+/* Rows longer than the kernels' internal chunks (the decode kernels convert
+ * activation scales 256 blocks at a time): 8192 + 3 blocks. */
+static void test_long_rows(void **state) {
+    (void)state;
+    rs_simd_level lv[3];
+    int n_lv = levels(lv);
+    for (int ti = 0; ti < N_TYPES; ti++) {
+        int64_t n_in = 8192 + 3 * block_of(k_types[ti]), stride = n_in + X_PAD;
+        float *x = gen_x(MAX_TOK, n_in, stride, 3 + (uint64_t)ti);
+        fixture f;
+        fixture_init(&f, k_types[ti], 5, n_in, x, stride, 500 + (uint64_t)ti);
+        for (int l = 0; l < n_lv; l++)
+            for (int64_t nt = 1; nt <= 2; nt++) {
+                float *y = run_mm(NULL, &f, x, stride, nt, lv[l]);
+                check_y(&f, y, nt, rs_simd_level_name(lv[l]));
+                free(y);
+            }
+        fixture_free(&f);
+        free(x);
+    }
+    assert_int_equal(g_failures, 0);
+}
+
 /* Splitting the work over 1, 2 or 3 threads gives bit-identical results. */
 static void test_threads(void **state) {
     (void)state;
@@ -552,6 +575,7 @@ static int teardown(void **state) {
 int main(void) {
     const struct CMUnitTest tests[] = {
         cmocka_unit_test_teardown(test_all_types_levels, teardown),
+        cmocka_unit_test_teardown(test_long_rows, teardown),
         cmocka_unit_test_teardown(test_threads, teardown),
         cmocka_unit_test_teardown(test_multi, teardown),
         cmocka_unit_test(test_errors),

@@ -208,11 +208,104 @@ INLINE void tile_full(const int T, const int MR, const int NC, int64_t n, const 
             _mm512_reduce_add_ps(acc.v[r][c]);
 }
 
+/* ---- decode: one token ------------------------------------------------------
+ * Per group of 4 blocks, the 4 weight scales (and mins) are picked out of the
+ * block bytes with one word permute and converted together, multiplied by the
+ * activation scales (converted once per call into a small array) in one go,
+ * and spread over the lanes of the two block pairs with two permutes. */
+
+/* d of 4 consecutive weight blocks in lanes 0-3, m (Q4_1/Q5_1) in lanes 4-7. */
+INLINE __m256 scales4(const int T, const uint8_t *p) {
+    const int H = (int)block_bytes(T) / 2; /* words per block */
+    const __m512i idx =
+        _mm512_zextsi128_si512(_mm_setr_epi16(0, H, 2 * H, 3 * H, 1, H + 1, 2 * H + 1, 3 * H + 1));
+    const int need = 6 * H + 4; /* bytes up to the last m */
+    __m512i words;
+    if (need <= 64) {
+        words = _mm512_permutexvar_epi16(idx, _mm512_maskz_loadu_epi8(~0ull >> (64 - need), p));
+    } else {
+        __m512i hi = _mm512_maskz_loadu_epi8(~0ull >> (128 - need), p + 64);
+        words = _mm512_permutex2var_epi16(_mm512_loadu_si512(p), idx, hi);
+    }
+    return _mm256_cvtph_ps(_mm512_castsi512_si128(words));
+}
+
+enum { XCHUNK = 256 }; /* activation blocks whose scales are converted at a time */
+
+INLINE void gemv_tile(const int T, const int MR, int64_t n, const uint8_t *w, size_t ws, int nr,
+                      const uint8_t *x, float *y) {
+    const size_t WB = block_bytes(T);
+    const size_t XB = uses_q8_1(T) ? sizeof(block_q8_1) : sizeof(block_q8_0);
+    const uint8_t *wr[TILE_MAX];
+    RS_UNROLL for (int r = 0; r < MR; r++) wr[r] = w + (size_t)(r < nr ? r : nr - 1) * ws;
+    __m512 acc[TILE_MAX];
+    __m256 macc[TILE_MAX]; /* m * s terms in lanes 4-7 */
+    RS_UNROLL for (int r = 0; r < MR; r++) {
+        acc[r] = _mm512_setzero_ps();
+        macc[r] = _mm256_setzero_ps();
+    }
+    const __m512i lanes01 = _mm512_setr_epi32(0, 0, 0, 0, 0, 0, 0, 0, 1, 1, 1, 1, 1, 1, 1, 1);
+    const __m512i lanes23 = _mm512_setr_epi32(2, 2, 2, 2, 2, 2, 2, 2, 3, 3, 3, 3, 3, 3, 3, 3);
+    const int64_t nb = n / 32, nb4 = nb / 4 * 4;
+    const uint8_t *pf = w + (size_t)MR * ws; /* see rs_cpu_prefetch */
+    float xsc[2 * XCHUNK];                   /* per block: d_x, then s_x (Q8_1) */
+    for (int64_t c0 = 0; c0 < nb4; c0 += XCHUNK) {
+        int64_t c1 = c0 + XCHUNK < nb4 ? c0 + XCHUNK : nb4;
+        for (int64_t b = c0; b < c1; b += 4)
+            for (int k = 0; k < 4; k++) {
+                const uint8_t *xb = x + (size_t)(b + k) * XB;
+                xsc[2 * (b - c0) + k] = _cvtsh_ss(ld16(xb));
+                xsc[2 * (b - c0) + 4 + k] = uses_q8_1(T) ? _cvtsh_ss(ld16(xb + 2)) : 0.0f;
+            }
+        for (int64_t b = c0; b < c1; b += 4) {
+            pf = rs_cpu_prefetch(pf, (size_t)MR * 4 * WB);
+            act_pair a0 = load_act(T, x + (size_t)b * XB, true);
+            act_pair a1 = load_act(T, x + (size_t)(b + 2) * XB, true);
+            __m256 xs8 = _mm256_loadu_ps(xsc + 2 * (b - c0));
+            RS_UNROLL for (int r = 0; r < MR; r++) {
+                const uint8_t *p = wr[r] + (size_t)b * WB;
+                __m256 s8 = _mm256_mul_ps(scales4(T, p), xs8);
+                __m512 s = _mm512_castps256_ps512(s8);
+                __m512i i0 = _mm512_dpbusd_epi32(a0.off, decode_pair(T, p, true), a0.q);
+                __m512i i1 = _mm512_dpbusd_epi32(a1.off, decode_pair(T, p + 2 * WB, true), a1.q);
+                acc[r] = _mm512_fmadd_ps(_mm512_cvtepi32_ps(i0), _mm512_permutexvar_ps(lanes01, s),
+                                         acc[r]);
+                acc[r] = _mm512_fmadd_ps(_mm512_cvtepi32_ps(i1), _mm512_permutexvar_ps(lanes23, s),
+                                         acc[r]);
+                if (uses_q8_1(T)) macc[r] = _mm256_add_ps(macc[r], s8);
+            }
+        }
+    }
+    /* the last 0-3 blocks */
+    acc_tile t;
+    const uint8_t *xr[1] = {x};
+    RS_UNROLL for (int r = 0; r < MR; r++) t.v[r][0] = _mm512_setzero_ps();
+    int64_t b = nb4;
+    for (; b + 2 <= nb; b += 2) t = tile_step(T, MR, 1, wr, xr, b, true, t);
+    if (b < nb) t = tile_step(T, MR, 1, wr, xr, b, false, t);
+    RS_UNROLL for (int r = 0; r < MR; r++) if (r < nr) {
+        __m128 m4 = _mm256_extractf128_ps(macc[r], 1);
+        m4 = _mm_add_ps(m4, _mm_movehl_ps(m4, m4));
+        m4 = _mm_add_ss(m4, _mm_movehdup_ps(m4));
+        y[r] = _mm512_reduce_add_ps(_mm512_add_ps(acc[r], t.v[r][0])) + _mm_cvtss_f32(m4);
+    }
+}
+
+/* Q4_1 / Q5_1 decode gains from the grouped scales (their m * s terms come for
+ * free in lanes 4-7); for the other types the plain tile measured faster. */
+INLINE void tile_any(const int T, const int MR, const int NC, int64_t n, const uint8_t *w,
+                     size_t ws, int nr, const uint8_t *x, size_t xs, int nc, float *y, size_t ys) {
+    if (NC == 1 && uses_q8_1(T))
+        gemv_tile(T, MR, n, w, ws, nr, x, y);
+    else
+        tile_full(T, MR, NC, n, w, ws, nr, x, xs, nc, y, ys);
+}
+
 enum { MR = 4, NC = 3, MR1 = 4 };
 
-RS_CPU_DEFINE_KERNEL(q8_0_avx512, tile_full, W_Q8_0, MR, NC, MR1, RS_SIMD_AVX512);
-RS_CPU_DEFINE_KERNEL(q4_0_avx512, tile_full, W_Q4_0, MR, NC, MR1, RS_SIMD_AVX512);
-RS_CPU_DEFINE_KERNEL(q5_0_avx512, tile_full, W_Q5_0, MR, NC, MR1, RS_SIMD_AVX512);
-RS_CPU_DEFINE_KERNEL(iq4_nl_avx512, tile_full, W_IQ4_NL, MR, NC, MR1, RS_SIMD_AVX512);
-RS_CPU_DEFINE_KERNEL(q4_1_avx512, tile_full, W_Q4_1, MR, NC, MR1, RS_SIMD_AVX512);
-RS_CPU_DEFINE_KERNEL(q5_1_avx512, tile_full, W_Q5_1, MR, NC, MR1, RS_SIMD_AVX512);
+RS_CPU_DEFINE_KERNEL(q8_0_avx512, tile_any, W_Q8_0, MR, NC, MR1, RS_SIMD_AVX512);
+RS_CPU_DEFINE_KERNEL(q4_0_avx512, tile_any, W_Q4_0, MR, NC, MR1, RS_SIMD_AVX512);
+RS_CPU_DEFINE_KERNEL(q5_0_avx512, tile_any, W_Q5_0, MR, NC, MR1, RS_SIMD_AVX512);
+RS_CPU_DEFINE_KERNEL(iq4_nl_avx512, tile_any, W_IQ4_NL, MR, NC, MR1, RS_SIMD_AVX512);
+RS_CPU_DEFINE_KERNEL(q4_1_avx512, tile_any, W_Q4_1, MR, NC, MR1, RS_SIMD_AVX512);
+RS_CPU_DEFINE_KERNEL(q5_1_avx512, tile_any, W_Q5_1, MR, NC, MR1, RS_SIMD_AVX512);
