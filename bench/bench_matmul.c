@@ -3,7 +3,10 @@
  * every weight type, printed as a markdown table.
  *
  *   bench_matmul [-t threads] [-l scalar|avx2|avx512] [-T type,type,...]
- *                [-m membw_MiB] [-s seconds_per_case] [-n 64,512]
+ *                [-m membw_MiB] [-s seconds_per_case] [-n 64,512] [-H]
+ *
+ * -H backs the weights with transparent huge pages (as the bandwidth probe
+ * is); by default they use ordinary 4 KiB pages, like a file mmap.
  *
  * Decode streams from memory, not cache: the matrix is replicated until the
  * copies fill a working set larger than the LLC and the runs cycle through
@@ -12,6 +15,7 @@
 #include <stdlib.h>
 #include <string.h>
 #include <time.h>
+#include <sys/mman.h>
 #include <unistd.h>
 
 #include "backend/cpu/matmul.h"
@@ -32,6 +36,7 @@ typedef struct {
     double seconds;
     int ntoks[4];
     int n_ntoks;
+    int huge; /* back the weights with transparent huge pages */
 } options;
 
 static double now_s(void) {
@@ -122,7 +127,9 @@ static void bench_type(const bench_env *env, rs_dtype t, const options *o) {
         rs_dtype_row_size(t, n_in, &row);
         size_t w_bytes = row * (size_t)n_out;
         int n_copies = (int)(ws_bytes / w_bytes) + 1;
-        uint8_t *w = aligned_alloc(64, w_bytes * (size_t)n_copies);
+        size_t w_total = (w_bytes * (size_t)n_copies + ((size_t)2 << 20) - 1) & ~(((size_t)2 << 20) - 1);
+        uint8_t *w = aligned_alloc((size_t)2 << 20, w_total);
+        if (w && o->huge) madvise(w, w_total, MADV_HUGEPAGE);
         int64_t max_tok = 512;
         float *x = aligned_alloc(64, sizeof(float) * (size_t)(max_tok * n_in));
         float *y = aligned_alloc(64, sizeof(float) * (size_t)(max_tok * n_out));
@@ -159,7 +166,7 @@ static void bench_type(const bench_env *env, rs_dtype t, const options *o) {
 
 static void usage(void) {
     fprintf(stderr, "usage: bench_matmul [-t threads] [-l scalar|avx2|avx512] [-T Q4_0,Q8_0,...] "
-                    "[-m membw_MiB] [-s seconds] [-n 64,512]\n");
+                    "[-m membw_MiB] [-s seconds] [-n 64,512] [-H]\n");
     exit(2);
 }
 
@@ -175,7 +182,8 @@ static void parse(int argc, char **argv, options *o) {
     o->ntoks[1] = 512;
     o->n_ntoks = 2;
     int c;
-    while ((c = getopt(argc, argv, "t:l:T:m:s:n:")) != -1) {
+    o->huge = 0;
+    while ((c = getopt(argc, argv, "t:l:T:m:s:n:H")) != -1) {
         switch (c) {
         case 't':
             o->threads = atoi(optarg);
@@ -192,6 +200,9 @@ static void parse(int argc, char **argv, options *o) {
             break;
         case 'T':
             o->types = optarg;
+            break;
+        case 'H':
+            o->huge = 1;
             break;
         case 'm':
             o->membw_mib = atof(optarg);

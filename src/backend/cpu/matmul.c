@@ -21,6 +21,8 @@ enum {
     GEMV_MIN_CHUNK = 16384,  /* bytes of weights per decode chunk, at least */
     GEMV_MAX_CHUNK = 262144, /* ... and at most */
     GEMM_MAX_ROWS = 64,      /* weight rows per gemm chunk, at most */
+    SERIAL_BYTES = 262144,   /* below this much weight traffic (bytes x tokens) one
+                                thread is faster than waking the others (~1.5 us) */
     SCRATCH_ALIGN = 64,
 };
 
@@ -272,6 +274,10 @@ rs_status rs_cpu_matmul_multi(rs_threadpool *tp, const rs_cpu_matmul_in *in,
     }
     j.n_units = j.units_per_tb * j.n_tok_blocks;
     atomic_init(&j.next_unit, 0);
+    uint64_t traffic = 0;
+    for (int i = 0; i < n_w; i++) traffic += (uint64_t)j.ws[i].w_row * (uint64_t)j.ws[i].n_out;
+    if (traffic * (uint64_t)in->n_tok < SERIAL_BYTES) tp = NULL;
+    j.tp = tp;
     if (tp)
         rs_threadpool_run(tp, mm_worker, &j);
     else

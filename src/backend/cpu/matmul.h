@@ -58,7 +58,9 @@ bool rs_cpu_matmul_supports(rs_dtype type);
 size_t rs_cpu_matmul_scratch_size(const rs_cpu_matmul_w *ws, int n_w, int64_t n_in, int64_t n_tok);
 
 /* Y = X W^T for each of the n_w (1..RS_CPU_MATMUL_MAX_W) weights, all sharing
- * the input; one dispatch on tp (NULL: run on the caller). Fails with
+ * the input; one dispatch on tp (NULL: run on the caller; products under
+ * 256 KiB of weight traffic also run on the caller, where waking the pool
+ * would cost more than it saves). Fails with
  * RS_ERR_UNSUPPORTED for a weight type without a kernel and RS_ERR_ARG for bad
  * shapes (n_in not a multiple of the block size, strides, scratch too small). */
 rs_status rs_cpu_matmul_multi(rs_threadpool *tp, const rs_cpu_matmul_in *in,
