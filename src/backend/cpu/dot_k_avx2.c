@@ -221,7 +221,7 @@ INLINE void ktile_full(const int T, const int MR, const int NC, int64_t n, const
             hsum8(acc[r][c]);
 }
 
-enum { MR = 2, NC = 2, MR1 = 2 };
+enum { MR = 2, NC = 3, MR1 = 2 };
 
 RS_CPU_DEFINE_KERNEL(q2_K_avx2, ktile_full, K_Q2, MR, NC, MR1, RS_SIMD_AVX2);
 RS_CPU_DEFINE_KERNEL(q3_K_avx2, ktile_full, K_Q3, MR, NC, MR1, RS_SIMD_AVX2);

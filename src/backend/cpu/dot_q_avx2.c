@@ -166,7 +166,7 @@ INLINE void tile_full(const int T, const int MR, const int NC, int64_t n, const 
     }
 }
 
-enum { MR = 2, NC = 2, MR1 = 4 };
+enum { MR = 2, NC = 3, MR1 = 4 };
 
 RS_CPU_DEFINE_KERNEL(q8_0_avx2, tile_full, W_Q8_0, MR, NC, MR1, RS_SIMD_AVX2);
 RS_CPU_DEFINE_KERNEL(q4_0_avx2, tile_full, W_Q4_0, MR, NC, MR1, RS_SIMD_AVX2);

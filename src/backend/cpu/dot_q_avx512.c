@@ -301,7 +301,7 @@ INLINE void tile_any(const int T, const int MR, const int NC, int64_t n, const u
         tile_full(T, MR, NC, n, w, ws, nr, x, xs, nc, y, ys);
 }
 
-enum { MR = 4, NC = 3, MR1 = 4 };
+enum { MR = 4, NC = 4, MR1 = 4 };
 
 RS_CPU_DEFINE_KERNEL(q8_0_avx512, tile_any, W_Q8_0, MR, NC, MR1, RS_SIMD_AVX512);
 RS_CPU_DEFINE_KERNEL(q4_0_avx512, tile_any, W_Q4_0, MR, NC, MR1, RS_SIMD_AVX512);
