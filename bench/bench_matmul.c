@@ -127,7 +127,8 @@ static void bench_type(const bench_env *env, rs_dtype t, const options *o) {
         rs_dtype_row_size(t, n_in, &row);
         size_t w_bytes = row * (size_t)n_out;
         int n_copies = (int)(ws_bytes / w_bytes) + 1;
-        size_t w_total = (w_bytes * (size_t)n_copies + ((size_t)2 << 20) - 1) & ~(((size_t)2 << 20) - 1);
+        size_t w_total =
+            (w_bytes * (size_t)n_copies + ((size_t)2 << 20) - 1) & ~(((size_t)2 << 20) - 1);
         uint8_t *w = aligned_alloc((size_t)2 << 20, w_total);
         if (w && o->huge) madvise(w, w_total, MADV_HUGEPAGE);
         int64_t max_tok = 512;

@@ -246,14 +246,11 @@ rs_status rs_cpu_matmul_multi(rs_threadpool *tp, const rs_cpu_matmul_in *in,
     if (st != RS_OK) return st;
     mm_job j;
     memset(&j, 0, sizeof j);
-    j.tp = tp;
     j.in = in;
     j.n_w = n_w;
-    int nth = tp ? rs_threadpool_size(tp) : 1;
     uint8_t *scratch =
         (uint8_t *)(((uintptr_t)in->scratch + SCRATCH_ALIGN - 1) & ~(uintptr_t)(SCRATCH_ALIGN - 1));
-    j.tok_block = in->n_tok == 1 ? 1 : TOKEN_BLOCK;
-    j.n_tok_blocks = (in->n_tok + j.tok_block - 1) / j.tok_block;
+    uint64_t traffic = 0;
     for (int i = 0; i < n_w; i++) {
         mm_weight *mw = &j.ws[i];
         int64_t block;
@@ -267,6 +264,15 @@ rs_status rs_cpu_matmul_multi(rs_threadpool *tp, const rs_cpu_matmul_in *in,
         mw->y = ws[i].y;
         mw->y_stride = (size_t)ws[i].y_stride;
         mw->act = add_act(&j, act, &scratch);
+        traffic += (uint64_t)mw->w_row * (uint64_t)mw->n_out * (uint64_t)in->n_tok;
+    }
+    if (traffic < SERIAL_BYTES) tp = NULL;
+    j.tp = tp;
+    int nth = tp ? rs_threadpool_size(tp) : 1;
+    j.tok_block = in->n_tok == 1 ? 1 : TOKEN_BLOCK;
+    j.n_tok_blocks = (in->n_tok + j.tok_block - 1) / j.tok_block;
+    for (int i = 0; i < n_w; i++) {
+        mm_weight *mw = &j.ws[i];
         mw->chunk = chunk_rows(mw, in->n_tok, nth);
         mw->n_chunks = (mw->n_out + mw->chunk - 1) / mw->chunk;
         mw->first = j.units_per_tb;
@@ -274,10 +280,6 @@ rs_status rs_cpu_matmul_multi(rs_threadpool *tp, const rs_cpu_matmul_in *in,
     }
     j.n_units = j.units_per_tb * j.n_tok_blocks;
     atomic_init(&j.next_unit, 0);
-    uint64_t traffic = 0;
-    for (int i = 0; i < n_w; i++) traffic += (uint64_t)j.ws[i].w_row * (uint64_t)j.ws[i].n_out;
-    if (traffic * (uint64_t)in->n_tok < SERIAL_BYTES) tp = NULL;
-    j.tp = tp;
     if (tp)
         rs_threadpool_run(tp, mm_worker, &j);
     else

@@ -23,7 +23,8 @@ void rs_ref_matmul(const rs_weight *w, const rs_weight *bias, const float *x, in
         weight_row(w, o, row);
         for (int t = 0; t < n; t++) {
             double acc = 0;
-            for (int64_t i = 0; i < w->n_in; i++) acc += (double)row[i] * x[(size_t)t * w->n_in + i];
+            for (int64_t i = 0; i < w->n_in; i++)
+                acc += (double)row[i] * x[(size_t)t * w->n_in + i];
             y[(size_t)t * w->n_out + o] = (float)(acc + (b ? b[o] : 0.0));
         }
     }
@@ -86,7 +87,8 @@ void rs_ref_attention(const float *q, const float *k, const float *v, const int3
             float *o = out + ((size_t)t * at->n_head + h) * hd;
             for (int i = 0; i < hd; i++) {
                 double acc = 0;
-                for (int p = 0; p <= pos[t]; p++) acc += w[p] * v[((size_t)p * at->n_head_kv + hk) * hd + i];
+                for (int p = 0; p <= pos[t]; p++)
+                    acc += w[p] * v[((size_t)p * at->n_head_kv + hk) * hd + i];
                 o[i] = (float)(acc / sum);
             }
         }
