@@ -1,15 +1,16 @@
 /* dot_q_avx512.c — AVX-512 VNNI tile kernels for the 32-element block types:
  * Q8_0, Q4_0, Q5_0, IQ4_NL (against Q8_0 activations), Q4_1, Q5_1 (Q8_1).
  *
- * Two consecutive blocks fill one 512-bit register: the weights are decoded
- * to 64 unsigned bytes in element order, so vpdpbusd (u8 x s8 -> s32) can
- * multiply them with the activation bytes directly. Signed weight types are
+ * The weights are decoded to unsigned bytes so that vpdpbusd (u8 x s8 -> s32)
+ * can multiply them with the activation bytes directly: the nibble types four
+ * blocks per register pair (see "nibble types" below), Q8_0 and the last 1-3
+ * blocks of a row two blocks per register in element order. Signed weight types are
  * decoded with an offset (q + 8 for Q4_0, q + 16 for Q5_0, q + 128 for Q8_0 and
  * IQ4_NL), and the offset times sum(x) is subtracted up front: the dot
  * accumulator starts at -offset * sum(x), computed once per activation pair
- * with one more vpdpbusd and shared by all rows of the tile. Lanes 0-7 hold
- * block 0's partial sums and lanes 8-15 block 1's; they are converted to f32,
- * scaled by d_w * d_x per lane and accumulated in f32. A tile computes MR
+ * with one more vpdpbusd and shared by all rows of the tile. Each block's
+ * partial sums occupy a fixed group of 32-bit lanes; they are converted to
+ * f32, scaled by d_w * d_x per lane and accumulated in f32. A tile computes MR
  * weight rows x NC tokens; edge tiles repeat their last row / token so every
  * tile runs the full register-blocked loop. */
 #include <immintrin.h>
@@ -208,18 +209,45 @@ INLINE void tile_full(const int T, const int MR, const int NC, int64_t n, const 
             _mm512_reduce_add_ps(acc.v[r][c]);
 }
 
-/* ---- decode: one token ------------------------------------------------------
- * Per group of 4 blocks, the 4 weight scales (and mins) are picked out of the
- * block bytes with one word permute and converted together, multiplied by the
- * activation scales (converted once per call into a small array) in one go,
- * and spread over the lanes of the two block pairs with two permutes. */
+/* ---- nibble types: four blocks per register pair ---------------------------
+ * The 16 packed bytes of four blocks fill one register, one block per 128-bit
+ * lane; masking gives elements 0-15 of every block ("lo"), shifting elements
+ * 16-31 ("hi"). The activations are gathered the same way once per token.
+ * Two vpdpbusd leave block k's sum in lanes 4k..4k+3, so one f32 scale vector
+ * [s0 x4, s1 x4, s2 x4, s3 x4] covers all four blocks. The four weight scales
+ * (and mins, and the Q5 high-bit words) are picked out of the block bytes with
+ * a single word permute; the min terms m * s (Q4_1, Q5_1) ride along in lanes
+ * 4-7 of the same scale product. This needs about a third fewer instructions
+ * per block than the pair layout above, which serves Q8_0 and the last 1-3
+ * blocks of a row. */
 
-/* d of 4 consecutive weight blocks in lanes 0-3, m (Q4_1/Q5_1) in lanes 4-7. */
-INLINE __m256 scales4(const int T, const uint8_t *p) {
-    const int H = (int)block_bytes(T) / 2; /* words per block */
-    const __m512i idx =
-        _mm512_zextsi128_si512(_mm_setr_epi16(0, H, 2 * H, 3 * H, 1, H + 1, 2 * H + 1, 3 * H + 1));
-    const int need = 6 * H + 4; /* bytes up to the last m */
+INLINE int qs_offset(const int T) {
+    switch (T) {
+    case W_Q5_0:
+        return 6;
+    case W_Q4_1:
+        return 4;
+    case W_Q5_1:
+        return 8;
+    default:
+        return 2;
+    }
+}
+
+/* Word offset of qh in a block (Q5 types), else -1. */
+INLINE int qh_word(const int T) {
+    return T == W_Q5_0 ? 1 : T == W_Q5_1 ? 2 : -1;
+}
+
+/* 16 words of 4 blocks starting at p (block size WB): lanes 0-3 the first
+ * words (d), 4-7 the second (m for Q4_1/Q5_1, s for Q8_1), 8-11 / 12-15 the
+ * low / high halves of qh when qh >= 0. */
+INLINE __m256i quad_words(const uint8_t *p, const int WB, const int qh) {
+    const int H = WB / 2, q = qh < 0 ? 0 : qh;
+    const __m512i idx = _mm512_zextsi256_si512(
+        _mm256_setr_epi16(0, H, 2 * H, 3 * H, 1, H + 1, 2 * H + 1, 3 * H + 1, q, H + q, 2 * H + q,
+                          3 * H + q, q + 1, H + q + 1, 2 * H + q + 1, 3 * H + q + 1));
+    const int need = 2 * (3 * H + (qh < 0 ? 1 : q + 1)) + 2; /* bytes up to the last word */
     __m512i words;
     if (need <= 64) {
         words = _mm512_permutexvar_epi16(idx, _mm512_maskz_loadu_epi8(~0ull >> (64 - need), p));
@@ -227,85 +255,118 @@ INLINE __m256 scales4(const int T, const uint8_t *p) {
         __m512i hi = _mm512_maskz_loadu_epi8(~0ull >> (128 - need), p + 64);
         words = _mm512_permutex2var_epi16(_mm512_loadu_si512(p), idx, hi);
     }
-    return _mm256_cvtph_ps(_mm512_castsi512_si128(words));
+    return _mm512_castsi512_si256(words);
 }
 
-enum { XCHUNK = 256 }; /* activation blocks whose scales are converted at a time */
+/* 16 bytes at p + off of four blocks (stride B), one per 128-bit lane. */
+INLINE __m512i gather4x16(const uint8_t *p, size_t B, int off) {
+    __m512i v = _mm512_castsi128_si512(_mm_loadu_si128((const __m128i *)(p + off)));
+    v = _mm512_inserti32x4(v, _mm_loadu_si128((const __m128i *)(p + B + off)), 1);
+    v = _mm512_inserti32x4(v, _mm_loadu_si128((const __m128i *)(p + 2 * B + off)), 2);
+    return _mm512_inserti32x4(v, _mm_loadu_si128((const __m128i *)(p + 3 * B + off)), 3);
+}
 
-INLINE void gemv_tile(const int T, const int MR, int64_t n, const uint8_t *w, size_t ws, int nr,
-                      const uint8_t *x, float *y) {
+typedef struct {
+    __m512i lo, hi; /* activation bytes 0-15 / 16-31 of each block */
+    __m512i off;    /* -offset * sum(x) per block lane group */
+    __m256 sc;      /* d of the 4 blocks, then s / 4 (Q8_1) or 0 */
+} act_quad;
+
+INLINE act_quad load_act_quad(const int T, const uint8_t *p) {
+    const int XB = uses_q8_1(T) ? (int)sizeof(block_q8_1) : (int)sizeof(block_q8_0);
+    const int qo = uses_q8_1(T) ? 4 : 2;
+    act_quad a;
+    a.lo = gather4x16(p, (size_t)XB, qo);
+    a.hi = gather4x16(p, (size_t)XB, qo + 16);
+    __m256 w = _mm256_cvtph_ps(_mm256_castsi256_si128(quad_words(p, XB, -1)));
+    /* lanes 4-7: s / 4, so that four lanes of a block add up to m * s */
+    a.sc = uses_q8_1(T) ? _mm256_mul_ps(w, _mm256_setr_ps(1, 1, 1, 1, 0.25f, 0.25f, 0.25f, 0.25f))
+                        : _mm256_blend_ps(w, _mm256_setzero_ps(), 0xf0);
+    if (offset_of(T) != 0) {
+        const __m512i o = _mm512_set1_epi8((char)offset_of(T));
+        __m512i t = _mm512_dpbusd_epi32(_mm512_setzero_si512(), o, a.lo);
+        a.off = _mm512_sub_epi32(_mm512_setzero_si512(), _mm512_dpbusd_epi32(t, o, a.hi));
+    } else {
+        a.off = _mm512_setzero_si512();
+    }
+    return a;
+}
+
+/* Four weight blocks as lo / hi unsigned bytes; `words` from quad_words. */
+INLINE void decode_quad(const int T, const uint8_t *p, __m256i words, __m512i *lo, __m512i *hi) {
+    const __m512i m4 = _mm512_set1_epi8(0x0f);
+    __m512i v = gather4x16(p, block_bytes(T), qs_offset(T));
+    *lo = _mm512_and_si512(v, m4);
+    *hi = _mm512_and_si512(_mm512_srli_epi16(v, 4), m4);
+    if (qh_word(T) >= 0) { /* bit j of qh -> element j: lo takes bits 0-15, hi 16-31 */
+        __m128i h = _mm256_extracti128_si256(words, 1);
+        const __m512i sixteen = _mm512_set1_epi8(16);
+        *lo = _mm512_mask_add_epi8(*lo, (__mmask64)_mm_cvtsi128_si64(h), *lo, sixteen);
+        *hi = _mm512_mask_add_epi8(*hi, (__mmask64)_mm_extract_epi64(h, 1), *hi, sixteen);
+    }
+    if (T == W_IQ4_NL) {
+        const __m512i table = _mm512_broadcast_i32x4(_mm_setr_epi8(
+            1, 24, 45, 63, 79, 93, 106, 118, (char)129, (char)141, (char)153, (char)166, (char)181,
+            (char)197, (char)217, (char)241)); /* RS_IQ4NL_VALUES + 128 */
+        *lo = _mm512_shuffle_epi8(table, *lo);
+        *hi = _mm512_shuffle_epi8(table, *hi);
+    }
+}
+
+INLINE acc_tile quad_step(const int T, const int MR, const int NC, const uint8_t *const *wr,
+                          const uint8_t *const *xr, int64_t b, acc_tile acc) {
     const size_t WB = block_bytes(T);
     const size_t XB = uses_q8_1(T) ? sizeof(block_q8_1) : sizeof(block_q8_0);
-    const uint8_t *wr[TILE_MAX];
-    RS_UNROLL for (int r = 0; r < MR; r++) wr[r] = w + (size_t)(r < nr ? r : nr - 1) * ws;
-    __m512 acc[TILE_MAX];
-    __m256 macc[TILE_MAX]; /* m * s terms in lanes 4-7 */
+    const __m512i lanes_d = _mm512_setr_epi32(0, 0, 0, 0, 1, 1, 1, 1, 2, 2, 2, 2, 3, 3, 3, 3);
+    const __m512i lanes_m = _mm512_setr_epi32(4, 4, 4, 4, 5, 5, 5, 5, 6, 6, 6, 6, 7, 7, 7, 7);
+    act_quad a[TILE_MAX];
+    RS_UNROLL for (int c = 0; c < NC; c++) a[c] = load_act_quad(T, xr[c] + (size_t)b * XB);
     RS_UNROLL for (int r = 0; r < MR; r++) {
-        acc[r] = _mm512_setzero_ps();
-        macc[r] = _mm256_setzero_ps();
-    }
-    const __m512i lanes01 = _mm512_setr_epi32(0, 0, 0, 0, 0, 0, 0, 0, 1, 1, 1, 1, 1, 1, 1, 1);
-    const __m512i lanes23 = _mm512_setr_epi32(2, 2, 2, 2, 2, 2, 2, 2, 3, 3, 3, 3, 3, 3, 3, 3);
-    const int64_t nb = n / 32, nb4 = nb / 4 * 4;
-    const uint8_t *pf = w + (size_t)MR * ws; /* see rs_cpu_prefetch */
-    float xsc[2 * XCHUNK];                   /* per block: d_x, then s_x (Q8_1) */
-    for (int64_t c0 = 0; c0 < nb4; c0 += XCHUNK) {
-        int64_t c1 = c0 + XCHUNK < nb4 ? c0 + XCHUNK : nb4;
-        for (int64_t b = c0; b < c1; b += 4)
-            for (int k = 0; k < 4; k++) {
-                const uint8_t *xb = x + (size_t)(b + k) * XB;
-                xsc[2 * (b - c0) + k] = _cvtsh_ss(ld16(xb));
-                xsc[2 * (b - c0) + 4 + k] = uses_q8_1(T) ? _cvtsh_ss(ld16(xb + 2)) : 0.0f;
-            }
-        for (int64_t b = c0; b < c1; b += 4) {
-            pf = rs_cpu_prefetch(pf, (size_t)MR * 4 * WB);
-            act_pair a0 = load_act(T, x + (size_t)b * XB, true);
-            act_pair a1 = load_act(T, x + (size_t)(b + 2) * XB, true);
-            __m256 xs8 = _mm256_loadu_ps(xsc + 2 * (b - c0));
-            RS_UNROLL for (int r = 0; r < MR; r++) {
-                const uint8_t *p = wr[r] + (size_t)b * WB;
-                __m256 s8 = _mm256_mul_ps(scales4(T, p), xs8);
-                __m512 s = _mm512_castps256_ps512(s8);
-                __m512i i0 = _mm512_dpbusd_epi32(a0.off, decode_pair(T, p, true), a0.q);
-                __m512i i1 = _mm512_dpbusd_epi32(a1.off, decode_pair(T, p + 2 * WB, true), a1.q);
-                acc[r] = _mm512_fmadd_ps(_mm512_cvtepi32_ps(i0), _mm512_permutexvar_ps(lanes01, s),
-                                         acc[r]);
-                acc[r] = _mm512_fmadd_ps(_mm512_cvtepi32_ps(i1), _mm512_permutexvar_ps(lanes23, s),
-                                         acc[r]);
-                if (uses_q8_1(T)) macc[r] = _mm256_add_ps(macc[r], s8);
-            }
+        const uint8_t *p = wr[r] + (size_t)b * WB;
+        __m256i words = quad_words(p, (int)WB, qh_word(T));
+        __m256 wsc = _mm256_cvtph_ps(_mm256_castsi256_si128(words));
+        __m512i lo, hi;
+        decode_quad(T, p, words, &lo, &hi);
+        RS_UNROLL for (int c = 0; c < NC; c++) {
+            __m512 s = _mm512_castps256_ps512(_mm256_mul_ps(wsc, a[c].sc));
+            __m512i isum =
+                _mm512_dpbusd_epi32(_mm512_dpbusd_epi32(a[c].off, lo, a[c].lo), hi, a[c].hi);
+            acc.v[r][c] = _mm512_fmadd_ps(_mm512_cvtepi32_ps(isum),
+                                          _mm512_permutexvar_ps(lanes_d, s), acc.v[r][c]);
+            if (uses_q8_1(T))
+                acc.v[r][c] = _mm512_add_ps(acc.v[r][c], _mm512_permutexvar_ps(lanes_m, s));
         }
     }
-    /* the last 0-3 blocks */
-    acc_tile t;
-    const uint8_t *xr[1] = {x};
-    RS_UNROLL for (int r = 0; r < MR; r++) t.v[r][0] = _mm512_setzero_ps();
-    int64_t b = nb4;
-    for (; b + 2 <= nb; b += 2) t = tile_step(T, MR, 1, wr, xr, b, true, t);
-    if (b < nb) t = tile_step(T, MR, 1, wr, xr, b, false, t);
-    RS_UNROLL for (int r = 0; r < MR; r++) if (r < nr) {
-        __m128 m4 = _mm256_extractf128_ps(macc[r], 1);
-        m4 = _mm_add_ps(m4, _mm_movehl_ps(m4, m4));
-        m4 = _mm_add_ss(m4, _mm_movehdup_ps(m4));
-        y[r] = _mm512_reduce_add_ps(_mm512_add_ps(acc[r], t.v[r][0])) + _mm_cvtss_f32(m4);
-    }
+    return acc;
 }
 
-/* Q4_1 / Q5_1 decode gains from the grouped scales (their m * s terms come for
- * free in lanes 4-7); for the other types the plain tile measured faster. */
-INLINE void tile_any(const int T, const int MR, const int NC, int64_t n, const uint8_t *w,
-                     size_t ws, int nr, const uint8_t *x, size_t xs, int nc, float *y, size_t ys) {
-    if (NC == 1 && uses_q8_1(T))
-        gemv_tile(T, MR, n, w, ws, nr, x, y);
-    else
-        tile_full(T, MR, NC, n, w, ws, nr, x, xs, nc, y, ys);
+INLINE void quad_tile(const int T, const int MR, const int NC, int64_t n, const uint8_t *w,
+                      size_t ws, int nr, const uint8_t *x, size_t xs, int nc, float *y, size_t ys) {
+    const uint8_t *wr[TILE_MAX], *xr[TILE_MAX];
+    RS_UNROLL for (int r = 0; r < MR; r++) wr[r] = w + (size_t)(r < nr ? r : nr - 1) * ws;
+    RS_UNROLL for (int c = 0; c < NC; c++) xr[c] = x + (size_t)(c < nc ? c : nc - 1) * xs;
+    acc_tile acc;
+    RS_UNROLL for (int r = 0; r < MR; r++) RS_UNROLL for (int c = 0; c < NC; c++) acc.v[r][c] =
+        _mm512_setzero_ps();
+    int64_t nb = n / 32, b = 0;
+    /* decode: prefetch the next tile's rows (see rs_cpu_prefetch) */
+    const uint8_t *pf = w + (size_t)MR * ws;
+    for (; b + 4 <= nb; b += 4) {
+        if (NC == 1) pf = rs_cpu_prefetch(pf, (size_t)MR * 4 * block_bytes(T));
+        acc = quad_step(T, MR, NC, wr, xr, b, acc);
+    }
+    for (; b + 2 <= nb; b += 2) acc = tile_step(T, MR, NC, wr, xr, b, true, acc);
+    if (b < nb) acc = tile_step(T, MR, NC, wr, xr, b, false, acc);
+    RS_UNROLL for (int c = 0; c < NC; c++)
+        RS_UNROLL for (int r = 0; r < MR; r++) if (c < nc && r < nr) y[(size_t)c * ys + (size_t)r] =
+            _mm512_reduce_add_ps(acc.v[r][c]);
 }
 
 enum { MR = 4, NC = 4, MR1 = 4 };
 
-RS_CPU_DEFINE_KERNEL(q8_0_avx512, tile_any, W_Q8_0, MR, NC, MR1, RS_SIMD_AVX512);
-RS_CPU_DEFINE_KERNEL(q4_0_avx512, tile_any, W_Q4_0, MR, NC, MR1, RS_SIMD_AVX512);
-RS_CPU_DEFINE_KERNEL(q5_0_avx512, tile_any, W_Q5_0, MR, NC, MR1, RS_SIMD_AVX512);
-RS_CPU_DEFINE_KERNEL(iq4_nl_avx512, tile_any, W_IQ4_NL, MR, NC, MR1, RS_SIMD_AVX512);
-RS_CPU_DEFINE_KERNEL(q4_1_avx512, tile_any, W_Q4_1, MR, NC, MR1, RS_SIMD_AVX512);
-RS_CPU_DEFINE_KERNEL(q5_1_avx512, tile_any, W_Q5_1, MR, NC, MR1, RS_SIMD_AVX512);
+RS_CPU_DEFINE_KERNEL(q8_0_avx512, tile_full, W_Q8_0, MR, NC, MR1, RS_SIMD_AVX512);
+RS_CPU_DEFINE_KERNEL(q4_0_avx512, quad_tile, W_Q4_0, MR, NC, MR1, RS_SIMD_AVX512);
+RS_CPU_DEFINE_KERNEL(q5_0_avx512, quad_tile, W_Q5_0, MR, NC, MR1, RS_SIMD_AVX512);
+RS_CPU_DEFINE_KERNEL(iq4_nl_avx512, quad_tile, W_IQ4_NL, MR, NC, MR1, RS_SIMD_AVX512);
+RS_CPU_DEFINE_KERNEL(q4_1_avx512, quad_tile, W_Q4_1, MR, NC, MR1, RS_SIMD_AVX512);
+RS_CPU_DEFINE_KERNEL(q5_1_avx512, quad_tile, W_Q5_1, MR, NC, MR1, RS_SIMD_AVX512);
