@@ -35,13 +35,13 @@ typedef struct rs_kv rs_kv; /* a backend's KV cache (opaque, layout is the backe
 typedef struct rs_weight {
     const char *name;
     rs_dtype type;
-    int64_t n_in;          /* ne[0]: elements per row */
-    int64_t n_out;         /* ne[1]: rows (1 for vectors) */
+    int64_t n_in;  /* ne[0]: elements per row */
+    int64_t n_out; /* ne[1]: rows (1 for vectors) */
     size_t nbytes;
-    const void *host;      /* bytes in host memory (the mapping) */
-    void *data;            /* backend-resident bytes, set by weight_load */
-    void *extra;           /* backend-private (e.g. a repacked copy) */
-    rs_backend *backend;   /* the backend that loaded it */
+    const void *host;    /* bytes in host memory (the mapping) */
+    void *data;          /* backend-resident bytes, set by weight_load */
+    void *extra;         /* backend-private (e.g. a repacked copy) */
+    rs_backend *backend; /* the backend that loaded it */
 } rs_weight;
 
 /* One product of a multi-matmul: y = x W^T (+ bias). */
@@ -62,8 +62,8 @@ typedef struct rs_rope {
 typedef enum rs_kv_type { RS_KV_F32 = 0, RS_KV_F16 = 1 } rs_kv_type;
 
 typedef struct rs_kv_desc {
-    int n_layer;   /* layers held by this cache (the backend's share) */
-    int n_ctx;     /* positions per sequence */
+    int n_layer; /* layers held by this cache (the backend's share) */
+    int n_ctx;   /* positions per sequence */
     int n_head_kv;
     int head_dim;
     rs_kv_type type;
@@ -74,7 +74,7 @@ typedef struct rs_attn {
     int n_head;
     int n_head_kv;
     int head_dim;
-    float scale;   /* usually 1/sqrt(head_dim) */
+    float scale; /* usually 1/sqrt(head_dim) */
 } rs_attn;
 
 typedef struct rs_backend_ops {
@@ -99,7 +99,8 @@ typedef struct rs_backend_ops {
     /* out[t] = row ids[t] of table (any supported type), as f32 */
     void (*embed)(rs_backend *b, const rs_weight *table, const int32_t *ids, int n, float *out);
     /* out[t] = x[t] / rms(x[t]) * w */
-    void (*rmsnorm)(rs_backend *b, const float *x, const rs_weight *w, float eps, int n, float *out);
+    void (*rmsnorm)(rs_backend *b, const float *x, const rs_weight *w, float eps, int n,
+                    float *out);
     /* x[t] += y[t]; out[t] = rmsnorm(x[t]) * w   (residual add fused with the next norm) */
     void (*add_rmsnorm)(rs_backend *b, float *x, const float *y, const rs_weight *w, float eps,
                         int n, float *out);
@@ -111,8 +112,8 @@ typedef struct rs_backend_ops {
                        const rs_rope *rope, const rs_attn *at, rs_kv *kv, int layer);
     /* causal attention: token t attends to cache positions 0..pos[t];
      * out [n][n_head][hd] */
-    void (*attention)(rs_backend *b, const float *q, rs_kv *kv, int layer, const int32_t *pos, int n,
-                      const rs_attn *at, float *out);
+    void (*attention)(rs_backend *b, const float *q, rs_kv *kv, int layer, const int32_t *pos,
+                      int n, const rs_attn *at, float *out);
     /* out = silu(g) * u, elementwise over n_elems */
     void (*swiglu)(rs_backend *b, const float *g, const float *u, int64_t n_elems, float *out);
     /* x += y */

@@ -1,11 +1,14 @@
 /* hf_model.c — Hugging Face model folder -> GGUF-named model view (see hf_model.h). */
 #include "io/hf_model.h"
 
+#include "tokenizer/tokenizer.h"
+
 #include "io/json_util.h"
 
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
+#include <sys/stat.h>
 
 /* ---- tensor names -------------------------------------------------------------------- */
 
@@ -188,13 +191,19 @@ rs_status rs_hf_config_to_meta(const rs_hf_config *c, const char *name, rs_meta 
     return RS_OK;
 }
 
-/* TOKENIZER HOOK: the tokenizer.json / tokenizer_config.json -> tokenizer.ggml.*
- * metadata converter (owned by the tokenizer module) is called here. Until it
- * lands the view carries no tokenizer keys. */
+/* The tokenizer (tokenizer.json + tokenizer_config.json, or tokenizer.model) as
+ * tokenizer.ggml.* keys, exactly what a GGUF conversion carries. A folder with
+ * neither file is still a valid weights folder: the view then has no tokenizer. */
 static rs_status hf_tokenizer_to_meta(const char *dir, const rs_hf_config *c, rs_meta *meta,
                                       rs_error *err) {
-    (void)dir, (void)c, (void)meta, (void)err;
-    return RS_OK;
+    (void)c;
+    char path[4096];
+    struct stat st;
+    snprintf(path, sizeof path, "%s/tokenizer.json", dir);
+    bool have = stat(path, &st) == 0;
+    snprintf(path, sizeof path, "%s/tokenizer.model", dir);
+    have = have || stat(path, &st) == 0;
+    return have ? rs_tokenizer_hf_to_meta(dir, meta, err) : RS_OK;
 }
 
 /* ---- tensors ---------------------------------------------------------------------------- */

@@ -12,6 +12,9 @@ uint64_t rs_membw_read_avx512(const void *p, size_t n_bytes) {
         a2 = _mm512_add_epi64(a2, _mm512_load_si512(v + i + 2));
         a3 = _mm512_add_epi64(a3, _mm512_load_si512(v + i + 3));
     }
-    return (uint64_t)_mm512_reduce_add_epi64(
-        _mm512_add_epi64(_mm512_add_epi64(a0, a1), _mm512_add_epi64(a2, a3)));
+    /* reduce in unsigned arithmetic: the intrinsic reduction adds as signed (UB on overflow) */
+    uint64_t out[8], sum = 0;
+    _mm512_storeu_si512(out, _mm512_add_epi64(_mm512_add_epi64(a0, a1), _mm512_add_epi64(a2, a3)));
+    for (int i = 0; i < 8; i++) sum += out[i];
+    return sum;
 }

@@ -1,0 +1,53 @@
+/* attention.c — portable attention kernels and kernel selection (see attention.h). */
+#include "backend/cpu/attention.h"
+
+#include <math.h>
+
+#include "dtype/fp16.h"
+
+/* scores[p] = exp(s_p - max) from raw scores; returns their sum. */
+static float softmax_inplace(float *scores, int n_pos) {
+    float mx = -INFINITY;
+    for (int p = 0; p < n_pos; p++) mx = scores[p] > mx ? scores[p] : mx;
+    float sum = 0;
+    for (int p = 0; p < n_pos; p++) sum += (scores[p] = expf(scores[p] - mx));
+    return sum;
+}
+
+void rs_attn_head_f32_scalar(const float *q, const void *kv, const void *vv, int n_pos, int hd,
+                             float scale, float *scores, float *out) {
+    const float *k = kv, *v = vv;
+    for (int p = 0; p < n_pos; p++) {
+        float s = 0;
+        for (int i = 0; i < hd; i++) s += q[i] * k[(size_t)p * hd + i];
+        scores[p] = s * scale;
+    }
+    float inv = 1.0f / softmax_inplace(scores, n_pos);
+    for (int i = 0; i < hd; i++) out[i] = 0;
+    for (int p = 0; p < n_pos; p++) {
+        float w = scores[p] * inv;
+        for (int i = 0; i < hd; i++) out[i] += w * v[(size_t)p * hd + i];
+    }
+}
+
+void rs_attn_head_f16_scalar(const float *q, const void *kv, const void *vv, int n_pos, int hd,
+                             float scale, float *scores, float *out) {
+    const rs_fp16 *k = kv, *v = vv;
+    for (int p = 0; p < n_pos; p++) {
+        float s = 0;
+        for (int i = 0; i < hd; i++) s += q[i] * rs_fp16_to_f32(k[(size_t)p * hd + i]);
+        scores[p] = s * scale;
+    }
+    float inv = 1.0f / softmax_inplace(scores, n_pos);
+    for (int i = 0; i < hd; i++) out[i] = 0;
+    for (int p = 0; p < n_pos; p++) {
+        float w = scores[p] * inv;
+        for (int i = 0; i < hd; i++) out[i] += w * rs_fp16_to_f32(v[(size_t)p * hd + i]);
+    }
+}
+
+rs_attn_head_fn rs_attn_head_select(rs_kv_type type, rs_simd_level level) {
+    if (level >= RS_SIMD_AVX2)
+        return type == RS_KV_F16 ? rs_attn_head_f16_avx2 : rs_attn_head_f32_avx2;
+    return type == RS_KV_F16 ? rs_attn_head_f16_scalar : rs_attn_head_f32_scalar;
+}

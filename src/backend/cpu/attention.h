@@ -1,0 +1,30 @@
+/* attention.h — one (token, head) of causal attention over a CPU KV cache.
+ *
+ * The cache holds each KV head's keys and values contiguously by position
+ * ([pos][head_dim], f32 or f16), so one call streams K once and V once.
+ * Kernels exist as portable C and AVX2+F16C, chosen once per backend. */
+#ifndef RUSTY_CPU_ATTENTION_H
+#define RUSTY_CPU_ATTENTION_H
+
+#include <stdint.h>
+
+#include "backend/backend.h"
+#include "core/cpu.h"
+
+/* out[hd] = softmax(scale * q.K[0..n_pos)) V[0..n_pos); scores is scratch of n_pos floats. */
+typedef void (*rs_attn_head_fn)(const float *q, const void *k, const void *v, int n_pos, int hd,
+                                float scale, float *scores, float *out);
+
+void rs_attn_head_f32_scalar(const float *q, const void *k, const void *v, int n_pos, int hd,
+                             float scale, float *scores, float *out);
+void rs_attn_head_f16_scalar(const float *q, const void *k, const void *v, int n_pos, int hd,
+                             float scale, float *scores, float *out);
+void rs_attn_head_f32_avx2(const float *q, const void *k, const void *v, int n_pos, int hd,
+                           float scale, float *scores, float *out);
+void rs_attn_head_f16_avx2(const float *q, const void *k, const void *v, int n_pos, int hd,
+                           float scale, float *scores, float *out);
+
+/* The kernel for a cache type at a SIMD level. */
+rs_attn_head_fn rs_attn_head_select(rs_kv_type type, rs_simd_level level);
+
+#endif

@@ -1,0 +1,73 @@
+/* attention_avx2.c — AVX2 + F16C attention kernels (see attention.h).
+ * Head sizes that are not a multiple of 8 fall back to the portable kernels. */
+#include <immintrin.h>
+#include <math.h>
+
+#include "backend/cpu/attention.h"
+
+static inline float hsum256(__m256 v) {
+    __m128 s = _mm_add_ps(_mm256_castps256_ps128(v), _mm256_extractf128_ps(v, 1));
+    s = _mm_add_ps(s, _mm_movehl_ps(s, s));
+    s = _mm_add_ss(s, _mm_movehdup_ps(s));
+    return _mm_cvtss_f32(s);
+}
+
+static inline __m256 load8(const void *base, size_t idx, int f16) {
+    if (f16)
+        return _mm256_cvtph_ps(_mm_loadu_si128((const __m128i *)((const uint16_t *)base + idx)));
+    return _mm256_loadu_ps((const float *)base + idx);
+}
+
+/* Shared body: f16 selects the cache element type (a constant after inlining). */
+static inline void attn_head(const float *q, const void *k, const void *v, int n_pos, int hd,
+                             float scale, float *scores, float *out, int f16) {
+    float mx = -INFINITY;
+    for (int p = 0; p < n_pos; p++) {
+        __m256 acc = _mm256_setzero_ps();
+        for (int i = 0; i < hd; i += 8)
+            acc = _mm256_fmadd_ps(_mm256_loadu_ps(q + i), load8(k, (size_t)p * hd + i, f16), acc);
+        float s = hsum256(acc) * scale;
+        scores[p] = s;
+        mx = s > mx ? s : mx;
+    }
+    float sum = 0;
+    for (int p = 0; p < n_pos; p++) sum += (scores[p] = expf(scores[p] - mx));
+    __m256 inv = _mm256_set1_ps(1.0f / sum);
+    /* V in column chunks of 64 kept in 8 registers, streaming each row once per chunk */
+    int c = 0;
+    for (; c + 64 <= hd; c += 64) {
+        __m256 acc[8];
+        for (int j = 0; j < 8; j++) acc[j] = _mm256_setzero_ps();
+        for (int p = 0; p < n_pos; p++) {
+            __m256 w = _mm256_set1_ps(scores[p]);
+            for (int j = 0; j < 8; j++)
+                acc[j] = _mm256_fmadd_ps(w, load8(v, (size_t)p * hd + c + 8 * j, f16), acc[j]);
+        }
+        for (int j = 0; j < 8; j++) _mm256_storeu_ps(out + c + 8 * j, _mm256_mul_ps(acc[j], inv));
+    }
+    for (; c < hd; c += 8) {
+        __m256 acc = _mm256_setzero_ps();
+        for (int p = 0; p < n_pos; p++)
+            acc =
+                _mm256_fmadd_ps(_mm256_set1_ps(scores[p]), load8(v, (size_t)p * hd + c, f16), acc);
+        _mm256_storeu_ps(out + c, _mm256_mul_ps(acc, inv));
+    }
+}
+
+void rs_attn_head_f32_avx2(const float *q, const void *k, const void *v, int n_pos, int hd,
+                           float scale, float *scores, float *out) {
+    if (hd % 8) {
+        rs_attn_head_f32_scalar(q, k, v, n_pos, hd, scale, scores, out);
+        return;
+    }
+    attn_head(q, k, v, n_pos, hd, scale, scores, out, 0);
+}
+
+void rs_attn_head_f16_avx2(const float *q, const void *k, const void *v, int n_pos, int hd,
+                           float scale, float *scores, float *out) {
+    if (hd % 8) {
+        rs_attn_head_f16_scalar(q, k, v, n_pos, hd, scale, scores, out);
+        return;
+    }
+    attn_head(q, k, v, n_pos, hd, scale, scores, out, 1);
+}

@@ -1,0 +1,413 @@
+/* cpu_backend.c — the backend interface on the CPU: a thread pool, the quantized
+ * matmul kernels (matmul.h), and the small per-token ops.
+ *
+ * Memory is plain host memory; weights stay in the file mapping. The KV cache
+ * keeps each KV head's positions contiguous ([layer][head][pos][head_dim]) so
+ * attention streams it linearly. */
+#include "backend/cpu/cpu_backend.h"
+
+#include <math.h>
+#include <stdlib.h>
+#include <string.h>
+
+#include "backend/cpu/attention.h"
+#include "backend/cpu/matmul.h"
+#include "backend/cpu/membw.h"
+#include "backend/cpu/threadpool.h"
+#include "core/arena.h"
+#include "core/cpu.h"
+#include "dtype/fp16.h"
+
+typedef struct cpu_backend {
+    rs_backend base;
+    rs_threadpool *tp;
+    int n_threads;
+    rs_simd_level level;
+    void *scratch; /* quantized activations for matmul */
+    size_t scratch_size;
+    rs_status status; /* first failure since the last sync */
+    rs_error err;
+} cpu_backend;
+
+struct rs_kv {
+    rs_kv_desc d;
+    size_t elem;          /* bytes per cached value */
+    unsigned char *k, *v; /* [layer][head][pos][head_dim] */
+    float *scores;        /* [n_threads][n_ctx] attention scratch */
+    rs_attn_head_fn head; /* attention kernel for this cache type */
+};
+
+static cpu_backend *cpu(rs_backend *b) {
+    return (cpu_backend *)b;
+}
+
+static void record(cpu_backend *c, rs_status st, const rs_error *e) {
+    if (st == RS_OK || c->status != RS_OK) return;
+    c->status = st;
+    c->err = *e;
+}
+
+/* ---- data-parallel helper ------------------------------------------------------ */
+
+typedef void (*range_fn)(void *ctx, int64_t begin, int64_t end, int ith);
+
+typedef struct range_job {
+    range_fn fn;
+    void *ctx;
+    int64_t n;
+} range_job;
+
+static void range_worker(void *p, int ith, int nth) {
+    range_job *j = p;
+    int64_t begin = j->n * ith / nth, end = j->n * (ith + 1) / nth;
+    if (begin < end) j->fn(j->ctx, begin, end, ith);
+}
+
+/* Runs fn over [0, n) split across the pool; small n runs on the caller. */
+static void parallel(cpu_backend *c, int64_t n, int64_t min_per_thread, range_fn fn, void *ctx) {
+    if (c->n_threads == 1 || n < 2 * min_per_thread) {
+        fn(ctx, 0, n, 0);
+        return;
+    }
+    range_job j = {fn, ctx, n};
+    rs_threadpool_run(c->tp, range_worker, &j);
+}
+
+/* ---- memory -------------------------------------------------------------------- */
+
+static rs_status cpu_alloc(rs_backend *b, size_t bytes, void **out, rs_error *err) {
+    void *p = NULL;
+    if (posix_memalign(&p, 64, bytes ? bytes : 64) != 0)
+        return rs_error_set(err, RS_ERR_NOMEM, "cannot allocate %zu bytes of host memory", bytes);
+    *out = p;
+    return RS_OK;
+}
+
+static void cpu_release(rs_backend *b, void *p) {
+    free(p);
+}
+
+static rs_status cpu_copy(rs_backend *b, void *dst, const void *src, size_t n, rs_error *err) {
+    if (n) memmove(dst, src, n);
+    return RS_OK;
+}
+
+static rs_status cpu_sync(rs_backend *b, rs_error *err) {
+    cpu_backend *c = cpu(b);
+    rs_status st = c->status;
+    if (st && err) *err = c->err;
+    c->status = RS_OK;
+    return st;
+}
+
+/* ---- weights and caches ----------------------------------------------------------- */
+
+static rs_status cpu_weight_load(rs_backend *b, rs_weight *w, rs_error *err) {
+    bool vector = w->n_out == 1;
+    if (vector ? w->type != RS_DTYPE_F32 : !rs_cpu_matmul_supports(w->type))
+        return rs_error_set(err, RS_ERR_UNSUPPORTED, "tensor '%s': type %s has no CPU kernel",
+                            w->name, rs_dtype_name(w->type));
+    w->data = (void *)w->host;
+    w->backend = b;
+    return RS_OK;
+}
+
+static void cpu_weight_unload(rs_backend *b, rs_weight *w) {
+    w->data = NULL;
+    w->backend = NULL;
+}
+
+static void cpu_kv_destroy(rs_backend *b, rs_kv *kv) {
+    if (!kv) return;
+    free(kv->k);
+    free(kv->v);
+    free(kv->scores);
+    free(kv);
+}
+
+static rs_status cpu_kv_create(rs_backend *b, const rs_kv_desc *d, rs_kv **out, rs_error *err) {
+    cpu_backend *c = cpu(b);
+    rs_kv *kv = calloc(1, sizeof *kv);
+    if (!kv) return rs_error_set(err, RS_ERR_NOMEM, "out of memory");
+    kv->d = *d;
+    kv->elem = d->type == RS_KV_F32 ? 4 : 2;
+    size_t per = (size_t)d->n_layer * d->n_head_kv * d->n_ctx * d->head_dim;
+    kv->k = rs_malloc_array(per, kv->elem);
+    kv->v = rs_malloc_array(per, kv->elem);
+    kv->scores = rs_malloc_array((size_t)c->n_threads * d->n_ctx, sizeof(float));
+    kv->head = rs_attn_head_select(d->type, c->level);
+    if (!kv->k || !kv->v || !kv->scores) {
+        cpu_kv_destroy(b, kv);
+        return rs_error_set(err, RS_ERR_NOMEM, "cannot allocate a KV cache of %.1f MiB",
+                            2.0 * per * (d->type == RS_KV_F32 ? 4 : 2) / (1 << 20));
+    }
+    *out = kv;
+    return RS_OK;
+}
+
+/* Start of the cached rows of (layer, kv head). */
+static size_t kv_offset(const rs_kv *kv, int layer, int head) {
+    return (((size_t)layer * kv->d.n_head_kv + head) * kv->d.n_ctx) * kv->d.head_dim * kv->elem;
+}
+
+/* ---- compute ------------------------------------------------------------------------- */
+
+typedef struct embed_ctx {
+    const rs_weight *table;
+    const int32_t *ids;
+    float *out;
+    size_t row_bytes;
+} embed_ctx;
+
+static void embed_range(void *p, int64_t b, int64_t e, int ith) {
+    embed_ctx *c = p;
+    const rs_dtype_traits *tr = rs_dtype_get(c->table->type);
+    for (int64_t t = b; t < e; t++)
+        tr->to_f32((const unsigned char *)c->table->host + (size_t)c->ids[t] * c->row_bytes,
+                   c->out + t * c->table->n_in, c->table->n_in);
+}
+
+static void cpu_embed(rs_backend *b, const rs_weight *table, const int32_t *ids, int n,
+                      float *out) {
+    embed_ctx c = {table, ids, out, 0};
+    rs_dtype_row_size(table->type, table->n_in, &c.row_bytes);
+    parallel(cpu(b), n, 16, embed_range, &c);
+}
+
+typedef struct norm_ctx {
+    float *x;
+    const float *y; /* residual to add first, or NULL */
+    const float *w;
+    float eps;
+    int dim;
+    float *out;
+} norm_ctx;
+
+static void norm_range(void *p, int64_t b, int64_t e, int ith) {
+    norm_ctx *c = p;
+    for (int64_t t = b; t < e; t++) {
+        float *x = c->x + t * c->dim;
+        if (c->y)
+            for (int i = 0; i < c->dim; i++) x[i] += c->y[t * c->dim + i];
+        double ss = 0;
+        for (int i = 0; i < c->dim; i++) ss += (double)x[i] * x[i];
+        float scale = (float)(1.0 / sqrt(ss / c->dim + c->eps));
+        float *o = c->out + t * c->dim;
+        for (int i = 0; i < c->dim; i++) o[i] = x[i] * scale * c->w[i];
+    }
+}
+
+static void cpu_rmsnorm(rs_backend *b, const float *x, const rs_weight *w, float eps, int n,
+                        float *out) {
+    norm_ctx c = {(float *)x, NULL, w->data, eps, (int)w->n_in, out};
+    parallel(cpu(b), n, 4, norm_range, &c);
+}
+
+static void cpu_add_rmsnorm(rs_backend *b, float *x, const float *y, const rs_weight *w, float eps,
+                            int n, float *out) {
+    norm_ctx c = {x, y, w->data, eps, (int)w->n_in, out};
+    parallel(cpu(b), n, 4, norm_range, &c);
+}
+
+static void cpu_matmul(rs_backend *b, const rs_matmul *mm, int count, const float *x, int n) {
+    cpu_backend *c = cpu(b);
+    rs_error err = {0};
+    rs_cpu_matmul_w ws[RS_CPU_MATMUL_MAX_W];
+    int64_t n_in = mm[0].w->n_in;
+    for (int i = 0; i < count; i++)
+        ws[i] = (rs_cpu_matmul_w){mm[i].w->type, mm[i].w->data, mm[i].w->n_out, mm[i].y,
+                                  mm[i].w->n_out};
+    size_t need = rs_cpu_matmul_scratch_size(ws, count, n_in, n);
+    if (need > c->scratch_size) {
+        free(c->scratch);
+        c->scratch = malloc(need);
+        c->scratch_size = c->scratch ? need : 0;
+        if (!c->scratch) {
+            rs_error_set(&err, RS_ERR_NOMEM, "cannot allocate %zu bytes of matmul scratch", need);
+            record(c, RS_ERR_NOMEM, &err);
+            return;
+        }
+    }
+    rs_cpu_matmul_in in = {x, n_in, n_in, n, c->level, c->scratch, c->scratch_size};
+    rs_status st = rs_cpu_matmul_multi(c->tp, &in, ws, count, &err);
+    record(c, st, &err);
+    for (int i = 0; i < count; i++) {
+        if (!mm[i].bias) continue;
+        const float *bias = mm[i].bias->data;
+        int64_t n_out = mm[i].w->n_out;
+        for (int t = 0; t < n; t++)
+            for (int64_t o = 0; o < n_out; o++) mm[i].y[t * n_out + o] += bias[o];
+    }
+}
+
+typedef struct rope_ctx {
+    float *q, *k;
+    const float *v;
+    const int32_t *pos;
+    const rs_rope *rope;
+    const rs_attn *at;
+    rs_kv *kv;
+    int layer;
+} rope_ctx;
+
+static void rotate(float *x, int n_heads, int hd, const rs_rope *r, const float *cs,
+                   const float *sn) {
+    int half = r->n_rot / 2;
+    for (int h = 0; h < n_heads; h++) {
+        float *v = x + (size_t)h * hd;
+        for (int i = 0; i < half; i++) {
+            int a = r->neox ? i : 2 * i, b = r->neox ? i + half : 2 * i + 1;
+            float x0 = v[a], x1 = v[b];
+            v[a] = x0 * cs[i] - x1 * sn[i];
+            v[b] = x0 * sn[i] + x1 * cs[i];
+        }
+    }
+}
+
+static void store_row(rs_kv *kv, unsigned char *base, int head, int pos, const float *src) {
+    size_t off = kv_offset(kv, 0, head) + (size_t)pos * kv->d.head_dim * kv->elem;
+    if (kv->d.type == RS_KV_F32) {
+        memcpy(base + off, src, (size_t)kv->d.head_dim * sizeof(float));
+        return;
+    }
+    rs_fp16 *dst = (rs_fp16 *)(base + off);
+    for (int i = 0; i < kv->d.head_dim; i++) dst[i] = rs_f32_to_fp16(src[i]);
+}
+
+static void rope_range(void *p, int64_t b, int64_t e, int ith) {
+    rope_ctx *c = p;
+    const rs_attn *at = c->at;
+    int hd = at->head_dim, half = c->rope->n_rot / 2;
+    float cs[RS_MAX_HEAD_DIM / 2], sn[RS_MAX_HEAD_DIM / 2];
+    size_t layer_off = kv_offset(c->kv, c->layer, 0);
+    for (int64_t t = b; t < e; t++) {
+        for (int i = 0; i < half; i++) {
+            double theta = (double)c->pos[t] * c->rope->inv_freq[i];
+            cs[i] = (float)(cos(theta) * c->rope->attn_factor);
+            sn[i] = (float)(sin(theta) * c->rope->attn_factor);
+        }
+        float *qt = c->q + t * at->n_head * hd, *kt = c->k + t * at->n_head_kv * hd;
+        rotate(qt, at->n_head, hd, c->rope, cs, sn);
+        rotate(kt, at->n_head_kv, hd, c->rope, cs, sn);
+        for (int h = 0; h < at->n_head_kv; h++) {
+            store_row(c->kv, c->kv->k + layer_off, h, c->pos[t], kt + (size_t)h * hd);
+            store_row(c->kv, c->kv->v + layer_off, h, c->pos[t],
+                      c->v + (t * at->n_head_kv + h) * hd);
+        }
+    }
+}
+
+static void cpu_rope_store(rs_backend *b, float *q, float *k, const float *v, const int32_t *pos,
+                           int n, const rs_rope *rope, const rs_attn *at, rs_kv *kv, int layer) {
+    rope_ctx c = {q, k, v, pos, rope, at, kv, layer};
+    parallel(cpu(b), n, 4, rope_range, &c);
+}
+
+typedef struct attn_ctx {
+    const float *q;
+    rs_kv *kv;
+    int layer;
+    const int32_t *pos;
+    const rs_attn *at;
+    float *out;
+} attn_ctx;
+
+static void attn_range(void *p, int64_t b, int64_t e, int ith) {
+    attn_ctx *c = p;
+    const rs_attn *at = c->at;
+    int hd = at->head_dim, group = at->n_head / at->n_head_kv;
+    float *scores = c->kv->scores + (size_t)ith * c->kv->d.n_ctx;
+    for (int64_t item = b; item < e; item++) {
+        int64_t t = item / at->n_head;
+        int h = (int)(item % at->n_head);
+        size_t off = kv_offset(c->kv, c->layer, h / group);
+        c->kv->head(c->q + (t * at->n_head + h) * hd, c->kv->k + off, c->kv->v + off, c->pos[t] + 1,
+                    hd, at->scale, scores, c->out + (t * at->n_head + h) * hd);
+    }
+}
+
+static void cpu_attention(rs_backend *b, const float *q, rs_kv *kv, int layer, const int32_t *pos,
+                          int n, const rs_attn *at, float *out) {
+    attn_ctx c = {q, kv, layer, pos, at, out};
+    parallel(cpu(b), (int64_t)n * at->n_head, 1, attn_range, &c);
+}
+
+typedef struct ew_ctx {
+    const float *a, *b;
+    float *out;
+} ew_ctx;
+
+static void swiglu_range(void *p, int64_t b, int64_t e, int ith) {
+    ew_ctx *c = p;
+    for (int64_t i = b; i < e; i++) c->out[i] = c->a[i] / (1.0f + expf(-c->a[i])) * c->b[i];
+}
+
+static void add_range(void *p, int64_t b, int64_t e, int ith) {
+    ew_ctx *c = p;
+    for (int64_t i = b; i < e; i++) c->out[i] = c->a[i] + c->b[i];
+}
+
+static void cpu_swiglu(rs_backend *b, const float *g, const float *u, int64_t n, float *out) {
+    ew_ctx c = {g, u, out};
+    parallel(cpu(b), n, 4096, swiglu_range, &c);
+}
+
+static void cpu_add(rs_backend *b, float *x, const float *y, int64_t n) {
+    ew_ctx c = {x, y, x};
+    parallel(cpu(b), n, 16384, add_range, &c);
+}
+
+static rs_status cpu_bandwidth(rs_backend *b, double *gbps, rs_error *err) {
+    cpu_backend *c = cpu(b);
+    return rs_membw_measure(c->tp, c->level, 0, 3, gbps, err);
+}
+
+static void cpu_destroy(rs_backend *b) {
+    cpu_backend *c = cpu(b);
+    rs_threadpool_free(c->tp);
+    free(c->scratch);
+    free(c);
+}
+
+static const rs_backend_ops cpu_ops = {
+    .name = "cpu",
+    .destroy = cpu_destroy,
+    .alloc = cpu_alloc,
+    .release = cpu_release,
+    .upload = cpu_copy,
+    .download = cpu_copy,
+    .sync = cpu_sync,
+    .weight_load = cpu_weight_load,
+    .weight_unload = cpu_weight_unload,
+    .kv_create = cpu_kv_create,
+    .kv_destroy = cpu_kv_destroy,
+    .embed = cpu_embed,
+    .rmsnorm = cpu_rmsnorm,
+    .add_rmsnorm = cpu_add_rmsnorm,
+    .matmul = cpu_matmul,
+    .rope_store = cpu_rope_store,
+    .attention = cpu_attention,
+    .swiglu = cpu_swiglu,
+    .add = cpu_add,
+    .bandwidth = cpu_bandwidth,
+};
+
+rs_status rs_cpu_backend_create(rs_backend **out, int n_threads, rs_error *err) {
+    *out = NULL;
+    if (n_threads < 1 || n_threads > RS_THREADPOOL_MAX)
+        return rs_error_set(err, RS_ERR_ARG, "thread count %d out of range [1, %d]", n_threads,
+                            RS_THREADPOOL_MAX);
+    cpu_backend *c = calloc(1, sizeof *c);
+    if (!c) return rs_error_set(err, RS_ERR_NOMEM, "out of memory");
+    rs_status st = rs_threadpool_create(&c->tp, n_threads, err);
+    if (st) {
+        free(c);
+        return st;
+    }
+    c->base.ops = &cpu_ops;
+    c->base.is_host = true;
+    c->n_threads = n_threads;
+    c->level = rs_cpu_simd_level();
+    *out = &c->base;
+    return RS_OK;
+}

@@ -1,0 +1,142 @@
+/* forward.c — the Llama-family forward pass, written once for every backend.
+ *
+ * Per layer:  xn = norm(x);  q,k,v = xn Wq,Wk,Wv (+b);  rope(q,k), store k,v;
+ *             att = softmax(q k^T / sqrt(d)) v;  x += att Wo;
+ *             xn = norm(x);  x += (silu(xn Wg) * (xn Wu)) Wd
+ * Residual adds are fused with the following norm (add_rmsnorm) whenever the
+ * next consumer runs on the same backend. */
+#include <string.h>
+
+#include "model/session_impl.h"
+
+/* Runs layers of place p on n tokens. *pending says a block output waits in
+ * a.tmp to be added to the residual stream a.x. */
+static void run_layers(rs_session *s, rs_place *p, int n, bool *pending) {
+    const rs_hparams *hp = &s->m->hp;
+    rs_backend *be = p->be;
+    const rs_backend_ops *ops = be->ops;
+    rs_acts *a = &p->a;
+    for (int i = 0; i < p->n_layers; i++) {
+        const rs_layer_weights *L = &s->lw[p->first_layer + i];
+        if (*pending)
+            ops->add_rmsnorm(be, a->x, a->tmp, &L->attn_norm, hp->rms_eps, n, a->xn);
+        else
+            ops->rmsnorm(be, a->x, &L->attn_norm, hp->rms_eps, n, a->xn);
+        bool bias = L->has_bias;
+        rs_matmul qkv[3] = {
+            {&L->wq, bias ? &L->bq : NULL, a->q},
+            {&L->wk, bias ? &L->bk : NULL, a->k},
+            {&L->wv, bias ? &L->bv : NULL, a->v},
+        };
+        ops->matmul(be, qkv, 3, a->xn, n);
+        ops->rope_store(be, a->q, a->k, a->v, a->pos, n, &p->rope, &s->attn, p->kv, i);
+        ops->attention(be, a->q, p->kv, i, a->pos, n, &s->attn, a->att);
+        rs_matmul wo = {&L->wo, NULL, a->tmp};
+        ops->matmul(be, &wo, 1, a->att, n);
+        ops->add_rmsnorm(be, a->x, a->tmp, &L->ffn_norm, hp->rms_eps, n, a->xn);
+        rs_matmul ffn[2] = {{&L->gate, NULL, a->g}, {&L->up, NULL, a->u}};
+        ops->matmul(be, ffn, 2, a->xn, n);
+        ops->swiglu(be, a->g, a->u, (int64_t)n * hp->n_ff, a->g);
+        rs_matmul down = {&L->down, NULL, a->tmp};
+        ops->matmul(be, &down, 1, a->g, n);
+        *pending = true;
+    }
+}
+
+/* Moves the residual stream from place `from` to place `to`. */
+static rs_status move_stream(const rs_place *from, const rs_place *to, size_t bytes,
+                             rs_error *err) {
+    if (to->be->is_host) return from->be->ops->download(from->be, to->a.x, from->a.x, bytes, err);
+    if (from->be->is_host) return to->be->ops->upload(to->be, to->a.x, from->a.x, bytes, err);
+    return rs_error_set(err, RS_ERR_UNSUPPORTED, "device-to-device transfers are not supported");
+}
+
+/* Final norm and output head on the output place; logits stay in backend memory. */
+static void run_head(rs_session *s, int n, rs_logits_mode mode, bool pending) {
+    const rs_hparams *hp = &s->m->hp;
+    rs_place *p = s->out_place;
+    const rs_backend_ops *ops = p->be->ops;
+    if (pending)
+        ops->add_rmsnorm(p->be, p->a.x, p->a.tmp, &s->output_norm, hp->rms_eps, n, p->a.xn);
+    else
+        ops->rmsnorm(p->be, p->a.x, &s->output_norm, hp->rms_eps, n, p->a.xn);
+    int rows = mode == RS_LOGITS_ALL ? n : 1;
+    const float *in = p->a.xn + (size_t)(n - rows) * hp->n_embd;
+    rs_matmul head = {&s->output, NULL, p->a.logits};
+    ops->matmul(p->be, &head, 1, in, rows);
+}
+
+/* The GPU-only decode step, captured once as a graph and replayed afterwards. */
+static rs_status run_captured_decode(rs_session *s, rs_place *p, rs_error *err) {
+    rs_backend *be = p->be;
+    if (s->graph_ready && be->ops->graph_launch(be, 1)) return RS_OK;
+    rs_status st = be->ops->graph_begin(be, 1, err);
+    if (st) return st;
+    bool pending = false;
+    run_layers(s, p, 1, &pending);
+    run_head(s, 1, RS_LOGITS_LAST, pending);
+    if ((st = be->ops->graph_end(be, 1, err))) return st;
+    s->graph_ready = true;
+    if (!be->ops->graph_launch(be, 1))
+        return rs_error_set(err, RS_ERR_DEVICE, "captured decode graph failed to launch");
+    return RS_OK;
+}
+
+rs_status rs_forward(rs_session *s, const int32_t *ids, int n, rs_logits_mode mode, rs_error *err) {
+    const rs_hparams *hp = &s->m->hp;
+    rs_place *cpu = &s->place[RS_PLACE_CPU];
+    rs_status st;
+    int32_t *pos = s->pos_host;
+    for (int i = 0; i < n; i++) pos[i] = s->n_past + i;
+
+    /* Token ids are host data; the embedding table stays in the mapping. */
+    cpu->be->ops->embed(cpu->be, &s->m->tok_embd, ids, n, cpu->a.x);
+    for (int k = 0; k < s->n_place; k++) {
+        rs_place *p = &s->place[k];
+        if (p->n_layers == 0) continue;
+        if ((st = p->be->ops->upload(p->be, p->a.pos, pos, (size_t)n * sizeof *pos, err)))
+            return st;
+    }
+
+    rs_place *cur = cpu;
+    bool pending = false;
+    rs_place *gpu = s->n_place > 1 ? &s->place[RS_PLACE_GPU] : NULL;
+    bool capture = gpu && n == 1 && mode == RS_LOGITS_LAST && gpu->n_layers == hp->n_layer &&
+                   gpu->be->ops->graph_begin;
+    size_t stream_bytes = (size_t)n * hp->n_embd * sizeof(float);
+    if (capture) {
+        if ((st = move_stream(cpu, gpu, stream_bytes, err)) ||
+            (st = run_captured_decode(s, gpu, err)))
+            return st;
+        cur = gpu;
+    } else {
+        for (int k = 0; k < s->n_place; k++) {
+            rs_place *p = &s->place[k];
+            if (p->n_layers == 0) continue;
+            if (p != cur) {
+                if (pending)
+                    cur->be->ops->add(cur->be, cur->a.x, cur->a.tmp, (int64_t)n * hp->n_embd);
+                pending = false;
+                if ((st = move_stream(cur, p, stream_bytes, err))) return st;
+                cur = p;
+            }
+            run_layers(s, p, n, &pending);
+        }
+        if (cur != s->out_place) {
+            if (pending) cur->be->ops->add(cur->be, cur->a.x, cur->a.tmp, (int64_t)n * hp->n_embd);
+            pending = false;
+            if ((st = move_stream(cur, s->out_place, stream_bytes, err))) return st;
+        }
+        run_head(s, n, mode, pending);
+    }
+
+    rs_backend *ob = s->out_place->be;
+    int rows = mode == RS_LOGITS_ALL ? n : 1;
+    size_t logit_bytes = (size_t)rows * hp->n_vocab * sizeof(float);
+    if ((st = ob->ops->download(ob, s->logits_host, s->out_place->a.logits, logit_bytes, err)))
+        return st;
+    for (int k = 0; k < s->n_place; k++)
+        if ((st = s->place[k].be->ops->sync(s->place[k].be, err))) return st;
+    s->n_logits = rows;
+    return RS_OK;
+}

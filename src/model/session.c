@@ -1,0 +1,286 @@
+/* session.c — session setup: backends, layer placement, weights, KV cache, buffers. */
+#include "model/session.h"
+
+#include <math.h>
+#include <stdlib.h>
+#include <string.h>
+#include <unistd.h>
+
+#include "backend/cpu/cpu_backend.h"
+#include "backend/cuda/cuda_backend.h"
+#include "core/cpu.h"
+#include "model/session_impl.h"
+
+enum { DEFAULT_BATCH = 512, BUF_ALIGN = 256 };
+
+void rs_session_opts_default(rs_session_opts *o) {
+    memset(o, 0, sizeof *o);
+    o->n_batch = DEFAULT_BATCH;
+    o->device = RS_DEVICE_AUTO;
+    o->n_gpu_layers = -1;
+    o->kv_type = RS_KV_F16;
+}
+
+static uint64_t kv_bytes_per_pos(const rs_hparams *hp, rs_kv_type t) {
+    uint64_t elem = t == RS_KV_F32 ? 4 : 2;
+    return 2ull * hp->n_layer * hp->n_head_kv * hp->head_dim * elem;
+}
+
+/* The model's context, reduced (in steps of 256) until the KV cache takes at
+ * most a quarter of physical memory and 4 GiB. */
+static int default_ctx(const rs_hparams *hp, rs_kv_type t) {
+    uint64_t per_pos = kv_bytes_per_pos(hp, t);
+    long pages = sysconf(_SC_PHYS_PAGES), page = sysconf(_SC_PAGESIZE);
+    uint64_t budget = (pages > 0 && page > 0) ? (uint64_t)pages * (uint64_t)page / 4 : (1ull << 30);
+    if (budget > (4ull << 30)) budget = 4ull << 30;
+    uint64_t n = budget / per_pos;
+    if (n >= (uint64_t)hp->n_ctx_train) return hp->n_ctx_train;
+    n -= n % 256;
+    return n < 256 ? 256 : (int)n;
+}
+
+/* Carves the place's activation buffers out of one backend allocation. */
+static rs_status alloc_acts(rs_session *s, rs_place *p, bool full, bool head, rs_error *err) {
+    const rs_hparams *hp = &s->m->hp;
+    size_t B = (size_t)s->n_batch, D = hp->n_embd, Q = (size_t)hp->n_head * hp->head_dim;
+    size_t KV = (size_t)hp->n_head_kv * hp->head_dim, F = hp->n_ff, V = hp->n_vocab;
+    struct {
+        void **ptr;
+        size_t bytes;
+    } table[] = {
+        {(void **)&p->a.x, B * D * 4},
+        {(void **)&p->a.xn, full ? B * D * 4 : 0},
+        {(void **)&p->a.q, full ? B * Q * 4 : 0},
+        {(void **)&p->a.k, full ? B * KV * 4 : 0},
+        {(void **)&p->a.v, full ? B * KV * 4 : 0},
+        {(void **)&p->a.att, full ? B * Q * 4 : 0},
+        {(void **)&p->a.tmp, full ? B * D * 4 : 0},
+        {(void **)&p->a.g, full ? B * F * 4 : 0},
+        {(void **)&p->a.u, full ? B * F * 4 : 0},
+        {(void **)&p->a.logits, head ? B * V * 4 : 0},
+        {(void **)&p->a.pos, B * 4},
+        {(void **)&p->a.inv_freq, (size_t)hp->n_rot / 2 * 4},
+    };
+    size_t n = sizeof table / sizeof *table, total = 0;
+    for (size_t i = 0; i < n; i++)
+        total += (table[i].bytes + BUF_ALIGN - 1) / BUF_ALIGN * BUF_ALIGN;
+    void *base;
+    rs_status st = p->be->ops->alloc(p->be, total, &base, err);
+    if (st) return st;
+    size_t off = 0;
+    for (size_t i = 0; i < n; i++) {
+        *table[i].ptr = table[i].bytes ? (char *)base + off : NULL;
+        off += (table[i].bytes + BUF_ALIGN - 1) / BUF_ALIGN * BUF_ALIGN;
+    }
+    p->a_base = base;
+    return RS_OK;
+}
+
+static rs_status load_weight(rs_backend *be, rs_weight *w, rs_error *err) {
+    if (!w->host) return RS_OK; /* optional weight absent */
+    return be->ops->weight_load(be, w, err);
+}
+
+static rs_status load_layer(rs_session *s, rs_place *p, int l, rs_error *err) {
+    rs_layer_weights *L = &s->lw[l];
+    *L = s->m->layers[l];
+    rs_weight *all[] = {&L->attn_norm, &L->wq, &L->wk,       &L->wv,   &L->wo, &L->bq,
+                        &L->bk,        &L->bv, &L->ffn_norm, &L->gate, &L->up, &L->down};
+    for (size_t i = 0; i < sizeof all / sizeof *all; i++) {
+        rs_status st = load_weight(p->be, all[i], err);
+        if (st) return st;
+    }
+    return RS_OK;
+}
+
+/* Sets up one place: weights of its layers, KV cache, buffers, rope table. */
+static rs_status init_place(rs_session *s, rs_place *p, rs_error *err) {
+    const rs_hparams *hp = &s->m->hp;
+    rs_status st;
+    for (int l = p->first_layer; l < p->first_layer + p->n_layers; l++)
+        if ((st = load_layer(s, p, l, err))) return st;
+    bool head = p == s->out_place;
+    if (head) {
+        s->output_norm = s->m->output_norm;
+        s->output = s->m->output;
+        if ((st = load_weight(p->be, &s->output_norm, err)) ||
+            (st = load_weight(p->be, &s->output, err)))
+            return st;
+    }
+    if ((st = alloc_acts(s, p, p->n_layers > 0 || head, head, err))) return st;
+    if (p->n_layers > 0) {
+        rs_kv_desc d = {p->n_layers, s->n_ctx, hp->n_head_kv, hp->head_dim, s->kv_type};
+        if ((st = p->be->ops->kv_create(p->be, &d, &p->kv, err))) return st;
+    }
+    size_t bytes = (size_t)hp->n_rot / 2 * sizeof(float);
+    float *inv_freq = malloc(bytes);
+    if (!inv_freq) return rs_error_set(err, RS_ERR_NOMEM, "out of memory");
+    rs_hparams_rope_freqs(hp, s->m->rope_freq_factors, inv_freq);
+    p->rope = (rs_rope){hp->rope_neox, hp->n_rot, p->a.inv_freq, 1.0f};
+    st = p->be->ops->upload(p->be, p->a.inv_freq, inv_freq, bytes, err);
+    free(inv_freq);
+    return st;
+}
+
+/* Creates the backends and decides which layers each runs. */
+static rs_status place_layers(rs_session *s, const rs_session_opts *o, rs_error *err) {
+    int L = s->m->hp.n_layer;
+    rs_status st = rs_cpu_backend_create(&s->place[RS_PLACE_CPU].be, s->n_threads, err);
+    if (st) return st;
+    s->n_place = 1;
+    int n_gpu = o->n_gpu_layers < 0 || o->n_gpu_layers > L ? L : o->n_gpu_layers;
+    if (o->device != RS_DEVICE_CPU && n_gpu > 0) {
+        rs_error gerr = {0};
+        st = rs_cuda_backend_create(&s->place[RS_PLACE_GPU].be, &gerr);
+        if (st && o->device == RS_DEVICE_CUDA) {
+            if (err) *err = gerr;
+            return st;
+        }
+        if (!st) s->n_place = 2;
+    }
+    if (s->n_place == 1) n_gpu = 0;
+    s->n_gpu_layers = n_gpu;
+    s->place[RS_PLACE_CPU].first_layer = 0;
+    s->place[RS_PLACE_CPU].n_layers = L - n_gpu;
+    s->place[RS_PLACE_GPU].first_layer = L - n_gpu;
+    s->place[RS_PLACE_GPU].n_layers = n_gpu;
+    s->out_place = n_gpu > 0 ? &s->place[RS_PLACE_GPU] : &s->place[RS_PLACE_CPU];
+    return RS_OK;
+}
+
+rs_status rs_session_create(rs_session **out, const rs_model *m, const rs_session_opts *o,
+                            rs_error *err) {
+    *out = NULL;
+    const rs_hparams *hp = &m->hp;
+    rs_session_opts def;
+    if (!o) {
+        rs_session_opts_default(&def);
+        o = &def;
+    }
+    if (o->n_ctx < 0 || o->n_batch < 0 || o->n_threads < 0)
+        return rs_error_set(err, RS_ERR_ARG,
+                            "context, batch and thread counts must not be negative");
+    rs_session *s = calloc(1, sizeof *s);
+    if (!s) return rs_error_set(err, RS_ERR_NOMEM, "out of memory");
+    s->m = m;
+    s->kv_type = o->kv_type;
+    s->n_ctx = o->n_ctx ? o->n_ctx : default_ctx(hp, o->kv_type);
+    s->n_batch = o->n_batch ? o->n_batch : DEFAULT_BATCH;
+    if (s->n_batch > s->n_ctx) s->n_batch = s->n_ctx;
+    rs_cpu_info cpu;
+    rs_cpu_detect(&cpu);
+    s->n_threads = o->n_threads ? o->n_threads : cpu.n_physical;
+    s->attn = (rs_attn){hp->n_head, hp->n_head_kv, hp->head_dim, 1.0f / sqrtf((float)hp->head_dim)};
+    s->lw = calloc((size_t)hp->n_layer, sizeof *s->lw);
+    s->logits_host = malloc((size_t)s->n_batch * hp->n_vocab * sizeof(float));
+    s->pos_host = malloc((size_t)s->n_batch * sizeof(int32_t));
+    rs_status st = RS_ERR_NOMEM;
+    if (!s->lw || !s->logits_host || !s->pos_host) {
+        rs_error_set(err, st, "out of memory allocating session buffers");
+        goto fail;
+    }
+    if ((st = place_layers(s, o, err))) goto fail;
+    for (int k = 0; k < s->n_place; k++) {
+        if ((st = init_place(s, &s->place[k], err))) {
+            if (k == RS_PLACE_GPU)
+                rs_error_prefix(
+                    err,
+                    "GPU setup (%d layers, context %d; try fewer --gpu-layers or a smaller -c)",
+                    s->n_gpu_layers, s->n_ctx);
+            goto fail;
+        }
+    }
+    *out = s;
+    return RS_OK;
+fail:
+    rs_session_free(s);
+    return st;
+}
+
+void rs_session_free(rs_session *s) {
+    if (!s) return;
+    for (int k = s->n_place - 1; k >= 0; k--) {
+        rs_place *p = &s->place[k];
+        if (!p->be) continue;
+        if (p->kv) p->be->ops->kv_destroy(p->be, p->kv);
+        if (p->a_base) p->be->ops->release(p->be, p->a_base);
+        for (int l = p->first_layer; l < p->first_layer + p->n_layers && s->lw; l++) {
+            rs_layer_weights *L = &s->lw[l];
+            rs_weight *all[] = {&L->attn_norm, &L->wq, &L->wk,       &L->wv,   &L->wo, &L->bq,
+                                &L->bk,        &L->bv, &L->ffn_norm, &L->gate, &L->up, &L->down};
+            for (size_t i = 0; i < sizeof all / sizeof *all; i++)
+                if (all[i]->backend) p->be->ops->weight_unload(p->be, all[i]);
+        }
+        if (p == s->out_place) {
+            if (s->output_norm.backend) p->be->ops->weight_unload(p->be, &s->output_norm);
+            if (s->output.backend) p->be->ops->weight_unload(p->be, &s->output);
+        }
+        p->be->ops->destroy(p->be);
+    }
+    free(s->lw);
+    free(s->logits_host);
+    free(s->pos_host);
+    free(s);
+}
+
+rs_status rs_session_eval(rs_session *s, const int32_t *ids, int n, rs_logits_mode mode,
+                          rs_error *err) {
+    if (n <= 0) return rs_error_set(err, RS_ERR_ARG, "nothing to evaluate");
+    if (mode == RS_LOGITS_ALL && n > s->n_batch)
+        return rs_error_set(err, RS_ERR_ARG,
+                            "all-logits evaluation of %d tokens exceeds the batch size %d", n,
+                            s->n_batch);
+    if (n > s->n_ctx - s->n_past)
+        return rs_error_set(err, RS_ERR_RANGE,
+                            "context full: %d tokens in a context of %d, %d more requested",
+                            s->n_past, s->n_ctx, n);
+    int n_vocab = s->m->hp.n_vocab;
+    for (int i = 0; i < n; i++)
+        if (ids[i] < 0 || ids[i] >= n_vocab)
+            return rs_error_set(err, RS_ERR_RANGE, "token id %d out of range [0, %d)", ids[i],
+                                n_vocab);
+    for (int done = 0; done < n;) {
+        int chunk = n - done < s->n_batch ? n - done : s->n_batch;
+        rs_status st = rs_forward(s, ids + done, chunk, mode, err);
+        if (st) return st;
+        s->n_past += chunk;
+        done += chunk;
+    }
+    return RS_OK;
+}
+
+const float *rs_session_logits(const rs_session *s, int i) {
+    if (i < 0 || i >= s->n_logits) return NULL;
+    return s->logits_host + (size_t)i * s->m->hp.n_vocab;
+}
+
+int rs_session_n_past(const rs_session *s) {
+    return s->n_past;
+}
+int rs_session_n_ctx(const rs_session *s) {
+    return s->n_ctx;
+}
+
+void rs_session_truncate(rs_session *s, int n) {
+    if (n >= 0 && n < s->n_past) s->n_past = n;
+}
+
+void rs_session_get_info(const rs_session *s, rs_session_info *info) {
+    memset(info, 0, sizeof *info);
+    int L = s->m->hp.n_layer;
+    info->backend = s->n_gpu_layers == 0 ? "cpu" : s->n_gpu_layers == L ? "cuda" : "cuda+cpu";
+    info->n_threads = s->n_threads;
+    info->n_gpu_layers = s->n_gpu_layers;
+    info->n_ctx = s->n_ctx;
+    info->n_batch = s->n_batch;
+    info->kv_bytes_per_pos = kv_bytes_per_pos(&s->m->hp, s->kv_type);
+    info->kv_bytes = info->kv_bytes_per_pos * (uint64_t)s->n_ctx;
+}
+
+rs_status rs_session_bandwidth(rs_session *s, double *gbps, rs_error *err) {
+    rs_backend *be = s->out_place->be;
+    if (!be->ops->bandwidth)
+        return rs_error_set(err, RS_ERR_UNSUPPORTED, "the %s backend cannot measure bandwidth",
+                            be->ops->name);
+    return be->ops->bandwidth(be, gbps, err);
+}

@@ -1,0 +1,78 @@
+/* session.h — running a model: layer placement, KV cache, activations, logits.
+ *
+ * A session evaluates one sequence: tokens are appended at positions
+ * n_past, n_past + 1, ... until the context (n_ctx) is full, which is an
+ * RS_ERR_RANGE error (never memory corruption). Prompts are evaluated in
+ * batches of up to n_batch tokens as matrix-matrix work; decode is the n = 1
+ * case of the same forward pass (forward.c).
+ *
+ * Placement: with a GPU, the last n_gpu_layers layers (and the output head) run
+ * there and the rest on the CPU, as llama.cpp's -ngl does. */
+#ifndef RUSTY_SESSION_H
+#define RUSTY_SESSION_H
+
+#include <stdbool.h>
+#include <stdint.h>
+
+#include "backend/backend.h"
+#include "core/status.h"
+#include "model/model.h"
+
+typedef enum rs_device {
+    RS_DEVICE_AUTO = 0, /* CUDA when a GPU is present, else CPU */
+    RS_DEVICE_CPU = 1,
+    RS_DEVICE_CUDA = 2,
+} rs_device;
+
+typedef struct rs_session_opts {
+    int n_ctx;     /* 0: the model's context, capped so the KV cache fits in memory */
+    int n_batch;   /* tokens per forward call (prompt chunk); 0: 512 */
+    int n_threads; /* CPU threads; 0: physical cores */
+    rs_device device;
+    int n_gpu_layers; /* layers on the GPU; -1: all (the default) */
+    rs_kv_type kv_type;
+} rs_session_opts;
+
+typedef struct rs_session rs_session;
+
+/* Which logits an eval call keeps. */
+typedef enum rs_logits_mode {
+    RS_LOGITS_LAST = 0, /* only the last token's (generation) */
+    RS_LOGITS_ALL = 1,  /* every token's (perplexity); n must be <= n_batch */
+} rs_logits_mode;
+
+void rs_session_opts_default(rs_session_opts *o);
+rs_status rs_session_create(rs_session **out, const rs_model *m, const rs_session_opts *o,
+                            rs_error *err);
+void rs_session_free(rs_session *s);
+
+/* Appends n tokens and runs them through the model. */
+rs_status rs_session_eval(rs_session *s, const int32_t *ids, int n, rs_logits_mode mode,
+                          rs_error *err);
+/* Logits of token i of the last eval (RS_LOGITS_ALL), or of the last token (i = 0,
+ * RS_LOGITS_LAST). [n_vocab] floats, valid until the next eval. */
+const float *rs_session_logits(const rs_session *s, int i);
+
+int rs_session_n_past(const rs_session *s);
+int rs_session_n_ctx(const rs_session *s);
+/* Forgets positions >= n (n <= n_past): the next eval continues at n. */
+void rs_session_truncate(rs_session *s, int n);
+
+/* What the session runs on, for logs and benchmarks. */
+typedef struct rs_session_info {
+    const char *backend; /* "cpu", "cuda", "cuda+cpu" */
+    int n_threads;
+    int n_gpu_layers;
+    int n_ctx;
+    int n_batch;
+    uint64_t kv_bytes; /* whole KV cache */
+    uint64_t kv_bytes_per_pos;
+} rs_session_info;
+
+void rs_session_get_info(const rs_session *s, rs_session_info *info);
+
+/* Measures, now, the memory bandwidth (GB/s) of the backend that streams most of
+ * the weights (the GPU when layers run there), for roofline figures. */
+rs_status rs_session_bandwidth(rs_session *s, double *gbps, rs_error *err);
+
+#endif

@@ -1,0 +1,62 @@
+/* session_impl.h — the session's internals, shared by session.c (setup) and
+ * forward.c (the forward pass). Not part of the public interface. */
+#ifndef RUSTY_SESSION_IMPL_H
+#define RUSTY_SESSION_IMPL_H
+
+#include "model/session.h"
+
+/* Activation buffers on one backend, each sized for n_batch tokens. */
+typedef struct rs_acts {
+    float *x;        /* [n][n_embd] residual stream */
+    float *xn;       /* [n][n_embd] normed input of the current block */
+    float *q;        /* [n][n_head * head_dim] */
+    float *k;        /* [n][n_head_kv * head_dim] */
+    float *v;        /* [n][n_head_kv * head_dim] */
+    float *att;      /* [n][n_head * head_dim] attention output */
+    float *tmp;      /* [n][n_embd] block output before the residual add */
+    float *g;        /* [n][n_ff] gate, then silu(gate) * up */
+    float *u;        /* [n][n_ff] up */
+    float *logits;   /* [n_batch][n_vocab] on the output backend only */
+    int32_t *pos;    /* [n_batch] */
+    float *inv_freq; /* [n_rot / 2] rope frequencies */
+} rs_acts;
+
+/* One backend's contiguous share of the layers. */
+typedef struct rs_place {
+    rs_backend *be;
+    int first_layer;
+    int n_layers;
+    rs_kv *kv;
+    rs_acts a;
+    void *a_base; /* the one allocation the buffers of `a` live in */
+    rs_rope rope;
+} rs_place;
+
+enum { RS_PLACE_CPU = 0, RS_PLACE_GPU = 1, RS_MAX_PLACES = 2 };
+
+struct rs_session {
+    const rs_model *m;
+    int n_ctx;
+    int n_batch;
+    int n_past;
+    int n_threads;
+    int n_gpu_layers;
+    rs_kv_type kv_type;
+
+    rs_place place[RS_MAX_PLACES]; /* CPU always (it embeds tokens); GPU when used */
+    int n_place;
+    rs_place *out_place;           /* runs the final norm and the output head */
+    rs_layer_weights *lw;          /* per layer, loaded on the layer's backend */
+    rs_weight output_norm, output; /* loaded on out_place's backend */
+    rs_attn attn;
+
+    float *logits_host; /* [n_batch][n_vocab] */
+    int32_t *pos_host;  /* [n_batch] positions of the tokens being evaluated */
+    int n_logits;       /* rows valid after the last eval */
+    bool graph_ready;   /* the decode step has been captured (GPU) */
+};
+
+/* forward.c: evaluates n <= n_batch tokens at positions n_past.. (no bounds checks). */
+rs_status rs_forward(rs_session *s, const int32_t *ids, int n, rs_logits_mode mode, rs_error *err);
+
+#endif
