@@ -19,7 +19,8 @@ int cli_usage_error(const char *cmd, const char *fmt, ...) {
 }
 
 bool cli_is(const char *arg, const char *short_flag, const char *long_flag) {
-    return (short_flag && strcmp(arg, short_flag) == 0) || (long_flag && strcmp(arg, long_flag) == 0);
+    return (short_flag && strcmp(arg, short_flag) == 0) ||
+           (long_flag && strcmp(arg, long_flag) == 0);
 }
 
 bool cli_wants_help(int argc, char **argv) {

@@ -14,4 +14,13 @@ typedef struct cli_command {
 /* The table, terminated by a {NULL} entry (defined in main.c). */
 extern const cli_command cli_commands[];
 
+int cmd_info(int argc, char **argv);
+int cmd_run(int argc, char **argv);
+int cmd_chat(int argc, char **argv);
+int cmd_bench(int argc, char **argv);
+int cmd_perplexity(int argc, char **argv);
+int cmd_quantize(int argc, char **argv);
+int cmd_tokenize(int argc, char **argv);
+int cmd_detokenize(int argc, char **argv);
+
 #endif

@@ -6,10 +6,13 @@
 #include "commands.h"
 #include "core/cpu.h"
 
-int cmd_tokenize(int argc, char **argv);   /* cmd_tokenize.c */
-int cmd_detokenize(int argc, char **argv); /* cmd_tokenize.c */
-
 const cli_command cli_commands[] = {
+    {"run", cmd_run, "complete a prompt (no model: the built-in random-weight demo)"},
+    {"chat", cmd_chat, "interactive chat with the model's chat template"},
+    {"bench", cmd_bench, "prompt and generation speed, llama-bench style, with roofline"},
+    {"perplexity", cmd_perplexity, "perplexity of a text file, as llama-perplexity computes it"},
+    {"quantize", cmd_quantize, "write a model as GGUF in another type (also converts HF folders)"},
+    {"info", cmd_info, "describe a model file: architecture, shapes, vocabulary, tensors"},
     {"tokenize", cmd_tokenize, "text to token ids with a model's vocabulary"},
     {"detokenize", cmd_detokenize, "token ids back to text"},
     {NULL, NULL, NULL},
@@ -21,7 +24,8 @@ static void print_help(FILE *f) {
     fprintf(f, "usage: rusty <command> [options]\n       rusty <command> --help\n\ncommands:\n");
     for (const cli_command *c = cli_commands; c->name; c++)
         fprintf(f, "  %-12s %s\n", c->name, c->summary);
-    fprintf(f, "\noptions:\n  -h, --help     this help\n  --version      version, backends and CPU features\n");
+    fprintf(f, "\noptions:\n  -h, --help     this help\n  --version      version, backends and CPU "
+               "features\n");
 }
 
 static void print_version(void) {

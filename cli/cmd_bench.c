@@ -1,0 +1,214 @@
+/* cmd_bench.c — `rusty bench`: prompt-processing and generation speed, in
+ * llama-bench's table format, plus the roofline: generation's achieved GB/s
+ * (weights + KV cache read per token) and its fraction of the memory bandwidth
+ * measured on this machine by the same tool.
+ *
+ * ppN: N random tokens evaluated from an empty cache as one prompt.
+ * tgN: N tokens decoded one at a time (no sampling), after --depth D tokens of
+ * context. Each test runs once untimed, then -r times; t/s is mean +/- sd. */
+#include <math.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+
+#include "commands.h"
+#include "common.h"
+
+static const char bench_usage[] =
+    "usage: rusty bench [-m MODEL] [-p 512] [-n 128] [-r 3] [--depth 0] [options]\n"
+    "\n"
+    "Measures prompt processing (ppN) and generation (tgN) speed and prints a markdown\n"
+    "table with llama-bench's columns, plus generation's achieved GB/s and its share of\n"
+    "the memory bandwidth measured now. Without -m, benchmarks the built-in demo model.\n"
+    "\n"
+    "  -p, --n-prompt LIST   prompt sizes, comma-separated (0 to skip)\n"
+    "  -n, --n-gen LIST      generation lengths, comma-separated (0 to skip)\n"
+    "  -r, --repetitions N   timed runs per test (default 3)\n"
+    "  -d, --depth LIST      context tokens already in the cache before each test\n"
+    "\n";
+
+enum { MAX_LIST = 16 };
+
+typedef struct bench_opts {
+    int pp[MAX_LIST], n_pp;
+    int tg[MAX_LIST], n_tg;
+    int depth[MAX_LIST], n_depth;
+    int reps;
+} bench_opts;
+
+static bool parse_list(cli_args *a, int *out, int *n) {
+    const char *s;
+    if (!cli_take_str(a, &s)) return false;
+    *n = 0;
+    for (const char *p = s; *p;) {
+        char *end;
+        long v = strtol(p, &end, 10);
+        if (end == p || v < 0 || v > (1 << 20) || *n == MAX_LIST || (*end && *end != ',')) {
+            cli_usage_error(a->cmd, "'%s' is not a list of sizes like 64,512", s);
+            return false;
+        }
+        out[(*n)++] = (int)v;
+        p = *end ? end + 1 : end;
+    }
+    return *n > 0;
+}
+
+/* Random token ids (avoid 0..2, often special) from a fixed seed. */
+static void fill_tokens(int32_t *ids, int n, int n_vocab, uint64_t *seed) {
+    for (int i = 0; i < n; i++) {
+        *seed = *seed * 6364136223846793005ull + 1442695040888963407ull;
+        ids[i] = n_vocab > 8 ? 3 + (int32_t)((*seed >> 33) % (uint64_t)(n_vocab - 3)) : 0;
+    }
+}
+
+/* One timed run of a test; returns tokens/s or -1 on error. */
+static double run_once(rs_session *s, const rs_model *m, int n_prompt, int n_gen, int depth,
+                       int32_t *ids) {
+    rs_error err = {0};
+    uint64_t seed = 1234;
+    rs_session_truncate(s, 0);
+    if (depth) {
+        fill_tokens(ids, depth, m->hp.n_vocab, &seed);
+        if (rs_session_eval(s, ids, depth, RS_LOGITS_LAST, &err)) goto fail;
+    }
+    int n = n_prompt ? n_prompt : n_gen;
+    fill_tokens(ids, n, m->hp.n_vocab, &seed);
+    double t0 = rs_time_ms();
+    if (n_prompt) {
+        if (rs_session_eval(s, ids, n_prompt, RS_LOGITS_LAST, &err)) goto fail;
+    } else {
+        for (int i = 0; i < n_gen; i++)
+            if (rs_session_eval(s, ids + i, 1, RS_LOGITS_LAST, &err)) goto fail;
+    }
+    return n * 1e3 / (rs_time_ms() - t0);
+fail:
+    fprintf(stderr, "rusty bench: %s\n", err.msg);
+    return -1;
+}
+
+/* Bytes one decode step at context length ctx reads: all layer and head weights plus the KV cache.
+ */
+static double decode_bytes(const rs_model *m, const rs_session_info *info, double ctx) {
+    double bytes = (double)m->output.nbytes;
+    for (int l = 0; l < m->hp.n_layer; l++) {
+        const rs_layer_weights *L = &m->layers[l];
+        bytes += (double)(L->wq.nbytes + L->wk.nbytes + L->wv.nbytes + L->wo.nbytes +
+                          L->gate.nbytes + L->up.nbytes + L->down.nbytes);
+    }
+    return bytes + ctx * (double)info->kv_bytes_per_pos;
+}
+
+typedef struct row_ctx {
+    const rs_model *m;
+    rs_session_info info;
+    double bw_gbps;
+    const char *model_col;
+} row_ctx;
+
+static void print_row(const row_ctx *r, const char *test, const double *tps, int reps, int n_gen,
+                      int depth) {
+    double mean = 0, sd = 0;
+    for (int i = 0; i < reps; i++) mean += tps[i] / reps;
+    for (int i = 0; i < reps && reps > 1; i++) sd += (tps[i] - mean) * (tps[i] - mean) / (reps - 1);
+    sd = sqrt(sd);
+    printf("| %s | %.2f GiB | %.2f M | %s | %d | %s | %.2f ± %.2f |", r->model_col,
+           (double)r->m->weight_bytes / (1 << 30), (double)r->m->n_params / 1e6, r->info.backend,
+           r->info.n_threads, test, mean, sd);
+    if (n_gen) {
+        double gbps = mean * decode_bytes(r->m, &r->info, depth + n_gen / 2.0) / 1e9;
+        printf(" %.1f | %.1f%% |\n", gbps, r->bw_gbps > 0 ? 100.0 * gbps / r->bw_gbps : 0.0);
+    } else {
+        printf(" - | - |\n");
+    }
+    fflush(stdout);
+}
+
+static int run_test(const row_ctx *r, rs_session *s, int n_prompt, int n_gen, int depth, int reps) {
+    int32_t *ids = malloc(sizeof(int32_t) * (size_t)(depth + n_prompt + n_gen + 1));
+    double tps[64];
+    int rc = 1;
+    if (!ids || run_once(s, r->m, n_prompt, n_gen, depth, ids) < 0) goto done; /* warm-up */
+    for (int i = 0; i < reps; i++)
+        if ((tps[i] = run_once(s, r->m, n_prompt, n_gen, depth, ids)) < 0) goto done;
+    char test[64];
+    snprintf(test, sizeof test, depth ? "%s%d @ d%d" : "%s%d", n_prompt ? "pp" : "tg",
+             n_prompt ? n_prompt : n_gen, depth);
+    print_row(r, test, tps, reps, n_gen, depth);
+    rc = 0;
+done:
+    free(ids);
+    return rc;
+}
+
+static int bench_all(const bench_opts *b, rs_session *s, const rs_model *m) {
+    row_ctx r = {m, {0}, 0, NULL};
+    rs_session_get_info(s, &r.info);
+    char model_col[96];
+    snprintf(model_col, sizeof model_col, "%s %s", m->hp.arch_name, m->type_desc);
+    r.model_col = model_col;
+    rs_error err = {0};
+    if (rs_session_bandwidth(s, &r.bw_gbps, &err) != RS_OK)
+        fprintf(stderr, "rusty bench: bandwidth not measured: %s\n", err.msg);
+    else
+        fprintf(stderr, "rusty: measured %s memory bandwidth: %.1f GB/s\n", r.info.backend,
+                r.bw_gbps);
+    printf("| model | size | params | backend | threads | test | t/s | GB/s | BW %% |\n");
+    printf("| --- | ---: | ---: | --- | ---: | --- | ---: | ---: | ---: |\n");
+    for (int d = 0; d < b->n_depth; d++) {
+        for (int i = 0; i < b->n_pp; i++)
+            if (b->pp[i] && run_test(&r, s, b->pp[i], 0, b->depth[d], b->reps)) return 1;
+        for (int i = 0; i < b->n_tg; i++)
+            if (b->tg[i] && run_test(&r, s, 0, b->tg[i], b->depth[d], b->reps)) return 1;
+    }
+    return 0;
+}
+
+static int parse(int argc, char **argv, cli_model_opts *mo, bench_opts *b) {
+    cli_args a = {"bench", argc, argv, 1};
+    for (; a.i < argc; a.i++) {
+        const char *arg = argv[a.i];
+        int r = cli_parse_model_opt(&a, mo);
+        int64_t v;
+        if (r == 0 && cli_is(arg, "-p", "--n-prompt")) r = parse_list(&a, b->pp, &b->n_pp) ? 1 : -1;
+        if (r == 0 && cli_is(arg, "-n", "--n-gen")) r = parse_list(&a, b->tg, &b->n_tg) ? 1 : -1;
+        if (r == 0 && cli_is(arg, "-d", "--depth"))
+            r = parse_list(&a, b->depth, &b->n_depth) ? 1 : -1;
+        if (r == 0 && cli_is(arg, "-r", "--repetitions")) {
+            r = cli_take_int(&a, 1, 64, &v) ? 1 : -1;
+            b->reps = (int)v;
+        }
+        if (r < 0) return 1;
+        if (r == 0) return cli_usage_error("bench", "unknown option '%s'", arg);
+    }
+    return 0;
+}
+
+int cmd_bench(int argc, char **argv) {
+    if (cli_wants_help(argc, argv)) {
+        printf("%s%s", bench_usage, cli_model_help);
+        return 0;
+    }
+    cli_model_opts mo;
+    cli_model_opts_init(&mo);
+    bench_opts b = {{512}, 1, {128}, 1, {0}, 1, 3};
+    if (parse(argc, argv, &mo, &b)) return 1;
+    int need = 0;
+    for (int d = 0; d < b.n_depth; d++)
+        for (int i = 0; i < b.n_pp || i < b.n_tg; i++) {
+            int n = b.depth[d] + (i < b.n_pp ? b.pp[i] : 0);
+            int g = b.depth[d] + (i < b.n_tg ? b.tg[i] : 0);
+            need = n > need ? n : need;
+            need = g > need ? g : need;
+        }
+    if (!mo.session.n_ctx) mo.session.n_ctx = need;
+    if (mo.session.n_ctx < need)
+        return cli_usage_error("bench", "-c %d is smaller than the %d tokens the tests need",
+                               mo.session.n_ctx, need);
+    rs_model *m = NULL;
+    rs_session *s = NULL;
+    if (cli_load("bench", &mo, &m, &s)) return 1;
+    int rc = bench_all(&b, s, m);
+    rs_session_free(s);
+    rs_model_free(m);
+    return rc;
+}

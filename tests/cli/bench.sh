@@ -1,0 +1,12 @@
+#!/usr/bin/env bash
+# bench.sh — `rusty bench` prints a llama-bench style table (demo model, tiny sizes).
+source "$(dirname "$0")/lib.bash"
+out=$("$B" bench -p 16,32 -n 4 -r 2 -t 1 2>/dev/null)
+check "exit" 0 "$?"
+check "header" "| model | size | params | backend | threads | test | t/s | GB/s | BW % |" "$(echo "$out" | head -1)"
+check "rows" "pp16 pp32 tg4" "$(echo "$out" | awk -F'|' 'NR>2 {gsub(/ /,"",$7); printf "%s ", $7}' | sed 's/ $//')"
+check "depth" "tg4@d8" "$("$B" bench -p 0 -n 4 -d 8 -r 1 2>/dev/null | awk -F'|' 'NR>2 {gsub(/ /,"",$7); print $7}')"
+rejects "bad list" "$B" bench -p 1,x
+rejects "bad reps" "$B" bench -r 0
+check "help" 0 "$(code "$B" bench --help)"
+finish

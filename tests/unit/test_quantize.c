@@ -1,0 +1,116 @@
+/* test_quantize.c — rs_quantize_model against llama.cpp's own files.
+ *
+ * The shared TinyStories-656K weights exist as an HF folder, a llama.cpp F16
+ * GGUF and a llama.cpp Q8_0 GGUF. Converting the HF folder to F16 must give the
+ * F16 file's tensors byte for byte (names, types, shapes, q/k rows permuted back
+ * to GGUF's layout); quantizing the F16 file to Q8_0 must give the Q8_0 file's
+ * bytes. A Q4_0 conversion must load and run. */
+#include "testutil.h"
+
+#include <stdio.h>
+#include <string.h>
+
+#include "convert/quantize.h"
+#include "io/gguf.h"
+#include "model/model.h"
+#include "model/session.h"
+
+/* Every tensor of `want` exists in `got` with the same type, shape and bytes. */
+static void assert_same_tensors(const char *got_path, const char *want_path) {
+    rs_gguf got, want;
+    rs_error err = {0};
+    if (rs_gguf_open(&got, got_path, &err) || rs_gguf_open(&want, want_path, &err))
+        fail_msg("%s", err.msg);
+    assert_int_equal(got.n_tensors, want.n_tensors);
+    for (uint64_t i = 0; i < want.n_tensors; i++) {
+        const rs_tensor_info *w = &want.tensors[i], *g = rs_gguf_find_tensor(&got, w->name);
+        if (!g) fail_msg("tensor '%s' missing", w->name);
+        if (g->type != w->type)
+            fail_msg("'%s': type %s, want %s", w->name, rs_dtype_name(g->type),
+                     rs_dtype_name(w->type));
+        assert_int_equal(g->n_dims, w->n_dims);
+        assert_memory_equal(g->ne, w->ne, sizeof g->ne);
+        assert_int_equal(g->nbytes, w->nbytes);
+        if (memcmp(g->data, w->data, w->nbytes) != 0) fail_msg("'%s': bytes differ", w->name);
+    }
+    rs_gguf_close(&got);
+    rs_gguf_close(&want);
+}
+
+static void quantize(const char *in, const char *out, rs_ftype t) {
+    rs_quantize_params p = {.ftype = t, .n_threads = 2};
+    rs_error err = {0};
+    if (rs_quantize_model(in, out, &p, &err) != RS_OK) fail_msg("quantize: %s", err.msg);
+}
+
+static void test_hf_to_f16_equals_llama_cpp(void **st) {
+    (void)st;
+    const char *out = tu_tmp("hf-f16.gguf");
+    quantize(tu_shared_or_skip("models/TinyStories-656K-hf"), out, RS_FTYPE_F16);
+    assert_same_tensors(out, tu_shared_or_skip("models/TinyStories-656K.f16.gguf"));
+    /* the converted file is a standard GGUF: no HF-layout marker, a tokenizer */
+    rs_gguf g;
+    rs_error err = {0};
+    assert_int_equal(rs_gguf_open(&g, out, &err), RS_OK);
+    assert_null(rs_meta_find(&g.meta, "rusty.rope_neox"));
+    assert_non_null(rs_meta_find(&g.meta, "tokenizer.ggml.tokens"));
+    rs_gguf_close(&g);
+    remove(out);
+}
+
+static void test_f16_to_q8_0_equals_llama_cpp(void **st) {
+    (void)st;
+    const char *out = tu_tmp("q8.gguf");
+    quantize(tu_shared_or_skip("models/TinyStories-656K.f16.gguf"), out, RS_FTYPE_Q8_0);
+    assert_same_tensors(out, tu_shared_or_skip("models/tinystories-656k-q8_0.gguf"));
+    remove(out);
+}
+
+static void test_q4_0_runs(void **st) {
+    (void)st;
+    const char *out = tu_tmp("q4.gguf");
+    quantize(tu_shared_or_skip("models/TinyStories-656K.f16.gguf"), out, RS_FTYPE_Q4_0);
+    rs_model *m = NULL;
+    rs_session *s = NULL;
+    rs_error err = {0};
+    if (rs_model_load(&m, out, &err)) fail_msg("%s", err.msg);
+    assert_string_equal(m->type_desc, "Q4_0");
+    rs_session_opts o;
+    rs_session_opts_default(&o);
+    o.n_ctx = 32;
+    o.n_threads = 2;
+    o.device = RS_DEVICE_CPU;
+    if (rs_session_create(&s, m, &o, &err)) fail_msg("%s", err.msg);
+    int32_t ids[4] = {1, 80, 147, 201};
+    assert_int_equal(rs_session_eval(s, ids, 4, RS_LOGITS_LAST, &err), RS_OK);
+    const float *lg = rs_session_logits(s, 0);
+    for (int i = 0; i < m->hp.n_vocab; i++) assert_true(lg[i] == lg[i]); /* no NaN */
+    rs_session_free(s);
+    rs_model_free(m);
+    remove(out);
+}
+
+static void test_errors(void **st) {
+    (void)st;
+    rs_quantize_params p = {.ftype = RS_FTYPE_Q4_0};
+    rs_error err = {0};
+    assert_int_not_equal(rs_quantize_model("/nonexistent.gguf", tu_tmp("x.gguf"), &p, &err), RS_OK);
+    assert_non_null(strstr(err.msg, "nonexistent"));
+    p.ftype = (rs_ftype)99;
+    assert_int_equal(rs_quantize_model("/nonexistent.gguf", tu_tmp("x.gguf"), &p, &err),
+                     RS_ERR_ARG);
+    rs_ftype t;
+    assert_true(rs_ftype_from_name("q4_k_m", &t));
+    assert_int_equal(t, RS_FTYPE_Q4_K_M);
+    assert_false(rs_ftype_from_name("Q9_9", &t));
+}
+
+int main(void) {
+    const struct CMUnitTest tests[] = {
+        cmocka_unit_test(test_errors),
+        cmocka_unit_test(test_hf_to_f16_equals_llama_cpp),
+        cmocka_unit_test(test_f16_to_q8_0_equals_llama_cpp),
+        cmocka_unit_test(test_q4_0_runs),
+    };
+    return cmocka_run_group_tests(tests, NULL, NULL);
+}
