@@ -1,0 +1,209 @@
+/* synth_model.c — writes a Llama-shaped GGUF with random weights, for benchmarks.
+ *
+ * usage: synth_model SHAPE TYPE OUT.gguf [threads]
+ *   SHAPE: llama2-7b | tinyllama-1b | small (a 60M model for quick checks)
+ *   TYPE:  any weight type with a reference quantizer (F16, Q4_0, Q8_0, Q4_K, ...)
+ * Weights are uniform in [-sqrt(3/n_in), sqrt(3/n_in)] (unit-variance outputs),
+ * generated as f32 and quantized with Rusty's reference quantizers — the same
+ * bytes `rusty quantize` would write from an F16 file of those values, give or
+ * take the F16 rounding. The output head is Q6_K for 4/5-bit types, as
+ * llama.cpp's quantizer makes it. The vocabulary is synthetic (byte tokens
+ * plus "tokN" pieces) so the model loads like any SentencePiece model. */
+#include <math.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+
+#include "backend/cpu/threadpool.h"
+#include "core/cpu.h"
+#include "io/gguf.h"
+
+typedef struct shape {
+    const char *name;
+    int n_embd, n_ff, n_layer, n_head, n_head_kv, n_vocab, n_ctx;
+} shape;
+
+static const shape shapes[] = {
+    {"llama2-7b", 4096, 11008, 32, 32, 32, 32000, 4096},
+    {"tinyllama-1b", 2048, 5632, 22, 32, 4, 32000, 2048},
+    {"small", 512, 1536, 8, 8, 4, 32000, 2048},
+};
+
+typedef struct gen_job {
+    rs_dtype type;
+    int64_t n_in, n_rows;
+    uint64_t seed;
+    unsigned char *out;
+    size_t row_bytes;
+    float *rows; /* [nth][n_in] */
+} gen_job;
+
+static uint64_t mix64(uint64_t z) {
+    z = (z ^ (z >> 30)) * 0xbf58476d1ce4e5b9ull;
+    z = (z ^ (z >> 27)) * 0x94d049bb133111ebull;
+    return z ^ (z >> 31);
+}
+
+static void gen_rows(void *p, int ith, int nth) {
+    gen_job *j = p;
+    float *row = j->rows + (size_t)ith * j->n_in;
+    float a = sqrtf(3.0f / (float)j->n_in);
+    const rs_dtype_traits *tr = rs_dtype_get(j->type);
+    for (int64_t r = j->n_rows * ith / nth; r < j->n_rows * (ith + 1) / nth; r++) {
+        uint64_t s = mix64(j->seed ^ (uint64_t)r * 0x9e3779b97f4a7c15ull);
+        for (int64_t i = 0; i < j->n_in; i++) {
+            s = s * 6364136223846793005ull + 1442695040888963407ull;
+            row[i] = a * ((float)(s >> 40) * (2.0f / 16777216.0f) - 1.0f);
+        }
+        tr->from_f32(row, j->out + (size_t)r * j->row_bytes, j->n_in);
+    }
+}
+
+static bool add_vocab(rs_meta *m, int n_vocab) {
+    rs_str *toks = calloc((size_t)n_vocab, sizeof *toks);
+    char *text = calloc((size_t)n_vocab, 24);
+    float *scores = calloc((size_t)n_vocab, sizeof *scores);
+    int32_t *types = calloc((size_t)n_vocab, sizeof *types);
+    bool ok = toks && text && scores && types;
+    for (int i = 0; ok && i < n_vocab; i++) {
+        char *t = text + (size_t)i * 24;
+        if (i < 3)
+            snprintf(t, 24, "%s", i == 0 ? "<unk>" : i == 1 ? "<s>" : "</s>");
+        else if (i < 259)
+            snprintf(t, 24, "<0x%02X>", i - 3);
+        else
+            snprintf(t, 24, "\xe2\x96\x81tok%d", i);
+        toks[i] = (rs_str){t, strlen(t)};
+        types[i] = i == 0 ? 2 : i < 3 ? 3 : i < 259 ? 6 : 1;
+        scores[i] = -(float)i;
+    }
+    ok = ok && !rs_meta_set_str(m, "tokenizer.ggml.model", "llama", 5) &&
+         !rs_meta_set_str_arr(m, "tokenizer.ggml.tokens", toks, (uint64_t)n_vocab) &&
+         !rs_meta_set_arr(m, "tokenizer.ggml.scores", RS_V_F32, scores, (uint64_t)n_vocab) &&
+         !rs_meta_set_arr(m, "tokenizer.ggml.token_type", RS_V_I32, types, (uint64_t)n_vocab) &&
+         !rs_meta_set_uint(m, "tokenizer.ggml.bos_token_id", RS_V_U32, 1) &&
+         !rs_meta_set_uint(m, "tokenizer.ggml.eos_token_id", RS_V_U32, 2) &&
+         !rs_meta_set_uint(m, "tokenizer.ggml.unknown_token_id", RS_V_U32, 0);
+    free(toks);
+    free(text);
+    free(scores);
+    free(types);
+    return ok;
+}
+
+static bool add_hparams(rs_meta *m, const shape *s) {
+    return !rs_meta_set_str(m, "general.architecture", "llama", 5) &&
+           !rs_meta_set_str(m, "general.name", s->name, strlen(s->name)) &&
+           !rs_meta_set_uint(m, "llama.context_length", RS_V_U32, (uint64_t)s->n_ctx) &&
+           !rs_meta_set_uint(m, "llama.embedding_length", RS_V_U32, (uint64_t)s->n_embd) &&
+           !rs_meta_set_uint(m, "llama.feed_forward_length", RS_V_U32, (uint64_t)s->n_ff) &&
+           !rs_meta_set_uint(m, "llama.block_count", RS_V_U32, (uint64_t)s->n_layer) &&
+           !rs_meta_set_uint(m, "llama.attention.head_count", RS_V_U32, (uint64_t)s->n_head) &&
+           !rs_meta_set_uint(m, "llama.attention.head_count_kv", RS_V_U32,
+                             (uint64_t)s->n_head_kv) &&
+           !rs_meta_set_uint(m, "llama.rope.dimension_count", RS_V_U32,
+                             (uint64_t)(s->n_embd / s->n_head)) &&
+           !rs_meta_set_float(m, "llama.rope.freq_base", RS_V_F32, 10000.0) &&
+           !rs_meta_set_float(m, "llama.attention.layer_norm_rms_epsilon", RS_V_F32, 1e-5);
+}
+
+static void add_tensor(rs_tensor_info *t, int *n, const char *name, rs_dtype type, int64_t n_in,
+                       int64_t n_out) {
+    size_t row;
+    rs_dtype_row_size(type, n_in, &row);
+    t[*n] = (rs_tensor_info){.name = strdup(name),
+                             .type = type,
+                             .n_dims = n_out ? 2 : 1,
+                             .ne = {n_in, n_out ? n_out : 1, 1, 1},
+                             .nbytes = row * (uint64_t)(n_out ? n_out : 1)};
+    (*n)++;
+}
+
+int main(int argc, char **argv) {
+    if (argc < 4) {
+        fprintf(stderr,
+                "usage: synth_model llama2-7b|tinyllama-1b|small TYPE OUT.gguf [threads]\n");
+        return 1;
+    }
+    const shape *s = NULL;
+    for (size_t i = 0; i < sizeof shapes / sizeof *shapes; i++)
+        if (strcmp(shapes[i].name, argv[1]) == 0) s = &shapes[i];
+    rs_dtype type;
+    if (!s || !rs_dtype_from_name(argv[2], &type) || !rs_dtype_get(type)->from_f32) {
+        fprintf(stderr, "synth_model: unknown shape or type\n");
+        return 1;
+    }
+    bool low_bits = type != RS_DTYPE_F32 && type != RS_DTYPE_F16 && type != RS_DTYPE_BF16 &&
+                    type != RS_DTYPE_Q8_0;
+    rs_dtype head = low_bits ? RS_DTYPE_Q6_K : type;
+    int D = s->n_embd, KV = s->n_head_kv * (D / s->n_head), n = 0;
+    rs_tensor_info *t = calloc((size_t)(3 + 9 * s->n_layer), sizeof *t);
+    add_tensor(t, &n, "token_embd.weight", type, D, s->n_vocab);
+    add_tensor(t, &n, "output_norm.weight", RS_DTYPE_F32, D, 0);
+    add_tensor(t, &n, "output.weight", head, D, s->n_vocab);
+    for (int l = 0; l < s->n_layer; l++) {
+        char name[64];
+#define T(suffix, ty, a, b)                                                                        \
+    (snprintf(name, sizeof name, "blk.%d." suffix, l), add_tensor(t, &n, name, ty, a, b))
+        T("attn_norm.weight", RS_DTYPE_F32, D, 0);
+        T("attn_q.weight", type, D, D);
+        T("attn_k.weight", type, D, KV);
+        T("attn_v.weight", type, D, KV);
+        T("attn_output.weight", type, D, D);
+        T("ffn_norm.weight", RS_DTYPE_F32, D, 0);
+        T("ffn_gate.weight", type, D, s->n_ff);
+        T("ffn_up.weight", type, D, s->n_ff);
+        T("ffn_down.weight", type, s->n_ff, D);
+#undef T
+    }
+    rs_meta meta;
+    rs_meta_init(&meta);
+    rs_error err = {0};
+    rs_gguf_writer *w = NULL;
+    rs_threadpool *tp = NULL;
+    rs_cpu_info cpu;
+    rs_cpu_detect(&cpu);
+    int nth = argc > 4 ? atoi(argv[4]) : cpu.n_physical;
+    if (!add_hparams(&meta, s) || !add_vocab(&meta, s->n_vocab) ||
+        rs_threadpool_create(&tp, nth, &err) ||
+        rs_gguf_writer_open(&w, argv[3], &meta, t, (uint64_t)n, &err)) {
+        fprintf(stderr, "synth_model: %s\n", err.msg[0] ? err.msg : "out of memory");
+        return 1;
+    }
+    for (int i = 0; i < n; i++) {
+        gen_job j = {t[i].type,
+                     t[i].ne[0],
+                     t[i].ne[1],
+                     1000u + (uint64_t)i,
+                     malloc(t[i].nbytes),
+                     0,
+                     malloc((size_t)nth * (size_t)t[i].ne[0] * sizeof(float))};
+        rs_dtype_row_size(j.type, j.n_in, &j.row_bytes);
+        if (!j.out || !j.rows) {
+            fprintf(stderr, "synth_model: out of memory\n");
+            rs_gguf_writer_abort(w);
+            return 1;
+        }
+        if (t[i].n_dims == 1)
+            for (int64_t k = 0; k < j.n_in; k++) ((float *)j.out)[k] = 1.0f;
+        else
+            rs_threadpool_run(tp, gen_rows, &j);
+        if (rs_gguf_writer_put(w, (uint64_t)i, j.out, t[i].nbytes, &err)) {
+            fprintf(stderr, "synth_model: %s\n", err.msg);
+            rs_gguf_writer_abort(w);
+            return 1;
+        }
+        free(j.out);
+        free(j.rows);
+    }
+    if (rs_gguf_writer_close(w, &err)) {
+        fprintf(stderr, "synth_model: %s\n", err.msg);
+        return 1;
+    }
+    for (int i = 0; i < n; i++) free((char *)t[i].name);
+    free(t);
+    rs_meta_free(&meta);
+    rs_threadpool_free(tp);
+    fprintf(stderr, "synth_model: wrote %s (%s, %s)\n", argv[3], s->name, argv[2]);
+    return 0;
+}
