@@ -206,7 +206,7 @@ int cmd_bench(int argc, char **argv) {
                                mo.session.n_ctx, need);
     rs_model *m = NULL;
     rs_session *s = NULL;
-    if (cli_load("bench", &mo, &m, &s)) return 1;
+    if (cli_load("bench", &mo, false, &m, &s)) return 1;
     int rc = bench_all(&b, s, m);
     rs_session_free(s);
     rs_model_free(m);

@@ -161,7 +161,7 @@ int cmd_chat(int argc, char **argv) {
     rs_session *s = NULL;
     rs_sampler sm = {0};
     int rc = 1;
-    if (cli_load("chat", &mo, &m, &s)) goto done;
+    if (cli_load("chat", &mo, true, &m, &s)) goto done;
     if (rs_sampler_init(&sm, &go.sampling, m->hp.n_vocab, &err) != RS_OK) {
         fprintf(stderr, "rusty chat: %s\n", err.msg);
         goto done;

@@ -123,7 +123,7 @@ int cmd_perplexity(int argc, char **argv) {
     rs_tokens toks = {0};
     rs_error err = {0};
     int rc = 1;
-    if (cli_load("perplexity", &mo, &m, &s)) goto done;
+    if (cli_load("perplexity", &mo, true, &m, &s)) goto done;
     if (rs_tokenizer_encode(m->tok, text, len, rs_tokenizer_add_bos(m->tok), false, &toks, &err) !=
         RS_OK) {
         fprintf(stderr, "rusty perplexity: %s\n", err.msg);

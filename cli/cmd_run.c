@@ -80,7 +80,7 @@ int cmd_run(int argc, char **argv) {
     rs_tokens ids = {0};
     rs_sampler sm = {0};
     int rc = 1;
-    if (cli_load("run", &mo, &m, &s) || cli_tokenize_prompt("run", m->tok, prompt, len, &ids))
+    if (cli_load("run", &mo, true, &m, &s) || cli_tokenize_prompt("run", m->tok, prompt, len, &ids))
         goto done;
     if (rs_sampler_init(&sm, &go.sampling, m->hp.n_vocab, &err) != RS_OK) {
         fprintf(stderr, "rusty run: %s\n", err.msg);

@@ -169,7 +169,7 @@ int cli_parse_gen_opt(cli_args *a, cli_gen_opts *o) {
     return 0;
 }
 
-int cli_load(const char *cmd, const cli_model_opts *o, rs_model **m, rs_session **s) {
+int cli_load(const char *cmd, const cli_model_opts *o, bool needs_tokenizer, rs_model **m, rs_session **s) {
     rs_error err = {0};
     double t0 = rs_time_ms();
     rs_status st = o->model ? rs_model_load(m, o->model, &err) : rs_model_create_demo(m, 42, &err);
@@ -184,6 +184,15 @@ int cli_load(const char *cmd, const cli_model_opts *o, rs_model **m, rs_session 
         return 1;
     }
     const rs_model *mm = *m;
+    if (!mm->tok && needs_tokenizer) {
+        fprintf(stderr, "rusty %s: %s has no tokenizer (no tokenizer.ggml.* metadata or tokenizer.json)\n", cmd,
+                o->model);
+        rs_session_free(*s);
+        rs_model_free(*m);
+        *s = NULL;
+        *m = NULL;
+        return 1;
+    }
     rs_session_info info;
     rs_session_get_info(*s, &info);
     fprintf(stderr,

@@ -161,8 +161,10 @@ rs_status rs_model_load(rs_model **out, const char *path, rs_error *err) {
     }
     m->has_file = true;
     set_name(m, path);
+    /* a file without a vocabulary still computes logits (tests, benchmarks); m->tok stays NULL */
+    bool has_vocab = rs_meta_find(m->file.meta, "tokenizer.ggml.model") != NULL;
     if ((st = rs_hparams_from_meta(&m->hp, m->file.meta, err)) || (st = bind_all(m, err)) ||
-        (st = rs_tokenizer_load_meta(&m->tok, m->file.meta, err))) {
+        (has_vocab && (st = rs_tokenizer_load_meta(&m->tok, m->file.meta, err)))) {
         rs_error_prefix(err, "%s", path);
         rs_model_free(m);
         return st;
