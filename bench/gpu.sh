@@ -1,0 +1,103 @@
+#!/usr/bin/env bash
+# gpu.sh — everything the GPU machine runs, in one call.
+#
+# The GPU machine has CUDA and Python/torch but none of our build dependencies
+# (cJSON, PCRE2, utf8proc, cmocka), so everything is built HERE and shipped:
+#
+#   bench/gpu.sh stage                 # here: make build, copy binaries + runtime libs into .stage-gpu/
+#   (device) cd .stage-gpu && ./gpu.sh test|bench|cpu|hf|all   # there, with carry [".stage-gpu", ".models"]
+#
+# test   CUDA op tests + end-to-end GPU-vs-CPU tests, compute-sanitizer on a decode loop
+# bench  synthesizes Llama-2-7B-shaped models (random weights) and runs `rusty bench`
+#        on the GPU: F16, Q8_0, Q4_0, Q4_K_M at pp512/tg128, Q4_0 at depth 4096
+# cpu    the same models' Q4_0/Q8_0 on the machine's CPU cores (pp64, tg32)
+# hf     HF transformers on the same GPU (bench/hf_bench.py)
+# Logs go to $OUT (the device tool returns them).
+set -uo pipefail
+
+if [[ ${1:-} == stage ]]; then
+    cd "$(dirname "$0")/.."
+    make build >/dev/null || exit 1
+    S=.stage-gpu
+    rm -rf "$S" && mkdir -p "$S/bin" "$S/lib" "$S/tests"
+    cp build/rusty build/bench/synth_model build/bench/bench_matmul "$S/bin/"
+    [[ -d build/tests/cuda ]] && find build/tests -maxdepth 2 -type f -name 'test_cuda*' -perm -u+x -exec cp {} "$S/tests/" \;
+    [[ -f build/bench/cuda_bench ]] && cp build/bench/cuda_bench "$S/bin/"
+    cp -r tests/data "$S/tests/"
+    cp bench/gpu.sh bench/hf_bench.py "$S/"
+    for l in libcjson.so.1 libcmocka.so.0 libutf8proc.so.2 libpcre2-8.so.0; do
+        cp -L "/usr/lib/x86_64-linux-gnu/$l" "$S/lib/"
+    done
+    strip "$S"/bin/* "$S"/tests/test_* 2>/dev/null
+    [[ -d .models ]] || { mkdir -p .models && cp -r ../shared/models/* .models/; }
+    du -sh "$S" .models
+    exit 0
+fi
+
+# ---- on the GPU machine --------------------------------------------------------
+cd "$(dirname "$0")"
+export LD_LIBRARY_PATH=$PWD/lib${LD_LIBRARY_PATH:+:$LD_LIBRARY_PATH}
+export RUSTY_SHARED=$PWD/..
+OUT=${OUT:-/tmp/out}
+M=${MODELS:-/tmp/rusty-models}
+mkdir -p "$OUT" "$M"
+B=bin/rusty
+what=${1:-all}
+say() { echo "=== $* ($(date -u +%T))"; }
+
+# shared models under $RUSTY_SHARED/models: the carried .models folder stands in for ../shared/models
+[[ -e ../models ]] || ln -s "$PWD/../.models" ../models 2>/dev/null
+
+synth() { # type -> path (cached)
+    local f=$M/llama2-7b-$1.gguf
+    [[ -f $f ]] || bin/synth_model llama2-7b "$1" "$f" >&2 || return 1
+    echo "$f"
+}
+
+run_tests() {
+    say "GPU: $(nvidia-smi --query-gpu=name,memory.total,driver_version,clocks.max.sm --format=csv,noheader)"
+    for t in tests/test_cuda*; do
+        [[ -x $t ]] || continue
+        say "$t"
+        RUSTY_TESTS=$PWD/tests "$t" 2>&1 | tail -40
+    done
+    say "compute-sanitizer memcheck on a decode loop"
+    compute-sanitizer --tool memcheck --error-exitcode 9 $B run -m "$RUSTY_SHARED/models/TinyStories-656K.f16.gguf" \
+        -p "Once upon a time" -n 24 --temp 0 2>&1 | tail -6
+    echo "memcheck exit: ${PIPESTATUS[0]}"
+}
+
+run_bench() {
+    say "GPU benchmarks, Llama-2-7B shape, random weights"
+    local first=1
+    for ty in F16 Q8_0 Q4_0 Q4_K; do
+        f=$(synth $ty) || { echo "synth $ty failed"; continue; }
+        $B bench -m "$f" -p 512 -n 128 -r 3 2>>"$OUT/bench.err" | tail -n +$((first ? 1 : 3))
+        first=0
+    done
+    f=$(synth Q4_0) && $B bench -m "$f" -p 0 -n 128 -d 4096 -r 3 2>>"$OUT/bench.err" | tail -n +3
+}
+
+run_cpu() {
+    say "CPU benchmarks, Llama-2-7B shape: $(lscpu | sed -n 's/^Model name: *//p'), $(nproc) cores"
+    local first=1
+    for ty in Q4_0 Q8_0; do
+        f=$(synth $ty) || continue
+        $B bench -m "$f" --device cpu -p 64 -n 32 -r 3 2>>"$OUT/cpu.err" | tail -n +$((first ? 1 : 3))
+        first=0
+    done
+}
+
+run_hf() {
+    say "HF transformers, same GPU"
+    PYTHONUNBUFFERED=1 python3 hf_bench.py 2>&1 | grep -v Warning | tail -8
+}
+
+case $what in
+test) run_tests ;;
+bench) run_bench ;;
+cpu) run_cpu ;;
+hf) run_hf ;;
+all) run_tests; run_bench; run_cpu ;;
+*) echo "usage: gpu.sh stage|test|bench|cpu|hf|all"; exit 2 ;;
+esac 2>&1 | tee -a "$OUT/gpu-$what.log"
