@@ -11,6 +11,7 @@
  *   TOL_H     3e-3  GEMM on F16: weights and activations rounded to f16 (2^-11)
  *   TOL_BF    1.5e-2  GEMM on BF16: activations rounded to bf16 (2^-8)
  *   TOL_ATTN  2e-4  attention: f32 with __expf, versus double
+ *   TOL_MMA   2e-3  attention on the tensor cores: q and the softmax weights rounded to f16
  *   TOL_KV16  1e-3  keys/values read back from an F16 cache (2^-11 rounding) */
 #include <math.h>
 #include <stdio.h>
@@ -29,6 +30,7 @@
 #define TOL_BF 1.5e-2
 #define TOL_ATTN 2e-4
 #define TOL_KV16 1e-3
+#define TOL_MMA 2e-3
 
 static rs_backend *B;
 static const rs_backend_ops *O;
@@ -108,8 +110,14 @@ static double rel_err(const float *y, const float *ref, size_t n) {
 
 static void report(const char *name, double err, double tol) {
     int ok = err <= tol;
-    printf("%s %-58s err %.2e (tol %.0e)\n", ok ? "ok  " : "FAIL", name, err, tol);
+    printf("%s %-62s err %.2e (tol %.1e)\n", ok ? "ok  " : "FAIL", name, err, tol);
     ok ? n_pass++ : n_fail++;
+}
+
+static rs_cuda_tuning tuning_now(void) {
+    rs_cuda_tuning t;
+    rs_cuda_get_tuning(B, &t);
+    return t;
 }
 
 /* ---- weights ------------------------------------------------------------------------------ */
@@ -149,29 +157,48 @@ static double tol_for(rs_dtype type, int gemm) {
 
 /* ---- matmul -------------------------------------------------------------------------------- */
 
-static void check_matmul(rs_dtype type, int64_t n_in, int64_t n_out, int n, int bias) {
+/* One weight against several token counts: n <= 4 takes the matvec kernels,
+ * larger n the GEMM path; the bias (when given) goes with n == 3 and n == 20. */
+static void check_matmul(rs_dtype type, int64_t n_in, int64_t n_out, const int *ns, int n_ns, int with_bias) {
     tw w = make_weight(type, n_in, n_out, 0.5f);
-    tw b = {0};
-    if (bias) b = make_weight(RS_DTYPE_F32, n_out, 1, 1.0f);
-    float *x = host_rand((size_t)(n * n_in), 1.0f);
-    float *ref = malloc(sizeof(float) * n * n_out), *y = malloc(sizeof(float) * n * n_out);
-    rs_ref_matmul(&w.w, bias ? &b.w : NULL, x, n, ref);
-    float *dx = dev_copy(x, sizeof(float) * n * n_in), *dy = dev(sizeof(float) * n * n_out);
-    poison(dy, sizeof(float) * n * n_out);
-    rs_matmul mm = {&w.w, bias ? &b.w : NULL, dy};
-    O->matmul(B, &mm, 1, dx, n);
-    char name[128];
-    snprintf(name, sizeof name, "matmul %s %lldx%lld n=%d%s", rs_dtype_name(type), (long long)n_out,
-             (long long)n_in, n, bias ? " +bias" : "");
-    if (synced(name)) {
-        down(y, dy, sizeof(float) * n * n_out);
-        report(name, rel_err(y, ref, (size_t)(n * n_out)), tol_for(type, n > 4));
+    tw b = make_weight(RS_DTYPE_F32, n_out, 1, 1.0f);
+    const rs_cuda_tuning base = tuning_now();
+    for (int k = 0; k < n_ns; k++) {
+        const int n = ns[k], bias = with_bias && (n == 3 || n == 20);
+        float *x = host_rand((size_t)(n * n_in), 1.0f);
+        float *ref = malloc(sizeof(float) * n * n_out), *y = malloc(sizeof(float) * n * n_out);
+        rs_ref_matmul(&w.w, bias ? &b.w : NULL, x, n, ref);
+        float *dx = dev_copy(x, sizeof(float) * n * n_in), *dy = dev(sizeof(float) * n * n_out);
+        /* variants: as configured; two rows per warp (n = 1); GEMM in 128-row slabs */
+        for (int v = 0; v < 3; v++) {
+            rs_cuda_tuning t = base;
+            const char *tag = "";
+            if (v == 1) {
+                if (n != 1) continue;
+                t.mv_rows = 2, tag = " rows=2";
+            } else if (v == 2) {
+                if (n <= 4 || !rs_dtype_get(type)->is_quantized) continue;
+                t.gemm_chunk = (int)(128 * n_in), tag = " slabs";
+            }
+            rs_cuda_set_tuning(B, &t);
+            poison(dy, sizeof(float) * n * n_out);
+            rs_matmul mm = {&w.w, bias ? &b.w : NULL, dy};
+            O->matmul(B, &mm, 1, dx, n);
+            rs_cuda_set_tuning(B, &base);
+            char name[128];
+            snprintf(name, sizeof name, "matmul %s %lldx%lld n=%d%s%s", rs_dtype_name(type), (long long)n_out,
+                     (long long)n_in, n, bias ? " +bias" : "", tag);
+            if (synced(name)) {
+                down(y, dy, sizeof(float) * n * n_out);
+                report(name, rel_err(y, ref, (size_t)(n * n_out)), tol_for(type, n > 4));
+            }
+        }
+        O->release(B, dx);
+        O->release(B, dy);
+        free(x), free(ref), free(y);
     }
-    O->release(B, dx);
-    O->release(B, dy);
-    free(x), free(ref), free(y);
     free_weight(&w);
-    if (bias) free_weight(&b);
+    free_weight(&b);
 }
 
 /* Three products of mixed types sharing one input, one with a bias. */
@@ -217,18 +244,13 @@ static void test_matmul(void) {
                                      RS_DTYPE_Q4_0, RS_DTYPE_Q4_1, RS_DTYPE_Q5_0, RS_DTYPE_Q5_1,
                                      RS_DTYPE_IQ4_NL, RS_DTYPE_Q4_K, RS_DTYPE_Q5_K, RS_DTYPE_Q6_K};
     static const int ns[] = {1, 3, 4, 17, 64};
+    static const int ns_odd[] = {1, 20};
     for (size_t i = 0; i < sizeof types / sizeof *types; i++) {
         const rs_dtype t = types[i];
         const int64_t blk = rs_dtype_get(t)->block_size;
-        const int64_t in_small = blk == 256 ? 256 : 96, in_big = blk == 256 ? 1536 : 1024;
-        for (size_t k = 0; k < sizeof ns / sizeof *ns; k++) {
-            check_matmul(t, in_small, 37, ns[k], 0);
-            check_matmul(t, in_big, 515, ns[k], ns[k] == 3);
-        }
-        if (blk == 1) { /* rows not a multiple of 8: the scalar kernel */
-            check_matmul(t, 100, 33, 1, 0);
-            check_matmul(t, 100, 33, 20, 1);
-        }
+        check_matmul(t, blk == 256 ? 256 : 96, 37, ns, 5, 0);
+        check_matmul(t, blk == 256 ? 1536 : 1024, 515, ns, 5, 1);
+        if (blk == 1) check_matmul(t, 100, 33, ns_odd, 2, 1); /* rows not a multiple of 8: scalar kernel */
     }
     check_matmul_multi(1);
     check_matmul_multi(2);
@@ -432,7 +454,7 @@ static void test_rope(void) {
 /* ---- attention ------------------------------------------------------------------------------------ */
 
 static void check_attention(int n_head, int n_kv, int hd, int n_ctx, int last_pos, int n, rs_kv_type kt,
-                            int chunk) {
+                            int chunk, int mma) {
     rs_kv_desc d = {2, n_ctx, n_kv, hd, kt};
     rs_kv *kv = NULL;
     rs_error e = {0};
@@ -454,15 +476,17 @@ static void check_attention(int n_head, int n_kv, int hd, int n_ctx, int last_po
     rs_cuda_get_tuning(B, &old);
     tu = old;
     tu.attn_chunk = chunk;
+    tu.attn_mma = mma;
     rs_cuda_set_tuning(B, &tu);
     O->attention(B, dq, kv, 1, dpos, n, &at, dout);
     rs_cuda_set_tuning(B, &old);
     char name[96];
-    snprintf(name, sizeof name, "attention h=%d/%d hd=%d pos..%d n=%d %s%s", n_head, n_kv, hd, last_pos, n,
-             kt == RS_KV_F16 ? "F16" : "F32", chunk ? " chunk" : "");
+    const int tensor_cores = mma && kt == RS_KV_F16 && (hd == 64 || hd == 128) && n > 4;
+    snprintf(name, sizeof name, "attention h=%d/%d hd=%d pos..%d n=%d %s%s%s", n_head, n_kv, hd, last_pos, n,
+             kt == RS_KV_F16 ? "F16" : "F32", chunk ? " chunk" : "", tensor_cores ? " mma" : "");
     if (synced(name)) {
         down(out, dout, nq * 4);
-        report(name, rel_err(out, ref, nq), TOL_ATTN);
+        report(name, rel_err(out, ref, nq), tensor_cores ? TOL_MMA : TOL_ATTN);
     }
     O->release(B, dq), O->release(B, dout), O->release(B, dpos);
     O->kv_destroy(B, kv);
@@ -472,27 +496,36 @@ static void check_attention(int n_head, int n_kv, int hd, int n_ctx, int last_po
 static void test_attention(void) {
     /* decode (flash-decoding), every head size and group width */
     static const int hds[] = {8, 16, 32, 64, 128, 256};
-    for (int i = 0; i < 6; i++) check_attention(8, 4, hds[i], 600, 299, 1, RS_KV_F16, 0);
-    check_attention(32, 32, 128, 4096, 4095, 1, RS_KV_F16, 0); /* Llama-2-7B at full context */
-    check_attention(32, 8, 128, 5000, 4321, 1, RS_KV_F16, 0);  /* GQA 4 */
-    check_attention(6, 2, 64, 1000, 777, 1, RS_KV_F16, 0);     /* GQA 3 */
-    check_attention(64, 4, 64, 800, 513, 2, RS_KV_F16, 0);     /* GQA 16: two slices */
-    check_attention(8, 8, 64, 300, 0, 1, RS_KV_F16, 0);        /* a single position */
-    check_attention(8, 2, 64, 300, 127, 1, RS_KV_F16, 0);      /* exactly one chunk */
-    check_attention(8, 2, 64, 300, 128, 1, RS_KV_F16, 0);      /* one past a chunk */
-    check_attention(8, 2, 64, 2048, 1999, 3, RS_KV_F16, 32);   /* many small chunks */
-    check_attention(8, 4, 128, 900, 650, 4, RS_KV_F32, 0);
-    check_attention(4, 4, 16, 300, 200, 2, RS_KV_F32, 0);
-    /* prefill (tiled kernel) and the fallbacks */
-    check_attention(8, 4, 64, 300, 69, 70, RS_KV_F16, 0);
-    check_attention(8, 4, 128, 1200, 1100, 130, RS_KV_F16, 0);
-    check_attention(4, 1, 256, 200, 150, 17, RS_KV_F16, 0);
-    check_attention(4, 2, 16, 100, 40, 41, RS_KV_F32, 0);
-    check_attention(8, 4, 8, 100, 64, 65, RS_KV_F16, 0);
-    check_attention(8, 4, 80, 300, 200, 1, RS_KV_F16, 0);  /* not a power of two */
-    check_attention(8, 4, 12, 300, 200, 9, RS_KV_F16, 0);  /* multiple of 4 only */
-    check_attention(4, 2, 6, 100, 60, 5, RS_KV_F16, 0);    /* generic kernel */
-    check_attention(4, 2, 6, 100, 60, 1, RS_KV_F32, 0);
+    for (int i = 0; i < 6; i++) check_attention(8, 4, hds[i], 600, 299, 1, RS_KV_F16, 0, 0);
+    check_attention(32, 32, 128, 4096, 4095, 1, RS_KV_F16, 0, 0); /* Llama-2-7B at full context */
+    check_attention(32, 32, 128, 4096, 100, 1, RS_KV_F16, 0, 0);  /* ... short context */
+    check_attention(32, 8, 128, 5000, 4321, 1, RS_KV_F16, 0, 0);  /* GQA 4 */
+    check_attention(6, 2, 64, 1000, 777, 1, RS_KV_F16, 0, 0);     /* GQA 3 */
+    check_attention(64, 4, 64, 800, 513, 2, RS_KV_F16, 0, 0);     /* GQA 16: two slices */
+    check_attention(8, 8, 64, 300, 0, 1, RS_KV_F16, 0, 0);        /* a single position */
+    check_attention(8, 2, 64, 300, 31, 1, RS_KV_F16, 0, 0);       /* chunk edges */
+    check_attention(8, 2, 64, 300, 32, 1, RS_KV_F16, 0, 0);
+    check_attention(8, 2, 64, 300, 128, 1, RS_KV_F16, 0, 0);
+    check_attention(8, 2, 64, 2048, 1999, 3, RS_KV_F16, 32, 0);   /* fixed small chunks */
+    check_attention(4, 4, 64, 40000, 39999, 1, RS_KV_F16, 0, 0);  /* long context, wide chunks */
+    check_attention(8, 4, 128, 900, 650, 4, RS_KV_F32, 0, 0);
+    check_attention(4, 4, 16, 300, 200, 2, RS_KV_F32, 0, 0);
+    /* prefill: SIMT tiles and tensor cores, and the fallbacks */
+    for (int mma = 0; mma <= 1; mma++) {
+        check_attention(8, 4, 64, 300, 69, 70, RS_KV_F16, 0, mma);
+        check_attention(8, 4, 128, 1200, 1100, 130, RS_KV_F16, 0, mma);
+        check_attention(32, 32, 128, 600, 511, 512, RS_KV_F16, 0, mma);
+        check_attention(8, 2, 64, 2000, 1500, 100, RS_KV_F16, 0, mma); /* past context before the batch */
+        check_attention(4, 4, 128, 100, 9, 5, RS_KV_F16, 0, mma);
+    }
+    check_attention(4, 1, 256, 200, 150, 17, RS_KV_F16, 0, 1);
+    check_attention(4, 2, 16, 100, 40, 41, RS_KV_F32, 0, 1);
+    check_attention(8, 4, 128, 300, 100, 20, RS_KV_F32, 0, 1);
+    check_attention(8, 4, 8, 100, 64, 65, RS_KV_F16, 0, 1);
+    check_attention(8, 4, 80, 300, 200, 1, RS_KV_F16, 0, 1); /* not a power of two */
+    check_attention(8, 4, 12, 300, 200, 9, RS_KV_F16, 0, 1); /* multiple of 4 only */
+    check_attention(4, 2, 6, 100, 60, 5, RS_KV_F16, 0, 1);   /* generic kernel */
+    check_attention(4, 2, 6, 100, 60, 1, RS_KV_F32, 0, 1);
 }
 
 /* ---- graph capture and replay ---------------------------------------------------------------------- */
@@ -547,7 +580,8 @@ static void test_graph(void) {
     rs_kv *kv_direct = NULL, *kv_graph = NULL;
     rs_error e = {0};
     if (O->kv_create(B, &d, &kv_direct, &e) || O->kv_create(B, &d, &kv_graph, &e)) die("kv_create", &e);
-    enum { STEPS = 300 };
+    const char *env = getenv("RUSTY_CUDA_GRAPH_STEPS");
+    const int STEPS = env ? atoi(env) : 300;
     float *xs = host_rand((size_t)STEPS * m.dim, 1.0f), *a = malloc(m.dim * 4), *b = malloc(m.dim * 4);
     double worst = 0;
     int mismatch = 0, captured = 0;
@@ -574,7 +608,9 @@ static void test_graph(void) {
         worst = fmax(worst, rel_err(b, a, m.dim));
     }
     printf("     graph replay: %d of %d steps differ bitwise from direct execution\n", mismatch, STEPS);
-    report("graph capture + 300 replays == direct (pos 0..299, Q4_0/Q4_K/Q8_0/Q6_K/F16)", worst, 0.0);
+    char name[96];
+    snprintf(name, sizeof name, "graph capture + %d replays == direct (Q4_0/Q4_K/Q8_0/Q6_K/F16)", STEPS);
+    report(name, mismatch ? fmax(worst, 1e-30) : 0.0, 0.0);
     O->kv_destroy(B, kv_direct);
     O->kv_destroy(B, kv_graph);
     free(xs), free(a), free(b), free(inv);

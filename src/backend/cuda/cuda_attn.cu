@@ -27,10 +27,20 @@ struct dec_args {
     float2 *part_ml; /* [n][n_head][n_split] (max, sum) */
     unsigned *cnt;   /* [n][n_head_kv][slices] */
     int8_t *xq;      /* int8 copy of out for the next matvec, or NULL */
-    float2 *xd;
-    int n_head, n_head_kv, G, slices, n_split, C, n_ctx;
+    cw_q8s *xd;
+    int n_head, n_head_kv, G, slices, n_split, n_ctx;
+    int c_min, c_max, s_target; /* chunk = clamp(ceil(positions / s_target), c_min, c_max), x32 */
     float scale;
 };
+
+/* Positions per split for a context of p_end positions: enough splits to
+ * fill the GPU at short contexts, long chunks (fewer partials) at long ones.
+ * Computed on the device from pos, so a replayed graph adapts as it grows. */
+__device__ __forceinline__ int dec_chunk(const dec_args &a, int p_end) {
+    int c = (p_end + a.s_target - 1) / a.s_target;
+    c = (c + 31) & ~31;
+    return min(max(c, a.c_min), a.c_max);
+}
 
 __device__ __forceinline__ void load8(const __half *p, float *f) {
     const uint4 v = *(const uint4 *)p;
@@ -71,17 +81,17 @@ template <typename KV, int LP, int GB>
 __global__ void __launch_bounds__(128) attn_dec_kernel(const __grid_constant__ dec_args a) {
     constexpr int NT = 128, P = NT / LP, U = GB >= 8 ? 2 : 4, HD = LP * 8;
     extern __shared__ float smem[];
-    float *sc = smem;                 /* [GB][C] scores, then weights */
-    float *red = sc + GB * a.C;       /* [4][GB][HD] per-warp outputs */
+    float *sc = smem;                 /* [GB][c_max] scores, then weights */
+    float *red = sc + GB * a.c_max;   /* [4][GB][HD] per-warp outputs */
     float *wsp = red + 4 * GB * HD;   /* [GB][n_split] merge weights */
     __shared__ float s_m[GB], s_l[GB];
     __shared__ int s_last;
     cw_griddep_launch();
     cw_griddep_wait();
     const int split = blockIdx.x, kvh = blockIdx.y / a.slices, slice = blockIdx.y % a.slices, t = blockIdx.z;
-    const int p_end = max(1, min(a.pos[t] + 1, a.n_ctx)), start = split * a.C;
+    const int p_end = max(1, min(a.pos[t] + 1, a.n_ctx)), C = dec_chunk(a, p_end), start = split * C;
     if (start >= p_end) return;
-    const int end = min(start + a.C, p_end), len = end - start, n_active = (p_end + a.C - 1) / a.C;
+    const int end = min(start + C, p_end), len = end - start, n_active = (p_end + C - 1) / C;
     const int g0 = slice * GB, gn = min(GB, a.G - g0), h0 = kvh * a.G + g0;
     const int tid = threadIdx.x, lane = tid & 31, warp = tid >> 5, li = tid % LP, po = tid / LP;
     const KV *kb = (const KV *)a.k + (size_t)kvh * a.n_ctx * HD + li * 8;
@@ -120,19 +130,19 @@ __global__ void __launch_bounds__(128) attn_dec_kernel(const __grid_constant__ d
                 for (int e = 0; e < 8; e++) d += qr[g][e] * kr[u][e];
 #pragma unroll
                 for (int o = LP / 2; o > 0; o >>= 1) d += __shfl_xor_sync(0xffffffffu, d, o);
-                if (li == 0 && p < end) sc[g * a.C + p - start] = d;
+                if (li == 0 && p < end) sc[g * C + p - start] = d;
             }
         }
     }
     __syncthreads();
     for (int g = warp; g < GB; g += NT / 32) {
         float mx = -INFINITY;
-        for (int i = lane; i < len; i += 32) mx = fmaxf(mx, sc[g * a.C + i]);
+        for (int i = lane; i < len; i += 32) mx = fmaxf(mx, sc[g * C + i]);
         mx = cw_warp_max(mx);
         float sum = 0.0f;
         for (int i = lane; i < len; i += 32) {
-            const float e = __expf(sc[g * a.C + i] - mx);
-            sc[g * a.C + i] = e;
+            const float e = __expf(sc[g * C + i] - mx);
+            sc[g * C + i] = e;
             sum += e;
         }
         sum = cw_warp_sum(sum);
@@ -161,7 +171,7 @@ __global__ void __launch_bounds__(128) attn_dec_kernel(const __grid_constant__ d
             if (p >= end) continue;
 #pragma unroll
             for (int g = 0; g < GB; g++) {
-                const float w = sc[g * a.C + p - start];
+                const float w = sc[g * C + p - start];
 #pragma unroll
                 for (int e = 0; e < 8; e++) acc[g][e] += w * vr[u][e];
             }
@@ -224,9 +234,17 @@ __global__ void __launch_bounds__(128) attn_dec_kernel(const __grid_constant__ d
     for (int i = tid; i < gn * HD; i += NT) {
         const int g = i / HD;
         const float *po_ = a.part_o + (pbase + (size_t)g * a.n_split) * HD + i % HD;
-        float o = 0.0f;
-        for (int s = 0; s < n_active; s++) o += wsp[g * a.n_split + s] * __ldcg(po_ + (size_t)s * HD);
-        red[i] = o / s_l[g];
+        const float *w = wsp + g * a.n_split;
+        float o0 = 0.0f, o1 = 0.0f, o2 = 0.0f, o3 = 0.0f; /* four loads in flight */
+        int s = 0;
+        for (; s + 4 <= n_active; s += 4) {
+            o0 += w[s] * __ldcg(po_ + (size_t)s * HD);
+            o1 += w[s + 1] * __ldcg(po_ + (size_t)(s + 1) * HD);
+            o2 += w[s + 2] * __ldcg(po_ + (size_t)(s + 2) * HD);
+            o3 += w[s + 3] * __ldcg(po_ + (size_t)(s + 3) * HD);
+        }
+        for (; s < n_active; s++) o0 += w[s] * __ldcg(po_ + (size_t)s * HD);
+        red[i] = (o0 + o1 + o2 + o3) / s_l[g];
     }
     __syncthreads();
     dec_store<HD>(a, red, gn, t, h0);
@@ -387,6 +405,178 @@ __global__ void __launch_bounds__(256) attn_pre_kernel(const __grid_constant__ p
     }
 }
 
+/* ---- prefill on the tensor cores (F16 cache, head_dim 64 or 128) -------------------------------
+ * FlashAttention-2 shape: block (64-query tile, head), 4 warps of 16 query
+ * rows; per 64-key tile S = Q K^T and O += P V with mma.sync m16n8k16 (f16
+ * operands, f32 accumulators), online softmax in registers. Fragments come
+ * from padded shared memory through ldmatrix (.trans for V). */
+
+__device__ __forceinline__ uint32_t smem_u32(const void *p) { return (uint32_t)__cvta_generic_to_shared(p); }
+
+__device__ __forceinline__ void ldsm_x4(uint32_t *r, const void *p) {
+    asm volatile("ldmatrix.sync.aligned.m8n8.x4.shared.b16 {%0, %1, %2, %3}, [%4];"
+                 : "=r"(r[0]), "=r"(r[1]), "=r"(r[2]), "=r"(r[3])
+                 : "r"(smem_u32(p)));
+}
+__device__ __forceinline__ void ldsm_x4_t(uint32_t *r, const void *p) {
+    asm volatile("ldmatrix.sync.aligned.m8n8.x4.trans.shared.b16 {%0, %1, %2, %3}, [%4];"
+                 : "=r"(r[0]), "=r"(r[1]), "=r"(r[2]), "=r"(r[3])
+                 : "r"(smem_u32(p)));
+}
+__device__ __forceinline__ void mma16816(float *d, const uint32_t *a, uint32_t b0, uint32_t b1) {
+    asm volatile("mma.sync.aligned.m16n8k16.row.col.f32.f16.f16.f32 {%0, %1, %2, %3}, {%4, %5, %6, %7}, "
+                 "{%8, %9}, {%0, %1, %2, %3};"
+                 : "+f"(d[0]), "+f"(d[1]), "+f"(d[2]), "+f"(d[3])
+                 : "r"(a[0]), "r"(a[1]), "r"(a[2]), "r"(a[3]), "r"(b0), "r"(b1));
+}
+__device__ __forceinline__ uint32_t pack_h2(float lo, float hi) {
+    const __half2 h = __floats2half2_rn(lo, hi);
+    return *(const uint32_t *)&h;
+}
+
+constexpr int MB = 64; /* queries and keys per tile */
+
+template <int HD> constexpr size_t mma_smem() { return (size_t)3 * MB * (HD + 8) * sizeof(__half); }
+
+template <int HD>
+__global__ void __launch_bounds__(128) attn_mma_kernel(const __grid_constant__ pre_args a) {
+    constexpr int LD = HD + 8; /* halves per padded row: conflict-free ldmatrix */
+    extern __shared__ __align__(16) unsigned char smem_raw[];
+    __half *Qs = (__half *)smem_raw, *Ks = Qs + MB * LD, *Vs = Ks + MB * LD;
+    __shared__ int s_pos[MB];
+    __shared__ int s_max;
+    cw_griddep_launch();
+    cw_griddep_wait();
+    const int h = blockIdx.y, kvh = h / (a.n_head / a.n_head_kv);
+    const int t0 = ((int)gridDim.x - 1 - (int)blockIdx.x) * MB;
+    const int tid = threadIdx.x, warp = tid >> 5, lane = tid & 31, g = lane >> 2, c4 = lane & 3;
+    for (int i = tid; i < MB * HD / 4; i += 128) {
+        const int r = i / (HD / 4), cc = i % (HD / 4), t = t0 + r;
+        float4 v = make_float4(0.0f, 0.0f, 0.0f, 0.0f);
+        if (t < a.n) v = *(const float4 *)(a.q + ((size_t)t * a.n_head + h) * HD + 4 * cc);
+        uint2 hv = make_uint2(pack_h2(v.x * a.scale, v.y * a.scale), pack_h2(v.z * a.scale, v.w * a.scale));
+        *(uint2 *)(Qs + r * LD + 4 * cc) = hv;
+    }
+    if (tid < MB) s_pos[tid] = t0 + tid < a.n ? min(a.pos[t0 + tid], a.n_ctx - 1) : -1;
+    __syncthreads();
+    if (tid == 0) {
+        int m = -1;
+        for (int i = 0; i < MB; i++) m = max(m, s_pos[i]);
+        s_max = m;
+    }
+    __syncthreads();
+    const int maxp = s_max;
+    uint32_t qa[HD / 16][4];
+#pragma unroll
+    for (int kk = 0; kk < HD / 16; kk++)
+        ldsm_x4(qa[kk], Qs + (warp * 16 + (lane & 7) + ((lane >> 3) & 1) * 8) * LD + kk * 16 + (lane >> 4) * 8);
+    const int r0 = warp * 16 + g, pos0 = s_pos[r0], pos1 = s_pos[r0 + 8];
+    float m0 = -INFINITY, m1 = -INFINITY, l0 = 0.0f, l1 = 0.0f;
+    float o[HD / 8][4];
+#pragma unroll
+    for (int nt = 0; nt < HD / 8; nt++) o[nt][0] = o[nt][1] = o[nt][2] = o[nt][3] = 0.0f;
+    const __half *kb = (const __half *)a.k + (size_t)kvh * a.n_ctx * HD;
+    const __half *vb = (const __half *)a.v + (size_t)kvh * a.n_ctx * HD;
+    for (int k0 = 0; k0 <= maxp; k0 += MB) {
+        __syncthreads();
+        for (int i = tid; i < MB * HD / 8; i += 128) {
+            const int r = i / (HD / 8), cc = i % (HD / 8), p = k0 + r;
+            uint4 kv = make_uint4(0, 0, 0, 0), vv = kv;
+            if (p <= maxp) {
+                kv = *(const uint4 *)(kb + (size_t)p * HD + 8 * cc);
+                vv = *(const uint4 *)(vb + (size_t)p * HD + 8 * cc);
+            }
+            *(uint4 *)(Ks + r * LD + 8 * cc) = kv;
+            *(uint4 *)(Vs + r * LD + 8 * cc) = vv;
+        }
+        __syncthreads();
+        float s[MB / 8][4];
+#pragma unroll
+        for (int j = 0; j < MB / 8; j++) s[j][0] = s[j][1] = s[j][2] = s[j][3] = 0.0f;
+#pragma unroll
+        for (int kk = 0; kk < HD / 16; kk++)
+#pragma unroll
+            for (int j = 0; j < MB / 8; j += 2) {
+                uint32_t b[4];
+                ldsm_x4(b, Ks + (j * 8 + (lane & 7) + (lane >> 4) * 8) * LD + kk * 16 + ((lane >> 3) & 1) * 8);
+                mma16816(s[j], qa[kk], b[0], b[1]);
+                mma16816(s[j + 1], qa[kk], b[2], b[3]);
+            }
+        float mx0 = -INFINITY, mx1 = -INFINITY;
+#pragma unroll
+        for (int j = 0; j < MB / 8; j++)
+#pragma unroll
+            for (int e = 0; e < 2; e++) {
+                const int key = k0 + j * 8 + 2 * c4 + e;
+                if (key > pos0) s[j][e] = -INFINITY;
+                if (key > pos1) s[j][2 + e] = -INFINITY;
+                mx0 = fmaxf(mx0, s[j][e]);
+                mx1 = fmaxf(mx1, s[j][2 + e]);
+            }
+#pragma unroll
+        for (int off = 1; off < 4; off <<= 1) {
+            mx0 = fmaxf(mx0, __shfl_xor_sync(0xffffffffu, mx0, off));
+            mx1 = fmaxf(mx1, __shfl_xor_sync(0xffffffffu, mx1, off));
+        }
+        const float mn0 = fmaxf(m0, mx0), mn1 = fmaxf(m1, mx1);
+        const float cr0 = mn0 == -INFINITY ? 1.0f : __expf(m0 - mn0);
+        const float cr1 = mn1 == -INFINITY ? 1.0f : __expf(m1 - mn1);
+        float rs0 = 0.0f, rs1 = 0.0f;
+#pragma unroll
+        for (int j = 0; j < MB / 8; j++)
+#pragma unroll
+            for (int e = 0; e < 2; e++) {
+                s[j][e] = mn0 == -INFINITY ? 0.0f : __expf(s[j][e] - mn0);
+                s[j][2 + e] = mn1 == -INFINITY ? 0.0f : __expf(s[j][2 + e] - mn1);
+                rs0 += s[j][e];
+                rs1 += s[j][2 + e];
+            }
+#pragma unroll
+        for (int off = 1; off < 4; off <<= 1) {
+            rs0 += __shfl_xor_sync(0xffffffffu, rs0, off);
+            rs1 += __shfl_xor_sync(0xffffffffu, rs1, off);
+        }
+        l0 = l0 * cr0 + rs0;
+        l1 = l1 * cr1 + rs1;
+        m0 = mn0;
+        m1 = mn1;
+#pragma unroll
+        for (int nt = 0; nt < HD / 8; nt++) {
+            o[nt][0] *= cr0, o[nt][1] *= cr0;
+            o[nt][2] *= cr1, o[nt][3] *= cr1;
+        }
+#pragma unroll
+        for (int kk = 0; kk < MB / 16; kk++) {
+            const uint32_t pa[4] = {pack_h2(s[2 * kk][0], s[2 * kk][1]), pack_h2(s[2 * kk][2], s[2 * kk][3]),
+                                    pack_h2(s[2 * kk + 1][0], s[2 * kk + 1][1]),
+                                    pack_h2(s[2 * kk + 1][2], s[2 * kk + 1][3])};
+#pragma unroll
+            for (int nt = 0; nt < HD / 8; nt += 2) {
+                uint32_t b[4];
+                ldsm_x4_t(b, Vs + (kk * 16 + (lane & 7) + ((lane >> 3) & 1) * 8) * LD + nt * 8 + (lane >> 4) * 8);
+                mma16816(o[nt], pa, b[0], b[1]);
+                mma16816(o[nt + 1], pa, b[2], b[3]);
+            }
+        }
+    }
+    const int ta = t0 + r0, tb = ta + 8;
+#pragma unroll
+    for (int nt = 0; nt < HD / 8; nt++) {
+        const int col = nt * 8 + 2 * c4;
+        if (ta < a.n && l0 > 0.0f)
+            *(float2 *)(a.out + ((size_t)ta * a.n_head + h) * HD + col) = make_float2(o[nt][0] / l0, o[nt][1] / l0);
+        if (tb < a.n && l1 > 0.0f)
+            *(float2 *)(a.out + ((size_t)tb * a.n_head + h) * HD + col) = make_float2(o[nt][2] / l1, o[nt][3] / l1);
+    }
+}
+
+template <int HD> void launch_mma(cuda_backend *c, const pre_args &a) {
+    const size_t smem = mma_smem<HD>();
+    cw_check(c, cudaFuncSetAttribute(attn_mma_kernel<HD>, cudaFuncAttributeMaxDynamicSharedMemorySize, (int)smem),
+             "attention setup");
+    cw_launch(c, a.n <= CW_MV_MAX_TOK, attn_mma_kernel<HD>, dim3((a.n + MB - 1) / MB, a.n_head), dim3(128), smem, a);
+}
+
 __device__ float block_reduce(float v, bool is_max, float *red) {
     const int lane = threadIdx.x & 31, warp = threadIdx.x >> 5, nw = blockDim.x >> 5;
     v = is_max ? cw_warp_max(v) : cw_warp_sum(v);
@@ -454,11 +644,17 @@ bool attn_decode(cuda_backend *c, const float *q, const rs_kv *kv, size_t layer_
     const int G = at->n_head / at->n_head_kv;
     int GB = G >= 8 ? 8 : (G > 4 ? 8 : (G > 2 ? 4 : G));
     if (kv->d.type == RS_KV_F32) GB = 8;
-    const int slices = (G + GB - 1) / GB;
-    int C = c->tune.attn_chunk > 0 ? c->tune.attn_chunk : 128;
-    while ((kv->d.n_ctx + C - 1) / C > 512) C *= 2;
-    const int n_split = (kv->d.n_ctx + C - 1) / C;
-    const size_t smem = (size_t)(GB * C + 4 * GB * hd + GB * n_split) * sizeof(float);
+    const int slices = (G + GB - 1) / GB, n_ctx = kv->d.n_ctx;
+    /* chunk bounds: a fixed chunk when tuned, else 32..1024 positions with at
+     * most 512 splits; s_target splits per head give ~4 blocks per SM */
+    int c_min = 32, c_max = 1024;
+    if (c->tune.attn_chunk > 0) c_min = c_max = (c->tune.attn_chunk + 31) / 32 * 32;
+    while ((n_ctx + c_min - 1) / c_min > 512) c_min *= 2;
+    c_max = std::max(c_max, c_min);
+    while (c_max > c_min && (size_t)GB * c_max * 4 > 32768) c_max /= 2;
+    const int n_split = (n_ctx + c_min - 1) / c_min;
+    const int s_target = std::max(1, 4 * c->n_sm / (at->n_head_kv * slices * n));
+    const size_t smem = (size_t)(GB * c_max + 4 * GB * hd + GB * n_split) * sizeof(float);
     if (smem > c->smem_optin) return false;
     const size_t n_part = (size_t)n * at->n_head * n_split;
     const size_t o_bytes = (n_part * hd * sizeof(float) + 255) / 256 * 256;
@@ -479,7 +675,8 @@ bool attn_decode(cuda_backend *c, const float *q, const rs_kv *kv, size_t layer_
     a.xq = (int8_t *)q8;
     a.xd = q8 ? cw_q8_scales(q8, elems) : NULL;
     a.n_head = at->n_head, a.n_head_kv = at->n_head_kv, a.G = G, a.slices = slices;
-    a.n_split = n_split, a.C = C, a.n_ctx = kv->d.n_ctx, a.scale = at->scale;
+    a.n_split = n_split, a.n_ctx = n_ctx, a.scale = at->scale;
+    a.c_min = c_min, a.c_max = c_max, a.s_target = s_target;
     const dim3 grid(n_split, at->n_head_kv * slices, n);
     if (kv->d.type == RS_KV_F32) launch_dec_lp<float, 8>(c, lp, grid, smem, a);
     else if (GB == 1) launch_dec_lp<__half, 1>(c, lp, grid, smem, a);
@@ -516,6 +713,11 @@ void cw_attention(cuda_backend *c, const float *q, rs_kv *kv, int layer, const i
     a.n = n, a.n_head = at->n_head, a.n_head_kv = at->n_head_kv, a.hd = at->head_dim, a.n_ctx = kv->d.n_ctx;
     a.scale = at->scale;
     const bool f16 = kv->d.type == RS_KV_F16;
+    if (c->tune.attn_mma && f16 && (a.hd == 64 || a.hd == 128)) {
+        if (a.hd == 64) launch_mma<64>(c, a);
+        else launch_mma<128>(c, a);
+        return;
+    }
     if (a.hd % 4 == 0 && a.hd <= 256 && pre_smem(a.hd) <= c->smem_optin) {
         if (f16) launch_pre<__half>(c, a);
         else launch_pre<float>(c, a);

@@ -340,6 +340,7 @@ static rs_status weight_load_impl(cuda_backend *c, rs_weight *w, const void *dev
     w->data = (void *)L->qs;
     w->extra = L;
     w->backend = &c->base;
+    if (L->n_out > 1 && rs_dtype_get(L->type)->is_quantized) c->n_quant++;
     return RS_OK;
 }
 
@@ -351,6 +352,8 @@ static void cu_weight_unload(rs_backend *b, rs_weight *w) {
     cuda_backend *c = cw(b);
     if (w->backend != b) return;
     cudaStreamSynchronize(c->stream);
+    const cw_layout *L = (const cw_layout *)w->extra;
+    if (L && L->n_out > 1 && rs_dtype_get(L->type)->is_quantized) c->n_quant--;
     cudaFree(w->data);
     free(w->extra);
     w->data = NULL;
@@ -447,7 +450,7 @@ static void cu_matmul(rs_backend *b, const rs_matmul *mm, int count, const float
         cw_matvec(c, mm, count, x, n);
     else
         cw_gemm(c, mm, count, x, n);
-    c->q8_src = NULL;
+    if (!c->tune.reuse_q8) c->q8_src = NULL;
 }
 
 static void cu_rope_store(rs_backend *b, float *q, float *k, const float *v, const int32_t *pos, int n,
@@ -660,7 +663,7 @@ extern "C" rs_status rs_cuda_backend_create(rs_backend **out, rs_error *err) {
     c->base.is_host = false;
     c->n_sm = prop.multiProcessorCount;
     c->smem_optin = prop.sharedMemPerBlockOptin;
-    c->tune = rs_cuda_tuning{1, 1, CW_MV_MAX_TOK, 0, CW_MV_MAX_TOK};
+    c->tune = rs_cuda_tuning{1, 1, CW_MV_MAX_TOK, 0, CW_MV_MAX_TOK, 0, 1, 0, 1};
     rs_status st = RS_OK;
     if ((e = cudaStreamCreateWithFlags(&c->stream, cudaStreamNonBlocking)) != cudaSuccess ||
         (e = cudaEventCreateWithFlags(&c->pinned_done[0], cudaEventDisableTiming)) != cudaSuccess ||
@@ -686,6 +689,8 @@ extern "C" void rs_cuda_set_tuning(rs_backend *b, const rs_cuda_tuning *t) {
     c->tune = *t;
     c->tune.mv_max_tokens = std::min(std::max(t->mv_max_tokens, 0), (int)CW_MV_MAX_TOK);
     c->tune.attn_decode_max = std::min(std::max(t->attn_decode_max, 0), (int)CW_MV_MAX_TOK);
+    c->tune.mv_rows = t->mv_rows == 2 ? 2 : 1;
+    c->tune.gemm_chunk = std::max(t->gemm_chunk, 0);
     c->q8_src = NULL;
 }
 
@@ -717,11 +722,11 @@ extern "C" void rs_cuda_kv_fill_random(rs_backend *b, rs_kv *kv, uint64_t seed) 
     cuda_backend *c = cw(b);
     size_t per = (size_t)kv->d.n_layer * kv->d.n_head_kv * kv->d.n_ctx * kv->d.head_dim * kv->elem;
     int type = kv->d.type == RS_KV_F32 ? RS_DTYPE_F32 : RS_DTYPE_F16;
-    cw_fill_random(c, kv->k, type, per, seed);
-    cw_fill_random(c, kv->v, type, per, seed ^ 0x9e3779b97f4a7c15ull);
+    cw_fill_random(c, kv->k, type, per, 1.0f, seed);
+    cw_fill_random(c, kv->v, type, per, 1.0f, seed ^ 0x9e3779b97f4a7c15ull);
 }
 
 extern "C" void rs_cuda_fill_random_weights(rs_backend *b, void *dev, rs_dtype type, size_t n_bytes,
-                                            uint64_t seed) {
-    cw_fill_random(cw(b), dev, type, n_bytes, seed);
+                                            float scale, uint64_t seed) {
+    cw_fill_random(cw(b), dev, type, n_bytes, scale, seed);
 }

@@ -78,6 +78,7 @@ struct cuda_backend {
     void *scr[CW_N_SCRATCH];
     size_t scr_size[CW_N_SCRATCH];
     int64_t max_n_in; /* widest matrix row loaded so far (sizes the int8 activations) */
+    int n_quant;      /* quantized matrices loaded: none, no int8 activations are needed */
 
     /* int8 copy of an activation written by the op that produced it, for the
      * next matmul: valid while q8_src != NULL (every other op clears it). */
@@ -117,17 +118,20 @@ const cw_layout *cw_weight_layout(cuda_backend *c, const rs_weight *w);
 
 static inline cuda_backend *cw(rs_backend *b) { return (cuda_backend *)b; }
 
-/* Bytes of int8 activations for `elems` values: xq, then float2 per 32. */
+/* The int8 form of activations: int8 values, then per 32 of them
+ * (d, d * sum q, d * sum of the first 16 q, d * sum of the last 16 q). */
+typedef float4 cw_q8s;
+/* Bytes of int8 activations for `elems` values. */
 static inline size_t cw_q8_bytes(int64_t elems) {
-    return ((size_t)elems + 255) / 256 * 256 + (size_t)(elems / 32) * 8;
+    return ((size_t)elems + 255) / 256 * 256 + (size_t)(elems / 32) * sizeof(cw_q8s);
 }
-static inline float2 *cw_q8_scales(void *q8, int64_t elems) {
-    return (float2 *)((char *)q8 + ((size_t)elems + 255) / 256 * 256);
+static inline cw_q8s *cw_q8_scales(void *q8, int64_t elems) {
+    return (cw_q8s *)((char *)q8 + ((size_t)elems + 255) / 256 * 256);
 }
 /* The int8 activation buffer a producer may fill for `elems` values, or NULL
  * when fusing is off or it would not fit (producers never allocate). */
 static inline void *cw_q8_for_producer(cuda_backend *c, int64_t elems) {
-    if (!c->tune.fuse_q8 || elems % 32 != 0 || cw_q8_bytes(elems) > c->scr_size[CW_SCR_Q8] ||
+    if (!c->tune.fuse_q8 || c->n_quant == 0 || elems % 32 != 0 || cw_q8_bytes(elems) > c->scr_size[CW_SCR_Q8] ||
         elems > (int64_t)CW_MV_MAX_TOK * c->max_n_in)
         return NULL;
     return c->scr[CW_SCR_Q8];
@@ -173,7 +177,7 @@ void cw_add(cuda_backend *c, float *x, const float *y, int64_t n);
 void cw_add_bias(cuda_backend *c, float *y, const float *bias, int n, int64_t n_out);
 void cw_repack(cuda_backend *c, int type, const uint8_t *raw, int64_t rows, int64_t row0,
                const cw_layout *L);
-void cw_fill_random(cuda_backend *c, void *dev, int type, size_t n_bytes, uint64_t seed);
+void cw_fill_random(cuda_backend *c, void *dev, int type, size_t n_bytes, float scale, uint64_t seed);
 void cw_kv_convert(cuda_backend *c, const rs_kv *kv, int layer, int n_pos, float *k, float *v);
 /* cuda_attn.cu */
 void cw_attention(cuda_backend *c, const float *q, rs_kv *kv, int layer, const int32_t *pos, int n,
@@ -225,14 +229,17 @@ __device__ __forceinline__ float cw_h2f(uint16_t h) { return __half2float(__usho
 __device__ __forceinline__ float cw_bf2f(uint16_t h) { return __uint_as_float((uint32_t)h << 16); }
 
 /* Quantizes one 32-value block held one value per lane (the whole warp):
- * writes the int8 value of this lane and, from lane 0, (d, d * sum q). */
-__device__ __forceinline__ void cw_q8_block(float v, int lane, int8_t *q_out, float2 *ds_out) {
+ * writes the int8 value of this lane and, from lane 0, the block's scales. */
+__device__ __forceinline__ void cw_q8_block(float v, int lane, int8_t *q_out, cw_q8s *ds_out) {
     const float amax = cw_warp_max(fabsf(v));
     const float d = amax / 127.0f;
     const int q = amax > 0.0f ? __float2int_rn(v * (127.0f / amax)) : 0;
-    const int s = cw_warp_sum_int(q);
+    int s = q;
+#pragma unroll
+    for (int o = 8; o > 0; o >>= 1) s += __shfl_xor_sync(0xffffffffu, s, o); /* per half-warp */
+    const int hi = __shfl_sync(0xffffffffu, s, 16);
     *q_out = (int8_t)q;
-    if (lane == 0) *ds_out = make_float2(d, d * (float)s);
+    if (lane == 0) *ds_out = make_float4(d, d * (float)(s + hi), d * (float)s, d * (float)hi);
 }
 
 #endif /* __CUDACC__ */

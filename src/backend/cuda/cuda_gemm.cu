@@ -291,7 +291,8 @@ void cw_gemm(cuda_backend *c, const rs_matmul *mm, int count, const float *x, in
                                            &zero, y, CUDA_R_32F, m, CUBLAS_COMPUTE_32F, CUBLAS_GEMM_DEFAULT),
                            "GEMM");
         } else {
-            int64_t step = std::max<int64_t>(128, CHUNK_ELEMS / n_in / 128 * 128);
+            const int64_t chunk = c->tune.gemm_chunk > 0 ? c->tune.gemm_chunk : CHUNK_ELEMS;
+            int64_t step = std::max<int64_t>(128, chunk / n_in / 128 * 128);
             step = std::min<int64_t>(step, L->n_out);
             __half *wdq = (__half *)cw_scratch(c, CW_SCR_WDQ, (size_t)step * n_in * 2);
             if (!wdq) return;

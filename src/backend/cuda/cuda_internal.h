@@ -19,6 +19,10 @@ typedef struct rs_cuda_tuning {
     int mv_max_tokens; /* matmuls with n <= this use the matvec kernels, else GEMM (1..4) */
     int attn_chunk;    /* positions per flash-decoding split (0 = automatic) */
     int attn_decode_max; /* attention with n <= this uses the split (decode) kernel (0..4) */
+    int reuse_q8;      /* benchmarks only: matmuls on the same x reuse its int8 form */
+    int mv_rows;       /* rows per warp in the batch-1 matvec (1 or 2) */
+    int gemm_chunk;    /* quantized GEMM: weight values dequantized per slab (0 = 64 Mi) */
+    int attn_mma;      /* prefill attention on the tensor cores (F16 cache, head_dim 64/128) */
 } rs_cuda_tuning;
 
 void rs_cuda_get_tuning(rs_backend *b, rs_cuda_tuning *t);
@@ -39,10 +43,11 @@ rs_status rs_cuda_kv_read(rs_backend *b, rs_kv *kv, int layer, int n_pos, float 
 /* Fills a cache's every layer and position with random values in [-1, 1). */
 void rs_cuda_kv_fill_random(rs_backend *b, rs_kv *kv, uint64_t seed);
 
-/* Fills n_bytes of device memory at dev with random GGUF blocks of `type`
- * (valid, finite scales; plain types get uniform values in [-1, 1)). */
+/* Fills n_bytes of device memory at dev with random GGUF blocks of `type`:
+ * plain types get uniform values in [-scale, scale); quantized blocks random
+ * quants with scales giving values of about that size. */
 void rs_cuda_fill_random_weights(rs_backend *b, void *dev, rs_dtype type, size_t n_bytes,
-                                 uint64_t seed);
+                                 float scale, uint64_t seed);
 
 #ifdef __cplusplus
 }

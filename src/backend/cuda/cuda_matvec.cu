@@ -31,7 +31,7 @@ struct mv_args {
     int64_t n_in;
     const float *x;   /* [n][n_in] f32 (float types) */
     const int8_t *xq; /* [n][n_in] int8 (quantized types) */
-    const float2 *xd; /* [n][n_in / 32] (d, d * sum q) */
+    const cw_q8s *xd; /* [n][n_in / 32] scales of xq */
 };
 
 constexpr uint32_t M4 = 0x0F0F0F0Fu, ONES = 0x01010101u;
@@ -65,7 +65,6 @@ __device__ __forceinline__ int dot_bytes(uint4 q, int4 a) {
     return dp4a(q.w, a.w, s);
 }
 
-__device__ __forceinline__ int sum_bytes(int4 a) { return dot_bytes(make_uint4(ONES, ONES, ONES, ONES), a); }
 
 /* IQ4_NL: 8 nibbles of w to their code-book bytes; lo gets the low nibbles
  * (elements k), hi the high ones (elements 16 + k). Two byte_perm lookups
@@ -88,19 +87,19 @@ __device__ __forceinline__ void iq4nl_lookup(uint32_t w, uint32_t &lo, uint32_t 
 
 __device__ __forceinline__ uint16_t ld_u16(const uint8_t *p) { return __ldg((const unsigned short *)p); }
 
-/* 6-bit scale and min of sub-block j of a Q4_K/Q5_K block (scales bytes in s). */
+/* 6-bit scale and min of sub-block j of a Q4_K/Q5_K block whose 12 scale
+ * bytes are s0..s2: j < 4 keeps them in the low 6 bits of bytes j and j+4;
+ * j >= 4 in the nibbles of byte j+4 plus the top bits of bytes j-4 and j. */
 __device__ __forceinline__ void k_scale_min(int j, uint32_t s0, uint32_t s1, uint32_t s2, float &sc,
                                             float &m) {
-    auto byte = [&](int i) -> uint32_t {
-        const uint32_t w = i < 4 ? s0 : (i < 8 ? s1 : s2);
-        return (w >> (8 * (i & 3))) & 0xFFu;
-    };
+    const int sh = 8 * (j & 3);
+    const uint32_t a = (s0 >> sh) & 0xFFu, b = (s1 >> sh) & 0xFFu, c = (s2 >> sh) & 0xFFu;
     if (j < 4) {
-        sc = (float)(byte(j) & 63);
-        m = (float)(byte(j + 4) & 63);
+        sc = (float)(a & 63);
+        m = (float)(b & 63);
     } else {
-        sc = (float)((byte(j + 4) & 0xF) | ((byte(j - 4) >> 6) << 4));
-        m = (float)((byte(j + 4) >> 4) | ((byte(j) >> 6) << 4));
+        sc = (float)((c & 15) | ((a >> 6) << 4));
+        m = (float)((c >> 4) | ((b >> 6) << 4));
     }
 }
 
@@ -117,15 +116,15 @@ template <> struct mvt<RS_DTYPE_Q4_0> {
         r.q = cw_ld_nc(L.qs + b * 16);
         r.d = cw_h2f(ld_u16(L.dm + b * 2));
     }
-    static __device__ float dot(const R &r, int64_t k, const int8_t *xq, const float2 *xd, const float *) {
-        const float2 s = xd[k];
+    static __device__ float dot(const R &r, int64_t k, const int8_t *xq, const cw_q8s *xd, const float *) {
+        const cw_q8s s = xd[k];
         const int sum = dot_nibbles(r.q, ld_x16(xq + 32 * k), ld_x16(xq + 32 * k + 16));
         return r.d * (s.x * (float)sum - 8.0f * s.y);
     }
 };
 
 template <> struct mvt<RS_DTYPE_IQ4_NL> : mvt<RS_DTYPE_Q4_0> {
-    static __device__ float dot(const R &r, int64_t k, const int8_t *xq, const float2 *xd, const float *) {
+    static __device__ float dot(const R &r, int64_t k, const int8_t *xq, const cw_q8s *xd, const float *) {
         const int4 a = ld_x16(xq + 32 * k), b = ld_x16(xq + 32 * k + 16);
         uint32_t lo, hi;
         int s = 0;
@@ -154,8 +153,8 @@ template <> struct mvt<RS_DTYPE_Q4_1> {
         r.q = cw_ld_nc(L.qs + b * 16);
         r.dm = __half22float2(__ldg((const __half2 *)(L.dm + b * 4)));
     }
-    static __device__ float dot(const R &r, int64_t k, const int8_t *xq, const float2 *xd, const float *) {
-        const float2 s = xd[k];
+    static __device__ float dot(const R &r, int64_t k, const int8_t *xq, const cw_q8s *xd, const float *) {
+        const cw_q8s s = xd[k];
         const int sum = dot_nibbles(r.q, ld_x16(xq + 32 * k), ld_x16(xq + 32 * k + 16));
         return r.dm.x * s.x * (float)sum + r.dm.y * s.y;
     }
@@ -185,8 +184,8 @@ template <> struct mvt<RS_DTYPE_Q5_0> {
         r.h = __ldg((const unsigned *)(L.aux + b * 4));
         r.d = cw_h2f(ld_u16(L.dm + b * 2));
     }
-    static __device__ float dot(const R &r, int64_t k, const int8_t *xq, const float2 *xd, const float *) {
-        const float2 s = xd[k];
+    static __device__ float dot(const R &r, int64_t k, const int8_t *xq, const cw_q8s *xd, const float *) {
+        const cw_q8s s = xd[k];
         const int sum = dot_q5(r.q, r.h, ld_x16(xq + 32 * k), ld_x16(xq + 32 * k + 16));
         return r.d * (s.x * (float)sum - 16.0f * s.y);
     }
@@ -202,8 +201,8 @@ template <> struct mvt<RS_DTYPE_Q5_1> {
         r.h = __ldg((const unsigned *)(L.aux + b * 4));
         r.dm = __half22float2(__ldg((const __half2 *)(L.dm + b * 4)));
     }
-    static __device__ float dot(const R &r, int64_t k, const int8_t *xq, const float2 *xd, const float *) {
-        const float2 s = xd[k];
+    static __device__ float dot(const R &r, int64_t k, const int8_t *xq, const cw_q8s *xd, const float *) {
+        const cw_q8s s = xd[k];
         const int sum = dot_q5(r.q, r.h, ld_x16(xq + 32 * k), ld_x16(xq + 32 * k + 16));
         return r.dm.x * s.x * (float)sum + r.dm.y * s.y;
     }
@@ -219,7 +218,7 @@ template <> struct mvt<RS_DTYPE_Q8_0> {
         r.b = cw_ld_nc(L.qs + b * 32 + 16);
         r.d = cw_h2f(ld_u16(L.dm + b * 2));
     }
-    static __device__ float dot(const R &r, int64_t k, const int8_t *xq, const float2 *xd, const float *) {
+    static __device__ float dot(const R &r, int64_t k, const int8_t *xq, const cw_q8s *xd, const float *) {
         const int s = dot_bytes(r.a, ld_x16(xq + 32 * k)) + dot_bytes(r.b, ld_x16(xq + 32 * k + 16));
         return r.d * xd[k].x * (float)s;
     }
@@ -236,16 +235,17 @@ template <> struct mvt<RS_DTYPE_Q4_K> {
         r.meta = cw_ld_nc(blk);
         r.q = cw_ld_nc(blk + 16 + 16 * (k & 7));
     }
-    static __device__ float finish(const uint4 &meta, int c, int sum0, int sum1, int sx0, int sx1,
-                                   float dx0, float dx1) {
+    /* d * sc * (dx * sum q x) - dmin * m * (dx * sum x) for both sub-blocks */
+    static __device__ float finish(const uint4 &meta, int c, int sum0, int sum1, const cw_q8s &x0,
+                                   const cw_q8s &x1) {
         const float2 dm = __half22float2(*(const __half2 *)&meta.x);
         float sc0, m0, sc1, m1;
         k_scale_min(2 * (c >> 1), meta.y, meta.z, meta.w, sc0, m0);
         k_scale_min(2 * (c >> 1) + 1, meta.y, meta.z, meta.w, sc1, m1);
-        return dx0 * (dm.x * sc0 * (float)sum0 - dm.y * m0 * (float)sx0) +
-               dx1 * (dm.x * sc1 * (float)sum1 - dm.y * m1 * (float)sx1);
+        const float xs0 = (c & 1) ? x0.w : x0.z, xs1 = (c & 1) ? x1.w : x1.z;
+        return dm.x * (sc0 * x0.x * (float)sum0 + sc1 * x1.x * (float)sum1) - dm.y * (m0 * xs0 + m1 * xs1);
     }
-    static __device__ float dot(const R &r, int64_t k, const int8_t *xq, const float2 *xd, const float *) {
+    static __device__ float dot(const R &r, int64_t k, const int8_t *xq, const cw_q8s *xd, const float *) {
         const int c = (int)(k & 7);
         const int64_t xb = (k >> 3) * 8 + 2 * (c >> 1);
         const int4 a = ld_x16(xq + 32 * xb + 16 * (c & 1)), b = ld_x16(xq + 32 * (xb + 1) + 16 * (c & 1));
@@ -258,7 +258,7 @@ template <> struct mvt<RS_DTYPE_Q4_K> {
         s1 = dp4a((r.q.z >> 4) & M4, b.z, s1);
         s0 = dp4a(r.q.w & M4, a.w, s0);
         s1 = dp4a((r.q.w >> 4) & M4, b.w, s1);
-        return finish(r.meta, c, s0, s1, sum_bytes(a), sum_bytes(b), xd[xb].x, xd[xb + 1].x);
+        return finish(r.meta, c, s0, s1, xd[xb], xd[xb + 1]);
     }
 };
 
@@ -273,7 +273,7 @@ template <> struct mvt<RS_DTYPE_Q5_K> {
         r.h = cw_ld_nc(blk + 16 + 16 * (k & 1));
         r.q = cw_ld_nc(blk + 48 + 16 * (k & 7));
     }
-    static __device__ float dot(const R &r, int64_t k, const int8_t *xq, const float2 *xd, const float *) {
+    static __device__ float dot(const R &r, int64_t k, const int8_t *xq, const cw_q8s *xd, const float *) {
         const int c = (int)(k & 7), j0 = 2 * (c >> 1), j1 = j0 + 1;
         const int64_t xb = (k >> 3) * 8 + j0;
         const int4 a = ld_x16(xq + 32 * xb + 16 * (c & 1)), b = ld_x16(xq + 32 * (xb + 1) + 16 * (c & 1));
@@ -286,8 +286,7 @@ template <> struct mvt<RS_DTYPE_Q5_K> {
         s1 = dp4a(((r.q.z >> 4) & M4) | (((r.h.z >> j1) & ONES) << 4), b.z, s1);
         s0 = dp4a((r.q.w & M4) | (((r.h.w >> j0) & ONES) << 4), a.w, s0);
         s1 = dp4a(((r.q.w >> 4) & M4) | (((r.h.w >> j1) & ONES) << 4), b.w, s1);
-        return mvt<RS_DTYPE_Q4_K>::finish(r.meta, c, s0, s1, sum_bytes(a), sum_bytes(b), xd[xb].x,
-                                          xd[xb + 1].x);
+        return mvt<RS_DTYPE_Q4_K>::finish(r.meta, c, s0, s1, xd[xb], xd[xb + 1]);
     }
 };
 
@@ -307,7 +306,7 @@ template <> struct mvt<RS_DTYPE_Q6_K> {
         r.s = cw_ld_nc(body + 192);
         r.d = cw_h2f(ld_u16(L.dm + blk * 2));
     }
-    static __device__ float dot(const R &r, int64_t k, const int8_t *xq, const float2 *xd, const float *) {
+    static __device__ float dot(const R &r, int64_t k, const int8_t *xq, const cw_q8s *xd, const float *) {
         const int hh = (int)((k >> 1) & 1), rr = (int)(k & 1);
         const int64_t xb0 = (k >> 2) * 8 + 4 * hh;
         float acc = 0.0f;
@@ -321,10 +320,11 @@ template <> struct mvt<RS_DTYPE_Q6_K> {
             s = dp4a(((lo.y >> sh) & M4) | (((r.c.y >> hs) & 0x03030303u) << 4), x.y, s);
             s = dp4a(((lo.z >> sh) & M4) | (((r.c.z >> hs) & 0x03030303u) << 4), x.z, s);
             s = dp4a(((lo.w >> sh) & M4) | (((r.c.w >> hs) & 0x03030303u) << 4), x.w, s);
-            s -= 32 * sum_bytes(x);
             const uint32_t sw = m < 2 ? (hh ? r.s.z : r.s.x) : (hh ? r.s.w : r.s.y);
             const int sc = (int)(int8_t)((sw >> (8 * (rr + 2 * (m & 1)))) & 0xFFu);
-            acc += (float)sc * xd[xb0 + m].x * (float)s;
+            const cw_q8s xs = xd[xb0 + m];
+            /* sum (q - 32) x = dx * sum q x - 32 * (dx * sum x over these 16) */
+            acc += (float)sc * (xs.x * (float)s - 32.0f * (rr ? xs.w : xs.z));
         }
         return r.d * acc;
     }
@@ -339,7 +339,7 @@ template <> struct mvt<RS_DTYPE_F16> {
         r.w = cw_ld_nc(L.qs + (row * L.n_in + 8 * k) * 2);
     }
     static __device__ float2 pair(uint32_t v) { return __half22float2(*(const __half2 *)&v); }
-    static __device__ float dot(const R &r, int64_t k, const int8_t *, const float2 *, const float *x) {
+    static __device__ float dot(const R &r, int64_t k, const int8_t *, const cw_q8s *, const float *x) {
         const float4 a = *(const float4 *)(x + 8 * k), b = *(const float4 *)(x + 8 * k + 4);
         const float2 w0 = pair(r.w.x), w1 = pair(r.w.y), w2 = pair(r.w.z), w3 = pair(r.w.w);
         return w0.x * a.x + w0.y * a.y + w1.x * a.z + w1.y * a.w + w2.x * b.x + w2.y * b.y + w3.x * b.z +
@@ -349,7 +349,7 @@ template <> struct mvt<RS_DTYPE_F16> {
 
 template <> struct mvt<RS_DTYPE_BF16> : mvt<RS_DTYPE_F16> {
     static __device__ float2 pair(uint32_t v) { return make_float2(__uint_as_float(v << 16), __uint_as_float(v & 0xFFFF0000u)); }
-    static __device__ float dot(const R &r, int64_t k, const int8_t *, const float2 *, const float *x) {
+    static __device__ float dot(const R &r, int64_t k, const int8_t *, const cw_q8s *, const float *x) {
         const float4 a = *(const float4 *)(x + 8 * k), b = *(const float4 *)(x + 8 * k + 4);
         const float2 w0 = pair(r.w.x), w1 = pair(r.w.y), w2 = pair(r.w.z), w3 = pair(r.w.w);
         return w0.x * a.x + w0.y * a.y + w1.x * a.z + w1.y * a.w + w2.x * b.x + w2.y * b.y + w3.x * b.z +
@@ -364,7 +364,7 @@ template <> struct mvt<RS_DTYPE_F32> {
     static __device__ void load(const cw_layout &L, int64_t row, int64_t k, R &r) {
         r.w = cw_ld_nc(L.qs + (row * L.n_in + 4 * k) * 4);
     }
-    static __device__ float dot(const R &r, int64_t k, const int8_t *, const float2 *, const float *x) {
+    static __device__ float dot(const R &r, int64_t k, const int8_t *, const cw_q8s *, const float *x) {
         const float4 a = *(const float4 *)(x + 4 * k);
         return __uint_as_float(r.w.x) * a.x + __uint_as_float(r.w.y) * a.y + __uint_as_float(r.w.z) * a.z +
                __uint_as_float(r.w.w) * a.w;
@@ -385,25 +385,37 @@ __device__ __forceinline__ void store_rows(const mv_args &a, int p, int64_t row,
     for (int t = 0; t < nt && t < a.n; t++) P.y[(int64_t)t * P.w.n_out + row] = acc[t] + b;
 }
 
-template <int T, int NT>
+/* Warp w computes rows R*w .. R*w+R-1 of the launch (each may belong to a
+ * different product) for up to NT tokens. */
+template <int T, int NT, int R>
 __global__ void __launch_bounds__(MV_WARPS * 32) mv_kernel(const __grid_constant__ mv_args a) {
     using Tr = mvt<T>;
     cw_griddep_launch();
     const int lane = threadIdx.x & 31;
-    const int64_t rg = (int64_t)blockIdx.x * MV_WARPS + (threadIdx.x >> 5);
-    if (rg >= a.rows) return;
-    const int p = find_prod(a, rg);
-    const cw_layout &L = a.p[p].w;
-    const int64_t row = rg - a.p[p].row0, nt = Tr::ntask(L), nb32 = a.n_in / 32;
-    float acc[NT];
+    const int64_t rg0 = ((int64_t)blockIdx.x * MV_WARPS + (threadIdx.x >> 5)) * R;
+    if (rg0 >= a.rows) return;
+    int p[R];
+    int64_t row[R];
 #pragma unroll
-    for (int t = 0; t < NT; t++) acc[t] = 0.0f;
+    for (int r = 0; r < R; r++) {
+        const int64_t rg = rg0 + r < a.rows ? rg0 + r : rg0; /* a missing last row recomputes the first */
+        p[r] = find_prod(a, rg);
+        row[r] = rg - a.p[p[r]].row0;
+    }
+    const int64_t nt = Tr::ntask(a.p[p[0]].w), nb32 = a.n_in / 32;
+    float acc[R][NT];
+#pragma unroll
+    for (int r = 0; r < R; r++)
+#pragma unroll
+        for (int t = 0; t < NT; t++) acc[r][t] = 0.0f;
     bool waited = false;
     for (int64_t base = lane; base < nt; base += 32 * Tr::U) {
-        typename Tr::R r[Tr::U];
+        typename Tr::R w[R][Tr::U];
 #pragma unroll
         for (int u = 0; u < Tr::U; u++)
-            if (base + 32 * u < nt) Tr::load(L, row, base + 32 * u, r[u]);
+#pragma unroll
+            for (int r = 0; r < R; r++)
+                if (base + 32 * u < nt) Tr::load(a.p[p[r]].w, row[r], base + 32 * u, w[r][u]);
         if (!waited) {
             cw_griddep_wait();
             waited = true;
@@ -413,14 +425,23 @@ __global__ void __launch_bounds__(MV_WARPS * 32) mv_kernel(const __grid_constant
             const int64_t k = base + 32 * u;
             if (k >= nt) break;
 #pragma unroll
-            for (int t = 0; t < NT; t++)
-                if (t < a.n) acc[t] += Tr::dot(r[u], k, a.xq + t * a.n_in, a.xd + t * nb32, a.x + t * a.n_in);
+            for (int t = 0; t < NT; t++) {
+                if (t >= a.n) break;
+#pragma unroll
+                for (int r = 0; r < R; r++)
+                    acc[r][t] += Tr::dot(w[r][u], k, a.xq + t * a.n_in, a.xd + t * nb32, a.x + t * a.n_in);
+            }
         }
     }
     if (!waited) cw_griddep_wait();
 #pragma unroll
-    for (int t = 0; t < NT; t++) acc[t] = cw_warp_sum(acc[t]);
-    if (lane == 0) store_rows(a, p, row, acc, NT);
+    for (int r = 0; r < R; r++)
+#pragma unroll
+        for (int t = 0; t < NT; t++) acc[r][t] = cw_warp_sum(acc[r][t]);
+    if (lane == 0)
+#pragma unroll
+        for (int r = 0; r < R; r++)
+            if (rg0 + r < a.rows) store_rows(a, p[r], row[r], acc[r], NT);
 }
 
 /* Float weights whose rows or activations are not 16-byte aligned. */
@@ -450,7 +471,7 @@ __global__ void __launch_bounds__(MV_WARPS * 32) mv_scalar_kernel(const __grid_c
     if (lane == 0) store_rows(a, p, row, acc, CW_MV_MAX_TOK);
 }
 
-__global__ void q8_kernel(const float *x, int64_t nblk, int8_t *xq, float2 *xd) {
+__global__ void q8_kernel(const float *x, int64_t nblk, int8_t *xq, cw_q8s *xd) {
     cw_griddep_launch();
     cw_griddep_wait();
     const int64_t b = (int64_t)blockIdx.x * 8 + (threadIdx.x >> 5);
@@ -462,11 +483,15 @@ __global__ void q8_kernel(const float *x, int64_t nblk, int8_t *xq, float2 *xd) 
 bool is_float_type(int t) { return t == RS_DTYPE_F32 || t == RS_DTYPE_F16 || t == RS_DTYPE_BF16; }
 
 template <int T> void launch_mv(cuda_backend *c, const mv_args &a) {
-    const dim3 grid((unsigned)((a.rows + MV_WARPS - 1) / MV_WARPS)), block(MV_WARPS * 32);
-    if (a.n == 1)
-        cw_launch(c, true, mv_kernel<T, 1>, grid, block, 0, a);
+    const dim3 block(MV_WARPS * 32);
+    if (a.n == 1 && c->tune.mv_rows == 2)
+        cw_launch(c, true, mv_kernel<T, 1, 2>, dim3((unsigned)((a.rows + 2 * MV_WARPS - 1) / (2 * MV_WARPS))),
+                  block, 0, a);
+    else if (a.n == 1)
+        cw_launch(c, true, mv_kernel<T, 1, 1>, dim3((unsigned)((a.rows + MV_WARPS - 1) / MV_WARPS)), block, 0, a);
     else
-        cw_launch(c, true, mv_kernel<T, CW_MV_MAX_TOK>, grid, block, 0, a);
+        cw_launch(c, true, mv_kernel<T, CW_MV_MAX_TOK, 1>, dim3((unsigned)((a.rows + MV_WARPS - 1) / MV_WARPS)),
+                  block, 0, a);
 }
 
 void launch_by_type(cuda_backend *c, int type, bool vec_ok, const mv_args &a) {
@@ -516,6 +541,10 @@ void cw_matvec(cuda_backend *c, const rs_matmul *mm, int count, const float *x, 
         } else {
             if (!(q8 = cw_scratch(c, CW_SCR_Q8, cw_q8_bytes(elems)))) return;
             cw_quantize_q8(c, x, elems, q8, true);
+            if (c->tune.reuse_q8) {
+                c->q8_src = x;
+                c->q8_elems = elems;
+            }
         }
     }
     const bool vec_ok = ((uintptr_t)x & 15) == 0 && n_in % 8 == 0;

@@ -24,7 +24,7 @@ __device__ float block_sum(float v, float *red) {
 
 /* One block per token: x (+= y), then out = x / rms(x) * w (and its int8 form). */
 __global__ void rmsnorm_kernel(float *x, const float *y, const float *w, float eps, int dim, float *out,
-                               int8_t *xq, float2 *xd) {
+                               int8_t *xq, cw_q8s *xd) {
     __shared__ float red[32];
     cw_griddep_launch();
     cw_griddep_wait();
@@ -60,20 +60,28 @@ template <typename KV> __device__ __forceinline__ KV to_kv(float v);
 template <> __device__ __forceinline__ float to_kv<float>(float v) { return v; }
 template <> __device__ __forceinline__ __half to_kv<__half>(float v) { return __float2half_rn(v); }
 
-/* One block per token: rotate every q and k head, then store k and v at pos. */
+/* One block per token: the token's cos/sin table once (double precision
+ * angles, as the reference), then every q and k head rotated, then k and v
+ * stored at pos. */
 template <typename KV>
 __global__ void rope_store_kernel(float *q, float *k, const float *v, const int32_t *pos, const rs_rope rope,
                                   int n_head, int n_head_kv, int hd, KV *kc, KV *vc, int n_ctx) {
+    extern __shared__ float cs_sn[]; /* [half] cos, then [half] sin */
     cw_griddep_launch();
     cw_griddep_wait();
     const int t = blockIdx.x, p = pos[t], half = rope.n_rot / 2;
+    for (int j = threadIdx.x; j < half; j += blockDim.x) {
+        double s, co;
+        sincos((double)p * (double)rope.inv_freq[j], &s, &co);
+        cs_sn[j] = (float)(co * rope.attn_factor);
+        cs_sn[half + j] = (float)(s * rope.attn_factor);
+    }
+    __syncthreads();
     const int pairs = (n_head + n_head_kv) * half;
     for (int i = threadIdx.x; i < pairs; i += blockDim.x) {
         const int h = i / half, j = i % half;
         float *base = h < n_head ? q + ((size_t)t * n_head + h) * hd : k + ((size_t)t * n_head_kv + h - n_head) * hd;
-        double s, co;
-        sincos((double)p * (double)rope.inv_freq[j], &s, &co);
-        const float cs = (float)(co * rope.attn_factor), sn = (float)(s * rope.attn_factor);
+        const float cs = cs_sn[j], sn = cs_sn[half + j];
         const int ia = rope.neox ? j : 2 * j, ib = rope.neox ? j + half : 2 * j + 1;
         const float x0 = base[ia], x1 = base[ib];
         base[ia] = x0 * cs - x1 * sn;
@@ -92,7 +100,7 @@ __global__ void rope_store_kernel(float *q, float *k, const float *v, const int3
 
 __device__ __forceinline__ float silu_mul(float g, float u) { return g / (1.0f + expf(-g)) * u; }
 
-__global__ void swiglu_kernel(const float *g, const float *u, int64_t n, float *out, int8_t *xq, float2 *xd) {
+__global__ void swiglu_kernel(const float *g, const float *u, int64_t n, float *out, int8_t *xq, cw_q8s *xd) {
     cw_griddep_launch();
     cw_griddep_wait();
     if (xq) { /* one warp per 32 values */
@@ -178,16 +186,16 @@ __device__ __forceinline__ uint16_t half_bits(float v) { return __half_as_ushort
 
 /* Random weights: uniform [-1, 1) for plain types; quantized blocks of random
  * bits with small positive scales (and negative offsets where the type has them). */
-__global__ void fill_kernel(uint8_t *p, int type, size_t n_bytes, size_t tsize, uint64_t seed) {
+__global__ void fill_kernel(uint8_t *p, int type, size_t n_bytes, size_t tsize, float scale, uint64_t seed) {
     const size_t i = (size_t)blockIdx.x * blockDim.x + threadIdx.x;
     const uint64_t r = mix64(seed ^ mix64(i));
     if (type == RS_DTYPE_F32) {
-        if (i < n_bytes / 4) ((float *)p)[i] = unit(r);
+        if (i < n_bytes / 4) ((float *)p)[i] = scale * unit(r);
         return;
     }
     if (type == RS_DTYPE_F16 || type == RS_DTYPE_BF16) {
         if (i >= n_bytes / 2) return;
-        const float v = unit(r);
+        const float v = scale * unit(r);
         ((uint16_t *)p)[i] = type == RS_DTYPE_F16 ? half_bits(v) : (uint16_t)(__float_as_uint(v) >> 16);
         return;
     }
@@ -198,14 +206,21 @@ __global__ void fill_kernel(uint8_t *p, int type, size_t n_bytes, size_t tsize, 
         s = mix64(s);
         *(uint16_t *)(b + k) = (uint16_t)s;
     }
-    const float d = 0.002f + 0.01f * (unit(mix64(r + 1)) + 1.0f);
+    /* d so that d * (typical quant magnitude) is about `scale` */
+    float div = 8.0f;
+    if (type == RS_DTYPE_Q8_0) div = 64.0f;
+    else if (type == RS_DTYPE_Q4_K || type == RS_DTYPE_Q5_K) div = 300.0f;
+    else if (type == RS_DTYPE_Q6_K) div = 1000.0f;
+    else if (type == RS_DTYPE_Q5_0 || type == RS_DTYPE_Q5_1) div = 16.0f;
+    else if (type == RS_DTYPE_IQ4_NL) div = 64.0f;
+    const float d = scale * (1.0f + 0.5f * unit(mix64(r + 1))) / div;
     switch (type) {
     case RS_DTYPE_Q4_1: case RS_DTYPE_Q5_1: case RS_DTYPE_Q4_K: case RS_DTYPE_Q5_K:
         *(uint16_t *)b = half_bits(d);
         *(uint16_t *)(b + 2) = half_bits(type == RS_DTYPE_Q4_K || type == RS_DTYPE_Q5_K ? d : -8.0f * d);
         break;
     case RS_DTYPE_Q6_K:
-        *(uint16_t *)(b + 208) = half_bits(d * 0.1f);
+        *(uint16_t *)(b + 208) = half_bits(d);
         break;
     default:
         *(uint16_t *)b = half_bits(d);
@@ -233,7 +248,7 @@ void cw_rmsnorm(cuda_backend *c, float *x, const float *y, const float *w, float
     void *q8 = n <= CW_MV_MAX_TOK ? cw_q8_for_producer(c, elems) : NULL;
     const int threads = dim >= 4096 ? 1024 : 256;
     cw_launch(c, true, rmsnorm_kernel, dim3(n), dim3(threads), 0, x, y, w, eps, dim, out, (int8_t *)q8,
-              q8 ? cw_q8_scales(q8, elems) : (float2 *)NULL);
+              q8 ? cw_q8_scales(q8, elems) : (cw_q8s *)NULL);
     if (q8) {
         c->q8_src = out;
         c->q8_elems = elems;
@@ -243,12 +258,13 @@ void cw_rmsnorm(cuda_backend *c, float *x, const float *y, const float *w, float
 void cw_rope_store(cuda_backend *c, float *q, float *k, const float *v, const int32_t *pos, int n,
                    const rs_rope *rope, const rs_attn *at, rs_kv *kv, int layer) {
     const size_t layer_elems = (size_t)kv->d.n_head_kv * kv->d.n_ctx * kv->d.head_dim;
+    const size_t smem = (size_t)rope->n_rot * sizeof(float);
     if (kv->d.type == RS_KV_F16)
-        cw_launch(c, true, rope_store_kernel<__half>, dim3(n), dim3(256), 0, q, k, v, pos, *rope, at->n_head,
+        cw_launch(c, true, rope_store_kernel<__half>, dim3(n), dim3(256), smem, q, k, v, pos, *rope, at->n_head,
                   at->n_head_kv, at->head_dim, (__half *)kv->k + layer * layer_elems,
                   (__half *)kv->v + layer * layer_elems, kv->d.n_ctx);
     else
-        cw_launch(c, true, rope_store_kernel<float>, dim3(n), dim3(256), 0, q, k, v, pos, *rope, at->n_head,
+        cw_launch(c, true, rope_store_kernel<float>, dim3(n), dim3(256), smem, q, k, v, pos, *rope, at->n_head,
                   at->n_head_kv, at->head_dim, (float *)kv->k + layer * layer_elems,
                   (float *)kv->v + layer * layer_elems, kv->d.n_ctx);
 }
@@ -262,7 +278,7 @@ void cw_swiglu(cuda_backend *c, const float *g, const float *u, int64_t n, float
         c->q8_elems = n;
     } else {
         cw_launch(c, true, swiglu_kernel, dim3(blocks_for(n, 256)), dim3(256), 0, g, u, n, out,
-                  (int8_t *)NULL, (float2 *)NULL);
+                  (int8_t *)NULL, (cw_q8s *)NULL);
     }
 }
 
@@ -282,11 +298,11 @@ void cw_repack(cuda_backend *c, int type, const uint8_t *raw, int64_t rows, int6
               row0 * L->nb, tsize, *L);
 }
 
-void cw_fill_random(cuda_backend *c, void *dev, int type, size_t n_bytes, uint64_t seed) {
+void cw_fill_random(cuda_backend *c, void *dev, int type, size_t n_bytes, float scale, uint64_t seed) {
     const rs_dtype_traits *tr = rs_dtype_get(type);
     const size_t tsize = tr->type_size, blocks = (n_bytes / tsize + 255) / 256;
     cw_launch(c, false, fill_kernel, dim3((unsigned)blocks), dim3(256), 0, (uint8_t *)dev, type, n_bytes, tsize,
-              seed);
+              scale, seed);
 }
 
 void cw_kv_convert(cuda_backend *c, const rs_kv *kv, int layer, int n_pos, float *k, float *v) {
