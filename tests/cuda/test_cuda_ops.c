@@ -169,10 +169,11 @@ static void check_matmul(rs_dtype type, int64_t n_in, int64_t n_out, const int *
         float *ref = malloc(sizeof(float) * n * n_out), *y = malloc(sizeof(float) * n * n_out);
         rs_ref_matmul(&w.w, bias ? &b.w : NULL, x, n, ref);
         float *dx = dev_copy(x, sizeof(float) * n * n_in), *dy = dev(sizeof(float) * n * n_out);
-        /* variants: as configured; two rows per warp (n = 1); GEMM in 128-row slabs */
+        /* variants: one row per warp; two rows per warp (n = 1); GEMM in 128-row slabs */
         for (int v = 0; v < 3; v++) {
             rs_cuda_tuning t = base;
             const char *tag = "";
+            t.mv_rows = 1;
             if (v == 1) {
                 if (n != 1) continue;
                 t.mv_rows = 2, tag = " rows=2";
@@ -201,34 +202,47 @@ static void check_matmul(rs_dtype type, int64_t n_in, int64_t n_out, const int *
     free_weight(&b);
 }
 
-/* Three products of mixed types sharing one input, one with a bias. */
-static void check_matmul_multi(int n) {
+/* Three products sharing one input, one with a bias: mixed types and
+ * heights (separate calls), or one type and height (a batched GEMM for
+ * n > 4; `slab` rows per dequantized slab when set). */
+static void check_matmul_multi(int n, int same, rs_dtype same_type, int slab) {
     const int64_t n_in = 512, outs[3] = {64, 200, 96};
     const rs_dtype types[3] = {RS_DTYPE_Q4_K, RS_DTYPE_Q6_K, RS_DTYPE_Q4_K};
-    tw w[3], b = make_weight(RS_DTYPE_F32, outs[1], 1, 1.0f);
+    tw w[3], b = make_weight(RS_DTYPE_F32, same ? 160 : outs[1], 1, 1.0f);
     float *x = host_rand((size_t)(n * n_in), 1.0f), *dx = dev_copy(x, sizeof(float) * n * n_in);
     rs_matmul mm[3];
     float *dy[3];
+    int64_t out[3];
     for (int i = 0; i < 3; i++) {
-        w[i] = make_weight(types[i], n_in, outs[i], 0.5f);
-        dy[i] = dev(sizeof(float) * n * outs[i]);
-        poison(dy[i], sizeof(float) * n * outs[i]);
+        out[i] = same ? 160 : outs[i];
+        w[i] = make_weight(same ? same_type : types[i], n_in, out[i], 0.5f);
+        dy[i] = dev(sizeof(float) * n * out[i]);
+        poison(dy[i], sizeof(float) * n * out[i]);
         mm[i] = (rs_matmul){&w[i].w, i == 1 ? &b.w : NULL, dy[i]};
     }
+    const rs_cuda_tuning base = tuning_now();
+    rs_cuda_tuning t = base;
+    t.gemm_chunk = slab ? (int)(slab * n_in) : 0;
+    rs_cuda_set_tuning(B, &t);
     O->matmul(B, mm, 3, dx, n);
+    rs_cuda_set_tuning(B, &base);
     char name[96];
-    snprintf(name, sizeof name, "matmul x3 Q4_K/Q6_K(+bias)/Q4_K n=%d", n);
+    if (same)
+        snprintf(name, sizeof name, "matmul x3 %s 160x512 (+bias) n=%d%s", rs_dtype_name(same_type), n,
+                 slab ? " slabs" : "");
+    else
+        snprintf(name, sizeof name, "matmul x3 Q4_K/Q6_K(+bias)/Q4_K n=%d", n);
     if (synced(name)) {
         double worst = 0;
         for (int i = 0; i < 3; i++) {
-            float *ref = malloc(sizeof(float) * n * outs[i]), *y = malloc(sizeof(float) * n * outs[i]);
+            float *ref = malloc(sizeof(float) * n * out[i]), *y = malloc(sizeof(float) * n * out[i]);
             rs_ref_matmul(&w[i].w, i == 1 ? &b.w : NULL, x, n, ref);
-            down(y, dy[i], sizeof(float) * n * outs[i]);
-            double e = rel_err(y, ref, (size_t)(n * outs[i]));
+            down(y, dy[i], sizeof(float) * n * out[i]);
+            double e = rel_err(y, ref, (size_t)(n * out[i]));
             worst = e > worst ? e : worst;
             free(ref), free(y);
         }
-        report(name, worst, n > 4 ? TOL_H : TOL_Q8);
+        report(name, worst, tol_for(same ? same_type : RS_DTYPE_Q4_K, n > 4));
     }
     for (int i = 0; i < 3; i++) {
         O->release(B, dy[i]);
@@ -252,9 +266,16 @@ static void test_matmul(void) {
         check_matmul(t, blk == 256 ? 1536 : 1024, 515, ns, 5, 1);
         if (blk == 1) check_matmul(t, 100, 33, ns_odd, 2, 1); /* rows not a multiple of 8: scalar kernel */
     }
-    check_matmul_multi(1);
-    check_matmul_multi(2);
-    check_matmul_multi(33);
+    check_matmul_multi(1, 0, RS_DTYPE_F32, 0);
+    check_matmul_multi(2, 0, RS_DTYPE_F32, 0);
+    check_matmul_multi(33, 0, RS_DTYPE_F32, 0);
+    check_matmul_multi(33, 1, RS_DTYPE_Q4_0, 0);
+    check_matmul_multi(33, 1, RS_DTYPE_Q4_0, 128); /* two slabs of 128 rows and one of 32 */
+    check_matmul_multi(40, 1, RS_DTYPE_Q6_K, 0);
+    check_matmul_multi(33, 1, RS_DTYPE_F16, 0);
+    check_matmul_multi(33, 1, RS_DTYPE_BF16, 0);
+    check_matmul_multi(20, 1, RS_DTYPE_F32, 0);
+    check_matmul_multi(1, 1, RS_DTYPE_Q8_0, 0);
 }
 
 /* ---- embed ---------------------------------------------------------------------------------- */
@@ -377,8 +398,8 @@ static void check_fused_pair(int dim, int n_out) {
 }
 
 static void test_small_ops(void) {
-    static const int dims[] = {64, 100, 4096, 5000};
-    for (int i = 0; i < 4; i++)
+    static const int dims[] = {64, 100, 4096, 5000, 9000};
+    for (int i = 0; i < 5; i++)
         for (int n = 1; n <= 7; n += 3) {
             check_norm(dims[i], n, 0);
             check_norm(dims[i], n, 1);

@@ -109,16 +109,23 @@ __global__ void __launch_bounds__(128) attn_dec_kernel(const __grid_constant__ d
             for (int e = 0; e < 8; e++) qr[g][e] = 0.0f;
         }
     }
-    /* scores: LP lanes per position, 8 dims each; U positions in flight */
+    /* scores: LP lanes per position, 8 dims each; U positions in flight. A
+     * chunk that fits one pass also fetches its values now, so the second
+     * phase waits for no memory. */
+    const bool one_pass = len <= P * U;
+    float vr[U][8];
     for (int base = start; base < end; base += P * U) {
         float kr[U][8];
 #pragma unroll
         for (int u = 0; u < U; u++) {
             const int p = base + po + u * P;
-            if (p < end) load8(kb + (size_t)p * HD, kr[u]);
-            else
+            if (p < end) {
+                load8(kb + (size_t)p * HD, kr[u]);
+                if (one_pass) load8(vb + (size_t)p * HD, vr[u]);
+            } else {
 #pragma unroll
                 for (int e = 0; e < 8; e++) kr[u][e] = 0.0f;
+            }
         }
 #pragma unroll
         for (int u = 0; u < U; u++) {
@@ -159,11 +166,12 @@ __global__ void __launch_bounds__(128) attn_dec_kernel(const __grid_constant__ d
 #pragma unroll
         for (int e = 0; e < 8; e++) acc[g][e] = 0.0f;
     for (int base = start; base < end; base += P * U) {
-        float vr[U][8];
+        if (!one_pass) {
 #pragma unroll
-        for (int u = 0; u < U; u++) {
-            const int p = base + po + u * P;
-            if (p < end) load8(vb + (size_t)p * HD, vr[u]);
+            for (int u = 0; u < U; u++) {
+                const int p = base + po + u * P;
+                if (p < end) load8(vb + (size_t)p * HD, vr[u]);
+            }
         }
 #pragma unroll
         for (int u = 0; u < U; u++) {
@@ -231,20 +239,30 @@ __global__ void __launch_bounds__(128) attn_dec_kernel(const __grid_constant__ d
         if (lane == 0) s_l[g] = L;
     }
     __syncthreads();
-    for (int i = tid; i < gn * HD; i += NT) {
-        const int g = i / HD;
-        const float *po_ = a.part_o + (pbase + (size_t)g * a.n_split) * HD + i % HD;
+    /* four dims per thread, eight splits in flight */
+    for (int i4 = tid; i4 < gn * HD / 4; i4 += NT) {
+        const int g = 4 * i4 / HD, d = 4 * i4 % HD;
+        const float *po_ = a.part_o + (pbase + (size_t)g * a.n_split) * HD + d;
         const float *w = wsp + g * a.n_split;
-        float o0 = 0.0f, o1 = 0.0f, o2 = 0.0f, o3 = 0.0f; /* four loads in flight */
+        float4 o = make_float4(0.0f, 0.0f, 0.0f, 0.0f);
         int s = 0;
-        for (; s + 4 <= n_active; s += 4) {
-            o0 += w[s] * __ldcg(po_ + (size_t)s * HD);
-            o1 += w[s + 1] * __ldcg(po_ + (size_t)(s + 1) * HD);
-            o2 += w[s + 2] * __ldcg(po_ + (size_t)(s + 2) * HD);
-            o3 += w[s + 3] * __ldcg(po_ + (size_t)(s + 3) * HD);
+        for (; s + 8 <= n_active; s += 8) {
+            float4 v[8];
+#pragma unroll
+            for (int k = 0; k < 8; k++) v[k] = __ldcg((const float4 *)(po_ + (size_t)(s + k) * HD));
+#pragma unroll
+            for (int k = 0; k < 8; k++) {
+                o.x += w[s + k] * v[k].x, o.y += w[s + k] * v[k].y;
+                o.z += w[s + k] * v[k].z, o.w += w[s + k] * v[k].w;
+            }
         }
-        for (; s < n_active; s++) o0 += w[s] * __ldcg(po_ + (size_t)s * HD);
-        red[i] = (o0 + o1 + o2 + o3) / s_l[g];
+        for (; s < n_active; s++) {
+            const float4 v = __ldcg((const float4 *)(po_ + (size_t)s * HD));
+            o.x += w[s] * v.x, o.y += w[s] * v.y, o.z += w[s] * v.z, o.w += w[s] * v.w;
+        }
+        const float inv = 1.0f / s_l[g];
+        red[4 * i4] = o.x * inv, red[4 * i4 + 1] = o.y * inv;
+        red[4 * i4 + 2] = o.z * inv, red[4 * i4 + 3] = o.w * inv;
     }
     __syncthreads();
     dec_store<HD>(a, red, gn, t, h0);
@@ -434,15 +452,24 @@ __device__ __forceinline__ uint32_t pack_h2(float lo, float hi) {
     return *(const uint32_t *)&h;
 }
 
+/* 16 bytes global -> shared without registers; src_bytes 0 stores zeros. */
+__device__ __forceinline__ void cp_async16(void *dst, const void *src, int src_bytes) {
+    asm volatile("cp.async.cg.shared.global [%0], [%1], 16, %2;" ::"r"(smem_u32(dst)), "l"(src), "r"(src_bytes));
+}
+__device__ __forceinline__ void cp_async_commit() { asm volatile("cp.async.commit_group;"); }
+template <int N> __device__ __forceinline__ void cp_async_wait() { asm volatile("cp.async.wait_group %0;" ::"n"(N)); }
+
 constexpr int MB = 64; /* queries and keys per tile */
 
-template <int HD> constexpr size_t mma_smem() { return (size_t)3 * MB * (HD + 8) * sizeof(__half); }
+/* Q, then two stages of (K, V): the next tile loads while this one computes. */
+template <int HD> constexpr size_t mma_smem() { return (size_t)5 * MB * (HD + 8) * sizeof(__half); }
 
 template <int HD>
 __global__ void __launch_bounds__(128) attn_mma_kernel(const __grid_constant__ pre_args a) {
     constexpr int LD = HD + 8; /* halves per padded row: conflict-free ldmatrix */
     extern __shared__ __align__(16) unsigned char smem_raw[];
-    __half *Qs = (__half *)smem_raw, *Ks = Qs + MB * LD, *Vs = Ks + MB * LD;
+    __half *Qs = (__half *)smem_raw;
+    __half *KVs = Qs + MB * LD; /* stage st: K at KVs + 2 * st * MB * LD, V after it */
     __shared__ int s_pos[MB];
     __shared__ int s_max;
     cw_griddep_launch();
@@ -477,19 +504,27 @@ __global__ void __launch_bounds__(128) attn_mma_kernel(const __grid_constant__ p
     for (int nt = 0; nt < HD / 8; nt++) o[nt][0] = o[nt][1] = o[nt][2] = o[nt][3] = 0.0f;
     const __half *kb = (const __half *)a.k + (size_t)kvh * a.n_ctx * HD;
     const __half *vb = (const __half *)a.v + (size_t)kvh * a.n_ctx * HD;
-    for (int k0 = 0; k0 <= maxp; k0 += MB) {
-        __syncthreads();
+    auto load_tile = [&](int k0, int st) {
+        __half *Ks = KVs + 2 * st * MB * LD, *Vs = Ks + MB * LD;
         for (int i = tid; i < MB * HD / 8; i += 128) {
             const int r = i / (HD / 8), cc = i % (HD / 8), p = k0 + r;
-            uint4 kv = make_uint4(0, 0, 0, 0), vv = kv;
-            if (p <= maxp) {
-                kv = *(const uint4 *)(kb + (size_t)p * HD + 8 * cc);
-                vv = *(const uint4 *)(vb + (size_t)p * HD + 8 * cc);
-            }
-            *(uint4 *)(Ks + r * LD + 8 * cc) = kv;
-            *(uint4 *)(Vs + r * LD + 8 * cc) = vv;
+            const bool in = p <= maxp;
+            const size_t off = (size_t)(in ? p : 0) * HD + 8 * cc;
+            cp_async16(Ks + r * LD + 8 * cc, kb + off, in ? 16 : 0);
+            cp_async16(Vs + r * LD + 8 * cc, vb + off, in ? 16 : 0);
+        }
+        cp_async_commit();
+    };
+    load_tile(0, 0);
+    for (int k0 = 0, st = 0; k0 <= maxp; k0 += MB, st ^= 1) {
+        if (k0 + MB <= maxp) {
+            load_tile(k0 + MB, st ^ 1);
+            cp_async_wait<1>(); /* this tile's group is complete, the next may fly */
+        } else {
+            cp_async_wait<0>();
         }
         __syncthreads();
+        const __half *Ks = KVs + 2 * st * MB * LD, *Vs = Ks + MB * LD;
         float s[MB / 8][4];
 #pragma unroll
         for (int j = 0; j < MB / 8; j++) s[j][0] = s[j][1] = s[j][2] = s[j][3] = 0.0f;
@@ -558,6 +593,7 @@ __global__ void __launch_bounds__(128) attn_mma_kernel(const __grid_constant__ p
                 mma16816(o[nt + 1], pa, b[2], b[3]);
             }
         }
+        __syncthreads(); /* the next iteration's loads reuse this stage */
     }
     const int ta = t0 + r0, tb = ta + 8;
 #pragma unroll
@@ -653,7 +689,7 @@ bool attn_decode(cuda_backend *c, const float *q, const rs_kv *kv, size_t layer_
     c_max = std::max(c_max, c_min);
     while (c_max > c_min && (size_t)GB * c_max * 4 > 32768) c_max /= 2;
     const int n_split = (n_ctx + c_min - 1) / c_min;
-    const int s_target = std::max(1, 4 * c->n_sm / (at->n_head_kv * slices * n));
+    const int s_target = std::min(32, std::max(1, 4 * c->n_sm / (at->n_head_kv * slices * n)));
     const size_t smem = (size_t)(GB * c_max + 4 * GB * hd + GB * n_split) * sizeof(float);
     if (smem > c->smem_optin) return false;
     const size_t n_part = (size_t)n * at->n_head * n_split;

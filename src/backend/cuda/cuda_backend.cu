@@ -663,7 +663,7 @@ extern "C" rs_status rs_cuda_backend_create(rs_backend **out, rs_error *err) {
     c->base.is_host = false;
     c->n_sm = prop.multiProcessorCount;
     c->smem_optin = prop.sharedMemPerBlockOptin;
-    c->tune = rs_cuda_tuning{1, 1, CW_MV_MAX_TOK, 0, CW_MV_MAX_TOK, 0, 1, 0, 1};
+    c->tune = rs_cuda_tuning{1, 1, CW_MV_MAX_TOK, 0, CW_MV_MAX_TOK, 0, 0, 0, 1};
     rs_status st = RS_OK;
     if ((e = cudaStreamCreateWithFlags(&c->stream, cudaStreamNonBlocking)) != cudaSuccess ||
         (e = cudaEventCreateWithFlags(&c->pinned_done[0], cudaEventDisableTiming)) != cudaSuccess ||
@@ -689,7 +689,7 @@ extern "C" void rs_cuda_set_tuning(rs_backend *b, const rs_cuda_tuning *t) {
     c->tune = *t;
     c->tune.mv_max_tokens = std::min(std::max(t->mv_max_tokens, 0), (int)CW_MV_MAX_TOK);
     c->tune.attn_decode_max = std::min(std::max(t->attn_decode_max, 0), (int)CW_MV_MAX_TOK);
-    c->tune.mv_rows = t->mv_rows == 2 ? 2 : 1;
+    c->tune.mv_rows = t->mv_rows == 1 || t->mv_rows == 2 ? t->mv_rows : 0;
     c->tune.gemm_chunk = std::max(t->gemm_chunk, 0);
     c->q8_src = NULL;
 }

@@ -44,9 +44,9 @@ struct cw_layout {
 /* ---- the backend object --------------------------------------------------------------- */
 
 enum {
-    CW_MAX_GRAPHS = 8,
+    CW_MAX_GRAPHS = 32,
     CW_MV_MAX_TOK = 4, /* the matvec kernels handle up to this many tokens at once */
-    CW_N_SCRATCH = 6,
+    CW_N_SCRATCH = 7,
 };
 enum cw_scratch_slot {
     CW_SCR_Q8 = 0,    /* int8 activations + (d, d*sum) per 32 */
@@ -55,6 +55,7 @@ enum cw_scratch_slot {
     CW_SCR_PART = 3,  /* flash-decoding partial results */
     CW_SCR_CNT = 4,   /* flash-decoding arrival counters (kept zero between launches) */
     CW_SCR_SCORE = 5, /* generic attention: scores */
+    CW_SCR_PTR = 6,   /* pointer arrays for batched GEMM */
 };
 
 struct cw_graph {

@@ -125,22 +125,38 @@ template <int T> __device__ void deq32(const cw_layout &L, int64_t row, int64_t 
     }
 }
 
-/* Rows [row0, row0 + rows) of a quantized weight to F16, row-major. */
+/* Rows [row0, row0 + rows) of a quantized weight to F16, row-major. Each
+ * thread dequantizes 32 values into shared memory (rows padded to 80 bytes,
+ * conflict-free); the block then writes its contiguous 16 KB with 16-byte
+ * stores that are consecutive across the warp. */
+constexpr int DQ_THREADS = 256, DQ_LD = 40; /* halves per padded group */
+
 template <int T>
-__global__ void deq_f16_kernel(const cw_layout L, int64_t row0, int64_t rows, __half *out) {
+__global__ void __launch_bounds__(DQ_THREADS) deq_f16_kernel(const cw_layout L, int64_t row0, int64_t rows,
+                                                              __half *out) {
+    __shared__ __align__(16) __half buf[DQ_THREADS * DQ_LD];
     cw_griddep_launch();
     cw_griddep_wait();
-    const int64_t gpr = L.n_in / 32, g = (int64_t)blockIdx.x * blockDim.x + threadIdx.x;
-    if (g >= rows * gpr) return;
-    float v[32];
-    deq32<T>(L, row0 + g / gpr, g % gpr, v);
-    uint4 *o = (uint4 *)(out + 32 * g);
+    const int64_t gpr = L.n_in / 32, total = rows * gpr, g0 = (int64_t)blockIdx.x * DQ_THREADS;
+    const int64_t g = g0 + threadIdx.x;
+    if (g < total) {
+        float v[32];
+        deq32<T>(L, row0 + g / gpr, g % gpr, v);
+        uint4 *o = (uint4 *)(buf + threadIdx.x * DQ_LD);
+#pragma unroll
+        for (int i = 0; i < 4; i++) {
+            __half2 h[4];
+#pragma unroll
+            for (int k = 0; k < 4; k++) h[k] = __floats2half2_rn(v[8 * i + 2 * k], v[8 * i + 2 * k + 1]);
+            o[i] = *(const uint4 *)h;
+        }
+    }
+    __syncthreads();
 #pragma unroll
     for (int i = 0; i < 4; i++) {
-        __half2 h[4];
-#pragma unroll
-        for (int k = 0; k < 4; k++) h[k] = __floats2half2_rn(v[8 * i + 2 * k], v[8 * i + 2 * k + 1]);
-        o[i] = *(const uint4 *)h;
+        const int chunk = threadIdx.x + DQ_THREADS * i; /* 16-byte piece of the block's output */
+        if (g0 + chunk / 4 < total)
+            *(uint4 *)(out + 32 * g0 + 8 * (int64_t)chunk) = *(const uint4 *)(buf + (chunk / 4) * DQ_LD + 8 * (chunk % 4));
     }
 }
 
@@ -189,8 +205,8 @@ __global__ void to_half_kernel(const float *x, int64_t n, __half *xh, __nv_bfloa
 
 template <int T> void launch_deq(cuda_backend *c, const cw_layout &L, int64_t row0, int64_t rows, __half *out) {
     const int64_t groups = rows * (L.n_in / 32);
-    cw_launch(c, false, deq_f16_kernel<T>, dim3((unsigned)((groups + 255) / 256)), dim3(256), 0, L, row0,
-              rows, out);
+    cw_launch(c, false, deq_f16_kernel<T>, dim3((unsigned)((groups + DQ_THREADS - 1) / DQ_THREADS)),
+              dim3(DQ_THREADS), 0, L, row0, rows, out);
 }
 
 template <int T> void launch_embed(cuda_backend *c, const cw_layout &L, const int32_t *ids, int n, float *out) {
@@ -202,6 +218,74 @@ bool cublas_ok(cuda_backend *c, cublasStatus_t s, const char *what) {
     if (s == CUBLAS_STATUS_SUCCESS) return true;
     cw_fail(c, RS_ERR_DEVICE, "cuBLAS %s failed: %s", what, cublasGetStatusString(s));
     return false;
+}
+
+struct ptr_pack {
+    const void *p[3 * 8];
+};
+
+/* Device pointer arrays for a batched call, passed by value (no host copy). */
+__global__ void set_ptrs_kernel(const void **dst, const ptr_pack pk) {
+    if (threadIdx.x < 3 * 8) dst[threadIdx.x] = pk.p[threadIdx.x];
+}
+
+/* y_m = x W_m^T for the nm products listed (same type and height): F32 by
+ * SGEMM one at a time; F16/BF16 in place; quantized ones dequantized to F16
+ * a slab of rows at a time. Several products go as one batched call, which
+ * fills the GPU better than a 512-token GEMM alone does. */
+bool gemm_group(cuda_backend *c, const rs_matmul *mm, const int *members, int nm, const float *x, char *xbuf,
+                size_t half_bytes, int n, int k) {
+    cublasHandle_t h = (cublasHandle_t)c->cublas;
+    const float one = 1.0f, zero = 0.0f;
+    const cw_layout *L = (const cw_layout *)mm[members[0]].w->extra;
+    const int m = (int)L->n_out;
+    if (L->type == RS_DTYPE_F32)
+        return cublas_ok(c, cublasSgemm(h, CUBLAS_OP_T, CUBLAS_OP_N, m, n, k, &one, (const float *)L->qs, k, x, k,
+                                        &zero, mm[members[0]].y, m), "SGEMM");
+    const bool bf = L->type == RS_DTYPE_BF16, plain = bf || L->type == RS_DTYPE_F16;
+    const cudaDataType_t dt = bf ? CUDA_R_16BF : CUDA_R_16F;
+    const void *xb = bf ? (const void *)(xbuf + half_bytes) : (const void *)xbuf;
+    const int64_t chunk = c->tune.gemm_chunk > 0 ? c->tune.gemm_chunk : CHUNK_ELEMS;
+    int64_t step = plain ? L->n_out : std::max<int64_t>(128, chunk / ((int64_t)nm * k) / 128 * 128);
+    step = std::min<int64_t>(step, L->n_out);
+    __half *wdq = NULL;
+    if (!plain && !(wdq = (__half *)cw_scratch(c, CW_SCR_WDQ, (size_t)nm * step * k * 2))) return false;
+    void **dptr = NULL;
+    if (nm > 1 && !(dptr = (void **)cw_scratch(c, CW_SCR_PTR, 3 * 8 * sizeof(void *)))) return false;
+    for (int64_t r0 = 0; r0 < L->n_out; r0 += step) {
+        const int rows = (int)std::min<int64_t>(step, L->n_out - r0);
+        const void *A[8];
+        float *C[8];
+        for (int j = 0; j < nm; j++) {
+            const cw_layout *Lj = (const cw_layout *)mm[members[j]].w->extra;
+            C[j] = mm[members[j]].y + r0;
+            if (plain) {
+                A[j] = Lj->qs;
+            } else {
+                __half *slab = wdq + (size_t)j * rows * k;
+                cw_dequant_rows(c, Lj, r0, rows, slab);
+                A[j] = slab;
+            }
+        }
+        bool ok;
+        if (nm == 1) {
+            ok = cublas_ok(c, cublasGemmEx(h, CUBLAS_OP_T, CUBLAS_OP_N, rows, n, k, &one, A[0], plain ? dt : CUDA_R_16F,
+                                           k, xb, plain ? dt : CUDA_R_16F, k, &zero, C[0], CUDA_R_32F, m,
+                                           CUBLAS_COMPUTE_32F, CUBLAS_GEMM_DEFAULT),
+                           "GEMM");
+        } else {
+            ptr_pack pk = {};
+            for (int j = 0; j < nm; j++) pk.p[j] = A[j], pk.p[8 + j] = xb, pk.p[16 + j] = C[j];
+            cw_launch(c, false, set_ptrs_kernel, dim3(1), dim3(32), 0, (const void **)dptr, pk);
+            ok = cublas_ok(c, cublasGemmBatchedEx(h, CUBLAS_OP_T, CUBLAS_OP_N, rows, n, k, &one, (const void *const *)dptr,
+                                                  plain ? dt : CUDA_R_16F, k, (const void *const *)(dptr + 8),
+                                                  plain ? dt : CUDA_R_16F, k, &zero, dptr + 16, CUDA_R_32F, m, nm,
+                                                  CUBLAS_COMPUTE_32F, CUBLAS_GEMM_DEFAULT),
+                           "batched GEMM");
+        }
+        if (!ok) return false;
+    }
+    return true;
 }
 
 } // namespace
@@ -258,7 +342,6 @@ void cw_gemm_free(cuda_backend *c) {
 }
 
 void cw_gemm(cuda_backend *c, const rs_matmul *mm, int count, const float *x, int n) {
-    cublasHandle_t h = (cublasHandle_t)c->cublas;
     const int64_t n_in = mm[0].w->n_in, elems = (int64_t)n * n_in;
     bool need_h = false, need_b = false;
     for (int i = 0; i < count; i++) {
@@ -274,38 +357,26 @@ void cw_gemm(cuda_backend *c, const rs_matmul *mm, int count, const float *x, in
                   need_h ? (__half *)xbuf : (__half *)NULL,
                   need_b ? (__nv_bfloat16 *)(xbuf + half_bytes) : (__nv_bfloat16 *)NULL);
     }
-    const float one = 1.0f, zero = 0.0f;
     const int k = (int)n_in;
+    uint64_t done = 0;
     for (int i = 0; i < count; i++) {
+        if (i < 64 && (done >> i & 1)) continue;
+        /* products of one 16-bit or quantized type and height share a batched call */
         const cw_layout *L = (const cw_layout *)mm[i].w->extra;
-        const int m = (int)L->n_out;
-        float *y = mm[i].y;
-        bool ok = true;
-        if (L->type == RS_DTYPE_F32) {
-            ok = cublas_ok(c, cublasSgemm(h, CUBLAS_OP_T, CUBLAS_OP_N, m, n, k, &one, (const float *)L->qs, k, x,
-                                          k, &zero, y, m), "SGEMM");
-        } else if (L->type == RS_DTYPE_F16 || L->type == RS_DTYPE_BF16) {
-            const cudaDataType_t dt = L->type == RS_DTYPE_F16 ? CUDA_R_16F : CUDA_R_16BF;
-            const void *xb = L->type == RS_DTYPE_F16 ? (const void *)xbuf : (const void *)(xbuf + half_bytes);
-            ok = cublas_ok(c, cublasGemmEx(h, CUBLAS_OP_T, CUBLAS_OP_N, m, n, k, &one, L->qs, dt, k, xb, dt, k,
-                                           &zero, y, CUDA_R_32F, m, CUBLAS_COMPUTE_32F, CUBLAS_GEMM_DEFAULT),
-                           "GEMM");
-        } else {
-            const int64_t chunk = c->tune.gemm_chunk > 0 ? c->tune.gemm_chunk : CHUNK_ELEMS;
-            int64_t step = std::max<int64_t>(128, chunk / n_in / 128 * 128);
-            step = std::min<int64_t>(step, L->n_out);
-            __half *wdq = (__half *)cw_scratch(c, CW_SCR_WDQ, (size_t)step * n_in * 2);
-            if (!wdq) return;
-            for (int64_t r0 = 0; r0 < L->n_out && ok; r0 += step) {
-                const int rows = (int)std::min<int64_t>(step, L->n_out - r0);
-                cw_dequant_rows(c, L, r0, rows, wdq);
-                ok = cublas_ok(c, cublasGemmEx(h, CUBLAS_OP_T, CUBLAS_OP_N, rows, n, k, &one, wdq, CUDA_R_16F, k,
-                                               xbuf, CUDA_R_16F, k, &zero, y + r0, CUDA_R_32F, m,
-                                               CUBLAS_COMPUTE_32F, CUBLAS_GEMM_DEFAULT),
-                               "GEMM");
-            }
+        int members[8], nm = 0;
+        for (int j = i; j < count && j < 64 && nm < 8; j++) {
+            const cw_layout *Lj = (const cw_layout *)mm[j].w->extra;
+            if ((done >> j & 1) || Lj->type != L->type || Lj->n_out != L->n_out) continue;
+            if (j > i && L->type == RS_DTYPE_F32) continue;
+            members[nm++] = j;
+            done |= 1ull << j;
         }
-        if (!ok) return;
-        if (mm[i].bias) cw_add_bias(c, y, (const float *)((const cw_layout *)mm[i].bias->extra)->qs, n, L->n_out);
+        if (nm == 0) members[nm++] = i; /* beyond the tracked 64: alone */
+        if (!gemm_group(c, mm, members, nm, x, xbuf, half_bytes, n, k)) return;
+        for (int m = 0; m < nm; m++) {
+            const rs_matmul &p = mm[members[m]];
+            if (p.bias)
+                cw_add_bias(c, p.y, (const float *)((const cw_layout *)p.bias->extra)->qs, n, L->n_out);
+        }
     }
 }

@@ -20,7 +20,7 @@ typedef struct rs_cuda_tuning {
     int attn_chunk;    /* positions per flash-decoding split (0 = automatic) */
     int attn_decode_max; /* attention with n <= this uses the split (decode) kernel (0..4) */
     int reuse_q8;      /* benchmarks only: matmuls on the same x reuse its int8 form */
-    int mv_rows;       /* rows per warp in the batch-1 matvec (1 or 2) */
+    int mv_rows;       /* rows per warp in the batch-1 matvec: 1, 2, or 0 = per type */
     int gemm_chunk;    /* quantized GEMM: weight values dequantized per slab (0 = 64 Mi) */
     int attn_mma;      /* prefill attention on the tensor cores (F16 cache, head_dim 64/128) */
 } rs_cuda_tuning;

@@ -43,6 +43,13 @@ __device__ __forceinline__ uint32_t spread4(uint32_t v) { return (((v & 0xFu) * 
 
 __device__ __forceinline__ int4 ld_x16(const int8_t *p) { return *(const int4 *)p; }
 
+__device__ __forceinline__ int sum_bytes(int4 a) {
+    int s = __dp4a(a.x, (int)ONES, 0);
+    s = __dp4a(a.y, (int)ONES, s);
+    s = __dp4a(a.z, (int)ONES, s);
+    return __dp4a(a.w, (int)ONES, s);
+}
+
 /* Sum of 32 products: low nibbles of q against x elements 0..15 (a), high
  * nibbles against 16..31 (b) — the legacy block nibble order. */
 __device__ __forceinline__ int dot_nibbles(uint4 q, int4 a, int4 b) {
@@ -235,15 +242,16 @@ template <> struct mvt<RS_DTYPE_Q4_K> {
         r.meta = cw_ld_nc(blk);
         r.q = cw_ld_nc(blk + 16 + 16 * (k & 7));
     }
-    /* d * sc * (dx * sum q x) - dmin * m * (dx * sum x) for both sub-blocks */
-    static __device__ float finish(const uint4 &meta, int c, int sum0, int sum1, const cw_q8s &x0,
-                                   const cw_q8s &x1) {
+    /* dx * (d * sc * sum q x - dmin * m * sum x) for both sub-blocks (the x
+     * sums of these 16-element halves by dp4a: cheaper than loading them) */
+    static __device__ float finish(const uint4 &meta, int c, int sum0, int sum1, int sx0, int sx1, float dx0,
+                                   float dx1) {
         const float2 dm = __half22float2(*(const __half2 *)&meta.x);
         float sc0, m0, sc1, m1;
         k_scale_min(2 * (c >> 1), meta.y, meta.z, meta.w, sc0, m0);
         k_scale_min(2 * (c >> 1) + 1, meta.y, meta.z, meta.w, sc1, m1);
-        const float xs0 = (c & 1) ? x0.w : x0.z, xs1 = (c & 1) ? x1.w : x1.z;
-        return dm.x * (sc0 * x0.x * (float)sum0 + sc1 * x1.x * (float)sum1) - dm.y * (m0 * xs0 + m1 * xs1);
+        return dx0 * (dm.x * sc0 * (float)sum0 - dm.y * m0 * (float)sx0) +
+               dx1 * (dm.x * sc1 * (float)sum1 - dm.y * m1 * (float)sx1);
     }
     static __device__ float dot(const R &r, int64_t k, const int8_t *xq, const cw_q8s *xd, const float *) {
         const int c = (int)(k & 7);
@@ -258,7 +266,7 @@ template <> struct mvt<RS_DTYPE_Q4_K> {
         s1 = dp4a((r.q.z >> 4) & M4, b.z, s1);
         s0 = dp4a(r.q.w & M4, a.w, s0);
         s1 = dp4a((r.q.w >> 4) & M4, b.w, s1);
-        return finish(r.meta, c, s0, s1, xd[xb], xd[xb + 1]);
+        return finish(r.meta, c, s0, s1, sum_bytes(a), sum_bytes(b), xd[xb].x, xd[xb + 1].x);
     }
 };
 
@@ -286,7 +294,8 @@ template <> struct mvt<RS_DTYPE_Q5_K> {
         s1 = dp4a(((r.q.z >> 4) & M4) | (((r.h.z >> j1) & ONES) << 4), b.z, s1);
         s0 = dp4a((r.q.w & M4) | (((r.h.w >> j0) & ONES) << 4), a.w, s0);
         s1 = dp4a(((r.q.w >> 4) & M4) | (((r.h.w >> j1) & ONES) << 4), b.w, s1);
-        return mvt<RS_DTYPE_Q4_K>::finish(r.meta, c, s0, s1, xd[xb], xd[xb + 1]);
+        return mvt<RS_DTYPE_Q4_K>::finish(r.meta, c, s0, s1, sum_bytes(a), sum_bytes(b), xd[xb].x,
+                                          xd[xb + 1].x);
     }
 };
 
@@ -482,9 +491,16 @@ __global__ void q8_kernel(const float *x, int64_t nblk, int8_t *xq, cw_q8s *xd) 
 
 bool is_float_type(int t) { return t == RS_DTYPE_F32 || t == RS_DTYPE_F16 || t == RS_DTYPE_BF16; }
 
+/* Rows per warp for batch 1 where the tuning leaves it open (0): two for the
+ * types that measured faster so (docs/CUDA_NOTES.md, run 2), else one. */
+int default_rows(int type) {
+    return type == RS_DTYPE_Q8_0 || type == RS_DTYPE_Q4_K || type == RS_DTYPE_Q6_K ? 2 : 1;
+}
+
 template <int T> void launch_mv(cuda_backend *c, const mv_args &a) {
     const dim3 block(MV_WARPS * 32);
-    if (a.n == 1 && c->tune.mv_rows == 2)
+    const int rows = c->tune.mv_rows ? c->tune.mv_rows : default_rows(T);
+    if (a.n == 1 && rows == 2)
         cw_launch(c, true, mv_kernel<T, 1, 2>, dim3((unsigned)((a.rows + 2 * MV_WARPS - 1) / (2 * MV_WARPS))),
                   block, 0, a);
     else if (a.n == 1)

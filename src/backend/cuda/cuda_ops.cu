@@ -22,15 +22,66 @@ __device__ float block_sum(float v, float *red) {
     return v;
 }
 
-/* One block per token: x (+= y), then out = x / rms(x) * w (and its int8 form). */
+/* One block per token: x (+= y), then out = x / rms(x) * w (and its int8
+ * form). Each thread keeps its (at most E) elements in registers so every
+ * load is issued before any store; thread i owns elements i + k * blockDim,
+ * so warp w holds whole 32-value blocks for the int8 form. */
+template <int E>
 __global__ void rmsnorm_kernel(float *x, const float *y, const float *w, float eps, int dim, float *out,
                                int8_t *xq, cw_q8s *xd) {
     __shared__ float red[32];
     cw_griddep_launch();
     cw_griddep_wait();
     const size_t t = blockIdx.x;
+    const int tid = threadIdx.x, bd = blockDim.x, lane = tid & 31;
     float *xr = x + t * dim;
-    float *o = out + t * dim;
+    float v[E];
+    float ss = 0.0f;
+#pragma unroll
+    for (int e = 0; e < E; e++) {
+        const int i = tid + e * bd;
+        v[e] = i < dim ? xr[i] : 0.0f;
+    }
+    if (y) {
+#pragma unroll
+        for (int e = 0; e < E; e++) {
+            const int i = tid + e * bd;
+            if (i < dim) v[e] += y[t * dim + i];
+        }
+#pragma unroll
+        for (int e = 0; e < E; e++) {
+            const int i = tid + e * bd;
+            if (i < dim) xr[i] = v[e];
+        }
+    }
+#pragma unroll
+    for (int e = 0; e < E; e++) ss += v[e] * v[e];
+    ss = block_sum(ss, red);
+    const float scale = 1.0f / sqrtf(ss / (float)dim + eps);
+    float o[E];
+#pragma unroll
+    for (int e = 0; e < E; e++) {
+        const int i = tid + e * bd;
+        o[e] = i < dim ? v[e] * scale * w[i] : 0.0f;
+    }
+#pragma unroll
+    for (int e = 0; e < E; e++) {
+        const int i = tid + e * bd;
+        if (e * bd >= dim) break; /* block-uniform */
+        if (i < dim) out[t * dim + i] = o[e];
+        /* dim % 32 == 0: this warp's 32 values are one block, all in or all out */
+        if (xq && e * bd + (tid - lane) < dim)
+            cw_q8_block(o[e], lane, xq + t * dim + i, xd + (t * dim + i - lane) / 32);
+    }
+}
+
+/* Rows wider than the register kernel holds. */
+__global__ void rmsnorm_wide_kernel(float *x, const float *y, const float *w, float eps, int dim, float *out) {
+    __shared__ float red[32];
+    cw_griddep_launch();
+    cw_griddep_wait();
+    const size_t t = blockIdx.x;
+    float *xr = x + t * dim;
     float ss = 0.0f;
     for (int i = threadIdx.x; i < dim; i += blockDim.x) {
         float v = xr[i];
@@ -42,59 +93,42 @@ __global__ void rmsnorm_kernel(float *x, const float *y, const float *w, float e
     }
     ss = block_sum(ss, red);
     const float scale = 1.0f / sqrtf(ss / (float)dim + eps);
-    if (xq) {
-        /* same element-to-thread map as above: each thread rereads its own writes */
-        const int lane = threadIdx.x & 31, nw = blockDim.x >> 5;
-        for (int b = threadIdx.x >> 5; b < dim / 32; b += nw) {
-            const int i = 32 * b + lane;
-            const float v = xr[i] * scale * w[i];
-            o[i] = v;
-            cw_q8_block(v, lane, xq + t * dim + i, xd + t * (dim / 32) + b);
-        }
-    } else {
-        for (int i = threadIdx.x; i < dim; i += blockDim.x) o[i] = xr[i] * scale * w[i];
-    }
+    for (int i = threadIdx.x; i < dim; i += blockDim.x) out[t * dim + i] = xr[i] * scale * w[i];
 }
 
 template <typename KV> __device__ __forceinline__ KV to_kv(float v);
 template <> __device__ __forceinline__ float to_kv<float>(float v) { return v; }
 template <> __device__ __forceinline__ __half to_kv<__half>(float v) { return __float2half_rn(v); }
 
-/* One block per token: the token's cos/sin table once (double precision
- * angles, as the reference), then every q and k head rotated, then k and v
- * stored at pos. */
+/* Block (token, head): heads 0..n_head-1 are q, the rest k. Each thread
+ * rotates a pair with its own cos/sin (double-precision angle, as the
+ * reference); k heads then store the rotated k and the v head at pos. */
 template <typename KV>
 __global__ void rope_store_kernel(float *q, float *k, const float *v, const int32_t *pos, const rs_rope rope,
                                   int n_head, int n_head_kv, int hd, KV *kc, KV *vc, int n_ctx) {
-    extern __shared__ float cs_sn[]; /* [half] cos, then [half] sin */
     cw_griddep_launch();
     cw_griddep_wait();
-    const int t = blockIdx.x, p = pos[t], half = rope.n_rot / 2;
+    const int t = blockIdx.x, h = blockIdx.y, p = pos[t], half = rope.n_rot / 2;
+    const bool is_k = h >= n_head;
+    const int hk = h - n_head;
+    float *base = is_k ? k + ((size_t)t * n_head_kv + hk) * hd : q + ((size_t)t * n_head + h) * hd;
     for (int j = threadIdx.x; j < half; j += blockDim.x) {
         double s, co;
         sincos((double)p * (double)rope.inv_freq[j], &s, &co);
-        cs_sn[j] = (float)(co * rope.attn_factor);
-        cs_sn[half + j] = (float)(s * rope.attn_factor);
-    }
-    __syncthreads();
-    const int pairs = (n_head + n_head_kv) * half;
-    for (int i = threadIdx.x; i < pairs; i += blockDim.x) {
-        const int h = i / half, j = i % half;
-        float *base = h < n_head ? q + ((size_t)t * n_head + h) * hd : k + ((size_t)t * n_head_kv + h - n_head) * hd;
-        const float cs = cs_sn[j], sn = cs_sn[half + j];
+        const float cs = (float)(co * rope.attn_factor), sn = (float)(s * rope.attn_factor);
         const int ia = rope.neox ? j : 2 * j, ib = rope.neox ? j + half : 2 * j + 1;
         const float x0 = base[ia], x1 = base[ib];
         base[ia] = x0 * cs - x1 * sn;
         base[ib] = x0 * sn + x1 * cs;
     }
+    if (!is_k || p < 0 || p >= n_ctx) return; /* uniform in the block */
     __syncthreads();
-    if (p < 0 || p >= n_ctx) return;
-    const size_t src = (size_t)t * n_head_kv * hd;
-    for (int i = threadIdx.x; i < n_head_kv * hd; i += blockDim.x) {
-        const int h = i / hd, d = i % hd;
-        const size_t dst = ((size_t)h * n_ctx + p) * hd + d;
-        kc[dst] = to_kv<KV>(k[src + i]);
-        vc[dst] = to_kv<KV>(v[src + i]);
+    const size_t dst = ((size_t)hk * n_ctx + p) * hd;
+    const float *vs = v + ((size_t)t * n_head_kv + hk) * hd;
+    for (int d = threadIdx.x; d < hd; d += blockDim.x) {
+        const float kv = base[d], vv = vs[d];
+        kc[dst + d] = to_kv<KV>(kv);
+        vc[dst + d] = to_kv<KV>(vv);
     }
 }
 
@@ -245,10 +279,18 @@ unsigned blocks_for(int64_t n, int per) { return (unsigned)std::min<int64_t>((n 
 
 void cw_rmsnorm(cuda_backend *c, float *x, const float *y, const float *w, float eps, int n, int dim, float *out) {
     const int64_t elems = (int64_t)n * dim;
-    void *q8 = n <= CW_MV_MAX_TOK ? cw_q8_for_producer(c, elems) : NULL;
-    const int threads = dim >= 4096 ? 1024 : 256;
-    cw_launch(c, true, rmsnorm_kernel, dim3(n), dim3(threads), 0, x, y, w, eps, dim, out, (int8_t *)q8,
-              q8 ? cw_q8_scales(q8, elems) : (cw_q8s *)NULL);
+    void *q8 = n <= CW_MV_MAX_TOK && dim % 32 == 0 ? cw_q8_for_producer(c, elems) : NULL;
+    cw_q8s *xd = q8 ? cw_q8_scales(q8, elems) : (cw_q8s *)NULL;
+    const int threads = dim > 2048 ? 1024 : (dim > 512 ? 256 : 64);
+    const int per = (dim + threads - 1) / threads;
+    if (per <= 4)
+        cw_launch(c, true, rmsnorm_kernel<4>, dim3(n), dim3(threads), 0, x, y, w, eps, dim, out, (int8_t *)q8, xd);
+    else if (per <= 8)
+        cw_launch(c, true, rmsnorm_kernel<8>, dim3(n), dim3(threads), 0, x, y, w, eps, dim, out, (int8_t *)q8, xd);
+    else {
+        q8 = NULL;
+        cw_launch(c, true, rmsnorm_wide_kernel, dim3(n), dim3(threads), 0, x, y, w, eps, dim, out);
+    }
     if (q8) {
         c->q8_src = out;
         c->q8_elems = elems;
@@ -258,13 +300,13 @@ void cw_rmsnorm(cuda_backend *c, float *x, const float *y, const float *w, float
 void cw_rope_store(cuda_backend *c, float *q, float *k, const float *v, const int32_t *pos, int n,
                    const rs_rope *rope, const rs_attn *at, rs_kv *kv, int layer) {
     const size_t layer_elems = (size_t)kv->d.n_head_kv * kv->d.n_ctx * kv->d.head_dim;
-    const size_t smem = (size_t)rope->n_rot * sizeof(float);
+    const dim3 grid(n, at->n_head + at->n_head_kv), block(at->head_dim > 128 ? 128 : 64);
     if (kv->d.type == RS_KV_F16)
-        cw_launch(c, true, rope_store_kernel<__half>, dim3(n), dim3(256), smem, q, k, v, pos, *rope, at->n_head,
+        cw_launch(c, true, rope_store_kernel<__half>, grid, block, 0, q, k, v, pos, *rope, at->n_head,
                   at->n_head_kv, at->head_dim, (__half *)kv->k + layer * layer_elems,
                   (__half *)kv->v + layer * layer_elems, kv->d.n_ctx);
     else
-        cw_launch(c, true, rope_store_kernel<float>, dim3(n), dim3(256), smem, q, k, v, pos, *rope, at->n_head,
+        cw_launch(c, true, rope_store_kernel<float>, grid, block, 0, q, k, v, pos, *rope, at->n_head,
                   at->n_head_kv, at->head_dim, (float *)kv->k + layer * layer_elems,
                   (float *)kv->v + layer * layer_elems, kv->d.n_ctx);
 }
