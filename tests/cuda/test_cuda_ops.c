@@ -464,7 +464,54 @@ static void check_rope(int n_head, int n_kv, int hd, int n_rot, int neox, rs_kv_
     free(q), free(k), free(v), free(inv);
 }
 
+/* A prompt's layers share one angle table: layer 1 reads what layer 0 wrote;
+ * new positions uploaded in between must not see the stale table. */
+static void check_rope_table(void) {
+    const int n = 20, n_head = 4, n_kv = 2, hd = 64, n_ctx = 4096;
+    rs_kv_desc d = {2, n_ctx, n_kv, hd, RS_KV_F16};
+    rs_kv *kv = NULL;
+    rs_error e = {0};
+    if (O->kv_create(B, &d, &kv, &e)) die("kv_create", &e);
+    float *inv = make_inv_freq(hd), *dinv = dev_copy(inv, sizeof(float) * (hd / 2 + 1));
+    rs_rope rope = {true, hd, dinv, 1.0f}, href = {true, hd, inv, 1.0f};
+    rs_attn at = {n_head, n_kv, hd, 1.0f};
+    const size_t nq = (size_t)n * n_head * hd, nk = (size_t)n * n_kv * hd;
+    int32_t pos[3][20];
+    int32_t *dpos = dev(sizeof pos[0]);
+    float *q[3], *k[3], *v[3], *dq[3], *dk[3], *dv[3];
+    for (int st = 0; st < 3; st++) { /* all inputs uploaded first: uploads reset the table */
+        q[st] = host_rand(nq, 1.0f), k[st] = host_rand(nk, 1.0f), v[st] = host_rand(nk, 1.0f);
+        dq[st] = dev_copy(q[st], nq * 4), dk[st] = dev_copy(k[st], nk * 4), dv[st] = dev_copy(v[st], nk * 4);
+        for (int t = 0; t < n; t++) pos[st][t] = st == 1 ? pos[0][t] : (int32_t)((frand() + 1.0f) * 2000.0f);
+    }
+    double worst = 0;
+    for (int st = 0; st < 3; st++) {
+        if (st != 1) up(dpos, pos[st], sizeof pos[st]); /* step 1 reuses step 0's positions and table */
+        O->rope_store(B, dq[st], dk[st], dv[st], dpos, n, &rope, &at, kv, st == 1 ? 1 : 0);
+        rs_ref_rope(q[st], pos[st], n, n_head, hd, &href);
+        rs_ref_rope(k[st], pos[st], n, n_kv, hd, &href);
+    }
+    if (synced("rope_store angle table")) {
+        for (int st = 0; st < 3; st++) {
+            float *gq = malloc(nq * 4), *gk = malloc(nk * 4);
+            down(gq, dq[st], nq * 4);
+            down(gk, dk[st], nk * 4);
+            worst = fmax(worst, fmax(rel_err(gq, q[st], nq), rel_err(gk, k[st], nk)));
+            free(gq), free(gk);
+        }
+    }
+    for (int st = 0; st < 3; st++) {
+        O->release(B, dq[st]), O->release(B, dk[st]), O->release(B, dv[st]);
+        free(q[st]), free(k[st]), free(v[st]);
+    }
+    report("rope_store prompt: angle table reused by layer 1, rebuilt after an upload", worst, TOL_F32);
+    O->release(B, dpos), O->release(B, dinv);
+    O->kv_destroy(B, kv);
+    free(inv);
+}
+
 static void test_rope(void) {
+    check_rope_table();
     check_rope(8, 4, 64, 64, 0, RS_KV_F16, 1.0f);
     check_rope(8, 4, 64, 32, 1, RS_KV_F16, 1.0f);
     check_rope(6, 2, 16, 16, 1, RS_KV_F32, 0.7f);

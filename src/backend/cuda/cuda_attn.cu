@@ -89,43 +89,38 @@ __global__ void __launch_bounds__(128) attn_dec_kernel(const __grid_constant__ d
     cw_griddep_launch();
     cw_griddep_wait();
     const int split = blockIdx.x, kvh = blockIdx.y / a.slices, slice = blockIdx.y % a.slices, t = blockIdx.z;
-    const int p_end = max(1, min(a.pos[t] + 1, a.n_ctx)), C = dec_chunk(a, p_end), start = split * C;
-    if (start >= p_end) return;
-    const int end = min(start + C, p_end), len = end - start, n_active = (p_end + C - 1) / C;
     const int g0 = slice * GB, gn = min(GB, a.G - g0), h0 = kvh * a.G + g0;
     const int tid = threadIdx.x, lane = tid & 31, warp = tid >> 5, li = tid % LP, po = tid / LP;
-    const KV *kb = (const KV *)a.k + (size_t)kvh * a.n_ctx * HD + li * 8;
-    const KV *vb = (const KV *)a.v + (size_t)kvh * a.n_ctx * HD + li * 8;
-
+    /* q first: its address does not depend on pos, so both loads fly together */
     float qr[GB][8];
 #pragma unroll
     for (int g = 0; g < GB; g++) {
         if (g < gn) {
             load8(a.q + ((size_t)t * a.n_head + h0 + g) * HD + li * 8, qr[g]);
-#pragma unroll
-            for (int e = 0; e < 8; e++) qr[g][e] *= a.scale;
         } else {
 #pragma unroll
             for (int e = 0; e < 8; e++) qr[g][e] = 0.0f;
         }
     }
-    /* scores: LP lanes per position, 8 dims each; U positions in flight. A
-     * chunk that fits one pass also fetches its values now, so the second
-     * phase waits for no memory. */
-    const bool one_pass = len <= P * U;
-    float vr[U][8];
+    const int p_end = max(1, min(a.pos[t] + 1, a.n_ctx)), C = dec_chunk(a, p_end), start = split * C;
+    if (start >= p_end) return;
+    const int end = min(start + C, p_end), len = end - start, n_active = (p_end + C - 1) / C;
+    const KV *kb = (const KV *)a.k + (size_t)kvh * a.n_ctx * HD + li * 8;
+    const KV *vb = (const KV *)a.v + (size_t)kvh * a.n_ctx * HD + li * 8;
+#pragma unroll
+    for (int g = 0; g < GB; g++)
+#pragma unroll
+        for (int e = 0; e < 8; e++) qr[g][e] *= a.scale;
+    /* scores: LP lanes per position, 8 dims each; U positions in flight */
     for (int base = start; base < end; base += P * U) {
         float kr[U][8];
 #pragma unroll
         for (int u = 0; u < U; u++) {
             const int p = base + po + u * P;
-            if (p < end) {
-                load8(kb + (size_t)p * HD, kr[u]);
-                if (one_pass) load8(vb + (size_t)p * HD, vr[u]);
-            } else {
+            if (p < end) load8(kb + (size_t)p * HD, kr[u]);
+            else
 #pragma unroll
                 for (int e = 0; e < 8; e++) kr[u][e] = 0.0f;
-            }
         }
 #pragma unroll
         for (int u = 0; u < U; u++) {
@@ -166,12 +161,11 @@ __global__ void __launch_bounds__(128) attn_dec_kernel(const __grid_constant__ d
 #pragma unroll
         for (int e = 0; e < 8; e++) acc[g][e] = 0.0f;
     for (int base = start; base < end; base += P * U) {
-        if (!one_pass) {
+        float vr[U][8];
 #pragma unroll
-            for (int u = 0; u < U; u++) {
-                const int p = base + po + u * P;
-                if (p < end) load8(vb + (size_t)p * HD, vr[u]);
-            }
+        for (int u = 0; u < U; u++) {
+            const int p = base + po + u * P;
+            if (p < end) load8(vb + (size_t)p * HD, vr[u]);
         }
 #pragma unroll
         for (int u = 0; u < U; u++) {
@@ -245,20 +239,17 @@ __global__ void __launch_bounds__(128) attn_dec_kernel(const __grid_constant__ d
         const float *po_ = a.part_o + (pbase + (size_t)g * a.n_split) * HD + d;
         const float *w = wsp + g * a.n_split;
         float4 o = make_float4(0.0f, 0.0f, 0.0f, 0.0f);
-        int s = 0;
-        for (; s + 8 <= n_active; s += 8) {
+        for (int s = 0; s < n_active; s += 8) { /* eight loads issued together, the tail predicated */
             float4 v[8];
 #pragma unroll
-            for (int k = 0; k < 8; k++) v[k] = __ldcg((const float4 *)(po_ + (size_t)(s + k) * HD));
+            for (int k = 0; k < 8; k++)
+                v[k] = s + k < n_active ? __ldcg((const float4 *)(po_ + (size_t)(s + k) * HD))
+                                        : make_float4(0.0f, 0.0f, 0.0f, 0.0f);
 #pragma unroll
             for (int k = 0; k < 8; k++) {
-                o.x += w[s + k] * v[k].x, o.y += w[s + k] * v[k].y;
-                o.z += w[s + k] * v[k].z, o.w += w[s + k] * v[k].w;
+                const float wk = s + k < n_active ? w[s + k] : 0.0f;
+                o.x += wk * v[k].x, o.y += wk * v[k].y, o.z += wk * v[k].z, o.w += wk * v[k].w;
             }
-        }
-        for (; s < n_active; s++) {
-            const float4 v = __ldcg((const float4 *)(po_ + (size_t)s * HD));
-            o.x += w[s] * v.x, o.y += w[s] * v.y, o.z += w[s] * v.z, o.w += w[s] * v.w;
         }
         const float inv = 1.0f / s_l[g];
         red[4 * i4] = o.x * inv, red[4 * i4 + 1] = o.y * inv;
@@ -688,8 +679,10 @@ bool attn_decode(cuda_backend *c, const float *q, const rs_kv *kv, size_t layer_
     while ((n_ctx + c_min - 1) / c_min > 512) c_min *= 2;
     c_max = std::max(c_max, c_min);
     while (c_max > c_min && (size_t)GB * c_max * 4 > 32768) c_max /= 2;
-    const int n_split = (n_ctx + c_min - 1) / c_min;
     const int s_target = std::min(32, std::max(1, 4 * c->n_sm / (at->n_head_kv * slices * n)));
+    /* enough splits for any position: about s_target once chunks grow past
+     * c_min, and n_ctx / c_max at the longest chunks (see dec_chunk) */
+    const int n_split = std::min((n_ctx + c_min - 1) / c_min, std::max(s_target + 1, (n_ctx + c_max - 1) / c_max));
     const size_t smem = (size_t)(GB * c_max + 4 * GB * hd + GB * n_split) * sizeof(float);
     if (smem > c->smem_optin) return false;
     const size_t n_part = (size_t)n * at->n_head * n_split;

@@ -115,6 +115,7 @@ static void cu_release(rs_backend *b, void *p) {
 static rs_status cu_upload(rs_backend *b, void *dst, const void *src, size_t n, rs_error *err) {
     cuda_backend *c = cw(b);
     c->q8_src = NULL;
+    c->rope_tab.pos = NULL; /* the upload may overwrite positions */
     if (!n) return RS_OK;
     /* pageable source: the call returns once src has been staged, so the
      * caller may reuse it; the copy stays ordered with the kernels */
@@ -544,6 +545,7 @@ static rs_status cu_graph_begin(rs_backend *b, int key, rs_error *err) {
         return c->status;
     }
     c->q8_src = NULL; /* a graph must not read state produced before it */
+    c->rope_tab.pos = NULL;
     /* relaxed: lazily grown scratch buffers may be allocated while capturing */
     cudaError_t e = cudaStreamBeginCapture(c->stream, cudaStreamCaptureModeRelaxed);
     if (e != cudaSuccess)
@@ -557,6 +559,7 @@ static rs_status cu_graph_end(rs_backend *b, int key, rs_error *err) {
     if (!c->capturing) return rs_error_set(err, RS_ERR_ARG, "graph_end without graph_begin");
     c->capturing = false;
     c->q8_src = NULL;
+    c->rope_tab.pos = NULL;
     cudaGraph_t g = NULL;
     cudaError_t e = cudaStreamEndCapture(c->stream, &g);
     if (c->status || e != cudaSuccess) {
@@ -592,6 +595,7 @@ static bool cu_graph_launch(rs_backend *b, int key) {
     cw_graph *g = find_graph(c, key);
     if (!g || c->capturing) return false;
     c->q8_src = NULL;
+    c->rope_tab.pos = NULL;
     return cw_check(c, cudaGraphLaunch(g->exec, c->stream), "graph launch");
 }
 

@@ -46,7 +46,7 @@ struct cw_layout {
 enum {
     CW_MAX_GRAPHS = 32,
     CW_MV_MAX_TOK = 4, /* the matvec kernels handle up to this many tokens at once */
-    CW_N_SCRATCH = 7,
+    CW_N_SCRATCH = 8,
 };
 enum cw_scratch_slot {
     CW_SCR_Q8 = 0,    /* int8 activations + (d, d*sum) per 32 */
@@ -56,6 +56,7 @@ enum cw_scratch_slot {
     CW_SCR_CNT = 4,   /* flash-decoding arrival counters (kept zero between launches) */
     CW_SCR_SCORE = 5, /* generic attention: scores */
     CW_SCR_PTR = 6,   /* pointer arrays for batched GEMM */
+    CW_SCR_ROPE = 7,  /* rope (cos, sin) per token and pair, shared by the layers of a batch */
 };
 
 struct cw_graph {
@@ -92,6 +93,15 @@ struct cuda_backend {
 
     bool capturing;
     cw_graph graphs[CW_MAX_GRAPHS];
+    /* The rope table in CW_SCR_ROPE holds these positions (valid until the
+     * next upload or graph boundary, which may change them). */
+    struct {
+        const int32_t *pos;
+        const float *inv_freq;
+        int n, n_rot;
+        float attn_factor;
+        bool neox;
+    } rope_tab;
     /* scratch buffers outgrown while a graph may still use them: freed at destroy */
     void **retired;
     int n_retired;

@@ -27,7 +27,7 @@ __device__ float block_sum(float v, float *red) {
  * load is issued before any store; thread i owns elements i + k * blockDim,
  * so warp w holds whole 32-value blocks for the int8 form. */
 template <int E>
-__global__ void rmsnorm_kernel(float *x, const float *y, const float *w, float eps, int dim, float *out,
+__global__ void __launch_bounds__(1024) rmsnorm_kernel(float *x, const float *y, const float *w, float eps, int dim, float *out,
                                int8_t *xq, cw_q8s *xd) {
     __shared__ float red[32];
     cw_griddep_launch();
@@ -103,9 +103,12 @@ template <> __device__ __forceinline__ __half to_kv<__half>(float v) { return __
 /* Block (token, head): heads 0..n_head-1 are q, the rest k. Each thread
  * rotates a pair with its own cos/sin (double-precision angle, as the
  * reference); k heads then store the rotated k and the v head at pos. */
+/* tab_mode: 0 computes each angle; 1 also stores (cos, sin) to tab from the
+ * head-0 blocks; 2 reads them from tab (a later layer of the same batch). */
 template <typename KV>
 __global__ void rope_store_kernel(float *q, float *k, const float *v, const int32_t *pos, const rs_rope rope,
-                                  int n_head, int n_head_kv, int hd, KV *kc, KV *vc, int n_ctx) {
+                                  int n_head, int n_head_kv, int hd, KV *kc, KV *vc, int n_ctx, float2 *tab,
+                                  int tab_mode) {
     cw_griddep_launch();
     cw_griddep_wait();
     const int t = blockIdx.x, h = blockIdx.y, p = pos[t], half = rope.n_rot / 2;
@@ -113,9 +116,16 @@ __global__ void rope_store_kernel(float *q, float *k, const float *v, const int3
     const int hk = h - n_head;
     float *base = is_k ? k + ((size_t)t * n_head_kv + hk) * hd : q + ((size_t)t * n_head + h) * hd;
     for (int j = threadIdx.x; j < half; j += blockDim.x) {
-        double s, co;
-        sincos((double)p * (double)rope.inv_freq[j], &s, &co);
-        const float cs = (float)(co * rope.attn_factor), sn = (float)(s * rope.attn_factor);
+        float cs, sn;
+        if (tab_mode == 2) {
+            const float2 e = tab[(size_t)t * half + j];
+            cs = e.x, sn = e.y;
+        } else {
+            double s, co;
+            sincos((double)p * (double)rope.inv_freq[j], &s, &co);
+            cs = (float)(co * rope.attn_factor), sn = (float)(s * rope.attn_factor);
+            if (tab_mode == 1 && h == 0) tab[(size_t)t * half + j] = make_float2(cs, sn);
+        }
         const int ia = rope.neox ? j : 2 * j, ib = rope.neox ? j + half : 2 * j + 1;
         const float x0 = base[ia], x1 = base[ib];
         base[ia] = x0 * cs - x1 * sn;
@@ -301,14 +311,30 @@ void cw_rope_store(cuda_backend *c, float *q, float *k, const float *v, const in
                    const rs_rope *rope, const rs_attn *at, rs_kv *kv, int layer) {
     const size_t layer_elems = (size_t)kv->d.n_head_kv * kv->d.n_ctx * kv->d.head_dim;
     const dim3 grid(n, at->n_head + at->n_head_kv), block(at->head_dim > 128 ? 128 : 64);
+    /* prompts: the first layer keeps its angles for the others (decode steps
+     * compute them, which is cheaper than a table round trip) */
+    float2 *tab = NULL;
+    int mode = 0;
+    if (n > CW_MV_MAX_TOK && rope->n_rot > 0) {
+        auto &rt = c->rope_tab;
+        if (rt.pos == pos && rt.n == n && rt.inv_freq == rope->inv_freq && rt.n_rot == rope->n_rot &&
+            rt.attn_factor == rope->attn_factor) {
+            tab = (float2 *)c->scr[CW_SCR_ROPE];
+            mode = 2;
+        } else if ((tab = (float2 *)cw_scratch(c, CW_SCR_ROPE, (size_t)n * (rope->n_rot / 2) * sizeof(float2)))) {
+            mode = 1;
+            rt.pos = pos, rt.n = n, rt.inv_freq = rope->inv_freq, rt.n_rot = rope->n_rot;
+            rt.attn_factor = rope->attn_factor, rt.neox = rope->neox;
+        }
+    }
     if (kv->d.type == RS_KV_F16)
         cw_launch(c, true, rope_store_kernel<__half>, grid, block, 0, q, k, v, pos, *rope, at->n_head,
                   at->n_head_kv, at->head_dim, (__half *)kv->k + layer * layer_elems,
-                  (__half *)kv->v + layer * layer_elems, kv->d.n_ctx);
+                  (__half *)kv->v + layer * layer_elems, kv->d.n_ctx, tab, mode);
     else
         cw_launch(c, true, rope_store_kernel<float>, grid, block, 0, q, k, v, pos, *rope, at->n_head,
                   at->n_head_kv, at->head_dim, (float *)kv->k + layer * layer_elems,
-                  (float *)kv->v + layer * layer_elems, kv->d.n_ctx);
+                  (float *)kv->v + layer * layer_elems, kv->d.n_ctx, tab, mode);
 }
 
 void cw_swiglu(cuda_backend *c, const float *g, const float *u, int64_t n, float *out) {
