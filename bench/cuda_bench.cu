@@ -180,9 +180,10 @@ static void bench_matvec(void) {
             const int copies = (int)std::min<size_t>(64, std::max<size_t>(2, ((size_t)512 << 20) / bytes + 1));
             std::vector<rs_weight> ws;
             for (int i = 0; i < copies; i++) ws.push_back(dev_weight(t, n_in, n_out, 0.02f, 100 + i));
-            for (int rows = 1; rows <= 2; rows++) {
+            for (int rows = 1; rows <= 3; rows++) { /* 3: one row, twice the loads in flight */
                 rs_cuda_tuning tu = tuning();
-                tu.mv_rows = rows;
+                tu.mv_rows = rows == 3 ? 1 : rows;
+                tu.mv_deep = rows == 3;
                 rs_cuda_set_tuning(B, &tu);
                 const double ms = time_graph(10, [&] {
                     for (auto &w : ws) {
@@ -191,10 +192,12 @@ static void bench_matvec(void) {
                     }
                 }, 5) / copies;
                 const double gbps = bytes / (ms * 1e-3) / 1e9;
-                printf("| %lldx%lld | %s rows=%d | %.1f | %.2f | %.0f | %.0f%% |\n", (long long)n_out, (long long)n_in,
-                       rs_dtype_name(t), rows, bytes / 1e6, ms * 1e3, gbps, 100 * gbps / copy_gbps);
+                printf("| %lldx%lld | %s %s | %.1f | %.2f | %.0f | %.0f%% |\n", (long long)n_out, (long long)n_in,
+                       rs_dtype_name(t), rows == 3 ? "deep" : rows == 2 ? "rows=2" : "rows=1", bytes / 1e6, ms * 1e3,
+                       gbps, 100 * gbps / copy_gbps);
                 fflush(stdout);
                 tu.mv_rows = 0;
+                tu.mv_deep = 0;
                 rs_cuda_set_tuning(B, &tu);
             }
             for (auto &w : ws) O->weight_unload(B, &w);
@@ -463,12 +466,12 @@ static void bench_model(rs_dtype t) {
     float *hx = (float *)malloc(DIM * 4);
     for (int i = 0; i < DIM; i++) hx[i] = 0.01f * (float)((i * 7919) % 201 - 100);
     rs_error e = {};
-    const int variants[3][2] = {{1, 0}, {1, 1}, {0, 0}}; /* (pdl, rows per warp: 0 = per type) */
+    const int variants[3][2] = {{1, 0}, {1, 1}, {0, 0}}; /* (pdl, deep matvec) */
     for (auto &vr : variants) {
-        const int pdl = vr[0], rows = vr[1];
+        const int pdl = vr[0], deep = vr[1], rows = 0;
         rs_cuda_tuning tu = tuning();
         tu.pdl = pdl;
-        tu.mv_rows = rows;
+        tu.mv_deep = deep;
         rs_cuda_set_tuning(B, &tu);
         const int key = 20;
         set_pos(m, 100, 1);
@@ -480,12 +483,12 @@ static void bench_model(rs_dtype t) {
             const double ms = time_ms([&] { O->graph_launch(B, key); }, 10);
             const double bytes = m.weight_bytes + kv_pos * ctx;
             const double ideal = copy_gbps * 1e9 / bytes;
-            printf("  decode graph (GPU time) pdl=%d rows=%d ctx=%d: %.3f ms/token = %.1f tok/s; bytes/token %.2f GB; "
+            printf("  decode graph (GPU time) pdl=%d deep=%d ctx=%d: %.3f ms/token = %.1f tok/s; bytes/token %.2f GB; "
                    "%.0f GB/s = %.0f%% of copy (roofline %.0f tok/s)\n",
-                   pdl, rows, ctx, ms, 1e3 / ms, bytes / 1e9, bytes / (ms * 1e-3) / 1e9,
+                   pdl, deep, ctx, ms, 1e3 / ms, bytes / 1e9, bytes / (ms * 1e-3) / 1e9,
                    100 * bytes / (ms * 1e-3) / 1e9 / copy_gbps, ideal);
         }
-        if (pdl && rows == 0) { /* the real per-token loop: upload position and input, replay, fetch logits */
+        if (pdl && !deep && rows == 0) { /* the real per-token loop: upload position and input, replay, fetch logits */
             const int toks = 64;
             const double t0 = now_s();
             for (int i = 0; i < toks; i++) {

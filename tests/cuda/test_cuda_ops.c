@@ -169,8 +169,9 @@ static void check_matmul(rs_dtype type, int64_t n_in, int64_t n_out, const int *
         float *ref = malloc(sizeof(float) * n * n_out), *y = malloc(sizeof(float) * n * n_out);
         rs_ref_matmul(&w.w, bias ? &b.w : NULL, x, n, ref);
         float *dx = dev_copy(x, sizeof(float) * n * n_in), *dy = dev(sizeof(float) * n * n_out);
-        /* variants: one row per warp; two rows per warp (n = 1); GEMM in 128-row slabs */
-        for (int v = 0; v < 3; v++) {
+        /* variants: one row per warp; two rows per warp (n = 1); GEMM in 128-row slabs;
+         * one row per warp with twice the loads in flight (n = 1) */
+        for (int v = 0; v < 4; v++) {
             rs_cuda_tuning t = base;
             const char *tag = "";
             t.mv_rows = 1;
@@ -180,6 +181,9 @@ static void check_matmul(rs_dtype type, int64_t n_in, int64_t n_out, const int *
             } else if (v == 2) {
                 if (n <= 4 || !rs_dtype_get(type)->is_quantized) continue;
                 t.gemm_chunk = (int)(128 * n_in), tag = " slabs";
+            } else if (v == 3) {
+                if (n != 1) continue;
+                t.mv_deep = 1, tag = " deep";
             }
             rs_cuda_set_tuning(B, &t);
             poison(dy, sizeof(float) * n * n_out);
@@ -410,6 +414,7 @@ static void test_small_ops(void) {
     check_elementwise(100003);
     check_fused_pair(4096, 300);
     check_fused_pair(11008, 129);
+    check_fused_pair(6144, 77); /* eight values per thread, the last two steps past the row */
 }
 
 /* ---- rope + cache store ------------------------------------------------------------------------ */

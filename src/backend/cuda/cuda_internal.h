@@ -23,6 +23,7 @@ typedef struct rs_cuda_tuning {
     int mv_rows;       /* rows per warp in the batch-1 matvec: 1, 2, or 0 = per type */
     int gemm_chunk;    /* quantized GEMM: weight values dequantized per slab (0 = 64 Mi) */
     int attn_mma;      /* prefill attention on the tensor cores (F16 cache, head_dim 64/128) */
+    int mv_deep;       /* batch-1 matvec with one row per warp: twice the loads in flight */
 } rs_cuda_tuning;
 
 void rs_cuda_get_tuning(rs_backend *b, rs_cuda_tuning *t);

@@ -380,6 +380,11 @@ template <> struct mvt<RS_DTYPE_F32> {
     }
 };
 
+/* Twice the loads in flight per lane (batch 1, one row per warp). */
+template <typename Base> struct deep : Base {
+    static constexpr int U = 2 * Base::U;
+};
+
 /* ---- kernels ---------------------------------------------------------------------------------- */
 
 __device__ __forceinline__ int find_prod(const mv_args &a, int64_t rg) {
@@ -396,9 +401,8 @@ __device__ __forceinline__ void store_rows(const mv_args &a, int p, int64_t row,
 
 /* Warp w computes rows R*w .. R*w+R-1 of the launch (each may belong to a
  * different product) for up to NT tokens. */
-template <int T, int NT, int R>
+template <typename Tr, int NT, int R>
 __global__ void __launch_bounds__(MV_WARPS * 32) mv_kernel(const __grid_constant__ mv_args a) {
-    using Tr = mvt<T>;
     cw_griddep_launch();
     const int lane = threadIdx.x & 31;
     const int64_t rg0 = ((int64_t)blockIdx.x * MV_WARPS + (threadIdx.x >> 5)) * R;
@@ -498,16 +502,17 @@ int default_rows(int type) {
 }
 
 template <int T> void launch_mv(cuda_backend *c, const mv_args &a) {
-    const dim3 block(MV_WARPS * 32);
+    const dim3 block(MV_WARPS * 32), grid1((unsigned)((a.rows + MV_WARPS - 1) / MV_WARPS));
     const int rows = c->tune.mv_rows ? c->tune.mv_rows : default_rows(T);
     if (a.n == 1 && rows == 2)
-        cw_launch(c, true, mv_kernel<T, 1, 2>, dim3((unsigned)((a.rows + 2 * MV_WARPS - 1) / (2 * MV_WARPS))),
-                  block, 0, a);
+        cw_launch(c, true, mv_kernel<mvt<T>, 1, 2>,
+                  dim3((unsigned)((a.rows + 2 * MV_WARPS - 1) / (2 * MV_WARPS))), block, 0, a);
+    else if (a.n == 1 && c->tune.mv_deep)
+        cw_launch(c, true, mv_kernel<deep<mvt<T>>, 1, 1>, grid1, block, 0, a);
     else if (a.n == 1)
-        cw_launch(c, true, mv_kernel<T, 1, 1>, dim3((unsigned)((a.rows + MV_WARPS - 1) / MV_WARPS)), block, 0, a);
+        cw_launch(c, true, mv_kernel<mvt<T>, 1, 1>, grid1, block, 0, a);
     else
-        cw_launch(c, true, mv_kernel<T, CW_MV_MAX_TOK, 1>, dim3((unsigned)((a.rows + MV_WARPS - 1) / MV_WARPS)),
-                  block, 0, a);
+        cw_launch(c, true, mv_kernel<mvt<T>, CW_MV_MAX_TOK, 1>, grid1, block, 0, a);
 }
 
 void launch_by_type(cuda_backend *c, int type, bool vec_ok, const mv_args &a) {

@@ -67,11 +67,37 @@ __global__ void __launch_bounds__(1024) rmsnorm_kernel(float *x, const float *y,
 #pragma unroll
     for (int e = 0; e < E; e++) {
         const int i = tid + e * bd;
-        if (e * bd >= dim) break; /* block-uniform */
         if (i < dim) out[t * dim + i] = o[e];
-        /* dim % 32 == 0: this warp's 32 values are one block, all in or all out */
-        if (xq && e * bd + (tid - lane) < dim)
-            cw_q8_block(o[e], lane, xq + t * dim + i, xd + (t * dim + i - lane) / 32);
+    }
+    if (!xq) return;
+    /* int8 form: dim % 32 == 0, so each warp's 32 values of step e are one
+     * block, all inside the row or all past it. The E blocks' reductions are
+     * interleaved so their shuffles overlap. */
+    float am[E];
+    int qv[E], sl[E], sh[E];
+#pragma unroll
+    for (int e = 0; e < E; e++) am[e] = fabsf(o[e]);
+#pragma unroll
+    for (int off = 16; off > 0; off >>= 1)
+#pragma unroll
+        for (int e = 0; e < E; e++) am[e] = fmaxf(am[e], __shfl_xor_sync(0xffffffffu, am[e], off));
+#pragma unroll
+    for (int e = 0; e < E; e++) sl[e] = qv[e] = am[e] > 0.0f ? __float2int_rn(o[e] * (127.0f / am[e])) : 0;
+#pragma unroll
+    for (int off = 8; off > 0; off >>= 1)
+#pragma unroll
+        for (int e = 0; e < E; e++) sl[e] += __shfl_xor_sync(0xffffffffu, sl[e], off);
+#pragma unroll
+    for (int e = 0; e < E; e++) sh[e] = __shfl_sync(0xffffffffu, sl[e], 16);
+#pragma unroll
+    for (int e = 0; e < E; e++) {
+        const int i = tid + e * bd;
+        if (e * bd + (tid - lane) >= dim) continue;
+        xq[t * dim + i] = (int8_t)qv[e];
+        if (lane == 0) {
+            const float d = am[e] / 127.0f;
+            xd[(t * dim + i) / 32] = make_float4(d, d * (float)(sl[e] + sh[e]), d * (float)sl[e], d * (float)sh[e]);
+        }
     }
 }
 
