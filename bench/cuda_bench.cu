@@ -135,39 +135,47 @@ static void set_tuning(int pdl, int fuse, int reuse) {
 static void bench_ceilings(void) {
     rs_error e = {};
     if (O->bandwidth(B, &copy_gbps, &e)) die("bandwidth", e.msg);
-    printf("## ceilings\n\ndevice-to-device copy (2 x 256 MiB, read + write): %.0f GB/s\n", copy_gbps);
+    printf("## ceilings\n\ndevice-to-device copy (2 x 256 MiB, read + write): %.0f GB/s\n",
+           copy_gbps);
     cublasHandle_t h;
     cublasCreate(&h);
     cublasSetStream(h, S);
-    const int shapes[][3] = {{8192, 8192, 8192}, {4096, 512, 4096}, {11008, 512, 4096}, {4096, 512, 11008}};
+    const int shapes[][3] = {
+        {8192, 8192, 8192}, {4096, 512, 4096}, {11008, 512, 4096}, {4096, 512, 11008}};
     for (auto &s : shapes) {
         const int m = s[0], n = s[1], k = s[2];
-        void *A = dalloc((size_t)m * k * 2), *Bm = dalloc((size_t)k * n * 2), *C = dalloc((size_t)m * n * 4);
+        void *A = dalloc((size_t)m * k * 2), *Bm = dalloc((size_t)k * n * 2),
+             *C = dalloc((size_t)m * n * 4);
         rs_cuda_fill_random_weights(B, A, RS_DTYPE_BF16, (size_t)m * k * 2, 1.0f, 1);
         rs_cuda_fill_random_weights(B, Bm, RS_DTYPE_BF16, (size_t)k * n * 2, 1.0f, 2);
         const float one = 1, zero = 0;
         double ms = time_ms(
             [&] {
-                cublasGemmEx(h, CUBLAS_OP_T, CUBLAS_OP_N, m, n, k, &one, A, CUDA_R_16BF, k, Bm, CUDA_R_16BF, k,
-                             &zero, C, CUDA_R_32F, m, CUBLAS_COMPUTE_32F, CUBLAS_GEMM_DEFAULT);
+                cublasGemmEx(h, CUBLAS_OP_T, CUBLAS_OP_N, m, n, k, &one, A, CUDA_R_16BF, k, Bm,
+                             CUDA_R_16BF, k, &zero, C, CUDA_R_32F, m, CUBLAS_COMPUTE_32F,
+                             CUBLAS_GEMM_DEFAULT);
             },
             5);
-        printf("cuBLAS BF16 GEMM m=%d n=%d k=%d: %.3f ms, %.0f TFLOP/s\n", m, n, k, ms, 2.0 * m * n * k / ms / 1e9);
+        printf("cuBLAS BF16 GEMM m=%d n=%d k=%d: %.3f ms, %.0f TFLOP/s\n", m, n, k, ms,
+               2.0 * m * n * k / ms / 1e9);
         O->release(B, A), O->release(B, Bm), O->release(B, C);
     }
     cublasDestroy(h);
     printf("\n");
 }
 
-/* ---- matvec ----------------------------------------------------------------------------------- */
+/* ---- matvec -----------------------------------------------------------------------------------
+ */
 
-static const rs_dtype ALL_TYPES[] = {RS_DTYPE_F16, RS_DTYPE_BF16, RS_DTYPE_F32, RS_DTYPE_Q8_0,
-                                     RS_DTYPE_Q4_0, RS_DTYPE_Q4_1, RS_DTYPE_Q5_0, RS_DTYPE_Q5_1,
+static const rs_dtype ALL_TYPES[] = {RS_DTYPE_F16,    RS_DTYPE_BF16, RS_DTYPE_F32,  RS_DTYPE_Q8_0,
+                                     RS_DTYPE_Q4_0,   RS_DTYPE_Q4_1, RS_DTYPE_Q5_0, RS_DTYPE_Q5_1,
                                      RS_DTYPE_IQ4_NL, RS_DTYPE_Q4_K, RS_DTYPE_Q5_K, RS_DTYPE_Q6_K};
-static const int64_t SHAPES[4][2] = {{4096, 4096}, {11008, 4096}, {4096, 11008}, {32000, 4096}}; /* n_out, n_in */
+static const int64_t SHAPES[4][2] = {
+    {4096, 4096}, {11008, 4096}, {4096, 11008}, {32000, 4096}}; /* n_out, n_in */
 
 static void bench_matvec(void) {
-    printf("## matvec, batch 1 (weights rotated over >= 512 MB; int8 activations quantized once per graph)\n\n");
+    printf("## matvec, batch 1 (weights rotated over >= 512 MB; int8 activations quantized once "
+           "per graph)\n\n");
     printf("| shape (out x in) | type | MB | us | GB/s | of copy |\n|---|---|---|---|---|---|\n");
     set_tuning(1, 1, 1);
     for (auto &sh : SHAPES) {
@@ -177,27 +185,31 @@ static void bench_matvec(void) {
             size_t row = 0;
             rs_dtype_row_size(t, n_in, &row);
             const size_t bytes = row * (size_t)n_out;
-            const int copies = (int)std::min<size_t>(64, std::max<size_t>(2, ((size_t)512 << 20) / bytes + 1));
+            const int copies =
+                (int)std::min<size_t>(64, std::max<size_t>(2, ((size_t)512 << 20) / bytes + 1));
             std::vector<rs_weight> ws;
-            for (int i = 0; i < copies; i++) ws.push_back(dev_weight(t, n_in, n_out, 0.02f, 100 + i));
-            for (int rows = 1; rows <= 3; rows++) { /* 3: one row, twice the loads in flight */
+            for (int i = 0; i < copies; i++)
+                ws.push_back(dev_weight(t, n_in, n_out, 0.02f, 100 + i));
+            for (int rows = 1; rows <= 2; rows++) {
                 rs_cuda_tuning tu = tuning();
-                tu.mv_rows = rows == 3 ? 1 : rows;
-                tu.mv_deep = rows == 3;
+                tu.mv_rows = rows;
                 rs_cuda_set_tuning(B, &tu);
-                const double ms = time_graph(10, [&] {
-                    for (auto &w : ws) {
-                        rs_matmul mm = {&w, NULL, y};
-                        O->matmul(B, &mm, 1, x, 1);
-                    }
-                }, 5) / copies;
+                const double ms = time_graph(
+                                      10,
+                                      [&] {
+                                          for (auto &w : ws) {
+                                              rs_matmul mm = {&w, NULL, y};
+                                              O->matmul(B, &mm, 1, x, 1);
+                                          }
+                                      },
+                                      5) /
+                                  copies;
                 const double gbps = bytes / (ms * 1e-3) / 1e9;
-                printf("| %lldx%lld | %s %s | %.1f | %.2f | %.0f | %.0f%% |\n", (long long)n_out, (long long)n_in,
-                       rs_dtype_name(t), rows == 3 ? "deep" : rows == 2 ? "rows=2" : "rows=1", bytes / 1e6, ms * 1e3,
-                       gbps, 100 * gbps / copy_gbps);
+                printf("| %lldx%lld | %s %s | %.1f | %.2f | %.0f | %.0f%% |\n", (long long)n_out,
+                       (long long)n_in, rs_dtype_name(t), rows == 2 ? "rows=2" : "rows=1",
+                       bytes / 1e6, ms * 1e3, gbps, 100 * gbps / copy_gbps);
                 fflush(stdout);
                 tu.mv_rows = 0;
-                tu.mv_deep = 0;
                 rs_cuda_set_tuning(B, &tu);
             }
             for (auto &w : ws) O->weight_unload(B, &w);
@@ -208,12 +220,13 @@ static void bench_matvec(void) {
     printf("\n");
 }
 
-/* ---- GEMM ---------------------------------------------------------------------------------------- */
+/* ---- GEMM
+ * ---------------------------------------------------------------------------------------- */
 
 static void bench_gemm(void) {
     const int n = 512;
-    static const rs_dtype types[] = {RS_DTYPE_F16, RS_DTYPE_BF16, RS_DTYPE_Q8_0, RS_DTYPE_Q4_0, RS_DTYPE_Q4_K,
-                                     RS_DTYPE_Q6_K};
+    static const rs_dtype types[] = {RS_DTYPE_F16,  RS_DTYPE_BF16, RS_DTYPE_Q8_0,
+                                     RS_DTYPE_Q4_0, RS_DTYPE_Q4_K, RS_DTYPE_Q6_K};
     printf("## prefill GEMM, n = %d tokens (quantized: dequantize to F16 + cuBLAS)\n\n", n);
     printf("| shape (out x in) | type | ms | TFLOP/s |\n|---|---|---|---|\n");
     for (auto &sh : SHAPES) {
@@ -228,8 +241,9 @@ static void bench_gemm(void) {
                 tu.gemm_chunk = chunk;
                 rs_cuda_set_tuning(B, &tu);
                 const double ms = time_ms([&] { O->matmul(B, &mm, 1, x, n); }, 3);
-                printf("| %lldx%lld | %s slab=%dMi | %.3f | %.0f |\n", (long long)n_out, (long long)n_in,
-                       rs_dtype_name(t), chunk ? chunk >> 20 : 64, ms, 2.0 * n * n_in * n_out / ms / 1e9);
+                printf("| %lldx%lld | %s slab=%dMi | %.3f | %.0f |\n", (long long)n_out,
+                       (long long)n_in, rs_dtype_name(t), chunk ? chunk >> 20 : 64, ms,
+                       2.0 * n * n_in * n_out / ms / 1e9);
                 fflush(stdout);
                 tu.gemm_chunk = 0;
                 rs_cuda_set_tuning(B, &tu);
@@ -241,11 +255,14 @@ static void bench_gemm(void) {
     printf("\n");
 }
 
-/* ---- attention --------------------------------------------------------------------------------------- */
+/* ---- attention
+ * --------------------------------------------------------------------------------------- */
 
 static void bench_attention(void) {
     printf("## attention\n\n| case | us | GB/s or TFLOP/s |\n|---|---|---|\n");
-    struct { int n_head, n_kv, ctx; } dec[] = {{32, 32, 4096}, {32, 8, 4096}, {32, 32, 512}, {32, 8, 16384}};
+    struct {
+        int n_head, n_kv, ctx;
+    } dec[] = {{32, 32, 4096}, {32, 8, 4096}, {32, 32, 512}, {32, 8, 16384}};
     const int hd = 128, layers = 8;
     for (auto &c : dec) {
         rs_kv_desc d = {layers, c.ctx, c.n_kv, hd, RS_KV_F16};
@@ -253,7 +270,8 @@ static void bench_attention(void) {
         rs_error e = {};
         if (O->kv_create(B, &d, &kv, &e)) die("kv_create", e.msg);
         rs_cuda_kv_fill_random(B, kv, 3);
-        float *q = drand((size_t)c.n_head * hd, 1.0f, 4), *out = (float *)dalloc((size_t)c.n_head * hd * 4);
+        float *q = drand((size_t)c.n_head * hd, 1.0f, 4),
+              *out = (float *)dalloc((size_t)c.n_head * hd * 4);
         int32_t p = c.ctx - 1, *dp = (int32_t *)dalloc(4);
         O->upload(B, dp, &p, 4, &e);
         rs_attn at = {c.n_head, c.n_kv, hd, 1.0f / sqrtf((float)hd)};
@@ -262,13 +280,18 @@ static void bench_attention(void) {
             rs_cuda_get_tuning(B, &tu);
             tu.attn_chunk = chunk;
             rs_cuda_set_tuning(B, &tu);
-            const double ms = time_graph(11, [&] {
-                for (int l = 0; l < layers; l++) O->attention(B, q, kv, l, dp, 1, &at, out);
-            }, 5) / layers;
+            const double ms = time_graph(
+                                  11,
+                                  [&] {
+                                      for (int l = 0; l < layers; l++)
+                                          O->attention(B, q, kv, l, dp, 1, &at, out);
+                                  },
+                                  5) /
+                              layers;
             const double bytes = 2.0 * c.n_kv * hd * 2 * c.ctx;
-            printf("| decode h=%d/%d hd=%d ctx=%d chunk=%d | %.1f | %.0f GB/s (%.0f%% of copy) |\n", c.n_head,
-                   c.n_kv, hd, c.ctx, chunk ? chunk : 128, ms * 1e3, bytes / (ms * 1e-3) / 1e9,
-                   100 * bytes / (ms * 1e-3) / 1e9 / copy_gbps);
+            printf("| decode h=%d/%d hd=%d ctx=%d chunk=%d | %.1f | %.0f GB/s (%.0f%% of copy) |\n",
+                   c.n_head, c.n_kv, hd, c.ctx, chunk ? chunk : 128, ms * 1e3,
+                   bytes / (ms * 1e-3) / 1e9, 100 * bytes / (ms * 1e-3) / 1e9 / copy_gbps);
             tu.attn_chunk = 0;
             rs_cuda_set_tuning(B, &tu);
         }
@@ -282,7 +305,8 @@ static void bench_attention(void) {
     rs_error e = {};
     if (O->kv_create(B, &d, &kv, &e)) die("kv_create", e.msg);
     rs_cuda_kv_fill_random(B, kv, 3);
-    float *q = drand((size_t)n * n_head * hd, 1.0f, 4), *out = (float *)dalloc((size_t)n * n_head * hd * 4);
+    float *q = drand((size_t)n * n_head * hd, 1.0f, 4),
+          *out = (float *)dalloc((size_t)n * n_head * hd * 4);
     std::vector<int32_t> pos(n);
     for (int i = 0; i < n; i++) pos[i] = i;
     int32_t *dp = (int32_t *)dalloc(n * 4);
@@ -304,9 +328,20 @@ static void bench_attention(void) {
     O->kv_destroy(B, kv);
 }
 
-/* ---- the Llama-2-7B-shaped model ------------------------------------------------------------------------- */
+/* ---- the Llama-2-7B-shaped model
+ * ------------------------------------------------------------------------- */
 
-enum { L7 = 32, DIM = 4096, NH = 32, NKV = 32, HD = 128, FF = 11008, VOCAB = 32000, CTX = 4096, NB = 512 };
+enum {
+    L7 = 32,
+    DIM = 4096,
+    NH = 32,
+    NKV = 32,
+    HD = 128,
+    FF = 11008,
+    VOCAB = 32000,
+    CTX = 4096,
+    NB = 512
+};
 
 struct layer7 {
     rs_weight attn_norm, wq, wk, wv, wo, ffn_norm, gate, up, down;
@@ -325,8 +360,9 @@ struct model7 {
 
 /* op categories for the breakdown */
 enum { C_NORM, C_QKV, C_ROPE, C_ATTN, C_WO, C_FFN_UP, C_SWIGLU, C_DOWN, C_HEAD, C_N };
-static const char *CAT[C_N] = {"norms", "matmul qkv", "rope+store", "attention", "matmul wo",
-                               "matmul gate+up", "swiglu", "matmul down", "head (norm+matmul)"};
+static const char *CAT[C_N] = {"norms",     "matmul qkv",  "rope+store",
+                               "attention", "matmul wo",   "matmul gate+up",
+                               "swiglu",    "matmul down", "head (norm+matmul)"};
 static cudaEvent_t ev[2];
 static double cat_ms[C_N];
 static bool breakdown;
@@ -353,8 +389,10 @@ static void forward7(model7 &m, int n) {
     for (int i = 0; i < L7; i++) {
         layer7 &L = m.l[i];
         mark(C_NORM, [&] {
-            if (pending) O->add_rmsnorm(B, m.x, m.tmp, &L.attn_norm, 1e-5f, n, m.xn);
-            else O->rmsnorm(B, m.x, &L.attn_norm, 1e-5f, n, m.xn);
+            if (pending)
+                O->add_rmsnorm(B, m.x, m.tmp, &L.attn_norm, 1e-5f, n, m.xn);
+            else
+                O->rmsnorm(B, m.x, &L.attn_norm, 1e-5f, n, m.xn);
         });
         rs_matmul qkv[3] = {{&L.wq, NULL, m.q}, {&L.wk, NULL, m.k}, {&L.wv, NULL, m.v}};
         mark(C_QKV, [&] { O->matmul(B, qkv, 3, m.xn, n); });
@@ -391,8 +429,8 @@ static void model_create(model7 &m, rs_dtype t) {
         L.gate = dev_weight(t, DIM, FF, 0.02f, seed++);
         L.up = dev_weight(t, DIM, FF, 0.02f, seed++);
         L.down = dev_weight(t, FF, DIM, 0.02f, seed++);
-        m.weight_bytes += L.wq.nbytes + L.wk.nbytes + L.wv.nbytes + L.wo.nbytes + L.gate.nbytes + L.up.nbytes +
-                          L.down.nbytes;
+        m.weight_bytes += L.wq.nbytes + L.wk.nbytes + L.wv.nbytes + L.wo.nbytes + L.gate.nbytes +
+                          L.up.nbytes + L.down.nbytes;
     }
     m.out_norm = dev_weight(RS_DTYPE_F32, DIM, 1, 1.0f, seed++);
     m.output = dev_weight(t, DIM, VOCAB, 0.02f, seed++);
@@ -423,8 +461,8 @@ static void model_create(model7 &m, rs_dtype t) {
 
 static void model_free(model7 &m) {
     for (int i = 0; i < L7; i++) {
-        rs_weight *ws[] = {&m.l[i].attn_norm, &m.l[i].wq, &m.l[i].wk, &m.l[i].wv, &m.l[i].wo,
-                           &m.l[i].ffn_norm, &m.l[i].gate, &m.l[i].up, &m.l[i].down};
+        rs_weight *ws[] = {&m.l[i].attn_norm, &m.l[i].wq,   &m.l[i].wk, &m.l[i].wv,  &m.l[i].wo,
+                           &m.l[i].ffn_norm,  &m.l[i].gate, &m.l[i].up, &m.l[i].down};
         for (auto *w : ws) O->weight_unload(B, w);
     }
     O->weight_unload(B, &m.out_norm);
@@ -460,18 +498,18 @@ static void bench_model(rs_dtype t) {
     model7 m;
     model_create(m, t);
     const double kv_pos = 2.0 * L7 * NKV * HD * 2; /* bytes per cached position */
-    printf("### %s: %.2f GB of weights (32 layers + output), KV F16 %.0f KB/position\n", rs_dtype_name(t),
-           m.weight_bytes / 1e9, kv_pos / 1e3);
+    printf("### %s: %.2f GB of weights (32 layers + output), KV F16 %.0f KB/position\n",
+           rs_dtype_name(t), m.weight_bytes / 1e9, kv_pos / 1e3);
     std::vector<float> logits(VOCAB);
     float *hx = (float *)malloc(DIM * 4);
     for (int i = 0; i < DIM; i++) hx[i] = 0.01f * (float)((i * 7919) % 201 - 100);
     rs_error e = {};
-    const int variants[3][2] = {{1, 0}, {1, 1}, {0, 0}}; /* (pdl, deep matvec) */
+    const int variants[3][2] = {{1, 0}, {1, 1}, {0, 0}}; /* (pdl, rows per warp: 0 = per type) */
     for (auto &vr : variants) {
-        const int pdl = vr[0], deep = vr[1], rows = 0;
+        const int pdl = vr[0], rows = vr[1];
         rs_cuda_tuning tu = tuning();
         tu.pdl = pdl;
-        tu.mv_deep = deep;
+        tu.mv_rows = rows;
         rs_cuda_set_tuning(B, &tu);
         const int key = 20;
         set_pos(m, 100, 1);
@@ -483,12 +521,15 @@ static void bench_model(rs_dtype t) {
             const double ms = time_ms([&] { O->graph_launch(B, key); }, 10);
             const double bytes = m.weight_bytes + kv_pos * ctx;
             const double ideal = copy_gbps * 1e9 / bytes;
-            printf("  decode graph (GPU time) pdl=%d deep=%d ctx=%d: %.3f ms/token = %.1f tok/s; bytes/token %.2f GB; "
+            printf("  decode graph (GPU time) pdl=%d rows=%d ctx=%d: %.3f ms/token = %.1f tok/s; "
+                   "bytes/token %.2f GB; "
                    "%.0f GB/s = %.0f%% of copy (roofline %.0f tok/s)\n",
-                   pdl, deep, ctx, ms, 1e3 / ms, bytes / 1e9, bytes / (ms * 1e-3) / 1e9,
+                   pdl, rows, ctx, ms, 1e3 / ms, bytes / 1e9, bytes / (ms * 1e-3) / 1e9,
                    100 * bytes / (ms * 1e-3) / 1e9 / copy_gbps, ideal);
         }
-        if (pdl && !deep && rows == 0) { /* the real per-token loop: upload position and input, replay, fetch logits */
+        if (pdl &&
+            rows ==
+                0) { /* the real per-token loop: upload position and input, replay, fetch logits */
             const int toks = 64;
             const double t0 = now_s();
             for (int i = 0; i < toks; i++) {
@@ -500,14 +541,17 @@ static void bench_model(rs_dtype t) {
             }
             sync_or_die("decode loop");
             const double dt = (now_s() - t0) / toks;
-            printf("  decode loop (upload pos+x, replay, download logits; wall clock) ctx~%d: %.3f ms/token = "
-                   "%.1f tok/s\n", 200 + toks / 2, dt * 1e3, 1 / dt);
+            printf("  decode loop (upload pos+x, replay, download logits; wall clock) ctx~%d: %.3f "
+                   "ms/token = "
+                   "%.1f tok/s\n",
+                   200 + toks / 2, dt * 1e3, 1 / dt);
             /* in-graph cost of each op category: graphs holding only that category */
             set_pos(m, 100, 1);
             printf("  in-graph time per category (32 layers, ctx 101, category alone):");
             for (int cat = 0; cat < C_N; cat++) {
                 only_cat = cat;
-                const double cms = time_graph(40, [&] { forward7(m, 1); }, 10);
+                const double cms = time_graph(
+                    40, [&] { forward7(m, 1); }, 10);
                 printf(" %s %.3f ms;", CAT[cat], cms);
                 only_cat = -1;
             }
@@ -532,8 +576,10 @@ static void bench_model(rs_dtype t) {
         tu.gemm_chunk = v == 2 ? 8 << 20 : 0;
         rs_cuda_set_tuning(B, &tu);
         const double ms = time_ms([&] { forward7(m, NB); }, 2);
-        printf("  prompt %d tokens (attention %s, weight slab %d Mi): %.2f ms = %.0f tok/s (%.0f TFLOP/s of weight "
-               "products)\n", NB, tu.attn_mma ? "tensor cores" : "SIMT", v == 2 ? 8 : 64, ms, NB / (ms * 1e-3),
+        printf("  prompt %d tokens (attention %s, weight slab %d Mi): %.2f ms = %.0f tok/s (%.0f "
+               "TFLOP/s of weight "
+               "products)\n",
+               NB, tu.attn_mma ? "tensor cores" : "SIMT", v == 2 ? 8 : 64, ms, NB / (ms * 1e-3),
                2.0 * NB * (L7 * (4.0 * DIM * DIM + 3.0 * DIM * FF)) / ms / 1e9);
         tu.attn_mma = 1;
         tu.gemm_chunk = 0;
@@ -562,8 +608,8 @@ int main(int argc, char **argv) {
     cudaEventCreate(&ev[1]);
     cudaDeviceProp prop;
     cudaGetDeviceProperties(&prop, 0);
-    printf("# rusty CUDA kernel lab — %s, %d SMs, %.0f MB L2\n\n", prop.name, prop.multiProcessorCount,
-           prop.l2CacheSize / 1e6);
+    printf("# rusty CUDA kernel lab — %s, %d SMs, %.0f MB L2\n\n", prop.name,
+           prop.multiProcessorCount, prop.l2CacheSize / 1e6);
     auto want = [&](const char *s) {
         if (argc < 2) return true;
         for (int i = 1; i < argc; i++)
@@ -578,7 +624,8 @@ int main(int argc, char **argv) {
         const char *list = "F16,Q8_0,Q4_0,Q4_K";
         for (int i = 1; i < argc; i++)
             if (!strncmp(argv[i], "model=", 6)) list = argv[i] + 6;
-        printf("## Llama-2-7B shape (32 x [4 x 4096^2 + 3 x 4096 x 11008] + 32000 x 4096 output)\n\n");
+        printf(
+            "## Llama-2-7B shape (32 x [4 x 4096^2 + 3 x 4096 x 11008] + 32000 x 4096 output)\n\n");
         char buf[256];
         snprintf(buf, sizeof buf, "%s", list);
         for (char *tok = strtok(buf, ","); tok; tok = strtok(NULL, ",")) {

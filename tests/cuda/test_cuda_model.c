@@ -136,10 +136,12 @@ static void check_model(const char *dir, const char *file, int exact) {
     snprintf(name, sizeof name, "%s: logits along %d greedy CPU tokens", file, N_GEN);
     report(name, err, exact ? TOL_F16 : TOL_QUANT);
     if (exact) {
-        snprintf(name, sizeof name, "%s: same %d greedy tokens (first difference at %d)", file, N_GEN, diverged);
+        snprintf(name, sizeof name, "%s: same %d greedy tokens (first difference at %d)", file,
+                 N_GEN, diverged);
         report(name, diverged < 0 ? 0.0 : 1.0, 0.0);
     } else {
-        printf("     %s: CUDA's greedy choice first differs at step %d (-1: never)\n", file, diverged);
+        printf("     %s: CUDA's greedy choice first differs at step %d (-1: never)\n", file,
+               diverged);
     }
     snprintf(name, sizeof name, "%s: all logits of a %d-token batch", file, N_ALL);
     report(name, all_logits(m, n_vocab), exact ? TOL_F16 : TOL_QUANT);

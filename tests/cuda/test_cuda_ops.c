@@ -24,13 +24,13 @@
 #include "backend/cuda/cuda_internal.h"
 #include "dtype/dtype.h"
 
-#define TOL_F32 1e-5
-#define TOL_Q8 1.5e-2
-#define TOL_H 3e-3
-#define TOL_BF 1.5e-2
+#define TOL_F32  1e-5
+#define TOL_Q8   1.5e-2
+#define TOL_H    3e-3
+#define TOL_BF   1.5e-2
 #define TOL_ATTN 2e-4
 #define TOL_KV16 1e-3
-#define TOL_MMA 2e-3
+#define TOL_MMA  2e-3
 
 static rs_backend *B;
 static const rs_backend_ops *O;
@@ -136,8 +136,12 @@ static tw make_weight(rs_dtype type, int64_t n_in, int64_t n_out, float scale) {
     t.bytes = malloc(row * (size_t)n_out);
     rs_dtype_get(type)->from_f32(f, t.bytes, n_in * n_out);
     free(f);
-    t.w = (rs_weight){.name = "test", .type = type, .n_in = n_in, .n_out = n_out,
-                      .nbytes = row * (size_t)n_out, .host = t.bytes};
+    t.w = (rs_weight){.name = "test",
+                      .type = type,
+                      .n_in = n_in,
+                      .n_out = n_out,
+                      .nbytes = row * (size_t)n_out,
+                      .host = t.bytes};
     rs_error e = {0};
     if (O->weight_load(B, &t.w, &e)) die("weight_load", &e);
     return t;
@@ -159,7 +163,8 @@ static double tol_for(rs_dtype type, int gemm) {
 
 /* One weight against several token counts: n <= 4 takes the matvec kernels,
  * larger n the GEMM path; the bias (when given) goes with n == 3 and n == 20. */
-static void check_matmul(rs_dtype type, int64_t n_in, int64_t n_out, const int *ns, int n_ns, int with_bias) {
+static void check_matmul(rs_dtype type, int64_t n_in, int64_t n_out, const int *ns, int n_ns,
+                         int with_bias) {
     tw w = make_weight(type, n_in, n_out, 0.5f);
     tw b = make_weight(RS_DTYPE_F32, n_out, 1, 1.0f);
     const rs_cuda_tuning base = tuning_now();
@@ -169,9 +174,8 @@ static void check_matmul(rs_dtype type, int64_t n_in, int64_t n_out, const int *
         float *ref = malloc(sizeof(float) * n * n_out), *y = malloc(sizeof(float) * n * n_out);
         rs_ref_matmul(&w.w, bias ? &b.w : NULL, x, n, ref);
         float *dx = dev_copy(x, sizeof(float) * n * n_in), *dy = dev(sizeof(float) * n * n_out);
-        /* variants: one row per warp; two rows per warp (n = 1); GEMM in 128-row slabs;
-         * one row per warp with twice the loads in flight (n = 1) */
-        for (int v = 0; v < 4; v++) {
+        /* variants: one row per warp; two rows per warp (n = 1); GEMM in 128-row slabs */
+        for (int v = 0; v < 3; v++) {
             rs_cuda_tuning t = base;
             const char *tag = "";
             t.mv_rows = 1;
@@ -181,9 +185,6 @@ static void check_matmul(rs_dtype type, int64_t n_in, int64_t n_out, const int *
             } else if (v == 2) {
                 if (n <= 4 || !rs_dtype_get(type)->is_quantized) continue;
                 t.gemm_chunk = (int)(128 * n_in), tag = " slabs";
-            } else if (v == 3) {
-                if (n != 1) continue;
-                t.mv_deep = 1, tag = " deep";
             }
             rs_cuda_set_tuning(B, &t);
             poison(dy, sizeof(float) * n * n_out);
@@ -191,8 +192,8 @@ static void check_matmul(rs_dtype type, int64_t n_in, int64_t n_out, const int *
             O->matmul(B, &mm, 1, dx, n);
             rs_cuda_set_tuning(B, &base);
             char name[128];
-            snprintf(name, sizeof name, "matmul %s %lldx%lld n=%d%s%s", rs_dtype_name(type), (long long)n_out,
-                     (long long)n_in, n, bias ? " +bias" : "", tag);
+            snprintf(name, sizeof name, "matmul %s %lldx%lld n=%d%s%s", rs_dtype_name(type),
+                     (long long)n_out, (long long)n_in, n, bias ? " +bias" : "", tag);
             if (synced(name)) {
                 down(y, dy, sizeof(float) * n * n_out);
                 report(name, rel_err(y, ref, (size_t)(n * n_out)), tol_for(type, n > 4));
@@ -232,14 +233,15 @@ static void check_matmul_multi(int n, int same, rs_dtype same_type, int slab) {
     rs_cuda_set_tuning(B, &base);
     char name[96];
     if (same)
-        snprintf(name, sizeof name, "matmul x3 %s 160x512 (+bias) n=%d%s", rs_dtype_name(same_type), n,
-                 slab ? " slabs" : "");
+        snprintf(name, sizeof name, "matmul x3 %s 160x512 (+bias) n=%d%s", rs_dtype_name(same_type),
+                 n, slab ? " slabs" : "");
     else
         snprintf(name, sizeof name, "matmul x3 Q4_K/Q6_K(+bias)/Q4_K n=%d", n);
     if (synced(name)) {
         double worst = 0;
         for (int i = 0; i < 3; i++) {
-            float *ref = malloc(sizeof(float) * n * out[i]), *y = malloc(sizeof(float) * n * out[i]);
+            float *ref = malloc(sizeof(float) * n * out[i]),
+                  *y = malloc(sizeof(float) * n * out[i]);
             rs_ref_matmul(&w[i].w, i == 1 ? &b.w : NULL, x, n, ref);
             down(y, dy[i], sizeof(float) * n * out[i]);
             double e = rel_err(y, ref, (size_t)(n * out[i]));
@@ -258,8 +260,8 @@ static void check_matmul_multi(int n, int same, rs_dtype same_type, int slab) {
 }
 
 static void test_matmul(void) {
-    static const rs_dtype types[] = {RS_DTYPE_F32,  RS_DTYPE_F16,  RS_DTYPE_BF16, RS_DTYPE_Q8_0,
-                                     RS_DTYPE_Q4_0, RS_DTYPE_Q4_1, RS_DTYPE_Q5_0, RS_DTYPE_Q5_1,
+    static const rs_dtype types[] = {RS_DTYPE_F32,    RS_DTYPE_F16,  RS_DTYPE_BF16, RS_DTYPE_Q8_0,
+                                     RS_DTYPE_Q4_0,   RS_DTYPE_Q4_1, RS_DTYPE_Q5_0, RS_DTYPE_Q5_1,
                                      RS_DTYPE_IQ4_NL, RS_DTYPE_Q4_K, RS_DTYPE_Q5_K, RS_DTYPE_Q6_K};
     static const int ns[] = {1, 3, 4, 17, 64};
     static const int ns_odd[] = {1, 20};
@@ -268,7 +270,8 @@ static void test_matmul(void) {
         const int64_t blk = rs_dtype_get(t)->block_size;
         check_matmul(t, blk == 256 ? 256 : 96, 37, ns, 5, 0);
         check_matmul(t, blk == 256 ? 1536 : 1024, 515, ns, 5, 1);
-        if (blk == 1) check_matmul(t, 100, 33, ns_odd, 2, 1); /* rows not a multiple of 8: scalar kernel */
+        if (blk == 1)
+            check_matmul(t, 100, 33, ns_odd, 2, 1); /* rows not a multiple of 8: scalar kernel */
     }
     check_matmul_multi(1, 0, RS_DTYPE_F32, 0);
     check_matmul_multi(2, 0, RS_DTYPE_F32, 0);
@@ -285,9 +288,9 @@ static void test_matmul(void) {
 /* ---- embed ---------------------------------------------------------------------------------- */
 
 static void test_embed(void) {
-    static const rs_dtype types[] = {RS_DTYPE_F32, RS_DTYPE_F16, RS_DTYPE_BF16, RS_DTYPE_Q8_0, RS_DTYPE_Q4_0,
-                                     RS_DTYPE_Q5_1, RS_DTYPE_IQ4_NL, RS_DTYPE_Q4_K, RS_DTYPE_Q5_K,
-                                     RS_DTYPE_Q6_K};
+    static const rs_dtype types[] = {RS_DTYPE_F32,  RS_DTYPE_F16,  RS_DTYPE_BF16,   RS_DTYPE_Q8_0,
+                                     RS_DTYPE_Q4_0, RS_DTYPE_Q5_1, RS_DTYPE_IQ4_NL, RS_DTYPE_Q4_K,
+                                     RS_DTYPE_Q5_K, RS_DTYPE_Q6_K};
     for (size_t i = 0; i < sizeof types / sizeof *types; i++) {
         const int64_t n_in = 512, n_out = 77;
         const int n = 5;
@@ -312,12 +315,14 @@ static void test_embed(void) {
     }
 }
 
-/* ---- norms, swiglu, add ---------------------------------------------------------------------------- */
+/* ---- norms, swiglu, add
+ * ---------------------------------------------------------------------------- */
 
 static void check_norm(int dim, int n, int add) {
     tw w = make_weight(RS_DTYPE_F32, dim, 1, 1.0f);
     const size_t sz = (size_t)dim * n;
-    float *x = host_rand(sz, 2.0f), *y = host_rand(sz, 1.0f), *ref = malloc(sz * 4), *out = malloc(sz * 4);
+    float *x = host_rand(sz, 2.0f), *y = host_rand(sz, 1.0f), *ref = malloc(sz * 4),
+          *out = malloc(sz * 4);
     float *dx = dev_copy(x, sz * 4), *dy = dev_copy(y, sz * 4), *dout = dev(sz * 4);
     poison(dout, sz * 4);
     if (add) {
@@ -347,7 +352,8 @@ static void check_norm(int dim, int n, int add) {
 }
 
 static void check_elementwise(int64_t n) {
-    float *g = host_rand((size_t)n, 6.0f), *u = host_rand((size_t)n, 1.0f), *ref = malloc(n * 4), *out = malloc(n * 4);
+    float *g = host_rand((size_t)n, 6.0f), *u = host_rand((size_t)n, 1.0f), *ref = malloc(n * 4),
+          *out = malloc(n * 4);
     float *dg = dev_copy(g, n * 4), *du = dev_copy(u, n * 4), *dout = dev(n * 4);
     poison(dout, n * 4);
     rs_ref_swiglu(g, u, n, ref);
@@ -372,8 +378,10 @@ static void check_elementwise(int64_t n) {
 /* A producer writes the int8 activations the next matvec reuses: compare
  * the pair with the reference pair. */
 static void check_fused_pair(int dim, int n_out) {
-    tw nw = make_weight(RS_DTYPE_F32, dim, 1, 1.0f), w = make_weight(RS_DTYPE_Q4_0, dim, n_out, 0.5f);
-    float *x = host_rand(dim, 2.0f), *xn = malloc(dim * 4), *ref = malloc(n_out * 4), *y = malloc(n_out * 4);
+    tw nw = make_weight(RS_DTYPE_F32, dim, 1, 1.0f),
+       w = make_weight(RS_DTYPE_Q4_0, dim, n_out, 0.5f);
+    float *x = host_rand(dim, 2.0f), *xn = malloc(dim * 4), *ref = malloc(n_out * 4),
+          *y = malloc(n_out * 4);
     float *dx = dev_copy(x, dim * 4), *dxn = dev(dim * 4), *dy = dev(n_out * 4);
     poison(dy, n_out * 4);
     O->rmsnorm(B, dx, &nw.w, 1e-6f, 1, dxn);
@@ -417,7 +425,8 @@ static void test_small_ops(void) {
     check_fused_pair(6144, 77); /* eight values per thread, the last two steps past the row */
 }
 
-/* ---- rope + cache store ------------------------------------------------------------------------ */
+/* ---- rope + cache store ------------------------------------------------------------------------
+ */
 
 static float *make_inv_freq(int n_rot) {
     float *f = malloc(sizeof(float) * (n_rot / 2 + 1));
@@ -443,15 +452,16 @@ static void check_rope(int n_head, int n_kv, int hd, int n_rot, int neox, rs_kv_
     rs_ref_rope(q, pos, n, n_head, hd, &href);
     rs_ref_rope(k, pos, n, n_kv, hd, &href);
     char name[96];
-    snprintf(name, sizeof name, "rope_store %s h=%d/%d hd=%d rot=%d af=%.1f %s", neox ? "neox" : "norm", n_head,
-             n_kv, hd, n_rot, af, kt == RS_KV_F16 ? "F16" : "F32");
+    snprintf(name, sizeof name, "rope_store %s h=%d/%d hd=%d rot=%d af=%.1f %s",
+             neox ? "neox" : "norm", n_head, n_kv, hd, n_rot, af, kt == RS_KV_F16 ? "F16" : "F32");
     if (synced(name)) {
         float *gq = malloc(nq * 4), *gk = malloc(nk * 4);
         down(gq, dq, nq * 4);
         down(gk, dk, nk * 4);
         double err = fmax(rel_err(gq, q, nq), rel_err(gk, k, nk));
         /* the cache at each position holds that token's rotated k and its v */
-        float *ck = malloc(sizeof(float) * n_ctx * n_kv * hd), *cv = malloc(sizeof(float) * n_ctx * n_kv * hd);
+        float *ck = malloc(sizeof(float) * n_ctx * n_kv * hd),
+              *cv = malloc(sizeof(float) * n_ctx * n_kv * hd);
         if (rs_cuda_kv_read(B, kv, 1, n_ctx, ck, cv, &e)) die("kv_read", &e);
         double ec = 0;
         for (int t = 0; t < n; t++) {
@@ -460,11 +470,13 @@ static void check_rope(int n_head, int n_kv, int hd, int n_rot, int neox, rs_kv_
             ec = fmax(ec, rel_err(cv + o, v + s, (size_t)n_kv * hd));
         }
         report(name, err, TOL_F32);
-        snprintf(name, sizeof name, "  ... cache holds rotated k and v at pos (%s)", kt == RS_KV_F16 ? "F16" : "F32");
+        snprintf(name, sizeof name, "  ... cache holds rotated k and v at pos (%s)",
+                 kt == RS_KV_F16 ? "F16" : "F32");
         report(name, ec, kt == RS_KV_F16 ? TOL_KV16 : TOL_F32);
         free(gq), free(gk), free(ck), free(cv);
     }
-    O->release(B, dq), O->release(B, dk), O->release(B, dv), O->release(B, dpos), O->release(B, dinv);
+    O->release(B, dq), O->release(B, dk), O->release(B, dv), O->release(B, dpos),
+        O->release(B, dinv);
     O->kv_destroy(B, kv);
     free(q), free(k), free(v), free(inv);
 }
@@ -486,12 +498,15 @@ static void check_rope_table(void) {
     float *q[3], *k[3], *v[3], *dq[3], *dk[3], *dv[3];
     for (int st = 0; st < 3; st++) { /* all inputs uploaded first: uploads reset the table */
         q[st] = host_rand(nq, 1.0f), k[st] = host_rand(nk, 1.0f), v[st] = host_rand(nk, 1.0f);
-        dq[st] = dev_copy(q[st], nq * 4), dk[st] = dev_copy(k[st], nk * 4), dv[st] = dev_copy(v[st], nk * 4);
-        for (int t = 0; t < n; t++) pos[st][t] = st == 1 ? pos[0][t] : (int32_t)((frand() + 1.0f) * 2000.0f);
+        dq[st] = dev_copy(q[st], nq * 4), dk[st] = dev_copy(k[st], nk * 4),
+        dv[st] = dev_copy(v[st], nk * 4);
+        for (int t = 0; t < n; t++)
+            pos[st][t] = st == 1 ? pos[0][t] : (int32_t)((frand() + 1.0f) * 2000.0f);
     }
     double worst = 0;
     for (int st = 0; st < 3; st++) {
-        if (st != 1) up(dpos, pos[st], sizeof pos[st]); /* step 1 reuses step 0's positions and table */
+        if (st != 1)
+            up(dpos, pos[st], sizeof pos[st]); /* step 1 reuses step 0's positions and table */
         O->rope_store(B, dq[st], dk[st], dv[st], dpos, n, &rope, &at, kv, st == 1 ? 1 : 0);
         rs_ref_rope(q[st], pos[st], n, n_head, hd, &href);
         rs_ref_rope(k[st], pos[st], n, n_kv, hd, &href);
@@ -509,7 +524,8 @@ static void check_rope_table(void) {
         O->release(B, dq[st]), O->release(B, dk[st]), O->release(B, dv[st]);
         free(q[st]), free(k[st]), free(v[st]);
     }
-    report("rope_store prompt: angle table reused by layer 1, rebuilt after an upload", worst, TOL_F32);
+    report("rope_store prompt: angle table reused by layer 1, rebuilt after an upload", worst,
+           TOL_F32);
     O->release(B, dpos), O->release(B, dinv);
     O->kv_destroy(B, kv);
     free(inv);
@@ -524,17 +540,19 @@ static void test_rope(void) {
     check_rope(32, 8, 128, 128, 1, RS_KV_F16, 1.0f);
 }
 
-/* ---- attention ------------------------------------------------------------------------------------ */
+/* ---- attention
+ * ------------------------------------------------------------------------------------ */
 
-static void check_attention(int n_head, int n_kv, int hd, int n_ctx, int last_pos, int n, rs_kv_type kt,
-                            int chunk, int mma) {
+static void check_attention(int n_head, int n_kv, int hd, int n_ctx, int last_pos, int n,
+                            rs_kv_type kt, int chunk, int mma) {
     rs_kv_desc d = {2, n_ctx, n_kv, hd, kt};
     rs_kv *kv = NULL;
     rs_error e = {0};
     if (O->kv_create(B, &d, &kv, &e)) die("kv_create", &e);
     rs_cuda_kv_fill_random(B, kv, rng++);
     const int n_pos = last_pos + 1;
-    float *ck = malloc(sizeof(float) * n_pos * n_kv * hd), *cv = malloc(sizeof(float) * n_pos * n_kv * hd);
+    float *ck = malloc(sizeof(float) * n_pos * n_kv * hd),
+          *cv = malloc(sizeof(float) * n_pos * n_kv * hd);
     if (rs_cuda_kv_read(B, kv, 1, n_pos, ck, cv, &e)) die("kv_read", &e);
     int32_t *pos = malloc(sizeof(int32_t) * n);
     for (int t = 0; t < n; t++) pos[t] = last_pos - (n - 1 - t);
@@ -555,8 +573,9 @@ static void check_attention(int n_head, int n_kv, int hd, int n_ctx, int last_po
     rs_cuda_set_tuning(B, &old);
     char name[96];
     const int tensor_cores = mma && kt == RS_KV_F16 && (hd == 64 || hd == 128) && n > 4;
-    snprintf(name, sizeof name, "attention h=%d/%d hd=%d pos..%d n=%d %s%s%s", n_head, n_kv, hd, last_pos, n,
-             kt == RS_KV_F16 ? "F16" : "F32", chunk ? " chunk" : "", tensor_cores ? " mma" : "");
+    snprintf(name, sizeof name, "attention h=%d/%d hd=%d pos..%d n=%d %s%s%s", n_head, n_kv, hd,
+             last_pos, n, kt == RS_KV_F16 ? "F16" : "F32", chunk ? " chunk" : "",
+             tensor_cores ? " mma" : "");
     if (synced(name)) {
         down(out, dout, nq * 4);
         report(name, rel_err(out, ref, nq), tensor_cores ? TOL_MMA : TOL_ATTN);
@@ -579,8 +598,8 @@ static void test_attention(void) {
     check_attention(8, 2, 64, 300, 31, 1, RS_KV_F16, 0, 0);       /* chunk edges */
     check_attention(8, 2, 64, 300, 32, 1, RS_KV_F16, 0, 0);
     check_attention(8, 2, 64, 300, 128, 1, RS_KV_F16, 0, 0);
-    check_attention(8, 2, 64, 2048, 1999, 3, RS_KV_F16, 32, 0);   /* fixed small chunks */
-    check_attention(4, 4, 64, 40000, 39999, 1, RS_KV_F16, 0, 0);  /* long context, wide chunks */
+    check_attention(8, 2, 64, 2048, 1999, 3, RS_KV_F16, 32, 0);  /* fixed small chunks */
+    check_attention(4, 4, 64, 40000, 39999, 1, RS_KV_F16, 0, 0); /* long context, wide chunks */
     check_attention(8, 4, 128, 900, 650, 4, RS_KV_F32, 0, 0);
     check_attention(4, 4, 16, 300, 200, 2, RS_KV_F32, 0, 0);
     /* prefill: SIMT tiles and tensor cores, and the fallbacks */
@@ -588,7 +607,8 @@ static void test_attention(void) {
         check_attention(8, 4, 64, 300, 69, 70, RS_KV_F16, 0, mma);
         check_attention(8, 4, 128, 1200, 1100, 130, RS_KV_F16, 0, mma);
         check_attention(32, 32, 128, 600, 511, 512, RS_KV_F16, 0, mma);
-        check_attention(8, 2, 64, 2000, 1500, 100, RS_KV_F16, 0, mma); /* past context before the batch */
+        check_attention(8, 2, 64, 2000, 1500, 100, RS_KV_F16, 0,
+                        mma); /* past context before the batch */
         check_attention(4, 4, 128, 100, 9, 5, RS_KV_F16, 0, mma);
     }
     check_attention(4, 1, 256, 200, 150, 17, RS_KV_F16, 0, 1);
@@ -601,7 +621,8 @@ static void test_attention(void) {
     check_attention(4, 2, 6, 100, 60, 1, RS_KV_F32, 0, 1);
 }
 
-/* ---- graph capture and replay ---------------------------------------------------------------------- */
+/* ---- graph capture and replay
+ * ---------------------------------------------------------------------- */
 
 typedef struct mini {
     int dim, n_head, n_kv, hd, n_ff;
@@ -652,10 +673,12 @@ static void test_graph(void) {
     rs_kv_desc d = {1, 700, m.n_kv, m.hd, RS_KV_F16};
     rs_kv *kv_direct = NULL, *kv_graph = NULL;
     rs_error e = {0};
-    if (O->kv_create(B, &d, &kv_direct, &e) || O->kv_create(B, &d, &kv_graph, &e)) die("kv_create", &e);
+    if (O->kv_create(B, &d, &kv_direct, &e) || O->kv_create(B, &d, &kv_graph, &e))
+        die("kv_create", &e);
     const char *env = getenv("RUSTY_CUDA_GRAPH_STEPS");
     const int STEPS = env ? atoi(env) : 300;
-    float *xs = host_rand((size_t)STEPS * m.dim, 1.0f), *a = malloc(m.dim * 4), *b = malloc(m.dim * 4);
+    float *xs = host_rand((size_t)STEPS * m.dim, 1.0f), *a = malloc(m.dim * 4),
+          *b = malloc(m.dim * 4);
     double worst = 0;
     int mismatch = 0, captured = 0;
     for (int s = 0; s < STEPS; s++) {
@@ -680,9 +703,11 @@ static void test_graph(void) {
         if (memcmp(a, b, m.dim * 4)) mismatch++;
         worst = fmax(worst, rel_err(b, a, m.dim));
     }
-    printf("     graph replay: %d of %d steps differ bitwise from direct execution\n", mismatch, STEPS);
+    printf("     graph replay: %d of %d steps differ bitwise from direct execution\n", mismatch,
+           STEPS);
     char name[96];
-    snprintf(name, sizeof name, "graph capture + %d replays == direct (Q4_0/Q4_K/Q8_0/Q6_K/F16)", STEPS);
+    snprintf(name, sizeof name, "graph capture + %d replays == direct (Q4_0/Q4_K/Q8_0/Q6_K/F16)",
+             STEPS);
     report(name, mismatch ? fmax(worst, 1e-30) : 0.0, 0.0);
     O->kv_destroy(B, kv_direct);
     O->kv_destroy(B, kv_graph);
@@ -694,16 +719,23 @@ static void test_graph(void) {
     O->release(B, m.pos);
 }
 
-/* ---- errors ------------------------------------------------------------------------------------------ */
+/* ---- errors
+ * ------------------------------------------------------------------------------------------ */
 
 static void test_errors(void) {
     rs_error e = {0};
     void *p = NULL;
     rs_status st = O->alloc(B, (size_t)1 << 50, &p, &e);
     printf("     alloc 1 PiB: %s\n", e.msg);
-    report("alloc of 1 PiB fails with NOMEM and says how much", st == RS_ERR_NOMEM && strstr(e.msg, "needed") ? 0 : 1, 0);
+    report("alloc of 1 PiB fails with NOMEM and says how much",
+           st == RS_ERR_NOMEM && strstr(e.msg, "needed") ? 0 : 1, 0);
     unsigned char blk[84 * 2] = {0};
-    rs_weight w = {.name = "q2k", .type = RS_DTYPE_Q2_K, .n_in = 256, .n_out = 2, .nbytes = sizeof blk, .host = blk};
+    rs_weight w = {.name = "q2k",
+                   .type = RS_DTYPE_Q2_K,
+                   .n_in = 256,
+                   .n_out = 2,
+                   .nbytes = sizeof blk,
+                   .host = blk};
     st = O->weight_load(B, &w, &e);
     printf("     Q2_K weight: %s\n", e.msg);
     report("unsupported weight type is refused", st == RS_ERR_UNSUPPORTED ? 0 : 1, 0);

@@ -58,10 +58,13 @@ __device__ __forceinline__ void load8(const float *p, float *f) {
 }
 __device__ __forceinline__ float4 load4(const __half *p) {
     const uint2 v = *(const uint2 *)p;
-    const float2 a = __half22float2(*(const __half2 *)&v.x), b = __half22float2(*(const __half2 *)&v.y);
+    const float2 a = __half22float2(*(const __half2 *)&v.x),
+                 b = __half22float2(*(const __half2 *)&v.y);
     return make_float4(a.x, a.y, b.x, b.y);
 }
-__device__ __forceinline__ float4 load4(const float *p) { return *(const float4 *)p; }
+__device__ __forceinline__ float4 load4(const float *p) {
+    return *(const float4 *)p;
+}
 
 /* Writes the finished heads of a block (vals [gn][HD], normalized) and their int8 form. */
 template <int HD>
@@ -81,14 +84,15 @@ template <typename KV, int LP, int GB>
 __global__ void __launch_bounds__(128) attn_dec_kernel(const __grid_constant__ dec_args a) {
     constexpr int NT = 128, P = NT / LP, U = GB >= 8 ? 2 : 4, HD = LP * 8;
     extern __shared__ float smem[];
-    float *sc = smem;                 /* [GB][c_max] scores, then weights */
-    float *red = sc + GB * a.c_max;   /* [4][GB][HD] per-warp outputs */
-    float *wsp = red + 4 * GB * HD;   /* [GB][n_split] merge weights */
+    float *sc = smem;               /* [GB][c_max] scores, then weights */
+    float *red = sc + GB * a.c_max; /* [4][GB][HD] per-warp outputs */
+    float *wsp = red + 4 * GB * HD; /* [GB][n_split] merge weights */
     __shared__ float s_m[GB], s_l[GB];
     __shared__ int s_last;
     cw_griddep_launch();
     cw_griddep_wait();
-    const int split = blockIdx.x, kvh = blockIdx.y / a.slices, slice = blockIdx.y % a.slices, t = blockIdx.z;
+    const int split = blockIdx.x, kvh = blockIdx.y / a.slices, slice = blockIdx.y % a.slices,
+              t = blockIdx.z;
     const int g0 = slice * GB, gn = min(GB, a.G - g0), h0 = kvh * a.G + g0;
     const int tid = threadIdx.x, lane = tid & 31, warp = tid >> 5, li = tid % LP, po = tid / LP;
     /* q first: its address does not depend on pos, so both loads fly together */
@@ -102,7 +106,8 @@ __global__ void __launch_bounds__(128) attn_dec_kernel(const __grid_constant__ d
             for (int e = 0; e < 8; e++) qr[g][e] = 0.0f;
         }
     }
-    const int p_end = max(1, min(a.pos[t] + 1, a.n_ctx)), C = dec_chunk(a, p_end), start = split * C;
+    const int p_end = max(1, min(a.pos[t] + 1, a.n_ctx)), C = dec_chunk(a, p_end),
+              start = split * C;
     if (start >= p_end) return;
     const int end = min(start + C, p_end), len = end - start, n_active = (p_end + C - 1) / C;
     const KV *kb = (const KV *)a.k + (size_t)kvh * a.n_ctx * HD + li * 8;
@@ -117,7 +122,8 @@ __global__ void __launch_bounds__(128) attn_dec_kernel(const __grid_constant__ d
 #pragma unroll
         for (int u = 0; u < U; u++) {
             const int p = base + po + u * P;
-            if (p < end) load8(kb + (size_t)p * HD, kr[u]);
+            if (p < end)
+                load8(kb + (size_t)p * HD, kr[u]);
             else
 #pragma unroll
                 for (int e = 0; e < 8; e++) kr[u][e] = 0.0f;
@@ -204,7 +210,8 @@ __global__ void __launch_bounds__(128) attn_dec_kernel(const __grid_constant__ d
     const size_t pbase = ((size_t)t * a.n_head + h0) * a.n_split;
     for (int i = tid; i < gn * HD; i += NT)
         a.part_o[(pbase + (size_t)(i / HD) * a.n_split + split) * HD + i % HD] = red[i];
-    if (tid < gn) a.part_ml[pbase + (size_t)tid * a.n_split + split] = make_float2(s_m[tid], s_l[tid]);
+    if (tid < gn)
+        a.part_ml[pbase + (size_t)tid * a.n_split + split] = make_float2(s_m[tid], s_l[tid]);
     __threadfence();
     __syncthreads();
     if (tid == 0) {
@@ -239,7 +246,8 @@ __global__ void __launch_bounds__(128) attn_dec_kernel(const __grid_constant__ d
         const float *po_ = a.part_o + (pbase + (size_t)g * a.n_split) * HD + d;
         const float *w = wsp + g * a.n_split;
         float4 o = make_float4(0.0f, 0.0f, 0.0f, 0.0f);
-        for (int s = 0; s < n_active; s += 8) { /* eight loads issued together, the tail predicated */
+        for (int s = 0; s < n_active;
+             s += 8) { /* eight loads issued together, the tail predicated */
             float4 v[8];
 #pragma unroll
             for (int k = 0; k < 8; k++)
@@ -271,7 +279,9 @@ struct pre_args {
 
 constexpr int PB = 64; /* queries and keys per tile */
 
-size_t pre_smem(int hd) { return (size_t)(2 * PB * (hd + 4) + PB * hd + PB * (PB + 1)) * sizeof(float); }
+size_t pre_smem(int hd) {
+    return (size_t)(2 * PB * (hd + 4) + PB * hd + PB * (PB + 1)) * sizeof(float);
+}
 
 /* Tiled causal attention: block (query tile, head), 256 threads as 16 x 16;
  * thread (ty, tx) owns query rows ty + 16 i and key columns tx + 16 j. */
@@ -305,7 +315,8 @@ __global__ void __launch_bounds__(256) attn_pre_kernel(const __grid_constant__ p
     }
     __syncthreads();
     const int maxp = s_max;
-    const KV *kb = (const KV *)a.k + (size_t)kvh * a.n_ctx * hd, *vb = (const KV *)a.v + (size_t)kvh * a.n_ctx * hd;
+    const KV *kb = (const KV *)a.k + (size_t)kvh * a.n_ctx * hd,
+             *vb = (const KV *)a.v + (size_t)kvh * a.n_ctx * hd;
     float m_r[4], l_r[4];
     float4 o[4][DCH];
 #pragma unroll
@@ -343,7 +354,8 @@ __global__ void __launch_bounds__(256) attn_pre_kernel(const __grid_constant__ p
             for (int i = 0; i < 4; i++)
 #pragma unroll
                 for (int j = 0; j < 4; j++)
-                    s[i][j] += qv[i].x * kv[j].x + qv[i].y * kv[j].y + qv[i].z * kv[j].z + qv[i].w * kv[j].w;
+                    s[i][j] += qv[i].x * kv[j].x + qv[i].y * kv[j].y + qv[i].z * kv[j].z +
+                               qv[i].w * kv[j].w;
         }
 #pragma unroll
         for (int i = 0; i < 4; i++) {
@@ -355,7 +367,8 @@ __global__ void __launch_bounds__(256) attn_pre_kernel(const __grid_constant__ p
                 mx = fmaxf(mx, s[i][j]);
             }
 #pragma unroll
-            for (int off = 8; off > 0; off >>= 1) mx = fmaxf(mx, __shfl_xor_sync(0xffffffffu, mx, off));
+            for (int off = 8; off > 0; off >>= 1)
+                mx = fmaxf(mx, __shfl_xor_sync(0xffffffffu, mx, off));
             const float m_new = fmaxf(m_r[i], mx);
             float corr = 1.0f, rs = 0.0f;
             if (m_new == -INFINITY) {
@@ -420,7 +433,9 @@ __global__ void __launch_bounds__(256) attn_pre_kernel(const __grid_constant__ p
  * operands, f32 accumulators), online softmax in registers. Fragments come
  * from padded shared memory through ldmatrix (.trans for V). */
 
-__device__ __forceinline__ uint32_t smem_u32(const void *p) { return (uint32_t)__cvta_generic_to_shared(p); }
+__device__ __forceinline__ uint32_t smem_u32(const void *p) {
+    return (uint32_t)__cvta_generic_to_shared(p);
+}
 
 __device__ __forceinline__ void ldsm_x4(uint32_t *r, const void *p) {
     asm volatile("ldmatrix.sync.aligned.m8n8.x4.shared.b16 {%0, %1, %2, %3}, [%4];"
@@ -433,10 +448,11 @@ __device__ __forceinline__ void ldsm_x4_t(uint32_t *r, const void *p) {
                  : "r"(smem_u32(p)));
 }
 __device__ __forceinline__ void mma16816(float *d, const uint32_t *a, uint32_t b0, uint32_t b1) {
-    asm volatile("mma.sync.aligned.m16n8k16.row.col.f32.f16.f16.f32 {%0, %1, %2, %3}, {%4, %5, %6, %7}, "
-                 "{%8, %9}, {%0, %1, %2, %3};"
-                 : "+f"(d[0]), "+f"(d[1]), "+f"(d[2]), "+f"(d[3])
-                 : "r"(a[0]), "r"(a[1]), "r"(a[2]), "r"(a[3]), "r"(b0), "r"(b1));
+    asm volatile(
+        "mma.sync.aligned.m16n8k16.row.col.f32.f16.f16.f32 {%0, %1, %2, %3}, {%4, %5, %6, %7}, "
+        "{%8, %9}, {%0, %1, %2, %3};"
+        : "+f"(d[0]), "+f"(d[1]), "+f"(d[2]), "+f"(d[3])
+        : "r"(a[0]), "r"(a[1]), "r"(a[2]), "r"(a[3]), "r"(b0), "r"(b1));
 }
 __device__ __forceinline__ uint32_t pack_h2(float lo, float hi) {
     const __half2 h = __floats2half2_rn(lo, hi);
@@ -445,15 +461,22 @@ __device__ __forceinline__ uint32_t pack_h2(float lo, float hi) {
 
 /* 16 bytes global -> shared without registers; src_bytes 0 stores zeros. */
 __device__ __forceinline__ void cp_async16(void *dst, const void *src, int src_bytes) {
-    asm volatile("cp.async.cg.shared.global [%0], [%1], 16, %2;" ::"r"(smem_u32(dst)), "l"(src), "r"(src_bytes));
+    asm volatile("cp.async.cg.shared.global [%0], [%1], 16, %2;" ::"r"(smem_u32(dst)), "l"(src),
+                 "r"(src_bytes));
 }
-__device__ __forceinline__ void cp_async_commit() { asm volatile("cp.async.commit_group;"); }
-template <int N> __device__ __forceinline__ void cp_async_wait() { asm volatile("cp.async.wait_group %0;" ::"n"(N)); }
+__device__ __forceinline__ void cp_async_commit() {
+    asm volatile("cp.async.commit_group;");
+}
+template <int N> __device__ __forceinline__ void cp_async_wait() {
+    asm volatile("cp.async.wait_group %0;" ::"n"(N));
+}
 
 constexpr int MB = 64; /* queries and keys per tile */
 
 /* Q, then two stages of (K, V): the next tile loads while this one computes. */
-template <int HD> constexpr size_t mma_smem() { return (size_t)5 * MB * (HD + 8) * sizeof(__half); }
+template <int HD> constexpr size_t mma_smem() {
+    return (size_t)5 * MB * (HD + 8) * sizeof(__half);
+}
 
 template <int HD>
 __global__ void __launch_bounds__(128) attn_mma_kernel(const __grid_constant__ pre_args a) {
@@ -472,7 +495,8 @@ __global__ void __launch_bounds__(128) attn_mma_kernel(const __grid_constant__ p
         const int r = i / (HD / 4), cc = i % (HD / 4), t = t0 + r;
         float4 v = make_float4(0.0f, 0.0f, 0.0f, 0.0f);
         if (t < a.n) v = *(const float4 *)(a.q + ((size_t)t * a.n_head + h) * HD + 4 * cc);
-        uint2 hv = make_uint2(pack_h2(v.x * a.scale, v.y * a.scale), pack_h2(v.z * a.scale, v.w * a.scale));
+        uint2 hv = make_uint2(pack_h2(v.x * a.scale, v.y * a.scale),
+                              pack_h2(v.z * a.scale, v.w * a.scale));
         *(uint2 *)(Qs + r * LD + 4 * cc) = hv;
     }
     if (tid < MB) s_pos[tid] = t0 + tid < a.n ? min(a.pos[t0 + tid], a.n_ctx - 1) : -1;
@@ -487,7 +511,8 @@ __global__ void __launch_bounds__(128) attn_mma_kernel(const __grid_constant__ p
     uint32_t qa[HD / 16][4];
 #pragma unroll
     for (int kk = 0; kk < HD / 16; kk++)
-        ldsm_x4(qa[kk], Qs + (warp * 16 + (lane & 7) + ((lane >> 3) & 1) * 8) * LD + kk * 16 + (lane >> 4) * 8);
+        ldsm_x4(qa[kk], Qs + (warp * 16 + (lane & 7) + ((lane >> 3) & 1) * 8) * LD + kk * 16 +
+                            (lane >> 4) * 8);
     const int r0 = warp * 16 + g, pos0 = s_pos[r0], pos1 = s_pos[r0 + 8];
     float m0 = -INFINITY, m1 = -INFINITY, l0 = 0.0f, l1 = 0.0f;
     float o[HD / 8][4];
@@ -524,7 +549,8 @@ __global__ void __launch_bounds__(128) attn_mma_kernel(const __grid_constant__ p
 #pragma unroll
             for (int j = 0; j < MB / 8; j += 2) {
                 uint32_t b[4];
-                ldsm_x4(b, Ks + (j * 8 + (lane & 7) + (lane >> 4) * 8) * LD + kk * 16 + ((lane >> 3) & 1) * 8);
+                ldsm_x4(b, Ks + (j * 8 + (lane & 7) + (lane >> 4) * 8) * LD + kk * 16 +
+                               ((lane >> 3) & 1) * 8);
                 mma16816(s[j], qa[kk], b[0], b[1]);
                 mma16816(s[j + 1], qa[kk], b[2], b[3]);
             }
@@ -573,13 +599,15 @@ __global__ void __launch_bounds__(128) attn_mma_kernel(const __grid_constant__ p
         }
 #pragma unroll
         for (int kk = 0; kk < MB / 16; kk++) {
-            const uint32_t pa[4] = {pack_h2(s[2 * kk][0], s[2 * kk][1]), pack_h2(s[2 * kk][2], s[2 * kk][3]),
+            const uint32_t pa[4] = {pack_h2(s[2 * kk][0], s[2 * kk][1]),
+                                    pack_h2(s[2 * kk][2], s[2 * kk][3]),
                                     pack_h2(s[2 * kk + 1][0], s[2 * kk + 1][1]),
                                     pack_h2(s[2 * kk + 1][2], s[2 * kk + 1][3])};
 #pragma unroll
             for (int nt = 0; nt < HD / 8; nt += 2) {
                 uint32_t b[4];
-                ldsm_x4_t(b, Vs + (kk * 16 + (lane & 7) + ((lane >> 3) & 1) * 8) * LD + nt * 8 + (lane >> 4) * 8);
+                ldsm_x4_t(b, Vs + (kk * 16 + (lane & 7) + ((lane >> 3) & 1) * 8) * LD + nt * 8 +
+                                 (lane >> 4) * 8);
                 mma16816(o[nt], pa, b[0], b[1]);
                 mma16816(o[nt + 1], pa, b[2], b[3]);
             }
@@ -591,17 +619,22 @@ __global__ void __launch_bounds__(128) attn_mma_kernel(const __grid_constant__ p
     for (int nt = 0; nt < HD / 8; nt++) {
         const int col = nt * 8 + 2 * c4;
         if (ta < a.n && l0 > 0.0f)
-            *(float2 *)(a.out + ((size_t)ta * a.n_head + h) * HD + col) = make_float2(o[nt][0] / l0, o[nt][1] / l0);
+            *(float2 *)(a.out + ((size_t)ta * a.n_head + h) * HD + col) =
+                make_float2(o[nt][0] / l0, o[nt][1] / l0);
         if (tb < a.n && l1 > 0.0f)
-            *(float2 *)(a.out + ((size_t)tb * a.n_head + h) * HD + col) = make_float2(o[nt][2] / l1, o[nt][3] / l1);
+            *(float2 *)(a.out + ((size_t)tb * a.n_head + h) * HD + col) =
+                make_float2(o[nt][2] / l1, o[nt][3] / l1);
     }
 }
 
 template <int HD> void launch_mma(cuda_backend *c, const pre_args &a) {
     const size_t smem = mma_smem<HD>();
-    cw_check(c, cudaFuncSetAttribute(attn_mma_kernel<HD>, cudaFuncAttributeMaxDynamicSharedMemorySize, (int)smem),
+    cw_check(c,
+             cudaFuncSetAttribute(attn_mma_kernel<HD>, cudaFuncAttributeMaxDynamicSharedMemorySize,
+                                  (int)smem),
              "attention setup");
-    cw_launch(c, a.n <= CW_MV_MAX_TOK, attn_mma_kernel<HD>, dim3((a.n + MB - 1) / MB, a.n_head), dim3(128), smem, a);
+    cw_launch(c, a.n <= CW_MV_MAX_TOK, attn_mma_kernel<HD>, dim3((a.n + MB - 1) / MB, a.n_head),
+              dim3(128), smem, a);
 }
 
 __device__ float block_reduce(float v, bool is_max, float *red) {
@@ -624,7 +657,8 @@ __global__ void __launch_bounds__(128) attn_generic_kernel(const __grid_constant
     const int t = blockIdx.x, h = blockIdx.y, hd = a.hd, kvh = h / (a.n_head / a.n_head_kv);
     const int p_end = max(1, min(a.pos[t] + 1, a.n_ctx));
     const float *qh = a.q + ((size_t)t * a.n_head + h) * hd;
-    const KV *kb = (const KV *)a.k + (size_t)kvh * a.n_ctx * hd, *vb = (const KV *)a.v + (size_t)kvh * a.n_ctx * hd;
+    const KV *kb = (const KV *)a.k + (size_t)kvh * a.n_ctx * hd,
+             *vb = (const KV *)a.v + (size_t)kvh * a.n_ctx * hd;
     float *sc = a.scores + ((size_t)t * a.n_head + h) * a.n_ctx;
     float mx = -INFINITY;
     for (int p = threadIdx.x; p < p_end; p += blockDim.x) {
@@ -651,21 +685,34 @@ template <typename KV, int GB>
 void launch_dec_lp(cuda_backend *c, int lp, dim3 grid, size_t smem, const dec_args &a) {
     void (*k)(dec_args) = NULL;
     switch (lp) {
-    case 1: k = attn_dec_kernel<KV, 1, GB>; break;
-    case 2: k = attn_dec_kernel<KV, 2, GB>; break;
-    case 4: k = attn_dec_kernel<KV, 4, GB>; break;
-    case 8: k = attn_dec_kernel<KV, 8, GB>; break;
-    case 16: k = attn_dec_kernel<KV, 16, GB>; break;
-    default: k = attn_dec_kernel<KV, 32, GB>; break;
+    case 1:
+        k = attn_dec_kernel<KV, 1, GB>;
+        break;
+    case 2:
+        k = attn_dec_kernel<KV, 2, GB>;
+        break;
+    case 4:
+        k = attn_dec_kernel<KV, 4, GB>;
+        break;
+    case 8:
+        k = attn_dec_kernel<KV, 8, GB>;
+        break;
+    case 16:
+        k = attn_dec_kernel<KV, 16, GB>;
+        break;
+    default:
+        k = attn_dec_kernel<KV, 32, GB>;
+        break;
     }
     if (smem > 48 * 1024)
-        cw_check(c, cudaFuncSetAttribute(k, cudaFuncAttributeMaxDynamicSharedMemorySize, (int)smem), "attention setup");
+        cw_check(c, cudaFuncSetAttribute(k, cudaFuncAttributeMaxDynamicSharedMemorySize, (int)smem),
+                 "attention setup");
     cw_launch(c, true, k, grid, dim3(128), smem, a);
 }
 
 /* Flash-decoding launch; false when this shape needs another kernel. */
-bool attn_decode(cuda_backend *c, const float *q, const rs_kv *kv, size_t layer_off, const int32_t *pos, int n,
-                 const rs_attn *at, float *out) {
+bool attn_decode(cuda_backend *c, const float *q, const rs_kv *kv, size_t layer_off,
+                 const int32_t *pos, int n, const rs_attn *at, float *out) {
     const int hd = at->head_dim, lp = hd / 8;
     if (hd % 8 || hd > 256 || (lp & (lp - 1))) return false;
     const int G = at->n_head / at->n_head_kv;
@@ -682,13 +729,15 @@ bool attn_decode(cuda_backend *c, const float *q, const rs_kv *kv, size_t layer_
     const int s_target = std::min(32, std::max(1, 4 * c->n_sm / (at->n_head_kv * slices * n)));
     /* enough splits for any position: about s_target once chunks grow past
      * c_min, and n_ctx / c_max at the longest chunks (see dec_chunk) */
-    const int n_split = std::min((n_ctx + c_min - 1) / c_min, std::max(s_target + 1, (n_ctx + c_max - 1) / c_max));
+    const int n_split =
+        std::min((n_ctx + c_min - 1) / c_min, std::max(s_target + 1, (n_ctx + c_max - 1) / c_max));
     const size_t smem = (size_t)(GB * c_max + 4 * GB * hd + GB * n_split) * sizeof(float);
     if (smem > c->smem_optin) return false;
     const size_t n_part = (size_t)n * at->n_head * n_split;
     const size_t o_bytes = (n_part * hd * sizeof(float) + 255) / 256 * 256;
     char *part = (char *)cw_scratch(c, CW_SCR_PART, o_bytes + n_part * sizeof(float2));
-    unsigned *cnt = (unsigned *)cw_scratch(c, CW_SCR_CNT, (size_t)n * at->n_head_kv * slices * sizeof(unsigned));
+    unsigned *cnt = (unsigned *)cw_scratch(c, CW_SCR_CNT,
+                                           (size_t)n * at->n_head_kv * slices * sizeof(unsigned));
     if (!part || !cnt) return true;
     const int64_t elems = (int64_t)n * at->n_head * hd;
     void *q8 = hd % 32 == 0 ? cw_q8_for_producer(c, elems) : NULL;
@@ -707,11 +756,16 @@ bool attn_decode(cuda_backend *c, const float *q, const rs_kv *kv, size_t layer_
     a.n_split = n_split, a.n_ctx = n_ctx, a.scale = at->scale;
     a.c_min = c_min, a.c_max = c_max, a.s_target = s_target;
     const dim3 grid(n_split, at->n_head_kv * slices, n);
-    if (kv->d.type == RS_KV_F32) launch_dec_lp<float, 8>(c, lp, grid, smem, a);
-    else if (GB == 1) launch_dec_lp<__half, 1>(c, lp, grid, smem, a);
-    else if (GB == 2) launch_dec_lp<__half, 2>(c, lp, grid, smem, a);
-    else if (GB == 4) launch_dec_lp<__half, 4>(c, lp, grid, smem, a);
-    else launch_dec_lp<__half, 8>(c, lp, grid, smem, a);
+    if (kv->d.type == RS_KV_F32)
+        launch_dec_lp<float, 8>(c, lp, grid, smem, a);
+    else if (GB == 1)
+        launch_dec_lp<__half, 1>(c, lp, grid, smem, a);
+    else if (GB == 2)
+        launch_dec_lp<__half, 2>(c, lp, grid, smem, a);
+    else if (GB == 4)
+        launch_dec_lp<__half, 4>(c, lp, grid, smem, a);
+    else
+        launch_dec_lp<__half, 8>(c, lp, grid, smem, a);
     if (q8) {
         c->q8_src = out;
         c->q8_elems = elems;
@@ -719,11 +773,13 @@ bool attn_decode(cuda_backend *c, const float *q, const rs_kv *kv, size_t layer_
     return true;
 }
 
-template <typename KV>
-void launch_pre(cuda_backend *c, const pre_args &a) {
+template <typename KV> void launch_pre(cuda_backend *c, const pre_args &a) {
     const size_t smem = pre_smem(a.hd);
-    void (*k)(pre_args) = a.hd <= 64 ? attn_pre_kernel<KV, 1> : (a.hd <= 128 ? attn_pre_kernel<KV, 2> : attn_pre_kernel<KV, 4>);
-    cw_check(c, cudaFuncSetAttribute(k, cudaFuncAttributeMaxDynamicSharedMemorySize, (int)smem), "attention setup");
+    void (*k)(pre_args) = a.hd <= 64
+                              ? attn_pre_kernel<KV, 1>
+                              : (a.hd <= 128 ? attn_pre_kernel<KV, 2> : attn_pre_kernel<KV, 4>);
+    cw_check(c, cudaFuncSetAttribute(k, cudaFuncAttributeMaxDynamicSharedMemorySize, (int)smem),
+             "attention setup");
     cw_launch(c, a.n <= CW_MV_MAX_TOK, k, dim3((a.n + PB - 1) / PB, a.n_head), dim3(256), smem, a);
 }
 
@@ -731,7 +787,8 @@ void launch_pre(cuda_backend *c, const pre_args &a) {
 
 void cw_attention(cuda_backend *c, const float *q, rs_kv *kv, int layer, const int32_t *pos, int n,
                   const rs_attn *at, float *out) {
-    const size_t layer_off = (size_t)layer * kv->d.n_head_kv * kv->d.n_ctx * kv->d.head_dim * kv->elem;
+    const size_t layer_off =
+        (size_t)layer * kv->d.n_head_kv * kv->d.n_ctx * kv->d.head_dim * kv->elem;
     if (n <= c->tune.attn_decode_max && attn_decode(c, q, kv, layer_off, pos, n, at, out)) return;
     pre_args a = {};
     a.q = q;
@@ -739,22 +796,30 @@ void cw_attention(cuda_backend *c, const float *q, rs_kv *kv, int layer, const i
     a.v = (const char *)kv->v + layer_off;
     a.pos = pos;
     a.out = out;
-    a.n = n, a.n_head = at->n_head, a.n_head_kv = at->n_head_kv, a.hd = at->head_dim, a.n_ctx = kv->d.n_ctx;
+    a.n = n, a.n_head = at->n_head, a.n_head_kv = at->n_head_kv, a.hd = at->head_dim,
+    a.n_ctx = kv->d.n_ctx;
     a.scale = at->scale;
     const bool f16 = kv->d.type == RS_KV_F16;
     if (c->tune.attn_mma && f16 && (a.hd == 64 || a.hd == 128)) {
-        if (a.hd == 64) launch_mma<64>(c, a);
-        else launch_mma<128>(c, a);
+        if (a.hd == 64)
+            launch_mma<64>(c, a);
+        else
+            launch_mma<128>(c, a);
         return;
     }
     if (a.hd % 4 == 0 && a.hd <= 256 && pre_smem(a.hd) <= c->smem_optin) {
-        if (f16) launch_pre<__half>(c, a);
-        else launch_pre<float>(c, a);
+        if (f16)
+            launch_pre<__half>(c, a);
+        else
+            launch_pre<float>(c, a);
         return;
     }
-    a.scores = (float *)cw_scratch(c, CW_SCR_SCORE, (size_t)n * at->n_head * kv->d.n_ctx * sizeof(float));
+    a.scores =
+        (float *)cw_scratch(c, CW_SCR_SCORE, (size_t)n * at->n_head * kv->d.n_ctx * sizeof(float));
     if (!a.scores) return;
     const dim3 grid(n, at->n_head);
-    if (f16) cw_launch(c, n <= CW_MV_MAX_TOK, attn_generic_kernel<__half>, grid, dim3(128), 0, a);
-    else cw_launch(c, n <= CW_MV_MAX_TOK, attn_generic_kernel<float>, grid, dim3(128), 0, a);
+    if (f16)
+        cw_launch(c, n <= CW_MV_MAX_TOK, attn_generic_kernel<__half>, grid, dim3(128), 0, a);
+    else
+        cw_launch(c, n <= CW_MV_MAX_TOK, attn_generic_kernel<float>, grid, dim3(128), 0, a);
 }

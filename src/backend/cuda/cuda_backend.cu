@@ -44,7 +44,8 @@ void cw_fail(cuda_backend *c, rs_status st, const char *fmt, ...) {
 }
 
 /* cudaMalloc with an out-of-memory message that says how much was needed. */
-static rs_status dev_malloc(cuda_backend *c, void **out, size_t bytes, const char *what, rs_error *err) {
+static rs_status dev_malloc(cuda_backend *c, void **out, size_t bytes, const char *what,
+                            rs_error *err) {
     *out = NULL;
     cudaError_t e = cudaMalloc(out, bytes ? bytes : 256);
     if (e == cudaSuccess) return RS_OK;
@@ -55,9 +56,10 @@ static rs_status dev_malloc(cuda_backend *c, void **out, size_t bytes, const cha
         return rs_error_set(err, RS_ERR_NOMEM,
                             "CUDA out of memory allocating %s: needed %zu bytes (%.1f MiB), "
                             "%.1f MiB free of %.1f MiB",
-                            what, bytes, bytes / 1048576.0, free_b / 1048576.0, total_b / 1048576.0);
-    return rs_error_set(err, RS_ERR_DEVICE, "cudaMalloc of %zu bytes for %s failed: %s", bytes, what,
-                        cudaGetErrorString(e));
+                            what, bytes, bytes / 1048576.0, free_b / 1048576.0,
+                            total_b / 1048576.0);
+    return rs_error_set(err, RS_ERR_DEVICE, "cudaMalloc of %zu bytes for %s failed: %s", bytes,
+                        what, cudaGetErrorString(e));
 }
 
 void *cw_scratch(cuda_backend *c, int slot, size_t bytes) {
@@ -87,7 +89,8 @@ void *cw_scratch(cuda_backend *c, int slot, size_t bytes) {
         return NULL;
     }
     c->scr_size[slot] = want;
-    if (slot == CW_SCR_CNT) cw_check(c, cudaMemsetAsync(c->scr[slot], 0, want, c->stream), "memset");
+    if (slot == CW_SCR_CNT)
+        cw_check(c, cudaMemsetAsync(c->scr[slot], 0, want, c->stream), "memset");
     return c->scr[slot];
 }
 
@@ -121,7 +124,8 @@ static rs_status cu_upload(rs_backend *b, void *dst, const void *src, size_t n, 
      * caller may reuse it; the copy stays ordered with the kernels */
     cudaError_t e = cudaMemcpyAsync(dst, src, n, cudaMemcpyHostToDevice, c->stream);
     if (e != cudaSuccess)
-        return rs_error_set(err, RS_ERR_DEVICE, "upload of %zu bytes failed: %s", n, cudaGetErrorString(e));
+        return rs_error_set(err, RS_ERR_DEVICE, "upload of %zu bytes failed: %s", n,
+                            cudaGetErrorString(e));
     return RS_OK;
 }
 
@@ -151,9 +155,18 @@ static rs_status cu_sync(rs_backend *b, rs_error *err) {
 
 static bool type_supported(int t) {
     switch (t) {
-    case RS_DTYPE_F32: case RS_DTYPE_F16: case RS_DTYPE_BF16: case RS_DTYPE_Q8_0:
-    case RS_DTYPE_Q4_0: case RS_DTYPE_Q4_1: case RS_DTYPE_Q5_0: case RS_DTYPE_Q5_1:
-    case RS_DTYPE_Q4_K: case RS_DTYPE_Q5_K: case RS_DTYPE_Q6_K: case RS_DTYPE_IQ4_NL:
+    case RS_DTYPE_F32:
+    case RS_DTYPE_F16:
+    case RS_DTYPE_BF16:
+    case RS_DTYPE_Q8_0:
+    case RS_DTYPE_Q4_0:
+    case RS_DTYPE_Q4_1:
+    case RS_DTYPE_Q5_0:
+    case RS_DTYPE_Q5_1:
+    case RS_DTYPE_Q4_K:
+    case RS_DTYPE_Q5_K:
+    case RS_DTYPE_Q6_K:
+    case RS_DTYPE_IQ4_NL:
         return true;
     default:
         return false;
@@ -164,17 +177,41 @@ static bool type_supported(int t) {
 static void split_sizes(int t, size_t *qs, size_t *aux, size_t *dm) {
     *qs = *aux = *dm = 0;
     switch (t) {
-    case RS_DTYPE_Q4_0: case RS_DTYPE_IQ4_NL: *qs = 16; *dm = 2; break;
-    case RS_DTYPE_Q4_1: *qs = 16; *dm = 4; break;
-    case RS_DTYPE_Q5_0: *qs = 16; *aux = 4; *dm = 2; break;
-    case RS_DTYPE_Q5_1: *qs = 16; *aux = 4; *dm = 4; break;
-    case RS_DTYPE_Q8_0: *qs = 32; *dm = 2; break;
-    case RS_DTYPE_Q6_K: *qs = 208; *dm = 2; break;
-    default: break;
+    case RS_DTYPE_Q4_0:
+    case RS_DTYPE_IQ4_NL:
+        *qs = 16;
+        *dm = 2;
+        break;
+    case RS_DTYPE_Q4_1:
+        *qs = 16;
+        *dm = 4;
+        break;
+    case RS_DTYPE_Q5_0:
+        *qs = 16;
+        *aux = 4;
+        *dm = 2;
+        break;
+    case RS_DTYPE_Q5_1:
+        *qs = 16;
+        *aux = 4;
+        *dm = 4;
+        break;
+    case RS_DTYPE_Q8_0:
+        *qs = 32;
+        *dm = 2;
+        break;
+    case RS_DTYPE_Q6_K:
+        *qs = 208;
+        *dm = 2;
+        break;
+    default:
+        break;
     }
 }
 
-static size_t align256(size_t n) { return (n + 255) / 256 * 256; }
+static size_t align256(size_t n) {
+    return (n + 255) / 256 * 256;
+}
 
 static rs_status ensure_pinned(cuda_backend *c, size_t bytes, rs_error *err) {
     if (bytes <= c->pinned_size) return RS_OK;
@@ -190,8 +227,9 @@ static rs_status ensure_pinned(cuda_backend *c, size_t bytes, rs_error *err) {
         cudaError_t e = cudaHostAlloc(&c->pinned[i], bytes, cudaHostAllocDefault);
         if (e != cudaSuccess) {
             cudaGetLastError();
-            return rs_error_set(err, RS_ERR_NOMEM, "cannot allocate %zu bytes of pinned staging memory: %s",
-                                bytes, cudaGetErrorString(e));
+            return rs_error_set(err, RS_ERR_NOMEM,
+                                "cannot allocate %zu bytes of pinned staging memory: %s", bytes,
+                                cudaGetErrorString(e));
         }
     }
     c->pinned_size = bytes;
@@ -233,8 +271,10 @@ static rs_status upload_rows(cuda_backend *c, const cw_layout *L, uint8_t *dst, 
         } else {
             src_dev = (const uint8_t *)dev_raw + off;
             if (!repack)
-                cw_check(c, cudaMemcpyAsync(dst + off, src_dev, bytes, cudaMemcpyDeviceToDevice, c->stream),
-                         "weight copy");
+                cw_check(
+                    c,
+                    cudaMemcpyAsync(dst + off, src_dev, bytes, cudaMemcpyDeviceToDevice, c->stream),
+                    "weight copy");
         }
         if (repack) cw_repack(c, L->type, src_dev, nr, r0, L);
     }
@@ -261,7 +301,8 @@ static rs_status load_vector(cuda_backend *c, rs_weight *w, cw_layout *L, const 
     if (dev_raw) {
         if (w->type != RS_DTYPE_F32) {
             cudaFree(d);
-            return rs_error_set(err, RS_ERR_UNSUPPORTED, "tensor '%s': device vectors must be F32", w->name);
+            return rs_error_set(err, RS_ERR_UNSUPPORTED, "tensor '%s': device vectors must be F32",
+                                w->name);
         }
         e = cudaMemcpy(d, dev_raw, (size_t)n * 4, cudaMemcpyDeviceToDevice);
     } else if (w->type == RS_DTYPE_F32) {
@@ -285,16 +326,18 @@ static rs_status load_vector(cuda_backend *c, rs_weight *w, cw_layout *L, const 
     return RS_OK;
 }
 
-static rs_status weight_load_impl(cuda_backend *c, rs_weight *w, const void *dev_raw, rs_error *err) {
+static rs_status weight_load_impl(cuda_backend *c, rs_weight *w, const void *dev_raw,
+                                  rs_error *err) {
     const char *name = w->name ? w->name : "?";
     if (!type_supported(w->type))
-        return rs_error_set(err, RS_ERR_UNSUPPORTED, "tensor '%s': type %s has no CUDA kernel", name,
-                            rs_dtype_name(w->type));
+        return rs_error_set(err, RS_ERR_UNSUPPORTED, "tensor '%s': type %s has no CUDA kernel",
+                            name, rs_dtype_name(w->type));
     size_t row_bytes = 0;
     if (w->n_in <= 0 || w->n_out <= 0 || !rs_dtype_row_size(w->type, w->n_in, &row_bytes) ||
         (uint64_t)w->n_out > SIZE_MAX / row_bytes || w->nbytes < row_bytes * (size_t)w->n_out)
-        return rs_error_set(err, RS_ERR_FORMAT, "tensor '%s': shape %lld x %lld does not match %zu bytes of %s",
-                            name, (long long)w->n_in, (long long)w->n_out, w->nbytes, rs_dtype_name(w->type));
+        return rs_error_set(
+            err, RS_ERR_FORMAT, "tensor '%s': shape %lld x %lld does not match %zu bytes of %s",
+            name, (long long)w->n_in, (long long)w->n_out, w->nbytes, rs_dtype_name(w->type));
     if (!dev_raw && !w->host) return rs_error_set(err, RS_ERR_ARG, "tensor '%s' has no data", name);
     cw_layout *L = (cw_layout *)calloc(1, sizeof *L);
     if (!L) return rs_error_set(err, RS_ERR_NOMEM, "out of memory");
@@ -377,7 +420,8 @@ static rs_status cu_kv_create(rs_backend *b, const rs_kv_desc *d, rs_kv **out, r
     *out = NULL;
     if (d->n_layer <= 0 || d->n_ctx <= 0 || d->n_head_kv <= 0 || d->head_dim <= 0 ||
         d->head_dim > RS_MAX_HEAD_DIM || (d->type != RS_KV_F32 && d->type != RS_KV_F16))
-        return rs_error_set(err, RS_ERR_ARG, "bad KV cache shape: %d layers, %d positions, %d heads of %d",
+        return rs_error_set(err, RS_ERR_ARG,
+                            "bad KV cache shape: %d layers, %d positions, %d heads of %d",
                             d->n_layer, d->n_ctx, d->n_head_kv, d->head_dim);
     rs_kv *kv = (rs_kv *)calloc(1, sizeof *kv);
     if (!kv) return rs_error_set(err, RS_ERR_NOMEM, "out of memory");
@@ -396,7 +440,8 @@ static rs_status cu_kv_create(rs_backend *b, const rs_kv_desc *d, rs_kv **out, r
     return RS_OK;
 }
 
-/* ---- compute ops (each clears the int8-activation tag unless it sets it) ------------------------ */
+/* ---- compute ops (each clears the int8-activation tag unless it sets it) ------------------------
+ */
 
 static void cu_embed(rs_backend *b, const rs_weight *table, const int32_t *ids, int n, float *out) {
     cuda_backend *c = cw(b);
@@ -416,15 +461,16 @@ static const float *vector_of(cuda_backend *c, const rs_weight *w, int64_t dim) 
     return (const float *)L->qs;
 }
 
-static void cu_rmsnorm(rs_backend *b, const float *x, const rs_weight *w, float eps, int n, float *out) {
+static void cu_rmsnorm(rs_backend *b, const float *x, const rs_weight *w, float eps, int n,
+                       float *out) {
     cuda_backend *c = cw(b);
     c->q8_src = NULL;
     const float *wv = vector_of(c, w, w->n_in);
     if (wv && n > 0) cw_rmsnorm(c, (float *)x, NULL, wv, eps, n, (int)w->n_in, out);
 }
 
-static void cu_add_rmsnorm(rs_backend *b, float *x, const float *y, const rs_weight *w, float eps, int n,
-                           float *out) {
+static void cu_add_rmsnorm(rs_backend *b, float *x, const float *y, const rs_weight *w, float eps,
+                           int n, float *out) {
     cuda_backend *c = cw(b);
     c->q8_src = NULL;
     const float *wv = vector_of(c, w, w->n_in);
@@ -454,27 +500,29 @@ static void cu_matmul(rs_backend *b, const rs_matmul *mm, int count, const float
     if (!c->tune.reuse_q8) c->q8_src = NULL;
 }
 
-static void cu_rope_store(rs_backend *b, float *q, float *k, const float *v, const int32_t *pos, int n,
-                          const rs_rope *rope, const rs_attn *at, rs_kv *kv, int layer) {
+static void cu_rope_store(rs_backend *b, float *q, float *k, const float *v, const int32_t *pos,
+                          int n, const rs_rope *rope, const rs_attn *at, rs_kv *kv, int layer) {
     cuda_backend *c = cw(b);
     c->q8_src = NULL;
     if (n <= 0) return;
     if (layer < 0 || layer >= kv->d.n_layer || at->head_dim != kv->d.head_dim ||
         at->n_head_kv != kv->d.n_head_kv || rope->n_rot > at->head_dim || rope->n_rot % 2) {
-        cw_fail(c, RS_ERR_ARG, "rope_store: layer %d or geometry does not match the KV cache", layer);
+        cw_fail(c, RS_ERR_ARG, "rope_store: layer %d or geometry does not match the KV cache",
+                layer);
         return;
     }
     cw_rope_store(c, q, k, v, pos, n, rope, at, kv, layer);
 }
 
-static void cu_attention(rs_backend *b, const float *q, rs_kv *kv, int layer, const int32_t *pos, int n,
-                         const rs_attn *at, float *out) {
+static void cu_attention(rs_backend *b, const float *q, rs_kv *kv, int layer, const int32_t *pos,
+                         int n, const rs_attn *at, float *out) {
     cuda_backend *c = cw(b);
     c->q8_src = NULL;
     if (n <= 0) return;
     if (layer < 0 || layer >= kv->d.n_layer || at->head_dim != kv->d.head_dim ||
         at->n_head_kv != kv->d.n_head_kv || at->n_head_kv <= 0 || at->n_head % at->n_head_kv) {
-        cw_fail(c, RS_ERR_ARG, "attention: layer %d or geometry does not match the KV cache", layer);
+        cw_fail(c, RS_ERR_ARG, "attention: layer %d or geometry does not match the KV cache",
+                layer);
         return;
     }
     cw_attention(c, q, kv, layer, pos, n, at, out);
@@ -492,7 +540,8 @@ static void cu_add(rs_backend *b, float *x, const float *y, int64_t n) {
     if (n > 0) cw_add(c, x, y, n);
 }
 
-/* ---- bandwidth ------------------------------------------------------------------------------------ */
+/* ---- bandwidth
+ * ------------------------------------------------------------------------------------ */
 
 /* Device-to-device copy of 2 x 256 MiB, bytes read plus written over the
  * median of 9 timed copies. */
@@ -508,7 +557,8 @@ static rs_status cu_bandwidth(rs_backend *b, double *gbps, rs_error *err) {
         cudaEventCreate(&e0);
         cudaEventCreate(&e1);
         cudaMemsetAsync(src, 1, bytes, c->stream);
-        for (int i = 0; i < 2; i++) cudaMemcpyAsync(dst, src, bytes, cudaMemcpyDeviceToDevice, c->stream);
+        for (int i = 0; i < 2; i++)
+            cudaMemcpyAsync(dst, src, bytes, cudaMemcpyDeviceToDevice, c->stream);
         for (int i = 0; i < 9; i++) {
             cudaEventRecord(e0, c->stream);
             cudaMemcpyAsync(dst, src, bytes, cudaMemcpyDeviceToDevice, c->stream);
@@ -518,7 +568,8 @@ static rs_status cu_bandwidth(rs_backend *b, double *gbps, rs_error *err) {
         }
         cudaError_t e = cudaGetLastError();
         if (e != cudaSuccess)
-            st = rs_error_set(err, RS_ERR_DEVICE, "bandwidth test failed: %s", cudaGetErrorString(e));
+            st = rs_error_set(err, RS_ERR_DEVICE, "bandwidth test failed: %s",
+                              cudaGetErrorString(e));
         std::sort(ms, ms + 9);
         *gbps = 2.0 * bytes / (ms[4] * 1e-3) / 1e9;
     }
@@ -529,7 +580,8 @@ static rs_status cu_bandwidth(rs_backend *b, double *gbps, rs_error *err) {
     return st;
 }
 
-/* ---- graphs ------------------------------------------------------------------------------------- */
+/* ---- graphs -------------------------------------------------------------------------------------
+ */
 
 static cw_graph *find_graph(cuda_backend *c, int key) {
     for (int i = 0; i < CW_MAX_GRAPHS; i++)
@@ -539,7 +591,8 @@ static cw_graph *find_graph(cuda_backend *c, int key) {
 
 static rs_status cu_graph_begin(rs_backend *b, int key, rs_error *err) {
     cuda_backend *c = cw(b);
-    if (c->capturing) return rs_error_set(err, RS_ERR_ARG, "graph_begin: a capture is already open");
+    if (c->capturing)
+        return rs_error_set(err, RS_ERR_ARG, "graph_begin: a capture is already open");
     if (c->status) {
         if (err) *err = c->err;
         return c->status;
@@ -549,7 +602,8 @@ static rs_status cu_graph_begin(rs_backend *b, int key, rs_error *err) {
     /* relaxed: lazily grown scratch buffers may be allocated while capturing */
     cudaError_t e = cudaStreamBeginCapture(c->stream, cudaStreamCaptureModeRelaxed);
     if (e != cudaSuccess)
-        return rs_error_set(err, RS_ERR_DEVICE, "cannot begin graph capture: %s", cudaGetErrorString(e));
+        return rs_error_set(err, RS_ERR_DEVICE, "cannot begin graph capture: %s",
+                            cudaGetErrorString(e));
     c->capturing = true;
     return RS_OK;
 }
@@ -576,14 +630,16 @@ static rs_status cu_graph_end(rs_backend *b, int key, rs_error *err) {
     e = cudaGraphInstantiate(&exec, g, 0);
     cudaGraphDestroy(g);
     if (e != cudaSuccess)
-        return rs_error_set(err, RS_ERR_DEVICE, "graph instantiation failed: %s", cudaGetErrorString(e));
+        return rs_error_set(err, RS_ERR_DEVICE, "graph instantiation failed: %s",
+                            cudaGetErrorString(e));
     cw_graph *slot = find_graph(c, key);
     if (!slot)
         for (int i = 0; i < CW_MAX_GRAPHS && !slot; i++)
             if (!c->graphs[i].used) slot = &c->graphs[i];
     if (!slot) {
         cudaGraphExecDestroy(exec);
-        return rs_error_set(err, RS_ERR_RANGE, "too many captured graphs (at most %d)", CW_MAX_GRAPHS);
+        return rs_error_set(err, RS_ERR_RANGE, "too many captured graphs (at most %d)",
+                            CW_MAX_GRAPHS);
     }
     if (slot->used) cudaGraphExecDestroy(slot->exec);
     *slot = cw_graph{key, true, exec};
@@ -599,7 +655,8 @@ static bool cu_graph_launch(rs_backend *b, int key) {
     return cw_check(c, cudaGraphLaunch(g->exec, c->stream), "graph launch");
 }
 
-/* ---- lifetime --------------------------------------------------------------------------------------- */
+/* ---- lifetime
+ * --------------------------------------------------------------------------------------- */
 
 static void cu_destroy(rs_backend *b) {
     cuda_backend *c = cw(b);
@@ -655,24 +712,27 @@ extern "C" rs_status rs_cuda_backend_create(rs_backend **out, rs_error *err) {
                             e != cudaSuccess ? cudaGetErrorString(e) : "none found");
     }
     cudaDeviceProp prop;
-    if ((e = cudaGetDeviceProperties(&prop, 0)) != cudaSuccess || (e = cudaSetDevice(0)) != cudaSuccess)
+    if ((e = cudaGetDeviceProperties(&prop, 0)) != cudaSuccess ||
+        (e = cudaSetDevice(0)) != cudaSuccess)
         return rs_error_set(err, RS_ERR_DEVICE, "CUDA device 0: %s", cudaGetErrorString(e));
     if (prop.major < 9)
-        return rs_error_set(err, RS_ERR_DEVICE,
-                            "CUDA device 0 (%s) has compute capability %d.%d; this build needs 9.0 (Hopper)",
-                            prop.name, prop.major, prop.minor);
+        return rs_error_set(
+            err, RS_ERR_DEVICE,
+            "CUDA device 0 (%s) has compute capability %d.%d; this build needs 9.0 (Hopper)",
+            prop.name, prop.major, prop.minor);
     cuda_backend *c = (cuda_backend *)calloc(1, sizeof *c);
     if (!c) return rs_error_set(err, RS_ERR_NOMEM, "out of memory");
     c->base.ops = &cuda_ops;
     c->base.is_host = false;
     c->n_sm = prop.multiProcessorCount;
     c->smem_optin = prop.sharedMemPerBlockOptin;
-    c->tune = rs_cuda_tuning{1, 1, CW_MV_MAX_TOK, 0, CW_MV_MAX_TOK, 0, 0, 0, 1, 0};
+    c->tune = rs_cuda_tuning{1, 1, CW_MV_MAX_TOK, 0, CW_MV_MAX_TOK, 0, 0, 0, 1};
     rs_status st = RS_OK;
     if ((e = cudaStreamCreateWithFlags(&c->stream, cudaStreamNonBlocking)) != cudaSuccess ||
         (e = cudaEventCreateWithFlags(&c->pinned_done[0], cudaEventDisableTiming)) != cudaSuccess ||
         (e = cudaEventCreateWithFlags(&c->pinned_done[1], cudaEventDisableTiming)) != cudaSuccess)
-        st = rs_error_set(err, RS_ERR_DEVICE, "CUDA setup on %s: %s", prop.name, cudaGetErrorString(e));
+        st = rs_error_set(err, RS_ERR_DEVICE, "CUDA setup on %s: %s", prop.name,
+                          cudaGetErrorString(e));
     if (!st) st = cw_gemm_init(c, err);
     if (st) {
         cu_destroy(&c->base);
@@ -682,11 +742,16 @@ extern "C" rs_status rs_cuda_backend_create(rs_backend **out, rs_error *err) {
     return RS_OK;
 }
 
-extern "C" bool rs_cuda_compiled(void) { return true; }
+extern "C" bool rs_cuda_compiled(void) {
+    return true;
+}
 
-/* ---- hooks for tests and the kernel lab (cuda_internal.h) ----------------------------------------- */
+/* ---- hooks for tests and the kernel lab (cuda_internal.h)
+ * ----------------------------------------- */
 
-extern "C" void rs_cuda_get_tuning(rs_backend *b, rs_cuda_tuning *t) { *t = cw(b)->tune; }
+extern "C" void rs_cuda_get_tuning(rs_backend *b, rs_cuda_tuning *t) {
+    *t = cw(b)->tune;
+}
 
 extern "C" void rs_cuda_set_tuning(rs_backend *b, const rs_cuda_tuning *t) {
     cuda_backend *c = cw(b);
@@ -698,25 +763,29 @@ extern "C" void rs_cuda_set_tuning(rs_backend *b, const rs_cuda_tuning *t) {
     c->q8_src = NULL;
 }
 
-extern "C" void *rs_cuda_stream(rs_backend *b) { return cw(b)->stream; }
+extern "C" void *rs_cuda_stream(rs_backend *b) {
+    return cw(b)->stream;
+}
 
 extern "C" rs_status rs_cuda_weight_load_device(rs_backend *b, rs_weight *w, const void *dev_raw,
                                                 rs_error *err) {
     return weight_load_impl(cw(b), w, dev_raw, err);
 }
 
-extern "C" rs_status rs_cuda_kv_read(rs_backend *b, rs_kv *kv, int layer, int n_pos, float *k, float *v,
-                                     rs_error *err) {
+extern "C" rs_status rs_cuda_kv_read(rs_backend *b, rs_kv *kv, int layer, int n_pos, float *k,
+                                     float *v, rs_error *err) {
     cuda_backend *c = cw(b);
     if (layer < 0 || layer >= kv->d.n_layer || n_pos <= 0 || n_pos > kv->d.n_ctx)
-        return rs_error_set(err, RS_ERR_ARG, "kv_read: layer %d / %d positions out of range", layer, n_pos);
+        return rs_error_set(err, RS_ERR_ARG, "kv_read: layer %d / %d positions out of range", layer,
+                            n_pos);
     size_t bytes = (size_t)n_pos * kv->d.n_head_kv * kv->d.head_dim * sizeof(float);
     void *tmp = NULL;
     rs_status st = dev_malloc(c, &tmp, 2 * bytes, "kv_read", err);
     if (st) return st;
     cw_kv_convert(c, kv, layer, n_pos, (float *)tmp, (float *)((char *)tmp + bytes));
     cw_check(c, cudaMemcpyAsync(k, tmp, bytes, cudaMemcpyDeviceToHost, c->stream), "kv_read");
-    cw_check(c, cudaMemcpyAsync(v, (char *)tmp + bytes, bytes, cudaMemcpyDeviceToHost, c->stream), "kv_read");
+    cw_check(c, cudaMemcpyAsync(v, (char *)tmp + bytes, bytes, cudaMemcpyDeviceToHost, c->stream),
+             "kv_read");
     st = cu_sync(b, err);
     cudaFree(tmp);
     return st;

@@ -119,7 +119,8 @@ struct rs_kv {
 /* Records e (if an error) as the backend's first failure; returns e == cudaSuccess. */
 bool cw_check(cuda_backend *c, cudaError_t e, const char *what);
 /* Records a non-CUDA failure (unsupported shape, ...). */
-void cw_fail(cuda_backend *c, rs_status st, const char *fmt, ...) __attribute__((format(printf, 3, 4)));
+void cw_fail(cuda_backend *c, rs_status st, const char *fmt, ...)
+    __attribute__((format(printf, 3, 4)));
 /* Scratch slot of at least `bytes` (grown on demand, contents not kept);
  * NULL (and a recorded error) if it cannot be allocated. */
 void *cw_scratch(cuda_backend *c, int slot, size_t bytes);
@@ -127,7 +128,9 @@ void *cw_scratch(cuda_backend *c, int slot, size_t bytes);
  * not loaded by this backend. */
 const cw_layout *cw_weight_layout(cuda_backend *c, const rs_weight *w);
 
-static inline cuda_backend *cw(rs_backend *b) { return (cuda_backend *)b; }
+static inline cuda_backend *cw(rs_backend *b) {
+    return (cuda_backend *)b;
+}
 
 /* The int8 form of activations: int8 values, then per 32 of them
  * (d, d * sum q, d * sum of the first 16 q, d * sum of the last 16 q). */
@@ -142,8 +145,8 @@ static inline cw_q8s *cw_q8_scales(void *q8, int64_t elems) {
 /* The int8 activation buffer a producer may fill for `elems` values, or NULL
  * when fusing is off or it would not fit (producers never allocate). */
 static inline void *cw_q8_for_producer(cuda_backend *c, int64_t elems) {
-    if (!c->tune.fuse_q8 || c->n_quant == 0 || elems % 32 != 0 || cw_q8_bytes(elems) > c->scr_size[CW_SCR_Q8] ||
-        elems > (int64_t)CW_MV_MAX_TOK * c->max_n_in)
+    if (!c->tune.fuse_q8 || c->n_quant == 0 || elems % 32 != 0 ||
+        cw_q8_bytes(elems) > c->scr_size[CW_SCR_Q8] || elems > (int64_t)CW_MV_MAX_TOK * c->max_n_in)
         return NULL;
     return c->scr[CW_SCR_Q8];
 }
@@ -179,8 +182,8 @@ void cw_dequant_rows(cuda_backend *c, const cw_layout *L, int64_t row0, int64_t 
 rs_status cw_gemm_init(cuda_backend *c, rs_error *err);
 void cw_gemm_free(cuda_backend *c);
 /* cuda_ops.cu */
-void cw_rmsnorm(cuda_backend *c, float *x, const float *y, const float *w, float eps, int n, int dim,
-                float *out);
+void cw_rmsnorm(cuda_backend *c, float *x, const float *y, const float *w, float eps, int n,
+                int dim, float *out);
 void cw_rope_store(cuda_backend *c, float *q, float *k, const float *v, const int32_t *pos, int n,
                    const rs_rope *rope, const rs_attn *at, rs_kv *kv, int layer);
 void cw_swiglu(cuda_backend *c, const float *g, const float *u, int64_t n, float *out);
@@ -188,7 +191,8 @@ void cw_add(cuda_backend *c, float *x, const float *y, int64_t n);
 void cw_add_bias(cuda_backend *c, float *y, const float *bias, int n, int64_t n_out);
 void cw_repack(cuda_backend *c, int type, const uint8_t *raw, int64_t rows, int64_t row0,
                const cw_layout *L);
-void cw_fill_random(cuda_backend *c, void *dev, int type, size_t n_bytes, float scale, uint64_t seed);
+void cw_fill_random(cuda_backend *c, void *dev, int type, size_t n_bytes, float scale,
+                    uint64_t seed);
 void cw_kv_convert(cuda_backend *c, const rs_kv *kv, int layer, int n_pos, float *k, float *v);
 /* cuda_attn.cu */
 void cw_attention(cuda_backend *c, const float *q, rs_kv *kv, int layer, const int32_t *pos, int n,
@@ -236,8 +240,12 @@ __device__ __forceinline__ int cw_warp_sum_int(int v) {
     return v;
 }
 
-__device__ __forceinline__ float cw_h2f(uint16_t h) { return __half2float(__ushort_as_half(h)); }
-__device__ __forceinline__ float cw_bf2f(uint16_t h) { return __uint_as_float((uint32_t)h << 16); }
+__device__ __forceinline__ float cw_h2f(uint16_t h) {
+    return __half2float(__ushort_as_half(h));
+}
+__device__ __forceinline__ float cw_bf2f(uint16_t h) {
+    return __uint_as_float((uint32_t)h << 16);
+}
 
 /* Quantizes one 32-value block held one value per lane (the whole warp):
  * writes the int8 value of this lane and, from lane 0, the block's scales. */

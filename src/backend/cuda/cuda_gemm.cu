@@ -24,10 +24,15 @@ union blk32 {
     int8_t s[32];
 };
 
-__device__ __forceinline__ uint4 ld16(const uint8_t *p) { return *(const uint4 *)p; }
-__device__ __forceinline__ float ldh(const uint8_t *p) { return cw_h2f(*(const uint16_t *)p); }
+__device__ __forceinline__ uint4 ld16(const uint8_t *p) {
+    return *(const uint4 *)p;
+}
+__device__ __forceinline__ float ldh(const uint8_t *p) {
+    return cw_h2f(*(const uint16_t *)p);
+}
 
-__constant__ float kIQ4NL[16] = {-127, -104, -83, -65, -49, -35, -22, -10, 1, 13, 25, 38, 53, 69, 89, 113};
+__constant__ float kIQ4NL[16] = {-127, -104, -83, -65, -49, -35, -22, -10,
+                                 1,    13,   25,  38,  53,  69,  89,  113};
 
 __device__ __forceinline__ void k_scale_min(int j, const uint8_t *q, float &sc, float &m) {
     if (j < 4) {
@@ -94,7 +99,8 @@ template <int T> __device__ void deq32(const cw_layout &L, int64_t row, int64_t 
             h.v[0] = ld16(blk + 16);
             h.v[1] = ld16(blk + 32);
         }
-        const float d = cw_h2f(*(const uint16_t *)&meta.b[0]), dmin = cw_h2f(*(const uint16_t *)&meta.b[2]);
+        const float d = cw_h2f(*(const uint16_t *)&meta.b[0]),
+                    dmin = cw_h2f(*(const uint16_t *)&meta.b[2]);
         float sc, m;
         k_scale_min(s, meta.b + 4, sc, m);
         const float d1 = d * sc, m1 = dmin * m;
@@ -115,7 +121,8 @@ template <int T> __device__ void deq32(const cw_layout &L, int64_t row, int64_t 
         qh.v[0] = ld16(body + 128 + 32 * hh);
         qh.v[1] = ld16(body + 128 + 32 * hh + 16);
         const float d = ldh(L.dm + bi * 2);
-        const float sc0 = d * (float)(int8_t)body[192 + 2 * s], sc1 = d * (float)(int8_t)body[192 + 2 * s + 1];
+        const float sc0 = d * (float)(int8_t)body[192 + 2 * s],
+                    sc1 = d * (float)(int8_t)body[192 + 2 * s + 1];
         const int lsh = 4 * ((s & 3) >> 1), hsh = 2 * (s & 3);
 #pragma unroll
         for (int l = 0; l < 32; l++) {
@@ -132,8 +139,8 @@ template <int T> __device__ void deq32(const cw_layout &L, int64_t row, int64_t 
 constexpr int DQ_THREADS = 256, DQ_LD = 40; /* halves per padded group */
 
 template <int T>
-__global__ void __launch_bounds__(DQ_THREADS) deq_f16_kernel(const cw_layout L, int64_t row0, int64_t rows,
-                                                              __half *out) {
+__global__ void __launch_bounds__(DQ_THREADS)
+    deq_f16_kernel(const cw_layout L, int64_t row0, int64_t rows, __half *out) {
     __shared__ __align__(16) __half buf[DQ_THREADS * DQ_LD];
     cw_griddep_launch();
     cw_griddep_wait();
@@ -147,7 +154,8 @@ __global__ void __launch_bounds__(DQ_THREADS) deq_f16_kernel(const cw_layout L, 
         for (int i = 0; i < 4; i++) {
             __half2 h[4];
 #pragma unroll
-            for (int k = 0; k < 4; k++) h[k] = __floats2half2_rn(v[8 * i + 2 * k], v[8 * i + 2 * k + 1]);
+            for (int k = 0; k < 4; k++)
+                h[k] = __floats2half2_rn(v[8 * i + 2 * k], v[8 * i + 2 * k + 1]);
             o[i] = *(const uint4 *)h;
         }
     }
@@ -156,7 +164,8 @@ __global__ void __launch_bounds__(DQ_THREADS) deq_f16_kernel(const cw_layout L, 
     for (int i = 0; i < 4; i++) {
         const int chunk = threadIdx.x + DQ_THREADS * i; /* 16-byte piece of the block's output */
         if (g0 + chunk / 4 < total)
-            *(uint4 *)(out + 32 * g0 + 8 * (int64_t)chunk) = *(const uint4 *)(buf + (chunk / 4) * DQ_LD + 8 * (chunk % 4));
+            *(uint4 *)(out + 32 * g0 + 8 * (int64_t)chunk) =
+                *(const uint4 *)(buf + (chunk / 4) * DQ_LD + 8 * (chunk % 4));
     }
 }
 
@@ -187,9 +196,12 @@ __global__ void embed_plain_kernel(const cw_layout L, const int32_t *ids, int n,
     float v = 0.0f;
     if (id >= 0 && id < L.n_out) {
         const int64_t k = id * L.n_in + e;
-        if (L.type == RS_DTYPE_F32) v = ((const float *)L.qs)[k];
-        else if (L.type == RS_DTYPE_F16) v = cw_h2f(((const uint16_t *)L.qs)[k]);
-        else v = cw_bf2f(((const uint16_t *)L.qs)[k]);
+        if (L.type == RS_DTYPE_F32)
+            v = ((const float *)L.qs)[k];
+        else if (L.type == RS_DTYPE_F16)
+            v = cw_h2f(((const uint16_t *)L.qs)[k]);
+        else
+            v = cw_bf2f(((const uint16_t *)L.qs)[k]);
     }
     out[i] = v;
 }
@@ -203,15 +215,18 @@ __global__ void to_half_kernel(const float *x, int64_t n, __half *xh, __nv_bfloa
     if (xb) xb[i] = __float2bfloat16_rn(x[i]);
 }
 
-template <int T> void launch_deq(cuda_backend *c, const cw_layout &L, int64_t row0, int64_t rows, __half *out) {
+template <int T>
+void launch_deq(cuda_backend *c, const cw_layout &L, int64_t row0, int64_t rows, __half *out) {
     const int64_t groups = rows * (L.n_in / 32);
     cw_launch(c, false, deq_f16_kernel<T>, dim3((unsigned)((groups + DQ_THREADS - 1) / DQ_THREADS)),
               dim3(DQ_THREADS), 0, L, row0, rows, out);
 }
 
-template <int T> void launch_embed(cuda_backend *c, const cw_layout &L, const int32_t *ids, int n, float *out) {
+template <int T>
+void launch_embed(cuda_backend *c, const cw_layout &L, const int32_t *ids, int n, float *out) {
     const int64_t groups = (int64_t)n * (L.n_in / 32);
-    cw_launch(c, true, embed_q_kernel<T>, dim3((unsigned)((groups + 127) / 128)), dim3(128), 0, L, ids, n, out);
+    cw_launch(c, true, embed_q_kernel<T>, dim3((unsigned)((groups + 127) / 128)), dim3(128), 0, L,
+              ids, n, out);
 }
 
 bool cublas_ok(cuda_backend *c, cublasStatus_t s, const char *what) {
@@ -233,15 +248,17 @@ __global__ void set_ptrs_kernel(const void **dst, const ptr_pack pk) {
  * SGEMM one at a time; F16/BF16 in place; quantized ones dequantized to F16
  * a slab of rows at a time. Several products go as one batched call, which
  * fills the GPU better than a 512-token GEMM alone does. */
-bool gemm_group(cuda_backend *c, const rs_matmul *mm, const int *members, int nm, const float *x, char *xbuf,
-                size_t half_bytes, int n, int k) {
+bool gemm_group(cuda_backend *c, const rs_matmul *mm, const int *members, int nm, const float *x,
+                char *xbuf, size_t half_bytes, int n, int k) {
     cublasHandle_t h = (cublasHandle_t)c->cublas;
     const float one = 1.0f, zero = 0.0f;
     const cw_layout *L = (const cw_layout *)mm[members[0]].w->extra;
     const int m = (int)L->n_out;
     if (L->type == RS_DTYPE_F32)
-        return cublas_ok(c, cublasSgemm(h, CUBLAS_OP_T, CUBLAS_OP_N, m, n, k, &one, (const float *)L->qs, k, x, k,
-                                        &zero, mm[members[0]].y, m), "SGEMM");
+        return cublas_ok(c,
+                         cublasSgemm(h, CUBLAS_OP_T, CUBLAS_OP_N, m, n, k, &one,
+                                     (const float *)L->qs, k, x, k, &zero, mm[members[0]].y, m),
+                         "SGEMM");
     const bool bf = L->type == RS_DTYPE_BF16, plain = bf || L->type == RS_DTYPE_F16;
     const cudaDataType_t dt = bf ? CUDA_R_16BF : CUDA_R_16F;
     const void *xb = bf ? (const void *)(xbuf + half_bytes) : (const void *)xbuf;
@@ -249,9 +266,11 @@ bool gemm_group(cuda_backend *c, const rs_matmul *mm, const int *members, int nm
     int64_t step = plain ? L->n_out : std::max<int64_t>(128, chunk / ((int64_t)nm * k) / 128 * 128);
     step = std::min<int64_t>(step, L->n_out);
     __half *wdq = NULL;
-    if (!plain && !(wdq = (__half *)cw_scratch(c, CW_SCR_WDQ, (size_t)nm * step * k * 2))) return false;
+    if (!plain && !(wdq = (__half *)cw_scratch(c, CW_SCR_WDQ, (size_t)nm * step * k * 2)))
+        return false;
     void **dptr = NULL;
-    if (nm > 1 && !(dptr = (void **)cw_scratch(c, CW_SCR_PTR, 3 * 8 * sizeof(void *)))) return false;
+    if (nm > 1 && !(dptr = (void **)cw_scratch(c, CW_SCR_PTR, 3 * 8 * sizeof(void *))))
+        return false;
     for (int64_t r0 = 0; r0 < L->n_out; r0 += step) {
         const int rows = (int)std::min<int64_t>(step, L->n_out - r0);
         const void *A[8];
@@ -269,18 +288,23 @@ bool gemm_group(cuda_backend *c, const rs_matmul *mm, const int *members, int nm
         }
         bool ok;
         if (nm == 1) {
-            ok = cublas_ok(c, cublasGemmEx(h, CUBLAS_OP_T, CUBLAS_OP_N, rows, n, k, &one, A[0], plain ? dt : CUDA_R_16F,
-                                           k, xb, plain ? dt : CUDA_R_16F, k, &zero, C[0], CUDA_R_32F, m,
-                                           CUBLAS_COMPUTE_32F, CUBLAS_GEMM_DEFAULT),
+            ok = cublas_ok(c,
+                           cublasGemmEx(h, CUBLAS_OP_T, CUBLAS_OP_N, rows, n, k, &one, A[0],
+                                        plain ? dt : CUDA_R_16F, k, xb, plain ? dt : CUDA_R_16F, k,
+                                        &zero, C[0], CUDA_R_32F, m, CUBLAS_COMPUTE_32F,
+                                        CUBLAS_GEMM_DEFAULT),
                            "GEMM");
         } else {
             ptr_pack pk = {};
             for (int j = 0; j < nm; j++) pk.p[j] = A[j], pk.p[8 + j] = xb, pk.p[16 + j] = C[j];
             cw_launch(c, false, set_ptrs_kernel, dim3(1), dim3(32), 0, (const void **)dptr, pk);
-            ok = cublas_ok(c, cublasGemmBatchedEx(h, CUBLAS_OP_T, CUBLAS_OP_N, rows, n, k, &one, (const void *const *)dptr,
-                                                  plain ? dt : CUDA_R_16F, k, (const void *const *)(dptr + 8),
-                                                  plain ? dt : CUDA_R_16F, k, &zero, dptr + 16, CUDA_R_32F, m, nm,
-                                                  CUBLAS_COMPUTE_32F, CUBLAS_GEMM_DEFAULT),
+            ok = cublas_ok(c,
+                           cublasGemmBatchedEx(h, CUBLAS_OP_T, CUBLAS_OP_N, rows, n, k, &one,
+                                               (const void *const *)dptr, plain ? dt : CUDA_R_16F,
+                                               k, (const void *const *)(dptr + 8),
+                                               plain ? dt : CUDA_R_16F, k, &zero, dptr + 16,
+                                               CUDA_R_32F, m, nm, CUBLAS_COMPUTE_32F,
+                                               CUBLAS_GEMM_DEFAULT),
                            "batched GEMM");
         }
         if (!ok) return false;
@@ -292,37 +316,79 @@ bool gemm_group(cuda_backend *c, const rs_matmul *mm, const int *members, int nm
 
 void cw_dequant_rows(cuda_backend *c, const cw_layout *L, int64_t row0, int64_t rows, __half *out) {
     switch (L->type) {
-    case RS_DTYPE_Q4_0: launch_deq<RS_DTYPE_Q4_0>(c, *L, row0, rows, out); break;
-    case RS_DTYPE_Q4_1: launch_deq<RS_DTYPE_Q4_1>(c, *L, row0, rows, out); break;
-    case RS_DTYPE_Q5_0: launch_deq<RS_DTYPE_Q5_0>(c, *L, row0, rows, out); break;
-    case RS_DTYPE_Q5_1: launch_deq<RS_DTYPE_Q5_1>(c, *L, row0, rows, out); break;
-    case RS_DTYPE_Q8_0: launch_deq<RS_DTYPE_Q8_0>(c, *L, row0, rows, out); break;
-    case RS_DTYPE_Q4_K: launch_deq<RS_DTYPE_Q4_K>(c, *L, row0, rows, out); break;
-    case RS_DTYPE_Q5_K: launch_deq<RS_DTYPE_Q5_K>(c, *L, row0, rows, out); break;
-    case RS_DTYPE_Q6_K: launch_deq<RS_DTYPE_Q6_K>(c, *L, row0, rows, out); break;
-    case RS_DTYPE_IQ4_NL: launch_deq<RS_DTYPE_IQ4_NL>(c, *L, row0, rows, out); break;
-    default: cw_fail(c, RS_ERR_UNSUPPORTED, "dequantize: type %s", rs_dtype_name(L->type)); break;
+    case RS_DTYPE_Q4_0:
+        launch_deq<RS_DTYPE_Q4_0>(c, *L, row0, rows, out);
+        break;
+    case RS_DTYPE_Q4_1:
+        launch_deq<RS_DTYPE_Q4_1>(c, *L, row0, rows, out);
+        break;
+    case RS_DTYPE_Q5_0:
+        launch_deq<RS_DTYPE_Q5_0>(c, *L, row0, rows, out);
+        break;
+    case RS_DTYPE_Q5_1:
+        launch_deq<RS_DTYPE_Q5_1>(c, *L, row0, rows, out);
+        break;
+    case RS_DTYPE_Q8_0:
+        launch_deq<RS_DTYPE_Q8_0>(c, *L, row0, rows, out);
+        break;
+    case RS_DTYPE_Q4_K:
+        launch_deq<RS_DTYPE_Q4_K>(c, *L, row0, rows, out);
+        break;
+    case RS_DTYPE_Q5_K:
+        launch_deq<RS_DTYPE_Q5_K>(c, *L, row0, rows, out);
+        break;
+    case RS_DTYPE_Q6_K:
+        launch_deq<RS_DTYPE_Q6_K>(c, *L, row0, rows, out);
+        break;
+    case RS_DTYPE_IQ4_NL:
+        launch_deq<RS_DTYPE_IQ4_NL>(c, *L, row0, rows, out);
+        break;
+    default:
+        cw_fail(c, RS_ERR_UNSUPPORTED, "dequantize: type %s", rs_dtype_name(L->type));
+        break;
     }
 }
 
 void cw_embed(cuda_backend *c, const cw_layout *L, const int32_t *ids, int n, float *out) {
     switch (L->type) {
-    case RS_DTYPE_F32: case RS_DTYPE_F16: case RS_DTYPE_BF16: {
+    case RS_DTYPE_F32:
+    case RS_DTYPE_F16:
+    case RS_DTYPE_BF16: {
         const int64_t total = (int64_t)n * L->n_in;
-        cw_launch(c, true, embed_plain_kernel, dim3((unsigned)((total + 255) / 256)), dim3(256), 0, *L, ids,
-                  n, out);
+        cw_launch(c, true, embed_plain_kernel, dim3((unsigned)((total + 255) / 256)), dim3(256), 0,
+                  *L, ids, n, out);
         break;
     }
-    case RS_DTYPE_Q4_0: launch_embed<RS_DTYPE_Q4_0>(c, *L, ids, n, out); break;
-    case RS_DTYPE_Q4_1: launch_embed<RS_DTYPE_Q4_1>(c, *L, ids, n, out); break;
-    case RS_DTYPE_Q5_0: launch_embed<RS_DTYPE_Q5_0>(c, *L, ids, n, out); break;
-    case RS_DTYPE_Q5_1: launch_embed<RS_DTYPE_Q5_1>(c, *L, ids, n, out); break;
-    case RS_DTYPE_Q8_0: launch_embed<RS_DTYPE_Q8_0>(c, *L, ids, n, out); break;
-    case RS_DTYPE_Q4_K: launch_embed<RS_DTYPE_Q4_K>(c, *L, ids, n, out); break;
-    case RS_DTYPE_Q5_K: launch_embed<RS_DTYPE_Q5_K>(c, *L, ids, n, out); break;
-    case RS_DTYPE_Q6_K: launch_embed<RS_DTYPE_Q6_K>(c, *L, ids, n, out); break;
-    case RS_DTYPE_IQ4_NL: launch_embed<RS_DTYPE_IQ4_NL>(c, *L, ids, n, out); break;
-    default: cw_fail(c, RS_ERR_UNSUPPORTED, "embed: type %s", rs_dtype_name(L->type)); break;
+    case RS_DTYPE_Q4_0:
+        launch_embed<RS_DTYPE_Q4_0>(c, *L, ids, n, out);
+        break;
+    case RS_DTYPE_Q4_1:
+        launch_embed<RS_DTYPE_Q4_1>(c, *L, ids, n, out);
+        break;
+    case RS_DTYPE_Q5_0:
+        launch_embed<RS_DTYPE_Q5_0>(c, *L, ids, n, out);
+        break;
+    case RS_DTYPE_Q5_1:
+        launch_embed<RS_DTYPE_Q5_1>(c, *L, ids, n, out);
+        break;
+    case RS_DTYPE_Q8_0:
+        launch_embed<RS_DTYPE_Q8_0>(c, *L, ids, n, out);
+        break;
+    case RS_DTYPE_Q4_K:
+        launch_embed<RS_DTYPE_Q4_K>(c, *L, ids, n, out);
+        break;
+    case RS_DTYPE_Q5_K:
+        launch_embed<RS_DTYPE_Q5_K>(c, *L, ids, n, out);
+        break;
+    case RS_DTYPE_Q6_K:
+        launch_embed<RS_DTYPE_Q6_K>(c, *L, ids, n, out);
+        break;
+    case RS_DTYPE_IQ4_NL:
+        launch_embed<RS_DTYPE_IQ4_NL>(c, *L, ids, n, out);
+        break;
+    default:
+        cw_fail(c, RS_ERR_UNSUPPORTED, "embed: type %s", rs_dtype_name(L->type));
+        break;
     }
 }
 
@@ -330,7 +396,8 @@ rs_status cw_gemm_init(cuda_backend *c, rs_error *err) {
     cublasHandle_t h = NULL;
     cublasStatus_t s = cublasCreate(&h);
     if (s != CUBLAS_STATUS_SUCCESS)
-        return rs_error_set(err, RS_ERR_DEVICE, "cuBLAS initialisation failed: %s", cublasGetStatusString(s));
+        return rs_error_set(err, RS_ERR_DEVICE, "cuBLAS initialisation failed: %s",
+                            cublasGetStatusString(s));
     cublasSetStream(h, c->stream);
     c->cublas = h;
     return RS_OK;
@@ -353,8 +420,8 @@ void cw_gemm(cuda_backend *c, const rs_matmul *mm, int count, const float *x, in
     char *xbuf = NULL;
     if (need_h || need_b) {
         if (!(xbuf = (char *)cw_scratch(c, CW_SCR_XH, 2 * half_bytes))) return;
-        cw_launch(c, false, to_half_kernel, dim3((unsigned)((elems + 255) / 256)), dim3(256), 0, x, elems,
-                  need_h ? (__half *)xbuf : (__half *)NULL,
+        cw_launch(c, false, to_half_kernel, dim3((unsigned)((elems + 255) / 256)), dim3(256), 0, x,
+                  elems, need_h ? (__half *)xbuf : (__half *)NULL,
                   need_b ? (__nv_bfloat16 *)(xbuf + half_bytes) : (__nv_bfloat16 *)NULL);
     }
     const int k = (int)n_in;
@@ -376,7 +443,8 @@ void cw_gemm(cuda_backend *c, const rs_matmul *mm, int count, const float *x, in
         for (int m = 0; m < nm; m++) {
             const rs_matmul &p = mm[members[m]];
             if (p.bias)
-                cw_add_bias(c, p.y, (const float *)((const cw_layout *)p.bias->extra)->qs, n, L->n_out);
+                cw_add_bias(c, p.y, (const float *)((const cw_layout *)p.bias->extra)->qs, n,
+                            L->n_out);
         }
     }
 }

@@ -14,16 +14,15 @@ extern "C" {
 
 /* Run-time switches, for A/B measurements and for testing every path. */
 typedef struct rs_cuda_tuning {
-    int pdl;           /* programmatic dependent launch between decode kernels (1 = on) */
-    int fuse_q8;       /* producers also write int8 activations for the next matvec (1 = on) */
-    int mv_max_tokens; /* matmuls with n <= this use the matvec kernels, else GEMM (1..4) */
-    int attn_chunk;    /* positions per flash-decoding split (0 = automatic) */
+    int pdl;             /* programmatic dependent launch between decode kernels (1 = on) */
+    int fuse_q8;         /* producers also write int8 activations for the next matvec (1 = on) */
+    int mv_max_tokens;   /* matmuls with n <= this use the matvec kernels, else GEMM (1..4) */
+    int attn_chunk;      /* positions per flash-decoding split (0 = automatic) */
     int attn_decode_max; /* attention with n <= this uses the split (decode) kernel (0..4) */
-    int reuse_q8;      /* benchmarks only: matmuls on the same x reuse its int8 form */
-    int mv_rows;       /* rows per warp in the batch-1 matvec: 1, 2, or 0 = per type */
-    int gemm_chunk;    /* quantized GEMM: weight values dequantized per slab (0 = 64 Mi) */
-    int attn_mma;      /* prefill attention on the tensor cores (F16 cache, head_dim 64/128) */
-    int mv_deep;       /* batch-1 matvec with one row per warp: twice the loads in flight */
+    int reuse_q8;        /* benchmarks only: matmuls on the same x reuse its int8 form */
+    int mv_rows;         /* rows per warp in the batch-1 matvec: 1, 2, or 0 = per type */
+    int gemm_chunk;      /* quantized GEMM: weight values dequantized per slab (0 = 64 Mi) */
+    int attn_mma;        /* prefill attention on the tensor cores (F16 cache, head_dim 64/128) */
 } rs_cuda_tuning;
 
 void rs_cuda_get_tuning(rs_backend *b, rs_cuda_tuning *t);
@@ -34,7 +33,8 @@ void *rs_cuda_stream(rs_backend *b);
 
 /* weight_load from bytes already on the device (GGUF layout, w->nbytes long):
  * w->host is ignored. For benchmarks with weights made on the GPU. */
-rs_status rs_cuda_weight_load_device(rs_backend *b, rs_weight *w, const void *dev_raw, rs_error *err);
+rs_status rs_cuda_weight_load_device(rs_backend *b, rs_weight *w, const void *dev_raw,
+                                     rs_error *err);
 
 /* Copies positions [0, n_pos) of layer `layer` of a cache to host f32 arrays
  * k, v laid out [pos][n_head_kv][head_dim] (the reference layout). */

@@ -36,12 +36,18 @@ struct mv_args {
 
 constexpr uint32_t M4 = 0x0F0F0F0Fu, ONES = 0x01010101u;
 
-__device__ __forceinline__ int dp4a(uint32_t a, int b, int c) { return __dp4a((int)a, b, c); }
+__device__ __forceinline__ int dp4a(uint32_t a, int b, int c) {
+    return __dp4a((int)a, b, c);
+}
 
 /* Bit k (k < 4) of v to bit 4 of byte k: the fifth bits of Q5_0/Q5_1. */
-__device__ __forceinline__ uint32_t spread4(uint32_t v) { return (((v & 0xFu) * 0x00204081u) & ONES) << 4; }
+__device__ __forceinline__ uint32_t spread4(uint32_t v) {
+    return (((v & 0xFu) * 0x00204081u) & ONES) << 4;
+}
 
-__device__ __forceinline__ int4 ld_x16(const int8_t *p) { return *(const int4 *)p; }
+__device__ __forceinline__ int4 ld_x16(const int8_t *p) {
+    return *(const int4 *)p;
+}
 
 __device__ __forceinline__ int sum_bytes(int4 a) {
     int s = __dp4a(a.x, (int)ONES, 0);
@@ -72,7 +78,6 @@ __device__ __forceinline__ int dot_bytes(uint4 q, int4 a) {
     return dp4a(q.w, a.w, s);
 }
 
-
 /* IQ4_NL: 8 nibbles of w to their code-book bytes; lo gets the low nibbles
  * (elements k), hi the high ones (elements 16 + k). Two byte_perm lookups
  * (entries 0-7 and 8-15) and a third picking by bit 3 of each nibble. */
@@ -92,7 +97,9 @@ __device__ __forceinline__ void iq4nl_lookup(uint32_t w, uint32_t &lo, uint32_t 
     hi = __byte_perm(a, b, 0x7531u);
 }
 
-__device__ __forceinline__ uint16_t ld_u16(const uint8_t *p) { return __ldg((const unsigned short *)p); }
+__device__ __forceinline__ uint16_t ld_u16(const uint8_t *p) {
+    return __ldg((const unsigned short *)p);
+}
 
 /* 6-bit scale and min of sub-block j of a Q4_K/Q5_K block whose 12 scale
  * bytes are s0..s2: j < 4 keeps them in the low 6 bits of bytes j and j+4;
@@ -110,20 +117,25 @@ __device__ __forceinline__ void k_scale_min(int j, uint32_t s0, uint32_t s1, uin
     }
 }
 
-/* ---- per-type tasks ---------------------------------------------------------------------------- */
+/* ---- per-type tasks ----------------------------------------------------------------------------
+ */
 
 template <int T> struct mvt;
 
 template <> struct mvt<RS_DTYPE_Q4_0> {
     static constexpr int U = 4;
-    struct R { uint4 q; float d; };
+    struct R {
+        uint4 q;
+        float d;
+    };
     static __device__ int64_t ntask(const cw_layout &L) { return L.nb; }
     static __device__ void load(const cw_layout &L, int64_t row, int64_t k, R &r) {
         const int64_t b = row * L.nb + k;
         r.q = cw_ld_nc(L.qs + b * 16);
         r.d = cw_h2f(ld_u16(L.dm + b * 2));
     }
-    static __device__ float dot(const R &r, int64_t k, const int8_t *xq, const cw_q8s *xd, const float *) {
+    static __device__ float dot(const R &r, int64_t k, const int8_t *xq, const cw_q8s *xd,
+                                const float *) {
         const cw_q8s s = xd[k];
         const int sum = dot_nibbles(r.q, ld_x16(xq + 32 * k), ld_x16(xq + 32 * k + 16));
         return r.d * (s.x * (float)sum - 8.0f * s.y);
@@ -131,7 +143,8 @@ template <> struct mvt<RS_DTYPE_Q4_0> {
 };
 
 template <> struct mvt<RS_DTYPE_IQ4_NL> : mvt<RS_DTYPE_Q4_0> {
-    static __device__ float dot(const R &r, int64_t k, const int8_t *xq, const cw_q8s *xd, const float *) {
+    static __device__ float dot(const R &r, int64_t k, const int8_t *xq, const cw_q8s *xd,
+                                const float *) {
         const int4 a = ld_x16(xq + 32 * k), b = ld_x16(xq + 32 * k + 16);
         uint32_t lo, hi;
         int s = 0;
@@ -153,14 +166,18 @@ template <> struct mvt<RS_DTYPE_IQ4_NL> : mvt<RS_DTYPE_Q4_0> {
 
 template <> struct mvt<RS_DTYPE_Q4_1> {
     static constexpr int U = 4;
-    struct R { uint4 q; float2 dm; };
+    struct R {
+        uint4 q;
+        float2 dm;
+    };
     static __device__ int64_t ntask(const cw_layout &L) { return L.nb; }
     static __device__ void load(const cw_layout &L, int64_t row, int64_t k, R &r) {
         const int64_t b = row * L.nb + k;
         r.q = cw_ld_nc(L.qs + b * 16);
         r.dm = __half22float2(__ldg((const __half2 *)(L.dm + b * 4)));
     }
-    static __device__ float dot(const R &r, int64_t k, const int8_t *xq, const cw_q8s *xd, const float *) {
+    static __device__ float dot(const R &r, int64_t k, const int8_t *xq, const cw_q8s *xd,
+                                const float *) {
         const cw_q8s s = xd[k];
         const int sum = dot_nibbles(r.q, ld_x16(xq + 32 * k), ld_x16(xq + 32 * k + 16));
         return r.dm.x * s.x * (float)sum + r.dm.y * s.y;
@@ -183,7 +200,11 @@ __device__ __forceinline__ int dot_q5(uint4 q, uint32_t h, int4 a, int4 b) {
 
 template <> struct mvt<RS_DTYPE_Q5_0> {
     static constexpr int U = 4;
-    struct R { uint4 q; uint32_t h; float d; };
+    struct R {
+        uint4 q;
+        uint32_t h;
+        float d;
+    };
     static __device__ int64_t ntask(const cw_layout &L) { return L.nb; }
     static __device__ void load(const cw_layout &L, int64_t row, int64_t k, R &r) {
         const int64_t b = row * L.nb + k;
@@ -191,7 +212,8 @@ template <> struct mvt<RS_DTYPE_Q5_0> {
         r.h = __ldg((const unsigned *)(L.aux + b * 4));
         r.d = cw_h2f(ld_u16(L.dm + b * 2));
     }
-    static __device__ float dot(const R &r, int64_t k, const int8_t *xq, const cw_q8s *xd, const float *) {
+    static __device__ float dot(const R &r, int64_t k, const int8_t *xq, const cw_q8s *xd,
+                                const float *) {
         const cw_q8s s = xd[k];
         const int sum = dot_q5(r.q, r.h, ld_x16(xq + 32 * k), ld_x16(xq + 32 * k + 16));
         return r.d * (s.x * (float)sum - 16.0f * s.y);
@@ -200,7 +222,11 @@ template <> struct mvt<RS_DTYPE_Q5_0> {
 
 template <> struct mvt<RS_DTYPE_Q5_1> {
     static constexpr int U = 4;
-    struct R { uint4 q; uint32_t h; float2 dm; };
+    struct R {
+        uint4 q;
+        uint32_t h;
+        float2 dm;
+    };
     static __device__ int64_t ntask(const cw_layout &L) { return L.nb; }
     static __device__ void load(const cw_layout &L, int64_t row, int64_t k, R &r) {
         const int64_t b = row * L.nb + k;
@@ -208,7 +234,8 @@ template <> struct mvt<RS_DTYPE_Q5_1> {
         r.h = __ldg((const unsigned *)(L.aux + b * 4));
         r.dm = __half22float2(__ldg((const __half2 *)(L.dm + b * 4)));
     }
-    static __device__ float dot(const R &r, int64_t k, const int8_t *xq, const cw_q8s *xd, const float *) {
+    static __device__ float dot(const R &r, int64_t k, const int8_t *xq, const cw_q8s *xd,
+                                const float *) {
         const cw_q8s s = xd[k];
         const int sum = dot_q5(r.q, r.h, ld_x16(xq + 32 * k), ld_x16(xq + 32 * k + 16));
         return r.dm.x * s.x * (float)sum + r.dm.y * s.y;
@@ -217,7 +244,10 @@ template <> struct mvt<RS_DTYPE_Q5_1> {
 
 template <> struct mvt<RS_DTYPE_Q8_0> {
     static constexpr int U = 4;
-    struct R { uint4 a, b; float d; };
+    struct R {
+        uint4 a, b;
+        float d;
+    };
     static __device__ int64_t ntask(const cw_layout &L) { return L.nb; }
     static __device__ void load(const cw_layout &L, int64_t row, int64_t k, R &r) {
         const int64_t b = row * L.nb + k;
@@ -225,8 +255,10 @@ template <> struct mvt<RS_DTYPE_Q8_0> {
         r.b = cw_ld_nc(L.qs + b * 32 + 16);
         r.d = cw_h2f(ld_u16(L.dm + b * 2));
     }
-    static __device__ float dot(const R &r, int64_t k, const int8_t *xq, const cw_q8s *xd, const float *) {
-        const int s = dot_bytes(r.a, ld_x16(xq + 32 * k)) + dot_bytes(r.b, ld_x16(xq + 32 * k + 16));
+    static __device__ float dot(const R &r, int64_t k, const int8_t *xq, const cw_q8s *xd,
+                                const float *) {
+        const int s =
+            dot_bytes(r.a, ld_x16(xq + 32 * k)) + dot_bytes(r.b, ld_x16(xq + 32 * k + 16));
         return r.d * xd[k].x * (float)s;
     }
 };
@@ -235,7 +267,9 @@ template <> struct mvt<RS_DTYPE_Q8_0> {
  * of sub-blocks 2*(c/2) (low nibbles) and 2*(c/2)+1 (high nibbles). */
 template <> struct mvt<RS_DTYPE_Q4_K> {
     static constexpr int U = 4;
-    struct R { uint4 meta, q; };
+    struct R {
+        uint4 meta, q;
+    };
     static __device__ int64_t ntask(const cw_layout &L) { return L.nb * 8; }
     static __device__ void load(const cw_layout &L, int64_t row, int64_t k, R &r) {
         const uint8_t *blk = L.qs + (row * L.nb + (k >> 3)) * 144;
@@ -244,8 +278,8 @@ template <> struct mvt<RS_DTYPE_Q4_K> {
     }
     /* dx * (d * sc * sum q x - dmin * m * sum x) for both sub-blocks (the x
      * sums of these 16-element halves by dp4a: cheaper than loading them) */
-    static __device__ float finish(const uint4 &meta, int c, int sum0, int sum1, int sx0, int sx1, float dx0,
-                                   float dx1) {
+    static __device__ float finish(const uint4 &meta, int c, int sum0, int sum1, int sx0, int sx1,
+                                   float dx0, float dx1) {
         const float2 dm = __half22float2(*(const __half2 *)&meta.x);
         float sc0, m0, sc1, m1;
         k_scale_min(2 * (c >> 1), meta.y, meta.z, meta.w, sc0, m0);
@@ -253,10 +287,12 @@ template <> struct mvt<RS_DTYPE_Q4_K> {
         return dx0 * (dm.x * sc0 * (float)sum0 - dm.y * m0 * (float)sx0) +
                dx1 * (dm.x * sc1 * (float)sum1 - dm.y * m1 * (float)sx1);
     }
-    static __device__ float dot(const R &r, int64_t k, const int8_t *xq, const cw_q8s *xd, const float *) {
+    static __device__ float dot(const R &r, int64_t k, const int8_t *xq, const cw_q8s *xd,
+                                const float *) {
         const int c = (int)(k & 7);
         const int64_t xb = (k >> 3) * 8 + 2 * (c >> 1);
-        const int4 a = ld_x16(xq + 32 * xb + 16 * (c & 1)), b = ld_x16(xq + 32 * (xb + 1) + 16 * (c & 1));
+        const int4 a = ld_x16(xq + 32 * xb + 16 * (c & 1)),
+                   b = ld_x16(xq + 32 * (xb + 1) + 16 * (c & 1));
         int s0 = 0, s1 = 0;
         s0 = dp4a(r.q.x & M4, a.x, s0);
         s1 = dp4a((r.q.x >> 4) & M4, b.x, s1);
@@ -273,7 +309,9 @@ template <> struct mvt<RS_DTYPE_Q4_K> {
 /* Q5_K: as Q4_K plus 16 bytes of qh (bit j of byte e%32 for sub-block j). */
 template <> struct mvt<RS_DTYPE_Q5_K> {
     static constexpr int U = 2;
-    struct R { uint4 meta, h, q; };
+    struct R {
+        uint4 meta, h, q;
+    };
     static __device__ int64_t ntask(const cw_layout &L) { return L.nb * 8; }
     static __device__ void load(const cw_layout &L, int64_t row, int64_t k, R &r) {
         const uint8_t *blk = L.qs + (row * L.nb + (k >> 3)) * 176;
@@ -281,10 +319,12 @@ template <> struct mvt<RS_DTYPE_Q5_K> {
         r.h = cw_ld_nc(blk + 16 + 16 * (k & 1));
         r.q = cw_ld_nc(blk + 48 + 16 * (k & 7));
     }
-    static __device__ float dot(const R &r, int64_t k, const int8_t *xq, const cw_q8s *xd, const float *) {
+    static __device__ float dot(const R &r, int64_t k, const int8_t *xq, const cw_q8s *xd,
+                                const float *) {
         const int c = (int)(k & 7), j0 = 2 * (c >> 1), j1 = j0 + 1;
         const int64_t xb = (k >> 3) * 8 + j0;
-        const int4 a = ld_x16(xq + 32 * xb + 16 * (c & 1)), b = ld_x16(xq + 32 * (xb + 1) + 16 * (c & 1));
+        const int4 a = ld_x16(xq + 32 * xb + 16 * (c & 1)),
+                   b = ld_x16(xq + 32 * (xb + 1) + 16 * (c & 1));
         int s0 = 0, s1 = 0;
         s0 = dp4a((r.q.x & M4) | (((r.h.x >> j0) & ONES) << 4), a.x, s0);
         s1 = dp4a(((r.q.x >> 4) & M4) | (((r.h.x >> j1) & ONES) << 4), b.x, s1);
@@ -303,7 +343,10 @@ template <> struct mvt<RS_DTYPE_Q5_K> {
  * covers elements 128*hh + 16*rr + {0, 32, 64, 96} + [0, 16). */
 template <> struct mvt<RS_DTYPE_Q6_K> {
     static constexpr int U = 2;
-    struct R { uint4 a, b, c, s; float d; };
+    struct R {
+        uint4 a, b, c, s;
+        float d;
+    };
     static __device__ int64_t ntask(const cw_layout &L) { return L.nb * 4; }
     static __device__ void load(const cw_layout &L, int64_t row, int64_t k, R &r) {
         const int64_t blk = row * L.nb + (k >> 2);
@@ -315,7 +358,8 @@ template <> struct mvt<RS_DTYPE_Q6_K> {
         r.s = cw_ld_nc(body + 192);
         r.d = cw_h2f(ld_u16(L.dm + blk * 2));
     }
-    static __device__ float dot(const R &r, int64_t k, const int8_t *xq, const cw_q8s *xd, const float *) {
+    static __device__ float dot(const R &r, int64_t k, const int8_t *xq, const cw_q8s *xd,
+                                const float *) {
         const int hh = (int)((k >> 1) & 1), rr = (int)(k & 1);
         const int64_t xb0 = (k >> 2) * 8 + 4 * hh;
         float acc = 0.0f;
@@ -342,50 +386,55 @@ template <> struct mvt<RS_DTYPE_Q6_K> {
 /* Float types: 8 (F16/BF16) or 4 (F32) elements per task, f32 activations. */
 template <> struct mvt<RS_DTYPE_F16> {
     static constexpr int U = 4;
-    struct R { uint4 w; };
+    struct R {
+        uint4 w;
+    };
     static __device__ int64_t ntask(const cw_layout &L) { return L.n_in / 8; }
     static __device__ void load(const cw_layout &L, int64_t row, int64_t k, R &r) {
         r.w = cw_ld_nc(L.qs + (row * L.n_in + 8 * k) * 2);
     }
     static __device__ float2 pair(uint32_t v) { return __half22float2(*(const __half2 *)&v); }
-    static __device__ float dot(const R &r, int64_t k, const int8_t *, const cw_q8s *, const float *x) {
+    static __device__ float dot(const R &r, int64_t k, const int8_t *, const cw_q8s *,
+                                const float *x) {
         const float4 a = *(const float4 *)(x + 8 * k), b = *(const float4 *)(x + 8 * k + 4);
         const float2 w0 = pair(r.w.x), w1 = pair(r.w.y), w2 = pair(r.w.z), w3 = pair(r.w.w);
-        return w0.x * a.x + w0.y * a.y + w1.x * a.z + w1.y * a.w + w2.x * b.x + w2.y * b.y + w3.x * b.z +
-               w3.y * b.w;
+        return w0.x * a.x + w0.y * a.y + w1.x * a.z + w1.y * a.w + w2.x * b.x + w2.y * b.y +
+               w3.x * b.z + w3.y * b.w;
     }
 };
 
 template <> struct mvt<RS_DTYPE_BF16> : mvt<RS_DTYPE_F16> {
-    static __device__ float2 pair(uint32_t v) { return make_float2(__uint_as_float(v << 16), __uint_as_float(v & 0xFFFF0000u)); }
-    static __device__ float dot(const R &r, int64_t k, const int8_t *, const cw_q8s *, const float *x) {
+    static __device__ float2 pair(uint32_t v) {
+        return make_float2(__uint_as_float(v << 16), __uint_as_float(v & 0xFFFF0000u));
+    }
+    static __device__ float dot(const R &r, int64_t k, const int8_t *, const cw_q8s *,
+                                const float *x) {
         const float4 a = *(const float4 *)(x + 8 * k), b = *(const float4 *)(x + 8 * k + 4);
         const float2 w0 = pair(r.w.x), w1 = pair(r.w.y), w2 = pair(r.w.z), w3 = pair(r.w.w);
-        return w0.x * a.x + w0.y * a.y + w1.x * a.z + w1.y * a.w + w2.x * b.x + w2.y * b.y + w3.x * b.z +
-               w3.y * b.w;
+        return w0.x * a.x + w0.y * a.y + w1.x * a.z + w1.y * a.w + w2.x * b.x + w2.y * b.y +
+               w3.x * b.z + w3.y * b.w;
     }
 };
 
 template <> struct mvt<RS_DTYPE_F32> {
     static constexpr int U = 4;
-    struct R { uint4 w; };
+    struct R {
+        uint4 w;
+    };
     static __device__ int64_t ntask(const cw_layout &L) { return L.n_in / 4; }
     static __device__ void load(const cw_layout &L, int64_t row, int64_t k, R &r) {
         r.w = cw_ld_nc(L.qs + (row * L.n_in + 4 * k) * 4);
     }
-    static __device__ float dot(const R &r, int64_t k, const int8_t *, const cw_q8s *, const float *x) {
+    static __device__ float dot(const R &r, int64_t k, const int8_t *, const cw_q8s *,
+                                const float *x) {
         const float4 a = *(const float4 *)(x + 4 * k);
-        return __uint_as_float(r.w.x) * a.x + __uint_as_float(r.w.y) * a.y + __uint_as_float(r.w.z) * a.z +
-               __uint_as_float(r.w.w) * a.w;
+        return __uint_as_float(r.w.x) * a.x + __uint_as_float(r.w.y) * a.y +
+               __uint_as_float(r.w.z) * a.z + __uint_as_float(r.w.w) * a.w;
     }
 };
 
-/* Twice the loads in flight per lane (batch 1, one row per warp). */
-template <typename Base> struct deep : Base {
-    static constexpr int U = 2 * Base::U;
-};
-
-/* ---- kernels ---------------------------------------------------------------------------------- */
+/* ---- kernels ----------------------------------------------------------------------------------
+ */
 
 __device__ __forceinline__ int find_prod(const mv_args &a, int64_t rg) {
     int p = 0;
@@ -393,7 +442,8 @@ __device__ __forceinline__ int find_prod(const mv_args &a, int64_t rg) {
     return p;
 }
 
-__device__ __forceinline__ void store_rows(const mv_args &a, int p, int64_t row, const float *acc, int nt) {
+__device__ __forceinline__ void store_rows(const mv_args &a, int p, int64_t row, const float *acc,
+                                           int nt) {
     const mv_prod &P = a.p[p];
     const float b = P.bias ? P.bias[row] : 0.0f;
     for (int t = 0; t < nt && t < a.n; t++) P.y[(int64_t)t * P.w.n_out + row] = acc[t] + b;
@@ -411,7 +461,8 @@ __global__ void __launch_bounds__(MV_WARPS * 32) mv_kernel(const __grid_constant
     int64_t row[R];
 #pragma unroll
     for (int r = 0; r < R; r++) {
-        const int64_t rg = rg0 + r < a.rows ? rg0 + r : rg0; /* a missing last row recomputes the first */
+        const int64_t rg =
+            rg0 + r < a.rows ? rg0 + r : rg0; /* a missing last row recomputes the first */
         p[r] = find_prod(a, rg);
         row[r] = rg - a.p[p[r]].row0;
     }
@@ -442,7 +493,8 @@ __global__ void __launch_bounds__(MV_WARPS * 32) mv_kernel(const __grid_constant
                 if (t >= a.n) break;
 #pragma unroll
                 for (int r = 0; r < R; r++)
-                    acc[r][t] += Tr::dot(w[r][u], k, a.xq + t * a.n_in, a.xd + t * nb32, a.x + t * a.n_in);
+                    acc[r][t] +=
+                        Tr::dot(w[r][u], k, a.xq + t * a.n_in, a.xd + t * nb32, a.x + t * a.n_in);
             }
         }
     }
@@ -459,7 +511,8 @@ __global__ void __launch_bounds__(MV_WARPS * 32) mv_kernel(const __grid_constant
 
 /* Float weights whose rows or activations are not 16-byte aligned. */
 template <int T>
-__global__ void __launch_bounds__(MV_WARPS * 32) mv_scalar_kernel(const __grid_constant__ mv_args a) {
+__global__ void __launch_bounds__(MV_WARPS * 32)
+    mv_scalar_kernel(const __grid_constant__ mv_args a) {
     cw_griddep_launch();
     const int lane = threadIdx.x & 31;
     const int64_t rg = (int64_t)blockIdx.x * MV_WARPS + (threadIdx.x >> 5);
@@ -493,7 +546,9 @@ __global__ void q8_kernel(const float *x, int64_t nblk, int8_t *xq, cw_q8s *xd) 
     cw_q8_block(x[32 * b + lane], lane, xq + 32 * b + lane, xd + b);
 }
 
-bool is_float_type(int t) { return t == RS_DTYPE_F32 || t == RS_DTYPE_F16 || t == RS_DTYPE_BF16; }
+bool is_float_type(int t) {
+    return t == RS_DTYPE_F32 || t == RS_DTYPE_F16 || t == RS_DTYPE_BF16;
+}
 
 /* Rows per warp for batch 1 where the tuning leaves it open (0): two for the
  * types that measured faster so (docs/CUDA_NOTES.md, run 2), else one. */
@@ -507,8 +562,6 @@ template <int T> void launch_mv(cuda_backend *c, const mv_args &a) {
     if (a.n == 1 && rows == 2)
         cw_launch(c, true, mv_kernel<mvt<T>, 1, 2>,
                   dim3((unsigned)((a.rows + 2 * MV_WARPS - 1) / (2 * MV_WARPS))), block, 0, a);
-    else if (a.n == 1 && c->tune.mv_deep)
-        cw_launch(c, true, mv_kernel<deep<mvt<T>>, 1, 1>, grid1, block, 0, a);
     else if (a.n == 1)
         cw_launch(c, true, mv_kernel<mvt<T>, 1, 1>, grid1, block, 0, a);
     else
@@ -519,27 +572,53 @@ void launch_by_type(cuda_backend *c, int type, bool vec_ok, const mv_args &a) {
     const dim3 grid((unsigned)((a.rows + MV_WARPS - 1) / MV_WARPS)), block(MV_WARPS * 32);
     switch (type) {
     case RS_DTYPE_F32:
-        if (vec_ok) launch_mv<RS_DTYPE_F32>(c, a);
-        else cw_launch(c, true, mv_scalar_kernel<RS_DTYPE_F32>, grid, block, 0, a);
+        if (vec_ok)
+            launch_mv<RS_DTYPE_F32>(c, a);
+        else
+            cw_launch(c, true, mv_scalar_kernel<RS_DTYPE_F32>, grid, block, 0, a);
         break;
     case RS_DTYPE_F16:
-        if (vec_ok) launch_mv<RS_DTYPE_F16>(c, a);
-        else cw_launch(c, true, mv_scalar_kernel<RS_DTYPE_F16>, grid, block, 0, a);
+        if (vec_ok)
+            launch_mv<RS_DTYPE_F16>(c, a);
+        else
+            cw_launch(c, true, mv_scalar_kernel<RS_DTYPE_F16>, grid, block, 0, a);
         break;
     case RS_DTYPE_BF16:
-        if (vec_ok) launch_mv<RS_DTYPE_BF16>(c, a);
-        else cw_launch(c, true, mv_scalar_kernel<RS_DTYPE_BF16>, grid, block, 0, a);
+        if (vec_ok)
+            launch_mv<RS_DTYPE_BF16>(c, a);
+        else
+            cw_launch(c, true, mv_scalar_kernel<RS_DTYPE_BF16>, grid, block, 0, a);
         break;
-    case RS_DTYPE_Q4_0: launch_mv<RS_DTYPE_Q4_0>(c, a); break;
-    case RS_DTYPE_Q4_1: launch_mv<RS_DTYPE_Q4_1>(c, a); break;
-    case RS_DTYPE_Q5_0: launch_mv<RS_DTYPE_Q5_0>(c, a); break;
-    case RS_DTYPE_Q5_1: launch_mv<RS_DTYPE_Q5_1>(c, a); break;
-    case RS_DTYPE_Q8_0: launch_mv<RS_DTYPE_Q8_0>(c, a); break;
-    case RS_DTYPE_Q4_K: launch_mv<RS_DTYPE_Q4_K>(c, a); break;
-    case RS_DTYPE_Q5_K: launch_mv<RS_DTYPE_Q5_K>(c, a); break;
-    case RS_DTYPE_Q6_K: launch_mv<RS_DTYPE_Q6_K>(c, a); break;
-    case RS_DTYPE_IQ4_NL: launch_mv<RS_DTYPE_IQ4_NL>(c, a); break;
-    default: cw_fail(c, RS_ERR_UNSUPPORTED, "matvec: type %s", rs_dtype_name(type)); break;
+    case RS_DTYPE_Q4_0:
+        launch_mv<RS_DTYPE_Q4_0>(c, a);
+        break;
+    case RS_DTYPE_Q4_1:
+        launch_mv<RS_DTYPE_Q4_1>(c, a);
+        break;
+    case RS_DTYPE_Q5_0:
+        launch_mv<RS_DTYPE_Q5_0>(c, a);
+        break;
+    case RS_DTYPE_Q5_1:
+        launch_mv<RS_DTYPE_Q5_1>(c, a);
+        break;
+    case RS_DTYPE_Q8_0:
+        launch_mv<RS_DTYPE_Q8_0>(c, a);
+        break;
+    case RS_DTYPE_Q4_K:
+        launch_mv<RS_DTYPE_Q4_K>(c, a);
+        break;
+    case RS_DTYPE_Q5_K:
+        launch_mv<RS_DTYPE_Q5_K>(c, a);
+        break;
+    case RS_DTYPE_Q6_K:
+        launch_mv<RS_DTYPE_Q6_K>(c, a);
+        break;
+    case RS_DTYPE_IQ4_NL:
+        launch_mv<RS_DTYPE_IQ4_NL>(c, a);
+        break;
+    default:
+        cw_fail(c, RS_ERR_UNSUPPORTED, "matvec: type %s", rs_dtype_name(type));
+        break;
     }
 }
 
@@ -547,14 +626,15 @@ void launch_by_type(cuda_backend *c, int type, bool vec_ok, const mv_args &a) {
 
 void cw_quantize_q8(cuda_backend *c, const float *x, int64_t elems, void *q8, bool pdl) {
     const int64_t nblk = elems / 32;
-    cw_launch(c, pdl, q8_kernel, dim3((unsigned)((nblk + 7) / 8)), dim3(256), 0, x, nblk, (int8_t *)q8,
-              cw_q8_scales(q8, elems));
+    cw_launch(c, pdl, q8_kernel, dim3((unsigned)((nblk + 7) / 8)), dim3(256), 0, x, nblk,
+              (int8_t *)q8, cw_q8_scales(q8, elems));
 }
 
 void cw_matvec(cuda_backend *c, const rs_matmul *mm, int count, const float *x, int n) {
     const int64_t n_in = mm[0].w->n_in, elems = (int64_t)n * n_in;
     bool need_q8 = false;
-    for (int i = 0; i < count; i++) need_q8 |= !is_float_type(((const cw_layout *)mm[i].w->extra)->type);
+    for (int i = 0; i < count; i++)
+        need_q8 |= !is_float_type(((const cw_layout *)mm[i].w->extra)->type);
     void *q8 = NULL;
     if (need_q8) {
         if (c->q8_src == x && c->q8_elems == elems) {
