@@ -2,7 +2,8 @@
 # Debian packages it needs are installed (scripts/deps.sh).
 #
 #   make run      build build/rusty (release) and run the built-in demo
-#   make test     build with ASan+UBSan in build-test/ and run every test (ctest)
+#   make test     build with ASan+UBSan in build-test/ and run every test (ctest), then the
+#                 release build/ and its GPU tests (ctest -L cuda; skipped without a GPU)
 #   make build    just the release build
 #   make fuzz     build the libFuzzer targets (clang) and run each FUZZ_SECONDS
 #   make bench    run the CPU benchmarks (bench/cpu.sh)
@@ -33,6 +34,11 @@ test: deps
 	@cd build-test && ASAN_OPTIONS=detect_leaks=1:abort_on_error=0 \
 		UBSAN_OPTIONS=print_stacktrace=1:halt_on_error=1 \
 		ctest --output-on-failure -j $(JOBS)
+	@# the release build (with the CUDA backend when nvcc exists) and its GPU
+	@# tests, which report "skipped" on machines without a GPU
+	@cmake -S . -B build -DCMAKE_BUILD_TYPE=Release >/dev/null
+	@cmake --build build -j $(JOBS) -- --no-print-directory
+	@cd build && ctest --output-on-failure -L cuda
 
 fuzz:
 	@scripts/deps.sh --fuzz

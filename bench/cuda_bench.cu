@@ -1,0 +1,640 @@
+/* cuda_bench.cu — the CUDA backend's kernel lab.
+ *
+ *   rusty_cuda_bench [ceil] [matvec] [gemm] [attn] [model[=F16,Q4_0,...]]   (default: all)
+ *
+ * Ceilings first (device-to-device copy GB/s, cuBLAS BF16 GEMM TFLOP/s), then
+ * each kernel against them: matvec GB/s per weight type at the Llama-2-7B
+ * shapes, GEMM TFLOP/s at n = 512, decode attention GB/s at 4096 positions,
+ * and the whole Llama-2-7B-shaped model (random weights made on the GPU)
+ * driven through the op table exactly as src/model/forward.c drives it:
+ * decode tok/s from a captured graph, prompt (512 tokens) tok/s, and a
+ * per-op time breakdown. Weight bytes are rotated through more than the L2
+ * holds so no figure measures the cache. Timing: CUDA events, warm-up first,
+ * median of 5 batches. */
+#include <cublas_v2.h>
+#include <cuda_runtime.h>
+#include <math.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <time.h>
+
+#include <algorithm>
+#include <functional>
+#include <vector>
+
+extern "C" {
+#include "backend/backend.h"
+#include "backend/cuda/cuda_backend.h"
+#include "backend/cuda/cuda_internal.h"
+#include "dtype/dtype.h"
+}
+
+static rs_backend *B;
+static const rs_backend_ops *O;
+static cudaStream_t S;
+static double copy_gbps;
+
+static void die(const char *what, const char *msg) {
+    fprintf(stderr, "FATAL: %s: %s\n", what, msg ? msg : "");
+    exit(1);
+}
+static void ck(cudaError_t e, const char *what) {
+    if (e != cudaSuccess) die(what, cudaGetErrorString(e));
+}
+static void sync_or_die(const char *what) {
+    rs_error e = {};
+    if (O->sync(B, &e)) die(what, e.msg);
+}
+
+static void *dalloc(size_t n) {
+    void *p = NULL;
+    rs_error e = {};
+    if (O->alloc(B, n, &p, &e)) die("alloc", e.msg);
+    return p;
+}
+
+static float *drand(size_t n, float scale, uint64_t seed) {
+    float *p = (float *)dalloc(n * 4);
+    rs_cuda_fill_random_weights(B, p, RS_DTYPE_F32, n * 4, scale, seed);
+    return p;
+}
+
+/* A weight made on the device: random GGUF blocks, loaded (repacked) like a file's. */
+static rs_weight dev_weight(rs_dtype t, int64_t n_in, int64_t n_out, float scale, uint64_t seed) {
+    size_t row = 0;
+    if (!rs_dtype_row_size(t, n_in, &row)) die("row size", rs_dtype_name(t));
+    rs_weight w = {};
+    w.name = "bench";
+    w.type = t;
+    w.n_in = n_in;
+    w.n_out = n_out;
+    w.nbytes = row * (size_t)n_out;
+    void *raw = NULL;
+    ck(cudaMalloc(&raw, w.nbytes), "cudaMalloc raw weight");
+    rs_cuda_fill_random_weights(B, raw, t, w.nbytes, scale, seed);
+    rs_error e = {};
+    if (rs_cuda_weight_load_device(B, &w, raw, &e)) die("weight_load_device", e.msg);
+    cudaFree(raw);
+    return w;
+}
+
+static double median(std::vector<double> v) {
+    std::sort(v.begin(), v.end());
+    return v[v.size() / 2];
+}
+
+/* ms per call of f: 2 warm-up calls, then the median of 5 batches of reps. */
+static double time_ms(const std::function<void()> &f, int reps) {
+    cudaEvent_t a, b;
+    cudaEventCreate(&a);
+    cudaEventCreate(&b);
+    f();
+    f();
+    std::vector<double> v;
+    for (int k = 0; k < 5; k++) {
+        cudaEventRecord(a, S);
+        for (int i = 0; i < reps; i++) f();
+        cudaEventRecord(b, S);
+        ck(cudaEventSynchronize(b), "timing");
+        float ms = 0;
+        cudaEventElapsedTime(&ms, a, b);
+        v.push_back(ms / reps);
+    }
+    cudaEventDestroy(a);
+    cudaEventDestroy(b);
+    sync_or_die("timed work");
+    return median(v);
+}
+
+/* Captures f into graph `key` and returns ms per replay. */
+static double time_graph(int key, const std::function<void()> &f, int reps) {
+    rs_error e = {};
+    if (O->graph_begin(B, key, &e)) die("graph_begin", e.msg);
+    f();
+    if (O->graph_end(B, key, &e)) die("graph_end", e.msg);
+    return time_ms([&] { O->graph_launch(B, key); }, reps);
+}
+
+static rs_cuda_tuning tuning(void) {
+    rs_cuda_tuning t;
+    rs_cuda_get_tuning(B, &t);
+    return t;
+}
+
+static void set_tuning(int pdl, int fuse, int reuse) {
+    rs_cuda_tuning t = tuning();
+    t.pdl = pdl;
+    t.fuse_q8 = fuse;
+    t.reuse_q8 = reuse;
+    rs_cuda_set_tuning(B, &t);
+}
+
+/* ---- ceilings ---------------------------------------------------------------------------- */
+
+static void bench_ceilings(void) {
+    rs_error e = {};
+    if (O->bandwidth(B, &copy_gbps, &e)) die("bandwidth", e.msg);
+    printf("## ceilings\n\ndevice-to-device copy (2 x 256 MiB, read + write): %.0f GB/s\n",
+           copy_gbps);
+    cublasHandle_t h;
+    cublasCreate(&h);
+    cublasSetStream(h, S);
+    const int shapes[][3] = {
+        {8192, 8192, 8192}, {4096, 512, 4096}, {11008, 512, 4096}, {4096, 512, 11008}};
+    for (auto &s : shapes) {
+        const int m = s[0], n = s[1], k = s[2];
+        void *A = dalloc((size_t)m * k * 2), *Bm = dalloc((size_t)k * n * 2),
+             *C = dalloc((size_t)m * n * 4);
+        rs_cuda_fill_random_weights(B, A, RS_DTYPE_BF16, (size_t)m * k * 2, 1.0f, 1);
+        rs_cuda_fill_random_weights(B, Bm, RS_DTYPE_BF16, (size_t)k * n * 2, 1.0f, 2);
+        const float one = 1, zero = 0;
+        double ms = time_ms(
+            [&] {
+                cublasGemmEx(h, CUBLAS_OP_T, CUBLAS_OP_N, m, n, k, &one, A, CUDA_R_16BF, k, Bm,
+                             CUDA_R_16BF, k, &zero, C, CUDA_R_32F, m, CUBLAS_COMPUTE_32F,
+                             CUBLAS_GEMM_DEFAULT);
+            },
+            5);
+        printf("cuBLAS BF16 GEMM m=%d n=%d k=%d: %.3f ms, %.0f TFLOP/s\n", m, n, k, ms,
+               2.0 * m * n * k / ms / 1e9);
+        O->release(B, A), O->release(B, Bm), O->release(B, C);
+    }
+    cublasDestroy(h);
+    printf("\n");
+}
+
+/* ---- matvec -----------------------------------------------------------------------------------
+ */
+
+static const rs_dtype ALL_TYPES[] = {RS_DTYPE_F16,    RS_DTYPE_BF16, RS_DTYPE_F32,  RS_DTYPE_Q8_0,
+                                     RS_DTYPE_Q4_0,   RS_DTYPE_Q4_1, RS_DTYPE_Q5_0, RS_DTYPE_Q5_1,
+                                     RS_DTYPE_IQ4_NL, RS_DTYPE_Q4_K, RS_DTYPE_Q5_K, RS_DTYPE_Q6_K};
+static const int64_t SHAPES[4][2] = {
+    {4096, 4096}, {11008, 4096}, {4096, 11008}, {32000, 4096}}; /* n_out, n_in */
+
+static void bench_matvec(void) {
+    printf("## matvec, batch 1 (weights rotated over >= 512 MB; int8 activations quantized once "
+           "per graph)\n\n");
+    printf("| shape (out x in) | type | MB | us | GB/s | of copy |\n|---|---|---|---|---|---|\n");
+    set_tuning(1, 1, 1);
+    for (auto &sh : SHAPES) {
+        const int64_t n_out = sh[0], n_in = sh[1];
+        float *x = drand((size_t)n_in, 1.0f, 7), *y = (float *)dalloc((size_t)n_out * 4);
+        for (rs_dtype t : ALL_TYPES) {
+            size_t row = 0;
+            rs_dtype_row_size(t, n_in, &row);
+            const size_t bytes = row * (size_t)n_out;
+            const int copies =
+                (int)std::min<size_t>(64, std::max<size_t>(2, ((size_t)512 << 20) / bytes + 1));
+            std::vector<rs_weight> ws;
+            for (int i = 0; i < copies; i++)
+                ws.push_back(dev_weight(t, n_in, n_out, 0.02f, 100 + i));
+            for (int rows = 1; rows <= 2; rows++) {
+                rs_cuda_tuning tu = tuning();
+                tu.mv_rows = rows;
+                rs_cuda_set_tuning(B, &tu);
+                const double ms = time_graph(
+                                      10,
+                                      [&] {
+                                          for (auto &w : ws) {
+                                              rs_matmul mm = {&w, NULL, y};
+                                              O->matmul(B, &mm, 1, x, 1);
+                                          }
+                                      },
+                                      5) /
+                                  copies;
+                const double gbps = bytes / (ms * 1e-3) / 1e9;
+                printf("| %lldx%lld | %s %s | %.1f | %.2f | %.0f | %.0f%% |\n", (long long)n_out,
+                       (long long)n_in, rs_dtype_name(t), rows == 2 ? "rows=2" : "rows=1",
+                       bytes / 1e6, ms * 1e3, gbps, 100 * gbps / copy_gbps);
+                fflush(stdout);
+                tu.mv_rows = 0;
+                rs_cuda_set_tuning(B, &tu);
+            }
+            for (auto &w : ws) O->weight_unload(B, &w);
+        }
+        O->release(B, x), O->release(B, y);
+    }
+    set_tuning(1, 1, 0);
+    printf("\n");
+}
+
+/* ---- GEMM
+ * ---------------------------------------------------------------------------------------- */
+
+static void bench_gemm(void) {
+    const int n = 512;
+    static const rs_dtype types[] = {RS_DTYPE_F16,  RS_DTYPE_BF16, RS_DTYPE_Q8_0,
+                                     RS_DTYPE_Q4_0, RS_DTYPE_Q4_K, RS_DTYPE_Q6_K};
+    printf("## prefill GEMM, n = %d tokens (quantized: dequantize to F16 + cuBLAS)\n\n", n);
+    printf("| shape (out x in) | type | ms | TFLOP/s |\n|---|---|---|---|\n");
+    for (auto &sh : SHAPES) {
+        const int64_t n_out = sh[0], n_in = sh[1];
+        float *x = drand((size_t)n * n_in, 1.0f, 9), *y = (float *)dalloc((size_t)n * n_out * 4);
+        for (rs_dtype t : types) {
+            rs_weight w = dev_weight(t, n_in, n_out, 0.02f, 5);
+            rs_matmul mm = {&w, NULL, y};
+            for (int chunk : std::vector<int>{0, 8 << 20, 2 << 20}) {
+                if (chunk && !rs_dtype_get(t)->is_quantized) continue;
+                rs_cuda_tuning tu = tuning();
+                tu.gemm_chunk = chunk;
+                rs_cuda_set_tuning(B, &tu);
+                const double ms = time_ms([&] { O->matmul(B, &mm, 1, x, n); }, 3);
+                printf("| %lldx%lld | %s slab=%dMi | %.3f | %.0f |\n", (long long)n_out,
+                       (long long)n_in, rs_dtype_name(t), chunk ? chunk >> 20 : 64, ms,
+                       2.0 * n * n_in * n_out / ms / 1e9);
+                fflush(stdout);
+                tu.gemm_chunk = 0;
+                rs_cuda_set_tuning(B, &tu);
+            }
+            O->weight_unload(B, &w);
+        }
+        O->release(B, x), O->release(B, y);
+    }
+    printf("\n");
+}
+
+/* ---- attention
+ * --------------------------------------------------------------------------------------- */
+
+static void bench_attention(void) {
+    printf("## attention\n\n| case | us | GB/s or TFLOP/s |\n|---|---|---|\n");
+    struct {
+        int n_head, n_kv, ctx;
+    } dec[] = {{32, 32, 4096}, {32, 8, 4096}, {32, 32, 512}, {32, 8, 16384}};
+    const int hd = 128, layers = 8;
+    for (auto &c : dec) {
+        rs_kv_desc d = {layers, c.ctx, c.n_kv, hd, RS_KV_F16};
+        rs_kv *kv = NULL;
+        rs_error e = {};
+        if (O->kv_create(B, &d, &kv, &e)) die("kv_create", e.msg);
+        rs_cuda_kv_fill_random(B, kv, 3);
+        float *q = drand((size_t)c.n_head * hd, 1.0f, 4),
+              *out = (float *)dalloc((size_t)c.n_head * hd * 4);
+        int32_t p = c.ctx - 1, *dp = (int32_t *)dalloc(4);
+        O->upload(B, dp, &p, 4, &e);
+        rs_attn at = {c.n_head, c.n_kv, hd, 1.0f / sqrtf((float)hd)};
+        for (int chunk : std::vector<int>{0, 64, 256}) {
+            rs_cuda_tuning tu;
+            rs_cuda_get_tuning(B, &tu);
+            tu.attn_chunk = chunk;
+            rs_cuda_set_tuning(B, &tu);
+            const double ms = time_graph(
+                                  11,
+                                  [&] {
+                                      for (int l = 0; l < layers; l++)
+                                          O->attention(B, q, kv, l, dp, 1, &at, out);
+                                  },
+                                  5) /
+                              layers;
+            const double bytes = 2.0 * c.n_kv * hd * 2 * c.ctx;
+            printf("| decode h=%d/%d hd=%d ctx=%d chunk=%d | %.1f | %.0f GB/s (%.0f%% of copy) |\n",
+                   c.n_head, c.n_kv, hd, c.ctx, chunk ? chunk : 128, ms * 1e3,
+                   bytes / (ms * 1e-3) / 1e9, 100 * bytes / (ms * 1e-3) / 1e9 / copy_gbps);
+            tu.attn_chunk = 0;
+            rs_cuda_set_tuning(B, &tu);
+        }
+        O->release(B, q), O->release(B, out), O->release(B, dp);
+        O->kv_destroy(B, kv);
+    }
+    /* prefill: 512 tokens at positions 0..511 */
+    const int n = 512, n_head = 32;
+    rs_kv_desc d = {1, 4096, n_head, hd, RS_KV_F16};
+    rs_kv *kv = NULL;
+    rs_error e = {};
+    if (O->kv_create(B, &d, &kv, &e)) die("kv_create", e.msg);
+    rs_cuda_kv_fill_random(B, kv, 3);
+    float *q = drand((size_t)n * n_head * hd, 1.0f, 4),
+          *out = (float *)dalloc((size_t)n * n_head * hd * 4);
+    std::vector<int32_t> pos(n);
+    for (int i = 0; i < n; i++) pos[i] = i;
+    int32_t *dp = (int32_t *)dalloc(n * 4);
+    O->upload(B, dp, pos.data(), n * 4, &e);
+    rs_attn at = {n_head, n_head, hd, 1.0f / sqrtf((float)hd)};
+    for (int mma = 0; mma <= 1; mma++) {
+        rs_cuda_tuning tu = tuning();
+        tu.attn_mma = mma;
+        rs_cuda_set_tuning(B, &tu);
+        const double ms = time_ms([&] { O->attention(B, q, kv, 0, dp, n, &at, out); }, 5);
+        const double flops = 4.0 * hd * n_head * (double)n * (n + 1) / 2;
+        printf("| prefill n=%d h=%d hd=%d causal %s | %.1f | %.1f TFLOP/s |\n", n, n_head, hd,
+               mma ? "tensor cores" : "SIMT", ms * 1e3, flops / ms / 1e9);
+        tu.attn_mma = 1;
+        rs_cuda_set_tuning(B, &tu);
+    }
+    printf("\n");
+    O->release(B, q), O->release(B, out), O->release(B, dp);
+    O->kv_destroy(B, kv);
+}
+
+/* ---- the Llama-2-7B-shaped model
+ * ------------------------------------------------------------------------- */
+
+enum {
+    L7 = 32,
+    DIM = 4096,
+    NH = 32,
+    NKV = 32,
+    HD = 128,
+    FF = 11008,
+    VOCAB = 32000,
+    CTX = 4096,
+    NB = 512
+};
+
+struct layer7 {
+    rs_weight attn_norm, wq, wk, wv, wo, ffn_norm, gate, up, down;
+};
+
+struct model7 {
+    layer7 l[L7];
+    rs_weight out_norm, output;
+    float *x, *xn, *q, *k, *v, *att, *tmp, *g, *u, *logits, *inv;
+    int32_t *pos;
+    rs_kv *kv;
+    rs_rope rope;
+    rs_attn at;
+    size_t weight_bytes;
+};
+
+/* op categories for the breakdown */
+enum { C_NORM, C_QKV, C_ROPE, C_ATTN, C_WO, C_FFN_UP, C_SWIGLU, C_DOWN, C_HEAD, C_N };
+static const char *CAT[C_N] = {"norms",     "matmul qkv",  "rope+store",
+                               "attention", "matmul wo",   "matmul gate+up",
+                               "swiglu",    "matmul down", "head (norm+matmul)"};
+static cudaEvent_t ev[2];
+static double cat_ms[C_N];
+static bool breakdown;
+static int only_cat = -1; /* >= 0: issue only the ops of this category (graph breakdown) */
+
+static void mark(int cat, const std::function<void()> &f) {
+    if (only_cat >= 0 && cat != only_cat) return;
+    if (!breakdown) {
+        f();
+        return;
+    }
+    cudaEventRecord(ev[0], S);
+    f();
+    cudaEventRecord(ev[1], S);
+    cudaEventSynchronize(ev[1]);
+    float ms = 0;
+    cudaEventElapsedTime(&ms, ev[0], ev[1]);
+    cat_ms[cat] += ms;
+}
+
+/* The layer loop and head of src/model/forward.c, verbatim in op order. */
+static void forward7(model7 &m, int n) {
+    bool pending = false;
+    for (int i = 0; i < L7; i++) {
+        layer7 &L = m.l[i];
+        mark(C_NORM, [&] {
+            if (pending)
+                O->add_rmsnorm(B, m.x, m.tmp, &L.attn_norm, 1e-5f, n, m.xn);
+            else
+                O->rmsnorm(B, m.x, &L.attn_norm, 1e-5f, n, m.xn);
+        });
+        rs_matmul qkv[3] = {{&L.wq, NULL, m.q}, {&L.wk, NULL, m.k}, {&L.wv, NULL, m.v}};
+        mark(C_QKV, [&] { O->matmul(B, qkv, 3, m.xn, n); });
+        mark(C_ROPE, [&] { O->rope_store(B, m.q, m.k, m.v, m.pos, n, &m.rope, &m.at, m.kv, i); });
+        mark(C_ATTN, [&] { O->attention(B, m.q, m.kv, i, m.pos, n, &m.at, m.att); });
+        rs_matmul wo = {&L.wo, NULL, m.tmp};
+        mark(C_WO, [&] { O->matmul(B, &wo, 1, m.att, n); });
+        mark(C_NORM, [&] { O->add_rmsnorm(B, m.x, m.tmp, &L.ffn_norm, 1e-5f, n, m.xn); });
+        rs_matmul ffn[2] = {{&L.gate, NULL, m.g}, {&L.up, NULL, m.u}};
+        mark(C_FFN_UP, [&] { O->matmul(B, ffn, 2, m.xn, n); });
+        mark(C_SWIGLU, [&] { O->swiglu(B, m.g, m.u, (int64_t)n * FF, m.g); });
+        rs_matmul dn = {&L.down, NULL, m.tmp};
+        mark(C_DOWN, [&] { O->matmul(B, &dn, 1, m.g, n); });
+        pending = true;
+    }
+    mark(C_HEAD, [&] {
+        O->add_rmsnorm(B, m.x, m.tmp, &m.out_norm, 1e-5f, n, m.xn);
+        rs_matmul head = {&m.output, NULL, m.logits};
+        O->matmul(B, &head, 1, m.xn + (size_t)(n - 1) * DIM, 1);
+    });
+}
+
+static void model_create(model7 &m, rs_dtype t) {
+    memset(&m, 0, sizeof m);
+    uint64_t seed = 1000;
+    for (int i = 0; i < L7; i++) {
+        layer7 &L = m.l[i];
+        L.attn_norm = dev_weight(RS_DTYPE_F32, DIM, 1, 1.0f, seed++);
+        L.ffn_norm = dev_weight(RS_DTYPE_F32, DIM, 1, 1.0f, seed++);
+        L.wq = dev_weight(t, DIM, NH * HD, 0.02f, seed++);
+        L.wk = dev_weight(t, DIM, NKV * HD, 0.02f, seed++);
+        L.wv = dev_weight(t, DIM, NKV * HD, 0.02f, seed++);
+        L.wo = dev_weight(t, NH * HD, DIM, 0.02f, seed++);
+        L.gate = dev_weight(t, DIM, FF, 0.02f, seed++);
+        L.up = dev_weight(t, DIM, FF, 0.02f, seed++);
+        L.down = dev_weight(t, FF, DIM, 0.02f, seed++);
+        m.weight_bytes += L.wq.nbytes + L.wk.nbytes + L.wv.nbytes + L.wo.nbytes + L.gate.nbytes +
+                          L.up.nbytes + L.down.nbytes;
+    }
+    m.out_norm = dev_weight(RS_DTYPE_F32, DIM, 1, 1.0f, seed++);
+    m.output = dev_weight(t, DIM, VOCAB, 0.02f, seed++);
+    m.weight_bytes += m.output.nbytes;
+    m.x = drand((size_t)NB * DIM, 1.0f, 1);
+    m.xn = (float *)dalloc((size_t)NB * DIM * 4);
+    m.tmp = (float *)dalloc((size_t)NB * DIM * 4);
+    m.q = (float *)dalloc((size_t)NB * NH * HD * 4);
+    m.att = (float *)dalloc((size_t)NB * NH * HD * 4);
+    m.k = (float *)dalloc((size_t)NB * NKV * HD * 4);
+    m.v = (float *)dalloc((size_t)NB * NKV * HD * 4);
+    m.g = (float *)dalloc((size_t)NB * FF * 4);
+    m.u = (float *)dalloc((size_t)NB * FF * 4);
+    m.logits = (float *)dalloc((size_t)VOCAB * 4);
+    m.pos = (int32_t *)dalloc(NB * 4);
+    std::vector<float> inv(HD / 2);
+    for (int i = 0; i < HD / 2; i++) inv[i] = (float)pow(10000.0, -2.0 * i / HD);
+    m.inv = (float *)dalloc(HD / 2 * 4);
+    rs_error e = {};
+    O->upload(B, m.inv, inv.data(), HD / 2 * 4, &e);
+    m.rope = rs_rope{false, HD, m.inv, 1.0f};
+    m.at = rs_attn{NH, NKV, HD, 1.0f / sqrtf((float)HD)};
+    rs_kv_desc d = {L7, CTX, NKV, HD, RS_KV_F16};
+    if (O->kv_create(B, &d, &m.kv, &e)) die("kv_create", e.msg);
+    rs_cuda_kv_fill_random(B, m.kv, 77);
+    sync_or_die("model setup");
+}
+
+static void model_free(model7 &m) {
+    for (int i = 0; i < L7; i++) {
+        rs_weight *ws[] = {&m.l[i].attn_norm, &m.l[i].wq,   &m.l[i].wk, &m.l[i].wv,  &m.l[i].wo,
+                           &m.l[i].ffn_norm,  &m.l[i].gate, &m.l[i].up, &m.l[i].down};
+        for (auto *w : ws) O->weight_unload(B, w);
+    }
+    O->weight_unload(B, &m.out_norm);
+    O->weight_unload(B, &m.output);
+    float *bufs[] = {m.x, m.xn, m.q, m.k, m.v, m.att, m.tmp, m.g, m.u, m.logits, m.inv};
+    for (auto *p : bufs) O->release(B, p);
+    O->release(B, m.pos);
+    O->kv_destroy(B, m.kv);
+}
+
+static void set_pos(model7 &m, int first, int n) {
+    std::vector<int32_t> p(n);
+    for (int i = 0; i < n; i++) p[i] = first + i;
+    rs_error e = {};
+    O->upload(B, m.pos, p.data(), (size_t)n * 4, &e);
+}
+
+static double now_s(void) {
+    struct timespec ts;
+    clock_gettime(CLOCK_MONOTONIC, &ts);
+    return ts.tv_sec + ts.tv_nsec * 1e-9;
+}
+
+static void print_breakdown(const char *what, int reps) {
+    double total = 0;
+    for (int c = 0; c < C_N; c++) total += cat_ms[c];
+    printf("  breakdown (%s, separate launches with events, per token-step):", what);
+    for (int c = 0; c < C_N; c++) printf(" %s %.3f ms;", CAT[c], cat_ms[c] / reps);
+    printf(" total %.3f ms\n", total / reps);
+}
+
+static void bench_model(rs_dtype t) {
+    model7 m;
+    model_create(m, t);
+    const double kv_pos = 2.0 * L7 * NKV * HD * 2; /* bytes per cached position */
+    printf("### %s: %.2f GB of weights (32 layers + output), KV F16 %.0f KB/position\n",
+           rs_dtype_name(t), m.weight_bytes / 1e9, kv_pos / 1e3);
+    std::vector<float> logits(VOCAB);
+    float *hx = (float *)malloc(DIM * 4);
+    for (int i = 0; i < DIM; i++) hx[i] = 0.01f * (float)((i * 7919) % 201 - 100);
+    rs_error e = {};
+    const int variants[3][2] = {{1, 0}, {1, 1}, {0, 0}}; /* (pdl, rows per warp: 0 = per type) */
+    for (auto &vr : variants) {
+        const int pdl = vr[0], rows = vr[1];
+        rs_cuda_tuning tu = tuning();
+        tu.pdl = pdl;
+        tu.mv_rows = rows;
+        rs_cuda_set_tuning(B, &tu);
+        const int key = 20;
+        set_pos(m, 100, 1);
+        if (O->graph_begin(B, key, &e)) die("graph_begin", e.msg);
+        forward7(m, 1);
+        if (O->graph_end(B, key, &e)) die("graph_end", e.msg);
+        for (int ctx : std::vector<int>{101, (int)CTX}) {
+            set_pos(m, ctx - 1, 1);
+            const double ms = time_ms([&] { O->graph_launch(B, key); }, 10);
+            const double bytes = m.weight_bytes + kv_pos * ctx;
+            const double ideal = copy_gbps * 1e9 / bytes;
+            printf("  decode graph (GPU time) pdl=%d rows=%d ctx=%d: %.3f ms/token = %.1f tok/s; "
+                   "bytes/token %.2f GB; "
+                   "%.0f GB/s = %.0f%% of copy (roofline %.0f tok/s)\n",
+                   pdl, rows, ctx, ms, 1e3 / ms, bytes / 1e9, bytes / (ms * 1e-3) / 1e9,
+                   100 * bytes / (ms * 1e-3) / 1e9 / copy_gbps, ideal);
+        }
+        if (pdl &&
+            rows ==
+                0) { /* the real per-token loop: upload position and input, replay, fetch logits */
+            const int toks = 64;
+            const double t0 = now_s();
+            for (int i = 0; i < toks; i++) {
+                const int32_t p = 200 + i;
+                O->upload(B, m.pos, &p, 4, &e);
+                O->upload(B, m.x, hx, DIM * 4, &e);
+                O->graph_launch(B, key);
+                if (O->download(B, logits.data(), m.logits, VOCAB * 4, &e)) die("download", e.msg);
+            }
+            sync_or_die("decode loop");
+            const double dt = (now_s() - t0) / toks;
+            printf("  decode loop (upload pos+x, replay, download logits; wall clock) ctx~%d: %.3f "
+                   "ms/token = "
+                   "%.1f tok/s\n",
+                   200 + toks / 2, dt * 1e3, 1 / dt);
+            /* in-graph cost of each op category: graphs holding only that category */
+            set_pos(m, 100, 1);
+            printf("  in-graph time per category (32 layers, ctx 101, category alone):");
+            for (int cat = 0; cat < C_N; cat++) {
+                only_cat = cat;
+                const double cms = time_graph(
+                    40, [&] { forward7(m, 1); }, 10);
+                printf(" %s %.3f ms;", CAT[cat], cms);
+                only_cat = -1;
+            }
+            printf("\n");
+        }
+    }
+    set_tuning(1, 1, 0);
+    /* per-op breakdown at full context, without a graph */
+    breakdown = true;
+    memset(cat_ms, 0, sizeof cat_ms);
+    set_pos(m, CTX - 1, 1);
+    for (int r = 0; r < 3; r++) forward7(m, 1);
+    memset(cat_ms, 0, sizeof cat_ms);
+    for (int r = 0; r < 3; r++) forward7(m, 1);
+    print_breakdown("decode ctx=4096", 3);
+    breakdown = false;
+    /* prompt: 512 tokens at positions 0..511 */
+    set_pos(m, 0, NB);
+    for (int v = 0; v < 3; v++) {
+        rs_cuda_tuning tu = tuning();
+        tu.attn_mma = v != 1;
+        tu.gemm_chunk = v == 2 ? 8 << 20 : 0;
+        rs_cuda_set_tuning(B, &tu);
+        const double ms = time_ms([&] { forward7(m, NB); }, 2);
+        printf("  prompt %d tokens (attention %s, weight slab %d Mi): %.2f ms = %.0f tok/s (%.0f "
+               "TFLOP/s of weight "
+               "products)\n",
+               NB, tu.attn_mma ? "tensor cores" : "SIMT", v == 2 ? 8 : 64, ms, NB / (ms * 1e-3),
+               2.0 * NB * (L7 * (4.0 * DIM * DIM + 3.0 * DIM * FF)) / ms / 1e9);
+        tu.attn_mma = 1;
+        tu.gemm_chunk = 0;
+        rs_cuda_set_tuning(B, &tu);
+    }
+    breakdown = true;
+    memset(cat_ms, 0, sizeof cat_ms);
+    forward7(m, NB);
+    print_breakdown("prompt 512", 1);
+    breakdown = false;
+    sync_or_die("model bench");
+    free(hx);
+    model_free(m);
+    printf("\n");
+}
+
+int main(int argc, char **argv) {
+    rs_error e = {};
+    if (rs_cuda_backend_create(&B, &e)) {
+        printf("SKIP: %s\n", e.msg);
+        return 77;
+    }
+    O = B->ops;
+    S = (cudaStream_t)rs_cuda_stream(B);
+    cudaEventCreate(&ev[0]);
+    cudaEventCreate(&ev[1]);
+    cudaDeviceProp prop;
+    cudaGetDeviceProperties(&prop, 0);
+    printf("# rusty CUDA kernel lab — %s, %d SMs, %.0f MB L2\n\n", prop.name,
+           prop.multiProcessorCount, prop.l2CacheSize / 1e6);
+    auto want = [&](const char *s) {
+        if (argc < 2) return true;
+        for (int i = 1; i < argc; i++)
+            if (!strncmp(argv[i], s, strlen(s))) return true;
+        return false;
+    };
+    bench_ceilings();
+    if (want("matvec")) bench_matvec();
+    if (want("gemm")) bench_gemm();
+    if (want("attn")) bench_attention();
+    if (want("model")) {
+        const char *list = "F16,Q8_0,Q4_0,Q4_K";
+        for (int i = 1; i < argc; i++)
+            if (!strncmp(argv[i], "model=", 6)) list = argv[i] + 6;
+        printf(
+            "## Llama-2-7B shape (32 x [4 x 4096^2 + 3 x 4096 x 11008] + 32000 x 4096 output)\n\n");
+        char buf[256];
+        snprintf(buf, sizeof buf, "%s", list);
+        for (char *tok = strtok(buf, ","); tok; tok = strtok(NULL, ",")) {
+            rs_dtype t;
+            if (!rs_dtype_from_name(tok, &t)) die("unknown type", tok);
+            bench_model(t);
+            fflush(stdout);
+        }
+    }
+    O->destroy(B);
+    return 0;
+}

@@ -1,0 +1,105 @@
+# cuda.cmake — the CUDA backend, built whenever RUSTY_CUDA is ON and nvcc is found.
+#
+# Included by the top-level CMakeLists.txt after rusty_lib exists. Compiles
+# src/backend/cuda/*.cu for sm_90 (Hopper), swaps out the cuda_none.c stub,
+# links the static CUDA runtime and cuBLAS, and (deferred until tests/ has been
+# processed) adds the GPU test programs under the ctest label `cuda`: they exit
+# 77 ("skipped") when no GPU is present, as in CI.
+if(NOT RUSTY_CUDA)
+  return()
+endif()
+
+include(CheckLanguage)
+if(NOT CMAKE_CUDA_COMPILER AND EXISTS /usr/local/cuda/bin/nvcc)
+  set(CMAKE_CUDA_COMPILER /usr/local/cuda/bin/nvcc)
+endif()
+check_language(CUDA)
+if(NOT CMAKE_CUDA_COMPILER)
+  message(STATUS "CUDA backend: nvcc not found, building without it")
+  return()
+endif()
+
+# Plain sm_90 machine code: nothing here needs the sm_90a-only instructions
+# (wgmma/setmaxnreg); files that do would add -gencode=arch=compute_90a,code=sm_90a.
+if(NOT DEFINED CMAKE_CUDA_ARCHITECTURES)
+  set(CMAKE_CUDA_ARCHITECTURES 90)
+endif()
+enable_language(CUDA)
+find_package(CUDAToolkit REQUIRED)
+set(CMAKE_CUDA_STANDARD 17)
+set(CMAKE_CUDA_STANDARD_REQUIRED ON)
+message(STATUS "CUDA backend: nvcc ${CMAKE_CUDA_COMPILER_VERSION}, sm_${CMAKE_CUDA_ARCHITECTURES}")
+
+file(GLOB RUSTY_CUDA_SOURCES CONFIGURE_DEPENDS ${CMAKE_SOURCE_DIR}/src/backend/cuda/*.cu)
+list(REMOVE_ITEM RUSTY_CUDA_SOURCES "")
+get_target_property(rusty_lib_sources rusty_lib SOURCES)
+list(REMOVE_ITEM rusty_lib_sources ${CMAKE_SOURCE_DIR}/src/backend/cuda_none.c)
+set_property(TARGET rusty_lib PROPERTY SOURCES ${rusty_lib_sources} ${RUSTY_CUDA_SOURCES})
+
+# The directory-wide C options (-Wall -Wextra -Wstrict-prototypes, sanitizers)
+# are not nvcc options: restrict them to C, for rusty_lib and every target made
+# after this point.
+function(rusty_c_only_options kind name)
+  get_property(opts ${kind} ${name} PROPERTY COMPILE_OPTIONS)
+  set(wrapped "")
+  foreach(o ${opts})
+    if(o MATCHES "^\\$<")
+      list(APPEND wrapped "${o}")
+    else()
+      list(APPEND wrapped "$<$<COMPILE_LANGUAGE:C>:${o}>")
+    endif()
+  endforeach()
+  set_property(${kind} ${name} PROPERTY COMPILE_OPTIONS "${wrapped}")
+endfunction()
+rusty_c_only_options(DIRECTORY ${CMAKE_SOURCE_DIR})
+rusty_c_only_options(TARGET rusty_lib)
+
+# The C warning flags are not nvcc's: CUDA files get their own set. Sanitizer
+# flags (ASan test builds) stay on the host compiler only.
+set(RUSTY_CUDA_FLAGS -O3 -lineinfo -Xptxas=-warn-spills
+                     -Xcompiler=-Wall,-Wno-unused-parameter,-fno-strict-aliasing)
+if(RUSTY_WERROR)
+  list(APPEND RUSTY_CUDA_FLAGS -Werror=all-warnings)
+endif()
+foreach(src ${RUSTY_CUDA_SOURCES})
+  set_source_files_properties(${src} PROPERTIES COMPILE_OPTIONS "${RUSTY_CUDA_FLAGS}")
+endforeach()
+set_target_properties(rusty_lib PROPERTIES CUDA_ARCHITECTURES ${CMAKE_CUDA_ARCHITECTURES}
+                                           CUDA_SEPARABLE_COMPILATION OFF
+                                           CUDA_RESOLVE_DEVICE_SYMBOLS ON)
+target_compile_definitions(rusty_lib PUBLIC RUSTY_HAVE_CUDA)
+target_link_libraries(rusty_lib PUBLIC CUDA::cudart_static CUDA::cublas)
+
+# The kernel lab (bench/cuda_bench.cu): GB/s per matvec type, GEMM TFLOP/s,
+# attention, and the whole Llama-2-7B-shaped decode step.
+if(EXISTS ${CMAKE_SOURCE_DIR}/bench/cuda_bench.cu)
+  add_executable(rusty_cuda_bench ${CMAKE_SOURCE_DIR}/bench/cuda_bench.cu)
+  set_source_files_properties(${CMAKE_SOURCE_DIR}/bench/cuda_bench.cu PROPERTIES
+                              COMPILE_OPTIONS "${RUSTY_CUDA_FLAGS}")
+  target_link_libraries(rusty_cuda_bench PRIVATE rusty_lib)
+endif()
+
+# GPU tests: tests/cuda/test_*.c, one program each, label `cuda`. Added at the
+# end of the top-level directory so include(CTest) and tests/ have been seen.
+function(rusty_cuda_add_tests)
+  if(NOT BUILD_TESTING OR RUSTY_FUZZ)
+    return()
+  endif()
+  file(GLOB srcs CONFIGURE_DEPENDS ${CMAKE_SOURCE_DIR}/tests/cuda/test_*.c)
+  if(NOT EXISTS ${CMAKE_SOURCE_DIR}/src/model/session.h)
+    # the end-to-end test drives the model code, which this tree may not have yet
+    list(FILTER srcs EXCLUDE REGEX "test_cuda_model\\.c$")
+  endif()
+  foreach(src ${srcs})
+    get_filename_component(name ${src} NAME_WE)
+    add_executable(${name} ${src})
+    target_link_libraries(${name} PRIVATE rusty_lib)
+    add_test(NAME ${name} COMMAND ${name})
+    set_tests_properties(${name} PROPERTIES
+      LABELS cuda
+      SKIP_RETURN_CODE 77
+      TIMEOUT 600
+      ENVIRONMENT "RUSTY_SHARED=${RUSTY_SHARED_DIR}")
+  endforeach()
+endfunction()
+cmake_language(DEFER DIRECTORY ${CMAKE_SOURCE_DIR} CALL rusty_cuda_add_tests)

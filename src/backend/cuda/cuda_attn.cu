@@ -1,0 +1,825 @@
+/* cuda_attn.cu — causal attention over the KV cache ([kv head][pos][head_dim]).
+ *
+ * Decode (n <= 4 tokens, head_dim a power of two 8..256): flash-decoding. The
+ * context is cut into chunks of C positions; block (chunk, kv head, token)
+ * scores its chunk for up to GB query heads sharing that kv head (so GQA
+ * reads K and V once), keeps the chunk's softmax max and sum, and writes a
+ * partial output. The last block of a (token, kv head) to finish — found with
+ * an atomic counter — merges the partials, so there is no second launch. The
+ * grid covers the whole cache and blocks past pos[t] exit at once: positions
+ * are read from device memory, so one captured graph serves every step.
+ *
+ * Prefill (n > 4): a tiled online-softmax kernel, 64 queries x 64 keys per
+ * step in shared memory, f32 arithmetic. A last-resort generic kernel covers
+ * head sizes the tiled one cannot (not a multiple of 4, or above 256). */
+#include <algorithm>
+
+#include "backend/cuda/cuda_common.cuh"
+
+namespace {
+
+struct dec_args {
+    const float *q;
+    const void *k, *v; /* this layer's [kv head][n_ctx][hd] */
+    const int32_t *pos;
+    float *out;
+    float *part_o;   /* [n][n_head][n_split][hd] */
+    float2 *part_ml; /* [n][n_head][n_split] (max, sum) */
+    unsigned *cnt;   /* [n][n_head_kv][slices] */
+    int8_t *xq;      /* int8 copy of out for the next matvec, or NULL */
+    cw_q8s *xd;
+    int n_head, n_head_kv, G, slices, n_split, n_ctx;
+    int c_min, c_max, s_target; /* chunk = clamp(ceil(positions / s_target), c_min, c_max), x32 */
+    float scale;
+};
+
+/* Positions per split for a context of p_end positions: enough splits to
+ * fill the GPU at short contexts, long chunks (fewer partials) at long ones.
+ * Computed on the device from pos, so a replayed graph adapts as it grows. */
+__device__ __forceinline__ int dec_chunk(const dec_args &a, int p_end) {
+    int c = (p_end + a.s_target - 1) / a.s_target;
+    c = (c + 31) & ~31;
+    return min(max(c, a.c_min), a.c_max);
+}
+
+__device__ __forceinline__ void load8(const __half *p, float *f) {
+    const uint4 v = *(const uint4 *)p;
+    const uint32_t w[4] = {v.x, v.y, v.z, v.w};
+#pragma unroll
+    for (int i = 0; i < 4; i++) {
+        const float2 t = __half22float2(*(const __half2 *)&w[i]);
+        f[2 * i] = t.x;
+        f[2 * i + 1] = t.y;
+    }
+}
+__device__ __forceinline__ void load8(const float *p, float *f) {
+    const float4 a = *(const float4 *)p, b = *(const float4 *)(p + 4);
+    f[0] = a.x, f[1] = a.y, f[2] = a.z, f[3] = a.w, f[4] = b.x, f[5] = b.y, f[6] = b.z, f[7] = b.w;
+}
+__device__ __forceinline__ float4 load4(const __half *p) {
+    const uint2 v = *(const uint2 *)p;
+    const float2 a = __half22float2(*(const __half2 *)&v.x),
+                 b = __half22float2(*(const __half2 *)&v.y);
+    return make_float4(a.x, a.y, b.x, b.y);
+}
+__device__ __forceinline__ float4 load4(const float *p) {
+    return *(const float4 *)p;
+}
+
+/* Writes the finished heads of a block (vals [gn][HD], normalized) and their int8 form. */
+template <int HD>
+__device__ void dec_store(const dec_args &a, const float *vals, int gn, int t, int h0) {
+    for (int i = threadIdx.x; i < gn * HD; i += blockDim.x)
+        a.out[((size_t)t * a.n_head + h0) * HD + i] = vals[i];
+    if (HD % 32 == 0 && a.xq) {
+        const int lane = threadIdx.x & 31;
+        for (int b = threadIdx.x >> 5; b < gn * HD / 32; b += blockDim.x >> 5) {
+            const size_t e = ((size_t)t * a.n_head + h0) * HD + 32 * b;
+            cw_q8_block(vals[32 * b + lane], lane, a.xq + e + lane, a.xd + e / 32);
+        }
+    }
+}
+
+template <typename KV, int LP, int GB>
+__global__ void __launch_bounds__(128) attn_dec_kernel(const __grid_constant__ dec_args a) {
+    constexpr int NT = 128, P = NT / LP, U = GB >= 8 ? 2 : 4, HD = LP * 8;
+    extern __shared__ float smem[];
+    float *sc = smem;               /* [GB][c_max] scores, then weights */
+    float *red = sc + GB * a.c_max; /* [4][GB][HD] per-warp outputs */
+    float *wsp = red + 4 * GB * HD; /* [GB][n_split] merge weights */
+    __shared__ float s_m[GB], s_l[GB];
+    __shared__ int s_last;
+    cw_griddep_launch();
+    cw_griddep_wait();
+    const int split = blockIdx.x, kvh = blockIdx.y / a.slices, slice = blockIdx.y % a.slices,
+              t = blockIdx.z;
+    const int g0 = slice * GB, gn = min(GB, a.G - g0), h0 = kvh * a.G + g0;
+    const int tid = threadIdx.x, lane = tid & 31, warp = tid >> 5, li = tid % LP, po = tid / LP;
+    /* q first: its address does not depend on pos, so both loads fly together */
+    float qr[GB][8];
+#pragma unroll
+    for (int g = 0; g < GB; g++) {
+        if (g < gn) {
+            load8(a.q + ((size_t)t * a.n_head + h0 + g) * HD + li * 8, qr[g]);
+        } else {
+#pragma unroll
+            for (int e = 0; e < 8; e++) qr[g][e] = 0.0f;
+        }
+    }
+    const int p_end = max(1, min(a.pos[t] + 1, a.n_ctx)), C = dec_chunk(a, p_end),
+              start = split * C;
+    if (start >= p_end) return;
+    const int end = min(start + C, p_end), len = end - start, n_active = (p_end + C - 1) / C;
+    const KV *kb = (const KV *)a.k + (size_t)kvh * a.n_ctx * HD + li * 8;
+    const KV *vb = (const KV *)a.v + (size_t)kvh * a.n_ctx * HD + li * 8;
+#pragma unroll
+    for (int g = 0; g < GB; g++)
+#pragma unroll
+        for (int e = 0; e < 8; e++) qr[g][e] *= a.scale;
+    /* scores: LP lanes per position, 8 dims each; U positions in flight */
+    for (int base = start; base < end; base += P * U) {
+        float kr[U][8];
+#pragma unroll
+        for (int u = 0; u < U; u++) {
+            const int p = base + po + u * P;
+            if (p < end)
+                load8(kb + (size_t)p * HD, kr[u]);
+            else
+#pragma unroll
+                for (int e = 0; e < 8; e++) kr[u][e] = 0.0f;
+        }
+#pragma unroll
+        for (int u = 0; u < U; u++) {
+            const int p = base + po + u * P;
+#pragma unroll
+            for (int g = 0; g < GB; g++) {
+                float d = 0.0f;
+#pragma unroll
+                for (int e = 0; e < 8; e++) d += qr[g][e] * kr[u][e];
+#pragma unroll
+                for (int o = LP / 2; o > 0; o >>= 1) d += __shfl_xor_sync(0xffffffffu, d, o);
+                if (li == 0 && p < end) sc[g * C + p - start] = d;
+            }
+        }
+    }
+    __syncthreads();
+    for (int g = warp; g < GB; g += NT / 32) {
+        float mx = -INFINITY;
+        for (int i = lane; i < len; i += 32) mx = fmaxf(mx, sc[g * C + i]);
+        mx = cw_warp_max(mx);
+        float sum = 0.0f;
+        for (int i = lane; i < len; i += 32) {
+            const float e = __expf(sc[g * C + i] - mx);
+            sc[g * C + i] = e;
+            sum += e;
+        }
+        sum = cw_warp_sum(sum);
+        if (lane == 0) {
+            s_m[g] = mx;
+            s_l[g] = sum;
+        }
+    }
+    __syncthreads();
+    /* weighted values */
+    float acc[GB][8];
+#pragma unroll
+    for (int g = 0; g < GB; g++)
+#pragma unroll
+        for (int e = 0; e < 8; e++) acc[g][e] = 0.0f;
+    for (int base = start; base < end; base += P * U) {
+        float vr[U][8];
+#pragma unroll
+        for (int u = 0; u < U; u++) {
+            const int p = base + po + u * P;
+            if (p < end) load8(vb + (size_t)p * HD, vr[u]);
+        }
+#pragma unroll
+        for (int u = 0; u < U; u++) {
+            const int p = base + po + u * P;
+            if (p >= end) continue;
+#pragma unroll
+            for (int g = 0; g < GB; g++) {
+                const float w = sc[g * C + p - start];
+#pragma unroll
+                for (int e = 0; e < 8; e++) acc[g][e] += w * vr[u][e];
+            }
+        }
+    }
+#pragma unroll
+    for (int o = LP; o < 32; o <<= 1)
+#pragma unroll
+        for (int g = 0; g < GB; g++)
+#pragma unroll
+            for (int e = 0; e < 8; e++) acc[g][e] += __shfl_xor_sync(0xffffffffu, acc[g][e], o);
+    if (lane < LP)
+#pragma unroll
+        for (int g = 0; g < GB; g++)
+#pragma unroll
+            for (int e = 0; e < 8; e++) red[(warp * GB + g) * HD + li * 8 + e] = acc[g][e];
+    __syncthreads();
+    for (int i = tid; i < GB * HD; i += NT)
+        red[i] = red[i] + red[GB * HD + i] + red[2 * GB * HD + i] + red[3 * GB * HD + i];
+    __syncthreads();
+
+    if (n_active == 1) { /* the whole context in one chunk: finish here */
+        for (int i = tid; i < gn * HD; i += NT) red[i] /= s_l[i / HD];
+        __syncthreads();
+        dec_store<HD>(a, red, gn, t, h0);
+        return;
+    }
+    const size_t pbase = ((size_t)t * a.n_head + h0) * a.n_split;
+    for (int i = tid; i < gn * HD; i += NT)
+        a.part_o[(pbase + (size_t)(i / HD) * a.n_split + split) * HD + i % HD] = red[i];
+    if (tid < gn)
+        a.part_ml[pbase + (size_t)tid * a.n_split + split] = make_float2(s_m[tid], s_l[tid]);
+    __threadfence();
+    __syncthreads();
+    if (tid == 0) {
+        unsigned *ctr = a.cnt + ((size_t)t * a.n_head_kv + kvh) * a.slices + slice;
+        const unsigned prev = atomicAdd(ctr, 1u);
+        s_last = prev == (unsigned)n_active - 1;
+        if (s_last) *ctr = 0; /* ready for the next launch */
+    }
+    __syncthreads();
+    if (!s_last) return;
+    __threadfence();
+    /* merge: weight of split s = exp(m_s - M), total L = sum l_s exp(m_s - M) */
+    for (int g = warp; g < gn; g += NT / 32) {
+        const float2 *ml = a.part_ml + pbase + (size_t)g * a.n_split;
+        float M = -INFINITY;
+        for (int s = lane; s < n_active; s += 32) M = fmaxf(M, __ldcg(&ml[s]).x);
+        M = cw_warp_max(M);
+        float L = 0.0f;
+        for (int s = lane; s < n_active; s += 32) {
+            const float2 v = __ldcg(&ml[s]);
+            const float w = __expf(v.x - M);
+            wsp[g * a.n_split + s] = w;
+            L += v.y * w;
+        }
+        L = cw_warp_sum(L);
+        if (lane == 0) s_l[g] = L;
+    }
+    __syncthreads();
+    /* four dims per thread, eight splits in flight */
+    for (int i4 = tid; i4 < gn * HD / 4; i4 += NT) {
+        const int g = 4 * i4 / HD, d = 4 * i4 % HD;
+        const float *po_ = a.part_o + (pbase + (size_t)g * a.n_split) * HD + d;
+        const float *w = wsp + g * a.n_split;
+        float4 o = make_float4(0.0f, 0.0f, 0.0f, 0.0f);
+        for (int s = 0; s < n_active;
+             s += 8) { /* eight loads issued together, the tail predicated */
+            float4 v[8];
+#pragma unroll
+            for (int k = 0; k < 8; k++)
+                v[k] = s + k < n_active ? __ldcg((const float4 *)(po_ + (size_t)(s + k) * HD))
+                                        : make_float4(0.0f, 0.0f, 0.0f, 0.0f);
+#pragma unroll
+            for (int k = 0; k < 8; k++) {
+                const float wk = s + k < n_active ? w[s + k] : 0.0f;
+                o.x += wk * v[k].x, o.y += wk * v[k].y, o.z += wk * v[k].z, o.w += wk * v[k].w;
+            }
+        }
+        const float inv = 1.0f / s_l[g];
+        red[4 * i4] = o.x * inv, red[4 * i4 + 1] = o.y * inv;
+        red[4 * i4 + 2] = o.z * inv, red[4 * i4 + 3] = o.w * inv;
+    }
+    __syncthreads();
+    dec_store<HD>(a, red, gn, t, h0);
+}
+
+struct pre_args {
+    const float *q;
+    const void *k, *v;
+    const int32_t *pos;
+    float *out;
+    float *scores; /* generic kernel only: [n][n_head][n_ctx] */
+    int n, n_head, n_head_kv, hd, n_ctx;
+    float scale;
+};
+
+constexpr int PB = 64; /* queries and keys per tile */
+
+size_t pre_smem(int hd) {
+    return (size_t)(2 * PB * (hd + 4) + PB * hd + PB * (PB + 1)) * sizeof(float);
+}
+
+/* Tiled causal attention: block (query tile, head), 256 threads as 16 x 16;
+ * thread (ty, tx) owns query rows ty + 16 i and key columns tx + 16 j. */
+template <typename KV, int DCH>
+__global__ void __launch_bounds__(256) attn_pre_kernel(const __grid_constant__ pre_args a) {
+    extern __shared__ float smem[];
+    const int hd = a.hd, ldq = hd + 4, hd4 = hd / 4;
+    float *Qs = smem, *Ks = Qs + PB * ldq, *Vs = Ks + PB * ldq, *Ps = Vs + PB * hd;
+    __shared__ int s_pos[PB];
+    __shared__ int s_max;
+    cw_griddep_launch();
+    cw_griddep_wait();
+    const int h = blockIdx.y, kvh = h / (a.n_head / a.n_head_kv);
+    const int t0 = ((int)gridDim.x - 1 - (int)blockIdx.x) * PB; /* longest tiles first */
+    const int tid = threadIdx.x, tx = tid & 15, ty = tid >> 4;
+    for (int i = tid; i < PB * hd4; i += 256) {
+        const int r = i / hd4, c4 = i % hd4, t = t0 + r;
+        float4 v = make_float4(0.0f, 0.0f, 0.0f, 0.0f);
+        if (t < a.n) {
+            v = *(const float4 *)(a.q + ((size_t)t * a.n_head + h) * hd + 4 * c4);
+            v.x *= a.scale, v.y *= a.scale, v.z *= a.scale, v.w *= a.scale;
+        }
+        *(float4 *)(Qs + r * ldq + 4 * c4) = v;
+    }
+    if (tid < PB) s_pos[tid] = t0 + tid < a.n ? min(a.pos[t0 + tid], a.n_ctx - 1) : -1;
+    __syncthreads();
+    if (tid == 0) {
+        int m = -1;
+        for (int i = 0; i < PB; i++) m = max(m, s_pos[i]);
+        s_max = m;
+    }
+    __syncthreads();
+    const int maxp = s_max;
+    const KV *kb = (const KV *)a.k + (size_t)kvh * a.n_ctx * hd,
+             *vb = (const KV *)a.v + (size_t)kvh * a.n_ctx * hd;
+    float m_r[4], l_r[4];
+    float4 o[4][DCH];
+#pragma unroll
+    for (int i = 0; i < 4; i++) {
+        m_r[i] = -INFINITY;
+        l_r[i] = 0.0f;
+#pragma unroll
+        for (int dc = 0; dc < DCH; dc++) o[i][dc] = make_float4(0.0f, 0.0f, 0.0f, 0.0f);
+    }
+    for (int k0 = 0; k0 <= maxp; k0 += PB) {
+        __syncthreads();
+        for (int i = tid; i < PB * hd4; i += 256) {
+            const int r = i / hd4, c4 = i % hd4, p = k0 + r;
+            float4 kv = make_float4(0.0f, 0.0f, 0.0f, 0.0f), vv = kv;
+            if (p <= maxp) {
+                kv = load4(kb + (size_t)p * hd + 4 * c4);
+                vv = load4(vb + (size_t)p * hd + 4 * c4);
+            }
+            *(float4 *)(Ks + r * ldq + 4 * c4) = kv;
+            *(float4 *)(Vs + r * hd + 4 * c4) = vv;
+        }
+        __syncthreads();
+        float s[4][4];
+#pragma unroll
+        for (int i = 0; i < 4; i++)
+#pragma unroll
+            for (int j = 0; j < 4; j++) s[i][j] = 0.0f;
+        for (int d = 0; d < hd; d += 4) {
+            float4 qv[4], kv[4];
+#pragma unroll
+            for (int i = 0; i < 4; i++) qv[i] = *(const float4 *)(Qs + (ty + 16 * i) * ldq + d);
+#pragma unroll
+            for (int j = 0; j < 4; j++) kv[j] = *(const float4 *)(Ks + (tx + 16 * j) * ldq + d);
+#pragma unroll
+            for (int i = 0; i < 4; i++)
+#pragma unroll
+                for (int j = 0; j < 4; j++)
+                    s[i][j] += qv[i].x * kv[j].x + qv[i].y * kv[j].y + qv[i].z * kv[j].z +
+                               qv[i].w * kv[j].w;
+        }
+#pragma unroll
+        for (int i = 0; i < 4; i++) {
+            const int r = ty + 16 * i, rp = s_pos[r];
+            float mx = -INFINITY;
+#pragma unroll
+            for (int j = 0; j < 4; j++) {
+                if (k0 + tx + 16 * j > rp) s[i][j] = -INFINITY;
+                mx = fmaxf(mx, s[i][j]);
+            }
+#pragma unroll
+            for (int off = 8; off > 0; off >>= 1)
+                mx = fmaxf(mx, __shfl_xor_sync(0xffffffffu, mx, off));
+            const float m_new = fmaxf(m_r[i], mx);
+            float corr = 1.0f, rs = 0.0f;
+            if (m_new == -INFINITY) {
+#pragma unroll
+                for (int j = 0; j < 4; j++) s[i][j] = 0.0f;
+            } else {
+                corr = __expf(m_r[i] - m_new);
+#pragma unroll
+                for (int j = 0; j < 4; j++) {
+                    s[i][j] = __expf(s[i][j] - m_new);
+                    rs += s[i][j];
+                }
+            }
+#pragma unroll
+            for (int off = 8; off > 0; off >>= 1) rs += __shfl_xor_sync(0xffffffffu, rs, off);
+            l_r[i] = l_r[i] * corr + rs;
+            m_r[i] = m_new;
+#pragma unroll
+            for (int dc = 0; dc < DCH; dc++) {
+                o[i][dc].x *= corr, o[i][dc].y *= corr, o[i][dc].z *= corr, o[i][dc].w *= corr;
+            }
+#pragma unroll
+            for (int j = 0; j < 4; j++) Ps[r * (PB + 1) + tx + 16 * j] = s[i][j];
+        }
+        __syncthreads();
+        for (int cc = 0; cc < PB; cc++) {
+            float pr[4];
+#pragma unroll
+            for (int i = 0; i < 4; i++) pr[i] = Ps[(ty + 16 * i) * (PB + 1) + cc];
+#pragma unroll
+            for (int dc = 0; dc < DCH; dc++) {
+                const int col = 4 * tx + 64 * dc;
+                if (col >= hd) continue;
+                const float4 vv = *(const float4 *)(Vs + cc * hd + col);
+#pragma unroll
+                for (int i = 0; i < 4; i++) {
+                    o[i][dc].x += pr[i] * vv.x, o[i][dc].y += pr[i] * vv.y;
+                    o[i][dc].z += pr[i] * vv.z, o[i][dc].w += pr[i] * vv.w;
+                }
+            }
+        }
+    }
+#pragma unroll
+    for (int i = 0; i < 4; i++) {
+        const int t = t0 + ty + 16 * i;
+        if (t >= a.n || !(l_r[i] > 0.0f)) continue;
+        const float inv = 1.0f / l_r[i];
+#pragma unroll
+        for (int dc = 0; dc < DCH; dc++) {
+            const int col = 4 * tx + 64 * dc;
+            if (col >= hd) continue;
+            const float4 v = o[i][dc];
+            *(float4 *)(a.out + ((size_t)t * a.n_head + h) * hd + col) =
+                make_float4(v.x * inv, v.y * inv, v.z * inv, v.w * inv);
+        }
+    }
+}
+
+/* ---- prefill on the tensor cores (F16 cache, head_dim 64 or 128) -------------------------------
+ * FlashAttention-2 shape: block (64-query tile, head), 4 warps of 16 query
+ * rows; per 64-key tile S = Q K^T and O += P V with mma.sync m16n8k16 (f16
+ * operands, f32 accumulators), online softmax in registers. Fragments come
+ * from padded shared memory through ldmatrix (.trans for V). */
+
+__device__ __forceinline__ uint32_t smem_u32(const void *p) {
+    return (uint32_t)__cvta_generic_to_shared(p);
+}
+
+__device__ __forceinline__ void ldsm_x4(uint32_t *r, const void *p) {
+    asm volatile("ldmatrix.sync.aligned.m8n8.x4.shared.b16 {%0, %1, %2, %3}, [%4];"
+                 : "=r"(r[0]), "=r"(r[1]), "=r"(r[2]), "=r"(r[3])
+                 : "r"(smem_u32(p)));
+}
+__device__ __forceinline__ void ldsm_x4_t(uint32_t *r, const void *p) {
+    asm volatile("ldmatrix.sync.aligned.m8n8.x4.trans.shared.b16 {%0, %1, %2, %3}, [%4];"
+                 : "=r"(r[0]), "=r"(r[1]), "=r"(r[2]), "=r"(r[3])
+                 : "r"(smem_u32(p)));
+}
+__device__ __forceinline__ void mma16816(float *d, const uint32_t *a, uint32_t b0, uint32_t b1) {
+    asm volatile(
+        "mma.sync.aligned.m16n8k16.row.col.f32.f16.f16.f32 {%0, %1, %2, %3}, {%4, %5, %6, %7}, "
+        "{%8, %9}, {%0, %1, %2, %3};"
+        : "+f"(d[0]), "+f"(d[1]), "+f"(d[2]), "+f"(d[3])
+        : "r"(a[0]), "r"(a[1]), "r"(a[2]), "r"(a[3]), "r"(b0), "r"(b1));
+}
+__device__ __forceinline__ uint32_t pack_h2(float lo, float hi) {
+    const __half2 h = __floats2half2_rn(lo, hi);
+    return *(const uint32_t *)&h;
+}
+
+/* 16 bytes global -> shared without registers; src_bytes 0 stores zeros. */
+__device__ __forceinline__ void cp_async16(void *dst, const void *src, int src_bytes) {
+    asm volatile("cp.async.cg.shared.global [%0], [%1], 16, %2;" ::"r"(smem_u32(dst)), "l"(src),
+                 "r"(src_bytes));
+}
+__device__ __forceinline__ void cp_async_commit() {
+    asm volatile("cp.async.commit_group;");
+}
+template <int N> __device__ __forceinline__ void cp_async_wait() {
+    asm volatile("cp.async.wait_group %0;" ::"n"(N));
+}
+
+constexpr int MB = 64; /* queries and keys per tile */
+
+/* Q, then two stages of (K, V): the next tile loads while this one computes. */
+template <int HD> constexpr size_t mma_smem() {
+    return (size_t)5 * MB * (HD + 8) * sizeof(__half);
+}
+
+template <int HD>
+__global__ void __launch_bounds__(128) attn_mma_kernel(const __grid_constant__ pre_args a) {
+    constexpr int LD = HD + 8; /* halves per padded row: conflict-free ldmatrix */
+    extern __shared__ __align__(16) unsigned char smem_raw[];
+    __half *Qs = (__half *)smem_raw;
+    __half *KVs = Qs + MB * LD; /* stage st: K at KVs + 2 * st * MB * LD, V after it */
+    __shared__ int s_pos[MB];
+    __shared__ int s_max;
+    cw_griddep_launch();
+    cw_griddep_wait();
+    const int h = blockIdx.y, kvh = h / (a.n_head / a.n_head_kv);
+    const int t0 = ((int)gridDim.x - 1 - (int)blockIdx.x) * MB;
+    const int tid = threadIdx.x, warp = tid >> 5, lane = tid & 31, g = lane >> 2, c4 = lane & 3;
+    for (int i = tid; i < MB * HD / 4; i += 128) {
+        const int r = i / (HD / 4), cc = i % (HD / 4), t = t0 + r;
+        float4 v = make_float4(0.0f, 0.0f, 0.0f, 0.0f);
+        if (t < a.n) v = *(const float4 *)(a.q + ((size_t)t * a.n_head + h) * HD + 4 * cc);
+        uint2 hv = make_uint2(pack_h2(v.x * a.scale, v.y * a.scale),
+                              pack_h2(v.z * a.scale, v.w * a.scale));
+        *(uint2 *)(Qs + r * LD + 4 * cc) = hv;
+    }
+    if (tid < MB) s_pos[tid] = t0 + tid < a.n ? min(a.pos[t0 + tid], a.n_ctx - 1) : -1;
+    __syncthreads();
+    if (tid == 0) {
+        int m = -1;
+        for (int i = 0; i < MB; i++) m = max(m, s_pos[i]);
+        s_max = m;
+    }
+    __syncthreads();
+    const int maxp = s_max;
+    uint32_t qa[HD / 16][4];
+#pragma unroll
+    for (int kk = 0; kk < HD / 16; kk++)
+        ldsm_x4(qa[kk], Qs + (warp * 16 + (lane & 7) + ((lane >> 3) & 1) * 8) * LD + kk * 16 +
+                            (lane >> 4) * 8);
+    const int r0 = warp * 16 + g, pos0 = s_pos[r0], pos1 = s_pos[r0 + 8];
+    float m0 = -INFINITY, m1 = -INFINITY, l0 = 0.0f, l1 = 0.0f;
+    float o[HD / 8][4];
+#pragma unroll
+    for (int nt = 0; nt < HD / 8; nt++) o[nt][0] = o[nt][1] = o[nt][2] = o[nt][3] = 0.0f;
+    const __half *kb = (const __half *)a.k + (size_t)kvh * a.n_ctx * HD;
+    const __half *vb = (const __half *)a.v + (size_t)kvh * a.n_ctx * HD;
+    auto load_tile = [&](int k0, int st) {
+        __half *Ks = KVs + 2 * st * MB * LD, *Vs = Ks + MB * LD;
+        for (int i = tid; i < MB * HD / 8; i += 128) {
+            const int r = i / (HD / 8), cc = i % (HD / 8), p = k0 + r;
+            const bool in = p <= maxp;
+            const size_t off = (size_t)(in ? p : 0) * HD + 8 * cc;
+            cp_async16(Ks + r * LD + 8 * cc, kb + off, in ? 16 : 0);
+            cp_async16(Vs + r * LD + 8 * cc, vb + off, in ? 16 : 0);
+        }
+        cp_async_commit();
+    };
+    load_tile(0, 0);
+    for (int k0 = 0, st = 0; k0 <= maxp; k0 += MB, st ^= 1) {
+        if (k0 + MB <= maxp) {
+            load_tile(k0 + MB, st ^ 1);
+            cp_async_wait<1>(); /* this tile's group is complete, the next may fly */
+        } else {
+            cp_async_wait<0>();
+        }
+        __syncthreads();
+        const __half *Ks = KVs + 2 * st * MB * LD, *Vs = Ks + MB * LD;
+        float s[MB / 8][4];
+#pragma unroll
+        for (int j = 0; j < MB / 8; j++) s[j][0] = s[j][1] = s[j][2] = s[j][3] = 0.0f;
+#pragma unroll
+        for (int kk = 0; kk < HD / 16; kk++)
+#pragma unroll
+            for (int j = 0; j < MB / 8; j += 2) {
+                uint32_t b[4];
+                ldsm_x4(b, Ks + (j * 8 + (lane & 7) + (lane >> 4) * 8) * LD + kk * 16 +
+                               ((lane >> 3) & 1) * 8);
+                mma16816(s[j], qa[kk], b[0], b[1]);
+                mma16816(s[j + 1], qa[kk], b[2], b[3]);
+            }
+        float mx0 = -INFINITY, mx1 = -INFINITY;
+#pragma unroll
+        for (int j = 0; j < MB / 8; j++)
+#pragma unroll
+            for (int e = 0; e < 2; e++) {
+                const int key = k0 + j * 8 + 2 * c4 + e;
+                if (key > pos0) s[j][e] = -INFINITY;
+                if (key > pos1) s[j][2 + e] = -INFINITY;
+                mx0 = fmaxf(mx0, s[j][e]);
+                mx1 = fmaxf(mx1, s[j][2 + e]);
+            }
+#pragma unroll
+        for (int off = 1; off < 4; off <<= 1) {
+            mx0 = fmaxf(mx0, __shfl_xor_sync(0xffffffffu, mx0, off));
+            mx1 = fmaxf(mx1, __shfl_xor_sync(0xffffffffu, mx1, off));
+        }
+        const float mn0 = fmaxf(m0, mx0), mn1 = fmaxf(m1, mx1);
+        const float cr0 = mn0 == -INFINITY ? 1.0f : __expf(m0 - mn0);
+        const float cr1 = mn1 == -INFINITY ? 1.0f : __expf(m1 - mn1);
+        float rs0 = 0.0f, rs1 = 0.0f;
+#pragma unroll
+        for (int j = 0; j < MB / 8; j++)
+#pragma unroll
+            for (int e = 0; e < 2; e++) {
+                s[j][e] = mn0 == -INFINITY ? 0.0f : __expf(s[j][e] - mn0);
+                s[j][2 + e] = mn1 == -INFINITY ? 0.0f : __expf(s[j][2 + e] - mn1);
+                rs0 += s[j][e];
+                rs1 += s[j][2 + e];
+            }
+#pragma unroll
+        for (int off = 1; off < 4; off <<= 1) {
+            rs0 += __shfl_xor_sync(0xffffffffu, rs0, off);
+            rs1 += __shfl_xor_sync(0xffffffffu, rs1, off);
+        }
+        l0 = l0 * cr0 + rs0;
+        l1 = l1 * cr1 + rs1;
+        m0 = mn0;
+        m1 = mn1;
+#pragma unroll
+        for (int nt = 0; nt < HD / 8; nt++) {
+            o[nt][0] *= cr0, o[nt][1] *= cr0;
+            o[nt][2] *= cr1, o[nt][3] *= cr1;
+        }
+#pragma unroll
+        for (int kk = 0; kk < MB / 16; kk++) {
+            const uint32_t pa[4] = {pack_h2(s[2 * kk][0], s[2 * kk][1]),
+                                    pack_h2(s[2 * kk][2], s[2 * kk][3]),
+                                    pack_h2(s[2 * kk + 1][0], s[2 * kk + 1][1]),
+                                    pack_h2(s[2 * kk + 1][2], s[2 * kk + 1][3])};
+#pragma unroll
+            for (int nt = 0; nt < HD / 8; nt += 2) {
+                uint32_t b[4];
+                ldsm_x4_t(b, Vs + (kk * 16 + (lane & 7) + ((lane >> 3) & 1) * 8) * LD + nt * 8 +
+                                 (lane >> 4) * 8);
+                mma16816(o[nt], pa, b[0], b[1]);
+                mma16816(o[nt + 1], pa, b[2], b[3]);
+            }
+        }
+        __syncthreads(); /* the next iteration's loads reuse this stage */
+    }
+    const int ta = t0 + r0, tb = ta + 8;
+#pragma unroll
+    for (int nt = 0; nt < HD / 8; nt++) {
+        const int col = nt * 8 + 2 * c4;
+        if (ta < a.n && l0 > 0.0f)
+            *(float2 *)(a.out + ((size_t)ta * a.n_head + h) * HD + col) =
+                make_float2(o[nt][0] / l0, o[nt][1] / l0);
+        if (tb < a.n && l1 > 0.0f)
+            *(float2 *)(a.out + ((size_t)tb * a.n_head + h) * HD + col) =
+                make_float2(o[nt][2] / l1, o[nt][3] / l1);
+    }
+}
+
+template <int HD> void launch_mma(cuda_backend *c, const pre_args &a) {
+    const size_t smem = mma_smem<HD>();
+    cw_check(c,
+             cudaFuncSetAttribute(attn_mma_kernel<HD>, cudaFuncAttributeMaxDynamicSharedMemorySize,
+                                  (int)smem),
+             "attention setup");
+    cw_launch(c, a.n <= CW_MV_MAX_TOK, attn_mma_kernel<HD>, dim3((a.n + MB - 1) / MB, a.n_head),
+              dim3(128), smem, a);
+}
+
+__device__ float block_reduce(float v, bool is_max, float *red) {
+    const int lane = threadIdx.x & 31, warp = threadIdx.x >> 5, nw = blockDim.x >> 5;
+    v = is_max ? cw_warp_max(v) : cw_warp_sum(v);
+    if (lane == 0) red[warp] = v;
+    __syncthreads();
+    v = lane < nw ? red[lane] : (is_max ? -INFINITY : 0.0f);
+    v = is_max ? cw_warp_max(v) : cw_warp_sum(v);
+    __syncthreads();
+    return v;
+}
+
+/* Any head size: block (token, head), scores through global scratch. */
+template <typename KV>
+__global__ void __launch_bounds__(128) attn_generic_kernel(const __grid_constant__ pre_args a) {
+    __shared__ float red[32];
+    cw_griddep_launch();
+    cw_griddep_wait();
+    const int t = blockIdx.x, h = blockIdx.y, hd = a.hd, kvh = h / (a.n_head / a.n_head_kv);
+    const int p_end = max(1, min(a.pos[t] + 1, a.n_ctx));
+    const float *qh = a.q + ((size_t)t * a.n_head + h) * hd;
+    const KV *kb = (const KV *)a.k + (size_t)kvh * a.n_ctx * hd,
+             *vb = (const KV *)a.v + (size_t)kvh * a.n_ctx * hd;
+    float *sc = a.scores + ((size_t)t * a.n_head + h) * a.n_ctx;
+    float mx = -INFINITY;
+    for (int p = threadIdx.x; p < p_end; p += blockDim.x) {
+        float s = 0.0f;
+        for (int d = 0; d < hd; d++) s += qh[d] * (float)kb[(size_t)p * hd + d];
+        sc[p] = s * a.scale;
+        mx = fmaxf(mx, sc[p]);
+    }
+    mx = block_reduce(mx, true, red);
+    float sum = 0.0f;
+    for (int p = threadIdx.x; p < p_end; p += blockDim.x) {
+        sc[p] = __expf(sc[p] - mx);
+        sum += sc[p];
+    }
+    sum = block_reduce(sum, false, red); /* its barrier also publishes sc */
+    for (int d = threadIdx.x; d < hd; d += blockDim.x) {
+        float acc = 0.0f;
+        for (int p = 0; p < p_end; p++) acc += sc[p] * (float)vb[(size_t)p * hd + d];
+        a.out[((size_t)t * a.n_head + h) * hd + d] = acc / sum;
+    }
+}
+
+template <typename KV, int GB>
+void launch_dec_lp(cuda_backend *c, int lp, dim3 grid, size_t smem, const dec_args &a) {
+    void (*k)(dec_args) = NULL;
+    switch (lp) {
+    case 1:
+        k = attn_dec_kernel<KV, 1, GB>;
+        break;
+    case 2:
+        k = attn_dec_kernel<KV, 2, GB>;
+        break;
+    case 4:
+        k = attn_dec_kernel<KV, 4, GB>;
+        break;
+    case 8:
+        k = attn_dec_kernel<KV, 8, GB>;
+        break;
+    case 16:
+        k = attn_dec_kernel<KV, 16, GB>;
+        break;
+    default:
+        k = attn_dec_kernel<KV, 32, GB>;
+        break;
+    }
+    if (smem > 48 * 1024)
+        cw_check(c, cudaFuncSetAttribute(k, cudaFuncAttributeMaxDynamicSharedMemorySize, (int)smem),
+                 "attention setup");
+    cw_launch(c, true, k, grid, dim3(128), smem, a);
+}
+
+/* Flash-decoding launch; false when this shape needs another kernel. */
+bool attn_decode(cuda_backend *c, const float *q, const rs_kv *kv, size_t layer_off,
+                 const int32_t *pos, int n, const rs_attn *at, float *out) {
+    const int hd = at->head_dim, lp = hd / 8;
+    if (hd % 8 || hd > 256 || (lp & (lp - 1))) return false;
+    const int G = at->n_head / at->n_head_kv;
+    int GB = G >= 8 ? 8 : (G > 4 ? 8 : (G > 2 ? 4 : G));
+    if (kv->d.type == RS_KV_F32) GB = 8;
+    const int slices = (G + GB - 1) / GB, n_ctx = kv->d.n_ctx;
+    /* chunk bounds: a fixed chunk when tuned, else 32..1024 positions with at
+     * most 512 splits; s_target splits per head give ~4 blocks per SM */
+    int c_min = 32, c_max = 1024;
+    if (c->tune.attn_chunk > 0) c_min = c_max = (c->tune.attn_chunk + 31) / 32 * 32;
+    while ((n_ctx + c_min - 1) / c_min > 512) c_min *= 2;
+    c_max = std::max(c_max, c_min);
+    while (c_max > c_min && (size_t)GB * c_max * 4 > 32768) c_max /= 2;
+    const int s_target = std::min(32, std::max(1, 4 * c->n_sm / (at->n_head_kv * slices * n)));
+    /* enough splits for any position: about s_target once chunks grow past
+     * c_min, and n_ctx / c_max at the longest chunks (see dec_chunk) */
+    const int n_split =
+        std::min((n_ctx + c_min - 1) / c_min, std::max(s_target + 1, (n_ctx + c_max - 1) / c_max));
+    const size_t smem = (size_t)(GB * c_max + 4 * GB * hd + GB * n_split) * sizeof(float);
+    if (smem > c->smem_optin) return false;
+    const size_t n_part = (size_t)n * at->n_head * n_split;
+    const size_t o_bytes = (n_part * hd * sizeof(float) + 255) / 256 * 256;
+    char *part = (char *)cw_scratch(c, CW_SCR_PART, o_bytes + n_part * sizeof(float2));
+    unsigned *cnt = (unsigned *)cw_scratch(c, CW_SCR_CNT,
+                                           (size_t)n * at->n_head_kv * slices * sizeof(unsigned));
+    if (!part || !cnt) return true;
+    const int64_t elems = (int64_t)n * at->n_head * hd;
+    void *q8 = hd % 32 == 0 ? cw_q8_for_producer(c, elems) : NULL;
+    dec_args a;
+    a.q = q;
+    a.k = (const char *)kv->k + layer_off;
+    a.v = (const char *)kv->v + layer_off;
+    a.pos = pos;
+    a.out = out;
+    a.part_o = (float *)part;
+    a.part_ml = (float2 *)(part + o_bytes);
+    a.cnt = cnt;
+    a.xq = (int8_t *)q8;
+    a.xd = q8 ? cw_q8_scales(q8, elems) : NULL;
+    a.n_head = at->n_head, a.n_head_kv = at->n_head_kv, a.G = G, a.slices = slices;
+    a.n_split = n_split, a.n_ctx = n_ctx, a.scale = at->scale;
+    a.c_min = c_min, a.c_max = c_max, a.s_target = s_target;
+    const dim3 grid(n_split, at->n_head_kv * slices, n);
+    if (kv->d.type == RS_KV_F32)
+        launch_dec_lp<float, 8>(c, lp, grid, smem, a);
+    else if (GB == 1)
+        launch_dec_lp<__half, 1>(c, lp, grid, smem, a);
+    else if (GB == 2)
+        launch_dec_lp<__half, 2>(c, lp, grid, smem, a);
+    else if (GB == 4)
+        launch_dec_lp<__half, 4>(c, lp, grid, smem, a);
+    else
+        launch_dec_lp<__half, 8>(c, lp, grid, smem, a);
+    if (q8) {
+        c->q8_src = out;
+        c->q8_elems = elems;
+    }
+    return true;
+}
+
+template <typename KV> void launch_pre(cuda_backend *c, const pre_args &a) {
+    const size_t smem = pre_smem(a.hd);
+    void (*k)(pre_args) = a.hd <= 64
+                              ? attn_pre_kernel<KV, 1>
+                              : (a.hd <= 128 ? attn_pre_kernel<KV, 2> : attn_pre_kernel<KV, 4>);
+    cw_check(c, cudaFuncSetAttribute(k, cudaFuncAttributeMaxDynamicSharedMemorySize, (int)smem),
+             "attention setup");
+    cw_launch(c, a.n <= CW_MV_MAX_TOK, k, dim3((a.n + PB - 1) / PB, a.n_head), dim3(256), smem, a);
+}
+
+} // namespace
+
+void cw_attention(cuda_backend *c, const float *q, rs_kv *kv, int layer, const int32_t *pos, int n,
+                  const rs_attn *at, float *out) {
+    const size_t layer_off =
+        (size_t)layer * kv->d.n_head_kv * kv->d.n_ctx * kv->d.head_dim * kv->elem;
+    if (n <= c->tune.attn_decode_max && attn_decode(c, q, kv, layer_off, pos, n, at, out)) return;
+    pre_args a = {};
+    a.q = q;
+    a.k = (const char *)kv->k + layer_off;
+    a.v = (const char *)kv->v + layer_off;
+    a.pos = pos;
+    a.out = out;
+    a.n = n, a.n_head = at->n_head, a.n_head_kv = at->n_head_kv, a.hd = at->head_dim,
+    a.n_ctx = kv->d.n_ctx;
+    a.scale = at->scale;
+    const bool f16 = kv->d.type == RS_KV_F16;
+    if (c->tune.attn_mma && f16 && (a.hd == 64 || a.hd == 128)) {
+        if (a.hd == 64)
+            launch_mma<64>(c, a);
+        else
+            launch_mma<128>(c, a);
+        return;
+    }
+    if (a.hd % 4 == 0 && a.hd <= 256 && pre_smem(a.hd) <= c->smem_optin) {
+        if (f16)
+            launch_pre<__half>(c, a);
+        else
+            launch_pre<float>(c, a);
+        return;
+    }
+    a.scores =
+        (float *)cw_scratch(c, CW_SCR_SCORE, (size_t)n * at->n_head * kv->d.n_ctx * sizeof(float));
+    if (!a.scores) return;
+    const dim3 grid(n, at->n_head);
+    if (f16)
+        cw_launch(c, n <= CW_MV_MAX_TOK, attn_generic_kernel<__half>, grid, dim3(128), 0, a);
+    else
+        cw_launch(c, n <= CW_MV_MAX_TOK, attn_generic_kernel<float>, grid, dim3(128), 0, a);
+}

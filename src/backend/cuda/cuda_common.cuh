@@ -1,0 +1,266 @@
+/* cuda_common.cuh — what the CUDA backend's translation units share: the
+ * backend object, the device layout of weights, scratch buffers, the launch
+ * helper (programmatic dependent launch) and small device functions.
+ *
+ * Error model: ops are asynchronous; every CUDA call goes through cw_check,
+ * which records the first failure in the backend; sync() returns it. */
+#ifndef RUSTY_CUDA_COMMON_CUH
+#define RUSTY_CUDA_COMMON_CUH
+
+#include <cuda_bf16.h>
+#include <cuda_fp16.h>
+#include <cuda_runtime.h>
+#include <stdint.h>
+
+#include <utility>
+
+extern "C" {
+#include "backend/backend.h"
+#include "backend/cuda/cuda_internal.h"
+#include "dtype/blocks.h"
+}
+
+/* ---- weights on the device -------------------------------------------------------- */
+
+/* How a weight's bytes sit in device memory. Most types keep the GGUF blocks;
+ * types whose blocks are not 16-byte multiples are split at upload into
+ * aligned arrays (see cuda_backend.cu, repack) so every kernel load is 16 B:
+ *   Q4_0, IQ4_NL  qs[b][16]        dm: half d[b]
+ *   Q4_1          qs[b][16]        dm: half2 (d, m)[b]
+ *   Q5_0          qs[b][16]  aux: u32 qh[b]   dm: half d[b]
+ *   Q5_1          qs[b][16]  aux: u32 qh[b]   dm: half2 (d, m)[b]
+ *   Q8_0          qs[b][32]        dm: half d[b]
+ *   Q6_K          qs[b][208] = ql[128] qh[64] scales[16]   dm: half d[b]
+ *   Q4_K, Q5_K    the GGUF blocks (144 and 176 bytes, already 16-aligned)
+ *   F32/F16/BF16  plain rows
+ * b = row * nb + block. Vectors (n_out == 1) are always stored as F32. */
+struct cw_layout {
+    int type; /* rs_dtype of the device bytes */
+    int64_t n_in, n_out;
+    int64_t nb; /* blocks per row (elements per row for plain types) */
+    const uint8_t *qs, *aux, *dm;
+};
+
+/* ---- the backend object --------------------------------------------------------------- */
+
+enum {
+    CW_MAX_GRAPHS = 32,
+    CW_MV_MAX_TOK = 4, /* the matvec kernels handle up to this many tokens at once */
+    CW_N_SCRATCH = 8,
+};
+enum cw_scratch_slot {
+    CW_SCR_Q8 = 0,    /* int8 activations + (d, d*sum) per 32 */
+    CW_SCR_XH = 1,    /* f16/bf16 activations for GEMM */
+    CW_SCR_WDQ = 2,   /* dequantized weight rows for GEMM */
+    CW_SCR_PART = 3,  /* flash-decoding partial results */
+    CW_SCR_CNT = 4,   /* flash-decoding arrival counters (kept zero between launches) */
+    CW_SCR_SCORE = 5, /* generic attention: scores */
+    CW_SCR_PTR = 6,   /* pointer arrays for batched GEMM */
+    CW_SCR_ROPE = 7,  /* rope (cos, sin) per token and pair, shared by the layers of a batch */
+};
+
+struct cw_graph {
+    int key;
+    bool used;
+    cudaGraphExec_t exec;
+};
+
+struct cuda_backend {
+    rs_backend base;
+    int device;
+    int n_sm;
+    size_t smem_optin; /* max dynamic shared memory per block */
+    cudaStream_t stream;
+    void *cublas; /* cublasHandle_t */
+    rs_cuda_tuning tune;
+
+    rs_status status; /* first failure since the last sync */
+    rs_error err;
+
+    void *scr[CW_N_SCRATCH];
+    size_t scr_size[CW_N_SCRATCH];
+    int64_t max_n_in; /* widest matrix row loaded so far (sizes the int8 activations) */
+    int n_quant;      /* quantized matrices loaded: none, no int8 activations are needed */
+
+    /* int8 copy of an activation written by the op that produced it, for the
+     * next matmul: valid while q8_src != NULL (every other op clears it). */
+    const float *q8_src;
+    int64_t q8_elems;
+
+    void *pinned[2]; /* staging for weight upload */
+    cudaEvent_t pinned_done[2];
+    size_t pinned_size;
+
+    bool capturing;
+    cw_graph graphs[CW_MAX_GRAPHS];
+    /* The rope table in CW_SCR_ROPE holds these positions (valid until the
+     * next upload or graph boundary, which may change them). */
+    struct {
+        const int32_t *pos;
+        const float *inv_freq;
+        int n, n_rot;
+        float attn_factor;
+        bool neox;
+    } rope_tab;
+    /* scratch buffers outgrown while a graph may still use them: freed at destroy */
+    void **retired;
+    int n_retired;
+};
+
+/* The KV cache: [layer][kv head][position][head_dim], F16 or F32. */
+struct rs_kv {
+    rs_kv_desc d;
+    size_t elem;
+    void *k, *v;
+};
+
+/* ---- host helpers (cuda_backend.cu) ------------------------------------------------- */
+
+/* Records e (if an error) as the backend's first failure; returns e == cudaSuccess. */
+bool cw_check(cuda_backend *c, cudaError_t e, const char *what);
+/* Records a non-CUDA failure (unsupported shape, ...). */
+void cw_fail(cuda_backend *c, rs_status st, const char *fmt, ...)
+    __attribute__((format(printf, 3, 4)));
+/* Scratch slot of at least `bytes` (grown on demand, contents not kept);
+ * NULL (and a recorded error) if it cannot be allocated. */
+void *cw_scratch(cuda_backend *c, int slot, size_t bytes);
+/* The layout of a loaded weight, or NULL (and a recorded error) when w was
+ * not loaded by this backend. */
+const cw_layout *cw_weight_layout(cuda_backend *c, const rs_weight *w);
+
+static inline cuda_backend *cw(rs_backend *b) {
+    return (cuda_backend *)b;
+}
+
+/* The int8 form of activations: int8 values, then per 32 of them
+ * (d, d * sum q, d * sum of the first 16 q, d * sum of the last 16 q). */
+typedef float4 cw_q8s;
+/* Bytes of int8 activations for `elems` values. */
+static inline size_t cw_q8_bytes(int64_t elems) {
+    return ((size_t)elems + 255) / 256 * 256 + (size_t)(elems / 32) * sizeof(cw_q8s);
+}
+static inline cw_q8s *cw_q8_scales(void *q8, int64_t elems) {
+    return (cw_q8s *)((char *)q8 + ((size_t)elems + 255) / 256 * 256);
+}
+/* The int8 activation buffer a producer may fill for `elems` values, or NULL
+ * when fusing is off or it would not fit (producers never allocate). */
+static inline void *cw_q8_for_producer(cuda_backend *c, int64_t elems) {
+    if (!c->tune.fuse_q8 || c->n_quant == 0 || elems % 32 != 0 ||
+        cw_q8_bytes(elems) > c->scr_size[CW_SCR_Q8] || elems > (int64_t)CW_MV_MAX_TOK * c->max_n_in)
+        return NULL;
+    return c->scr[CW_SCR_Q8];
+}
+
+/* Launches a kernel on the backend's stream; with `pdl` (and the tuning
+ * switch on) the launch may begin before the previous kernel ends — kernels
+ * launched this way call cw_griddep_wait() before touching activations. */
+template <typename... KArgs, typename... Args>
+static inline void cw_launch(cuda_backend *c, bool pdl, void (*kernel)(KArgs...), dim3 grid,
+                             dim3 block, size_t smem, Args &&...args) {
+    cudaLaunchConfig_t cfg = {};
+    cfg.gridDim = grid;
+    cfg.blockDim = block;
+    cfg.dynamicSmemBytes = smem;
+    cfg.stream = c->stream;
+    cudaLaunchAttribute attr[1];
+    attr[0].id = cudaLaunchAttributeProgrammaticStreamSerialization;
+    attr[0].val.programmaticStreamSerializationAllowed = 1;
+    cfg.attrs = attr;
+    cfg.numAttrs = (pdl && c->tune.pdl) ? 1 : 0;
+    cw_check(c, cudaLaunchKernelEx(&cfg, kernel, std::forward<Args>(args)...), "kernel launch");
+}
+
+/* ---- per-file entry points ----------------------------------------------------------- */
+
+/* cuda_matvec.cu */
+void cw_matvec(cuda_backend *c, const rs_matmul *mm, int count, const float *x, int n);
+void cw_quantize_q8(cuda_backend *c, const float *x, int64_t elems, void *q8, bool pdl);
+/* cuda_gemm.cu */
+void cw_gemm(cuda_backend *c, const rs_matmul *mm, int count, const float *x, int n);
+void cw_embed(cuda_backend *c, const cw_layout *L, const int32_t *ids, int n, float *out);
+void cw_dequant_rows(cuda_backend *c, const cw_layout *L, int64_t row0, int64_t rows, __half *out);
+rs_status cw_gemm_init(cuda_backend *c, rs_error *err);
+void cw_gemm_free(cuda_backend *c);
+/* cuda_ops.cu */
+void cw_rmsnorm(cuda_backend *c, float *x, const float *y, const float *w, float eps, int n,
+                int dim, float *out);
+void cw_rope_store(cuda_backend *c, float *q, float *k, const float *v, const int32_t *pos, int n,
+                   const rs_rope *rope, const rs_attn *at, rs_kv *kv, int layer);
+void cw_swiglu(cuda_backend *c, const float *g, const float *u, int64_t n, float *out);
+void cw_add(cuda_backend *c, float *x, const float *y, int64_t n);
+void cw_add_bias(cuda_backend *c, float *y, const float *bias, int n, int64_t n_out);
+void cw_repack(cuda_backend *c, int type, const uint8_t *raw, int64_t rows, int64_t row0,
+               const cw_layout *L);
+void cw_fill_random(cuda_backend *c, void *dev, int type, size_t n_bytes, float scale,
+                    uint64_t seed);
+void cw_kv_convert(cuda_backend *c, const rs_kv *kv, int layer, int n_pos, float *k, float *v);
+/* cuda_attn.cu */
+void cw_attention(cuda_backend *c, const float *q, rs_kv *kv, int layer, const int32_t *pos, int n,
+                  const rs_attn *at, float *out);
+
+/* ---- device helpers ------------------------------------------------------------------- */
+
+#ifdef __CUDACC__
+
+/* Programmatic dependent launch: wait for the previous kernel's results, and
+ * let the next kernel start its prologue early. No-ops without the attribute. */
+__device__ __forceinline__ void cw_griddep_wait() {
+#if defined(__CUDA_ARCH__) && __CUDA_ARCH__ >= 900
+    asm volatile("griddepcontrol.wait;" ::: "memory");
+#endif
+}
+__device__ __forceinline__ void cw_griddep_launch() {
+#if defined(__CUDA_ARCH__) && __CUDA_ARCH__ >= 900
+    asm volatile("griddepcontrol.launch_dependents;" ::: "memory");
+#endif
+}
+
+/* 16-byte load of immutable data (weights), not kept in L1. */
+__device__ __forceinline__ uint4 cw_ld_nc(const void *p) {
+    uint4 r;
+    asm volatile("ld.global.nc.L1::no_allocate.v4.u32 {%0, %1, %2, %3}, [%4];"
+                 : "=r"(r.x), "=r"(r.y), "=r"(r.z), "=r"(r.w)
+                 : "l"(p));
+    return r;
+}
+
+__device__ __forceinline__ float cw_warp_sum(float v) {
+#pragma unroll
+    for (int o = 16; o > 0; o >>= 1) v += __shfl_xor_sync(0xffffffffu, v, o);
+    return v;
+}
+__device__ __forceinline__ float cw_warp_max(float v) {
+#pragma unroll
+    for (int o = 16; o > 0; o >>= 1) v = fmaxf(v, __shfl_xor_sync(0xffffffffu, v, o));
+    return v;
+}
+__device__ __forceinline__ int cw_warp_sum_int(int v) {
+#pragma unroll
+    for (int o = 16; o > 0; o >>= 1) v += __shfl_xor_sync(0xffffffffu, v, o);
+    return v;
+}
+
+__device__ __forceinline__ float cw_h2f(uint16_t h) {
+    return __half2float(__ushort_as_half(h));
+}
+__device__ __forceinline__ float cw_bf2f(uint16_t h) {
+    return __uint_as_float((uint32_t)h << 16);
+}
+
+/* Quantizes one 32-value block held one value per lane (the whole warp):
+ * writes the int8 value of this lane and, from lane 0, the block's scales. */
+__device__ __forceinline__ void cw_q8_block(float v, int lane, int8_t *q_out, cw_q8s *ds_out) {
+    const float amax = cw_warp_max(fabsf(v));
+    const float d = amax / 127.0f;
+    const int q = amax > 0.0f ? __float2int_rn(v * (127.0f / amax)) : 0;
+    int s = q;
+#pragma unroll
+    for (int o = 8; o > 0; o >>= 1) s += __shfl_xor_sync(0xffffffffu, s, o); /* per half-warp */
+    const int hi = __shfl_sync(0xffffffffu, s, 16);
+    *q_out = (int8_t)q;
+    if (lane == 0) *ds_out = make_float4(d, d * (float)(s + hi), d * (float)s, d * (float)hi);
+}
+
+#endif /* __CUDACC__ */
+
+#endif

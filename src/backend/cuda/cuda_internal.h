@@ -1,0 +1,57 @@
+/* cuda_internal.h — hooks into the CUDA backend for its tests and the kernel
+ * lab (bench/cuda_bench.cu). Not used by the model code. C-compatible. */
+#ifndef RUSTY_CUDA_INTERNAL_H
+#define RUSTY_CUDA_INTERNAL_H
+
+#include <stddef.h>
+#include <stdint.h>
+
+#include "backend/backend.h"
+
+#ifdef __cplusplus
+extern "C" {
+#endif
+
+/* Run-time switches, for A/B measurements and for testing every path. */
+typedef struct rs_cuda_tuning {
+    int pdl;             /* programmatic dependent launch between decode kernels (1 = on) */
+    int fuse_q8;         /* producers also write int8 activations for the next matvec (1 = on) */
+    int mv_max_tokens;   /* matmuls with n <= this use the matvec kernels, else GEMM (1..4) */
+    int attn_chunk;      /* positions per flash-decoding split (0 = automatic) */
+    int attn_decode_max; /* attention with n <= this uses the split (decode) kernel (0..4) */
+    int reuse_q8;        /* benchmarks only: matmuls on the same x reuse its int8 form */
+    int mv_rows;         /* rows per warp in the batch-1 matvec: 1, 2, or 0 = per type */
+    int gemm_chunk;      /* quantized GEMM: weight values dequantized per slab (0 = 64 Mi) */
+    int attn_mma;        /* prefill attention on the tensor cores (F16 cache, head_dim 64/128) */
+} rs_cuda_tuning;
+
+void rs_cuda_get_tuning(rs_backend *b, rs_cuda_tuning *t);
+void rs_cuda_set_tuning(rs_backend *b, const rs_cuda_tuning *t);
+
+/* The backend's stream (a cudaStream_t), for timing with events. */
+void *rs_cuda_stream(rs_backend *b);
+
+/* weight_load from bytes already on the device (GGUF layout, w->nbytes long):
+ * w->host is ignored. For benchmarks with weights made on the GPU. */
+rs_status rs_cuda_weight_load_device(rs_backend *b, rs_weight *w, const void *dev_raw,
+                                     rs_error *err);
+
+/* Copies positions [0, n_pos) of layer `layer` of a cache to host f32 arrays
+ * k, v laid out [pos][n_head_kv][head_dim] (the reference layout). */
+rs_status rs_cuda_kv_read(rs_backend *b, rs_kv *kv, int layer, int n_pos, float *k, float *v,
+                          rs_error *err);
+
+/* Fills a cache's every layer and position with random values in [-1, 1). */
+void rs_cuda_kv_fill_random(rs_backend *b, rs_kv *kv, uint64_t seed);
+
+/* Fills n_bytes of device memory at dev with random GGUF blocks of `type`:
+ * plain types get uniform values in [-scale, scale); quantized blocks random
+ * quants with scales giving values of about that size. */
+void rs_cuda_fill_random_weights(rs_backend *b, void *dev, rs_dtype type, size_t n_bytes,
+                                 float scale, uint64_t seed);
+
+#ifdef __cplusplus
+}
+#endif
+
+#endif

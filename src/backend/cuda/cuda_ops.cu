@@ -1,0 +1,455 @@
+/* cuda_ops.cu — the small per-token kernels: (residual add +) RMSNorm, RoPE
+ * on q and k with the KV-cache store, SiLU * up, adds; plus the one-time
+ * kernels (weight repacking, random fills for the kernel lab, cache reads).
+ *
+ * The norm and SwiGLU kernels can also write the int8 form of their output
+ * (cw_q8_block) so the matvec that follows needs no quantization launch;
+ * they then tag the backend (q8_src), which the next matmul checks. */
+#include <algorithm>
+
+#include "backend/cuda/cuda_common.cuh"
+
+namespace {
+
+__device__ float block_sum(float v, float *red) {
+    const int lane = threadIdx.x & 31, warp = threadIdx.x >> 5, nw = (blockDim.x + 31) >> 5;
+    v = cw_warp_sum(v);
+    if (lane == 0) red[warp] = v;
+    __syncthreads();
+    v = lane < nw ? red[lane] : 0.0f;
+    v = cw_warp_sum(v);
+    __syncthreads();
+    return v;
+}
+
+/* One block per token: x (+= y), then out = x / rms(x) * w (and its int8
+ * form). Each thread keeps its (at most E) elements in registers so every
+ * load is issued before any store; thread i owns elements i + k * blockDim,
+ * so warp w holds whole 32-value blocks for the int8 form. */
+template <int E>
+__global__ void __launch_bounds__(1024)
+    rmsnorm_kernel(float *x, const float *y, const float *w, float eps, int dim, float *out,
+                   int8_t *xq, cw_q8s *xd) {
+    __shared__ float red[32];
+    cw_griddep_launch();
+    cw_griddep_wait();
+    const size_t t = blockIdx.x;
+    const int tid = threadIdx.x, bd = blockDim.x, lane = tid & 31;
+    float *xr = x + t * dim;
+    float v[E];
+    float ss = 0.0f;
+#pragma unroll
+    for (int e = 0; e < E; e++) {
+        const int i = tid + e * bd;
+        v[e] = i < dim ? xr[i] : 0.0f;
+    }
+    if (y) {
+#pragma unroll
+        for (int e = 0; e < E; e++) {
+            const int i = tid + e * bd;
+            if (i < dim) v[e] += y[t * dim + i];
+        }
+#pragma unroll
+        for (int e = 0; e < E; e++) {
+            const int i = tid + e * bd;
+            if (i < dim) xr[i] = v[e];
+        }
+    }
+#pragma unroll
+    for (int e = 0; e < E; e++) ss += v[e] * v[e];
+    ss = block_sum(ss, red);
+    const float scale = 1.0f / sqrtf(ss / (float)dim + eps);
+    float o[E];
+#pragma unroll
+    for (int e = 0; e < E; e++) {
+        const int i = tid + e * bd;
+        o[e] = i < dim ? v[e] * scale * w[i] : 0.0f;
+    }
+#pragma unroll
+    for (int e = 0; e < E; e++) {
+        const int i = tid + e * bd;
+        if (i < dim) out[t * dim + i] = o[e];
+    }
+    if (!xq) return;
+    /* int8 form: dim % 32 == 0, so each warp's 32 values of step e are one
+     * block, all inside the row or all past it. The E blocks' reductions are
+     * interleaved so their shuffles overlap. */
+    float am[E];
+    int qv[E], sl[E], sh[E];
+#pragma unroll
+    for (int e = 0; e < E; e++) am[e] = fabsf(o[e]);
+#pragma unroll
+    for (int off = 16; off > 0; off >>= 1)
+#pragma unroll
+        for (int e = 0; e < E; e++) am[e] = fmaxf(am[e], __shfl_xor_sync(0xffffffffu, am[e], off));
+#pragma unroll
+    for (int e = 0; e < E; e++)
+        sl[e] = qv[e] = am[e] > 0.0f ? __float2int_rn(o[e] * (127.0f / am[e])) : 0;
+#pragma unroll
+    for (int off = 8; off > 0; off >>= 1)
+#pragma unroll
+        for (int e = 0; e < E; e++) sl[e] += __shfl_xor_sync(0xffffffffu, sl[e], off);
+#pragma unroll
+    for (int e = 0; e < E; e++) sh[e] = __shfl_sync(0xffffffffu, sl[e], 16);
+#pragma unroll
+    for (int e = 0; e < E; e++) {
+        const int i = tid + e * bd;
+        if (e * bd + (tid - lane) >= dim) continue;
+        xq[t * dim + i] = (int8_t)qv[e];
+        if (lane == 0) {
+            const float d = am[e] / 127.0f;
+            xd[(t * dim + i) / 32] =
+                make_float4(d, d * (float)(sl[e] + sh[e]), d * (float)sl[e], d * (float)sh[e]);
+        }
+    }
+}
+
+/* Rows wider than the register kernel holds. */
+__global__ void rmsnorm_wide_kernel(float *x, const float *y, const float *w, float eps, int dim,
+                                    float *out) {
+    __shared__ float red[32];
+    cw_griddep_launch();
+    cw_griddep_wait();
+    const size_t t = blockIdx.x;
+    float *xr = x + t * dim;
+    float ss = 0.0f;
+    for (int i = threadIdx.x; i < dim; i += blockDim.x) {
+        float v = xr[i];
+        if (y) {
+            v += y[t * dim + i];
+            xr[i] = v;
+        }
+        ss += v * v;
+    }
+    ss = block_sum(ss, red);
+    const float scale = 1.0f / sqrtf(ss / (float)dim + eps);
+    for (int i = threadIdx.x; i < dim; i += blockDim.x) out[t * dim + i] = xr[i] * scale * w[i];
+}
+
+template <typename KV> __device__ __forceinline__ KV to_kv(float v);
+template <> __device__ __forceinline__ float to_kv<float>(float v) {
+    return v;
+}
+template <> __device__ __forceinline__ __half to_kv<__half>(float v) {
+    return __float2half_rn(v);
+}
+
+/* Block (token, head): heads 0..n_head-1 are q, the rest k. Each thread
+ * rotates a pair with its own cos/sin (double-precision angle, as the
+ * reference); k heads then store the rotated k and the v head at pos. */
+/* tab_mode: 0 computes each angle; 1 also stores (cos, sin) to tab from the
+ * head-0 blocks; 2 reads them from tab (a later layer of the same batch). */
+template <typename KV>
+__global__ void rope_store_kernel(float *q, float *k, const float *v, const int32_t *pos,
+                                  const rs_rope rope, int n_head, int n_head_kv, int hd, KV *kc,
+                                  KV *vc, int n_ctx, float2 *tab, int tab_mode) {
+    cw_griddep_launch();
+    cw_griddep_wait();
+    const int t = blockIdx.x, h = blockIdx.y, p = pos[t], half = rope.n_rot / 2;
+    const bool is_k = h >= n_head;
+    const int hk = h - n_head;
+    float *base = is_k ? k + ((size_t)t * n_head_kv + hk) * hd : q + ((size_t)t * n_head + h) * hd;
+    for (int j = threadIdx.x; j < half; j += blockDim.x) {
+        float cs, sn;
+        if (tab_mode == 2) {
+            const float2 e = tab[(size_t)t * half + j];
+            cs = e.x, sn = e.y;
+        } else {
+            double s, co;
+            sincos((double)p * (double)rope.inv_freq[j], &s, &co);
+            cs = (float)(co * rope.attn_factor), sn = (float)(s * rope.attn_factor);
+            if (tab_mode == 1 && h == 0) tab[(size_t)t * half + j] = make_float2(cs, sn);
+        }
+        const int ia = rope.neox ? j : 2 * j, ib = rope.neox ? j + half : 2 * j + 1;
+        const float x0 = base[ia], x1 = base[ib];
+        base[ia] = x0 * cs - x1 * sn;
+        base[ib] = x0 * sn + x1 * cs;
+    }
+    if (!is_k || p < 0 || p >= n_ctx) return; /* uniform in the block */
+    __syncthreads();
+    const size_t dst = ((size_t)hk * n_ctx + p) * hd;
+    const float *vs = v + ((size_t)t * n_head_kv + hk) * hd;
+    for (int d = threadIdx.x; d < hd; d += blockDim.x) {
+        const float kv = base[d], vv = vs[d];
+        kc[dst + d] = to_kv<KV>(kv);
+        vc[dst + d] = to_kv<KV>(vv);
+    }
+}
+
+__device__ __forceinline__ float silu_mul(float g, float u) {
+    return g / (1.0f + expf(-g)) * u;
+}
+
+__global__ void swiglu_kernel(const float *g, const float *u, int64_t n, float *out, int8_t *xq,
+                              cw_q8s *xd) {
+    cw_griddep_launch();
+    cw_griddep_wait();
+    if (xq) { /* one warp per 32 values */
+        const int64_t b = ((int64_t)blockIdx.x * blockDim.x + threadIdx.x) >> 5;
+        const int lane = threadIdx.x & 31;
+        if (b >= n / 32) return;
+        const int64_t i = 32 * b + lane;
+        const float v = silu_mul(g[i], u[i]);
+        out[i] = v;
+        cw_q8_block(v, lane, xq + i, xd + b);
+        return;
+    }
+    for (int64_t i = (int64_t)blockIdx.x * blockDim.x + threadIdx.x; i < n;
+         i += (int64_t)gridDim.x * blockDim.x)
+        out[i] = silu_mul(g[i], u[i]);
+}
+
+__global__ void add_kernel(float *x, const float *y, int64_t n) {
+    cw_griddep_launch();
+    cw_griddep_wait();
+    for (int64_t i = (int64_t)blockIdx.x * blockDim.x + threadIdx.x; i < n;
+         i += (int64_t)gridDim.x * blockDim.x)
+        x[i] += y[i];
+}
+
+__global__ void add_bias_kernel(float *y, const float *b, int64_t total, int64_t n_out) {
+    cw_griddep_launch();
+    cw_griddep_wait();
+    for (int64_t i = (int64_t)blockIdx.x * blockDim.x + threadIdx.x; i < total;
+         i += (int64_t)gridDim.x * blockDim.x)
+        y[i] += b[i % n_out];
+}
+
+__device__ __forceinline__ void copy_u16(uint8_t *dst, const uint8_t *src, int bytes) {
+    for (int i = 0; i < bytes; i += 2) *(uint16_t *)(dst + i) = *(const uint16_t *)(src + i);
+}
+
+/* GGUF blocks (all offsets even) to the split arrays of cuda_common.cuh. */
+__global__ void repack_kernel(int type, const uint8_t *raw, int64_t nblk, int64_t blk0, int tsize,
+                              const cw_layout L) {
+    const int64_t i = (int64_t)blockIdx.x * blockDim.x + threadIdx.x;
+    if (i >= nblk) return;
+    const uint8_t *s = raw + i * tsize;
+    const int64_t b = blk0 + i;
+    uint8_t *qs = (uint8_t *)L.qs, *aux = (uint8_t *)L.aux, *dm = (uint8_t *)L.dm;
+    switch (type) {
+    case RS_DTYPE_Q4_0:
+    case RS_DTYPE_IQ4_NL:
+        copy_u16(dm + b * 2, s, 2);
+        copy_u16(qs + b * 16, s + 2, 16);
+        break;
+    case RS_DTYPE_Q4_1:
+        copy_u16(dm + b * 4, s, 4);
+        copy_u16(qs + b * 16, s + 4, 16);
+        break;
+    case RS_DTYPE_Q5_0:
+        copy_u16(dm + b * 2, s, 2);
+        copy_u16(aux + b * 4, s + 2, 4);
+        copy_u16(qs + b * 16, s + 6, 16);
+        break;
+    case RS_DTYPE_Q5_1:
+        copy_u16(dm + b * 4, s, 4);
+        copy_u16(aux + b * 4, s + 4, 4);
+        copy_u16(qs + b * 16, s + 8, 16);
+        break;
+    case RS_DTYPE_Q8_0:
+        copy_u16(dm + b * 2, s, 2);
+        copy_u16(qs + b * 32, s + 2, 32);
+        break;
+    case RS_DTYPE_Q6_K:
+        copy_u16(qs + b * 208, s, 208);
+        copy_u16(dm + b * 2, s + 208, 2);
+        break;
+    default:
+        break;
+    }
+}
+
+__device__ __forceinline__ uint64_t mix64(uint64_t z) {
+    z += 0x9e3779b97f4a7c15ull;
+    z = (z ^ (z >> 30)) * 0xbf58476d1ce4e5b9ull;
+    z = (z ^ (z >> 27)) * 0x94d049bb133111ebull;
+    return z ^ (z >> 31);
+}
+__device__ __forceinline__ float unit(uint64_t r) {
+    return (float)(r >> 40) * (2.0f / 16777216.0f) - 1.0f;
+}
+__device__ __forceinline__ uint16_t half_bits(float v) {
+    return __half_as_ushort(__float2half_rn(v));
+}
+
+/* Random weights: uniform [-1, 1) for plain types; quantized blocks of random
+ * bits with small positive scales (and negative offsets where the type has them). */
+__global__ void fill_kernel(uint8_t *p, int type, size_t n_bytes, size_t tsize, float scale,
+                            uint64_t seed) {
+    const size_t i = (size_t)blockIdx.x * blockDim.x + threadIdx.x;
+    const uint64_t r = mix64(seed ^ mix64(i));
+    if (type == RS_DTYPE_F32) {
+        if (i < n_bytes / 4) ((float *)p)[i] = scale * unit(r);
+        return;
+    }
+    if (type == RS_DTYPE_F16 || type == RS_DTYPE_BF16) {
+        if (i >= n_bytes / 2) return;
+        const float v = scale * unit(r);
+        ((uint16_t *)p)[i] =
+            type == RS_DTYPE_F16 ? half_bits(v) : (uint16_t)(__float_as_uint(v) >> 16);
+        return;
+    }
+    if (i >= n_bytes / tsize) return;
+    uint8_t *b = p + i * tsize;
+    uint64_t s = r;
+    for (size_t k = 0; k < tsize; k += 2) {
+        s = mix64(s);
+        *(uint16_t *)(b + k) = (uint16_t)s;
+    }
+    /* d so that d * (typical quant magnitude) is about `scale` */
+    float div = 8.0f;
+    if (type == RS_DTYPE_Q8_0)
+        div = 64.0f;
+    else if (type == RS_DTYPE_Q4_K || type == RS_DTYPE_Q5_K)
+        div = 300.0f;
+    else if (type == RS_DTYPE_Q6_K)
+        div = 1000.0f;
+    else if (type == RS_DTYPE_Q5_0 || type == RS_DTYPE_Q5_1)
+        div = 16.0f;
+    else if (type == RS_DTYPE_IQ4_NL)
+        div = 64.0f;
+    const float d = scale * (1.0f + 0.5f * unit(mix64(r + 1))) / div;
+    switch (type) {
+    case RS_DTYPE_Q4_1:
+    case RS_DTYPE_Q5_1:
+    case RS_DTYPE_Q4_K:
+    case RS_DTYPE_Q5_K:
+        *(uint16_t *)b = half_bits(d);
+        *(uint16_t *)(b + 2) =
+            half_bits(type == RS_DTYPE_Q4_K || type == RS_DTYPE_Q5_K ? d : -8.0f * d);
+        break;
+    case RS_DTYPE_Q6_K:
+        *(uint16_t *)(b + 208) = half_bits(d);
+        break;
+    default:
+        *(uint16_t *)b = half_bits(d);
+        break;
+    }
+}
+
+template <typename KV>
+__global__ void kv_convert_kernel(const KV *k, const KV *v, int n_head_kv, int n_ctx, int hd,
+                                  int n_pos, float *ko, float *vo) {
+    const int64_t i = (int64_t)blockIdx.x * blockDim.x + threadIdx.x;
+    if (i >= (int64_t)n_pos * n_head_kv * hd) return;
+    const int64_t p = i / ((int64_t)n_head_kv * hd), h = (i / hd) % n_head_kv, d = i % hd;
+    const int64_t src = (h * n_ctx + p) * hd + d;
+    ko[i] = (float)k[src];
+    vo[i] = (float)v[src];
+}
+
+unsigned blocks_for(int64_t n, int per) {
+    return (unsigned)std::min<int64_t>((n + per - 1) / per, 65535 * 16);
+}
+
+} // namespace
+
+void cw_rmsnorm(cuda_backend *c, float *x, const float *y, const float *w, float eps, int n,
+                int dim, float *out) {
+    const int64_t elems = (int64_t)n * dim;
+    void *q8 = n <= CW_MV_MAX_TOK && dim % 32 == 0 ? cw_q8_for_producer(c, elems) : NULL;
+    cw_q8s *xd = q8 ? cw_q8_scales(q8, elems) : (cw_q8s *)NULL;
+    const int threads = dim > 2048 ? 1024 : (dim > 512 ? 256 : 64);
+    const int per = (dim + threads - 1) / threads;
+    if (per <= 4)
+        cw_launch(c, true, rmsnorm_kernel<4>, dim3(n), dim3(threads), 0, x, y, w, eps, dim, out,
+                  (int8_t *)q8, xd);
+    else if (per <= 8)
+        cw_launch(c, true, rmsnorm_kernel<8>, dim3(n), dim3(threads), 0, x, y, w, eps, dim, out,
+                  (int8_t *)q8, xd);
+    else {
+        q8 = NULL;
+        cw_launch(c, true, rmsnorm_wide_kernel, dim3(n), dim3(threads), 0, x, y, w, eps, dim, out);
+    }
+    if (q8) {
+        c->q8_src = out;
+        c->q8_elems = elems;
+    }
+}
+
+void cw_rope_store(cuda_backend *c, float *q, float *k, const float *v, const int32_t *pos, int n,
+                   const rs_rope *rope, const rs_attn *at, rs_kv *kv, int layer) {
+    const size_t layer_elems = (size_t)kv->d.n_head_kv * kv->d.n_ctx * kv->d.head_dim;
+    const dim3 grid(n, at->n_head + at->n_head_kv), block(at->head_dim > 128 ? 128 : 64);
+    /* prompts: the first layer keeps its angles for the others (decode steps
+     * compute them, which is cheaper than a table round trip) */
+    float2 *tab = NULL;
+    int mode = 0;
+    if (n > CW_MV_MAX_TOK && rope->n_rot > 0) {
+        auto &rt = c->rope_tab;
+        if (rt.pos == pos && rt.n == n && rt.inv_freq == rope->inv_freq &&
+            rt.n_rot == rope->n_rot && rt.attn_factor == rope->attn_factor) {
+            tab = (float2 *)c->scr[CW_SCR_ROPE];
+            mode = 2;
+        } else if ((tab = (float2 *)cw_scratch(c, CW_SCR_ROPE,
+                                               (size_t)n * (rope->n_rot / 2) * sizeof(float2)))) {
+            mode = 1;
+            rt.pos = pos, rt.n = n, rt.inv_freq = rope->inv_freq, rt.n_rot = rope->n_rot;
+            rt.attn_factor = rope->attn_factor, rt.neox = rope->neox;
+        }
+    }
+    if (kv->d.type == RS_KV_F16)
+        cw_launch(c, true, rope_store_kernel<__half>, grid, block, 0, q, k, v, pos, *rope,
+                  at->n_head, at->n_head_kv, at->head_dim, (__half *)kv->k + layer * layer_elems,
+                  (__half *)kv->v + layer * layer_elems, kv->d.n_ctx, tab, mode);
+    else
+        cw_launch(c, true, rope_store_kernel<float>, grid, block, 0, q, k, v, pos, *rope,
+                  at->n_head, at->n_head_kv, at->head_dim, (float *)kv->k + layer * layer_elems,
+                  (float *)kv->v + layer * layer_elems, kv->d.n_ctx, tab, mode);
+}
+
+void cw_swiglu(cuda_backend *c, const float *g, const float *u, int64_t n, float *out) {
+    void *q8 = n <= (int64_t)1 << 18 ? cw_q8_for_producer(c, n) : NULL;
+    if (q8) {
+        cw_launch(c, true, swiglu_kernel, dim3((unsigned)((n + 255) / 256)), dim3(256), 0, g, u, n,
+                  out, (int8_t *)q8, cw_q8_scales(q8, n));
+        c->q8_src = out;
+        c->q8_elems = n;
+    } else {
+        cw_launch(c, true, swiglu_kernel, dim3(blocks_for(n, 256)), dim3(256), 0, g, u, n, out,
+                  (int8_t *)NULL, (cw_q8s *)NULL);
+    }
+}
+
+void cw_add(cuda_backend *c, float *x, const float *y, int64_t n) {
+    cw_launch(c, true, add_kernel, dim3(blocks_for(n, 256)), dim3(256), 0, x, y, n);
+}
+
+void cw_add_bias(cuda_backend *c, float *y, const float *bias, int n, int64_t n_out) {
+    const int64_t total = (int64_t)n * n_out;
+    cw_launch(c, false, add_bias_kernel, dim3(blocks_for(total, 256)), dim3(256), 0, y, bias, total,
+              n_out);
+}
+
+void cw_repack(cuda_backend *c, int type, const uint8_t *raw, int64_t rows, int64_t row0,
+               const cw_layout *L) {
+    const int64_t nblk = rows * L->nb;
+    const int tsize = (int)rs_dtype_get(type)->type_size;
+    cw_launch(c, false, repack_kernel, dim3((unsigned)((nblk + 255) / 256)), dim3(256), 0, type,
+              raw, nblk, row0 * L->nb, tsize, *L);
+}
+
+void cw_fill_random(cuda_backend *c, void *dev, int type, size_t n_bytes, float scale,
+                    uint64_t seed) {
+    const rs_dtype_traits *tr = rs_dtype_get(type);
+    const size_t tsize = tr->type_size, blocks = (n_bytes / tsize + 255) / 256;
+    cw_launch(c, false, fill_kernel, dim3((unsigned)blocks), dim3(256), 0, (uint8_t *)dev, type,
+              n_bytes, tsize, scale, seed);
+}
+
+void cw_kv_convert(cuda_backend *c, const rs_kv *kv, int layer, int n_pos, float *k, float *v) {
+    const size_t layer_elems = (size_t)kv->d.n_head_kv * kv->d.n_ctx * kv->d.head_dim;
+    const int64_t total = (int64_t)n_pos * kv->d.n_head_kv * kv->d.head_dim;
+    const dim3 grid((unsigned)((total + 255) / 256)), block(256);
+    if (kv->d.type == RS_KV_F16)
+        cw_launch(c, false, kv_convert_kernel<__half>, grid, block, 0,
+                  (const __half *)kv->k + layer * layer_elems,
+                  (const __half *)kv->v + layer * layer_elems, kv->d.n_head_kv, kv->d.n_ctx,
+                  kv->d.head_dim, n_pos, k, v);
+    else
+        cw_launch(c, false, kv_convert_kernel<float>, grid, block, 0,
+                  (const float *)kv->k + layer * layer_elems,
+                  (const float *)kv->v + layer * layer_elems, kv->d.n_head_kv, kv->d.n_ctx,
+                  kv->d.head_dim, n_pos, k, v);
+}

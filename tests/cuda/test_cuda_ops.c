@@ -1,0 +1,768 @@
+/* test_cuda_ops.c — every CUDA backend op against the scalar reference
+ * (src/backend/cpu/ops_ref.c, double accumulation) on fresh random inputs.
+ *
+ * Outputs are poisoned with NaN bytes before each op, so an element the op
+ * never writes fails the comparison. Error measure: ||y - ref|| / ||ref||
+ * per case (NaN or inf anywhere is a failure). Exits 77 (skipped) when no
+ * CUDA device is usable — the case in CI. Tolerances, with their reasons:
+ *   TOL_F32   1e-5  f32 arithmetic, different summation order than the reference
+ *   TOL_Q8    1.5e-2  quantized matvec: activations rounded to int8 per 32
+ *                    (step amax/127, ~0.4% rms of a uniform input)
+ *   TOL_H     3e-3  GEMM on F16: weights and activations rounded to f16 (2^-11)
+ *   TOL_BF    1.5e-2  GEMM on BF16: activations rounded to bf16 (2^-8)
+ *   TOL_ATTN  2e-4  attention: f32 with __expf, versus double
+ *   TOL_MMA   2e-3  attention on the tensor cores: q and the softmax weights rounded to f16
+ *   TOL_KV16  1e-3  keys/values read back from an F16 cache (2^-11 rounding) */
+#include <math.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+
+#include "backend/backend.h"
+#include "backend/cpu/ops_ref.h"
+#include "backend/cuda/cuda_backend.h"
+#include "backend/cuda/cuda_internal.h"
+#include "dtype/dtype.h"
+
+#define TOL_F32  1e-5
+#define TOL_Q8   1.5e-2
+#define TOL_H    3e-3
+#define TOL_BF   1.5e-2
+#define TOL_ATTN 2e-4
+#define TOL_KV16 1e-3
+#define TOL_MMA  2e-3
+
+static rs_backend *B;
+static const rs_backend_ops *O;
+static int n_pass, n_fail;
+static uint64_t rng = 0x9E3779B97F4A7C15ull;
+
+static float frand(void) {
+    rng ^= rng << 13;
+    rng ^= rng >> 7;
+    rng ^= rng << 17;
+    return (float)((rng >> 40) * (1.0 / 8388608.0)) - 1.0f;
+}
+
+static void die(const char *what, const rs_error *e) {
+    fprintf(stderr, "FATAL: %s: %s\n", what, e ? e->msg : "");
+    exit(1);
+}
+
+static float *host_rand(size_t n, float scale) {
+    float *p = malloc(n * sizeof *p + 1);
+    if (!p) die("malloc", NULL);
+    for (size_t i = 0; i < n; i++) p[i] = frand() * scale;
+    return p;
+}
+
+static void *dev(size_t bytes) {
+    void *p = NULL;
+    rs_error e = {0};
+    if (O->alloc(B, bytes, &p, &e)) die("alloc", &e);
+    return p;
+}
+
+static void up(void *d, const void *h, size_t n) {
+    rs_error e = {0};
+    if (O->upload(B, d, h, n, &e)) die("upload", &e);
+}
+
+static void down(void *h, const void *d, size_t n) {
+    rs_error e = {0};
+    if (O->download(B, h, d, n, &e)) die("download", &e);
+}
+
+static void *dev_copy(const void *h, size_t n) {
+    void *d = dev(n);
+    up(d, h, n);
+    return d;
+}
+
+/* Fills device floats with NaN (all-ones bytes). */
+static void poison(void *d, size_t n) {
+    unsigned char *p = malloc(n);
+    memset(p, 0xFF, n);
+    up(d, p, n);
+    free(p);
+}
+
+static int synced(const char *what) {
+    rs_error e = {0};
+    if (O->sync(B, &e)) {
+        printf("FAIL %-58s device error: %s\n", what, e.msg);
+        n_fail++;
+        return 0;
+    }
+    return 1;
+}
+
+static double rel_err(const float *y, const float *ref, size_t n) {
+    double num = 0, den = 0;
+    for (size_t i = 0; i < n; i++) {
+        if (!isfinite(y[i])) return INFINITY;
+        double d = (double)y[i] - ref[i];
+        num += d * d;
+        den += (double)ref[i] * ref[i];
+    }
+    return den > 0 ? sqrt(num / den) : sqrt(num);
+}
+
+static void report(const char *name, double err, double tol) {
+    int ok = err <= tol;
+    printf("%s %-62s err %.2e (tol %.1e)\n", ok ? "ok  " : "FAIL", name, err, tol);
+    ok ? n_pass++ : n_fail++;
+}
+
+static rs_cuda_tuning tuning_now(void) {
+    rs_cuda_tuning t;
+    rs_cuda_get_tuning(B, &t);
+    return t;
+}
+
+/* ---- weights ------------------------------------------------------------------------------ */
+
+typedef struct tw {
+    rs_weight w;
+    void *bytes;
+} tw;
+
+/* A random n_out x n_in weight of `type`, quantized on the host and loaded. */
+static tw make_weight(rs_dtype type, int64_t n_in, int64_t n_out, float scale) {
+    tw t = {0};
+    size_t row = 0;
+    if (!rs_dtype_row_size(type, n_in, &row)) die("row size", NULL);
+    float *f = host_rand((size_t)(n_in * n_out), scale);
+    t.bytes = malloc(row * (size_t)n_out);
+    rs_dtype_get(type)->from_f32(f, t.bytes, n_in * n_out);
+    free(f);
+    t.w = (rs_weight){.name = "test",
+                      .type = type,
+                      .n_in = n_in,
+                      .n_out = n_out,
+                      .nbytes = row * (size_t)n_out,
+                      .host = t.bytes};
+    rs_error e = {0};
+    if (O->weight_load(B, &t.w, &e)) die("weight_load", &e);
+    return t;
+}
+
+static void free_weight(tw *t) {
+    O->weight_unload(B, &t->w);
+    free(t->bytes);
+}
+
+static double tol_for(rs_dtype type, int gemm) {
+    if (type == RS_DTYPE_F32) return TOL_F32;
+    if (type == RS_DTYPE_BF16) return gemm ? TOL_BF : TOL_F32;
+    if (type == RS_DTYPE_F16) return gemm ? TOL_H : TOL_F32;
+    return gemm ? TOL_H : TOL_Q8;
+}
+
+/* ---- matmul -------------------------------------------------------------------------------- */
+
+/* One weight against several token counts: n <= 4 takes the matvec kernels,
+ * larger n the GEMM path; the bias (when given) goes with n == 3 and n == 20. */
+static void check_matmul(rs_dtype type, int64_t n_in, int64_t n_out, const int *ns, int n_ns,
+                         int with_bias) {
+    tw w = make_weight(type, n_in, n_out, 0.5f);
+    tw b = make_weight(RS_DTYPE_F32, n_out, 1, 1.0f);
+    const rs_cuda_tuning base = tuning_now();
+    for (int k = 0; k < n_ns; k++) {
+        const int n = ns[k], bias = with_bias && (n == 3 || n == 20);
+        float *x = host_rand((size_t)(n * n_in), 1.0f);
+        float *ref = malloc(sizeof(float) * n * n_out), *y = malloc(sizeof(float) * n * n_out);
+        rs_ref_matmul(&w.w, bias ? &b.w : NULL, x, n, ref);
+        float *dx = dev_copy(x, sizeof(float) * n * n_in), *dy = dev(sizeof(float) * n * n_out);
+        /* variants: one row per warp; two rows per warp (n = 1); GEMM in 128-row slabs */
+        for (int v = 0; v < 3; v++) {
+            rs_cuda_tuning t = base;
+            const char *tag = "";
+            t.mv_rows = 1;
+            if (v == 1) {
+                if (n != 1) continue;
+                t.mv_rows = 2, tag = " rows=2";
+            } else if (v == 2) {
+                if (n <= 4 || !rs_dtype_get(type)->is_quantized) continue;
+                t.gemm_chunk = (int)(128 * n_in), tag = " slabs";
+            }
+            rs_cuda_set_tuning(B, &t);
+            poison(dy, sizeof(float) * n * n_out);
+            rs_matmul mm = {&w.w, bias ? &b.w : NULL, dy};
+            O->matmul(B, &mm, 1, dx, n);
+            rs_cuda_set_tuning(B, &base);
+            char name[128];
+            snprintf(name, sizeof name, "matmul %s %lldx%lld n=%d%s%s", rs_dtype_name(type),
+                     (long long)n_out, (long long)n_in, n, bias ? " +bias" : "", tag);
+            if (synced(name)) {
+                down(y, dy, sizeof(float) * n * n_out);
+                report(name, rel_err(y, ref, (size_t)(n * n_out)), tol_for(type, n > 4));
+            }
+        }
+        O->release(B, dx);
+        O->release(B, dy);
+        free(x), free(ref), free(y);
+    }
+    free_weight(&w);
+    free_weight(&b);
+}
+
+/* Three products sharing one input, one with a bias: mixed types and
+ * heights (separate calls), or one type and height (a batched GEMM for
+ * n > 4; `slab` rows per dequantized slab when set). */
+static void check_matmul_multi(int n, int same, rs_dtype same_type, int slab) {
+    const int64_t n_in = 512, outs[3] = {64, 200, 96};
+    const rs_dtype types[3] = {RS_DTYPE_Q4_K, RS_DTYPE_Q6_K, RS_DTYPE_Q4_K};
+    tw w[3], b = make_weight(RS_DTYPE_F32, same ? 160 : outs[1], 1, 1.0f);
+    float *x = host_rand((size_t)(n * n_in), 1.0f), *dx = dev_copy(x, sizeof(float) * n * n_in);
+    rs_matmul mm[3];
+    float *dy[3];
+    int64_t out[3];
+    for (int i = 0; i < 3; i++) {
+        out[i] = same ? 160 : outs[i];
+        w[i] = make_weight(same ? same_type : types[i], n_in, out[i], 0.5f);
+        dy[i] = dev(sizeof(float) * n * out[i]);
+        poison(dy[i], sizeof(float) * n * out[i]);
+        mm[i] = (rs_matmul){&w[i].w, i == 1 ? &b.w : NULL, dy[i]};
+    }
+    const rs_cuda_tuning base = tuning_now();
+    rs_cuda_tuning t = base;
+    t.gemm_chunk = slab ? (int)(slab * n_in) : 0;
+    rs_cuda_set_tuning(B, &t);
+    O->matmul(B, mm, 3, dx, n);
+    rs_cuda_set_tuning(B, &base);
+    char name[96];
+    if (same)
+        snprintf(name, sizeof name, "matmul x3 %s 160x512 (+bias) n=%d%s", rs_dtype_name(same_type),
+                 n, slab ? " slabs" : "");
+    else
+        snprintf(name, sizeof name, "matmul x3 Q4_K/Q6_K(+bias)/Q4_K n=%d", n);
+    if (synced(name)) {
+        double worst = 0;
+        for (int i = 0; i < 3; i++) {
+            float *ref = malloc(sizeof(float) * n * out[i]),
+                  *y = malloc(sizeof(float) * n * out[i]);
+            rs_ref_matmul(&w[i].w, i == 1 ? &b.w : NULL, x, n, ref);
+            down(y, dy[i], sizeof(float) * n * out[i]);
+            double e = rel_err(y, ref, (size_t)(n * out[i]));
+            worst = e > worst ? e : worst;
+            free(ref), free(y);
+        }
+        report(name, worst, tol_for(same ? same_type : RS_DTYPE_Q4_K, n > 4));
+    }
+    for (int i = 0; i < 3; i++) {
+        O->release(B, dy[i]);
+        free_weight(&w[i]);
+    }
+    free_weight(&b);
+    O->release(B, dx);
+    free(x);
+}
+
+static void test_matmul(void) {
+    static const rs_dtype types[] = {RS_DTYPE_F32,    RS_DTYPE_F16,  RS_DTYPE_BF16, RS_DTYPE_Q8_0,
+                                     RS_DTYPE_Q4_0,   RS_DTYPE_Q4_1, RS_DTYPE_Q5_0, RS_DTYPE_Q5_1,
+                                     RS_DTYPE_IQ4_NL, RS_DTYPE_Q4_K, RS_DTYPE_Q5_K, RS_DTYPE_Q6_K};
+    static const int ns[] = {1, 3, 4, 17, 64};
+    static const int ns_odd[] = {1, 20};
+    for (size_t i = 0; i < sizeof types / sizeof *types; i++) {
+        const rs_dtype t = types[i];
+        const int64_t blk = rs_dtype_get(t)->block_size;
+        check_matmul(t, blk == 256 ? 256 : 96, 37, ns, 5, 0);
+        check_matmul(t, blk == 256 ? 1536 : 1024, 515, ns, 5, 1);
+        if (blk == 1)
+            check_matmul(t, 100, 33, ns_odd, 2, 1); /* rows not a multiple of 8: scalar kernel */
+    }
+    check_matmul_multi(1, 0, RS_DTYPE_F32, 0);
+    check_matmul_multi(2, 0, RS_DTYPE_F32, 0);
+    check_matmul_multi(33, 0, RS_DTYPE_F32, 0);
+    check_matmul_multi(33, 1, RS_DTYPE_Q4_0, 0);
+    check_matmul_multi(33, 1, RS_DTYPE_Q4_0, 128); /* two slabs of 128 rows and one of 32 */
+    check_matmul_multi(40, 1, RS_DTYPE_Q6_K, 0);
+    check_matmul_multi(33, 1, RS_DTYPE_F16, 0);
+    check_matmul_multi(33, 1, RS_DTYPE_BF16, 0);
+    check_matmul_multi(20, 1, RS_DTYPE_F32, 0);
+    check_matmul_multi(1, 1, RS_DTYPE_Q8_0, 0);
+}
+
+/* ---- embed ---------------------------------------------------------------------------------- */
+
+static void test_embed(void) {
+    static const rs_dtype types[] = {RS_DTYPE_F32,  RS_DTYPE_F16,  RS_DTYPE_BF16,   RS_DTYPE_Q8_0,
+                                     RS_DTYPE_Q4_0, RS_DTYPE_Q5_1, RS_DTYPE_IQ4_NL, RS_DTYPE_Q4_K,
+                                     RS_DTYPE_Q5_K, RS_DTYPE_Q6_K};
+    for (size_t i = 0; i < sizeof types / sizeof *types; i++) {
+        const int64_t n_in = 512, n_out = 77;
+        const int n = 5;
+        tw w = make_weight(types[i], n_in, n_out, 1.0f);
+        int32_t ids[5] = {0, 76, 13, 13, 40};
+        float *ref = malloc(sizeof(float) * n * n_in), *y = malloc(sizeof(float) * n * n_in);
+        rs_ref_embed(&w.w, ids, n, ref);
+        int32_t *dids = dev_copy(ids, sizeof ids);
+        float *dy = dev(sizeof(float) * n * n_in);
+        poison(dy, sizeof(float) * n * n_in);
+        O->embed(B, &w.w, dids, n, dy);
+        char name[64];
+        snprintf(name, sizeof name, "embed %s", rs_dtype_name(types[i]));
+        if (synced(name)) {
+            down(y, dy, sizeof(float) * n * n_in);
+            report(name, rel_err(y, ref, (size_t)(n * n_in)), 1e-6);
+        }
+        O->release(B, dids);
+        O->release(B, dy);
+        free(ref), free(y);
+        free_weight(&w);
+    }
+}
+
+/* ---- norms, swiglu, add
+ * ---------------------------------------------------------------------------- */
+
+static void check_norm(int dim, int n, int add) {
+    tw w = make_weight(RS_DTYPE_F32, dim, 1, 1.0f);
+    const size_t sz = (size_t)dim * n;
+    float *x = host_rand(sz, 2.0f), *y = host_rand(sz, 1.0f), *ref = malloc(sz * 4),
+          *out = malloc(sz * 4);
+    float *dx = dev_copy(x, sz * 4), *dy = dev_copy(y, sz * 4), *dout = dev(sz * 4);
+    poison(dout, sz * 4);
+    if (add) {
+        for (size_t i = 0; i < sz; i++) x[i] += y[i];
+        O->add_rmsnorm(B, dx, dy, &w.w, 1e-5f, n, dout);
+    } else {
+        O->rmsnorm(B, dx, &w.w, 1e-5f, n, dout);
+    }
+    rs_ref_rmsnorm(x, w.bytes, 1e-5f, n, dim, ref);
+    char name[64];
+    snprintf(name, sizeof name, "%s dim=%d n=%d", add ? "add_rmsnorm" : "rmsnorm", dim, n);
+    if (synced(name)) {
+        down(out, dout, sz * 4);
+        double e = rel_err(out, ref, sz);
+        if (add) {
+            float *xs = malloc(sz * 4);
+            down(xs, dx, sz * 4);
+            double ex = rel_err(xs, x, sz);
+            e = ex > e ? ex : e;
+            free(xs);
+        }
+        report(name, e, TOL_F32);
+    }
+    O->release(B, dx), O->release(B, dy), O->release(B, dout);
+    free(x), free(y), free(ref), free(out);
+    free_weight(&w);
+}
+
+static void check_elementwise(int64_t n) {
+    float *g = host_rand((size_t)n, 6.0f), *u = host_rand((size_t)n, 1.0f), *ref = malloc(n * 4),
+          *out = malloc(n * 4);
+    float *dg = dev_copy(g, n * 4), *du = dev_copy(u, n * 4), *dout = dev(n * 4);
+    poison(dout, n * 4);
+    rs_ref_swiglu(g, u, n, ref);
+    O->swiglu(B, dg, du, n, dout);
+    char name[64];
+    snprintf(name, sizeof name, "swiglu n=%lld", (long long)n);
+    if (synced(name)) {
+        down(out, dout, n * 4);
+        report(name, rel_err(out, ref, (size_t)n), TOL_F32);
+    }
+    O->add(B, dg, du, n);
+    for (int64_t i = 0; i < n; i++) ref[i] = g[i] + u[i];
+    snprintf(name, sizeof name, "add n=%lld", (long long)n);
+    if (synced(name)) {
+        down(out, dg, n * 4);
+        report(name, rel_err(out, ref, (size_t)n), 0.0);
+    }
+    O->release(B, dg), O->release(B, du), O->release(B, dout);
+    free(g), free(u), free(ref), free(out);
+}
+
+/* A producer writes the int8 activations the next matvec reuses: compare
+ * the pair with the reference pair. */
+static void check_fused_pair(int dim, int n_out) {
+    tw nw = make_weight(RS_DTYPE_F32, dim, 1, 1.0f),
+       w = make_weight(RS_DTYPE_Q4_0, dim, n_out, 0.5f);
+    float *x = host_rand(dim, 2.0f), *xn = malloc(dim * 4), *ref = malloc(n_out * 4),
+          *y = malloc(n_out * 4);
+    float *dx = dev_copy(x, dim * 4), *dxn = dev(dim * 4), *dy = dev(n_out * 4);
+    poison(dy, n_out * 4);
+    O->rmsnorm(B, dx, &nw.w, 1e-6f, 1, dxn);
+    rs_matmul mm = {&w.w, NULL, dy};
+    O->matmul(B, &mm, 1, dxn, 1);
+    rs_ref_rmsnorm(x, nw.bytes, 1e-6f, 1, dim, xn);
+    rs_ref_matmul(&w.w, NULL, xn, 1, ref);
+    if (synced("rmsnorm -> matmul Q4_0 (fused int8)")) {
+        down(y, dy, n_out * 4);
+        report("rmsnorm -> matmul Q4_0 (fused int8)", rel_err(y, ref, n_out), TOL_Q8);
+    }
+    /* swiglu -> matmul */
+    float *u = host_rand(dim, 1.0f), *du = dev_copy(u, dim * 4), *h = malloc(dim * 4);
+    poison(dy, n_out * 4);
+    O->swiglu(B, dx, du, dim, dxn);
+    O->matmul(B, &mm, 1, dxn, 1);
+    rs_ref_swiglu(x, u, dim, h);
+    rs_ref_matmul(&w.w, NULL, h, 1, ref);
+    if (synced("swiglu -> matmul Q4_0 (fused int8)")) {
+        down(y, dy, n_out * 4);
+        report("swiglu -> matmul Q4_0 (fused int8)", rel_err(y, ref, n_out), TOL_Q8);
+    }
+    O->release(B, dx), O->release(B, dxn), O->release(B, dy), O->release(B, du);
+    free(x), free(xn), free(ref), free(y), free(u), free(h);
+    free_weight(&nw), free_weight(&w);
+}
+
+static void test_small_ops(void) {
+    static const int dims[] = {64, 100, 4096, 5000, 9000};
+    for (int i = 0; i < 5; i++)
+        for (int n = 1; n <= 7; n += 3) {
+            check_norm(dims[i], n, 0);
+            check_norm(dims[i], n, 1);
+        }
+    check_elementwise(1);
+    check_elementwise(31);
+    check_elementwise(4096);
+    check_elementwise(100003);
+    check_fused_pair(4096, 300);
+    check_fused_pair(11008, 129);
+    check_fused_pair(6144, 77); /* eight values per thread, the last two steps past the row */
+}
+
+/* ---- rope + cache store ------------------------------------------------------------------------
+ */
+
+static float *make_inv_freq(int n_rot) {
+    float *f = malloc(sizeof(float) * (n_rot / 2 + 1));
+    for (int i = 0; i < n_rot / 2; i++) f[i] = (float)pow(10000.0, -2.0 * i / n_rot);
+    return f;
+}
+
+static void check_rope(int n_head, int n_kv, int hd, int n_rot, int neox, rs_kv_type kt, float af) {
+    const int n = 4, n_ctx = 2048;
+    int32_t pos[4] = {0, 5, 1000, 2047};
+    rs_kv_desc d = {2, n_ctx, n_kv, hd, kt};
+    rs_kv *kv = NULL;
+    rs_error e = {0};
+    if (O->kv_create(B, &d, &kv, &e)) die("kv_create", &e);
+    const size_t nq = (size_t)n * n_head * hd, nk = (size_t)n * n_kv * hd;
+    float *q = host_rand(nq, 1.0f), *k = host_rand(nk, 1.0f), *v = host_rand(nk, 1.0f);
+    float *inv = make_inv_freq(n_rot), *dinv = dev_copy(inv, sizeof(float) * (n_rot / 2 + 1));
+    float *dq = dev_copy(q, nq * 4), *dk = dev_copy(k, nk * 4), *dv = dev_copy(v, nk * 4);
+    int32_t *dpos = dev_copy(pos, sizeof pos);
+    rs_rope rope = {neox != 0, n_rot, dinv, af}, href = {neox != 0, n_rot, inv, af};
+    rs_attn at = {n_head, n_kv, hd, 1.0f};
+    O->rope_store(B, dq, dk, dv, dpos, n, &rope, &at, kv, 1);
+    rs_ref_rope(q, pos, n, n_head, hd, &href);
+    rs_ref_rope(k, pos, n, n_kv, hd, &href);
+    char name[96];
+    snprintf(name, sizeof name, "rope_store %s h=%d/%d hd=%d rot=%d af=%.1f %s",
+             neox ? "neox" : "norm", n_head, n_kv, hd, n_rot, af, kt == RS_KV_F16 ? "F16" : "F32");
+    if (synced(name)) {
+        float *gq = malloc(nq * 4), *gk = malloc(nk * 4);
+        down(gq, dq, nq * 4);
+        down(gk, dk, nk * 4);
+        double err = fmax(rel_err(gq, q, nq), rel_err(gk, k, nk));
+        /* the cache at each position holds that token's rotated k and its v */
+        float *ck = malloc(sizeof(float) * n_ctx * n_kv * hd),
+              *cv = malloc(sizeof(float) * n_ctx * n_kv * hd);
+        if (rs_cuda_kv_read(B, kv, 1, n_ctx, ck, cv, &e)) die("kv_read", &e);
+        double ec = 0;
+        for (int t = 0; t < n; t++) {
+            const size_t o = (size_t)pos[t] * n_kv * hd, s = (size_t)t * n_kv * hd;
+            ec = fmax(ec, rel_err(ck + o, k + s, (size_t)n_kv * hd));
+            ec = fmax(ec, rel_err(cv + o, v + s, (size_t)n_kv * hd));
+        }
+        report(name, err, TOL_F32);
+        snprintf(name, sizeof name, "  ... cache holds rotated k and v at pos (%s)",
+                 kt == RS_KV_F16 ? "F16" : "F32");
+        report(name, ec, kt == RS_KV_F16 ? TOL_KV16 : TOL_F32);
+        free(gq), free(gk), free(ck), free(cv);
+    }
+    O->release(B, dq), O->release(B, dk), O->release(B, dv), O->release(B, dpos),
+        O->release(B, dinv);
+    O->kv_destroy(B, kv);
+    free(q), free(k), free(v), free(inv);
+}
+
+/* A prompt's layers share one angle table: layer 1 reads what layer 0 wrote;
+ * new positions uploaded in between must not see the stale table. */
+static void check_rope_table(void) {
+    const int n = 20, n_head = 4, n_kv = 2, hd = 64, n_ctx = 4096;
+    rs_kv_desc d = {2, n_ctx, n_kv, hd, RS_KV_F16};
+    rs_kv *kv = NULL;
+    rs_error e = {0};
+    if (O->kv_create(B, &d, &kv, &e)) die("kv_create", &e);
+    float *inv = make_inv_freq(hd), *dinv = dev_copy(inv, sizeof(float) * (hd / 2 + 1));
+    rs_rope rope = {true, hd, dinv, 1.0f}, href = {true, hd, inv, 1.0f};
+    rs_attn at = {n_head, n_kv, hd, 1.0f};
+    const size_t nq = (size_t)n * n_head * hd, nk = (size_t)n * n_kv * hd;
+    int32_t pos[3][20];
+    int32_t *dpos = dev(sizeof pos[0]);
+    float *q[3], *k[3], *v[3], *dq[3], *dk[3], *dv[3];
+    for (int st = 0; st < 3; st++) { /* all inputs uploaded first: uploads reset the table */
+        q[st] = host_rand(nq, 1.0f), k[st] = host_rand(nk, 1.0f), v[st] = host_rand(nk, 1.0f);
+        dq[st] = dev_copy(q[st], nq * 4), dk[st] = dev_copy(k[st], nk * 4),
+        dv[st] = dev_copy(v[st], nk * 4);
+        for (int t = 0; t < n; t++)
+            pos[st][t] = st == 1 ? pos[0][t] : (int32_t)((frand() + 1.0f) * 2000.0f);
+    }
+    double worst = 0;
+    for (int st = 0; st < 3; st++) {
+        if (st != 1)
+            up(dpos, pos[st], sizeof pos[st]); /* step 1 reuses step 0's positions and table */
+        O->rope_store(B, dq[st], dk[st], dv[st], dpos, n, &rope, &at, kv, st == 1 ? 1 : 0);
+        rs_ref_rope(q[st], pos[st], n, n_head, hd, &href);
+        rs_ref_rope(k[st], pos[st], n, n_kv, hd, &href);
+    }
+    if (synced("rope_store angle table")) {
+        for (int st = 0; st < 3; st++) {
+            float *gq = malloc(nq * 4), *gk = malloc(nk * 4);
+            down(gq, dq[st], nq * 4);
+            down(gk, dk[st], nk * 4);
+            worst = fmax(worst, fmax(rel_err(gq, q[st], nq), rel_err(gk, k[st], nk)));
+            free(gq), free(gk);
+        }
+    }
+    for (int st = 0; st < 3; st++) {
+        O->release(B, dq[st]), O->release(B, dk[st]), O->release(B, dv[st]);
+        free(q[st]), free(k[st]), free(v[st]);
+    }
+    report("rope_store prompt: angle table reused by layer 1, rebuilt after an upload", worst,
+           TOL_F32);
+    O->release(B, dpos), O->release(B, dinv);
+    O->kv_destroy(B, kv);
+    free(inv);
+}
+
+static void test_rope(void) {
+    check_rope_table();
+    check_rope(8, 4, 64, 64, 0, RS_KV_F16, 1.0f);
+    check_rope(8, 4, 64, 32, 1, RS_KV_F16, 1.0f);
+    check_rope(6, 2, 16, 16, 1, RS_KV_F32, 0.7f);
+    check_rope(4, 4, 128, 128, 0, RS_KV_F32, 1.0f);
+    check_rope(32, 8, 128, 128, 1, RS_KV_F16, 1.0f);
+}
+
+/* ---- attention
+ * ------------------------------------------------------------------------------------ */
+
+static void check_attention(int n_head, int n_kv, int hd, int n_ctx, int last_pos, int n,
+                            rs_kv_type kt, int chunk, int mma) {
+    rs_kv_desc d = {2, n_ctx, n_kv, hd, kt};
+    rs_kv *kv = NULL;
+    rs_error e = {0};
+    if (O->kv_create(B, &d, &kv, &e)) die("kv_create", &e);
+    rs_cuda_kv_fill_random(B, kv, rng++);
+    const int n_pos = last_pos + 1;
+    float *ck = malloc(sizeof(float) * n_pos * n_kv * hd),
+          *cv = malloc(sizeof(float) * n_pos * n_kv * hd);
+    if (rs_cuda_kv_read(B, kv, 1, n_pos, ck, cv, &e)) die("kv_read", &e);
+    int32_t *pos = malloc(sizeof(int32_t) * n);
+    for (int t = 0; t < n; t++) pos[t] = last_pos - (n - 1 - t);
+    const size_t nq = (size_t)n * n_head * hd;
+    float *q = host_rand(nq, 1.0f), *ref = malloc(nq * 4), *out = malloc(nq * 4);
+    rs_attn at = {n_head, n_kv, hd, 1.0f / sqrtf((float)hd)};
+    rs_ref_attention(q, ck, cv, pos, n, &at, ref);
+    float *dq = dev_copy(q, nq * 4), *dout = dev(nq * 4);
+    int32_t *dpos = dev_copy(pos, sizeof(int32_t) * n);
+    poison(dout, nq * 4);
+    rs_cuda_tuning tu, old;
+    rs_cuda_get_tuning(B, &old);
+    tu = old;
+    tu.attn_chunk = chunk;
+    tu.attn_mma = mma;
+    rs_cuda_set_tuning(B, &tu);
+    O->attention(B, dq, kv, 1, dpos, n, &at, dout);
+    rs_cuda_set_tuning(B, &old);
+    char name[96];
+    const int tensor_cores = mma && kt == RS_KV_F16 && (hd == 64 || hd == 128) && n > 4;
+    snprintf(name, sizeof name, "attention h=%d/%d hd=%d pos..%d n=%d %s%s%s", n_head, n_kv, hd,
+             last_pos, n, kt == RS_KV_F16 ? "F16" : "F32", chunk ? " chunk" : "",
+             tensor_cores ? " mma" : "");
+    if (synced(name)) {
+        down(out, dout, nq * 4);
+        report(name, rel_err(out, ref, nq), tensor_cores ? TOL_MMA : TOL_ATTN);
+    }
+    O->release(B, dq), O->release(B, dout), O->release(B, dpos);
+    O->kv_destroy(B, kv);
+    free(ck), free(cv), free(pos), free(q), free(ref), free(out);
+}
+
+static void test_attention(void) {
+    /* decode (flash-decoding), every head size and group width */
+    static const int hds[] = {8, 16, 32, 64, 128, 256};
+    for (int i = 0; i < 6; i++) check_attention(8, 4, hds[i], 600, 299, 1, RS_KV_F16, 0, 0);
+    check_attention(32, 32, 128, 4096, 4095, 1, RS_KV_F16, 0, 0); /* Llama-2-7B at full context */
+    check_attention(32, 32, 128, 4096, 100, 1, RS_KV_F16, 0, 0);  /* ... short context */
+    check_attention(32, 8, 128, 5000, 4321, 1, RS_KV_F16, 0, 0);  /* GQA 4 */
+    check_attention(6, 2, 64, 1000, 777, 1, RS_KV_F16, 0, 0);     /* GQA 3 */
+    check_attention(64, 4, 64, 800, 513, 2, RS_KV_F16, 0, 0);     /* GQA 16: two slices */
+    check_attention(8, 8, 64, 300, 0, 1, RS_KV_F16, 0, 0);        /* a single position */
+    check_attention(8, 2, 64, 300, 31, 1, RS_KV_F16, 0, 0);       /* chunk edges */
+    check_attention(8, 2, 64, 300, 32, 1, RS_KV_F16, 0, 0);
+    check_attention(8, 2, 64, 300, 128, 1, RS_KV_F16, 0, 0);
+    check_attention(8, 2, 64, 2048, 1999, 3, RS_KV_F16, 32, 0);  /* fixed small chunks */
+    check_attention(4, 4, 64, 40000, 39999, 1, RS_KV_F16, 0, 0); /* long context, wide chunks */
+    check_attention(8, 4, 128, 900, 650, 4, RS_KV_F32, 0, 0);
+    check_attention(4, 4, 16, 300, 200, 2, RS_KV_F32, 0, 0);
+    /* prefill: SIMT tiles and tensor cores, and the fallbacks */
+    for (int mma = 0; mma <= 1; mma++) {
+        check_attention(8, 4, 64, 300, 69, 70, RS_KV_F16, 0, mma);
+        check_attention(8, 4, 128, 1200, 1100, 130, RS_KV_F16, 0, mma);
+        check_attention(32, 32, 128, 600, 511, 512, RS_KV_F16, 0, mma);
+        check_attention(8, 2, 64, 2000, 1500, 100, RS_KV_F16, 0,
+                        mma); /* past context before the batch */
+        check_attention(4, 4, 128, 100, 9, 5, RS_KV_F16, 0, mma);
+    }
+    check_attention(4, 1, 256, 200, 150, 17, RS_KV_F16, 0, 1);
+    check_attention(4, 2, 16, 100, 40, 41, RS_KV_F32, 0, 1);
+    check_attention(8, 4, 128, 300, 100, 20, RS_KV_F32, 0, 1);
+    check_attention(8, 4, 8, 100, 64, 65, RS_KV_F16, 0, 1);
+    check_attention(8, 4, 80, 300, 200, 1, RS_KV_F16, 0, 1); /* not a power of two */
+    check_attention(8, 4, 12, 300, 200, 9, RS_KV_F16, 0, 1); /* multiple of 4 only */
+    check_attention(4, 2, 6, 100, 60, 5, RS_KV_F16, 0, 1);   /* generic kernel */
+    check_attention(4, 2, 6, 100, 60, 1, RS_KV_F32, 0, 1);
+}
+
+/* ---- graph capture and replay
+ * ---------------------------------------------------------------------- */
+
+typedef struct mini {
+    int dim, n_head, n_kv, hd, n_ff;
+    tw attn_norm, wq, wk, wv, wo, ffn_norm, gate, up, down;
+    float *x, *xn, *q, *k, *v, *att, *tmp, *g, *u, *inv;
+    int32_t *pos;
+    rs_rope rope;
+    rs_attn at;
+} mini;
+
+/* One Llama layer through the op table, as the model's forward pass does it. */
+static void mini_layer(mini *m, rs_kv *kv) {
+    O->rmsnorm(B, m->x, &m->attn_norm.w, 1e-5f, 1, m->xn);
+    rs_matmul qkv[3] = {{&m->wq.w, NULL, m->q}, {&m->wk.w, NULL, m->k}, {&m->wv.w, NULL, m->v}};
+    O->matmul(B, qkv, 3, m->xn, 1);
+    O->rope_store(B, m->q, m->k, m->v, m->pos, 1, &m->rope, &m->at, kv, 0);
+    O->attention(B, m->q, kv, 0, m->pos, 1, &m->at, m->att);
+    rs_matmul wo = {&m->wo.w, NULL, m->tmp};
+    O->matmul(B, &wo, 1, m->att, 1);
+    O->add_rmsnorm(B, m->x, m->tmp, &m->ffn_norm.w, 1e-5f, 1, m->xn);
+    rs_matmul ffn[2] = {{&m->gate.w, NULL, m->g}, {&m->up.w, NULL, m->u}};
+    O->matmul(B, ffn, 2, m->xn, 1);
+    O->swiglu(B, m->g, m->u, m->n_ff, m->g);
+    rs_matmul dn = {&m->down.w, NULL, m->tmp};
+    O->matmul(B, &dn, 1, m->g, 1);
+    O->add(B, m->x, m->tmp, m->dim);
+}
+
+static void test_graph(void) {
+    mini m = {.dim = 512, .n_head = 8, .n_kv = 2, .hd = 64, .n_ff = 1024};
+    m.attn_norm = make_weight(RS_DTYPE_F32, m.dim, 1, 1.0f);
+    m.ffn_norm = make_weight(RS_DTYPE_F32, m.dim, 1, 1.0f);
+    m.wq = make_weight(RS_DTYPE_Q4_0, m.dim, m.n_head * m.hd, 0.1f);
+    m.wk = make_weight(RS_DTYPE_Q4_K, m.dim, m.n_kv * m.hd, 0.1f);
+    m.wv = make_weight(RS_DTYPE_Q8_0, m.dim, m.n_kv * m.hd, 0.1f);
+    m.wo = make_weight(RS_DTYPE_Q6_K, m.n_head * m.hd, m.dim, 0.1f);
+    m.gate = make_weight(RS_DTYPE_Q4_0, m.dim, m.n_ff, 0.1f);
+    m.up = make_weight(RS_DTYPE_Q4_0, m.dim, m.n_ff, 0.1f);
+    m.down = make_weight(RS_DTYPE_F16, m.n_ff, m.dim, 0.1f);
+    m.x = dev(m.dim * 4), m.xn = dev(m.dim * 4), m.tmp = dev(m.dim * 4);
+    m.q = dev(m.n_head * m.hd * 4), m.att = dev(m.n_head * m.hd * 4);
+    m.k = dev(m.n_kv * m.hd * 4), m.v = dev(m.n_kv * m.hd * 4);
+    m.g = dev(m.n_ff * 4), m.u = dev(m.n_ff * 4), m.pos = dev(4);
+    float *inv = make_inv_freq(m.hd);
+    m.inv = dev_copy(inv, sizeof(float) * m.hd / 2);
+    m.rope = (rs_rope){false, m.hd, m.inv, 1.0f};
+    m.at = (rs_attn){m.n_head, m.n_kv, m.hd, 0.125f};
+    rs_kv_desc d = {1, 700, m.n_kv, m.hd, RS_KV_F16};
+    rs_kv *kv_direct = NULL, *kv_graph = NULL;
+    rs_error e = {0};
+    if (O->kv_create(B, &d, &kv_direct, &e) || O->kv_create(B, &d, &kv_graph, &e))
+        die("kv_create", &e);
+    const char *env = getenv("RUSTY_CUDA_GRAPH_STEPS");
+    const int STEPS = env ? atoi(env) : 300;
+    float *xs = host_rand((size_t)STEPS * m.dim, 1.0f), *a = malloc(m.dim * 4),
+          *b = malloc(m.dim * 4);
+    double worst = 0;
+    int mismatch = 0, captured = 0;
+    for (int s = 0; s < STEPS; s++) {
+        int32_t p = s;
+        /* direct */
+        up(m.pos, &p, 4);
+        up(m.x, xs + (size_t)s * m.dim, m.dim * 4);
+        mini_layer(&m, kv_direct);
+        down(a, m.x, m.dim * 4);
+        /* graph: captured at the first step, replayed with new positions and inputs */
+        up(m.pos, &p, 4);
+        up(m.x, xs + (size_t)s * m.dim, m.dim * 4);
+        if (!captured) {
+            if (O->graph_begin(B, 7, &e)) die("graph_begin", &e);
+            mini_layer(&m, kv_graph);
+            if (O->graph_end(B, 7, &e)) die("graph_end", &e);
+            captured = 1;
+        }
+        if (!O->graph_launch(B, 7)) die("graph_launch", NULL);
+        down(b, m.x, m.dim * 4);
+        if (!synced("graph replay")) break;
+        if (memcmp(a, b, m.dim * 4)) mismatch++;
+        worst = fmax(worst, rel_err(b, a, m.dim));
+    }
+    printf("     graph replay: %d of %d steps differ bitwise from direct execution\n", mismatch,
+           STEPS);
+    char name[96];
+    snprintf(name, sizeof name, "graph capture + %d replays == direct (Q4_0/Q4_K/Q8_0/Q6_K/F16)",
+             STEPS);
+    report(name, mismatch ? fmax(worst, 1e-30) : 0.0, 0.0);
+    O->kv_destroy(B, kv_direct);
+    O->kv_destroy(B, kv_graph);
+    free(xs), free(a), free(b), free(inv);
+    tw *ws[] = {&m.attn_norm, &m.ffn_norm, &m.wq, &m.wk, &m.wv, &m.wo, &m.gate, &m.up, &m.down};
+    for (int i = 0; i < 9; i++) free_weight(ws[i]);
+    float *bufs[] = {m.x, m.xn, m.tmp, m.q, m.att, m.k, m.v, m.g, m.u, m.inv};
+    for (int i = 0; i < 10; i++) O->release(B, bufs[i]);
+    O->release(B, m.pos);
+}
+
+/* ---- errors
+ * ------------------------------------------------------------------------------------------ */
+
+static void test_errors(void) {
+    rs_error e = {0};
+    void *p = NULL;
+    rs_status st = O->alloc(B, (size_t)1 << 50, &p, &e);
+    printf("     alloc 1 PiB: %s\n", e.msg);
+    report("alloc of 1 PiB fails with NOMEM and says how much",
+           st == RS_ERR_NOMEM && strstr(e.msg, "needed") ? 0 : 1, 0);
+    unsigned char blk[84 * 2] = {0};
+    rs_weight w = {.name = "q2k",
+                   .type = RS_DTYPE_Q2_K,
+                   .n_in = 256,
+                   .n_out = 2,
+                   .nbytes = sizeof blk,
+                   .host = blk};
+    st = O->weight_load(B, &w, &e);
+    printf("     Q2_K weight: %s\n", e.msg);
+    report("unsupported weight type is refused", st == RS_ERR_UNSUPPORTED ? 0 : 1, 0);
+    double gbps = 0;
+    st = O->bandwidth(B, &gbps, &e);
+    printf("     device-to-device copy: %.0f GB/s\n", gbps);
+    report("bandwidth measures", st == RS_OK && gbps > 100 ? 0 : 1, 0);
+    report("sync is clean after the refused calls", O->sync(B, &e) == RS_OK ? 0 : 1, 0);
+}
+
+int main(void) {
+    rs_error e = {0};
+    rs_status st = rs_cuda_backend_create(&B, &e);
+    if (st) {
+        printf("SKIP: no CUDA device (%s)\n", e.msg);
+        return 77;
+    }
+    O = B->ops;
+    const char *only = getenv("RUSTY_CUDA_TEST");
+    if (!only || strstr(only, "matmul")) test_matmul();
+    if (!only || strstr(only, "embed")) test_embed();
+    if (!only || strstr(only, "small")) test_small_ops();
+    if (!only || strstr(only, "rope")) test_rope();
+    if (!only || strstr(only, "attention")) test_attention();
+    if (!only || strstr(only, "graph")) test_graph();
+    if (!only || strstr(only, "errors")) test_errors();
+    O->destroy(B);
+    printf("\n%d passed, %d failed\n", n_pass, n_fail);
+    return n_fail ? 1 : 0;
+}
