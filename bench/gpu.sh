@@ -21,8 +21,8 @@ if [[ ${1:-} == stage ]]; then
     S=.stage-gpu
     rm -rf "$S" && mkdir -p "$S/bin" "$S/lib" "$S/tests"
     cp build/rusty build/bench/synth_model build/bench/bench_matmul "$S/bin/"
-    [[ -d build/tests/cuda ]] && find build/tests -maxdepth 2 -type f -name 'test_cuda*' -perm -u+x -exec cp {} "$S/tests/" \;
-    [[ -f build/bench/cuda_bench ]] && cp build/bench/cuda_bench "$S/bin/"
+    find build -maxdepth 3 -type f -name 'test_cuda*' -perm -u+x -exec cp {} "$S/tests/" \;
+    [[ -f build/rusty_cuda_bench ]] && cp build/rusty_cuda_bench "$S/bin/"
     cp -r tests/data "$S/tests/"
     cp bench/gpu.sh bench/hf_bench.py "$S/"
     for l in libcjson.so.1 libcmocka.so.0 libutf8proc.so.2 libpcre2-8.so.0; do
@@ -70,20 +70,20 @@ run_tests() {
 run_bench() {
     say "GPU benchmarks, Llama-2-7B shape, random weights"
     local first=1
-    for ty in F16 Q8_0 Q4_0 Q4_K; do
+    for ty in ${GPU_TYPES:-F16 Q8_0 Q4_0 Q4_K}; do
         f=$(synth $ty) || { echo "synth $ty failed"; continue; }
         $B bench -m "$f" -p 512 -n 128 -r 3 2>>"$OUT/bench.err" | tail -n +$((first ? 1 : 3))
         first=0
     done
-    f=$(synth Q4_0) && $B bench -m "$f" -p 0 -n 128 -d 4096 -r 3 2>>"$OUT/bench.err" | tail -n +3
+    [[ -n ${NO_DEPTH:-} ]] || { f=$(synth Q4_0) && $B bench -m "$f" -p 0 -n 128 -d 4096 -r 3 2>>"$OUT/bench.err" | tail -n +3; }
 }
 
 run_cpu() {
     say "CPU benchmarks, Llama-2-7B shape: $(lscpu | sed -n 's/^Model name: *//p'), $(nproc) cores"
     local first=1
-    for ty in Q4_0 Q8_0; do
+    for ty in ${CPU_TYPES:-Q4_0 Q8_0}; do
         f=$(synth $ty) || continue
-        $B bench -m "$f" --device cpu -p 64 -n 32 -r 3 2>>"$OUT/cpu.err" | tail -n +$((first ? 1 : 3))
+        $B bench -m "$f" --device cpu -p ${CPU_PP:-64} -n ${CPU_TG:-32} -r 3 2>>"$OUT/cpu.err" | tail -n +$((first ? 1 : 3))
         first=0
     done
 }
