@@ -111,8 +111,9 @@ static void print_row(const row_ctx *r, const char *test, const double *tps, int
     for (int i = 0; i < reps; i++) mean += tps[i] / reps;
     for (int i = 0; i < reps && reps > 1; i++) sd += (tps[i] - mean) * (tps[i] - mean) / (reps - 1);
     sd = sqrt(sd);
-    printf("| %s | %.2f GiB | %.2f M | %s | %d | %s | %.2f ± %.2f |", r->model_col,
-           (double)r->m->weight_bytes / (1 << 30), (double)r->m->n_params / 1e6, r->info.backend,
+    double gib = (double)r->m->weight_bytes / (1 << 30), b = (double)r->m->n_params;
+    printf("| %s | %.2f %s | %.2f %s | %s | %d | %s | %.2f ± %.2f |", r->model_col, gib >= 1 ? gib : gib * 1024,
+           gib >= 1 ? "GiB" : "MiB", b >= 1e9 ? b / 1e9 : b / 1e6, b >= 1e9 ? "B" : "M", r->info.backend,
            r->info.n_threads, test, mean, sd);
     if (n_gen) {
         double gbps = mean * decode_bytes(r->m, &r->info, depth + n_gen / 2.0) / 1e9;
