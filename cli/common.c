@@ -177,7 +177,7 @@ int cli_load(const char *cmd, const cli_model_opts *o, bool needs_tokenizer, rs_
         fprintf(stderr, "rusty %s: %s\n", cmd, err.msg);
         return 1;
     }
-    if ((st = rs_session_create(s, *m, &o->session, &err))) {
+    if (rs_session_create(s, *m, &o->session, &err) != RS_OK) {
         fprintf(stderr, "rusty %s: %s\n", cmd, err.msg);
         rs_model_free(*m);
         *m = NULL;

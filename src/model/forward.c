@@ -108,7 +108,6 @@ rs_status rs_forward(rs_session *s, const int32_t *ids, int n, rs_logits_mode mo
         if ((st = move_stream(cpu, gpu, stream_bytes, err)) ||
             (st = run_captured_decode(s, gpu, err)))
             return st;
-        cur = gpu;
     } else {
         for (int k = 0; k < s->n_place; k++) {
             rs_place *p = &s->place[k];

@@ -113,6 +113,7 @@ static void set_type_desc(rs_model *m) {
     for (int l = 0; l < m->hp.n_layer; l++) {
         const rs_layer_weights *L = &m->layers[l];
         const rs_weight *mats[] = {&L->wq, &L->wk, &L->wv, &L->wo, &L->gate, &L->up, &L->down};
+        // NOLINTNEXTLINE(bugprone-sizeof-expression): count of an array of pointers
         for (size_t i = 0; i < sizeof mats / sizeof *mats; i++)
             bytes[mats[i]->type] += mats[i]->nbytes;
     }

@@ -86,6 +86,7 @@ static rs_status load_layer(rs_session *s, rs_place *p, int l, rs_error *err) {
     *L = s->m->layers[l];
     rs_weight *all[] = {&L->attn_norm, &L->wq, &L->wk,       &L->wv,   &L->wo, &L->bq,
                         &L->bk,        &L->bv, &L->ffn_norm, &L->gate, &L->up, &L->down};
+    // NOLINTNEXTLINE(bugprone-sizeof-expression): count of an array of pointers
     for (size_t i = 0; i < sizeof all / sizeof *all; i++) {
         rs_status st = load_weight(p->be, all[i], err);
         if (st) return st;
@@ -208,6 +209,7 @@ void rs_session_free(rs_session *s) {
             rs_layer_weights *L = &s->lw[l];
             rs_weight *all[] = {&L->attn_norm, &L->wq, &L->wk,       &L->wv,   &L->wo, &L->bq,
                                 &L->bk,        &L->bv, &L->ffn_norm, &L->gate, &L->up, &L->down};
+            // NOLINTNEXTLINE(bugprone-sizeof-expression): count of an array of pointers
             for (size_t i = 0; i < sizeof all / sizeof *all; i++)
                 if (all[i]->backend) p->be->ops->weight_unload(p->be, all[i]);
         }
