@@ -137,7 +137,11 @@ int main(int argc, char **argv) {
                     type != RS_DTYPE_Q8_0;
     rs_dtype head = low_bits ? RS_DTYPE_Q6_K : type;
     int D = s->n_embd, KV = s->n_head_kv * (D / s->n_head), n = 0;
-    rs_tensor_info *t = calloc((size_t)(3 + 9 * s->n_layer), sizeof *t);
+    rs_tensor_info *t = calloc(3 + 9 * (size_t)s->n_layer, sizeof *t);
+    if (!t) {
+        fprintf(stderr, "synth_model: out of memory\n");
+        return 1;
+    }
     add_tensor(t, &n, "token_embd.weight", type, D, s->n_vocab);
     add_tensor(t, &n, "output_norm.weight", RS_DTYPE_F32, D, 0);
     add_tensor(t, &n, "output.weight", head, D, s->n_vocab);
@@ -164,11 +168,12 @@ int main(int argc, char **argv) {
     rs_cpu_info cpu;
     rs_cpu_detect(&cpu);
     int nth = argc > 4 ? atoi(argv[4]) : cpu.n_physical;
+    int rc = 1;
     if (!add_hparams(&meta, s) || !add_vocab(&meta, s->n_vocab) ||
         rs_threadpool_create(&tp, nth, &err) ||
         rs_gguf_writer_open(&w, argv[3], &meta, t, (uint64_t)n, &err)) {
         fprintf(stderr, "synth_model: %s\n", err.msg[0] ? err.msg : "out of memory");
-        return 1;
+        goto done;
     }
     for (int i = 0; i < n; i++) {
         gen_job j = {t[i].type,
@@ -179,31 +184,34 @@ int main(int argc, char **argv) {
                      0,
                      malloc((size_t)nth * (size_t)t[i].ne[0] * sizeof(float))};
         rs_dtype_row_size(j.type, j.n_in, &j.row_bytes);
-        if (!j.out || !j.rows) {
+        bool ok = j.out && j.rows;
+        if (!ok) {
             fprintf(stderr, "synth_model: out of memory\n");
-            rs_gguf_writer_abort(w);
-            return 1;
-        }
-        if (t[i].n_dims == 1)
-            for (int64_t k = 0; k < j.n_in; k++) ((float *)j.out)[k] = 1.0f;
-        else
-            rs_threadpool_run(tp, gen_rows, &j);
-        if (rs_gguf_writer_put(w, (uint64_t)i, j.out, t[i].nbytes, &err)) {
-            fprintf(stderr, "synth_model: %s\n", err.msg);
-            rs_gguf_writer_abort(w);
-            return 1;
+        } else {
+            if (t[i].n_dims == 1)
+                for (int64_t k = 0; k < j.n_in; k++) ((float *)j.out)[k] = 1.0f;
+            else
+                rs_threadpool_run(tp, gen_rows, &j);
+            ok = rs_gguf_writer_put(w, (uint64_t)i, j.out, t[i].nbytes, &err) == RS_OK;
+            if (!ok) fprintf(stderr, "synth_model: %s\n", err.msg);
         }
         free(j.out);
         free(j.rows);
+        if (!ok) goto done;
     }
-    if (rs_gguf_writer_close(w, &err)) {
+    rs_status st = rs_gguf_writer_close(w, &err); /* frees w, also on failure */
+    w = NULL;
+    if (st) {
         fprintf(stderr, "synth_model: %s\n", err.msg);
-        return 1;
+        goto done;
     }
+    fprintf(stderr, "synth_model: wrote %s (%s, %s)\n", argv[3], s->name, argv[2]);
+    rc = 0;
+done:
+    if (w) rs_gguf_writer_abort(w);
     for (int i = 0; i < n; i++) free((char *)t[i].name);
     free(t);
     rs_meta_free(&meta);
     rs_threadpool_free(tp);
-    fprintf(stderr, "synth_model: wrote %s (%s, %s)\n", argv[3], s->name, argv[2]);
-    return 0;
+    return rc;
 }

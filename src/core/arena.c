@@ -12,18 +12,23 @@ struct rs_arena_chunk {
     max_align_t data[]; /* aligned start of the usable bytes */
 };
 
+/* Bytes to add to p to reach a multiple of align (a power of two). Pointer
+ * arithmetic on the result keeps the pointer's provenance. */
+static size_t pad_to(const unsigned char *p, size_t align) {
+    return (size_t)(-(uintptr_t)p & (uintptr_t)(align - 1));
+}
+
 void *rs_arena_alloc(rs_arena *a, size_t size, size_t align) {
     if (align == 0 || (align & (align - 1)) != 0 || align > 4096) return NULL;
     if (size == 0) size = 1;
     rs_arena_chunk *c = a->head;
     if (c) {
-        uintptr_t base = (uintptr_t)c->data;
-        uintptr_t p = (base + c->used + align - 1) & ~(uintptr_t)(align - 1);
-        size_t off = (size_t)(p - base);
+        unsigned char *base = (unsigned char *)c->data;
+        size_t off = c->used + pad_to(base + c->used, align);
         if (off <= c->size && size <= c->size - off) {
             c->used = off + size;
             a->total += size;
-            return (void *)p;
+            return base + off;
         }
     }
     size_t want = a->chunk_size ? a->chunk_size : 64 * 1024;
@@ -35,11 +40,11 @@ void *rs_arena_alloc(rs_arena *a, size_t size, size_t align) {
     n->used = 0;
     n->next = a->head;
     a->head = n;
-    uintptr_t base = (uintptr_t)n->data;
-    uintptr_t p = (base + align - 1) & ~(uintptr_t)(align - 1);
-    n->used = (size_t)(p - base) + size;
+    unsigned char *base = (unsigned char *)n->data;
+    size_t off = pad_to(base, align);
+    n->used = off + size;
     a->total += size;
-    return (void *)p;
+    return base + off;
 }
 
 void *rs_arena_calloc(rs_arena *a, size_t n, size_t size) {

@@ -4,6 +4,8 @@
 #include <stdio.h>
 #include <string.h>
 
+#undef rs_error_set /* status.h's model of it for the static analyzer is for callers */
+
 rs_status rs_error_set(rs_error *err, rs_status code, const char *fmt, ...) {
     if (!err) return code;
     err->code = code;

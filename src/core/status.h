@@ -32,6 +32,12 @@ typedef struct rs_error {
  * An already-recorded message is overwritten. */
 rs_status rs_error_set(rs_error *err, rs_status code, const char *fmt, ...)
     __attribute__((format(printf, 3, 4)));
+#ifdef __clang_analyzer__
+/* The static analyzer never inlines variadic functions, so it cannot see that
+ * rs_error_set returns `code` and would follow impossible "error path returned
+ * RS_OK" paths. This model states the contract above; compiled code is unaffected. */
+#define rs_error_set(err, code, ...) ((void)rs_error_set((err), (code), __VA_ARGS__), (code))
+#endif
 
 /* Prepends "prefix: " to the message already in *err (for adding context such as
  * a file name as an error travels up). Returns err->code (RS_OK when err is NULL). */

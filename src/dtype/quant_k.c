@@ -319,10 +319,10 @@ void rs_dtype_q6_k_to_f32(const void *src, float *dst, int64_t n) {
         memcpy(&blk, p, sizeof blk);
         const float d = rs_fp16_to_f32(blk.d);
         for (int e = 0; e < QK_K; e++) {
-            const int h = e / 128, r = e % 128;
+            const int h = e / 128, r = e % 128, sub = e / 16;
             const int lo = (blk.ql[64 * h + r % 64] >> (4 * (r / 64))) & 0x0f;
             const int hi = (blk.qh[32 * h + r % 32] >> (2 * (r / 32))) & 3;
-            dst[e] = d * (float)blk.scales[e / 16] * (float)((lo | (hi << 4)) - 32);
+            dst[e] = d * (float)blk.scales[sub] * (float)((lo | (hi << 4)) - 32);
         }
     }
 }

@@ -84,7 +84,7 @@ static rs_status eval_prompt(rs_session *s, rs_sampler *sm, const int32_t *promp
 rs_status rs_generate(rs_session *s, const rs_tokenizer *tok, rs_sampler *sm, const int32_t *prompt,
                       int n, int n_past_cached, const rs_gen_params *p, const rs_gen_callbacks *cb,
                       rs_gen_stats *stats, rs_error *err) {
-    rs_gen_stats local;
+    rs_gen_stats local = {0}; /* when the caller wants no stats */
     rs_gen_stats *st = stats ? stats : &local;
     memset(st, 0, sizeof *st);
     if (n <= 0 || n_past_cached < 0 || n_past_cached >= n)

@@ -383,8 +383,7 @@ rs_status rs_gguf_writer_open(rs_gguf_writer **out, const char *path, const rs_m
         if (w) writer_free(w);
         return rs_error_set(err, RS_ERR_NOMEM, "%s: out of memory", path);
     }
-    memcpy(w->tmp, path, plen);
-    memcpy(w->tmp + plen, ".tmp", 5);
+    snprintf(w->tmp, plen + 5, "%s.tmp", path);
     w->n_tensors = n_tensors;
     w->alignment = alignment;
     w->f = fopen(w->tmp, "wbe");

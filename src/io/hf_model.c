@@ -213,6 +213,7 @@ static rs_status map_tensors(rs_hf_model *m, rs_error *err) {
     rs_arena *a = &m->meta.arena;
     uint64_t n = w->n_tensors ? w->n_tensors : 1;
     m->tensors = rs_arena_calloc(a, n, sizeof *m->tensors);
+    // NOLINTNEXTLINE(bugprone-sizeof-expression): the elements are pointers
     m->by_name = rs_arena_calloc(a, n, sizeof *m->by_name);
     m->unmapped = rs_arena_calloc(a, n, sizeof *m->unmapped);
     if (!m->tensors || !m->by_name || !m->unmapped)

@@ -370,7 +370,9 @@ bool rs_value_equal(const rs_value *a, const rs_value *b) {
     if (a->type != b->type) return false;
     if (is_unsigned(a->type)) return a->u == b->u;
     if (is_signed(a->type)) return a->i == b->i;
-    if (is_float(a->type)) return memcmp(&a->f, &b->f, sizeof a->f) == 0; /* bitwise: NaN-safe */
+    /* bitwise: NaN-safe (a double has no padding bits) */
+    // NOLINTNEXTLINE(bugprone-suspicious-memory-comparison): deliberate bitwise equality
+    if (is_float(a->type)) return memcmp(&a->f, &b->f, sizeof a->f) == 0;
     switch (a->type) {
     case RS_V_BOOL: return a->b == b->b;
     case RS_V_STR: return str_equal(a->str, b->str);

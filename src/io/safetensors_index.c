@@ -18,7 +18,7 @@ static char *join_path(rs_arena *a, const char *dir, const char *name) {
     while (dl > 1 && dir[dl - 1] == '/') dl--;
     char *p = rs_arena_alloc(a, dl + nl + 2, 1);
     if (!p) return NULL;
-    memcpy(p, dir, dl);
+    memcpy(p, dir, dl); // NOLINT(bugprone-not-null-terminated-result): name's NUL ends it
     p[dl] = '/';
     memcpy(p + dl + 1, name, nl + 1);
     return p;
@@ -71,6 +71,7 @@ static rs_status build_union(rs_safetensors_set *set, rs_error *err) {
     rs_arena *a = &set->meta.arena;
     set->tensors = rs_arena_calloc(a, total ? total : 1, sizeof *set->tensors);
     set->shard_of = rs_arena_calloc(a, total ? total : 1, sizeof *set->shard_of);
+    // NOLINTNEXTLINE(bugprone-sizeof-expression): the elements are pointers
     set->by_name = rs_arena_calloc(a, total ? total : 1, sizeof *set->by_name);
     if (!set->tensors || !set->shard_of || !set->by_name)
         return rs_error_set(err, RS_ERR_NOMEM, "out of memory");

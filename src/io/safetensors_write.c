@@ -21,6 +21,7 @@ static bool valid_utf8(const char *s, size_t n) {
 
 /* Checks names (present, UTF-8, unique), types, shapes and sizes of the caller's tensors. */
 static rs_status check_tensors(const rs_tensor_info *tensors, uint64_t n, rs_error *err) {
+    // NOLINTNEXTLINE(bugprone-sizeof-expression): the elements are pointers
     const rs_tensor_info **by = rs_malloc_array(n ? n : 1, sizeof *by);
     if (!by) return rs_error_set(err, RS_ERR_NOMEM, "out of memory");
     uint64_t total = 0;

@@ -46,7 +46,7 @@ static rs_status add_merges(rs_tokenizer *t, const rs_array *merges, rs_error *e
             st = merge_error(err, i, m, "right side", sp + 1, rn);
             break;
         }
-        if (ln + rn > buf_cap) {
+        if (!buf || ln + rn > buf_cap) { /* ln >= 1: the first merge allocates */
             buf_cap = (ln + rn) * 2;
             char *g = realloc(buf, buf_cap);
             if (!g) {

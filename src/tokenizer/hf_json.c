@@ -187,6 +187,7 @@ static char *phantom(const char *t) {
     else if (n > 2 && t[0] == '#' && t[1] == '#')
         memcpy(r, t + 2, n - 1);
     else {
+        // NOLINTNEXTLINE(bugprone-not-null-terminated-result): the next copy brings t's NUL
         memcpy(r, RS_SPACE_MARK, RS_SPACE_MARK_LEN);
         memcpy(r + RS_SPACE_MARK_LEN, t, n + 1);
     }

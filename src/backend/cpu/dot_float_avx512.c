@@ -55,6 +55,7 @@ INLINE void ftile(const int T, const int MR, const int NC, int64_t n, const uint
     const float *xr[TILE_MAX];
     RS_UNROLL for (int r = 0; r < MR; r++) wr[r] = w + (size_t)(r < nr ? r : nr - 1) * ws;
     RS_UNROLL for (int c = 0; c < NC; c++) xr[c] =
+        // cppcheck-suppress invalidPointerCast ; x is the byte view of f32 activations
         (const float *)(x + (size_t)(c < nc ? c : nc - 1) * xs);
     acc_tile acc;
     RS_UNROLL for (int r = 0; r < MR; r++) RS_UNROLL for (int c = 0; c < NC; c++) acc.v[r][c] =

@@ -215,7 +215,7 @@ static int add_act(mm_job *j, rs_cpu_act act, uint8_t **scratch) {
     if (act == RS_CPU_ACT_F32) {
         ma->quant = NULL;
         ma->row_bytes = (size_t)in->x_stride * sizeof(float);
-        ma->data = (uint8_t *)(uintptr_t)in->x;
+        ma->data = (uint8_t *)in->x; /* only read: F32 activations need no quantizing */
     } else {
         ma->quant = rs_cpu_quant_get(act, in->level);
         ma->row_bytes = act_row_bytes(act, in->n_in);
@@ -248,8 +248,8 @@ rs_status rs_cpu_matmul_multi(rs_threadpool *tp, const rs_cpu_matmul_in *in,
     memset(&j, 0, sizeof j);
     j.in = in;
     j.n_w = n_w;
-    uint8_t *scratch =
-        (uint8_t *)(((uintptr_t)in->scratch + SCRATCH_ALIGN - 1) & ~(uintptr_t)(SCRATCH_ALIGN - 1));
+    uint8_t *scratch = in->scratch; /* aligned up to SCRATCH_ALIGN (NULL when none is needed) */
+    if (scratch) scratch += -(uintptr_t)scratch & (SCRATCH_ALIGN - 1);
     uint64_t traffic = 0;
     for (int i = 0; i < n_w; i++) {
         mm_weight *mw = &j.ws[i];

@@ -49,6 +49,7 @@ typedef struct {
 
 struct rs_threadpool {
     int n;
+    _Atomic int stop; /* set once, at shutdown; here it fills n's padding */
     pthread_t *threads;
     rs_threadpool_fn fn; /* current job, published by the seq bump */
     void *ctx;
@@ -59,7 +60,6 @@ struct rs_threadpool {
     padded_u32 bar_count;    /* threads arrived at the current barrier */
     padded_u32 bar_gen;      /* barrier generation */
     padded_u32 bar_sleeping; /* threads asleep on bar_gen */
-    _Atomic int stop;
 };
 
 typedef struct {
