@@ -110,9 +110,11 @@ static void exercise(const rs_tokenizer *t, const uint8_t *data, size_t size, bo
     for (size_t i = 0; i < ids.n; i++)
         if (rs_stream_decoder_push(&d, ids.ids[i], &streamed, NULL)) abort();
     if (rs_stream_decoder_flush(&d, &streamed, NULL)) abort();
-    if (streamed.len != whole.len || (whole.len && memcmp(streamed.data, whole.data, whole.len)))
+    if (streamed.len != whole.len ||
+        (whole.len && memcmp(streamed.data, whole.data, whole.len) != 0))
         abort();
-    if (must_roundtrip && !parse && (whole.len != size || (size && memcmp(whole.data, data, size))))
+    if (must_roundtrip && !parse &&
+        (whole.len != size || (size && memcmp(whole.data, data, size) != 0)))
         abort(); /* byte-level BPE loses nothing */
     rs_bytes_free(&whole);
     rs_bytes_free(&streamed);

@@ -59,9 +59,9 @@ static void test_round_trip(void **state) {
                  * unrounded f32 d, which differs from dh by <= 2^-11 relative */
                 double best = INFINITY;
                 for (int c = 0; c < 16; c++) best = fmin(best, fabs(xv - (double)dh * k_book[c]));
-                double bound = best + 127.0 * fabs(dh) * 0x1p-11 + 1e-6 * fabs(xv);
+                double bound = best + 127.0 * fabs((double)dh) * 0x1p-11 + 1e-6 * fabs((double)xv);
                 double err = fabs((double)xv - y[32 * b + j]);
-                if (dh == 0) bound = fabs(xv); /* all-zero or underflowing block */
+                if (dh == 0) bound = fabs((double)xv); /* all-zero or underflowing block */
                 if (!(err <= bound)) {
                     print_error("%s block %d e%d: x=%.9g y=%.9g err %.3g > %.3g\n", qc_names[k], b,
                                 j, (double)xv, (double)y[32 * b + j], err, bound);

@@ -300,7 +300,8 @@ static void check_grid(rs_dtype t, const float *x, const float *y, const uint8_t
         for (int i = 0; i < len; i++, e++) {
             double err = fabs((double)x[e] - y[e]);
             /* roundings of (x + offset) / step and of step * l - offset */
-            double slack = 1e-5 * (fabs(x[e]) + fabs(g.offset) + fabs(g.step) * 32);
+            double slack =
+                1e-5 * (fabs((double)x[e]) + fabs((double)g.offset) + fabs((double)g.step) * 32);
             double bound = g.step == 0 ? fabs((double)x[e] + g.offset) : grid_bound(&g, x[e]);
             if (g.step == 0) { /* scale rounded to zero: every value is -offset */
                 if (!(y[e] == -g.offset)) {

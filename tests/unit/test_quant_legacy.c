@@ -120,16 +120,18 @@ static const legacy_case k_cases[] = {
  * d the reference derives from the block and the stored fp16 values dh, mh. */
 static double element_bound(const legacy_case *c, float x, float d, float dh, float min, float mh,
                             float amax) {
-    const double slack = 1e-4 * fabs(d) + 1e-6 * amax; /* reciprocal and product roundings */
-    if (c->q8) return 0.5 * fabs(d) + 127 * fabs(d - dh) + slack;
+    /* in float64; d - dh, a value and its fp16 rounding, is exact in either */
+    const double ad = fabs((double)d), d_err = fabs((double)d - dh);
+    const double slack = 1e-4 * ad + 1e-6 * amax; /* reciprocal and product roundings */
+    if (c->q8) return 0.5 * ad + 127 * d_err + slack;
     if (c->sym_levels) {
         /* x / d lies in [-L, L]; only -L .. L-1 exist, so x / d > L - 1 clamps */
         const int L = c->sym_levels;
         double t = d != 0 ? (double)x / d : 0;
         double units = t > L - 1 ? fmax(0.5, t - (L - 1)) : 0.5;
-        return units * fabs(d) + L * fabs(d - dh) + slack;
+        return units * ad + L * d_err + slack;
     }
-    return 0.5 * fabs(d) + c->aff_max * fabs(d - dh) + fabs(min - mh) + slack;
+    return 0.5 * ad + c->aff_max * d_err + fabs((double)min - mh) + slack;
 }
 
 static void check_block_bounds(const legacy_case *c, const float *x, const float *y,
@@ -217,8 +219,10 @@ static int hex_nibble(char ch) {
 
 static size_t parse_hex(const char *s, uint8_t *out, size_t cap) {
     size_t n = 0;
-    while (s[0] && s[1] && hex_nibble(s[0]) >= 0 && hex_nibble(s[1]) >= 0 && n < cap) {
-        out[n++] = (uint8_t)(hex_nibble(s[0]) << 4 | hex_nibble(s[1]));
+    while (s[0] && s[1] && n < cap) {
+        const int hi = hex_nibble(s[0]), lo = hex_nibble(s[1]);
+        if (hi < 0 || lo < 0) break;
+        out[n++] = (uint8_t)(hi << 4 | lo);
         s += 2;
     }
     return n;

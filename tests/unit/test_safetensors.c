@@ -39,7 +39,7 @@ static unsigned char *make_image(const char *header, size_t data_len, size_t *si
     unsigned char *p = malloc(*size ? *size : 1);
     assert_non_null(p);
     for (int i = 0; i < 8; i++) p[i] = (unsigned char)((uint64_t)n >> (8 * i));
-    memcpy(p + 8, header, n);
+    memcpy(p + 8, header, n); // NOLINT(bugprone-not-null-terminated-result): a binary image
     for (size_t i = 0; i < data_len; i++) p[8 + n + i] = (unsigned char)i;
     return p;
 }

@@ -237,6 +237,7 @@ static int ref_cmp(const void *a, const void *b) {
 
 static int ref_chain(const float *logits, int32_t nv, const rs_sampler_params *p, int32_t *ids,
                      double *probs) {
+    assert_true(nv > 0);
     ref_item *it = malloc((size_t)nv * sizeof *it);
     double *v = malloc((size_t)nv * sizeof *v);
     for (int32_t i = 0; i < nv; i++) it[i] = (ref_item){logits[i], i};
@@ -256,7 +257,7 @@ static int ref_chain(const float *logits, int32_t nv, const rs_sampler_params *p
     }
     if (p->min_p > 0.0f) {
         int keep = 1;
-        while (keep < n && v[keep] - v[0] >= log(p->min_p)) keep++;
+        while (keep < n && v[keep] - v[0] >= log((double)p->min_p)) keep++;
         n = keep;
     }
     softmax64(v, n, p->temp, probs);

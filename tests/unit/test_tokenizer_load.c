@@ -93,7 +93,7 @@ static void assert_same_ids(const rs_tokenizer *a, const rs_tokenizer *b, const 
     rs_error err = {0};
     assert_int_equal(rs_tokenizer_encode(a, s, n, add_special, false, &x, &err), RS_OK);
     assert_int_equal(rs_tokenizer_encode(b, s, n, add_special, false, &y, &err), RS_OK);
-    if (x.n != y.n || (x.n && memcmp(x.ids, y.ids, x.n * sizeof *x.ids)))
+    if (x.n != y.n || (x.n && memcmp(x.ids, y.ids, x.n * sizeof *x.ids) != 0))
         fail_msg("ids differ for '%.*s'", (int)(n > 60 ? 60 : n), s);
     rs_tokens_free(&x);
     rs_tokens_free(&y);

@@ -61,7 +61,7 @@ static void expect(const rs_tokenizer *t, const char *text, bool add_special, bo
     rs_error err = {0};
     assert_int_equal(
         rs_tokenizer_encode(t, text, strlen(text), add_special, parse_special, &got, &err), RS_OK);
-    if (got.n != nw || (nw && memcmp(got.ids, want, nw * sizeof *want))) {
+    if (got.n != nw || (nw && memcmp(got.ids, want, nw * sizeof *want) != 0)) {
         printf("'%s': got", text);
         for (size_t i = 0; i < got.n; i++) printf(" %d", got.ids[i]);
         printf(", want");
@@ -423,7 +423,7 @@ static void check_chat(rs_chat_template k, bool gen, const char *want) {
     rs_bytes out = {0};
     rs_error err = {0};
     assert_int_equal(rs_chat_format(k, msgs, 4, gen, &out, &err), RS_OK);
-    if (strcmp(out.data, want))
+    if (strcmp(out.data, want) != 0)
         fail_msg("%s:\n[%s]\nwant\n[%s]", rs_chat_template_name(k), out.data, want);
     rs_bytes_free(&out);
 }
