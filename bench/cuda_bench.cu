@@ -1,6 +1,8 @@
 /* cuda_bench.cu — the CUDA backend's kernel lab.
  *
- *   rusty_cuda_bench [ceil] [matvec] [gemm] [attn] [model[=F16,Q4_0,...]]   (default: all)
+ *   rusty_cuda_bench [ceil] [matvec] [gemm] [attn] [model[=F16,Q4_0,Q4_0:q8,...]]   (default: all)
+ *
+ * (a model type with ":q8" runs with a Q8_0 KV cache instead of F16)
  *
  * Ceilings first (device-to-device copy GB/s, cuBLAS BF16 GEMM TFLOP/s), then
  * each kernel against them: matvec GB/s per weight type at the Llama-2-7B
@@ -264,40 +266,43 @@ static void bench_attention(void) {
         int n_head, n_kv, ctx;
     } dec[] = {{32, 32, 4096}, {32, 8, 4096}, {32, 32, 512}, {32, 8, 16384}};
     const int hd = 128, layers = 8;
-    for (auto &c : dec) {
-        rs_kv_desc d = {layers, c.ctx, c.n_kv, hd, RS_KV_F16};
-        rs_kv *kv = NULL;
-        rs_error e = {};
-        if (O->kv_create(B, &d, &kv, &e)) die("kv_create", e.msg);
-        rs_cuda_kv_fill_random(B, kv, 3);
-        float *q = drand((size_t)c.n_head * hd, 1.0f, 4),
-              *out = (float *)dalloc((size_t)c.n_head * hd * 4);
-        int32_t p = c.ctx - 1, *dp = (int32_t *)dalloc(4);
-        O->upload(B, dp, &p, 4, &e);
-        rs_attn at = {c.n_head, c.n_kv, hd, 1.0f / sqrtf((float)hd)};
-        for (int chunk : std::vector<int>{0, 64, 256}) {
-            rs_cuda_tuning tu;
-            rs_cuda_get_tuning(B, &tu);
-            tu.attn_chunk = chunk;
-            rs_cuda_set_tuning(B, &tu);
-            const double ms = time_graph(
-                                  11,
-                                  [&] {
-                                      for (int l = 0; l < layers; l++)
-                                          O->attention(B, q, kv, l, dp, 1, &at, out);
-                                  },
-                                  5) /
-                              layers;
-            const double bytes = 2.0 * c.n_kv * hd * 2 * c.ctx;
-            printf("| decode h=%d/%d hd=%d ctx=%d chunk=%d | %.1f | %.0f GB/s (%.0f%% of copy) |\n",
-                   c.n_head, c.n_kv, hd, c.ctx, chunk ? chunk : 128, ms * 1e3,
-                   bytes / (ms * 1e-3) / 1e9, 100 * bytes / (ms * 1e-3) / 1e9 / copy_gbps);
-            tu.attn_chunk = 0;
-            rs_cuda_set_tuning(B, &tu);
+    for (int q8 = 0; q8 <= 1; q8++)
+        for (auto &c : dec) {
+            rs_kv_desc d = {layers, c.ctx, c.n_kv, hd, q8 ? RS_KV_Q8_0 : RS_KV_F16};
+            rs_kv *kv = NULL;
+            rs_error e = {};
+            if (O->kv_create(B, &d, &kv, &e)) die("kv_create", e.msg);
+            rs_cuda_kv_fill_random(B, kv, 3);
+            float *q = drand((size_t)c.n_head * hd, 1.0f, 4),
+                  *out = (float *)dalloc((size_t)c.n_head * hd * 4);
+            int32_t p = c.ctx - 1, *dp = (int32_t *)dalloc(4);
+            O->upload(B, dp, &p, 4, &e);
+            rs_attn at = {c.n_head, c.n_kv, hd, 1.0f / sqrtf((float)hd)};
+            for (int chunk : q8 ? std::vector<int>{0} : std::vector<int>{0, 64, 256}) {
+                rs_cuda_tuning tu;
+                rs_cuda_get_tuning(B, &tu);
+                tu.attn_chunk = chunk;
+                rs_cuda_set_tuning(B, &tu);
+                const double ms = time_graph(
+                                      11,
+                                      [&] {
+                                          for (int l = 0; l < layers; l++)
+                                              O->attention(B, q, kv, l, dp, 1, &at, out);
+                                      },
+                                      5) /
+                                  layers;
+                const double bytes = 2.0 * c.n_kv * (q8 ? hd + hd / 32 * 2 : hd * 2) * c.ctx;
+                printf(
+                    "| decode %s h=%d/%d hd=%d ctx=%d chunk=%d | %.1f | %.0f GB/s (%.0f%% of copy) "
+                    "|\n",
+                    q8 ? "Q8_0" : "F16", c.n_head, c.n_kv, hd, c.ctx, chunk ? chunk : 128, ms * 1e3,
+                    bytes / (ms * 1e-3) / 1e9, 100 * bytes / (ms * 1e-3) / 1e9 / copy_gbps);
+                tu.attn_chunk = 0;
+                rs_cuda_set_tuning(B, &tu);
+            }
+            O->release(B, q), O->release(B, out), O->release(B, dp);
+            O->kv_destroy(B, kv);
         }
-        O->release(B, q), O->release(B, out), O->release(B, dp);
-        O->kv_destroy(B, kv);
-    }
     /* prefill: 512 tokens at positions 0..511 */
     const int n = 512, n_head = 32;
     rs_kv_desc d = {1, 4096, n_head, hd, RS_KV_F16};
@@ -358,11 +363,10 @@ struct model7 {
     size_t weight_bytes;
 };
 
-/* op categories for the breakdown */
-enum { C_NORM, C_QKV, C_ROPE, C_ATTN, C_WO, C_FFN_UP, C_SWIGLU, C_DOWN, C_HEAD, C_N };
-static const char *CAT[C_N] = {"norms",     "matmul qkv",  "rope+store",
-                               "attention", "matmul wo",   "matmul gate+up",
-                               "swiglu",    "matmul down", "head (norm+matmul)"};
+/* op categories for the breakdown (the ops of src/model/forward.c) */
+enum { C_NORM, C_QKV, C_ATTN, C_WO, C_FFN_UP, C_DOWN, C_HEAD, C_N };
+static const char *CAT[C_N] = {"norm (layer 0)", "qkv+rope+store", "attention", "wo+add+norm",
+                               "gate+up+swiglu", "down+add+norm",  "head"};
 static cudaEvent_t ev[2];
 static double cat_ms[C_N];
 static bool breakdown;
@@ -383,39 +387,38 @@ static void mark(int cat, const std::function<void()> &f) {
     cat_ms[cat] += ms;
 }
 
-/* The layer loop and head of src/model/forward.c, verbatim in op order. */
+/* The layer loop and head of src/model/forward.c, verbatim in op order. In a
+ * category-alone graph (only_cat) the residual ops run without their norm:
+ * with no consumer in the graph, a pending norm would be settled by an extra
+ * kernel that the real step never runs. */
 static void forward7(model7 &m, int n) {
-    bool pending = false;
+    bool normed = false;
+    const bool alone = only_cat >= 0;
     for (int i = 0; i < L7; i++) {
         layer7 &L = m.l[i];
         mark(C_NORM, [&] {
-            if (pending)
-                O->add_rmsnorm(B, m.x, m.tmp, &L.attn_norm, 1e-5f, n, m.xn);
-            else
-                O->rmsnorm(B, m.x, &L.attn_norm, 1e-5f, n, m.xn);
+            if (!normed) O->rmsnorm(B, m.x, &L.attn_norm, 1e-5f, n, m.xn);
         });
         rs_matmul qkv[3] = {{&L.wq, NULL, m.q}, {&L.wk, NULL, m.k}, {&L.wv, NULL, m.v}};
-        mark(C_QKV, [&] { O->matmul(B, qkv, 3, m.xn, n); });
-        mark(C_ROPE, [&] { O->rope_store(B, m.q, m.k, m.v, m.pos, n, &m.rope, &m.at, m.kv, i); });
+        mark(C_QKV, [&] { O->matmul_rope_store(B, qkv, m.xn, n, m.pos, &m.rope, &m.at, m.kv, i); });
         mark(C_ATTN, [&] { O->attention(B, m.q, m.kv, i, m.pos, n, &m.at, m.att); });
-        rs_matmul wo = {&L.wo, NULL, m.tmp};
-        mark(C_WO, [&] { O->matmul(B, &wo, 1, m.att, n); });
-        mark(C_NORM, [&] { O->add_rmsnorm(B, m.x, m.tmp, &L.ffn_norm, 1e-5f, n, m.xn); });
-        rs_matmul ffn[2] = {{&L.gate, NULL, m.g}, {&L.up, NULL, m.u}};
-        mark(C_FFN_UP, [&] { O->matmul(B, ffn, 2, m.xn, n); });
-        mark(C_SWIGLU, [&] { O->swiglu(B, m.g, m.u, (int64_t)n * FF, m.g); });
-        rs_matmul dn = {&L.down, NULL, m.tmp};
-        mark(C_DOWN, [&] { O->matmul(B, &dn, 1, m.g, n); });
-        pending = true;
+        mark(C_WO, [&] {
+            O->matmul_residual(B, &L.wo, m.att, n, m.x, alone ? NULL : &L.ffn_norm, 1e-5f, m.xn);
+        });
+        mark(C_FFN_UP, [&] { O->matmul_swiglu(B, &L.gate, &L.up, m.xn, n, m.g, m.u); });
+        const rs_weight *next = i + 1 < L7 ? &m.l[i + 1].attn_norm : &m.out_norm;
+        mark(C_DOWN, [&] {
+            O->matmul_residual(B, &L.down, m.g, n, m.x, alone ? NULL : next, 1e-5f, m.xn);
+        });
+        normed = true;
     }
     mark(C_HEAD, [&] {
-        O->add_rmsnorm(B, m.x, m.tmp, &m.out_norm, 1e-5f, n, m.xn);
         rs_matmul head = {&m.output, NULL, m.logits};
         O->matmul(B, &head, 1, m.xn + (size_t)(n - 1) * DIM, 1);
     });
 }
 
-static void model_create(model7 &m, rs_dtype t) {
+static void model_create(model7 &m, rs_dtype t, rs_kv_type kvt) {
     memset(&m, 0, sizeof m);
     uint64_t seed = 1000;
     for (int i = 0; i < L7; i++) {
@@ -453,7 +456,7 @@ static void model_create(model7 &m, rs_dtype t) {
     O->upload(B, m.inv, inv.data(), HD / 2 * 4, &e);
     m.rope = rs_rope{false, HD, m.inv, 1.0f};
     m.at = rs_attn{NH, NKV, HD, 1.0f / sqrtf((float)HD)};
-    rs_kv_desc d = {L7, CTX, NKV, HD, RS_KV_F16};
+    rs_kv_desc d = {L7, CTX, NKV, HD, kvt};
     if (O->kv_create(B, &d, &m.kv, &e)) die("kv_create", e.msg);
     rs_cuda_kv_fill_random(B, m.kv, 77);
     sync_or_die("model setup");
@@ -494,22 +497,24 @@ static void print_breakdown(const char *what, int reps) {
     printf(" total %.3f ms\n", total / reps);
 }
 
-static void bench_model(rs_dtype t) {
+static void bench_model(rs_dtype t, rs_kv_type kvt) {
     model7 m;
-    model_create(m, t);
-    const double kv_pos = 2.0 * L7 * NKV * HD * 2; /* bytes per cached position */
-    printf("### %s: %.2f GB of weights (32 layers + output), KV F16 %.0f KB/position\n",
-           rs_dtype_name(t), m.weight_bytes / 1e9, kv_pos / 1e3);
+    model_create(m, t, kvt);
+    const bool q8kv = kvt == RS_KV_Q8_0;
+    /* bytes per cached position: K and V of every layer and kv head */
+    const double kv_pos = 2.0 * L7 * NKV * (q8kv ? HD + HD / 32 * 2 : HD * 2);
+    printf("### %s: %.2f GB of weights (32 layers + output), KV %s %.0f KB/position\n",
+           rs_dtype_name(t), m.weight_bytes / 1e9, q8kv ? "Q8_0" : "F16", kv_pos / 1e3);
     std::vector<float> logits(VOCAB);
     float *hx = (float *)malloc(DIM * 4);
     for (int i = 0; i < DIM; i++) hx[i] = 0.01f * (float)((i * 7919) % 201 - 100);
     rs_error e = {};
-    const int variants[3][2] = {{1, 0}, {1, 1}, {0, 0}}; /* (pdl, rows per warp: 0 = per type) */
+    const int variants[3][2] = {{1, 1}, {1, 0}, {0, 1}}; /* (pdl, fused decode ops) */
     for (auto &vr : variants) {
-        const int pdl = vr[0], rows = vr[1];
+        const int pdl = vr[0], fuse = vr[1];
         rs_cuda_tuning tu = tuning();
         tu.pdl = pdl;
-        tu.mv_rows = rows;
+        tu.fuse = fuse;
         rs_cuda_set_tuning(B, &tu);
         const int key = 20;
         set_pos(m, 100, 1);
@@ -521,15 +526,13 @@ static void bench_model(rs_dtype t) {
             const double ms = time_ms([&] { O->graph_launch(B, key); }, 10);
             const double bytes = m.weight_bytes + kv_pos * ctx;
             const double ideal = copy_gbps * 1e9 / bytes;
-            printf("  decode graph (GPU time) pdl=%d rows=%d ctx=%d: %.3f ms/token = %.1f tok/s; "
-                   "bytes/token %.2f GB; "
-                   "%.0f GB/s = %.0f%% of copy (roofline %.0f tok/s)\n",
-                   pdl, rows, ctx, ms, 1e3 / ms, bytes / 1e9, bytes / (ms * 1e-3) / 1e9,
+            printf("  decode graph (GPU time) pdl=%d fuse=%d ctx=%d: %.3f ms/token = %.1f tok/s; "
+                   "bytes/token %.2f GB; %.0f GB/s = %.0f%% of copy (roofline %.0f tok/s)\n",
+                   pdl, fuse, ctx, ms, 1e3 / ms, bytes / 1e9, bytes / (ms * 1e-3) / 1e9,
                    100 * bytes / (ms * 1e-3) / 1e9 / copy_gbps, ideal);
         }
         if (pdl &&
-            rows ==
-                0) { /* the real per-token loop: upload position and input, replay, fetch logits */
+            fuse) { /* the real per-token loop: upload position and input, replay, fetch logits */
             const int toks = 64;
             const double t0 = now_s();
             for (int i = 0; i < toks; i++) {
@@ -542,12 +545,13 @@ static void bench_model(rs_dtype t) {
             sync_or_die("decode loop");
             const double dt = (now_s() - t0) / toks;
             printf("  decode loop (upload pos+x, replay, download logits; wall clock) ctx~%d: %.3f "
-                   "ms/token = "
-                   "%.1f tok/s\n",
+                   "ms/token = %.1f tok/s\n",
                    200 + toks / 2, dt * 1e3, 1 / dt);
-            /* in-graph cost of each op category: graphs holding only that category */
+        }
+        if (pdl) { /* in-graph cost of each op category: graphs holding only that category */
             set_pos(m, 100, 1);
-            printf("  in-graph time per category (32 layers, ctx 101, category alone):");
+            printf("  in-graph time per category (fuse=%d, 32 layers, ctx 101, category alone):",
+                   fuse);
             for (int cat = 0; cat < C_N; cat++) {
                 only_cat = cat;
                 const double cms = time_graph(
@@ -570,19 +574,16 @@ static void bench_model(rs_dtype t) {
     breakdown = false;
     /* prompt: 512 tokens at positions 0..511 */
     set_pos(m, 0, NB);
-    for (int v = 0; v < 3; v++) {
+    for (int v = 0; v < 2; v++) {
         rs_cuda_tuning tu = tuning();
-        tu.attn_mma = v != 1;
-        tu.gemm_chunk = v == 2 ? 8 << 20 : 0;
+        tu.attn_mma = v == 0;
         rs_cuda_set_tuning(B, &tu);
         const double ms = time_ms([&] { forward7(m, NB); }, 2);
-        printf("  prompt %d tokens (attention %s, weight slab %d Mi): %.2f ms = %.0f tok/s (%.0f "
-               "TFLOP/s of weight "
+        printf("  prompt %d tokens (attention %s): %.2f ms = %.0f tok/s (%.0f TFLOP/s of weight "
                "products)\n",
-               NB, tu.attn_mma ? "tensor cores" : "SIMT", v == 2 ? 8 : 64, ms, NB / (ms * 1e-3),
+               NB, tu.attn_mma ? "tensor cores" : "SIMT", ms, NB / (ms * 1e-3),
                2.0 * NB * (L7 * (4.0 * DIM * DIM + 3.0 * DIM * FF)) / ms / 1e9);
         tu.attn_mma = 1;
-        tu.gemm_chunk = 0;
         rs_cuda_set_tuning(B, &tu);
     }
     breakdown = true;
@@ -629,9 +630,16 @@ int main(int argc, char **argv) {
         char buf[256];
         snprintf(buf, sizeof buf, "%s", list);
         for (char *tok = strtok(buf, ","); tok; tok = strtok(NULL, ",")) {
+            char *kv = strchr(tok, ':');
+            rs_kv_type kvt = RS_KV_F16;
+            if (kv) {
+                *kv++ = 0;
+                if (strcmp(kv, "q8")) die("unknown cache type (want :q8)", kv);
+                kvt = RS_KV_Q8_0;
+            }
             rs_dtype t;
             if (!rs_dtype_from_name(tok, &t)) die("unknown type", tok);
-            bench_model(t);
+            bench_model(t, kvt);
             fflush(stdout);
         }
     }

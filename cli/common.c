@@ -16,7 +16,8 @@ const char cli_model_help[] =
     "  -b, --batch-size N       prompt tokens per forward pass (default 512)\n"
     "  --device cpu|cuda|auto   where to run (default auto: cuda when a GPU is present)\n"
     "  -ngl, --gpu-layers N     layers to run on the GPU (default: all)\n"
-    "  -ctk, --cache-type-k T   KV cache type f16 (default) or f32 (-ctv is the same setting)\n";
+    "  -ctk, --cache-type-k T   KV cache type f16 (default), f32 or q8_0 (-ctv is the same "
+    "setting)\n";
 
 const char cli_gen_help[] =
     "generation:\n"
@@ -54,8 +55,10 @@ static bool parse_kv_type(cli_args *a, rs_kv_type *out, bool *seen) {
         t = RS_KV_F16;
     else if (strcmp(v, "f32") == 0)
         t = RS_KV_F32;
+    else if (strcmp(v, "q8_0") == 0)
+        t = RS_KV_Q8_0;
     else {
-        cli_usage_error(a->cmd, "cache type must be f16 or f32, got '%s'", v);
+        cli_usage_error(a->cmd, "cache type must be f16, f32 or q8_0, got '%s'", v);
         return false;
     }
     if (*seen && t != *out) {
@@ -169,7 +172,8 @@ int cli_parse_gen_opt(cli_args *a, cli_gen_opts *o) {
     return 0;
 }
 
-int cli_load(const char *cmd, const cli_model_opts *o, bool needs_tokenizer, rs_model **m, rs_session **s) {
+int cli_load(const char *cmd, const cli_model_opts *o, bool needs_tokenizer, rs_model **m,
+             rs_session **s) {
     rs_error err = {0};
     double t0 = rs_time_ms();
     rs_status st = o->model ? rs_model_load(m, o->model, &err) : rs_model_create_demo(m, 42, &err);
@@ -185,8 +189,9 @@ int cli_load(const char *cmd, const cli_model_opts *o, bool needs_tokenizer, rs_
     }
     const rs_model *mm = *m;
     if (!mm->tok && needs_tokenizer) {
-        fprintf(stderr, "rusty %s: %s has no tokenizer (no tokenizer.ggml.* metadata or tokenizer.json)\n", cmd,
-                o->model);
+        fprintf(stderr,
+                "rusty %s: %s has no tokenizer (no tokenizer.ggml.* metadata or tokenizer.json)\n",
+                cmd, o->model);
         rs_session_free(*s);
         rs_model_free(*m);
         *s = NULL;

@@ -59,7 +59,10 @@ typedef struct rs_rope {
     float attn_factor;     /* multiplies cos and sin (YaRN mscale); 1 otherwise */
 } rs_rope;
 
-typedef enum rs_kv_type { RS_KV_F32 = 0, RS_KV_F16 = 1 } rs_kv_type;
+/* KV cache element types. Q8_0 cuts each head row into blocks of 32 values (the last
+ * one shorter when head_dim % 32 != 0), each stored as int8 with one fp16 scale
+ * (d = max|v| / 127, v ~ d * q, as GGUF Q8_0). */
+typedef enum rs_kv_type { RS_KV_F32 = 0, RS_KV_F16 = 1, RS_KV_Q8_0 = 2 } rs_kv_type;
 
 typedef struct rs_kv_desc {
     int n_layer; /* layers held by this cache (the backend's share) */
@@ -118,6 +121,23 @@ typedef struct rs_backend_ops {
     void (*swiglu)(rs_backend *b, const float *g, const float *u, int64_t n_elems, float *out);
     /* x += y */
     void (*add)(rs_backend *b, float *x, const float *y, int64_t n_elems);
+
+    /* Fused forms of op sequences the forward pass always issues together, so a
+     * backend can run each as one kernel at decode sizes (the CPU composes them).
+     *
+     * x[t] += a[t] W^T (no bias); then, when norm != NULL, out[t] = rmsnorm(x[t]) * norm.
+     * (A block's output projection, the residual add and the next block's norm.) */
+    void (*matmul_residual)(rs_backend *b, const rs_weight *w, const float *a, int n, float *x,
+                            const rs_weight *norm, float eps, float *out);
+    /* g[t] = silu(x[t] Wg^T) * (x[t] Wu^T); u [n][n_out] is scratch whose contents
+     * are left undefined. */
+    void (*matmul_swiglu)(rs_backend *b, const rs_weight *gate, const rs_weight *up, const float *x,
+                          int n, float *g, float *u);
+    /* matmul(qkv, 3, x, n) for the products q, k, v (in that order), then
+     * rope_store(qkv[0].y, qkv[1].y, qkv[2].y, ...). */
+    void (*matmul_rope_store)(rs_backend *b, const rs_matmul *qkv, const float *x, int n,
+                              const int32_t *pos, const rs_rope *rope, const rs_attn *at, rs_kv *kv,
+                              int layer);
 
     /* Optional: the memory bandwidth this backend's weights stream from, measured
      * now (GB/s, 1e9 bytes/s), for roofline figures in benchmarks. */

@@ -3,43 +3,45 @@
  * Per layer:  xn = norm(x);  q,k,v = xn Wq,Wk,Wv (+b);  rope(q,k), store k,v;
  *             att = softmax(q k^T / sqrt(d)) v;  x += att Wo;
  *             xn = norm(x);  x += (silu(xn Wg) * (xn Wu)) Wd
- * Residual adds are fused with the following norm (add_rmsnorm) whenever the
- * next consumer runs on the same backend. */
+ * Each residual add is issued together with the norm that follows it
+ * (matmul_residual), so a norm is a separate op only at the first layer a
+ * backend runs or when the stream moves between backends. */
 #include <string.h>
 
 #include "model/session_impl.h"
 
-/* Runs layers of place p on n tokens. *pending says a block output waits in
- * a.tmp to be added to the residual stream a.x. */
-static void run_layers(rs_session *s, rs_place *p, int n, bool *pending) {
+/* The norm applied to the residual stream right after global layer l, when it
+ * runs on place p too: the next layer's attention norm, or the output norm. */
+static const rs_weight *norm_after(const rs_session *s, const rs_place *p, int l) {
+    if (l + 1 < p->first_layer + p->n_layers) return &s->lw[l + 1].attn_norm;
+    if (l + 1 == s->m->hp.n_layer && p == s->out_place) return &s->output_norm;
+    return NULL;
+}
+
+/* Runs layers of place p on n tokens. *normed says a.xn already holds the
+ * normed residual stream for the next layer (or the head). */
+static void run_layers(rs_session *s, rs_place *p, int n, bool *normed) {
     const rs_hparams *hp = &s->m->hp;
     rs_backend *be = p->be;
     const rs_backend_ops *ops = be->ops;
     rs_acts *a = &p->a;
     for (int i = 0; i < p->n_layers; i++) {
-        const rs_layer_weights *L = &s->lw[p->first_layer + i];
-        if (*pending)
-            ops->add_rmsnorm(be, a->x, a->tmp, &L->attn_norm, hp->rms_eps, n, a->xn);
-        else
-            ops->rmsnorm(be, a->x, &L->attn_norm, hp->rms_eps, n, a->xn);
+        const int l = p->first_layer + i;
+        const rs_layer_weights *L = &s->lw[l];
+        if (!*normed) ops->rmsnorm(be, a->x, &L->attn_norm, hp->rms_eps, n, a->xn);
         bool bias = L->has_bias;
         rs_matmul qkv[3] = {
             {&L->wq, bias ? &L->bq : NULL, a->q},
             {&L->wk, bias ? &L->bk : NULL, a->k},
             {&L->wv, bias ? &L->bv : NULL, a->v},
         };
-        ops->matmul(be, qkv, 3, a->xn, n);
-        ops->rope_store(be, a->q, a->k, a->v, a->pos, n, &p->rope, &s->attn, p->kv, i);
+        ops->matmul_rope_store(be, qkv, a->xn, n, a->pos, &p->rope, &s->attn, p->kv, i);
         ops->attention(be, a->q, p->kv, i, a->pos, n, &s->attn, a->att);
-        rs_matmul wo = {&L->wo, NULL, a->tmp};
-        ops->matmul(be, &wo, 1, a->att, n);
-        ops->add_rmsnorm(be, a->x, a->tmp, &L->ffn_norm, hp->rms_eps, n, a->xn);
-        rs_matmul ffn[2] = {{&L->gate, NULL, a->g}, {&L->up, NULL, a->u}};
-        ops->matmul(be, ffn, 2, a->xn, n);
-        ops->swiglu(be, a->g, a->u, (int64_t)n * hp->n_ff, a->g);
-        rs_matmul down = {&L->down, NULL, a->tmp};
-        ops->matmul(be, &down, 1, a->g, n);
-        *pending = true;
+        ops->matmul_residual(be, &L->wo, a->att, n, a->x, &L->ffn_norm, hp->rms_eps, a->xn);
+        ops->matmul_swiglu(be, &L->gate, &L->up, a->xn, n, a->g, a->u);
+        const rs_weight *next = norm_after(s, p, l);
+        ops->matmul_residual(be, &L->down, a->g, n, a->x, next, hp->rms_eps, a->xn);
+        *normed = next != NULL;
     }
 }
 
@@ -52,14 +54,11 @@ static rs_status move_stream(const rs_place *from, const rs_place *to, size_t by
 }
 
 /* Final norm and output head on the output place; logits stay in backend memory. */
-static void run_head(rs_session *s, int n, rs_logits_mode mode, bool pending) {
+static void run_head(rs_session *s, int n, rs_logits_mode mode, bool normed) {
     const rs_hparams *hp = &s->m->hp;
     rs_place *p = s->out_place;
     const rs_backend_ops *ops = p->be->ops;
-    if (pending)
-        ops->add_rmsnorm(p->be, p->a.x, p->a.tmp, &s->output_norm, hp->rms_eps, n, p->a.xn);
-    else
-        ops->rmsnorm(p->be, p->a.x, &s->output_norm, hp->rms_eps, n, p->a.xn);
+    if (!normed) ops->rmsnorm(p->be, p->a.x, &s->output_norm, hp->rms_eps, n, p->a.xn);
     int rows = mode == RS_LOGITS_ALL ? n : 1;
     const float *in = p->a.xn + (size_t)(n - rows) * hp->n_embd;
     rs_matmul head = {&s->output, NULL, p->a.logits};
@@ -72,9 +71,9 @@ static rs_status run_captured_decode(rs_session *s, rs_place *p, rs_error *err) 
     if (s->graph_ready && be->ops->graph_launch(be, 1)) return RS_OK;
     rs_status st = be->ops->graph_begin(be, 1, err);
     if (st) return st;
-    bool pending = false;
-    run_layers(s, p, 1, &pending);
-    run_head(s, 1, RS_LOGITS_LAST, pending);
+    bool normed = false;
+    run_layers(s, p, 1, &normed);
+    run_head(s, 1, RS_LOGITS_LAST, normed);
     if ((st = be->ops->graph_end(be, 1, err))) return st;
     s->graph_ready = true;
     if (!be->ops->graph_launch(be, 1))
@@ -99,7 +98,7 @@ rs_status rs_forward(rs_session *s, const int32_t *ids, int n, rs_logits_mode mo
     }
 
     rs_place *cur = cpu;
-    bool pending = false;
+    bool normed = false;
     rs_place *gpu = s->n_place > 1 ? &s->place[RS_PLACE_GPU] : NULL;
     bool capture = gpu && n == 1 && mode == RS_LOGITS_LAST && gpu->n_layers == hp->n_layer &&
                    gpu->be->ops->graph_begin;
@@ -113,20 +112,17 @@ rs_status rs_forward(rs_session *s, const int32_t *ids, int n, rs_logits_mode mo
             rs_place *p = &s->place[k];
             if (p->n_layers == 0) continue;
             if (p != cur) {
-                if (pending)
-                    cur->be->ops->add(cur->be, cur->a.x, cur->a.tmp, (int64_t)n * hp->n_embd);
-                pending = false;
+                normed = false; /* xn stays behind on the old place */
                 if ((st = move_stream(cur, p, stream_bytes, err))) return st;
                 cur = p;
             }
-            run_layers(s, p, n, &pending);
+            run_layers(s, p, n, &normed);
         }
         if (cur != s->out_place) {
-            if (pending) cur->be->ops->add(cur->be, cur->a.x, cur->a.tmp, (int64_t)n * hp->n_embd);
-            pending = false;
+            normed = false;
             if ((st = move_stream(cur, s->out_place, stream_bytes, err))) return st;
         }
-        run_head(s, n, mode, pending);
+        run_head(s, n, mode, normed);
     }
 
     rs_backend *ob = s->out_place->be;

@@ -22,8 +22,11 @@ void rs_session_opts_default(rs_session_opts *o) {
 }
 
 static uint64_t kv_bytes_per_pos(const rs_hparams *hp, rs_kv_type t) {
-    uint64_t elem = t == RS_KV_F32 ? 4 : 2;
-    return 2ull * hp->n_layer * hp->n_head_kv * hp->head_dim * elem;
+    /* one head row: head_dim values, or ceil(head_dim / 32) Q8_0 blocks of 34 bytes */
+    uint64_t row = t == RS_KV_F32    ? 4ull * hp->head_dim
+                   : t == RS_KV_Q8_0 ? ((uint64_t)hp->head_dim + 31) / 32 * 34
+                                     : 2ull * hp->head_dim;
+    return 2ull * hp->n_layer * hp->n_head_kv * row;
 }
 
 /* The model's context, reduced (in steps of 256) until the KV cache takes at

@@ -12,7 +12,10 @@
  *   TOL_BF    1.5e-2  GEMM on BF16: activations rounded to bf16 (2^-8)
  *   TOL_ATTN  2e-4  attention: f32 with __expf, versus double
  *   TOL_MMA   2e-3  attention on the tensor cores: q and the softmax weights rounded to f16
- *   TOL_KV16  1e-3  keys/values read back from an F16 cache (2^-11 rounding) */
+ *   TOL_KV16  1e-3  keys/values read back from an F16 cache (2^-11 rounding)
+ *   TOL_KVQ8  6e-3  keys/values read back from a Q8_0 cache: step max|v|/127 per 32
+ *                   values, rms error step/sqrt(12) against an rms value of about
+ *                   max|v|/sqrt(3) for uniform data: 3.9e-3 */
 #include <math.h>
 #include <stdio.h>
 #include <stdlib.h>
@@ -31,6 +34,7 @@
 #define TOL_ATTN 2e-4
 #define TOL_KV16 1e-3
 #define TOL_MMA  2e-3
+#define TOL_KVQ8 6e-3
 
 static rs_backend *B;
 static const rs_backend_ops *O;
@@ -112,6 +116,10 @@ static void report(const char *name, double err, double tol) {
     int ok = err <= tol;
     printf("%s %-62s err %.2e (tol %.1e)\n", ok ? "ok  " : "FAIL", name, err, tol);
     ok ? n_pass++ : n_fail++;
+}
+
+static const char *kv_name(rs_kv_type t) {
+    return t == RS_KV_F16 ? "F16" : t == RS_KV_Q8_0 ? "Q8_0" : "F32";
 }
 
 static rs_cuda_tuning tuning_now(void) {
@@ -453,7 +461,7 @@ static void check_rope(int n_head, int n_kv, int hd, int n_rot, int neox, rs_kv_
     rs_ref_rope(k, pos, n, n_kv, hd, &href);
     char name[96];
     snprintf(name, sizeof name, "rope_store %s h=%d/%d hd=%d rot=%d af=%.1f %s",
-             neox ? "neox" : "norm", n_head, n_kv, hd, n_rot, af, kt == RS_KV_F16 ? "F16" : "F32");
+             neox ? "neox" : "norm", n_head, n_kv, hd, n_rot, af, kv_name(kt));
     if (synced(name)) {
         float *gq = malloc(nq * 4), *gk = malloc(nk * 4);
         down(gq, dq, nq * 4);
@@ -470,9 +478,8 @@ static void check_rope(int n_head, int n_kv, int hd, int n_rot, int neox, rs_kv_
             ec = fmax(ec, rel_err(cv + o, v + s, (size_t)n_kv * hd));
         }
         report(name, err, TOL_F32);
-        snprintf(name, sizeof name, "  ... cache holds rotated k and v at pos (%s)",
-                 kt == RS_KV_F16 ? "F16" : "F32");
-        report(name, ec, kt == RS_KV_F16 ? TOL_KV16 : TOL_F32);
+        snprintf(name, sizeof name, "  ... cache holds rotated k and v at pos (%s)", kv_name(kt));
+        report(name, ec, kt == RS_KV_F16 ? TOL_KV16 : kt == RS_KV_Q8_0 ? TOL_KVQ8 : TOL_F32);
         free(gq), free(gk), free(ck), free(cv);
     }
     O->release(B, dq), O->release(B, dk), O->release(B, dv), O->release(B, dpos),
@@ -538,6 +545,9 @@ static void test_rope(void) {
     check_rope(6, 2, 16, 16, 1, RS_KV_F32, 0.7f);
     check_rope(4, 4, 128, 128, 0, RS_KV_F32, 1.0f);
     check_rope(32, 8, 128, 128, 1, RS_KV_F16, 1.0f);
+    check_rope(8, 4, 64, 64, 0, RS_KV_Q8_0, 1.0f);
+    check_rope(6, 2, 16, 16, 1, RS_KV_Q8_0, 0.7f); /* a row shorter than one block */
+    check_rope(4, 2, 80, 80, 0, RS_KV_Q8_0, 1.0f); /* 32 + 32 + 16 */
 }
 
 /* ---- attention
@@ -572,10 +582,9 @@ static void check_attention(int n_head, int n_kv, int hd, int n_ctx, int last_po
     O->attention(B, dq, kv, 1, dpos, n, &at, dout);
     rs_cuda_set_tuning(B, &old);
     char name[96];
-    const int tensor_cores = mma && kt == RS_KV_F16 && (hd == 64 || hd == 128) && n > 4;
+    const int tensor_cores = mma && kt != RS_KV_F32 && (hd == 64 || hd == 128) && n > 4;
     snprintf(name, sizeof name, "attention h=%d/%d hd=%d pos..%d n=%d %s%s%s", n_head, n_kv, hd,
-             last_pos, n, kt == RS_KV_F16 ? "F16" : "F32", chunk ? " chunk" : "",
-             tensor_cores ? " mma" : "");
+             last_pos, n, kv_name(kt), chunk ? " chunk" : "", tensor_cores ? " mma" : "");
     if (synced(name)) {
         down(out, dout, nq * 4);
         report(name, rel_err(out, ref, nq), tensor_cores ? TOL_MMA : TOL_ATTN);
@@ -619,6 +628,18 @@ static void test_attention(void) {
     check_attention(8, 4, 12, 300, 200, 9, RS_KV_F16, 0, 1); /* multiple of 4 only */
     check_attention(4, 2, 6, 100, 60, 5, RS_KV_F16, 0, 1);   /* generic kernel */
     check_attention(4, 2, 6, 100, 60, 1, RS_KV_F32, 0, 1);
+    /* Q8_0 cache: decode, SIMT and tensor-core prefill, generic */
+    check_attention(32, 32, 128, 4096, 4095, 1, RS_KV_Q8_0, 0, 0);
+    check_attention(32, 8, 128, 5000, 4321, 1, RS_KV_Q8_0, 0, 0);
+    check_attention(64, 4, 64, 800, 513, 2, RS_KV_Q8_0, 0, 0);
+    check_attention(8, 4, 16, 600, 299, 1, RS_KV_Q8_0, 0, 0); /* one 16-value block per row */
+    check_attention(8, 2, 64, 2048, 1999, 3, RS_KV_Q8_0, 32, 0);
+    for (int mma = 0; mma <= 1; mma++) {
+        check_attention(8, 4, 128, 1200, 1100, 130, RS_KV_Q8_0, 0, mma);
+        check_attention(8, 2, 64, 2000, 1500, 100, RS_KV_Q8_0, 0, mma);
+    }
+    check_attention(8, 4, 80, 300, 200, 9, RS_KV_Q8_0, 0, 1); /* SIMT tiles, 32 + 32 + 16 */
+    check_attention(4, 2, 6, 100, 60, 5, RS_KV_Q8_0, 0, 1);   /* generic kernel */
 }
 
 /* ---- graph capture and replay
@@ -626,6 +647,7 @@ static void test_attention(void) {
 
 typedef struct mini {
     int dim, n_head, n_kv, hd, n_ff;
+    int fused; /* the op sequence of src/model/forward.c (fused ops) rather than the plain ops */
     tw attn_norm, wq, wk, wv, wo, ffn_norm, gate, up, down;
     float *x, *xn, *q, *k, *v, *att, *tmp, *g, *u, *inv;
     int32_t *pos;
@@ -633,10 +655,19 @@ typedef struct mini {
     rs_attn at;
 } mini;
 
-/* One Llama layer through the op table, as the model's forward pass does it. */
+/* One Llama layer through the op table: the model's forward pass (fused: its
+ * last op leaves the next layer's norm pending in xn), or the plain ops. */
 static void mini_layer(mini *m, rs_kv *kv) {
     O->rmsnorm(B, m->x, &m->attn_norm.w, 1e-5f, 1, m->xn);
     rs_matmul qkv[3] = {{&m->wq.w, NULL, m->q}, {&m->wk.w, NULL, m->k}, {&m->wv.w, NULL, m->v}};
+    if (m->fused) {
+        O->matmul_rope_store(B, qkv, m->xn, 1, m->pos, &m->rope, &m->at, kv, 0);
+        O->attention(B, m->q, kv, 0, m->pos, 1, &m->at, m->att);
+        O->matmul_residual(B, &m->wo.w, m->att, 1, m->x, &m->ffn_norm.w, 1e-5f, m->xn);
+        O->matmul_swiglu(B, &m->gate.w, &m->up.w, m->xn, 1, m->g, m->u);
+        O->matmul_residual(B, &m->down.w, m->g, 1, m->x, &m->attn_norm.w, 1e-5f, m->xn);
+        return;
+    }
     O->matmul(B, qkv, 3, m->xn, 1);
     O->rope_store(B, m->q, m->k, m->v, m->pos, 1, &m->rope, &m->at, kv, 0);
     O->attention(B, m->q, kv, 0, m->pos, 1, &m->at, m->att);
@@ -651,8 +682,8 @@ static void mini_layer(mini *m, rs_kv *kv) {
     O->add(B, m->x, m->tmp, m->dim);
 }
 
-static void test_graph(void) {
-    mini m = {.dim = 512, .n_head = 8, .n_kv = 2, .hd = 64, .n_ff = 1024};
+static void check_graph(int fused, rs_kv_type kt) {
+    mini m = {.dim = 512, .n_head = 8, .n_kv = 2, .hd = 64, .n_ff = 1024, .fused = fused};
     m.attn_norm = make_weight(RS_DTYPE_F32, m.dim, 1, 1.0f);
     m.ffn_norm = make_weight(RS_DTYPE_F32, m.dim, 1, 1.0f);
     m.wq = make_weight(RS_DTYPE_Q4_0, m.dim, m.n_head * m.hd, 0.1f);
@@ -670,15 +701,16 @@ static void test_graph(void) {
     m.inv = dev_copy(inv, sizeof(float) * m.hd / 2);
     m.rope = (rs_rope){false, m.hd, m.inv, 1.0f};
     m.at = (rs_attn){m.n_head, m.n_kv, m.hd, 0.125f};
-    rs_kv_desc d = {1, 700, m.n_kv, m.hd, RS_KV_F16};
+    rs_kv_desc d = {1, 700, m.n_kv, m.hd, kt};
     rs_kv *kv_direct = NULL, *kv_graph = NULL;
     rs_error e = {0};
     if (O->kv_create(B, &d, &kv_direct, &e) || O->kv_create(B, &d, &kv_graph, &e))
         die("kv_create", &e);
     const char *env = getenv("RUSTY_CUDA_GRAPH_STEPS");
     const int STEPS = env ? atoi(env) : 300;
-    float *xs = host_rand((size_t)STEPS * m.dim, 1.0f), *a = malloc(m.dim * 4),
-          *b = malloc(m.dim * 4);
+    /* x and xn after the layer, direct (a) and replayed (b) */
+    float *xs = host_rand((size_t)STEPS * m.dim, 1.0f), *a = malloc(m.dim * 8),
+          *b = malloc(m.dim * 8);
     double worst = 0;
     int mismatch = 0, captured = 0;
     for (int s = 0; s < STEPS; s++) {
@@ -688,6 +720,7 @@ static void test_graph(void) {
         up(m.x, xs + (size_t)s * m.dim, m.dim * 4);
         mini_layer(&m, kv_direct);
         down(a, m.x, m.dim * 4);
+        down(a + m.dim, m.xn, m.dim * 4);
         /* graph: captured at the first step, replayed with new positions and inputs */
         up(m.pos, &p, 4);
         up(m.x, xs + (size_t)s * m.dim, m.dim * 4);
@@ -699,15 +732,17 @@ static void test_graph(void) {
         }
         if (!O->graph_launch(B, 7)) die("graph_launch", NULL);
         down(b, m.x, m.dim * 4);
+        down(b + m.dim, m.xn, m.dim * 4);
         if (!synced("graph replay")) break;
-        if (memcmp(a, b, m.dim * 4)) mismatch++;
-        worst = fmax(worst, rel_err(b, a, m.dim));
+        if (memcmp(a, b, m.dim * 8)) mismatch++;
+        worst = fmax(worst, rel_err(b, a, 2 * m.dim));
     }
     printf("     graph replay: %d of %d steps differ bitwise from direct execution\n", mismatch,
            STEPS);
-    char name[96];
-    snprintf(name, sizeof name, "graph capture + %d replays == direct (Q4_0/Q4_K/Q8_0/Q6_K/F16)",
-             STEPS);
+    char name[128];
+    snprintf(name, sizeof name,
+             "graph capture + %d replays == direct (Q4_0/Q4_K/Q8_0/Q6_K/F16, %s, %s cache)", STEPS,
+             fused ? "fused ops" : "plain ops", kv_name(kt));
     report(name, mismatch ? fmax(worst, 1e-30) : 0.0, 0.0);
     O->kv_destroy(B, kv_direct);
     O->kv_destroy(B, kv_graph);
@@ -717,6 +752,12 @@ static void test_graph(void) {
     float *bufs[] = {m.x, m.xn, m.tmp, m.q, m.att, m.k, m.v, m.g, m.u, m.inv};
     for (int i = 0; i < 10; i++) O->release(B, bufs[i]);
     O->release(B, m.pos);
+}
+
+static void test_graph(void) {
+    check_graph(0, RS_KV_F16);
+    check_graph(1, RS_KV_F16);
+    check_graph(1, RS_KV_Q8_0);
 }
 
 /* ---- errors

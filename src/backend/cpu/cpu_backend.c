@@ -2,8 +2,11 @@
  * matmul kernels (matmul.h), and the small per-token ops.
  *
  * Memory is plain host memory; weights stay in the file mapping. The KV cache
- * keeps each KV head's positions contiguous ([layer][head][pos][head_dim]) so
- * attention streams it linearly. */
+ * keeps each KV head's positions contiguous ([layer][head][pos][row]) so
+ * attention streams it linearly; a row is head_dim f32 or f16 values, or
+ * ceil(head_dim / 32) GGUF Q8_0 blocks (the last one zero-padded). The fused
+ * ops of the interface are composed
+ * from the plain ones here. */
 #include "backend/cpu/cpu_backend.h"
 
 #include <math.h>
@@ -16,6 +19,7 @@
 #include "backend/cpu/threadpool.h"
 #include "core/arena.h"
 #include "core/cpu.h"
+#include "dtype/blocks.h"
 #include "dtype/fp16.h"
 
 typedef struct cpu_backend {
@@ -25,13 +29,15 @@ typedef struct cpu_backend {
     rs_simd_level level;
     void *scratch; /* quantized activations for matmul */
     size_t scratch_size;
+    float *tmp; /* matmul_residual's product before the add */
+    size_t tmp_size;
     rs_status status; /* first failure since the last sync */
     rs_error err;
 } cpu_backend;
 
 struct rs_kv {
     rs_kv_desc d;
-    size_t elem;          /* bytes per cached value */
+    size_t row;           /* bytes per cached head row */
     unsigned char *k, *v; /* [layer][head][pos][head_dim] */
     float *scores;        /* [n_threads][n_ctx] attention scratch */
     rs_attn_head_fn head; /* attention kernel for this cache type */
@@ -127,19 +133,25 @@ static void cpu_kv_destroy(rs_backend *b, rs_kv *kv) {
 
 static rs_status cpu_kv_create(rs_backend *b, const rs_kv_desc *d, rs_kv **out, rs_error *err) {
     cpu_backend *c = cpu(b);
+    if (d->type != RS_KV_F32 && d->type != RS_KV_F16 && d->type != RS_KV_Q8_0)
+        return rs_error_set(err, RS_ERR_ARG, "unknown KV cache type %d", (int)d->type);
+    if (d->head_dim <= 0 || d->head_dim > RS_MAX_HEAD_DIM)
+        return rs_error_set(err, RS_ERR_ARG, "KV cache head_dim %d out of range", d->head_dim);
     rs_kv *kv = calloc(1, sizeof *kv);
     if (!kv) return rs_error_set(err, RS_ERR_NOMEM, "out of memory");
     kv->d = *d;
-    kv->elem = d->type == RS_KV_F32 ? 4 : 2;
-    size_t per = (size_t)d->n_layer * d->n_head_kv * d->n_ctx * d->head_dim;
-    kv->k = rs_malloc_array(per, kv->elem);
-    kv->v = rs_malloc_array(per, kv->elem);
+    kv->row = d->type == RS_KV_Q8_0  ? (size_t)(d->head_dim + 31) / 32 * sizeof(block_q8_0)
+              : d->type == RS_KV_F32 ? (size_t)d->head_dim * 4
+                                     : (size_t)d->head_dim * 2;
+    size_t rows = (size_t)d->n_layer * d->n_head_kv * d->n_ctx;
+    kv->k = rs_malloc_array(rows, kv->row);
+    kv->v = rs_malloc_array(rows, kv->row);
     kv->scores = rs_malloc_array((size_t)c->n_threads * d->n_ctx, sizeof(float));
     kv->head = rs_attn_head_select(d->type, c->level);
     if (!kv->k || !kv->v || !kv->scores) {
+        double mib = 2.0 * rows * kv->row / (1 << 20);
         cpu_kv_destroy(b, kv);
-        return rs_error_set(err, RS_ERR_NOMEM, "cannot allocate a KV cache of %.1f MiB",
-                            2.0 * per * (d->type == RS_KV_F32 ? 4 : 2) / (1 << 20));
+        return rs_error_set(err, RS_ERR_NOMEM, "cannot allocate a KV cache of %.1f MiB", mib);
     }
     *out = kv;
     return RS_OK;
@@ -147,7 +159,7 @@ static rs_status cpu_kv_create(rs_backend *b, const rs_kv_desc *d, rs_kv **out, 
 
 /* Start of the cached rows of (layer, kv head). */
 static size_t kv_offset(const rs_kv *kv, int layer, int head) {
-    return (((size_t)layer * kv->d.n_head_kv + head) * kv->d.n_ctx) * kv->d.head_dim * kv->elem;
+    return (((size_t)layer * kv->d.n_head_kv + head) * kv->d.n_ctx) * kv->row;
 }
 
 /* ---- compute ------------------------------------------------------------------------- */
@@ -265,9 +277,15 @@ static void rotate(float *x, int n_heads, int hd, const rs_rope *r, const float 
 }
 
 static void store_row(rs_kv *kv, unsigned char *base, int head, int pos, const float *src) {
-    size_t off = kv_offset(kv, 0, head) + (size_t)pos * kv->d.head_dim * kv->elem;
+    size_t off = kv_offset(kv, 0, head) + (size_t)pos * kv->row;
     if (kv->d.type == RS_KV_F32) {
         memcpy(base + off, src, (size_t)kv->d.head_dim * sizeof(float));
+        return;
+    }
+    if (kv->d.type == RS_KV_Q8_0) { /* whole blocks: the tail of the last one is zero */
+        float pad[RS_MAX_HEAD_DIM + 32] = {0};
+        memcpy(pad, src, (size_t)kv->d.head_dim * sizeof(float));
+        rs_dtype_get(RS_DTYPE_Q8_0)->from_f32(pad, base + off, (kv->d.head_dim + 31) / 32 * 32);
         return;
     }
     rs_fp16 *dst = (rs_fp16 *)(base + off);
@@ -357,6 +375,43 @@ static void cpu_add(rs_backend *b, float *x, const float *y, int64_t n) {
     parallel(cpu(b), n, 16384, add_range, &c);
 }
 
+static void cpu_matmul_residual(rs_backend *b, const rs_weight *w, const float *a, int n, float *x,
+                                const rs_weight *norm, float eps, float *out) {
+    cpu_backend *c = cpu(b);
+    size_t need = (size_t)n * (size_t)w->n_out;
+    if (need > c->tmp_size) {
+        free(c->tmp);
+        c->tmp = rs_malloc_array(need, sizeof(float));
+        c->tmp_size = c->tmp ? need : 0;
+        if (!c->tmp) {
+            rs_error e = {0};
+            rs_error_set(&e, RS_ERR_NOMEM, "cannot allocate %zu floats of matmul output", need);
+            record(c, RS_ERR_NOMEM, &e);
+            return;
+        }
+    }
+    rs_matmul mm = {w, NULL, c->tmp};
+    cpu_matmul(b, &mm, 1, a, n);
+    if (norm)
+        cpu_add_rmsnorm(b, x, c->tmp, norm, eps, n, out);
+    else
+        cpu_add(b, x, c->tmp, (int64_t)need);
+}
+
+static void cpu_matmul_swiglu(rs_backend *b, const rs_weight *gate, const rs_weight *up,
+                              const float *x, int n, float *g, float *u) {
+    rs_matmul mm[2] = {{gate, NULL, g}, {up, NULL, u}};
+    cpu_matmul(b, mm, 2, x, n);
+    cpu_swiglu(b, g, u, (int64_t)n * gate->n_out, g);
+}
+
+static void cpu_matmul_rope_store(rs_backend *b, const rs_matmul *qkv, const float *x, int n,
+                                  const int32_t *pos, const rs_rope *rope, const rs_attn *at,
+                                  rs_kv *kv, int layer) {
+    cpu_matmul(b, qkv, 3, x, n);
+    cpu_rope_store(b, qkv[0].y, qkv[1].y, qkv[2].y, pos, n, rope, at, kv, layer);
+}
+
 static rs_status cpu_bandwidth(rs_backend *b, double *gbps, rs_error *err) {
     cpu_backend *c = cpu(b);
     return rs_membw_measure(c->tp, c->level, 0, 3, gbps, err);
@@ -366,6 +421,7 @@ static void cpu_destroy(rs_backend *b) {
     cpu_backend *c = cpu(b);
     rs_threadpool_free(c->tp);
     free(c->scratch);
+    free(c->tmp);
     free(c);
 }
 
@@ -389,6 +445,9 @@ static const rs_backend_ops cpu_ops = {
     .attention = cpu_attention,
     .swiglu = cpu_swiglu,
     .add = cpu_add,
+    .matmul_residual = cpu_matmul_residual,
+    .matmul_swiglu = cpu_matmul_swiglu,
+    .matmul_rope_store = cpu_matmul_rope_store,
     .bandwidth = cpu_bandwidth,
 };
 

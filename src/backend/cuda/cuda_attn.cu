@@ -11,8 +11,12 @@
  *
  * Prefill (n > 4): a tiled online-softmax kernel, 64 queries x 64 keys per
  * step in shared memory, f32 arithmetic. A last-resort generic kernel covers
- * head sizes the tiled one cannot (not a multiple of 4, or above 256). */
+ * head sizes the tiled one cannot (not a multiple of 4, or above 256).
+ *
+ * Every kernel reads F32, F16 or Q8_0 caches (KV = float, __half, int8_t: the
+ * int8 values with one fp16 scale per 32 of a head row, nsb per row). */
 #include <algorithm>
+#include <type_traits>
 
 #include "backend/cuda/cuda_common.cuh"
 
@@ -20,7 +24,9 @@ namespace {
 
 struct dec_args {
     const float *q;
-    const void *k, *v; /* this layer's [kv head][n_ctx][hd] */
+    const void *k, *v;     /* this layer's [kv head][n_ctx][hd] */
+    const __half *ks, *vs; /* Q8_0: this layer's scales [kv head][n_ctx][nsb] */
+    int nsb;
     const int32_t *pos;
     float *out;
     float *part_o;   /* [n][n_head][n_split][hd] */
@@ -55,6 +61,22 @@ __device__ __forceinline__ void load8(const __half *p, float *f) {
 __device__ __forceinline__ void load8(const float *p, float *f) {
     const float4 a = *(const float4 *)p, b = *(const float4 *)(p + 4);
     f[0] = a.x, f[1] = a.y, f[2] = a.z, f[3] = a.w, f[4] = b.x, f[5] = b.y, f[6] = b.z, f[7] = b.w;
+}
+/* 8 int8 values times their scale. */
+__device__ __forceinline__ void load8q(const int8_t *p, const __half *sc, float *f) {
+    const uint2 v = *(const uint2 *)p;
+    const float d = __half2float(*sc);
+#pragma unroll
+    for (int i = 0; i < 4; i++) {
+        f[i] = d * (float)(int8_t)(v.x >> (8 * i));
+        f[4 + i] = d * (float)(int8_t)(v.y >> (8 * i));
+    }
+}
+__device__ __forceinline__ float4 load4q(const int8_t *p, const __half *sc) {
+    const uint32_t v = *(const uint32_t *)p;
+    const float d = __half2float(*sc);
+    return make_float4(d * (float)(int8_t)v, d * (float)(int8_t)(v >> 8),
+                       d * (float)(int8_t)(v >> 16), d * (float)(int8_t)(v >> 24));
 }
 __device__ __forceinline__ float4 load4(const __half *p) {
     const uint2 v = *(const uint2 *)p;
@@ -110,8 +132,12 @@ __global__ void __launch_bounds__(128) attn_dec_kernel(const __grid_constant__ d
               start = split * C;
     if (start >= p_end) return;
     const int end = min(start + C, p_end), len = end - start, n_active = (p_end + C - 1) / C;
+    constexpr bool Q8 = std::is_same<KV, int8_t>::value;
     const KV *kb = (const KV *)a.k + (size_t)kvh * a.n_ctx * HD + li * 8;
     const KV *vb = (const KV *)a.v + (size_t)kvh * a.n_ctx * HD + li * 8;
+    /* Q8_0: the scale of this lane's 8 dims, position 0 */
+    const __half *ksb = Q8 ? a.ks + (size_t)kvh * a.n_ctx * a.nsb + li * 8 / 32 : NULL;
+    const __half *vsb = Q8 ? a.vs + (size_t)kvh * a.n_ctx * a.nsb + li * 8 / 32 : NULL;
 #pragma unroll
     for (int g = 0; g < GB; g++)
 #pragma unroll
@@ -122,9 +148,12 @@ __global__ void __launch_bounds__(128) attn_dec_kernel(const __grid_constant__ d
 #pragma unroll
         for (int u = 0; u < U; u++) {
             const int p = base + po + u * P;
-            if (p < end)
-                load8(kb + (size_t)p * HD, kr[u]);
-            else
+            if (p < end) {
+                if constexpr (Q8)
+                    load8q(kb + (size_t)p * HD, ksb + (size_t)p * a.nsb, kr[u]);
+                else
+                    load8(kb + (size_t)p * HD, kr[u]);
+            } else
 #pragma unroll
                 for (int e = 0; e < 8; e++) kr[u][e] = 0.0f;
         }
@@ -171,7 +200,12 @@ __global__ void __launch_bounds__(128) attn_dec_kernel(const __grid_constant__ d
 #pragma unroll
         for (int u = 0; u < U; u++) {
             const int p = base + po + u * P;
-            if (p < end) load8(vb + (size_t)p * HD, vr[u]);
+            if (p < end) {
+                if constexpr (Q8)
+                    load8q(vb + (size_t)p * HD, vsb + (size_t)p * a.nsb, vr[u]);
+                else
+                    load8(vb + (size_t)p * HD, vr[u]);
+            }
         }
 #pragma unroll
         for (int u = 0; u < U; u++) {
@@ -270,6 +304,8 @@ __global__ void __launch_bounds__(128) attn_dec_kernel(const __grid_constant__ d
 struct pre_args {
     const float *q;
     const void *k, *v;
+    const __half *ks, *vs; /* Q8_0 scales, [kv head][n_ctx][nsb] */
+    int nsb;
     const int32_t *pos;
     float *out;
     float *scores; /* generic kernel only: [n][n_head][n_ctx] */
@@ -317,6 +353,9 @@ __global__ void __launch_bounds__(256) attn_pre_kernel(const __grid_constant__ p
     const int maxp = s_max;
     const KV *kb = (const KV *)a.k + (size_t)kvh * a.n_ctx * hd,
              *vb = (const KV *)a.v + (size_t)kvh * a.n_ctx * hd;
+    constexpr bool Q8 = std::is_same<KV, int8_t>::value;
+    const __half *ksb = Q8 ? a.ks + (size_t)kvh * a.n_ctx * a.nsb : NULL,
+                 *vsb = Q8 ? a.vs + (size_t)kvh * a.n_ctx * a.nsb : NULL;
     float m_r[4], l_r[4];
     float4 o[4][DCH];
 #pragma unroll
@@ -332,8 +371,14 @@ __global__ void __launch_bounds__(256) attn_pre_kernel(const __grid_constant__ p
             const int r = i / hd4, c4 = i % hd4, p = k0 + r;
             float4 kv = make_float4(0.0f, 0.0f, 0.0f, 0.0f), vv = kv;
             if (p <= maxp) {
-                kv = load4(kb + (size_t)p * hd + 4 * c4);
-                vv = load4(vb + (size_t)p * hd + 4 * c4);
+                if constexpr (Q8) {
+                    const size_t si = (size_t)p * a.nsb + 4 * c4 / 32;
+                    kv = load4q(kb + (size_t)p * hd + 4 * c4, ksb + si);
+                    vv = load4q(vb + (size_t)p * hd + 4 * c4, vsb + si);
+                } else {
+                    kv = load4(kb + (size_t)p * hd + 4 * c4);
+                    vv = load4(vb + (size_t)p * hd + 4 * c4);
+                }
             }
             *(float4 *)(Ks + r * ldq + 4 * c4) = kv;
             *(float4 *)(Vs + r * hd + 4 * c4) = vv;
@@ -478,7 +523,15 @@ template <int HD> constexpr size_t mma_smem() {
     return (size_t)5 * MB * (HD + 8) * sizeof(__half);
 }
 
-template <int HD>
+/* 8 int8 values times their scale, as 8 halves. */
+__device__ __forceinline__ uint4 q8_to_h8(const int8_t *p, const __half *sc) {
+    float f[8];
+    load8q(p, sc, f);
+    return make_uint4(pack_h2(f[0], f[1]), pack_h2(f[2], f[3]), pack_h2(f[4], f[5]),
+                      pack_h2(f[6], f[7]));
+}
+
+template <int HD, bool Q8>
 __global__ void __launch_bounds__(128) attn_mma_kernel(const __grid_constant__ pre_args a) {
     constexpr int LD = HD + 8; /* halves per padded row: conflict-free ldmatrix */
     extern __shared__ __align__(16) unsigned char smem_raw[];
@@ -520,14 +573,26 @@ __global__ void __launch_bounds__(128) attn_mma_kernel(const __grid_constant__ p
     for (int nt = 0; nt < HD / 8; nt++) o[nt][0] = o[nt][1] = o[nt][2] = o[nt][3] = 0.0f;
     const __half *kb = (const __half *)a.k + (size_t)kvh * a.n_ctx * HD;
     const __half *vb = (const __half *)a.v + (size_t)kvh * a.n_ctx * HD;
+    const int8_t *kq = (const int8_t *)a.k + (size_t)kvh * a.n_ctx * HD;
+    const int8_t *vq = (const int8_t *)a.v + (size_t)kvh * a.n_ctx * HD;
+    const __half *ksb = Q8 ? a.ks + (size_t)kvh * a.n_ctx * a.nsb : NULL,
+                 *vsb = Q8 ? a.vs + (size_t)kvh * a.n_ctx * a.nsb : NULL;
+    /* F16: copied by cp.async; Q8_0: dequantized through registers */
     auto load_tile = [&](int k0, int st) {
         __half *Ks = KVs + 2 * st * MB * LD, *Vs = Ks + MB * LD;
         for (int i = tid; i < MB * HD / 8; i += 128) {
             const int r = i / (HD / 8), cc = i % (HD / 8), p = k0 + r;
             const bool in = p <= maxp;
             const size_t off = (size_t)(in ? p : 0) * HD + 8 * cc;
-            cp_async16(Ks + r * LD + 8 * cc, kb + off, in ? 16 : 0);
-            cp_async16(Vs + r * LD + 8 * cc, vb + off, in ? 16 : 0);
+            if constexpr (Q8) {
+                const size_t si = (size_t)(in ? p : 0) * a.nsb + 8 * cc / 32;
+                const uint4 z = make_uint4(0u, 0u, 0u, 0u);
+                *(uint4 *)(Ks + r * LD + 8 * cc) = in ? q8_to_h8(kq + off, ksb + si) : z;
+                *(uint4 *)(Vs + r * LD + 8 * cc) = in ? q8_to_h8(vq + off, vsb + si) : z;
+            } else {
+                cp_async16(Ks + r * LD + 8 * cc, kb + off, in ? 16 : 0);
+                cp_async16(Vs + r * LD + 8 * cc, vb + off, in ? 16 : 0);
+            }
         }
         cp_async_commit();
     };
@@ -627,13 +692,13 @@ __global__ void __launch_bounds__(128) attn_mma_kernel(const __grid_constant__ p
     }
 }
 
-template <int HD> void launch_mma(cuda_backend *c, const pre_args &a) {
+template <int HD, bool Q8> void launch_mma(cuda_backend *c, const pre_args &a) {
     const size_t smem = mma_smem<HD>();
     cw_check(c,
-             cudaFuncSetAttribute(attn_mma_kernel<HD>, cudaFuncAttributeMaxDynamicSharedMemorySize,
-                                  (int)smem),
+             cudaFuncSetAttribute(attn_mma_kernel<HD, Q8>,
+                                  cudaFuncAttributeMaxDynamicSharedMemorySize, (int)smem),
              "attention setup");
-    cw_launch(c, a.n <= CW_MV_MAX_TOK, attn_mma_kernel<HD>, dim3((a.n + MB - 1) / MB, a.n_head),
+    cw_launch(c, a.n <= CW_MV_MAX_TOK, attn_mma_kernel<HD, Q8>, dim3((a.n + MB - 1) / MB, a.n_head),
               dim3(128), smem, a);
 }
 
@@ -659,11 +724,20 @@ __global__ void __launch_bounds__(128) attn_generic_kernel(const __grid_constant
     const float *qh = a.q + ((size_t)t * a.n_head + h) * hd;
     const KV *kb = (const KV *)a.k + (size_t)kvh * a.n_ctx * hd,
              *vb = (const KV *)a.v + (size_t)kvh * a.n_ctx * hd;
+    constexpr bool Q8 = std::is_same<KV, int8_t>::value;
+    const __half *ksb = Q8 ? a.ks + (size_t)kvh * a.n_ctx * a.nsb : NULL,
+                 *vsb = Q8 ? a.vs + (size_t)kvh * a.n_ctx * a.nsb : NULL;
+    auto kv_at = [&](const KV *b, const __half *sb, int p, int d) {
+        if constexpr (Q8)
+            return (float)b[(size_t)p * hd + d] * __half2float(sb[(size_t)p * a.nsb + d / 32]);
+        else
+            return (float)b[(size_t)p * hd + d];
+    };
     float *sc = a.scores + ((size_t)t * a.n_head + h) * a.n_ctx;
     float mx = -INFINITY;
     for (int p = threadIdx.x; p < p_end; p += blockDim.x) {
         float s = 0.0f;
-        for (int d = 0; d < hd; d++) s += qh[d] * (float)kb[(size_t)p * hd + d];
+        for (int d = 0; d < hd; d++) s += qh[d] * kv_at(kb, ksb, p, d);
         sc[p] = s * a.scale;
         mx = fmaxf(mx, sc[p]);
     }
@@ -676,7 +750,7 @@ __global__ void __launch_bounds__(128) attn_generic_kernel(const __grid_constant
     sum = block_reduce(sum, false, red); /* its barrier also publishes sc */
     for (int d = threadIdx.x; d < hd; d += blockDim.x) {
         float acc = 0.0f;
-        for (int p = 0; p < p_end; p++) acc += sc[p] * (float)vb[(size_t)p * hd + d];
+        for (int p = 0; p < p_end; p++) acc += sc[p] * kv_at(vb, vsb, p, d);
         a.out[((size_t)t * a.n_head + h) * hd + d] = acc / sum;
     }
 }
@@ -711,7 +785,7 @@ void launch_dec_lp(cuda_backend *c, int lp, dim3 grid, size_t smem, const dec_ar
 }
 
 /* Flash-decoding launch; false when this shape needs another kernel. */
-bool attn_decode(cuda_backend *c, const float *q, const rs_kv *kv, size_t layer_off,
+bool attn_decode(cuda_backend *c, const float *q, const rs_kv *kv, size_t layer_off, size_t sc_off,
                  const int32_t *pos, int n, const rs_attn *at, float *out) {
     const int hd = at->head_dim, lp = hd / 8;
     if (hd % 8 || hd > 256 || (lp & (lp - 1))) return false;
@@ -740,11 +814,15 @@ bool attn_decode(cuda_backend *c, const float *q, const rs_kv *kv, size_t layer_
                                            (size_t)n * at->n_head_kv * slices * sizeof(unsigned));
     if (!part || !cnt) return true;
     const int64_t elems = (int64_t)n * at->n_head * hd;
-    void *q8 = hd % 32 == 0 ? cw_q8_for_producer(c, elems) : NULL;
+    int slot = 0;
+    void *q8 = hd % 32 == 0 ? cw_q8_for_producer(c, elems, &slot) : NULL;
     dec_args a;
     a.q = q;
     a.k = (const char *)kv->k + layer_off;
     a.v = (const char *)kv->v + layer_off;
+    a.ks = kv->ks ? kv->ks + sc_off : NULL;
+    a.vs = kv->vs ? kv->vs + sc_off : NULL;
+    a.nsb = kv->nsb;
     a.pos = pos;
     a.out = out;
     a.part_o = (float *)part;
@@ -758,6 +836,14 @@ bool attn_decode(cuda_backend *c, const float *q, const rs_kv *kv, size_t layer_
     const dim3 grid(n_split, at->n_head_kv * slices, n);
     if (kv->d.type == RS_KV_F32)
         launch_dec_lp<float, 8>(c, lp, grid, smem, a);
+    else if (kv->d.type == RS_KV_Q8_0 && GB == 1)
+        launch_dec_lp<int8_t, 1>(c, lp, grid, smem, a);
+    else if (kv->d.type == RS_KV_Q8_0 && GB == 2)
+        launch_dec_lp<int8_t, 2>(c, lp, grid, smem, a);
+    else if (kv->d.type == RS_KV_Q8_0 && GB == 4)
+        launch_dec_lp<int8_t, 4>(c, lp, grid, smem, a);
+    else if (kv->d.type == RS_KV_Q8_0)
+        launch_dec_lp<int8_t, 8>(c, lp, grid, smem, a);
     else if (GB == 1)
         launch_dec_lp<__half, 1>(c, lp, grid, smem, a);
     else if (GB == 2)
@@ -766,10 +852,7 @@ bool attn_decode(cuda_backend *c, const float *q, const rs_kv *kv, size_t layer_
         launch_dec_lp<__half, 4>(c, lp, grid, smem, a);
     else
         launch_dec_lp<__half, 8>(c, lp, grid, smem, a);
-    if (q8) {
-        c->q8_src = out;
-        c->q8_elems = elems;
-    }
+    if (q8) cw_q8_tag(c, out, elems, slot);
     return true;
 }
 
@@ -789,27 +872,34 @@ void cw_attention(cuda_backend *c, const float *q, rs_kv *kv, int layer, const i
                   const rs_attn *at, float *out) {
     const size_t layer_off =
         (size_t)layer * kv->d.n_head_kv * kv->d.n_ctx * kv->d.head_dim * kv->elem;
-    if (n <= c->tune.attn_decode_max && attn_decode(c, q, kv, layer_off, pos, n, at, out)) return;
+    const size_t sc_off = (size_t)layer * kv->d.n_head_kv * kv->d.n_ctx * kv->nsb;
+    if (n <= c->tune.attn_decode_max && attn_decode(c, q, kv, layer_off, sc_off, pos, n, at, out))
+        return;
     pre_args a = {};
     a.q = q;
     a.k = (const char *)kv->k + layer_off;
     a.v = (const char *)kv->v + layer_off;
+    a.ks = kv->ks ? kv->ks + sc_off : NULL;
+    a.vs = kv->vs ? kv->vs + sc_off : NULL;
+    a.nsb = kv->nsb;
     a.pos = pos;
     a.out = out;
     a.n = n, a.n_head = at->n_head, a.n_head_kv = at->n_head_kv, a.hd = at->head_dim,
     a.n_ctx = kv->d.n_ctx;
     a.scale = at->scale;
-    const bool f16 = kv->d.type == RS_KV_F16;
-    if (c->tune.attn_mma && f16 && (a.hd == 64 || a.hd == 128)) {
-        if (a.hd == 64)
-            launch_mma<64>(c, a);
+    const int kt = kv->d.type;
+    if (c->tune.attn_mma && kt != RS_KV_F32 && (a.hd == 64 || a.hd == 128)) {
+        if (kt == RS_KV_Q8_0)
+            a.hd == 64 ? launch_mma<64, true>(c, a) : launch_mma<128, true>(c, a);
         else
-            launch_mma<128>(c, a);
+            a.hd == 64 ? launch_mma<64, false>(c, a) : launch_mma<128, false>(c, a);
         return;
     }
     if (a.hd % 4 == 0 && a.hd <= 256 && pre_smem(a.hd) <= c->smem_optin) {
-        if (f16)
+        if (kt == RS_KV_F16)
             launch_pre<__half>(c, a);
+        else if (kt == RS_KV_Q8_0)
+            launch_pre<int8_t>(c, a);
         else
             launch_pre<float>(c, a);
         return;
@@ -818,8 +908,10 @@ void cw_attention(cuda_backend *c, const float *q, rs_kv *kv, int layer, const i
         (float *)cw_scratch(c, CW_SCR_SCORE, (size_t)n * at->n_head * kv->d.n_ctx * sizeof(float));
     if (!a.scores) return;
     const dim3 grid(n, at->n_head);
-    if (f16)
+    if (kt == RS_KV_F16)
         cw_launch(c, n <= CW_MV_MAX_TOK, attn_generic_kernel<__half>, grid, dim3(128), 0, a);
+    else if (kt == RS_KV_Q8_0)
+        cw_launch(c, n <= CW_MV_MAX_TOK, attn_generic_kernel<int8_t>, grid, dim3(128), 0, a);
     else
         cw_launch(c, n <= CW_MV_MAX_TOK, attn_generic_kernel<float>, grid, dim3(128), 0, a);
 }

@@ -111,12 +111,14 @@ static rs_status cu_alloc(rs_backend *b, size_t bytes, void **out, rs_error *err
 
 static void cu_release(rs_backend *b, void *p) {
     if (!p) return;
+    cw_settle(cw(b)); /* a pending norm may still have to write into p */
     cudaStreamSynchronize(cw(b)->stream);
     cudaFree(p);
 }
 
 static rs_status cu_upload(rs_backend *b, void *dst, const void *src, size_t n, rs_error *err) {
     cuda_backend *c = cw(b);
+    cw_settle(c);
     c->q8_src = NULL;
     c->rope_tab.pos = NULL; /* the upload may overwrite positions */
     if (!n) return RS_OK;
@@ -131,6 +133,7 @@ static rs_status cu_upload(rs_backend *b, void *dst, const void *src, size_t n, 
 
 static rs_status cu_download(rs_backend *b, void *dst, const void *src, size_t n, rs_error *err) {
     cuda_backend *c = cw(b);
+    cw_settle(c);
     if (!n) return RS_OK;
     cudaError_t e = cudaMemcpyAsync(dst, src, n, cudaMemcpyDeviceToHost, c->stream);
     if (e == cudaSuccess) e = cudaStreamSynchronize(c->stream);
@@ -144,6 +147,7 @@ static rs_status cu_download(rs_backend *b, void *dst, const void *src, size_t n
 
 static rs_status cu_sync(rs_backend *b, rs_error *err) {
     cuda_backend *c = cw(b);
+    cw_settle(c);
     cw_check(c, cudaStreamSynchronize(c->stream), "stream synchronize");
     rs_status st = c->status;
     if (st && err) *err = c->err;
@@ -370,7 +374,8 @@ static rs_status weight_load_impl(cuda_backend *c, rs_weight *w, const void *dev
         if (!st && w->n_in > c->max_n_in) {
             c->max_n_in = w->n_in;
             /* size the int8 activations now, never during a graph capture */
-            if (!cw_scratch(c, CW_SCR_Q8, cw_q8_bytes((int64_t)CW_MV_MAX_TOK * w->n_in))) {
+            const size_t q8b = cw_q8_bytes((int64_t)CW_MV_MAX_TOK * w->n_in);
+            if (!cw_scratch(c, CW_SCR_Q8, q8b) || !cw_scratch(c, CW_SCR_Q8B, q8b)) {
                 st = c->status;
                 if (err) *err = c->err;
                 c->status = RS_OK;
@@ -412,6 +417,8 @@ static void cu_kv_destroy(rs_backend *b, rs_kv *kv) {
     cudaStreamSynchronize(cw(b)->stream);
     cudaFree(kv->k);
     cudaFree(kv->v);
+    cudaFree(kv->ks);
+    cudaFree(kv->vs);
     free(kv);
 }
 
@@ -419,23 +426,39 @@ static rs_status cu_kv_create(rs_backend *b, const rs_kv_desc *d, rs_kv **out, r
     cuda_backend *c = cw(b);
     *out = NULL;
     if (d->n_layer <= 0 || d->n_ctx <= 0 || d->n_head_kv <= 0 || d->head_dim <= 0 ||
-        d->head_dim > RS_MAX_HEAD_DIM || (d->type != RS_KV_F32 && d->type != RS_KV_F16))
+        d->head_dim > RS_MAX_HEAD_DIM ||
+        (d->type != RS_KV_F32 && d->type != RS_KV_F16 && d->type != RS_KV_Q8_0))
         return rs_error_set(err, RS_ERR_ARG,
                             "bad KV cache shape: %d layers, %d positions, %d heads of %d",
                             d->n_layer, d->n_ctx, d->n_head_kv, d->head_dim);
     rs_kv *kv = (rs_kv *)calloc(1, sizeof *kv);
     if (!kv) return rs_error_set(err, RS_ERR_NOMEM, "out of memory");
     kv->d = *d;
-    kv->elem = d->type == RS_KV_F32 ? 4 : 2;
-    size_t per = (size_t)d->n_layer * d->n_head_kv * d->n_ctx * d->head_dim * kv->elem;
+    kv->elem = d->type == RS_KV_F32 ? 4 : d->type == RS_KV_F16 ? 2 : 1;
+    const size_t rows = (size_t)d->n_layer * d->n_head_kv * d->n_ctx;
+    size_t per = rows * d->head_dim * kv->elem;
     rs_status st = dev_malloc(c, &kv->k, per, "the KV cache (keys)", err);
     if (!st) st = dev_malloc(c, &kv->v, per, "the KV cache (values)", err);
+    size_t sc = 0;
+    if (!st && d->type == RS_KV_Q8_0) {
+        kv->nsb = (d->head_dim + 31) / 32;
+        sc = rows * kv->nsb * sizeof(__half);
+        void *ks = NULL, *vs = NULL;
+        st = dev_malloc(c, &ks, sc, "the KV cache (key scales)", err);
+        kv->ks = (__half *)ks;
+        if (!st) st = dev_malloc(c, &vs, sc, "the KV cache (value scales)", err);
+        kv->vs = (__half *)vs;
+    }
     if (st) {
         cu_kv_destroy(b, kv);
         return st;
     }
     cudaMemsetAsync(kv->k, 0, per, c->stream);
     cudaMemsetAsync(kv->v, 0, per, c->stream);
+    if (sc) {
+        cudaMemsetAsync(kv->ks, 0, sc, c->stream);
+        cudaMemsetAsync(kv->vs, 0, sc, c->stream);
+    }
     *out = kv;
     return RS_OK;
 }
@@ -445,6 +468,7 @@ static rs_status cu_kv_create(rs_backend *b, const rs_kv_desc *d, rs_kv **out, r
 
 static void cu_embed(rs_backend *b, const rs_weight *table, const int32_t *ids, int n, float *out) {
     cuda_backend *c = cw(b);
+    cw_settle(c);
     c->q8_src = NULL;
     const cw_layout *L = cw_weight_layout(c, table);
     if (L && n > 0) cw_embed(c, L, ids, n, out);
@@ -464,6 +488,7 @@ static const float *vector_of(cuda_backend *c, const rs_weight *w, int64_t dim) 
 static void cu_rmsnorm(rs_backend *b, const float *x, const rs_weight *w, float eps, int n,
                        float *out) {
     cuda_backend *c = cw(b);
+    cw_settle(c);
     c->q8_src = NULL;
     const float *wv = vector_of(c, w, w->n_in);
     if (wv && n > 0) cw_rmsnorm(c, (float *)x, NULL, wv, eps, n, (int)w->n_in, out);
@@ -472,51 +497,72 @@ static void cu_rmsnorm(rs_backend *b, const float *x, const rs_weight *w, float 
 static void cu_add_rmsnorm(rs_backend *b, float *x, const float *y, const rs_weight *w, float eps,
                            int n, float *out) {
     cuda_backend *c = cw(b);
+    cw_settle(c);
     c->q8_src = NULL;
     const float *wv = vector_of(c, w, w->n_in);
     if (wv && n > 0) cw_rmsnorm(c, x, y, wv, eps, n, (int)w->n_in, out);
 }
 
-static void cu_matmul(rs_backend *b, const rs_matmul *mm, int count, const float *x, int n) {
-    cuda_backend *c = cw(b);
-    if (count <= 0 || n <= 0) {
-        c->q8_src = NULL;
-        return;
-    }
+/* Checks the products of a matmul; false (error recorded) when one is not usable. */
+static bool matmul_ok(cuda_backend *c, const rs_matmul *mm, int count) {
     for (int i = 0; i < count; i++) {
         const cw_layout *L = cw_weight_layout(c, mm[i].w);
-        if (!L) return;
+        if (!L) return false;
         if (L->n_in != mm[0].w->n_in) {
             cw_fail(c, RS_ERR_ARG, "matmul: tensor '%s' has rows of %lld, not %lld", mm[i].w->name,
                     (long long)L->n_in, (long long)mm[0].w->n_in);
-            return;
+            return false;
         }
-        if (mm[i].bias && !vector_of(c, mm[i].bias, L->n_out)) return;
+        if (mm[i].bias && !vector_of(c, mm[i].bias, L->n_out)) return false;
     }
-    if (n <= c->tune.mv_max_tokens)
+    return true;
+}
+
+/* A checked matmul: matvec kernels at decode sizes, else GEMM. */
+static void matmul_run(cuda_backend *c, const rs_matmul *mm, int count, const float *x, int n) {
+    if (n <= c->tune.mv_max_tokens) {
         cw_matvec(c, mm, count, x, n);
-    else
+    } else {
+        cw_settle(c);
         cw_gemm(c, mm, count, x, n);
+    }
     if (!c->tune.reuse_q8) c->q8_src = NULL;
+}
+
+static void cu_matmul(rs_backend *b, const rs_matmul *mm, int count, const float *x, int n) {
+    cuda_backend *c = cw(b);
+    if (count <= 0 || n <= 0) {
+        cw_settle(c);
+        c->q8_src = NULL;
+        return;
+    }
+    if (matmul_ok(c, mm, count)) matmul_run(c, mm, count, x, n);
+}
+
+static bool rope_ok(cuda_backend *c, const rs_rope *rope, const rs_attn *at, const rs_kv *kv,
+                    int layer) {
+    if (layer < 0 || layer >= kv->d.n_layer || at->head_dim != kv->d.head_dim ||
+        at->n_head_kv != kv->d.n_head_kv || rope->n_rot > at->head_dim || rope->n_rot % 2) {
+        cw_fail(c, RS_ERR_ARG, "rope_store: layer %d or geometry does not match the KV cache",
+                layer);
+        return false;
+    }
+    return true;
 }
 
 static void cu_rope_store(rs_backend *b, float *q, float *k, const float *v, const int32_t *pos,
                           int n, const rs_rope *rope, const rs_attn *at, rs_kv *kv, int layer) {
     cuda_backend *c = cw(b);
+    cw_settle(c);
     c->q8_src = NULL;
     if (n <= 0) return;
-    if (layer < 0 || layer >= kv->d.n_layer || at->head_dim != kv->d.head_dim ||
-        at->n_head_kv != kv->d.n_head_kv || rope->n_rot > at->head_dim || rope->n_rot % 2) {
-        cw_fail(c, RS_ERR_ARG, "rope_store: layer %d or geometry does not match the KV cache",
-                layer);
-        return;
-    }
-    cw_rope_store(c, q, k, v, pos, n, rope, at, kv, layer);
+    if (rope_ok(c, rope, at, kv, layer)) cw_rope_store(c, q, k, v, pos, n, rope, at, kv, layer);
 }
 
 static void cu_attention(rs_backend *b, const float *q, rs_kv *kv, int layer, const int32_t *pos,
                          int n, const rs_attn *at, float *out) {
     cuda_backend *c = cw(b);
+    cw_settle(c);
     c->q8_src = NULL;
     if (n <= 0) return;
     if (layer < 0 || layer >= kv->d.n_layer || at->head_dim != kv->d.head_dim ||
@@ -530,14 +576,73 @@ static void cu_attention(rs_backend *b, const float *q, rs_kv *kv, int layer, co
 
 static void cu_swiglu(rs_backend *b, const float *g, const float *u, int64_t n, float *out) {
     cuda_backend *c = cw(b);
+    cw_settle(c);
     c->q8_src = NULL;
     if (n > 0) cw_swiglu(c, g, u, n, out);
 }
 
 static void cu_add(rs_backend *b, float *x, const float *y, int64_t n) {
     cuda_backend *c = cw(b);
+    cw_settle(c);
     c->q8_src = NULL;
     if (n > 0) cw_add(c, x, y, n);
+}
+
+/* ---- fused ops: one kernel each at decode sizes (cuda_fused.cu), else composed ------------------
+ */
+
+static void cu_matmul_residual(rs_backend *b, const rs_weight *w, const float *a, int n, float *x,
+                               const rs_weight *norm, float eps, float *out) {
+    cuda_backend *c = cw(b);
+    if (n <= 0) return;
+    const cw_layout *L = cw_weight_layout(c, w);
+    const float *wn = norm ? vector_of(c, norm, norm->n_in) : NULL;
+    if (!L || (norm && !wn)) return;
+    if (norm && norm->n_in != L->n_out) {
+        cw_fail(c, RS_ERR_ARG, "matmul_residual: norm '%s' has %lld values for rows of %lld",
+                norm->name ? norm->name : "?", (long long)norm->n_in, (long long)L->n_out);
+        return;
+    }
+    if (cw_fz_residual(c, w, a, n, x, wn, eps, out)) return;
+    const int64_t elems = (int64_t)n * L->n_out;
+    float *tmp = (float *)cw_scratch(c, CW_SCR_TMP, (size_t)elems * sizeof(float));
+    if (!tmp) return;
+    const rs_matmul mm = {w, NULL, tmp};
+    matmul_run(c, &mm, 1, a, n);
+    c->q8_src = NULL;
+    if (wn)
+        cw_rmsnorm(c, x, tmp, wn, eps, n, (int)L->n_out, out);
+    else
+        cw_add(c, x, tmp, elems);
+}
+
+static void cu_matmul_swiglu(rs_backend *b, const rs_weight *gate, const rs_weight *up,
+                             const float *x, int n, float *g, float *u) {
+    cuda_backend *c = cw(b);
+    if (n <= 0) return;
+    const rs_matmul mm[2] = {{gate, NULL, g}, {up, NULL, u}};
+    if (!matmul_ok(c, mm, 2)) return;
+    if (gate->n_out != up->n_out) {
+        cw_fail(c, RS_ERR_ARG, "matmul_swiglu: gate has %lld rows, up %lld", (long long)gate->n_out,
+                (long long)up->n_out);
+        return;
+    }
+    if (cw_fz_swiglu(c, gate, up, x, n, g)) return;
+    matmul_run(c, mm, 2, x, n);
+    c->q8_src = NULL;
+    cw_swiglu(c, g, u, (int64_t)n * gate->n_out, g);
+}
+
+static void cu_matmul_rope_store(rs_backend *b, const rs_matmul *qkv, const float *x, int n,
+                                 const int32_t *pos, const rs_rope *rope, const rs_attn *at,
+                                 rs_kv *kv, int layer) {
+    cuda_backend *c = cw(b);
+    if (n <= 0) return;
+    if (!matmul_ok(c, qkv, 3) || !rope_ok(c, rope, at, kv, layer)) return;
+    if (cw_fz_rope(c, qkv, x, n, pos, rope, at, kv, layer)) return;
+    matmul_run(c, qkv, 3, x, n);
+    c->q8_src = NULL;
+    cw_rope_store(c, qkv[0].y, qkv[1].y, qkv[2].y, pos, n, rope, at, kv, layer);
 }
 
 /* ---- bandwidth
@@ -593,6 +698,7 @@ static rs_status cu_graph_begin(rs_backend *b, int key, rs_error *err) {
     cuda_backend *c = cw(b);
     if (c->capturing)
         return rs_error_set(err, RS_ERR_ARG, "graph_begin: a capture is already open");
+    cw_settle(c);
     if (c->status) {
         if (err) *err = c->err;
         return c->status;
@@ -611,6 +717,7 @@ static rs_status cu_graph_begin(rs_backend *b, int key, rs_error *err) {
 static rs_status cu_graph_end(rs_backend *b, int key, rs_error *err) {
     cuda_backend *c = cw(b);
     if (!c->capturing) return rs_error_set(err, RS_ERR_ARG, "graph_end without graph_begin");
+    cw_settle(c); /* inside the graph: its replays leave every output written */
     c->capturing = false;
     c->q8_src = NULL;
     c->rope_tab.pos = NULL;
@@ -650,6 +757,7 @@ static bool cu_graph_launch(rs_backend *b, int key) {
     cuda_backend *c = cw(b);
     cw_graph *g = find_graph(c, key);
     if (!g || c->capturing) return false;
+    cw_settle(c);
     c->q8_src = NULL;
     c->rope_tab.pos = NULL;
     return cw_check(c, cudaGraphLaunch(g->exec, c->stream), "graph launch");
@@ -696,6 +804,9 @@ static const rs_backend_ops cuda_ops = {
     /* .attention = */ cu_attention,
     /* .swiglu = */ cu_swiglu,
     /* .add = */ cu_add,
+    /* .matmul_residual = */ cu_matmul_residual,
+    /* .matmul_swiglu = */ cu_matmul_swiglu,
+    /* .matmul_rope_store = */ cu_matmul_rope_store,
     /* .bandwidth = */ cu_bandwidth,
     /* .graph_begin = */ cu_graph_begin,
     /* .graph_end = */ cu_graph_end,
@@ -726,7 +837,7 @@ extern "C" rs_status rs_cuda_backend_create(rs_backend **out, rs_error *err) {
     c->base.is_host = false;
     c->n_sm = prop.multiProcessorCount;
     c->smem_optin = prop.sharedMemPerBlockOptin;
-    c->tune = rs_cuda_tuning{1, 1, CW_MV_MAX_TOK, 0, CW_MV_MAX_TOK, 0, 0, 0, 1};
+    c->tune = rs_cuda_tuning{1, 1, CW_MV_MAX_TOK, 0, CW_MV_MAX_TOK, 0, 0, 0, 1, 1};
     rs_status st = RS_OK;
     if ((e = cudaStreamCreateWithFlags(&c->stream, cudaStreamNonBlocking)) != cudaSuccess ||
         (e = cudaEventCreateWithFlags(&c->pinned_done[0], cudaEventDisableTiming)) != cudaSuccess ||
@@ -760,6 +871,7 @@ extern "C" void rs_cuda_set_tuning(rs_backend *b, const rs_cuda_tuning *t) {
     c->tune.attn_decode_max = std::min(std::max(t->attn_decode_max, 0), (int)CW_MV_MAX_TOK);
     c->tune.mv_rows = t->mv_rows == 1 || t->mv_rows == 2 ? t->mv_rows : 0;
     c->tune.gemm_chunk = std::max(t->gemm_chunk, 0);
+    cw_settle(c);
     c->q8_src = NULL;
 }
 
@@ -793,6 +905,10 @@ extern "C" rs_status rs_cuda_kv_read(rs_backend *b, rs_kv *kv, int layer, int n_
 
 extern "C" void rs_cuda_kv_fill_random(rs_backend *b, rs_kv *kv, uint64_t seed) {
     cuda_backend *c = cw(b);
+    if (kv->d.type == RS_KV_Q8_0) {
+        cw_kv_fill_q8(c, kv, seed);
+        return;
+    }
     size_t per = (size_t)kv->d.n_layer * kv->d.n_head_kv * kv->d.n_ctx * kv->d.head_dim * kv->elem;
     int type = kv->d.type == RS_KV_F32 ? RS_DTYPE_F32 : RS_DTYPE_F16;
     cw_fill_random(c, kv->k, type, per, 1.0f, seed);

@@ -46,10 +46,10 @@ struct cw_layout {
 enum {
     CW_MAX_GRAPHS = 32,
     CW_MV_MAX_TOK = 4, /* the matvec kernels handle up to this many tokens at once */
-    CW_N_SCRATCH = 8,
+    CW_N_SCRATCH = 12,
 };
 enum cw_scratch_slot {
-    CW_SCR_Q8 = 0,    /* int8 activations + (d, d*sum) per 32 */
+    CW_SCR_Q8 = 0,    /* int8 activations + (d, d*sum) per 32 (slot 0 of two) */
     CW_SCR_XH = 1,    /* f16/bf16 activations for GEMM */
     CW_SCR_WDQ = 2,   /* dequantized weight rows for GEMM */
     CW_SCR_PART = 3,  /* flash-decoding partial results */
@@ -57,6 +57,10 @@ enum cw_scratch_slot {
     CW_SCR_SCORE = 5, /* generic attention: scores */
     CW_SCR_PTR = 6,   /* pointer arrays for batched GEMM */
     CW_SCR_ROPE = 7,  /* rope (cos, sin) per token and pair, shared by the layers of a batch */
+    CW_SCR_Q8B = 8,   /* int8 activations, slot 1 */
+    CW_SCR_NRM0 = 9,  /* deferred norm: x * w and per-block sums of squares (slot 0 of two) */
+    CW_SCR_NRM1 = 10,
+    CW_SCR_TMP = 11, /* matmul_residual's product when it is not fused */
 };
 
 struct cw_graph {
@@ -83,9 +87,26 @@ struct cuda_backend {
     int n_quant;      /* quantized matrices loaded: none, no int8 activations are needed */
 
     /* int8 copy of an activation written by the op that produced it, for the
-     * next matmul: valid while q8_src != NULL (every other op clears it). */
+     * next matmul: valid while q8_src != NULL (every other op clears it); it
+     * lies in slot q8_slot (0: CW_SCR_Q8, 1: CW_SCR_Q8B). Each writer claims
+     * the slot after the last claimed one, so a kernel can read one int8
+     * input and write its int8 output. */
     const float *q8_src;
     int64_t q8_elems;
+    int q8_slot, q8_flip;
+
+    /* A norm whose scale is not applied yet: matmul_residual at decode sizes
+     * leaves xw = x * w in `xw` and sums of squares of x per 32 rows in
+     * `part`; out = xw * s, s = 1 / sqrt(sum(part) / dim + eps), is written by
+     * the matvec that consumes it (which multiplies its products by s), or by
+     * cw_settle before any other op. Pending while xn != NULL. */
+    struct {
+        float *xn, *xw, *part;
+        int n_part, n;
+        int64_t dim;
+        float eps;
+    } defer;
+    int nrm_flip; /* slot of the next deferred norm's buffers (CW_SCR_NRM0 + nrm_flip) */
 
     void *pinned[2]; /* staging for weight upload */
     cudaEvent_t pinned_done[2];
@@ -107,11 +128,15 @@ struct cuda_backend {
     int n_retired;
 };
 
-/* The KV cache: [layer][kv head][position][head_dim], F16 or F32. */
+/* The KV cache: [layer][kv head][position][head_dim], F16 or F32; Q8_0 as
+ * int8 values in that layout (elem 1) plus fp16 scales [layer][kv head][position][nsb],
+ * one per 32 values of a head row (nsb = ceil(head_dim / 32)). */
 struct rs_kv {
     rs_kv_desc d;
     size_t elem;
     void *k, *v;
+    __half *ks, *vs; /* Q8_0 scales, else NULL */
+    int nsb;
 };
 
 /* ---- host helpers (cuda_backend.cu) ------------------------------------------------- */
@@ -142,13 +167,32 @@ static inline size_t cw_q8_bytes(int64_t elems) {
 static inline cw_q8s *cw_q8_scales(void *q8, int64_t elems) {
     return (cw_q8s *)((char *)q8 + ((size_t)elems + 255) / 256 * 256);
 }
-/* The int8 activation buffer a producer may fill for `elems` values, or NULL
- * when fusing is off or it would not fit (producers never allocate). */
-static inline void *cw_q8_for_producer(cuda_backend *c, int64_t elems) {
-    if (!c->tune.fuse_q8 || c->n_quant == 0 || elems % 32 != 0 ||
-        cw_q8_bytes(elems) > c->scr_size[CW_SCR_Q8] || elems > (int64_t)CW_MV_MAX_TOK * c->max_n_in)
+/* The device buffer of int8 slot k. */
+static inline void *cw_q8_buf(cuda_backend *c, int k) {
+    return c->scr[k ? CW_SCR_Q8B : CW_SCR_Q8];
+}
+/* Claims the next int8 slot (not the one the last claim returned). */
+static inline int cw_q8_claim(cuda_backend *c) {
+    c->q8_flip ^= 1;
+    return c->q8_flip;
+}
+/* The int8 activation buffer a producer may fill for `elems` values (its slot
+ * in *slot), or NULL when fusing is off or it would not fit (producers never
+ * allocate). */
+static inline void *cw_q8_for_producer(cuda_backend *c, int64_t elems, int *slot) {
+    const size_t fit = c->scr_size[CW_SCR_Q8] < c->scr_size[CW_SCR_Q8B] ? c->scr_size[CW_SCR_Q8]
+                                                                        : c->scr_size[CW_SCR_Q8B];
+    if (!c->tune.fuse_q8 || c->n_quant == 0 || elems % 32 != 0 || cw_q8_bytes(elems) > fit ||
+        elems > (int64_t)CW_MV_MAX_TOK * c->max_n_in)
         return NULL;
-    return c->scr[CW_SCR_Q8];
+    *slot = cw_q8_claim(c);
+    return cw_q8_buf(c, *slot);
+}
+/* Says that slot `slot` holds the int8 form of out (elems values). */
+static inline void cw_q8_tag(cuda_backend *c, const float *out, int64_t elems, int slot) {
+    c->q8_src = out;
+    c->q8_elems = elems;
+    c->q8_slot = slot;
 }
 
 /* Launches a kernel on the backend's stream; with `pdl` (and the tuning
@@ -175,6 +219,14 @@ static inline void cw_launch(cuda_backend *c, bool pdl, void (*kernel)(KArgs...)
 /* cuda_matvec.cu */
 void cw_matvec(cuda_backend *c, const rs_matmul *mm, int count, const float *x, int n);
 void cw_quantize_q8(cuda_backend *c, const float *x, int64_t elems, void *q8, bool pdl);
+/* cuda_fused.cu: the fused decode ops; false (nothing issued) when the shapes
+ * or the tuning rule the fused kernels out */
+bool cw_fz_residual(cuda_backend *c, const rs_weight *w, const float *a, int n, float *x,
+                    const float *norm, float eps, float *out);
+bool cw_fz_swiglu(cuda_backend *c, const rs_weight *gate, const rs_weight *up, const float *x,
+                  int n, float *g);
+bool cw_fz_rope(cuda_backend *c, const rs_matmul *qkv, const float *x, int n, const int32_t *pos,
+                const rs_rope *rope, const rs_attn *at, rs_kv *kv, int layer);
 /* cuda_gemm.cu */
 void cw_gemm(cuda_backend *c, const rs_matmul *mm, int count, const float *x, int n);
 void cw_embed(cuda_backend *c, const cw_layout *L, const int32_t *ids, int n, float *out);
@@ -194,6 +246,9 @@ void cw_repack(cuda_backend *c, int type, const uint8_t *raw, int64_t rows, int6
 void cw_fill_random(cuda_backend *c, void *dev, int type, size_t n_bytes, float scale,
                     uint64_t seed);
 void cw_kv_convert(cuda_backend *c, const rs_kv *kv, int layer, int n_pos, float *k, float *v);
+void cw_kv_fill_q8(cuda_backend *c, rs_kv *kv, uint64_t seed);
+/* Writes a pending deferred norm's output (see cuda_backend::defer). */
+void cw_settle(cuda_backend *c);
 /* cuda_attn.cu */
 void cw_attention(cuda_backend *c, const float *q, rs_kv *kv, int layer, const int32_t *pos, int n,
                   const rs_attn *at, float *out);

@@ -22,7 +22,8 @@ typedef struct rs_cuda_tuning {
     int reuse_q8;        /* benchmarks only: matmuls on the same x reuse its int8 form */
     int mv_rows;         /* rows per warp in the batch-1 matvec: 1, 2, or 0 = per type */
     int gemm_chunk;      /* quantized GEMM: weight values dequantized per slab (0 = 64 Mi) */
-    int attn_mma;        /* prefill attention on the tensor cores (F16 cache, head_dim 64/128) */
+    int attn_mma; /* prefill attention on the tensor cores (F16/Q8_0 cache, head_dim 64/128) */
+    int fuse;     /* decode-size matmul_residual/_swiglu/_rope_store as one kernel each */
 } rs_cuda_tuning;
 
 void rs_cuda_get_tuning(rs_backend *b, rs_cuda_tuning *t);
@@ -41,7 +42,8 @@ rs_status rs_cuda_weight_load_device(rs_backend *b, rs_weight *w, const void *de
 rs_status rs_cuda_kv_read(rs_backend *b, rs_kv *kv, int layer, int n_pos, float *k, float *v,
                           rs_error *err);
 
-/* Fills a cache's every layer and position with random values in [-1, 1). */
+/* Fills a cache's every layer and position with random values in [-1, 1)
+ * (Q8_0: random int8 values and scales, within [-1, 1]). */
 void rs_cuda_kv_fill_random(rs_backend *b, rs_kv *kv, uint64_t seed);
 
 /* Fills n_bytes of device memory at dev with random GGUF blocks of `type`:

@@ -1,452 +1,19 @@
 /* cuda_matvec.cu — decode products y = W x for 1..4 tokens, fused with the
- * dequantization of W: one warp per output row, 16-byte weight loads issued
- * U at a time before any is used, activations read from L1.
- *
- * Quantized types take the activations as int8 blocks of 32 with a scale
- * (and the scaled sum, for types with an offset), so the inner product is
- * integer dp4a work; the float types (F32/F16/BF16) use the f32 activations.
- * Weights are read before cw_griddep_wait(): they never change, so under
- * programmatic dependent launch their fetch overlaps the previous kernel.
- *
- * A "task" is the unit one lane handles at a time: 16 bytes of quants (32
- * bytes for Q8_0, 48 for Q6_K) and the matching activations. */
-#include "backend/cuda/cuda_common.cuh"
+ * dequantization of W: one warp per output row (two for some types), 16-byte
+ * weight loads issued U at a time before any is used, activations read from
+ * L1. The per-type tasks and the main loop are in cuda_mvt.cuh. */
+#include "backend/cuda/cuda_mvt.cuh"
 
 namespace {
-
-enum { MV_MAX_PROD = 4, MV_WARPS = 4 };
-
-struct mv_prod {
-    cw_layout w;
-    float *y;
-    const float *bias;
-    int64_t row0; /* first row of this product in the launch's row space */
-};
-
-struct mv_args {
-    mv_prod p[MV_MAX_PROD];
-    int np;
-    int n;        /* tokens */
-    int64_t rows; /* rows of all products */
-    int64_t n_in;
-    const float *x;   /* [n][n_in] f32 (float types) */
-    const int8_t *xq; /* [n][n_in] int8 (quantized types) */
-    const cw_q8s *xd; /* [n][n_in / 32] scales of xq */
-};
-
-constexpr uint32_t M4 = 0x0F0F0F0Fu, ONES = 0x01010101u;
-
-__device__ __forceinline__ int dp4a(uint32_t a, int b, int c) {
-    return __dp4a((int)a, b, c);
-}
-
-/* Bit k (k < 4) of v to bit 4 of byte k: the fifth bits of Q5_0/Q5_1. */
-__device__ __forceinline__ uint32_t spread4(uint32_t v) {
-    return (((v & 0xFu) * 0x00204081u) & ONES) << 4;
-}
-
-__device__ __forceinline__ int4 ld_x16(const int8_t *p) {
-    return *(const int4 *)p;
-}
-
-__device__ __forceinline__ int sum_bytes(int4 a) {
-    int s = __dp4a(a.x, (int)ONES, 0);
-    s = __dp4a(a.y, (int)ONES, s);
-    s = __dp4a(a.z, (int)ONES, s);
-    return __dp4a(a.w, (int)ONES, s);
-}
-
-/* Sum of 32 products: low nibbles of q against x elements 0..15 (a), high
- * nibbles against 16..31 (b) — the legacy block nibble order. */
-__device__ __forceinline__ int dot_nibbles(uint4 q, int4 a, int4 b) {
-    int s = 0;
-    s = dp4a(q.x & M4, a.x, s);
-    s = dp4a((q.x >> 4) & M4, b.x, s);
-    s = dp4a(q.y & M4, a.y, s);
-    s = dp4a((q.y >> 4) & M4, b.y, s);
-    s = dp4a(q.z & M4, a.z, s);
-    s = dp4a((q.z >> 4) & M4, b.z, s);
-    s = dp4a(q.w & M4, a.w, s);
-    s = dp4a((q.w >> 4) & M4, b.w, s);
-    return s;
-}
-
-__device__ __forceinline__ int dot_bytes(uint4 q, int4 a) {
-    int s = dp4a(q.x, a.x, 0);
-    s = dp4a(q.y, a.y, s);
-    s = dp4a(q.z, a.z, s);
-    return dp4a(q.w, a.w, s);
-}
-
-/* IQ4_NL: 8 nibbles of w to their code-book bytes; lo gets the low nibbles
- * (elements k), hi the high ones (elements 16 + k). Two byte_perm lookups
- * (entries 0-7 and 8-15) and a third picking by bit 3 of each nibble. */
-__device__ __forceinline__ void iq4nl_lookup(uint32_t w, uint32_t &lo, uint32_t &hi) {
-    constexpr uint32_t T0 = 0xBFAD9881u; /* -127 -104 -83 -65 (bytes, little-endian) */
-    constexpr uint32_t T1 = 0xF6EADDCFu; /* -49 -35 -22 -10 */
-    constexpr uint32_t T2 = 0x26190D01u; /* 1 13 25 38 */
-    constexpr uint32_t T3 = 0x71594535u; /* 53 69 89 113 */
-    const uint32_t w7 = w & 0x77777777u;
-    const uint32_t sa = 0x3210u | ((w >> 1) & 0x4444u);
-    const uint32_t sb = 0x3210u | ((w >> 17) & 0x4444u);
-    const uint32_t a = __byte_perm(__byte_perm(T0, T1, w7), __byte_perm(T2, T3, w7), sa);
-    const uint32_t w7b = w7 >> 16;
-    const uint32_t b = __byte_perm(__byte_perm(T0, T1, w7b), __byte_perm(T2, T3, w7b), sb);
-    /* a = values of nibbles 0..3 = (lo0, hi0, lo1, hi1); b = (lo2, hi2, lo3, hi3) */
-    lo = __byte_perm(a, b, 0x6420u);
-    hi = __byte_perm(a, b, 0x7531u);
-}
-
-__device__ __forceinline__ uint16_t ld_u16(const uint8_t *p) {
-    return __ldg((const unsigned short *)p);
-}
-
-/* 6-bit scale and min of sub-block j of a Q4_K/Q5_K block whose 12 scale
- * bytes are s0..s2: j < 4 keeps them in the low 6 bits of bytes j and j+4;
- * j >= 4 in the nibbles of byte j+4 plus the top bits of bytes j-4 and j. */
-__device__ __forceinline__ void k_scale_min(int j, uint32_t s0, uint32_t s1, uint32_t s2, float &sc,
-                                            float &m) {
-    const int sh = 8 * (j & 3);
-    const uint32_t a = (s0 >> sh) & 0xFFu, b = (s1 >> sh) & 0xFFu, c = (s2 >> sh) & 0xFFu;
-    if (j < 4) {
-        sc = (float)(a & 63);
-        m = (float)(b & 63);
-    } else {
-        sc = (float)((c & 15) | ((a >> 6) << 4));
-        m = (float)((c >> 4) | ((b >> 6) << 4));
-    }
-}
-
-/* ---- per-type tasks ----------------------------------------------------------------------------
- */
-
-template <int T> struct mvt;
-
-template <> struct mvt<RS_DTYPE_Q4_0> {
-    static constexpr int U = 4;
-    struct R {
-        uint4 q;
-        float d;
-    };
-    static __device__ int64_t ntask(const cw_layout &L) { return L.nb; }
-    static __device__ void load(const cw_layout &L, int64_t row, int64_t k, R &r) {
-        const int64_t b = row * L.nb + k;
-        r.q = cw_ld_nc(L.qs + b * 16);
-        r.d = cw_h2f(ld_u16(L.dm + b * 2));
-    }
-    static __device__ float dot(const R &r, int64_t k, const int8_t *xq, const cw_q8s *xd,
-                                const float *) {
-        const cw_q8s s = xd[k];
-        const int sum = dot_nibbles(r.q, ld_x16(xq + 32 * k), ld_x16(xq + 32 * k + 16));
-        return r.d * (s.x * (float)sum - 8.0f * s.y);
-    }
-};
-
-template <> struct mvt<RS_DTYPE_IQ4_NL> : mvt<RS_DTYPE_Q4_0> {
-    static __device__ float dot(const R &r, int64_t k, const int8_t *xq, const cw_q8s *xd,
-                                const float *) {
-        const int4 a = ld_x16(xq + 32 * k), b = ld_x16(xq + 32 * k + 16);
-        uint32_t lo, hi;
-        int s = 0;
-        iq4nl_lookup(r.q.x, lo, hi);
-        s = dp4a(lo, a.x, s);
-        s = dp4a(hi, b.x, s);
-        iq4nl_lookup(r.q.y, lo, hi);
-        s = dp4a(lo, a.y, s);
-        s = dp4a(hi, b.y, s);
-        iq4nl_lookup(r.q.z, lo, hi);
-        s = dp4a(lo, a.z, s);
-        s = dp4a(hi, b.z, s);
-        iq4nl_lookup(r.q.w, lo, hi);
-        s = dp4a(lo, a.w, s);
-        s = dp4a(hi, b.w, s);
-        return r.d * xd[k].x * (float)s;
-    }
-};
-
-template <> struct mvt<RS_DTYPE_Q4_1> {
-    static constexpr int U = 4;
-    struct R {
-        uint4 q;
-        float2 dm;
-    };
-    static __device__ int64_t ntask(const cw_layout &L) { return L.nb; }
-    static __device__ void load(const cw_layout &L, int64_t row, int64_t k, R &r) {
-        const int64_t b = row * L.nb + k;
-        r.q = cw_ld_nc(L.qs + b * 16);
-        r.dm = __half22float2(__ldg((const __half2 *)(L.dm + b * 4)));
-    }
-    static __device__ float dot(const R &r, int64_t k, const int8_t *xq, const cw_q8s *xd,
-                                const float *) {
-        const cw_q8s s = xd[k];
-        const int sum = dot_nibbles(r.q, ld_x16(xq + 32 * k), ld_x16(xq + 32 * k + 16));
-        return r.dm.x * s.x * (float)sum + r.dm.y * s.y;
-    }
-};
-
-/* Q5_0/Q5_1: nibbles plus the fifth bit of element j at bit j of qh. */
-__device__ __forceinline__ int dot_q5(uint4 q, uint32_t h, int4 a, int4 b) {
-    int s = 0;
-    s = dp4a((q.x & M4) | spread4(h), a.x, s);
-    s = dp4a(((q.x >> 4) & M4) | spread4(h >> 16), b.x, s);
-    s = dp4a((q.y & M4) | spread4(h >> 4), a.y, s);
-    s = dp4a(((q.y >> 4) & M4) | spread4(h >> 20), b.y, s);
-    s = dp4a((q.z & M4) | spread4(h >> 8), a.z, s);
-    s = dp4a(((q.z >> 4) & M4) | spread4(h >> 24), b.z, s);
-    s = dp4a((q.w & M4) | spread4(h >> 12), a.w, s);
-    s = dp4a(((q.w >> 4) & M4) | spread4(h >> 28), b.w, s);
-    return s;
-}
-
-template <> struct mvt<RS_DTYPE_Q5_0> {
-    static constexpr int U = 4;
-    struct R {
-        uint4 q;
-        uint32_t h;
-        float d;
-    };
-    static __device__ int64_t ntask(const cw_layout &L) { return L.nb; }
-    static __device__ void load(const cw_layout &L, int64_t row, int64_t k, R &r) {
-        const int64_t b = row * L.nb + k;
-        r.q = cw_ld_nc(L.qs + b * 16);
-        r.h = __ldg((const unsigned *)(L.aux + b * 4));
-        r.d = cw_h2f(ld_u16(L.dm + b * 2));
-    }
-    static __device__ float dot(const R &r, int64_t k, const int8_t *xq, const cw_q8s *xd,
-                                const float *) {
-        const cw_q8s s = xd[k];
-        const int sum = dot_q5(r.q, r.h, ld_x16(xq + 32 * k), ld_x16(xq + 32 * k + 16));
-        return r.d * (s.x * (float)sum - 16.0f * s.y);
-    }
-};
-
-template <> struct mvt<RS_DTYPE_Q5_1> {
-    static constexpr int U = 4;
-    struct R {
-        uint4 q;
-        uint32_t h;
-        float2 dm;
-    };
-    static __device__ int64_t ntask(const cw_layout &L) { return L.nb; }
-    static __device__ void load(const cw_layout &L, int64_t row, int64_t k, R &r) {
-        const int64_t b = row * L.nb + k;
-        r.q = cw_ld_nc(L.qs + b * 16);
-        r.h = __ldg((const unsigned *)(L.aux + b * 4));
-        r.dm = __half22float2(__ldg((const __half2 *)(L.dm + b * 4)));
-    }
-    static __device__ float dot(const R &r, int64_t k, const int8_t *xq, const cw_q8s *xd,
-                                const float *) {
-        const cw_q8s s = xd[k];
-        const int sum = dot_q5(r.q, r.h, ld_x16(xq + 32 * k), ld_x16(xq + 32 * k + 16));
-        return r.dm.x * s.x * (float)sum + r.dm.y * s.y;
-    }
-};
-
-template <> struct mvt<RS_DTYPE_Q8_0> {
-    static constexpr int U = 4;
-    struct R {
-        uint4 a, b;
-        float d;
-    };
-    static __device__ int64_t ntask(const cw_layout &L) { return L.nb; }
-    static __device__ void load(const cw_layout &L, int64_t row, int64_t k, R &r) {
-        const int64_t b = row * L.nb + k;
-        r.a = cw_ld_nc(L.qs + b * 32);
-        r.b = cw_ld_nc(L.qs + b * 32 + 16);
-        r.d = cw_h2f(ld_u16(L.dm + b * 2));
-    }
-    static __device__ float dot(const R &r, int64_t k, const int8_t *xq, const cw_q8s *xd,
-                                const float *) {
-        const int s =
-            dot_bytes(r.a, ld_x16(xq + 32 * k)) + dot_bytes(r.b, ld_x16(xq + 32 * k + 16));
-        return r.d * xd[k].x * (float)s;
-    }
-};
-
-/* Q4_K: task (super-block sb, chunk c of 16 qs bytes): elements 16*(c&1)..+15
- * of sub-blocks 2*(c/2) (low nibbles) and 2*(c/2)+1 (high nibbles). */
-template <> struct mvt<RS_DTYPE_Q4_K> {
-    static constexpr int U = 4;
-    struct R {
-        uint4 meta, q;
-    };
-    static __device__ int64_t ntask(const cw_layout &L) { return L.nb * 8; }
-    static __device__ void load(const cw_layout &L, int64_t row, int64_t k, R &r) {
-        const uint8_t *blk = L.qs + (row * L.nb + (k >> 3)) * 144;
-        r.meta = cw_ld_nc(blk);
-        r.q = cw_ld_nc(blk + 16 + 16 * (k & 7));
-    }
-    /* dx * (d * sc * sum q x - dmin * m * sum x) for both sub-blocks (the x
-     * sums of these 16-element halves by dp4a: cheaper than loading them) */
-    static __device__ float finish(const uint4 &meta, int c, int sum0, int sum1, int sx0, int sx1,
-                                   float dx0, float dx1) {
-        const float2 dm = __half22float2(*(const __half2 *)&meta.x);
-        float sc0, m0, sc1, m1;
-        k_scale_min(2 * (c >> 1), meta.y, meta.z, meta.w, sc0, m0);
-        k_scale_min(2 * (c >> 1) + 1, meta.y, meta.z, meta.w, sc1, m1);
-        return dx0 * (dm.x * sc0 * (float)sum0 - dm.y * m0 * (float)sx0) +
-               dx1 * (dm.x * sc1 * (float)sum1 - dm.y * m1 * (float)sx1);
-    }
-    static __device__ float dot(const R &r, int64_t k, const int8_t *xq, const cw_q8s *xd,
-                                const float *) {
-        const int c = (int)(k & 7);
-        const int64_t xb = (k >> 3) * 8 + 2 * (c >> 1);
-        const int4 a = ld_x16(xq + 32 * xb + 16 * (c & 1)),
-                   b = ld_x16(xq + 32 * (xb + 1) + 16 * (c & 1));
-        int s0 = 0, s1 = 0;
-        s0 = dp4a(r.q.x & M4, a.x, s0);
-        s1 = dp4a((r.q.x >> 4) & M4, b.x, s1);
-        s0 = dp4a(r.q.y & M4, a.y, s0);
-        s1 = dp4a((r.q.y >> 4) & M4, b.y, s1);
-        s0 = dp4a(r.q.z & M4, a.z, s0);
-        s1 = dp4a((r.q.z >> 4) & M4, b.z, s1);
-        s0 = dp4a(r.q.w & M4, a.w, s0);
-        s1 = dp4a((r.q.w >> 4) & M4, b.w, s1);
-        return finish(r.meta, c, s0, s1, sum_bytes(a), sum_bytes(b), xd[xb].x, xd[xb + 1].x);
-    }
-};
-
-/* Q5_K: as Q4_K plus 16 bytes of qh (bit j of byte e%32 for sub-block j). */
-template <> struct mvt<RS_DTYPE_Q5_K> {
-    static constexpr int U = 2;
-    struct R {
-        uint4 meta, h, q;
-    };
-    static __device__ int64_t ntask(const cw_layout &L) { return L.nb * 8; }
-    static __device__ void load(const cw_layout &L, int64_t row, int64_t k, R &r) {
-        const uint8_t *blk = L.qs + (row * L.nb + (k >> 3)) * 176;
-        r.meta = cw_ld_nc(blk);
-        r.h = cw_ld_nc(blk + 16 + 16 * (k & 1));
-        r.q = cw_ld_nc(blk + 48 + 16 * (k & 7));
-    }
-    static __device__ float dot(const R &r, int64_t k, const int8_t *xq, const cw_q8s *xd,
-                                const float *) {
-        const int c = (int)(k & 7), j0 = 2 * (c >> 1), j1 = j0 + 1;
-        const int64_t xb = (k >> 3) * 8 + j0;
-        const int4 a = ld_x16(xq + 32 * xb + 16 * (c & 1)),
-                   b = ld_x16(xq + 32 * (xb + 1) + 16 * (c & 1));
-        int s0 = 0, s1 = 0;
-        s0 = dp4a((r.q.x & M4) | (((r.h.x >> j0) & ONES) << 4), a.x, s0);
-        s1 = dp4a(((r.q.x >> 4) & M4) | (((r.h.x >> j1) & ONES) << 4), b.x, s1);
-        s0 = dp4a((r.q.y & M4) | (((r.h.y >> j0) & ONES) << 4), a.y, s0);
-        s1 = dp4a(((r.q.y >> 4) & M4) | (((r.h.y >> j1) & ONES) << 4), b.y, s1);
-        s0 = dp4a((r.q.z & M4) | (((r.h.z >> j0) & ONES) << 4), a.z, s0);
-        s1 = dp4a(((r.q.z >> 4) & M4) | (((r.h.z >> j1) & ONES) << 4), b.z, s1);
-        s0 = dp4a((r.q.w & M4) | (((r.h.w >> j0) & ONES) << 4), a.w, s0);
-        s1 = dp4a(((r.q.w >> 4) & M4) | (((r.h.w >> j1) & ONES) << 4), b.w, s1);
-        return mvt<RS_DTYPE_Q4_K>::finish(r.meta, c, s0, s1, sum_bytes(a), sum_bytes(b), xd[xb].x,
-                                          xd[xb + 1].x);
-    }
-};
-
-/* Q6_K (repacked body ql[128] qh[64] scales[16]): task (sb, half hh, run rr)
- * covers elements 128*hh + 16*rr + {0, 32, 64, 96} + [0, 16). */
-template <> struct mvt<RS_DTYPE_Q6_K> {
-    static constexpr int U = 2;
-    struct R {
-        uint4 a, b, c, s;
-        float d;
-    };
-    static __device__ int64_t ntask(const cw_layout &L) { return L.nb * 4; }
-    static __device__ void load(const cw_layout &L, int64_t row, int64_t k, R &r) {
-        const int64_t blk = row * L.nb + (k >> 2);
-        const uint8_t *body = L.qs + blk * 208;
-        const int hh = (int)((k >> 1) & 1), rr = (int)(k & 1);
-        r.a = cw_ld_nc(body + 64 * hh + 16 * rr);
-        r.b = cw_ld_nc(body + 64 * hh + 32 + 16 * rr);
-        r.c = cw_ld_nc(body + 128 + 32 * hh + 16 * rr);
-        r.s = cw_ld_nc(body + 192);
-        r.d = cw_h2f(ld_u16(L.dm + blk * 2));
-    }
-    static __device__ float dot(const R &r, int64_t k, const int8_t *xq, const cw_q8s *xd,
-                                const float *) {
-        const int hh = (int)((k >> 1) & 1), rr = (int)(k & 1);
-        const int64_t xb0 = (k >> 2) * 8 + 4 * hh;
-        float acc = 0.0f;
-#pragma unroll
-        for (int m = 0; m < 4; m++) {
-            const uint4 lo = (m & 1) ? r.b : r.a;
-            const int sh = 4 * (m >> 1), hs = 2 * m;
-            const int4 x = ld_x16(xq + 32 * (xb0 + m) + 16 * rr);
-            int s = 0;
-            s = dp4a(((lo.x >> sh) & M4) | (((r.c.x >> hs) & 0x03030303u) << 4), x.x, s);
-            s = dp4a(((lo.y >> sh) & M4) | (((r.c.y >> hs) & 0x03030303u) << 4), x.y, s);
-            s = dp4a(((lo.z >> sh) & M4) | (((r.c.z >> hs) & 0x03030303u) << 4), x.z, s);
-            s = dp4a(((lo.w >> sh) & M4) | (((r.c.w >> hs) & 0x03030303u) << 4), x.w, s);
-            const uint32_t sw = m < 2 ? (hh ? r.s.z : r.s.x) : (hh ? r.s.w : r.s.y);
-            const int sc = (int)(int8_t)((sw >> (8 * (rr + 2 * (m & 1)))) & 0xFFu);
-            const cw_q8s xs = xd[xb0 + m];
-            /* sum (q - 32) x = dx * sum q x - 32 * (dx * sum x over these 16) */
-            acc += (float)sc * (xs.x * (float)s - 32.0f * (rr ? xs.w : xs.z));
-        }
-        return r.d * acc;
-    }
-};
-
-/* Float types: 8 (F16/BF16) or 4 (F32) elements per task, f32 activations. */
-template <> struct mvt<RS_DTYPE_F16> {
-    static constexpr int U = 4;
-    struct R {
-        uint4 w;
-    };
-    static __device__ int64_t ntask(const cw_layout &L) { return L.n_in / 8; }
-    static __device__ void load(const cw_layout &L, int64_t row, int64_t k, R &r) {
-        r.w = cw_ld_nc(L.qs + (row * L.n_in + 8 * k) * 2);
-    }
-    static __device__ float2 pair(uint32_t v) { return __half22float2(*(const __half2 *)&v); }
-    static __device__ float dot(const R &r, int64_t k, const int8_t *, const cw_q8s *,
-                                const float *x) {
-        const float4 a = *(const float4 *)(x + 8 * k), b = *(const float4 *)(x + 8 * k + 4);
-        const float2 w0 = pair(r.w.x), w1 = pair(r.w.y), w2 = pair(r.w.z), w3 = pair(r.w.w);
-        return w0.x * a.x + w0.y * a.y + w1.x * a.z + w1.y * a.w + w2.x * b.x + w2.y * b.y +
-               w3.x * b.z + w3.y * b.w;
-    }
-};
-
-template <> struct mvt<RS_DTYPE_BF16> : mvt<RS_DTYPE_F16> {
-    static __device__ float2 pair(uint32_t v) {
-        return make_float2(__uint_as_float(v << 16), __uint_as_float(v & 0xFFFF0000u));
-    }
-    static __device__ float dot(const R &r, int64_t k, const int8_t *, const cw_q8s *,
-                                const float *x) {
-        const float4 a = *(const float4 *)(x + 8 * k), b = *(const float4 *)(x + 8 * k + 4);
-        const float2 w0 = pair(r.w.x), w1 = pair(r.w.y), w2 = pair(r.w.z), w3 = pair(r.w.w);
-        return w0.x * a.x + w0.y * a.y + w1.x * a.z + w1.y * a.w + w2.x * b.x + w2.y * b.y +
-               w3.x * b.z + w3.y * b.w;
-    }
-};
-
-template <> struct mvt<RS_DTYPE_F32> {
-    static constexpr int U = 4;
-    struct R {
-        uint4 w;
-    };
-    static __device__ int64_t ntask(const cw_layout &L) { return L.n_in / 4; }
-    static __device__ void load(const cw_layout &L, int64_t row, int64_t k, R &r) {
-        r.w = cw_ld_nc(L.qs + (row * L.n_in + 4 * k) * 4);
-    }
-    static __device__ float dot(const R &r, int64_t k, const int8_t *, const cw_q8s *,
-                                const float *x) {
-        const float4 a = *(const float4 *)(x + 4 * k);
-        return __uint_as_float(r.w.x) * a.x + __uint_as_float(r.w.y) * a.y +
-               __uint_as_float(r.w.z) * a.z + __uint_as_float(r.w.w) * a.w;
-    }
-};
 
 /* ---- kernels ----------------------------------------------------------------------------------
  */
 
-__device__ __forceinline__ int find_prod(const mv_args &a, int64_t rg) {
-    int p = 0;
-    while (p + 1 < a.np && rg >= a.p[p + 1].row0) p++;
-    return p;
-}
-
 __device__ __forceinline__ void store_rows(const mv_args &a, int p, int64_t row, const float *acc,
-                                           int nt) {
+                                           const float *s, int nt) {
     const mv_prod &P = a.p[p];
     const float b = P.bias ? P.bias[row] : 0.0f;
-    for (int t = 0; t < nt && t < a.n; t++) P.y[(int64_t)t * P.w.n_out + row] = acc[t] + b;
+    for (int t = 0; t < nt && t < a.n; t++) P.y[(int64_t)t * P.w.n_out + row] = acc[t] * s[t] + b;
 }
 
 /* Warp w computes rows R*w .. R*w+R-1 of the launch (each may belong to a
@@ -456,57 +23,29 @@ __global__ void __launch_bounds__(MV_WARPS * 32) mv_kernel(const __grid_constant
     cw_griddep_launch();
     const int lane = threadIdx.x & 31;
     const int64_t rg0 = ((int64_t)blockIdx.x * MV_WARPS + (threadIdx.x >> 5)) * R;
-    if (rg0 >= a.rows) return;
+    const bool active = rg0 < a.rows; /* uniform in the warp */
+    if (!active && !a.xn) return;
     int p[R];
     int64_t row[R];
 #pragma unroll
     for (int r = 0; r < R; r++) {
         const int64_t rg =
             rg0 + r < a.rows ? rg0 + r : rg0; /* a missing last row recomputes the first */
-        p[r] = find_prod(a, rg);
-        row[r] = rg - a.p[p[r]].row0;
+        p[r] = active ? find_prod(a, rg) : 0;
+        row[r] = active ? rg - a.p[p[r]].row0 : 0;
     }
-    const int64_t nt = Tr::ntask(a.p[p[0]].w), nb32 = a.n_in / 32;
     float acc[R][NT];
-#pragma unroll
-    for (int r = 0; r < R; r++)
-#pragma unroll
-        for (int t = 0; t < NT; t++) acc[r][t] = 0.0f;
-    bool waited = false;
-    for (int64_t base = lane; base < nt; base += 32 * Tr::U) {
-        typename Tr::R w[R][Tr::U];
-#pragma unroll
-        for (int u = 0; u < Tr::U; u++)
-#pragma unroll
-            for (int r = 0; r < R; r++)
-                if (base + 32 * u < nt) Tr::load(a.p[p[r]].w, row[r], base + 32 * u, w[r][u]);
-        if (!waited) {
-            cw_griddep_wait();
-            waited = true;
-        }
-#pragma unroll
-        for (int u = 0; u < Tr::U; u++) {
-            const int64_t k = base + 32 * u;
-            if (k >= nt) break;
-#pragma unroll
-            for (int t = 0; t < NT; t++) {
-                if (t >= a.n) break;
-#pragma unroll
-                for (int r = 0; r < R; r++)
-                    acc[r][t] +=
-                        Tr::dot(w[r][u], k, a.xq + t * a.n_in, a.xd + t * nb32, a.x + t * a.n_in);
-            }
-        }
-    }
-    if (!waited) cw_griddep_wait();
-#pragma unroll
-    for (int r = 0; r < R; r++)
-#pragma unroll
-        for (int t = 0; t < NT; t++) acc[r][t] = cw_warp_sum(acc[r][t]);
-    if (lane == 0)
+    if (active)
+        mv_accumulate<Tr, NT, R, Tr::U>(a, p, row, lane, acc);
+    else
+        cw_griddep_wait();
+    float s[NT];
+    mv_norm_scale<NT>(a, lane, s);
+    mv_write_xn<NT>(a, s);
+    if (active && lane == 0)
 #pragma unroll
         for (int r = 0; r < R; r++)
-            if (rg0 + r < a.rows) store_rows(a, p[r], row[r], acc[r], NT);
+            if (rg0 + r < a.rows) store_rows(a, p[r], row[r], acc[r], s, NT);
 }
 
 /* Float weights whose rows or activations are not 16-byte aligned. */
@@ -516,8 +55,13 @@ __global__ void __launch_bounds__(MV_WARPS * 32)
     cw_griddep_launch();
     const int lane = threadIdx.x & 31;
     const int64_t rg = (int64_t)blockIdx.x * MV_WARPS + (threadIdx.x >> 5);
-    if (rg >= a.rows) return;
+    const bool active = rg < a.rows;
+    if (!active && !a.xn) return;
     cw_griddep_wait();
+    float s[CW_MV_MAX_TOK];
+    mv_norm_scale<CW_MV_MAX_TOK>(a, lane, s);
+    mv_write_xn<CW_MV_MAX_TOK>(a, s);
+    if (!active) return;
     const int p = find_prod(a, rg);
     const cw_layout &L = a.p[p].w;
     const int64_t row = rg - a.p[p].row0;
@@ -534,7 +78,7 @@ __global__ void __launch_bounds__(MV_WARPS * 32)
         for (int t = 0; t < a.n; t++) acc[t] += w * a.x[t * a.n_in + i];
     }
     for (int t = 0; t < CW_MV_MAX_TOK; t++) acc[t] = cw_warp_sum(acc[t]);
-    if (lane == 0) store_rows(a, p, row, acc, CW_MV_MAX_TOK);
+    if (lane == 0) store_rows(a, p, row, acc, s, CW_MV_MAX_TOK);
 }
 
 __global__ void q8_kernel(const float *x, int64_t nblk, int8_t *xq, cw_q8s *xd) {
@@ -546,19 +90,9 @@ __global__ void q8_kernel(const float *x, int64_t nblk, int8_t *xq, cw_q8s *xd) 
     cw_q8_block(x[32 * b + lane], lane, xq + 32 * b + lane, xd + b);
 }
 
-bool is_float_type(int t) {
-    return t == RS_DTYPE_F32 || t == RS_DTYPE_F16 || t == RS_DTYPE_BF16;
-}
-
-/* Rows per warp for batch 1 where the tuning leaves it open (0): two for the
- * types that measured faster so (docs/CUDA_NOTES.md, run 2), else one. */
-int default_rows(int type) {
-    return type == RS_DTYPE_Q8_0 || type == RS_DTYPE_Q4_K || type == RS_DTYPE_Q6_K ? 2 : 1;
-}
-
 template <int T> void launch_mv(cuda_backend *c, const mv_args &a) {
     const dim3 block(MV_WARPS * 32), grid1((unsigned)((a.rows + MV_WARPS - 1) / MV_WARPS));
-    const int rows = c->tune.mv_rows ? c->tune.mv_rows : default_rows(T);
+    const int rows = c->tune.mv_rows ? c->tune.mv_rows : mv_default_rows(T);
     if (a.n == 1 && rows == 2)
         cw_launch(c, true, mv_kernel<mvt<T>, 1, 2>,
                   dim3((unsigned)((a.rows + 2 * MV_WARPS - 1) / (2 * MV_WARPS))), block, 0, a);
@@ -631,46 +165,26 @@ void cw_quantize_q8(cuda_backend *c, const float *x, int64_t elems, void *q8, bo
 }
 
 void cw_matvec(cuda_backend *c, const rs_matmul *mm, int count, const float *x, int n) {
-    const int64_t n_in = mm[0].w->n_in, elems = (int64_t)n * n_in;
+    const int64_t n_in = mm[0].w->n_in;
     bool need_q8 = false;
     for (int i = 0; i < count; i++)
-        need_q8 |= !is_float_type(((const cw_layout *)mm[i].w->extra)->type);
-    void *q8 = NULL;
-    if (need_q8) {
-        if (c->q8_src == x && c->q8_elems == elems) {
-            q8 = c->scr[CW_SCR_Q8]; /* the producer already wrote it */
-        } else {
-            if (!(q8 = cw_scratch(c, CW_SCR_Q8, cw_q8_bytes(elems)))) return;
-            cw_quantize_q8(c, x, elems, q8, true);
-            if (c->tune.reuse_q8) {
-                c->q8_src = x;
-                c->q8_elems = elems;
-            }
-        }
-    }
-    const bool vec_ok = ((uintptr_t)x & 15) == 0 && n_in % 8 == 0;
+        need_q8 |= !mv_is_float(((const cw_layout *)mm[i].w->extra)->type);
+    mv_args base = {};
+    if (!mv_input(c, x, n, n_in, need_q8, &base)) return;
+    const bool vec_ok = ((uintptr_t)base.x & 15) == 0 && n_in % 8 == 0;
     /* one launch per weight type, up to MV_MAX_PROD products each */
     uint64_t done = 0; /* products already launched (the first 64; later ones go alone) */
     for (int i = 0; i < count; i++) {
         if (i < 64 && (done >> i & 1)) continue;
         const int type = ((const cw_layout *)mm[i].w->extra)->type;
-        mv_args a = {};
-        a.n = n;
-        a.n_in = n_in;
-        a.x = x;
-        a.xq = (const int8_t *)q8;
-        a.xd = q8 ? cw_q8_scales(q8, elems) : NULL;
+        mv_args a = base;
         for (int j = i; j < count && a.np < MV_MAX_PROD; j++) {
             const cw_layout *L = (const cw_layout *)mm[j].w->extra;
             if (L->type != type || (j < 64 && (done >> j & 1)) || (j >= 64 && j != i)) continue;
             if (j < 64) done |= 1ull << j;
-            mv_prod &P = a.p[a.np++];
-            P.w = *L;
-            P.y = mm[j].y;
-            P.bias = mm[j].bias ? (const float *)((const cw_layout *)mm[j].bias->extra)->qs : NULL;
-            P.row0 = a.rows;
-            a.rows += L->n_out;
+            mv_add_prod(&a, mm[j]);
         }
         launch_by_type(c, type, vec_ok, a);
+        base.xn = NULL; /* the first launch writes the deferred norm's output */
     }
 }

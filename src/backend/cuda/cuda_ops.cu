@@ -1,11 +1,13 @@
 /* cuda_ops.cu — the small per-token kernels: (residual add +) RMSNorm, RoPE
- * on q and k with the KV-cache store, SiLU * up, adds; plus the one-time
- * kernels (weight repacking, random fills for the kernel lab, cache reads).
+ * on q and k with the KV-cache store (F32, F16 or Q8_0), SiLU * up, adds, the
+ * deferred norm's settling; plus the one-time kernels (weight repacking,
+ * random fills for the kernel lab, cache reads).
  *
  * The norm and SwiGLU kernels can also write the int8 form of their output
  * (cw_q8_block) so the matvec that follows needs no quantization launch;
  * they then tag the backend (q8_src), which the next matmul checks. */
 #include <algorithm>
+#include <type_traits>
 
 #include "backend/cuda/cuda_common.cuh"
 
@@ -134,15 +136,26 @@ template <> __device__ __forceinline__ __half to_kv<__half>(float v) {
     return __float2half_rn(v);
 }
 
+/* One Q8_0 block (32 dims of a head row, past-the-row lanes holding 0) by the
+ * whole warp: int8 of v at q (when in the row), the scale from lane 0. */
+__device__ __forceinline__ void store_q8(float v, bool in, int lane, int8_t *q, __half *scale) {
+    const float amax = cw_warp_max(fabsf(v));
+    const float d = amax / 127.0f, id = d != 0.0f ? 1.0f / d : 0.0f;
+    if (in) *q = (int8_t)max(-127, min(127, (int)roundf(v * id)));
+    if (lane == 0) *scale = __float2half_rn(d);
+}
+
 /* Block (token, head): heads 0..n_head-1 are q, the rest k. Each thread
  * rotates a pair with its own cos/sin (double-precision angle, as the
- * reference); k heads then store the rotated k and the v head at pos. */
+ * reference); k heads then store the rotated k and the v head at pos.
+ * KV int8_t means a Q8_0 cache (scales ksc/vsc, nsb per row). */
 /* tab_mode: 0 computes each angle; 1 also stores (cos, sin) to tab from the
  * head-0 blocks; 2 reads them from tab (a later layer of the same batch). */
 template <typename KV>
 __global__ void rope_store_kernel(float *q, float *k, const float *v, const int32_t *pos,
                                   const rs_rope rope, int n_head, int n_head_kv, int hd, KV *kc,
-                                  KV *vc, int n_ctx, float2 *tab, int tab_mode) {
+                                  KV *vc, __half *ksc, __half *vsc, int nsb, int n_ctx, float2 *tab,
+                                  int tab_mode) {
     cw_griddep_launch();
     cw_griddep_wait();
     const int t = blockIdx.x, h = blockIdx.y, p = pos[t], half = rope.n_rot / 2;
@@ -167,12 +180,24 @@ __global__ void rope_store_kernel(float *q, float *k, const float *v, const int3
     }
     if (!is_k || p < 0 || p >= n_ctx) return; /* uniform in the block */
     __syncthreads();
-    const size_t dst = ((size_t)hk * n_ctx + p) * hd;
+    const size_t row = (size_t)hk * n_ctx + p, dst = row * hd;
     const float *vs = v + ((size_t)t * n_head_kv + hk) * hd;
-    for (int d = threadIdx.x; d < hd; d += blockDim.x) {
-        const float kv = base[d], vv = vs[d];
-        kc[dst + d] = to_kv<KV>(kv);
-        vc[dst + d] = to_kv<KV>(vv);
+    if constexpr (std::is_same<KV, int8_t>::value) {
+        /* warp w takes the row's blocks w, w + warps, ...: whole warps, so the
+         * block maximum is one shuffle reduction */
+        const int lane = threadIdx.x & 31, nw = blockDim.x >> 5;
+        for (int b = threadIdx.x >> 5; b < nsb; b += nw) {
+            const int d = 32 * b + lane;
+            const bool in = d < hd;
+            store_q8(in ? base[d] : 0.0f, in, lane, kc + dst + d, ksc + row * nsb + b);
+            store_q8(in ? vs[d] : 0.0f, in, lane, vc + dst + d, vsc + row * nsb + b);
+        }
+    } else {
+        for (int d = threadIdx.x; d < hd; d += blockDim.x) {
+            const float kv = base[d], vv = vs[d];
+            kc[dst + d] = to_kv<KV>(kv);
+            vc[dst + d] = to_kv<KV>(vv);
+        }
     }
 }
 
@@ -329,14 +354,47 @@ __global__ void fill_kernel(uint8_t *p, int type, size_t n_bytes, size_t tsize, 
 }
 
 template <typename KV>
-__global__ void kv_convert_kernel(const KV *k, const KV *v, int n_head_kv, int n_ctx, int hd,
-                                  int n_pos, float *ko, float *vo) {
+__global__ void kv_convert_kernel(const KV *k, const KV *v, const __half *ks, const __half *vs,
+                                  int nsb, int n_head_kv, int n_ctx, int hd, int n_pos, float *ko,
+                                  float *vo) {
     const int64_t i = (int64_t)blockIdx.x * blockDim.x + threadIdx.x;
     if (i >= (int64_t)n_pos * n_head_kv * hd) return;
     const int64_t p = i / ((int64_t)n_head_kv * hd), h = (i / hd) % n_head_kv, d = i % hd;
-    const int64_t src = (h * n_ctx + p) * hd + d;
-    ko[i] = (float)k[src];
-    vo[i] = (float)v[src];
+    const int64_t row = h * n_ctx + p, src = row * hd + d;
+    if constexpr (std::is_same<KV, int8_t>::value) {
+        ko[i] = (float)k[src] * __half2float(ks[row * nsb + d / 32]);
+        vo[i] = (float)v[src] * __half2float(vs[row * nsb + d / 32]);
+    } else {
+        ko[i] = (float)k[src];
+        vo[i] = (float)v[src];
+    }
+}
+
+/* Q8_0 cache contents for tests: random int8 in [-127, 127], scales with
+ * d * 127 in [0.5, 1), so values lie within [-1, 1]. */
+__global__ void fill_q8kv_kernel(int8_t *q, size_t n_q, __half *sc, size_t n_sc, uint64_t seed) {
+    const size_t i = (size_t)blockIdx.x * blockDim.x + threadIdx.x;
+    const uint64_t r = mix64(seed ^ mix64(i));
+    if (i < n_q) q[i] = (int8_t)((int)(r % 255u) - 127);
+    if (i < n_sc) sc[i] = __float2half_rn((0.75f + 0.25f * unit(mix64(r + 7))) / 127.0f);
+}
+
+/* xn = xw * s per token, s from the deferred norm's partial sums. */
+__global__ void settle_kernel(const float *xw, const float *part, int n_part, int64_t dim,
+                              float eps, float *xn) {
+    __shared__ float s_scale;
+    cw_griddep_launch();
+    cw_griddep_wait();
+    const int t = blockIdx.y;
+    if (threadIdx.x < 32) {
+        float v = 0.0f;
+        for (int i = threadIdx.x; i < n_part; i += 32) v += part[t * n_part + i];
+        v = cw_warp_sum(v);
+        if (threadIdx.x == 0) s_scale = 1.0f / sqrtf(v / (float)dim + eps);
+    }
+    __syncthreads();
+    const int64_t i = (int64_t)blockIdx.x * blockDim.x + threadIdx.x;
+    if (i < dim) xn[t * dim + i] = xw[t * dim + i] * s_scale;
 }
 
 unsigned blocks_for(int64_t n, int per) {
@@ -348,10 +406,12 @@ unsigned blocks_for(int64_t n, int per) {
 void cw_rmsnorm(cuda_backend *c, float *x, const float *y, const float *w, float eps, int n,
                 int dim, float *out) {
     const int64_t elems = (int64_t)n * dim;
-    void *q8 = n <= CW_MV_MAX_TOK && dim % 32 == 0 ? cw_q8_for_producer(c, elems) : NULL;
-    cw_q8s *xd = q8 ? cw_q8_scales(q8, elems) : (cw_q8s *)NULL;
     const int threads = dim > 2048 ? 1024 : (dim > 512 ? 256 : 64);
     const int per = (dim + threads - 1) / threads;
+    int slot = 0;
+    void *q8 = n <= CW_MV_MAX_TOK && dim % 32 == 0 && per <= 8 ? cw_q8_for_producer(c, elems, &slot)
+                                                               : NULL;
+    cw_q8s *xd = q8 ? cw_q8_scales(q8, elems) : (cw_q8s *)NULL;
     if (per <= 4)
         cw_launch(c, true, rmsnorm_kernel<4>, dim3(n), dim3(threads), 0, x, y, w, eps, dim, out,
                   (int8_t *)q8, xd);
@@ -362,10 +422,7 @@ void cw_rmsnorm(cuda_backend *c, float *x, const float *y, const float *w, float
         q8 = NULL;
         cw_launch(c, true, rmsnorm_wide_kernel, dim3(n), dim3(threads), 0, x, y, w, eps, dim, out);
     }
-    if (q8) {
-        c->q8_src = out;
-        c->q8_elems = elems;
-    }
+    if (q8) cw_q8_tag(c, out, elems, slot);
 }
 
 void cw_rope_store(cuda_backend *c, float *q, float *k, const float *v, const int32_t *pos, int n,
@@ -389,23 +446,30 @@ void cw_rope_store(cuda_backend *c, float *q, float *k, const float *v, const in
             rt.attn_factor = rope->attn_factor, rt.neox = rope->neox;
         }
     }
+    const size_t layer_sc = (size_t)kv->d.n_head_kv * kv->d.n_ctx * kv->nsb;
+    __half *ksc = kv->ks ? kv->ks + layer * layer_sc : NULL,
+           *vsc = kv->vs ? kv->vs + layer * layer_sc : NULL;
     if (kv->d.type == RS_KV_F16)
         cw_launch(c, true, rope_store_kernel<__half>, grid, block, 0, q, k, v, pos, *rope,
                   at->n_head, at->n_head_kv, at->head_dim, (__half *)kv->k + layer * layer_elems,
-                  (__half *)kv->v + layer * layer_elems, kv->d.n_ctx, tab, mode);
+                  (__half *)kv->v + layer * layer_elems, ksc, vsc, kv->nsb, kv->d.n_ctx, tab, mode);
+    else if (kv->d.type == RS_KV_Q8_0)
+        cw_launch(c, true, rope_store_kernel<int8_t>, grid, block, 0, q, k, v, pos, *rope,
+                  at->n_head, at->n_head_kv, at->head_dim, (int8_t *)kv->k + layer * layer_elems,
+                  (int8_t *)kv->v + layer * layer_elems, ksc, vsc, kv->nsb, kv->d.n_ctx, tab, mode);
     else
         cw_launch(c, true, rope_store_kernel<float>, grid, block, 0, q, k, v, pos, *rope,
                   at->n_head, at->n_head_kv, at->head_dim, (float *)kv->k + layer * layer_elems,
-                  (float *)kv->v + layer * layer_elems, kv->d.n_ctx, tab, mode);
+                  (float *)kv->v + layer * layer_elems, ksc, vsc, kv->nsb, kv->d.n_ctx, tab, mode);
 }
 
 void cw_swiglu(cuda_backend *c, const float *g, const float *u, int64_t n, float *out) {
-    void *q8 = n <= (int64_t)1 << 18 ? cw_q8_for_producer(c, n) : NULL;
+    int slot = 0;
+    void *q8 = n <= (int64_t)1 << 18 ? cw_q8_for_producer(c, n, &slot) : NULL;
     if (q8) {
         cw_launch(c, true, swiglu_kernel, dim3((unsigned)((n + 255) / 256)), dim3(256), 0, g, u, n,
                   out, (int8_t *)q8, cw_q8_scales(q8, n));
-        c->q8_src = out;
-        c->q8_elems = n;
+        cw_q8_tag(c, out, n, slot);
     } else {
         cw_launch(c, true, swiglu_kernel, dim3(blocks_for(n, 256)), dim3(256), 0, g, u, n, out,
                   (int8_t *)NULL, (cw_q8s *)NULL);
@@ -440,16 +504,43 @@ void cw_fill_random(cuda_backend *c, void *dev, int type, size_t n_bytes, float 
 
 void cw_kv_convert(cuda_backend *c, const rs_kv *kv, int layer, int n_pos, float *k, float *v) {
     const size_t layer_elems = (size_t)kv->d.n_head_kv * kv->d.n_ctx * kv->d.head_dim;
+    const size_t layer_sc = (size_t)kv->d.n_head_kv * kv->d.n_ctx * kv->nsb;
     const int64_t total = (int64_t)n_pos * kv->d.n_head_kv * kv->d.head_dim;
     const dim3 grid((unsigned)((total + 255) / 256)), block(256);
+    const __half *ks = kv->ks ? kv->ks + layer * layer_sc : NULL,
+                 *vs = kv->vs ? kv->vs + layer * layer_sc : NULL;
     if (kv->d.type == RS_KV_F16)
         cw_launch(c, false, kv_convert_kernel<__half>, grid, block, 0,
                   (const __half *)kv->k + layer * layer_elems,
-                  (const __half *)kv->v + layer * layer_elems, kv->d.n_head_kv, kv->d.n_ctx,
-                  kv->d.head_dim, n_pos, k, v);
+                  (const __half *)kv->v + layer * layer_elems, ks, vs, kv->nsb, kv->d.n_head_kv,
+                  kv->d.n_ctx, kv->d.head_dim, n_pos, k, v);
+    else if (kv->d.type == RS_KV_Q8_0)
+        cw_launch(c, false, kv_convert_kernel<int8_t>, grid, block, 0,
+                  (const int8_t *)kv->k + layer * layer_elems,
+                  (const int8_t *)kv->v + layer * layer_elems, ks, vs, kv->nsb, kv->d.n_head_kv,
+                  kv->d.n_ctx, kv->d.head_dim, n_pos, k, v);
     else
         cw_launch(c, false, kv_convert_kernel<float>, grid, block, 0,
                   (const float *)kv->k + layer * layer_elems,
-                  (const float *)kv->v + layer * layer_elems, kv->d.n_head_kv, kv->d.n_ctx,
-                  kv->d.head_dim, n_pos, k, v);
+                  (const float *)kv->v + layer * layer_elems, ks, vs, kv->nsb, kv->d.n_head_kv,
+                  kv->d.n_ctx, kv->d.head_dim, n_pos, k, v);
+}
+
+void cw_kv_fill_q8(cuda_backend *c, rs_kv *kv, uint64_t seed) {
+    const size_t n_q = (size_t)kv->d.n_layer * kv->d.n_head_kv * kv->d.n_ctx * kv->d.head_dim;
+    const size_t n_sc = (size_t)kv->d.n_layer * kv->d.n_head_kv * kv->d.n_ctx * kv->nsb;
+    const dim3 grid((unsigned)((n_q + 255) / 256)), block(256);
+    cw_launch(c, false, fill_q8kv_kernel, grid, block, 0, (int8_t *)kv->k, n_q, kv->ks, n_sc, seed);
+    cw_launch(c, false, fill_q8kv_kernel, grid, block, 0, (int8_t *)kv->v, n_q, kv->vs, n_sc,
+              seed ^ 0x9e3779b97f4a7c15ull);
+}
+
+void cw_settle(cuda_backend *c) {
+    if (!c->defer.xn) return;
+    const dim3 grid((unsigned)((c->defer.dim + 255) / 256), c->defer.n), block(256);
+    cw_launch(c, true, settle_kernel, grid, block, 0, (const float *)c->defer.xw,
+              (const float *)c->defer.part, c->defer.n_part, c->defer.dim, c->defer.eps,
+              c->defer.xn);
+    if (c->q8_src == c->defer.xn) c->q8_src = NULL;
+    c->defer.xn = NULL;
 }

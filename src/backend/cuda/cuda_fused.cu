@@ -1,0 +1,345 @@
+/* cuda_fused.cu — the fused decode ops (1..4 tokens), one kernel each:
+ *
+ *   matmul_residual    x += a W^T; the next norm is deferred: x * w, the sums
+ *                      of squares of x per 32 rows and the int8 form of x * w
+ *                      are written, and the consumer applies the scale
+ *                      (cuda_backend::defer, cuda_mvt.cuh)
+ *   matmul_swiglu      h = silu(x Wg^T) * (x Wu^T) and its int8 form
+ *   matmul_rope_store  q, k, v = x W^T; rope on q and k; k and v into the cache
+ *
+ * A block computes 32 consecutive outputs with 16 warps: two rows per warp,
+ * or for SwiGLU the gate and up rows of two outputs. Its epilogue therefore
+ * owns whole 32-value blocks: an int8 block of the next matvec's input, a
+ * Q8_0 block of a cache row, both rows of every rope pair (adjacent rows,
+ * GPT-J order; rotate-half models take the unfused path). The main loop is
+ * the one of the plain matvec (cuda_mvt.cuh). */
+#include "backend/cuda/cuda_mvt.cuh"
+
+namespace {
+
+enum { FZ_RESID = 0, FZ_SWIGLU = 1, FZ_ROPE = 2, FZ_WARPS = 16 };
+
+struct fz_args {
+    mv_args m;
+    int64_t width; /* outputs per token: x's width (RESID), n_ff (SWIGLU) */
+    int8_t *oq;    /* int8 form of the output (x * w, or h), or NULL */
+    cw_q8s *od;
+    /* RESID */
+    float *x;        /* [n][width] residual stream, += the product */
+    const float *wn; /* the next norm's weight, or NULL (then only the add) */
+    float *xw;       /* [n][width] x * wn */
+    float *part;     /* [n][width / 32] sums of squares of x */
+    /* SWIGLU */
+    float *h; /* [n][width] */
+    /* ROPE */
+    const int32_t *pos;
+    rs_rope rope;
+    int hd, n_ctx, kvt, nsb;
+    int role[MV_MAX_PROD]; /* 0 q, 1 k, 2 v */
+    void *kc, *vc;         /* this layer's cache */
+    __half *ksc, *vsc;     /* its Q8_0 scales */
+};
+
+__device__ __forceinline__ void fz_resid(const fz_args &f, int t, int lane, const float *y) {
+    const int64_t i = 32 * (int64_t)blockIdx.x + lane, e = t * f.width + i;
+    const float v = f.x[e] + y[lane];
+    f.x[e] = v;
+    if (!f.wn) return;
+    const float w = v * f.wn[i];
+    f.xw[e] = w;
+    const float ss = cw_warp_sum(v * v);
+    if (lane == 0) f.part[(int64_t)t * gridDim.x + blockIdx.x] = ss;
+    if (f.oq) cw_q8_block(w, lane, f.oq + e, f.od + e / 32);
+}
+
+__device__ __forceinline__ void fz_swiglu(const fz_args &f, int t, int lane, const float *y) {
+    const int64_t e = t * f.width + 32 * (int64_t)blockIdx.x + lane;
+    const float g = y[lane], u = y[32 + lane];
+    const float h = g / (1.0f + expf(-g)) * u;
+    f.h[e] = h;
+    if (f.oq) cw_q8_block(h, lane, f.oq + e, f.od + e / 32);
+}
+
+/* One value of a Q8_0 cache row block held by the whole warp (32 dims of one head). */
+__device__ __forceinline__ void fz_store_q8(int8_t *q, __half *scale, float v, int lane) {
+    const float amax = cw_warp_max(fabsf(v));
+    const float d = amax / 127.0f, id = d != 0.0f ? 1.0f / d : 0.0f;
+    *q = (int8_t)max(-127, min(127, (int)roundf(v * id)));
+    if (lane == 0) *scale = __float2half_rn(d);
+}
+
+__device__ __forceinline__ void fz_rope(const fz_args &f, int t, int lane, const float *y) {
+    const mv_args &a = f.m;
+    const int64_t rg = 32 * (int64_t)blockIdx.x + lane;
+    const int pi = find_prod(a, rg), role = f.role[pi]; /* uniform in the block */
+    const int64_t row = rg - a.p[pi].row0, n_out = a.p[pi].w.n_out;
+    const int d = (int)(row % f.hd), head = (int)(row / f.hd), p = f.pos[t];
+    float v = y[lane];
+    if (role != 2 &&
+        d < f.rope.n_rot) { /* pair (d & ~1, d | 1) sits in lanes (lane & ~1, lane | 1) */
+        const float o = y[lane ^ 1];
+        double sn, cs;
+        sincos((double)p * (double)f.rope.inv_freq[d >> 1], &sn, &cs);
+        const float c = (float)(cs * f.rope.attn_factor), s = (float)(sn * f.rope.attn_factor);
+        v = (d & 1) ? o * s + v * c : v * c - o * s;
+    }
+    a.p[pi].y[t * n_out + row] = v;
+    if (role == 0 || p < 0 || p >= f.n_ctx) return; /* uniform in the warp */
+    const size_t dst = ((size_t)head * f.n_ctx + p) * f.hd + d;
+    void *cache = role == 1 ? f.kc : f.vc;
+    if (f.kvt == RS_KV_F16)
+        ((__half *)cache)[dst] = __float2half_rn(v);
+    else if (f.kvt == RS_KV_F32)
+        ((float *)cache)[dst] = v;
+    else /* hd % 32 == 0: the warp holds one scale block */
+        fz_store_q8((int8_t *)cache + dst, (role == 1 ? f.ksc : f.vsc) + dst / 32, v, lane);
+}
+
+/* Blocks per SM the register budget is capped for: two (64 registers) where
+ * one token's tasks fit unspilled (checked with -Xptxas -v), else one. */
+template <int T, int NT> constexpr int fz_min_blocks() {
+    return NT > 1 || T == RS_DTYPE_Q8_0 || T == RS_DTYPE_Q4_K || T == RS_DTYPE_Q5_K ||
+                   T == RS_DTYPE_Q6_K
+               ? 1
+               : 2;
+}
+
+template <int T, int NT, int EPI>
+__global__ void __launch_bounds__(FZ_WARPS * 32, fz_min_blocks<T, NT>())
+    fz_kernel(const __grid_constant__ fz_args f) {
+    using Tr = mvt<T>;
+    /* R rows per warp, U tasks of each in flight: as many loads per lane as
+     * the plain kernel's one row of Tr::U */
+    constexpr int R = EPI == FZ_SWIGLU ? 4 : 2;
+    constexpr int U = Tr::U / R > 1 ? Tr::U / R : 1;
+    constexpr int NO = EPI == FZ_SWIGLU ? 64 : 32;
+    __shared__ float ys[NT][NO];
+    const mv_args &a = f.m;
+    cw_griddep_launch();
+    const int lane = threadIdx.x & 31, warp = threadIdx.x >> 5;
+    int p[R], slot[R];
+    int64_t row[R];
+#pragma unroll
+    for (int j = 0; j < R; j++) {
+        if (EPI == FZ_SWIGLU) { /* gate and up rows of outputs 2 warp and 2 warp + 1 */
+            p[j] = j & 1;
+            row[j] = 32 * (int64_t)blockIdx.x + 2 * warp + (j >> 1);
+            slot[j] = 32 * (j & 1) + 2 * warp + (j >> 1);
+        } else {
+            const int64_t rg = 32 * (int64_t)blockIdx.x + 2 * warp + j;
+            p[j] = find_prod(a, rg);
+            row[j] = rg - a.p[p[j]].row0;
+            slot[j] = 2 * warp + j;
+        }
+    }
+    float acc[R][NT];
+    mv_accumulate<Tr, NT, R, U>(a, p, row, lane, acc);
+    float s[NT];
+    mv_norm_scale<NT>(a, lane, s);
+    if (lane == 0)
+#pragma unroll
+        for (int j = 0; j < R; j++) {
+            const float *bias = a.p[p[j]].bias;
+            const float b = bias ? bias[row[j]] : 0.0f;
+#pragma unroll
+            for (int t = 0; t < NT; t++)
+                if (t < a.n) ys[t][slot[j]] = acc[j][t] * s[t] + b;
+        }
+    mv_write_xn<NT>(a, s);
+    __syncthreads();
+    const int t = warp; /* warp t finishes token t */
+    if (t >= NT || t >= a.n) return;
+    if (EPI == FZ_RESID)
+        fz_resid(f, t, lane, ys[t]);
+    else if (EPI == FZ_SWIGLU)
+        fz_swiglu(f, t, lane, ys[t]);
+    else
+        fz_rope(f, t, lane, ys[t]);
+}
+
+template <int EPI, int T> void fz_launch_t(cuda_backend *c, const fz_args &f, unsigned blocks) {
+    const dim3 grid(blocks), block(FZ_WARPS * 32);
+    if (f.m.n == 1)
+        cw_launch(c, true, fz_kernel<T, 1, EPI>, grid, block, 0, f);
+    else
+        cw_launch(c, true, fz_kernel<T, CW_MV_MAX_TOK, EPI>, grid, block, 0, f);
+}
+
+template <int EPI> void fz_launch(cuda_backend *c, int type, const fz_args &f, unsigned blocks) {
+    switch (type) {
+    case RS_DTYPE_F32:
+        fz_launch_t<EPI, RS_DTYPE_F32>(c, f, blocks);
+        break;
+    case RS_DTYPE_F16:
+        fz_launch_t<EPI, RS_DTYPE_F16>(c, f, blocks);
+        break;
+    case RS_DTYPE_BF16:
+        fz_launch_t<EPI, RS_DTYPE_BF16>(c, f, blocks);
+        break;
+    case RS_DTYPE_Q4_0:
+        fz_launch_t<EPI, RS_DTYPE_Q4_0>(c, f, blocks);
+        break;
+    case RS_DTYPE_Q4_1:
+        fz_launch_t<EPI, RS_DTYPE_Q4_1>(c, f, blocks);
+        break;
+    case RS_DTYPE_Q5_0:
+        fz_launch_t<EPI, RS_DTYPE_Q5_0>(c, f, blocks);
+        break;
+    case RS_DTYPE_Q5_1:
+        fz_launch_t<EPI, RS_DTYPE_Q5_1>(c, f, blocks);
+        break;
+    case RS_DTYPE_Q8_0:
+        fz_launch_t<EPI, RS_DTYPE_Q8_0>(c, f, blocks);
+        break;
+    case RS_DTYPE_Q4_K:
+        fz_launch_t<EPI, RS_DTYPE_Q4_K>(c, f, blocks);
+        break;
+    case RS_DTYPE_Q5_K:
+        fz_launch_t<EPI, RS_DTYPE_Q5_K>(c, f, blocks);
+        break;
+    case RS_DTYPE_Q6_K:
+        fz_launch_t<EPI, RS_DTYPE_Q6_K>(c, f, blocks);
+        break;
+    case RS_DTYPE_IQ4_NL:
+        fz_launch_t<EPI, RS_DTYPE_IQ4_NL>(c, f, blocks);
+        break;
+    default:
+        cw_fail(c, RS_ERR_UNSUPPORTED, "fused matvec: type %s", rs_dtype_name(type));
+        break;
+    }
+}
+
+const cw_layout *layout(const rs_weight *w) {
+    return (const cw_layout *)w->extra;
+}
+
+/* Shapes every fused kernel needs: decode sizes, and 16-byte aligned f32
+ * activations for the float types. */
+bool fz_ok(const cuda_backend *c, int type, const float *x, int n, int64_t n_in) {
+    if (!c->tune.fuse || n < 1 || n > c->tune.mv_max_tokens || n > CW_MV_MAX_TOK) return false;
+    const float *src = mv_source(c, x, n, n_in);
+    return !mv_is_float(type) || (((uintptr_t)src & 15) == 0 && n_in % 8 == 0);
+}
+
+size_t align256(size_t n) {
+    return (n + 255) / 256 * 256;
+}
+
+} // namespace
+
+bool cw_fz_residual(cuda_backend *c, const rs_weight *w, const float *a, int n, float *x,
+                    const float *norm, float eps, float *out) {
+    const cw_layout *L = layout(w);
+    const int64_t n_in = L->n_in, width = L->n_out, elems = (int64_t)n * width;
+    if (!fz_ok(c, L->type, a, n, n_in) || width % 32 || a == x || (norm && !out)) return false;
+    fz_args f = {};
+    int nslot = 0;
+    if (norm) { /* the buffers the pending norm (if any) does not use */
+        nslot = c->nrm_flip ^ 1;
+        const size_t xw_bytes = align256((size_t)elems * sizeof(float));
+        char *buf = (char *)cw_scratch(c, CW_SCR_NRM0 + nslot,
+                                       xw_bytes + (size_t)(elems / 32) * sizeof(float));
+        if (!buf) return true; /* error recorded */
+        f.xw = (float *)buf;
+        f.part = (float *)(buf + xw_bytes);
+    }
+    if (!mv_input(c, a, n, n_in, !mv_is_float(L->type), &f.m)) return true;
+    const rs_matmul mm = {w, NULL, x};
+    mv_add_prod(&f.m, mm);
+    f.width = width;
+    f.x = x;
+    f.wn = norm;
+    int slot = 0;
+    void *q8 = norm ? cw_q8_for_producer(c, elems, &slot) : NULL;
+    if (q8) {
+        f.oq = (int8_t *)q8;
+        f.od = cw_q8_scales(q8, elems);
+    }
+    fz_launch<FZ_RESID>(c, L->type, f, (unsigned)(width / 32));
+    c->q8_src = NULL;
+    if (norm) {
+        c->nrm_flip = nslot;
+        c->defer.xn = out;
+        c->defer.xw = f.xw;
+        c->defer.part = f.part;
+        c->defer.n_part = (int)(width / 32);
+        c->defer.n = n;
+        c->defer.dim = width;
+        c->defer.eps = eps;
+        if (q8) cw_q8_tag(c, out, elems, slot);
+    }
+    return true;
+}
+
+bool cw_fz_swiglu(cuda_backend *c, const rs_weight *gate, const rs_weight *up, const float *x,
+                  int n, float *g) {
+    const cw_layout *Lg = layout(gate), *Lu = layout(up);
+    const int64_t n_in = Lg->n_in, n_ff = Lg->n_out, elems = (int64_t)n * n_ff;
+    if (!fz_ok(c, Lg->type, x, n, n_in) || Lu->type != Lg->type || Lu->n_out != n_ff ||
+        Lu->n_in != n_in || n_ff % 32)
+        return false;
+    fz_args f = {};
+    if (!mv_input(c, x, n, n_in, !mv_is_float(Lg->type), &f.m)) return true;
+    const rs_matmul mg = {gate, NULL, g}, mu = {up, NULL, NULL};
+    mv_add_prod(&f.m, mg);
+    mv_add_prod(&f.m, mu);
+    f.width = n_ff;
+    f.h = g;
+    int slot = 0;
+    void *q8 = cw_q8_for_producer(c, elems, &slot);
+    if (q8) {
+        f.oq = (int8_t *)q8;
+        f.od = cw_q8_scales(q8, elems);
+    }
+    fz_launch<FZ_SWIGLU>(c, Lg->type, f, (unsigned)(n_ff / 32));
+    c->q8_src = NULL;
+    if (q8) cw_q8_tag(c, g, elems, slot);
+    return true;
+}
+
+bool cw_fz_rope(cuda_backend *c, const rs_matmul *qkv, const float *x, int n, const int32_t *pos,
+                const rs_rope *rope, const rs_attn *at, rs_kv *kv, int layer) {
+    const int hd = at->head_dim;
+    const int64_t n_in = qkv[0].w->n_in;
+    if (rope->neox || (kv->d.type == RS_KV_Q8_0 && hd % 32)) return false;
+    bool need_q8 = false;
+    for (int i = 0; i < 3; i++) {
+        const cw_layout *L = layout(qkv[i].w);
+        const int64_t want = (int64_t)(i == 0 ? at->n_head : at->n_head_kv) * hd;
+        if (!fz_ok(c, L->type, x, n, n_in) || L->n_in != n_in || L->n_out != want || want % 32)
+            return false;
+        need_q8 |= !mv_is_float(L->type);
+    }
+    fz_args base = {};
+    if (!mv_input(c, x, n, n_in, need_q8, &base.m)) return true;
+    const size_t layer_elems = (size_t)kv->d.n_head_kv * kv->d.n_ctx * hd;
+    base.pos = pos;
+    base.rope = *rope;
+    base.hd = hd;
+    base.n_ctx = kv->d.n_ctx;
+    base.kvt = kv->d.type;
+    base.nsb = kv->nsb;
+    base.kc = (char *)kv->k + layer * layer_elems * kv->elem;
+    base.vc = (char *)kv->v + layer * layer_elems * kv->elem;
+    if (kv->ks) {
+        const size_t layer_sc = (size_t)kv->d.n_head_kv * kv->d.n_ctx * kv->nsb;
+        base.ksc = kv->ks + layer * layer_sc;
+        base.vsc = kv->vs + layer * layer_sc;
+    }
+    bool done[3] = {false, false, false};
+    for (int i = 0; i < 3; i++) { /* one launch per weight type */
+        if (done[i]) continue;
+        const int type = layout(qkv[i].w)->type;
+        fz_args f = base;
+        for (int j = i; j < 3; j++) {
+            if (done[j] || layout(qkv[j].w)->type != type) continue;
+            done[j] = true;
+            f.role[f.m.np] = j;
+            mv_add_prod(&f.m, qkv[j]);
+        }
+        fz_launch<FZ_ROPE>(c, type, f, (unsigned)(f.m.rows / 32));
+        base.m.xn = NULL; /* the first launch writes the deferred norm's output */
+    }
+    c->q8_src = NULL;
+    return true;
+}

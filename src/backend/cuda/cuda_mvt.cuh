@@ -1,0 +1,604 @@
+/* cuda_mvt.cuh — the pieces every matvec-family kernel shares (cuda_matvec.cu,
+ * cuda_fused.cu): the launch arguments, one "task" per weight type (the unit a
+ * lane handles at a time: 16 bytes of quants, 32 for Q8_0, 48 for Q6_K, and
+ * the matching activations), and the main loop.
+ *
+ * Quantized types take the activations as int8 blocks of 32 with a scale
+ * (and the scaled sum, for types with an offset), so the inner product is
+ * integer dp4a work; the float types (F32/F16/BF16) use the f32 activations.
+ * Weights are read before cw_griddep_wait(): they never change, so under
+ * programmatic dependent launch their fetch overlaps the previous kernel.
+ *
+ * A launch may consume a deferred norm (cuda_backend::defer): its input is
+ * then x * w, every product is multiplied by s per token, and the kernel
+ * writes the norm's real output xn = (x * w) * s on the side. */
+#ifndef RUSTY_CUDA_MVT_CUH
+#define RUSTY_CUDA_MVT_CUH
+
+#include "backend/cuda/cuda_common.cuh"
+
+namespace {
+
+enum { MV_MAX_PROD = 4, MV_WARPS = 4 };
+
+struct mv_prod {
+    cw_layout w;
+    float *y;
+    const float *bias;
+    int64_t row0; /* first row of this product in the launch's row space */
+};
+
+struct mv_args {
+    mv_prod p[MV_MAX_PROD];
+    int np;
+    int n;        /* tokens */
+    int64_t rows; /* rows of all products */
+    int64_t n_in;
+    const float *x;   /* [n][n_in] f32 (float types) */
+    const int8_t *xq; /* [n][n_in] int8 (quantized types) */
+    const cw_q8s *xd; /* [n][n_in / 32] scales of xq */
+    /* deferred norm of the input, or npart == NULL: per token t the scale is
+     * s = 1 / sqrt(sum(npart[t][0 .. n_npart)) / ndim + neps); xn (when not
+     * NULL) receives x * s */
+    const float *npart;
+    int n_npart;
+    float ndim, neps;
+    float *xn;
+};
+
+constexpr uint32_t M4 = 0x0F0F0F0Fu, ONES = 0x01010101u;
+
+__device__ __forceinline__ int dp4a(uint32_t a, int b, int c) {
+    return __dp4a((int)a, b, c);
+}
+
+/* Bit k (k < 4) of v to bit 4 of byte k: the fifth bits of Q5_0/Q5_1. */
+__device__ __forceinline__ uint32_t spread4(uint32_t v) {
+    return (((v & 0xFu) * 0x00204081u) & ONES) << 4;
+}
+
+__device__ __forceinline__ int4 ld_x16(const int8_t *p) {
+    return *(const int4 *)p;
+}
+
+__device__ __forceinline__ int sum_bytes(int4 a) {
+    int s = __dp4a(a.x, (int)ONES, 0);
+    s = __dp4a(a.y, (int)ONES, s);
+    s = __dp4a(a.z, (int)ONES, s);
+    return __dp4a(a.w, (int)ONES, s);
+}
+
+/* Sum of 32 products: low nibbles of q against x elements 0..15 (a), high
+ * nibbles against 16..31 (b) — the legacy block nibble order. */
+__device__ __forceinline__ int dot_nibbles(uint4 q, int4 a, int4 b) {
+    int s = 0;
+    s = dp4a(q.x & M4, a.x, s);
+    s = dp4a((q.x >> 4) & M4, b.x, s);
+    s = dp4a(q.y & M4, a.y, s);
+    s = dp4a((q.y >> 4) & M4, b.y, s);
+    s = dp4a(q.z & M4, a.z, s);
+    s = dp4a((q.z >> 4) & M4, b.z, s);
+    s = dp4a(q.w & M4, a.w, s);
+    s = dp4a((q.w >> 4) & M4, b.w, s);
+    return s;
+}
+
+__device__ __forceinline__ int dot_bytes(uint4 q, int4 a) {
+    int s = dp4a(q.x, a.x, 0);
+    s = dp4a(q.y, a.y, s);
+    s = dp4a(q.z, a.z, s);
+    return dp4a(q.w, a.w, s);
+}
+
+/* IQ4_NL: 8 nibbles of w to their code-book bytes; lo gets the low nibbles
+ * (elements k), hi the high ones (elements 16 + k). Two byte_perm lookups
+ * (entries 0-7 and 8-15) and a third picking by bit 3 of each nibble. */
+__device__ __forceinline__ void iq4nl_lookup(uint32_t w, uint32_t &lo, uint32_t &hi) {
+    constexpr uint32_t T0 = 0xBFAD9881u; /* -127 -104 -83 -65 (bytes, little-endian) */
+    constexpr uint32_t T1 = 0xF6EADDCFu; /* -49 -35 -22 -10 */
+    constexpr uint32_t T2 = 0x26190D01u; /* 1 13 25 38 */
+    constexpr uint32_t T3 = 0x71594535u; /* 53 69 89 113 */
+    const uint32_t w7 = w & 0x77777777u;
+    const uint32_t sa = 0x3210u | ((w >> 1) & 0x4444u);
+    const uint32_t sb = 0x3210u | ((w >> 17) & 0x4444u);
+    const uint32_t a = __byte_perm(__byte_perm(T0, T1, w7), __byte_perm(T2, T3, w7), sa);
+    const uint32_t w7b = w7 >> 16;
+    const uint32_t b = __byte_perm(__byte_perm(T0, T1, w7b), __byte_perm(T2, T3, w7b), sb);
+    /* a = values of nibbles 0..3 = (lo0, hi0, lo1, hi1); b = (lo2, hi2, lo3, hi3) */
+    lo = __byte_perm(a, b, 0x6420u);
+    hi = __byte_perm(a, b, 0x7531u);
+}
+
+__device__ __forceinline__ uint16_t ld_u16(const uint8_t *p) {
+    return __ldg((const unsigned short *)p);
+}
+
+/* 6-bit scale and min of sub-block j of a Q4_K/Q5_K block whose 12 scale
+ * bytes are s0..s2: j < 4 keeps them in the low 6 bits of bytes j and j+4;
+ * j >= 4 in the nibbles of byte j+4 plus the top bits of bytes j-4 and j. */
+__device__ __forceinline__ void k_scale_min(int j, uint32_t s0, uint32_t s1, uint32_t s2, float &sc,
+                                            float &m) {
+    const int sh = 8 * (j & 3);
+    const uint32_t a = (s0 >> sh) & 0xFFu, b = (s1 >> sh) & 0xFFu, c = (s2 >> sh) & 0xFFu;
+    if (j < 4) {
+        sc = (float)(a & 63);
+        m = (float)(b & 63);
+    } else {
+        sc = (float)((c & 15) | ((a >> 6) << 4));
+        m = (float)((c >> 4) | ((b >> 6) << 4));
+    }
+}
+
+/* ---- per-type tasks ----------------------------------------------------------------------------
+ */
+
+template <int T> struct mvt;
+
+template <> struct mvt<RS_DTYPE_Q4_0> {
+    static constexpr int U = 4;
+    struct R {
+        uint4 q;
+        float d;
+    };
+    static __device__ int64_t ntask(const cw_layout &L) { return L.nb; }
+    static __device__ void load(const cw_layout &L, int64_t row, int64_t k, R &r) {
+        const int64_t b = row * L.nb + k;
+        r.q = cw_ld_nc(L.qs + b * 16);
+        r.d = cw_h2f(ld_u16(L.dm + b * 2));
+    }
+    static __device__ float dot(const R &r, int64_t k, const int8_t *xq, const cw_q8s *xd,
+                                const float *) {
+        const cw_q8s s = xd[k];
+        const int sum = dot_nibbles(r.q, ld_x16(xq + 32 * k), ld_x16(xq + 32 * k + 16));
+        return r.d * (s.x * (float)sum - 8.0f * s.y);
+    }
+};
+
+template <> struct mvt<RS_DTYPE_IQ4_NL> : mvt<RS_DTYPE_Q4_0> {
+    static __device__ float dot(const R &r, int64_t k, const int8_t *xq, const cw_q8s *xd,
+                                const float *) {
+        const int4 a = ld_x16(xq + 32 * k), b = ld_x16(xq + 32 * k + 16);
+        uint32_t lo, hi;
+        int s = 0;
+        iq4nl_lookup(r.q.x, lo, hi);
+        s = dp4a(lo, a.x, s);
+        s = dp4a(hi, b.x, s);
+        iq4nl_lookup(r.q.y, lo, hi);
+        s = dp4a(lo, a.y, s);
+        s = dp4a(hi, b.y, s);
+        iq4nl_lookup(r.q.z, lo, hi);
+        s = dp4a(lo, a.z, s);
+        s = dp4a(hi, b.z, s);
+        iq4nl_lookup(r.q.w, lo, hi);
+        s = dp4a(lo, a.w, s);
+        s = dp4a(hi, b.w, s);
+        return r.d * xd[k].x * (float)s;
+    }
+};
+
+template <> struct mvt<RS_DTYPE_Q4_1> {
+    static constexpr int U = 4;
+    struct R {
+        uint4 q;
+        float2 dm;
+    };
+    static __device__ int64_t ntask(const cw_layout &L) { return L.nb; }
+    static __device__ void load(const cw_layout &L, int64_t row, int64_t k, R &r) {
+        const int64_t b = row * L.nb + k;
+        r.q = cw_ld_nc(L.qs + b * 16);
+        r.dm = __half22float2(__ldg((const __half2 *)(L.dm + b * 4)));
+    }
+    static __device__ float dot(const R &r, int64_t k, const int8_t *xq, const cw_q8s *xd,
+                                const float *) {
+        const cw_q8s s = xd[k];
+        const int sum = dot_nibbles(r.q, ld_x16(xq + 32 * k), ld_x16(xq + 32 * k + 16));
+        return r.dm.x * s.x * (float)sum + r.dm.y * s.y;
+    }
+};
+
+/* Q5_0/Q5_1: nibbles plus the fifth bit of element j at bit j of qh. */
+__device__ __forceinline__ int dot_q5(uint4 q, uint32_t h, int4 a, int4 b) {
+    int s = 0;
+    s = dp4a((q.x & M4) | spread4(h), a.x, s);
+    s = dp4a(((q.x >> 4) & M4) | spread4(h >> 16), b.x, s);
+    s = dp4a((q.y & M4) | spread4(h >> 4), a.y, s);
+    s = dp4a(((q.y >> 4) & M4) | spread4(h >> 20), b.y, s);
+    s = dp4a((q.z & M4) | spread4(h >> 8), a.z, s);
+    s = dp4a(((q.z >> 4) & M4) | spread4(h >> 24), b.z, s);
+    s = dp4a((q.w & M4) | spread4(h >> 12), a.w, s);
+    s = dp4a(((q.w >> 4) & M4) | spread4(h >> 28), b.w, s);
+    return s;
+}
+
+template <> struct mvt<RS_DTYPE_Q5_0> {
+    static constexpr int U = 4;
+    struct R {
+        uint4 q;
+        uint32_t h;
+        float d;
+    };
+    static __device__ int64_t ntask(const cw_layout &L) { return L.nb; }
+    static __device__ void load(const cw_layout &L, int64_t row, int64_t k, R &r) {
+        const int64_t b = row * L.nb + k;
+        r.q = cw_ld_nc(L.qs + b * 16);
+        r.h = __ldg((const unsigned *)(L.aux + b * 4));
+        r.d = cw_h2f(ld_u16(L.dm + b * 2));
+    }
+    static __device__ float dot(const R &r, int64_t k, const int8_t *xq, const cw_q8s *xd,
+                                const float *) {
+        const cw_q8s s = xd[k];
+        const int sum = dot_q5(r.q, r.h, ld_x16(xq + 32 * k), ld_x16(xq + 32 * k + 16));
+        return r.d * (s.x * (float)sum - 16.0f * s.y);
+    }
+};
+
+template <> struct mvt<RS_DTYPE_Q5_1> {
+    static constexpr int U = 4;
+    struct R {
+        uint4 q;
+        uint32_t h;
+        float2 dm;
+    };
+    static __device__ int64_t ntask(const cw_layout &L) { return L.nb; }
+    static __device__ void load(const cw_layout &L, int64_t row, int64_t k, R &r) {
+        const int64_t b = row * L.nb + k;
+        r.q = cw_ld_nc(L.qs + b * 16);
+        r.h = __ldg((const unsigned *)(L.aux + b * 4));
+        r.dm = __half22float2(__ldg((const __half2 *)(L.dm + b * 4)));
+    }
+    static __device__ float dot(const R &r, int64_t k, const int8_t *xq, const cw_q8s *xd,
+                                const float *) {
+        const cw_q8s s = xd[k];
+        const int sum = dot_q5(r.q, r.h, ld_x16(xq + 32 * k), ld_x16(xq + 32 * k + 16));
+        return r.dm.x * s.x * (float)sum + r.dm.y * s.y;
+    }
+};
+
+template <> struct mvt<RS_DTYPE_Q8_0> {
+    static constexpr int U = 4;
+    struct R {
+        uint4 a, b;
+        float d;
+    };
+    static __device__ int64_t ntask(const cw_layout &L) { return L.nb; }
+    static __device__ void load(const cw_layout &L, int64_t row, int64_t k, R &r) {
+        const int64_t b = row * L.nb + k;
+        r.a = cw_ld_nc(L.qs + b * 32);
+        r.b = cw_ld_nc(L.qs + b * 32 + 16);
+        r.d = cw_h2f(ld_u16(L.dm + b * 2));
+    }
+    static __device__ float dot(const R &r, int64_t k, const int8_t *xq, const cw_q8s *xd,
+                                const float *) {
+        const int s =
+            dot_bytes(r.a, ld_x16(xq + 32 * k)) + dot_bytes(r.b, ld_x16(xq + 32 * k + 16));
+        return r.d * xd[k].x * (float)s;
+    }
+};
+
+/* Q4_K: task (super-block sb, chunk c of 16 qs bytes): elements 16*(c&1)..+15
+ * of sub-blocks 2*(c/2) (low nibbles) and 2*(c/2)+1 (high nibbles). */
+template <> struct mvt<RS_DTYPE_Q4_K> {
+    static constexpr int U = 4;
+    struct R {
+        uint4 meta, q;
+    };
+    static __device__ int64_t ntask(const cw_layout &L) { return L.nb * 8; }
+    static __device__ void load(const cw_layout &L, int64_t row, int64_t k, R &r) {
+        const uint8_t *blk = L.qs + (row * L.nb + (k >> 3)) * 144;
+        r.meta = cw_ld_nc(blk);
+        r.q = cw_ld_nc(blk + 16 + 16 * (k & 7));
+    }
+    /* dx * (d * sc * sum q x - dmin * m * sum x) for both sub-blocks (the x
+     * sums of these 16-element halves by dp4a: cheaper than loading them) */
+    static __device__ float finish(const uint4 &meta, int c, int sum0, int sum1, int sx0, int sx1,
+                                   float dx0, float dx1) {
+        const float2 dm = __half22float2(*(const __half2 *)&meta.x);
+        float sc0, m0, sc1, m1;
+        k_scale_min(2 * (c >> 1), meta.y, meta.z, meta.w, sc0, m0);
+        k_scale_min(2 * (c >> 1) + 1, meta.y, meta.z, meta.w, sc1, m1);
+        return dx0 * (dm.x * sc0 * (float)sum0 - dm.y * m0 * (float)sx0) +
+               dx1 * (dm.x * sc1 * (float)sum1 - dm.y * m1 * (float)sx1);
+    }
+    static __device__ float dot(const R &r, int64_t k, const int8_t *xq, const cw_q8s *xd,
+                                const float *) {
+        const int c = (int)(k & 7);
+        const int64_t xb = (k >> 3) * 8 + 2 * (c >> 1);
+        const int4 a = ld_x16(xq + 32 * xb + 16 * (c & 1)),
+                   b = ld_x16(xq + 32 * (xb + 1) + 16 * (c & 1));
+        int s0 = 0, s1 = 0;
+        s0 = dp4a(r.q.x & M4, a.x, s0);
+        s1 = dp4a((r.q.x >> 4) & M4, b.x, s1);
+        s0 = dp4a(r.q.y & M4, a.y, s0);
+        s1 = dp4a((r.q.y >> 4) & M4, b.y, s1);
+        s0 = dp4a(r.q.z & M4, a.z, s0);
+        s1 = dp4a((r.q.z >> 4) & M4, b.z, s1);
+        s0 = dp4a(r.q.w & M4, a.w, s0);
+        s1 = dp4a((r.q.w >> 4) & M4, b.w, s1);
+        return finish(r.meta, c, s0, s1, sum_bytes(a), sum_bytes(b), xd[xb].x, xd[xb + 1].x);
+    }
+};
+
+/* Q5_K: as Q4_K plus 16 bytes of qh (bit j of byte e%32 for sub-block j). */
+template <> struct mvt<RS_DTYPE_Q5_K> {
+    static constexpr int U = 2;
+    struct R {
+        uint4 meta, h, q;
+    };
+    static __device__ int64_t ntask(const cw_layout &L) { return L.nb * 8; }
+    static __device__ void load(const cw_layout &L, int64_t row, int64_t k, R &r) {
+        const uint8_t *blk = L.qs + (row * L.nb + (k >> 3)) * 176;
+        r.meta = cw_ld_nc(blk);
+        r.h = cw_ld_nc(blk + 16 + 16 * (k & 1));
+        r.q = cw_ld_nc(blk + 48 + 16 * (k & 7));
+    }
+    static __device__ float dot(const R &r, int64_t k, const int8_t *xq, const cw_q8s *xd,
+                                const float *) {
+        const int c = (int)(k & 7), j0 = 2 * (c >> 1), j1 = j0 + 1;
+        const int64_t xb = (k >> 3) * 8 + j0;
+        const int4 a = ld_x16(xq + 32 * xb + 16 * (c & 1)),
+                   b = ld_x16(xq + 32 * (xb + 1) + 16 * (c & 1));
+        int s0 = 0, s1 = 0;
+        s0 = dp4a((r.q.x & M4) | (((r.h.x >> j0) & ONES) << 4), a.x, s0);
+        s1 = dp4a(((r.q.x >> 4) & M4) | (((r.h.x >> j1) & ONES) << 4), b.x, s1);
+        s0 = dp4a((r.q.y & M4) | (((r.h.y >> j0) & ONES) << 4), a.y, s0);
+        s1 = dp4a(((r.q.y >> 4) & M4) | (((r.h.y >> j1) & ONES) << 4), b.y, s1);
+        s0 = dp4a((r.q.z & M4) | (((r.h.z >> j0) & ONES) << 4), a.z, s0);
+        s1 = dp4a(((r.q.z >> 4) & M4) | (((r.h.z >> j1) & ONES) << 4), b.z, s1);
+        s0 = dp4a((r.q.w & M4) | (((r.h.w >> j0) & ONES) << 4), a.w, s0);
+        s1 = dp4a(((r.q.w >> 4) & M4) | (((r.h.w >> j1) & ONES) << 4), b.w, s1);
+        return mvt<RS_DTYPE_Q4_K>::finish(r.meta, c, s0, s1, sum_bytes(a), sum_bytes(b), xd[xb].x,
+                                          xd[xb + 1].x);
+    }
+};
+
+/* Q6_K (repacked body ql[128] qh[64] scales[16]): task (sb, half hh, run rr)
+ * covers elements 128*hh + 16*rr + {0, 32, 64, 96} + [0, 16). */
+template <> struct mvt<RS_DTYPE_Q6_K> {
+    static constexpr int U = 2;
+    struct R {
+        uint4 a, b, c, s;
+        float d;
+    };
+    static __device__ int64_t ntask(const cw_layout &L) { return L.nb * 4; }
+    static __device__ void load(const cw_layout &L, int64_t row, int64_t k, R &r) {
+        const int64_t blk = row * L.nb + (k >> 2);
+        const uint8_t *body = L.qs + blk * 208;
+        const int hh = (int)((k >> 1) & 1), rr = (int)(k & 1);
+        r.a = cw_ld_nc(body + 64 * hh + 16 * rr);
+        r.b = cw_ld_nc(body + 64 * hh + 32 + 16 * rr);
+        r.c = cw_ld_nc(body + 128 + 32 * hh + 16 * rr);
+        r.s = cw_ld_nc(body + 192);
+        r.d = cw_h2f(ld_u16(L.dm + blk * 2));
+    }
+    static __device__ float dot(const R &r, int64_t k, const int8_t *xq, const cw_q8s *xd,
+                                const float *) {
+        const int hh = (int)((k >> 1) & 1), rr = (int)(k & 1);
+        const int64_t xb0 = (k >> 2) * 8 + 4 * hh;
+        float acc = 0.0f;
+#pragma unroll
+        for (int m = 0; m < 4; m++) {
+            const uint4 lo = (m & 1) ? r.b : r.a;
+            const int sh = 4 * (m >> 1), hs = 2 * m;
+            const int4 x = ld_x16(xq + 32 * (xb0 + m) + 16 * rr);
+            int s = 0;
+            s = dp4a(((lo.x >> sh) & M4) | (((r.c.x >> hs) & 0x03030303u) << 4), x.x, s);
+            s = dp4a(((lo.y >> sh) & M4) | (((r.c.y >> hs) & 0x03030303u) << 4), x.y, s);
+            s = dp4a(((lo.z >> sh) & M4) | (((r.c.z >> hs) & 0x03030303u) << 4), x.z, s);
+            s = dp4a(((lo.w >> sh) & M4) | (((r.c.w >> hs) & 0x03030303u) << 4), x.w, s);
+            const uint32_t sw = m < 2 ? (hh ? r.s.z : r.s.x) : (hh ? r.s.w : r.s.y);
+            const int sc = (int)(int8_t)((sw >> (8 * (rr + 2 * (m & 1)))) & 0xFFu);
+            const cw_q8s xs = xd[xb0 + m];
+            /* sum (q - 32) x = dx * sum q x - 32 * (dx * sum x over these 16) */
+            acc += (float)sc * (xs.x * (float)s - 32.0f * (rr ? xs.w : xs.z));
+        }
+        return r.d * acc;
+    }
+};
+
+/* Float types: 8 (F16/BF16) or 4 (F32) elements per task, f32 activations. */
+template <> struct mvt<RS_DTYPE_F16> {
+    static constexpr int U = 4;
+    struct R {
+        uint4 w;
+    };
+    static __device__ int64_t ntask(const cw_layout &L) { return L.n_in / 8; }
+    static __device__ void load(const cw_layout &L, int64_t row, int64_t k, R &r) {
+        r.w = cw_ld_nc(L.qs + (row * L.n_in + 8 * k) * 2);
+    }
+    static __device__ float2 pair(uint32_t v) { return __half22float2(*(const __half2 *)&v); }
+    static __device__ float dot(const R &r, int64_t k, const int8_t *, const cw_q8s *,
+                                const float *x) {
+        const float4 a = *(const float4 *)(x + 8 * k), b = *(const float4 *)(x + 8 * k + 4);
+        const float2 w0 = pair(r.w.x), w1 = pair(r.w.y), w2 = pair(r.w.z), w3 = pair(r.w.w);
+        return w0.x * a.x + w0.y * a.y + w1.x * a.z + w1.y * a.w + w2.x * b.x + w2.y * b.y +
+               w3.x * b.z + w3.y * b.w;
+    }
+};
+
+template <> struct mvt<RS_DTYPE_BF16> : mvt<RS_DTYPE_F16> {
+    static __device__ float2 pair(uint32_t v) {
+        return make_float2(__uint_as_float(v << 16), __uint_as_float(v & 0xFFFF0000u));
+    }
+    static __device__ float dot(const R &r, int64_t k, const int8_t *, const cw_q8s *,
+                                const float *x) {
+        const float4 a = *(const float4 *)(x + 8 * k), b = *(const float4 *)(x + 8 * k + 4);
+        const float2 w0 = pair(r.w.x), w1 = pair(r.w.y), w2 = pair(r.w.z), w3 = pair(r.w.w);
+        return w0.x * a.x + w0.y * a.y + w1.x * a.z + w1.y * a.w + w2.x * b.x + w2.y * b.y +
+               w3.x * b.z + w3.y * b.w;
+    }
+};
+
+template <> struct mvt<RS_DTYPE_F32> {
+    static constexpr int U = 4;
+    struct R {
+        uint4 w;
+    };
+    static __device__ int64_t ntask(const cw_layout &L) { return L.n_in / 4; }
+    static __device__ void load(const cw_layout &L, int64_t row, int64_t k, R &r) {
+        r.w = cw_ld_nc(L.qs + (row * L.n_in + 4 * k) * 4);
+    }
+    static __device__ float dot(const R &r, int64_t k, const int8_t *, const cw_q8s *,
+                                const float *x) {
+        const float4 a = *(const float4 *)(x + 4 * k);
+        return __uint_as_float(r.w.x) * a.x + __uint_as_float(r.w.y) * a.y +
+               __uint_as_float(r.w.z) * a.z + __uint_as_float(r.w.w) * a.w;
+    }
+};
+
+/* ---- the main loop ------------------------------------------------------------------------- */
+
+__device__ __forceinline__ int find_prod(const mv_args &a, int64_t rg) {
+    int p = 0;
+    while (p + 1 < a.np && rg >= a.p[p + 1].row0) p++;
+    return p;
+}
+
+/* acc[r][t] = row row[r] of product p[r] against token t, summed over the
+ * warp (every lane gets the sum). R rows, U tasks each in flight per lane;
+ * waits for the previous kernel after issuing the first weight loads. */
+template <typename Tr, int NT, int R, int U>
+__device__ __forceinline__ void mv_accumulate(const mv_args &a, const int *p, const int64_t *row,
+                                              int lane, float (&acc)[R][NT]) {
+    const int64_t nt = Tr::ntask(a.p[p[0]].w), nb32 = a.n_in / 32;
+#pragma unroll
+    for (int r = 0; r < R; r++)
+#pragma unroll
+        for (int t = 0; t < NT; t++) acc[r][t] = 0.0f;
+    bool waited = false;
+    for (int64_t base = lane; base < nt; base += 32 * U) {
+        typename Tr::R w[R][U];
+#pragma unroll
+        for (int u = 0; u < U; u++)
+#pragma unroll
+            for (int r = 0; r < R; r++)
+                if (base + 32 * u < nt) Tr::load(a.p[p[r]].w, row[r], base + 32 * u, w[r][u]);
+        if (!waited) {
+            cw_griddep_wait();
+            waited = true;
+        }
+#pragma unroll
+        for (int u = 0; u < U; u++) {
+            const int64_t k = base + 32 * u;
+            if (k >= nt) break;
+#pragma unroll
+            for (int t = 0; t < NT; t++) {
+                if (t >= a.n) break;
+#pragma unroll
+                for (int r = 0; r < R; r++)
+                    acc[r][t] +=
+                        Tr::dot(w[r][u], k, a.xq + t * a.n_in, a.xd + t * nb32, a.x + t * a.n_in);
+            }
+        }
+    }
+    if (!waited) cw_griddep_wait();
+#pragma unroll
+    for (int r = 0; r < R; r++)
+#pragma unroll
+        for (int t = 0; t < NT; t++) acc[r][t] = cw_warp_sum(acc[r][t]);
+}
+
+/* The deferred norm's scale per token (1 without one); the whole warp. */
+template <int NT>
+__device__ __forceinline__ void mv_norm_scale(const mv_args &a, int lane, float (&s)[NT]) {
+#pragma unroll
+    for (int t = 0; t < NT; t++) {
+        s[t] = 1.0f;
+        if (!a.npart || t >= a.n) continue;
+        float v = 0.0f;
+        for (int i = lane; i < a.n_npart; i += 32) v += a.npart[t * a.n_npart + i];
+        v = cw_warp_sum(v);
+        s[t] = 1.0f / sqrtf(v / a.ndim + a.neps);
+    }
+}
+
+/* xn = x * s, spread over every thread of the grid. */
+template <int NT>
+__device__ __forceinline__ void mv_write_xn(const mv_args &a, const float (&s)[NT]) {
+    if (!a.xn) return;
+    const int64_t total = (int64_t)a.n * a.n_in, step = (int64_t)gridDim.x * blockDim.x;
+    for (int64_t i = (int64_t)blockIdx.x * blockDim.x + threadIdx.x; i < total; i += step) {
+        const int t = (int)(i / a.n_in);
+        float sc = s[0];
+#pragma unroll
+        for (int k = 1; k < NT; k++)
+            if (t == k) sc = s[k];
+        a.xn[i] = a.x[i] * sc;
+    }
+}
+
+/* ---- host side ----------------------------------------------------------------------------- */
+
+inline bool mv_is_float(int t) {
+    return t == RS_DTYPE_F32 || t == RS_DTYPE_F16 || t == RS_DTYPE_BF16;
+}
+
+/* Rows per warp for batch 1 where the tuning leaves it open (0): two for the
+ * types that measured faster so (docs/CUDA_NOTES.md, run 2), else one. */
+inline int mv_default_rows(int type) {
+    return type == RS_DTYPE_Q8_0 || type == RS_DTYPE_Q4_K || type == RS_DTYPE_Q6_K ? 2 : 1;
+}
+
+inline void mv_add_prod(mv_args *a, const rs_matmul &m) {
+    mv_prod &P = a->p[a->np++];
+    P.w = *(const cw_layout *)m.w->extra;
+    P.y = m.y;
+    P.bias = m.bias ? (const float *)((const cw_layout *)m.bias->extra)->qs : NULL;
+    P.row0 = a->rows;
+    a->rows += P.w.n_out;
+}
+
+/* Whether a launch on x (n tokens of n_in) would consume the pending deferred norm. */
+inline bool mv_takes_defer(const cuda_backend *c, const float *x, int n, int64_t n_in) {
+    return c->defer.xn && c->defer.xn == x && c->defer.n == n && c->defer.dim == n_in;
+}
+
+/* The f32 activations a launch on x reads (x, or a deferred norm's x * w). */
+inline const float *mv_source(const cuda_backend *c, const float *x, int n, int64_t n_in) {
+    return mv_takes_defer(c, x, n, n_in) ? c->defer.xw : x;
+}
+
+/* The input side of a matvec-family launch on x [n][n_in]: fills the
+ * activation fields of *a (the int8 form too when need_q8: the producer's,
+ * else quantized here) and takes over a pending deferred norm on x (any
+ * other pending one is settled first). False when scratch is short (error
+ * recorded). */
+inline bool mv_input(cuda_backend *c, const float *x, int n, int64_t n_in, bool need_q8,
+                     mv_args *a) {
+    const int64_t elems = (int64_t)n * n_in;
+    const bool def = mv_takes_defer(c, x, n, n_in);
+    if (c->defer.xn && !def) cw_settle(c);
+    const float *src = def ? c->defer.xw : x;
+    a->n = n;
+    a->n_in = n_in;
+    a->x = src;
+    if (def) {
+        a->npart = c->defer.part;
+        a->n_npart = c->defer.n_part;
+        a->ndim = (float)n_in;
+        a->neps = c->defer.eps;
+        a->xn = c->defer.xn;
+    }
+    if (need_q8) {
+        void *q8;
+        if (c->q8_src == x && c->q8_elems == elems) {
+            q8 = cw_q8_buf(c, c->q8_slot); /* the producer already wrote it */
+        } else {
+            const int slot = cw_q8_claim(c);
+            if (!(q8 = cw_scratch(c, slot ? CW_SCR_Q8B : CW_SCR_Q8, cw_q8_bytes(elems))))
+                return false;
+            cw_quantize_q8(c, src, elems, q8, true);
+            if (c->tune.reuse_q8 && !def) cw_q8_tag(c, x, elems, slot);
+        }
+        a->xq = (const int8_t *)q8;
+        a->xd = cw_q8_scales(q8, elems);
+    }
+    if (def) { /* this launch finishes it: x will hold its final values */
+        c->defer.xn = NULL;
+        if (c->q8_src == x) c->q8_src = NULL;
+    }
+    return true;
+}
+
+} // namespace
+
+#endif

@@ -1,0 +1,473 @@
+/* test_cuda_fused.c — the CUDA backend's fused ops (matmul_residual,
+ * matmul_swiglu, matmul_rope_store) against compositions of the scalar
+ * reference ops (src/backend/cpu/ops_ref.c, double accumulation), on fresh
+ * random inputs with NaN-poisoned outputs, at decode sizes (the fused kernels)
+ * and prompt sizes (the composed path), with fusing on and off.
+ *
+ * matmul_residual leaves its norm pending on the GPU until a matvec consumes
+ * it (or anything else settles it), so each case also runs a consumer matmul
+ * on the norm's output and compares that product, and reads the output back.
+ * Exits 77 without a GPU; RUSTY_CUDA_SMALL=1 skips the Llama-2-7B-sized cases
+ * (for compute-sanitizer runs). Tolerances (relative L2 error), with their reasons:
+ *   tol(type)   the matmul's own: TOL_F32 1e-5 (f32 weights and activations, F16/BF16
+ *               matvec), TOL_Q8 1.5e-2 (int8 activations per 32 values), TOL_H 3e-3 /
+ *               TOL_BF 1.5e-2 (GEMM on f16 / bf16 activations, n > 4)
+ *   consumers   tol(type) + TOL_Q8: a Q4_0 matvec (int8 activations) on an input that
+ *               carries the first product's error
+ *   swiglu      2 tol(type): silu(g) * u carries the errors of both products
+ *   Q8_0 cache  + TOL_KVQ8 6e-3 (as test_cuda_ops: step max|v|/127, rms 3.9e-3 relative) */
+#include <math.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+
+#include "backend/backend.h"
+#include "backend/cpu/ops_ref.h"
+#include "backend/cuda/cuda_backend.h"
+#include "backend/cuda/cuda_internal.h"
+#include "dtype/dtype.h"
+
+#define TOL_F32  1e-5
+#define TOL_Q8   1.5e-2
+#define TOL_H    3e-3
+#define TOL_BF   1.5e-2
+#define TOL_KV16 1e-3
+#define TOL_KVQ8 6e-3
+
+static rs_backend *B;
+static const rs_backend_ops *O;
+static int n_pass, n_fail;
+static uint64_t rng = 0x2545F4914F6CDD1Dull;
+
+static float frand(void) {
+    rng ^= rng << 13;
+    rng ^= rng >> 7;
+    rng ^= rng << 17;
+    return (float)((rng >> 40) * (1.0 / 8388608.0)) - 1.0f;
+}
+
+static void die(const char *what, const rs_error *e) {
+    fprintf(stderr, "FATAL: %s: %s\n", what, e ? e->msg : "");
+    exit(1);
+}
+
+static float *host_rand(size_t n, float scale) {
+    float *p = malloc(n * sizeof *p + 1);
+    if (!p) die("malloc", NULL);
+    for (size_t i = 0; i < n; i++) p[i] = frand() * scale;
+    return p;
+}
+
+static float *host_alloc(size_t n) {
+    float *p = malloc(n * sizeof *p + 1);
+    if (!p) die("malloc", NULL);
+    return p;
+}
+
+static void *dev(size_t bytes) {
+    void *p = NULL;
+    rs_error e = {0};
+    if (O->alloc(B, bytes, &p, &e)) die("alloc", &e);
+    return p;
+}
+
+static void up(void *d, const void *h, size_t n) {
+    rs_error e = {0};
+    if (O->upload(B, d, h, n, &e)) die("upload", &e);
+}
+
+static void down(void *h, const void *d, size_t n) {
+    rs_error e = {0};
+    if (O->download(B, h, d, n, &e)) die("download", &e);
+}
+
+static void *dev_copy(const void *h, size_t n) {
+    void *d = dev(n);
+    up(d, h, n);
+    return d;
+}
+
+static void poison(void *d, size_t n) {
+    unsigned char *p = malloc(n);
+    memset(p, 0xFF, n);
+    up(d, p, n);
+    free(p);
+}
+
+static int synced(const char *what) {
+    rs_error e = {0};
+    if (O->sync(B, &e)) {
+        printf("FAIL %-70s device error: %s\n", what, e.msg);
+        n_fail++;
+        return 0;
+    }
+    return 1;
+}
+
+static double rel_err(const float *y, const float *ref, size_t n) {
+    double num = 0, den = 0;
+    for (size_t i = 0; i < n; i++) {
+        if (!isfinite(y[i])) return INFINITY;
+        double d = (double)y[i] - ref[i];
+        num += d * d;
+        den += (double)ref[i] * ref[i];
+    }
+    return den > 0 ? sqrt(num / den) : sqrt(num);
+}
+
+static void report(const char *name, double err, double tol) {
+    int ok = err <= tol;
+    printf("%s %-74s err %.2e (tol %.1e)\n", ok ? "ok  " : "FAIL", name, err, tol);
+    ok ? n_pass++ : n_fail++;
+}
+
+static void set_fuse(int fuse) {
+    rs_cuda_tuning t;
+    rs_cuda_get_tuning(B, &t);
+    t.fuse = fuse;
+    rs_cuda_set_tuning(B, &t);
+}
+
+static const char *kv_name(rs_kv_type t) {
+    return t == RS_KV_F16 ? "F16" : t == RS_KV_Q8_0 ? "Q8_0" : "F32";
+}
+
+typedef struct tw {
+    rs_weight w;
+    void *bytes;
+} tw;
+
+static tw make_weight(rs_dtype type, int64_t n_in, int64_t n_out, float scale) {
+    tw t = {0};
+    size_t row = 0;
+    if (!rs_dtype_row_size(type, n_in, &row)) die("row size", NULL);
+    float *f = host_rand((size_t)(n_in * n_out), scale);
+    t.bytes = malloc(row * (size_t)n_out);
+    rs_dtype_get(type)->from_f32(f, t.bytes, n_in * n_out);
+    free(f);
+    t.w = (rs_weight){.name = "test",
+                      .type = type,
+                      .n_in = n_in,
+                      .n_out = n_out,
+                      .nbytes = row * (size_t)n_out,
+                      .host = t.bytes};
+    rs_error e = {0};
+    if (O->weight_load(B, &t.w, &e)) die("weight_load", &e);
+    return t;
+}
+
+static void free_weight(tw *t) {
+    O->weight_unload(B, &t->w);
+    free(t->bytes);
+}
+
+static double tol_for(rs_dtype type, int n) {
+    const int gemm = n > 4;
+    if (type == RS_DTYPE_F32) return TOL_F32;
+    if (type == RS_DTYPE_BF16) return gemm ? TOL_BF : TOL_F32;
+    if (type == RS_DTYPE_F16) return gemm ? TOL_H : TOL_F32;
+    return gemm ? TOL_H : TOL_Q8;
+}
+
+/* ---- matmul_residual ------------------------------------------------------------------------ */
+
+/* x += a W^T, then (norm) xn = rmsnorm(x) * w; consumer: a Q4_0 matvec on xn
+ * (consumer = 1), or xn read back directly (consumer = 0: the settle path). */
+static void check_residual(rs_dtype type, int64_t n_in, int64_t width, int n, int norm,
+                           int consumer, int fuse) {
+    tw w = make_weight(type, n_in, width, 0.5f), nw = make_weight(RS_DTYPE_F32, width, 1, 1.0f);
+    tw cw = make_weight(RS_DTYPE_Q4_0, width, 77, 0.5f);
+    const size_t na = (size_t)n * n_in, nx = (size_t)n * width, nc = (size_t)n * 77;
+    float *a = host_rand(na, 1.0f), *x0 = host_rand(nx, 2.0f);
+    float *y = host_alloc(nx), *x1 = host_alloc(nx), *xn = host_alloc(nx), *cy = host_alloc(nc);
+    rs_ref_matmul(&w.w, NULL, a, n, y);
+    for (size_t i = 0; i < nx; i++) x1[i] = x0[i] + y[i];
+    rs_ref_rmsnorm(x1, nw.bytes, 1e-5f, n, (int)width, xn);
+    rs_ref_matmul(&cw.w, NULL, xn, n, cy);
+    float *da = dev_copy(a, na * 4), *dx = dev_copy(x0, nx * 4), *dxn = dev(nx * 4),
+          *dc = dev(nc * 4);
+    poison(dxn, nx * 4);
+    poison(dc, nc * 4);
+    set_fuse(fuse);
+    O->matmul_residual(B, &w.w, da, n, dx, norm ? &nw.w : NULL, 1e-5f, norm ? dxn : NULL);
+    if (norm && consumer) {
+        rs_matmul mm = {&cw.w, NULL, dc};
+        O->matmul(B, &mm, 1, dxn, n);
+    }
+    set_fuse(1);
+    char name[160];
+    snprintf(name, sizeof name, "matmul_residual %s %lldx%lld n=%d%s%s%s", rs_dtype_name(type),
+             (long long)width, (long long)n_in, n, norm ? " +norm" : "",
+             norm ? (consumer ? " ->matvec" : " ->read") : "", fuse ? "" : " (unfused)");
+    if (synced(name)) {
+        float *gx = host_alloc(nx), *gy = host_alloc(nx);
+        down(gx, dx, nx * 4);
+        for (size_t i = 0; i < nx; i++) gy[i] = gx[i] - x0[i];
+        double e = rel_err(gy, y, nx);
+        if (norm) {
+            float *gxn = host_alloc(nx);
+            down(gxn, dxn, nx * 4);
+            e = fmax(e, rel_err(gxn, xn, nx));
+            free(gxn);
+        }
+        report(name, e, tol_for(type, n));
+        if (norm && consumer) {
+            float *gc = host_alloc(nc);
+            down(gc, dc, nc * 4);
+            snprintf(name, sizeof name, "  ... Q4_0 matvec on the pending norm's output");
+            report(name, rel_err(gc, cy, nc), tol_for(type, n) + TOL_Q8);
+            free(gc);
+        }
+        free(gx), free(gy);
+    }
+    O->release(B, da), O->release(B, dx), O->release(B, dxn), O->release(B, dc);
+    free(a), free(x0), free(y), free(x1), free(xn), free(cy);
+    free_weight(&w), free_weight(&nw), free_weight(&cw);
+}
+
+/* ---- matmul_swiglu -------------------------------------------------------------------------- */
+
+/* h = silu(x Wg^T) * (x Wu^T) into g, then a Q4_0 matvec on h. With
+ * pre_norm the input comes from a pending norm (matmul_residual F32). */
+static void check_swiglu(rs_dtype type, int64_t n_in, int64_t n_ff, int n, int pre_norm, int fuse) {
+    tw wg = make_weight(type, n_in, n_ff, 0.5f), wu = make_weight(type, n_in, n_ff, 0.5f);
+    tw dw = make_weight(RS_DTYPE_Q4_0, n_ff, 64, 0.5f);
+    tw pw = make_weight(RS_DTYPE_F32, 48, n_in, 0.5f),
+       nw = make_weight(RS_DTYPE_F32, n_in, 1, 1.0f);
+    const size_t nx = (size_t)n * n_in, nh = (size_t)n * n_ff, nd = (size_t)n * 64;
+    float *x = host_rand(nx, 1.0f), *pa = host_rand((size_t)n * 48, 1.0f);
+    float *xin = host_alloc(nx), *g = host_alloc(nh), *u = host_alloc(nh), *h = host_alloc(nh),
+          *dref = host_alloc(nd);
+    if (pre_norm) { /* xin = rmsnorm(x + pa Wp^T) */
+        float *t = host_alloc(nx);
+        rs_ref_matmul(&pw.w, NULL, pa, n, t);
+        for (size_t i = 0; i < nx; i++) t[i] += x[i];
+        rs_ref_rmsnorm(t, nw.bytes, 1e-5f, n, (int)n_in, xin);
+        free(t);
+    } else {
+        memcpy(xin, x, nx * 4);
+    }
+    rs_ref_matmul(&wg.w, NULL, xin, n, g);
+    rs_ref_matmul(&wu.w, NULL, xin, n, u);
+    rs_ref_swiglu(g, u, (int64_t)nh, h);
+    rs_ref_matmul(&dw.w, NULL, h, n, dref);
+    float *dx = dev_copy(x, nx * 4), *dxn = dev(nx * 4), *dpa = dev_copy(pa, (size_t)n * 48 * 4);
+    float *dg = dev(nh * 4), *du = dev(nh * 4), *dd = dev(nd * 4);
+    poison(dg, nh * 4);
+    poison(dd, nd * 4);
+    set_fuse(fuse);
+    const float *in = dx;
+    if (pre_norm) {
+        O->matmul_residual(B, &pw.w, dpa, n, dx, &nw.w, 1e-5f, dxn);
+        in = dxn;
+    }
+    O->matmul_swiglu(B, &wg.w, &wu.w, in, n, dg, du);
+    rs_matmul mm = {&dw.w, NULL, dd};
+    O->matmul(B, &mm, 1, dg, n);
+    set_fuse(1);
+    char name[160];
+    snprintf(name, sizeof name, "matmul_swiglu %s 2x%lldx%lld n=%d%s%s", rs_dtype_name(type),
+             (long long)n_ff, (long long)n_in, n, pre_norm ? " (pending norm in)" : "",
+             fuse ? "" : " (unfused)");
+    if (synced(name)) {
+        float *gh = host_alloc(nh), *gd = host_alloc(nd);
+        down(gh, dg, nh * 4);
+        down(gd, dd, nd * 4);
+        report(name, rel_err(gh, h, nh), 2 * tol_for(type, n));
+        report("  ... Q4_0 matvec on h", rel_err(gd, dref, nd), 2 * tol_for(type, n) + TOL_Q8);
+        free(gh), free(gd);
+    }
+    O->release(B, dx), O->release(B, dxn), O->release(B, dpa);
+    O->release(B, dg), O->release(B, du), O->release(B, dd);
+    free(x), free(pa), free(xin), free(g), free(u), free(h), free(dref);
+    free_weight(&wg), free_weight(&wu), free_weight(&dw), free_weight(&pw), free_weight(&nw);
+}
+
+/* ---- matmul_rope_store ---------------------------------------------------------------------- */
+
+static float *make_inv_freq(int n_rot) {
+    float *f = malloc(sizeof(float) * (n_rot / 2 + 1));
+    for (int i = 0; i < n_rot / 2; i++) f[i] = (float)pow(10000.0, -2.0 * i / n_rot);
+    return f;
+}
+
+/* q, k, v = x W^T (+ bias); rope on q and k; k and v stored at pos. The
+ * input comes from a pending norm (matmul_residual F32 weights) when
+ * pre_norm. types[3]: the q, k, v weight types (mixed types take one launch
+ * each). */
+static void check_rope_fused(const rs_dtype types[3], int n_head, int n_kv, int hd, int n_rot,
+                             int neox, int n, rs_kv_type kt, int bias, int pre_norm, int fuse) {
+    const int64_t dim = 256,
+                  outs[3] = {(int64_t)n_head * hd, (int64_t)n_kv * hd, (int64_t)n_kv * hd};
+    const int n_ctx = 2048;
+    static const int32_t pos_all[8] = {0, 5, 1000, 2047, 17, 300, 301, 1999};
+    int32_t pos[8];
+    memcpy(pos, pos_all, sizeof pos);
+    tw w[3], b[3];
+    for (int i = 0; i < 3; i++) {
+        w[i] = make_weight(types[i], dim, outs[i], 0.5f);
+        b[i] = make_weight(RS_DTYPE_F32, outs[i], 1, 1.0f);
+    }
+    tw pw = make_weight(RS_DTYPE_F32, 48, dim, 0.5f), nw = make_weight(RS_DTYPE_F32, dim, 1, 1.0f);
+    const size_t nx = (size_t)n * dim;
+    float *x = host_rand(nx, 1.0f), *pa = host_rand((size_t)n * 48, 1.0f), *xin = host_alloc(nx);
+    if (pre_norm) {
+        float *t = host_alloc(nx);
+        rs_ref_matmul(&pw.w, NULL, pa, n, t);
+        for (size_t i = 0; i < nx; i++) t[i] += x[i];
+        rs_ref_rmsnorm(t, nw.bytes, 1e-5f, n, (int)dim, xin);
+        free(t);
+    } else {
+        memcpy(xin, x, nx * 4);
+    }
+    float *inv = make_inv_freq(n_rot);
+    rs_rope href = {neox != 0, n_rot, inv, 1.0f};
+    float *ref[3], *dy[3];
+    for (int i = 0; i < 3; i++) {
+        ref[i] = host_alloc((size_t)n * outs[i]);
+        rs_ref_matmul(&w[i].w, bias ? &b[i].w : NULL, xin, n, ref[i]);
+        dy[i] = dev((size_t)n * outs[i] * 4);
+        poison(dy[i], (size_t)n * outs[i] * 4);
+    }
+    rs_ref_rope(ref[0], pos, n, n_head, hd, &href);
+    rs_ref_rope(ref[1], pos, n, n_kv, hd, &href);
+    rs_kv_desc d = {2, n_ctx, n_kv, hd, kt};
+    rs_kv *kv = NULL;
+    rs_error e = {0};
+    if (O->kv_create(B, &d, &kv, &e)) die("kv_create", &e);
+    float *dinv = dev_copy(inv, sizeof(float) * (n_rot / 2 + 1));
+    rs_rope rope = {neox != 0, n_rot, dinv, 1.0f};
+    rs_attn at = {n_head, n_kv, hd, 1.0f};
+    float *dx = dev_copy(x, nx * 4), *dxn = dev(nx * 4), *dpa = dev_copy(pa, (size_t)n * 48 * 4);
+    int32_t *dpos = dev_copy(pos, sizeof(int32_t) * n);
+    set_fuse(fuse);
+    const float *in = dx;
+    if (pre_norm) {
+        O->matmul_residual(B, &pw.w, dpa, n, dx, &nw.w, 1e-5f, dxn);
+        in = dxn;
+    }
+    rs_matmul qkv[3];
+    for (int i = 0; i < 3; i++) qkv[i] = (rs_matmul){&w[i].w, bias ? &b[i].w : NULL, dy[i]};
+    O->matmul_rope_store(B, qkv, in, n, dpos, &rope, &at, kv, 1);
+    set_fuse(1);
+    char name[200];
+    snprintf(name, sizeof name, "matmul_rope_store %s/%s/%s h=%d/%d hd=%d rot=%d %s n=%d %s%s%s%s",
+             rs_dtype_name(types[0]), rs_dtype_name(types[1]), rs_dtype_name(types[2]), n_head,
+             n_kv, hd, n_rot, neox ? "neox" : "norm", n, kv_name(kt), bias ? " +bias" : "",
+             pre_norm ? " (pending norm in)" : "", fuse ? "" : " (unfused)");
+    double tol = fmax(tol_for(types[0], n), fmax(tol_for(types[1], n), tol_for(types[2], n)));
+    if (synced(name)) {
+        double err = 0;
+        for (int i = 0; i < 3; i++) {
+            float *g = host_alloc((size_t)n * outs[i]);
+            down(g, dy[i], (size_t)n * outs[i] * 4);
+            err = fmax(err, rel_err(g, ref[i], (size_t)n * outs[i]));
+            free(g);
+        }
+        report(name, err, tol);
+        float *ck = host_alloc((size_t)n_ctx * n_kv * hd),
+              *cv = host_alloc((size_t)n_ctx * n_kv * hd);
+        if (rs_cuda_kv_read(B, kv, 1, n_ctx, ck, cv, &e)) die("kv_read", &e);
+        double ec = 0;
+        for (int t = 0; t < n; t++) {
+            const size_t o = (size_t)pos[t] * n_kv * hd, s = (size_t)t * n_kv * hd;
+            ec = fmax(ec, rel_err(ck + o, ref[1] + s, (size_t)n_kv * hd));
+            ec = fmax(ec, rel_err(cv + o, ref[2] + s, (size_t)n_kv * hd));
+        }
+        report("  ... cache holds rotated k and v at pos", ec,
+               tol + (kt == RS_KV_F16    ? TOL_KV16
+                      : kt == RS_KV_Q8_0 ? TOL_KVQ8
+                                         : 0.0));
+        free(ck), free(cv);
+    }
+    for (int i = 0; i < 3; i++) {
+        O->release(B, dy[i]);
+        free(ref[i]);
+        free_weight(&w[i]), free_weight(&b[i]);
+    }
+    O->release(B, dx), O->release(B, dxn), O->release(B, dpa), O->release(B, dpos),
+        O->release(B, dinv);
+    O->kv_destroy(B, kv);
+    free(x), free(pa), free(xin), free(inv);
+    free_weight(&pw), free_weight(&nw);
+}
+
+/* ---- the cases ------------------------------------------------------------------------------ */
+
+static int big_cases(void) {
+    const char *e = getenv("RUSTY_CUDA_SMALL");
+    return !(e && *e == '1');
+}
+
+static void test_residual(void) {
+    static const rs_dtype types[] = {RS_DTYPE_F32,    RS_DTYPE_F16,  RS_DTYPE_BF16, RS_DTYPE_Q8_0,
+                                     RS_DTYPE_Q4_0,   RS_DTYPE_Q4_1, RS_DTYPE_Q5_0, RS_DTYPE_Q5_1,
+                                     RS_DTYPE_IQ4_NL, RS_DTYPE_Q4_K, RS_DTYPE_Q5_K, RS_DTYPE_Q6_K};
+    for (size_t i = 0; i < sizeof types / sizeof *types; i++) {
+        const int64_t n_in = rs_dtype_get(types[i])->block_size == 256 ? 512 : 352;
+        check_residual(types[i], n_in, 96, 1, 1, 1, 1);
+        check_residual(types[i], n_in, 160, 3, 1, 1, 1);
+    }
+    if (big_cases()) {
+        check_residual(RS_DTYPE_Q4_0, 4096, 4096, 1, 1, 1, 1);  /* Llama-2-7B o_proj */
+        check_residual(RS_DTYPE_Q4_0, 11008, 4096, 1, 1, 0, 1); /* down_proj, settled by a read */
+        check_residual(RS_DTYPE_F16, 4096, 4096, 1, 1, 1, 1);
+    }
+    check_residual(RS_DTYPE_Q4_K, 1024, 128, 4, 1, 0, 1);
+    check_residual(RS_DTYPE_Q4_0, 352, 96, 1, 0, 0, 1);  /* no norm: only the add */
+    check_residual(RS_DTYPE_Q4_0, 352, 100, 2, 1, 1, 1); /* 100 rows: composed path */
+    check_residual(RS_DTYPE_Q4_0, 352, 96, 1, 1, 1, 0);
+    check_residual(RS_DTYPE_Q6_K, 512, 96, 7, 1, 1, 1); /* GEMM */
+    check_residual(RS_DTYPE_F16, 352, 96, 9, 1, 0, 1);
+}
+
+static void test_swiglu(void) {
+    static const rs_dtype types[] = {RS_DTYPE_F32,  RS_DTYPE_F16,    RS_DTYPE_BF16, RS_DTYPE_Q8_0,
+                                     RS_DTYPE_Q4_0, RS_DTYPE_Q5_1,   RS_DTYPE_Q4_1, RS_DTYPE_Q5_0,
+                                     RS_DTYPE_Q4_K, RS_DTYPE_IQ4_NL, RS_DTYPE_Q5_K, RS_DTYPE_Q6_K};
+    for (size_t i = 0; i < sizeof types / sizeof *types; i++) {
+        const int64_t n_in = rs_dtype_get(types[i])->block_size == 256 ? 512 : 256;
+        check_swiglu(types[i], n_in, 192, 1, i % 2, 1);
+        check_swiglu(types[i], n_in, 64, 3, 1, 1);
+    }
+    if (big_cases()) check_swiglu(RS_DTYPE_Q4_0, 4096, 11008, 1, 1, 1); /* Llama-2-7B */
+    check_swiglu(RS_DTYPE_Q4_0, 256, 100, 1, 0, 1); /* n_ff % 32 != 0: composed */
+    check_swiglu(RS_DTYPE_Q4_K, 512, 192, 2, 1, 0);
+    check_swiglu(RS_DTYPE_Q8_0, 256, 192, 6, 1, 1); /* GEMM */
+}
+
+static void test_rope(void) {
+    const rs_dtype q40[3] = {RS_DTYPE_Q4_0, RS_DTYPE_Q4_0, RS_DTYPE_Q4_0};
+    const rs_dtype mixed[3] = {RS_DTYPE_Q4_K, RS_DTYPE_Q4_K, RS_DTYPE_Q6_K};
+    const rs_dtype f16[3] = {RS_DTYPE_F16, RS_DTYPE_F16, RS_DTYPE_F16};
+    const rs_dtype q80[3] = {RS_DTYPE_Q8_0, RS_DTYPE_IQ4_NL, RS_DTYPE_BF16};
+    const rs_dtype f32[3] = {RS_DTYPE_F32, RS_DTYPE_F32, RS_DTYPE_F32};
+    static const rs_kv_type kts[3] = {RS_KV_F16, RS_KV_F32, RS_KV_Q8_0};
+    for (int k = 0; k < 3; k++) {
+        check_rope_fused(q40, 8, 4, 64, 64, 0, 1, kts[k], 0, 1, 1);
+        check_rope_fused(mixed, 8, 2, 128, 128, 0, 3, kts[k], 1, 1, 1);
+        check_rope_fused(f16, 4, 4, 64, 32, 0, 1, kts[k], 0, 0, 1); /* partial rotation */
+    }
+    check_rope_fused(q80, 6, 2, 32, 32, 0, 4, RS_KV_Q8_0, 1, 1, 1);
+    check_rope_fused(f32, 4, 2, 16, 16, 0, 1, RS_KV_F16, 0, 1, 1);  /* heads of 16 */
+    check_rope_fused(f32, 4, 2, 16, 16, 0, 2, RS_KV_Q8_0, 0, 1, 1); /* Q8_0 rows of 16: composed */
+    check_rope_fused(q40, 8, 4, 64, 64, 1, 1, RS_KV_F16, 0, 1, 1);  /* neox: composed */
+    check_rope_fused(q40, 8, 4, 64, 64, 0, 1, RS_KV_Q8_0, 0, 1, 0);
+    check_rope_fused(q40, 8, 4, 64, 64, 0, 8, RS_KV_Q8_0, 1, 1, 1);                     /* GEMM */
+    if (big_cases()) check_rope_fused(q40, 32, 32, 128, 128, 0, 1, RS_KV_F16, 0, 1, 1); /* 7B qkv */
+}
+
+int main(void) {
+    rs_error e = {0};
+    if (rs_cuda_backend_create(&B, &e)) {
+        printf("SKIP: no CUDA device (%s)\n", e.msg);
+        return 77;
+    }
+    O = B->ops;
+    test_residual();
+    test_swiglu();
+    test_rope();
+    O->destroy(B);
+    printf("\n%d passed, %d failed\n", n_pass, n_fail);
+    return n_fail ? 1 : 0;
+}
