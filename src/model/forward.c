@@ -65,12 +65,14 @@ static void run_head(rs_session *s, int n, rs_logits_mode mode, bool normed) {
     ops->matmul(p->be, &head, 1, in, rows);
 }
 
-/* The GPU-only decode step, captured once as a graph and replayed afterwards. */
+/* The GPU-only decode step, captured once as a graph and replayed afterwards
+ * (with the embedding lookup when the GPU holds the table). */
 static rs_status run_captured_decode(rs_session *s, rs_place *p, rs_error *err) {
     rs_backend *be = p->be;
     if (s->graph_ready && be->ops->graph_launch(be, 1)) return RS_OK;
     rs_status st = be->ops->graph_begin(be, 1, err);
     if (st) return st;
+    if (p->tok_embd.backend) be->ops->embed(be, &p->tok_embd, p->a.ids, 1, p->a.x);
     bool normed = false;
     run_layers(s, p, 1, &normed);
     run_head(s, 1, RS_LOGITS_LAST, normed);
@@ -88,14 +90,23 @@ rs_status rs_forward(rs_session *s, const int32_t *ids, int n, rs_logits_mode mo
     int32_t *pos = s->pos_host;
     for (int i = 0; i < n; i++) pos[i] = s->n_past + i;
 
-    /* Token ids are host data; the embedding table stays in the mapping. */
-    cpu->be->ops->embed(cpu->be, &s->m->tok_embd, ids, n, cpu->a.x);
+    /* The place running layer 0 embeds the tokens when it holds the table (a
+     * device then receives ids, not activations); otherwise the CPU does it
+     * from the mapping. */
+    rs_place *first = NULL;
+    for (int k = 0; k < s->n_place && !first; k++)
+        if (s->place[k].n_layers > 0) first = &s->place[k];
+    const bool dev_embed = first && first->tok_embd.backend;
     for (int k = 0; k < s->n_place; k++) {
         rs_place *p = &s->place[k];
         if (p->n_layers == 0) continue;
         if ((st = p->be->ops->upload(p->be, p->a.pos, pos, (size_t)n * sizeof *pos, err)))
             return st;
     }
+    if (dev_embed &&
+        (st = first->be->ops->upload(first->be, first->a.ids, ids, (size_t)n * sizeof *ids, err)))
+        return st;
+    if (!dev_embed) cpu->be->ops->embed(cpu->be, &s->m->tok_embd, ids, n, cpu->a.x);
 
     rs_place *cur = cpu;
     bool normed = false;
@@ -104,10 +115,14 @@ rs_status rs_forward(rs_session *s, const int32_t *ids, int n, rs_logits_mode mo
                    gpu->be->ops->graph_begin;
     size_t stream_bytes = (size_t)n * hp->n_embd * sizeof(float);
     if (capture) {
-        if ((st = move_stream(cpu, gpu, stream_bytes, err)) ||
+        if ((!dev_embed && (st = move_stream(cpu, gpu, stream_bytes, err))) ||
             (st = run_captured_decode(s, gpu, err)))
             return st;
     } else {
+        if (dev_embed) {
+            first->be->ops->embed(first->be, &first->tok_embd, first->a.ids, n, first->a.x);
+            cur = first;
+        }
         for (int k = 0; k < s->n_place; k++) {
             rs_place *p = &s->place[k];
             if (p->n_layers == 0) continue;

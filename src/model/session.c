@@ -62,6 +62,7 @@ static rs_status alloc_acts(rs_session *s, rs_place *p, bool full, bool head, rs
         {(void **)&p->a.u, full ? B * F * 4 : 0},
         {(void **)&p->a.logits, head ? B * V * 4 : 0},
         {(void **)&p->a.pos, B * 4},
+        {(void **)&p->a.ids, B * 4},
         {(void **)&p->a.inv_freq, (size_t)hp->n_rot / 2 * 4},
     };
     size_t n = sizeof table / sizeof *table, total = 0;
@@ -110,6 +111,12 @@ static rs_status init_place(rs_session *s, rs_place *p, rs_error *err) {
         if ((st = load_weight(p->be, &s->output_norm, err)) ||
             (st = load_weight(p->be, &s->output, err)))
             return st;
+    }
+    if (!p->be->is_host && p->first_layer == 0 && p->n_layers > 0) {
+        p->tok_embd = s->m->tok_embd;
+        rs_error e2 = {0};
+        if (load_weight(p->be, &p->tok_embd, &e2) != RS_OK)
+            p->tok_embd = (rs_weight){0}; /* a type it cannot read: the CPU embeds */
     }
     if ((st = alloc_acts(s, p, p->n_layers > 0 || head, head, err))) return st;
     if (p->n_layers > 0) {
@@ -220,6 +227,7 @@ void rs_session_free(rs_session *s) {
             if (s->output_norm.backend) p->be->ops->weight_unload(p->be, &s->output_norm);
             if (s->output.backend) p->be->ops->weight_unload(p->be, &s->output);
         }
+        if (p->tok_embd.backend) p->be->ops->weight_unload(p->be, &p->tok_embd);
         p->be->ops->destroy(p->be);
     }
     free(s->lw);

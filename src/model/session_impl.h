@@ -18,6 +18,7 @@ typedef struct rs_acts {
     float *u;        /* [n][n_ff] up */
     float *logits;   /* [n_batch][n_vocab] on the output backend only */
     int32_t *pos;    /* [n_batch] */
+    int32_t *ids;    /* [n_batch] token ids, where the place embeds them */
     float *inv_freq; /* [n_rot / 2] rope frequencies */
 } rs_acts;
 
@@ -30,6 +31,10 @@ typedef struct rs_place {
     rs_acts a;
     void *a_base; /* the one allocation the buffers of `a` live in */
     rs_rope rope;
+    /* a device place running layer 0 keeps its own copy of the token
+     * embeddings (loaded when its backend supports the type): the lookup
+     * then runs there and only token ids cross the bus */
+    rs_weight tok_embd;
 } rs_place;
 
 enum { RS_PLACE_CPU = 0, RS_PLACE_GPU = 1, RS_MAX_PLACES = 2 };

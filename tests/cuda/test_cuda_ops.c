@@ -442,9 +442,12 @@ static float *make_inv_freq(int n_rot) {
     return f;
 }
 
-static void check_rope(int n_head, int n_kv, int hd, int n_rot, int neox, rs_kv_type kt, float af) {
-    const int n = 4, n_ctx = 2048;
-    int32_t pos[4] = {0, 5, 1000, 2047};
+/* n <= 4 takes the decode kernel, more the per-token prompt kernel (Q8_0: the decode one) */
+static void check_rope(int n_head, int n_kv, int hd, int n_rot, int neox, rs_kv_type kt, float af,
+                       int n) {
+    const int n_ctx = 2048;
+    int32_t pos[64] = {0, 5, 1000, 2047};
+    for (int t = 4; t < n; t++) pos[t] = (t * 97) % n_ctx; /* distinct for n <= 64 */
     rs_kv_desc d = {2, n_ctx, n_kv, hd, kt};
     rs_kv *kv = NULL;
     rs_error e = {0};
@@ -460,8 +463,8 @@ static void check_rope(int n_head, int n_kv, int hd, int n_rot, int neox, rs_kv_
     rs_ref_rope(q, pos, n, n_head, hd, &href);
     rs_ref_rope(k, pos, n, n_kv, hd, &href);
     char name[96];
-    snprintf(name, sizeof name, "rope_store %s h=%d/%d hd=%d rot=%d af=%.1f %s",
-             neox ? "neox" : "norm", n_head, n_kv, hd, n_rot, af, kv_name(kt));
+    snprintf(name, sizeof name, "rope_store %s h=%d/%d hd=%d rot=%d af=%.1f %s n=%d",
+             neox ? "neox" : "norm", n_head, n_kv, hd, n_rot, af, kv_name(kt), n);
     if (synced(name)) {
         float *gq = malloc(nq * 4), *gk = malloc(nk * 4);
         down(gq, dq, nq * 4);
@@ -540,14 +543,17 @@ static void check_rope_table(void) {
 
 static void test_rope(void) {
     check_rope_table();
-    check_rope(8, 4, 64, 64, 0, RS_KV_F16, 1.0f);
-    check_rope(8, 4, 64, 32, 1, RS_KV_F16, 1.0f);
-    check_rope(6, 2, 16, 16, 1, RS_KV_F32, 0.7f);
-    check_rope(4, 4, 128, 128, 0, RS_KV_F32, 1.0f);
-    check_rope(32, 8, 128, 128, 1, RS_KV_F16, 1.0f);
-    check_rope(8, 4, 64, 64, 0, RS_KV_Q8_0, 1.0f);
-    check_rope(6, 2, 16, 16, 1, RS_KV_Q8_0, 0.7f); /* a row shorter than one block */
-    check_rope(4, 2, 80, 80, 0, RS_KV_Q8_0, 1.0f); /* 32 + 32 + 16 */
+    for (int n = 4; n <= 37; n += 33) {
+        check_rope(8, 4, 64, 64, 0, RS_KV_F16, 1.0f, n);
+        check_rope(8, 4, 64, 32, 1, RS_KV_F16, 1.0f, n);
+        check_rope(6, 2, 16, 16, 1, RS_KV_F32, 0.7f, n);
+        check_rope(4, 4, 128, 128, 0, RS_KV_F32, 1.0f, n);
+        check_rope(32, 8, 128, 128, 1, RS_KV_F16, 1.0f, n);
+        check_rope(8, 4, 64, 64, 0, RS_KV_Q8_0, 1.0f, n);
+        check_rope(6, 2, 16, 16, 1, RS_KV_Q8_0, 0.7f, n); /* a row shorter than one block */
+        check_rope(4, 2, 80, 80, 0, RS_KV_Q8_0, 1.0f, n); /* 32 + 32 + 16 */
+        check_rope(4, 2, 80, 48, 0, RS_KV_F16, 1.0f, n);  /* partial rotation */
+    }
 }
 
 /* ---- attention

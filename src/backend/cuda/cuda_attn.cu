@@ -48,16 +48,6 @@ __device__ __forceinline__ int dec_chunk(const dec_args &a, int p_end) {
     return min(max(c, a.c_min), a.c_max);
 }
 
-__device__ __forceinline__ void load8(const __half *p, float *f) {
-    const uint4 v = *(const uint4 *)p;
-    const uint32_t w[4] = {v.x, v.y, v.z, v.w};
-#pragma unroll
-    for (int i = 0; i < 4; i++) {
-        const float2 t = __half22float2(*(const __half2 *)&w[i]);
-        f[2 * i] = t.x;
-        f[2 * i + 1] = t.y;
-    }
-}
 __device__ __forceinline__ void load8(const float *p, float *f) {
     const float4 a = *(const float4 *)p, b = *(const float4 *)(p + 4);
     f[0] = a.x, f[1] = a.y, f[2] = a.z, f[3] = a.w, f[4] = b.x, f[5] = b.y, f[6] = b.z, f[7] = b.w;
@@ -102,9 +92,60 @@ __device__ void dec_store(const dec_args &a, const float *vals, int gn, int t, i
     }
 }
 
+/* Eight cached values of one position as loaded (raw, so a load in flight
+ * holds few registers), converted at use. */
+template <typename KV> struct kv8;
+template <> struct kv8<__half> {
+    uint4 v;
+    __device__ __forceinline__ void load(const __half *p, const __half *) { v = *(const uint4 *)p; }
+    __device__ __forceinline__ void get(float *f) const {
+        const uint32_t w[4] = {v.x, v.y, v.z, v.w};
+#pragma unroll
+        for (int i = 0; i < 4; i++) {
+            const float2 t = __half22float2(*(const __half2 *)&w[i]);
+            f[2 * i] = t.x;
+            f[2 * i + 1] = t.y;
+        }
+    }
+};
+template <> struct kv8<float> {
+    float4 a, b;
+    __device__ __forceinline__ void load(const float *p, const __half *) {
+        a = *(const float4 *)p;
+        b = *(const float4 *)(p + 4);
+    }
+    __device__ __forceinline__ void get(float *f) const {
+        f[0] = a.x, f[1] = a.y, f[2] = a.z, f[3] = a.w, f[4] = b.x, f[5] = b.y, f[6] = b.z,
+        f[7] = b.w;
+    }
+};
+template <> struct kv8<int8_t> {
+    uint2 v;
+    __half s;
+    __device__ __forceinline__ void load(const int8_t *p, const __half *sc) {
+        v = *(const uint2 *)p;
+        s = *sc;
+    }
+    __device__ __forceinline__ void get(float *f) const {
+        const float d = __half2float(s);
+#pragma unroll
+        for (int i = 0; i < 4; i++) {
+            f[i] = d * (float)(int8_t)(v.x >> (8 * i));
+            f[4 + i] = d * (float)(int8_t)(v.y >> (8 * i));
+        }
+    }
+};
+
+/* Before waiting for the previous kernel, a block reads the position and
+ * issues its first pass of K loads (and of V, for GB <= 2 where the registers
+ * allow): cached positions before the newest are final, and positions are
+ * written only by uploads, which precede the step. The newest position (just
+ * stored by rope_store) is reloaded after the wait. */
 template <typename KV, int LP, int GB>
 __global__ void __launch_bounds__(128) attn_dec_kernel(const __grid_constant__ dec_args a) {
-    constexpr int NT = 128, P = NT / LP, U = GB >= 8 ? 2 : 4, HD = LP * 8;
+    constexpr bool Q8 = std::is_same<KV, int8_t>::value, PFV = GB <= 2;
+    /* positions in flight per lane: twice as many for the 8-byte Q8_0 rows */
+    constexpr int NT = 128, P = NT / LP, U = (GB >= 8 ? 2 : 4) * (Q8 ? 2 : 1), HD = LP * 8;
     extern __shared__ float smem[];
     float *sc = smem;               /* [GB][c_max] scores, then weights */
     float *red = sc + GB * a.c_max; /* [4][GB][HD] per-warp outputs */
@@ -112,12 +153,35 @@ __global__ void __launch_bounds__(128) attn_dec_kernel(const __grid_constant__ d
     __shared__ float s_m[GB], s_l[GB];
     __shared__ int s_last;
     cw_griddep_launch();
-    cw_griddep_wait();
     const int split = blockIdx.x, kvh = blockIdx.y / a.slices, slice = blockIdx.y % a.slices,
               t = blockIdx.z;
     const int g0 = slice * GB, gn = min(GB, a.G - g0), h0 = kvh * a.G + g0;
     const int tid = threadIdx.x, lane = tid & 31, warp = tid >> 5, li = tid % LP, po = tid / LP;
-    /* q first: its address does not depend on pos, so both loads fly together */
+    const int p_end = max(1, min(a.pos[t] + 1, a.n_ctx)), C = dec_chunk(a, p_end),
+              start = split * C, newest = p_end - 1;
+    if (start >= p_end) return;
+    const int end = min(start + C, p_end), len = end - start, n_active = (p_end + C - 1) / C;
+    const KV *kb = (const KV *)a.k + (size_t)kvh * a.n_ctx * HD + li * 8;
+    const KV *vb = (const KV *)a.v + (size_t)kvh * a.n_ctx * HD + li * 8;
+    /* Q8_0: the scale of this lane's 8 dims, position 0 */
+    const __half *ksb = Q8 ? a.ks + (size_t)kvh * a.n_ctx * a.nsb + li * 8 / 32 : NULL;
+    const __half *vsb = Q8 ? a.vs + (size_t)kvh * a.n_ctx * a.nsb + li * 8 / 32 : NULL;
+    kv8<KV> kr[U] = {}, vr[PFV ? U : 1] = {};
+#pragma unroll
+    for (int u = 0; u < U; u++) {
+        const int p = start + po + u * P;
+        if (p >= end) continue;
+        kr[u].load(kb + (size_t)p * HD, ksb + (size_t)p * a.nsb);
+        if (PFV) vr[u].load(vb + (size_t)p * HD, vsb + (size_t)p * a.nsb);
+    }
+    cw_griddep_wait();
+#pragma unroll
+    for (int u = 0; u < U; u++) {
+        const int p = start + po + u * P;
+        if (p != newest) continue;
+        kr[u].load(kb + (size_t)p * HD, ksb + (size_t)p * a.nsb);
+        if (PFV) vr[u].load(vb + (size_t)p * HD, vsb + (size_t)p * a.nsb);
+    }
     float qr[GB][8];
 #pragma unroll
     for (int g = 0; g < GB; g++) {
@@ -128,43 +192,32 @@ __global__ void __launch_bounds__(128) attn_dec_kernel(const __grid_constant__ d
             for (int e = 0; e < 8; e++) qr[g][e] = 0.0f;
         }
     }
-    const int p_end = max(1, min(a.pos[t] + 1, a.n_ctx)), C = dec_chunk(a, p_end),
-              start = split * C;
-    if (start >= p_end) return;
-    const int end = min(start + C, p_end), len = end - start, n_active = (p_end + C - 1) / C;
-    constexpr bool Q8 = std::is_same<KV, int8_t>::value;
-    const KV *kb = (const KV *)a.k + (size_t)kvh * a.n_ctx * HD + li * 8;
-    const KV *vb = (const KV *)a.v + (size_t)kvh * a.n_ctx * HD + li * 8;
-    /* Q8_0: the scale of this lane's 8 dims, position 0 */
-    const __half *ksb = Q8 ? a.ks + (size_t)kvh * a.n_ctx * a.nsb + li * 8 / 32 : NULL;
-    const __half *vsb = Q8 ? a.vs + (size_t)kvh * a.n_ctx * a.nsb + li * 8 / 32 : NULL;
 #pragma unroll
     for (int g = 0; g < GB; g++)
 #pragma unroll
         for (int e = 0; e < 8; e++) qr[g][e] *= a.scale;
     /* scores: LP lanes per position, 8 dims each; U positions in flight */
     for (int base = start; base < end; base += P * U) {
-        float kr[U][8];
+        if (base != start) {
 #pragma unroll
-        for (int u = 0; u < U; u++) {
-            const int p = base + po + u * P;
-            if (p < end) {
-                if constexpr (Q8)
-                    load8q(kb + (size_t)p * HD, ksb + (size_t)p * a.nsb, kr[u]);
+            for (int u = 0; u < U; u++) {
+                const int p = base + po + u * P;
+                if (p < end)
+                    kr[u].load(kb + (size_t)p * HD, ksb + (size_t)p * a.nsb);
                 else
-                    load8(kb + (size_t)p * HD, kr[u]);
-            } else
-#pragma unroll
-                for (int e = 0; e < 8; e++) kr[u][e] = 0.0f;
+                    kr[u] = kv8<KV>{};
+            }
         }
 #pragma unroll
         for (int u = 0; u < U; u++) {
             const int p = base + po + u * P;
+            float kf[8];
+            kr[u].get(kf);
 #pragma unroll
             for (int g = 0; g < GB; g++) {
                 float d = 0.0f;
 #pragma unroll
-                for (int e = 0; e < 8; e++) d += qr[g][e] * kr[u][e];
+                for (int e = 0; e < 8; e++) d += qr[g][e] * kf[e];
 #pragma unroll
                 for (int o = LP / 2; o > 0; o >>= 1) d += __shfl_xor_sync(0xffffffffu, d, o);
                 if (li == 0 && p < end) sc[g * C + p - start] = d;
@@ -196,26 +249,27 @@ __global__ void __launch_bounds__(128) attn_dec_kernel(const __grid_constant__ d
 #pragma unroll
         for (int e = 0; e < 8; e++) acc[g][e] = 0.0f;
     for (int base = start; base < end; base += P * U) {
-        float vr[U][8];
+        kv8<KV> vl[U];
 #pragma unroll
         for (int u = 0; u < U; u++) {
             const int p = base + po + u * P;
-            if (p < end) {
-                if constexpr (Q8)
-                    load8q(vb + (size_t)p * HD, vsb + (size_t)p * a.nsb, vr[u]);
-                else
-                    load8(vb + (size_t)p * HD, vr[u]);
-            }
+            if (p >= end) continue;
+            if (PFV && base == start)
+                vl[u] = vr[PFV ? u : 0];
+            else
+                vl[u].load(vb + (size_t)p * HD, vsb + (size_t)p * a.nsb);
         }
 #pragma unroll
         for (int u = 0; u < U; u++) {
             const int p = base + po + u * P;
             if (p >= end) continue;
+            float vf[8];
+            vl[u].get(vf);
 #pragma unroll
             for (int g = 0; g < GB; g++) {
                 const float w = sc[g * C + p - start];
 #pragma unroll
-                for (int e = 0; e < 8; e++) acc[g][e] += w * vr[u][e];
+                for (int e = 0; e < 8; e++) acc[g][e] += w * vf[e];
             }
         }
     }

@@ -524,7 +524,7 @@ static void matmul_run(cuda_backend *c, const rs_matmul *mm, int count, const fl
         cw_matvec(c, mm, count, x, n);
     } else {
         cw_settle(c);
-        cw_gemm(c, mm, count, x, n);
+        cw_gemm(c, mm, count, x, n, false);
     }
     if (!c->tune.reuse_q8) c->q8_src = NULL;
 }
@@ -604,6 +604,14 @@ static void cu_matmul_residual(rs_backend *b, const rs_weight *w, const float *a
         return;
     }
     if (cw_fz_residual(c, w, a, n, x, wn, eps, out)) return;
+    if (n > c->tune.mv_max_tokens && a != x) { /* cuBLAS adds into x (beta = 1) */
+        cw_settle(c);
+        const rs_matmul mm = {w, NULL, x};
+        cw_gemm(c, &mm, 1, a, n, true);
+        c->q8_src = NULL;
+        if (wn) cw_rmsnorm(c, x, NULL, wn, eps, n, (int)L->n_out, out);
+        return;
+    }
     const int64_t elems = (int64_t)n * L->n_out;
     float *tmp = (float *)cw_scratch(c, CW_SCR_TMP, (size_t)elems * sizeof(float));
     if (!tmp) return;
@@ -837,7 +845,7 @@ extern "C" rs_status rs_cuda_backend_create(rs_backend **out, rs_error *err) {
     c->base.is_host = false;
     c->n_sm = prop.multiProcessorCount;
     c->smem_optin = prop.sharedMemPerBlockOptin;
-    c->tune = rs_cuda_tuning{1, 1, CW_MV_MAX_TOK, 0, CW_MV_MAX_TOK, 0, 0, 0, 1, 1};
+    c->tune = rs_cuda_tuning{1, 1, CW_MV_MAX_TOK, 0, CW_MV_MAX_TOK, 0, 0, 0, 1, 1, 0};
     rs_status st = RS_OK;
     if ((e = cudaStreamCreateWithFlags(&c->stream, cudaStreamNonBlocking)) != cudaSuccess ||
         (e = cudaEventCreateWithFlags(&c->pinned_done[0], cudaEventDisableTiming)) != cudaSuccess ||

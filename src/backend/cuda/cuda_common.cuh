@@ -228,7 +228,8 @@ bool cw_fz_swiglu(cuda_backend *c, const rs_weight *gate, const rs_weight *up, c
 bool cw_fz_rope(cuda_backend *c, const rs_matmul *qkv, const float *x, int n, const int32_t *pos,
                 const rs_rope *rope, const rs_attn *at, rs_kv *kv, int layer);
 /* cuda_gemm.cu */
-void cw_gemm(cuda_backend *c, const rs_matmul *mm, int count, const float *x, int n);
+/* y = x W^T (+ bias), or y += x W^T with acc */
+void cw_gemm(cuda_backend *c, const rs_matmul *mm, int count, const float *x, int n, bool acc);
 void cw_embed(cuda_backend *c, const cw_layout *L, const int32_t *ids, int n, float *out);
 void cw_dequant_rows(cuda_backend *c, const cw_layout *L, int64_t row0, int64_t rows, __half *out);
 rs_status cw_gemm_init(cuda_backend *c, rs_error *err);

@@ -249,9 +249,9 @@ __global__ void set_ptrs_kernel(const void **dst, const ptr_pack pk) {
  * a slab of rows at a time. Several products go as one batched call, which
  * fills the GPU better than a 512-token GEMM alone does. */
 bool gemm_group(cuda_backend *c, const rs_matmul *mm, const int *members, int nm, const float *x,
-                char *xbuf, size_t half_bytes, int n, int k) {
+                char *xbuf, size_t half_bytes, int n, int k, bool acc) {
     cublasHandle_t h = (cublasHandle_t)c->cublas;
-    const float one = 1.0f, zero = 0.0f;
+    const float one = 1.0f, zero = acc ? 1.0f : 0.0f; /* beta: y += or y = */
     const cw_layout *L = (const cw_layout *)mm[members[0]].w->extra;
     const int m = (int)L->n_out;
     if (L->type == RS_DTYPE_F32)
@@ -408,7 +408,7 @@ void cw_gemm_free(cuda_backend *c) {
     c->cublas = NULL;
 }
 
-void cw_gemm(cuda_backend *c, const rs_matmul *mm, int count, const float *x, int n) {
+void cw_gemm(cuda_backend *c, const rs_matmul *mm, int count, const float *x, int n, bool acc) {
     const int64_t n_in = mm[0].w->n_in, elems = (int64_t)n * n_in;
     bool need_h = false, need_b = false;
     for (int i = 0; i < count; i++) {
@@ -439,7 +439,7 @@ void cw_gemm(cuda_backend *c, const rs_matmul *mm, int count, const float *x, in
             done |= 1ull << j;
         }
         if (nm == 0) members[nm++] = i; /* beyond the tracked 64: alone */
-        if (!gemm_group(c, mm, members, nm, x, xbuf, half_bytes, n, k)) return;
+        if (!gemm_group(c, mm, members, nm, x, xbuf, half_bytes, n, k, acc)) return;
         for (int m = 0; m < nm; m++) {
             const rs_matmul &p = mm[members[m]];
             if (p.bias)

@@ -201,6 +201,62 @@ __global__ void rope_store_kernel(float *q, float *k, const float *v, const int3
     }
 }
 
+/* Prompts (F32/F16 cache): block = token, all its heads; the (cos, sin) of
+ * each pair computed once per token into shared memory (or read from tab,
+ * tab_mode as above). Pair i of the token is head i / half, pair i % half,
+ * so consecutive threads touch consecutive values. */
+template <typename KV>
+__global__ void __launch_bounds__(256)
+    rope_tok_kernel(float *q, float *k, const float *v, const int32_t *pos, const rs_rope rope,
+                    int n_head, int n_head_kv, int hd, KV *kc, KV *vc, int n_ctx, float2 *tab,
+                    int tab_mode) {
+    extern __shared__ float2 cs[]; /* [half] (cos, sin) */
+    cw_griddep_launch();
+    cw_griddep_wait();
+    const int t = blockIdx.x, p = pos[t], half = rope.n_rot / 2;
+    for (int j = threadIdx.x; j < half; j += blockDim.x) {
+        float2 e;
+        if (tab_mode == 2) {
+            e = tab[(size_t)t * half + j];
+        } else {
+            double s, co;
+            sincos((double)p * (double)rope.inv_freq[j], &s, &co);
+            e = make_float2((float)(co * rope.attn_factor), (float)(s * rope.attn_factor));
+            if (tab_mode == 1) tab[(size_t)t * half + j] = e;
+        }
+        cs[j] = e;
+    }
+    __syncthreads();
+    const bool store = p >= 0 && p < n_ctx;
+    const int pairs = (n_head + n_head_kv) * half;
+#pragma unroll 4
+    for (int i = threadIdx.x; i < pairs; i += blockDim.x) {
+        const int h = i / half, j = i % half;
+        const bool is_k = h >= n_head;
+        float *base = is_k ? k + ((size_t)t * n_head_kv + h - n_head) * hd
+                           : q + ((size_t)t * n_head + h) * hd;
+        const int ia = rope.neox ? j : 2 * j, ib = rope.neox ? j + half : 2 * j + 1;
+        const float x0 = base[ia], x1 = base[ib], c = cs[j].x, sn = cs[j].y;
+        const float r0 = x0 * c - x1 * sn, r1 = x0 * sn + x1 * c;
+        base[ia] = r0;
+        base[ib] = r1;
+        if (is_k && store) {
+            const size_t dst = ((size_t)(h - n_head) * n_ctx + p) * hd;
+            kc[dst + ia] = to_kv<KV>(r0);
+            kc[dst + ib] = to_kv<KV>(r1);
+        }
+    }
+    if (!store) return;
+    /* v, and the dims of k past the rotated ones */
+    const float *kt = k + (size_t)t * n_head_kv * hd, *vt = v + (size_t)t * n_head_kv * hd;
+    for (int i = threadIdx.x; i < n_head_kv * hd; i += blockDim.x) {
+        const int hk = i / hd, d = i % hd;
+        const size_t dst = ((size_t)hk * n_ctx + p) * hd + d;
+        vc[dst] = to_kv<KV>(vt[i]);
+        if (d >= rope.n_rot) kc[dst] = to_kv<KV>(kt[i]);
+    }
+}
+
 __device__ __forceinline__ float silu_mul(float g, float u) {
     return g / (1.0f + expf(-g)) * u;
 }
@@ -449,6 +505,20 @@ void cw_rope_store(cuda_backend *c, float *q, float *k, const float *v, const in
     const size_t layer_sc = (size_t)kv->d.n_head_kv * kv->d.n_ctx * kv->nsb;
     __half *ksc = kv->ks ? kv->ks + layer * layer_sc : NULL,
            *vsc = kv->vs ? kv->vs + layer * layer_sc : NULL;
+    if (n > CW_MV_MAX_TOK && kv->d.type != RS_KV_Q8_0) { /* prompts: a block per token */
+        const size_t smem = (size_t)(rope->n_rot / 2 + 1) * sizeof(float2);
+        if (kv->d.type == RS_KV_F16)
+            cw_launch(c, false, rope_tok_kernel<__half>, dim3(n), dim3(256), smem, q, k, v, pos,
+                      *rope, at->n_head, at->n_head_kv, at->head_dim,
+                      (__half *)kv->k + layer * layer_elems, (__half *)kv->v + layer * layer_elems,
+                      kv->d.n_ctx, tab, mode);
+        else
+            cw_launch(c, false, rope_tok_kernel<float>, dim3(n), dim3(256), smem, q, k, v, pos,
+                      *rope, at->n_head, at->n_head_kv, at->head_dim,
+                      (float *)kv->k + layer * layer_elems, (float *)kv->v + layer * layer_elems,
+                      kv->d.n_ctx, tab, mode);
+        return;
+    }
     if (kv->d.type == RS_KV_F16)
         cw_launch(c, true, rope_store_kernel<__half>, grid, block, 0, q, k, v, pos, *rope,
                   at->n_head, at->n_head_kv, at->head_dim, (__half *)kv->k + layer * layer_elems,
