@@ -509,14 +509,12 @@ static void bench_model(rs_dtype t, rs_kv_type kvt) {
     float *hx = (float *)malloc(DIM * 4);
     for (int i = 0; i < DIM; i++) hx[i] = 0.01f * (float)((i * 7919) % 201 - 100);
     rs_error e = {};
-    /* (pdl, fused decode ops, L2 prefetch of matvec rows) */
-    const int variants[4][3] = {{1, 1, 1}, {1, 1, 0}, {1, 0, 0}, {0, 1, 1}};
+    const int variants[3][2] = {{1, 1}, {1, 0}, {0, 1}}; /* (pdl, fused decode ops) */
     for (auto &vr : variants) {
-        const int pdl = vr[0], fuse = vr[1], l2pf = vr[2];
+        const int pdl = vr[0], fuse = vr[1];
         rs_cuda_tuning tu = tuning();
         tu.pdl = pdl;
         tu.fuse = fuse;
-        tu.l2pf = l2pf;
         rs_cuda_set_tuning(B, &tu);
         const int key = 20;
         set_pos(m, 100, 1);
@@ -528,12 +526,12 @@ static void bench_model(rs_dtype t, rs_kv_type kvt) {
             const double ms = time_ms([&] { O->graph_launch(B, key); }, 10);
             const double bytes = m.weight_bytes + kv_pos * ctx;
             const double ideal = copy_gbps * 1e9 / bytes;
-            printf("  decode graph (GPU time) pdl=%d fuse=%d l2pf=%d ctx=%d: %.3f ms/token = %.1f "
+            printf("  decode graph (GPU time) pdl=%d fuse=%d ctx=%d: %.3f ms/token = %.1f "
                    "tok/s; bytes/token %.2f GB; %.0f GB/s = %.0f%% of copy (roofline %.0f tok/s)\n",
-                   pdl, fuse, l2pf, ctx, ms, 1e3 / ms, bytes / 1e9, bytes / (ms * 1e-3) / 1e9,
+                   pdl, fuse, ctx, ms, 1e3 / ms, bytes / 1e9, bytes / (ms * 1e-3) / 1e9,
                    100 * bytes / (ms * 1e-3) / 1e9 / copy_gbps, ideal);
         }
-        if (pdl && fuse && l2pf) { /* the per-token loop: upload pos and x, replay, fetch logits */
+        if (pdl && fuse) { /* the per-token loop: upload pos and x, replay, fetch logits */
             const int toks = 64;
             const double t0 = now_s();
             for (int i = 0; i < toks; i++) {
@@ -551,9 +549,8 @@ static void bench_model(rs_dtype t, rs_kv_type kvt) {
         }
         if (pdl && fuse) { /* in-graph cost of each op category: graphs of only that category */
             set_pos(m, 100, 1);
-            printf("  in-graph time per category (fuse=%d l2pf=%d, 32 layers, ctx 101, category "
-                   "alone):",
-                   fuse, l2pf);
+            printf("  in-graph time per category (fuse=%d, 32 layers, ctx 101, category alone):",
+                   fuse);
             for (int cat = 0; cat < C_N; cat++) {
                 only_cat = cat;
                 const double cms = time_graph(

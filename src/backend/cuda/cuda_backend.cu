@@ -119,7 +119,7 @@ static void cu_release(rs_backend *b, void *p) {
 static rs_status cu_upload(rs_backend *b, void *dst, const void *src, size_t n, rs_error *err) {
     cuda_backend *c = cw(b);
     cw_settle(c);
-    c->q8_src = NULL;
+    cw_untag(c);
     c->rope_tab.pos = NULL; /* the upload may overwrite positions */
     if (!n) return RS_OK;
     /* pageable source: the call returns once src has been staged, so the
@@ -469,7 +469,7 @@ static rs_status cu_kv_create(rs_backend *b, const rs_kv_desc *d, rs_kv **out, r
 static void cu_embed(rs_backend *b, const rs_weight *table, const int32_t *ids, int n, float *out) {
     cuda_backend *c = cw(b);
     cw_settle(c);
-    c->q8_src = NULL;
+    cw_untag(c);
     const cw_layout *L = cw_weight_layout(c, table);
     if (L && n > 0) cw_embed(c, L, ids, n, out);
 }
@@ -489,7 +489,7 @@ static void cu_rmsnorm(rs_backend *b, const float *x, const rs_weight *w, float 
                        float *out) {
     cuda_backend *c = cw(b);
     cw_settle(c);
-    c->q8_src = NULL;
+    cw_untag(c);
     const float *wv = vector_of(c, w, w->n_in);
     if (wv && n > 0) cw_rmsnorm(c, (float *)x, NULL, wv, eps, n, (int)w->n_in, out);
 }
@@ -498,7 +498,7 @@ static void cu_add_rmsnorm(rs_backend *b, float *x, const float *y, const rs_wei
                            int n, float *out) {
     cuda_backend *c = cw(b);
     cw_settle(c);
-    c->q8_src = NULL;
+    cw_untag(c);
     const float *wv = vector_of(c, w, w->n_in);
     if (wv && n > 0) cw_rmsnorm(c, x, y, wv, eps, n, (int)w->n_in, out);
 }
@@ -527,13 +527,14 @@ static void matmul_run(cuda_backend *c, const rs_matmul *mm, int count, const fl
         cw_gemm(c, mm, count, x, n, false);
     }
     if (!c->tune.reuse_q8) c->q8_src = NULL;
+    c->h16_src = NULL;
 }
 
 static void cu_matmul(rs_backend *b, const rs_matmul *mm, int count, const float *x, int n) {
     cuda_backend *c = cw(b);
     if (count <= 0 || n <= 0) {
         cw_settle(c);
-        c->q8_src = NULL;
+        cw_untag(c);
         return;
     }
     if (matmul_ok(c, mm, count)) matmul_run(c, mm, count, x, n);
@@ -554,7 +555,7 @@ static void cu_rope_store(rs_backend *b, float *q, float *k, const float *v, con
                           int n, const rs_rope *rope, const rs_attn *at, rs_kv *kv, int layer) {
     cuda_backend *c = cw(b);
     cw_settle(c);
-    c->q8_src = NULL;
+    cw_untag(c);
     if (n <= 0) return;
     if (rope_ok(c, rope, at, kv, layer)) cw_rope_store(c, q, k, v, pos, n, rope, at, kv, layer);
 }
@@ -563,7 +564,7 @@ static void cu_attention(rs_backend *b, const float *q, rs_kv *kv, int layer, co
                          int n, const rs_attn *at, float *out) {
     cuda_backend *c = cw(b);
     cw_settle(c);
-    c->q8_src = NULL;
+    cw_untag(c);
     if (n <= 0) return;
     if (layer < 0 || layer >= kv->d.n_layer || at->head_dim != kv->d.head_dim ||
         at->n_head_kv != kv->d.n_head_kv || at->n_head_kv <= 0 || at->n_head % at->n_head_kv) {
@@ -577,14 +578,14 @@ static void cu_attention(rs_backend *b, const float *q, rs_kv *kv, int layer, co
 static void cu_swiglu(rs_backend *b, const float *g, const float *u, int64_t n, float *out) {
     cuda_backend *c = cw(b);
     cw_settle(c);
-    c->q8_src = NULL;
-    if (n > 0) cw_swiglu(c, g, u, n, out);
+    cw_untag(c);
+    if (n > 0) cw_swiglu(c, g, u, n, out, false);
 }
 
 static void cu_add(rs_backend *b, float *x, const float *y, int64_t n) {
     cuda_backend *c = cw(b);
     cw_settle(c);
-    c->q8_src = NULL;
+    cw_untag(c);
     if (n > 0) cw_add(c, x, y, n);
 }
 
@@ -608,7 +609,7 @@ static void cu_matmul_residual(rs_backend *b, const rs_weight *w, const float *a
         cw_settle(c);
         const rs_matmul mm = {w, NULL, x};
         cw_gemm(c, &mm, 1, a, n, true);
-        c->q8_src = NULL;
+        cw_untag(c);
         if (wn) cw_rmsnorm(c, x, NULL, wn, eps, n, (int)L->n_out, out);
         return;
     }
@@ -617,7 +618,7 @@ static void cu_matmul_residual(rs_backend *b, const rs_weight *w, const float *a
     if (!tmp) return;
     const rs_matmul mm = {w, NULL, tmp};
     matmul_run(c, &mm, 1, a, n);
-    c->q8_src = NULL;
+    cw_untag(c);
     if (wn)
         cw_rmsnorm(c, x, tmp, wn, eps, n, (int)L->n_out, out);
     else
@@ -637,8 +638,8 @@ static void cu_matmul_swiglu(rs_backend *b, const rs_weight *gate, const rs_weig
     }
     if (cw_fz_swiglu(c, gate, up, x, n, g)) return;
     matmul_run(c, mm, 2, x, n);
-    c->q8_src = NULL;
-    cw_swiglu(c, g, u, (int64_t)n * gate->n_out, g);
+    cw_untag(c);
+    cw_swiglu(c, g, u, (int64_t)n * gate->n_out, g, n > c->tune.mv_max_tokens);
 }
 
 static void cu_matmul_rope_store(rs_backend *b, const rs_matmul *qkv, const float *x, int n,
@@ -649,7 +650,7 @@ static void cu_matmul_rope_store(rs_backend *b, const rs_matmul *qkv, const floa
     if (!matmul_ok(c, qkv, 3) || !rope_ok(c, rope, at, kv, layer)) return;
     if (cw_fz_rope(c, qkv, x, n, pos, rope, at, kv, layer)) return;
     matmul_run(c, qkv, 3, x, n);
-    c->q8_src = NULL;
+    cw_untag(c);
     cw_rope_store(c, qkv[0].y, qkv[1].y, qkv[2].y, pos, n, rope, at, kv, layer);
 }
 
@@ -711,7 +712,7 @@ static rs_status cu_graph_begin(rs_backend *b, int key, rs_error *err) {
         if (err) *err = c->err;
         return c->status;
     }
-    c->q8_src = NULL; /* a graph must not read state produced before it */
+    cw_untag(c); /* a graph must not read state produced before it */
     c->rope_tab.pos = NULL;
     /* relaxed: lazily grown scratch buffers may be allocated while capturing */
     cudaError_t e = cudaStreamBeginCapture(c->stream, cudaStreamCaptureModeRelaxed);
@@ -727,7 +728,7 @@ static rs_status cu_graph_end(rs_backend *b, int key, rs_error *err) {
     if (!c->capturing) return rs_error_set(err, RS_ERR_ARG, "graph_end without graph_begin");
     cw_settle(c); /* inside the graph: its replays leave every output written */
     c->capturing = false;
-    c->q8_src = NULL;
+    cw_untag(c);
     c->rope_tab.pos = NULL;
     cudaGraph_t g = NULL;
     cudaError_t e = cudaStreamEndCapture(c->stream, &g);
@@ -766,7 +767,7 @@ static bool cu_graph_launch(rs_backend *b, int key) {
     cw_graph *g = find_graph(c, key);
     if (!g || c->capturing) return false;
     cw_settle(c);
-    c->q8_src = NULL;
+    cw_untag(c);
     c->rope_tab.pos = NULL;
     return cw_check(c, cudaGraphLaunch(g->exec, c->stream), "graph launch");
 }
@@ -845,7 +846,7 @@ extern "C" rs_status rs_cuda_backend_create(rs_backend **out, rs_error *err) {
     c->base.is_host = false;
     c->n_sm = prop.multiProcessorCount;
     c->smem_optin = prop.sharedMemPerBlockOptin;
-    c->tune = rs_cuda_tuning{1, 1, CW_MV_MAX_TOK, 0, CW_MV_MAX_TOK, 0, 0, 0, 1, 1, 0};
+    c->tune = rs_cuda_tuning{1, 1, CW_MV_MAX_TOK, 0, CW_MV_MAX_TOK, 0, 0, 0, 1, 1};
     rs_status st = RS_OK;
     if ((e = cudaStreamCreateWithFlags(&c->stream, cudaStreamNonBlocking)) != cudaSuccess ||
         (e = cudaEventCreateWithFlags(&c->pinned_done[0], cudaEventDisableTiming)) != cudaSuccess ||
@@ -880,7 +881,7 @@ extern "C" void rs_cuda_set_tuning(rs_backend *b, const rs_cuda_tuning *t) {
     c->tune.mv_rows = t->mv_rows == 1 || t->mv_rows == 2 ? t->mv_rows : 0;
     c->tune.gemm_chunk = std::max(t->gemm_chunk, 0);
     cw_settle(c);
-    c->q8_src = NULL;
+    cw_untag(c);
 }
 
 extern "C" void *rs_cuda_stream(rs_backend *b) {

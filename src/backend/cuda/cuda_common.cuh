@@ -108,6 +108,12 @@ struct cuda_backend {
     } defer;
     int nrm_flip; /* slot of the next deferred norm's buffers (CW_SCR_NRM0 + nrm_flip) */
 
+    /* f16 copy of a prompt-size activation in CW_SCR_XH, written by its
+     * producer (norm, SwiGLU) for the GEMM that reads it next: valid while
+     * h16_src != NULL (cleared like q8_src) */
+    const float *h16_src;
+    int64_t h16_elems;
+
     void *pinned[2]; /* staging for weight upload */
     cudaEvent_t pinned_done[2];
     size_t pinned_size;
@@ -167,6 +173,17 @@ static inline size_t cw_q8_bytes(int64_t elems) {
 static inline cw_q8s *cw_q8_scales(void *q8, int64_t elems) {
     return (cw_q8s *)((char *)q8 + ((size_t)elems + 255) / 256 * 256);
 }
+/* Forgets the int8 and f16 copies of activations (any op that may change them). */
+static inline void cw_untag(cuda_backend *c) {
+    c->q8_src = NULL;
+    c->h16_src = NULL;
+}
+
+/* Bytes of each half of CW_SCR_XH (f16, then bf16 activations) for `elems` values. */
+static inline size_t cw_half_bytes(int64_t elems) {
+    return ((size_t)elems * 2 + 255) / 256 * 256;
+}
+
 /* The device buffer of int8 slot k. */
 static inline void *cw_q8_buf(cuda_backend *c, int k) {
     return c->scr[k ? CW_SCR_Q8B : CW_SCR_Q8];
@@ -239,7 +256,9 @@ void cw_rmsnorm(cuda_backend *c, float *x, const float *y, const float *w, float
                 int dim, float *out);
 void cw_rope_store(cuda_backend *c, float *q, float *k, const float *v, const int32_t *pos, int n,
                    const rs_rope *rope, const rs_attn *at, rs_kv *kv, int layer);
-void cw_swiglu(cuda_backend *c, const float *g, const float *u, int64_t n, float *out);
+/* for_gemm: a GEMM reads out next (prompt sizes): write its f16 form too */
+void cw_swiglu(cuda_backend *c, const float *g, const float *u, int64_t n, float *out,
+               bool for_gemm);
 void cw_add(cuda_backend *c, float *x, const float *y, int64_t n);
 void cw_add_bias(cuda_backend *c, float *y, const float *bias, int n, int64_t n_out);
 void cw_repack(cuda_backend *c, int type, const uint8_t *raw, int64_t rows, int64_t row0,

@@ -109,9 +109,11 @@ __global__ void __launch_bounds__(FZ_WARPS * 32, fz_min_blocks<T, NT>())
     fz_kernel(const __grid_constant__ fz_args f) {
     using Tr = mvt<T>;
     /* R rows per warp, U tasks of each in flight: as many loads per lane as
-     * the plain kernel's one row of Tr::U */
-    constexpr int R = EPI == FZ_SWIGLU ? 4 : 2;
-    constexpr int U = Tr::U / R > 1 ? Tr::U / R : 1;
+     * the plain kernel (one row of Tr::U tasks, or two rows for the types it
+     * runs two rows per warp) */
+    constexpr int R = EPI == FZ_SWIGLU ? 4 : 2,
+                  RP = NT == 1 && (T == RS_DTYPE_Q8_0 || T == RS_DTYPE_Q4_K) ? 2 : 1;
+    constexpr int U = Tr::U * RP / R > 1 ? Tr::U * RP / R : 1;
     constexpr int NO = EPI == FZ_SWIGLU ? 64 : 32;
     __shared__ float ys[NT][NO];
     const mv_args &a = f.m;
@@ -256,7 +258,7 @@ bool cw_fz_residual(cuda_backend *c, const rs_weight *w, const float *a, int n, 
         f.od = cw_q8_scales(q8, elems);
     }
     fz_launch<FZ_RESID>(c, L->type, f, (unsigned)(width / 32));
-    c->q8_src = NULL;
+    cw_untag(c);
     if (norm) {
         c->nrm_flip = nslot;
         c->defer.xn = out;
@@ -292,7 +294,7 @@ bool cw_fz_swiglu(cuda_backend *c, const rs_weight *gate, const rs_weight *up, c
         f.od = cw_q8_scales(q8, elems);
     }
     fz_launch<FZ_SWIGLU>(c, Lg->type, f, (unsigned)(n_ff / 32));
-    c->q8_src = NULL;
+    cw_untag(c);
     if (q8) cw_q8_tag(c, g, elems, slot);
     return true;
 }
@@ -340,6 +342,6 @@ bool cw_fz_rope(cuda_backend *c, const rs_matmul *qkv, const float *x, int n, co
         fz_launch<FZ_ROPE>(c, type, f, (unsigned)(f.m.rows / 32));
         base.m.xn = NULL; /* the first launch writes the deferred norm's output */
     }
-    c->q8_src = NULL;
+    cw_untag(c);
     return true;
 }

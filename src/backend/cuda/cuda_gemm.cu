@@ -416,13 +416,16 @@ void cw_gemm(cuda_backend *c, const rs_matmul *mm, int count, const float *x, in
         need_h |= t != RS_DTYPE_F32 && t != RS_DTYPE_BF16;
         need_b |= t == RS_DTYPE_BF16;
     }
-    const size_t half_bytes = ((size_t)elems * 2 + 255) / 256 * 256;
+    const size_t half_bytes = cw_half_bytes(elems);
     char *xbuf = NULL;
     if (need_h || need_b) {
         if (!(xbuf = (char *)cw_scratch(c, CW_SCR_XH, 2 * half_bytes))) return;
-        cw_launch(c, false, to_half_kernel, dim3((unsigned)((elems + 255) / 256)), dim3(256), 0, x,
-                  elems, need_h ? (__half *)xbuf : (__half *)NULL,
-                  need_b ? (__nv_bfloat16 *)(xbuf + half_bytes) : (__nv_bfloat16 *)NULL);
+        /* the producer of x may have written its f16 form already */
+        const bool have_h = c->h16_src == x && c->h16_elems == elems;
+        if ((need_h && !have_h) || need_b)
+            cw_launch(c, false, to_half_kernel, dim3((unsigned)((elems + 255) / 256)), dim3(256), 0,
+                      x, elems, need_h && !have_h ? (__half *)xbuf : (__half *)NULL,
+                      need_b ? (__nv_bfloat16 *)(xbuf + half_bytes) : (__nv_bfloat16 *)NULL);
     }
     const int k = (int)n_in;
     uint64_t done = 0;

@@ -44,7 +44,6 @@ struct mv_args {
     int n_npart;
     float ndim, neps;
     float *xn;
-    int l2pf; /* prefetch each warp's whole rows into L2 before the wait (tuning) */
 };
 
 constexpr uint32_t M4 = 0x0F0F0F0Fu, ONES = 0x01010101u;
@@ -454,60 +453,6 @@ __device__ __forceinline__ int find_prod(const mv_args &a, int64_t rg) {
     return p;
 }
 
-/* Asks the copy engine to bring [p, p + n) into L2 (16-byte granules). */
-__device__ __forceinline__ void l2_prefetch(const uint8_t *p, size_t n) {
-#if defined(__CUDA_ARCH__) && __CUDA_ARCH__ >= 900
-    const uintptr_t a = (uintptr_t)p & ~(uintptr_t)15, e = ((uintptr_t)p + n + 15) & ~(uintptr_t)15;
-    if (e > a)
-        asm volatile("cp.async.bulk.prefetch.L2.global [%0], %1;" ::"l"(a), "r"((uint32_t)(e - a))
-                     : "memory");
-#endif
-}
-
-/* One row's bytes in every array of its layout (cuda_common.cuh), into L2.
- * The arrays are 256-byte aligned and padded, so the rounding to 16 bytes
- * stays inside them. */
-__device__ __forceinline__ void mv_prefetch_row(const cw_layout &L, int64_t row) {
-    int qb = 0, ab = 0, db = 0; /* bytes per block of qs, aux, dm */
-    switch (L.type) {
-    case RS_DTYPE_Q4_0:
-    case RS_DTYPE_IQ4_NL:
-        qb = 16, db = 2;
-        break;
-    case RS_DTYPE_Q4_1:
-        qb = 16, db = 4;
-        break;
-    case RS_DTYPE_Q5_0:
-        qb = 16, ab = 4, db = 2;
-        break;
-    case RS_DTYPE_Q5_1:
-        qb = 16, ab = 4, db = 4;
-        break;
-    case RS_DTYPE_Q8_0:
-        qb = 32, db = 2;
-        break;
-    case RS_DTYPE_Q6_K:
-        qb = 208, db = 2;
-        break;
-    case RS_DTYPE_Q4_K:
-        qb = 144;
-        break;
-    case RS_DTYPE_Q5_K:
-        qb = 176;
-        break;
-    case RS_DTYPE_F32:
-        qb = 4;
-        break;
-    default:
-        qb = 2;
-        break; /* F16, BF16: nb counts elements */
-    }
-    const size_t nb = (size_t)L.nb;
-    l2_prefetch(L.qs + row * nb * qb, nb * qb);
-    if (ab) l2_prefetch(L.aux + row * nb * ab, nb * ab);
-    if (db) l2_prefetch(L.dm + row * nb * db, nb * db);
-}
-
 /* acc[r][t] = row row[r] of product p[r] against token t, summed over the
  * warp (every lane gets the sum). R rows, U tasks each in flight per lane;
  * waits for the previous kernel after issuing the first weight loads. */
@@ -519,9 +464,6 @@ __device__ __forceinline__ void mv_accumulate(const mv_args &a, const int *p, co
     for (int r = 0; r < R; r++)
 #pragma unroll
         for (int t = 0; t < NT; t++) acc[r][t] = 0.0f;
-    if (a.l2pf && lane == 0)
-#pragma unroll
-        for (int r = 0; r < R; r++) mv_prefetch_row(a.p[p[r]].w, row[r]);
     bool waited = false;
     for (int64_t base = lane; base < nt; base += 32 * U) {
         typename Tr::R w[R][U];
@@ -629,7 +571,6 @@ inline bool mv_input(cuda_backend *c, const float *x, int n, int64_t n_in, bool 
     a->n = n;
     a->n_in = n_in;
     a->x = src;
-    a->l2pf = c->tune.l2pf;
     if (def) {
         a->npart = c->defer.part;
         a->n_npart = c->defer.n_part;

@@ -31,7 +31,7 @@ __device__ float block_sum(float v, float *red) {
 template <int E>
 __global__ void __launch_bounds__(1024)
     rmsnorm_kernel(float *x, const float *y, const float *w, float eps, int dim, float *out,
-                   int8_t *xq, cw_q8s *xd) {
+                   int8_t *xq, cw_q8s *xd, __half *oh) {
     __shared__ float red[32];
     cw_griddep_launch();
     cw_griddep_wait();
@@ -71,6 +71,7 @@ __global__ void __launch_bounds__(1024)
     for (int e = 0; e < E; e++) {
         const int i = tid + e * bd;
         if (i < dim) out[t * dim + i] = o[e];
+        if (oh && i < dim) oh[t * dim + i] = __float2half_rn(o[e]);
     }
     if (!xq) return;
     /* int8 form: dim % 32 == 0, so each warp's 32 values of step e are one
@@ -108,7 +109,7 @@ __global__ void __launch_bounds__(1024)
 
 /* Rows wider than the register kernel holds. */
 __global__ void rmsnorm_wide_kernel(float *x, const float *y, const float *w, float eps, int dim,
-                                    float *out) {
+                                    float *out, __half *oh) {
     __shared__ float red[32];
     cw_griddep_launch();
     cw_griddep_wait();
@@ -125,7 +126,11 @@ __global__ void rmsnorm_wide_kernel(float *x, const float *y, const float *w, fl
     }
     ss = block_sum(ss, red);
     const float scale = 1.0f / sqrtf(ss / (float)dim + eps);
-    for (int i = threadIdx.x; i < dim; i += blockDim.x) out[t * dim + i] = xr[i] * scale * w[i];
+    for (int i = threadIdx.x; i < dim; i += blockDim.x) {
+        const float o = xr[i] * scale * w[i];
+        out[t * dim + i] = o;
+        if (oh) oh[t * dim + i] = __float2half_rn(o);
+    }
 }
 
 template <typename KV> __device__ __forceinline__ KV to_kv(float v);
@@ -262,7 +267,7 @@ __device__ __forceinline__ float silu_mul(float g, float u) {
 }
 
 __global__ void swiglu_kernel(const float *g, const float *u, int64_t n, float *out, int8_t *xq,
-                              cw_q8s *xd) {
+                              cw_q8s *xd, __half *oh) {
     cw_griddep_launch();
     cw_griddep_wait();
     if (xq) { /* one warp per 32 values */
@@ -276,8 +281,11 @@ __global__ void swiglu_kernel(const float *g, const float *u, int64_t n, float *
         return;
     }
     for (int64_t i = (int64_t)blockIdx.x * blockDim.x + threadIdx.x; i < n;
-         i += (int64_t)gridDim.x * blockDim.x)
-        out[i] = silu_mul(g[i], u[i]);
+         i += (int64_t)gridDim.x * blockDim.x) {
+        const float h = silu_mul(g[i], u[i]);
+        out[i] = h;
+        if (oh) oh[i] = __float2half_rn(h);
+    }
 }
 
 __global__ void add_kernel(float *x, const float *y, int64_t n) {
@@ -459,6 +467,13 @@ unsigned blocks_for(int64_t n, int per) {
 
 } // namespace
 
+/* Prompt-size activations also get their f16 form for the GEMM that reads
+ * them next (CW_SCR_XH, tagged h16_src), or NULL. */
+static __half *h16_for_producer(cuda_backend *c, int64_t elems, int n) {
+    if (n <= CW_MV_MAX_TOK || n <= c->tune.mv_max_tokens) return NULL;
+    return (__half *)cw_scratch(c, CW_SCR_XH, 2 * cw_half_bytes(elems));
+}
+
 void cw_rmsnorm(cuda_backend *c, float *x, const float *y, const float *w, float eps, int n,
                 int dim, float *out) {
     const int64_t elems = (int64_t)n * dim;
@@ -468,17 +483,21 @@ void cw_rmsnorm(cuda_backend *c, float *x, const float *y, const float *w, float
     void *q8 = n <= CW_MV_MAX_TOK && dim % 32 == 0 && per <= 8 ? cw_q8_for_producer(c, elems, &slot)
                                                                : NULL;
     cw_q8s *xd = q8 ? cw_q8_scales(q8, elems) : (cw_q8s *)NULL;
+    __half *oh = h16_for_producer(c, elems, n);
     if (per <= 4)
         cw_launch(c, true, rmsnorm_kernel<4>, dim3(n), dim3(threads), 0, x, y, w, eps, dim, out,
-                  (int8_t *)q8, xd);
+                  (int8_t *)q8, xd, oh);
     else if (per <= 8)
         cw_launch(c, true, rmsnorm_kernel<8>, dim3(n), dim3(threads), 0, x, y, w, eps, dim, out,
-                  (int8_t *)q8, xd);
-    else {
-        q8 = NULL;
-        cw_launch(c, true, rmsnorm_wide_kernel, dim3(n), dim3(threads), 0, x, y, w, eps, dim, out);
-    }
+                  (int8_t *)q8, xd, oh);
+    else
+        cw_launch(c, true, rmsnorm_wide_kernel, dim3(n), dim3(threads), 0, x, y, w, eps, dim, out,
+                  oh);
     if (q8) cw_q8_tag(c, out, elems, slot);
+    if (oh) {
+        c->h16_src = out;
+        c->h16_elems = elems;
+    }
 }
 
 void cw_rope_store(cuda_backend *c, float *q, float *k, const float *v, const int32_t *pos, int n,
@@ -533,16 +552,22 @@ void cw_rope_store(cuda_backend *c, float *q, float *k, const float *v, const in
                   (float *)kv->v + layer * layer_elems, ksc, vsc, kv->nsb, kv->d.n_ctx, tab, mode);
 }
 
-void cw_swiglu(cuda_backend *c, const float *g, const float *u, int64_t n, float *out) {
+void cw_swiglu(cuda_backend *c, const float *g, const float *u, int64_t n, float *out,
+               bool for_gemm) {
     int slot = 0;
     void *q8 = n <= (int64_t)1 << 18 ? cw_q8_for_producer(c, n, &slot) : NULL;
     if (q8) {
         cw_launch(c, true, swiglu_kernel, dim3((unsigned)((n + 255) / 256)), dim3(256), 0, g, u, n,
-                  out, (int8_t *)q8, cw_q8_scales(q8, n));
+                  out, (int8_t *)q8, cw_q8_scales(q8, n), (__half *)NULL);
         cw_q8_tag(c, out, n, slot);
-    } else {
-        cw_launch(c, true, swiglu_kernel, dim3(blocks_for(n, 256)), dim3(256), 0, g, u, n, out,
-                  (int8_t *)NULL, (cw_q8s *)NULL);
+        return;
+    }
+    __half *oh = for_gemm ? (__half *)cw_scratch(c, CW_SCR_XH, 2 * cw_half_bytes(n)) : NULL;
+    cw_launch(c, true, swiglu_kernel, dim3(blocks_for(n, 256)), dim3(256), 0, g, u, n, out,
+              (int8_t *)NULL, (cw_q8s *)NULL, oh);
+    if (oh) {
+        c->h16_src = out;
+        c->h16_elems = n;
     }
 }
 
