@@ -25,9 +25,10 @@ static void run_layers(rs_session *s, rs_place *p, int n, bool *normed) {
     rs_backend *be = p->be;
     const rs_backend_ops *ops = be->ops;
     rs_acts *a = &p->a;
+    const rs_layer_weights *lw = s->lw;
     for (int i = 0; i < p->n_layers; i++) {
         const int l = p->first_layer + i;
-        const rs_layer_weights *L = &s->lw[l];
+        const rs_layer_weights *L = &lw[l];
         if (!*normed) ops->rmsnorm(be, a->x, &L->attn_norm, hp->rms_eps, n, a->xn);
         bool bias = L->has_bias;
         rs_matmul qkv[3] = {

@@ -46,6 +46,7 @@ static float frand(void) {
     return (float)((rng >> 40) * (1.0 / 8388608.0)) - 1.0f;
 }
 
+static void die(const char *what, const rs_error *e) __attribute__((noreturn));
 static void die(const char *what, const rs_error *e) {
     fprintf(stderr, "FATAL: %s: %s\n", what, e ? e->msg : "");
     exit(1);

@@ -48,6 +48,7 @@ static float frand(void) {
     return (float)((rng >> 40) * (1.0 / 8388608.0)) - 1.0f;
 }
 
+static void die(const char *what, const rs_error *e) __attribute__((noreturn));
 static void die(const char *what, const rs_error *e) {
     fprintf(stderr, "FATAL: %s: %s\n", what, e ? e->msg : "");
     exit(1);
@@ -740,7 +741,7 @@ static void check_graph(int fused, rs_kv_type kt) {
         down(b, m.x, m.dim * 4);
         down(b + m.dim, m.xn, m.dim * 4);
         if (!synced("graph replay")) break;
-        if (memcmp(a, b, m.dim * 8)) mismatch++;
+        if (memcmp(a, b, m.dim * 8) != 0) mismatch++;
         worst = fmax(worst, rel_err(b, a, 2 * m.dim));
     }
     printf("     graph replay: %d of %d steps differ bitwise from direct execution\n", mismatch,
