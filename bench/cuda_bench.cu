@@ -598,7 +598,7 @@ static void bench_model(rs_dtype t, rs_kv_type kvt) {
 
 int main(int argc, char **argv) {
     rs_error e = {};
-    if (rs_cuda_backend_create(&B, &e)) {
+    if (rs_cuda_backend_create_impl(&B, &e)) {
         printf("SKIP: %s\n", e.msg);
         return 77;
     }

@@ -20,7 +20,7 @@ if [[ ${1:-} == stage ]]; then
     make build >/dev/null || exit 1
     S=.stage-gpu
     rm -rf "$S" && mkdir -p "$S/bin" "$S/lib" "$S/tests"
-    cp build/rusty build/bench/synth_model build/bench/bench_matmul "$S/bin/"
+    cp build/rusty build/librusty_cuda.so build/bench/synth_model build/bench/bench_matmul "$S/bin/"
     find build -maxdepth 3 -type f -name 'test_cuda*' -perm -u+x -exec cp {} "$S/tests/" \;
     [[ -f build/rusty_cuda_bench ]] && cp build/rusty_cuda_bench "$S/bin/"
     cp -r tests/data "$S/tests/"
@@ -38,6 +38,7 @@ fi
 cd "$(dirname "$0")"
 export LD_LIBRARY_PATH=$PWD/lib${LD_LIBRARY_PATH:+:$LD_LIBRARY_PATH}
 export RUSTY_SHARED=$PWD/..
+export RUSTY_CUDA_MODULE=$PWD/bin/librusty_cuda.so # the test programs live in tests/, not beside it
 OUT=${OUT:-/tmp/out}
 M=${MODELS:-/tmp/rusty-models}
 mkdir -p "$OUT" "$M"

@@ -4,6 +4,7 @@
 
 #include "args.h"
 #include "commands.h"
+#include "backend/cuda/cuda_backend.h"
 #include "core/cpu.h"
 
 const cli_command cli_commands[] = {
@@ -32,13 +33,7 @@ static void print_version(void) {
     rs_cpu_info cpu;
     rs_cpu_detect(&cpu);
     printf("rusty %s\n", RUSTY_VERSION);
-    printf("backends: cpu%s\n",
-#ifdef RUSTY_HAVE_CUDA
-           ", cuda"
-#else
-           ""
-#endif
-    );
+    printf("backends: cpu%s\n", rs_cuda_compiled() ? ", cuda (librusty_cuda.so)" : "");
     printf("cpu: %s (%d logical, %d physical cores)\n", rs_simd_level_name(rs_cpu_simd_level()),
            cpu.n_logical, cpu.n_physical);
 }

@@ -1,10 +1,13 @@
 # cuda.cmake — the CUDA backend, built whenever RUSTY_CUDA is ON and nvcc is found.
 #
 # Included by the top-level CMakeLists.txt after rusty_lib exists. Compiles
-# src/backend/cuda/*.cu for sm_90 (Hopper), swaps out the cuda_none.c stub,
-# links the static CUDA runtime and cuBLAS, and (deferred until tests/ has been
-# processed) adds the GPU test programs under the ctest label `cuda`: they exit
-# 77 ("skipped") when no GPU is present, as in CI.
+# src/backend/cuda/*.cu for sm_90 (Hopper) into librusty_cuda.so, a module next
+# to the rusty executable that the core library's loader (cuda_loader.c) opens
+# only when a GPU is asked for; the module carries its own copy of the core and
+# dtype code it needs, the static CUDA runtime and a dynamic cuBLAS. The GPU
+# tests and the kernel lab link the same objects directly. Tests (deferred
+# until tests/ has been processed) carry the ctest label `cuda` and exit 77
+# ("skipped") when no GPU is present, as in CI.
 if(NOT RUSTY_CUDA)
   return()
 endif()
@@ -31,10 +34,9 @@ set(CMAKE_CUDA_STANDARD_REQUIRED ON)
 message(STATUS "CUDA backend: nvcc ${CMAKE_CUDA_COMPILER_VERSION}, sm_${CMAKE_CUDA_ARCHITECTURES}")
 
 file(GLOB RUSTY_CUDA_SOURCES CONFIGURE_DEPENDS ${CMAKE_SOURCE_DIR}/src/backend/cuda/*.cu)
-list(REMOVE_ITEM RUSTY_CUDA_SOURCES "")
-get_target_property(rusty_lib_sources rusty_lib SOURCES)
-list(REMOVE_ITEM rusty_lib_sources ${CMAKE_SOURCE_DIR}/src/backend/cuda_none.c)
-set_property(TARGET rusty_lib PROPERTY SOURCES ${rusty_lib_sources} ${RUSTY_CUDA_SOURCES})
+add_library(rusty_cuda_objs OBJECT ${RUSTY_CUDA_SOURCES})
+target_include_directories(rusty_cuda_objs PUBLIC ${CMAKE_SOURCE_DIR}/src)
+target_link_libraries(rusty_cuda_objs PUBLIC CUDA::cudart_static CUDA::cublas)
 
 # The directory-wide C options (-Wall -Wextra -Wstrict-prototypes, sanitizers)
 # are not nvcc options: restrict them to C, for rusty_lib and every target made
@@ -64,11 +66,22 @@ endif()
 foreach(src ${RUSTY_CUDA_SOURCES})
   set_source_files_properties(${src} PROPERTIES COMPILE_OPTIONS "${RUSTY_CUDA_FLAGS}")
 endforeach()
-set_target_properties(rusty_lib PROPERTIES CUDA_ARCHITECTURES ${CMAKE_CUDA_ARCHITECTURES}
-                                           CUDA_SEPARABLE_COMPILATION OFF
-                                           CUDA_RESOLVE_DEVICE_SYMBOLS ON)
-target_compile_definitions(rusty_lib PUBLIC RUSTY_HAVE_CUDA)
-target_link_libraries(rusty_lib PUBLIC CUDA::cudart_static CUDA::cublas)
+set_target_properties(rusty_cuda_objs PROPERTIES CUDA_ARCHITECTURES ${CMAKE_CUDA_ARCHITECTURES}
+                                                 CUDA_SEPARABLE_COMPILATION OFF
+                                                 POSITION_INDEPENDENT_CODE ON)
+rusty_c_only_options(TARGET rusty_cuda_objs)
+
+# The module: the CUDA objects plus the core/dtype code they call, position
+# independent, self-contained (opened RTLD_LOCAL).
+file(GLOB RUSTY_CUDA_CORE CONFIGURE_DEPENDS ${CMAKE_SOURCE_DIR}/src/core/*.c ${CMAKE_SOURCE_DIR}/src/dtype/*.c)
+add_library(rusty_cuda MODULE ${RUSTY_CUDA_CORE} $<TARGET_OBJECTS:rusty_cuda_objs>)
+target_include_directories(rusty_cuda PRIVATE ${CMAKE_SOURCE_DIR}/src)
+target_link_libraries(rusty_cuda PRIVATE CUDA::cudart_static CUDA::cublas m)
+set_target_properties(rusty_cuda PROPERTIES POSITION_INDEPENDENT_CODE ON
+                                            LIBRARY_OUTPUT_DIRECTORY ${CMAKE_BINARY_DIR})
+target_link_options(rusty_cuda PRIVATE -Wl,--no-undefined)
+rusty_c_only_options(TARGET rusty_cuda)
+add_dependencies(rusty rusty_cuda) # `make build` leaves the module beside build/rusty
 
 # The kernel lab (bench/cuda_bench.cu): GB/s per matvec type, GEMM TFLOP/s,
 # attention, and the whole Llama-2-7B-shaped decode step.
@@ -76,7 +89,7 @@ if(EXISTS ${CMAKE_SOURCE_DIR}/bench/cuda_bench.cu)
   add_executable(rusty_cuda_bench ${CMAKE_SOURCE_DIR}/bench/cuda_bench.cu)
   set_source_files_properties(${CMAKE_SOURCE_DIR}/bench/cuda_bench.cu PROPERTIES
                               COMPILE_OPTIONS "${RUSTY_CUDA_FLAGS}")
-  target_link_libraries(rusty_cuda_bench PRIVATE rusty_lib)
+  target_link_libraries(rusty_cuda_bench PRIVATE rusty_lib rusty_cuda_objs)
 endif()
 
 # GPU tests: tests/cuda/test_*.c, one program each, label `cuda`. Added at the
@@ -93,7 +106,7 @@ function(rusty_cuda_add_tests)
   foreach(src ${srcs})
     get_filename_component(name ${src} NAME_WE)
     add_executable(${name} ${src})
-    target_link_libraries(${name} PRIVATE rusty_lib)
+    target_link_libraries(${name} PRIVATE rusty_lib rusty_cuda_objs)
     add_test(NAME ${name} COMMAND ${name})
     set_tests_properties(${name} PROPERTIES
       LABELS cuda

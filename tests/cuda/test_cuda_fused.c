@@ -464,7 +464,7 @@ static void test_rope(void) {
 
 int main(void) {
     rs_error e = {0};
-    if (rs_cuda_backend_create(&B, &e)) {
+    if (rs_cuda_backend_create_impl(&B, &e)) {
         printf("SKIP: no CUDA device (%s)\n", e.msg);
         return 77;
     }

@@ -796,7 +796,7 @@ static void test_errors(void) {
 
 int main(void) {
     rs_error e = {0};
-    rs_status st = rs_cuda_backend_create(&B, &e);
+    rs_status st = rs_cuda_backend_create_impl(&B, &e);
     if (st) {
         printf("SKIP: no CUDA device (%s)\n", e.msg);
         return 77;

@@ -822,7 +822,7 @@ static const rs_backend_ops cuda_ops = {
     /* .graph_launch = */ cu_graph_launch,
 };
 
-extern "C" rs_status rs_cuda_backend_create(rs_backend **out, rs_error *err) {
+extern "C" rs_status rs_cuda_backend_create_impl(rs_backend **out, rs_error *err) {
     *out = NULL;
     int n_dev = 0;
     cudaError_t e = cudaGetDeviceCount(&n_dev);
@@ -860,10 +860,6 @@ extern "C" rs_status rs_cuda_backend_create(rs_backend **out, rs_error *err) {
     }
     *out = &c->base;
     return RS_OK;
-}
-
-extern "C" bool rs_cuda_compiled(void) {
-    return true;
 }
 
 /* ---- hooks for tests and the kernel lab (cuda_internal.h)
