@@ -6,83 +6,36 @@
 // NOLINTNEXTLINE(clang-analyzer-optin.performance.Padding): 14 rows; fields in reading order
 typedef struct {
     rs_dtype type;
-    int64_t block;      /* elements per block */
-    size_t block_bytes; /* bytes per block */
     rs_cpu_act act;
+    int64_t block;             /* elements per block */
+    size_t block_bytes;        /* bytes per block */
     const rs_cpu_kernel *k[3]; /* indexed by rs_simd_level; NULL: fall back */
 } kernel_row;
 
+/* One row per weight type: id, companion format, block geometry, kernels. */
+#define ROW(T, ACT, BLOCK, BYTES, name)                                                            \
+    {                                                                                              \
+        RS_DTYPE_##T, RS_CPU_ACT_##ACT, BLOCK, BYTES, {                                            \
+            &rs_cpu_kernel_##name##_ref, &rs_cpu_kernel_##name##_avx2,                             \
+                &rs_cpu_kernel_##name##_avx512                                                     \
+        }                                                                                          \
+    }
+
 static const kernel_row k_table[] = {
-    {RS_DTYPE_F32,
-     1,
-     sizeof(float),
-     RS_CPU_ACT_F32,
-     {&rs_cpu_kernel_f32_ref, &rs_cpu_kernel_f32_avx2, &rs_cpu_kernel_f32_avx512}},
-    {RS_DTYPE_F16,
-     1,
-     sizeof(uint16_t),
-     RS_CPU_ACT_F32,
-     {&rs_cpu_kernel_f16_ref, &rs_cpu_kernel_f16_avx2, &rs_cpu_kernel_f16_avx512}},
-    {RS_DTYPE_BF16,
-     1,
-     sizeof(uint16_t),
-     RS_CPU_ACT_F32,
-     {&rs_cpu_kernel_bf16_ref, &rs_cpu_kernel_bf16_avx2, &rs_cpu_kernel_bf16_avx512}},
-    {RS_DTYPE_Q8_0,
-     QK8_0,
-     sizeof(block_q8_0),
-     RS_CPU_ACT_Q8_0,
-     {&rs_cpu_kernel_q8_0_ref, &rs_cpu_kernel_q8_0_avx2, &rs_cpu_kernel_q8_0_avx512}},
-    {RS_DTYPE_Q4_0,
-     QK4_0,
-     sizeof(block_q4_0),
-     RS_CPU_ACT_Q8_0,
-     {&rs_cpu_kernel_q4_0_ref, &rs_cpu_kernel_q4_0_avx2, &rs_cpu_kernel_q4_0_avx512}},
-    {RS_DTYPE_Q4_1,
-     QK4_1,
-     sizeof(block_q4_1),
-     RS_CPU_ACT_Q8_1,
-     {&rs_cpu_kernel_q4_1_ref, &rs_cpu_kernel_q4_1_avx2, &rs_cpu_kernel_q4_1_avx512}},
-    {RS_DTYPE_Q5_0,
-     QK5_0,
-     sizeof(block_q5_0),
-     RS_CPU_ACT_Q8_0,
-     {&rs_cpu_kernel_q5_0_ref, &rs_cpu_kernel_q5_0_avx2, &rs_cpu_kernel_q5_0_avx512}},
-    {RS_DTYPE_Q5_1,
-     QK5_1,
-     sizeof(block_q5_1),
-     RS_CPU_ACT_Q8_1,
-     {&rs_cpu_kernel_q5_1_ref, &rs_cpu_kernel_q5_1_avx2, &rs_cpu_kernel_q5_1_avx512}},
-    {RS_DTYPE_IQ4_NL,
-     QK4_NL,
-     sizeof(block_iq4_nl),
-     RS_CPU_ACT_Q8_0,
-     {&rs_cpu_kernel_iq4_nl_ref, &rs_cpu_kernel_iq4_nl_avx2, &rs_cpu_kernel_iq4_nl_avx512}},
-    {RS_DTYPE_Q2_K,
-     QK_K,
-     sizeof(block_q2_K),
-     RS_CPU_ACT_Q8_K,
-     {&rs_cpu_kernel_q2_K_ref, &rs_cpu_kernel_q2_K_avx2, &rs_cpu_kernel_q2_K_avx512}},
-    {RS_DTYPE_Q3_K,
-     QK_K,
-     sizeof(block_q3_K),
-     RS_CPU_ACT_Q8_K,
-     {&rs_cpu_kernel_q3_K_ref, &rs_cpu_kernel_q3_K_avx2, &rs_cpu_kernel_q3_K_avx512}},
-    {RS_DTYPE_Q4_K,
-     QK_K,
-     sizeof(block_q4_K),
-     RS_CPU_ACT_Q8_K,
-     {&rs_cpu_kernel_q4_K_ref, &rs_cpu_kernel_q4_K_avx2, &rs_cpu_kernel_q4_K_avx512}},
-    {RS_DTYPE_Q5_K,
-     QK_K,
-     sizeof(block_q5_K),
-     RS_CPU_ACT_Q8_K,
-     {&rs_cpu_kernel_q5_K_ref, &rs_cpu_kernel_q5_K_avx2, &rs_cpu_kernel_q5_K_avx512}},
-    {RS_DTYPE_Q6_K,
-     QK_K,
-     sizeof(block_q6_K),
-     RS_CPU_ACT_Q8_K,
-     {&rs_cpu_kernel_q6_K_ref, &rs_cpu_kernel_q6_K_avx2, &rs_cpu_kernel_q6_K_avx512}},
+    ROW(F32, F32, 1, sizeof(float), f32),
+    ROW(F16, F32, 1, sizeof(uint16_t), f16),
+    ROW(BF16, F32, 1, sizeof(uint16_t), bf16),
+    ROW(Q8_0, Q8_0, QK8_0, sizeof(block_q8_0), q8_0),
+    ROW(Q4_0, Q8_0, QK4_0, sizeof(block_q4_0), q4_0),
+    ROW(Q4_1, Q8_1, QK4_1, sizeof(block_q4_1), q4_1),
+    ROW(Q5_0, Q8_0, QK5_0, sizeof(block_q5_0), q5_0),
+    ROW(Q5_1, Q8_1, QK5_1, sizeof(block_q5_1), q5_1),
+    ROW(IQ4_NL, Q8_0, QK4_NL, sizeof(block_iq4_nl), iq4_nl),
+    ROW(Q2_K, Q8_K, QK_K, sizeof(block_q2_K), q2_K),
+    ROW(Q3_K, Q8_K, QK_K, sizeof(block_q3_K), q3_K),
+    ROW(Q4_K, Q8_K, QK_K, sizeof(block_q4_K), q4_K),
+    ROW(Q5_K, Q8_K, QK_K, sizeof(block_q5_K), q5_K),
+    ROW(Q6_K, Q8_K, QK_K, sizeof(block_q6_K), q6_K),
 };
 
 static const rs_cpu_quant_fn q_table[RS_CPU_ACT_COUNT][3] = {
