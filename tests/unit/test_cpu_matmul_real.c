@@ -78,7 +78,7 @@ static void check_tensor(const rs_tensor_info *ti, const rs_simd_level *lv, int 
             tol[t * n_out + o] = 2.0 * (double)n_terms * 0x1p-24 * mag;
         }
     }
-    rs_cpu_matmul_w mw = {ti->type, ti->data, n_out, y, n_out};
+    rs_cpu_matmul_w mw = {ti->type, ti->data, n_out, y, n_out, RS_CPU_LAYOUT_GGUF};
     size_t ss = rs_cpu_matmul_scratch_size(&mw, 1, n_in, N_TOK);
     void *scratch = malloc(ss + 1);
     for (int l = 0; l < n_lv; l++)

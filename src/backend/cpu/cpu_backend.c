@@ -1,38 +1,68 @@
 /* cpu_backend.c — the backend interface on the CPU: a thread pool, the quantized
  * matmul kernels (matmul.h), and the small per-token ops.
  *
- * Memory is plain host memory; weights stay in the file mapping. The KV cache
- * keeps each KV head's positions contiguous ([layer][head][pos][row]) so
- * attention streams it linearly; a row is head_dim f32 or f16 values, or
- * ceil(head_dim / 32) GGUF Q8_0 blocks (the last one zero-padded). The fused
- * ops of the interface are composed
- * from the plain ones here. */
+ * Memory is plain host memory. Weights stay in the file mapping, except Q4_0
+ * and Q8_0 matrices where the packed x16 layout pays (packed.h): those are
+ * packed at load into an anonymous huge-page copy, and the mapping's pages of
+ * the tensor are dropped, so the copy replaces the file pages in memory
+ * rather than adding to them (RUSTY_CPU_PACK=0 keeps every weight in the
+ * mapping). The KV cache keeps each KV head's positions contiguous
+ * ([layer][head][pos][row]) so attention streams it linearly; a row is
+ * head_dim f32 or f16 values, or ceil(head_dim / 32) GGUF Q8_0 blocks (the
+ * last one zero-padded). The fused ops of the interface are composed from the
+ * plain ones here.
+ *
+ * RUSTY_CPU_PROFILE=1 times every op (wall time on the calling thread, which
+ * waits for the pool) and prints a per-op table to stderr when the backend is
+ * destroyed: batches (n > 1) and single tokens separately. */
 #include "backend/cpu/cpu_backend.h"
 
 #include <math.h>
+#include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
+#include <sys/mman.h>
+#include <time.h>
+#include <unistd.h>
 
 #include "backend/cpu/attention.h"
 #include "backend/cpu/matmul.h"
 #include "backend/cpu/membw.h"
+#include "backend/cpu/packed.h"
 #include "backend/cpu/threadpool.h"
 #include "core/arena.h"
 #include "core/cpu.h"
 #include "dtype/blocks.h"
 #include "dtype/fp16.h"
 
+/* Per-op time accounting (RUSTY_CPU_PROFILE). */
+enum { P_EMBED, P_NORM, P_MATMUL, P_ROPE, P_ATTN, P_SWIGLU, P_ADD, P_OPS };
+enum { P_SHAPES = 8 }; /* matmul shapes told apart: (count, n_in, n_out) */
+typedef struct {
+    double ms[2][P_OPS]; /* [batch?][op] */
+    long calls[2][P_OPS];
+    struct {
+        int count;
+        int64_t n_in, n_out;
+        double ms[2];
+    } shape[P_SHAPES];
+    int n_shapes;
+    int batch; /* the last op with a token count had n > 1 */
+} cpu_profile;
+
 typedef struct cpu_backend {
     rs_backend base;
     rs_threadpool *tp;
     int n_threads;
     rs_simd_level level;
+    bool pack;     /* pack Q4_0 / Q8_0 matrices at load where it pays */
     void *scratch; /* quantized activations for matmul */
     size_t scratch_size;
     float *tmp; /* matmul_residual's product before the add */
     size_t tmp_size;
     rs_status status; /* first failure since the last sync */
     rs_error err;
+    cpu_profile *prof; /* NULL unless RUSTY_CPU_PROFILE is set */
 } cpu_backend;
 
 struct rs_kv {
@@ -51,6 +81,67 @@ static void record(cpu_backend *c, rs_status st, const rs_error *e) {
     if (st == RS_OK || c->status != RS_OK) return;
     c->status = st;
     c->err = *e;
+}
+
+/* ---- profiling ----------------------------------------------------------------- */
+
+static double now_ms(void) {
+    struct timespec ts;
+    clock_gettime(CLOCK_MONOTONIC, &ts);
+    return (double)ts.tv_sec * 1e3 + (double)ts.tv_nsec * 1e-6;
+}
+
+static double prof_start(const cpu_backend *c) {
+    return c->prof ? now_ms() : 0;
+}
+
+/* n: tokens of the op, or 0 for the element-wise ops (which count as part of
+ * whatever the last token op was) */
+static void prof_end(cpu_backend *c, int op, int n, double t0) {
+    if (!c->prof) return;
+    double dt = now_ms() - t0;
+    if (n > 0) c->prof->batch = n > 1;
+    c->prof->ms[c->prof->batch][op] += dt;
+    c->prof->calls[c->prof->batch][op]++;
+}
+
+static void prof_matmul(cpu_backend *c, int count, int64_t n_in, int64_t n_out, int n, double t0) {
+    if (!c->prof) return;
+    cpu_profile *p = c->prof;
+    double dt = now_ms() - t0;
+    for (int i = 0; i < p->n_shapes; i++)
+        if (p->shape[i].count == count && p->shape[i].n_in == n_in && p->shape[i].n_out == n_out) {
+            p->shape[i].ms[n > 1] += dt;
+            return;
+        }
+    if (p->n_shapes == P_SHAPES) return;
+    p->shape[p->n_shapes].count = count;
+    p->shape[p->n_shapes].n_in = n_in;
+    p->shape[p->n_shapes].n_out = n_out;
+    p->shape[p->n_shapes].ms[0] = p->shape[p->n_shapes].ms[1] = 0;
+    p->shape[p->n_shapes++].ms[n > 1] = dt;
+}
+
+static void prof_print(const cpu_profile *p) {
+    static const char *names[P_OPS] = {"embed",     "rmsnorm", "matmul", "rope+store",
+                                       "attention", "swiglu",  "add"};
+    for (int b = 1; b >= 0; b--) {
+        double total = 0;
+        for (int i = 0; i < P_OPS; i++) total += p->ms[b][i];
+        if (total == 0) continue;
+        fprintf(stderr, "rusty cpu profile, %s: %.1f ms in ops\n",
+                b ? "batches (n > 1)" : "single tokens", total);
+        for (int i = 0; i < P_OPS; i++)
+            if (p->calls[b][i])
+                fprintf(stderr, "  %-12s %8ld calls %10.1f ms %5.1f%%\n", names[i], p->calls[b][i],
+                        p->ms[b][i], 100 * p->ms[b][i] / total);
+        for (int i = 0; i < p->n_shapes; i++)
+            if (p->shape[i].ms[b] > 0)
+                fprintf(stderr, "    matmul x%d %6lld -> %6lld %10.1f ms %5.1f%%\n",
+                        p->shape[i].count, (long long)p->shape[i].n_in,
+                        (long long)p->shape[i].n_out, p->shape[i].ms[b],
+                        100 * p->shape[i].ms[b] / total);
+    }
 }
 
 /* ---- data-parallel helper ------------------------------------------------------ */
@@ -108,17 +199,98 @@ static rs_status cpu_sync(rs_backend *b, rs_error *err) {
 
 /* ---- weights and caches ----------------------------------------------------------- */
 
+enum { HUGE_PAGE = 2 << 20 };
+
+/* A 2 MiB-aligned anonymous mapping of `bytes` (a multiple of HUGE_PAGE)
+ * backed by transparent huge pages where the kernel allows; NULL on failure. */
+static void *huge_alloc(size_t bytes) {
+    uint8_t *raw =
+        mmap(NULL, bytes + HUGE_PAGE, PROT_READ | PROT_WRITE, MAP_PRIVATE | MAP_ANONYMOUS, -1, 0);
+    if (raw == MAP_FAILED) return NULL;
+    uint8_t *p = (uint8_t *)(((uintptr_t)raw + HUGE_PAGE - 1) & ~(uintptr_t)(HUGE_PAGE - 1));
+    if (p > raw) munmap(raw, (size_t)(p - raw));
+    if (p + bytes < raw + bytes + HUGE_PAGE)
+        munmap(p + bytes, (size_t)(raw + bytes + HUGE_PAGE - (p + bytes)));
+    madvise(p, bytes, MADV_HUGEPAGE);
+    return p;
+}
+
+static size_t packed_alloc_bytes(const rs_weight *w) {
+    size_t bytes = rs_cpu_pack_size(w->type, w->n_out, w->n_in);
+    return bytes > SIZE_MAX - HUGE_PAGE ? 0 : (bytes + HUGE_PAGE - 1) / HUGE_PAGE * HUGE_PAGE;
+}
+
+/* True when [p, p + n) lies in one file-backed mapping of this process, whose
+ * pages can be dropped and will read back from the file if touched again
+ * (dropping pages of anonymous memory would zero them). */
+static bool file_backed(const void *p, size_t n) {
+    FILE *f = fopen("/proc/self/maps", "r");
+    if (!f) return false;
+    char line[512];
+    bool yes = false;
+    uintptr_t a = (uintptr_t)p;
+    while (fgets(line, sizeof line, f)) {
+        unsigned long lo, hi, inode;
+        char perms[8];
+        if (sscanf(line, "%lx-%lx %7s %*s %*s %lu", &lo, &hi, perms, &inode) != 4) continue;
+        if (a >= lo && a < hi) {
+            yes = inode != 0 && a + n <= hi;
+            break;
+        }
+    }
+    fclose(f);
+    return yes;
+}
+
+/* Drops the file pages wholly inside [p, p + n) from this process. */
+static void drop_file_pages(const void *p, size_t n) {
+    uintptr_t page = (uintptr_t)sysconf(_SC_PAGESIZE);
+    uintptr_t lo = ((uintptr_t)p + page - 1) & ~(page - 1), hi = ((uintptr_t)p + n) & ~(page - 1);
+    if (hi > lo && file_backed(p, n)) madvise((void *)lo, hi - lo, MADV_DONTNEED);
+}
+
+typedef struct pack_ctx {
+    const rs_weight *w;
+    void *dst;
+} pack_ctx;
+
+static void pack_range(void *p, int64_t b, int64_t e, int ith) {
+    pack_ctx *c = p;
+    rs_cpu_pack_groups(c->w->type, c->w->host, c->w->n_out, c->w->n_in, c->dst, b, e);
+}
+
+/* Packs a Q4_0 / Q8_0 matrix into the x16 layout (w->extra = w->data = the
+ * copy). Falls back to the mapping when memory for the copy is short. */
+static void pack_weight(cpu_backend *c, rs_weight *w) {
+    size_t bytes = packed_alloc_bytes(w);
+    void *dst = bytes ? huge_alloc(bytes) : NULL;
+    if (!dst) return;
+    pack_ctx pc = {w, dst};
+    int64_t groups = (w->n_out + RS_CPU_PACK_ROWS - 1) / RS_CPU_PACK_ROWS;
+    parallel(c, groups, 4, pack_range, &pc);
+    drop_file_pages(w->host, w->nbytes);
+    w->data = dst;
+    w->extra = dst;
+}
+
 static rs_status cpu_weight_load(rs_backend *b, rs_weight *w, rs_error *err) {
+    cpu_backend *c = cpu(b);
     bool vector = w->n_out == 1;
     if (vector ? w->type != RS_DTYPE_F32 : !rs_cpu_matmul_supports(w->type))
         return rs_error_set(err, RS_ERR_UNSUPPORTED, "tensor '%s': type %s has no CPU kernel",
                             w->name, rs_dtype_name(w->type));
     w->data = (void *)w->host;
+    w->extra = NULL;
     w->backend = b;
+    if (!vector && c->pack && rs_cpu_matmul_pack_useful(w->type, c->level) &&
+        rs_cpu_pack_size(w->type, w->n_out, w->n_in) > 0)
+        pack_weight(c, w);
     return RS_OK;
 }
 
 static void cpu_weight_unload(rs_backend *b, rs_weight *w) {
+    if (w->extra) munmap(w->extra, packed_alloc_bytes(w));
+    w->extra = NULL;
     w->data = NULL;
     w->backend = NULL;
 }
@@ -181,9 +353,11 @@ static void embed_range(void *p, int64_t b, int64_t e, int ith) {
 
 static void cpu_embed(rs_backend *b, const rs_weight *table, const int32_t *ids, int n,
                       float *out) {
+    double t0 = prof_start(cpu(b));
     embed_ctx c = {table, ids, out, 0};
     rs_dtype_row_size(table->type, table->n_in, &c.row_bytes);
     parallel(cpu(b), n, 16, embed_range, &c);
+    prof_end(cpu(b), P_EMBED, n, t0);
 }
 
 typedef struct norm_ctx {
@@ -211,24 +385,30 @@ static void norm_range(void *p, int64_t b, int64_t e, int ith) {
 
 static void cpu_rmsnorm(rs_backend *b, const float *x, const rs_weight *w, float eps, int n,
                         float *out) {
+    double t0 = prof_start(cpu(b));
     norm_ctx c = {(float *)x, NULL, w->data, eps, (int)w->n_in, out};
     parallel(cpu(b), n, 4, norm_range, &c);
+    prof_end(cpu(b), P_NORM, n, t0);
 }
 
 static void cpu_add_rmsnorm(rs_backend *b, float *x, const float *y, const rs_weight *w, float eps,
                             int n, float *out) {
+    double t0 = prof_start(cpu(b));
     norm_ctx c = {x, y, w->data, eps, (int)w->n_in, out};
     parallel(cpu(b), n, 4, norm_range, &c);
+    prof_end(cpu(b), P_NORM, n, t0);
 }
 
 static void cpu_matmul(rs_backend *b, const rs_matmul *mm, int count, const float *x, int n) {
     cpu_backend *c = cpu(b);
+    double t0 = prof_start(c);
     rs_error err = {0};
     rs_cpu_matmul_w ws[RS_CPU_MATMUL_MAX_W];
     int64_t n_in = mm[0].w->n_in;
     for (int i = 0; i < count; i++)
-        ws[i] = (rs_cpu_matmul_w){mm[i].w->type, mm[i].w->data, mm[i].w->n_out, mm[i].y,
-                                  mm[i].w->n_out};
+        ws[i] = (rs_cpu_matmul_w){
+            mm[i].w->type, mm[i].w->data,  mm[i].w->n_out,
+            mm[i].y,       mm[i].w->n_out, mm[i].w->extra ? RS_CPU_LAYOUT_X16 : RS_CPU_LAYOUT_GGUF};
     size_t need = rs_cpu_matmul_scratch_size(ws, count, n_in, n);
     if (need > c->scratch_size) {
         free(c->scratch);
@@ -250,6 +430,8 @@ static void cpu_matmul(rs_backend *b, const rs_matmul *mm, int count, const floa
         for (int t = 0; t < n; t++)
             for (int64_t o = 0; o < n_out; o++) mm[i].y[t * n_out + o] += bias[o];
     }
+    prof_end(c, P_MATMUL, n, t0);
+    prof_matmul(c, count, n_in, mm[0].w->n_out, n, t0);
 }
 
 typedef struct rope_ctx {
@@ -317,8 +499,10 @@ static void rope_range(void *p, int64_t b, int64_t e, int ith) {
 
 static void cpu_rope_store(rs_backend *b, float *q, float *k, const float *v, const int32_t *pos,
                            int n, const rs_rope *rope, const rs_attn *at, rs_kv *kv, int layer) {
+    double t0 = prof_start(cpu(b));
     rope_ctx c = {q, k, v, pos, rope, at, kv, layer};
     parallel(cpu(b), n, 4, rope_range, &c);
+    prof_end(cpu(b), P_ROPE, n, t0);
 }
 
 typedef struct attn_ctx {
@@ -346,8 +530,10 @@ static void attn_range(void *p, int64_t b, int64_t e, int ith) {
 
 static void cpu_attention(rs_backend *b, const float *q, rs_kv *kv, int layer, const int32_t *pos,
                           int n, const rs_attn *at, float *out) {
+    double t0 = prof_start(cpu(b));
     attn_ctx c = {q, kv, layer, pos, at, out};
     parallel(cpu(b), (int64_t)n * at->n_head, 1, attn_range, &c);
+    prof_end(cpu(b), P_ATTN, n, t0);
 }
 
 typedef struct ew_ctx {
@@ -366,13 +552,17 @@ static void add_range(void *p, int64_t b, int64_t e, int ith) {
 }
 
 static void cpu_swiglu(rs_backend *b, const float *g, const float *u, int64_t n, float *out) {
+    double t0 = prof_start(cpu(b));
     ew_ctx c = {g, u, out};
     parallel(cpu(b), n, 4096, swiglu_range, &c);
+    prof_end(cpu(b), P_SWIGLU, 0, t0);
 }
 
 static void cpu_add(rs_backend *b, float *x, const float *y, int64_t n) {
+    double t0 = prof_start(cpu(b));
     ew_ctx c = {x, y, x};
     parallel(cpu(b), n, 16384, add_range, &c);
+    prof_end(cpu(b), P_ADD, 0, t0);
 }
 
 static void cpu_matmul_residual(rs_backend *b, const rs_weight *w, const float *a, int n, float *x,
@@ -419,6 +609,8 @@ static rs_status cpu_bandwidth(rs_backend *b, double *gbps, rs_error *err) {
 
 static void cpu_destroy(rs_backend *b) {
     cpu_backend *c = cpu(b);
+    if (c->prof) prof_print(c->prof);
+    free(c->prof);
     rs_threadpool_free(c->tp);
     free(c->scratch);
     free(c->tmp);
@@ -467,6 +659,10 @@ rs_status rs_cpu_backend_create(rs_backend **out, int n_threads, rs_error *err) 
     c->base.is_host = true;
     c->n_threads = n_threads;
     c->level = rs_cpu_simd_level();
+    const char *pack = getenv("RUSTY_CPU_PACK");
+    c->pack = !(pack && strcmp(pack, "0") == 0);
+    const char *prof = getenv("RUSTY_CPU_PROFILE");
+    if (prof && strcmp(prof, "0") != 0) c->prof = calloc(1, sizeof *c->prof);
     *out = &c->base;
     return RS_OK;
 }

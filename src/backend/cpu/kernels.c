@@ -3,6 +3,8 @@
 
 #include "dtype/blocks.h"
 
+RS_STATIC_ASSERT(sizeof(rs_block_q8_0p) == 48, "rs_block_q8_0p size");
+
 // NOLINTNEXTLINE(clang-analyzer-optin.performance.Padding): 14 rows; fields in reading order
 typedef struct {
     rs_dtype type;
@@ -42,6 +44,17 @@ static const rs_cpu_quant_fn q_table[RS_CPU_ACT_COUNT][3] = {
     [RS_CPU_ACT_Q8_0] = {rs_cpu_quant_q8_0_ref, rs_cpu_quant_q8_0_avx2, rs_cpu_quant_q8_0_avx512},
     [RS_CPU_ACT_Q8_1] = {rs_cpu_quant_q8_1_ref, rs_cpu_quant_q8_1_avx2, rs_cpu_quant_q8_1_avx512},
     [RS_CPU_ACT_Q8_K] = {rs_cpu_quant_q8_K_ref, rs_cpu_quant_q8_K_avx2, rs_cpu_quant_q8_K_avx512},
+    [RS_CPU_ACT_Q8_0P] = {rs_cpu_quant_q8_0p_ref, rs_cpu_quant_q8_0p_avx2,
+                          rs_cpu_quant_q8_0p_avx512},
+};
+
+/* Packed-layout kernels (packed.h); AVX2 falls back to the scalar reference. */
+static const struct {
+    rs_dtype type;
+    const rs_cpu_kernel *k[3];
+} k_packed[] = {
+    {RS_DTYPE_Q8_0, {&rs_cpu_kernel_q8_0_x16_ref, NULL, &rs_cpu_kernel_q8_0_x16_avx512}},
+    {RS_DTYPE_Q4_0, {&rs_cpu_kernel_q4_0_x16_ref, NULL, &rs_cpu_kernel_q4_0_x16_avx512}},
 };
 
 static const kernel_row *find_row(rs_dtype t) {
@@ -67,6 +80,8 @@ int64_t rs_cpu_act_block(rs_cpu_act act) {
         return QK8_1;
     case RS_CPU_ACT_Q8_K:
         return QK_K;
+    case RS_CPU_ACT_Q8_0P:
+        return 32;
     default:
         return 1;
     }
@@ -80,6 +95,8 @@ size_t rs_cpu_act_block_bytes(rs_cpu_act act) {
         return sizeof(block_q8_1);
     case RS_CPU_ACT_Q8_K:
         return sizeof(block_q8_K);
+    case RS_CPU_ACT_Q8_0P:
+        return sizeof(rs_block_q8_0p);
     default:
         return sizeof(float);
     }
@@ -90,6 +107,20 @@ const rs_cpu_kernel *rs_cpu_kernel_get(rs_dtype wtype, rs_simd_level level) {
     if (!row || level < RS_SIMD_SCALAR || level > RS_SIMD_AVX512) return NULL;
     for (int l = (int)level; l >= 0; l--)
         if (row->k[l]) return row->k[l];
+    return NULL;
+}
+
+const rs_cpu_kernel *rs_cpu_packed_kernel_get(rs_dtype wtype, rs_simd_level level, bool *native) {
+    if (native) *native = false;
+    if (level < RS_SIMD_SCALAR || level > RS_SIMD_AVX512) return NULL;
+    for (size_t i = 0; i < sizeof k_packed / sizeof k_packed[0]; i++) {
+        if (k_packed[i].type != wtype) continue;
+        for (int l = (int)level; l >= 0; l--)
+            if (k_packed[i].k[l]) {
+                if (native) *native = l == (int)level;
+                return k_packed[i].k[l];
+            }
+    }
     return NULL;
 }
 
