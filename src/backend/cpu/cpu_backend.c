@@ -26,6 +26,7 @@
 #include <unistd.h>
 
 #include "backend/cpu/attention.h"
+#include "backend/cpu/ew.h"
 #include "backend/cpu/matmul.h"
 #include "backend/cpu/membw.h"
 #include "backend/cpu/packed.h"
@@ -50,11 +51,23 @@ typedef struct {
     int batch; /* the last op with a token count had n > 1 */
 } cpu_profile;
 
+/* Memory for packed weights: 2 MiB-aligned anonymous slabs backed by
+ * transparent huge pages, handed out in order. Weights share slabs so that
+ * small matrices do not each round up to a huge page; slabs live until the
+ * backend is destroyed. */
+typedef struct pack_slab {
+    struct pack_slab *next;
+    uint8_t *base;
+    size_t size, used;
+} pack_slab;
+
 typedef struct cpu_backend {
     rs_backend base;
+    pack_slab *slabs; /* newest first */
     rs_threadpool *tp;
     int n_threads;
     rs_simd_level level;
+    rs_cpu_ew ew; /* element-wise kernels for the level */
     bool pack;     /* pack Q4_0 / Q8_0 matrices at load where it pays */
     void *scratch; /* quantized activations for matmul */
     size_t scratch_size;
@@ -199,13 +212,13 @@ static rs_status cpu_sync(rs_backend *b, rs_error *err) {
 
 /* ---- weights and caches ----------------------------------------------------------- */
 
-enum { HUGE_PAGE = 2 << 20 };
+enum { HUGE_PAGE = 2 << 20, SLAB_BYTES = 64 << 20, PACK_ALIGN = 64 };
 
 /* A 2 MiB-aligned anonymous mapping of `bytes` (a multiple of HUGE_PAGE)
  * backed by transparent huge pages where the kernel allows; NULL on failure. */
 static void *huge_alloc(size_t bytes) {
-    uint8_t *raw =
-        mmap(NULL, bytes + HUGE_PAGE, PROT_READ | PROT_WRITE, MAP_PRIVATE | MAP_ANONYMOUS, -1, 0);
+    uint8_t *raw = mmap(NULL, bytes + HUGE_PAGE, PROT_READ | PROT_WRITE,
+                        MAP_PRIVATE | MAP_ANONYMOUS, -1, 0);
     if (raw == MAP_FAILED) return NULL;
     uint8_t *p = (uint8_t *)(((uintptr_t)raw + HUGE_PAGE - 1) & ~(uintptr_t)(HUGE_PAGE - 1));
     if (p > raw) munmap(raw, (size_t)(p - raw));
@@ -215,9 +228,39 @@ static void *huge_alloc(size_t bytes) {
     return p;
 }
 
-static size_t packed_alloc_bytes(const rs_weight *w) {
-    size_t bytes = rs_cpu_pack_size(w->type, w->n_out, w->n_in);
-    return bytes > SIZE_MAX - HUGE_PAGE ? 0 : (bytes + HUGE_PAGE - 1) / HUGE_PAGE * HUGE_PAGE;
+/* `bytes` of packed-weight memory, 64-byte aligned, from the newest slab or
+ * a new one; NULL when out of memory. */
+static void *slab_alloc(cpu_backend *c, size_t bytes) {
+    bytes = (bytes + PACK_ALIGN - 1) / PACK_ALIGN * PACK_ALIGN;
+    pack_slab *s = c->slabs;
+    if (!s || s->size - s->used < bytes) {
+        if (bytes > SIZE_MAX / 2) return NULL;
+        size_t size = bytes > SLAB_BYTES ? (bytes + HUGE_PAGE - 1) / HUGE_PAGE * HUGE_PAGE
+                                         : (size_t)SLAB_BYTES;
+        s = malloc(sizeof *s);
+        if (!s) return NULL;
+        s->base = huge_alloc(size);
+        if (!s->base) {
+            free(s);
+            return NULL;
+        }
+        s->size = size;
+        s->used = 0;
+        s->next = c->slabs;
+        c->slabs = s;
+    }
+    void *p = s->base + s->used;
+    s->used += bytes;
+    return p;
+}
+
+static void slabs_free(cpu_backend *c) {
+    while (c->slabs) {
+        pack_slab *s = c->slabs;
+        c->slabs = s->next;
+        munmap(s->base, s->size);
+        free(s);
+    }
 }
 
 /* True when [p, p + n) lies in one file-backed mapping of this process, whose
@@ -262,8 +305,7 @@ static void pack_range(void *p, int64_t b, int64_t e, int ith) {
 /* Packs a Q4_0 / Q8_0 matrix into the x16 layout (w->extra = w->data = the
  * copy). Falls back to the mapping when memory for the copy is short. */
 static void pack_weight(cpu_backend *c, rs_weight *w) {
-    size_t bytes = packed_alloc_bytes(w);
-    void *dst = bytes ? huge_alloc(bytes) : NULL;
+    void *dst = slab_alloc(c, rs_cpu_pack_size(w->type, w->n_out, w->n_in));
     if (!dst) return;
     pack_ctx pc = {w, dst};
     int64_t groups = (w->n_out + RS_CPU_PACK_ROWS - 1) / RS_CPU_PACK_ROWS;
@@ -288,8 +330,8 @@ static rs_status cpu_weight_load(rs_backend *b, rs_weight *w, rs_error *err) {
     return RS_OK;
 }
 
+/* A packed copy's memory goes back with its slab when the backend is destroyed. */
 static void cpu_weight_unload(rs_backend *b, rs_weight *w) {
-    if (w->extra) munmap(w->extra, packed_alloc_bytes(w));
     w->extra = NULL;
     w->data = NULL;
     w->backend = NULL;
@@ -367,26 +409,20 @@ typedef struct norm_ctx {
     float eps;
     int dim;
     float *out;
+    rs_cpu_rmsnorm_fn fn;
 } norm_ctx;
 
 static void norm_range(void *p, int64_t b, int64_t e, int ith) {
     norm_ctx *c = p;
-    for (int64_t t = b; t < e; t++) {
-        float *x = c->x + t * c->dim;
-        if (c->y)
-            for (int i = 0; i < c->dim; i++) x[i] += c->y[t * c->dim + i];
-        double ss = 0;
-        for (int i = 0; i < c->dim; i++) ss += (double)x[i] * x[i];
-        float scale = (float)(1.0 / sqrt(ss / c->dim + c->eps));
-        float *o = c->out + t * c->dim;
-        for (int i = 0; i < c->dim; i++) o[i] = x[i] * scale * c->w[i];
-    }
+    for (int64_t t = b; t < e; t++)
+        c->fn(c->x + t * c->dim, c->y ? c->y + t * c->dim : NULL, c->w, c->eps, c->dim,
+              c->out + t * c->dim);
 }
 
 static void cpu_rmsnorm(rs_backend *b, const float *x, const rs_weight *w, float eps, int n,
                         float *out) {
     double t0 = prof_start(cpu(b));
-    norm_ctx c = {(float *)x, NULL, w->data, eps, (int)w->n_in, out};
+    norm_ctx c = {(float *)x, NULL, w->data, eps, (int)w->n_in, out, cpu(b)->ew.rmsnorm};
     parallel(cpu(b), n, 4, norm_range, &c);
     prof_end(cpu(b), P_NORM, n, t0);
 }
@@ -394,7 +430,7 @@ static void cpu_rmsnorm(rs_backend *b, const float *x, const rs_weight *w, float
 static void cpu_add_rmsnorm(rs_backend *b, float *x, const float *y, const rs_weight *w, float eps,
                             int n, float *out) {
     double t0 = prof_start(cpu(b));
-    norm_ctx c = {x, y, w->data, eps, (int)w->n_in, out};
+    norm_ctx c = {x, y, w->data, eps, (int)w->n_in, out, cpu(b)->ew.rmsnorm};
     parallel(cpu(b), n, 4, norm_range, &c);
     prof_end(cpu(b), P_NORM, n, t0);
 }
@@ -539,11 +575,12 @@ static void cpu_attention(rs_backend *b, const float *q, rs_kv *kv, int layer, c
 typedef struct ew_ctx {
     const float *a, *b;
     float *out;
+    rs_cpu_swiglu_fn swiglu;
 } ew_ctx;
 
 static void swiglu_range(void *p, int64_t b, int64_t e, int ith) {
     ew_ctx *c = p;
-    for (int64_t i = b; i < e; i++) c->out[i] = c->a[i] / (1.0f + expf(-c->a[i])) * c->b[i];
+    c->swiglu(c->a + b, c->b + b, c->out + b, e - b);
 }
 
 static void add_range(void *p, int64_t b, int64_t e, int ith) {
@@ -553,14 +590,14 @@ static void add_range(void *p, int64_t b, int64_t e, int ith) {
 
 static void cpu_swiglu(rs_backend *b, const float *g, const float *u, int64_t n, float *out) {
     double t0 = prof_start(cpu(b));
-    ew_ctx c = {g, u, out};
+    ew_ctx c = {g, u, out, cpu(b)->ew.swiglu};
     parallel(cpu(b), n, 4096, swiglu_range, &c);
     prof_end(cpu(b), P_SWIGLU, 0, t0);
 }
 
 static void cpu_add(rs_backend *b, float *x, const float *y, int64_t n) {
     double t0 = prof_start(cpu(b));
-    ew_ctx c = {x, y, x};
+    ew_ctx c = {x, y, x, NULL};
     parallel(cpu(b), n, 16384, add_range, &c);
     prof_end(cpu(b), P_ADD, 0, t0);
 }
@@ -611,6 +648,7 @@ static void cpu_destroy(rs_backend *b) {
     cpu_backend *c = cpu(b);
     if (c->prof) prof_print(c->prof);
     free(c->prof);
+    slabs_free(c);
     rs_threadpool_free(c->tp);
     free(c->scratch);
     free(c->tmp);
@@ -659,6 +697,7 @@ rs_status rs_cpu_backend_create(rs_backend **out, int n_threads, rs_error *err) 
     c->base.is_host = true;
     c->n_threads = n_threads;
     c->level = rs_cpu_simd_level();
+    c->ew = rs_cpu_ew_get(c->level);
     const char *pack = getenv("RUSTY_CPU_PACK");
     c->pack = !(pack && strcmp(pack, "0") == 0);
     const char *prof = getenv("RUSTY_CPU_PROFILE");

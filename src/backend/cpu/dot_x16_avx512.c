@@ -23,7 +23,7 @@
 enum { P_Q8_0, P_Q4_0 };
 /* Tile arrays have these constant sizes and are indexed only by compile-time
  * constants after unrolling, so they live in registers. */
-enum { G_MAX = 4, C_MAX = 8 };
+enum { G_MAX = 4, C_MAX = 16 };
 
 static inline int32_t ld32(const void *p) {
     int32_t v;
@@ -123,7 +123,12 @@ INLINE void x16_tile(const int T, const int MR, const int NC, int64_t n, const u
     }
 }
 
-enum { MR = 16, NC = 8, MR1 = 32 };
+#ifndef X16_MR
+#define X16_MR 16
+#define X16_NC 8
+#define X16_MR1 32
+#endif
+enum { MR = X16_MR, NC = X16_NC, MR1 = X16_MR1 };
 
 RS_CPU_DEFINE_KERNEL(q8_0_x16_avx512, x16_tile, P_Q8_0, MR, NC, MR1, RS_SIMD_AVX512);
 RS_CPU_DEFINE_KERNEL(q4_0_x16_avx512, x16_tile, P_Q4_0, MR, NC, MR1, RS_SIMD_AVX512);

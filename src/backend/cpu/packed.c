@@ -31,44 +31,40 @@ size_t rs_cpu_pack_size(rs_dtype type, int64_t n_out, int64_t n_in) {
     return (size_t)groups * gb;
 }
 
-/* The GGUF block (row, b) as (d, 32 quant bytes as stored: Q8_0 signed
- * values, Q4_0 the 16 nibble bytes) — or a zero block past the last row. */
-static const uint8_t *src_block(rs_dtype type, const uint8_t *src, int64_t n_out, int64_t nb,
-                                int64_t row, int64_t b, uint16_t *d) {
-    size_t bb = type == RS_DTYPE_Q8_0 ? sizeof(block_q8_0) : sizeof(block_q4_0);
-    if (row >= n_out) {
-        *d = 0;
-        return NULL;
-    }
-    const uint8_t *p = src + ((size_t)row * (size_t)nb + (size_t)b) * bb;
-    memcpy(d, p, 2);
-    return p + 2;
-}
-
 void rs_cpu_pack_groups(rs_dtype type, const void *src, int64_t n_out, int64_t n_in, void *dst,
                         int64_t g0, int64_t g1) {
+    const bool q8 = type == RS_DTYPE_Q8_0;
     const int64_t nb = n_in / 32;
-    const size_t gbytes = rs_cpu_pack_group_bytes(type, n_in),
-                 pay = rs_cpu_pack_payload_bytes(type);
+    const size_t gbytes = rs_cpu_pack_group_bytes(type, n_in), pay = rs_cpu_pack_payload_bytes(type);
+    const size_t bb = q8 ? sizeof(block_q8_0) : sizeof(block_q4_0);
     const int words = (int)(pay / 64); /* 32-bit words per row and block */
+    /* Q8_0: q + 128 is q with the sign bit flipped; padding rows hold q = 0
+     * (and scale 0), which is 0x80 (Q8_0) or nibbles 8 (Q4_0) */
+    const uint32_t flip = q8 ? 0x80808080u : 0, pad = q8 ? 0x80808080u : 0x88888888u;
     for (int64_t g = g0; g < g1; g++) {
         uint8_t *gp = (uint8_t *)dst + (size_t)g * gbytes;
-        memset(gp, 0, gbytes);
         uint8_t *scales = gp + (size_t)nb * pay;
-        for (int64_t b = 0; b < nb; b++) {
-            uint8_t *pl = gp + (size_t)b * pay;
-            for (int r = 0; r < RS_CPU_PACK_ROWS; r++) {
-                uint16_t d;
-                const uint8_t *q = src_block(type, src, n_out, nb, g * RS_CPU_PACK_ROWS + r, b, &d);
-                memcpy(scales + (size_t)b * SCALE_BYTES + 2 * (size_t)r, &d, 2);
-                for (int j = 0; j < words; j++)
-                    for (int m = 0; m < 4; m++) {
-                        uint8_t v = q ? q[4 * j + m] : 0;
-                        if (type == RS_DTYPE_Q8_0) v = (uint8_t)(v ^ 0x80); /* q + 128 */
-                        pl[64 * j + 4 * r + m] = q ? v : (type == RS_DTYPE_Q8_0 ? 0x80 : 0x88);
+        for (int r = 0; r < RS_CPU_PACK_ROWS; r++) {
+            int64_t row = g * RS_CPU_PACK_ROWS + r;
+            const uint8_t *blk = row < n_out ? (const uint8_t *)src + (size_t)row * (size_t)nb * bb
+                                             : NULL;
+            for (int64_t b = 0; b < nb; b++, blk = blk ? blk + bb : NULL) {
+                uint8_t *pl = gp + (size_t)b * pay + 4 * (size_t)r;
+                uint16_t d = 0;
+                if (blk) memcpy(&d, blk, 2);
+                memcpy(scales + 32 * (size_t)b + 2 * (size_t)r, &d, 2);
+                for (int j = 0; j < words; j++) {
+                    uint32_t v = pad;
+                    if (blk) {
+                        memcpy(&v, blk + 2 + 4 * j, 4);
+                        v ^= flip;
                     }
+                    memcpy(pl + 64 * (size_t)j, &v, 4);
+                }
             }
         }
+        size_t used = (size_t)nb * (pay + 32);
+        memset(gp + used, 0, gbytes - used);
     }
 }
 
