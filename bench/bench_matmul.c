@@ -2,7 +2,7 @@
  * its fraction of the measured memory bandwidth) and prompt gemm (GFLOP/s) for
  * every weight type, printed as a markdown table.
  *
- *   bench_matmul [-t threads] [-l scalar|avx2|avx512] [-T type,type,...]
+ *   bench_matmul [-t threads] [-l scalar|avx2|avx512|amx] [-T type,type,...]
  *                [-m membw_MiB] [-s seconds_per_case] [-n 64,512] [-H] [-G]
  *
  * -H backs the weights with transparent huge pages (as the bandwidth probe
@@ -189,8 +189,9 @@ static void bench_type(const bench_env *env, rs_dtype t, const options *o) {
 }
 
 static void usage(void) {
-    fprintf(stderr, "usage: bench_matmul [-t threads] [-l scalar|avx2|avx512] [-T Q4_0,Q8_0,...] "
-                    "[-m membw_MiB] [-s seconds] [-n 64,512] [-H] [-G]\n");
+    fprintf(stderr,
+            "usage: bench_matmul [-t threads] [-l scalar|avx2|avx512|amx] [-T Q4_0,Q8_0,...] "
+            "[-m membw_MiB] [-s seconds] [-n 64,512] [-H] [-G]\n");
     exit(2);
 }
 
@@ -220,6 +221,8 @@ static void parse(int argc, char **argv, options *o) {
                 o->level = RS_SIMD_AVX2;
             else if (strcmp(optarg, "avx512") == 0)
                 o->level = RS_SIMD_AVX512;
+            else if (strcmp(optarg, "amx") == 0)
+                o->level = RS_SIMD_AMX;
             else
                 usage();
             break;

@@ -364,10 +364,10 @@ static void check_y(const fixture *f, const float *y, int64_t n_tok, const char 
 }
 
 /* Every level available on this CPU, forced through RUSTY_SIMD as users would. */
-static int levels(rs_simd_level out[3]) {
-    static const char *names[3] = {"scalar", "avx2", "avx512"};
+static int levels(rs_simd_level out[4]) {
+    static const char *names[4] = {"scalar", "avx2", "avx512", "amx"};
     int n = 0;
-    for (int l = 0; l < 3; l++) {
+    for (int l = 0; l < 4; l++) {
         setenv("RUSTY_SIMD", names[l], 1);
         rs_simd_level got = rs_cpu_simd_level();
         if (got == (rs_simd_level)l)
@@ -399,7 +399,7 @@ static void sizes_for(rs_dtype t, int64_t n_in[3]) {
 
 static void test_all_types_levels(void **state) {
     (void)state;
-    rs_simd_level lv[3];
+    rs_simd_level lv[4];
     int n_lv = levels(lv);
     for (int ti = 0; ti < N_TYPES; ti++) {
         int64_t sizes[3];
@@ -441,7 +441,7 @@ static void test_all_types_levels(void **state) {
  * activation scales 256 blocks at a time): 8192 + 3 blocks. */
 static void test_long_rows(void **state) {
     (void)state;
-    rs_simd_level lv[3];
+    rs_simd_level lv[4];
     int n_lv = levels(lv);
     for (int ti = 0; ti < N_TYPES; ti++) {
         int64_t n_in = 8192 + 3 * block_of(k_types[ti]), stride = n_in + X_PAD;
@@ -520,7 +520,7 @@ static void test_multi(void **state) {
     uint8_t *packed = packed_copy(&f[NW - 1]);
     rs_threadpool *tp;
     assert_int_equal(rs_threadpool_create(&tp, 2, NULL), RS_OK);
-    rs_simd_level lv[3];
+    rs_simd_level lv[4];
     int n_lv = levels(lv);
     for (int l = 0; l < n_lv; l++)
         for (int64_t nt = 1; nt <= 5; nt += 4) {
@@ -621,14 +621,15 @@ static void test_pack_layout(void **state) {
 }
 
 /* Packed Q4_0 / Q8_0 at every level: the float64 references, the GGUF layout
- * (bit-identical at the scalar level), and shapes around the tile edges
- * (partial groups, token counts around the 8-token tile). */
+ * (bit-identical at the scalar level), AMX bit-identical to AVX-512 (same
+ * arithmetic), and shapes around the tile edges (partial groups, token counts
+ * around the 4/8-token VNNI and 16-token AMX tiles). */
 static void test_packed_levels(void **state) {
     (void)state;
     static const rs_dtype types[2] = {RS_DTYPE_Q4_0, RS_DTYPE_Q8_0};
     static const int64_t n_outs[4] = {13, 16, 45, 67}, n_ins[3] = {32, 96, 4096 + 32};
-    static const int ntoks[6] = {1, 2, 7, 8, 9, 17};
-    rs_simd_level lv[3];
+    static const int ntoks[7] = {1, 2, 7, 8, 9, 16, 17};
+    rs_simd_level lv[4];
     int n_lv = levels(lv);
     for (int ti = 0; ti < 2; ti++)
         for (int ii = 0; ii < 3; ii++) {
@@ -639,11 +640,19 @@ static void test_packed_levels(void **state) {
                 fixture_init(&f, types[ti], n_outs[oi], n_in, x, stride,
                              (uint64_t)(ti * 50 + ii * 7 + oi));
                 uint8_t *p = packed_copy(&f);
-                for (int k = 0; k < 6; k++) {
+                for (int k = 0; k < 7; k++) {
                     int64_t nt = ntoks[k];
                     float *yg = run_mm(NULL, &f, x, stride, nt, RS_SIMD_SCALAR);
+                    float *y512 = NULL;
                     for (int l = 0; l < n_lv; l++) {
                         float *y = run_mm_layout(NULL, &f, p, x, stride, nt, lv[l]);
+                        size_t bytes = sizeof(float) * (size_t)(nt * (f.n_out + Y_PAD));
+                        if (lv[l] == RS_SIMD_AMX && y512 && memcmp(y, y512, bytes) != 0 &&
+                            g_failures++ < 10)
+                            print_error("packed %s n_out %lld n_in %lld n_tok %lld: AMX differs "
+                                        "from AVX-512\n",
+                                        rs_dtype_name(f.t), (long long)f.n_out, (long long)n_in,
+                                        (long long)nt);
                         check_y(&f, y, nt, lv[l] ? "packed" : "packed scalar");
                         for (int64_t t = 0; t < nt; t++)
                             for (int64_t o = 0; o < f.n_out; o++) {

@@ -132,10 +132,10 @@ static void test_levels_bit_identical(void **state) {
     (void)state;
     static const rs_cpu_act acts[4] = {RS_CPU_ACT_Q8_0, RS_CPU_ACT_Q8_1, RS_CPU_ACT_Q8_K,
                                        RS_CPU_ACT_Q8_0P};
-    static const char *names[3] = {"scalar", "avx2", "avx512"};
+    static const char *names[4] = {"scalar", "avx2", "avx512", "amx"};
     float x[N];
     static uint8_t ref[8192], got[8192]; /* > N / 32 * 48 */
-    for (int l = 1; l < 3; l++) {
+    for (int l = 1; l < 4; l++) {
         setenv("RUSTY_SIMD", names[l], 1);
         if (rs_cpu_simd_level() != (rs_simd_level)l) {
             printf("note: SIMD level %s not available, not tested\n", names[l]);

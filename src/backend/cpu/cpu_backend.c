@@ -67,7 +67,7 @@ typedef struct cpu_backend {
     rs_threadpool *tp;
     int n_threads;
     rs_simd_level level;
-    rs_cpu_ew ew; /* element-wise kernels for the level */
+    rs_cpu_ew ew;  /* element-wise kernels for the level */
     bool pack;     /* pack Q4_0 / Q8_0 matrices at load where it pays */
     void *scratch; /* quantized activations for matmul */
     size_t scratch_size;
@@ -217,8 +217,8 @@ enum { HUGE_PAGE = 2 << 20, SLAB_BYTES = 64 << 20, PACK_ALIGN = 64 };
 /* A 2 MiB-aligned anonymous mapping of `bytes` (a multiple of HUGE_PAGE)
  * backed by transparent huge pages where the kernel allows; NULL on failure. */
 static void *huge_alloc(size_t bytes) {
-    uint8_t *raw = mmap(NULL, bytes + HUGE_PAGE, PROT_READ | PROT_WRITE,
-                        MAP_PRIVATE | MAP_ANONYMOUS, -1, 0);
+    uint8_t *raw =
+        mmap(NULL, bytes + HUGE_PAGE, PROT_READ | PROT_WRITE, MAP_PRIVATE | MAP_ANONYMOUS, -1, 0);
     if (raw == MAP_FAILED) return NULL;
     uint8_t *p = (uint8_t *)(((uintptr_t)raw + HUGE_PAGE - 1) & ~(uintptr_t)(HUGE_PAGE - 1));
     if (p > raw) munmap(raw, (size_t)(p - raw));

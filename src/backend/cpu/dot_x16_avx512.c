@@ -124,9 +124,9 @@ INLINE void x16_tile(const int T, const int MR, const int NC, int64_t n, const u
 }
 
 #ifndef X16_MR
-#define X16_MR 16
-#define X16_NC 8
-#define X16_MR1 32
+#define X16_MR  16
+#define X16_NC  8
+#define X16_MR1 RS_CPU_X16_MR1
 #endif
 enum { MR = X16_MR, NC = X16_NC, MR1 = X16_MR1 };
 

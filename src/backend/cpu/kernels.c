@@ -48,13 +48,18 @@ static const rs_cpu_quant_fn q_table[RS_CPU_ACT_COUNT][3] = {
                           rs_cpu_quant_q8_0p_avx512},
 };
 
-/* Packed-layout kernels (packed.h); AVX2 falls back to the scalar reference. */
+/* Packed-layout kernels (packed.h), indexed by level up to AMX; AVX2 falls
+ * back to the scalar reference. */
 static const struct {
     rs_dtype type;
-    const rs_cpu_kernel *k[3];
+    const rs_cpu_kernel *k[4];
 } k_packed[] = {
-    {RS_DTYPE_Q8_0, {&rs_cpu_kernel_q8_0_x16_ref, NULL, &rs_cpu_kernel_q8_0_x16_avx512}},
-    {RS_DTYPE_Q4_0, {&rs_cpu_kernel_q4_0_x16_ref, NULL, &rs_cpu_kernel_q4_0_x16_avx512}},
+    {RS_DTYPE_Q8_0,
+     {&rs_cpu_kernel_q8_0_x16_ref, NULL, &rs_cpu_kernel_q8_0_x16_avx512,
+      &rs_cpu_kernel_q8_0_x16_amx}},
+    {RS_DTYPE_Q4_0,
+     {&rs_cpu_kernel_q4_0_x16_ref, NULL, &rs_cpu_kernel_q4_0_x16_avx512,
+      &rs_cpu_kernel_q4_0_x16_amx}},
 };
 
 static const kernel_row *find_row(rs_dtype t) {
@@ -104,7 +109,8 @@ size_t rs_cpu_act_block_bytes(rs_cpu_act act) {
 
 const rs_cpu_kernel *rs_cpu_kernel_get(rs_dtype wtype, rs_simd_level level) {
     const kernel_row *row = find_row(wtype);
-    if (!row || level < RS_SIMD_SCALAR || level > RS_SIMD_AVX512) return NULL;
+    if (!row || level < RS_SIMD_SCALAR || level > RS_SIMD_AMX) return NULL;
+    if (level > RS_SIMD_AVX512) level = RS_SIMD_AVX512; /* AMX only has packed kernels */
     for (int l = (int)level; l >= 0; l--)
         if (row->k[l]) return row->k[l];
     return NULL;
@@ -112,7 +118,7 @@ const rs_cpu_kernel *rs_cpu_kernel_get(rs_dtype wtype, rs_simd_level level) {
 
 const rs_cpu_kernel *rs_cpu_packed_kernel_get(rs_dtype wtype, rs_simd_level level, bool *native) {
     if (native) *native = false;
-    if (level < RS_SIMD_SCALAR || level > RS_SIMD_AVX512) return NULL;
+    if (level < RS_SIMD_SCALAR || level > RS_SIMD_AMX) return NULL;
     for (size_t i = 0; i < sizeof k_packed / sizeof k_packed[0]; i++) {
         if (k_packed[i].type != wtype) continue;
         for (int l = (int)level; l >= 0; l--)
@@ -126,8 +132,9 @@ const rs_cpu_kernel *rs_cpu_packed_kernel_get(rs_dtype wtype, rs_simd_level leve
 
 rs_cpu_quant_fn rs_cpu_quant_get(rs_cpu_act act, rs_simd_level level) {
     if ((int)act <= RS_CPU_ACT_F32 || act >= RS_CPU_ACT_COUNT || level < RS_SIMD_SCALAR ||
-        level > RS_SIMD_AVX512)
+        level > RS_SIMD_AMX)
         return NULL;
+    if (level > RS_SIMD_AVX512) level = RS_SIMD_AVX512;
     for (int l = (int)level; l >= 0; l--)
         if (q_table[act][l]) return q_table[act][l];
     return NULL;

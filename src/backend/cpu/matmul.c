@@ -159,7 +159,7 @@ static rs_status check_args(const rs_cpu_matmul_in *in, const rs_cpu_matmul_w *w
                             "matmul: bad input (n_in %lld, n_tok %lld, "
                             "x_stride %lld)",
                             (long long)in->n_in, (long long)in->n_tok, (long long)in->x_stride);
-    if (in->level < RS_SIMD_SCALAR || in->level > RS_SIMD_AVX512)
+    if (in->level < RS_SIMD_SCALAR || in->level > RS_SIMD_AMX)
         return rs_error_set(err, RS_ERR_ARG, "matmul: bad SIMD level %d", (int)in->level);
     for (int i = 0; i < n_w; i++) {
         rs_status st = check_weight(in, &ws[i], i, err);

@@ -35,7 +35,8 @@ void rs_cpu_pack_groups(rs_dtype type, const void *src, int64_t n_out, int64_t n
                         int64_t g0, int64_t g1) {
     const bool q8 = type == RS_DTYPE_Q8_0;
     const int64_t nb = n_in / 32;
-    const size_t gbytes = rs_cpu_pack_group_bytes(type, n_in), pay = rs_cpu_pack_payload_bytes(type);
+    const size_t gbytes = rs_cpu_pack_group_bytes(type, n_in),
+                 pay = rs_cpu_pack_payload_bytes(type);
     const size_t bb = q8 ? sizeof(block_q8_0) : sizeof(block_q4_0);
     const int words = (int)(pay / 64); /* 32-bit words per row and block */
     /* Q8_0: q + 128 is q with the sign bit flipped; padding rows hold q = 0
@@ -46,8 +47,8 @@ void rs_cpu_pack_groups(rs_dtype type, const void *src, int64_t n_out, int64_t n
         uint8_t *scales = gp + (size_t)nb * pay;
         for (int r = 0; r < RS_CPU_PACK_ROWS; r++) {
             int64_t row = g * RS_CPU_PACK_ROWS + r;
-            const uint8_t *blk = row < n_out ? (const uint8_t *)src + (size_t)row * (size_t)nb * bb
-                                             : NULL;
+            const uint8_t *blk =
+                row < n_out ? (const uint8_t *)src + (size_t)row * (size_t)nb * bb : NULL;
             for (int64_t b = 0; b < nb; b++, blk = blk ? blk + bb : NULL) {
                 uint8_t *pl = gp + (size_t)b * pay + 4 * (size_t)r;
                 uint16_t d = 0;
