@@ -9,7 +9,10 @@
  * exp's clamp and expf's underflow differ (both round to ~0).
  * RMS norm: the sum of squares in double, then float products as documented:
  * within 2 ulp (2^-22 relative) of the float64 value; with a residual, x must
- * become exactly x + y (one float add). */
+ * become exactly x + y (one float add).
+ * to_f16: bit-identical to rs_f32_to_fp16 (itself tested against hand-made
+ * values in test_dtype) on specials (±0, ±inf, NaNs, subnormal and overflow
+ * edges, rounding ties) and random floats of every magnitude, every tail. */
 #include "testutil.h"
 
 #include <math.h>
@@ -18,6 +21,7 @@
 #include <string.h>
 
 #include "backend/cpu/ew.h"
+#include "dtype/fp16.h"
 
 static const char *k_levels[3] = {"scalar", "avx2", "avx512"};
 
@@ -121,10 +125,47 @@ static void test_rmsnorm(void **state) {
     assert_int_equal(g_fail, 0);
 }
 
+static void test_to_f16(void **state) {
+    (void)state;
+    enum { N = 600 };
+    static const uint32_t specials[] = {
+        0x00000000u, 0x80000000u, 0x7f800000u, 0xff800000u, 0x7fc00000u, 0x7f800001u, 0xffc12345u,
+        0x477fe000u, 0x477ff000u, 0x477fefffu, 0x38800000u, 0x387fffffu, 0x33000000u, 0x33000001u,
+        0x32ffffffu, 0x3f801000u, 0x3f803000u, 0x3f800fffu, 0x00000001u, 0x47800000u};
+    rs_cpu_ew ew[3];
+    const char *names[3];
+    int n_lv = levels(ew, names);
+    float x[N];
+    uint16_t out[N + 1];
+    uint64_t s = 99;
+    for (int i = 0; i < N; i++) {
+        uint32_t u;
+        if (i < (int)(sizeof specials / sizeof *specials)) {
+            u = specials[i];
+        } else { /* random sign, exponent across the fp16 range and beyond, mantissa */
+            uint64_t r = (uint64_t)((tu_randf(&s) + 1) * 1e9) * 2654435761u;
+            u = (uint32_t)(r & 0x807fffffu) | (uint32_t)(96 + (r >> 40) % 50) << 23;
+        }
+        memcpy(&x[i], &u, 4);
+    }
+    for (int l = 0; l < n_lv; l++)
+        for (int n = 0; n <= N; n += n < 40 ? 1 : 280) {
+            out[n] = 0x1234;
+            ew[l].to_f16(x, out, n);
+            for (int i = 0; i < n; i++)
+                if (out[i] != rs_f32_to_fp16(x[i]) && g_fail++ < 10)
+                    print_error("%s to_f16: %a -> %04x, want %04x\n", names[l], (double)x[i],
+                                out[i], rs_f32_to_fp16(x[i]));
+            assert_int_equal(out[n], 0x1234);
+        }
+    assert_int_equal(g_fail, 0);
+}
+
 int main(void) {
     const struct CMUnitTest tests[] = {
         cmocka_unit_test(test_swiglu),
         cmocka_unit_test(test_rmsnorm),
+        cmocka_unit_test(test_to_f16),
     };
     return cmocka_run_group_tests(tests, NULL, NULL);
 }

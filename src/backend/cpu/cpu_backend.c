@@ -478,6 +478,7 @@ typedef struct rope_ctx {
     const rs_attn *at;
     rs_kv *kv;
     int layer;
+    rs_cpu_to_f16_fn to_f16;
 } rope_ctx;
 
 static void rotate(float *x, int n_heads, int hd, const rs_rope *r, const float *cs,
@@ -494,7 +495,8 @@ static void rotate(float *x, int n_heads, int hd, const rs_rope *r, const float 
     }
 }
 
-static void store_row(rs_kv *kv, unsigned char *base, int head, int pos, const float *src) {
+static void store_row(rs_kv *kv, unsigned char *base, int head, int pos, const float *src,
+                      rs_cpu_to_f16_fn to_f16) {
     size_t off = kv_offset(kv, 0, head) + (size_t)pos * kv->row;
     if (kv->d.type == RS_KV_F32) {
         memcpy(base + off, src, (size_t)kv->d.head_dim * sizeof(float));
@@ -506,8 +508,7 @@ static void store_row(rs_kv *kv, unsigned char *base, int head, int pos, const f
         rs_dtype_get(RS_DTYPE_Q8_0)->from_f32(pad, base + off, (kv->d.head_dim + 31) / 32 * 32);
         return;
     }
-    rs_fp16 *dst = (rs_fp16 *)(base + off);
-    for (int i = 0; i < kv->d.head_dim; i++) dst[i] = rs_f32_to_fp16(src[i]);
+    to_f16(src, (uint16_t *)(base + off), kv->d.head_dim);
 }
 
 static void rope_range(void *p, int64_t b, int64_t e, int ith) {
@@ -526,9 +527,9 @@ static void rope_range(void *p, int64_t b, int64_t e, int ith) {
         rotate(qt, at->n_head, hd, c->rope, cs, sn);
         rotate(kt, at->n_head_kv, hd, c->rope, cs, sn);
         for (int h = 0; h < at->n_head_kv; h++) {
-            store_row(c->kv, c->kv->k + layer_off, h, c->pos[t], kt + (size_t)h * hd);
+            store_row(c->kv, c->kv->k + layer_off, h, c->pos[t], kt + (size_t)h * hd, c->to_f16);
             store_row(c->kv, c->kv->v + layer_off, h, c->pos[t],
-                      c->v + (t * at->n_head_kv + h) * hd);
+                      c->v + (t * at->n_head_kv + h) * hd, c->to_f16);
         }
     }
 }
@@ -536,7 +537,7 @@ static void rope_range(void *p, int64_t b, int64_t e, int ith) {
 static void cpu_rope_store(rs_backend *b, float *q, float *k, const float *v, const int32_t *pos,
                            int n, const rs_rope *rope, const rs_attn *at, rs_kv *kv, int layer) {
     double t0 = prof_start(cpu(b));
-    rope_ctx c = {q, k, v, pos, rope, at, kv, layer};
+    rope_ctx c = {q, k, v, pos, rope, at, kv, layer, cpu(b)->ew.to_f16};
     parallel(cpu(b), n, 4, rope_range, &c);
     prof_end(cpu(b), P_ROPE, n, t0);
 }

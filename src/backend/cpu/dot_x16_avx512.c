@@ -79,6 +79,35 @@ INLINE int_tile block_sums(const int T, const int MG, const int NC, const uint8_
     return s;
 }
 
+#ifndef X16_PF_AHEAD
+/* Decode prefetch: each tile prefetches its own groups this many bytes ahead
+ * of the block it reads (past its end, the next tile's), so every tile and
+ * work unit streams prefetched from its start; 0: prefetch the next tile's
+ * groups at the offset being read (one tile ahead, beyond L1). */
+#define X16_PF_AHEAD 4096
+#endif
+
+INLINE void decode_prefetch(const int T, const int MG, const uint8_t *w, size_t gs, int64_t nb,
+                            int64_t b) {
+    const size_t pay = payload(T);
+    int64_t pb = b;
+    const uint8_t *base = w + (size_t)MG * gs;
+    if (X16_PF_AHEAD > 0) {
+        const int64_t ahead = X16_PF_AHEAD / (int64_t)(MG * pay);
+        pb = b + (ahead > 1 ? ahead : 1);
+        base = w;
+        if (pb >= nb) { /* the next tile's first blocks */
+            pb -= nb;
+            base = w + (size_t)MG * gs;
+        }
+    }
+    RS_UNROLL for (int g = 0; g < MG; g++) {
+        rs_cpu_prefetch(base + (size_t)g * gs + (size_t)pb * pay, pay);
+        if ((pb & 1) == 0)
+            __builtin_prefetch(base + (size_t)g * gs + (size_t)nb * pay + 32 * (size_t)pb);
+    }
+}
+
 INLINE void x16_tile(const int T, const int MR, const int NC, int64_t n, const uint8_t *w,
                      size_t gs, int nr, const uint8_t *x, size_t xs, int nc, float *y, size_t ys) {
     const int MG = MR / 16;
@@ -96,16 +125,8 @@ INLINE void x16_tile(const int T, const int MR, const int NC, int64_t n, const u
     acc_tile acc;
     RS_UNROLL for (int g = 0; g < MG; g++) RS_UNROLL for (int c = 0; c < NC; c++) acc.v[g][c] =
         _mm512_setzero_ps();
-    /* decode: prefetch the next tile's groups (contiguous with these) at the
-     * pace this one reads its own (see rs_cpu_prefetch) */
-    const uint8_t *pf = w + (size_t)MG * gs;
     for (int64_t b = 0; b < nb; b++) {
-        if (NC == 1) RS_UNROLL for (int g = 0; g < MG; g++) {
-                rs_cpu_prefetch(pf + (size_t)g * gs + (size_t)b * payload(T), payload(T));
-                if ((b & 1) == 0)
-                    __builtin_prefetch(pf + (size_t)g * gs + (size_t)nb * payload(T) +
-                                       (size_t)b * 32);
-            }
+        if (NC == 1) decode_prefetch(T, MG, w, gs, nb, b);
         int_tile s = block_sums(T, MG, NC, wg, xr, b);
         RS_UNROLL for (int g = 0; g < MG; g++) {
             __m512 dw = _mm512_cvtph_ps(_mm256_loadu_si256((const __m256i *)(sc[g] + 16 * b)));

@@ -3,6 +3,7 @@
 #include <math.h>
 
 #include "backend/cpu/ew.h"
+#include "dtype/fp16.h"
 
 /* exp(x) for 8 lanes, as exp16 in ew_avx512.c; 2^n is built in the exponent
  * field (n is within [-126, 127] after the clamp). */
@@ -63,4 +64,12 @@ void rs_cpu_rmsnorm_avx2(float *x, const float *y, const float *w, float eps, in
         _mm256_storeu_ps(out + i, _mm256_mul_ps(_mm256_mul_ps(_mm256_loadu_ps(x + i), sc),
                                                 _mm256_loadu_ps(w + i)));
     for (; i < dim; i++) out[i] = x[i] * scale * w[i];
+}
+
+void rs_cpu_to_f16_avx2(const float *x, uint16_t *out, int n) {
+    int i = 0;
+    for (; i + 8 <= n; i += 8)
+        _mm_storeu_si128((__m128i *)(out + i),
+                         _mm256_cvtps_ph(_mm256_loadu_ps(x + i), _MM_FROUND_TO_NEAREST_INT));
+    for (; i < n; i++) out[i] = rs_f32_to_fp16(x[i]);
 }

@@ -67,3 +67,15 @@ void rs_cpu_rmsnorm_avx512(float *x, const float *y, const float *w, float eps, 
                                                 _mm512_loadu_ps(w + i)));
     for (; i < dim; i++) out[i] = x[i] * scale * w[i];
 }
+
+void rs_cpu_to_f16_avx512(const float *x, uint16_t *out, int n) {
+    int i = 0;
+    for (; i + 16 <= n; i += 16)
+        _mm256_storeu_si256((__m256i *)(out + i),
+                            _mm512_cvtps_ph(_mm512_loadu_ps(x + i), _MM_FROUND_TO_NEAREST_INT));
+    if (i < n) {
+        __mmask16 m = (__mmask16)((1u << (n - i)) - 1);
+        __m256i h = _mm512_cvtps_ph(_mm512_maskz_loadu_ps(m, x + i), _MM_FROUND_TO_NEAREST_INT);
+        _mm256_mask_storeu_epi16(out + i, m, h);
+    }
+}

@@ -97,8 +97,12 @@ bool rs_cpu_matmul_supports(rs_dtype type) {
 static size_t act_row_bytes(rs_cpu_act act, int64_t n_in) {
     int64_t blk = rs_cpu_act_block(act);
     size_t bb = rs_cpu_act_block_bytes(act);
-    if (n_in <= 0 || (uint64_t)(n_in / blk) > (SIZE_MAX - SCRATCH_ALIGN) / bb) return 0;
-    return ((size_t)(n_in / blk) * bb + SCRATCH_ALIGN - 1) & ~(size_t)(SCRATCH_ALIGN - 1);
+    if (n_in <= 0 || (uint64_t)(n_in / blk) > (SIZE_MAX - 2 * SCRATCH_ALIGN) / bb) return 0;
+    size_t bytes = ((size_t)(n_in / blk) * bb + SCRATCH_ALIGN - 1) & ~(size_t)(SCRATCH_ALIGN - 1);
+    /* a row stride of a multiple of 1 KiB would put the same block of every
+     * token of a tile into the same few L1 sets: one more cache line */
+    if (bytes % 1024 == 0) bytes += SCRATCH_ALIGN;
+    return bytes;
 }
 
 size_t rs_cpu_matmul_scratch_size(const rs_cpu_matmul_w *ws, int n_w, int64_t n_in, int64_t n_tok) {
