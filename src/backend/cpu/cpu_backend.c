@@ -76,6 +76,15 @@ typedef struct cpu_backend {
     rs_status status; /* first failure since the last sync */
     rs_error err;
     cpu_profile *prof; /* NULL unless RUSTY_CPU_PROFILE is set */
+    /* cos and sin of the rotary angles of the current forward's positions,
+     * [token][cos half | sin half]: computed at layer 0, reused by the others */
+    float *rope_tab;
+    size_t rope_cap; /* floats */
+    struct {
+        const int32_t *pos;
+        const rs_rope *rope;
+        int n, first, last;
+    } rope_key;
 } cpu_backend;
 
 struct rs_kv {
@@ -479,6 +488,8 @@ typedef struct rope_ctx {
     rs_kv *kv;
     int layer;
     rs_cpu_to_f16_fn to_f16;
+    float *tab; /* [n][2 * half] cos, sin */
+    bool fill;  /* compute tab (else read it) */
 } rope_ctx;
 
 static void rotate(float *x, int n_heads, int hd, const rs_rope *r, const float *cs,
@@ -515,10 +526,10 @@ static void rope_range(void *p, int64_t b, int64_t e, int ith) {
     rope_ctx *c = p;
     const rs_attn *at = c->at;
     int hd = at->head_dim, half = c->rope->n_rot / 2;
-    float cs[RS_MAX_HEAD_DIM / 2], sn[RS_MAX_HEAD_DIM / 2];
     size_t layer_off = kv_offset(c->kv, c->layer, 0);
     for (int64_t t = b; t < e; t++) {
-        for (int i = 0; i < half; i++) {
+        float *cs = c->tab + (size_t)t * 2 * (size_t)half, *sn = cs + half;
+        for (int i = 0; c->fill && i < half; i++) {
             double theta = (double)c->pos[t] * c->rope->inv_freq[i];
             cs[i] = (float)(cos(theta) * c->rope->attn_factor);
             sn[i] = (float)(sin(theta) * c->rope->attn_factor);
@@ -536,10 +547,34 @@ static void rope_range(void *p, int64_t b, int64_t e, int ith) {
 
 static void cpu_rope_store(rs_backend *b, float *q, float *k, const float *v, const int32_t *pos,
                            int n, const rs_rope *rope, const rs_attn *at, rs_kv *kv, int layer) {
-    double t0 = prof_start(cpu(b));
-    rope_ctx c = {q, k, v, pos, rope, at, kv, layer, cpu(b)->ew.to_f16};
-    parallel(cpu(b), n, 4, rope_range, &c);
-    prof_end(cpu(b), P_ROPE, n, t0);
+    cpu_backend *cb = cpu(b);
+    double t0 = prof_start(cb);
+    size_t need = (size_t)n * (size_t)(rope->n_rot / 2) * 2;
+    if (need > cb->rope_cap) {
+        float *tab = realloc(cb->rope_tab, (need ? need : 1) * sizeof(float));
+        if (!tab) {
+            rs_error err = {0};
+            rs_error_set(&err, RS_ERR_NOMEM, "cannot allocate the rotary table");
+            record(cb, RS_ERR_NOMEM, &err);
+            return;
+        }
+        cb->rope_tab = tab;
+        cb->rope_cap = need;
+        cb->rope_key.rope = NULL; /* contents invalid */
+    }
+    bool fill = layer == 0 || cb->rope_key.pos != pos || cb->rope_key.rope != rope ||
+                cb->rope_key.n != n || cb->rope_key.first != pos[0] ||
+                cb->rope_key.last != pos[n - 1];
+    if (fill) {
+        cb->rope_key.pos = pos;
+        cb->rope_key.rope = rope;
+        cb->rope_key.n = n;
+        cb->rope_key.first = pos[0];
+        cb->rope_key.last = pos[n - 1];
+    }
+    rope_ctx c = {q, k, v, pos, rope, at, kv, layer, cb->ew.to_f16, cb->rope_tab, fill};
+    parallel(cb, n, 4, rope_range, &c);
+    prof_end(cb, P_ROPE, n, t0);
 }
 
 typedef struct attn_ctx {
@@ -649,6 +684,7 @@ static void cpu_destroy(rs_backend *b) {
     cpu_backend *c = cpu(b);
     if (c->prof) prof_print(c->prof);
     free(c->prof);
+    free(c->rope_tab);
     slabs_free(c);
     rs_threadpool_free(c->tp);
     free(c->scratch);

@@ -84,7 +84,7 @@ INLINE int_tile block_sums(const int T, const int MG, const int NC, const uint8_
  * of the block it reads (past its end, the next tile's), so every tile and
  * work unit streams prefetched from its start; 0: prefetch the next tile's
  * groups at the offset being read (one tile ahead, beyond L1). */
-#define X16_PF_AHEAD 4096
+#define X16_PF_AHEAD 8192
 #endif
 
 INLINE void decode_prefetch(const int T, const int MG, const uint8_t *w, size_t gs, int64_t nb,
