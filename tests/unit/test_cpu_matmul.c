@@ -576,7 +576,8 @@ static void test_pack_layout(void **state) {
                 rs_dtype t = types[ti];
                 int64_t n_out = n_outs[oi], n_in = n_ins[ii], nb = n_in / 32;
                 size_t row, bb = t == RS_DTYPE_Q8_0 ? 34 : 18, pay = t == RS_DTYPE_Q8_0 ? 512 : 256;
-                uint8_t *w = gen_weights(t, n_out, n_in, (uint64_t)(100 * ti + 10 * oi + ii), &row);
+                uint8_t *w = gen_weights(
+                    t, n_out, n_in, 100 * (uint64_t)ti + 10 * (uint64_t)oi + (uint64_t)ii, &row);
                 fixture f = {t, n_in, n_out, w, row, NULL};
                 uint8_t *p = packed_copy(&f);
                 size_t gbytes = rs_cpu_pack_group_bytes(t, n_in);
@@ -634,11 +635,11 @@ static void test_packed_levels(void **state) {
     for (int ti = 0; ti < 2; ti++)
         for (int ii = 0; ii < 3; ii++) {
             int64_t n_in = n_ins[ii], stride = n_in + X_PAD;
-            float *x = gen_x(MAX_TOK, n_in, stride, (uint64_t)(ti * 3 + ii));
+            float *x = gen_x(MAX_TOK, n_in, stride, 3 * (uint64_t)ti + (uint64_t)ii);
             for (int oi = 0; oi < 4; oi++) {
                 fixture f;
                 fixture_init(&f, types[ti], n_outs[oi], n_in, x, stride,
-                             (uint64_t)(ti * 50 + ii * 7 + oi));
+                             50 * (uint64_t)ti + 7 * (uint64_t)ii + (uint64_t)oi);
                 uint8_t *p = packed_copy(&f);
                 for (int k = 0; k < 7; k++) {
                     int64_t nt = ntoks[k];
@@ -657,10 +658,13 @@ static void test_packed_levels(void **state) {
                         for (int64_t t = 0; t < nt; t++)
                             for (int64_t o = 0; o < f.n_out; o++) {
                                 size_t at = (size_t)(t * (f.n_out + Y_PAD) + o);
+                                /* the scalar level must match bit for bit */
                                 bool ok =
                                     lv[l] == RS_SIMD_SCALAR
+                                        // NOLINTNEXTLINE(bugprone-suspicious-memory-comparison)
                                         ? memcmp(&y[at], &yg[at], sizeof(float)) == 0
-                                        : fabs(y[at] - yg[at]) <= 2 * f.ex[t * f.n_out + o].tol_q;
+                                        : fabs((double)y[at] - yg[at]) <=
+                                              2 * f.ex[t * f.n_out + o].tol_q;
                                 if (!ok && g_failures++ < 10)
                                     print_error("packed %s %s n_out %lld n_in %lld n_tok %lld: "
                                                 "y[%lld][%lld] %.9g vs GGUF scalar %.9g\n",

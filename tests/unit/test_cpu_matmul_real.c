@@ -59,8 +59,8 @@ static void check_tensor(const rs_tensor_info *ti, const rs_simd_level *lv, int 
     size_t row_bytes = (size_t)ti->nbytes / (size_t)n_out;
     float *x = malloc(sizeof(float) * (size_t)(N_TOK * n_in));
     double *xh = malloc(sizeof(double) * (size_t)(N_TOK * n_in));
-    double *ref = malloc(sizeof(double) * (size_t)(N_TOK * n_out));
-    double *tol = malloc(sizeof(double) * (size_t)(N_TOK * n_out));
+    double *ref = calloc((size_t)(N_TOK * n_out), sizeof(double));
+    double *tol = calloc((size_t)(N_TOK * n_out), sizeof(double));
     float *wrow = malloc(sizeof(float) * (size_t)n_in);
     float *y = malloc(sizeof(float) * (size_t)(N_TOK * n_out));
     assert_true(x && xh && ref && tol && wrow && y);

@@ -229,7 +229,7 @@ static void *huge_alloc(size_t bytes) {
     uint8_t *raw =
         mmap(NULL, bytes + HUGE_PAGE, PROT_READ | PROT_WRITE, MAP_PRIVATE | MAP_ANONYMOUS, -1, 0);
     if (raw == MAP_FAILED) return NULL;
-    uint8_t *p = (uint8_t *)(((uintptr_t)raw + HUGE_PAGE - 1) & ~(uintptr_t)(HUGE_PAGE - 1));
+    uint8_t *p = raw + (-(uintptr_t)raw & (HUGE_PAGE - 1)); /* aligned up */
     if (p > raw) munmap(raw, (size_t)(p - raw));
     if (p + bytes < raw + bytes + HUGE_PAGE)
         munmap(p + bytes, (size_t)(raw + bytes + HUGE_PAGE - (p + bytes)));
@@ -297,8 +297,11 @@ static bool file_backed(const void *p, size_t n) {
 /* Drops the file pages wholly inside [p, p + n) from this process. */
 static void drop_file_pages(const void *p, size_t n) {
     uintptr_t page = (uintptr_t)sysconf(_SC_PAGESIZE);
-    uintptr_t lo = ((uintptr_t)p + page - 1) & ~(page - 1), hi = ((uintptr_t)p + n) & ~(page - 1);
-    if (hi > lo && file_backed(p, n)) madvise((void *)lo, hi - lo, MADV_DONTNEED);
+    const uint8_t *lo = (const uint8_t *)p + (-(uintptr_t)p & (page - 1)); /* aligned up */
+    const uint8_t *hi = (const uint8_t *)p + n;
+    hi -= (uintptr_t)hi & (page - 1); /* aligned down */
+    /* the mapping is read-only and private: dropping its pages writes nothing */
+    if (hi > lo && file_backed(p, n)) madvise((void *)lo, (size_t)(hi - lo), MADV_DONTNEED);
 }
 
 typedef struct pack_ctx {

@@ -90,16 +90,12 @@ INLINE int_tile block_sums(const int T, const int MG, const int NC, const uint8_
 INLINE void decode_prefetch(const int T, const int MG, const uint8_t *w, size_t gs, int64_t nb,
                             int64_t b) {
     const size_t pay = payload(T);
-    int64_t pb = b;
-    const uint8_t *base = w + (size_t)MG * gs;
-    if (X16_PF_AHEAD > 0) {
-        const int64_t ahead = X16_PF_AHEAD / (int64_t)(MG * pay);
-        pb = b + (ahead > 1 ? ahead : 1);
-        base = w;
-        if (pb >= nb) { /* the next tile's first blocks */
-            pb -= nb;
-            base = w + (size_t)MG * gs;
-        }
+    const int64_t ahead = X16_PF_AHEAD / (int64_t)(MG * pay);
+    int64_t pb = X16_PF_AHEAD > 0 ? b + (ahead > 1 ? ahead : 1) : b + nb;
+    const uint8_t *base = w;
+    if (pb >= nb) { /* the next tile's first blocks */
+        pb -= nb;
+        base = w + (size_t)MG * gs;
     }
     RS_UNROLL for (int g = 0; g < MG; g++) {
         rs_cpu_prefetch(base + (size_t)g * gs + (size_t)pb * pay, pay);

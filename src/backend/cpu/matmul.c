@@ -278,9 +278,9 @@ rs_status rs_cpu_matmul_multi(rs_threadpool *tp, const rs_cpu_matmul_in *in,
     uint64_t traffic = 0;
     for (int i = 0; i < n_w; i++) {
         mm_weight *mw = &j.ws[i];
-        int64_t block;
-        size_t bytes;
-        rs_cpu_act act;
+        int64_t block = 1;
+        size_t bytes = 1;
+        rs_cpu_act act = RS_CPU_ACT_F32;
         layout_info(&ws[i], &block, &bytes, &act); /* checked above */
         mw->packed = ws[i].layout == RS_CPU_LAYOUT_X16;
         mw->k = mw->packed ? rs_cpu_packed_kernel_get(ws[i].type, in->level, NULL)

@@ -50,6 +50,7 @@ typedef enum rs_cpu_layout {
 } rs_cpu_layout;
 
 /* One weight matrix and where its output goes. */
+// NOLINTNEXTLINE(clang-analyzer-optin.performance.Padding): layout last keeps positional inits
 typedef struct rs_cpu_matmul_w {
     rs_dtype type;        /* weight type */
     const void *w;        /* the matrix, in `layout` */
