@@ -2,11 +2,13 @@
  * its fraction of the measured memory bandwidth) and prompt gemm (GFLOP/s) for
  * every weight type, printed as a markdown table.
  *
- *   bench_matmul [-t threads] [-l scalar|avx2|avx512] [-T type,type,...]
- *                [-m membw_MiB] [-s seconds_per_case] [-n 64,512] [-H]
+ *   bench_matmul [-t threads] [-l scalar|avx2|avx512|amx] [-T type,type,...]
+ *                [-m membw_MiB] [-s seconds_per_case] [-n 64,512] [-H] [-G]
  *
  * -H backs the weights with transparent huge pages (as the bandwidth probe
  * is); by default they use ordinary 4 KiB pages, like a file mmap.
+ * Q4_0 and Q8_0 are packed into the x16 layout first where that pays at the
+ * level (as the CPU backend does at load); -G keeps the GGUF layout.
  *
  * Decode streams from memory, not cache: the matrix is replicated until the
  * copies fill a working set larger than the LLC and the runs cycle through
@@ -20,6 +22,7 @@
 
 #include "backend/cpu/matmul.h"
 #include "backend/cpu/membw.h"
+#include "backend/cpu/packed.h"
 #include "backend/cpu/threadpool.h"
 #include "core/cpu.h"
 #include "dtype/dtype.h"
@@ -37,6 +40,7 @@ typedef struct {
     int ntoks[4];
     int n_ntoks;
     int huge; /* back the weights with transparent huge pages */
+    int gguf; /* never pack */
 } options;
 
 static double now_s(void) {
@@ -91,11 +95,11 @@ typedef struct {
 
 /* Seconds per call of the product (best of repeated timings), cycling over
  * n_copies copies of the weights. */
-static double time_matmul(const bench_env *env, rs_dtype t, uint8_t *w, size_t w_bytes,
-                          int n_copies, int64_t n_out, int64_t n_in, int64_t n_tok, float *x,
-                          float *y, void *scratch, size_t scratch_size) {
+static double time_matmul(const bench_env *env, rs_dtype t, rs_cpu_layout lay, uint8_t *w,
+                          size_t w_bytes, int n_copies, int64_t n_out, int64_t n_in, int64_t n_tok,
+                          float *x, float *y, void *scratch, size_t scratch_size) {
     rs_cpu_matmul_in in = {x, n_in, n_in, n_tok, env->level, scratch, scratch_size};
-    rs_cpu_matmul_w mw = {t, w, n_out, y, n_out};
+    rs_cpu_matmul_w mw = {t, w, n_out, y, n_out, lay};
     rs_error err = {0};
     double best = 1e30, start = now_s();
     int calls = 0;
@@ -126,6 +130,11 @@ static void bench_type(const bench_env *env, rs_dtype t, const options *o) {
         size_t row;
         rs_dtype_row_size(t, n_in, &row);
         size_t w_bytes = row * (size_t)n_out;
+        rs_cpu_layout lay = !o->gguf && rs_cpu_matmul_pack_useful(t, env->level)
+                                ? RS_CPU_LAYOUT_X16
+                                : RS_CPU_LAYOUT_GGUF;
+        size_t gguf_bytes = w_bytes;
+        if (lay == RS_CPU_LAYOUT_X16) w_bytes = rs_cpu_pack_size(t, n_out, n_in);
         int n_copies = (int)(ws_bytes / w_bytes) + 1;
         size_t w_total =
             (w_bytes * (size_t)n_copies + ((size_t)2 << 20) - 1) & ~(((size_t)2 << 20) - 1);
@@ -134,26 +143,40 @@ static void bench_type(const bench_env *env, rs_dtype t, const options *o) {
         int64_t max_tok = 512;
         float *x = aligned_alloc(64, sizeof(float) * (size_t)(max_tok * n_in));
         float *y = aligned_alloc(64, sizeof(float) * (size_t)(max_tok * n_out));
-        rs_cpu_matmul_w mw = {t, w, n_out, y, n_out};
+        rs_cpu_matmul_w mw = {t, w, n_out, y, n_out, lay};
         size_t ss = rs_cpu_matmul_scratch_size(&mw, 1, n_in, max_tok);
         void *scratch = ss ? malloc(ss) : NULL;
         if (!w || !x || !y || (ss && !scratch)) {
             fprintf(stderr, "out of memory\n");
             exit(1);
         }
-        fill_weights(t, w, w_bytes);
+        if (lay == RS_CPU_LAYOUT_X16) {
+            uint8_t *g = malloc(gguf_bytes);
+            if (!g) {
+                fprintf(stderr, "out of memory\n");
+                exit(1);
+            }
+            fill_weights(t, g, gguf_bytes);
+            rs_cpu_pack_groups(t, g, n_out, n_in, w, 0,
+                               (n_out + RS_CPU_PACK_ROWS - 1) / RS_CPU_PACK_ROWS);
+            free(g);
+        } else {
+            fill_weights(t, w, w_bytes);
+        }
         for (int c = 1; c < n_copies; c++) memcpy(w + (size_t)c * w_bytes, w, w_bytes);
         uint64_t s = 7;
         for (int64_t i = 0; i < max_tok * n_in; i++)
             x[i] = (float)(rng(&s) % 2001) / 1000.0f - 1.0f;
-        double dt = time_matmul(env, t, w, w_bytes, n_copies, n_out, n_in, 1, x, y, scratch, ss);
-        double gbs = (double)w_bytes / dt / 1e9;
+        double dt =
+            time_matmul(env, t, lay, w, w_bytes, n_copies, n_out, n_in, 1, x, y, scratch, ss);
+        double gbs = (double)gguf_bytes / dt / 1e9; /* GGUF bytes, as rusty bench counts */
         printf(" %6.1f GB/s %3.0f%% |", gbs, 100.0 * gbs / env->membw);
         fflush(stdout);
         if (si == 0)
             for (int k = 0; k < o->n_ntoks; k++) {
                 int64_t nt = o->ntoks[k];
-                double g = time_matmul(env, t, w, w_bytes, 1, n_out, n_in, nt, x, y, scratch, ss);
+                double g =
+                    time_matmul(env, t, lay, w, w_bytes, 1, n_out, n_in, nt, x, y, scratch, ss);
                 printf(" %7.1f |", 2.0 * (double)n_out * (double)n_in * (double)nt / g / 1e9);
                 fflush(stdout);
             }
@@ -166,8 +189,9 @@ static void bench_type(const bench_env *env, rs_dtype t, const options *o) {
 }
 
 static void usage(void) {
-    fprintf(stderr, "usage: bench_matmul [-t threads] [-l scalar|avx2|avx512] [-T Q4_0,Q8_0,...] "
-                    "[-m membw_MiB] [-s seconds] [-n 64,512] [-H]\n");
+    fprintf(stderr,
+            "usage: bench_matmul [-t threads] [-l scalar|avx2|avx512|amx] [-T Q4_0,Q8_0,...] "
+            "[-m membw_MiB] [-s seconds] [-n 64,512] [-H] [-G]\n");
     exit(2);
 }
 
@@ -184,7 +208,8 @@ static void parse(int argc, char **argv, options *o) {
     o->n_ntoks = 2;
     int c;
     o->huge = 0;
-    while ((c = getopt(argc, argv, "t:l:T:m:s:n:H")) != -1) {
+    o->gguf = 0;
+    while ((c = getopt(argc, argv, "t:l:T:m:s:n:HG")) != -1) {
         switch (c) {
         case 't':
             o->threads = atoi(optarg);
@@ -196,6 +221,8 @@ static void parse(int argc, char **argv, options *o) {
                 o->level = RS_SIMD_AVX2;
             else if (strcmp(optarg, "avx512") == 0)
                 o->level = RS_SIMD_AVX512;
+            else if (strcmp(optarg, "amx") == 0)
+                o->level = RS_SIMD_AMX;
             else
                 usage();
             break;
@@ -204,6 +231,9 @@ static void parse(int argc, char **argv, options *o) {
             break;
         case 'H':
             o->huge = 1;
+            break;
+        case 'G':
+            o->gguf = 1;
             break;
         case 'm':
             o->membw_mib = atof(optarg);

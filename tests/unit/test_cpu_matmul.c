@@ -11,7 +11,10 @@
  *  - every level against the scalar level.
  * Outputs are poisoned with NaN (including the gaps of the row stride) so
  * unwritten and overwritten elements are caught. Thread counts 1..3 must give
- * bit-identical results, and the multi-weight call must equal separate calls. */
+ * bit-identical results, and the multi-weight call must equal separate calls.
+ * Q4_0 and Q8_0 run in the packed x16 layout too (packed.h): packing must
+ * round-trip, and the packed products meet the same references (bit-identical
+ * to the GGUF layout at the scalar level, which does the same arithmetic). */
 #include "testutil.h"
 
 #include <math.h>
@@ -21,6 +24,7 @@
 
 #include "backend/cpu/kernels.h"
 #include "backend/cpu/matmul.h"
+#include "backend/cpu/packed.h"
 #include "backend/cpu/threadpool.h"
 #include "core/cpu.h"
 #include "dtype/blocks.h"
@@ -299,17 +303,38 @@ static void *scratch_for(const rs_cpu_matmul_w *ws, int n, int64_t n_in, int64_t
     return g_scratch;
 }
 
-/* Y for the first n_tok tokens at a level, on pool tp (NULL: caller only). */
-static float *run_mm(rs_threadpool *tp, const fixture *f, const float *x, int64_t stride,
-                     int64_t n_tok, rs_simd_level level) {
+/* The fixture's weights packed into the x16 layout (64-byte aligned, with the
+ * padding poisoned with 0xA5 except what packing writes). */
+static uint8_t *packed_copy(const fixture *f) {
+    size_t bytes = rs_cpu_pack_size(f->t, f->n_out, f->n_in);
+    assert_true(bytes > 0);
+    uint8_t *p = aligned_alloc(64, (bytes + 63) / 64 * 64);
+    assert_non_null(p);
+    memset(p, 0xA5, bytes);
+    rs_cpu_pack_groups(f->t, f->w, f->n_out, f->n_in, p, 0,
+                       (f->n_out + RS_CPU_PACK_ROWS - 1) / RS_CPU_PACK_ROWS);
+    return p;
+}
+
+/* Y for the first n_tok tokens at a level, on pool tp (NULL: caller only);
+ * packed: the weights in the x16 layout (from packed_copy). */
+static float *run_mm_layout(rs_threadpool *tp, const fixture *f, const uint8_t *packed,
+                            const float *x, int64_t stride, int64_t n_tok, rs_simd_level level) {
     float *y = poisoned(n_tok, f->n_out + Y_PAD);
-    rs_cpu_matmul_w w = {f->t, f->w, f->n_out, y, f->n_out + Y_PAD};
+    rs_cpu_matmul_w w = {
+        f->t, packed ? packed : f->w, f->n_out,
+        y,    f->n_out + Y_PAD,       packed ? RS_CPU_LAYOUT_X16 : RS_CPU_LAYOUT_GGUF};
     rs_cpu_matmul_in in = {x, stride, f->n_in, n_tok, level, NULL, 0};
     in.scratch = scratch_for(&w, 1, f->n_in, n_tok, &in.scratch_size);
     rs_error err = {0};
     rs_status st = rs_cpu_matmul(tp, &in, &w, &err);
     if (st != RS_OK) fail_msg("matmul %s: %s", rs_dtype_name(f->t), err.msg);
     return y;
+}
+
+static float *run_mm(rs_threadpool *tp, const fixture *f, const float *x, int64_t stride,
+                     int64_t n_tok, rs_simd_level level) {
+    return run_mm_layout(tp, f, NULL, x, stride, n_tok, level);
 }
 
 static int g_failures;
@@ -339,10 +364,10 @@ static void check_y(const fixture *f, const float *y, int64_t n_tok, const char 
 }
 
 /* Every level available on this CPU, forced through RUSTY_SIMD as users would. */
-static int levels(rs_simd_level out[3]) {
-    static const char *names[3] = {"scalar", "avx2", "avx512"};
+static int levels(rs_simd_level out[4]) {
+    static const char *names[4] = {"scalar", "avx2", "avx512", "amx"};
     int n = 0;
-    for (int l = 0; l < 3; l++) {
+    for (int l = 0; l < 4; l++) {
         setenv("RUSTY_SIMD", names[l], 1);
         rs_simd_level got = rs_cpu_simd_level();
         if (got == (rs_simd_level)l)
@@ -374,7 +399,7 @@ static void sizes_for(rs_dtype t, int64_t n_in[3]) {
 
 static void test_all_types_levels(void **state) {
     (void)state;
-    rs_simd_level lv[3];
+    rs_simd_level lv[4];
     int n_lv = levels(lv);
     for (int ti = 0; ti < N_TYPES; ti++) {
         int64_t sizes[3];
@@ -416,7 +441,7 @@ static void test_all_types_levels(void **state) {
  * activation scales 256 blocks at a time): 8192 + 3 blocks. */
 static void test_long_rows(void **state) {
     (void)state;
-    rs_simd_level lv[3];
+    rs_simd_level lv[4];
     int n_lv = levels(lv);
     for (int ti = 0; ti < N_TYPES; ti++) {
         int64_t n_in = 8192 + 3 * block_of(k_types[ti]), stride = n_in + X_PAD;
@@ -450,22 +475,28 @@ static void test_threads(void **state) {
         float *x = gen_x(MAX_TOK, n_in, stride, 99);
         fixture f;
         fixture_init(&f, t, 203, n_in, x, stride, 77 + (uint64_t)ti);
-        for (int64_t nt = 1; nt <= MAX_TOK; nt += MAX_TOK - 1) {
-            float *y0 = run_mm(NULL, &f, x, stride, nt, best);
-            check_y(&f, y0, nt, "no pool");
+        uint8_t *packed = rs_cpu_pack_supports(t) ? packed_copy(&f) : NULL;
+        /* each token count in the GGUF layout, then (Q4_0, Q8_0) packed */
+        for (int run = 0; run < (packed ? 4 : 2); run++) {
+            int64_t nt = run % 2 ? MAX_TOK : 1;
+            bool lay = run >= 2;
+            const uint8_t *pw = lay ? packed : NULL;
+            float *y0 = run_mm_layout(NULL, &f, pw, x, stride, nt, best);
+            check_y(&f, y0, nt, lay ? "no pool, packed" : "no pool");
             for (int n = 1; n <= 3; n++) {
-                float *y = run_mm(tps[n - 1], &f, x, stride, nt, best);
+                float *y = run_mm_layout(tps[n - 1], &f, pw, x, stride, nt, best);
                 size_t bytes = sizeof(float) * (size_t)(nt * (f.n_out + Y_PAD));
                 for (size_t i = 0; i < bytes / sizeof(float); i++)
                     /* bit-identical results for any thread count is the property tested */
                     // NOLINTNEXTLINE(bugprone-suspicious-memory-comparison)
                     if (memcmp(&y[i], &y0[i], sizeof(float)) != 0 && g_failures++ < 10)
-                        print_error("%s %d threads n_tok %lld: element %zu differs\n",
-                                    rs_dtype_name(t), n, (long long)nt, i);
+                        print_error("%s%s %d threads n_tok %lld: element %zu differs\n",
+                                    rs_dtype_name(t), lay ? " packed" : "", n, (long long)nt, i);
                 free(y);
             }
             free(y0);
         }
+        free(packed);
         fixture_free(&f);
         free(x);
     }
@@ -477,32 +508,39 @@ static void test_threads(void **state) {
  * separate calls, at every level and with a pool. */
 static void test_multi(void **state) {
     (void)state;
-    static const rs_dtype types[4] = {RS_DTYPE_Q4_K, RS_DTYPE_Q6_K, RS_DTYPE_Q8_0, RS_DTYPE_F16};
-    static const int64_t n_outs[4] = {13, 7, 21, 5};
+    enum { NW = 5 }; /* the last one packed */
+    static const rs_dtype types[NW] = {RS_DTYPE_Q4_K, RS_DTYPE_Q6_K, RS_DTYPE_Q8_0, RS_DTYPE_F16,
+                                       RS_DTYPE_Q4_0};
+    static const int64_t n_outs[NW] = {13, 7, 21, 5, 19};
     int64_t n_in = 512, stride = n_in + X_PAD;
     float *x = gen_x(MAX_TOK, n_in, stride, 5);
-    fixture f[4];
-    for (int i = 0; i < 4; i++)
+    fixture f[NW];
+    for (int i = 0; i < NW; i++)
         fixture_init(&f[i], types[i], n_outs[i], n_in, x, stride, 40 + (uint64_t)i);
+    uint8_t *packed = packed_copy(&f[NW - 1]);
     rs_threadpool *tp;
     assert_int_equal(rs_threadpool_create(&tp, 2, NULL), RS_OK);
-    rs_simd_level lv[3];
+    rs_simd_level lv[4];
     int n_lv = levels(lv);
     for (int l = 0; l < n_lv; l++)
         for (int64_t nt = 1; nt <= 5; nt += 4) {
-            rs_cpu_matmul_w ws[4];
-            float *ym[4];
-            for (int i = 0; i < 4; i++) {
+            rs_cpu_matmul_w ws[NW];
+            float *ym[NW];
+            for (int i = 0; i < NW; i++) {
                 ym[i] = poisoned(nt, n_outs[i] + Y_PAD);
-                ws[i] = (rs_cpu_matmul_w){types[i], f[i].w, n_outs[i], ym[i], n_outs[i] + Y_PAD};
+                bool pk = i == NW - 1;
+                ws[i] = (rs_cpu_matmul_w){
+                    types[i], pk ? packed : f[i].w, n_outs[i],
+                    ym[i],    n_outs[i] + Y_PAD,    pk ? RS_CPU_LAYOUT_X16 : RS_CPU_LAYOUT_GGUF};
             }
             rs_cpu_matmul_in in = {x, stride, n_in, nt, lv[l], NULL, 0};
-            in.scratch = scratch_for(ws, 4, n_in, nt, &in.scratch_size);
+            in.scratch = scratch_for(ws, NW, n_in, nt, &in.scratch_size);
             rs_error err = {0};
-            assert_int_equal(rs_cpu_matmul_multi(tp, &in, ws, 4, &err), RS_OK);
-            for (int i = 0; i < 4; i++) {
+            assert_int_equal(rs_cpu_matmul_multi(tp, &in, ws, NW, &err), RS_OK);
+            for (int i = 0; i < NW; i++) {
                 check_y(&f[i], ym[i], nt, "multi");
-                float *y1 = run_mm(NULL, &f[i], x, stride, nt, lv[l]);
+                float *y1 =
+                    run_mm_layout(NULL, &f[i], i == NW - 1 ? packed : NULL, x, stride, nt, lv[l]);
                 assert_memory_equal(y1, ym[i],
                                     sizeof(float) * (size_t)(nt * (n_outs[i] + Y_PAD)) -
                                         sizeof(float) * Y_PAD);
@@ -511,8 +549,138 @@ static void test_multi(void **state) {
             }
         }
     rs_threadpool_free(tp);
-    for (int i = 0; i < 4; i++) fixture_free(&f[i]);
+    free(packed);
+    for (int i = 0; i < NW; i++) fixture_free(&f[i]);
     free(x);
+    assert_int_equal(g_failures, 0);
+}
+
+/* Packing round-trips, puts each quant where packed.h says, pads the last
+ * group with scale-0 rows, and has the documented size. */
+static void test_pack_layout(void **state) {
+    (void)state;
+    static const rs_dtype types[2] = {RS_DTYPE_Q4_0, RS_DTYPE_Q8_0};
+    static const int64_t n_outs[5] = {1, 15, 16, 17, 40}, n_ins[3] = {32, 64, 160};
+    /* sizes by hand: 2 groups x (2 blocks x (256 + 32) = 576 bytes, a multiple of 64) */
+    assert_int_equal(rs_cpu_pack_size(RS_DTYPE_Q4_0, 17, 64), 2 * 576);
+    /* 1 group x (5 blocks x 288 = 1440 -> 1472) and Q8_0 5 x 544 = 2720 -> 2752 */
+    assert_int_equal(rs_cpu_pack_size(RS_DTYPE_Q4_0, 16, 160), 1472);
+    assert_int_equal(rs_cpu_pack_size(RS_DTYPE_Q8_0, 16, 160), 2752);
+    assert_int_equal(rs_cpu_pack_size(RS_DTYPE_Q4_K, 16, 256), 0);
+    assert_int_equal(rs_cpu_pack_size(RS_DTYPE_Q8_0, 16, 48), 0);
+    assert_int_equal(rs_cpu_pack_size(RS_DTYPE_Q8_0, 0, 64), 0);
+    assert_int_equal(rs_cpu_pack_size(RS_DTYPE_Q8_0, INT64_MAX / 2, INT64_MAX / 64 * 32), 0);
+    for (int ti = 0; ti < 2; ti++)
+        for (int oi = 0; oi < 5; oi++)
+            for (int ii = 0; ii < 3; ii++) {
+                rs_dtype t = types[ti];
+                int64_t n_out = n_outs[oi], n_in = n_ins[ii], nb = n_in / 32;
+                size_t row, bb = t == RS_DTYPE_Q8_0 ? 34 : 18, pay = t == RS_DTYPE_Q8_0 ? 512 : 256;
+                uint8_t *w = gen_weights(
+                    t, n_out, n_in, 100 * (uint64_t)ti + 10 * (uint64_t)oi + (uint64_t)ii, &row);
+                fixture f = {t, n_in, n_out, w, row, NULL};
+                uint8_t *p = packed_copy(&f);
+                size_t gbytes = rs_cpu_pack_group_bytes(t, n_in);
+                /* spot checks against the layout description */
+                for (int64_t o = 0; o < n_out; o++)
+                    for (int64_t b = 0; b < nb; b++) {
+                        const uint8_t *blk = w + (size_t)o * row + (size_t)b * bb;
+                        const uint8_t *g = p + (size_t)(o / 16) * gbytes;
+                        int r = (int)(o % 16);
+                        assert_memory_equal(g + (size_t)nb * pay + 32 * (size_t)b + 2 * (size_t)r,
+                                            blk, 2);
+                        for (int i = 0; i < (int)(pay / 16); i++) {
+                            uint8_t v = g[(size_t)b * pay + 64 * (size_t)(i / 4) + 4 * (size_t)r +
+                                          (size_t)(i % 4)];
+                            uint8_t want =
+                                t == RS_DTYPE_Q8_0 ? (uint8_t)(blk[2 + i] + 128) : blk[2 + i];
+                            if (v != want && g_failures++ < 10)
+                                print_error("%s row %lld block %lld byte %d: %u, want %u\n",
+                                            rs_dtype_name(t), (long long)o, (long long)b, i, v,
+                                            want);
+                        }
+                    }
+                /* padding rows: scale 0 */
+                int64_t groups = (n_out + 15) / 16;
+                for (int64_t o = n_out; o < groups * 16; o++)
+                    for (int64_t b = 0; b < nb; b++) {
+                        const uint8_t *sc = p + (size_t)(o / 16) * gbytes + (size_t)nb * pay +
+                                            32 * (size_t)b + 2 * (size_t)(o % 16);
+                        assert_true(sc[0] == 0 && sc[1] == 0);
+                    }
+                /* round trip */
+                uint8_t *back = malloc(row * (size_t)n_out);
+                assert_non_null(back);
+                memset(back, 0x5A, row * (size_t)n_out);
+                rs_cpu_unpack_groups(t, p, n_out, n_in, back, 0, groups);
+                assert_memory_equal(back, w, row * (size_t)n_out);
+                free(back);
+                free(p);
+                free(w);
+            }
+    assert_int_equal(g_failures, 0);
+}
+
+/* Packed Q4_0 / Q8_0 at every level: the float64 references, the GGUF layout
+ * (bit-identical at the scalar level), AMX bit-identical to AVX-512 (same
+ * arithmetic), and shapes around the tile edges (partial groups, token counts
+ * around the 4/8-token VNNI and 16-token AMX tiles). */
+static void test_packed_levels(void **state) {
+    (void)state;
+    static const rs_dtype types[2] = {RS_DTYPE_Q4_0, RS_DTYPE_Q8_0};
+    static const int64_t n_outs[4] = {13, 16, 45, 67}, n_ins[3] = {32, 96, 4096 + 32};
+    static const int ntoks[7] = {1, 2, 7, 8, 9, 16, 17};
+    rs_simd_level lv[4];
+    int n_lv = levels(lv);
+    for (int ti = 0; ti < 2; ti++)
+        for (int ii = 0; ii < 3; ii++) {
+            int64_t n_in = n_ins[ii], stride = n_in + X_PAD;
+            float *x = gen_x(MAX_TOK, n_in, stride, 3 * (uint64_t)ti + (uint64_t)ii);
+            for (int oi = 0; oi < 4; oi++) {
+                fixture f;
+                fixture_init(&f, types[ti], n_outs[oi], n_in, x, stride,
+                             50 * (uint64_t)ti + 7 * (uint64_t)ii + (uint64_t)oi);
+                uint8_t *p = packed_copy(&f);
+                for (int k = 0; k < 7; k++) {
+                    int64_t nt = ntoks[k];
+                    float *yg = run_mm(NULL, &f, x, stride, nt, RS_SIMD_SCALAR);
+                    float *y512 = NULL;
+                    for (int l = 0; l < n_lv; l++) {
+                        float *y = run_mm_layout(NULL, &f, p, x, stride, nt, lv[l]);
+                        size_t bytes = sizeof(float) * (size_t)(nt * (f.n_out + Y_PAD));
+                        if (lv[l] == RS_SIMD_AMX && y512 && memcmp(y, y512, bytes) != 0 &&
+                            g_failures++ < 10)
+                            print_error("packed %s n_out %lld n_in %lld n_tok %lld: AMX differs "
+                                        "from AVX-512\n",
+                                        rs_dtype_name(f.t), (long long)f.n_out, (long long)n_in,
+                                        (long long)nt);
+                        check_y(&f, y, nt, lv[l] ? "packed" : "packed scalar");
+                        for (int64_t t = 0; t < nt; t++)
+                            for (int64_t o = 0; o < f.n_out; o++) {
+                                size_t at = (size_t)(t * (f.n_out + Y_PAD) + o);
+                                /* the scalar level must match bit for bit */
+                                bool ok =
+                                    lv[l] == RS_SIMD_SCALAR
+                                        // NOLINTNEXTLINE(bugprone-suspicious-memory-comparison)
+                                        ? memcmp(&y[at], &yg[at], sizeof(float)) == 0
+                                        : fabs((double)y[at] - yg[at]) <=
+                                              2 * f.ex[t * f.n_out + o].tol_q;
+                                if (!ok && g_failures++ < 10)
+                                    print_error("packed %s %s n_out %lld n_in %lld n_tok %lld: "
+                                                "y[%lld][%lld] %.9g vs GGUF scalar %.9g\n",
+                                                rs_dtype_name(f.t), rs_simd_level_name(lv[l]),
+                                                (long long)f.n_out, (long long)n_in, (long long)nt,
+                                                (long long)t, (long long)o, y[at], yg[at]);
+                            }
+                        free(y);
+                    }
+                    free(yg);
+                }
+                free(p);
+                fixture_free(&f);
+            }
+            free(x);
+        }
     assert_int_equal(g_failures, 0);
 }
 
@@ -523,11 +691,18 @@ static void test_errors(void **state) {
     uint8_t scratch[4096];
     rs_error err = {0};
     rs_cpu_matmul_in in = {x, 64, 64, 1, RS_SIMD_SCALAR, scratch, sizeof scratch};
-    rs_cpu_matmul_w mw = {RS_DTYPE_IQ2_XXS, w, 2, y, 2};
+    rs_cpu_matmul_w mw = {RS_DTYPE_IQ2_XXS, w, 2, y, 2, RS_CPU_LAYOUT_GGUF};
     assert_int_equal(rs_cpu_matmul(NULL, &in, &mw, &err), RS_ERR_UNSUPPORTED);
     assert_non_null(strstr(err.msg, "IQ2_XXS"));
     mw.type = RS_DTYPE_Q8_K; /* an activation format, not a weight type */
     assert_int_equal(rs_cpu_matmul(NULL, &in, &mw, &err), RS_ERR_UNSUPPORTED);
+    mw.type = RS_DTYPE_Q4_K; /* no packed layout */
+    mw.layout = RS_CPU_LAYOUT_X16;
+    assert_int_equal(rs_cpu_matmul(NULL, &in, &mw, &err), RS_ERR_UNSUPPORTED);
+    mw.type = RS_DTYPE_Q8_0;
+    mw.layout = (rs_cpu_layout)9;
+    assert_int_equal(rs_cpu_matmul(NULL, &in, &mw, &err), RS_ERR_UNSUPPORTED);
+    mw.layout = RS_CPU_LAYOUT_GGUF;
     assert_false(rs_cpu_matmul_supports(RS_DTYPE_Q8_1));
     assert_true(rs_cpu_matmul_supports(RS_DTYPE_Q4_K));
     /* n_in not a multiple of the block size */
@@ -582,6 +757,8 @@ int main(void) {
         cmocka_unit_test_teardown(test_long_rows, teardown),
         cmocka_unit_test_teardown(test_threads, teardown),
         cmocka_unit_test_teardown(test_multi, teardown),
+        cmocka_unit_test_teardown(test_pack_layout, teardown),
+        cmocka_unit_test_teardown(test_packed_levels, teardown),
         cmocka_unit_test(test_errors),
     };
     return cmocka_run_group_tests(tests, NULL, NULL);

@@ -6,7 +6,8 @@
  * product of the weights dequantized by the dtype module and the activations
  * as quantized (X̂, read back with the dtype module). Only f32 rounding
  * separates the two: |err| <= 2 * (blocks + 32) * 2^-24 * sum |w| |x̂|
- * (blocks = elements for F16), the same bound as test_cpu_matmul. */
+ * (blocks = elements for F16), the same bound as test_cpu_matmul. The Q8_0
+ * matrices are also run packed into the x16 layout (packed.h). */
 #include "testutil.h"
 
 #include <math.h>
@@ -16,11 +17,12 @@
 
 #include "backend/cpu/kernels.h"
 #include "backend/cpu/matmul.h"
+#include "backend/cpu/packed.h"
 #include "core/cpu.h"
 #include "dtype/dtype.h"
 #include "io/gguf.h"
 
-enum { N_TOK = 5 };
+enum { N_TOK = 17 }; /* decode, a VNNI tile edge, an AMX tile + 1 */
 
 static int g_fail;
 
@@ -57,8 +59,8 @@ static void check_tensor(const rs_tensor_info *ti, const rs_simd_level *lv, int 
     size_t row_bytes = (size_t)ti->nbytes / (size_t)n_out;
     float *x = malloc(sizeof(float) * (size_t)(N_TOK * n_in));
     double *xh = malloc(sizeof(double) * (size_t)(N_TOK * n_in));
-    double *ref = malloc(sizeof(double) * (size_t)(N_TOK * n_out));
-    double *tol = malloc(sizeof(double) * (size_t)(N_TOK * n_out));
+    double *ref = calloc((size_t)(N_TOK * n_out), sizeof(double));
+    double *tol = calloc((size_t)(N_TOK * n_out), sizeof(double));
     float *wrow = malloc(sizeof(float) * (size_t)n_in);
     float *y = malloc(sizeof(float) * (size_t)(N_TOK * n_out));
     assert_true(x && xh && ref && tol && wrow && y);
@@ -78,28 +80,45 @@ static void check_tensor(const rs_tensor_info *ti, const rs_simd_level *lv, int 
             tol[t * n_out + o] = 2.0 * (double)n_terms * 0x1p-24 * mag;
         }
     }
-    rs_cpu_matmul_w mw = {ti->type, ti->data, n_out, y, n_out};
-    size_t ss = rs_cpu_matmul_scratch_size(&mw, 1, n_in, N_TOK);
-    void *scratch = malloc(ss + 1);
-    for (int l = 0; l < n_lv; l++)
-        for (int nt = 1; nt <= N_TOK; nt += N_TOK - 1) {
-            for (int64_t i = 0; i < N_TOK * n_out; i++) y[i] = NAN;
-            rs_cpu_matmul_in in = {x, n_in, n_in, nt, lv[l], scratch, ss};
-            rs_error err = {0};
-            assert_int_equal(rs_cpu_matmul(NULL, &in, &mw, &err), RS_OK);
-            for (int64_t i = 0; i < nt * n_out; i++)
-                if (!(fabs(y[i] - ref[i]) <= tol[i]) && g_fail++ < 10)
-                    print_error("%s (%s) %s n_tok %d: y[%lld] = %.9g, float64 %.9g (tol %.3g)\n",
-                                ti->name, tr->name, rs_simd_level_name(lv[l]), nt, (long long)i,
-                                y[i], ref[i], tol[i]);
-        }
+    static const int ntoks[3] = {1, 5, N_TOK};
+    bool packable = rs_cpu_pack_supports(ti->type) && n_in % 32 == 0;
+    uint8_t *packed = NULL;
+    if (packable) {
+        packed = aligned_alloc(64, rs_cpu_pack_size(ti->type, n_out, n_in));
+        assert_non_null(packed);
+        rs_cpu_pack_groups(ti->type, ti->data, n_out, n_in, packed, 0,
+                           (n_out + RS_CPU_PACK_ROWS - 1) / RS_CPU_PACK_ROWS);
+    }
+    for (int lay = 0; lay < (packable ? 2 : 1); lay++) {
+        rs_cpu_matmul_w mw = {ti->type, lay ? packed : ti->data,
+                              n_out,    y,
+                              n_out,    lay ? RS_CPU_LAYOUT_X16 : RS_CPU_LAYOUT_GGUF};
+        size_t ss = rs_cpu_matmul_scratch_size(&mw, 1, n_in, N_TOK);
+        void *scratch = malloc(ss + 1);
+        for (int l = 0; l < n_lv; l++)
+            for (int k = 0; k < 3; k++) {
+                int nt = ntoks[k];
+                for (int64_t i = 0; i < N_TOK * n_out; i++) y[i] = NAN;
+                rs_cpu_matmul_in in = {x, n_in, n_in, nt, lv[l], scratch, ss};
+                rs_error err = {0};
+                assert_int_equal(rs_cpu_matmul(NULL, &in, &mw, &err), RS_OK);
+                for (int64_t i = 0; i < nt * n_out; i++)
+                    if (!(fabs(y[i] - ref[i]) <= tol[i]) && g_fail++ < 10)
+                        print_error("%s (%s%s) %s n_tok %d: y[%lld] = %.9g, float64 %.9g (tol "
+                                    "%.3g)\n",
+                                    ti->name, tr->name, lay ? ", packed" : "",
+                                    rs_simd_level_name(lv[l]), nt, (long long)i, y[i], ref[i],
+                                    tol[i]);
+            }
+        free(scratch);
+    }
+    free(packed);
     free(x);
     free(xh);
     free(ref);
     free(tol);
     free(wrow);
     free(y);
-    free(scratch);
 }
 
 static void run_file(const char *rel) {
@@ -107,10 +126,10 @@ static void run_file(const char *rel) {
     rs_gguf g;
     rs_error err = {0};
     if (rs_gguf_open(&g, path, &err) != RS_OK) fail_msg("%s: %s", path, err.msg);
-    static const char *names[3] = {"scalar", "avx2", "avx512"};
-    rs_simd_level lv[3];
+    static const char *names[4] = {"scalar", "avx2", "avx512", "amx"};
+    rs_simd_level lv[4];
     int n_lv = 0;
-    for (int l = 0; l < 3; l++) {
+    for (int l = 0; l < 4; l++) {
         setenv("RUSTY_SIMD", names[l], 1);
         if (rs_cpu_simd_level() == (rs_simd_level)l) lv[n_lv++] = (rs_simd_level)l;
     }

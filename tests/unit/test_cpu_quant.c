@@ -4,6 +4,8 @@
  *    stored scale = fp16(amax / 127) (f32 for Q8_K), |q| <= 127, and
  *    |x - d*q| <= d/2 (the rounding bound; computed in float64);
  *    Q8_1's s = fp16(d * sum q), Q8_K's bsums = sums of 16 q;
+ *  - Q8_0P (packed kernels' activations): Q8_0's values, its scale as f32 and
+ *    the offset sums -8 * sum(q), -128 * sum(q);
  *  - every SIMD level bit-identical to the scalar quantizer;
  *  - the word-level scale unpacking equals the byte-level one. */
 #include "testutil.h"
@@ -87,6 +89,25 @@ static void test_scalar_q8_0_q8_1(void **state) {
     assert_int_equal(g_fail, 0);
 }
 
+static void test_scalar_q8_0p(void **state) {
+    (void)state;
+    float x[N];
+    gen(x, 13);
+    block_q8_0 a[N / 32];
+    rs_block_q8_0p p[N / 32];
+    rs_cpu_quant_q8_0_ref(x, a, N);
+    rs_cpu_quant_q8_0p_ref(x, p, N);
+    for (int b = 0; b < N / 32; b++) {
+        int sum = 0;
+        for (int j = 0; j < 32; j++) sum += a[b].qs[j];
+        CHECK(memcmp(a[b].qs, p[b].qs, 32) == 0, "Q8_0P block %d: values differ from Q8_0\n", b);
+        CHECK(p[b].d == rs_fp16_to_f32(a[b].d), "Q8_0P block %d: d %g\n", b, p[b].d);
+        CHECK(p[b].off4 == -8 * sum && p[b].off8 == -128 * sum && p[b].pad == 0,
+              "Q8_0P block %d: offsets %d %d (sum %d)\n", b, p[b].off4, p[b].off8, sum);
+    }
+    assert_int_equal(g_fail, 0);
+}
+
 static void test_scalar_q8_K(void **state) {
     (void)state;
     float x[N];
@@ -109,17 +130,18 @@ static void test_scalar_q8_K(void **state) {
 
 static void test_levels_bit_identical(void **state) {
     (void)state;
-    static const rs_cpu_act acts[3] = {RS_CPU_ACT_Q8_0, RS_CPU_ACT_Q8_1, RS_CPU_ACT_Q8_K};
-    static const char *names[3] = {"scalar", "avx2", "avx512"};
+    static const rs_cpu_act acts[4] = {RS_CPU_ACT_Q8_0, RS_CPU_ACT_Q8_1, RS_CPU_ACT_Q8_K,
+                                       RS_CPU_ACT_Q8_0P};
+    static const char *names[4] = {"scalar", "avx2", "avx512", "amx"};
     float x[N];
-    static uint8_t ref[8192], got[8192]; /* > N / 256 * 292 */
-    for (int l = 1; l < 3; l++) {
+    static uint8_t ref[8192], got[8192]; /* > N / 32 * 48 */
+    for (int l = 1; l < 4; l++) {
         setenv("RUSTY_SIMD", names[l], 1);
         if (rs_cpu_simd_level() != (rs_simd_level)l) {
             printf("note: SIMD level %s not available, not tested\n", names[l]);
             continue;
         }
-        for (int a = 0; a < 3; a++)
+        for (int a = 0; a < 4; a++)
             for (uint64_t seed = 1; seed <= 4; seed++) {
                 gen(x, seed);
                 size_t bytes =
@@ -161,9 +183,8 @@ static void test_scale_unpacking(void **state) {
 
 int main(void) {
     const struct CMUnitTest tests[] = {
-        cmocka_unit_test(test_scalar_q8_0_q8_1),
-        cmocka_unit_test(test_scalar_q8_K),
-        cmocka_unit_test(test_levels_bit_identical),
+        cmocka_unit_test(test_scalar_q8_0_q8_1), cmocka_unit_test(test_scalar_q8_0p),
+        cmocka_unit_test(test_scalar_q8_K),      cmocka_unit_test(test_levels_bit_identical),
         cmocka_unit_test(test_scale_unpacking),
     };
     return cmocka_run_group_tests(tests, NULL, NULL);

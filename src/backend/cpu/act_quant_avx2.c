@@ -102,3 +102,16 @@ void rs_cpu_quant_q8_K_avx2(const float *x, void *dst, int64_t n) {
         }
     }
 }
+
+void rs_cpu_quant_q8_0p_avx2(const float *x, void *dst, int64_t n) {
+    rs_block_q8_0p *y = dst;
+    for (int64_t b = 0; b < n / 32; b++, x += 32) {
+        uint16_t d16;
+        __m256 id = _mm256_set1_ps(fp16_scale(amax32(x), &d16));
+        int32_t sum = q8_32(x, id, y[b].qs);
+        y[b].d = _cvtsh_ss(d16);
+        y[b].off4 = -8 * sum;
+        y[b].off8 = -128 * sum;
+        y[b].pad = 0;
+    }
+}

@@ -64,3 +64,15 @@ void rs_cpu_quant_q8_K_avx512(const float *x, void *dst, int64_t n) {
         }
     }
 }
+
+void rs_cpu_quant_q8_0p_avx512(const float *x, void *dst, int64_t n) {
+    rs_block_q8_0p *y = dst;
+    for (int64_t b = 0; b < n / 32; b++) {
+        uint16_t d16;
+        int32_t sum = q8_block32(x + b * 32, y[b].qs, &d16);
+        y[b].d = _cvtsh_ss(d16);
+        y[b].off4 = -8 * sum;
+        y[b].off8 = -128 * sum;
+        y[b].pad = 0;
+    }
+}

@@ -71,3 +71,22 @@ void rs_cpu_quant_q8_K_ref(const float *x, void *dst, int64_t n) {
         }
     }
 }
+
+/* Q8_0 values and scale (identical to rs_cpu_quant_q8_0_ref), scale as f32,
+ * with the offset sums of the packed kernels. */
+void rs_cpu_quant_q8_0p_ref(const float *x, void *dst, int64_t n) {
+    rs_block_q8_0p *y = dst;
+    for (int64_t b = 0; b < n / 32; b++, x += 32) {
+        uint16_t d16;
+        float id = fp16_scale(amax_of(x, 32), &d16);
+        int32_t sum = 0;
+        for (int j = 0; j < 32; j++) {
+            y[b].qs[j] = q8_round(x[j] * id);
+            sum += y[b].qs[j];
+        }
+        y[b].d = rs_fp16_to_f32(d16);
+        y[b].off4 = -8 * sum;
+        y[b].off8 = -128 * sum;
+        y[b].pad = 0;
+    }
+}

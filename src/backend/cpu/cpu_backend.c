@@ -1,38 +1,90 @@
 /* cpu_backend.c — the backend interface on the CPU: a thread pool, the quantized
  * matmul kernels (matmul.h), and the small per-token ops.
  *
- * Memory is plain host memory; weights stay in the file mapping. The KV cache
- * keeps each KV head's positions contiguous ([layer][head][pos][row]) so
- * attention streams it linearly; a row is head_dim f32 or f16 values, or
- * ceil(head_dim / 32) GGUF Q8_0 blocks (the last one zero-padded). The fused
- * ops of the interface are composed
- * from the plain ones here. */
+ * Memory is plain host memory. Weights stay in the file mapping, except Q4_0
+ * and Q8_0 matrices where the packed x16 layout pays (packed.h): those are
+ * packed at load into an anonymous huge-page copy, and the mapping's pages of
+ * the tensor are dropped, so the copy replaces the file pages in memory
+ * rather than adding to them (RUSTY_CPU_PACK=0 keeps every weight in the
+ * mapping). The KV cache keeps each KV head's positions contiguous
+ * ([layer][head][pos][row]) so attention streams it linearly; a row is
+ * head_dim f32 or f16 values, or ceil(head_dim / 32) GGUF Q8_0 blocks (the
+ * last one zero-padded). The fused ops of the interface are composed from the
+ * plain ones here.
+ *
+ * RUSTY_CPU_PROFILE=1 times every op (wall time on the calling thread, which
+ * waits for the pool) and prints a per-op table to stderr when the backend is
+ * destroyed: batches (n > 1) and single tokens separately. */
 #include "backend/cpu/cpu_backend.h"
 
 #include <math.h>
+#include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
+#include <sys/mman.h>
+#include <time.h>
+#include <unistd.h>
 
 #include "backend/cpu/attention.h"
+#include "backend/cpu/ew.h"
 #include "backend/cpu/matmul.h"
 #include "backend/cpu/membw.h"
+#include "backend/cpu/packed.h"
 #include "backend/cpu/threadpool.h"
 #include "core/arena.h"
 #include "core/cpu.h"
 #include "dtype/blocks.h"
 #include "dtype/fp16.h"
 
+/* Per-op time accounting (RUSTY_CPU_PROFILE). */
+enum { P_EMBED, P_NORM, P_MATMUL, P_ROPE, P_ATTN, P_SWIGLU, P_ADD, P_OPS };
+enum { P_SHAPES = 8 }; /* matmul shapes told apart: (count, n_in, n_out) */
+typedef struct {
+    double ms[2][P_OPS]; /* [batch?][op] */
+    long calls[2][P_OPS];
+    struct {
+        int count;
+        int64_t n_in, n_out;
+        double ms[2];
+    } shape[P_SHAPES];
+    int n_shapes;
+    int batch; /* the last op with a token count had n > 1 */
+} cpu_profile;
+
+/* Memory for packed weights: 2 MiB-aligned anonymous slabs backed by
+ * transparent huge pages, handed out in order. Weights share slabs so that
+ * small matrices do not each round up to a huge page; slabs live until the
+ * backend is destroyed. */
+typedef struct pack_slab {
+    struct pack_slab *next;
+    uint8_t *base;
+    size_t size, used;
+} pack_slab;
+
 typedef struct cpu_backend {
     rs_backend base;
+    pack_slab *slabs; /* newest first */
     rs_threadpool *tp;
     int n_threads;
     rs_simd_level level;
+    rs_cpu_ew ew;  /* element-wise kernels for the level */
+    bool pack;     /* pack Q4_0 / Q8_0 matrices at load where it pays */
     void *scratch; /* quantized activations for matmul */
     size_t scratch_size;
     float *tmp; /* matmul_residual's product before the add */
     size_t tmp_size;
     rs_status status; /* first failure since the last sync */
     rs_error err;
+    cpu_profile *prof; /* NULL unless RUSTY_CPU_PROFILE is set */
+    /* cos and sin of the rotary angles of the current forward's positions,
+     * [token][cos half | sin half]: computed at layer 0, reused by the others */
+    float *rope_tab;
+    size_t rope_cap; /* floats */
+    struct {
+        const int32_t *pos;
+        const rs_rope *rope;
+        int n, first, last;
+    } rope_key;
 } cpu_backend;
 
 struct rs_kv {
@@ -51,6 +103,67 @@ static void record(cpu_backend *c, rs_status st, const rs_error *e) {
     if (st == RS_OK || c->status != RS_OK) return;
     c->status = st;
     c->err = *e;
+}
+
+/* ---- profiling ----------------------------------------------------------------- */
+
+static double now_ms(void) {
+    struct timespec ts;
+    clock_gettime(CLOCK_MONOTONIC, &ts);
+    return (double)ts.tv_sec * 1e3 + (double)ts.tv_nsec * 1e-6;
+}
+
+static double prof_start(const cpu_backend *c) {
+    return c->prof ? now_ms() : 0;
+}
+
+/* n: tokens of the op, or 0 for the element-wise ops (which count as part of
+ * whatever the last token op was) */
+static void prof_end(cpu_backend *c, int op, int n, double t0) {
+    if (!c->prof) return;
+    double dt = now_ms() - t0;
+    if (n > 0) c->prof->batch = n > 1;
+    c->prof->ms[c->prof->batch][op] += dt;
+    c->prof->calls[c->prof->batch][op]++;
+}
+
+static void prof_matmul(cpu_backend *c, int count, int64_t n_in, int64_t n_out, int n, double t0) {
+    if (!c->prof) return;
+    cpu_profile *p = c->prof;
+    double dt = now_ms() - t0;
+    for (int i = 0; i < p->n_shapes; i++)
+        if (p->shape[i].count == count && p->shape[i].n_in == n_in && p->shape[i].n_out == n_out) {
+            p->shape[i].ms[n > 1] += dt;
+            return;
+        }
+    if (p->n_shapes == P_SHAPES) return;
+    p->shape[p->n_shapes].count = count;
+    p->shape[p->n_shapes].n_in = n_in;
+    p->shape[p->n_shapes].n_out = n_out;
+    p->shape[p->n_shapes].ms[0] = p->shape[p->n_shapes].ms[1] = 0;
+    p->shape[p->n_shapes++].ms[n > 1] = dt;
+}
+
+static void prof_print(const cpu_profile *p) {
+    static const char *names[P_OPS] = {"embed",     "rmsnorm", "matmul", "rope+store",
+                                       "attention", "swiglu",  "add"};
+    for (int b = 1; b >= 0; b--) {
+        double total = 0;
+        for (int i = 0; i < P_OPS; i++) total += p->ms[b][i];
+        if (total == 0) continue;
+        fprintf(stderr, "rusty cpu profile, %s: %.1f ms in ops\n",
+                b ? "batches (n > 1)" : "single tokens", total);
+        for (int i = 0; i < P_OPS; i++)
+            if (p->calls[b][i])
+                fprintf(stderr, "  %-12s %8ld calls %10.1f ms %5.1f%%\n", names[i], p->calls[b][i],
+                        p->ms[b][i], 100 * p->ms[b][i] / total);
+        for (int i = 0; i < p->n_shapes; i++)
+            if (p->shape[i].ms[b] > 0)
+                fprintf(stderr, "    matmul x%d %6lld -> %6lld %10.1f ms %5.1f%%\n",
+                        p->shape[i].count, (long long)p->shape[i].n_in,
+                        (long long)p->shape[i].n_out, p->shape[i].ms[b],
+                        100 * p->shape[i].ms[b] / total);
+    }
 }
 
 /* ---- data-parallel helper ------------------------------------------------------ */
@@ -108,17 +221,130 @@ static rs_status cpu_sync(rs_backend *b, rs_error *err) {
 
 /* ---- weights and caches ----------------------------------------------------------- */
 
+enum { HUGE_PAGE = 2 << 20, SLAB_BYTES = 64 << 20, PACK_ALIGN = 64 };
+
+/* A 2 MiB-aligned anonymous mapping of `bytes` (a multiple of HUGE_PAGE)
+ * backed by transparent huge pages where the kernel allows; NULL on failure. */
+static void *huge_alloc(size_t bytes) {
+    uint8_t *raw =
+        mmap(NULL, bytes + HUGE_PAGE, PROT_READ | PROT_WRITE, MAP_PRIVATE | MAP_ANONYMOUS, -1, 0);
+    if (raw == MAP_FAILED) return NULL;
+    uint8_t *p = raw + (-(uintptr_t)raw & (HUGE_PAGE - 1)); /* aligned up */
+    if (p > raw) munmap(raw, (size_t)(p - raw));
+    if (p + bytes < raw + bytes + HUGE_PAGE)
+        munmap(p + bytes, (size_t)(raw + bytes + HUGE_PAGE - (p + bytes)));
+    madvise(p, bytes, MADV_HUGEPAGE);
+    return p;
+}
+
+/* `bytes` of packed-weight memory, 64-byte aligned, from the newest slab or
+ * a new one; NULL when out of memory. */
+static void *slab_alloc(cpu_backend *c, size_t bytes) {
+    bytes = (bytes + PACK_ALIGN - 1) / PACK_ALIGN * PACK_ALIGN;
+    pack_slab *s = c->slabs;
+    if (!s || s->size - s->used < bytes) {
+        if (bytes > SIZE_MAX / 2) return NULL;
+        size_t size = bytes > SLAB_BYTES ? (bytes + HUGE_PAGE - 1) / HUGE_PAGE * HUGE_PAGE
+                                         : (size_t)SLAB_BYTES;
+        s = malloc(sizeof *s);
+        if (!s) return NULL;
+        s->base = huge_alloc(size);
+        if (!s->base) {
+            free(s);
+            return NULL;
+        }
+        s->size = size;
+        s->used = 0;
+        s->next = c->slabs;
+        c->slabs = s;
+    }
+    void *p = s->base + s->used;
+    s->used += bytes;
+    return p;
+}
+
+static void slabs_free(cpu_backend *c) {
+    while (c->slabs) {
+        pack_slab *s = c->slabs;
+        c->slabs = s->next;
+        munmap(s->base, s->size);
+        free(s);
+    }
+}
+
+/* True when [p, p + n) lies in one file-backed mapping of this process, whose
+ * pages can be dropped and will read back from the file if touched again
+ * (dropping pages of anonymous memory would zero them). */
+static bool file_backed(const void *p, size_t n) {
+    FILE *f = fopen("/proc/self/maps", "r");
+    if (!f) return false;
+    char line[512];
+    bool yes = false;
+    uintptr_t a = (uintptr_t)p;
+    while (fgets(line, sizeof line, f)) {
+        unsigned long lo, hi, inode;
+        char perms[8];
+        if (sscanf(line, "%lx-%lx %7s %*s %*s %lu", &lo, &hi, perms, &inode) != 4) continue;
+        if (a >= lo && a < hi) {
+            yes = inode != 0 && a + n <= hi;
+            break;
+        }
+    }
+    fclose(f);
+    return yes;
+}
+
+/* Drops the file pages wholly inside [p, p + n) from this process. */
+static void drop_file_pages(const void *p, size_t n) {
+    uintptr_t page = (uintptr_t)sysconf(_SC_PAGESIZE);
+    const uint8_t *lo = (const uint8_t *)p + (-(uintptr_t)p & (page - 1)); /* aligned up */
+    const uint8_t *hi = (const uint8_t *)p + n;
+    hi -= (uintptr_t)hi & (page - 1); /* aligned down */
+    /* the mapping is read-only and private: dropping its pages writes nothing */
+    if (hi > lo && file_backed(p, n)) madvise((void *)lo, (size_t)(hi - lo), MADV_DONTNEED);
+}
+
+typedef struct pack_ctx {
+    const rs_weight *w;
+    void *dst;
+} pack_ctx;
+
+static void pack_range(void *p, int64_t b, int64_t e, int ith) {
+    pack_ctx *c = p;
+    rs_cpu_pack_groups(c->w->type, c->w->host, c->w->n_out, c->w->n_in, c->dst, b, e);
+}
+
+/* Packs a Q4_0 / Q8_0 matrix into the x16 layout (w->extra = w->data = the
+ * copy). Falls back to the mapping when memory for the copy is short. */
+static void pack_weight(cpu_backend *c, rs_weight *w) {
+    void *dst = slab_alloc(c, rs_cpu_pack_size(w->type, w->n_out, w->n_in));
+    if (!dst) return;
+    pack_ctx pc = {w, dst};
+    int64_t groups = (w->n_out + RS_CPU_PACK_ROWS - 1) / RS_CPU_PACK_ROWS;
+    parallel(c, groups, 4, pack_range, &pc);
+    drop_file_pages(w->host, w->nbytes);
+    w->data = dst;
+    w->extra = dst;
+}
+
 static rs_status cpu_weight_load(rs_backend *b, rs_weight *w, rs_error *err) {
+    cpu_backend *c = cpu(b);
     bool vector = w->n_out == 1;
     if (vector ? w->type != RS_DTYPE_F32 : !rs_cpu_matmul_supports(w->type))
         return rs_error_set(err, RS_ERR_UNSUPPORTED, "tensor '%s': type %s has no CPU kernel",
                             w->name, rs_dtype_name(w->type));
     w->data = (void *)w->host;
+    w->extra = NULL;
     w->backend = b;
+    if (!vector && c->pack && rs_cpu_matmul_pack_useful(w->type, c->level) &&
+        rs_cpu_pack_size(w->type, w->n_out, w->n_in) > 0)
+        pack_weight(c, w);
     return RS_OK;
 }
 
+/* A packed copy's memory goes back with its slab when the backend is destroyed. */
 static void cpu_weight_unload(rs_backend *b, rs_weight *w) {
+    w->extra = NULL;
     w->data = NULL;
     w->backend = NULL;
 }
@@ -181,9 +407,11 @@ static void embed_range(void *p, int64_t b, int64_t e, int ith) {
 
 static void cpu_embed(rs_backend *b, const rs_weight *table, const int32_t *ids, int n,
                       float *out) {
+    double t0 = prof_start(cpu(b));
     embed_ctx c = {table, ids, out, 0};
     rs_dtype_row_size(table->type, table->n_in, &c.row_bytes);
     parallel(cpu(b), n, 16, embed_range, &c);
+    prof_end(cpu(b), P_EMBED, n, t0);
 }
 
 typedef struct norm_ctx {
@@ -193,42 +421,42 @@ typedef struct norm_ctx {
     float eps;
     int dim;
     float *out;
+    rs_cpu_rmsnorm_fn fn;
 } norm_ctx;
 
 static void norm_range(void *p, int64_t b, int64_t e, int ith) {
     norm_ctx *c = p;
-    for (int64_t t = b; t < e; t++) {
-        float *x = c->x + t * c->dim;
-        if (c->y)
-            for (int i = 0; i < c->dim; i++) x[i] += c->y[t * c->dim + i];
-        double ss = 0;
-        for (int i = 0; i < c->dim; i++) ss += (double)x[i] * x[i];
-        float scale = (float)(1.0 / sqrt(ss / c->dim + c->eps));
-        float *o = c->out + t * c->dim;
-        for (int i = 0; i < c->dim; i++) o[i] = x[i] * scale * c->w[i];
-    }
+    for (int64_t t = b; t < e; t++)
+        c->fn(c->x + t * c->dim, c->y ? c->y + t * c->dim : NULL, c->w, c->eps, c->dim,
+              c->out + t * c->dim);
 }
 
 static void cpu_rmsnorm(rs_backend *b, const float *x, const rs_weight *w, float eps, int n,
                         float *out) {
-    norm_ctx c = {(float *)x, NULL, w->data, eps, (int)w->n_in, out};
+    double t0 = prof_start(cpu(b));
+    norm_ctx c = {(float *)x, NULL, w->data, eps, (int)w->n_in, out, cpu(b)->ew.rmsnorm};
     parallel(cpu(b), n, 4, norm_range, &c);
+    prof_end(cpu(b), P_NORM, n, t0);
 }
 
 static void cpu_add_rmsnorm(rs_backend *b, float *x, const float *y, const rs_weight *w, float eps,
                             int n, float *out) {
-    norm_ctx c = {x, y, w->data, eps, (int)w->n_in, out};
+    double t0 = prof_start(cpu(b));
+    norm_ctx c = {x, y, w->data, eps, (int)w->n_in, out, cpu(b)->ew.rmsnorm};
     parallel(cpu(b), n, 4, norm_range, &c);
+    prof_end(cpu(b), P_NORM, n, t0);
 }
 
 static void cpu_matmul(rs_backend *b, const rs_matmul *mm, int count, const float *x, int n) {
     cpu_backend *c = cpu(b);
+    double t0 = prof_start(c);
     rs_error err = {0};
     rs_cpu_matmul_w ws[RS_CPU_MATMUL_MAX_W];
     int64_t n_in = mm[0].w->n_in;
     for (int i = 0; i < count; i++)
-        ws[i] = (rs_cpu_matmul_w){mm[i].w->type, mm[i].w->data, mm[i].w->n_out, mm[i].y,
-                                  mm[i].w->n_out};
+        ws[i] = (rs_cpu_matmul_w){
+            mm[i].w->type, mm[i].w->data,  mm[i].w->n_out,
+            mm[i].y,       mm[i].w->n_out, mm[i].w->extra ? RS_CPU_LAYOUT_X16 : RS_CPU_LAYOUT_GGUF};
     size_t need = rs_cpu_matmul_scratch_size(ws, count, n_in, n);
     if (need > c->scratch_size) {
         free(c->scratch);
@@ -250,6 +478,8 @@ static void cpu_matmul(rs_backend *b, const rs_matmul *mm, int count, const floa
         for (int t = 0; t < n; t++)
             for (int64_t o = 0; o < n_out; o++) mm[i].y[t * n_out + o] += bias[o];
     }
+    prof_end(c, P_MATMUL, n, t0);
+    prof_matmul(c, count, n_in, mm[0].w->n_out, n, t0);
 }
 
 typedef struct rope_ctx {
@@ -260,6 +490,9 @@ typedef struct rope_ctx {
     const rs_attn *at;
     rs_kv *kv;
     int layer;
+    rs_cpu_to_f16_fn to_f16;
+    float *tab; /* [n][2 * half] cos, sin */
+    bool fill;  /* compute tab (else read it) */
 } rope_ctx;
 
 static void rotate(float *x, int n_heads, int hd, const rs_rope *r, const float *cs,
@@ -276,7 +509,8 @@ static void rotate(float *x, int n_heads, int hd, const rs_rope *r, const float 
     }
 }
 
-static void store_row(rs_kv *kv, unsigned char *base, int head, int pos, const float *src) {
+static void store_row(rs_kv *kv, unsigned char *base, int head, int pos, const float *src,
+                      rs_cpu_to_f16_fn to_f16) {
     size_t off = kv_offset(kv, 0, head) + (size_t)pos * kv->row;
     if (kv->d.type == RS_KV_F32) {
         memcpy(base + off, src, (size_t)kv->d.head_dim * sizeof(float));
@@ -288,18 +522,17 @@ static void store_row(rs_kv *kv, unsigned char *base, int head, int pos, const f
         rs_dtype_get(RS_DTYPE_Q8_0)->from_f32(pad, base + off, (kv->d.head_dim + 31) / 32 * 32);
         return;
     }
-    rs_fp16 *dst = (rs_fp16 *)(base + off);
-    for (int i = 0; i < kv->d.head_dim; i++) dst[i] = rs_f32_to_fp16(src[i]);
+    to_f16(src, (uint16_t *)(base + off), kv->d.head_dim);
 }
 
 static void rope_range(void *p, int64_t b, int64_t e, int ith) {
     rope_ctx *c = p;
     const rs_attn *at = c->at;
     int hd = at->head_dim, half = c->rope->n_rot / 2;
-    float cs[RS_MAX_HEAD_DIM / 2], sn[RS_MAX_HEAD_DIM / 2];
     size_t layer_off = kv_offset(c->kv, c->layer, 0);
     for (int64_t t = b; t < e; t++) {
-        for (int i = 0; i < half; i++) {
+        float *cs = c->tab + (size_t)t * 2 * (size_t)half, *sn = cs + half;
+        for (int i = 0; c->fill && i < half; i++) {
             double theta = (double)c->pos[t] * c->rope->inv_freq[i];
             cs[i] = (float)(cos(theta) * c->rope->attn_factor);
             sn[i] = (float)(sin(theta) * c->rope->attn_factor);
@@ -308,17 +541,43 @@ static void rope_range(void *p, int64_t b, int64_t e, int ith) {
         rotate(qt, at->n_head, hd, c->rope, cs, sn);
         rotate(kt, at->n_head_kv, hd, c->rope, cs, sn);
         for (int h = 0; h < at->n_head_kv; h++) {
-            store_row(c->kv, c->kv->k + layer_off, h, c->pos[t], kt + (size_t)h * hd);
+            store_row(c->kv, c->kv->k + layer_off, h, c->pos[t], kt + (size_t)h * hd, c->to_f16);
             store_row(c->kv, c->kv->v + layer_off, h, c->pos[t],
-                      c->v + (t * at->n_head_kv + h) * hd);
+                      c->v + (t * at->n_head_kv + h) * hd, c->to_f16);
         }
     }
 }
 
 static void cpu_rope_store(rs_backend *b, float *q, float *k, const float *v, const int32_t *pos,
                            int n, const rs_rope *rope, const rs_attn *at, rs_kv *kv, int layer) {
-    rope_ctx c = {q, k, v, pos, rope, at, kv, layer};
-    parallel(cpu(b), n, 4, rope_range, &c);
+    cpu_backend *cb = cpu(b);
+    double t0 = prof_start(cb);
+    size_t need = (size_t)n * (size_t)(rope->n_rot / 2) * 2;
+    if (need > cb->rope_cap) {
+        float *tab = realloc(cb->rope_tab, (need ? need : 1) * sizeof(float));
+        if (!tab) {
+            rs_error err = {0};
+            rs_error_set(&err, RS_ERR_NOMEM, "cannot allocate the rotary table");
+            record(cb, RS_ERR_NOMEM, &err);
+            return;
+        }
+        cb->rope_tab = tab;
+        cb->rope_cap = need;
+        cb->rope_key.rope = NULL; /* contents invalid */
+    }
+    bool fill = layer == 0 || cb->rope_key.pos != pos || cb->rope_key.rope != rope ||
+                cb->rope_key.n != n || cb->rope_key.first != pos[0] ||
+                cb->rope_key.last != pos[n - 1];
+    if (fill) {
+        cb->rope_key.pos = pos;
+        cb->rope_key.rope = rope;
+        cb->rope_key.n = n;
+        cb->rope_key.first = pos[0];
+        cb->rope_key.last = pos[n - 1];
+    }
+    rope_ctx c = {q, k, v, pos, rope, at, kv, layer, cb->ew.to_f16, cb->rope_tab, fill};
+    parallel(cb, n, 4, rope_range, &c);
+    prof_end(cb, P_ROPE, n, t0);
 }
 
 typedef struct attn_ctx {
@@ -346,18 +605,21 @@ static void attn_range(void *p, int64_t b, int64_t e, int ith) {
 
 static void cpu_attention(rs_backend *b, const float *q, rs_kv *kv, int layer, const int32_t *pos,
                           int n, const rs_attn *at, float *out) {
+    double t0 = prof_start(cpu(b));
     attn_ctx c = {q, kv, layer, pos, at, out};
     parallel(cpu(b), (int64_t)n * at->n_head, 1, attn_range, &c);
+    prof_end(cpu(b), P_ATTN, n, t0);
 }
 
 typedef struct ew_ctx {
     const float *a, *b;
     float *out;
+    rs_cpu_swiglu_fn swiglu;
 } ew_ctx;
 
 static void swiglu_range(void *p, int64_t b, int64_t e, int ith) {
     ew_ctx *c = p;
-    for (int64_t i = b; i < e; i++) c->out[i] = c->a[i] / (1.0f + expf(-c->a[i])) * c->b[i];
+    c->swiglu(c->a + b, c->b + b, c->out + b, e - b);
 }
 
 static void add_range(void *p, int64_t b, int64_t e, int ith) {
@@ -366,13 +628,17 @@ static void add_range(void *p, int64_t b, int64_t e, int ith) {
 }
 
 static void cpu_swiglu(rs_backend *b, const float *g, const float *u, int64_t n, float *out) {
-    ew_ctx c = {g, u, out};
+    double t0 = prof_start(cpu(b));
+    ew_ctx c = {g, u, out, cpu(b)->ew.swiglu};
     parallel(cpu(b), n, 4096, swiglu_range, &c);
+    prof_end(cpu(b), P_SWIGLU, 0, t0);
 }
 
 static void cpu_add(rs_backend *b, float *x, const float *y, int64_t n) {
-    ew_ctx c = {x, y, x};
+    double t0 = prof_start(cpu(b));
+    ew_ctx c = {x, y, x, NULL};
     parallel(cpu(b), n, 16384, add_range, &c);
+    prof_end(cpu(b), P_ADD, 0, t0);
 }
 
 static void cpu_matmul_residual(rs_backend *b, const rs_weight *w, const float *a, int n, float *x,
@@ -419,6 +685,10 @@ static rs_status cpu_bandwidth(rs_backend *b, double *gbps, rs_error *err) {
 
 static void cpu_destroy(rs_backend *b) {
     cpu_backend *c = cpu(b);
+    if (c->prof) prof_print(c->prof);
+    free(c->prof);
+    free(c->rope_tab);
+    slabs_free(c);
     rs_threadpool_free(c->tp);
     free(c->scratch);
     free(c->tmp);
@@ -467,6 +737,11 @@ rs_status rs_cpu_backend_create(rs_backend **out, int n_threads, rs_error *err) 
     c->base.is_host = true;
     c->n_threads = n_threads;
     c->level = rs_cpu_simd_level();
+    c->ew = rs_cpu_ew_get(c->level);
+    const char *pack = getenv("RUSTY_CPU_PACK");
+    c->pack = !(pack && strcmp(pack, "0") == 0);
+    const char *prof = getenv("RUSTY_CPU_PROFILE");
+    if (prof && strcmp(prof, "0") != 0) c->prof = calloc(1, sizeof *c->prof);
     *out = &c->base;
     return RS_OK;
 }

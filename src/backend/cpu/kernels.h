@@ -22,8 +22,21 @@ typedef enum rs_cpu_act {
     RS_CPU_ACT_Q8_0,    /* block_q8_0 */
     RS_CPU_ACT_Q8_1,    /* block_q8_1 (s = d * sum q) */
     RS_CPU_ACT_Q8_K,    /* block_q8_K (f32 d, bsums) */
+    RS_CPU_ACT_Q8_0P,   /* rs_block_q8_0p (packed-layout kernels) */
     RS_CPU_ACT_COUNT,
 } rs_cpu_act;
+
+/* The activations of the packed (x16, packed.h) kernels: Q8_0's values, with
+ * the scale as f32 (the same fp16-rounded value Q8_0 stores) and the offset
+ * corrections of the unsigned packed weights precomputed, so that a kernel
+ * can broadcast each straight from memory. */
+typedef struct {
+    int8_t qs[32];
+    float d;
+    int32_t off4; /* -8 * sum(qs): packed Q4_0 weights are q + 8 */
+    int32_t off8; /* -128 * sum(qs): packed Q8_0 weights are q + 128 */
+    int32_t pad;
+} rs_block_q8_0p;
 
 /* Converts n f32 values (n a multiple of the format's block size) to the format. */
 typedef void (*rs_cpu_quant_fn)(const float *x, void *dst, int64_t n);
@@ -51,6 +64,12 @@ int64_t rs_cpu_act_block(rs_cpu_act act);
 size_t rs_cpu_act_block_bytes(rs_cpu_act act);
 /* Best kernel at or below `level`; NULL when the weight type is unsupported. */
 const rs_cpu_kernel *rs_cpu_kernel_get(rs_dtype wtype, rs_simd_level level);
+/* Kernel for weights in the packed x16 layout (packed.h): the tile's w points
+ * at the group holding its first row, w_stride is the group size in bytes, and
+ * mr / mr1 are multiples of 16; activations are RS_CPU_ACT_Q8_0P. NULL when the
+ * type has no packed layout. `native` (may be NULL) tells whether the kernel
+ * was written for this level (else it is a slower fallback). */
+const rs_cpu_kernel *rs_cpu_packed_kernel_get(rs_dtype wtype, rs_simd_level level, bool *native);
 /* Best activation quantizer at or below `level`; NULL for RS_CPU_ACT_F32. */
 rs_cpu_quant_fn rs_cpu_quant_get(rs_cpu_act act, rs_simd_level level);
 
@@ -76,6 +95,11 @@ RS_CPU_KERNEL_DECL_ALL(q3_K);
 RS_CPU_KERNEL_DECL_ALL(q4_K);
 RS_CPU_KERNEL_DECL_ALL(q5_K);
 RS_CPU_KERNEL_DECL_ALL(q6_K);
+/* Decode tile height of the AVX-512 packed kernels, which the AMX entries share. */
+enum { RS_CPU_X16_MR1 = 32 };
+extern const rs_cpu_kernel rs_cpu_kernel_q8_0_x16_ref, rs_cpu_kernel_q4_0_x16_ref;
+extern const rs_cpu_kernel rs_cpu_kernel_q8_0_x16_avx512, rs_cpu_kernel_q4_0_x16_avx512;
+extern const rs_cpu_kernel rs_cpu_kernel_q8_0_x16_amx, rs_cpu_kernel_q4_0_x16_amx;
 
 /* Fully unrolls a loop over tile rows / tokens / registers, so that tile
  * arrays are indexed by constants and live in registers. */
@@ -113,5 +137,8 @@ void rs_cpu_quant_q8_K_avx2(const float *x, void *dst, int64_t n);
 void rs_cpu_quant_q8_0_avx512(const float *x, void *dst, int64_t n);
 void rs_cpu_quant_q8_1_avx512(const float *x, void *dst, int64_t n);
 void rs_cpu_quant_q8_K_avx512(const float *x, void *dst, int64_t n);
+void rs_cpu_quant_q8_0p_ref(const float *x, void *dst, int64_t n);
+void rs_cpu_quant_q8_0p_avx2(const float *x, void *dst, int64_t n);
+void rs_cpu_quant_q8_0p_avx512(const float *x, void *dst, int64_t n);
 
 #endif

@@ -13,6 +13,7 @@
 #include <string.h>
 
 #include "backend/cpu/kernels.h"
+#include "backend/cpu/packed.h"
 
 enum {
     QUANT_PIECE = 4096,      /* elements of one activation-quantization work piece */
@@ -36,7 +37,9 @@ typedef struct {
 typedef struct {
     const rs_cpu_kernel *k;
     const uint8_t *w;
-    size_t w_row; /* bytes per weight row */
+    size_t w_row;     /* bytes per weight row (GGUF) or per group of 16 rows (x16) */
+    size_t row_bytes; /* bytes per row, for traffic and chunk sizes */
+    bool packed;      /* x16 layout */
     int64_t n_out;
     float *y;
     size_t y_stride;
@@ -68,6 +71,20 @@ static inline int64_t round_up(int64_t a, int64_t m) {
     return (a + m - 1) / m * m;
 }
 
+/* Block size, bytes per block and companion format of a weight in its layout. */
+static bool layout_info(const rs_cpu_matmul_w *w, int64_t *block, size_t *bytes, rs_cpu_act *act) {
+    if (w->layout == RS_CPU_LAYOUT_GGUF) return rs_cpu_weight_info(w->type, block, bytes, act);
+    if (w->layout != RS_CPU_LAYOUT_X16 || !rs_cpu_pack_supports(w->type)) return false;
+    rs_cpu_weight_info(w->type, block, bytes, act);
+    *act = RS_CPU_ACT_Q8_0P;
+    return true;
+}
+
+bool rs_cpu_matmul_pack_useful(rs_dtype type, rs_simd_level level) {
+    bool native = false;
+    return rs_cpu_packed_kernel_get(type, level, &native) && native;
+}
+
 bool rs_cpu_matmul_supports(rs_dtype type) {
     int64_t block;
     size_t bytes;
@@ -80,8 +97,12 @@ bool rs_cpu_matmul_supports(rs_dtype type) {
 static size_t act_row_bytes(rs_cpu_act act, int64_t n_in) {
     int64_t blk = rs_cpu_act_block(act);
     size_t bb = rs_cpu_act_block_bytes(act);
-    if (n_in <= 0 || (uint64_t)(n_in / blk) > (SIZE_MAX - SCRATCH_ALIGN) / bb) return 0;
-    return ((size_t)(n_in / blk) * bb + SCRATCH_ALIGN - 1) & ~(size_t)(SCRATCH_ALIGN - 1);
+    if (n_in <= 0 || (uint64_t)(n_in / blk) > (SIZE_MAX - 2 * SCRATCH_ALIGN) / bb) return 0;
+    size_t bytes = ((size_t)(n_in / blk) * bb + SCRATCH_ALIGN - 1) & ~(size_t)(SCRATCH_ALIGN - 1);
+    /* a row stride of a multiple of 1 KiB would put the same block of every
+     * token of a tile into the same few L1 sets: one more cache line */
+    if (bytes % 1024 == 0) bytes += SCRATCH_ALIGN;
+    return bytes;
 }
 
 size_t rs_cpu_matmul_scratch_size(const rs_cpu_matmul_w *ws, int n_w, int64_t n_in, int64_t n_tok) {
@@ -91,7 +112,7 @@ size_t rs_cpu_matmul_scratch_size(const rs_cpu_matmul_w *ws, int n_w, int64_t n_
         int64_t block;
         size_t bytes;
         rs_cpu_act act;
-        if (!rs_cpu_weight_info(ws[i].type, &block, &bytes, &act)) continue;
+        if (!layout_info(&ws[i], &block, &bytes, &act)) continue;
         if (act == RS_CPU_ACT_F32 || seen[act]) continue;
         seen[act] = true;
         size_t row = act_row_bytes(act, n_in);
@@ -106,11 +127,11 @@ static rs_status check_weight(const rs_cpu_matmul_in *in, const rs_cpu_matmul_w 
     int64_t block;
     size_t bytes;
     rs_cpu_act act;
-    if (!rs_cpu_weight_info(w->type, &block, &bytes, &act))
+    if (!layout_info(w, &block, &bytes, &act))
         return rs_error_set(err, RS_ERR_UNSUPPORTED,
-                            "matmul: weight %d has type %s (%d), which "
+                            "matmul: weight %d has type %s (%d) in layout %d, which "
                             "has no CPU kernel",
-                            i, rs_dtype_name(w->type), (int)w->type);
+                            i, rs_dtype_name(w->type), (int)w->type, (int)w->layout);
     int64_t ablock = rs_cpu_act_block(act);
     if (in->n_in % block != 0 || in->n_in % ablock != 0)
         return rs_error_set(err, RS_ERR_ARG,
@@ -123,6 +144,9 @@ static rs_status check_weight(const rs_cpu_matmul_in *in, const rs_cpu_matmul_w 
                             "matmul: weight %d: bad output (n_out %lld, "
                             "y_stride %lld, w %p, y %p)",
                             i, (long long)w->n_out, (long long)w->y_stride, w->w, (void *)w->y);
+    if (w->layout == RS_CPU_LAYOUT_X16 && rs_cpu_pack_size(w->type, w->n_out, in->n_in) == 0)
+        return rs_error_set(err, RS_ERR_ARG, "matmul: weight %d: packed %lld x %lld too large", i,
+                            (long long)w->n_out, (long long)in->n_in);
     if ((uint64_t)(in->n_in / block) > SIZE_MAX / 2 / bytes)
         return rs_error_set(err, RS_ERR_ARG, "matmul: weight %d: row of %lld elements too large", i,
                             (long long)in->n_in);
@@ -139,7 +163,7 @@ static rs_status check_args(const rs_cpu_matmul_in *in, const rs_cpu_matmul_w *w
                             "matmul: bad input (n_in %lld, n_tok %lld, "
                             "x_stride %lld)",
                             (long long)in->n_in, (long long)in->n_tok, (long long)in->x_stride);
-    if (in->level < RS_SIMD_SCALAR || in->level > RS_SIMD_AVX512)
+    if (in->level < RS_SIMD_SCALAR || in->level > RS_SIMD_AMX)
         return rs_error_set(err, RS_ERR_ARG, "matmul: bad SIMD level %d", (int)in->level);
     for (int i = 0; i < n_w; i++) {
         rs_status st = check_weight(in, &ws[i], i, err);
@@ -183,11 +207,12 @@ static void run_unit(const mm_job *j, int64_t unit) {
     int64_t mr = j->in->n_tok == 1 ? k->mr1 : k->mr;
     for (int64_t r = r0; r < r1; r += mr) {
         int nr = (int)min64(mr, r1 - r);
+        /* x16: r is a multiple of 16 (chunks and tiles are) */
+        const uint8_t *w = mw->w + (size_t)(mw->packed ? r / RS_CPU_PACK_ROWS : r) * mw->w_row;
         for (int64_t t = t0; t < t1; t += k->nc) {
             int nc = (int)min64(k->nc, t1 - t);
-            k->tile(j->in->n_in, mw->w + (size_t)r * mw->w_row, mw->w_row, nr,
-                    ma->data + (size_t)t * ma->row_bytes, ma->row_bytes, nc,
-                    mw->y + (size_t)t * mw->y_stride + (size_t)r, mw->y_stride);
+            k->tile(j->in->n_in, w, mw->w_row, nr, ma->data + (size_t)t * ma->row_bytes,
+                    ma->row_bytes, nc, mw->y + (size_t)t * mw->y_stride + (size_t)r, mw->y_stride);
         }
     }
 }
@@ -231,9 +256,9 @@ static int add_act(mm_job *j, rs_cpu_act act, uint8_t **scratch) {
 static int64_t chunk_rows(const mm_weight *mw, int64_t n_tok, int nth) {
     int64_t mr = n_tok == 1 ? mw->k->mr1 : mw->k->mr, rows;
     if (n_tok == 1) {
-        int64_t target = (int64_t)mw->w_row * mw->n_out / (nth * CHUNKS_PER_THREAD);
+        int64_t target = (int64_t)mw->row_bytes * mw->n_out / (nth * CHUNKS_PER_THREAD);
         target = min64(max64(target, GEMV_MIN_CHUNK), GEMV_MAX_CHUNK);
-        rows = target / (int64_t)mw->w_row;
+        rows = target / (int64_t)mw->row_bytes;
     } else {
         rows = min64(mw->n_out / (nth * CHUNKS_PER_THREAD), GEMM_MAX_ROWS);
     }
@@ -253,18 +278,21 @@ rs_status rs_cpu_matmul_multi(rs_threadpool *tp, const rs_cpu_matmul_in *in,
     uint64_t traffic = 0;
     for (int i = 0; i < n_w; i++) {
         mm_weight *mw = &j.ws[i];
-        int64_t block;
-        size_t bytes;
-        rs_cpu_act act;
-        rs_cpu_weight_info(ws[i].type, &block, &bytes, &act); /* checked above */
-        mw->k = rs_cpu_kernel_get(ws[i].type, in->level);
+        int64_t block = 1;
+        size_t bytes = 1;
+        rs_cpu_act act = RS_CPU_ACT_F32;
+        layout_info(&ws[i], &block, &bytes, &act); /* checked above */
+        mw->packed = ws[i].layout == RS_CPU_LAYOUT_X16;
+        mw->k = mw->packed ? rs_cpu_packed_kernel_get(ws[i].type, in->level, NULL)
+                           : rs_cpu_kernel_get(ws[i].type, in->level);
         mw->w = ws[i].w;
-        mw->w_row = (size_t)(in->n_in / block) * bytes;
+        mw->row_bytes = (size_t)(in->n_in / block) * bytes;
+        mw->w_row = mw->packed ? rs_cpu_pack_group_bytes(ws[i].type, in->n_in) : mw->row_bytes;
         mw->n_out = ws[i].n_out;
         mw->y = ws[i].y;
         mw->y_stride = (size_t)ws[i].y_stride;
         mw->act = add_act(&j, act, &scratch);
-        traffic += (uint64_t)mw->w_row * (uint64_t)mw->n_out * (uint64_t)in->n_tok;
+        traffic += (uint64_t)mw->row_bytes * (uint64_t)mw->n_out * (uint64_t)in->n_tok;
     }
     if (traffic < SERIAL_BYTES) tp = NULL;
     j.tp = tp;

@@ -14,7 +14,9 @@
  * q/k/v projections, gate/up) in one dispatch, quantizing X only once.
  *
  * Weight types: F32, F16, BF16, Q8_0, Q4_0, Q4_1, Q5_0, Q5_1, IQ4_NL, Q2_K,
- * Q3_K, Q4_K, Q5_K, Q6_K. Results are deterministic for a given SIMD level:
+ * Q3_K, Q4_K, Q5_K, Q6_K; Q4_0 and Q8_0 also in the packed x16 layout
+ * (packed.h), which the backend makes at load where a native kernel exists
+ * (rs_cpu_matmul_pack_useful). Results are deterministic for a given SIMD level:
  * they do not depend on the thread count or on how the work is split. */
 #ifndef RUSTY_BACKEND_CPU_MATMUL_H
 #define RUSTY_BACKEND_CPU_MATMUL_H
@@ -41,17 +43,29 @@ typedef struct rs_cpu_matmul_in {
     size_t scratch_size; /* >= rs_cpu_matmul_scratch_size(...) */
 } rs_cpu_matmul_in;
 
+/* How a weight matrix is laid out in memory. */
+typedef enum rs_cpu_layout {
+    RS_CPU_LAYOUT_GGUF = 0, /* n_out rows of n_in elements, GGUF blocks, rows packed */
+    RS_CPU_LAYOUT_X16 = 1,  /* rows interleaved 16 at a time (packed.h; Q4_0, Q8_0) */
+} rs_cpu_layout;
+
 /* One weight matrix and where its output goes. */
+// NOLINTNEXTLINE(clang-analyzer-optin.performance.Padding): layout last keeps positional inits
 typedef struct rs_cpu_matmul_w {
-    rs_dtype type;    /* weight type */
-    const void *w;    /* n_out rows of n_in elements, GGUF block layout, rows packed */
-    int64_t n_out;    /* rows of W = columns of Y (>= 1) */
-    float *y;         /* n_tok rows, row t at y + t * y_stride; every element written */
-    int64_t y_stride; /* floats between rows, >= n_out */
+    rs_dtype type;        /* weight type */
+    const void *w;        /* the matrix, in `layout` */
+    int64_t n_out;        /* rows of W = columns of Y (>= 1) */
+    float *y;             /* n_tok rows, row t at y + t * y_stride; every element written */
+    int64_t y_stride;     /* floats between rows, >= n_out */
+    rs_cpu_layout layout; /* 0 (GGUF) unless the weights were packed */
 } rs_cpu_matmul_w;
 
 /* True when the CPU backend has a kernel for this weight type. */
 bool rs_cpu_matmul_supports(rs_dtype type);
+
+/* True when packing weights of this type into the x16 layout pays at this
+ * SIMD level (a kernel for the packed layout exists at the level itself). */
+bool rs_cpu_matmul_pack_useful(rs_dtype type, rs_simd_level level);
 
 /* Scratch bytes rs_cpu_matmul_multi needs for these weights and input shape
  * (0 for float weights). SIZE_MAX if the size overflows. */

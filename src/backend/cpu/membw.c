@@ -51,6 +51,7 @@ static void membw_worker(void *ctx, int ith, int nth) {
     }
     uint64_t s;
     switch (j->level) {
+    case RS_SIMD_AMX:
     case RS_SIMD_AVX512:
         s = rs_membw_read_avx512(j->buf + off, len);
         break;

@@ -1,0 +1,151 @@
+/* dot_x16_avx512.c — AVX-512 VNNI tiles for Q8_0 / Q4_0 weights in the packed
+ * x16 layout (packed.h) against rs_block_q8_0p activations.
+ *
+ * One 64-byte load of a block payload holds 4 elements of each of 16 rows
+ * (Q4_0: after masking or shifting the nibbles), which is exactly the
+ * unsigned operand of vpdpbusd; the 4 matching activation bytes of a token
+ * are broadcast from memory as the signed operand. So one vpdpbusd does 4
+ * elements x 16 rows of one token with no shuffling, and each block of 32
+ * elements takes 8 of them per (16 rows, token) into an int32 accumulator
+ * that starts at the offset correction (-8 or -128 times the activation sum,
+ * precomputed). Then the block's 16 sums are converted to f32 and added with
+ * one FMA scaled by d_w (16 lanes, converted once per block and group) times
+ * d_x (broadcast). A tile is MG groups (16 rows each) x NC tokens; edge tiles
+ * repeat their last group / token, and rows past nr are computed but not
+ * stored (the padding rows of the last group have scale 0). */
+#include <immintrin.h>
+#include <string.h>
+
+#include "backend/cpu/kernels.h"
+
+#define INLINE static inline __attribute__((always_inline))
+
+enum { P_Q8_0, P_Q4_0 };
+/* Tile arrays have these constant sizes and are indexed only by compile-time
+ * constants after unrolling, so they live in registers. */
+enum { G_MAX = 4, C_MAX = 16 };
+
+static inline int32_t ld32(const void *p) {
+    int32_t v;
+    memcpy(&v, p, 4);
+    return v;
+}
+
+INLINE size_t payload(const int T) {
+    return T == P_Q8_0 ? 512 : 256;
+}
+
+typedef struct {
+    __m512 v[G_MAX][C_MAX];
+} acc_tile;
+
+typedef struct {
+    __m512i v[G_MAX][C_MAX];
+} int_tile;
+
+/* Integer sums of block b for the tile: sum of (w + offset) * x, starting at
+ * the offset correction, so the result is the exact signed dot product. */
+INLINE int_tile block_sums(const int T, const int MG, const int NC, const uint8_t *const *wg,
+                           const rs_block_q8_0p *const *xr, int64_t b) {
+    int_tile s;
+    RS_UNROLL for (int c = 0; c < NC; c++) {
+        __m512i o = _mm512_set1_epi32(T == P_Q8_0 ? xr[c][b].off8 : xr[c][b].off4);
+        RS_UNROLL for (int g = 0; g < MG; g++) s.v[g][c] = o;
+    }
+    if (T == P_Q8_0) {
+        RS_UNROLL for (int j = 0; j < 8; j++) {
+            RS_UNROLL for (int g = 0; g < MG; g++) {
+                __m512i w = _mm512_loadu_si512(wg[g] + (size_t)b * 512 + 64 * j);
+                RS_UNROLL for (int c = 0; c < NC; c++) s.v[g][c] =
+                    _mm512_dpbusd_epi32(s.v[g][c], w, _mm512_set1_epi32(ld32(xr[c][b].qs + 4 * j)));
+            }
+        }
+    } else {
+        const __m512i m4 = _mm512_set1_epi8(0x0f);
+        RS_UNROLL for (int k = 0; k < 4; k++) {
+            RS_UNROLL for (int g = 0; g < MG; g++) {
+                __m512i v = _mm512_loadu_si512(wg[g] + (size_t)b * 256 + 64 * k);
+                __m512i lo = _mm512_and_si512(v, m4);
+                __m512i hi = _mm512_and_si512(_mm512_srli_epi16(v, 4), m4);
+                RS_UNROLL for (int c = 0; c < NC; c++) {
+                    s.v[g][c] = _mm512_dpbusd_epi32(s.v[g][c], lo,
+                                                    _mm512_set1_epi32(ld32(xr[c][b].qs + 4 * k)));
+                    s.v[g][c] = _mm512_dpbusd_epi32(
+                        s.v[g][c], hi, _mm512_set1_epi32(ld32(xr[c][b].qs + 16 + 4 * k)));
+                }
+            }
+        }
+    }
+    return s;
+}
+
+#ifndef X16_PF_AHEAD
+/* Decode prefetch: each tile prefetches its own groups this many bytes ahead
+ * of the block it reads (past its end, the next tile's), so every tile and
+ * work unit streams prefetched from its start; 0: prefetch the next tile's
+ * groups at the offset being read (one tile ahead, beyond L1). */
+#define X16_PF_AHEAD 8192
+#endif
+
+INLINE void decode_prefetch(const int T, const int MG, const uint8_t *w, size_t gs, int64_t nb,
+                            int64_t b) {
+    const size_t pay = payload(T);
+    const int64_t ahead = X16_PF_AHEAD / (int64_t)(MG * pay);
+    int64_t pb = X16_PF_AHEAD > 0 ? b + (ahead > 1 ? ahead : 1) : b + nb;
+    const uint8_t *base = w;
+    if (pb >= nb) { /* the next tile's first blocks */
+        pb -= nb;
+        base = w + (size_t)MG * gs;
+    }
+    RS_UNROLL for (int g = 0; g < MG; g++) {
+        rs_cpu_prefetch(base + (size_t)g * gs + (size_t)pb * pay, pay);
+        if ((pb & 1) == 0)
+            __builtin_prefetch(base + (size_t)g * gs + (size_t)nb * pay + 32 * (size_t)pb);
+    }
+}
+
+INLINE void x16_tile(const int T, const int MR, const int NC, int64_t n, const uint8_t *w,
+                     size_t gs, int nr, const uint8_t *x, size_t xs, int nc, float *y, size_t ys) {
+    const int MG = MR / 16;
+    const int64_t nb = n / 32;
+    const int ng = (nr + 15) / 16;
+    const uint8_t *wg[G_MAX];
+    const uint16_t *sc[G_MAX];
+    const rs_block_q8_0p *xr[C_MAX];
+    RS_UNROLL for (int g = 0; g < MG; g++) {
+        wg[g] = w + (size_t)(g < ng ? g : ng - 1) * gs;
+        sc[g] = (const uint16_t *)(wg[g] + (size_t)nb * payload(T));
+    }
+    RS_UNROLL for (int c = 0; c < NC; c++) xr[c] =
+        (const rs_block_q8_0p *)(x + (size_t)(c < nc ? c : nc - 1) * xs);
+    acc_tile acc;
+    RS_UNROLL for (int g = 0; g < MG; g++) RS_UNROLL for (int c = 0; c < NC; c++) acc.v[g][c] =
+        _mm512_setzero_ps();
+    for (int64_t b = 0; b < nb; b++) {
+        if (NC == 1) decode_prefetch(T, MG, w, gs, nb, b);
+        int_tile s = block_sums(T, MG, NC, wg, xr, b);
+        RS_UNROLL for (int g = 0; g < MG; g++) {
+            __m512 dw = _mm512_cvtph_ps(_mm256_loadu_si256((const __m256i *)(sc[g] + 16 * b)));
+            RS_UNROLL for (int c = 0; c < NC; c++) acc.v[g][c] =
+                _mm512_fmadd_ps(_mm512_cvtepi32_ps(s.v[g][c]),
+                                _mm512_mul_ps(dw, _mm512_set1_ps(xr[c][b].d)), acc.v[g][c]);
+        }
+    }
+    RS_UNROLL for (int g = 0; g < MG; g++) {
+        int rows = nr - 16 * g;
+        if (rows <= 0) break;
+        __mmask16 m = rows >= 16 ? (__mmask16)0xffff : (__mmask16)((1u << rows) - 1);
+        RS_UNROLL for (int c = 0; c < NC; c++) if (c < nc)
+            _mm512_mask_storeu_ps(y + (size_t)c * ys + 16 * (size_t)g, m, acc.v[g][c]);
+    }
+}
+
+#ifndef X16_MR
+#define X16_MR  16
+#define X16_NC  8
+#define X16_MR1 RS_CPU_X16_MR1
+#endif
+enum { MR = X16_MR, NC = X16_NC, MR1 = X16_MR1 };
+
+RS_CPU_DEFINE_KERNEL(q8_0_x16_avx512, x16_tile, P_Q8_0, MR, NC, MR1, RS_SIMD_AVX512);
+RS_CPU_DEFINE_KERNEL(q4_0_x16_avx512, x16_tile, P_Q4_0, MR, NC, MR1, RS_SIMD_AVX512);

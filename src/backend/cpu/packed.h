@@ -1,0 +1,52 @@
+/* packed.h — the CPU backend's row-interleaved weight layout ("x16") for Q4_0
+ * and Q8_0, made once at load so that the matrix kernels feed vpdpbusd (and
+ * AMX tiles) with full-width loads.
+ *
+ * Rows are taken 16 at a time ("group"; the last group is padded with
+ * zero rows of scale 0). A group of n_in elements holds nb = n_in / 32 blocks:
+ *
+ *   [payload of block 0][payload of block 1]...[payload of block nb-1]
+ *   [16 fp16 scales of block 0]...[16 fp16 scales of block nb-1]   (row order)
+ *   [zero padding up to a multiple of 64 bytes]
+ *
+ * A payload is the block's quants of the 16 rows, 4 consecutive elements of
+ * one row per 32-bit word, word (j, r) at byte 64 * j + 4 * r:
+ *   - Q8_0 (512 bytes, j = 0..7): bytes q[4j..4j+3] + 128 (unsigned), so that
+ *     one 64-byte load is the u8 operand of vpdpbusd for elements 4j..4j+3 of
+ *     all 16 rows;
+ *   - Q4_0 (256 bytes, j = 0..3): the GGUF bytes qs[4j..4j+3], whose low
+ *     nibbles are elements 4j..4j+3 and high nibbles elements 16+4j..16+4j+3
+ *     (values q + 8, unsigned).
+ * Everything is 64-byte aligned when the packed buffer is. The size equals the
+ * GGUF size up to the padding (rows to 16, groups to 64 bytes). */
+#ifndef RUSTY_BACKEND_CPU_PACKED_H
+#define RUSTY_BACKEND_CPU_PACKED_H
+
+#include <stdbool.h>
+#include <stddef.h>
+#include <stdint.h>
+
+#include "dtype/dtype.h"
+
+enum { RS_CPU_PACK_ROWS = 16 };
+
+/* True for the weight types that have the packed layout (Q4_0, Q8_0). */
+bool rs_cpu_pack_supports(rs_dtype type);
+/* Bytes of one block's payload in a group (256 or 512), 0 if unsupported. */
+size_t rs_cpu_pack_payload_bytes(rs_dtype type);
+/* Bytes of one packed group of 16 rows of n_in elements; 0 if the type is
+ * unsupported, n_in is not a positive multiple of 32, or the size overflows. */
+size_t rs_cpu_pack_group_bytes(rs_dtype type, int64_t n_in);
+/* Bytes of a packed n_out x n_in matrix; 0 as above or when n_out < 1. */
+size_t rs_cpu_pack_size(rs_dtype type, int64_t n_out, int64_t n_in);
+
+/* Packs groups [g0, g1) of the GGUF matrix src (n_out rows of n_in) into dst
+ * (a buffer of rs_cpu_pack_size bytes); groups are independent, so threads
+ * can pack disjoint ranges. Arguments must be valid (checked by the caller). */
+void rs_cpu_pack_groups(rs_dtype type, const void *src, int64_t n_out, int64_t n_in, void *dst,
+                        int64_t g0, int64_t g1);
+/* The inverse: rows of groups [g0, g1) back to GGUF blocks in dst (n_out rows). */
+void rs_cpu_unpack_groups(rs_dtype type, const void *src, int64_t n_out, int64_t n_in, void *dst,
+                          int64_t g0, int64_t g1);
+
+#endif
