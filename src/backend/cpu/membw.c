@@ -66,10 +66,13 @@ static void membw_worker(void *ctx, int ith, int nth) {
 }
 
 size_t rs_membw_default_bytes(void) {
-    size_t bytes = (size_t)1 << 30;
-    long llc = sysconf(_SC_LEVEL3_CACHE_SIZE);
-    if (llc > 0 && (size_t)llc * 2 > bytes) bytes = (size_t)llc * 2;
-    if (bytes > ((size_t)4 << 30)) bytes = (size_t)4 << 30;
+    /* Far larger than any last-level cache (a 1 GiB buffer read 141 GB/s on a server
+     * with 300 MiB of L3: the cache served part of it), but at most a quarter of RAM. */
+    size_t bytes = (size_t)4 << 30;
+    long pages = sysconf(_SC_PHYS_PAGES), page = sysconf(_SC_PAGESIZE);
+    if (pages > 0 && page > 0 && bytes > (size_t)pages * (size_t)page / 4)
+        bytes = (size_t)pages * (size_t)page / 4;
+    if (bytes < ((size_t)256 << 20)) bytes = (size_t)256 << 20;
     return bytes;
 }
 

@@ -14,9 +14,8 @@
 #include "core/cpu.h"
 #include "core/status.h"
 
-/* Buffer size used when the caller passes 0: 1 GiB, or twice the LLC if that
- * is larger (capped at 4 GiB). In a VM the LLC reported is often the whole
- * socket's, of which our cores see only a slice. */
+/* Buffer size used when the caller passes 0: 4 GiB (over 10x any L3 we run on),
+ * at most a quarter of physical memory, never less than 256 MiB. */
 size_t rs_membw_default_bytes(void);
 
 /* Streams `bytes` (0 = rs_membw_default_bytes()) `runs` times (>= 1) with all
