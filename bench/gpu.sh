@@ -4,7 +4,7 @@
 # The GPU machine has CUDA and Python/torch but none of our build dependencies
 # (cJSON, PCRE2, utf8proc, cmocka), so everything is built HERE and shipped:
 #
-#   bench/gpu.sh stage                 # here: make build, copy binaries + runtime libs into .stage-gpu/
+#   bench/gpu.sh stage                 # here: make build, pack binaries + runtime libs into .stage-gpu/
 #   (device) cd .stage-gpu && ./gpu.sh test|bench|cpu|hf|all   # there, with carry [".stage-gpu", ".models"]
 #
 # test   CUDA op tests + end-to-end GPU-vs-CPU tests, compute-sanitizer on a decode loop
@@ -18,24 +18,29 @@ set -uo pipefail
 if [[ ${1:-} == stage ]]; then
     cd "$(dirname "$0")/.."
     make build >/dev/null || exit 1
-    S=.stage-gpu
-    rm -rf "$S" && mkdir -p "$S/bin" "$S/lib" "$S/tests"
-    cp build/rusty build/librusty_cuda.so build/bench/synth_model build/bench/bench_matmul "$S/bin/"
-    find build -maxdepth 3 -type f -name 'test_cuda*' -perm -u+x -exec cp {} "$S/tests/" \;
-    [[ -f build/rusty_cuda_bench ]] && cp build/rusty_cuda_bench "$S/bin/"
-    cp -r tests/data "$S/tests/"
-    cp bench/gpu.sh bench/hf_bench.py "$S/"
+    T=$(mktemp -d)
+    mkdir -p "$T/bin" "$T/lib" "$T/tests"
+    cp build/rusty build/librusty_cuda.so build/bench/synth_model build/bench/bench_matmul "$T/bin/"
+    find build -maxdepth 3 -type f -name 'test_cuda*' -perm -u+x -exec cp {} "$T/tests/" \;
+    [[ -f build/rusty_cuda_bench ]] && cp build/rusty_cuda_bench "$T/bin/"
+    cp -r tests/data "$T/tests/"
+    cp bench/hf_bench.py "$T/"
     for l in libcjson.so.1 libcmocka.so.0 libutf8proc.so.2 libpcre2-8.so.0; do
-        cp -L "/usr/lib/x86_64-linux-gnu/$l" "$S/lib/"
+        cp -L "/usr/lib/x86_64-linux-gnu/$l" "$T/lib/"
     done
-    strip "$S"/bin/* "$S"/tests/test_* 2>/dev/null
+    strip "$T"/bin/* "$T"/tests/test_* 2>/dev/null
+    # every CUDA-linked program carries the 15 MB fat binary: ship them compressed
+    rm -rf .stage-gpu && mkdir -p .stage-gpu
+    tar cJf .stage-gpu/payload.tar.xz -C "$T" . && rm -rf "$T"
+    cp bench/gpu.sh .stage-gpu/
     [[ -d .models ]] || { mkdir -p .models && cp -r ../shared/models/* .models/; }
-    du -sh "$S" .models
+    du -sh .stage-gpu .models
     exit 0
 fi
 
 # ---- on the GPU machine --------------------------------------------------------
 cd "$(dirname "$0")"
+[[ -d bin ]] || tar xJf payload.tar.xz
 export LD_LIBRARY_PATH=$PWD/lib${LD_LIBRARY_PATH:+:$LD_LIBRARY_PATH}
 export RUSTY_SHARED=$PWD/..
 export RUSTY_CUDA_MODULE=$PWD/bin/librusty_cuda.so # the test programs live in tests/, not beside it
@@ -51,7 +56,8 @@ say() { echo "=== $* ($(date -u +%T))"; }
 
 synth() { # type -> path (cached)
     local f=$M/llama2-7b-$1.gguf
-    [[ -f $f ]] || bin/synth_model llama2-7b "$1" "$f" >&2 || return 1
+    # sync: the file's dirty pages must not be written back while we measure
+    [[ -f $f ]] || { bin/synth_model llama2-7b "$1" "$f" >&2 && sync; } || return 1
     echo "$f"
 }
 
@@ -76,7 +82,11 @@ run_bench() {
         $B bench -m "$f" -p 512 -n 128 -r 3 2>>"$OUT/bench.err" | tail -n +$((first ? 1 : 3))
         first=0
     done
-    [[ -n ${NO_DEPTH:-} ]] || { f=$(synth Q4_0) && $B bench -m "$f" -p 0 -n 128 -d 4096 -r 3 2>>"$OUT/bench.err" | tail -n +3; }
+    if [[ -z ${NO_DEPTH:-} ]] && f=$(synth Q4_0); then
+        echo "(depth 4096: F16 KV cache, then -ctk q8_0)"
+        $B bench -m "$f" -p 0 -n 128 -d 4096 -r 3 2>>"$OUT/bench.err" | tail -n +3
+        $B bench -m "$f" -p 0 -n 128 -d 4096 -r 3 -ctk q8_0 2>>"$OUT/bench.err" | tail -n +3
+    fi
 }
 
 run_cpu() {
@@ -91,7 +101,7 @@ run_cpu() {
 
 run_hf() {
     say "HF transformers, same GPU"
-    PYTHONUNBUFFERED=1 python3 hf_bench.py 2>&1 | grep -v Warning | tail -8
+    PYTHONUNBUFFERED=1 python3 hf_bench.py 2>"$OUT/hf.err"
 }
 
 case $what in
