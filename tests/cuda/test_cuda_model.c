@@ -9,7 +9,8 @@
  * CPU's own token sequence (teacher forcing), relative L2 error per step
  * within TOL_QUANT. Every model also gets all-logits evaluation of a 64-token
  * batch compared the same way (TOL_F16/TOL_QUANT). The F32 and F16 models run
- * once more with a Q8_0 KV cache on both sides (TOL_KVQ8).
+ * once more with a Q8_0 KV cache on both sides (TOL_KVQ8), and once with half
+ * their layers on the CPU (partial offload, -ngl).
  * Exits 77 without a GPU or without ../shared. */
 #include <math.h>
 #include <stdio.h>
@@ -62,12 +63,14 @@ static int argmax(const float *v, int n) {
 }
 
 static rs_kv_type g_kv = RS_KV_F16; /* cache type of the sessions opened next */
+static int g_ngl = -1;              /* layers the CUDA sessions put on the GPU (-1: all) */
 
 static rs_session *open_session(const rs_model *m, rs_device dev) {
     rs_session_opts o;
     rs_session_opts_default(&o);
     o.device = dev;
     o.kv_type = g_kv;
+    o.n_gpu_layers = dev == RS_DEVICE_CUDA ? g_ngl : -1;
     o.n_ctx = 256;
     o.n_threads = 4;
     rs_session *s = NULL;
@@ -166,6 +169,19 @@ static void check_model(const char *dir, const char *file, int exact) {
         snprintf(name, sizeof name, "%s, Q8_0 cache: all logits of a %d-token batch", file, N_ALL);
         report(name, all_logits(m, n_vocab), TOL_KVQ8);
         g_kv = RS_KV_F16;
+        /* -ngl: the first layers on the CPU, the rest and the head on the GPU; the
+         * stream crosses backends every step and decode runs without a graph */
+        g_ngl = m->hp.n_layer > 1 ? m->hp.n_layer / 2 : 1;
+        snprintf(name, sizeof name, "%s, %d of %d layers on the GPU: logits along greedy tokens", file,
+                 g_ngl, m->hp.n_layer);
+        report(name, follow(m, n_vocab, &diverged), TOL_F16);
+        snprintf(name, sizeof name, "%s, %d of %d layers on the GPU: same greedy tokens (first difference at %d)",
+                 file, g_ngl, m->hp.n_layer, diverged);
+        report(name, diverged < 0 ? 0.0 : 1.0, 0.0);
+        snprintf(name, sizeof name, "%s, %d of %d layers on the GPU: all logits of a batch", file, g_ngl,
+                 m->hp.n_layer);
+        report(name, all_logits(m, n_vocab), TOL_F16);
+        g_ngl = -1;
     }
     rs_model_free(m);
 }
