@@ -28,17 +28,18 @@ run: build
 	./build/rusty run
 
 test: deps
+	@# first the release build (with the CUDA backend when nvcc exists) and its
+	@# GPU tests, which report "skipped" on machines without a GPU; then the
+	@# whole suite under ASan/UBSan, whose summary is the closing line
+	@cmake -S . -B build -DCMAKE_BUILD_TYPE=Release >/dev/null
+	@cmake --build build -j $(JOBS) -- --no-print-directory
+	@cd build && ctest --output-on-failure -L cuda
 	@cmake -S . -B build-test -DCMAKE_BUILD_TYPE=Debug -DRUSTY_SANITIZE=ON -DRUSTY_WERROR=ON \
 		-DRUSTY_CUDA=OFF >/dev/null
 	@cmake --build build-test -j $(JOBS) -- --no-print-directory
 	@cd build-test && ASAN_OPTIONS=detect_leaks=1:abort_on_error=0 \
 		UBSAN_OPTIONS=print_stacktrace=1:halt_on_error=1 \
 		ctest --output-on-failure -j $(JOBS)
-	@# the release build (with the CUDA backend when nvcc exists) and its GPU
-	@# tests, which report "skipped" on machines without a GPU
-	@cmake -S . -B build -DCMAKE_BUILD_TYPE=Release >/dev/null
-	@cmake --build build -j $(JOBS) -- --no-print-directory
-	@cd build && ctest --output-on-failure -L cuda
 
 fuzz:
 	@scripts/deps.sh --fuzz
