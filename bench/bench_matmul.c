@@ -3,12 +3,14 @@
  * every weight type, printed as a markdown table.
  *
  *   bench_matmul [-t threads] [-l scalar|avx2|avx512|amx] [-T type,type,...]
- *                [-m membw_MiB] [-s seconds_per_case] [-n 64,512] [-H] [-G]
+ *                [-m membw_MiB] [-s seconds_per_case] [-n 64,512] [-H] [-G] [-P]
  *
  * -H backs the weights with transparent huge pages (as the bandwidth probe
  * is); by default they use ordinary 4 KiB pages, like a file mmap.
  * Q4_0 and Q8_0 are packed into the x16 layout first where that pays at the
  * level (as the CPU backend does at load); -G keeps the GGUF layout.
+ * -P: packed decode tiles without software prefetch (the backend's choice
+ * from 8 threads up).
  *
  * Decode streams from memory, not cache: the matrix is replicated until the
  * copies fill a working set larger than the LLC and the runs cycle through
@@ -39,8 +41,9 @@ typedef struct {
     double seconds;
     int ntoks[4];
     int n_ntoks;
-    int huge; /* back the weights with transparent huge pages */
-    int gguf; /* never pack */
+    int huge;        /* back the weights with transparent huge pages */
+    int gguf;        /* never pack */
+    int hw_prefetch; /* -P */
 } options;
 
 static double now_s(void) {
@@ -91,6 +94,7 @@ typedef struct {
     rs_simd_level level;
     double membw;
     double seconds;
+    bool hw_prefetch; /* -P: decode tiles without software prefetch */
 } bench_env;
 
 /* Seconds per call of the product (best of repeated timings), cycling over
@@ -98,7 +102,8 @@ typedef struct {
 static double time_matmul(const bench_env *env, rs_dtype t, rs_cpu_layout lay, uint8_t *w,
                           size_t w_bytes, int n_copies, int64_t n_out, int64_t n_in, int64_t n_tok,
                           float *x, float *y, void *scratch, size_t scratch_size) {
-    rs_cpu_matmul_in in = {x, n_in, n_in, n_tok, env->level, scratch, scratch_size};
+    rs_cpu_matmul_in in = {x,          n_in,    n_in,         n_tok,
+                           env->level, scratch, scratch_size, env->hw_prefetch};
     rs_cpu_matmul_w mw = {t, w, n_out, y, n_out, lay};
     rs_error err = {0};
     double best = 1e30, start = now_s();
@@ -191,7 +196,7 @@ static void bench_type(const bench_env *env, rs_dtype t, const options *o) {
 static void usage(void) {
     fprintf(stderr,
             "usage: bench_matmul [-t threads] [-l scalar|avx2|avx512|amx] [-T Q4_0,Q8_0,...] "
-            "[-m membw_MiB] [-s seconds] [-n 64,512] [-H] [-G]\n");
+            "[-m membw_MiB] [-s seconds] [-n 64,512] [-H] [-G] [-P]\n");
     exit(2);
 }
 
@@ -209,7 +214,8 @@ static void parse(int argc, char **argv, options *o) {
     int c;
     o->huge = 0;
     o->gguf = 0;
-    while ((c = getopt(argc, argv, "t:l:T:m:s:n:HG")) != -1) {
+    o->hw_prefetch = 0;
+    while ((c = getopt(argc, argv, "t:l:T:m:s:n:HGP")) != -1) {
         switch (c) {
         case 't':
             o->threads = atoi(optarg);
@@ -234,6 +240,9 @@ static void parse(int argc, char **argv, options *o) {
             break;
         case 'G':
             o->gguf = 1;
+            break;
+        case 'P':
+            o->hw_prefetch = 1;
             break;
         case 'm':
             o->membw_mib = atof(optarg);
@@ -261,7 +270,7 @@ int main(int argc, char **argv) {
         fprintf(stderr, "SIMD level %s not available\n", rs_simd_level_name(o.level));
         return 1;
     }
-    bench_env env = {NULL, o.level, 0, o.seconds};
+    bench_env env = {NULL, o.level, 0, o.seconds, o.hw_prefetch};
     rs_error err = {0};
     if (rs_threadpool_create(&env.tp, o.threads, &err) != RS_OK) {
         fprintf(stderr, "%s\n", err.msg);

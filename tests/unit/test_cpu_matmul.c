@@ -317,19 +317,26 @@ static uint8_t *packed_copy(const fixture *f) {
 }
 
 /* Y for the first n_tok tokens at a level, on pool tp (NULL: caller only);
- * packed: the weights in the x16 layout (from packed_copy). */
-static float *run_mm_layout(rs_threadpool *tp, const fixture *f, const uint8_t *packed,
-                            const float *x, int64_t stride, int64_t n_tok, rs_simd_level level) {
+ * packed: the weights in the x16 layout (from packed_copy); hw: decode tiles
+ * without software prefetch where the kernel has them. */
+static float *run_mm_opts(rs_threadpool *tp, const fixture *f, const uint8_t *packed,
+                          const float *x, int64_t stride, int64_t n_tok, rs_simd_level level,
+                          bool hw) {
     float *y = poisoned(n_tok, f->n_out + Y_PAD);
     rs_cpu_matmul_w w = {
         f->t, packed ? packed : f->w, f->n_out,
         y,    f->n_out + Y_PAD,       packed ? RS_CPU_LAYOUT_X16 : RS_CPU_LAYOUT_GGUF};
-    rs_cpu_matmul_in in = {x, stride, f->n_in, n_tok, level, NULL, 0};
+    rs_cpu_matmul_in in = {x, stride, f->n_in, n_tok, level, NULL, 0, hw};
     in.scratch = scratch_for(&w, 1, f->n_in, n_tok, &in.scratch_size);
     rs_error err = {0};
     rs_status st = rs_cpu_matmul(tp, &in, &w, &err);
     if (st != RS_OK) fail_msg("matmul %s: %s", rs_dtype_name(f->t), err.msg);
     return y;
+}
+
+static float *run_mm_layout(rs_threadpool *tp, const fixture *f, const uint8_t *packed,
+                            const float *x, int64_t stride, int64_t n_tok, rs_simd_level level) {
+    return run_mm_opts(tp, f, packed, x, stride, n_tok, level, false);
 }
 
 static float *run_mm(rs_threadpool *tp, const fixture *f, const float *x, int64_t stride,
@@ -460,7 +467,8 @@ static void test_long_rows(void **state) {
     assert_int_equal(g_failures, 0);
 }
 
-/* Splitting the work over 1, 2 or 3 threads gives bit-identical results. The
+/* Splitting the work over 1, 2 or 3 threads gives bit-identical results, and
+ * so do the decode tiles without software prefetch. The
  * sizes keep every product above the size below which the driver runs on the
  * caller alone (256 KiB of weights). */
 static void test_threads(void **state) {
@@ -483,15 +491,17 @@ static void test_threads(void **state) {
             const uint8_t *pw = lay ? packed : NULL;
             float *y0 = run_mm_layout(NULL, &f, pw, x, stride, nt, best);
             check_y(&f, y0, nt, lay ? "no pool, packed" : "no pool");
-            for (int n = 1; n <= 3; n++) {
-                float *y = run_mm_layout(tps[n - 1], &f, pw, x, stride, nt, best);
+            for (int n = 1; n <= 4; n++) {
+                /* n = 4: 3 threads, decode tiles leaving prefetch to the hardware */
+                float *y = run_mm_opts(tps[n < 4 ? n - 1 : 2], &f, pw, x, stride, nt, best, n == 4);
                 size_t bytes = sizeof(float) * (size_t)(nt * (f.n_out + Y_PAD));
                 for (size_t i = 0; i < bytes / sizeof(float); i++)
                     /* bit-identical results for any thread count is the property tested */
                     // NOLINTNEXTLINE(bugprone-suspicious-memory-comparison)
                     if (memcmp(&y[i], &y0[i], sizeof(float)) != 0 && g_failures++ < 10)
-                        print_error("%s%s %d threads n_tok %lld: element %zu differs\n",
-                                    rs_dtype_name(t), lay ? " packed" : "", n, (long long)nt, i);
+                        print_error("%s%s %d threads%s n_tok %lld: element %zu differs\n",
+                                    rs_dtype_name(t), lay ? " packed" : "", n < 4 ? n : 3,
+                                    n == 4 ? " (hw prefetch)" : "", (long long)nt, i);
                 free(y);
             }
             free(y0);
@@ -533,7 +543,7 @@ static void test_multi(void **state) {
                     types[i], pk ? packed : f[i].w, n_outs[i],
                     ym[i],    n_outs[i] + Y_PAD,    pk ? RS_CPU_LAYOUT_X16 : RS_CPU_LAYOUT_GGUF};
             }
-            rs_cpu_matmul_in in = {x, stride, n_in, nt, lv[l], NULL, 0};
+            rs_cpu_matmul_in in = {x, stride, n_in, nt, lv[l], NULL, 0, false};
             in.scratch = scratch_for(ws, NW, n_in, nt, &in.scratch_size);
             rs_error err = {0};
             assert_int_equal(rs_cpu_matmul_multi(tp, &in, ws, NW, &err), RS_OK);
@@ -690,7 +700,7 @@ static void test_errors(void **state) {
     uint8_t w[1024] = {0};
     uint8_t scratch[4096];
     rs_error err = {0};
-    rs_cpu_matmul_in in = {x, 64, 64, 1, RS_SIMD_SCALAR, scratch, sizeof scratch};
+    rs_cpu_matmul_in in = {x, 64, 64, 1, RS_SIMD_SCALAR, scratch, sizeof scratch, false};
     rs_cpu_matmul_w mw = {RS_DTYPE_IQ2_XXS, w, 2, y, 2, RS_CPU_LAYOUT_GGUF};
     assert_int_equal(rs_cpu_matmul(NULL, &in, &mw, &err), RS_ERR_UNSUPPORTED);
     assert_non_null(strstr(err.msg, "IQ2_XXS"));

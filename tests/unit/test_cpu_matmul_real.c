@@ -99,7 +99,7 @@ static void check_tensor(const rs_tensor_info *ti, const rs_simd_level *lv, int 
             for (int k = 0; k < 3; k++) {
                 int nt = ntoks[k];
                 for (int64_t i = 0; i < N_TOK * n_out; i++) y[i] = NAN;
-                rs_cpu_matmul_in in = {x, n_in, n_in, nt, lv[l], scratch, ss};
+                rs_cpu_matmul_in in = {x, n_in, n_in, nt, lv[l], scratch, ss, false};
                 rs_error err = {0};
                 assert_int_equal(rs_cpu_matmul(NULL, &in, &mw, &err), RS_OK);
                 for (int64_t i = 0; i < nt * n_out; i++)

@@ -67,9 +67,10 @@ typedef struct cpu_backend {
     rs_threadpool *tp;
     int n_threads;
     rs_simd_level level;
-    rs_cpu_ew ew;  /* element-wise kernels for the level */
-    bool pack;     /* pack Q4_0 / Q8_0 matrices at load where it pays */
-    void *scratch; /* quantized activations for matmul */
+    rs_cpu_ew ew;     /* element-wise kernels for the level */
+    bool pack;        /* pack Q4_0 / Q8_0 matrices at load where it pays */
+    bool hw_prefetch; /* decode streams left to the hardware prefetchers (matmul.h) */
+    void *scratch;    /* quantized activations for matmul */
     size_t scratch_size;
     float *tmp; /* matmul_residual's product before the add */
     size_t tmp_size;
@@ -468,7 +469,7 @@ static void cpu_matmul(rs_backend *b, const rs_matmul *mm, int count, const floa
             return;
         }
     }
-    rs_cpu_matmul_in in = {x, n_in, n_in, n, c->level, c->scratch, c->scratch_size};
+    rs_cpu_matmul_in in = {x, n_in, n_in, n, c->level, c->scratch, c->scratch_size, c->hw_prefetch};
     rs_status st = rs_cpu_matmul_multi(c->tp, &in, ws, count, &err);
     record(c, st, &err);
     for (int i = 0; i < count; i++) {
@@ -492,20 +493,15 @@ typedef struct rope_ctx {
     int layer;
     rs_cpu_to_f16_fn to_f16;
     float *tab; /* [n][2 * half] cos, sin */
-    bool fill;  /* compute tab (else read it) */
 } rope_ctx;
 
-static void rotate(float *x, int n_heads, int hd, const rs_rope *r, const float *cs,
-                   const float *sn) {
+static void rotate(float *v, const rs_rope *r, const float *cs, const float *sn) {
     int half = r->n_rot / 2;
-    for (int h = 0; h < n_heads; h++) {
-        float *v = x + (size_t)h * hd;
-        for (int i = 0; i < half; i++) {
-            int a = r->neox ? i : 2 * i, b = r->neox ? i + half : 2 * i + 1;
-            float x0 = v[a], x1 = v[b];
-            v[a] = x0 * cs[i] - x1 * sn[i];
-            v[b] = x0 * sn[i] + x1 * cs[i];
-        }
+    for (int i = 0; i < half; i++) {
+        int a = r->neox ? i : 2 * i, b = r->neox ? i + half : 2 * i + 1;
+        float x0 = v[a], x1 = v[b];
+        v[a] = x0 * cs[i] - x1 * sn[i];
+        v[b] = x0 * sn[i] + x1 * cs[i];
     }
 }
 
@@ -525,26 +521,43 @@ static void store_row(rs_kv *kv, unsigned char *base, int head, int pos, const f
     to_f16(src, (uint16_t *)(base + off), kv->d.head_dim);
 }
 
-static void rope_range(void *p, int64_t b, int64_t e, int ith) {
+/* The (cos, sin) rows of tokens [b, e). */
+static void rope_table_range(void *p, int64_t b, int64_t e, int ith) {
     rope_ctx *c = p;
-    const rs_attn *at = c->at;
-    int hd = at->head_dim, half = c->rope->n_rot / 2;
-    size_t layer_off = kv_offset(c->kv, c->layer, 0);
+    int half = c->rope->n_rot / 2;
     for (int64_t t = b; t < e; t++) {
         float *cs = c->tab + (size_t)t * 2 * (size_t)half, *sn = cs + half;
-        for (int i = 0; c->fill && i < half; i++) {
+        for (int i = 0; i < half; i++) {
             double theta = (double)c->pos[t] * c->rope->inv_freq[i];
             cs[i] = (float)(cos(theta) * c->rope->attn_factor);
             sn[i] = (float)(sin(theta) * c->rope->attn_factor);
         }
-        float *qt = c->q + t * at->n_head * hd, *kt = c->k + t * at->n_head_kv * hd;
-        rotate(qt, at->n_head, hd, c->rope, cs, sn);
-        rotate(kt, at->n_head_kv, hd, c->rope, cs, sn);
-        for (int h = 0; h < at->n_head_kv; h++) {
-            store_row(c->kv, c->kv->k + layer_off, h, c->pos[t], kt + (size_t)h * hd, c->to_f16);
-            store_row(c->kv, c->kv->v + layer_off, h, c->pos[t],
-                      c->v + (t * at->n_head_kv + h) * hd, c->to_f16);
+    }
+}
+
+/* Items [b, e) of the (token, head) range: per token first the query heads
+ * (rotated), then the KV heads (k rotated, k and v stored). Heads rather than
+ * tokens are the unit so that a single decode token spreads over the pool:
+ * its q, k, v rows were written by every thread's matmul share. */
+static void rope_range(void *p, int64_t b, int64_t e, int ith) {
+    rope_ctx *c = p;
+    const rs_attn *at = c->at;
+    int hd = at->head_dim, half = c->rope->n_rot / 2, per_tok = at->n_head + at->n_head_kv;
+    size_t layer_off = kv_offset(c->kv, c->layer, 0);
+    for (int64_t item = b; item < e; item++) {
+        int64_t t = item / per_tok;
+        int h = (int)(item % per_tok);
+        const float *cs = c->tab + (size_t)t * 2 * (size_t)half, *sn = cs + half;
+        if (h < at->n_head) {
+            rotate(c->q + (t * at->n_head + h) * hd, c->rope, cs, sn);
+            continue;
         }
+        h -= at->n_head;
+        float *kh = c->k + (t * at->n_head_kv + h) * hd;
+        rotate(kh, c->rope, cs, sn);
+        store_row(c->kv, c->kv->k + layer_off, h, c->pos[t], kh, c->to_f16);
+        store_row(c->kv, c->kv->v + layer_off, h, c->pos[t], c->v + (t * at->n_head_kv + h) * hd,
+                  c->to_f16);
     }
 }
 
@@ -568,15 +581,16 @@ static void cpu_rope_store(rs_backend *b, float *q, float *k, const float *v, co
     bool fill = layer == 0 || cb->rope_key.pos != pos || cb->rope_key.rope != rope ||
                 cb->rope_key.n != n || cb->rope_key.first != pos[0] ||
                 cb->rope_key.last != pos[n - 1];
+    rope_ctx c = {q, k, v, pos, rope, at, kv, layer, cb->ew.to_f16, cb->rope_tab};
     if (fill) {
         cb->rope_key.pos = pos;
         cb->rope_key.rope = rope;
         cb->rope_key.n = n;
         cb->rope_key.first = pos[0];
         cb->rope_key.last = pos[n - 1];
+        parallel(cb, n, 16, rope_table_range, &c);
     }
-    rope_ctx c = {q, k, v, pos, rope, at, kv, layer, cb->ew.to_f16, cb->rope_tab, fill};
-    parallel(cb, n, 4, rope_range, &c);
+    parallel(cb, (int64_t)n * (at->n_head + at->n_head_kv), 8, rope_range, &c);
     prof_end(cb, P_ROPE, n, t0);
 }
 
@@ -740,6 +754,10 @@ rs_status rs_cpu_backend_create(rs_backend **out, int n_threads, rs_error *err) 
     c->ew = rs_cpu_ew_get(c->level);
     const char *pack = getenv("RUSTY_CPU_PACK");
     c->pack = !(pack && strcmp(pack, "0") == 0);
+    /* Measured at the two ends only: 2 threads (dev VM) stream faster with
+     * software prefetch, 16 (Xeon server) without; see docs/CPU.md. */
+    const char *pf = getenv("RUSTY_CPU_PREFETCH");
+    c->hw_prefetch = pf ? strcmp(pf, "0") == 0 : n_threads >= 8;
     const char *prof = getenv("RUSTY_CPU_PROFILE");
     if (prof && strcmp(prof, "0") != 0) c->prof = calloc(1, sizeof *c->prof);
     *out = &c->base;

@@ -18,6 +18,6 @@
                     dot(n, (const uint8_t *)w + (size_t)r * w_stride,                              \
                         (const uint8_t *)x + (size_t)c * x_stride);                                \
     }                                                                                              \
-    const rs_cpu_kernel rs_cpu_kernel_##name##_ref = {tile_##name, 1, 1, 1, RS_SIMD_SCALAR}
+    const rs_cpu_kernel rs_cpu_kernel_##name##_ref = {tile_##name, 1, 1, 1, RS_SIMD_SCALAR, NULL}
 
 #endif

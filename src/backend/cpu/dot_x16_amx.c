@@ -195,7 +195,8 @@ INLINE void amx_tile(const int T, int64_t n, const uint8_t *w, int nr, const uin
             vnni.tile(n, w, ws, nr, (const uint8_t *)x + (size_t)c * xs, xs,                       \
                       nc - c < step ? nc - c : step, y + (size_t)c * ys, ys);                      \
     }                                                                                              \
-    const rs_cpu_kernel rs_cpu_kernel_##name = {tile_##name, ROWS, TOK, RS_CPU_X16_MR1, RS_SIMD_AMX}
+    const rs_cpu_kernel rs_cpu_kernel_##name = {tile_##name,    ROWS,        TOK,                  \
+                                                RS_CPU_X16_MR1, RS_SIMD_AMX, NULL}
 
 DEFINE_AMX(q8_0_x16_amx, P_Q8_0, rs_cpu_kernel_q8_0_x16_avx512);
 DEFINE_AMX(q4_0_x16_amx, P_Q4_0, rs_cpu_kernel_q4_0_x16_avx512);

@@ -53,5 +53,5 @@ static void tile_q4_0_x16(int64_t n, const void *w, size_t ws, int nr, const voi
     tile_x16(false, n, w, ws, nr, x, xs, nc, y, ys);
 }
 
-const rs_cpu_kernel rs_cpu_kernel_q8_0_x16_ref = {tile_q8_0_x16, 16, 1, 16, RS_SIMD_SCALAR};
-const rs_cpu_kernel rs_cpu_kernel_q4_0_x16_ref = {tile_q4_0_x16, 16, 1, 16, RS_SIMD_SCALAR};
+const rs_cpu_kernel rs_cpu_kernel_q8_0_x16_ref = {tile_q8_0_x16, 16, 1, 16, RS_SIMD_SCALAR, NULL};
+const rs_cpu_kernel rs_cpu_kernel_q4_0_x16_ref = {tile_q4_0_x16, 16, 1, 16, RS_SIMD_SCALAR, NULL};

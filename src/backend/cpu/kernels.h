@@ -54,6 +54,9 @@ typedef struct rs_cpu_kernel {
     int nc;              /* largest tile width (tokens) */
     int mr1;             /* largest tile height for a single token (decode) */
     rs_simd_level level; /* level the kernel was written for */
+    /* Optional decode tile (nc = 1) without software prefetches, for when the
+     * hardware prefetchers keep up alone (many threads, see matmul.h). */
+    rs_cpu_tile_fn tile1_hw;
 } rs_cpu_kernel;
 
 /* Block geometry and companion format of a weight type; false when the type
@@ -126,7 +129,7 @@ static inline const uint8_t *rs_cpu_prefetch(const uint8_t *p, size_t bytes) {
         else                                                                                       \
             impl(T, MR_, NC_, n, w, ws, nr, x, xs, nc, y, ys);                                     \
     }                                                                                              \
-    const rs_cpu_kernel rs_cpu_kernel_##name = {tile_##name, MR_, NC_, MR1_, LEVEL}
+    const rs_cpu_kernel rs_cpu_kernel_##name = {tile_##name, MR_, NC_, MR1_, LEVEL, NULL}
 
 void rs_cpu_quant_q8_0_ref(const float *x, void *dst, int64_t n);
 void rs_cpu_quant_q8_1_ref(const float *x, void *dst, int64_t n);

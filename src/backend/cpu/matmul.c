@@ -36,6 +36,7 @@ typedef struct {
 
 typedef struct {
     const rs_cpu_kernel *k;
+    rs_cpu_tile_fn tile; /* k->tile, or k->tile1_hw for decode with hardware prefetch */
     const uint8_t *w;
     size_t w_row;     /* bytes per weight row (GGUF) or per group of 16 rows (x16) */
     size_t row_bytes; /* bytes per row, for traffic and chunk sizes */
@@ -211,8 +212,8 @@ static void run_unit(const mm_job *j, int64_t unit) {
         const uint8_t *w = mw->w + (size_t)(mw->packed ? r / RS_CPU_PACK_ROWS : r) * mw->w_row;
         for (int64_t t = t0; t < t1; t += k->nc) {
             int nc = (int)min64(k->nc, t1 - t);
-            k->tile(j->in->n_in, w, mw->w_row, nr, ma->data + (size_t)t * ma->row_bytes,
-                    ma->row_bytes, nc, mw->y + (size_t)t * mw->y_stride + (size_t)r, mw->y_stride);
+            mw->tile(j->in->n_in, w, mw->w_row, nr, ma->data + (size_t)t * ma->row_bytes,
+                     ma->row_bytes, nc, mw->y + (size_t)t * mw->y_stride + (size_t)r, mw->y_stride);
         }
     }
 }
@@ -283,8 +284,12 @@ rs_status rs_cpu_matmul_multi(rs_threadpool *tp, const rs_cpu_matmul_in *in,
         rs_cpu_act act = RS_CPU_ACT_F32;
         layout_info(&ws[i], &block, &bytes, &act); /* checked above */
         mw->packed = ws[i].layout == RS_CPU_LAYOUT_X16;
-        mw->k = mw->packed ? rs_cpu_packed_kernel_get(ws[i].type, in->level, NULL)
-                           : rs_cpu_kernel_get(ws[i].type, in->level);
+        /* AMX tiles are 16 tokens wide: decode takes the AVX-512 kernel they delegate to */
+        rs_simd_level lv = in->n_tok == 1 && in->level == RS_SIMD_AMX ? RS_SIMD_AVX512 : in->level;
+        mw->k = mw->packed ? rs_cpu_packed_kernel_get(ws[i].type, lv, NULL)
+                           : rs_cpu_kernel_get(ws[i].type, lv);
+        mw->tile =
+            in->n_tok == 1 && in->hw_prefetch && mw->k->tile1_hw ? mw->k->tile1_hw : mw->k->tile;
         mw->w = ws[i].w;
         mw->row_bytes = (size_t)(in->n_in / block) * bytes;
         mw->w_row = mw->packed ? rs_cpu_pack_group_bytes(ws[i].type, in->n_in) : mw->row_bytes;

@@ -41,6 +41,10 @@ typedef struct rs_cpu_matmul_in {
     rs_simd_level level; /* kernels to use: rs_cpu_simd_level() or lower */
     void *scratch;       /* for the quantized activations (any alignment) */
     size_t scratch_size; /* >= rs_cpu_matmul_scratch_size(...) */
+    /* Decode (n_tok = 1): leave weight streaming to the hardware prefetchers
+     * where a kernel offers that (packed Q4_0/Q8_0). Pays with many threads,
+     * each of which needs only a few GB/s; with few, software prefetch wins. */
+    bool hw_prefetch;
 } rs_cpu_matmul_in;
 
 /* How a weight matrix is laid out in memory. */
