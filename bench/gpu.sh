@@ -91,12 +91,23 @@ run_bench() {
 
 run_cpu() {
     say "CPU benchmarks, Llama-2-7B shape: $(lscpu | sed -n 's/^Model name: *//p'), $(nproc) cores"
+    # The host is shared: rounds interleave the types (and, with CPU_AB=1, the
+    # software-prefetch decode tiles) so that its noise falls on each alike.
+    # Each row's bandwidth column is against the probe of its own invocation.
     local first=1
-    for ty in ${CPU_TYPES:-Q4_0 Q8_0}; do
-        f=$(synth $ty) || continue
-        $B bench -m "$f" --device cpu -p ${CPU_PP:-64} -n ${CPU_TG:-32} -r 3 2>>"$OUT/cpu.err" | tail -n +$((first ? 1 : 3))
-        first=0
+    for r in $(seq "${CPU_ROUNDS:-3}"); do
+        for ty in ${CPU_TYPES:-Q4_0 Q8_0}; do
+            f=$(synth $ty) || continue
+            for pf in "" ${CPU_AB:+1}; do
+                echo "(round $r, $ty${pf:+, RUSTY_CPU_PREFETCH=$pf}, probe: $(env ${pf:+RUSTY_CPU_PREFETCH=$pf} \
+                    $B bench -m "$f" --device cpu -p ${CPU_PP:-64} -n ${CPU_TG:-32} -r 3 2>&1 >"$OUT/cpu.row" |
+                    sed -n 's/.*memory bandwidth: \([0-9.]* GB\/s\).*/\1/p'))"
+                tail -n +$((first ? 1 : 3)) "$OUT/cpu.row"
+                first=0
+            done
+        done
     done
+    rm -f "$OUT/cpu.row"
 }
 
 run_hf() {

@@ -757,7 +757,7 @@ rs_status rs_cpu_backend_create(rs_backend **out, int n_threads, rs_error *err) 
     /* Measured at the two ends only: 2 threads (dev VM) stream faster with
      * software prefetch, 16 (Xeon server) without; see docs/CPU.md. */
     const char *pf = getenv("RUSTY_CPU_PREFETCH");
-    c->hw_prefetch = pf ? strcmp(pf, "0") == 0 : n_threads >= 8;
+    c->hw_prefetch = pf && *pf ? strcmp(pf, "0") == 0 : n_threads >= 8;
     const char *prof = getenv("RUSTY_CPU_PROFILE");
     if (prof && strcmp(prof, "0") != 0) c->prof = calloc(1, sizeof *c->prof);
     *out = &c->base;
