@@ -1,8 +1,10 @@
 /* membw.h — measures the machine's achievable memory read bandwidth.
  *
  * Every thread of the pool streams over its slice of a buffer much larger than
- * the last-level cache, summing it with the widest loads the CPU has; the best
- * of several runs is reported. Decode benchmarks divide their weight-streaming
+ * the last-level cache, summing it with the widest loads the CPU has, as one
+ * sequential stream and as four interleaved ones (decode reads several streams
+ * per thread; on a 16-core Xeon VM one stream per core read less than decode
+ * did); the best of all runs is reported. Decode benchmarks divide their weight-streaming
  * rate by this figure. */
 #ifndef RUSTY_BACKEND_CPU_MEMBW_H
 #define RUSTY_BACKEND_CPU_MEMBW_H
@@ -18,8 +20,9 @@
  * at most a quarter of physical memory, never less than 256 MiB. */
 size_t rs_membw_default_bytes(void);
 
-/* Streams `bytes` (0 = rs_membw_default_bytes()) `runs` times (>= 1) with all
- * threads of tp at SIMD level `level`; *gbps = best rate in 1e9 bytes/s. */
+/* Streams `bytes` (0 = rs_membw_default_bytes()) `runs` times (>= 1) in each
+ * pattern with all threads of tp at SIMD level `level`; *gbps = best rate in
+ * 1e9 bytes/s. */
 rs_status rs_membw_measure(rs_threadpool *tp, rs_simd_level level, size_t bytes, int runs,
                            double *gbps, rs_error *err);
 
