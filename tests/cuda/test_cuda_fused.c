@@ -27,100 +27,15 @@
 #include "backend/cuda/cuda_internal.h"
 #include "dtype/dtype.h"
 
+#define CT_SEED 0x2545F4914F6CDD1Dull
+#include "cuda_testlib.h"
+
 #define TOL_F32  1e-5
 #define TOL_Q8   1.5e-2
 #define TOL_H    3e-3
 #define TOL_BF   1.5e-2
 #define TOL_KV16 1e-3
 #define TOL_KVQ8 6e-3
-
-static rs_backend *B;
-static const rs_backend_ops *O;
-static int n_pass, n_fail;
-static uint64_t rng = 0x2545F4914F6CDD1Dull;
-
-static float frand(void) {
-    rng ^= rng << 13;
-    rng ^= rng >> 7;
-    rng ^= rng << 17;
-    return (float)((rng >> 40) * (1.0 / 8388608.0)) - 1.0f;
-}
-
-static void die(const char *what, const rs_error *e) __attribute__((noreturn));
-static void die(const char *what, const rs_error *e) {
-    fprintf(stderr, "FATAL: %s: %s\n", what, e ? e->msg : "");
-    exit(1);
-}
-
-static float *host_rand(size_t n, float scale) {
-    float *p = malloc(n * sizeof *p + 1);
-    if (!p) die("malloc", NULL);
-    for (size_t i = 0; i < n; i++) p[i] = frand() * scale;
-    return p;
-}
-
-static float *host_alloc(size_t n) {
-    float *p = malloc(n * sizeof *p + 1);
-    if (!p) die("malloc", NULL);
-    return p;
-}
-
-static void *dev(size_t bytes) {
-    void *p = NULL;
-    rs_error e = {0};
-    if (O->alloc(B, bytes, &p, &e)) die("alloc", &e);
-    return p;
-}
-
-static void up(void *d, const void *h, size_t n) {
-    rs_error e = {0};
-    if (O->upload(B, d, h, n, &e)) die("upload", &e);
-}
-
-static void down(void *h, const void *d, size_t n) {
-    rs_error e = {0};
-    if (O->download(B, h, d, n, &e)) die("download", &e);
-}
-
-static void *dev_copy(const void *h, size_t n) {
-    void *d = dev(n);
-    up(d, h, n);
-    return d;
-}
-
-static void poison(void *d, size_t n) {
-    unsigned char *p = malloc(n);
-    memset(p, 0xFF, n);
-    up(d, p, n);
-    free(p);
-}
-
-static int synced(const char *what) {
-    rs_error e = {0};
-    if (O->sync(B, &e)) {
-        printf("FAIL %-70s device error: %s\n", what, e.msg);
-        n_fail++;
-        return 0;
-    }
-    return 1;
-}
-
-static double rel_err(const float *y, const float *ref, size_t n) {
-    double num = 0, den = 0;
-    for (size_t i = 0; i < n; i++) {
-        if (!isfinite(y[i])) return INFINITY;
-        double d = (double)y[i] - ref[i];
-        num += d * d;
-        den += (double)ref[i] * ref[i];
-    }
-    return den > 0 ? sqrt(num / den) : sqrt(num);
-}
-
-static void report(const char *name, double err, double tol) {
-    int ok = err <= tol;
-    printf("%s %-74s err %.2e (tol %.1e)\n", ok ? "ok  " : "FAIL", name, err, tol);
-    ok ? n_pass++ : n_fail++;
-}
 
 static void set_fuse(int fuse) {
     rs_cuda_tuning t;

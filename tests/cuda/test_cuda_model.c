@@ -172,14 +172,15 @@ static void check_model(const char *dir, const char *file, int exact) {
         /* -ngl: the first layers on the CPU, the rest and the head on the GPU; the
          * stream crosses backends every step and decode runs without a graph */
         g_ngl = m->hp.n_layer > 1 ? m->hp.n_layer / 2 : 1;
-        snprintf(name, sizeof name, "%s, %d of %d layers on the GPU: logits along greedy tokens", file,
-                 g_ngl, m->hp.n_layer);
+        snprintf(name, sizeof name, "%s, %d of %d layers on the GPU: logits along greedy tokens",
+                 file, g_ngl, m->hp.n_layer);
         report(name, follow(m, n_vocab, &diverged), TOL_F16);
-        snprintf(name, sizeof name, "%s, %d of %d layers on the GPU: same greedy tokens (first difference at %d)",
+        snprintf(name, sizeof name,
+                 "%s, %d of %d layers on the GPU: same greedy tokens (first difference at %d)",
                  file, g_ngl, m->hp.n_layer, diverged);
         report(name, diverged < 0 ? 0.0 : 1.0, 0.0);
-        snprintf(name, sizeof name, "%s, %d of %d layers on the GPU: all logits of a batch", file, g_ngl,
-                 m->hp.n_layer);
+        snprintf(name, sizeof name, "%s, %d of %d layers on the GPU: all logits of a batch", file,
+                 g_ngl, m->hp.n_layer);
         report(name, all_logits(m, n_vocab), TOL_F16);
         g_ngl = -1;
     }

@@ -1,0 +1,114 @@
+/* cuda_testlib.h — what the CUDA op tests share: the backend under test, the
+ * pass/fail counters, a seeded xorshift generator, device buffer helpers that
+ * abort the program on failure, and the relative-error report.
+ *
+ * Header-only with static state: each test program is one translation unit
+ * and includes it once, after setting its seed with CT_SEED. */
+#ifndef RUSTY_TESTS_CUDA_TESTLIB_H
+#define RUSTY_TESTS_CUDA_TESTLIB_H
+#include <math.h>
+#include <stdint.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+
+#include "backend/backend.h"
+
+#ifndef CT_SEED
+#error "define CT_SEED (the random generator's seed) before including cuda_testlib.h"
+#endif
+
+static rs_backend *B;
+static const rs_backend_ops *O;
+static int n_pass, n_fail;
+static uint64_t rng = CT_SEED;
+
+/* Uniform in [-1, 1). */
+static float frand(void) {
+    rng ^= rng << 13;
+    rng ^= rng >> 7;
+    rng ^= rng << 17;
+    return (float)((rng >> 40) * (1.0 / 8388608.0)) - 1.0f;
+}
+
+static void die(const char *what, const rs_error *e) __attribute__((noreturn));
+static void die(const char *what, const rs_error *e) {
+    fprintf(stderr, "FATAL: %s: %s\n", what, e ? e->msg : "");
+    exit(1);
+}
+
+static float *host_alloc(size_t n) {
+    float *p = malloc(n * sizeof *p + 1);
+    if (!p) die("malloc", NULL);
+    return p;
+}
+
+static float *host_rand(size_t n, float scale) {
+    float *p = host_alloc(n);
+    for (size_t i = 0; i < n; i++) p[i] = frand() * scale;
+    return p;
+}
+
+static void *dev(size_t bytes) {
+    void *p = NULL;
+    rs_error e = {0};
+    if (O->alloc(B, bytes, &p, &e)) die("alloc", &e);
+    return p;
+}
+
+static void up(void *d, const void *h, size_t n) {
+    rs_error e = {0};
+    if (O->upload(B, d, h, n, &e)) die("upload", &e);
+}
+
+static void down(void *h, const void *d, size_t n) {
+    rs_error e = {0};
+    if (O->download(B, h, d, n, &e)) die("download", &e);
+}
+
+static void *dev_copy(const void *h, size_t n) {
+    void *d = dev(n);
+    up(d, h, n);
+    return d;
+}
+
+/* Fills device memory with all-ones bytes (NaN as floats), so an element an
+ * op never writes fails its comparison. */
+static void poison(void *d, size_t n) {
+    unsigned char *p = malloc(n);
+    if (!p) die("malloc", NULL);
+    memset(p, 0xFF, n);
+    up(d, p, n);
+    free(p);
+}
+
+/* Waits for the device; a recorded device error fails the case `what`. */
+static int synced(const char *what) {
+    rs_error e = {0};
+    if (O->sync(B, &e)) {
+        printf("FAIL %-70s device error: %s\n", what, e.msg);
+        n_fail++;
+        return 0;
+    }
+    return 1;
+}
+
+/* ||y - ref|| / ||ref|| (absolute when ref is 0); infinite if y has a NaN or inf. */
+static double rel_err(const float *y, const float *ref, size_t n) {
+    double num = 0, den = 0;
+    for (size_t i = 0; i < n; i++) {
+        if (!isfinite(y[i])) return INFINITY;
+        double d = (double)y[i] - ref[i];
+        num += d * d;
+        den += (double)ref[i] * ref[i];
+    }
+    return den > 0 ? sqrt(num / den) : sqrt(num);
+}
+
+static void report(const char *name, double err, double tol) {
+    int ok = err <= tol;
+    printf("%s %-74s err %.2e (tol %.1e)\n", ok ? "ok  " : "FAIL", name, err, tol);
+    ok ? n_pass++ : n_fail++;
+}
+
+#endif
