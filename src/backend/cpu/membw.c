@@ -7,14 +7,14 @@
 #include <time.h>
 #include <unistd.h>
 
-enum { CHUNK_ALIGN = 4096 };
+enum { CHUNK_ALIGN = 4096, SWEEP_CHUNK = 65536 };
 
 typedef struct {
     uint8_t *buf;
     size_t bytes;
     rs_simd_level level;
     int fill;    /* 1: first-touch the pages (write), 0: read */
-    int streams; /* concurrent sequential streams per thread when reading */
+    int streams; /* sequential streams per thread when reading; 0: the sweep */
     uint64_t sums[RS_THREADPOOL_MAX];
 } membw_job;
 
@@ -55,8 +55,17 @@ static void membw_worker(void *ctx, int ith, int nth) {
         read = rs_membw_read_avx512;
     else if (j->level == RS_SIMD_AVX2)
         read = rs_membw_read_avx2;
+    size_t s = 0;
+    if (j->streams == 0) {
+        /* the sweep: 64 KiB chunks dealt round-robin, so that the threads move
+         * through the buffer together as decode's work units do */
+        for (size_t o = (size_t)ith * SWEEP_CHUNK; o < j->bytes; o += (size_t)nth * SWEEP_CHUNK)
+            s += read(j->buf + o, j->bytes - o < SWEEP_CHUNK ? j->bytes - o : SWEEP_CHUNK);
+        j->sums[ith] = s;
+        return;
+    }
     /* the slice as `streams` parts read a page of each in turn */
-    size_t part = len / CHUNK_ALIGN / (size_t)j->streams * CHUNK_ALIGN, s = 0;
+    size_t part = len / CHUNK_ALIGN / (size_t)j->streams * CHUNK_ALIGN;
     for (size_t o = 0; o < part; o += CHUNK_ALIGN)
         for (int k = 0; k < j->streams; k++)
             s += read(j->buf + off + (size_t)k * part + o, CHUNK_ALIGN);
@@ -108,8 +117,8 @@ rs_status rs_membw_measure(rs_threadpool *tp, rs_simd_level level, size_t bytes,
     j->fill = 0;
     double best = 0;
     for (int r = 0; r < runs; r++) {
-        for (int k = 0; k < 2; k++) {
-            j->streams = k ? 4 : 1;
+        for (int k = 0; k < 3; k++) {
+            j->streams = k == 2 ? 0 : k ? 4 : 1;
             double t0 = now_s();
             rs_threadpool_run(tp, membw_worker, j);
             double rate = (double)bytes / (now_s() - t0) / 1e9;

@@ -1,10 +1,12 @@
 /* membw.h — measures the machine's achievable memory read bandwidth.
  *
  * Every thread of the pool streams over its slice of a buffer much larger than
- * the last-level cache, summing it with the widest loads the CPU has, as one
- * sequential stream and as four interleaved ones (decode reads several streams
- * per thread; on a 16-core Xeon VM one stream per core read less than decode
- * did); the best of all runs is reported. Decode benchmarks divide their weight-streaming
+ * the last-level cache, summing it with the widest loads the CPU has, in three
+ * patterns: its own slice as one sequential stream, as four interleaved ones,
+ * and all threads sweeping the buffer together in 64 KiB chunks dealt
+ * round-robin (decode reads several streams per thread, spread as the last;
+ * on a 16-core Xeon VM the first pattern alone read less than decode moved).
+ * The best of all runs is reported. Decode benchmarks divide their weight-streaming
  * rate by this figure. */
 #ifndef RUSTY_BACKEND_CPU_MEMBW_H
 #define RUSTY_BACKEND_CPU_MEMBW_H
