@@ -468,9 +468,9 @@ static void test_long_rows(void **state) {
 }
 
 /* Splitting the work over 1, 2 or 3 threads gives bit-identical results, and
- * so do the decode tiles without software prefetch. The
- * sizes keep every product above the size below which the driver runs on the
- * caller alone (256 KiB of weights). */
+ * so do the decode tiles without software prefetch. The sizes keep every
+ * product above the size below which the driver runs on the caller alone
+ * (256 KiB of weights). */
 static void test_threads(void **state) {
     (void)state;
     rs_simd_level best = rs_cpu_simd_level();

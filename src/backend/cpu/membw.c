@@ -55,7 +55,7 @@ static void membw_worker(void *ctx, int ith, int nth) {
         read = rs_membw_read_avx512;
     else if (j->level == RS_SIMD_AVX2)
         read = rs_membw_read_avx2;
-    size_t s = 0;
+    uint64_t s = 0;
     if (j->streams == 0) {
         /* the sweep: 64 KiB chunks dealt round-robin, so that the threads move
          * through the buffer together as decode's work units do */
