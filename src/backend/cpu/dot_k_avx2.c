@@ -22,29 +22,8 @@
  * registers (a variable-length array would live on the stack). */
 enum { TILE_MAX = 4 };
 
-enum { K_Q2, K_Q3, K_Q4, K_Q5, K_Q6 };
-
 static inline float h2f(uint16_t h) {
     return _cvtsh_ss(h);
-}
-
-INLINE size_t kblock_bytes(const int T) {
-    switch (T) {
-    case K_Q2:
-        return sizeof(block_q2_K);
-    case K_Q3:
-        return sizeof(block_q3_K);
-    case K_Q4:
-        return sizeof(block_q4_K);
-    case K_Q5:
-        return sizeof(block_q5_K);
-    default:
-        return sizeof(block_q6_K);
-    }
-}
-
-INLINE bool has_dmin(const int T) {
-    return T == K_Q2 || T == K_Q4 || T == K_Q5;
 }
 
 /* Lane scales for register k: 16 words of scale k (sub-blocks of 32) or 8 of
@@ -72,14 +51,14 @@ typedef struct {
 
 INLINE void decode_q4_q5(const int T, const uint8_t *p, kweights *w) {
     const block_q4_K *b4 = (const block_q4_K *)p;
-    const uint8_t *qs = T == K_Q4 ? b4->qs : ((const block_q5_K *)p)->qs;
+    const uint8_t *qs = T == RS_KQ_Q4 ? b4->qs : ((const block_q5_K *)p)->qs;
     const __m256i m4 = _mm256_set1_epi8(0x0f);
     RS_UNROLL for (int j = 0; j < 4; j++) {
         __m256i v = _mm256_loadu_si256((const __m256i *)(qs + 32 * j));
         w->q[2 * j] = _mm256_and_si256(v, m4);
         w->q[2 * j + 1] = _mm256_and_si256(_mm256_srli_epi16(v, 4), m4);
     }
-    if (T == K_Q5) {
+    if (T == RS_KQ_Q5) {
         const __m256i qh = _mm256_loadu_si256((const __m256i *)((const block_q5_K *)p)->qh);
         const __m256i sixteen = _mm256_set1_epi8(16);
         RS_UNROLL for (int k = 0; k < 8; k++) {
@@ -125,7 +104,7 @@ INLINE void decode_q6(const uint8_t *p, kweights *w) {
 }
 
 INLINE void decode_q2_q3(const int T, const uint8_t *p, kweights *w) {
-    const uint8_t *qs = T == K_Q2 ? ((const block_q2_K *)p)->qs : ((const block_q3_K *)p)->qs;
+    const uint8_t *qs = T == RS_KQ_Q2 ? ((const block_q2_K *)p)->qs : ((const block_q3_K *)p)->qs;
     const __m256i m3 = _mm256_set1_epi8(3);
     RS_UNROLL for (int h = 0; h < 2; h++) {
         __m256i v = _mm256_loadu_si256((const __m256i *)(qs + 32 * h));
@@ -133,7 +112,7 @@ INLINE void decode_q2_q3(const int T, const uint8_t *p, kweights *w) {
             _mm256_and_si256(_mm256_srli_epi16(v, 2 * j), m3);
     }
     __m256i s16;
-    if (T == K_Q2) {
+    if (T == RS_KQ_Q2) {
         const block_q2_K *b = (const block_q2_K *)p;
         __m128i raw = _mm_loadu_si128((const __m128i *)b->scales);
         s16 = _mm256_cvtepu8_epi16(_mm_and_si128(raw, _mm_set1_epi8(0x0f)));
@@ -161,9 +140,9 @@ INLINE void decode_q2_q3(const int T, const uint8_t *p, kweights *w) {
 }
 
 INLINE void decode_k(const int T, const uint8_t *p, kweights *w) {
-    if (T == K_Q4 || T == K_Q5)
+    if (T == RS_KQ_Q4 || T == RS_KQ_Q5)
         decode_q4_q5(T, p, w);
-    else if (T == K_Q6)
+    else if (T == RS_KQ_Q6)
         decode_q6(p, w);
     else
         decode_q2_q3(T, p, w);
@@ -179,7 +158,7 @@ INLINE float hsum8(__m256 v) {
 INLINE void ktile_full(const int T, const int MR, const int NC, int64_t n, const uint8_t *w,
                        size_t ws, int nr, const uint8_t *x, size_t xs, int nc, float *y,
                        size_t ys) {
-    const size_t WB = kblock_bytes(T);
+    const size_t WB = rs_kq_block_bytes(T);
     const uint8_t *wr[TILE_MAX], *xr[TILE_MAX];
     RS_UNROLL for (int r = 0; r < MR; r++) wr[r] = w + (size_t)(r < nr ? r : nr - 1) * ws;
     RS_UNROLL for (int c = 0; c < NC; c++) xr[c] = x + (size_t)(c < nc ? c : nc - 1) * xs;
@@ -203,7 +182,7 @@ INLINE void ktile_full(const int T, const int MR, const int NC, int64_t n, const
                 }
                 __m256i bs = _mm256_loadu_si256((const __m256i *)a->bsums);
                 __m256i mins = _mm256_madd_epi16(bs, kw.mins);
-                if (has_dmin(T)) {
+                if (rs_kq_has_dmin(T)) {
                     acc[r][c] = _mm256_fmadd_ps(_mm256_cvtepi32_ps(isum),
                                                 _mm256_set1_ps(kw.d * a->d), acc[r][c]);
                     acc[r][c] = _mm256_fnmadd_ps(_mm256_cvtepi32_ps(mins),
@@ -223,8 +202,8 @@ INLINE void ktile_full(const int T, const int MR, const int NC, int64_t n, const
 
 enum { MR = 2, NC = 3, MR1 = 2 };
 
-RS_CPU_DEFINE_KERNEL(q2_K_avx2, ktile_full, K_Q2, MR, NC, MR1, RS_SIMD_AVX2);
-RS_CPU_DEFINE_KERNEL(q3_K_avx2, ktile_full, K_Q3, MR, NC, MR1, RS_SIMD_AVX2);
-RS_CPU_DEFINE_KERNEL(q4_K_avx2, ktile_full, K_Q4, MR, NC, MR1, RS_SIMD_AVX2);
-RS_CPU_DEFINE_KERNEL(q5_K_avx2, ktile_full, K_Q5, MR, NC, MR1, RS_SIMD_AVX2);
-RS_CPU_DEFINE_KERNEL(q6_K_avx2, ktile_full, K_Q6, MR, NC, MR1, RS_SIMD_AVX2);
+RS_CPU_DEFINE_KERNEL(q2_K_avx2, ktile_full, RS_KQ_Q2, MR, NC, MR1, RS_SIMD_AVX2);
+RS_CPU_DEFINE_KERNEL(q3_K_avx2, ktile_full, RS_KQ_Q3, MR, NC, MR1, RS_SIMD_AVX2);
+RS_CPU_DEFINE_KERNEL(q4_K_avx2, ktile_full, RS_KQ_Q4, MR, NC, MR1, RS_SIMD_AVX2);
+RS_CPU_DEFINE_KERNEL(q5_K_avx2, ktile_full, RS_KQ_Q5, MR, NC, MR1, RS_SIMD_AVX2);
+RS_CPU_DEFINE_KERNEL(q6_K_avx2, ktile_full, RS_KQ_Q6, MR, NC, MR1, RS_SIMD_AVX2);

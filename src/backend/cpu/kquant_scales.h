@@ -1,12 +1,41 @@
-/* kquant_scales.h — unpacking of the packed 6-bit K-quant scales (header-only).
+/* kquant_scales.h — unpacking of the packed 6-bit K-quant scales, and the
+ * K-quant type geometry the SIMD kernels specialise on (header-only).
  *
  * Shared by the scalar reference and the SIMD kernels so that every level
  * reads the scale bytes the same way. */
 #ifndef RUSTY_BACKEND_CPU_KQUANT_SCALES_H
 #define RUSTY_BACKEND_CPU_KQUANT_SCALES_H
 
+#include <stdbool.h>
+#include <stddef.h>
 #include <stdint.h>
 #include <string.h>
+
+#include "dtype/blocks.h"
+
+/* The K-quant a SIMD tile is compiled for (a compile-time constant there). */
+enum { RS_KQ_Q2, RS_KQ_Q3, RS_KQ_Q4, RS_KQ_Q5, RS_KQ_Q6 };
+
+static inline __attribute__((always_inline)) size_t rs_kq_block_bytes(const int T) {
+    switch (T) {
+    case RS_KQ_Q2:
+        return sizeof(block_q2_K);
+    case RS_KQ_Q3:
+        return sizeof(block_q3_K);
+    case RS_KQ_Q4:
+        return sizeof(block_q4_K);
+    case RS_KQ_Q5:
+        return sizeof(block_q5_K);
+    default:
+        return sizeof(block_q6_K);
+    }
+}
+
+/* Types whose min term has its own float scale dmin (else offset * scale,
+ * subtracted in integers). */
+static inline __attribute__((always_inline)) bool rs_kq_has_dmin(const int T) {
+    return T == RS_KQ_Q2 || T == RS_KQ_Q4 || T == RS_KQ_Q5;
+}
 
 /* Q4_K / Q5_K: 12 bytes hold eight 6-bit scales and eight 6-bit mins. Sub-blocks
  * 0-3 keep theirs in the low 6 bits of bytes 0-3 (scales) and 4-7 (mins);
