@@ -13,6 +13,7 @@
 #include <string.h>
 
 #include "backend/cpu/kernels.h"
+#include "backend/cpu/qblock_types.h"
 #include "dtype/blocks.h"
 
 #define INLINE static inline __attribute__((always_inline))
@@ -21,8 +22,6 @@
  * compile-time constants after inlining, so the compiler keeps them in
  * registers (a variable-length array would live on the stack). */
 enum { TILE_MAX = 4 };
-
-enum { W_Q8_0, W_Q4_0, W_Q5_0, W_IQ4_NL, W_Q4_1, W_Q5_1 };
 
 static inline uint16_t ld16(const uint8_t *p) {
     uint16_t v;
@@ -40,26 +39,6 @@ INLINE __m256 h2f8(const uint8_t *p) {
     return _mm256_set1_ps(_cvtsh_ss(ld16(p)));
 }
 
-INLINE size_t block_bytes(const int T) {
-    switch (T) {
-    case W_Q8_0:
-        return sizeof(block_q8_0);
-    case W_Q4_0:
-        return sizeof(block_q4_0);
-    case W_Q5_0:
-        return sizeof(block_q5_0);
-    case W_IQ4_NL:
-        return sizeof(block_iq4_nl);
-    case W_Q4_1:
-        return sizeof(block_q4_1);
-    default:
-        return sizeof(block_q5_1);
-    }
-}
-
-INLINE bool uses_q8_1(const int T) {
-    return T == W_Q4_1 || T == W_Q5_1;
-}
 INLINE bool sign_trick(const int T) {
     return T == W_Q8_0 || T == W_IQ4_NL;
 }
@@ -114,9 +93,10 @@ typedef struct {
 
 INLINE act_blk load_act(const int T, const uint8_t *p) {
     act_blk a;
-    a.q = _mm256_loadu_si256((const __m256i *)(p + (uses_q8_1(T) ? 4 : 2)));
+    a.q = _mm256_loadu_si256((const __m256i *)(p + (rs_qb_uses_q8_1(T) ? 4 : 2)));
     a.d = h2f8(p);
-    a.s = uses_q8_1(T) ? _mm256_mul_ps(h2f8(p + 2), _mm256_set1_ps(0.125f)) : _mm256_setzero_ps();
+    a.s = rs_qb_uses_q8_1(T) ? _mm256_mul_ps(h2f8(p + 2), _mm256_set1_ps(0.125f))
+                             : _mm256_setzero_ps();
     if (offset_of(T))
         a.off = _mm256_madd_epi16(_mm256_maddubs_epi16(_mm256_set1_epi8((char)offset_of(T)), a.q),
                                   _mm256_set1_epi16(-1));
@@ -127,7 +107,8 @@ INLINE act_blk load_act(const int T, const uint8_t *p) {
 
 INLINE void tile_full(const int T, const int MR, const int NC, int64_t n, const uint8_t *w,
                       size_t ws, int nr, const uint8_t *x, size_t xs, int nc, float *y, size_t ys) {
-    const size_t WB = block_bytes(T), XB = uses_q8_1(T) ? sizeof(block_q8_1) : sizeof(block_q8_0);
+    const size_t WB = rs_qb_block_bytes(T),
+                 XB = rs_qb_uses_q8_1(T) ? sizeof(block_q8_1) : sizeof(block_q8_0);
     const uint8_t *wr[TILE_MAX], *xr[TILE_MAX];
     RS_UNROLL for (int r = 0; r < MR; r++) wr[r] = w + (size_t)(r < nr ? r : nr - 1) * ws;
     RS_UNROLL for (int c = 0; c < NC; c++) xr[c] = x + (size_t)(c < nc ? c : nc - 1) * xs;
@@ -152,7 +133,7 @@ INLINE void tile_full(const int T, const int MR, const int NC, int64_t n, const 
                 if (offset_of(T)) isum = _mm256_add_epi32(isum, a[c].off);
                 acc[r][c] =
                     _mm256_fmadd_ps(_mm256_cvtepi32_ps(isum), _mm256_mul_ps(wd, a[c].d), acc[r][c]);
-                if (uses_q8_1(T)) acc[r][c] = _mm256_fmadd_ps(h2f8(p + 2), a[c].s, acc[r][c]);
+                if (rs_qb_uses_q8_1(T)) acc[r][c] = _mm256_fmadd_ps(h2f8(p + 2), a[c].s, acc[r][c]);
             }
         }
     }

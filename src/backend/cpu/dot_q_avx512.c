@@ -17,6 +17,7 @@
 #include <string.h>
 
 #include "backend/cpu/kernels.h"
+#include "backend/cpu/qblock_types.h"
 #include "dtype/blocks.h"
 
 #define INLINE static inline __attribute__((always_inline))
@@ -25,8 +26,6 @@
  * compile-time constants after inlining, so the compiler keeps them in
  * registers (a variable-length array would live on the stack). */
 enum { TILE_MAX = 4 };
-
-enum { W_Q8_0, W_Q4_0, W_Q5_0, W_IQ4_NL, W_Q4_1, W_Q5_1 };
 
 static inline uint16_t ld16(const uint8_t *p) {
     uint16_t v;
@@ -47,23 +46,6 @@ INLINE __m512 half_pair(uint16_t h0, uint16_t h1) {
     return _mm512_cvtph_ps(hh);
 }
 
-INLINE size_t block_bytes(const int T) {
-    switch (T) {
-    case W_Q8_0:
-        return sizeof(block_q8_0);
-    case W_Q4_0:
-        return sizeof(block_q4_0);
-    case W_Q5_0:
-        return sizeof(block_q5_0);
-    case W_IQ4_NL:
-        return sizeof(block_iq4_nl);
-    case W_Q4_1:
-        return sizeof(block_q4_1);
-    default:
-        return sizeof(block_q5_1);
-    }
-}
-
 /* Offset added to the weights to make them unsigned. */
 INLINE int offset_of(const int T) {
     switch (T) {
@@ -77,10 +59,6 @@ INLINE int offset_of(const int T) {
     default:
         return 0;
     }
-}
-
-INLINE bool uses_q8_1(const int T) {
-    return T == W_Q4_1 || T == W_Q5_1;
 }
 
 /* 16 bytes of packed nibbles of two blocks -> 64 nibble values in element
@@ -102,7 +80,7 @@ INLINE __m512i add_high_bits(__m512i v, const uint8_t *qh0, const uint8_t *qh1) 
 /* Two weight blocks at p as 64 unsigned bytes; the second is only read when
  * `two` (a lone last block decodes the first one twice and is masked later). */
 INLINE __m512i decode_pair(const int T, const uint8_t *p, bool two) {
-    const size_t B = block_bytes(T);
+    const size_t B = rs_qb_block_bytes(T);
     const uint8_t *p1 = two ? p + B : p;
     switch (T) {
     case W_Q8_0: {
@@ -138,14 +116,14 @@ typedef struct {
 } act_pair;
 
 INLINE act_pair load_act(const int T, const uint8_t *p, bool two) {
-    const size_t B = uses_q8_1(T) ? sizeof(block_q8_1) : sizeof(block_q8_0);
-    const size_t qo = uses_q8_1(T) ? 4 : 2;
+    const size_t B = rs_qb_uses_q8_1(T) ? sizeof(block_q8_1) : sizeof(block_q8_0);
+    const size_t qo = rs_qb_uses_q8_1(T) ? 4 : 2;
     act_pair a;
     __m256i q0 = _mm256_loadu_si256((const __m256i *)(p + qo));
     __m256i q1 = two ? _mm256_loadu_si256((const __m256i *)(p + B + qo)) : _mm256_setzero_si256();
     a.q = _mm512_inserti64x4(_mm512_castsi256_si512(q0), q1, 1);
     a.d = half_pair(ld16(p), two ? ld16(p + B) : 0);
-    if (uses_q8_1(T))
+    if (rs_qb_uses_q8_1(T))
         a.s = _mm512_mul_ps(half_pair(ld16(p + 2), two ? ld16(p + B + 2) : 0),
                             _mm512_set1_ps(0.125f));
     else
@@ -167,21 +145,21 @@ typedef struct {
 
 INLINE acc_tile tile_step(const int T, const int MR, const int NC, const uint8_t *const *wr,
                           const uint8_t *const *xr, int64_t b, bool two, acc_tile acc) {
-    const size_t WB = block_bytes(T);
-    const size_t XB = uses_q8_1(T) ? sizeof(block_q8_1) : sizeof(block_q8_0);
+    const size_t WB = rs_qb_block_bytes(T);
+    const size_t XB = rs_qb_uses_q8_1(T) ? sizeof(block_q8_1) : sizeof(block_q8_0);
     act_pair a[TILE_MAX];
     RS_UNROLL for (int c = 0; c < NC; c++) a[c] = load_act(T, xr[c] + (size_t)b * XB, two);
     RS_UNROLL for (int r = 0; r < MR; r++) {
         const uint8_t *p = wr[r] + (size_t)b * WB;
         __m512i wv = decode_pair(T, p, two);
         __m512 wd = half_pair(ld16(p), ld16(two ? p + WB : p));
-        __m512 wm = uses_q8_1(T) ? half_pair(ld16(p + 2), ld16(two ? p + WB + 2 : p + 2))
-                                 : _mm512_setzero_ps();
+        __m512 wm = rs_qb_uses_q8_1(T) ? half_pair(ld16(p + 2), ld16(two ? p + WB + 2 : p + 2))
+                                       : _mm512_setzero_ps();
         RS_UNROLL for (int c = 0; c < NC; c++) {
             __m512i isum = _mm512_dpbusd_epi32(a[c].off, wv, a[c].q);
             acc.v[r][c] =
                 _mm512_fmadd_ps(_mm512_cvtepi32_ps(isum), _mm512_mul_ps(wd, a[c].d), acc.v[r][c]);
-            if (uses_q8_1(T)) acc.v[r][c] = _mm512_fmadd_ps(wm, a[c].s, acc.v[r][c]);
+            if (rs_qb_uses_q8_1(T)) acc.v[r][c] = _mm512_fmadd_ps(wm, a[c].s, acc.v[r][c]);
         }
     }
     return acc;
@@ -198,7 +176,7 @@ INLINE void tile_full(const int T, const int MR, const int NC, int64_t n, const 
     int64_t nb = n / 32, b = 0;
     /* decode: prefetch the next tile's rows (see rs_cpu_prefetch) */
     const uint8_t *pf = w + (size_t)MR * ws;
-    const size_t pf_step = (size_t)MR * 2 * block_bytes(T);
+    const size_t pf_step = (size_t)MR * 2 * rs_qb_block_bytes(T);
     for (; b + 2 <= nb; b += 2) {
         if (NC == 1) pf = rs_cpu_prefetch(pf, pf_step);
         acc = tile_step(T, MR, NC, wr, xr, b, true, acc);
@@ -273,15 +251,16 @@ typedef struct {
 } act_quad;
 
 INLINE act_quad load_act_quad(const int T, const uint8_t *p) {
-    const int XB = uses_q8_1(T) ? (int)sizeof(block_q8_1) : (int)sizeof(block_q8_0);
-    const int qo = uses_q8_1(T) ? 4 : 2;
+    const int XB = rs_qb_uses_q8_1(T) ? (int)sizeof(block_q8_1) : (int)sizeof(block_q8_0);
+    const int qo = rs_qb_uses_q8_1(T) ? 4 : 2;
     act_quad a;
     a.lo = gather4x16(p, (size_t)XB, qo);
     a.hi = gather4x16(p, (size_t)XB, qo + 16);
     __m256 w = _mm256_cvtph_ps(_mm256_castsi256_si128(quad_words(p, XB, -1)));
     /* lanes 4-7: s / 4, so that four lanes of a block add up to m * s */
-    a.sc = uses_q8_1(T) ? _mm256_mul_ps(w, _mm256_setr_ps(1, 1, 1, 1, 0.25f, 0.25f, 0.25f, 0.25f))
-                        : _mm256_blend_ps(w, _mm256_setzero_ps(), 0xf0);
+    a.sc = rs_qb_uses_q8_1(T)
+               ? _mm256_mul_ps(w, _mm256_setr_ps(1, 1, 1, 1, 0.25f, 0.25f, 0.25f, 0.25f))
+               : _mm256_blend_ps(w, _mm256_setzero_ps(), 0xf0);
     if (offset_of(T) != 0) {
         const __m512i o = _mm512_set1_epi8((char)offset_of(T));
         __m512i t = _mm512_dpbusd_epi32(_mm512_setzero_si512(), o, a.lo);
@@ -295,7 +274,7 @@ INLINE act_quad load_act_quad(const int T, const uint8_t *p) {
 /* Four weight blocks as lo / hi unsigned bytes; `words` from quad_words. */
 INLINE void decode_quad(const int T, const uint8_t *p, __m256i words, __m512i *lo, __m512i *hi) {
     const __m512i m4 = _mm512_set1_epi8(0x0f);
-    __m512i v = gather4x16(p, block_bytes(T), qs_offset(T));
+    __m512i v = gather4x16(p, rs_qb_block_bytes(T), qs_offset(T));
     *lo = _mm512_and_si512(v, m4);
     *hi = _mm512_and_si512(_mm512_srli_epi16(v, 4), m4);
     if (qh_word(T) >= 0) { /* bit j of qh -> element j: lo takes bits 0-15, hi 16-31 */
@@ -315,8 +294,8 @@ INLINE void decode_quad(const int T, const uint8_t *p, __m256i words, __m512i *l
 
 INLINE acc_tile quad_step(const int T, const int MR, const int NC, const uint8_t *const *wr,
                           const uint8_t *const *xr, int64_t b, acc_tile acc) {
-    const size_t WB = block_bytes(T);
-    const size_t XB = uses_q8_1(T) ? sizeof(block_q8_1) : sizeof(block_q8_0);
+    const size_t WB = rs_qb_block_bytes(T);
+    const size_t XB = rs_qb_uses_q8_1(T) ? sizeof(block_q8_1) : sizeof(block_q8_0);
     const __m512i lanes_d = _mm512_setr_epi32(0, 0, 0, 0, 1, 1, 1, 1, 2, 2, 2, 2, 3, 3, 3, 3);
     const __m512i lanes_m = _mm512_setr_epi32(4, 4, 4, 4, 5, 5, 5, 5, 6, 6, 6, 6, 7, 7, 7, 7);
     act_quad a[TILE_MAX];
@@ -333,7 +312,7 @@ INLINE acc_tile quad_step(const int T, const int MR, const int NC, const uint8_t
                 _mm512_dpbusd_epi32(_mm512_dpbusd_epi32(a[c].off, lo, a[c].lo), hi, a[c].hi);
             acc.v[r][c] = _mm512_fmadd_ps(_mm512_cvtepi32_ps(isum),
                                           _mm512_permutexvar_ps(lanes_d, s), acc.v[r][c]);
-            if (uses_q8_1(T))
+            if (rs_qb_uses_q8_1(T))
                 acc.v[r][c] = _mm512_add_ps(acc.v[r][c], _mm512_permutexvar_ps(lanes_m, s));
         }
     }
@@ -352,7 +331,7 @@ INLINE void quad_tile(const int T, const int MR, const int NC, int64_t n, const 
     /* decode: prefetch the next tile's rows (see rs_cpu_prefetch) */
     const uint8_t *pf = w + (size_t)MR * ws;
     for (; b + 4 <= nb; b += 4) {
-        if (NC == 1) pf = rs_cpu_prefetch(pf, (size_t)MR * 4 * block_bytes(T));
+        if (NC == 1) pf = rs_cpu_prefetch(pf, (size_t)MR * 4 * rs_qb_block_bytes(T));
         acc = quad_step(T, MR, NC, wr, xr, b, acc);
     }
     for (; b + 2 <= nb; b += 2) acc = tile_step(T, MR, NC, wr, xr, b, true, acc);
