@@ -12,6 +12,8 @@
 #        on the GPU: F16, Q8_0, Q4_0, Q4_K_M at pp512/tg128, Q4_0 at depth 4096
 # cpu    the same models' Q4_0/Q8_0 on the machine's CPU cores (pp64, tg32)
 # hf     HF transformers on the same GPU (bench/hf_bench.py)
+# lab    the kernel lab (bench/cuda_bench.cu) with LAB_ARGS (default: the decode model table)
+# prof   Nsight Compute on one layer's decode kernels of the kernel lab (PROF_TYPES)
 # Logs go to $OUT (the device tool returns them).
 set -uo pipefail
 
@@ -115,11 +117,26 @@ run_hf() {
     PYTHONUNBUFFERED=1 python3 hf_bench.py 2>"$OUT/hf.err"
 }
 
+run_prof() {
+    # The lab's first decode graph replays after capture: skip layer 0's kernels,
+    # profile one layer's five (qkv+rope+store, attention, wo, gate+up, down).
+    for ty in ${PROF_TYPES:-Q4_0 Q4_K Q8_0}; do
+        say "ncu: decode kernels of one layer, $ty"
+        timeout 300 ncu --clock-control none --kill yes -k 'regex:fz_|attn_dec|mv_kernel' \
+            --launch-skip ${PROF_SKIP:-40} --launch-count ${PROF_COUNT:-5} \
+            --section SpeedOfLight --section MemoryWorkloadAnalysis --section WarpStateStats \
+            --section Occupancy --section LaunchStats --section SchedulerStats \
+            bin/rusty_cuda_bench model=$ty 2>&1 | grep -v '^==PROF==' | tail -n +6
+    done
+}
+
 case $what in
+lab) say "kernel lab: ${LAB_ARGS:-model}"; bin/rusty_cuda_bench ${LAB_ARGS:-model} ;;
+prof) run_prof ;;
 test) run_tests ;;
 bench) run_bench ;;
 cpu) run_cpu ;;
 hf) run_hf ;;
 all) run_tests; run_bench; run_cpu ;;
-*) echo "usage: gpu.sh stage|test|bench|cpu|hf|all"; exit 2 ;;
+*) echo "usage: gpu.sh stage|test|bench|cpu|hf|lab|prof|all"; exit 2 ;;
 esac 2>&1 | tee -a "$OUT/gpu-$what.log"
