@@ -2,7 +2,8 @@
  * matmul_swiglu, matmul_rope_store) against compositions of the scalar
  * reference ops (src/backend/cpu/ops_ref.c, double accumulation), on fresh
  * random inputs with NaN-poisoned outputs, at decode sizes (the fused kernels)
- * and prompt sizes (the composed path), with fusing on and off.
+ * and prompt sizes (the composed path), with fusing on and off, and with the
+ * fused kernels' inputs split over several blocks per group of outputs.
  *
  * matmul_residual leaves its norm pending on the GPU until a matvec consumes
  * it (or anything else settles it), so each case also runs a consumer matmul
@@ -41,6 +42,14 @@ static void set_fuse(int fuse) {
     rs_cuda_tuning t;
     rs_cuda_get_tuning(B, &t);
     t.fuse = fuse;
+    rs_cuda_set_tuning(B, &t);
+}
+
+/* Blocks per group of 32 outputs in the fused kernels (0 = the backend's choice). */
+static void set_split(int split) {
+    rs_cuda_tuning t;
+    rs_cuda_get_tuning(B, &t);
+    t.fz_split = split;
     rs_cuda_set_tuning(B, &t);
 }
 
@@ -377,6 +386,31 @@ static void test_rope(void) {
     if (big_cases()) check_rope_fused(q40, 32, 32, 128, 128, 0, 1, RS_KV_F16, 0, 1, 1); /* 7B qkv */
 }
 
+/* The fused kernels with every group's inputs split over several blocks
+ * (partial sums added by the last block to arrive); 8 splits of a 4-task row
+ * leave some blocks without work. */
+static void test_split(void) {
+    static const rs_dtype types[] = {RS_DTYPE_F16, RS_DTYPE_Q8_0, RS_DTYPE_Q4_0, RS_DTYPE_Q4_K,
+                                     RS_DTYPE_Q6_K};
+    const rs_dtype q40[3] = {RS_DTYPE_Q4_0, RS_DTYPE_Q4_0, RS_DTYPE_Q4_0};
+    const rs_dtype mixed[3] = {RS_DTYPE_Q4_K, RS_DTYPE_Q8_0, RS_DTYPE_Q6_K};
+    static const int splits[] = {2, 3, 8};
+    for (size_t k = 0; k < sizeof splits / sizeof *splits; k++) {
+        printf("-- fused kernels, inputs split over %d blocks per group\n", splits[k]);
+        set_split(splits[k]);
+        for (size_t i = 0; i < sizeof types / sizeof *types; i++) {
+            const int64_t n_in = rs_dtype_get(types[i])->block_size == 256 ? 1024 : 704;
+            check_residual(types[i], n_in, 96, 1, 1, 1, 1);
+            check_residual(types[i], n_in, 64, 3, 1, 0, 1);
+            check_swiglu(types[i], n_in, 96, 1 + (int)(i % 2) * 2, 1, 1);
+        }
+        check_residual(RS_DTYPE_Q8_0, 128, 64, 1, 1, 1, 1); /* 4 tasks per row */
+        check_rope_fused(q40, 8, 4, 64, 64, 0, 1, RS_KV_Q8_0, 1, 1, 1);
+        check_rope_fused(mixed, 8, 2, 128, 128, 0, 2, RS_KV_F16, 0, 1, 1);
+    }
+    set_split(0);
+}
+
 int main(void) {
     rs_error e = {0};
     if (rs_cuda_backend_create_impl(&B, &e)) {
@@ -387,6 +421,7 @@ int main(void) {
     test_residual();
     test_swiglu();
     test_rope();
+    test_split();
     O->destroy(B);
     printf("\n%d passed, %d failed\n", n_pass, n_fail);
     return n_fail ? 1 : 0;

@@ -89,7 +89,7 @@ void *cw_scratch(cuda_backend *c, int slot, size_t bytes) {
         return NULL;
     }
     c->scr_size[slot] = want;
-    if (slot == CW_SCR_CNT)
+    if (slot == CW_SCR_CNT || slot == CW_SCR_FZCNT)
         cw_check(c, cudaMemsetAsync(c->scr[slot], 0, want, c->stream), "memset");
     return c->scr[slot];
 }
@@ -207,6 +207,16 @@ static void split_sizes(int t, size_t *qs, size_t *aux, size_t *dm) {
     case RS_DTYPE_Q6_K:
         *qs = 208;
         *dm = 2;
+        break;
+    case RS_DTYPE_Q4_K:
+        *qs = 128;
+        *aux = 16;
+        *dm = 4;
+        break;
+    case RS_DTYPE_Q5_K:
+        *qs = 128;
+        *aux = 48;
+        *dm = 4;
         break;
     default:
         break;
@@ -846,7 +856,7 @@ extern "C" rs_status rs_cuda_backend_create_impl(rs_backend **out, rs_error *err
     c->base.is_host = false;
     c->n_sm = prop.multiProcessorCount;
     c->smem_optin = prop.sharedMemPerBlockOptin;
-    c->tune = rs_cuda_tuning{1, 1, CW_MV_MAX_TOK, 0, CW_MV_MAX_TOK, 0, 0, 0, 1, 1};
+    c->tune = rs_cuda_tuning{1, 1, CW_MV_MAX_TOK, 0, CW_MV_MAX_TOK, 0, 0, 0, 1, 1, 0};
     rs_status st = RS_OK;
     if ((e = cudaStreamCreateWithFlags(&c->stream, cudaStreamNonBlocking)) != cudaSuccess ||
         (e = cudaEventCreateWithFlags(&c->pinned_done[0], cudaEventDisableTiming)) != cudaSuccess ||
@@ -876,6 +886,7 @@ extern "C" void rs_cuda_set_tuning(rs_backend *b, const rs_cuda_tuning *t) {
     c->tune.attn_decode_max = std::min(std::max(t->attn_decode_max, 0), (int)CW_MV_MAX_TOK);
     c->tune.mv_rows = t->mv_rows == 1 || t->mv_rows == 2 ? t->mv_rows : 0;
     c->tune.gemm_chunk = std::max(t->gemm_chunk, 0);
+    c->tune.fz_split = std::min(std::max(t->fz_split, 0), (int)CW_FZ_MAX_SPLIT);
     cw_settle(c);
     cw_untag(c);
 }

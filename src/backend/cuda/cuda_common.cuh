@@ -31,7 +31,10 @@ extern "C" {
  *   Q5_1          qs[b][16]  aux: u32 qh[b]   dm: half2 (d, m)[b]
  *   Q8_0          qs[b][32]        dm: half d[b]
  *   Q6_K          qs[b][208] = ql[128] qh[64] scales[16]   dm: half d[b]
- *   Q4_K, Q5_K    the GGUF blocks (144 and 176 bytes, already 16-aligned)
+ *   Q4_K          qs[b][128] aux: u8 sm[b][16]          dm: half2 (d, dmin)[b]
+ *   Q5_K          qs[b][128] aux: u8 qh[b][32] sm[16]   dm: half2 (d, dmin)[b]
+ *                 sm: the 6-bit scales and mins unpacked to bytes, four per
+ *                 pair p of sub-blocks: sc[2p] sc[2p+1] m[2p] m[2p+1]
  *   F32/F16/BF16  plain rows
  * b = row * nb + block. Vectors (n_out == 1) are always stored as F32. */
 struct cw_layout {
@@ -46,7 +49,8 @@ struct cw_layout {
 enum {
     CW_MAX_GRAPHS = 32,
     CW_MV_MAX_TOK = 4, /* the matvec kernels handle up to this many tokens at once */
-    CW_N_SCRATCH = 12,
+    CW_FZ_MAX_SPLIT = 8, /* most blocks a fused matvec splits one group of outputs over */
+    CW_N_SCRATCH = 14,
 };
 enum cw_scratch_slot {
     CW_SCR_Q8 = 0,    /* int8 activations + (d, d*sum) per 32 (slot 0 of two) */
@@ -60,7 +64,9 @@ enum cw_scratch_slot {
     CW_SCR_Q8B = 8,   /* int8 activations, slot 1 */
     CW_SCR_NRM0 = 9,  /* deferred norm: x * w and per-block sums of squares (slot 0 of two) */
     CW_SCR_NRM1 = 10,
-    CW_SCR_TMP = 11, /* matmul_residual's product when it is not fused */
+    CW_SCR_TMP = 11,    /* matmul_residual's product when it is not fused */
+    CW_SCR_FZPART = 12, /* fused matvecs split over the inputs: partial sums */
+    CW_SCR_FZCNT = 13,  /* their arrival counters per output group (kept zero between launches) */
 };
 
 struct cw_graph {

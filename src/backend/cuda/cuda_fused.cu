@@ -12,7 +12,12 @@
  * owns whole 32-value blocks: an int8 block of the next matvec's input, a
  * Q8_0 block of a cache row, both rows of every rope pair (adjacent rows,
  * GPT-J order; rotate-half models take the unfused path). The main loop is
- * the one of the plain matvec (cuda_mvt.cuh). */
+ * the one of the plain matvec (cuda_mvt.cuh).
+ *
+ * Where there are fewer groups of 32 outputs than the GPU holds blocks (the
+ * 4096-row products of a 7B model: 128 groups), each group is split over
+ * `nsplit` blocks that take equal parts of the inputs; the last of them to
+ * finish adds the partial sums, in split order, and runs the epilogue. */
 #include "backend/cuda/cuda_mvt.cuh"
 
 namespace {
@@ -38,24 +43,31 @@ struct fz_args {
     int role[MV_MAX_PROD]; /* 0 q, 1 k, 2 v */
     void *kc, *vc;         /* this layer's cache */
     __half *ksc, *vsc;     /* its Q8_0 scales */
+    /* split over the inputs: blocks per group, [group][split][token][output]
+     * partial sums, arrivals per group */
+    int nsplit;
+    float *spart;
+    unsigned *scnt;
 };
 
-__device__ __forceinline__ void fz_resid(const fz_args &f, int t, int lane, const float *y) {
-    const int64_t i = 32 * (int64_t)blockIdx.x + lane, e = t * f.width + i;
+__device__ __forceinline__ void fz_resid(const fz_args &f, int64_t g, int t, int lane,
+                                         const float *y) {
+    const int64_t i = 32 * g + lane, e = t * f.width + i;
     const float v = f.x[e] + y[lane];
     f.x[e] = v;
     if (!f.wn) return;
     const float w = v * f.wn[i];
     f.xw[e] = w;
     const float ss = cw_warp_sum(v * v);
-    if (lane == 0) f.part[(int64_t)t * gridDim.x + blockIdx.x] = ss;
+    if (lane == 0) f.part[(int64_t)t * (f.width / 32) + g] = ss;
     if (f.oq) cw_q8_block(w, lane, f.oq + e, f.od + e / 32);
 }
 
-__device__ __forceinline__ void fz_swiglu(const fz_args &f, int t, int lane, const float *y) {
-    const int64_t e = t * f.width + 32 * (int64_t)blockIdx.x + lane;
-    const float g = y[lane], u = y[32 + lane];
-    const float h = g / (1.0f + expf(-g)) * u;
+__device__ __forceinline__ void fz_swiglu(const fz_args &f, int64_t g, int t, int lane,
+                                          const float *y) {
+    const int64_t e = t * f.width + 32 * g + lane;
+    const float gv = y[lane], u = y[32 + lane];
+    const float h = gv / (1.0f + expf(-gv)) * u;
     f.h[e] = h;
     if (f.oq) cw_q8_block(h, lane, f.oq + e, f.od + e / 32);
 }
@@ -68,9 +80,10 @@ __device__ __forceinline__ void fz_store_q8(int8_t *q, __half *scale, float v, i
     if (lane == 0) *scale = __float2half_rn(d);
 }
 
-__device__ __forceinline__ void fz_rope(const fz_args &f, int t, int lane, const float *y) {
+__device__ __forceinline__ void fz_rope(const fz_args &f, int64_t g, int t, int lane,
+                                        const float *y) {
     const mv_args &a = f.m;
-    const int64_t rg = 32 * (int64_t)blockIdx.x + lane;
+    const int64_t rg = 32 * g + lane;
     const int pi = find_prod(a, rg), role = f.role[pi]; /* uniform in the block */
     const int64_t row = rg - a.p[pi].row0, n_out = a.p[pi].w.n_out;
     const int d = (int)(row % f.hd), head = (int)(row / f.hd), p = f.pos[t];
@@ -104,40 +117,86 @@ template <int T, int NT> constexpr int fz_min_blocks() {
                : 2;
 }
 
+/* Rows per warp and tasks of each in flight per lane: as many loads per lane
+ * as the plain kernel (one row of Tr::U tasks, or two rows for the types it
+ * runs two rows per warp). */
+template <int T, int NT, int EPI> __host__ __device__ constexpr int fz_rows() {
+    return EPI == FZ_SWIGLU ? 4 : 2;
+}
+template <int T, int NT, int EPI> __host__ __device__ constexpr int fz_tasks() {
+    constexpr int RP = NT == 1 && (T == RS_DTYPE_Q8_0 || T == RS_DTYPE_Q4_K) ? 2 : 1,
+                  U = mvt<T>::U * RP / fz_rows<T, NT, EPI>();
+    return U > 1 ? U : 1;
+}
+
+/* Split over the inputs: publishes this block's sums; the last block of the
+ * group to arrive adds all of them in split order (the result does not depend
+ * on timing) into acc and returns true, the others false. */
+template <int R, int NT, int NO>
+__device__ __forceinline__ bool fz_gather(const fz_args &f, int64_t g, int sp, int lane,
+                                          const int *slot, float (&acc)[R][NT]) {
+    __shared__ bool last;
+    float *part = f.spart + g * f.nsplit * NT * NO;
+    if (lane == 0)
+#pragma unroll
+        for (int j = 0; j < R; j++)
+#pragma unroll
+            for (int t = 0; t < NT; t++) part[(sp * NT + t) * NO + slot[j]] = acc[j][t];
+    __threadfence();
+    __syncthreads();
+    if (threadIdx.x == 0) {
+        last = atomicAdd(f.scnt + g, 1u) == (unsigned)f.nsplit - 1;
+        if (last) f.scnt[g] = 0; /* ready for the next launch */
+    }
+    __syncthreads();
+    if (!last) return false;
+    __threadfence();
+    if (lane == 0)
+#pragma unroll
+        for (int j = 0; j < R; j++)
+#pragma unroll
+            for (int t = 0; t < NT; t++) {
+                float v = 0.0f;
+                for (int k = 0; k < f.nsplit; k++) v += __ldcg(part + (k * NT + t) * NO + slot[j]);
+                acc[j][t] = v;
+            }
+    return true;
+}
+
 template <int T, int NT, int EPI>
 __global__ void __launch_bounds__(FZ_WARPS * 32, fz_min_blocks<T, NT>())
     fz_kernel(const __grid_constant__ fz_args f) {
     using Tr = mvt<T>;
-    /* R rows per warp, U tasks of each in flight: as many loads per lane as
-     * the plain kernel (one row of Tr::U tasks, or two rows for the types it
-     * runs two rows per warp) */
-    constexpr int R = EPI == FZ_SWIGLU ? 4 : 2,
-                  RP = NT == 1 && (T == RS_DTYPE_Q8_0 || T == RS_DTYPE_Q4_K) ? 2 : 1;
-    constexpr int U = Tr::U * RP / R > 1 ? Tr::U * RP / R : 1;
+    constexpr int R = fz_rows<T, NT, EPI>(), U = fz_tasks<T, NT, EPI>();
     constexpr int NO = EPI == FZ_SWIGLU ? 64 : 32;
     __shared__ float ys[NT][NO];
     const mv_args &a = f.m;
     cw_griddep_launch();
     const int lane = threadIdx.x & 31, warp = threadIdx.x >> 5;
+    const int64_t g = blockIdx.x / f.nsplit; /* this block's 32 outputs */
+    const int sp = (int)(blockIdx.x % f.nsplit);
     int p[R], slot[R];
     int64_t row[R];
 #pragma unroll
     for (int j = 0; j < R; j++) {
         if (EPI == FZ_SWIGLU) { /* gate and up rows of outputs 2 warp and 2 warp + 1 */
             p[j] = j & 1;
-            row[j] = 32 * (int64_t)blockIdx.x + 2 * warp + (j >> 1);
+            row[j] = 32 * g + 2 * warp + (j >> 1);
             slot[j] = 32 * (j & 1) + 2 * warp + (j >> 1);
         } else {
-            const int64_t rg = 32 * (int64_t)blockIdx.x + 2 * warp + j;
+            const int64_t rg = 32 * g + 2 * warp + j;
             p[j] = find_prod(a, rg);
             row[j] = rg - a.p[p[j]].row0;
             slot[j] = 2 * warp + j;
         }
     }
+    const int64_t nt = Tr::ntask(a.p[p[0]].w);
     float acc[R][NT];
-    mv_accumulate<Tr, NT, R, U>(a, p, row, lane, acc);
+    mv_accumulate<Tr, NT, R, U>(a, p, row, lane, acc, nt * sp / f.nsplit, nt * (sp + 1) / f.nsplit);
     float s[NT];
     mv_norm_scale<NT>(a, lane, s);
+    mv_write_xn<NT>(a, s);
+    if (f.nsplit > 1 && !fz_gather<R, NT, NO>(f, g, sp, lane, slot, acc)) return;
     if (lane == 0)
 #pragma unroll
         for (int j = 0; j < R; j++) {
@@ -147,24 +206,48 @@ __global__ void __launch_bounds__(FZ_WARPS * 32, fz_min_blocks<T, NT>())
             for (int t = 0; t < NT; t++)
                 if (t < a.n) ys[t][slot[j]] = acc[j][t] * s[t] + b;
         }
-    mv_write_xn<NT>(a, s);
     __syncthreads();
     const int t = warp; /* warp t finishes token t */
     if (t >= NT || t >= a.n) return;
     if (EPI == FZ_RESID)
-        fz_resid(f, t, lane, ys[t]);
+        fz_resid(f, g, t, lane, ys[t]);
     else if (EPI == FZ_SWIGLU)
-        fz_swiglu(f, t, lane, ys[t]);
+        fz_swiglu(f, g, t, lane, ys[t]);
     else
-        fz_rope(f, t, lane, ys[t]);
+        fz_rope(f, g, t, lane, ys[t]);
 }
 
-template <int EPI, int T> void fz_launch_t(cuda_backend *c, const fz_args &f, unsigned blocks) {
-    const dim3 grid(blocks), block(FZ_WARPS * 32);
+/* Blocks per group of 32 outputs. Float weights: enough to fill the blocks
+ * the GPU holds at once when there are fewer groups than that, as long as
+ * every lane keeps its U tasks in flight (at least 32 U tasks per part of a
+ * row). Quantized weights measured slower split (docs/CUDA_NOTES.md): one. */
+template <int T, int NT, int EPI>
+int fz_split(const cuda_backend *c, const fz_args &f, unsigned groups) {
+    if (c->tune.fz_split) return c->tune.fz_split;
+    if (!mv_is_float(T)) return 1;
+    const int64_t cap = (int64_t)fz_min_blocks<T, NT>() * c->n_sm;
+    const int64_t by_tasks = mvt<T>::ntask(f.m.p[0].w) / (32 * fz_tasks<T, NT, EPI>());
+    const int64_t s = std::min<int64_t>(cap / groups, by_tasks);
+    return (int)std::max<int64_t>(1, std::min<int64_t>(s, CW_FZ_MAX_SPLIT));
+}
+
+template <int EPI, int T, int NT> void fz_launch_n(cuda_backend *c, fz_args f, unsigned groups) {
+    f.nsplit = fz_split<T, NT, EPI>(c, f, groups);
+    if (f.nsplit > 1) {
+        constexpr int NO = EPI == FZ_SWIGLU ? 64 : 32;
+        f.spart = (float *)cw_scratch(c, CW_SCR_FZPART,
+                                      (size_t)groups * f.nsplit * NT * NO * sizeof(float));
+        f.scnt = (unsigned *)cw_scratch(c, CW_SCR_FZCNT, groups * sizeof(unsigned));
+        if (!f.spart || !f.scnt) return; /* error recorded */
+    }
+    cw_launch(c, true, fz_kernel<T, NT, EPI>, dim3(groups * f.nsplit), dim3(FZ_WARPS * 32), 0, f);
+}
+
+template <int EPI, int T> void fz_launch_t(cuda_backend *c, const fz_args &f, unsigned groups) {
     if (f.m.n == 1)
-        cw_launch(c, true, fz_kernel<T, 1, EPI>, grid, block, 0, f);
+        fz_launch_n<EPI, T, 1>(c, f, groups);
     else
-        cw_launch(c, true, fz_kernel<T, CW_MV_MAX_TOK, EPI>, grid, block, 0, f);
+        fz_launch_n<EPI, T, CW_MV_MAX_TOK>(c, f, groups);
 }
 
 template <int EPI> void fz_launch(cuda_backend *c, int type, const fz_args &f, unsigned blocks) {

@@ -34,16 +34,6 @@ __device__ __forceinline__ float ldh(const uint8_t *p) {
 __constant__ float kIQ4NL[16] = {-127, -104, -83, -65, -49, -35, -22, -10,
                                  1,    13,   25,  38,  53,  69,  89,  113};
 
-__device__ __forceinline__ void k_scale_min(int j, const uint8_t *q, float &sc, float &m) {
-    if (j < 4) {
-        sc = (float)(q[j] & 63);
-        m = (float)(q[j + 4] & 63);
-    } else {
-        sc = (float)((q[j + 4] & 0xF) | ((q[j - 4] >> 6) << 4));
-        m = (float)((q[j + 4] >> 4) | ((q[j] >> 6) << 4));
-    }
-}
-
 /* Elements 32*j .. 32*j+31 of row `row` (device layout, see cuda_common.cuh). */
 template <int T> __device__ void deq32(const cw_layout &L, int64_t row, int64_t j, float *out) {
     if (T == RS_DTYPE_Q4_0 || T == RS_DTYPE_IQ4_NL || T == RS_DTYPE_Q4_1 || T == RS_DTYPE_Q5_0 ||
@@ -89,21 +79,18 @@ template <int T> __device__ void deq32(const cw_layout &L, int64_t row, int64_t 
         for (int i = 0; i < 32; i++) out[i] = d * (float)q.s[i];
     } else if (T == RS_DTYPE_Q4_K || T == RS_DTYPE_Q5_K) {
         const int s = (int)(j & 7);
-        const uint8_t *blk = L.qs + (row * L.nb + (j >> 3)) * (T == RS_DTYPE_Q4_K ? 144 : 176);
-        blk32 meta, q, h;
-        meta.v[0] = ld16(blk);
-        const uint8_t *qs = blk + (T == RS_DTYPE_Q4_K ? 16 : 48) + 32 * (s >> 1);
-        q.v[0] = ld16(qs);
-        q.v[1] = ld16(qs + 16);
+        const int64_t b = row * L.nb + (j >> 3);
+        const uint8_t *aux = L.aux + b * (T == RS_DTYPE_Q4_K ? 16 : 48);
+        const uint8_t *sm = aux + (T == RS_DTYPE_Q4_K ? 0 : 32) + 4 * (s >> 1) + (s & 1);
+        blk32 q, h;
+        q.v[0] = ld16(L.qs + b * 128 + 32 * (s >> 1));
+        q.v[1] = ld16(L.qs + b * 128 + 32 * (s >> 1) + 16);
         if (T == RS_DTYPE_Q5_K) {
-            h.v[0] = ld16(blk + 16);
-            h.v[1] = ld16(blk + 32);
+            h.v[0] = ld16(aux);
+            h.v[1] = ld16(aux + 16);
         }
-        const float d = cw_h2f(*(const uint16_t *)&meta.b[0]),
-                    dmin = cw_h2f(*(const uint16_t *)&meta.b[2]);
-        float sc, m;
-        k_scale_min(s, meta.b + 4, sc, m);
-        const float d1 = d * sc, m1 = dmin * m;
+        const float d1 = ldh(L.dm + b * 4) * (float)sm[0],
+                    m1 = ldh(L.dm + b * 4 + 2) * (float)sm[2];
         const int shift = 4 * (s & 1);
 #pragma unroll
         for (int l = 0; l < 32; l++) {

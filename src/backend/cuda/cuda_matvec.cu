@@ -36,7 +36,7 @@ __global__ void __launch_bounds__(MV_WARPS * 32) mv_kernel(const __grid_constant
     }
     float acc[R][NT];
     if (active)
-        mv_accumulate<Tr, NT, R, Tr::U>(a, p, row, lane, acc);
+        mv_accumulate<Tr, NT, R, Tr::U>(a, p, row, lane, acc, 0, Tr::ntask(a.p[p[0]].w));
     else
         cw_griddep_wait();
     float s[NT];

@@ -113,20 +113,16 @@ __device__ __forceinline__ uint16_t ld_u16(const uint8_t *p) {
     return __ldg((const unsigned short *)p);
 }
 
-/* 6-bit scale and min of sub-block j of a Q4_K/Q5_K block whose 12 scale
- * bytes are s0..s2: j < 4 keeps them in the low 6 bits of bytes j and j+4;
- * j >= 4 in the nibbles of byte j+4 plus the top bits of bytes j-4 and j. */
-__device__ __forceinline__ void k_scale_min(int j, uint32_t s0, uint32_t s1, uint32_t s2, float &sc,
-                                            float &m) {
-    const int sh = 8 * (j & 3);
-    const uint32_t a = (s0 >> sh) & 0xFFu, b = (s1 >> sh) & 0xFFu, c = (s2 >> sh) & 0xFFu;
-    if (j < 4) {
-        sc = (float)(a & 63);
-        m = (float)(b & 63);
-    } else {
-        sc = (float)((c & 15) | ((a >> 6) << 4));
-        m = (float)((c >> 4) | ((b >> 6) << 4));
-    }
+/* Q4_K/Q5_K: dx * (d * sc * sum q x - dmin * m * sum x) for the two
+ * sub-blocks of a task; sm holds (sc0, sc1, m0, m1) as bytes (the x sums of
+ * these 16-element halves come from dp4a: cheaper than loading them). */
+__device__ __forceinline__ float k_finish(__half2 dm, uint32_t sm, int sum0, int sum1, int sx0,
+                                          int sx1, float dx0, float dx1) {
+    const float2 d = __half22float2(dm);
+    return dx0 * (d.x * (float)(sm & 0xFFu) * (float)sum0 -
+                  d.y * (float)((sm >> 16) & 0xFFu) * (float)sx0) +
+           dx1 * (d.x * (float)((sm >> 8) & 0xFFu) * (float)sum1 -
+                  d.y * (float)(sm >> 24) * (float)sx1);
 }
 
 /* ---- per-type tasks ----------------------------------------------------------------------------
@@ -140,7 +136,7 @@ template <> struct mvt<RS_DTYPE_Q4_0> {
         uint4 q;
         float d;
     };
-    static __device__ int64_t ntask(const cw_layout &L) { return L.nb; }
+    static __host__ __device__ int64_t ntask(const cw_layout &L) { return L.nb; }
     static __device__ void load(const cw_layout &L, int64_t row, int64_t k, R &r) {
         const int64_t b = row * L.nb + k;
         r.q = cw_ld_nc(L.qs + b * 16);
@@ -182,7 +178,7 @@ template <> struct mvt<RS_DTYPE_Q4_1> {
         uint4 q;
         float2 dm;
     };
-    static __device__ int64_t ntask(const cw_layout &L) { return L.nb; }
+    static __host__ __device__ int64_t ntask(const cw_layout &L) { return L.nb; }
     static __device__ void load(const cw_layout &L, int64_t row, int64_t k, R &r) {
         const int64_t b = row * L.nb + k;
         r.q = cw_ld_nc(L.qs + b * 16);
@@ -217,7 +213,7 @@ template <> struct mvt<RS_DTYPE_Q5_0> {
         uint32_t h;
         float d;
     };
-    static __device__ int64_t ntask(const cw_layout &L) { return L.nb; }
+    static __host__ __device__ int64_t ntask(const cw_layout &L) { return L.nb; }
     static __device__ void load(const cw_layout &L, int64_t row, int64_t k, R &r) {
         const int64_t b = row * L.nb + k;
         r.q = cw_ld_nc(L.qs + b * 16);
@@ -239,7 +235,7 @@ template <> struct mvt<RS_DTYPE_Q5_1> {
         uint32_t h;
         float2 dm;
     };
-    static __device__ int64_t ntask(const cw_layout &L) { return L.nb; }
+    static __host__ __device__ int64_t ntask(const cw_layout &L) { return L.nb; }
     static __device__ void load(const cw_layout &L, int64_t row, int64_t k, R &r) {
         const int64_t b = row * L.nb + k;
         r.q = cw_ld_nc(L.qs + b * 16);
@@ -260,7 +256,7 @@ template <> struct mvt<RS_DTYPE_Q8_0> {
         uint4 a, b;
         float d;
     };
-    static __device__ int64_t ntask(const cw_layout &L) { return L.nb; }
+    static __host__ __device__ int64_t ntask(const cw_layout &L) { return L.nb; }
     static __device__ void load(const cw_layout &L, int64_t row, int64_t k, R &r) {
         const int64_t b = row * L.nb + k;
         r.a = cw_ld_nc(L.qs + b * 32);
@@ -275,29 +271,23 @@ template <> struct mvt<RS_DTYPE_Q8_0> {
     }
 };
 
-/* Q4_K: task (super-block sb, chunk c of 16 qs bytes): elements 16*(c&1)..+15
- * of sub-blocks 2*(c/2) (low nibbles) and 2*(c/2)+1 (high nibbles). */
+/* Q4_K (repacked, cuda_common.cuh): task (super-block sb, chunk c of 16 qs
+ * bytes): elements 16*(c&1)..+15 of sub-blocks 2*(c/2) (low nibbles) and
+ * 2*(c/2)+1 (high nibbles). */
 template <> struct mvt<RS_DTYPE_Q4_K> {
     static constexpr int U = 4;
     struct R {
-        uint4 meta, q;
+        uint4 q;
+        uint32_t sm;
+        __half2 dm;
     };
-    static __device__ int64_t ntask(const cw_layout &L) { return L.nb * 8; }
+    static __host__ __device__ int64_t ntask(const cw_layout &L) { return L.nb * 8; }
     static __device__ void load(const cw_layout &L, int64_t row, int64_t k, R &r) {
-        const uint8_t *blk = L.qs + (row * L.nb + (k >> 3)) * 144;
-        r.meta = cw_ld_nc(blk);
-        r.q = cw_ld_nc(blk + 16 + 16 * (k & 7));
-    }
-    /* dx * (d * sc * sum q x - dmin * m * sum x) for both sub-blocks (the x
-     * sums of these 16-element halves by dp4a: cheaper than loading them) */
-    static __device__ float finish(const uint4 &meta, int c, int sum0, int sum1, int sx0, int sx1,
-                                   float dx0, float dx1) {
-        const float2 dm = __half22float2(*(const __half2 *)&meta.x);
-        float sc0, m0, sc1, m1;
-        k_scale_min(2 * (c >> 1), meta.y, meta.z, meta.w, sc0, m0);
-        k_scale_min(2 * (c >> 1) + 1, meta.y, meta.z, meta.w, sc1, m1);
-        return dx0 * (dm.x * sc0 * (float)sum0 - dm.y * m0 * (float)sx0) +
-               dx1 * (dm.x * sc1 * (float)sum1 - dm.y * m1 * (float)sx1);
+        const int64_t b = row * L.nb + (k >> 3);
+        const int c = (int)(k & 7);
+        r.q = cw_ld_nc(L.qs + b * 128 + 16 * c);
+        r.sm = __ldg((const unsigned *)(L.aux + b * 16 + 4 * (c >> 1)));
+        r.dm = __ldg((const __half2 *)(L.dm + b * 4));
     }
     static __device__ float dot(const R &r, int64_t k, const int8_t *xq, const cw_q8s *xd,
                                 const float *) {
@@ -314,22 +304,26 @@ template <> struct mvt<RS_DTYPE_Q4_K> {
         s1 = dp4a((r.q.z >> 4) & M4, b.z, s1);
         s0 = dp4a(r.q.w & M4, a.w, s0);
         s1 = dp4a((r.q.w >> 4) & M4, b.w, s1);
-        return finish(r.meta, c, s0, s1, sum_bytes(a), sum_bytes(b), xd[xb].x, xd[xb + 1].x);
+        return k_finish(r.dm, r.sm, s0, s1, sum_bytes(a), sum_bytes(b), xd[xb].x, xd[xb + 1].x);
     }
 };
 
-/* Q5_K: as Q4_K plus 16 bytes of qh (bit j of byte e%32 for sub-block j). */
+/* Q5_K (repacked): as Q4_K plus 16 bytes of qh (bit j of byte e%32 for sub-block j). */
 template <> struct mvt<RS_DTYPE_Q5_K> {
     static constexpr int U = 2;
     struct R {
-        uint4 meta, h, q;
+        uint4 h, q;
+        uint32_t sm;
+        __half2 dm;
     };
-    static __device__ int64_t ntask(const cw_layout &L) { return L.nb * 8; }
+    static __host__ __device__ int64_t ntask(const cw_layout &L) { return L.nb * 8; }
     static __device__ void load(const cw_layout &L, int64_t row, int64_t k, R &r) {
-        const uint8_t *blk = L.qs + (row * L.nb + (k >> 3)) * 176;
-        r.meta = cw_ld_nc(blk);
-        r.h = cw_ld_nc(blk + 16 + 16 * (k & 1));
-        r.q = cw_ld_nc(blk + 48 + 16 * (k & 7));
+        const int64_t b = row * L.nb + (k >> 3);
+        const int c = (int)(k & 7);
+        r.h = cw_ld_nc(L.aux + b * 48 + 16 * (c & 1));
+        r.q = cw_ld_nc(L.qs + b * 128 + 16 * c);
+        r.sm = __ldg((const unsigned *)(L.aux + b * 48 + 32 + 4 * (c >> 1)));
+        r.dm = __ldg((const __half2 *)(L.dm + b * 4));
     }
     static __device__ float dot(const R &r, int64_t k, const int8_t *xq, const cw_q8s *xd,
                                 const float *) {
@@ -346,8 +340,7 @@ template <> struct mvt<RS_DTYPE_Q5_K> {
         s1 = dp4a(((r.q.z >> 4) & M4) | (((r.h.z >> j1) & ONES) << 4), b.z, s1);
         s0 = dp4a((r.q.w & M4) | (((r.h.w >> j0) & ONES) << 4), a.w, s0);
         s1 = dp4a(((r.q.w >> 4) & M4) | (((r.h.w >> j1) & ONES) << 4), b.w, s1);
-        return mvt<RS_DTYPE_Q4_K>::finish(r.meta, c, s0, s1, sum_bytes(a), sum_bytes(b), xd[xb].x,
-                                          xd[xb + 1].x);
+        return k_finish(r.dm, r.sm, s0, s1, sum_bytes(a), sum_bytes(b), xd[xb].x, xd[xb + 1].x);
     }
 };
 
@@ -359,7 +352,7 @@ template <> struct mvt<RS_DTYPE_Q6_K> {
         uint4 a, b, c, s;
         float d;
     };
-    static __device__ int64_t ntask(const cw_layout &L) { return L.nb * 4; }
+    static __host__ __device__ int64_t ntask(const cw_layout &L) { return L.nb * 4; }
     static __device__ void load(const cw_layout &L, int64_t row, int64_t k, R &r) {
         const int64_t blk = row * L.nb + (k >> 2);
         const uint8_t *body = L.qs + blk * 208;
@@ -401,7 +394,7 @@ template <> struct mvt<RS_DTYPE_F16> {
     struct R {
         uint4 w;
     };
-    static __device__ int64_t ntask(const cw_layout &L) { return L.n_in / 8; }
+    static __host__ __device__ int64_t ntask(const cw_layout &L) { return L.n_in / 8; }
     static __device__ void load(const cw_layout &L, int64_t row, int64_t k, R &r) {
         r.w = cw_ld_nc(L.qs + (row * L.n_in + 8 * k) * 2);
     }
@@ -433,7 +426,7 @@ template <> struct mvt<RS_DTYPE_F32> {
     struct R {
         uint4 w;
     };
-    static __device__ int64_t ntask(const cw_layout &L) { return L.n_in / 4; }
+    static __host__ __device__ int64_t ntask(const cw_layout &L) { return L.n_in / 4; }
     static __device__ void load(const cw_layout &L, int64_t row, int64_t k, R &r) {
         r.w = cw_ld_nc(L.qs + (row * L.n_in + 4 * k) * 4);
     }
@@ -453,19 +446,21 @@ __device__ __forceinline__ int find_prod(const mv_args &a, int64_t rg) {
     return p;
 }
 
-/* acc[r][t] = row row[r] of product p[r] against token t, summed over the
- * warp (every lane gets the sum). R rows, U tasks each in flight per lane;
- * waits for the previous kernel after issuing the first weight loads. */
+/* acc[r][t] = row row[r] of product p[r] against token t over the tasks
+ * [k0, k1) of the row, summed over the warp (every lane gets the sum). R
+ * rows, U tasks each in flight per lane; waits for the previous kernel after
+ * issuing the first weight loads. */
 template <typename Tr, int NT, int R, int U>
 __device__ __forceinline__ void mv_accumulate(const mv_args &a, const int *p, const int64_t *row,
-                                              int lane, float (&acc)[R][NT]) {
-    const int64_t nt = Tr::ntask(a.p[p[0]].w), nb32 = a.n_in / 32;
+                                              int lane, float (&acc)[R][NT], int64_t k0,
+                                              int64_t k1) {
+    const int64_t nt = k1, nb32 = a.n_in / 32;
 #pragma unroll
     for (int r = 0; r < R; r++)
 #pragma unroll
         for (int t = 0; t < NT; t++) acc[r][t] = 0.0f;
     bool waited = false;
-    for (int64_t base = lane; base < nt; base += 32 * U) {
+    for (int64_t base = k0 + lane; base < nt; base += 32 * U) {
         typename Tr::R w[R][U];
 #pragma unroll
         for (int u = 0; u < U; u++)

@@ -308,6 +308,23 @@ __device__ __forceinline__ void copy_u16(uint8_t *dst, const uint8_t *src, int b
     for (int i = 0; i < bytes; i += 2) *(uint16_t *)(dst + i) = *(const uint16_t *)(src + i);
 }
 
+/* The 12 bytes of 6-bit scales and mins of a Q4_K/Q5_K block to the byte
+ * layout of cuda_common.cuh: sc[2p] sc[2p+1] m[2p] m[2p+1] per pair p. */
+__device__ void unpack_k_scales(const uint8_t *q, uint8_t *sm) {
+    for (int j = 0; j < 8; j++) {
+        uint8_t sc, m;
+        if (j < 4) {
+            sc = q[j] & 63;
+            m = q[j + 4] & 63;
+        } else {
+            sc = (q[j + 4] & 0xF) | ((q[j - 4] >> 6) << 4);
+            m = (q[j + 4] >> 4) | ((q[j] >> 6) << 4);
+        }
+        sm[4 * (j >> 1) + (j & 1)] = sc;
+        sm[4 * (j >> 1) + 2 + (j & 1)] = m;
+    }
+}
+
 /* GGUF blocks (all offsets even) to the split arrays of cuda_common.cuh. */
 __global__ void repack_kernel(int type, const uint8_t *raw, int64_t nblk, int64_t blk0, int tsize,
                               const cw_layout L) {
@@ -343,6 +360,17 @@ __global__ void repack_kernel(int type, const uint8_t *raw, int64_t nblk, int64_
     case RS_DTYPE_Q6_K:
         copy_u16(qs + b * 208, s, 208);
         copy_u16(dm + b * 2, s + 208, 2);
+        break;
+    case RS_DTYPE_Q4_K:
+        copy_u16(dm + b * 4, s, 4);
+        unpack_k_scales(s + 4, aux + b * 16);
+        copy_u16(qs + b * 128, s + 16, 128);
+        break;
+    case RS_DTYPE_Q5_K:
+        copy_u16(dm + b * 4, s, 4);
+        copy_u16(aux + b * 48, s + 16, 32);
+        unpack_k_scales(s + 4, aux + b * 48 + 32);
+        copy_u16(qs + b * 128, s + 48, 128);
         break;
     default:
         break;
