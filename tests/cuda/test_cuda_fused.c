@@ -386,14 +386,15 @@ static void test_rope(void) {
     if (big_cases()) check_rope_fused(q40, 32, 32, 128, 128, 0, 1, RS_KV_F16, 0, 1, 1); /* 7B qkv */
 }
 
-/* The fused kernels with every group's inputs split over several blocks
- * (partial sums added by the last block to arrive); 8 splits of a 4-task row
- * leave some blocks without work. */
+/* The fused kernels on float weights with every group's inputs split over
+ * several blocks (partial sums added by the last block to arrive); 8 splits
+ * of a 4-task row leave some blocks without work. Quantized weights never
+ * split; forcing it must leave them correct. */
 static void test_split(void) {
-    static const rs_dtype types[] = {RS_DTYPE_F16, RS_DTYPE_Q8_0, RS_DTYPE_Q4_0, RS_DTYPE_Q4_K,
-                                     RS_DTYPE_Q6_K};
-    const rs_dtype q40[3] = {RS_DTYPE_Q4_0, RS_DTYPE_Q4_0, RS_DTYPE_Q4_0};
-    const rs_dtype mixed[3] = {RS_DTYPE_Q4_K, RS_DTYPE_Q8_0, RS_DTYPE_Q6_K};
+    static const rs_dtype types[] = {RS_DTYPE_F16, RS_DTYPE_BF16, RS_DTYPE_F32, RS_DTYPE_Q4_0,
+                                     RS_DTYPE_Q8_0};
+    const rs_dtype f16[3] = {RS_DTYPE_F16, RS_DTYPE_F16, RS_DTYPE_F16};
+    const rs_dtype mixed[3] = {RS_DTYPE_BF16, RS_DTYPE_F32, RS_DTYPE_Q6_K};
     static const int splits[] = {2, 3, 8};
     for (size_t k = 0; k < sizeof splits / sizeof *splits; k++) {
         printf("-- fused kernels, inputs split over %d blocks per group\n", splits[k]);
@@ -404,8 +405,8 @@ static void test_split(void) {
             check_residual(types[i], n_in, 64, 3, 1, 0, 1);
             check_swiglu(types[i], n_in, 96, 1 + (int)(i % 2) * 2, 1, 1);
         }
-        check_residual(RS_DTYPE_Q8_0, 128, 64, 1, 1, 1, 1); /* 4 tasks per row */
-        check_rope_fused(q40, 8, 4, 64, 64, 0, 1, RS_KV_Q8_0, 1, 1, 1);
+        check_residual(RS_DTYPE_F32, 16, 64, 1, 1, 1, 1); /* 4 tasks per row */
+        check_rope_fused(f16, 8, 4, 64, 64, 0, 1, RS_KV_Q8_0, 1, 1, 1);
         check_rope_fused(mixed, 8, 2, 128, 128, 0, 2, RS_KV_F16, 0, 1, 1);
     }
     set_split(0);

@@ -14,10 +14,11 @@
  * GPT-J order; rotate-half models take the unfused path). The main loop is
  * the one of the plain matvec (cuda_mvt.cuh).
  *
- * Where there are fewer groups of 32 outputs than the GPU holds blocks (the
- * 4096-row products of a 7B model: 128 groups), each group is split over
- * `nsplit` blocks that take equal parts of the inputs; the last of them to
- * finish adds the partial sums, in split order, and runs the epilogue. */
+ * For float weights, where there are fewer groups of 32 outputs than the GPU
+ * holds blocks (the 4096-row products of a 7B model: 128 groups), each group
+ * is split over `nsplit` blocks that take equal parts of the inputs; the last
+ * of them to finish adds the partial sums, in split order, and runs the
+ * epilogue. */
 #include "backend/cuda/cuda_mvt.cuh"
 
 namespace {
@@ -129,6 +130,14 @@ template <int T, int NT, int EPI> __host__ __device__ constexpr int fz_tasks() {
     return U > 1 ? U : 1;
 }
 
+/* Whether the kernel for weight type T can split a group's inputs over
+ * blocks: float weights only. Compiled out elsewhere: the split's bookkeeping
+ * cost Q8_0 decode 3% (348.8 -> 338.4 tok/s in the kernel lab) where it never
+ * split. */
+template <int T> __host__ __device__ constexpr bool fz_splits() {
+    return T == RS_DTYPE_F32 || T == RS_DTYPE_F16 || T == RS_DTYPE_BF16;
+}
+
 /* Split over the inputs: publishes this block's sums; the last block of the
  * group to arrive adds all of them in split order (the result does not depend
  * on timing) into acc and returns true, the others false. */
@@ -173,8 +182,9 @@ __global__ void __launch_bounds__(FZ_WARPS * 32, fz_min_blocks<T, NT>())
     const mv_args &a = f.m;
     cw_griddep_launch();
     const int lane = threadIdx.x & 31, warp = threadIdx.x >> 5;
-    const int64_t g = blockIdx.x / f.nsplit; /* this block's 32 outputs */
-    const int sp = (int)(blockIdx.x % f.nsplit);
+    constexpr bool SPLIT = fz_splits<T>();
+    const int64_t g = SPLIT ? blockIdx.x / f.nsplit : blockIdx.x; /* this block's 32 outputs */
+    const int sp = SPLIT ? (int)(blockIdx.x % f.nsplit) : 0;
     int p[R], slot[R];
     int64_t row[R];
 #pragma unroll
@@ -192,11 +202,15 @@ __global__ void __launch_bounds__(FZ_WARPS * 32, fz_min_blocks<T, NT>())
     }
     const int64_t nt = Tr::ntask(a.p[p[0]].w);
     float acc[R][NT];
-    mv_accumulate<Tr, NT, R, U>(a, p, row, lane, acc, nt * sp / f.nsplit, nt * (sp + 1) / f.nsplit);
+    if (SPLIT)
+        mv_accumulate<Tr, NT, R, U>(a, p, row, lane, acc, nt * sp / f.nsplit,
+                                    nt * (sp + 1) / f.nsplit);
+    else
+        mv_accumulate<Tr, NT, R, U>(a, p, row, lane, acc, 0, nt);
     float s[NT];
     mv_norm_scale<NT>(a, lane, s);
     mv_write_xn<NT>(a, s);
-    if (f.nsplit > 1 && !fz_gather<R, NT, NO>(f, g, sp, lane, slot, acc)) return;
+    if (SPLIT && f.nsplit > 1 && !fz_gather<R, NT, NO>(f, g, sp, lane, slot, acc)) return;
     if (lane == 0)
 #pragma unroll
         for (int j = 0; j < R; j++) {
@@ -220,11 +234,12 @@ __global__ void __launch_bounds__(FZ_WARPS * 32, fz_min_blocks<T, NT>())
 /* Blocks per group of 32 outputs. Float weights: enough to fill the blocks
  * the GPU holds at once when there are fewer groups than that, as long as
  * every lane keeps its U tasks in flight (at least 32 U tasks per part of a
- * row). Quantized weights measured slower split (docs/CUDA_NOTES.md): one. */
+ * row). Quantized weights measured slower split (Q4_0 512.9 -> 500.1 tok/s,
+ * docs/CUDA_NOTES.md): one. */
 template <int T, int NT, int EPI>
 int fz_split(const cuda_backend *c, const fz_args &f, unsigned groups) {
+    if (!fz_splits<T>()) return 1;
     if (c->tune.fz_split) return c->tune.fz_split;
-    if (!mv_is_float(T)) return 1;
     const int64_t cap = (int64_t)fz_min_blocks<T, NT>() * c->n_sm;
     const int64_t by_tasks = mvt<T>::ntask(f.m.p[0].w) / (32 * fz_tasks<T, NT, EPI>());
     const int64_t s = std::min<int64_t>(cap / groups, by_tasks);

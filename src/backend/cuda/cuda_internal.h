@@ -24,7 +24,8 @@ typedef struct rs_cuda_tuning {
     int gemm_chunk;      /* quantized GEMM: weight values dequantized per slab (0 = 64 Mi) */
     int attn_mma; /* prefill attention on the tensor cores (F16/Q8_0 cache, head_dim 64/128) */
     int fuse;     /* decode-size matmul_residual/_swiglu/_rope_store as one kernel each */
-    int fz_split; /* fused matvecs: blocks per 32 outputs, splitting the inputs (0 = automatic) */
+    int fz_split; /* fused matvecs on float weights: blocks per 32 outputs, splitting the
+                   * inputs (0 = automatic) */
 } rs_cuda_tuning;
 
 void rs_cuda_get_tuning(rs_backend *b, rs_cuda_tuning *t);
