@@ -1,6 +1,7 @@
 /* cuda_testlib.h — what the CUDA op tests share: the backend under test, the
  * pass/fail counters, a seeded xorshift generator, device buffer helpers that
- * abort the program on failure, and the relative-error report.
+ * abort the program on failure, random weights quantized on the host and
+ * loaded on the backend, and the relative-error report.
  *
  * Header-only with static state: each test program is one translation unit
  * and includes it once, after setting its seed with CT_SEED. */
@@ -13,6 +14,7 @@
 #include <string.h>
 
 #include "backend/backend.h"
+#include "dtype/dtype.h"
 
 #ifndef CT_SEED
 #error "define CT_SEED (the random generator's seed) before including cuda_testlib.h"
@@ -109,6 +111,36 @@ static void report(const char *name, double err, double tol) {
     int ok = err <= tol;
     printf("%s %-74s err %.2e (tol %.1e)\n", ok ? "ok  " : "FAIL", name, err, tol);
     ok ? n_pass++ : n_fail++;
+}
+
+typedef struct tw {
+    rs_weight w;
+    void *bytes;
+} tw;
+
+/* A random n_out x n_in weight of `type`, quantized on the host and loaded. */
+static tw make_weight(rs_dtype type, int64_t n_in, int64_t n_out, float scale) {
+    tw t = {0};
+    size_t row = 0;
+    if (!rs_dtype_row_size(type, n_in, &row)) die("row size", NULL);
+    float *f = host_rand((size_t)(n_in * n_out), scale);
+    t.bytes = malloc(row * (size_t)n_out);
+    rs_dtype_get(type)->from_f32(f, t.bytes, n_in * n_out);
+    free(f);
+    t.w = (rs_weight){.name = "test",
+                      .type = type,
+                      .n_in = n_in,
+                      .n_out = n_out,
+                      .nbytes = row * (size_t)n_out,
+                      .host = t.bytes};
+    rs_error e = {0};
+    if (O->weight_load(B, &t.w, &e)) die("weight_load", &e);
+    return t;
+}
+
+static void free_weight(tw *t) {
+    O->weight_unload(B, &t->w);
+    free(t->bytes);
 }
 
 #endif

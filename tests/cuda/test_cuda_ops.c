@@ -51,36 +51,6 @@ static rs_cuda_tuning tuning_now(void) {
 
 /* ---- weights ------------------------------------------------------------------------------ */
 
-typedef struct tw {
-    rs_weight w;
-    void *bytes;
-} tw;
-
-/* A random n_out x n_in weight of `type`, quantized on the host and loaded. */
-static tw make_weight(rs_dtype type, int64_t n_in, int64_t n_out, float scale) {
-    tw t = {0};
-    size_t row = 0;
-    if (!rs_dtype_row_size(type, n_in, &row)) die("row size", NULL);
-    float *f = host_rand((size_t)(n_in * n_out), scale);
-    t.bytes = malloc(row * (size_t)n_out);
-    rs_dtype_get(type)->from_f32(f, t.bytes, n_in * n_out);
-    free(f);
-    t.w = (rs_weight){.name = "test",
-                      .type = type,
-                      .n_in = n_in,
-                      .n_out = n_out,
-                      .nbytes = row * (size_t)n_out,
-                      .host = t.bytes};
-    rs_error e = {0};
-    if (O->weight_load(B, &t.w, &e)) die("weight_load", &e);
-    return t;
-}
-
-static void free_weight(tw *t) {
-    O->weight_unload(B, &t->w);
-    free(t->bytes);
-}
-
 static double tol_for(rs_dtype type, int gemm) {
     if (type == RS_DTYPE_F32) return TOL_F32;
     if (type == RS_DTYPE_BF16) return gemm ? TOL_BF : TOL_F32;

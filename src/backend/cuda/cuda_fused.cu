@@ -121,6 +121,10 @@ template <int T, int NT> constexpr int fz_min_blocks() {
 /* Rows per warp and tasks of each in flight per lane: as many loads per lane
  * as the plain kernel (one row of Tr::U tasks, or two rows for the types it
  * runs two rows per warp). */
+/* Products a block holds per token: 32 outputs (64 for SwiGLU: gate and up). */
+template <int EPI> __host__ __device__ constexpr int fz_outs() {
+    return EPI == FZ_SWIGLU ? 64 : 32;
+}
 template <int T, int NT, int EPI> __host__ __device__ constexpr int fz_rows() {
     return EPI == FZ_SWIGLU ? 4 : 2;
 }
@@ -128,14 +132,6 @@ template <int T, int NT, int EPI> __host__ __device__ constexpr int fz_tasks() {
     constexpr int RP = NT == 1 && (T == RS_DTYPE_Q8_0 || T == RS_DTYPE_Q4_K) ? 2 : 1,
                   U = mvt<T>::U * RP / fz_rows<T, NT, EPI>();
     return U > 1 ? U : 1;
-}
-
-/* Whether the kernel for weight type T can split a group's inputs over
- * blocks: float weights only. Compiled out elsewhere: the split's bookkeeping
- * cost Q8_0 decode 3% (348.8 -> 338.4 tok/s in the kernel lab) where it never
- * split. */
-template <int T> __host__ __device__ constexpr bool fz_splits() {
-    return T == RS_DTYPE_F32 || T == RS_DTYPE_F16 || T == RS_DTYPE_BF16;
 }
 
 /* Split over the inputs: publishes this block's sums; the last block of the
@@ -177,12 +173,14 @@ __global__ void __launch_bounds__(FZ_WARPS * 32, fz_min_blocks<T, NT>())
     fz_kernel(const __grid_constant__ fz_args f) {
     using Tr = mvt<T>;
     constexpr int R = fz_rows<T, NT, EPI>(), U = fz_tasks<T, NT, EPI>();
-    constexpr int NO = EPI == FZ_SWIGLU ? 64 : 32;
+    constexpr int NO = fz_outs<EPI>();
     __shared__ float ys[NT][NO];
     const mv_args &a = f.m;
     cw_griddep_launch();
     const int lane = threadIdx.x & 31, warp = threadIdx.x >> 5;
-    constexpr bool SPLIT = fz_splits<T>();
+    /* the split is compiled for float weights only: its bookkeeping cost Q8_0
+     * decode 3% (348.8 -> 338.4 tok/s in the kernel lab) where it never split */
+    constexpr bool SPLIT = mv_is_float(T);
     const int64_t g = SPLIT ? blockIdx.x / f.nsplit : blockIdx.x; /* this block's 32 outputs */
     const int sp = SPLIT ? (int)(blockIdx.x % f.nsplit) : 0;
     int p[R], slot[R];
@@ -238,7 +236,7 @@ __global__ void __launch_bounds__(FZ_WARPS * 32, fz_min_blocks<T, NT>())
  * docs/CUDA_NOTES.md): one. */
 template <int T, int NT, int EPI>
 int fz_split(const cuda_backend *c, const fz_args &f, unsigned groups) {
-    if (!fz_splits<T>()) return 1;
+    if (!mv_is_float(T)) return 1;
     if (c->tune.fz_split) return c->tune.fz_split;
     const int64_t cap = (int64_t)fz_min_blocks<T, NT>() * c->n_sm;
     const int64_t by_tasks = mvt<T>::ntask(f.m.p[0].w) / (32 * fz_tasks<T, NT, EPI>());
@@ -249,7 +247,7 @@ int fz_split(const cuda_backend *c, const fz_args &f, unsigned groups) {
 template <int EPI, int T, int NT> void fz_launch_n(cuda_backend *c, fz_args f, unsigned groups) {
     f.nsplit = fz_split<T, NT, EPI>(c, f, groups);
     if (f.nsplit > 1) {
-        constexpr int NO = EPI == FZ_SWIGLU ? 64 : 32;
+        constexpr int NO = fz_outs<EPI>();
         f.spart = (float *)cw_scratch(c, CW_SCR_FZPART,
                                       (size_t)groups * f.nsplit * NT * NO * sizeof(float));
         f.scnt = (unsigned *)cw_scratch(c, CW_SCR_FZCNT, groups * sizeof(unsigned));

@@ -271,6 +271,29 @@ template <> struct mvt<RS_DTYPE_Q8_0> {
     }
 };
 
+/* Q4_K/Q5_K task: the two sub-block sums of 16 elements against x, nibbles
+ * of q plus (Q5_K, H) the fifth bit of sub-blocks j0, j0 + 1 from h, and
+ * k_finish. Shared by both types; without H the h terms fold away. */
+template <bool H>
+__device__ __forceinline__ float k_dot(uint4 q, uint4 h, uint32_t sm, __half2 dm, int64_t k,
+                                       const int8_t *xq, const cw_q8s *xd) {
+    const int c = (int)(k & 7), j0 = 2 * (c >> 1), j1 = j0 + 1;
+    const int64_t xb = (k >> 3) * 8 + j0;
+    const int4 a = ld_x16(xq + 32 * xb + 16 * (c & 1)),
+               b = ld_x16(xq + 32 * (xb + 1) + 16 * (c & 1));
+    const uint32_t qv[4] = {q.x, q.y, q.z, q.w}, hv[4] = {h.x, h.y, h.z, h.w};
+    const int av[4] = {a.x, a.y, a.z, a.w}, bv[4] = {b.x, b.y, b.z, b.w};
+    int s0 = 0, s1 = 0;
+#pragma unroll
+    for (int i = 0; i < 4; i++) {
+        const uint32_t h0 = H ? ((hv[i] >> j0) & ONES) << 4 : 0u,
+                       h1 = H ? ((hv[i] >> j1) & ONES) << 4 : 0u;
+        s0 = dp4a((qv[i] & M4) | h0, av[i], s0);
+        s1 = dp4a(((qv[i] >> 4) & M4) | h1, bv[i], s1);
+    }
+    return k_finish(dm, sm, s0, s1, sum_bytes(a), sum_bytes(b), xd[xb].x, xd[xb + 1].x);
+}
+
 /* Q4_K (repacked, cuda_common.cuh): task (super-block sb, chunk c of 16 qs
  * bytes): elements 16*(c&1)..+15 of sub-blocks 2*(c/2) (low nibbles) and
  * 2*(c/2)+1 (high nibbles). */
@@ -291,20 +314,7 @@ template <> struct mvt<RS_DTYPE_Q4_K> {
     }
     static __device__ float dot(const R &r, int64_t k, const int8_t *xq, const cw_q8s *xd,
                                 const float *) {
-        const int c = (int)(k & 7);
-        const int64_t xb = (k >> 3) * 8 + 2 * (c >> 1);
-        const int4 a = ld_x16(xq + 32 * xb + 16 * (c & 1)),
-                   b = ld_x16(xq + 32 * (xb + 1) + 16 * (c & 1));
-        int s0 = 0, s1 = 0;
-        s0 = dp4a(r.q.x & M4, a.x, s0);
-        s1 = dp4a((r.q.x >> 4) & M4, b.x, s1);
-        s0 = dp4a(r.q.y & M4, a.y, s0);
-        s1 = dp4a((r.q.y >> 4) & M4, b.y, s1);
-        s0 = dp4a(r.q.z & M4, a.z, s0);
-        s1 = dp4a((r.q.z >> 4) & M4, b.z, s1);
-        s0 = dp4a(r.q.w & M4, a.w, s0);
-        s1 = dp4a((r.q.w >> 4) & M4, b.w, s1);
-        return k_finish(r.dm, r.sm, s0, s1, sum_bytes(a), sum_bytes(b), xd[xb].x, xd[xb + 1].x);
+        return k_dot<false>(r.q, make_uint4(0, 0, 0, 0), r.sm, r.dm, k, xq, xd);
     }
 };
 
@@ -327,20 +337,7 @@ template <> struct mvt<RS_DTYPE_Q5_K> {
     }
     static __device__ float dot(const R &r, int64_t k, const int8_t *xq, const cw_q8s *xd,
                                 const float *) {
-        const int c = (int)(k & 7), j0 = 2 * (c >> 1), j1 = j0 + 1;
-        const int64_t xb = (k >> 3) * 8 + j0;
-        const int4 a = ld_x16(xq + 32 * xb + 16 * (c & 1)),
-                   b = ld_x16(xq + 32 * (xb + 1) + 16 * (c & 1));
-        int s0 = 0, s1 = 0;
-        s0 = dp4a((r.q.x & M4) | (((r.h.x >> j0) & ONES) << 4), a.x, s0);
-        s1 = dp4a(((r.q.x >> 4) & M4) | (((r.h.x >> j1) & ONES) << 4), b.x, s1);
-        s0 = dp4a((r.q.y & M4) | (((r.h.y >> j0) & ONES) << 4), a.y, s0);
-        s1 = dp4a(((r.q.y >> 4) & M4) | (((r.h.y >> j1) & ONES) << 4), b.y, s1);
-        s0 = dp4a((r.q.z & M4) | (((r.h.z >> j0) & ONES) << 4), a.z, s0);
-        s1 = dp4a(((r.q.z >> 4) & M4) | (((r.h.z >> j1) & ONES) << 4), b.z, s1);
-        s0 = dp4a((r.q.w & M4) | (((r.h.w >> j0) & ONES) << 4), a.w, s0);
-        s1 = dp4a(((r.q.w >> 4) & M4) | (((r.h.w >> j1) & ONES) << 4), b.w, s1);
-        return k_finish(r.dm, r.sm, s0, s1, sum_bytes(a), sum_bytes(b), xd[xb].x, xd[xb + 1].x);
+        return k_dot<true>(r.q, r.h, r.sm, r.dm, k, xq, xd);
     }
 };
 
@@ -523,7 +520,7 @@ __device__ __forceinline__ void mv_write_xn(const mv_args &a, const float (&s)[N
 
 /* ---- host side ----------------------------------------------------------------------------- */
 
-inline bool mv_is_float(int t) {
+__host__ __device__ constexpr bool mv_is_float(int t) {
     return t == RS_DTYPE_F32 || t == RS_DTYPE_F16 || t == RS_DTYPE_BF16;
 }
 
