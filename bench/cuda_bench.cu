@@ -391,11 +391,20 @@ static void mark(int cat, const std::function<void()> &f) {
  * category-alone graph (only_cat) the residual ops run without their norm:
  * with no consumer in the graph, a pending norm would be settled by an extra
  * kernel that the real step never runs. */
+static void prepare7(model7 &m, int i, int n) {
+    if (i >= L7) return;
+    layer7 &L = m.l[i];
+    const rs_weight *w[7] = {&L.wq, &L.wk, &L.wv, &L.wo, &L.gate, &L.up, &L.down};
+    O->prepare(B, w, 7, n);
+}
+
 static void forward7(model7 &m, int n) {
     bool normed = false;
     const bool alone = only_cat >= 0;
+    prepare7(m, 0, n);
     for (int i = 0; i < L7; i++) {
         layer7 &L = m.l[i];
+        prepare7(m, i + 1, n);
         mark(C_NORM, [&] {
             if (!normed) O->rmsnorm(B, m.x, &L.attn_norm, 1e-5f, n, m.xn);
         });
@@ -531,10 +540,11 @@ static void bench_model(rs_dtype t, rs_kv_type kvt) {
             printf("  decode graph (GPU time) pdl=%d fuse=%d split=%s ctx=%d: %.3f ms/token = "
                    "%.1f tok/s; bytes/token %.2f GB; %.0f GB/s = %.0f%% of copy (roofline %.0f "
                    "tok/s)\n",
-                   pdl, fuse, split ? "off" : "auto", ctx, ms, 1e3 / ms, bytes / 1e9, bytes / (ms * 1e-3) / 1e9,
-                   100 * bytes / (ms * 1e-3) / 1e9 / copy_gbps, ideal);
+                   pdl, fuse, split ? "off" : "auto", ctx, ms, 1e3 / ms, bytes / 1e9,
+                   bytes / (ms * 1e-3) / 1e9, 100 * bytes / (ms * 1e-3) / 1e9 / copy_gbps, ideal);
         }
-        if (pdl && fuse && !split) { /* the per-token loop: upload pos and x, replay, fetch logits */
+        if (pdl && fuse &&
+            !split) { /* the per-token loop: upload pos and x, replay, fetch logits */
             const int toks = 64;
             const double t0 = now_s();
             for (int i = 0; i < toks; i++) {
@@ -550,7 +560,8 @@ static void bench_model(rs_dtype t, rs_kv_type kvt) {
                    "ms/token = %.1f tok/s\n",
                    200 + toks / 2, dt * 1e3, 1 / dt);
         }
-        if (pdl && fuse && !split) { /* in-graph cost of each op category: graphs of only that category */
+        if (pdl && fuse &&
+            !split) { /* in-graph cost of each op category: graphs of only that category */
             set_pos(m, 100, 1);
             printf("  in-graph time per category (fuse=%d, 32 layers, ctx 101, category alone):",
                    fuse);
@@ -576,16 +587,19 @@ static void bench_model(rs_dtype t, rs_kv_type kvt) {
     breakdown = false;
     /* prompt: 512 tokens at positions 0..511 */
     set_pos(m, 0, NB);
-    for (int v = 0; v < 2; v++) {
+    /* variants: attention on the tensor cores or SIMT; the next layer's quantized
+     * weights dequantized ahead on a second stream (prepare) or inline */
+    for (int v = 0; v < 3; v++) {
         rs_cuda_tuning tu = tuning();
-        tu.attn_mma = v == 0;
+        tu.attn_mma = v != 1;
+        tu.prep = v != 2;
         rs_cuda_set_tuning(B, &tu);
         const double ms = time_ms([&] { forward7(m, NB); }, 2);
-        printf("  prompt %d tokens (attention %s): %.2f ms = %.0f tok/s (%.0f TFLOP/s of weight "
-               "products)\n",
-               NB, tu.attn_mma ? "tensor cores" : "SIMT", ms, NB / (ms * 1e-3),
-               2.0 * NB * (L7 * (4.0 * DIM * DIM + 3.0 * DIM * FF)) / ms / 1e9);
-        tu.attn_mma = 1;
+        printf("  prompt %d tokens (attention %s, prepare %s): %.2f ms = %.0f tok/s (%.0f "
+               "TFLOP/s of weight products)\n",
+               NB, tu.attn_mma ? "tensor cores" : "SIMT", tu.prep ? "on" : "off", ms,
+               NB / (ms * 1e-3), 2.0 * NB * (L7 * (4.0 * DIM * DIM + 3.0 * DIM * FF)) / ms / 1e9);
+        tu.attn_mma = tu.prep = 1;
         rs_cuda_set_tuning(B, &tu);
     }
     breakdown = true;

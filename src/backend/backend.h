@@ -149,6 +149,12 @@ typedef struct rs_backend_ops {
     rs_status (*graph_begin)(rs_backend *b, int key, rs_error *err);
     rs_status (*graph_end)(rs_backend *b, int key, rs_error *err);
     bool (*graph_launch)(rs_backend *b, int key); /* false if no graph for key */
+
+    /* Optional (NULL if unneeded): products with these weights follow soon, on n
+     * tokens per call. A hint with no effect on results: a backend may start
+     * converting the weights now (CUDA dequantizes quantized ones for its prompt
+     * GEMMs while the current layer computes). */
+    void (*prepare)(rs_backend *b, const rs_weight *const *w, int count, int n);
 } rs_backend_ops;
 
 struct rs_backend {

@@ -18,6 +18,14 @@ static const rs_weight *norm_after(const rs_session *s, const rs_place *p, int l
     return NULL;
 }
 
+/* Tells p's backend that global layer l's products come next (if p runs it). */
+static void prepare_layer(const rs_session *s, const rs_place *p, int l, int n) {
+    if (!p->be->ops->prepare || l >= p->first_layer + p->n_layers) return;
+    const rs_layer_weights *L = &s->lw[l];
+    const rs_weight *w[7] = {&L->wq, &L->wk, &L->wv, &L->wo, &L->gate, &L->up, &L->down};
+    p->be->ops->prepare(p->be, w, 7, n);
+}
+
 /* Runs layers of place p on n tokens. *normed says a.xn already holds the
  * normed residual stream for the next layer (or the head). */
 static void run_layers(rs_session *s, rs_place *p, int n, bool *normed) {
@@ -26,9 +34,11 @@ static void run_layers(rs_session *s, rs_place *p, int n, bool *normed) {
     const rs_backend_ops *ops = be->ops;
     rs_acts *a = &p->a;
     const rs_layer_weights *lw = s->lw;
+    prepare_layer(s, p, p->first_layer, n);
     for (int i = 0; i < p->n_layers; i++) {
         const int l = p->first_layer + i;
         const rs_layer_weights *L = &lw[l];
+        prepare_layer(s, p, l + 1, n);
         if (!*normed) ops->rmsnorm(be, a->x, &L->attn_norm, hp->rms_eps, n, a->xn);
         bool bias = L->has_bias;
         rs_matmul qkv[3] = {

@@ -184,6 +184,97 @@ static void test_matmul(void) {
     check_matmul_multi(1, 1, RS_DTYPE_Q8_0, 0);
 }
 
+/* ---- prepare: weights dequantized ahead on the side stream ------------------------------------
+ */
+
+/* One product (or a batched group) at n tokens, compared with the reference. */
+static void check_products(const char *name, tw **w, int count, int n) {
+    const int64_t n_in = w[0]->w.n_in;
+    float *x = host_rand((size_t)(n * n_in), 1.0f), *dx = dev_copy(x, sizeof(float) * n * n_in);
+    rs_matmul mm[4];
+    float *dy[4];
+    for (int i = 0; i < count; i++) {
+        dy[i] = dev(sizeof(float) * n * w[i]->w.n_out);
+        poison(dy[i], sizeof(float) * n * w[i]->w.n_out);
+        mm[i] = (rs_matmul){&w[i]->w, NULL, dy[i]};
+    }
+    O->matmul(B, mm, count, dx, n);
+    if (synced(name)) {
+        double worst = 0;
+        for (int i = 0; i < count; i++) {
+            const size_t m = (size_t)n * w[i]->w.n_out;
+            float *ref = host_alloc(m), *y = host_alloc(m);
+            rs_ref_matmul(&w[i]->w, NULL, x, n, ref);
+            down(y, dy[i], sizeof(float) * m);
+            const double e = rel_err(y, ref, m);
+            worst = e > worst ? e : worst;
+            free(ref), free(y);
+        }
+        report(name, worst, TOL_H);
+    }
+    for (int i = 0; i < count; i++) O->release(B, dy[i]);
+    O->release(B, dx);
+    free(x);
+}
+
+static void prepare(tw **w, int count, int n) {
+    const rs_weight *ws[4];
+    for (int i = 0; i < count; i++) ws[i] = &w[i]->w;
+    O->prepare(B, ws, count, n);
+}
+
+/* Which of w[0..count) hold a prepared copy, as a bit mask. */
+static int prepared_mask(tw **w, int count) {
+    int m = 0;
+    for (int i = 0; i < count; i++) m |= rs_cuda_is_prepared(B, &w[i]->w) << i;
+    return m;
+}
+
+static void test_prepare(void) {
+    const rs_cuda_tuning base = tuning_now();
+    tw a = make_weight(RS_DTYPE_Q4_0, 512, 160, 0.5f),
+       b = make_weight(RS_DTYPE_Q4_0, 512, 160, 0.5f),
+       k = make_weight(RS_DTYPE_Q4_K, 512, 96, 0.5f), f = make_weight(RS_DTYPE_F16, 512, 64, 0.5f);
+    tw *ab[2] = {&a, &b}, *all[4] = {&a, &b, &k, &f};
+    prepare(all, 4, 3);
+    report("prepare at decode size (n = 3) makes nothing", prepared_mask(all, 4), 0);
+    prepare(all, 4, 33);
+    report("prepare at n = 33 copies the quantized weights only", prepared_mask(all, 4) != 7, 0);
+    check_products("matmul x2 Q4_0 160x512 n=33 prepared (one batched GEMM)", ab, 2, 33);
+    check_products("matmul Q4_K 96x512 n=40 prepared", &all[2], 1, 40);
+    check_products("matmul F16 64x512 n=33 (plain, beside a prepared set)", &all[3], 1, 33);
+    /* two sets alternate: a third request takes the older one's place */
+    prepare(&all[0], 1, 33);
+    report("a request the sets already hold is not made again", prepared_mask(all, 4) != 7, 0);
+    tw c = make_weight(RS_DTYPE_Q4_0, 512, 160, 0.5f),
+       d = make_weight(RS_DTYPE_Q4_0, 512, 160, 0.5f);
+    tw *cd[2] = {&c, &d};
+    prepare(&cd[0], 1, 64);
+    report("a new request fills the other set",
+           prepared_mask(all, 4) != 7 || prepared_mask(cd, 2) != 1, 0);
+    prepare(&cd[1], 1, 64);
+    report("the next one refills the older set",
+           prepared_mask(all, 4) != 0 || prepared_mask(cd, 2) != 3, 0);
+    check_products("matmul x2 Q4_0 n=33, both sets refilled since (inline dequantization)", ab, 2,
+                   33);
+    tw *bc[2] = {&b, &c};
+    check_products("matmul x2 Q4_0 n=33, one prepared one not", bc, 2, 33);
+    check_products("matmul Q4_0 n=64 from the refilled set", &cd[1], 1, 64);
+    free_weight(&c), free_weight(&d);
+    /* unloading forgets the copy, even when a new weight reuses the memory */
+    free_weight(&b);
+    b = make_weight(RS_DTYPE_Q4_0, 512, 160, 0.5f);
+    report("an unloaded weight's copy is forgotten", prepared_mask(ab, 2), 0);
+    check_products("matmul Q4_0 n=33 after a prepared weight was unloaded", &ab[1], 1, 33);
+    rs_cuda_tuning t = base;
+    t.prep = 0;
+    rs_cuda_set_tuning(B, &t);
+    prepare(ab, 2, 33);
+    report("prepare switched off makes nothing", prepared_mask(ab, 2), 0);
+    rs_cuda_set_tuning(B, &base);
+    free_weight(&a), free_weight(&b), free_weight(&k), free_weight(&f);
+}
+
 /* ---- embed ---------------------------------------------------------------------------------- */
 
 static void test_embed(void) {
@@ -694,6 +785,7 @@ int main(void) {
     O = B->ops;
     const char *only = getenv("RUSTY_CUDA_TEST");
     if (!only || strstr(only, "matmul")) test_matmul();
+    if (!only || strstr(only, "prepare")) test_prepare();
     if (!only || strstr(only, "embed")) test_embed();
     if (!only || strstr(only, "small")) test_small_ops();
     if (!only || strstr(only, "rope")) test_rope();

@@ -149,6 +149,7 @@ static rs_status cu_sync(rs_backend *b, rs_error *err) {
     cuda_backend *c = cw(b);
     cw_settle(c);
     cw_check(c, cudaStreamSynchronize(c->stream), "stream synchronize");
+    cw_prepare_sync(c);
     rs_status st = c->status;
     if (st && err) *err = c->err;
     c->status = RS_OK;
@@ -412,6 +413,7 @@ static void cu_weight_unload(rs_backend *b, rs_weight *w) {
     if (w->backend != b) return;
     cudaStreamSynchronize(c->stream);
     const cw_layout *L = (const cw_layout *)w->extra;
+    if (L) cw_prepare_forget(c, L);
     if (L && L->n_out > 1 && rs_dtype_get(L->type)->is_quantized) c->n_quant--;
     cudaFree(w->data);
     free(w->extra);
@@ -798,9 +800,14 @@ static void cu_destroy(rs_backend *b) {
         if (c->pinned[i]) cudaFreeHost(c->pinned[i]);
         if (c->pinned_done[i]) cudaEventDestroy(c->pinned_done[i]);
     }
+    cw_prepare_free(c);
     cw_gemm_free(c);
     if (c->stream) cudaStreamDestroy(c->stream);
     free(c);
+}
+
+static void cu_prepare(rs_backend *b, const rs_weight *const *w, int count, int n) {
+    cw_prepare(cw(b), w, count, n);
 }
 
 static const rs_backend_ops cuda_ops = {
@@ -830,6 +837,7 @@ static const rs_backend_ops cuda_ops = {
     /* .graph_begin = */ cu_graph_begin,
     /* .graph_end = */ cu_graph_end,
     /* .graph_launch = */ cu_graph_launch,
+    /* .prepare = */ cu_prepare,
 };
 
 extern "C" rs_status rs_cuda_backend_create_impl(rs_backend **out, rs_error *err) {
@@ -856,7 +864,7 @@ extern "C" rs_status rs_cuda_backend_create_impl(rs_backend **out, rs_error *err
     c->base.is_host = false;
     c->n_sm = prop.multiProcessorCount;
     c->smem_optin = prop.sharedMemPerBlockOptin;
-    c->tune = rs_cuda_tuning{1, 1, CW_MV_MAX_TOK, 0, CW_MV_MAX_TOK, 0, 0, 0, 1, 1, 0};
+    c->tune = rs_cuda_tuning{1, 1, CW_MV_MAX_TOK, 0, CW_MV_MAX_TOK, 0, 0, 0, 1, 1, 0, 1};
     rs_status st = RS_OK;
     if ((e = cudaStreamCreateWithFlags(&c->stream, cudaStreamNonBlocking)) != cudaSuccess ||
         (e = cudaEventCreateWithFlags(&c->pinned_done[0], cudaEventDisableTiming)) != cudaSuccess ||

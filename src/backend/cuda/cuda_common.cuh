@@ -48,7 +48,7 @@ struct cw_layout {
 
 enum {
     CW_MAX_GRAPHS = 32,
-    CW_MV_MAX_TOK = 4, /* the matvec kernels handle up to this many tokens at once */
+    CW_MV_MAX_TOK = 4,   /* the matvec kernels handle up to this many tokens at once */
     CW_FZ_MAX_SPLIT = 8, /* most blocks a fused matvec splits one group of outputs over */
     CW_N_SCRATCH = 14,
 };
@@ -67,6 +67,19 @@ enum cw_scratch_slot {
     CW_SCR_TMP = 11,    /* matmul_residual's product when it is not fused */
     CW_SCR_FZPART = 12, /* fused matvecs split over the inputs: partial sums */
     CW_SCR_FZCNT = 13,  /* their arrival counters per output group (kept zero between launches) */
+};
+
+/* Quantized weights dequantized to F16 ahead of their prompt GEMMs (cuda_prepare.cu):
+ * the side stream fills one set while the main stream's GEMMs read the other. */
+enum { CW_PREP_MAX = 16 };
+struct cw_prep_set {
+    __half *buf;
+    size_t cap; /* bytes */
+    int n;
+    const cw_layout *L[CW_PREP_MAX]; /* the weights it holds, whole, row-major */
+    size_t off[CW_PREP_MAX];         /* their offsets in buf, in halves */
+    cudaEvent_t ready;               /* recorded on the side stream after the dequantization */
+    cudaEvent_t done;                /* recorded on the main stream after each GEMM reading it */
 };
 
 struct cw_graph {
@@ -135,6 +148,10 @@ struct cuda_backend {
         float attn_factor;
         bool neox;
     } rope_tab;
+    cudaStream_t side; /* created on the first prepare */
+    cw_prep_set prep[2];
+    int prep_next; /* the set the next prepare fills */
+    bool prep_off; /* its memory could not be had: prepare is a no-op */
     /* scratch buffers outgrown while a graph may still use them: freed at destroy */
     void **retired;
     int n_retired;
@@ -218,23 +235,29 @@ static inline void cw_q8_tag(cuda_backend *c, const float *out, int64_t elems, i
     c->q8_slot = slot;
 }
 
-/* Launches a kernel on the backend's stream; with `pdl` (and the tuning
+/* Launches a kernel on `stream` (cw_launch: the backend's stream); with `pdl` (and the tuning
  * switch on) the launch may begin before the previous kernel ends — kernels
  * launched this way call cw_griddep_wait() before touching activations. */
 template <typename... KArgs, typename... Args>
-static inline void cw_launch(cuda_backend *c, bool pdl, void (*kernel)(KArgs...), dim3 grid,
-                             dim3 block, size_t smem, Args &&...args) {
+static inline void cw_launch_on(cuda_backend *c, cudaStream_t stream, bool pdl,
+                                void (*kernel)(KArgs...), dim3 grid, dim3 block, size_t smem,
+                                Args &&...args) {
     cudaLaunchConfig_t cfg = {};
     cfg.gridDim = grid;
     cfg.blockDim = block;
     cfg.dynamicSmemBytes = smem;
-    cfg.stream = c->stream;
+    cfg.stream = stream;
     cudaLaunchAttribute attr[1];
     attr[0].id = cudaLaunchAttributeProgrammaticStreamSerialization;
     attr[0].val.programmaticStreamSerializationAllowed = 1;
     cfg.attrs = attr;
     cfg.numAttrs = (pdl && c->tune.pdl) ? 1 : 0;
     cw_check(c, cudaLaunchKernelEx(&cfg, kernel, std::forward<Args>(args)...), "kernel launch");
+}
+template <typename... KArgs, typename... Args>
+static inline void cw_launch(cuda_backend *c, bool pdl, void (*kernel)(KArgs...), dim3 grid,
+                             dim3 block, size_t smem, Args &&...args) {
+    cw_launch_on(c, c->stream, pdl, kernel, grid, block, smem, std::forward<Args>(args)...);
 }
 
 /* ---- per-file entry points ----------------------------------------------------------- */
@@ -254,9 +277,21 @@ bool cw_fz_rope(cuda_backend *c, const rs_matmul *qkv, const float *x, int n, co
 /* y = x W^T (+ bias), or y += x W^T with acc */
 void cw_gemm(cuda_backend *c, const rs_matmul *mm, int count, const float *x, int n, bool acc);
 void cw_embed(cuda_backend *c, const cw_layout *L, const int32_t *ids, int n, float *out);
-void cw_dequant_rows(cuda_backend *c, const cw_layout *L, int64_t row0, int64_t rows, __half *out);
+void cw_dequant_rows(cuda_backend *c, cudaStream_t stream, const cw_layout *L, int64_t row0,
+                     int64_t rows, __half *out);
 rs_status cw_gemm_init(cuda_backend *c, rs_error *err);
 void cw_gemm_free(cuda_backend *c);
+/* cuda_prepare.cu */
+void cw_prepare(cuda_backend *c, const rs_weight *const *w, int count, int n);
+/* The F16 copy of L made by cw_prepare, or NULL; the main stream waits for it
+ * and *set says which set holds it (for cw_prepared_used). */
+const __half *cw_prepared(cuda_backend *c, const cw_layout *L, int *set);
+/* Marks set `set` read by the GEMMs issued so far on the main stream. */
+void cw_prepared_used(cuda_backend *c, int set);
+/* Drops copies of L (its weight is being unloaded). */
+void cw_prepare_forget(cuda_backend *c, const cw_layout *L);
+void cw_prepare_sync(cuda_backend *c);
+void cw_prepare_free(cuda_backend *c);
 /* cuda_ops.cu */
 void cw_rmsnorm(cuda_backend *c, float *x, const float *y, const float *w, float eps, int n,
                 int dim, float *out);

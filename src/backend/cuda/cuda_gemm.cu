@@ -203,10 +203,12 @@ __global__ void to_half_kernel(const float *x, int64_t n, __half *xh, __nv_bfloa
 }
 
 template <int T>
-void launch_deq(cuda_backend *c, const cw_layout &L, int64_t row0, int64_t rows, __half *out) {
+void launch_deq(cuda_backend *c, cudaStream_t stream, const cw_layout &L, int64_t row0,
+                int64_t rows, __half *out) {
     const int64_t groups = rows * (L.n_in / 32);
-    cw_launch(c, false, deq_f16_kernel<T>, dim3((unsigned)((groups + DQ_THREADS - 1) / DQ_THREADS)),
-              dim3(DQ_THREADS), 0, L, row0, rows, out);
+    cw_launch_on(c, stream, false, deq_f16_kernel<T>,
+                 dim3((unsigned)((groups + DQ_THREADS - 1) / DQ_THREADS)), dim3(DQ_THREADS), 0, L,
+                 row0, rows, out);
 }
 
 template <int T>
@@ -249,11 +251,21 @@ bool gemm_group(cuda_backend *c, const rs_matmul *mm, const int *members, int nm
     const bool bf = L->type == RS_DTYPE_BF16, plain = bf || L->type == RS_DTYPE_F16;
     const cudaDataType_t dt = bf ? CUDA_R_16BF : CUDA_R_16F;
     const void *xb = bf ? (const void *)(xbuf + half_bytes) : (const void *)xbuf;
+    /* quantized weights that cw_prepare dequantized already: one pass, no slab */
+    const __half *pre[8] = {};
+    int pre_set[8] = {}, n_pre = 0;
+    for (int j = 0; j < nm && !plain; j++)
+        n_pre += (pre[j] = cw_prepared(c, (const cw_layout *)mm[members[j]].w->extra,
+                                       &pre_set[j])) != NULL;
+    const bool prepared = n_pre == nm && !plain;
     const int64_t chunk = c->tune.gemm_chunk > 0 ? c->tune.gemm_chunk : CHUNK_ELEMS;
-    int64_t step = plain ? L->n_out : std::max<int64_t>(128, chunk / ((int64_t)nm * k) / 128 * 128);
+    int64_t step = plain || prepared
+                       ? L->n_out
+                       : std::max<int64_t>(128, chunk / ((int64_t)nm * k) / 128 * 128);
     step = std::min<int64_t>(step, L->n_out);
     __half *wdq = NULL;
-    if (!plain && !(wdq = (__half *)cw_scratch(c, CW_SCR_WDQ, (size_t)nm * step * k * 2)))
+    if (!plain && !prepared &&
+        !(wdq = (__half *)cw_scratch(c, CW_SCR_WDQ, (size_t)nm * step * k * 2)))
         return false;
     void **dptr = NULL;
     if (nm > 1 && !(dptr = (void **)cw_scratch(c, CW_SCR_PTR, 3 * 8 * sizeof(void *))))
@@ -267,9 +279,11 @@ bool gemm_group(cuda_backend *c, const rs_matmul *mm, const int *members, int nm
             C[j] = mm[members[j]].y + r0;
             if (plain) {
                 A[j] = Lj->qs;
+            } else if (prepared) {
+                A[j] = pre[j];
             } else {
                 __half *slab = wdq + (size_t)j * rows * k;
-                cw_dequant_rows(c, Lj, r0, rows, slab);
+                cw_dequant_rows(c, c->stream, Lj, r0, rows, slab);
                 A[j] = slab;
             }
         }
@@ -296,39 +310,41 @@ bool gemm_group(cuda_backend *c, const rs_matmul *mm, const int *members, int nm
         }
         if (!ok) return false;
     }
+    for (int j = 0; j < nm && prepared; j++) cw_prepared_used(c, pre_set[j]);
     return true;
 }
 
 } // namespace
 
-void cw_dequant_rows(cuda_backend *c, const cw_layout *L, int64_t row0, int64_t rows, __half *out) {
+void cw_dequant_rows(cuda_backend *c, cudaStream_t stream, const cw_layout *L, int64_t row0,
+                     int64_t rows, __half *out) {
     switch (L->type) {
     case RS_DTYPE_Q4_0:
-        launch_deq<RS_DTYPE_Q4_0>(c, *L, row0, rows, out);
+        launch_deq<RS_DTYPE_Q4_0>(c, stream, *L, row0, rows, out);
         break;
     case RS_DTYPE_Q4_1:
-        launch_deq<RS_DTYPE_Q4_1>(c, *L, row0, rows, out);
+        launch_deq<RS_DTYPE_Q4_1>(c, stream, *L, row0, rows, out);
         break;
     case RS_DTYPE_Q5_0:
-        launch_deq<RS_DTYPE_Q5_0>(c, *L, row0, rows, out);
+        launch_deq<RS_DTYPE_Q5_0>(c, stream, *L, row0, rows, out);
         break;
     case RS_DTYPE_Q5_1:
-        launch_deq<RS_DTYPE_Q5_1>(c, *L, row0, rows, out);
+        launch_deq<RS_DTYPE_Q5_1>(c, stream, *L, row0, rows, out);
         break;
     case RS_DTYPE_Q8_0:
-        launch_deq<RS_DTYPE_Q8_0>(c, *L, row0, rows, out);
+        launch_deq<RS_DTYPE_Q8_0>(c, stream, *L, row0, rows, out);
         break;
     case RS_DTYPE_Q4_K:
-        launch_deq<RS_DTYPE_Q4_K>(c, *L, row0, rows, out);
+        launch_deq<RS_DTYPE_Q4_K>(c, stream, *L, row0, rows, out);
         break;
     case RS_DTYPE_Q5_K:
-        launch_deq<RS_DTYPE_Q5_K>(c, *L, row0, rows, out);
+        launch_deq<RS_DTYPE_Q5_K>(c, stream, *L, row0, rows, out);
         break;
     case RS_DTYPE_Q6_K:
-        launch_deq<RS_DTYPE_Q6_K>(c, *L, row0, rows, out);
+        launch_deq<RS_DTYPE_Q6_K>(c, stream, *L, row0, rows, out);
         break;
     case RS_DTYPE_IQ4_NL:
-        launch_deq<RS_DTYPE_IQ4_NL>(c, *L, row0, rows, out);
+        launch_deq<RS_DTYPE_IQ4_NL>(c, stream, *L, row0, rows, out);
         break;
     default:
         cw_fail(c, RS_ERR_UNSUPPORTED, "dequantize: type %s", rs_dtype_name(L->type));

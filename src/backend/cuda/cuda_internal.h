@@ -26,6 +26,8 @@ typedef struct rs_cuda_tuning {
     int fuse;     /* decode-size matmul_residual/_swiglu/_rope_store as one kernel each */
     int fz_split; /* fused matvecs on float weights: blocks per 32 outputs, splitting the
                    * inputs (0 = automatic) */
+    int prep;     /* prepare() dequantizes the next weights for prompt GEMMs on a second
+                   * stream (1 = on) */
 } rs_cuda_tuning;
 
 void rs_cuda_get_tuning(rs_backend *b, rs_cuda_tuning *t);
@@ -33,6 +35,9 @@ void rs_cuda_set_tuning(rs_backend *b, const rs_cuda_tuning *t);
 
 /* The backend's stream (a cudaStream_t), for timing with events. */
 void *rs_cuda_stream(rs_backend *b);
+
+/* 1 if prepare() left an F16 copy of w for the prompt GEMMs, else 0. */
+int rs_cuda_is_prepared(rs_backend *b, const rs_weight *w);
 
 /* weight_load from bytes already on the device (GGUF layout, w->nbytes long):
  * w->host is ignored. For benchmarks with weights made on the GPU. */
