@@ -70,7 +70,10 @@ enum cw_scratch_slot {
 };
 
 /* Quantized weights dequantized to F16 ahead of their prompt GEMMs (cuda_prepare.cu):
- * the side stream fills one set while the main stream's GEMMs read the other. */
+ * the side stream fills one set while the main stream's GEMMs read the other. A
+ * refill starts where the main stream was when it was asked for (cuda_backend::
+ * prep_now): every GEMM that can still read the set's old contents was issued
+ * before that. */
 enum { CW_PREP_MAX = 16 };
 struct cw_prep_set {
     __half *buf;
@@ -79,7 +82,6 @@ struct cw_prep_set {
     const cw_layout *L[CW_PREP_MAX]; /* the weights it holds, whole, row-major */
     size_t off[CW_PREP_MAX];         /* their offsets in buf, in halves */
     cudaEvent_t ready;               /* recorded on the side stream after the dequantization */
-    cudaEvent_t done;                /* recorded on the main stream after each GEMM reading it */
 };
 
 struct cw_graph {
@@ -150,8 +152,9 @@ struct cuda_backend {
     } rope_tab;
     cudaStream_t side; /* created on the first prepare */
     cw_prep_set prep[2];
-    int prep_next; /* the set the next prepare fills */
-    bool prep_off; /* its memory could not be had: prepare is a no-op */
+    cudaEvent_t prep_now; /* the main stream's point where the last refill began */
+    int prep_next;        /* the set the next prepare fills */
+    bool prep_off;        /* its memory could not be had: prepare is a no-op */
     /* scratch buffers outgrown while a graph may still use them: freed at destroy */
     void **retired;
     int n_retired;
@@ -283,11 +286,8 @@ rs_status cw_gemm_init(cuda_backend *c, rs_error *err);
 void cw_gemm_free(cuda_backend *c);
 /* cuda_prepare.cu */
 void cw_prepare(cuda_backend *c, const rs_weight *const *w, int count, int n);
-/* The F16 copy of L made by cw_prepare, or NULL; the main stream waits for it
- * and *set says which set holds it (for cw_prepared_used). */
-const __half *cw_prepared(cuda_backend *c, const cw_layout *L, int *set);
-/* Marks set `set` read by the GEMMs issued so far on the main stream. */
-void cw_prepared_used(cuda_backend *c, int set);
+/* The F16 copy of L made by cw_prepare, or NULL; the main stream waits for it. */
+const __half *cw_prepared(cuda_backend *c, const cw_layout *L);
 /* Drops copies of L (its weight is being unloaded). */
 void cw_prepare_forget(cuda_backend *c, const cw_layout *L);
 void cw_prepare_sync(cuda_backend *c);

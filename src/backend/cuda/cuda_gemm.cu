@@ -253,10 +253,9 @@ bool gemm_group(cuda_backend *c, const rs_matmul *mm, const int *members, int nm
     const void *xb = bf ? (const void *)(xbuf + half_bytes) : (const void *)xbuf;
     /* quantized weights that cw_prepare dequantized already: one pass, no slab */
     const __half *pre[8] = {};
-    int pre_set[8] = {}, n_pre = 0;
+    int n_pre = 0;
     for (int j = 0; j < nm && !plain; j++)
-        n_pre += (pre[j] = cw_prepared(c, (const cw_layout *)mm[members[j]].w->extra,
-                                       &pre_set[j])) != NULL;
+        n_pre += (pre[j] = cw_prepared(c, (const cw_layout *)mm[members[j]].w->extra)) != NULL;
     const bool prepared = n_pre == nm && !plain;
     const int64_t chunk = c->tune.gemm_chunk > 0 ? c->tune.gemm_chunk : CHUNK_ELEMS;
     int64_t step = plain || prepared
@@ -310,7 +309,6 @@ bool gemm_group(cuda_backend *c, const rs_matmul *mm, const int *members, int nm
         }
         if (!ok) return false;
     }
-    for (int j = 0; j < nm && prepared; j++) cw_prepared_used(c, pre_set[j]);
     return true;
 }
 

@@ -7,7 +7,8 @@
  * The forward pass names the next layer's weights (prepare) while the current
  * one runs; the side stream dequantizes them into one of two sets, the main
  * stream's GEMMs read the other. Events order the two: a GEMM waits for its
- * set's `ready`, a refill waits for the set's last `done`.
+ * set's `ready`, a refill for the main stream to reach the point where it was
+ * asked for.
  *
  * Purely an optimisation: when memory is short, the request is not for a
  * prompt, or a stream is being captured, nothing is prepared and the GEMM
@@ -45,8 +46,8 @@ bool setup(cuda_backend *c) {
     if (c->side) return true;
     bool ok = cudaStreamCreateWithFlags(&c->side, cudaStreamNonBlocking) == cudaSuccess;
     for (int i = 0; i < 2 && ok; i++)
-        ok = cudaEventCreateWithFlags(&c->prep[i].ready, cudaEventDisableTiming) == cudaSuccess &&
-             cudaEventCreateWithFlags(&c->prep[i].done, cudaEventDisableTiming) == cudaSuccess;
+        ok = cudaEventCreateWithFlags(&c->prep[i].ready, cudaEventDisableTiming) == cudaSuccess;
+    ok = ok && cudaEventCreateWithFlags(&c->prep_now, cudaEventDisableTiming) == cudaSuccess;
     if (!ok) {
         cudaGetLastError();
         c->prep_off = true;
@@ -94,7 +95,8 @@ void cw_prepare(cuda_backend *c, const rs_weight *const *w, int count, int n) {
     s.n = 0; /* forgotten before anything can fail: a half-made set is never read */
     if (!reserve(c, s, bytes)) return;
     c->prep_next ^= 1;
-    cw_check(c, cudaStreamWaitEvent(c->side, s.done, 0), "prepare: wait");
+    cw_check(c, cudaEventRecord(c->prep_now, c->stream), "prepare: record");
+    cw_check(c, cudaStreamWaitEvent(c->side, c->prep_now, 0), "prepare: wait");
     size_t off = 0;
     for (int i = 0; i < count; i++) {
         if (!wanted(c, w[i])) continue;
@@ -107,20 +109,15 @@ void cw_prepare(cuda_backend *c, const rs_weight *const *w, int count, int n) {
     cw_check(c, cudaEventRecord(s.ready, c->side), "prepare: record");
 }
 
-const __half *cw_prepared(cuda_backend *c, const cw_layout *L, int *set) {
+const __half *cw_prepared(cuda_backend *c, const cw_layout *L) {
     if (!c->tune.prep || c->capturing) return NULL; /* a graph must not wait on the side stream */
     for (int k = 0; k < 2; k++) {
         const int i = find(c->prep[k], L);
         if (i < 0) continue;
         cw_check(c, cudaStreamWaitEvent(c->stream, c->prep[k].ready, 0), "prepared: wait");
-        *set = k;
         return c->prep[k].buf + c->prep[k].off[i];
     }
     return NULL;
-}
-
-void cw_prepared_used(cuda_backend *c, int set) {
-    cw_check(c, cudaEventRecord(c->prep[set].done, c->stream), "prepared: record");
 }
 
 void cw_prepare_forget(cuda_backend *c, const cw_layout *L) {
@@ -141,9 +138,10 @@ void cw_prepare_free(cuda_backend *c) {
         cw_prep_set &s = c->prep[k];
         cudaFree(s.buf);
         if (s.ready) cudaEventDestroy(s.ready);
-        if (s.done) cudaEventDestroy(s.done);
         s = cw_prep_set{};
     }
+    if (c->prep_now) cudaEventDestroy(c->prep_now);
+    c->prep_now = NULL;
     if (c->side) cudaStreamDestroy(c->side);
     c->side = NULL;
 }
