@@ -106,56 +106,63 @@ static void check_matmul(rs_dtype type, int64_t n_in, int64_t n_out, const int *
     free_weight(&b);
 }
 
+/* count products of x (n tokens) sharing one call, product 1 with bias1 when
+ * given; the worst relative error of any of them is reported as `name`. */
+static void check_products(const char *name, tw **w, const rs_weight *bias1, int count, int n,
+                           double tol) {
+    const int64_t n_in = w[0]->w.n_in;
+    float *x = host_rand((size_t)(n * n_in), 1.0f), *dx = dev_copy(x, sizeof(float) * n * n_in);
+    rs_matmul mm[4];
+    float *dy[4];
+    for (int i = 0; i < count; i++) {
+        dy[i] = dev(sizeof(float) * n * w[i]->w.n_out);
+        poison(dy[i], sizeof(float) * n * w[i]->w.n_out);
+        mm[i] = (rs_matmul){&w[i]->w, i == 1 ? bias1 : NULL, dy[i]};
+    }
+    O->matmul(B, mm, count, dx, n);
+    if (synced(name)) {
+        double worst = 0;
+        for (int i = 0; i < count; i++) {
+            const size_t m = (size_t)n * w[i]->w.n_out;
+            float *ref = host_alloc(m), *y = host_alloc(m);
+            rs_ref_matmul(&w[i]->w, mm[i].bias, x, n, ref);
+            down(y, dy[i], sizeof(float) * m);
+            const double e = rel_err(y, ref, m);
+            worst = e > worst ? e : worst;
+            free(ref), free(y);
+        }
+        report(name, worst, tol);
+    }
+    for (int i = 0; i < count; i++) O->release(B, dy[i]);
+    O->release(B, dx);
+    free(x);
+}
+
 /* Three products sharing one input, one with a bias: mixed types and
  * heights (separate calls), or one type and height (a batched GEMM for
  * n > 4; `slab` rows per dequantized slab when set). */
 static void check_matmul_multi(int n, int same, rs_dtype same_type, int slab) {
     const int64_t n_in = 512, outs[3] = {64, 200, 96};
     const rs_dtype types[3] = {RS_DTYPE_Q4_K, RS_DTYPE_Q6_K, RS_DTYPE_Q4_K};
-    tw w[3], b = make_weight(RS_DTYPE_F32, same ? 160 : outs[1], 1, 1.0f);
-    float *x = host_rand((size_t)(n * n_in), 1.0f), *dx = dev_copy(x, sizeof(float) * n * n_in);
-    rs_matmul mm[3];
-    float *dy[3];
-    int64_t out[3];
+    tw w[3], b = make_weight(RS_DTYPE_F32, same ? 160 : outs[1], 1, 1.0f), *wp[3];
     for (int i = 0; i < 3; i++) {
-        out[i] = same ? 160 : outs[i];
-        w[i] = make_weight(same ? same_type : types[i], n_in, out[i], 0.5f);
-        dy[i] = dev(sizeof(float) * n * out[i]);
-        poison(dy[i], sizeof(float) * n * out[i]);
-        mm[i] = (rs_matmul){&w[i].w, i == 1 ? &b.w : NULL, dy[i]};
+        w[i] = make_weight(same ? same_type : types[i], n_in, same ? 160 : outs[i], 0.5f);
+        wp[i] = &w[i];
     }
     const rs_cuda_tuning base = tuning_now();
     rs_cuda_tuning t = base;
     t.gemm_chunk = slab ? (int)(slab * n_in) : 0;
     rs_cuda_set_tuning(B, &t);
-    O->matmul(B, mm, 3, dx, n);
-    rs_cuda_set_tuning(B, &base);
     char name[96];
     if (same)
         snprintf(name, sizeof name, "matmul x3 %s 160x512 (+bias) n=%d%s", rs_dtype_name(same_type),
                  n, slab ? " slabs" : "");
     else
         snprintf(name, sizeof name, "matmul x3 Q4_K/Q6_K(+bias)/Q4_K n=%d", n);
-    if (synced(name)) {
-        double worst = 0;
-        for (int i = 0; i < 3; i++) {
-            float *ref = malloc(sizeof(float) * n * out[i]),
-                  *y = malloc(sizeof(float) * n * out[i]);
-            rs_ref_matmul(&w[i].w, i == 1 ? &b.w : NULL, x, n, ref);
-            down(y, dy[i], sizeof(float) * n * out[i]);
-            double e = rel_err(y, ref, (size_t)(n * out[i]));
-            worst = e > worst ? e : worst;
-            free(ref), free(y);
-        }
-        report(name, worst, tol_for(same ? same_type : RS_DTYPE_Q4_K, n > 4));
-    }
-    for (int i = 0; i < 3; i++) {
-        O->release(B, dy[i]);
-        free_weight(&w[i]);
-    }
+    check_products(name, wp, &b.w, 3, n, tol_for(same ? same_type : RS_DTYPE_Q4_K, n > 4));
+    rs_cuda_set_tuning(B, &base);
+    for (int i = 0; i < 3; i++) free_weight(&w[i]);
     free_weight(&b);
-    O->release(B, dx);
-    free(x);
 }
 
 static void test_matmul(void) {
@@ -187,36 +194,6 @@ static void test_matmul(void) {
 /* ---- prepare: weights dequantized ahead on the side stream ------------------------------------
  */
 
-/* One product (or a batched group) at n tokens, compared with the reference. */
-static void check_products(const char *name, tw **w, int count, int n) {
-    const int64_t n_in = w[0]->w.n_in;
-    float *x = host_rand((size_t)(n * n_in), 1.0f), *dx = dev_copy(x, sizeof(float) * n * n_in);
-    rs_matmul mm[4];
-    float *dy[4];
-    for (int i = 0; i < count; i++) {
-        dy[i] = dev(sizeof(float) * n * w[i]->w.n_out);
-        poison(dy[i], sizeof(float) * n * w[i]->w.n_out);
-        mm[i] = (rs_matmul){&w[i]->w, NULL, dy[i]};
-    }
-    O->matmul(B, mm, count, dx, n);
-    if (synced(name)) {
-        double worst = 0;
-        for (int i = 0; i < count; i++) {
-            const size_t m = (size_t)n * w[i]->w.n_out;
-            float *ref = host_alloc(m), *y = host_alloc(m);
-            rs_ref_matmul(&w[i]->w, NULL, x, n, ref);
-            down(y, dy[i], sizeof(float) * m);
-            const double e = rel_err(y, ref, m);
-            worst = e > worst ? e : worst;
-            free(ref), free(y);
-        }
-        report(name, worst, TOL_H);
-    }
-    for (int i = 0; i < count; i++) O->release(B, dy[i]);
-    O->release(B, dx);
-    free(x);
-}
-
 static void prepare(tw **w, int count, int n) {
     const rs_weight *ws[4];
     for (int i = 0; i < count; i++) ws[i] = &w[i]->w;
@@ -240,9 +217,11 @@ static void test_prepare(void) {
     report("prepare at decode size (n = 3) makes nothing", prepared_mask(all, 4), 0);
     prepare(all, 4, 33);
     report("prepare at n = 33 copies the quantized weights only", prepared_mask(all, 4) != 7, 0);
-    check_products("matmul x2 Q4_0 160x512 n=33 prepared (one batched GEMM)", ab, 2, 33);
-    check_products("matmul Q4_K 96x512 n=40 prepared", &all[2], 1, 40);
-    check_products("matmul F16 64x512 n=33 (plain, beside a prepared set)", &all[3], 1, 33);
+    check_products("matmul x2 Q4_0 160x512 n=33 prepared (one batched GEMM)", ab, NULL, 2, 33,
+                   TOL_H);
+    check_products("matmul Q4_K 96x512 n=40 prepared", &all[2], NULL, 1, 40, TOL_H);
+    check_products("matmul F16 64x512 n=33 (plain, beside a prepared set)", &all[3], NULL, 1, 33,
+                   TOL_H);
     /* two sets alternate: a third request takes the older one's place */
     prepare(&all[0], 1, 33);
     report("a request the sets already hold is not made again", prepared_mask(all, 4) != 7, 0);
@@ -255,17 +234,18 @@ static void test_prepare(void) {
     prepare(&cd[1], 1, 64);
     report("the next one refills the older set",
            prepared_mask(all, 4) != 0 || prepared_mask(cd, 2) != 3, 0);
-    check_products("matmul x2 Q4_0 n=33, both sets refilled since (inline dequantization)", ab, 2,
-                   33);
+    check_products("matmul x2 Q4_0 n=33, both sets refilled since (inline dequantization)", ab,
+                   NULL, 2, 33, TOL_H);
     tw *bc[2] = {&b, &c};
-    check_products("matmul x2 Q4_0 n=33, one prepared one not", bc, 2, 33);
-    check_products("matmul Q4_0 n=64 from the refilled set", &cd[1], 1, 64);
+    check_products("matmul x2 Q4_0 n=33, one prepared one not", bc, NULL, 2, 33, TOL_H);
+    check_products("matmul Q4_0 n=64 from the refilled set", &cd[1], NULL, 1, 64, TOL_H);
     free_weight(&c), free_weight(&d);
     /* unloading forgets the copy, even when a new weight reuses the memory */
     free_weight(&b);
     b = make_weight(RS_DTYPE_Q4_0, 512, 160, 0.5f);
     report("an unloaded weight's copy is forgotten", prepared_mask(ab, 2), 0);
-    check_products("matmul Q4_0 n=33 after a prepared weight was unloaded", &ab[1], 1, 33);
+    check_products("matmul Q4_0 n=33 after a prepared weight was unloaded", &ab[1], NULL, 1, 33,
+                   TOL_H);
     rs_cuda_tuning t = base;
     t.prep = 0;
     rs_cuda_set_tuning(B, &t);

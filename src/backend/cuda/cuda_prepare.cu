@@ -13,8 +13,6 @@
  * Purely an optimisation: when memory is short, the request is not for a
  * prompt, or a stream is being captured, nothing is prepared and the GEMM
  * dequantizes inline as before. */
-#include <algorithm>
-
 #include "backend/cuda/cuda_common.cuh"
 
 namespace {
@@ -107,6 +105,7 @@ void cw_prepare(cuda_backend *c, const rs_weight *const *w, int count, int n) {
         off += (size_t)L->n_out * L->n_in;
     }
     cw_check(c, cudaEventRecord(s.ready, c->side), "prepare: record");
+    c->side_busy = true;
 }
 
 const __half *cw_prepared(cuda_backend *c, const cw_layout *L) {
@@ -129,7 +128,9 @@ void cw_prepare_forget(cuda_backend *c, const cw_layout *L) {
 }
 
 void cw_prepare_sync(cuda_backend *c) {
-    if (c->side) cw_check(c, cudaStreamSynchronize(c->side), "side stream synchronize");
+    if (!c->side_busy) return; /* decode steps never touch the side stream: no call per token */
+    cw_check(c, cudaStreamSynchronize(c->side), "side stream synchronize");
+    c->side_busy = false;
 }
 
 void cw_prepare_free(cuda_backend *c) {
