@@ -155,6 +155,13 @@ typedef struct rs_backend_ops {
      * converting the weights now (CUDA dequantizes quantized ones for its prompt
      * GEMMs while the current layer computes). */
     void (*prepare)(rs_backend *b, const rs_weight *const *w, int count, int n);
+
+    /* Optional (NULL: plain malloc serves): host memory this backend copies to
+     * and from fastest (CUDA: page-locked, so copies go straight to it). An
+     * upload from such memory reads it when the copy runs: leave it unchanged
+     * until the next sync. */
+    rs_status (*host_alloc)(rs_backend *b, size_t bytes, void **out, rs_error *err);
+    void (*host_free)(rs_backend *b, void *p);
 } rs_backend_ops;
 
 struct rs_backend {

@@ -114,9 +114,12 @@ rs_status rs_forward(rs_session *s, const int32_t *ids, int n, rs_logits_mode mo
         if ((st = p->be->ops->upload(p->be, p->a.pos, pos, (size_t)n * sizeof *pos, err)))
             return st;
     }
-    if (dev_embed &&
-        (st = first->be->ops->upload(first->be, first->a.ids, ids, (size_t)n * sizeof *ids, err)))
-        return st;
+    if (dev_embed) {
+        memcpy(s->ids_host, ids, (size_t)n * sizeof *ids); /* the caller's ids may be pageable */
+        if ((st = first->be->ops->upload(first->be, first->a.ids, s->ids_host,
+                                         (size_t)n * sizeof *ids, err)))
+            return st;
+    }
     if (!dev_embed) cpu->be->ops->embed(cpu->be, &s->m->tok_embd, ids, n, cpu->a.x);
 
     rs_place *cur = cpu;

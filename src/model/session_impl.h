@@ -55,10 +55,15 @@ struct rs_session {
     rs_weight output_norm, output; /* loaded on out_place's backend */
     rs_attn attn;
 
-    float *logits_host; /* [n_batch][n_vocab] */
-    int32_t *pos_host;  /* [n_batch] positions of the tokens being evaluated */
-    int n_logits;       /* rows valid after the last eval */
-    bool graph_ready;   /* the decode step has been captured (GPU) */
+    /* host ends of the per-step copies, in one allocation (host_base): from
+     * the GPU backend's host_alloc (page-locked) when it has one, else malloc */
+    void *host_base;
+    rs_backend *host_owner; /* the backend that allocated host_base, or NULL */
+    float *logits_host;     /* [n_batch][n_vocab] */
+    int32_t *pos_host;      /* [n_batch] positions of the tokens being evaluated */
+    int32_t *ids_host;      /* [n_batch] their ids, staged for a device that embeds them */
+    int n_logits;           /* rows valid after the last eval */
+    bool graph_ready;       /* the decode step has been captured (GPU) */
 };
 
 /* forward.c: evaluates n <= n_batch tokens at positions n_past.. (no bounds checks). */

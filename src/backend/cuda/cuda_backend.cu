@@ -116,14 +116,31 @@ static void cu_release(rs_backend *b, void *p) {
     cudaFree(p);
 }
 
+static rs_status cu_host_alloc(rs_backend *b, size_t bytes, void **out, rs_error *err) {
+    (void)b;
+    *out = NULL;
+    cudaError_t e = cudaMallocHost(out, bytes);
+    if (e == cudaSuccess) return RS_OK;
+    cudaGetLastError(); /* the caller falls back to pageable memory: not a sticky error */
+    *out = NULL;
+    return rs_error_set(err, RS_ERR_NOMEM, "page-locked host buffer of %zu bytes: %s", bytes,
+                        cudaGetErrorString(e));
+}
+
+static void cu_host_free(rs_backend *b, void *p) {
+    (void)b;
+    if (p) cudaFreeHost(p); /* waits for the device: no copy can still be reading p */
+}
+
 static rs_status cu_upload(rs_backend *b, void *dst, const void *src, size_t n, rs_error *err) {
     cuda_backend *c = cw(b);
     cw_settle(c);
     cw_untag(c);
     c->rope_tab.pos = NULL; /* the upload may overwrite positions */
     if (!n) return RS_OK;
-    /* pageable source: the call returns once src has been staged, so the
-     * caller may reuse it; the copy stays ordered with the kernels */
+    /* pageable source: the call returns once src has been staged; page-locked
+     * (cu_host_alloc): the copy reads src when it runs. Either way it stays
+     * ordered with the kernels. */
     cudaError_t e = cudaMemcpyAsync(dst, src, n, cudaMemcpyHostToDevice, c->stream);
     if (e != cudaSuccess)
         return rs_error_set(err, RS_ERR_DEVICE, "upload of %zu bytes failed: %s", n,
@@ -838,6 +855,8 @@ static const rs_backend_ops cuda_ops = {
     /* .graph_end = */ cu_graph_end,
     /* .graph_launch = */ cu_graph_launch,
     /* .prepare = */ cu_prepare,
+    /* .host_alloc = */ cu_host_alloc,
+    /* .host_free = */ cu_host_free,
 };
 
 extern "C" rs_status rs_cuda_backend_create_impl(rs_backend **out, rs_error *err) {
