@@ -112,9 +112,9 @@ static void print_row(const row_ctx *r, const char *test, const double *tps, int
     for (int i = 0; i < reps && reps > 1; i++) sd += (tps[i] - mean) * (tps[i] - mean) / (reps - 1);
     sd = sqrt(sd);
     double gib = (double)r->m->weight_bytes / (1 << 30), b = (double)r->m->n_params;
-    printf("| %s | %.2f %s | %.2f %s | %s | %d | %s | %.2f ± %.2f |", r->model_col, gib >= 1 ? gib : gib * 1024,
-           gib >= 1 ? "GiB" : "MiB", b >= 1e9 ? b / 1e9 : b / 1e6, b >= 1e9 ? "B" : "M", r->info.backend,
-           r->info.n_threads, test, mean, sd);
+    printf("| %s | %.2f %s | %.2f %s | %s | %d | %s | %.2f ± %.2f |", r->model_col,
+           gib >= 1 ? gib : gib * 1024, gib >= 1 ? "GiB" : "MiB", b >= 1e9 ? b / 1e9 : b / 1e6,
+           b >= 1e9 ? "B" : "M", r->info.backend, r->info.n_threads, test, mean, sd);
     if (n_gen) {
         double gbps = mean * decode_bytes(r->m, &r->info, depth + n_gen / 2.0) / 1e9;
         printf(" %.1f | %.1f%% |\n", gbps, r->bw_gbps > 0 ? 100.0 * gbps / r->bw_gbps : 0.0);

@@ -38,7 +38,8 @@ int cli_parse_gen_opt(cli_args *a, cli_gen_opts *o);
 /* Loads the model (or the demo) and creates a session; logs to stderr. With
  * needs_tokenizer, a model without a vocabulary is an error.
  * Returns 0, or 1 after printing the error. */
-int cli_load(const char *cmd, const cli_model_opts *o, bool needs_tokenizer, rs_model **m, rs_session **s);
+int cli_load(const char *cmd, const cli_model_opts *o, bool needs_tokenizer, rs_model **m,
+             rs_session **s);
 
 /* The prompt from -p or -f (malloc'd copy, NUL-terminated; *len set), or the
  * default when neither was given. NULL after printing an error. */

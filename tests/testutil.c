@@ -25,7 +25,8 @@ const char *tu_shared(const char *rel) {
 const char *tu_shared_or_skip(const char *rel) {
     const char *p = tu_shared(rel);
     if (!p) {
-        printf("SKIP: %s/%s not found (shared models absent)\n", env_or("RUSTY_SHARED", "../shared"), rel);
+        printf("SKIP: %s/%s not found (shared models absent)\n",
+               env_or("RUSTY_SHARED", "../shared"), rel);
         fflush(stdout);
         exit(77);
     }

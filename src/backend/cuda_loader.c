@@ -36,7 +36,8 @@ bool rs_cuda_compiled(void) {
 rs_status rs_cuda_backend_create(rs_backend **out, rs_error *err) {
     *out = NULL;
     if (access("/dev/nvidiactl", F_OK) != 0)
-        return rs_error_set(err, RS_ERR_DEVICE, "no NVIDIA GPU driver on this machine (/dev/nvidiactl)");
+        return rs_error_set(err, RS_ERR_DEVICE,
+                            "no NVIDIA GPU driver on this machine (/dev/nvidiactl)");
     const char *forced = getenv("RUSTY_CUDA_MODULE");
     char path[PATH_MAX + 32];
     const char *tries[2];
@@ -62,6 +63,7 @@ rs_status rs_cuda_backend_create(rs_backend **out, rs_error *err) {
     void *sym = dlsym(h, "rs_cuda_backend_create_impl");
     memcpy(&create, &sym, sizeof create); /* object pointer to function pointer, POSIX-sanctioned */
     if (!create)
-        return rs_error_set(err, RS_ERR_UNSUPPORTED, "%s has no rs_cuda_backend_create_impl", module_name);
+        return rs_error_set(err, RS_ERR_UNSUPPORTED, "%s has no rs_cuda_backend_create_impl",
+                            module_name);
     return create(out, err);
 }

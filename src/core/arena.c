@@ -63,7 +63,9 @@ char *rs_arena_strndup(rs_arena *a, const char *s, size_t len) {
     return p;
 }
 
-char *rs_arena_strdup(rs_arena *a, const char *s) { return rs_arena_strndup(a, s, strlen(s)); }
+char *rs_arena_strdup(rs_arena *a, const char *s) {
+    return rs_arena_strndup(a, s, strlen(s));
+}
 
 void rs_arena_free(rs_arena *a) {
     rs_arena_chunk *c = a->head;

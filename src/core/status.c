@@ -38,15 +38,24 @@ rs_status rs_error_prefix(rs_error *err, const char *fmt, ...) {
 
 const char *rs_status_str(rs_status code) {
     switch (code) {
-    case RS_OK: return "ok";
-    case RS_ERR_IO: return "I/O error";
-    case RS_ERR_FORMAT: return "format error";
-    case RS_ERR_UNSUPPORTED: return "unsupported";
-    case RS_ERR_NOMEM: return "out of memory";
-    case RS_ERR_ARG: return "invalid argument";
-    case RS_ERR_NOT_FOUND: return "not found";
-    case RS_ERR_RANGE: return "out of range";
-    case RS_ERR_DEVICE: return "device error";
+    case RS_OK:
+        return "ok";
+    case RS_ERR_IO:
+        return "I/O error";
+    case RS_ERR_FORMAT:
+        return "format error";
+    case RS_ERR_UNSUPPORTED:
+        return "unsupported";
+    case RS_ERR_NOMEM:
+        return "out of memory";
+    case RS_ERR_ARG:
+        return "invalid argument";
+    case RS_ERR_NOT_FOUND:
+        return "not found";
+    case RS_ERR_RANGE:
+        return "out of range";
+    case RS_ERR_DEVICE:
+        return "device error";
     }
     return "unknown error";
 }

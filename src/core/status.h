@@ -41,7 +41,8 @@ rs_status rs_error_set(rs_error *err, rs_status code, const char *fmt, ...)
 
 /* Prepends "prefix: " to the message already in *err (for adding context such as
  * a file name as an error travels up). Returns err->code (RS_OK when err is NULL). */
-rs_status rs_error_prefix(rs_error *err, const char *fmt, ...) __attribute__((format(printf, 2, 3)));
+rs_status rs_error_prefix(rs_error *err, const char *fmt, ...)
+    __attribute__((format(printf, 2, 3)));
 
 /* A short name for a status code ("format error", "I/O error", ...). */
 const char *rs_status_str(rs_status code);

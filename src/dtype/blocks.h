@@ -14,14 +14,14 @@
 #define RS_STATIC_ASSERT(cond, msg) _Static_assert(cond, msg)
 #endif
 
-#define QK4_0 32
-#define QK4_1 32
-#define QK5_0 32
-#define QK5_1 32
-#define QK8_0 32
-#define QK8_1 32
-#define QK4_NL 32
-#define QK_K 256
+#define QK4_0        32
+#define QK4_1        32
+#define QK5_0        32
+#define QK5_1        32
+#define QK8_0        32
+#define QK8_1        32
+#define QK4_NL       32
+#define QK_K         256
 #define K_SCALE_SIZE 12
 
 /* Q4_0: x = d * (q - 8), q in 0..15; qs[j] holds element j (low nibble) and j+16 (high). */
@@ -133,6 +133,7 @@ typedef struct {
 RS_STATIC_ASSERT(sizeof(block_iq4_nl) == 18, "block_iq4_nl size");
 
 /* The IQ4_NL non-linear code book (same values as GGML's kvalues_iq4nl). */
-#define RS_IQ4NL_VALUES {-127, -104, -83, -65, -49, -35, -22, -10, 1, 13, 25, 38, 53, 69, 89, 113}
+#define RS_IQ4NL_VALUES                                                                            \
+    { -127, -104, -83, -65, -49, -35, -22, -10, 1, 13, 25, 38, 53, 69, 89, 113 }
 
 #endif

@@ -59,11 +59,11 @@ typedef void (*rs_to_f32_fn)(const void *src, float *dst, int64_t n);
 typedef void (*rs_from_f32_fn)(const float *src, void *dst, int64_t n);
 
 typedef struct rs_dtype_traits {
-    const char *name;       /* GGML spelling: "F32", "Q4_K", "IQ4_NL"; NULL for unused ids */
-    int64_t block_size;     /* elements per block (1 for plain types) */
-    size_t type_size;       /* bytes per block */
-    bool is_quantized;      /* block-quantized (not a plain scalar) */
-    rs_to_f32_fn to_f32;    /* NULL when we cannot read this type */
+    const char *name;        /* GGML spelling: "F32", "Q4_K", "IQ4_NL"; NULL for unused ids */
+    int64_t block_size;      /* elements per block (1 for plain types) */
+    size_t type_size;        /* bytes per block */
+    bool is_quantized;       /* block-quantized (not a plain scalar) */
+    rs_to_f32_fn to_f32;     /* NULL when we cannot read this type */
     rs_from_f32_fn from_f32; /* reference quantizer; NULL when we cannot write it */
 } rs_dtype_traits;
 

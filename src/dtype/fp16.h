@@ -42,10 +42,11 @@ static inline rs_fp16 rs_f32_to_fp16(float f) {
     uint32_t x = rs_f32_to_bits(f);
     uint32_t sign = (x >> 16) & 0x8000;
     uint32_t abs = x & 0x7fffffff;
-    if (abs > 0x7f800000u) return (rs_fp16)(sign | 0x7e00 | ((abs >> 13) & 0x3ff)); /* nan, keep quiet */
-    if (abs >= 0x477ff000u) return (rs_fp16)(sign | 0x7c00); /* rounds to >= 65520: inf */
-    if (abs < 0x38800000u) {                                  /* below fp16 normal range */
-        if (abs < 0x33000000u) return (rs_fp16)sign;          /* < 2^-25: rounds to 0 */
+    if (abs > 0x7f800000u)
+        return (rs_fp16)(sign | 0x7e00 | ((abs >> 13) & 0x3ff)); /* nan, keep quiet */
+    if (abs >= 0x477ff000u) return (rs_fp16)(sign | 0x7c00);     /* rounds to >= 65520: inf */
+    if (abs < 0x38800000u) {                                     /* below fp16 normal range */
+        if (abs < 0x33000000u) return (rs_fp16)sign;             /* < 2^-25: rounds to 0 */
         uint32_t e = abs >> 23;
         uint32_t m = (abs & 0x7fffff) | 0x800000;
         uint32_t shift = 126 - e; /* 14..24 */
@@ -62,7 +63,9 @@ static inline rs_fp16 rs_f32_to_fp16(float f) {
     return (rs_fp16)(sign | q);
 }
 
-static inline float rs_bf16_to_f32(rs_bf16 b) { return rs_bits_to_f32((uint32_t)b << 16); }
+static inline float rs_bf16_to_f32(rs_bf16 b) {
+    return rs_bits_to_f32((uint32_t)b << 16);
+}
 
 static inline rs_bf16 rs_f32_to_bf16(float f) {
     uint32_t x = rs_f32_to_bits(f);

@@ -16,18 +16,18 @@
 #include "io/meta.h"
 #include "io/tensor_info.h"
 
-#define RS_GGUF_MAGIC "GGUF"
+#define RS_GGUF_MAGIC             "GGUF"
 #define RS_GGUF_DEFAULT_ALIGNMENT 32
 /* Deepest nesting of arrays of arrays the reader accepts (a top-level array is depth 1). */
 #define RS_GGUF_MAX_ARRAY_DEPTH 8
 
 typedef struct rs_gguf {
     uint32_t version;
-    rs_meta meta;              /* every key/value, in file order */
-    rs_tensor_info *tensors;   /* n_tensors entries, in file order (allocated in meta.arena) */
+    rs_meta meta;            /* every key/value, in file order */
+    rs_tensor_info *tensors; /* n_tensors entries, in file order (allocated in meta.arena) */
     uint64_t n_tensors;
-    uint64_t alignment;        /* general.alignment or 32 */
-    uint64_t data_offset;      /* absolute file offset of the data section */
+    uint64_t alignment;   /* general.alignment or 32 */
+    uint64_t data_offset; /* absolute file offset of the data section */
     rs_mapping map;
     /* private: open-addressing hash of tensor names (slot = index + 1, 0 = empty),
      * in meta.arena; used by rs_gguf_find_tensor */

@@ -31,7 +31,8 @@ rs_status rs_mapping_open(rs_mapping *map, const char *path, rs_error *err) {
     void *p = mmap(NULL, (size_t)st.st_size, PROT_READ, MAP_PRIVATE, fd, 0);
     int e = errno;
     close(fd); /* the mapping keeps the file alive */
-    if (p == MAP_FAILED) return rs_error_set(err, RS_ERR_IO, "%s: mmap failed: %s", path, strerror(e));
+    if (p == MAP_FAILED)
+        return rs_error_set(err, RS_ERR_IO, "%s: mmap failed: %s", path, strerror(e));
     map->data = p;
     map->size = (size_t)st.st_size;
     map->owned = 1;

@@ -11,16 +11,21 @@ size_t rs_vtype_size(rs_vtype t) {
     switch (t) {
     case RS_V_U8:
     case RS_V_I8:
-    case RS_V_BOOL: return 1;
+    case RS_V_BOOL:
+        return 1;
     case RS_V_U16:
-    case RS_V_I16: return 2;
+    case RS_V_I16:
+        return 2;
     case RS_V_U32:
     case RS_V_I32:
-    case RS_V_F32: return 4;
+    case RS_V_F32:
+        return 4;
     case RS_V_U64:
     case RS_V_I64:
-    case RS_V_F64: return 8;
-    default: return 0;
+    case RS_V_F64:
+        return 8;
+    default:
+        return 0;
     }
 }
 
@@ -34,9 +39,13 @@ static bool is_unsigned(rs_vtype t) {
 static bool is_signed(rs_vtype t) {
     return t == RS_V_I8 || t == RS_V_I16 || t == RS_V_I32 || t == RS_V_I64;
 }
-static bool is_float(rs_vtype t) { return t == RS_V_F32 || t == RS_V_F64; }
+static bool is_float(rs_vtype t) {
+    return t == RS_V_F32 || t == RS_V_F64;
+}
 
-void rs_meta_init(rs_meta *m) { memset(m, 0, sizeof *m); }
+void rs_meta_init(rs_meta *m) {
+    memset(m, 0, sizeof *m);
+}
 
 void rs_meta_free(rs_meta *m) {
     rs_arena_free(&m->arena);
@@ -105,8 +114,9 @@ rs_status rs_meta_get_u32(const rs_meta *m, const char *key, uint32_t *out, rs_e
     rs_status st = rs_meta_get_u64(m, key, &u, err);
     if (st) return st;
     if (u > UINT32_MAX)
-        return rs_error_set(err, RS_ERR_FORMAT, "metadata key '%s': value %llu does not fit 32 bits",
-                            key, (unsigned long long)u);
+        return rs_error_set(err, RS_ERR_FORMAT,
+                            "metadata key '%s': value %llu does not fit 32 bits", key,
+                            (unsigned long long)u);
     *out = (uint32_t)u;
     return RS_OK;
 }
@@ -167,7 +177,9 @@ static int64_t sign_extend(uint64_t bits, size_t w) {
     return (int64_t)(bits << shift) >> shift;
 }
 
-uint64_t rs_array_get_u64(const rs_array *a, uint64_t i) { return raw_elem(a, i); }
+uint64_t rs_array_get_u64(const rs_array *a, uint64_t i) {
+    return raw_elem(a, i);
+}
 
 int64_t rs_array_get_i64(const rs_array *a, uint64_t i) {
     uint64_t bits = raw_elem(a, i);
@@ -191,7 +203,9 @@ double rs_array_get_f64(const rs_array *a, uint64_t i) {
     return (double)bits;
 }
 
-rs_str rs_array_get_str(const rs_array *a, uint64_t i) { return ((const rs_str *)a->data)[i]; }
+rs_str rs_array_get_str(const rs_array *a, uint64_t i) {
+    return ((const rs_str *)a->data)[i];
+}
 
 /* ---- setters ---------------------------------------------------------------- */
 
@@ -301,7 +315,8 @@ static bool copy_array(rs_arena *a, rs_array *dst, const rs_array *src) {
     return true;
 }
 
-rs_status rs_meta_set_arr(rs_meta *m, const char *key, rs_vtype elem, const void *data, uint64_t n) {
+rs_status rs_meta_set_arr(rs_meta *m, const char *key, rs_vtype elem, const void *data,
+                          uint64_t n) {
     if (rs_vtype_size(elem) == 0) return RS_ERR_ARG;
     rs_array src = {elem, n, data}, copy;
     if (!copy_array(&m->arena, &copy, &src)) return RS_ERR_NOMEM;
@@ -374,9 +389,13 @@ bool rs_value_equal(const rs_value *a, const rs_value *b) {
     // NOLINTNEXTLINE(bugprone-suspicious-memory-comparison): deliberate bitwise equality
     if (is_float(a->type)) return memcmp(&a->f, &b->f, sizeof a->f) == 0;
     switch (a->type) {
-    case RS_V_BOOL: return a->b == b->b;
-    case RS_V_STR: return str_equal(a->str, b->str);
-    case RS_V_ARR: return array_equal(&a->arr, &b->arr);
-    default: return false;
+    case RS_V_BOOL:
+        return a->b == b->b;
+    case RS_V_STR:
+        return str_equal(a->str, b->str);
+    case RS_V_ARR:
+        return array_equal(&a->arr, &b->arr);
+    default:
+        return false;
     }
 }

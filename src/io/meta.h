@@ -57,11 +57,11 @@ typedef struct rs_array {
 struct rs_value {
     rs_vtype type;
     union {
-        uint64_t u;  /* RS_V_U8/U16/U32/U64 */
-        int64_t i;   /* RS_V_I8/I16/I32/I64 */
-        double f;    /* RS_V_F32/F64 (an F32 widened exactly) */
-        bool b;      /* RS_V_BOOL */
-        rs_str str;  /* RS_V_STR */
+        uint64_t u;   /* RS_V_U8/U16/U32/U64 */
+        int64_t i;    /* RS_V_I8/I16/I32/I64 */
+        double f;     /* RS_V_F32/F64 (an F32 widened exactly) */
+        bool b;       /* RS_V_BOOL */
+        rs_str str;   /* RS_V_STR */
         rs_array arr; /* RS_V_ARR */
     };
 };
