@@ -14,6 +14,9 @@
 # hf     HF transformers on the same GPU (bench/hf_bench.py)
 # lab    the kernel lab (bench/cuda_bench.cu) with LAB_ARGS (default: the decode model table)
 # prof   Nsight Compute on one layer's decode kernels of the kernel lab (PROF_TYPES)
+# ab     A/B: `rusty bench $AB_ARGS` on AB_TYPES with an older stage's binaries
+#        (carried as .stage-base: `cp -r .stage-gpu .stage-base` before the change)
+#        and this one's, interleaved over AB_ROUNDS rounds, in one invocation
 # Logs go to $OUT (the device tool returns them).
 set -uo pipefail
 
@@ -130,13 +133,32 @@ run_prof() {
     done
 }
 
+run_ab() {
+    local base=$PWD/../.stage-base
+    [[ -f $base/payload.tar.xz ]] || { echo "ab: no ../.stage-base (carry it)"; return 1; }
+    (cd "$base" && { [[ -d bin ]] || tar xJf payload.tar.xz; })
+    say "A/B: rusty bench ${AB_ARGS:=-p 0 -n 128 -r 3}; base = .stage-base, new = this stage"
+    for r in $(seq "${AB_ROUNDS:-2}"); do
+        for ty in ${AB_TYPES:-Q4_0 Q8_0}; do
+            f=$(synth $ty) || continue
+            for v in base new; do
+                local d=$PWD
+                [[ $v == base ]] && d=$base
+                # shellcheck disable=SC2086 # AB_ARGS is a list of flags
+                echo "round $r $v $ty: $(RUSTY_CUDA_MODULE=$d/bin/librusty_cuda.so $d/bin/rusty bench -m "$f" $AB_ARGS 2>&1 | tail -1)"
+            done
+        done
+    done
+}
+
 case $what in
 lab) say "kernel lab: ${LAB_ARGS:-model}"; bin/rusty_cuda_bench ${LAB_ARGS:-model} ;;
 prof) run_prof ;;
+ab) run_ab ;;
 test) run_tests ;;
 bench) run_bench ;;
 cpu) run_cpu ;;
 hf) run_hf ;;
 all) run_tests; run_bench; run_cpu ;;
-*) echo "usage: gpu.sh stage|test|bench|cpu|hf|lab|prof|all"; exit 2 ;;
+*) echo "usage: gpu.sh stage|test|bench|cpu|hf|lab|prof|ab|all"; exit 2 ;;
 esac 2>&1 | tee -a "$OUT/gpu-$what.log"

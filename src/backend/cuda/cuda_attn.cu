@@ -572,9 +572,22 @@ template <int N> __device__ __forceinline__ void cp_async_wait() {
 
 constexpr int MB = 64; /* queries and keys per tile */
 
-/* Q, then two stages of (K, V): the next tile loads while this one computes. */
-template <int HD> constexpr size_t mma_smem() {
-    return (size_t)5 * MB * (HD + 8) * sizeof(__half);
+/* F16: Q, then two stages of (K, V): the next tile loads while this one
+ * computes. Q8_0: Q, one stage of (K, V) in halves, and two stages of the
+ * raw tile (int8 K and V, their scales) that cp.async fills while the
+ * previous tile is converted and computed. */
+template <int HD> __host__ __device__ constexpr size_t mma_q8_stage() {
+    return (size_t)2 * MB * HD + (size_t)2 * MB * (HD / 32) * sizeof(__half);
+}
+template <int HD, bool Q8> constexpr size_t mma_smem() {
+    return Q8 ? (size_t)3 * MB * (HD + 8) * sizeof(__half) + 2 * mma_q8_stage<HD>()
+              : (size_t)5 * MB * (HD + 8) * sizeof(__half);
+}
+
+/* 4 bytes global -> shared (through L1: cp.async.cg takes 16 only); src_bytes 0 stores zeros. */
+__device__ __forceinline__ void cp_async4(void *dst, const void *src, int src_bytes) {
+    asm volatile("cp.async.ca.shared.global [%0], [%1], 4, %2;" ::"r"(smem_u32(dst)), "l"(src),
+                 "r"(src_bytes));
 }
 
 /* 8 int8 values times their scale, as 8 halves. */
@@ -631,24 +644,53 @@ __global__ void __launch_bounds__(128) attn_mma_kernel(const __grid_constant__ p
     const int8_t *vq = (const int8_t *)a.v + (size_t)kvh * a.n_ctx * HD;
     const __half *ksb = Q8 ? a.ks + (size_t)kvh * a.n_ctx * a.nsb : NULL,
                  *vsb = Q8 ? a.vs + (size_t)kvh * a.n_ctx * a.nsb : NULL;
-    /* F16: copied by cp.async; Q8_0: dequantized through registers */
+    /* Q8_0 raw stage st: int8 K, int8 V, then their scales (NSB per position) */
+    constexpr int NSB = HD / 32;
+    auto raw = [&](int st) { return (int8_t *)(KVs + 2 * MB * LD) + st * mma_q8_stage<HD>(); };
+    /* both types copied by cp.async: F16 into (K, V) stage st, Q8_0 into raw stage st;
+     * positions past maxp read as zeros */
     auto load_tile = [&](int k0, int st) {
-        __half *Ks = KVs + 2 * st * MB * LD, *Vs = Ks + MB * LD;
-        for (int i = tid; i < MB * HD / 8; i += 128) {
-            const int r = i / (HD / 8), cc = i % (HD / 8), p = k0 + r;
-            const bool in = p <= maxp;
-            const size_t off = (size_t)(in ? p : 0) * HD + 8 * cc;
-            if constexpr (Q8) {
-                const size_t si = (size_t)(in ? p : 0) * a.nsb + 8 * cc / 32;
-                const uint4 z = make_uint4(0u, 0u, 0u, 0u);
-                *(uint4 *)(Ks + r * LD + 8 * cc) = in ? q8_to_h8(kq + off, ksb + si) : z;
-                *(uint4 *)(Vs + r * LD + 8 * cc) = in ? q8_to_h8(vq + off, vsb + si) : z;
-            } else {
+        if constexpr (Q8) {
+            int8_t *Kq = raw(st), *Vq = Kq + MB * HD;
+            __half *Kd = (__half *)(Vq + MB * HD), *Vd = Kd + MB * NSB;
+            for (int i = tid; i < MB * HD / 16; i += 128) {
+                const int r = i / (HD / 16), cc = i % (HD / 16), p = k0 + r;
+                const bool in = p <= maxp;
+                const size_t off = (size_t)(in ? p : 0) * HD + 16 * cc;
+                cp_async16(Kq + r * HD + 16 * cc, kq + off, in ? 16 : 0);
+                cp_async16(Vq + r * HD + 16 * cc, vq + off, in ? 16 : 0);
+            }
+            for (int i = tid; i < MB * NSB / 2; i += 128) { /* two scales per copy */
+                const int r = i / (NSB / 2), cc = i % (NSB / 2), p = k0 + r;
+                const bool in = p <= maxp;
+                const size_t si = (size_t)(in ? p : 0) * a.nsb + 2 * cc;
+                cp_async4(Kd + r * NSB + 2 * cc, ksb + si, in ? 4 : 0);
+                cp_async4(Vd + r * NSB + 2 * cc, vsb + si, in ? 4 : 0);
+            }
+        } else {
+            __half *Ks = KVs + 2 * st * MB * LD, *Vs = Ks + MB * LD;
+            for (int i = tid; i < MB * HD / 8; i += 128) {
+                const int r = i / (HD / 8), cc = i % (HD / 8), p = k0 + r;
+                const bool in = p <= maxp;
+                const size_t off = (size_t)(in ? p : 0) * HD + 8 * cc;
                 cp_async16(Ks + r * LD + 8 * cc, kb + off, in ? 16 : 0);
                 cp_async16(Vs + r * LD + 8 * cc, vb + off, in ? 16 : 0);
             }
         }
         cp_async_commit();
+    };
+    /* Q8_0: raw stage st dequantized into the one (K, V) stage in halves */
+    auto convert_tile = [&](int st) {
+        const int8_t *Kq = raw(st), *Vq = Kq + MB * HD;
+        const __half *Kd = (const __half *)(Vq + MB * HD), *Vd = Kd + MB * NSB;
+        __half *Ks = KVs, *Vs = KVs + MB * LD;
+        for (int i = tid; i < MB * HD / 8; i += 128) {
+            const int r = i / (HD / 8), cc = i % (HD / 8);
+            *(uint4 *)(Ks + r * LD + 8 * cc) =
+                q8_to_h8(Kq + r * HD + 8 * cc, Kd + r * NSB + cc / 4);
+            *(uint4 *)(Vs + r * LD + 8 * cc) =
+                q8_to_h8(Vq + r * HD + 8 * cc, Vd + r * NSB + cc / 4);
+        }
     };
     load_tile(0, 0);
     for (int k0 = 0, st = 0; k0 <= maxp; k0 += MB, st ^= 1) {
@@ -659,7 +701,11 @@ __global__ void __launch_bounds__(128) attn_mma_kernel(const __grid_constant__ p
             cp_async_wait<0>();
         }
         __syncthreads();
-        const __half *Ks = KVs + 2 * st * MB * LD, *Vs = Ks + MB * LD;
+        if constexpr (Q8) {
+            convert_tile(st);
+            __syncthreads();
+        }
+        const __half *Ks = KVs + (Q8 ? 0 : 2 * st * MB * LD), *Vs = Ks + MB * LD;
         float s[MB / 8][4];
 #pragma unroll
         for (int j = 0; j < MB / 8; j++) s[j][0] = s[j][1] = s[j][2] = s[j][3] = 0.0f;
@@ -747,7 +793,7 @@ __global__ void __launch_bounds__(128) attn_mma_kernel(const __grid_constant__ p
 }
 
 template <int HD, bool Q8> void launch_mma(cuda_backend *c, const pre_args &a) {
-    const size_t smem = mma_smem<HD>();
+    const size_t smem = mma_smem<HD, Q8>();
     cw_check(c,
              cudaFuncSetAttribute(attn_mma_kernel<HD, Q8>,
                                   cudaFuncAttributeMaxDynamicSharedMemorySize, (int)smem),
@@ -942,7 +988,9 @@ void cw_attention(cuda_backend *c, const float *q, rs_kv *kv, int layer, const i
     a.n_ctx = kv->d.n_ctx;
     a.scale = at->scale;
     const int kt = kv->d.type;
-    if (c->tune.attn_mma && kt != RS_KV_F32 && (a.hd == 64 || a.hd == 128)) {
+    /* the tensor-core kernel stages Q8_0 scales as hd / 32 per position */
+    if (c->tune.attn_mma && kt != RS_KV_F32 && (a.hd == 64 || a.hd == 128) &&
+        (kt != RS_KV_Q8_0 || a.nsb == a.hd / 32)) {
         if (kt == RS_KV_Q8_0)
             a.hd == 64 ? launch_mma<64, true>(c, a) : launch_mma<128, true>(c, a);
         else
