@@ -89,8 +89,8 @@ run_bench() {
     done
     if [[ -z ${NO_DEPTH:-} ]] && f=$(synth Q4_0); then
         echo "(depth 4096: F16 KV cache, then -ctk q8_0)"
-        $B bench -m "$f" -p 0 -n 128 -d 4096 -r 3 2>>"$OUT/bench.err" | tail -n +3
-        $B bench -m "$f" -p 0 -n 128 -d 4096 -r 3 -ctk q8_0 2>>"$OUT/bench.err" | tail -n +3
+        $B bench -m "$f" -p 512 -n 128 -d 4096 -r 3 2>>"$OUT/bench.err" | tail -n +3
+        $B bench -m "$f" -p 512 -n 128 -d 4096 -r 3 -ctk q8_0 2>>"$OUT/bench.err" | tail -n +3
     fi
 }
 
