@@ -526,11 +526,12 @@ __global__ void __launch_bounds__(256) attn_pre_kernel(const __grid_constant__ p
     }
 }
 
-/* ---- prefill on the tensor cores (F16 cache, head_dim 64 or 128) -------------------------------
+/* ---- prefill on the tensor cores (F16 or Q8_0 cache, head_dim 64 or 128) -----------------------
  * FlashAttention-2 shape: block (64-query tile, head), 4 warps of 16 query
  * rows; per 64-key tile S = Q K^T and O += P V with mma.sync m16n8k16 (f16
  * operands, f32 accumulators), online softmax in registers. Fragments come
- * from padded shared memory through ldmatrix (.trans for V). */
+ * from padded shared memory through ldmatrix (.trans for V); a Q8_0 tile is
+ * dequantized to halves there first. */
 
 __device__ __forceinline__ uint32_t smem_u32(const void *p) {
     return (uint32_t)__cvta_generic_to_shared(p);
