@@ -23,6 +23,7 @@
 
 #include <algorithm>
 #include <functional>
+#include <string>
 #include <vector>
 
 extern "C" {
@@ -265,7 +266,7 @@ static void bench_attention(void) {
     printf("## attention\n\n| case | us | GB/s or TFLOP/s |\n|---|---|---|\n");
     struct {
         int n_head, n_kv, ctx;
-    } dec[] = {{32, 32, 4096}, {32, 8, 4096}, {32, 32, 512}, {32, 8, 16384}};
+    } dec[] = {{32, 32, 4096}, {32, 8, 4096}, {32, 4, 4096}, {32, 32, 512}, {32, 8, 16384}};
     const int hd = 128, layers = 8;
     for (int q8 = 0; q8 <= 1; q8++)
         for (auto &c : dec) {
@@ -279,10 +280,13 @@ static void bench_attention(void) {
             int32_t p = c.ctx - 1, *dp = (int32_t *)dalloc(4);
             O->upload(B, dp, &p, 4, &e);
             rs_attn at = {c.n_head, c.n_kv, hd, 1.0f / sqrtf((float)hd)};
-            for (int chunk : q8 ? std::vector<int>{0} : std::vector<int>{0, 64, 256}) {
+            for (int var : {0, 64, 256, -1, -2, -4, -8}) { /* chunk, or -(query heads per block) */
+                const int chunk = var > 0 ? var : 0, gb = var < 0 ? -var : 0;
+                if (q8 && chunk) continue;
                 rs_cuda_tuning tu;
                 rs_cuda_get_tuning(B, &tu);
                 tu.attn_chunk = chunk;
+                tu.attn_gb = gb;
                 rs_cuda_set_tuning(B, &tu);
                 const double ms = time_graph(
                                       11,
@@ -294,11 +298,13 @@ static void bench_attention(void) {
                                   layers;
                 const double bytes = 2.0 * c.n_kv * (q8 ? hd + hd / 32 * 2 : hd * 2) * c.ctx;
                 printf(
-                    "| decode %s h=%d/%d hd=%d ctx=%d chunk=%d | %.1f | %.0f GB/s (%.0f%% of copy) "
-                    "|\n",
-                    q8 ? "Q8_0" : "F16", c.n_head, c.n_kv, hd, c.ctx, chunk ? chunk : 128, ms * 1e3,
-                    bytes / (ms * 1e-3) / 1e9, 100 * bytes / (ms * 1e-3) / 1e9 / copy_gbps);
-                tu.attn_chunk = 0;
+                    "| decode %s h=%d/%d hd=%d ctx=%d chunk=%s heads/block=%s | %.1f | %.0f GB/s "
+                    "(%.0f%% of copy) |\n",
+                    q8 ? "Q8_0" : "F16", c.n_head, c.n_kv, hd, c.ctx,
+                    chunk ? std::to_string(chunk).c_str() : "auto",
+                    gb ? std::to_string(gb).c_str() : "auto", ms * 1e3, bytes / (ms * 1e-3) / 1e9,
+                    100 * bytes / (ms * 1e-3) / 1e9 / copy_gbps);
+                tu.attn_chunk = tu.attn_gb = 0;
                 rs_cuda_set_tuning(B, &tu);
             }
             O->release(B, q), O->release(B, out), O->release(B, dp);

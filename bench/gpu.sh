@@ -14,7 +14,7 @@
 # hf     HF transformers on the same GPU (bench/hf_bench.py)
 # lab    the kernel lab (bench/cuda_bench.cu) with LAB_ARGS (default: the decode model table)
 # prof   Nsight Compute on one layer's decode kernels of the kernel lab (PROF_TYPES)
-# ab     A/B: `rusty bench $AB_ARGS` on AB_TYPES with an older stage's binaries
+# ab     A/B: `rusty bench $AB_ARGS` on AB_TYPES (AB_SHAPE: a synth_model shape) with an older stage's binaries
 #        (carried as .stage-base: `cp -r .stage-gpu .stage-base` before the change)
 #        and this one's, interleaved over AB_ROUNDS rounds, in one invocation
 # Logs go to $OUT (the device tool returns them).
@@ -59,10 +59,11 @@ say() { echo "=== $* ($(date -u +%T))"; }
 # shared models under $RUSTY_SHARED/models: the carried .models folder stands in for ../shared/models
 [[ -e ../models ]] || ln -s "$PWD/../.models" ../models 2>/dev/null
 
-synth() { # type -> path (cached)
-    local f=$M/llama2-7b-$1.gguf
+synth() { # type [shape] -> path (cached)
+    local shape=${2:-llama2-7b}
+    local f=$M/$shape-$1.gguf
     # sync: the file's dirty pages must not be written back while we measure
-    [[ -f $f ]] || { bin/synth_model llama2-7b "$1" "$f" >&2 && sync; } || return 1
+    [[ -f $f ]] || { bin/synth_model "$shape" "$1" "$f" >&2 && sync; } || return 1
     echo "$f"
 }
 
@@ -140,7 +141,7 @@ run_ab() {
     say "A/B: rusty bench ${AB_ARGS:=-p 0 -n 128 -r 3}; base = .stage-base, new = this stage"
     for r in $(seq "${AB_ROUNDS:-2}"); do
         for ty in ${AB_TYPES:-Q4_0 Q8_0}; do
-            f=$(synth $ty) || continue
+            f=$(synth $ty "${AB_SHAPE:-llama2-7b}") || continue
             for v in base new; do
                 local d=$PWD
                 [[ $v == base ]] && d=$base

@@ -521,8 +521,9 @@ static void test_rope(void) {
 /* ---- attention
  * ------------------------------------------------------------------------------------ */
 
+/* chunk: positions per decode split, gb: query heads per decode block (0: automatic) */
 static void check_attention(int n_head, int n_kv, int hd, int n_ctx, int last_pos, int n,
-                            rs_kv_type kt, int chunk, int mma) {
+                            rs_kv_type kt, int chunk, int mma, int gb) {
     rs_kv_desc d = {2, n_ctx, n_kv, hd, kt};
     rs_kv *kv = NULL;
     rs_error e = {0};
@@ -546,13 +547,16 @@ static void check_attention(int n_head, int n_kv, int hd, int n_ctx, int last_po
     tu = old;
     tu.attn_chunk = chunk;
     tu.attn_mma = mma;
+    tu.attn_gb = gb;
     rs_cuda_set_tuning(B, &tu);
     O->attention(B, dq, kv, 1, dpos, n, &at, dout);
     rs_cuda_set_tuning(B, &old);
     char name[96];
     const int tensor_cores = mma && kt != RS_KV_F32 && (hd == 64 || hd == 128) && n > 4;
-    snprintf(name, sizeof name, "attention h=%d/%d hd=%d pos..%d n=%d %s%s%s", n_head, n_kv, hd,
-             last_pos, n, kv_name(kt), chunk ? " chunk" : "", tensor_cores ? " mma" : "");
+    char gbs[24] = "";
+    if (gb) snprintf(gbs, sizeof gbs, " %d heads/block", gb);
+    snprintf(name, sizeof name, "attention h=%d/%d hd=%d pos..%d n=%d %s%s%s%s", n_head, n_kv, hd,
+             last_pos, n, kv_name(kt), chunk ? " chunk" : "", tensor_cores ? " mma" : "", gbs);
     if (synced(name)) {
         down(out, dout, nq * 4);
         report(name, rel_err(out, ref, nq), tensor_cores ? TOL_MMA : TOL_ATTN);
@@ -565,49 +569,55 @@ static void check_attention(int n_head, int n_kv, int hd, int n_ctx, int last_po
 static void test_attention(void) {
     /* decode (flash-decoding), every head size and group width */
     static const int hds[] = {8, 16, 32, 64, 128, 256};
-    for (int i = 0; i < 6; i++) check_attention(8, 4, hds[i], 600, 299, 1, RS_KV_F16, 0, 0);
-    check_attention(32, 32, 128, 4096, 4095, 1, RS_KV_F16, 0, 0); /* Llama-2-7B at full context */
-    check_attention(32, 32, 128, 4096, 100, 1, RS_KV_F16, 0, 0);  /* ... short context */
-    check_attention(32, 8, 128, 5000, 4321, 1, RS_KV_F16, 0, 0);  /* GQA 4 */
-    check_attention(6, 2, 64, 1000, 777, 1, RS_KV_F16, 0, 0);     /* GQA 3 */
-    check_attention(64, 4, 64, 800, 513, 2, RS_KV_F16, 0, 0);     /* GQA 16: two slices */
-    check_attention(8, 8, 64, 300, 0, 1, RS_KV_F16, 0, 0);        /* a single position */
-    check_attention(8, 2, 64, 300, 31, 1, RS_KV_F16, 0, 0);       /* chunk edges */
-    check_attention(8, 2, 64, 300, 32, 1, RS_KV_F16, 0, 0);
-    check_attention(8, 2, 64, 300, 128, 1, RS_KV_F16, 0, 0);
-    check_attention(8, 2, 64, 2048, 1999, 3, RS_KV_F16, 32, 0);  /* fixed small chunks */
-    check_attention(4, 4, 64, 40000, 39999, 1, RS_KV_F16, 0, 0); /* long context, wide chunks */
-    check_attention(8, 4, 128, 900, 650, 4, RS_KV_F32, 0, 0);
-    check_attention(4, 4, 16, 300, 200, 2, RS_KV_F32, 0, 0);
+    for (int i = 0; i < 6; i++) check_attention(8, 4, hds[i], 600, 299, 1, RS_KV_F16, 0, 0, 0);
+    check_attention(32, 32, 128, 4096, 4095, 1, RS_KV_F16, 0, 0,
+                    0);                                             /* Llama-2-7B at full context */
+    check_attention(32, 32, 128, 4096, 100, 1, RS_KV_F16, 0, 0, 0); /* ... short context */
+    check_attention(32, 8, 128, 5000, 4321, 1, RS_KV_F16, 0, 0, 0); /* GQA 4 */
+    check_attention(6, 2, 64, 1000, 777, 1, RS_KV_F16, 0, 0, 0);    /* GQA 3 */
+    check_attention(64, 4, 64, 800, 513, 2, RS_KV_F16, 0, 0, 0);    /* GQA 16: two slices */
+    check_attention(8, 8, 64, 300, 0, 1, RS_KV_F16, 0, 0, 0);       /* a single position */
+    check_attention(8, 2, 64, 300, 31, 1, RS_KV_F16, 0, 0, 0);      /* chunk edges */
+    check_attention(8, 2, 64, 300, 32, 1, RS_KV_F16, 0, 0, 0);
+    check_attention(8, 2, 64, 300, 128, 1, RS_KV_F16, 0, 0, 0);
+    check_attention(8, 2, 64, 2048, 1999, 3, RS_KV_F16, 32, 0, 0);  /* fixed small chunks */
+    check_attention(4, 4, 64, 40000, 39999, 1, RS_KV_F16, 0, 0, 0); /* long context, wide chunks */
+    check_attention(8, 4, 128, 900, 650, 4, RS_KV_F32, 0, 0, 0);
+    check_attention(4, 4, 16, 300, 200, 2, RS_KV_F32, 0, 0, 0);
     /* prefill: SIMT tiles and tensor cores, and the fallbacks */
     for (int mma = 0; mma <= 1; mma++) {
-        check_attention(8, 4, 64, 300, 69, 70, RS_KV_F16, 0, mma);
-        check_attention(8, 4, 128, 1200, 1100, 130, RS_KV_F16, 0, mma);
-        check_attention(32, 32, 128, 600, 511, 512, RS_KV_F16, 0, mma);
-        check_attention(8, 2, 64, 2000, 1500, 100, RS_KV_F16, 0,
-                        mma); /* past context before the batch */
-        check_attention(4, 4, 128, 100, 9, 5, RS_KV_F16, 0, mma);
+        check_attention(8, 4, 64, 300, 69, 70, RS_KV_F16, 0, mma, 0);
+        check_attention(8, 4, 128, 1200, 1100, 130, RS_KV_F16, 0, mma, 0);
+        check_attention(32, 32, 128, 600, 511, 512, RS_KV_F16, 0, mma, 0);
+        check_attention(8, 2, 64, 2000, 1500, 100, RS_KV_F16, 0, mma,
+                        0); /* past context before the batch */
+        check_attention(4, 4, 128, 100, 9, 5, RS_KV_F16, 0, mma, 0);
     }
-    check_attention(4, 1, 256, 200, 150, 17, RS_KV_F16, 0, 1);
-    check_attention(4, 2, 16, 100, 40, 41, RS_KV_F32, 0, 1);
-    check_attention(8, 4, 128, 300, 100, 20, RS_KV_F32, 0, 1);
-    check_attention(8, 4, 8, 100, 64, 65, RS_KV_F16, 0, 1);
-    check_attention(8, 4, 80, 300, 200, 1, RS_KV_F16, 0, 1); /* not a power of two */
-    check_attention(8, 4, 12, 300, 200, 9, RS_KV_F16, 0, 1); /* multiple of 4 only */
-    check_attention(4, 2, 6, 100, 60, 5, RS_KV_F16, 0, 1);   /* generic kernel */
-    check_attention(4, 2, 6, 100, 60, 1, RS_KV_F32, 0, 1);
+    check_attention(4, 1, 256, 200, 150, 17, RS_KV_F16, 0, 1, 0);
+    check_attention(4, 2, 16, 100, 40, 41, RS_KV_F32, 0, 1, 0);
+    check_attention(8, 4, 128, 300, 100, 20, RS_KV_F32, 0, 1, 0);
+    check_attention(8, 4, 8, 100, 64, 65, RS_KV_F16, 0, 1, 0);
+    check_attention(8, 4, 80, 300, 200, 1, RS_KV_F16, 0, 1, 0); /* not a power of two */
+    check_attention(8, 4, 12, 300, 200, 9, RS_KV_F16, 0, 1, 0); /* multiple of 4 only */
+    check_attention(4, 2, 6, 100, 60, 5, RS_KV_F16, 0, 1, 0);   /* generic kernel */
+    check_attention(4, 2, 6, 100, 60, 1, RS_KV_F32, 0, 1, 0);
     /* Q8_0 cache: decode, SIMT and tensor-core prefill, generic */
-    check_attention(32, 32, 128, 4096, 4095, 1, RS_KV_Q8_0, 0, 0);
-    check_attention(32, 8, 128, 5000, 4321, 1, RS_KV_Q8_0, 0, 0);
-    check_attention(64, 4, 64, 800, 513, 2, RS_KV_Q8_0, 0, 0);
-    check_attention(8, 4, 16, 600, 299, 1, RS_KV_Q8_0, 0, 0); /* one 16-value block per row */
-    check_attention(8, 2, 64, 2048, 1999, 3, RS_KV_Q8_0, 32, 0);
-    for (int mma = 0; mma <= 1; mma++) {
-        check_attention(8, 4, 128, 1200, 1100, 130, RS_KV_Q8_0, 0, mma);
-        check_attention(8, 2, 64, 2000, 1500, 100, RS_KV_Q8_0, 0, mma);
+    check_attention(32, 32, 128, 4096, 4095, 1, RS_KV_Q8_0, 0, 0, 0);
+    check_attention(32, 8, 128, 5000, 4321, 1, RS_KV_Q8_0, 0, 0, 0);
+    check_attention(64, 4, 64, 800, 513, 2, RS_KV_Q8_0, 0, 0, 0);
+    check_attention(8, 4, 16, 600, 299, 1, RS_KV_Q8_0, 0, 0, 0); /* one 16-value block per row */
+    check_attention(8, 2, 64, 2048, 1999, 3, RS_KV_Q8_0, 32, 0, 0);
+    /* every forced width of a decode block's query heads (slices of a wider group) */
+    for (int gb = 1; gb <= 8; gb *= 2) {
+        check_attention(32, 4, 128, 3000, 2500, 1, RS_KV_F16, 0, 0, gb);
+        check_attention(32, 8, 128, 3000, 2999, 2, RS_KV_Q8_0, 0, 0, gb);
     }
-    check_attention(8, 4, 80, 300, 200, 9, RS_KV_Q8_0, 0, 1); /* SIMT tiles, 32 + 32 + 16 */
-    check_attention(4, 2, 6, 100, 60, 5, RS_KV_Q8_0, 0, 1);   /* generic kernel */
+    for (int mma = 0; mma <= 1; mma++) {
+        check_attention(8, 4, 128, 1200, 1100, 130, RS_KV_Q8_0, 0, mma, 0);
+        check_attention(8, 2, 64, 2000, 1500, 100, RS_KV_Q8_0, 0, mma, 0);
+    }
+    check_attention(8, 4, 80, 300, 200, 9, RS_KV_Q8_0, 0, 1, 0); /* SIMT tiles, 32 + 32 + 16 */
+    check_attention(4, 2, 6, 100, 60, 5, RS_KV_Q8_0, 0, 1, 0);   /* generic kernel */
 }
 
 /* ---- graph capture and replay

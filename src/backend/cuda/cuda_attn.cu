@@ -891,7 +891,13 @@ bool attn_decode(cuda_backend *c, const float *q, const rs_kv *kv, size_t layer_
     const int hd = at->head_dim, lp = hd / 8;
     if (hd % 8 || hd > 256 || (lp & (lp - 1))) return false;
     const int G = at->n_head / at->n_head_kv;
-    int GB = G >= 8 ? 8 : (G > 4 ? 8 : (G > 2 ? 4 : G));
+    /* two query heads per block: a group of G reads its K and V G / 2 times, from L2
+     * after the first, but twice the blocks fill the GPU and hold fewer registers
+     * (G = 4 at 4096 positions: 18.2 us with 4 heads per block, 15.9 with 2; G = 8:
+     * 21.1 with 8, 15.3 with 2; docs/CUDA_NOTES.md session 5) */
+    int GB = std::min(G, 2);
+    const int tg = c->tune.attn_gb;
+    if (tg == 1 || tg == 2 || tg == 4 || tg == 8) GB = tg; /* forced (benchmarks, tests) */
     if (kv->d.type == RS_KV_F32) GB = 8;
     const int slices = (G + GB - 1) / GB, n_ctx = kv->d.n_ctx;
     /* chunk bounds: a fixed chunk when tuned, else 32..1024 positions with at

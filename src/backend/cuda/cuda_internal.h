@@ -28,6 +28,7 @@ typedef struct rs_cuda_tuning {
                    * inputs (0 = automatic) */
     int prep;     /* prepare() dequantizes the next weights for prompt GEMMs on a second
                    * stream (1 = on) */
+    int attn_gb;  /* decode attention: query heads per block (1, 2, 4, 8; 0 = automatic) */
 } rs_cuda_tuning;
 
 void rs_cuda_get_tuning(rs_backend *b, rs_cuda_tuning *t);
