@@ -1,7 +1,7 @@
 /* cuda_testlib.h — what the CUDA op tests share: the backend under test, the
  * pass/fail counters, a seeded xorshift generator, device buffer helpers that
  * abort the program on failure, random weights quantized on the host and
- * loaded on the backend, and the relative-error report.
+ * loaded on the backend, and (ct_report.h) the relative-error report.
  *
  * Header-only with static state: each test program is one translation unit
  * and includes it once, after setting its seed with CT_SEED. */
@@ -14,6 +14,7 @@
 #include <string.h>
 
 #include "backend/backend.h"
+#include "ct_report.h"
 #include "dtype/dtype.h"
 
 #ifndef CT_SEED
@@ -22,7 +23,6 @@
 
 static rs_backend *B;
 static const rs_backend_ops *O;
-static int n_pass, n_fail;
 static uint64_t rng = CT_SEED;
 
 /* Uniform in [-1, 1). */
@@ -93,24 +93,6 @@ static int synced(const char *what) {
         return 0;
     }
     return 1;
-}
-
-/* ||y - ref|| / ||ref|| (absolute when ref is 0); infinite if y has a NaN or inf. */
-static double rel_err(const float *y, const float *ref, size_t n) {
-    double num = 0, den = 0;
-    for (size_t i = 0; i < n; i++) {
-        if (!isfinite(y[i])) return INFINITY;
-        double d = (double)y[i] - ref[i];
-        num += d * d;
-        den += (double)ref[i] * ref[i];
-    }
-    return den > 0 ? sqrt(num / den) : sqrt(num);
-}
-
-static void report(const char *name, double err, double tol) {
-    int ok = err <= tol;
-    printf("%s %-74s err %.2e (tol %.1e)\n", ok ? "ok  " : "FAIL", name, err, tol);
-    ok ? n_pass++ : n_fail++;
 }
 
 typedef struct tw {

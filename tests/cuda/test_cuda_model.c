@@ -18,6 +18,7 @@
 #include <string.h>
 
 #include "backend/cuda/cuda_backend.h"
+#include "ct_report.h"
 #include "model/model.h"
 #include "model/session.h"
 
@@ -35,25 +36,6 @@
 #define TOL_KVQ8 2e-2
 
 enum { N_GEN = 64, N_PROMPT = 5, N_ALL = 64 };
-
-static int n_pass, n_fail;
-
-static void report(const char *name, double err, double tol) {
-    int ok = err <= tol;
-    printf("%s %-60s err %.2e (tol %.1e)\n", ok ? "ok  " : "FAIL", name, err, tol);
-    ok ? n_pass++ : n_fail++;
-}
-
-static double rel_err(const float *y, const float *ref, int n) {
-    double num = 0, den = 0;
-    for (int i = 0; i < n; i++) {
-        if (!isfinite(y[i])) return INFINITY;
-        double d = (double)y[i] - ref[i];
-        num += d * d;
-        den += (double)ref[i] * ref[i];
-    }
-    return den > 0 ? sqrt(num / den) : sqrt(num);
-}
 
 static int argmax(const float *v, int n) {
     int best = 0;

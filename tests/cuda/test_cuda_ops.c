@@ -551,9 +551,9 @@ static void check_attention(int n_head, int n_kv, int hd, int n_ctx, int last_po
     rs_cuda_set_tuning(B, &tu);
     O->attention(B, dq, kv, 1, dpos, n, &at, dout);
     rs_cuda_set_tuning(B, &old);
-    char name[96];
+    char name[160];
     const int tensor_cores = mma && kt != RS_KV_F32 && (hd == 64 || hd == 128) && n > 4;
-    char gbs[24] = "";
+    char gbs[32] = "";
     if (gb) snprintf(gbs, sizeof gbs, " %d heads/block", gb);
     snprintf(name, sizeof name, "attention h=%d/%d hd=%d pos..%d n=%d %s%s%s%s", n_head, n_kv, hd,
              last_pos, n, kv_name(kt), chunk ? " chunk" : "", tensor_cores ? " mma" : "", gbs);

@@ -648,19 +648,24 @@ __global__ void __launch_bounds__(128) attn_mma_kernel(const __grid_constant__ p
     /* Q8_0 raw stage st: int8 K, int8 V, then their scales (NSB per position) */
     constexpr int NSB = HD / 32;
     auto raw = [&](int st) { return (int8_t *)(KVs + 2 * MB * LD) + st * mma_q8_stage<HD>(); };
-    /* both types copied by cp.async: F16 into (K, V) stage st, Q8_0 into raw stage st;
-     * positions past maxp read as zeros */
+    /* rows k0 .. k0 + MB of a cache array (row_bytes per position) into shared rows
+     * dst_stride bytes apart, 16 bytes per copy; positions past maxp read as zeros */
+    auto stage_rows = [&](void *dst, int dst_stride, const void *src, int row_bytes, int k0) {
+        const int chunks = row_bytes / 16;
+        for (int i = tid; i < MB * chunks; i += 128) {
+            const int r = i / chunks, cc = i % chunks, p = k0 + r;
+            const bool in = p <= maxp;
+            cp_async16((char *)dst + r * dst_stride + 16 * cc,
+                       (const char *)src + (size_t)(in ? p : 0) * row_bytes + 16 * cc, in ? 16 : 0);
+        }
+    };
+    /* both types copied by cp.async: F16 into (K, V) stage st, Q8_0 into raw stage st */
     auto load_tile = [&](int k0, int st) {
         if constexpr (Q8) {
             int8_t *Kq = raw(st), *Vq = Kq + MB * HD;
             __half *Kd = (__half *)(Vq + MB * HD), *Vd = Kd + MB * NSB;
-            for (int i = tid; i < MB * HD / 16; i += 128) {
-                const int r = i / (HD / 16), cc = i % (HD / 16), p = k0 + r;
-                const bool in = p <= maxp;
-                const size_t off = (size_t)(in ? p : 0) * HD + 16 * cc;
-                cp_async16(Kq + r * HD + 16 * cc, kq + off, in ? 16 : 0);
-                cp_async16(Vq + r * HD + 16 * cc, vq + off, in ? 16 : 0);
-            }
+            stage_rows(Kq, HD, kq, HD, k0);
+            stage_rows(Vq, HD, vq, HD, k0);
             for (int i = tid; i < MB * NSB / 2; i += 128) { /* two scales per copy */
                 const int r = i / (NSB / 2), cc = i % (NSB / 2), p = k0 + r;
                 const bool in = p <= maxp;
@@ -670,13 +675,8 @@ __global__ void __launch_bounds__(128) attn_mma_kernel(const __grid_constant__ p
             }
         } else {
             __half *Ks = KVs + 2 * st * MB * LD, *Vs = Ks + MB * LD;
-            for (int i = tid; i < MB * HD / 8; i += 128) {
-                const int r = i / (HD / 8), cc = i % (HD / 8), p = k0 + r;
-                const bool in = p <= maxp;
-                const size_t off = (size_t)(in ? p : 0) * HD + 8 * cc;
-                cp_async16(Ks + r * LD + 8 * cc, kb + off, in ? 16 : 0);
-                cp_async16(Vs + r * LD + 8 * cc, vb + off, in ? 16 : 0);
-            }
+            stage_rows(Ks, LD * 2, kb, HD * 2, k0);
+            stage_rows(Vs, LD * 2, vb, HD * 2, k0);
         }
         cp_async_commit();
     };

@@ -118,7 +118,6 @@ static void cu_release(rs_backend *b, void *p) {
 
 static rs_status cu_host_alloc(rs_backend *b, size_t bytes, void **out, rs_error *err) {
     (void)b;
-    *out = NULL;
     cudaError_t e = cudaMallocHost(out, bytes);
     if (e == cudaSuccess) return RS_OK;
     cudaGetLastError(); /* the caller falls back to pageable memory: not a sticky error */
