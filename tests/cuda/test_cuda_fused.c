@@ -2,8 +2,9 @@
  * matmul_swiglu, matmul_rope_store) against compositions of the scalar
  * reference ops (src/backend/cpu/ops_ref.c, double accumulation), on fresh
  * random inputs with NaN-poisoned outputs, at decode sizes (the fused kernels)
- * and prompt sizes (the composed path), with fusing on and off, and with the
- * fused kernels' inputs split over several blocks per group of outputs.
+ * and prompt sizes (the composed path), with fusing on and off, with the
+ * fused kernels' inputs split over several blocks per group of outputs, and
+ * with one-token Q4_0/Q8_0 weights streamed through shared memory or not.
  *
  * matmul_residual leaves its norm pending on the GPU until a matvec consumes
  * it (or anything else settles it), so each case also runs a consumer matmul
@@ -50,6 +51,17 @@ static void set_split(int split) {
     rs_cuda_tuning t;
     rs_cuda_get_tuning(B, &t);
     t.fz_split = split;
+    rs_cuda_set_tuning(B, &t);
+}
+
+/* The weight-streaming kernels (cuda_stream.cuh): on/off, stages in flight
+ * (0 = automatic), grid (0 = one block per SM). */
+static void set_stream(int on, int depth, int blocks) {
+    rs_cuda_tuning t;
+    rs_cuda_get_tuning(B, &t);
+    t.stream = on;
+    t.stream_depth = depth;
+    t.stream_blocks = blocks;
     rs_cuda_set_tuning(B, &t);
 }
 
@@ -383,6 +395,31 @@ static void test_split(void) {
     set_split(0);
 }
 
+/* One-token Q4_0/Q8_0 fused ops through the weight-streaming kernels: rings
+ * of 1..8 stages, grids of 3 blocks (each block walks several groups, the ring
+ * wraps across them), rows whose last stage is partial (40 blocks of 32 inputs:
+ * 32 + 8 for Q4_0, 16 + 16 + 8 for Q8_0), and the register kernel they replace. */
+static void test_stream(void) {
+    static const rs_dtype types[] = {RS_DTYPE_Q4_0, RS_DTYPE_Q8_0};
+    const rs_dtype q40[3] = {RS_DTYPE_Q4_0, RS_DTYPE_Q4_0, RS_DTYPE_Q4_0};
+    const rs_dtype q80[3] = {RS_DTYPE_Q8_0, RS_DTYPE_Q8_0, RS_DTYPE_Q8_0};
+    static const int cfg[][3] = {{1, 1, 3}, {1, 2, 0}, {1, 3, 3}, {1, 8, 3}, {1, 0, 1}, {0, 0, 0}};
+    for (size_t k = 0; k < sizeof cfg / sizeof *cfg; k++) {
+        printf("-- one-token fused kernels, weights %s (depth %d, grid %d)\n",
+               cfg[k][0] ? "streamed" : "register-loaded", cfg[k][1], cfg[k][2]);
+        set_stream(cfg[k][0], cfg[k][1], cfg[k][2]);
+        for (size_t i = 0; i < sizeof types / sizeof *types; i++) {
+            check_residual(types[i], 1280, 160, 1, 1, 1, 1);
+            check_residual(types[i], 256, 96, 1, 0, 0, 1);
+            check_swiglu(types[i], 1280, 192, 1, 1, 1);
+            check_swiglu(types[i], 768, 64, 1, 0, 1);
+        }
+        check_rope_fused(q40, 8, 4, 64, 64, 0, 1, RS_KV_Q8_0, 1, 1, 1);
+        check_rope_fused(q80, 6, 2, 32, 32, 0, 1, RS_KV_F16, 0, 0, 1);
+    }
+    set_stream(0, 0, 0);
+}
+
 int main(void) {
     rs_error e = {0};
     if (rs_cuda_backend_create_impl(&B, &e)) {
@@ -394,6 +431,7 @@ int main(void) {
     test_swiglu();
     test_rope();
     test_split();
+    test_stream();
     O->destroy(B);
     printf("\n%d passed, %d failed\n", n_pass, n_fail);
     return n_fail ? 1 : 0;

@@ -89,7 +89,7 @@ void *cw_scratch(cuda_backend *c, int slot, size_t bytes) {
         return NULL;
     }
     c->scr_size[slot] = want;
-    if (slot == CW_SCR_CNT || slot == CW_SCR_FZCNT)
+    if (slot == CW_SCR_CNT || slot == CW_SCR_FZCNT || slot == CW_SCR_FSCNT)
         cw_check(c, cudaMemsetAsync(c->scr[slot], 0, want, c->stream), "memset");
     return c->scr[slot];
 }
@@ -882,7 +882,7 @@ extern "C" rs_status rs_cuda_backend_create_impl(rs_backend **out, rs_error *err
     c->base.is_host = false;
     c->n_sm = prop.multiProcessorCount;
     c->smem_optin = prop.sharedMemPerBlockOptin;
-    c->tune = rs_cuda_tuning{1, 1, CW_MV_MAX_TOK, 0, CW_MV_MAX_TOK, 0, 0, 0, 1, 1, 0, 1};
+    c->tune = rs_cuda_tuning{1, 1, CW_MV_MAX_TOK, 0, CW_MV_MAX_TOK, 0, 0, 0, 1, 1, 0, 1, 0, 0};
     rs_status st = RS_OK;
     if ((e = cudaStreamCreateWithFlags(&c->stream, cudaStreamNonBlocking)) != cudaSuccess ||
         (e = cudaEventCreateWithFlags(&c->pinned_done[0], cudaEventDisableTiming)) != cudaSuccess ||
@@ -913,6 +913,8 @@ extern "C" void rs_cuda_set_tuning(rs_backend *b, const rs_cuda_tuning *t) {
     c->tune.mv_rows = t->mv_rows == 1 || t->mv_rows == 2 ? t->mv_rows : 0;
     c->tune.gemm_chunk = std::max(t->gemm_chunk, 0);
     c->tune.fz_split = std::min(std::max(t->fz_split, 0), (int)CW_FZ_MAX_SPLIT);
+    c->tune.stream_depth = std::min(std::max(t->stream_depth, 0), 8);
+    c->tune.stream_blocks = std::max(t->stream_blocks, 0);
     cw_settle(c);
     cw_untag(c);
 }

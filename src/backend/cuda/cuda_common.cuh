@@ -50,7 +50,7 @@ enum {
     CW_MAX_GRAPHS = 32,
     CW_MV_MAX_TOK = 4,   /* the matvec kernels handle up to this many tokens at once */
     CW_FZ_MAX_SPLIT = 8, /* most blocks a fused matvec splits one group of outputs over */
-    CW_N_SCRATCH = 14,
+    CW_N_SCRATCH = 15,
 };
 enum cw_scratch_slot {
     CW_SCR_Q8 = 0,    /* int8 activations + (d, d*sum) per 32 (slot 0 of two) */
@@ -67,6 +67,7 @@ enum cw_scratch_slot {
     CW_SCR_TMP = 11,    /* matmul_residual's product when it is not fused */
     CW_SCR_FZPART = 12, /* fused matvecs split over the inputs: partial sums */
     CW_SCR_FZCNT = 13,  /* their arrival counters per output group (kept zero between launches) */
+    CW_SCR_FSCNT = 14,  /* streamed fused matvecs: group counter (kept zero between launches) */
 };
 
 /* Quantized weights dequantized to F16 ahead of their prompt GEMMs (cuda_prepare.cu):

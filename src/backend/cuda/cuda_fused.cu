@@ -18,96 +18,11 @@
  * holds blocks (the 4096-row products of a 7B model: 128 groups), each group
  * is split over `nsplit` blocks that take equal parts of the inputs; the last
  * of them to finish adds the partial sums, in split order, and runs the
- * epilogue. */
-#include "backend/cuda/cuda_mvt.cuh"
+ * epilogue. cuda_stream.cuh holds a variant for one token of Q4_0/Q8_0 that
+ * streams its weights through shared memory (off by default: slower). */
+#include "backend/cuda/cuda_stream.cuh"
 
 namespace {
-
-enum { FZ_RESID = 0, FZ_SWIGLU = 1, FZ_ROPE = 2, FZ_WARPS = 16 };
-
-struct fz_args {
-    mv_args m;
-    int64_t width; /* outputs per token: x's width (RESID), n_ff (SWIGLU) */
-    int8_t *oq;    /* int8 form of the output (x * w, or h), or NULL */
-    cw_q8s *od;
-    /* RESID */
-    float *x;        /* [n][width] residual stream, += the product */
-    const float *wn; /* the next norm's weight, or NULL (then only the add) */
-    float *xw;       /* [n][width] x * wn */
-    float *part;     /* [n][width / 32] sums of squares of x */
-    /* SWIGLU */
-    float *h; /* [n][width] */
-    /* ROPE */
-    const int32_t *pos;
-    rs_rope rope;
-    int hd, n_ctx, kvt, nsb;
-    int role[MV_MAX_PROD]; /* 0 q, 1 k, 2 v */
-    void *kc, *vc;         /* this layer's cache */
-    __half *ksc, *vsc;     /* its Q8_0 scales */
-    /* split over the inputs: blocks per group, [group][split][token][output]
-     * partial sums, arrivals per group */
-    int nsplit;
-    float *spart;
-    unsigned *scnt;
-};
-
-__device__ __forceinline__ void fz_resid(const fz_args &f, int64_t g, int t, int lane,
-                                         const float *y) {
-    const int64_t i = 32 * g + lane, e = t * f.width + i;
-    const float v = f.x[e] + y[lane];
-    f.x[e] = v;
-    if (!f.wn) return;
-    const float w = v * f.wn[i];
-    f.xw[e] = w;
-    const float ss = cw_warp_sum(v * v);
-    if (lane == 0) f.part[(int64_t)t * (f.width / 32) + g] = ss;
-    if (f.oq) cw_q8_block(w, lane, f.oq + e, f.od + e / 32);
-}
-
-__device__ __forceinline__ void fz_swiglu(const fz_args &f, int64_t g, int t, int lane,
-                                          const float *y) {
-    const int64_t e = t * f.width + 32 * g + lane;
-    const float gv = y[lane], u = y[32 + lane];
-    const float h = gv / (1.0f + expf(-gv)) * u;
-    f.h[e] = h;
-    if (f.oq) cw_q8_block(h, lane, f.oq + e, f.od + e / 32);
-}
-
-/* One value of a Q8_0 cache row block held by the whole warp (32 dims of one head). */
-__device__ __forceinline__ void fz_store_q8(int8_t *q, __half *scale, float v, int lane) {
-    const float amax = cw_warp_max(fabsf(v));
-    const float d = amax / 127.0f, id = d != 0.0f ? 1.0f / d : 0.0f;
-    *q = (int8_t)max(-127, min(127, (int)roundf(v * id)));
-    if (lane == 0) *scale = __float2half_rn(d);
-}
-
-__device__ __forceinline__ void fz_rope(const fz_args &f, int64_t g, int t, int lane,
-                                        const float *y) {
-    const mv_args &a = f.m;
-    const int64_t rg = 32 * g + lane;
-    const int pi = find_prod(a, rg), role = f.role[pi]; /* uniform in the block */
-    const int64_t row = rg - a.p[pi].row0, n_out = a.p[pi].w.n_out;
-    const int d = (int)(row % f.hd), head = (int)(row / f.hd), p = f.pos[t];
-    float v = y[lane];
-    if (role != 2 &&
-        d < f.rope.n_rot) { /* pair (d & ~1, d | 1) sits in lanes (lane & ~1, lane | 1) */
-        const float o = y[lane ^ 1];
-        double sn, cs;
-        sincos((double)p * (double)f.rope.inv_freq[d >> 1], &sn, &cs);
-        const float c = (float)(cs * f.rope.attn_factor), s = (float)(sn * f.rope.attn_factor);
-        v = (d & 1) ? o * s + v * c : v * c - o * s;
-    }
-    a.p[pi].y[t * n_out + row] = v;
-    if (role == 0 || p < 0 || p >= f.n_ctx) return; /* uniform in the warp */
-    const size_t dst = ((size_t)head * f.n_ctx + p) * f.hd + d;
-    void *cache = role == 1 ? f.kc : f.vc;
-    if (f.kvt == RS_KV_F16)
-        ((__half *)cache)[dst] = __float2half_rn(v);
-    else if (f.kvt == RS_KV_F32)
-        ((float *)cache)[dst] = v;
-    else /* hd % 32 == 0: the warp holds one scale block */
-        fz_store_q8((int8_t *)cache + dst, (role == 1 ? f.ksc : f.vsc) + dst / 32, v, lane);
-}
 
 /* Blocks per SM the register budget is capped for: two (64 registers) where
  * one token's tasks fit unspilled (checked with -Xptxas -v), else one. */
@@ -121,10 +36,6 @@ template <int T, int NT> constexpr int fz_min_blocks() {
 /* Rows per warp and tasks of each in flight per lane: as many loads per lane
  * as the plain kernel (one row of Tr::U tasks, or two rows for the types it
  * runs two rows per warp). */
-/* Products a block holds per token: 32 outputs (64 for SwiGLU: gate and up). */
-template <int EPI> __host__ __device__ constexpr int fz_outs() {
-    return EPI == FZ_SWIGLU ? 64 : 32;
-}
 template <int T, int NT, int EPI> __host__ __device__ constexpr int fz_rows() {
     return EPI == FZ_SWIGLU ? 4 : 2;
 }
@@ -264,6 +175,7 @@ template <int EPI, int T> void fz_launch_t(cuda_backend *c, const fz_args &f, un
 }
 
 template <int EPI> void fz_launch(cuda_backend *c, int type, const fz_args &f, unsigned blocks) {
+    if (fs_launch<EPI>(c, type, f, blocks)) return;
     switch (type) {
     case RS_DTYPE_F32:
         fz_launch_t<EPI, RS_DTYPE_F32>(c, f, blocks);

@@ -22,13 +22,17 @@ typedef struct rs_cuda_tuning {
     int reuse_q8;        /* benchmarks only: matmuls on the same x reuse its int8 form */
     int mv_rows;         /* rows per warp in the batch-1 matvec: 1, 2, or 0 = per type */
     int gemm_chunk;      /* quantized GEMM: weight values dequantized per slab (0 = 64 Mi) */
-    int attn_mma; /* prefill attention on the tensor cores (F16/Q8_0 cache, head_dim 64/128) */
-    int fuse;     /* decode-size matmul_residual/_swiglu/_rope_store as one kernel each */
-    int fz_split; /* fused matvecs on float weights: blocks per 32 outputs, splitting the
-                   * inputs (0 = automatic) */
-    int prep;     /* prepare() dequantizes the next weights for prompt GEMMs on a second
-                   * stream (1 = on) */
-    int attn_gb;  /* decode attention: query heads per block (1, 2, 4, 8; 0 = automatic) */
+    int attn_mma;      /* prefill attention on the tensor cores (F16/Q8_0 cache, head_dim 64/128) */
+    int fuse;          /* decode-size matmul_residual/_swiglu/_rope_store as one kernel each */
+    int fz_split;      /* fused matvecs on float weights: blocks per 32 outputs, splitting the
+                        * inputs (0 = automatic) */
+    int prep;          /* prepare() dequantizes the next weights for prompt GEMMs on a second
+                        * stream (1 = on) */
+    int attn_gb;       /* decode attention: query heads per block (1, 2, 4, 8; 0 = automatic) */
+    int stream;        /* one-token fused matvecs on Q4_0/Q8_0 stream their weights through shared
+                        * memory (cuda_stream.cuh; 1 = on, 0 = off: the default, measured slower) */
+    int stream_depth;  /* stages in flight per block of those (1..8; 0 = automatic) */
+    int stream_blocks; /* their grid (0 = one block per SM) */
 } rs_cuda_tuning;
 
 void rs_cuda_get_tuning(rs_backend *b, rs_cuda_tuning *t);

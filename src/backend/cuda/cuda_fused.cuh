@@ -1,0 +1,107 @@
+/* cuda_fused.cuh — what the fused decode kernels share (cuda_fused.cu: the
+ * register-loaded kernel; cuda_stream.cuh: the weight-streaming one): their
+ * launch arguments and the three epilogues, each run by one warp on the 32
+ * (SwiGLU: 64) products of a group of outputs for one token. */
+#ifndef RUSTY_CUDA_FUSED_CUH
+#define RUSTY_CUDA_FUSED_CUH
+
+#include "backend/cuda/cuda_mvt.cuh"
+
+namespace {
+
+enum { FZ_RESID = 0, FZ_SWIGLU = 1, FZ_ROPE = 2, FZ_WARPS = 16 };
+
+struct fz_args {
+    mv_args m;
+    int64_t width; /* outputs per token: x's width (RESID), n_ff (SWIGLU) */
+    int8_t *oq;    /* int8 form of the output (x * w, or h), or NULL */
+    cw_q8s *od;
+    /* RESID */
+    float *x;        /* [n][width] residual stream, += the product */
+    const float *wn; /* the next norm's weight, or NULL (then only the add) */
+    float *xw;       /* [n][width] x * wn */
+    float *part;     /* [n][width / 32] sums of squares of x */
+    /* SWIGLU */
+    float *h; /* [n][width] */
+    /* ROPE */
+    const int32_t *pos;
+    rs_rope rope;
+    int hd, n_ctx, kvt, nsb;
+    int role[MV_MAX_PROD]; /* 0 q, 1 k, 2 v */
+    void *kc, *vc;         /* this layer's cache */
+    __half *ksc, *vsc;     /* its Q8_0 scales */
+    /* split over the inputs: blocks per group, [group][split][token][output]
+     * partial sums, arrivals per group */
+    int nsplit;
+    float *spart;
+    unsigned *scnt;
+    /* streamed kernels (cuda_stream.cuh): the next group to claim, blocks out of
+     * groups (both kept zero between launches) */
+    unsigned *fs_next;
+};
+
+__device__ __forceinline__ void fz_resid(const fz_args &f, int64_t g, int t, int lane,
+                                         const float *y) {
+    const int64_t i = 32 * g + lane, e = t * f.width + i;
+    const float v = f.x[e] + y[lane];
+    f.x[e] = v;
+    if (!f.wn) return;
+    const float w = v * f.wn[i];
+    f.xw[e] = w;
+    const float ss = cw_warp_sum(v * v);
+    if (lane == 0) f.part[(int64_t)t * (f.width / 32) + g] = ss;
+    if (f.oq) cw_q8_block(w, lane, f.oq + e, f.od + e / 32);
+}
+
+__device__ __forceinline__ void fz_swiglu(const fz_args &f, int64_t g, int t, int lane,
+                                          const float *y) {
+    const int64_t e = t * f.width + 32 * g + lane;
+    const float gv = y[lane], u = y[32 + lane];
+    const float h = gv / (1.0f + expf(-gv)) * u;
+    f.h[e] = h;
+    if (f.oq) cw_q8_block(h, lane, f.oq + e, f.od + e / 32);
+}
+
+/* One value of a Q8_0 cache row block held by the whole warp (32 dims of one head). */
+__device__ __forceinline__ void fz_store_q8(int8_t *q, __half *scale, float v, int lane) {
+    const float amax = cw_warp_max(fabsf(v));
+    const float d = amax / 127.0f, id = d != 0.0f ? 1.0f / d : 0.0f;
+    *q = (int8_t)max(-127, min(127, (int)roundf(v * id)));
+    if (lane == 0) *scale = __float2half_rn(d);
+}
+
+__device__ __forceinline__ void fz_rope(const fz_args &f, int64_t g, int t, int lane,
+                                        const float *y) {
+    const mv_args &a = f.m;
+    const int64_t rg = 32 * g + lane;
+    const int pi = find_prod(a, rg), role = f.role[pi]; /* uniform in the block */
+    const int64_t row = rg - a.p[pi].row0, n_out = a.p[pi].w.n_out;
+    const int d = (int)(row % f.hd), head = (int)(row / f.hd), p = f.pos[t];
+    float v = y[lane];
+    if (role != 2 &&
+        d < f.rope.n_rot) { /* pair (d & ~1, d | 1) sits in lanes (lane & ~1, lane | 1) */
+        const float o = y[lane ^ 1];
+        double sn, cs;
+        sincos((double)p * (double)f.rope.inv_freq[d >> 1], &sn, &cs);
+        const float c = (float)(cs * f.rope.attn_factor), s = (float)(sn * f.rope.attn_factor);
+        v = (d & 1) ? o * s + v * c : v * c - o * s;
+    }
+    a.p[pi].y[t * n_out + row] = v;
+    if (role == 0 || p < 0 || p >= f.n_ctx) return; /* uniform in the warp */
+    const size_t dst = ((size_t)head * f.n_ctx + p) * f.hd + d;
+    void *cache = role == 1 ? f.kc : f.vc;
+    if (f.kvt == RS_KV_F16)
+        ((__half *)cache)[dst] = __float2half_rn(v);
+    else if (f.kvt == RS_KV_F32)
+        ((float *)cache)[dst] = v;
+    else /* hd % 32 == 0: the warp holds one scale block */
+        fz_store_q8((int8_t *)cache + dst, (role == 1 ? f.ksc : f.vsc) + dst / 32, v, lane);
+}
+
+/* Products a block holds per token: 32 outputs (64 for SwiGLU: gate and up). */
+template <int EPI> __host__ __device__ constexpr int fz_outs() {
+    return EPI == FZ_SWIGLU ? 64 : 32;
+}
+} // namespace
+
+#endif
