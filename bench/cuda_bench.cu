@@ -1,6 +1,7 @@
 /* cuda_bench.cu — the CUDA backend's kernel lab.
  *
- *   rusty_cuda_bench [ceil] [matvec] [gemm] [attn] [model[=F16,Q4_0,Q4_0:q8,...]]   (default: all)
+ *   rusty_cuda_bench [ceil] [matvec] [gemm] [attn] [ring] [model[=F16,Q4_0,Q4_0:q8,...]]
+ *   (default: all)
  *
  * (a model type with ":q8" runs with a Q8_0 KV cache instead of F16)
  *
@@ -25,6 +26,8 @@
 #include <functional>
 #include <string>
 #include <vector>
+
+#include "backend/cuda/cuda_stream.cuh" /* the bulk-copy and mbarrier helpers the ring probe uses */
 
 extern "C" {
 #include "backend/backend.h"
@@ -634,6 +637,99 @@ static void bench_model(rs_dtype t, rs_kv_type kvt) {
     printf("\n");
 }
 
+/* ---- shared-memory ring probe
+ * -------------------------------------------------------------------------- */
+
+/* Each block streams its own contiguous part of src, `stage` bytes at a time,
+ * through a ring of `depth` slots: bulk copies completing on mbarriers (BULK),
+ * or plain 16-byte register loads by every thread (the reference). The
+ * consumer only touches one word per thread, so this measures the fetch. */
+template <bool BULK>
+__global__ void ring_probe(const uint8_t *src, size_t per_block, int depth, int stage,
+                           unsigned *sink) {
+    extern __shared__ __align__(128) uint8_t ring[];
+    __shared__ uint64_t bar[FS_MAX_DEPTH];
+    const uint8_t *base = src + blockIdx.x * per_block;
+    const int n = (int)(per_block / stage);
+    unsigned acc = 0;
+    if (BULK) {
+        if (threadIdx.x == 0) {
+            for (int j = 0; j < depth; j++) fs_bar_init(&bar[j], 1);
+            fs_bar_fence_init();
+            for (int i = 0; i < depth && i < n; i++) {
+                fs_bar_expect(&bar[i], stage);
+                fs_copy(ring + (size_t)i * stage, base + (size_t)i * stage, stage, &bar[i]);
+            }
+        }
+        __syncthreads();
+        int slot = 0;
+        unsigned parity = 0;
+        for (int i = 0; i < n; i++) {
+            fs_bar_wait(&bar[slot], parity);
+            acc += ((const unsigned *)(ring + (size_t)slot * stage))[threadIdx.x];
+            __syncthreads();
+            if (threadIdx.x == 0 && i + depth < n) {
+                fs_bar_expect(&bar[slot], stage);
+                fs_copy(ring + (size_t)slot * stage, base + (size_t)(i + depth) * stage, stage,
+                        &bar[slot]);
+            }
+            if (++slot == depth) {
+                slot = 0;
+                parity ^= 1u;
+            }
+        }
+    } else {
+#pragma unroll 4
+        for (size_t off = threadIdx.x * 16; off < per_block; off += blockDim.x * 16)
+            acc += cw_ld_nc(base + off).x;
+    }
+    if (acc == 0x9E3779B9u) *sink = acc; /* keeps the loads */
+}
+
+static void bench_ring(void) {
+    cudaDeviceProp prop;
+    cudaGetDeviceProperties(&prop, 0);
+    const int n_sm = prop.multiProcessorCount;
+    const size_t total = (size_t)1 << 30;
+    uint8_t *src = (uint8_t *)dalloc(total);
+    unsigned *sink = (unsigned *)dalloc(256);
+    ck(cudaMemsetAsync(src, 1, total, S), "memset");
+    printf("## shared-memory ring probe: 1 GiB streamed, each block its own contiguous part, "
+           "256 threads\n\n| blocks/SM | how | stage KB | depth | GB/s | of copy |\n"
+           "|---|---|---|---|---|---|\n");
+    for (int bps : {1, 2, 4}) {
+        const unsigned grid = (unsigned)(n_sm * bps);
+        for (int stage : {4 << 10, 16 << 10, 32 << 10})
+            for (int depth : {2, 4, 8}) {
+                const size_t smem = (size_t)depth * stage;
+                if (smem * bps > (200u << 10)) continue;
+                const size_t per_block = total / grid / stage * stage;
+                ck(cudaFuncSetAttribute(ring_probe<true>,
+                                        cudaFuncAttributeMaxDynamicSharedMemorySize, (int)smem),
+                   "ring setup");
+                const double ms = time_ms(
+                    [&] {
+                        ring_probe<true>
+                            <<<grid, 256, smem, S>>>(src, per_block, depth, stage, sink);
+                    },
+                    3);
+                const double gbps = (double)per_block * grid / (ms * 1e-3) / 1e9;
+                printf("| %d | bulk copy | %d | %d | %.0f | %.0f%% |\n", bps, stage >> 10, depth,
+                       gbps, 100 * gbps / copy_gbps);
+                fflush(stdout);
+            }
+        const size_t per_block = total / grid / 4096 * 4096;
+        const double ms = time_ms(
+            [&] { ring_probe<false><<<grid, 256, 0, S>>>(src, per_block, 0, 4096, sink); }, 3);
+        const double gbps = (double)per_block * grid / (ms * 1e-3) / 1e9;
+        printf("| %d | register loads | - | - | %.0f | %.0f%% |\n", bps, gbps,
+               100 * gbps / copy_gbps);
+    }
+    ck(cudaGetLastError(), "ring probe");
+    O->release(B, src), O->release(B, sink);
+    printf("\n");
+}
+
 int main(int argc, char **argv) {
     rs_error e = {};
     if (rs_cuda_backend_create_impl(&B, &e)) {
@@ -658,6 +754,7 @@ int main(int argc, char **argv) {
     if (want("matvec")) bench_matvec();
     if (want("gemm")) bench_gemm();
     if (want("attn")) bench_attention();
+    if (want("ring")) bench_ring();
     if (want("model")) {
         const char *list = "F16,Q8_0,Q4_0,Q4_K";
         for (int i = 1; i < argc; i++)

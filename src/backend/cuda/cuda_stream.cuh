@@ -15,9 +15,11 @@
  *
  * Measured (docs/CUDA_NOTES.md, session 6): correct, but slower than the
  * register kernel at every depth and grid tried (Llama-2-7B shape, lab decode
- * graph: Q4_0 516 -> 342-459 tok/s, Q8_0 347 -> 249-296). One block's stream
- * stays near 12-15 GB/s whatever its depth; more blocks per SM help, deeper
- * rings do not. Kept, tested, for the persistent-kernel work that needs it. */
+ * graph: Q4_0 516 -> 342-460 tok/s, Q8_0 347 -> 249-296). Inside it one
+ * block's stream stays near 12-15 GB/s whatever its depth, though the copy
+ * engine streams a whole SM's share from one block (lab `ring` probe: 103% of
+ * copy): the streams restart every launch and every stage waits on the whole
+ * block. Kept, tested, for the persistent-kernel work that needs it. */
 #ifndef RUSTY_CUDA_STREAM_CUH
 #define RUSTY_CUDA_STREAM_CUH
 
@@ -25,7 +27,12 @@
 
 namespace {
 
-enum { FS_WARPS = 16, FS_MAX_DEPTH = 8, FS_AUTO_DEPTH = 4 };
+enum {
+    FS_WARPS = 16,
+    FS_MAX_DEPTH = 8,
+    FS_PRODUCER = (FS_WARPS - 1) * 32, /* the thread that issues copies: not in warp 0, which runs
+                                        * the epilogues */
+};
 
 /* ---- bulk copies completing on an mbarrier (sm_90) ---------------------------------------- */
 
@@ -102,7 +109,7 @@ __device__ __forceinline__ void fs_row(const mv_args &a, int64_t g, int r, int &
     }
 }
 
-/* Thread 0: stage si of group g into `slot`, two bulk copies. */
+/* The producer thread: stage si of group g into `slot`, two bulk copies. */
 template <int T, int EPI>
 __device__ __forceinline__ void fs_copy_stage(const mv_args &a, const fs_geo &geo, int64_t nb,
                                               int64_t g, int si, uint8_t *slot, uint64_t *bar) {
@@ -116,7 +123,7 @@ __device__ __forceinline__ void fs_copy_stage(const mv_args &a, const fs_geo &ge
     fs_copy(slot + geo.q_bytes, L.dm + row * nb * 2, d_bytes, bar);
 }
 
-/* Thread 0's walk over the groups: block b starts with group b; later groups
+/* The producer thread's walk over the groups: block b starts with group b; later groups
  * come from a counter shared by the grid (so blocks that share an SM, or
  * start late, take less), which the last block to run out resets for the
  * next launch. */
@@ -126,7 +133,7 @@ struct fs_walk {
     bool out;
 };
 
-/* Thread 0: the next stage of the walk into ring slot j (slot_g[j] = its
+/* The producer: the next stage of the walk into ring slot j (slot_g[j] = its
  * group, or -1 past the end). Claims a new group only when `claim` (after
  * the grid dependency: the counter belongs to the previous launch until then). */
 template <int T, int EPI>
@@ -187,7 +194,7 @@ __global__ void __launch_bounds__(FS_WARPS * 32, 2)
     const int64_t nb = a.p[0].w.nb, n_in = a.n_in;
     fs_walk w = {blockIdx.x, 0, false};
     int issued = 0;
-    if (threadIdx.x == 0) { /* this block's first group before the wait: weights never change */
+    if (threadIdx.x == FS_PRODUCER) { /* the first group before the wait: weights never change */
         for (int j = 0; j < depth; j++) fs_bar_init(&bar[j], 1);
         fs_bar_fence_init();
         while (issued < depth &&
@@ -195,7 +202,7 @@ __global__ void __launch_bounds__(FS_WARPS * 32, 2)
             issued++;
     }
     cw_griddep_wait();
-    if (threadIdx.x == 0)
+    if (threadIdx.x == FS_PRODUCER)
         for (; issued < depth; issued++)
             fs_next<T, EPI>(f, geo, nb, groups, w, fs_ring, bar, slot_g, slot_si, issued, true);
     /* the activations, once: int8 values and (d, d * sum) per 32 */
@@ -227,8 +234,9 @@ __global__ void __launch_bounds__(FS_WARPS * 32, 2)
         }
         acc = cw_warp_sum(acc);
         if (lane == 0) part[si * geo.rs + r][sub] = acc;
-        __syncthreads(); /* every warp is done with this slot; part complete */
-        if (threadIdx.x == 0) /* refill it (a ring of >= 2: nobody reads slot_g[slot] until the next sync) */
+        __syncthreads();                /* every warp is done with this slot; part complete */
+        if (threadIdx.x == FS_PRODUCER) /* refill it (a ring of >= 2: nobody reads slot_g[slot]
+                                           until the next sync) */
             fs_next<T, EPI>(f, geo, nb, groups, w, fs_ring, bar, slot_g, slot_si, slot, true);
         if (++slot == depth) {
             slot = 0;
@@ -287,10 +295,10 @@ template <int T, int EPI> void fs_launch_t(cuda_backend *c, const fz_args &f, un
     const int64_t nb = f.m.p[0].w.nb;
     const fs_geo geo = fs_plan(T, EPI, nb);
     /* about 96 KB in flight per block: two blocks (this launch's and the next's) fit an SM */
-    const int depth =
-        c->tune.stream_depth
-            ? std::max(2, std::min(c->tune.stream_depth, (int)FS_MAX_DEPTH))
-            : (int)std::min<int64_t>(FS_MAX_DEPTH, std::max<int64_t>(2, (96 << 10) / geo.slot_bytes));
+    const int depth = c->tune.stream_depth
+                          ? std::max(2, std::min(c->tune.stream_depth, (int)FS_MAX_DEPTH))
+                          : (int)std::min<int64_t>(
+                                FS_MAX_DEPTH, std::max<int64_t>(2, (96 << 10) / geo.slot_bytes));
     const unsigned want = c->tune.stream_blocks ? (unsigned)c->tune.stream_blocks : c->n_sm;
     const unsigned grid = std::min(groups, want);
     const size_t smem = fs_smem_bytes(geo, depth, f.m.n_in);
