@@ -533,19 +533,15 @@ __global__ void __launch_bounds__(256) attn_pre_kernel(const __grid_constant__ p
  * from padded shared memory through ldmatrix (.trans for V); a Q8_0 tile is
  * dequantized to halves there first. */
 
-__device__ __forceinline__ uint32_t smem_u32(const void *p) {
-    return (uint32_t)__cvta_generic_to_shared(p);
-}
-
 __device__ __forceinline__ void ldsm_x4(uint32_t *r, const void *p) {
     asm volatile("ldmatrix.sync.aligned.m8n8.x4.shared.b16 {%0, %1, %2, %3}, [%4];"
                  : "=r"(r[0]), "=r"(r[1]), "=r"(r[2]), "=r"(r[3])
-                 : "r"(smem_u32(p)));
+                 : "r"(cw_smem_addr(p)));
 }
 __device__ __forceinline__ void ldsm_x4_t(uint32_t *r, const void *p) {
     asm volatile("ldmatrix.sync.aligned.m8n8.x4.trans.shared.b16 {%0, %1, %2, %3}, [%4];"
                  : "=r"(r[0]), "=r"(r[1]), "=r"(r[2]), "=r"(r[3])
-                 : "r"(smem_u32(p)));
+                 : "r"(cw_smem_addr(p)));
 }
 __device__ __forceinline__ void mma16816(float *d, const uint32_t *a, uint32_t b0, uint32_t b1) {
     asm volatile(
@@ -561,7 +557,7 @@ __device__ __forceinline__ uint32_t pack_h2(float lo, float hi) {
 
 /* 16 bytes global -> shared without registers; src_bytes 0 stores zeros. */
 __device__ __forceinline__ void cp_async16(void *dst, const void *src, int src_bytes) {
-    asm volatile("cp.async.cg.shared.global [%0], [%1], 16, %2;" ::"r"(smem_u32(dst)), "l"(src),
+    asm volatile("cp.async.cg.shared.global [%0], [%1], 16, %2;" ::"r"(cw_smem_addr(dst)), "l"(src),
                  "r"(src_bytes));
 }
 __device__ __forceinline__ void cp_async_commit() {
@@ -587,7 +583,7 @@ template <int HD, bool Q8> constexpr size_t mma_smem() {
 
 /* 4 bytes global -> shared (through L1: cp.async.cg takes 16 only); src_bytes 0 stores zeros. */
 __device__ __forceinline__ void cp_async4(void *dst, const void *src, int src_bytes) {
-    asm volatile("cp.async.ca.shared.global [%0], [%1], 4, %2;" ::"r"(smem_u32(dst)), "l"(src),
+    asm volatile("cp.async.ca.shared.global [%0], [%1], 4, %2;" ::"r"(cw_smem_addr(dst)), "l"(src),
                  "r"(src_bytes));
 }
 

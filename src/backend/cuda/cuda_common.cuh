@@ -333,6 +333,11 @@ __device__ __forceinline__ void cw_griddep_launch() {
 #endif
 }
 
+/* The shared-memory address of p, as the PTX instructions that take one want it. */
+__device__ __forceinline__ uint32_t cw_smem_addr(const void *p) {
+    return (uint32_t)__cvta_generic_to_shared(p);
+}
+
 /* 16-byte load of immutable data (weights), not kept in L1. */
 __device__ __forceinline__ uint4 cw_ld_nc(const void *p) {
     uint4 r;

@@ -37,7 +37,7 @@ struct fz_args {
     unsigned *scnt;
     /* streamed kernels (cuda_stream.cuh): the next group to claim, blocks out of
      * groups (both kept zero between launches) */
-    unsigned *fs_next;
+    unsigned *fs_ctr;
 };
 
 __device__ __forceinline__ void fz_resid(const fz_args &f, int64_t g, int t, int lane,

@@ -36,12 +36,8 @@ enum {
 
 /* ---- bulk copies completing on an mbarrier (sm_90) ---------------------------------------- */
 
-__device__ __forceinline__ uint32_t fs_smem(const void *p) {
-    return (uint32_t)__cvta_generic_to_shared(p);
-}
-
 __device__ __forceinline__ void fs_bar_init(uint64_t *bar, unsigned count) {
-    asm volatile("mbarrier.init.shared::cta.b64 [%0], %1;" ::"r"(fs_smem(bar)), "r"(count));
+    asm volatile("mbarrier.init.shared::cta.b64 [%0], %1;" ::"r"(cw_smem_addr(bar)), "r"(count));
 }
 
 /* Makes initialised barriers visible to the bulk-copy (async) proxy. */
@@ -51,7 +47,7 @@ __device__ __forceinline__ void fs_bar_fence_init() {
 
 /* The phase's one arrival, announcing the bytes its copies will bring. */
 __device__ __forceinline__ void fs_bar_expect(uint64_t *bar, unsigned bytes) {
-    asm volatile("mbarrier.arrive.expect_tx.shared::cta.b64 _, [%0], %1;" ::"r"(fs_smem(bar)),
+    asm volatile("mbarrier.arrive.expect_tx.shared::cta.b64 _, [%0], %1;" ::"r"(cw_smem_addr(bar)),
                  "r"(bytes)
                  : "memory");
 }
@@ -62,7 +58,7 @@ __device__ __forceinline__ void fs_bar_wait(uint64_t *bar, unsigned parity) {
                  "FS_WAIT_%=:\n"
                  "mbarrier.try_wait.parity.shared::cta.b64 done, [%0], %1;\n"
                  "@!done bra FS_WAIT_%=;\n"
-                 "}" ::"r"(fs_smem(bar)),
+                 "}" ::"r"(cw_smem_addr(bar)),
                  "r"(parity)
                  : "memory");
 }
@@ -71,8 +67,8 @@ __device__ __forceinline__ void fs_bar_wait(uint64_t *bar, unsigned parity) {
 __device__ __forceinline__ void fs_copy(void *dst, const void *src, uint32_t bytes, uint64_t *bar) {
     asm volatile(
         "cp.async.bulk.shared::cluster.global.mbarrier::complete_tx::bytes [%0], [%1], %2, [%3];" ::
-            "r"(fs_smem(dst)),
-        "l"(src), "r"(bytes), "r"(fs_smem(bar))
+            "r"(cw_smem_addr(dst)),
+        "l"(src), "r"(bytes), "r"(cw_smem_addr(bar))
         : "memory");
 }
 
@@ -142,13 +138,13 @@ __device__ __forceinline__ bool fs_next(const fz_args &f, const fs_geo &geo, int
                                         int *slot_g, int *slot_si, int j, bool claim) {
     if (!w.out && w.si == geo.spg) {
         if (!claim) return false;
-        w.g = gridDim.x + (int64_t)atomicAdd(f.fs_next, 1u);
+        w.g = gridDim.x + (int64_t)atomicAdd(f.fs_ctr, 1u);
         w.si = 0;
         if (w.g >= groups) {
             w.out = true;
-            if (atomicAdd(f.fs_next + 1, 1u) == gridDim.x - 1) { /* the last block out */
-                f.fs_next[0] = 0;
-                f.fs_next[1] = 0;
+            if (atomicAdd(f.fs_ctr + 1, 1u) == gridDim.x - 1) { /* the last block out */
+                f.fs_ctr[0] = 0;
+                f.fs_ctr[1] = 0;
             }
         }
     }
@@ -291,20 +287,14 @@ inline fs_geo fs_plan(int type, int epi, int64_t nb) {
     return g;
 }
 
-template <int T, int EPI> void fs_launch_t(cuda_backend *c, const fz_args &f, unsigned groups) {
-    const int64_t nb = f.m.p[0].w.nb;
-    const fs_geo geo = fs_plan(T, EPI, nb);
-    /* about 96 KB in flight per block: two blocks (this launch's and the next's) fit an SM */
-    const int depth = c->tune.stream_depth
-                          ? std::max(2, std::min(c->tune.stream_depth, (int)FS_MAX_DEPTH))
-                          : (int)std::min<int64_t>(
-                                FS_MAX_DEPTH, std::max<int64_t>(2, (96 << 10) / geo.slot_bytes));
+template <int T, int EPI>
+void fs_launch_t(cuda_backend *c, const fz_args &f, unsigned groups, const fs_geo &geo, int depth,
+                 size_t smem) {
     const unsigned want = c->tune.stream_blocks ? (unsigned)c->tune.stream_blocks : c->n_sm;
     const unsigned grid = std::min(groups, want);
-    const size_t smem = fs_smem_bytes(geo, depth, f.m.n_in);
     fz_args fa = f;
-    fa.fs_next = (unsigned *)cw_scratch(c, CW_SCR_FSCNT, 2 * sizeof(unsigned));
-    if (!fa.fs_next) return; /* error recorded */
+    fa.fs_ctr = (unsigned *)cw_scratch(c, CW_SCR_FSCNT, 2 * sizeof(unsigned));
+    if (!fa.fs_ctr) return; /* error recorded */
     cw_check(c,
              cudaFuncSetAttribute(fs_kernel<T, EPI>, cudaFuncAttributeMaxDynamicSharedMemorySize,
                                   (int)smem),
@@ -317,12 +307,18 @@ template <int T, int EPI> void fs_launch_t(cuda_backend *c, const fz_args &f, un
  * caller launches the register kernel). */
 template <int EPI> bool fs_launch(cuda_backend *c, int type, const fz_args &f, unsigned groups) {
     if (!fs_takes(c, type, f)) return false;
-    if (fs_smem_bytes(fs_plan(type, EPI, f.m.p[0].w.nb), FS_MAX_DEPTH, f.m.n_in) > (200 << 10))
-        return false; /* very wide inputs: the register kernel */
+    const fs_geo geo = fs_plan(type, EPI, f.m.p[0].w.nb);
+    /* about 96 KB in flight per block: two blocks (this launch's and the next's) fit an SM */
+    const int depth = c->tune.stream_depth
+                          ? std::max(2, std::min(c->tune.stream_depth, (int)FS_MAX_DEPTH))
+                          : (int)std::min<int64_t>(
+                                FS_MAX_DEPTH, std::max<int64_t>(2, (96 << 10) / geo.slot_bytes));
+    const size_t smem = fs_smem_bytes(geo, depth, f.m.n_in);
+    if (smem > (200 << 10)) return false; /* very wide inputs: the register kernel */
     if (type == RS_DTYPE_Q4_0)
-        fs_launch_t<RS_DTYPE_Q4_0, EPI>(c, f, groups);
+        fs_launch_t<RS_DTYPE_Q4_0, EPI>(c, f, groups, geo, depth, smem);
     else
-        fs_launch_t<RS_DTYPE_Q8_0, EPI>(c, f, groups);
+        fs_launch_t<RS_DTYPE_Q8_0, EPI>(c, f, groups, geo, depth, smem);
     return true;
 }
 
