@@ -612,20 +612,25 @@ static void bench_model(rs_dtype t, rs_kv_type kvt) {
     /* prompt: 512 tokens at positions 0..511 */
     set_pos(m, 0, NB);
     /* variants: attention on the tensor cores or SIMT; the next layer's quantized
-     * weights dequantized ahead on a second stream (prepare) or inline */
-    for (int v = 0; v < 3; v++) {
+     * weights dequantized ahead on a second stream (prepare) or inline; that
+     * stream below the main one's priority or at the same */
+    const int pv[][3] = {{1, 1, 1}, {1, 1, 0}, {1, 0, 1}, {0, 1, 1}, {1, 1, 1}};
+    for (auto &v : pv) {
         rs_cuda_tuning tu = tuning();
-        tu.attn_mma = v != 1;
-        tu.prep = v != 2;
+        tu.attn_mma = v[0];
+        tu.prep = v[1];
+        tu.prep_prio = v[2];
         rs_cuda_set_tuning(B, &tu);
-        const double ms = time_ms([&] { forward7(m, NB); }, 2);
-        printf("  prompt %d tokens (attention %s, prepare %s): %.2f ms = %.0f tok/s (%.0f "
-               "TFLOP/s of weight products)\n",
-               NB, tu.attn_mma ? "tensor cores" : "SIMT", tu.prep ? "on" : "off", ms,
-               NB / (ms * 1e-3), 2.0 * NB * (L7 * (4.0 * DIM * DIM + 3.0 * DIM * FF)) / ms / 1e9);
-        tu.attn_mma = tu.prep = 1;
-        rs_cuda_set_tuning(B, &tu);
+        const double ms = time_ms([&] { forward7(m, NB); }, 3);
+        printf("  prompt %d tokens (attention %s, prepare %s, side priority %s): %.2f ms = %.0f "
+               "tok/s (%.0f TFLOP/s of weight products)\n",
+               NB, tu.attn_mma ? "tensor cores" : "SIMT", tu.prep ? "on" : "off",
+               tu.prep_prio ? "low" : "same", ms, NB / (ms * 1e-3),
+               2.0 * NB * (L7 * (4.0 * DIM * DIM + 3.0 * DIM * FF)) / ms / 1e9);
     }
+    rs_cuda_tuning tu = tuning(); /* back to the defaults */
+    tu.attn_mma = tu.prep = tu.prep_prio = 1;
+    rs_cuda_set_tuning(B, &tu);
     breakdown = true;
     memset(cat_ms, 0, sizeof cat_ms);
     forward7(m, NB);

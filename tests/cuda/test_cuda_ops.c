@@ -246,7 +246,21 @@ static void test_prepare(void) {
     report("an unloaded weight's copy is forgotten", prepared_mask(ab, 2), 0);
     check_products("matmul Q4_0 n=33 after a prepared weight was unloaded", &ab[1], NULL, 1, 33,
                    TOL_H);
+    /* switching the side stream's priority makes it again */
     rs_cuda_tuning t = base;
+    t.prep_prio = !base.prep_prio;
+    rs_cuda_set_tuning(B, &t);
+    tw e = make_weight(RS_DTYPE_Q4_0, 512, 1000, 0.5f),
+       q8 = make_weight(RS_DTYPE_Q8_0, 512, 77, 0.5f);
+    tw *eq[2] = {&e, &q8};
+    prepare(eq, 2, 40);
+    report("prepare on a side stream made again copies both", prepared_mask(eq, 2) != 3, 0);
+    check_products("matmul Q4_0 1000x512 n=40 prepared on the new stream", &eq[0], NULL, 1, 40,
+                   TOL_H);
+    check_products("matmul Q8_0 77x512 n=40 prepared on the new stream", &eq[1], NULL, 1, 40,
+                   TOL_H);
+    free_weight(&e), free_weight(&q8);
+    t = base;
     t.prep = 0;
     rs_cuda_set_tuning(B, &t);
     prepare(ab, 2, 33);

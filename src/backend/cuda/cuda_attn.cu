@@ -1,6 +1,7 @@
 /* cuda_attn.cu — causal attention over the KV cache ([kv head][pos][head_dim]).
  *
- * Decode (n <= 4 tokens, head_dim a power of two 8..256): flash-decoding. The
+ * Decode (n <= 4 tokens, head_dim a power of two 8..256, 16..256 for Q8_0
+ * caches, each lane holding 8 dims of a position, 16 for Q8_0): flash-decoding. The
  * context is cut into chunks of C positions; block (chunk, kv head, token)
  * scores its chunk for up to GB query heads sharing that kv head (so GQA
  * reads K and V once), keeps the chunk's softmax max and sum, and writes a
@@ -92,8 +93,8 @@ __device__ void dec_store(const dec_args &a, const float *vals, int gn, int t, i
     }
 }
 
-/* Eight cached values of one position as loaded (raw, so a load in flight
- * holds few registers), converted at use. */
+/* A lane's cached values of one position (8; 16 for Q8_0) as loaded (raw,
+ * so a load in flight holds few registers), converted at use. */
 template <typename KV> struct kv8;
 template <> struct kv8<__half> {
     uint4 v;
@@ -119,22 +120,29 @@ template <> struct kv8<float> {
         f[7] = b.w;
     }
 };
+/* Q8_0: sixteen values per lane (one 16-byte load and a scale per position),
+ * so a lane keeps as many bytes in flight per load as with F16 rows. */
 template <> struct kv8<int8_t> {
-    uint2 v;
+    uint4 v;
     __half s;
     __device__ __forceinline__ void load(const int8_t *p, const __half *sc) {
-        v = *(const uint2 *)p;
+        v = *(const uint4 *)p;
         s = *sc;
     }
     __device__ __forceinline__ void get(float *f) const {
         const float d = __half2float(s);
+        const uint32_t w[4] = {v.x, v.y, v.z, v.w};
 #pragma unroll
-        for (int i = 0; i < 4; i++) {
-            f[i] = d * (float)(int8_t)(v.x >> (8 * i));
-            f[4 + i] = d * (float)(int8_t)(v.y >> (8 * i));
-        }
+        for (int j = 0; j < 4; j++)
+#pragma unroll
+            for (int i = 0; i < 4; i++) f[4 * j + i] = d * (float)(int8_t)(w[j] >> (8 * i));
     }
 };
+
+/* Cached values a lane holds per position. */
+template <typename KV> __host__ __device__ constexpr int kv_dpl() {
+    return std::is_same<KV, int8_t>::value ? 16 : 8;
+}
 
 /* Before waiting for the previous kernel, a block reads the position and
  * issues its first pass of K loads (and of V, for GB <= 2 where the registers
@@ -144,8 +152,8 @@ template <> struct kv8<int8_t> {
 template <typename KV, int LP, int GB>
 __global__ void __launch_bounds__(128) attn_dec_kernel(const __grid_constant__ dec_args a) {
     constexpr bool Q8 = std::is_same<KV, int8_t>::value, PFV = GB <= 2;
-    /* positions in flight per lane: twice as many for the 8-byte Q8_0 rows */
-    constexpr int NT = 128, P = NT / LP, U = (GB >= 8 ? 2 : 4) * (Q8 ? 2 : 1), HD = LP * 8;
+    /* DPL dims per lane, U positions in flight per lane (16 bytes each) */
+    constexpr int NT = 128, P = NT / LP, U = GB >= 8 ? 2 : 4, DPL = kv_dpl<KV>(), HD = LP * DPL;
     extern __shared__ float smem[];
     float *sc = smem;               /* [GB][c_max] scores, then weights */
     float *red = sc + GB * a.c_max; /* [4][GB][HD] per-warp outputs */
@@ -161,11 +169,11 @@ __global__ void __launch_bounds__(128) attn_dec_kernel(const __grid_constant__ d
               start = split * C, newest = p_end - 1;
     if (start >= p_end) return;
     const int end = min(start + C, p_end), len = end - start, n_active = (p_end + C - 1) / C;
-    const KV *kb = (const KV *)a.k + (size_t)kvh * a.n_ctx * HD + li * 8;
-    const KV *vb = (const KV *)a.v + (size_t)kvh * a.n_ctx * HD + li * 8;
-    /* Q8_0: the scale of this lane's 8 dims, position 0 */
-    const __half *ksb = Q8 ? a.ks + (size_t)kvh * a.n_ctx * a.nsb + li * 8 / 32 : NULL;
-    const __half *vsb = Q8 ? a.vs + (size_t)kvh * a.n_ctx * a.nsb + li * 8 / 32 : NULL;
+    const KV *kb = (const KV *)a.k + (size_t)kvh * a.n_ctx * HD + li * DPL;
+    const KV *vb = (const KV *)a.v + (size_t)kvh * a.n_ctx * HD + li * DPL;
+    /* Q8_0: the scale of this lane's dims, position 0 */
+    const __half *ksb = Q8 ? a.ks + (size_t)kvh * a.n_ctx * a.nsb + li * DPL / 32 : NULL;
+    const __half *vsb = Q8 ? a.vs + (size_t)kvh * a.n_ctx * a.nsb + li * DPL / 32 : NULL;
     kv8<KV> kr[U] = {}, vr[PFV ? U : 1] = {};
 #pragma unroll
     for (int u = 0; u < U; u++) {
@@ -182,20 +190,22 @@ __global__ void __launch_bounds__(128) attn_dec_kernel(const __grid_constant__ d
         kr[u].load(kb + (size_t)p * HD, ksb + (size_t)p * a.nsb);
         if (PFV) vr[u].load(vb + (size_t)p * HD, vsb + (size_t)p * a.nsb);
     }
-    float qr[GB][8];
+    float qr[GB][DPL];
 #pragma unroll
     for (int g = 0; g < GB; g++) {
         if (g < gn) {
-            load8(a.q + ((size_t)t * a.n_head + h0 + g) * HD + li * 8, qr[g]);
+#pragma unroll
+            for (int e = 0; e < DPL; e += 8)
+                load8(a.q + ((size_t)t * a.n_head + h0 + g) * HD + li * DPL + e, qr[g] + e);
         } else {
 #pragma unroll
-            for (int e = 0; e < 8; e++) qr[g][e] = 0.0f;
+            for (int e = 0; e < DPL; e++) qr[g][e] = 0.0f;
         }
     }
 #pragma unroll
     for (int g = 0; g < GB; g++)
 #pragma unroll
-        for (int e = 0; e < 8; e++) qr[g][e] *= a.scale;
+        for (int e = 0; e < DPL; e++) qr[g][e] *= a.scale;
     /* scores: LP lanes per position, 8 dims each; U positions in flight */
     for (int base = start; base < end; base += P * U) {
         if (base != start) {
@@ -211,13 +221,13 @@ __global__ void __launch_bounds__(128) attn_dec_kernel(const __grid_constant__ d
 #pragma unroll
         for (int u = 0; u < U; u++) {
             const int p = base + po + u * P;
-            float kf[8];
+            float kf[DPL];
             kr[u].get(kf);
 #pragma unroll
             for (int g = 0; g < GB; g++) {
                 float d = 0.0f;
 #pragma unroll
-                for (int e = 0; e < 8; e++) d += qr[g][e] * kf[e];
+                for (int e = 0; e < DPL; e++) d += qr[g][e] * kf[e];
 #pragma unroll
                 for (int o = LP / 2; o > 0; o >>= 1) d += __shfl_xor_sync(0xffffffffu, d, o);
                 if (li == 0 && p < end) sc[g * C + p - start] = d;
@@ -243,11 +253,11 @@ __global__ void __launch_bounds__(128) attn_dec_kernel(const __grid_constant__ d
     }
     __syncthreads();
     /* weighted values */
-    float acc[GB][8];
+    float acc[GB][DPL];
 #pragma unroll
     for (int g = 0; g < GB; g++)
 #pragma unroll
-        for (int e = 0; e < 8; e++) acc[g][e] = 0.0f;
+        for (int e = 0; e < DPL; e++) acc[g][e] = 0.0f;
     for (int base = start; base < end; base += P * U) {
         kv8<KV> vl[U];
 #pragma unroll
@@ -263,13 +273,13 @@ __global__ void __launch_bounds__(128) attn_dec_kernel(const __grid_constant__ d
         for (int u = 0; u < U; u++) {
             const int p = base + po + u * P;
             if (p >= end) continue;
-            float vf[8];
+            float vf[DPL];
             vl[u].get(vf);
 #pragma unroll
             for (int g = 0; g < GB; g++) {
                 const float w = sc[g * C + p - start];
 #pragma unroll
-                for (int e = 0; e < 8; e++) acc[g][e] += w * vf[e];
+                for (int e = 0; e < DPL; e++) acc[g][e] += w * vf[e];
             }
         }
     }
@@ -278,12 +288,12 @@ __global__ void __launch_bounds__(128) attn_dec_kernel(const __grid_constant__ d
 #pragma unroll
         for (int g = 0; g < GB; g++)
 #pragma unroll
-            for (int e = 0; e < 8; e++) acc[g][e] += __shfl_xor_sync(0xffffffffu, acc[g][e], o);
+            for (int e = 0; e < DPL; e++) acc[g][e] += __shfl_xor_sync(0xffffffffu, acc[g][e], o);
     if (lane < LP)
 #pragma unroll
         for (int g = 0; g < GB; g++)
 #pragma unroll
-            for (int e = 0; e < 8; e++) red[(warp * GB + g) * HD + li * 8 + e] = acc[g][e];
+            for (int e = 0; e < DPL; e++) red[(warp * GB + g) * HD + li * DPL + e] = acc[g][e];
     __syncthreads();
     for (int i = tid; i < GB * HD; i += NT)
         red[i] = red[i] + red[GB * HD + i] + red[2 * GB * HD + i] + red[3 * GB * HD + i];
@@ -884,14 +894,14 @@ void launch_dec_lp(cuda_backend *c, int lp, dim3 grid, size_t smem, const dec_ar
 /* Flash-decoding launch; false when this shape needs another kernel. */
 bool attn_decode(cuda_backend *c, const float *q, const rs_kv *kv, size_t layer_off, size_t sc_off,
                  const int32_t *pos, int n, const rs_attn *at, float *out) {
-    const int hd = at->head_dim, lp = hd / 8;
-    if (hd % 8 || hd > 256 || (lp & (lp - 1))) return false;
+    const int dpl = kv->d.type == RS_KV_Q8_0 ? 16 : 8, hd = at->head_dim, lp = hd / dpl;
+    if (hd % dpl || hd > 256 || (lp & (lp - 1))) return false;
     const int G = at->n_head / at->n_head_kv;
     /* two query heads per block: a group of G reads its K and V G / 2 times, from L2
      * after the first, but twice the blocks fill the GPU and hold fewer registers
      * (G = 4 at 4096 positions: 18.2 us with 4 heads per block, 15.9 with 2; G = 8:
      * 21.1 with 8, 15.3 with 2; docs/CUDA_NOTES.md session 5) */
-    int GB = std::min(G, 2);
+    int GB = kv->d.type == RS_KV_Q8_0 ? 2 : std::min(G, 2);
     const int tg = c->tune.attn_gb;
     if (tg == 1 || tg == 2 || tg == 4 || tg == 8) GB = tg; /* forced (benchmarks, tests) */
     if (kv->d.type == RS_KV_F32) GB = 8;

@@ -882,9 +882,14 @@ extern "C" rs_status rs_cuda_backend_create_impl(rs_backend **out, rs_error *err
     c->base.is_host = false;
     c->n_sm = prop.multiProcessorCount;
     c->smem_optin = prop.sharedMemPerBlockOptin;
-    c->tune = rs_cuda_tuning{1, 1, CW_MV_MAX_TOK, 0, CW_MV_MAX_TOK, 0, 0, 0, 1, 1, 0, 1, 0, 0};
+    c->tune =
+        rs_cuda_tuning{1, 1, CW_MV_MAX_TOK, 0, CW_MV_MAX_TOK, 0, 0, 0, 1, 1, 0, 1, 0, 0, 0, 0, 1};
     rs_status st = RS_OK;
-    if ((e = cudaStreamCreateWithFlags(&c->stream, cudaStreamNonBlocking)) != cudaSuccess ||
+    /* the main stream at the highest priority: prepare's side stream may run below it */
+    int prio_least = 0, prio_greatest = 0;
+    cudaDeviceGetStreamPriorityRange(&prio_least, &prio_greatest);
+    if ((e = cudaStreamCreateWithPriority(&c->stream, cudaStreamNonBlocking, prio_greatest)) !=
+            cudaSuccess ||
         (e = cudaEventCreateWithFlags(&c->pinned_done[0], cudaEventDisableTiming)) != cudaSuccess ||
         (e = cudaEventCreateWithFlags(&c->pinned_done[1], cudaEventDisableTiming)) != cudaSuccess)
         st = rs_error_set(err, RS_ERR_DEVICE, "CUDA setup on %s: %s", prop.name,
@@ -915,6 +920,7 @@ extern "C" void rs_cuda_set_tuning(rs_backend *b, const rs_cuda_tuning *t) {
     c->tune.fz_split = std::min(std::max(t->fz_split, 0), (int)CW_FZ_MAX_SPLIT);
     c->tune.stream_depth = std::min(std::max(t->stream_depth, 0), 8);
     c->tune.stream_blocks = std::max(t->stream_blocks, 0);
+    if (c->side && !!t->prep_prio != c->side_low) cw_prepare_free(c); /* its stream is made again */
     cw_settle(c);
     cw_untag(c);
 }

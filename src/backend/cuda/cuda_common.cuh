@@ -152,6 +152,7 @@ struct cuda_backend {
         bool neox;
     } rope_tab;
     cudaStream_t side; /* created on the first prepare */
+    bool side_low;     /* ... at the lowest priority (tune.prep_prio when it was made) */
     bool side_busy;    /* work issued on it since the last sync */
     cw_prep_set prep[2];
     cudaEvent_t prep_now; /* the main stream's point where the last refill began */

@@ -33,6 +33,8 @@ typedef struct rs_cuda_tuning {
                         * memory (cuda_stream.cuh; 1 = on, 0 = off: the default, measured slower) */
     int stream_depth;  /* stages in flight per block of those (1..8; 0 = automatic) */
     int stream_blocks; /* their grid (0 = one block per SM) */
+    int prep_prio;     /* the prepare stream runs at a lower priority than the main one, so the
+                        * GEMMs' blocks are placed first and dequantization fills the gaps */
 } rs_cuda_tuning;
 
 void rs_cuda_get_tuning(rs_backend *b, rs_cuda_tuning *t);
