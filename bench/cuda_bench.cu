@@ -327,15 +327,20 @@ static void bench_attention(void) {
     int32_t *dp = (int32_t *)dalloc(n * 4);
     O->upload(B, dp, pos.data(), n * 4, &e);
     rs_attn at = {n_head, n_head, hd, 1.0f / sqrtf((float)hd)};
-    for (int mma = 0; mma <= 1; mma++) {
+    /* SIMT; tensor cores with tiles in plain order; heavy and light tiles paired per SM */
+    for (int v = 0; v <= 2; v++) {
         rs_cuda_tuning tu = tuning();
-        tu.attn_mma = mma;
+        tu.attn_mma = v > 0;
+        tu.attn_zig = v == 2;
         rs_cuda_set_tuning(B, &tu);
         const double ms = time_ms([&] { O->attention(B, q, kv, 0, dp, n, &at, out); }, 5);
         const double flops = 4.0 * hd * n_head * (double)n * (n + 1) / 2;
         printf("| prefill n=%d h=%d hd=%d causal %s | %.1f | %.1f TFLOP/s |\n", n, n_head, hd,
-               mma ? "tensor cores" : "SIMT", ms * 1e3, flops / ms / 1e9);
-        tu.attn_mma = 1;
+               v == 0   ? "SIMT"
+               : v == 1 ? "tensor cores"
+                        : "tensor cores, tiles paired",
+               ms * 1e3, flops / ms / 1e9);
+        tu.attn_mma = tu.attn_zig = 1;
         rs_cuda_set_tuning(B, &tu);
     }
     printf("\n");
@@ -614,22 +619,25 @@ static void bench_model(rs_dtype t, rs_kv_type kvt) {
     /* variants: attention on the tensor cores or SIMT; the next layer's quantized
      * weights dequantized ahead on a second stream (prepare) or inline; that
      * stream below the main one's priority or at the same */
-    const int pv[][3] = {{1, 1, 1}, {1, 1, 0}, {1, 0, 1}, {0, 1, 1}, {1, 1, 1}};
+    const int pv[][4] = {{1, 1, 1, 1}, {1, 1, 0, 1}, {1, 1, 1, 0},
+                         {1, 0, 1, 1}, {0, 1, 1, 1}, {1, 1, 1, 1}};
     for (auto &v : pv) {
         rs_cuda_tuning tu = tuning();
         tu.attn_mma = v[0];
         tu.prep = v[1];
         tu.prep_prio = v[2];
+        tu.attn_zig = v[3];
         rs_cuda_set_tuning(B, &tu);
         const double ms = time_ms([&] { forward7(m, NB); }, 3);
-        printf("  prompt %d tokens (attention %s, prepare %s, side priority %s): %.2f ms = %.0f "
-               "tok/s (%.0f TFLOP/s of weight products)\n",
-               NB, tu.attn_mma ? "tensor cores" : "SIMT", tu.prep ? "on" : "off",
+        printf("  prompt %d tokens (attention %s%s, prepare %s, side priority %s): %.2f ms = "
+               "%.0f tok/s (%.0f TFLOP/s of weight products)\n",
+               NB, tu.attn_mma ? "tensor cores" : "SIMT",
+               tu.attn_mma && !tu.attn_zig ? " in plain order" : "", tu.prep ? "on" : "off",
                tu.prep_prio ? "low" : "same", ms, NB / (ms * 1e-3),
                2.0 * NB * (L7 * (4.0 * DIM * DIM + 3.0 * DIM * FF)) / ms / 1e9);
     }
     rs_cuda_tuning tu = tuning(); /* back to the defaults */
-    tu.attn_mma = tu.prep = tu.prep_prio = 1;
+    tu.attn_mma = tu.prep = tu.prep_prio = tu.attn_zig = 1;
     rs_cuda_set_tuning(B, &tu);
     breakdown = true;
     memset(cat_ms, 0, sizeof cat_ms);

@@ -535,7 +535,8 @@ static void test_rope(void) {
 /* ---- attention
  * ------------------------------------------------------------------------------------ */
 
-/* chunk: positions per decode split, gb: query heads per decode block (0: automatic) */
+/* chunk: positions per decode split, gb: query heads per decode block (0: automatic),
+ * mma: prompt attention on the tensor cores (2: its tiles in plain order) */
 static void check_attention(int n_head, int n_kv, int hd, int n_ctx, int last_pos, int n,
                             rs_kv_type kt, int chunk, int mma, int gb) {
     rs_kv_desc d = {2, n_ctx, n_kv, hd, kt};
@@ -560,7 +561,8 @@ static void check_attention(int n_head, int n_kv, int hd, int n_ctx, int last_po
     rs_cuda_get_tuning(B, &old);
     tu = old;
     tu.attn_chunk = chunk;
-    tu.attn_mma = mma;
+    tu.attn_mma = mma != 0;
+    tu.attn_zig = mma != 2;
     tu.attn_gb = gb;
     rs_cuda_set_tuning(B, &tu);
     O->attention(B, dq, kv, 1, dpos, n, &at, dout);
@@ -570,7 +572,8 @@ static void check_attention(int n_head, int n_kv, int hd, int n_ctx, int last_po
     char gbs[32] = "";
     if (gb) snprintf(gbs, sizeof gbs, " %d heads/block", gb);
     snprintf(name, sizeof name, "attention h=%d/%d hd=%d pos..%d n=%d %s%s%s%s", n_head, n_kv, hd,
-             last_pos, n, kv_name(kt), chunk ? " chunk" : "", tensor_cores ? " mma" : "", gbs);
+             last_pos, n, kv_name(kt), chunk ? " chunk" : "",
+             tensor_cores ? (mma == 2 ? " mma plain order" : " mma") : "", gbs);
     if (synced(name)) {
         down(out, dout, nq * 4);
         report(name, rel_err(out, ref, nq), tensor_cores ? TOL_MMA : TOL_ATTN);
@@ -598,8 +601,9 @@ static void test_attention(void) {
     check_attention(4, 4, 64, 40000, 39999, 1, RS_KV_F16, 0, 0, 0); /* long context, wide chunks */
     check_attention(8, 4, 128, 900, 650, 4, RS_KV_F32, 0, 0, 0);
     check_attention(4, 4, 16, 300, 200, 2, RS_KV_F32, 0, 0, 0);
-    /* prefill: SIMT tiles and tensor cores, and the fallbacks */
-    for (int mma = 0; mma <= 1; mma++) {
+    /* prefill: SIMT tiles and tensor cores (tiles paired heavy with light per SM, and
+     * in plain order), and the fallbacks */
+    for (int mma = 0; mma <= 2; mma++) {
         check_attention(8, 4, 64, 300, 69, 70, RS_KV_F16, 0, mma, 0);
         check_attention(8, 4, 128, 1200, 1100, 130, RS_KV_F16, 0, mma, 0);
         check_attention(32, 32, 128, 600, 511, 512, RS_KV_F16, 0, mma, 0);
@@ -607,6 +611,8 @@ static void test_attention(void) {
                         0); /* past context before the batch */
         check_attention(4, 4, 128, 100, 9, 5, RS_KV_F16, 0, mma, 0);
     }
+    /* 400 (tile, head) items: every other run of one block per SM reversed, the last partial */
+    check_attention(40, 8, 64, 700, 650, 600, RS_KV_F16, 0, 1, 0);
     check_attention(4, 1, 256, 200, 150, 17, RS_KV_F16, 0, 1, 0);
     check_attention(4, 2, 16, 100, 40, 41, RS_KV_F32, 0, 1, 0);
     check_attention(8, 4, 128, 300, 100, 20, RS_KV_F32, 0, 1, 0);

@@ -375,6 +375,7 @@ struct pre_args {
     float *scores; /* generic kernel only: [n][n_head][n_ctx] */
     int n, n_head, n_head_kv, hd, n_ctx;
     float scale;
+    int zig; /* tensor-core kernel: block order reversed every zig blocks (0: no reversal) */
 };
 
 constexpr int PB = 64; /* queries and keys per tile */
@@ -615,8 +616,18 @@ __global__ void __launch_bounds__(128) attn_mma_kernel(const __grid_constant__ p
     __shared__ int s_max;
     cw_griddep_launch();
     cw_griddep_wait();
-    const int h = blockIdx.y, kvh = h / (a.n_head / a.n_head_kv);
-    const int t0 = ((int)gridDim.x - 1 - (int)blockIdx.x) * MB;
+    /* Blocks take (query tile, head) items heaviest first (causal: a tile's work
+     * grows with its index), the order reversed every `zig` blocks: the first
+     * zig blocks land one per SM, the next zig fill each SM's second slot, so an
+     * SM pairs a heavy tile with a light one instead of two of similar weight. */
+    const int n_tiles = (a.n + MB - 1) / MB, n_items = n_tiles * a.n_head;
+    int item = (int)blockIdx.x;
+    if (a.zig > 0 && (item / a.zig) & 1) {
+        const int r0 = item / a.zig * a.zig, len = min(a.zig, n_items - r0);
+        item = r0 + len - 1 - (item - r0);
+    }
+    const int h = item % a.n_head, kvh = h / (a.n_head / a.n_head_kv);
+    const int t0 = (n_tiles - 1 - item / a.n_head) * MB;
     const int tid = threadIdx.x, warp = tid >> 5, lane = tid & 31, g = lane >> 2, c4 = lane & 3;
     for (int i = tid; i < MB * HD / 4; i += 128) {
         const int r = i / (HD / 4), cc = i % (HD / 4), t = t0 + r;
@@ -805,8 +816,10 @@ template <int HD, bool Q8> void launch_mma(cuda_backend *c, const pre_args &a) {
              cudaFuncSetAttribute(attn_mma_kernel<HD, Q8>,
                                   cudaFuncAttributeMaxDynamicSharedMemorySize, (int)smem),
              "attention setup");
-    cw_launch(c, a.n <= CW_MV_MAX_TOK, attn_mma_kernel<HD, Q8>, dim3((a.n + MB - 1) / MB, a.n_head),
-              dim3(128), smem, a);
+    pre_args b = a;
+    b.zig = c->tune.attn_zig ? c->n_sm : 0;
+    cw_launch(c, a.n <= CW_MV_MAX_TOK, attn_mma_kernel<HD, Q8>,
+              dim3((unsigned)(((a.n + MB - 1) / MB) * a.n_head)), dim3(128), smem, b);
 }
 
 __device__ float block_reduce(float v, bool is_max, float *red) {
@@ -900,7 +913,9 @@ bool attn_decode(cuda_backend *c, const float *q, const rs_kv *kv, size_t layer_
     /* two query heads per block: a group of G reads its K and V G / 2 times, from L2
      * after the first, but twice the blocks fill the GPU and hold fewer registers
      * (G = 4 at 4096 positions: 18.2 us with 4 heads per block, 15.9 with 2; G = 8:
-     * 21.1 with 8, 15.3 with 2; docs/CUDA_NOTES.md session 5) */
+     * 21.1 with 8, 15.3 with 2; docs/CUDA_NOTES.md session 5). Q8_0 caches take the
+     * two-head kernel even without groups: measured faster (32/32 heads at 4096
+     * positions: 24.1 us with one, 20.4 with two; session 7) */
     int GB = kv->d.type == RS_KV_Q8_0 ? 2 : std::min(G, 2);
     const int tg = c->tune.attn_gb;
     if (tg == 1 || tg == 2 || tg == 4 || tg == 8) GB = tg; /* forced (benchmarks, tests) */

@@ -35,6 +35,8 @@ typedef struct rs_cuda_tuning {
     int stream_blocks; /* their grid (0 = one block per SM) */
     int prep_prio;     /* the prepare stream runs at a lower priority than the main one, so the
                         * GEMMs' blocks are placed first and dequantization fills the gaps */
+    int attn_zig;      /* prompt attention on the tensor cores pairs heavy and light tiles per
+                        * SM (1 = on) */
 } rs_cuda_tuning;
 
 void rs_cuda_get_tuning(rs_backend *b, rs_cuda_tuning *t);
