@@ -79,26 +79,21 @@ __device__ __forceinline__ bool fz_gather(const fz_args &f, int64_t g, int sp, i
     return true;
 }
 
-/* Group g's products and epilogue, by the whole block. wait() is called once
- * the first weight loads are in flight; activations are then read from xq, xd
- * (int8) or f.m.x (float types). The deferred norm's output is written with
- * write_xn, shared by the first xn_blocks blocks. CHAIN: inside the chained
- * kernel, where other blocks of the same launch wrote the activations (read
- * from L2), and a block may take several groups (ys is reused). */
-template <int T, int NT, int EPI, bool CHAIN, typename Wait>
-__device__ __forceinline__ void fz_group(const fz_args &f, int64_t g, int sp, Wait &wait,
-                                         const int8_t *xq, const cw_q8s *xd, bool write_xn,
-                                         unsigned xn_blocks) {
+template <int T, int NT, int EPI>
+__global__ void __launch_bounds__(FZ_WARPS * 32, fz_min_blocks<T, NT>())
+    fz_kernel(const __grid_constant__ fz_args f) {
     using Tr = mvt<T>;
     constexpr int R = fz_rows<T, NT, EPI>(), U = fz_tasks<T, NT, EPI>();
     constexpr int NO = fz_outs<EPI>();
+    __shared__ float ys[NT][NO];
+    const mv_args &a = f.m;
+    cw_griddep_launch();
+    const int lane = threadIdx.x & 31, warp = threadIdx.x >> 5;
     /* the split is compiled for float weights only: its bookkeeping cost Q8_0
      * decode 3% (348.8 -> 338.4 tok/s in the kernel lab) where it never split */
     constexpr bool SPLIT = mv_is_float(T);
-    static_assert(!(CHAIN && SPLIT), "float weights are never chained");
-    __shared__ float ys[NT][NO];
-    const mv_args &a = f.m;
-    const int lane = threadIdx.x & 31, warp = threadIdx.x >> 5;
+    const int64_t g = SPLIT ? blockIdx.x / f.nsplit : blockIdx.x; /* this block's 32 outputs */
+    const int sp = SPLIT ? (int)(blockIdx.x % f.nsplit) : 0;
     int p[R], slot[R];
     int64_t row[R];
 #pragma unroll
@@ -118,12 +113,12 @@ __device__ __forceinline__ void fz_group(const fz_args &f, int64_t g, int sp, Wa
     float acc[R][NT];
     if (SPLIT)
         mv_accumulate<Tr, NT, R, U>(a, p, row, lane, acc, nt * sp / f.nsplit,
-                                    nt * (sp + 1) / f.nsplit, wait, xq, xd);
+                                    nt * (sp + 1) / f.nsplit);
     else
-        mv_accumulate<Tr, NT, R, U>(a, p, row, lane, acc, 0, nt, wait, xq, xd);
+        mv_accumulate<Tr, NT, R, U>(a, p, row, lane, acc, 0, nt);
     float s[NT];
-    mv_norm_scale<NT, CHAIN>(a, lane, s);
-    if (write_xn) mv_write_xn<NT, CHAIN>(a, s, xn_blocks);
+    mv_norm_scale<NT>(a, lane, s);
+    mv_write_xn<NT>(a, s);
     if (SPLIT && f.nsplit > 1 && !fz_gather<R, NT, NO>(f, g, sp, lane, slot, acc)) return;
     if (lane == 0)
 #pragma unroll
@@ -136,125 +131,13 @@ __device__ __forceinline__ void fz_group(const fz_args &f, int64_t g, int sp, Wa
         }
     __syncthreads();
     const int t = warp; /* warp t finishes token t */
-    if (t < NT && t < a.n) {
-        if (EPI == FZ_RESID)
-            fz_resid<CHAIN>(f, g, t, lane, ys[t]);
-        else if (EPI == FZ_SWIGLU)
-            fz_swiglu(f, g, t, lane, ys[t]);
-        else
-            fz_rope(f, g, t, lane, ys[t]);
-    }
-    if (CHAIN) __syncthreads(); /* ys is rewritten by the block's next group */
-}
-
-template <int T, int NT, int EPI>
-__global__ void __launch_bounds__(FZ_WARPS * 32, fz_min_blocks<T, NT>())
-    fz_kernel(const __grid_constant__ fz_args f) {
-    cw_griddep_launch();
-    constexpr bool SPLIT = mv_is_float(T);
-    const int64_t g = SPLIT ? blockIdx.x / f.nsplit : blockIdx.x; /* this block's 32 outputs */
-    const int sp = SPLIT ? (int)(blockIdx.x % f.nsplit) : 0;
-    mv_griddep wait;
-    fz_group<T, NT, EPI, false>(f, g, sp, wait, f.m.xq, f.m.xd, true, gridDim.x);
-}
-
-/* ---- the chained kernel ----------------------------------------------------------------------
- * One-token fused matvecs issued back to back (a layer's wo, gate+up and down
- * and the next layer's qkv) wait in c->chain and run as one launch: phase by
- * phase, a grid barrier between phases instead of a kernel boundary. Each
- * block issues its first weight loads of the next phase before it arrives at
- * the barrier (weights never change), as fz_kernel does before
- * griddepcontrol.wait. After the barrier a block copies the phase's int8
- * activations into shared memory from L2 (another block wrote them, and this
- * SM's L1 may hold the buffer's previous contents). Every block of the grid
- * must be resident at once: the grid is the occupancy's worth. */
-
-enum { FC_MAX = 4 };
-
-struct fc_args {
-    fz_args f[FC_MAX];
-    int epi[FC_MAX];
-    unsigned groups[FC_MAX];
-    int n;
-    unsigned *bar; /* arrivals, generation */
-};
-
-__device__ __forceinline__ unsigned fc_load_acquire(const unsigned *p) {
-    unsigned v;
-    asm volatile("ld.acquire.gpu.global.u32 %0, [%1];" : "=r"(v) : "l"(p) : "memory");
-    return v;
-}
-
-/* Every block of the grid arrives; none leaves before all have, and all the
- * writes before it are visible after it. */
-__device__ __forceinline__ void fc_grid_sync(unsigned *bar) {
-    __syncthreads();
-    if (threadIdx.x == 0) {
-        const unsigned gen = fc_load_acquire(bar + 1);
-        __threadfence();
-        if (atomicAdd(bar, 1u) == gridDim.x - 1) {
-            atomicExch(bar, 0u); /* before the release: nobody arrives again until then */
-            __threadfence();
-            atomicAdd(bar + 1, 1u);
-        } else {
-            while (fc_load_acquire(bar + 1) == gen) __nanosleep(20);
-        }
-        __threadfence();
-    }
-    __syncthreads();
-}
-
-/* The wait of one phase: the previous kernel (phase 0) or the grid barrier,
- * then the activations into shared memory. Called once per phase by every
- * thread: from the first group's main loop, or after the phase when the
- * block had no group. */
-struct fc_wait {
-    const fz_args &f;
-    unsigned *bar;
-    int8_t *sxq;
-    cw_q8s *sxd;
-    bool first, done;
-    __device__ __forceinline__ void operator()() {
-        if (done) return;
-        done = true;
-        if (first)
-            cw_griddep_wait();
-        else
-            fc_grid_sync(bar);
-        const int64_t n_in = f.m.n_in;
-        for (int64_t i = threadIdx.x; i < n_in / 16; i += blockDim.x)
-            ((int4 *)sxq)[i] = __ldcg((const int4 *)f.m.xq + i);
-        for (int64_t i = threadIdx.x; i < n_in / 32; i += blockDim.x) sxd[i] = __ldcg(f.m.xd + i);
-        __syncthreads();
-    }
-};
-
-template <int T, int EPI>
-__device__ __forceinline__ void fc_phase(const fz_args &f, unsigned groups, fc_wait &w) {
-    bool first = true;
-    for (int64_t g = blockIdx.x; g < groups; g += gridDim.x) {
-        fz_group<T, 1, EPI, true>(f, g, 0, w, w.sxq, w.sxd, first, min(groups, gridDim.x));
-        first = false;
-    }
-    w(); /* a block without a group still takes part in the barrier */
-}
-
-template <int T>
-__global__ void __launch_bounds__(FZ_WARPS * 32, fz_min_blocks<T, 1>())
-    fc_kernel(const __grid_constant__ fc_args c) {
-    extern __shared__ __align__(16) uint8_t fc_sh[];
-    cw_griddep_launch();
-    for (int ph = 0; ph < c.n; ph++) {
-        const fz_args &f = c.f[ph];
-        fc_wait w{f,       c.bar, (int8_t *)fc_sh, (cw_q8s *)(fc_sh + (f.m.n_in + 15) / 16 * 16),
-                  ph == 0, false};
-        if (c.epi[ph] == FZ_RESID)
-            fc_phase<T, FZ_RESID>(f, c.groups[ph], w);
-        else if (c.epi[ph] == FZ_SWIGLU)
-            fc_phase<T, FZ_SWIGLU>(f, c.groups[ph], w);
-        else
-            fc_phase<T, FZ_ROPE>(f, c.groups[ph], w);
-    }
+    if (t >= NT || t >= a.n) return;
+    if (EPI == FZ_RESID)
+        fz_resid(f, g, t, lane, ys[t]);
+    else if (EPI == FZ_SWIGLU)
+        fz_swiglu(f, g, t, lane, ys[t]);
+    else
+        fz_rope(f, g, t, lane, ys[t]);
 }
 
 /* Blocks per group of 32 outputs. Float weights: enough to fill the blocks
@@ -291,69 +174,7 @@ template <int EPI, int T> void fz_launch_t(cuda_backend *c, const fz_args &f, un
         fz_launch_n<EPI, T, CW_MV_MAX_TOK>(c, f, groups);
 }
 
-/* ---- the chain, host side ---------------------------------------------------------------- */
-
-struct fc_chain {
-    fc_args a;
-    int type;
-    size_t smem;
-};
-
-/* Shared memory of a phase: its int8 activations and their scales. */
-inline size_t fc_smem(int64_t n_in) {
-    return (size_t)(n_in + 15) / 16 * 16 + (size_t)(n_in / 32) * sizeof(cw_q8s);
-}
-
-template <int T> void fc_launch_t(cuda_backend *c, const fc_chain &ch) {
-    void (*k)(fc_args) = fc_kernel<T>;
-    if (ch.smem > (48 << 10))
-        cw_check(c,
-                 cudaFuncSetAttribute(k, cudaFuncAttributeMaxDynamicSharedMemorySize, (int)ch.smem),
-                 "chained matvec setup");
-    int per_sm = 0;
-    cw_check(c, cudaOccupancyMaxActiveBlocksPerMultiprocessor(&per_sm, k, FZ_WARPS * 32, ch.smem),
-             "chained matvec occupancy");
-    unsigned most = 0;
-    for (int i = 0; i < ch.a.n; i++) most = std::max(most, ch.a.groups[i]);
-    const unsigned grid = std::min(most, (unsigned)(per_sm * c->n_sm));
-    if (grid == 0) return; /* error recorded */
-    cw_launch(c, true, k, dim3(grid), dim3(FZ_WARPS * 32), ch.smem, ch.a);
-}
-
-template <int T> void fz_launch_epi(cuda_backend *c, int epi, const fz_args &f, unsigned groups) {
-    if (epi == FZ_RESID)
-        fz_launch_t<FZ_RESID, T>(c, f, groups);
-    else if (epi == FZ_SWIGLU)
-        fz_launch_t<FZ_SWIGLU, T>(c, f, groups);
-    else
-        fz_launch_t<FZ_ROPE, T>(c, f, groups);
-}
-
-/* Adds a one-token Q4_0/Q8_0 fused matvec to the waiting chain (true), or
- * says it must launch on its own (false). */
-template <int EPI> bool fc_add(cuda_backend *c, int type, const fz_args &f, unsigned groups) {
-    /* every lane of every warp runs the first turn of the main loop, where the
-     * barrier waits: at least 32 tasks (32 values each) per row */
-    if (!c->tune.chain || c->tune.stream || f.m.n != 1 ||
-        (type != RS_DTYPE_Q4_0 && type != RS_DTYPE_Q8_0) || !f.m.xq || f.m.n_in < 32 * 32 ||
-        f.m.n_in % 32 || fc_smem(f.m.n_in) > c->smem_optin)
-        return false;
-    if (!c->chain && !(c->chain = calloc(1, sizeof(fc_chain)))) return false;
-    fc_chain &ch = *(fc_chain *)c->chain;
-    if (c->chain_n && (ch.type != type || c->chain_n == FC_MAX)) cw_chain_flush(c);
-    const int i = c->chain_n;
-    if (i == 0) ch.smem = 0;
-    ch.type = type;
-    ch.a.f[i] = f;
-    ch.a.epi[i] = EPI;
-    ch.a.groups[i] = groups;
-    ch.smem = std::max(ch.smem, fc_smem(f.m.n_in));
-    c->chain_n = i + 1;
-    return true;
-}
-
 template <int EPI> void fz_launch(cuda_backend *c, int type, const fz_args &f, unsigned blocks) {
-    if (fc_add<EPI>(c, type, f, blocks)) return;
     if (fs_launch<EPI>(c, type, f, blocks)) return;
     switch (type) {
     case RS_DTYPE_F32:
@@ -531,30 +352,4 @@ bool cw_fz_rope(cuda_backend *c, const rs_matmul *qkv, const float *x, int n, co
     }
     cw_untag(c);
     return true;
-}
-
-void cw_chain_launch(cuda_backend *c) {
-    fc_chain &ch = *(fc_chain *)c->chain;
-    const int n = c->chain_n;
-    c->chain_n = 0; /* first: the launches below would flush it again */
-    if (n == 1) {   /* nothing to chain */
-        if (ch.type == RS_DTYPE_Q4_0)
-            fz_launch_epi<RS_DTYPE_Q4_0>(c, ch.a.epi[0], ch.a.f[0], ch.a.groups[0]);
-        else
-            fz_launch_epi<RS_DTYPE_Q8_0>(c, ch.a.epi[0], ch.a.f[0], ch.a.groups[0]);
-        return;
-    }
-    ch.a.n = n;
-    ch.a.bar = (unsigned *)cw_scratch(c, CW_SCR_CHAIN, 2 * sizeof(unsigned));
-    if (!ch.a.bar) return; /* error recorded */
-    if (ch.type == RS_DTYPE_Q4_0)
-        fc_launch_t<RS_DTYPE_Q4_0>(c, ch);
-    else
-        fc_launch_t<RS_DTYPE_Q8_0>(c, ch);
-}
-
-void cw_chain_free(cuda_backend *c) {
-    free(c->chain);
-    c->chain = NULL;
-    c->chain_n = 0;
 }

@@ -40,11 +40,10 @@ struct fz_args {
     unsigned *fs_ctr;
 };
 
-template <bool CG = false>
 __device__ __forceinline__ void fz_resid(const fz_args &f, int64_t g, int t, int lane,
                                          const float *y) {
     const int64_t i = 32 * g + lane, e = t * f.width + i;
-    const float v = mv_ld<CG>(f.x + e) + y[lane];
+    const float v = f.x[e] + y[lane];
     f.x[e] = v;
     if (!f.wn) return;
     const float w = v * f.wn[i];

@@ -37,8 +37,6 @@ typedef struct rs_cuda_tuning {
                         * GEMMs' blocks are placed first and dequantization fills the gaps */
     int attn_zig;      /* prompt attention on the tensor cores pairs heavy and light tiles per
                         * SM (1 = on) */
-    int chain;         /* one-token Q4_0/Q8_0 fused matvecs issued back to back run as one
-                        * launch with grid barriers between them (1 = on) */
 } rs_cuda_tuning;
 
 void rs_cuda_get_tuning(rs_backend *b, rs_cuda_tuning *t);

@@ -443,20 +443,14 @@ __device__ __forceinline__ int find_prod(const mv_args &a, int64_t rg) {
     return p;
 }
 
-/* Waiting for the previous kernel (programmatic dependent launch). */
-struct mv_griddep {
-    __device__ __forceinline__ void operator()() const { cw_griddep_wait(); }
-};
-
 /* acc[r][t] = row row[r] of product p[r] against token t over the tasks
  * [k0, k1) of the row, summed over the warp (every lane gets the sum). R
- * rows, U tasks each in flight per lane; calls wait() after issuing the
- * first weight loads (and before reading activations: the int8 ones from
- * xq, xd, normally a.xq, a.xd). */
-template <typename Tr, int NT, int R, int U, typename Wait>
+ * rows, U tasks each in flight per lane; waits for the previous kernel after
+ * issuing the first weight loads. */
+template <typename Tr, int NT, int R, int U>
 __device__ __forceinline__ void mv_accumulate(const mv_args &a, const int *p, const int64_t *row,
-                                              int lane, float (&acc)[R][NT], int64_t k0, int64_t k1,
-                                              Wait &wait, const int8_t *xq, const cw_q8s *xd) {
+                                              int lane, float (&acc)[R][NT], int64_t k0,
+                                              int64_t k1) {
     const int64_t nt = k1, nb32 = a.n_in / 32;
 #pragma unroll
     for (int r = 0; r < R; r++)
@@ -471,7 +465,7 @@ __device__ __forceinline__ void mv_accumulate(const mv_args &a, const int *p, co
             for (int r = 0; r < R; r++)
                 if (base + 32 * u < nt) Tr::load(a.p[p[r]].w, row[r], base + 32 * u, w[r][u]);
         if (!waited) {
-            wait();
+            cw_griddep_wait();
             waited = true;
         }
 #pragma unroll
@@ -484,58 +478,43 @@ __device__ __forceinline__ void mv_accumulate(const mv_args &a, const int *p, co
 #pragma unroll
                 for (int r = 0; r < R; r++)
                     acc[r][t] +=
-                        Tr::dot(w[r][u], k, xq + t * a.n_in, xd + t * nb32, a.x + t * a.n_in);
+                        Tr::dot(w[r][u], k, a.xq + t * a.n_in, a.xd + t * nb32, a.x + t * a.n_in);
             }
         }
     }
-    if (!waited) wait();
+    if (!waited) cw_griddep_wait();
 #pragma unroll
     for (int r = 0; r < R; r++)
 #pragma unroll
         for (int t = 0; t < NT; t++) acc[r][t] = cw_warp_sum(acc[r][t]);
 }
-template <typename Tr, int NT, int R, int U>
-__device__ __forceinline__ void mv_accumulate(const mv_args &a, const int *p, const int64_t *row,
-                                              int lane, float (&acc)[R][NT], int64_t k0,
-                                              int64_t k1) {
-    mv_griddep wait;
-    mv_accumulate<Tr, NT, R, U>(a, p, row, lane, acc, k0, k1, wait, a.xq, a.xd);
-}
-
-/* Activations another block of the same kernel may have written (the chained
- * decode kernel): read from L2, never from a stale L1 line. */
-template <bool CG, typename V> __device__ __forceinline__ V mv_ld(const V *p) {
-    return CG ? __ldcg(p) : *p;
-}
 
 /* The deferred norm's scale per token (1 without one); the whole warp. */
-template <int NT, bool CG = false>
+template <int NT>
 __device__ __forceinline__ void mv_norm_scale(const mv_args &a, int lane, float (&s)[NT]) {
 #pragma unroll
     for (int t = 0; t < NT; t++) {
         s[t] = 1.0f;
         if (!a.npart || t >= a.n) continue;
         float v = 0.0f;
-        for (int i = lane; i < a.n_npart; i += 32) v += mv_ld<CG>(a.npart + t * a.n_npart + i);
+        for (int i = lane; i < a.n_npart; i += 32) v += a.npart[t * a.n_npart + i];
         v = cw_warp_sum(v);
         s[t] = 1.0f / sqrtf(v / a.ndim + a.neps);
     }
 }
 
 /* xn = x * s, spread over every thread of the grid. */
-template <int NT, bool CG = false>
-__device__ __forceinline__ void mv_write_xn(const mv_args &a, const float (&s)[NT],
-                                            unsigned nblk = 0 /* blocks sharing it: all */) {
+template <int NT>
+__device__ __forceinline__ void mv_write_xn(const mv_args &a, const float (&s)[NT]) {
     if (!a.xn) return;
-    const int64_t total = (int64_t)a.n * a.n_in,
-                  step = (int64_t)(nblk ? nblk : gridDim.x) * blockDim.x;
+    const int64_t total = (int64_t)a.n * a.n_in, step = (int64_t)gridDim.x * blockDim.x;
     for (int64_t i = (int64_t)blockIdx.x * blockDim.x + threadIdx.x; i < total; i += step) {
         const int t = (int)(i / a.n_in);
         float sc = s[0];
 #pragma unroll
         for (int k = 1; k < NT; k++)
             if (t == k) sc = s[k];
-        a.xn[i] = mv_ld<CG>(a.x + i) * sc;
+        a.xn[i] = a.x[i] * sc;
     }
 }
 
