@@ -14,6 +14,7 @@
  * per-op time breakdown. Weight bytes are rotated through more than the L2
  * holds so no figure measures the cache. Timing: CUDA events, warm-up first,
  * median of 5 batches. */
+#include <cublasLt.h>
 #include <cublas_v2.h>
 #include <cuda_runtime.h>
 #include <math.h>
@@ -166,6 +167,130 @@ static void bench_ceilings(void) {
         printf("cuBLAS BF16 GEMM m=%d n=%d k=%d: %.3f ms, %.0f TFLOP/s\n", m, n, k, ms,
                2.0 * m * n * k / ms / 1e9);
         O->release(B, A), O->release(B, Bm), O->release(B, C);
+    }
+    cublasDestroy(h);
+    printf("\n");
+}
+
+/* ---- prompt GEMMs: cuBLAS's default against every cuBLASLt heuristic candidate
+ * Weights F16 [m][k], activations F16 [n][k], output F32 [n][m] (beta 0 and 1),
+ * as the prompt path calls them. */
+static void bench_lt(void) {
+    printf("## prompt GEMMs: cublasGemmEx default vs cuBLASLt candidates (F16 x F16 -> F32)\n\n");
+    cublasHandle_t h;
+    cublasCreate(&h);
+    cublasSetStream(h, S);
+    cublasLtHandle_t lt;
+    cublasLtCreate(&lt);
+    size_t ws_bytes = (size_t)64 << 20;
+    void *ws = dalloc(ws_bytes);
+    const int shapes[][3] = {{4096, 512, 4096},  {11008, 512, 4096}, {4096, 512, 11008},
+                             {32000, 512, 4096}, {4096, 2048, 4096}, {11008, 2048, 4096}};
+    for (auto &sh : shapes) {
+        const int m = sh[0], n = sh[1], k = sh[2];
+        void *A = dalloc((size_t)m * k * 2), *Bm = dalloc((size_t)k * n * 2),
+             *C = dalloc((size_t)m * n * 4);
+        rs_cuda_fill_random_weights(B, A, RS_DTYPE_F16, (size_t)m * k * 2, 1.0f, 1);
+        rs_cuda_fill_random_weights(B, Bm, RS_DTYPE_F16, (size_t)k * n * 2, 1.0f, 2);
+        const double fl = 2.0 * m * n * k / 1e9;
+        for (int acc = 0; acc <= 1; acc++) {
+            const float one = 1, beta = acc ? 1.0f : 0.0f;
+            const double ms0 = time_ms(
+                [&] {
+                    cublasGemmEx(h, CUBLAS_OP_T, CUBLAS_OP_N, m, n, k, &one, A, CUDA_R_16F, k, Bm,
+                                 CUDA_R_16F, k, &beta, C, CUDA_R_32F, m, CUBLAS_COMPUTE_32F,
+                                 CUBLAS_GEMM_DEFAULT);
+                },
+                5);
+            cublasLtMatmulDesc_t op;
+            cublasLtMatmulDescCreate(&op, CUBLAS_COMPUTE_32F, CUDA_R_32F);
+            cublasOperation_t ta = CUBLAS_OP_T, tb = CUBLAS_OP_N;
+            cublasLtMatmulDescSetAttribute(op, CUBLASLT_MATMUL_DESC_TRANSA, &ta, sizeof ta);
+            cublasLtMatmulDescSetAttribute(op, CUBLASLT_MATMUL_DESC_TRANSB, &tb, sizeof tb);
+            cublasLtMatrixLayout_t la, lb, lc;
+            cublasLtMatrixLayoutCreate(&la, CUDA_R_16F, k, m, k);
+            cublasLtMatrixLayoutCreate(&lb, CUDA_R_16F, k, n, k);
+            cublasLtMatrixLayoutCreate(&lc, CUDA_R_32F, m, n, m);
+            cublasLtMatmulPreference_t pref;
+            cublasLtMatmulPreferenceCreate(&pref);
+            cublasLtMatmulPreferenceSetAttribute(pref, CUBLASLT_MATMUL_PREF_MAX_WORKSPACE_BYTES,
+                                                 &ws_bytes, sizeof ws_bytes);
+            cublasLtMatmulHeuristicResult_t res[32];
+            int got = 0;
+            cublasLtMatmulAlgoGetHeuristic(lt, op, la, lb, lc, lc, pref, 32, res, &got);
+            double best = 1e30, first = 0;
+            int best_i = -1;
+            for (int i = 0; i < got; i++) {
+                if (res[i].state != CUBLAS_STATUS_SUCCESS) continue;
+                const double ms = time_ms(
+                    [&] {
+                        cublasLtMatmul(lt, op, &one, A, la, Bm, lb, &beta, C, lc, C, lc,
+                                       &res[i].algo, ws, ws_bytes, S);
+                    },
+                    5);
+                if (i == 0) first = ms;
+                if (ms < best) best = ms, best_i = i;
+            }
+            printf("m=%d n=%d k=%d beta=%d: GemmEx %.1f us (%.0f TFLOP/s); Lt heuristic #0 %.1f us "
+                   "(%.0f); best of %d: #%d %.1f us (%.0f TFLOP/s)\n",
+                   m, n, k, acc, ms0 * 1e3, fl / ms0, first * 1e3, fl / first, got, best_i,
+                   best * 1e3, fl / best);
+            fflush(stdout);
+            cublasLtMatmulPreferenceDestroy(pref);
+            cublasLtMatrixLayoutDestroy(la), cublasLtMatrixLayoutDestroy(lb);
+            cublasLtMatrixLayoutDestroy(lc);
+            cublasLtMatmulDescDestroy(op);
+        }
+        O->release(B, A), O->release(B, Bm), O->release(B, C);
+    }
+    O->release(B, ws);
+    cublasLtDestroy(lt);
+    /* products sharing one input (q/k/v, gate/up): one batched call (what the
+     * prompt path makes), one call each, or one GEMM over the rows laid end to end */
+    const int groups[][3] = {{3, 4096, 4096}, {2, 11008, 4096}};
+    for (auto &gr : groups) {
+        const int cnt = gr[0], m = gr[1], k = gr[2], n = 512;
+        void *A = dalloc((size_t)cnt * m * k * 2), *Bm = dalloc((size_t)k * n * 2),
+             *C = dalloc((size_t)cnt * m * n * 4);
+        rs_cuda_fill_random_weights(B, A, RS_DTYPE_F16, (size_t)cnt * m * k * 2, 1.0f, 1);
+        rs_cuda_fill_random_weights(B, Bm, RS_DTYPE_F16, (size_t)k * n * 2, 1.0f, 2);
+        const void *hp[3 * 8];
+        for (int j = 0; j < cnt; j++) {
+            hp[j] = (const char *)A + (size_t)j * m * k * 2;
+            hp[8 + j] = Bm;
+            hp[16 + j] = (const char *)C + (size_t)j * m * n * 4;
+        }
+        void **dp = (void **)dalloc(sizeof hp);
+        cudaMemcpy(dp, hp, sizeof hp, cudaMemcpyHostToDevice);
+        const float one = 1, zero = 0;
+        const double fl = 2.0 * cnt * m * n * k / 1e9;
+        const double mb = time_ms(
+            [&] {
+                cublasGemmBatchedEx(h, CUBLAS_OP_T, CUBLAS_OP_N, m, n, k, &one,
+                                    (const void *const *)dp, CUDA_R_16F, k,
+                                    (const void *const *)(dp + 8), CUDA_R_16F, k, &zero, dp + 16,
+                                    CUDA_R_32F, m, cnt, CUBLAS_COMPUTE_32F, CUBLAS_GEMM_DEFAULT);
+            },
+            5);
+        const double ms = time_ms(
+            [&] {
+                for (int j = 0; j < cnt; j++)
+                    cublasGemmEx(h, CUBLAS_OP_T, CUBLAS_OP_N, m, n, k, &one, hp[j], CUDA_R_16F, k,
+                                 Bm, CUDA_R_16F, k, &zero, (void *)hp[16 + j], CUDA_R_32F, m,
+                                 CUBLAS_COMPUTE_32F, CUBLAS_GEMM_DEFAULT);
+            },
+            5);
+        const double m1 = time_ms(
+            [&] {
+                cublasGemmEx(h, CUBLAS_OP_T, CUBLAS_OP_N, cnt * m, n, k, &one, A, CUDA_R_16F, k, Bm,
+                             CUDA_R_16F, k, &zero, C, CUDA_R_32F, cnt * m, CUBLAS_COMPUTE_32F,
+                             CUBLAS_GEMM_DEFAULT);
+            },
+            5);
+        printf("%d x (m=%d n=%d k=%d): batched %.1f us (%.0f TFLOP/s); separate %.1f us (%.0f); "
+               "one GEMM of m=%d %.1f us (%.0f)\n",
+               cnt, m, n, k, mb * 1e3, fl / mb, ms * 1e3, fl / ms, cnt * m, m1 * 1e3, fl / m1);
+        O->release(B, A), O->release(B, Bm), O->release(B, C), O->release(B, dp);
     }
     cublasDestroy(h);
     printf("\n");
@@ -619,25 +744,26 @@ static void bench_model(rs_dtype t, rs_kv_type kvt) {
     /* variants: attention on the tensor cores or SIMT; the next layer's quantized
      * weights dequantized ahead on a second stream (prepare) or inline; that
      * stream below the main one's priority or at the same */
-    const int pv[][4] = {{1, 1, 1, 1}, {1, 1, 0, 1}, {1, 1, 1, 0},
-                         {1, 0, 1, 1}, {0, 1, 1, 1}, {1, 1, 1, 1}};
+    const int pv[][5] = {{1, 1, 1, 1, 1}, {1, 1, 1, 1, 0}, {1, 1, 0, 1, 1}, {1, 1, 1, 0, 1},
+                         {1, 0, 1, 1, 1}, {0, 1, 1, 1, 1}, {1, 1, 1, 1, 1}};
     for (auto &v : pv) {
         rs_cuda_tuning tu = tuning();
         tu.attn_mma = v[0];
         tu.prep = v[1];
         tu.prep_prio = v[2];
         tu.attn_zig = v[3];
+        tu.swiglu_h = v[4];
         rs_cuda_set_tuning(B, &tu);
         const double ms = time_ms([&] { forward7(m, NB); }, 3);
-        printf("  prompt %d tokens (attention %s%s, prepare %s, side priority %s): %.2f ms = "
-               "%.0f tok/s (%.0f TFLOP/s of weight products)\n",
+        printf("  prompt %d tokens (attention %s%s, prepare %s, side priority %s, SwiGLU products "
+               "%s): %.2f ms = %.0f tok/s (%.0f TFLOP/s of weight products)\n",
                NB, tu.attn_mma ? "tensor cores" : "SIMT",
                tu.attn_mma && !tu.attn_zig ? " in plain order" : "", tu.prep ? "on" : "off",
-               tu.prep_prio ? "low" : "same", ms, NB / (ms * 1e-3),
+               tu.prep_prio ? "low" : "same", tu.swiglu_h ? "F16" : "F32", ms, NB / (ms * 1e-3),
                2.0 * NB * (L7 * (4.0 * DIM * DIM + 3.0 * DIM * FF)) / ms / 1e9);
     }
     rs_cuda_tuning tu = tuning(); /* back to the defaults */
-    tu.attn_mma = tu.prep = tu.prep_prio = tu.attn_zig = 1;
+    tu.attn_mma = tu.prep = tu.prep_prio = tu.attn_zig = tu.swiglu_h = 1;
     rs_cuda_set_tuning(B, &tu);
     breakdown = true;
     memset(cat_ms, 0, sizeof cat_ms);
@@ -763,6 +889,7 @@ int main(int argc, char **argv) {
     bench_ceilings();
     if (want("matvec")) bench_matvec();
     if (want("gemm")) bench_gemm();
+    if (want("lt")) bench_lt();
     if (want("attn")) bench_attention();
     if (want("ring")) bench_ring(prop.multiProcessorCount);
     if (want("model")) {

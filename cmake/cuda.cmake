@@ -93,7 +93,7 @@ if(EXISTS ${CMAKE_SOURCE_DIR}/bench/cuda_bench.cu)
   add_executable(rusty_cuda_bench ${CMAKE_SOURCE_DIR}/bench/cuda_bench.cu)
   set_source_files_properties(${CMAKE_SOURCE_DIR}/bench/cuda_bench.cu PROPERTIES
                               COMPILE_OPTIONS "${RUSTY_CUDA_FLAGS}")
-  target_link_libraries(rusty_cuda_bench PRIVATE rusty_lib rusty_cuda_objs)
+  target_link_libraries(rusty_cuda_bench PRIVATE rusty_lib rusty_cuda_objs CUDA::cublasLt)
 endif()
 
 # GPU tests: tests/cuda/test_*.c, one program each, label `cuda`. Added at the

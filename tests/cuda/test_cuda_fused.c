@@ -345,7 +345,17 @@ static void test_swiglu(void) {
     if (big_cases()) check_swiglu(RS_DTYPE_Q4_0, 4096, 11008, 1, 1, 1); /* Llama-2-7B */
     check_swiglu(RS_DTYPE_Q4_0, 256, 100, 1, 0, 1); /* n_ff % 32 != 0: composed */
     check_swiglu(RS_DTYPE_Q4_K, 512, 192, 2, 1, 0);
-    check_swiglu(RS_DTYPE_Q8_0, 256, 192, 6, 1, 1); /* GEMM */
+    check_swiglu(RS_DTYPE_Q8_0, 256, 192, 6, 1, 1);  /* GEMM */
+    check_swiglu(RS_DTYPE_Q4_0, 512, 256, 40, 1, 1); /* GEMM: F16 products */
+    check_swiglu(RS_DTYPE_F32, 256, 64, 9, 1, 1);    /* F32 weights: SGEMM, F32 products */
+    printf("-- prompt SwiGLU with F32 products\n");
+    rs_cuda_tuning t;
+    rs_cuda_get_tuning(B, &t);
+    t.swiglu_h = 0;
+    rs_cuda_set_tuning(B, &t);
+    check_swiglu(RS_DTYPE_Q4_0, 512, 256, 40, 1, 1);
+    t.swiglu_h = 1;
+    rs_cuda_set_tuning(B, &t);
 }
 
 static void test_rope(void) {

@@ -665,6 +665,21 @@ static void cu_matmul_swiglu(rs_backend *b, const rs_weight *gate, const rs_weig
         return;
     }
     if (cw_fz_swiglu(c, gate, up, x, n, g)) return;
+    const int64_t elems = (int64_t)n * gate->n_out;
+    if (n > c->tune.mv_max_tokens && c->tune.swiglu_h && gate->type != RS_DTYPE_F32 &&
+        up->type != RS_DTYPE_F32 && elems % 8 == 0) {
+        /* prompt: cuBLAS writes both products as F16 into u's memory (2 x 2 bytes per
+         * value fit its 4), halving the traffic of the products and of SwiGLU's reads */
+        __half *g16 = (__half *)u, *u16 = g16 + elems;
+        const rs_matmul mh[2] = {{gate, NULL, (float *)g16}, {up, NULL, (float *)u16}};
+        cw_settle(c);
+        cw_gemm(c, mh, 2, x, n, false, true);
+        if (!c->tune.reuse_q8) c->q8_src = NULL;
+        c->h16_src = NULL;
+        cw_untag(c);
+        cw_swiglu_h(c, g16, u16, elems, g, true);
+        return;
+    }
     matmul_run(c, mm, 2, x, n);
     cw_untag(c);
     cw_swiglu(c, g, u, (int64_t)n * gate->n_out, g, n > c->tune.mv_max_tokens);
@@ -882,8 +897,10 @@ extern "C" rs_status rs_cuda_backend_create_impl(rs_backend **out, rs_error *err
     c->base.is_host = false;
     c->n_sm = prop.multiProcessorCount;
     c->smem_optin = prop.sharedMemPerBlockOptin;
-    c->tune = rs_cuda_tuning{1, 1, CW_MV_MAX_TOK, 0, CW_MV_MAX_TOK, 0, 0, 0, 1, 1, 0, 1, 0, 0, 0, 0,
-                             1, 1};
+    c->tune = rs_cuda_tuning{}; /* the defaults; every other switch is off (0 = automatic) */
+    c->tune.pdl = c->tune.fuse_q8 = c->tune.fuse = c->tune.attn_mma = 1;
+    c->tune.mv_max_tokens = c->tune.attn_decode_max = CW_MV_MAX_TOK;
+    c->tune.prep = c->tune.prep_prio = c->tune.attn_zig = c->tune.swiglu_h = 1;
     rs_status st = RS_OK;
     /* the main stream at the highest priority: prepare's side stream may run below it */
     int prio_least = 0, prio_greatest = 0;

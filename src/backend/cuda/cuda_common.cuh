@@ -280,8 +280,10 @@ bool cw_fz_swiglu(cuda_backend *c, const rs_weight *gate, const rs_weight *up, c
 bool cw_fz_rope(cuda_backend *c, const rs_matmul *qkv, const float *x, int n, const int32_t *pos,
                 const rs_rope *rope, const rs_attn *at, rs_kv *kv, int layer);
 /* cuda_gemm.cu */
-/* y = x W^T (+ bias), or y += x W^T with acc */
-void cw_gemm(cuda_backend *c, const rs_matmul *mm, int count, const float *x, int n, bool acc);
+/* y = x W^T (+ bias), or y += x W^T with acc; with half_out the y are F16
+ * arrays (cast to float *), no bias, no F32 weights */
+void cw_gemm(cuda_backend *c, const rs_matmul *mm, int count, const float *x, int n, bool acc,
+             bool half_out = false);
 void cw_embed(cuda_backend *c, const cw_layout *L, const int32_t *ids, int n, float *out);
 void cw_dequant_rows(cuda_backend *c, cudaStream_t stream, const cw_layout *L, int64_t row0,
                      int64_t rows, __half *out);
@@ -303,6 +305,9 @@ void cw_rope_store(cuda_backend *c, float *q, float *k, const float *v, const in
 /* for_gemm: a GEMM reads out next (prompt sizes): write its f16 form too */
 void cw_swiglu(cuda_backend *c, const float *g, const float *u, int64_t n, float *out,
                bool for_gemm);
+/* the same from F16 products (the prompt path's cuBLAS output) */
+void cw_swiglu_h(cuda_backend *c, const __half *g, const __half *u, int64_t n, float *out,
+                 bool for_gemm);
 void cw_add(cuda_backend *c, float *x, const float *y, int64_t n);
 void cw_add_bias(cuda_backend *c, float *y, const float *bias, int n, int64_t n_out);
 void cw_repack(cuda_backend *c, int type, const uint8_t *raw, int64_t rows, int64_t row0,

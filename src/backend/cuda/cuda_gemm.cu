@@ -238,7 +238,7 @@ __global__ void set_ptrs_kernel(const void **dst, const ptr_pack pk) {
  * a slab of rows at a time. Several products go as one batched call, which
  * fills the GPU better than a 512-token GEMM alone does. */
 bool gemm_group(cuda_backend *c, const rs_matmul *mm, const int *members, int nm, const float *x,
-                char *xbuf, size_t half_bytes, int n, int k, bool acc) {
+                char *xbuf, size_t half_bytes, int n, int k, bool acc, bool half_out) {
     cublasHandle_t h = (cublasHandle_t)c->cublas;
     const float one = 1.0f, zero = acc ? 1.0f : 0.0f; /* beta: y += or y = */
     const cw_layout *L = (const cw_layout *)mm[members[0]].w->extra;
@@ -249,7 +249,8 @@ bool gemm_group(cuda_backend *c, const rs_matmul *mm, const int *members, int nm
                                      (const float *)L->qs, k, x, k, &zero, mm[members[0]].y, m),
                          "SGEMM");
     const bool bf = L->type == RS_DTYPE_BF16, plain = bf || L->type == RS_DTYPE_F16;
-    const cudaDataType_t dt = bf ? CUDA_R_16BF : CUDA_R_16F;
+    const cudaDataType_t dt = bf ? CUDA_R_16BF : CUDA_R_16F,
+                         ct = half_out ? CUDA_R_16F : CUDA_R_32F;
     const void *xb = bf ? (const void *)(xbuf + half_bytes) : (const void *)xbuf;
     /* quantized weights that cw_prepare dequantized already: one pass, no slab */
     const __half *pre[8] = {};
@@ -272,10 +273,10 @@ bool gemm_group(cuda_backend *c, const rs_matmul *mm, const int *members, int nm
     for (int64_t r0 = 0; r0 < L->n_out; r0 += step) {
         const int rows = (int)std::min<int64_t>(step, L->n_out - r0);
         const void *A[8];
-        float *C[8];
+        void *C[8];
         for (int j = 0; j < nm; j++) {
             const cw_layout *Lj = (const cw_layout *)mm[members[j]].w->extra;
-            C[j] = mm[members[j]].y + r0;
+            C[j] = (char *)mm[members[j]].y + r0 * (half_out ? sizeof(__half) : sizeof(float));
             if (plain) {
                 A[j] = Lj->qs;
             } else if (prepared) {
@@ -288,12 +289,12 @@ bool gemm_group(cuda_backend *c, const rs_matmul *mm, const int *members, int nm
         }
         bool ok;
         if (nm == 1) {
-            ok = cublas_ok(c,
-                           cublasGemmEx(h, CUBLAS_OP_T, CUBLAS_OP_N, rows, n, k, &one, A[0],
-                                        plain ? dt : CUDA_R_16F, k, xb, plain ? dt : CUDA_R_16F, k,
-                                        &zero, C[0], CUDA_R_32F, m, CUBLAS_COMPUTE_32F,
-                                        CUBLAS_GEMM_DEFAULT),
-                           "GEMM");
+            ok =
+                cublas_ok(c,
+                          cublasGemmEx(h, CUBLAS_OP_T, CUBLAS_OP_N, rows, n, k, &one, A[0],
+                                       plain ? dt : CUDA_R_16F, k, xb, plain ? dt : CUDA_R_16F, k,
+                                       &zero, C[0], ct, m, CUBLAS_COMPUTE_32F, CUBLAS_GEMM_DEFAULT),
+                          "GEMM");
         } else {
             ptr_pack pk = {};
             for (int j = 0; j < nm; j++) pk.p[j] = A[j], pk.p[8 + j] = xb, pk.p[16 + j] = C[j];
@@ -302,9 +303,8 @@ bool gemm_group(cuda_backend *c, const rs_matmul *mm, const int *members, int nm
                            cublasGemmBatchedEx(h, CUBLAS_OP_T, CUBLAS_OP_N, rows, n, k, &one,
                                                (const void *const *)dptr, plain ? dt : CUDA_R_16F,
                                                k, (const void *const *)(dptr + 8),
-                                               plain ? dt : CUDA_R_16F, k, &zero, dptr + 16,
-                                               CUDA_R_32F, m, nm, CUBLAS_COMPUTE_32F,
-                                               CUBLAS_GEMM_DEFAULT),
+                                               plain ? dt : CUDA_R_16F, k, &zero, dptr + 16, ct, m,
+                                               nm, CUBLAS_COMPUTE_32F, CUBLAS_GEMM_DEFAULT),
                            "batched GEMM");
         }
         if (!ok) return false;
@@ -409,7 +409,8 @@ void cw_gemm_free(cuda_backend *c) {
     c->cublas = NULL;
 }
 
-void cw_gemm(cuda_backend *c, const rs_matmul *mm, int count, const float *x, int n, bool acc) {
+void cw_gemm(cuda_backend *c, const rs_matmul *mm, int count, const float *x, int n, bool acc,
+             bool half_out) {
     const int64_t n_in = mm[0].w->n_in, elems = (int64_t)n * n_in;
     bool need_h = false, need_b = false;
     for (int i = 0; i < count; i++) {
@@ -443,7 +444,7 @@ void cw_gemm(cuda_backend *c, const rs_matmul *mm, int count, const float *x, in
             done |= 1ull << j;
         }
         if (nm == 0) members[nm++] = i; /* beyond the tracked 64: alone */
-        if (!gemm_group(c, mm, members, nm, x, xbuf, half_bytes, n, k, acc)) return;
+        if (!gemm_group(c, mm, members, nm, x, xbuf, half_bytes, n, k, acc, half_out)) return;
         for (int m = 0; m < nm; m++) {
             const rs_matmul &p = mm[members[m]];
             if (p.bias)

@@ -37,6 +37,8 @@ typedef struct rs_cuda_tuning {
                         * GEMMs' blocks are placed first and dequantization fills the gaps */
     int attn_zig;      /* prompt attention on the tensor cores pairs heavy and light tiles per
                         * SM (1 = on) */
+    int swiglu_h;      /* prompt matmul_swiglu: cuBLAS writes the gate and up products as F16
+                        * (1 = on; 0: F32) */
 } rs_cuda_tuning;
 
 void rs_cuda_get_tuning(rs_backend *b, rs_cuda_tuning *t);

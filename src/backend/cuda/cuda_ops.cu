@@ -265,8 +265,13 @@ __global__ void __launch_bounds__(256)
 __device__ __forceinline__ float silu_mul(float g, float u) {
     return g / (1.0f + expf(-g)) * u;
 }
+__device__ __forceinline__ float silu_mul(__half g, __half u) {
+    return silu_mul(__half2float(g), __half2float(u));
+}
 
-__global__ void swiglu_kernel(const float *g, const float *u, int64_t n, float *out, int8_t *xq,
+/* In: float, or __half (prompt products written as F16 by cuBLAS). */
+template <typename In>
+__global__ void swiglu_kernel(const In *g, const In *u, int64_t n, float *out, int8_t *xq,
                               cw_q8s *xd, __half *oh) {
     cw_griddep_launch();
     cw_griddep_wait();
@@ -580,23 +585,34 @@ void cw_rope_store(cuda_backend *c, float *q, float *k, const float *v, const in
                   (float *)kv->v + layer * layer_elems, ksc, vsc, kv->nsb, kv->d.n_ctx, tab, mode);
 }
 
-void cw_swiglu(cuda_backend *c, const float *g, const float *u, int64_t n, float *out,
-               bool for_gemm) {
+template <typename In>
+static void swiglu_launch(cuda_backend *c, const In *g, const In *u, int64_t n, float *out,
+                          bool for_gemm) {
     int slot = 0;
     void *q8 = n <= (int64_t)1 << 18 ? cw_q8_for_producer(c, n, &slot) : NULL;
     if (q8) {
-        cw_launch(c, true, swiglu_kernel, dim3((unsigned)((n + 255) / 256)), dim3(256), 0, g, u, n,
-                  out, (int8_t *)q8, cw_q8_scales(q8, n), (__half *)NULL);
+        cw_launch(c, true, swiglu_kernel<In>, dim3((unsigned)((n + 255) / 256)), dim3(256), 0, g, u,
+                  n, out, (int8_t *)q8, cw_q8_scales(q8, n), (__half *)NULL);
         cw_q8_tag(c, out, n, slot);
         return;
     }
     __half *oh = for_gemm ? (__half *)cw_scratch(c, CW_SCR_XH, 2 * cw_half_bytes(n)) : NULL;
-    cw_launch(c, true, swiglu_kernel, dim3(blocks_for(n, 256)), dim3(256), 0, g, u, n, out,
+    cw_launch(c, true, swiglu_kernel<In>, dim3(blocks_for(n, 256)), dim3(256), 0, g, u, n, out,
               (int8_t *)NULL, (cw_q8s *)NULL, oh);
     if (oh) {
         c->h16_src = out;
         c->h16_elems = n;
     }
+}
+
+void cw_swiglu(cuda_backend *c, const float *g, const float *u, int64_t n, float *out,
+               bool for_gemm) {
+    swiglu_launch(c, g, u, n, out, for_gemm);
+}
+
+void cw_swiglu_h(cuda_backend *c, const __half *g, const __half *u, int64_t n, float *out,
+                 bool for_gemm) {
+    swiglu_launch(c, g, u, n, out, for_gemm);
 }
 
 void cw_add(cuda_backend *c, float *x, const float *y, int64_t n) {
