@@ -95,8 +95,8 @@ __device__ void dec_store(const dec_args &a, const float *vals, int gn, int t, i
 
 /* A lane's cached values of one position (8; 16 for Q8_0) as loaded (raw,
  * so a load in flight holds few registers), converted at use. */
-template <typename KV> struct kv8;
-template <> struct kv8<__half> {
+template <typename KV> struct kv_lane;
+template <> struct kv_lane<__half> {
     uint4 v;
     __device__ __forceinline__ void load(const __half *p, const __half *) { v = *(const uint4 *)p; }
     __device__ __forceinline__ void get(float *f) const {
@@ -109,7 +109,7 @@ template <> struct kv8<__half> {
         }
     }
 };
-template <> struct kv8<float> {
+template <> struct kv_lane<float> {
     float4 a, b;
     __device__ __forceinline__ void load(const float *p, const __half *) {
         a = *(const float4 *)p;
@@ -122,7 +122,7 @@ template <> struct kv8<float> {
 };
 /* Q8_0: sixteen values per lane (one 16-byte load and a scale per position),
  * so a lane keeps as many bytes in flight per load as with F16 rows. */
-template <> struct kv8<int8_t> {
+template <> struct kv_lane<int8_t> {
     uint4 v;
     __half s;
     __device__ __forceinline__ void load(const int8_t *p, const __half *sc) {
@@ -174,7 +174,7 @@ __global__ void __launch_bounds__(128) attn_dec_kernel(const __grid_constant__ d
     /* Q8_0: the scale of this lane's dims, position 0 */
     const __half *ksb = Q8 ? a.ks + (size_t)kvh * a.n_ctx * a.nsb + li * DPL / 32 : NULL;
     const __half *vsb = Q8 ? a.vs + (size_t)kvh * a.n_ctx * a.nsb + li * DPL / 32 : NULL;
-    kv8<KV> kr[U] = {}, vr[PFV ? U : 1] = {};
+    kv_lane<KV> kr[U] = {}, vr[PFV ? U : 1] = {};
 #pragma unroll
     for (int u = 0; u < U; u++) {
         const int p = start + po + u * P;
@@ -206,7 +206,7 @@ __global__ void __launch_bounds__(128) attn_dec_kernel(const __grid_constant__ d
     for (int g = 0; g < GB; g++)
 #pragma unroll
         for (int e = 0; e < DPL; e++) qr[g][e] *= a.scale;
-    /* scores: LP lanes per position, 8 dims each; U positions in flight */
+    /* scores: LP lanes per position, DPL dims each; U positions in flight */
     for (int base = start; base < end; base += P * U) {
         if (base != start) {
 #pragma unroll
@@ -215,7 +215,7 @@ __global__ void __launch_bounds__(128) attn_dec_kernel(const __grid_constant__ d
                 if (p < end)
                     kr[u].load(kb + (size_t)p * HD, ksb + (size_t)p * a.nsb);
                 else
-                    kr[u] = kv8<KV>{};
+                    kr[u] = kv_lane<KV>{};
             }
         }
 #pragma unroll
@@ -259,7 +259,7 @@ __global__ void __launch_bounds__(128) attn_dec_kernel(const __grid_constant__ d
 #pragma unroll
         for (int e = 0; e < DPL; e++) acc[g][e] = 0.0f;
     for (int base = start; base < end; base += P * U) {
-        kv8<KV> vl[U];
+        kv_lane<KV> vl[U];
 #pragma unroll
         for (int u = 0; u < U; u++) {
             const int p = base + po + u * P;
