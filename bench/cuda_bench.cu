@@ -744,8 +744,9 @@ static void bench_model(rs_dtype t, rs_kv_type kvt) {
     /* variants: attention on the tensor cores or SIMT; the next layer's quantized
      * weights dequantized ahead on a second stream (prepare) or inline; that
      * stream below the main one's priority or at the same */
-    const int pv[][5] = {{1, 1, 1, 1, 1}, {1, 1, 1, 1, 0}, {1, 1, 0, 1, 1}, {1, 1, 1, 0, 1},
-                         {1, 0, 1, 1, 1}, {0, 1, 1, 1, 1}, {1, 1, 1, 1, 1}};
+    const int pv[][6] = {{1, 1, 1, 1, 1, 1}, {1, 1, 1, 1, 1, 0}, {1, 1, 1, 1, 0, 1},
+                         {1, 1, 0, 1, 1, 1}, {1, 1, 1, 0, 1, 1}, {1, 0, 1, 1, 1, 1},
+                         {0, 1, 1, 1, 1, 1}, {1, 1, 1, 1, 1, 1}};
     for (auto &v : pv) {
         rs_cuda_tuning tu = tuning();
         tu.attn_mma = v[0];
@@ -753,17 +754,20 @@ static void bench_model(rs_dtype t, rs_kv_type kvt) {
         tu.prep_prio = v[2];
         tu.attn_zig = v[3];
         tu.swiglu_h = v[4];
+        tu.attn_h16 = v[5];
         rs_cuda_set_tuning(B, &tu);
         const double ms = time_ms([&] { forward7(m, NB); }, 3);
-        printf("  prompt %d tokens (attention %s%s, prepare %s, side priority %s, SwiGLU products "
-               "%s): %.2f ms = %.0f tok/s (%.0f TFLOP/s of weight products)\n",
-               NB, tu.attn_mma ? "tensor cores" : "SIMT",
-               tu.attn_mma && !tu.attn_zig ? " in plain order" : "", tu.prep ? "on" : "off",
-               tu.prep_prio ? "low" : "same", tu.swiglu_h ? "F16" : "F32", ms, NB / (ms * 1e-3),
-               2.0 * NB * (L7 * (4.0 * DIM * DIM + 3.0 * DIM * FF)) / ms / 1e9);
+        printf(
+            "  prompt %d tokens (attention %s%s%s, prepare %s, side priority %s, SwiGLU products "
+            "%s): %.2f ms = %.0f tok/s (%.0f TFLOP/s of weight products)\n",
+            NB, tu.attn_mma ? "tensor cores" : "SIMT",
+            tu.attn_mma && !tu.attn_zig ? " in plain order" : "",
+            tu.attn_mma && !tu.attn_h16 ? " without F16 copy" : "", tu.prep ? "on" : "off",
+            tu.prep_prio ? "low" : "same", tu.swiglu_h ? "F16" : "F32", ms, NB / (ms * 1e-3),
+            2.0 * NB * (L7 * (4.0 * DIM * DIM + 3.0 * DIM * FF)) / ms / 1e9);
     }
     rs_cuda_tuning tu = tuning(); /* back to the defaults */
-    tu.attn_mma = tu.prep = tu.prep_prio = tu.attn_zig = tu.swiglu_h = 1;
+    tu.attn_mma = tu.prep = tu.prep_prio = tu.attn_zig = tu.swiglu_h = tu.attn_h16 = 1;
     rs_cuda_set_tuning(B, &tu);
     breakdown = true;
     memset(cat_ms, 0, sizeof cat_ms);

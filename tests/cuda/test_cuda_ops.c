@@ -578,6 +578,25 @@ static void check_attention(int n_head, int n_kv, int hd, int n_ctx, int last_po
         down(out, dout, nq * 4);
         report(name, rel_err(out, ref, nq), tensor_cores ? TOL_MMA : TOL_ATTN);
     }
+    if (tensor_cores && gb == 0) {
+        /* the output projection's GEMM reads the F16 copy the kernel wrote beside out */
+        tw wo = make_weight(RS_DTYPE_F16, (int64_t)n_head * hd, 48, 0.5f);
+        float *dy = dev((size_t)n * 48 * 4), *y = host_alloc((size_t)n * 48),
+              *yr = host_alloc((size_t)n * 48);
+        rs_matmul mm = {&wo.w, NULL, dy};
+        rs_cuda_set_tuning(B, &tu);
+        O->attention(B, dq, kv, 1, dpos, n, &at, dout);
+        O->matmul(B, &mm, 1, dout, n);
+        rs_cuda_set_tuning(B, &old);
+        rs_ref_matmul(&wo.w, NULL, ref, n, yr);
+        if (synced("  ... F16 GEMM on its output")) {
+            down(y, dy, (size_t)n * 48 * 4);
+            report("  ... F16 GEMM on its output", rel_err(y, yr, (size_t)n * 48), TOL_MMA + TOL_H);
+        }
+        O->release(B, dy);
+        free(y), free(yr);
+        free_weight(&wo);
+    }
     O->release(B, dq), O->release(B, dout), O->release(B, dpos);
     O->kv_destroy(B, kv);
     free(ck), free(cv), free(pos), free(q), free(ref), free(out);

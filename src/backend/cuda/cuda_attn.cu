@@ -375,7 +375,8 @@ struct pre_args {
     float *scores; /* generic kernel only: [n][n_head][n_ctx] */
     int n, n_head, n_head_kv, hd, n_ctx;
     float scale;
-    int zig; /* tensor-core kernel: block order reversed every zig blocks (0: no reversal) */
+    int zig;       /* tensor-core kernel: block order reversed every zig blocks (0: no reversal) */
+    __half *out_h; /* tensor-core kernel: an F16 copy of out for the next GEMM, or NULL */
 };
 
 constexpr int PB = 64; /* queries and keys per tile */
@@ -801,12 +802,18 @@ __global__ void __launch_bounds__(128) attn_mma_kernel(const __grid_constant__ p
 #pragma unroll
     for (int nt = 0; nt < HD / 8; nt++) {
         const int col = nt * 8 + 2 * c4;
-        if (ta < a.n && l0 > 0.0f)
-            *(float2 *)(a.out + ((size_t)ta * a.n_head + h) * HD + col) =
-                make_float2(o[nt][0] / l0, o[nt][1] / l0);
-        if (tb < a.n && l1 > 0.0f)
-            *(float2 *)(a.out + ((size_t)tb * a.n_head + h) * HD + col) =
-                make_float2(o[nt][2] / l1, o[nt][3] / l1);
+        const size_t ea = ((size_t)ta * a.n_head + h) * HD + col,
+                     eb = ((size_t)tb * a.n_head + h) * HD + col;
+        if (ta < a.n && l0 > 0.0f) {
+            const float2 v = make_float2(o[nt][0] / l0, o[nt][1] / l0);
+            *(float2 *)(a.out + ea) = v;
+            if (a.out_h) *(__half2 *)(a.out_h + ea) = __floats2half2_rn(v.x, v.y);
+        }
+        if (tb < a.n && l1 > 0.0f) {
+            const float2 v = make_float2(o[nt][2] / l1, o[nt][3] / l1);
+            *(float2 *)(a.out + eb) = v;
+            if (a.out_h) *(__half2 *)(a.out_h + eb) = __floats2half2_rn(v.x, v.y);
+        }
     }
 }
 
@@ -1019,10 +1026,19 @@ void cw_attention(cuda_backend *c, const float *q, rs_kv *kv, int layer, const i
     /* the tensor-core kernel stages Q8_0 scales as hd / 32 per position */
     if (c->tune.attn_mma && kt != RS_KV_F32 && (a.hd == 64 || a.hd == 128) &&
         (kt != RS_KV_Q8_0 || a.nsb == a.hd / 32)) {
+        /* prompts: the output's F16 copy too, which the output projection's GEMM takes
+         * instead of converting it (tagged h16_src as the norms and SwiGLU do) */
+        const int64_t elems = (int64_t)n * a.n_head * a.hd;
+        if (n > CW_MV_MAX_TOK && c->tune.attn_h16)
+            a.out_h = (__half *)cw_scratch(c, CW_SCR_XH, 2 * cw_half_bytes(elems));
         if (kt == RS_KV_Q8_0)
             a.hd == 64 ? launch_mma<64, true>(c, a) : launch_mma<128, true>(c, a);
         else
             a.hd == 64 ? launch_mma<64, false>(c, a) : launch_mma<128, false>(c, a);
+        if (a.out_h) {
+            c->h16_src = out;
+            c->h16_elems = elems;
+        }
         return;
     }
     if (a.hd % 4 == 0 && a.hd <= 256 && pre_smem(a.hd) <= c->smem_optin) {

@@ -39,6 +39,8 @@ typedef struct rs_cuda_tuning {
                         * SM (1 = on) */
     int swiglu_h;      /* prompt matmul_swiglu: cuBLAS writes the gate and up products as F16
                         * (1 = on; 0: F32) */
+    int attn_h16;      /* prompt attention (tensor cores) also writes the F16 copy the next
+                        * GEMM reads (1 = on) */
 } rs_cuda_tuning;
 
 void rs_cuda_get_tuning(rs_backend *b, rs_cuda_tuning *t);
