@@ -213,6 +213,7 @@ static void check_rope_fused(const rs_dtype types[3], int n_head, int n_kv, int 
                   outs[3] = {(int64_t)n_head * hd, (int64_t)n_kv * hd, (int64_t)n_kv * hd};
     const int n_ctx = 2048;
     static const int32_t pos_all[8] = {0, 5, 1000, 2047, 17, 300, 301, 1999};
+    if (n > 8) die("check_rope_fused: at most 8 tokens", NULL);
     int32_t pos[8];
     memcpy(pos, pos_all, sizeof pos);
     tw w[3], b[3];
@@ -375,7 +376,13 @@ static void test_rope(void) {
     check_rope_fused(f32, 4, 2, 16, 16, 0, 2, RS_KV_Q8_0, 0, 1, 1); /* Q8_0 rows of 16: composed */
     check_rope_fused(q40, 8, 4, 64, 64, 1, 1, RS_KV_F16, 0, 1, 1);  /* neox: composed */
     check_rope_fused(q40, 8, 4, 64, 64, 0, 1, RS_KV_Q8_0, 0, 1, 0);
-    check_rope_fused(q40, 8, 4, 64, 64, 0, 8, RS_KV_Q8_0, 1, 1, 1);                     /* GEMM */
+    check_rope_fused(q40, 8, 4, 64, 64, 0, 8, RS_KV_Q8_0, 1, 1, 1); /* GEMM */
+    /* GEMM and the per-token rope (F16/F32 caches, no biases): full and partial
+     * rotation, both pair layouts, mixed types in one batched call (n <= 8: the
+     * positions this helper has) */
+    check_rope_fused(q40, 8, 4, 64, 64, 0, 8, RS_KV_F16, 0, 1, 1);
+    check_rope_fused(mixed, 8, 2, 128, 32, 1, 6, RS_KV_F32, 0, 0, 1);
+    check_rope_fused(f16, 4, 4, 64, 32, 0, 7, RS_KV_F16, 0, 0, 1);
     if (big_cases()) check_rope_fused(q40, 32, 32, 128, 128, 0, 1, RS_KV_F16, 0, 1, 1); /* 7B qkv */
 }
 
