@@ -674,15 +674,13 @@ static void cu_matmul_swiglu(rs_backend *b, const rs_weight *gate, const rs_weig
         const rs_matmul mh[2] = {{gate, NULL, (float *)g16}, {up, NULL, (float *)u16}};
         cw_settle(c);
         cw_gemm(c, mh, 2, x, n, false, true);
-        if (!c->tune.reuse_q8) c->q8_src = NULL;
-        c->h16_src = NULL;
         cw_untag(c);
         cw_swiglu_h(c, g16, u16, elems, g, true);
         return;
     }
     matmul_run(c, mm, 2, x, n);
     cw_untag(c);
-    cw_swiglu(c, g, u, (int64_t)n * gate->n_out, g, n > c->tune.mv_max_tokens);
+    cw_swiglu(c, g, u, elems, g, n > c->tune.mv_max_tokens);
 }
 
 static void cu_matmul_rope_store(rs_backend *b, const rs_matmul *qkv, const float *x, int n,

@@ -41,15 +41,12 @@ bool holds_all(const cw_prep_set &s, cuda_backend *c, const rs_weight *const *w,
 
 /* Creates the side stream and the sets' events once; false (prepare off) on failure. */
 bool setup(cuda_backend *c) {
-    if (c->prep_now) return true;
-    bool ok = true;
-    if (!c->side) {
-        int least = 0, greatest = 0;
-        cudaDeviceGetStreamPriorityRange(&least, &greatest);
-        c->side_low = c->tune.prep_prio != 0;
-        ok = cudaStreamCreateWithPriority(&c->side, cudaStreamNonBlocking,
-                                          c->side_low ? least : greatest) == cudaSuccess;
-    }
+    if (c->side) return true;
+    int least = 0, greatest = 0;
+    cudaDeviceGetStreamPriorityRange(&least, &greatest);
+    c->side_low = c->tune.prep_prio != 0;
+    bool ok = cudaStreamCreateWithPriority(&c->side, cudaStreamNonBlocking,
+                                           c->side_low ? least : greatest) == cudaSuccess;
     for (int i = 0; i < 2 && ok; i++)
         ok = cudaEventCreateWithFlags(&c->prep[i].ready, cudaEventDisableTiming) == cudaSuccess;
     ok = ok && cudaEventCreateWithFlags(&c->prep_now, cudaEventDisableTiming) == cudaSuccess;
