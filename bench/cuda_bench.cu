@@ -659,19 +659,27 @@ static void bench_model(rs_dtype t, rs_kv_type kvt) {
     for (int i = 0; i < DIM; i++) hx[i] = 0.01f * (float)((i * 7919) % 201 - 100);
     rs_error e = {};
     /* (pdl, fused decode ops, fused split over the inputs: 0 automatic, 1 off,
-     * weights streamed through shared memory: 0 off, else the stages in flight, 9 automatic) */
-    const int variants[][4] = {{1, 1, 0, 0}, {1, 1, 0, 9}, {1, 1, 0, 2}, {1, 1, 0, 8},
-                               {1, 1, 1, 0}, {1, 0, 0, 0}, {0, 1, 0, 0}};
+     * weights streamed through shared memory: 0 off, else the stages in flight, 9 automatic,
+     * one-token fused ops as one decode-chain launch: 0 off, 1 on, timing only: 2 phases
+     * not waiting for each other, 3 nor computing, 4 the bare weight stream) */
+    const int variants[][5] = {{1, 1, 0, 0, 0}, {1, 1, 0, 0, 1}, {1, 1, 0, 0, 2},
+                               {1, 1, 0, 0, 3}, {1, 1, 0, 0, 4}, {1, 1, 0, 9, 0},
+                               {1, 1, 1, 0, 0}, {1, 0, 0, 0, 0}, {0, 1, 0, 0, 0}};
     for (auto &vr : variants) {
         if (prompt_only) break;
-        const int pdl = vr[0], fuse = vr[1], split = vr[2], stream = vr[3];
-        if (stream && t != RS_DTYPE_Q4_0 && t != RS_DTYPE_Q8_0) continue;
+        const int pdl = vr[0], fuse = vr[1], split = vr[2], stream = vr[3], chain = vr[4];
+        if ((stream || chain) && t != RS_DTYPE_Q4_0 && t != RS_DTYPE_Q8_0) continue;
         rs_cuda_tuning tu = tuning();
         tu.pdl = pdl;
         tu.fuse = fuse;
         tu.fz_split = split;
         tu.stream = stream != 0;
         tu.stream_depth = stream == 9 ? 0 : stream;
+        tu.chain = chain;
+        const char *cr = getenv("LAB_CHAIN_RING"); /* the chain's ring in KiB (0: automatic) */
+        tu.chain_ring = cr ? atoi(cr) : 0;
+        const char *cwv = getenv("LAB_CHAIN_WARPS"); /* its consumer warps (0: automatic) */
+        tu.chain_warps = cwv ? atoi(cwv) : 0;
         const char *sb =
             getenv("LAB_STREAM_BLOCKS"); /* the streamed kernels' grid (0: one per SM) */
         tu.stream_blocks = sb ? atoi(sb) : 0;
@@ -686,18 +694,18 @@ static void bench_model(rs_dtype t, rs_kv_type kvt) {
             const double ms = time_ms([&] { O->graph_launch(B, key); }, 10);
             const double bytes = m.weight_bytes + kv_pos * ctx;
             const double ideal = copy_gbps * 1e9 / bytes;
-            printf("  decode graph (GPU time) pdl=%d fuse=%d split=%s stream=%s ctx=%d: %.3f "
-                   "ms/token = %.1f tok/s; bytes/token %.2f GB; %.0f GB/s = %.0f%% of copy "
+            printf("  decode graph (GPU time) pdl=%d fuse=%d split=%s chain=%d stream=%s ctx=%d: "
+                   "%.3f ms/token = %.1f tok/s; bytes/token %.2f GB; %.0f GB/s = %.0f%% of copy "
                    "(roofline %.0f tok/s)\n",
-                   pdl, fuse, split ? "off" : "auto",
+                   pdl, fuse, split ? "off" : "auto", chain,
                    stream == 9   ? "auto"
                    : stream == 0 ? "off"
                                  : std::to_string(stream).c_str(),
                    ctx, ms, 1e3 / ms, bytes / 1e9, bytes / (ms * 1e-3) / 1e9,
                    100 * bytes / (ms * 1e-3) / 1e9 / copy_gbps, ideal);
         }
-        if (pdl && fuse && !split &&
-            !stream) { /* the per-token loop: upload pos and x, replay, fetch logits */
+        if (pdl && fuse && !split && !stream &&
+            !chain) { /* the per-token loop: upload pos and x, replay, fetch logits */
             const int toks = 64;
             const double t0 = now_s();
             for (int i = 0; i < toks; i++) {
@@ -713,8 +721,8 @@ static void bench_model(rs_dtype t, rs_kv_type kvt) {
                    "ms/token = %.1f tok/s\n",
                    200 + toks / 2, dt * 1e3, 1 / dt);
         }
-        if (pdl && fuse && !split &&
-            !stream) { /* in-graph cost of each op category: graphs of only that category */
+        if (pdl && fuse && !split && !stream &&
+            !chain) { /* in-graph cost of each op category: graphs of only that category */
             set_pos(m, 100, 1);
             printf("  in-graph time per category (fuse=%d, 32 layers, ctx 101, category alone):",
                    fuse);

@@ -3,8 +3,10 @@
  * reference ops (src/backend/cpu/ops_ref.c, double accumulation), on fresh
  * random inputs with NaN-poisoned outputs, at decode sizes (the fused kernels)
  * and prompt sizes (the composed path), with fusing on and off, with the
- * fused kernels' inputs split over several blocks per group of outputs, and
- * with one-token Q4_0/Q8_0 weights streamed through shared memory or not.
+ * fused kernels' inputs split over several blocks per group of outputs, with
+ * one-token Q4_0/Q8_0 weights streamed through shared memory or not, and with
+ * one-token ops run as one decode-chain launch (compared bitwise with one
+ * launch each).
  *
  * matmul_residual leaves its norm pending on the GPU until a matvec consumes
  * it (or anything else settles it), so each case also runs a consumer matmul
@@ -437,6 +439,139 @@ static void test_stream(void) {
     set_stream(0, 0, 0);
 }
 
+/* ---- the decode chain: one-token ops as one persistent launch ------------------------------- */
+
+static void set_chain(int on, int ring_kib) {
+    rs_cuda_tuning t;
+    rs_cuda_get_tuning(B, &t);
+    t.chain = on;
+    t.chain_ring = ring_kib;
+    rs_cuda_set_tuning(B, &t);
+}
+
+/* What a sequence of layers leaves behind, read back. */
+typedef struct {
+    float *x, *xn, *g, *q, *k, *v, *ck, *cv, *c2;
+} layer_out;
+
+/* `layers` decode steps of one layer's matvecs in the forward pass's order:
+ * x += att Wo^T (then the FFN norm), h = silu(xn Wg^T) * (xn Wu^T),
+ * x += h Wd^T (then the next norm), q, k, v = xn Wqkv^T with rope and the
+ * cache store, and finally a Q4_0 matvec on xn that launches the waiting
+ * chain. Types per matrix (wo, gate/up, down, qkv). */
+static layer_out run_layers(const rs_dtype types[4], int64_t dim, int64_t ff, int n_head, int hd,
+                            rs_kv_type kvt, int layers, int chain, int ring_kib) {
+    const int n_ctx = 16;
+    const int64_t nq = (int64_t)n_head * hd;
+    tw wo = make_weight(types[0], nq, dim, 0.5f), wg = make_weight(types[1], dim, ff, 0.5f),
+       wu = make_weight(types[1], dim, ff, 0.5f), wd = make_weight(types[2], ff, dim, 0.5f);
+    tw wq[3];
+    for (int i = 0; i < 3; i++) wq[i] = make_weight(types[3], dim, nq, 0.5f);
+    tw n1 = make_weight(RS_DTYPE_F32, dim, 1, 1.0f), n2 = make_weight(RS_DTYPE_F32, dim, 1, 1.0f);
+    tw cw = make_weight(RS_DTYPE_Q4_0, dim, 64, 0.5f);
+    float *att = host_rand((size_t)nq, 1.0f), *x0 = host_rand((size_t)dim, 2.0f);
+    float *inv = make_inv_freq(hd);
+    const int32_t pos = 5;
+    float *da = dev_copy(att, nq * 4), *dx = dev_copy(x0, dim * 4), *dxn = dev(dim * 4),
+          *dg = dev(ff * 4), *du = dev(ff * 4), *dq = dev(nq * 4), *dk = dev(nq * 4),
+          *dv = dev(nq * 4), *dc = dev(64 * 4), *dinv = dev_copy(inv, sizeof(float) * (hd / 2 + 1));
+    int32_t *dpos = dev_copy(&pos, sizeof pos);
+    rs_kv_desc d = {1, n_ctx, n_head, hd, kvt};
+    rs_kv *kv = NULL;
+    rs_error e = {0};
+    if (O->kv_create(B, &d, &kv, &e)) die("kv_create", &e);
+    rs_rope rope = {false, hd, dinv, 1.0f};
+    rs_attn at = {n_head, n_head, hd, 1.0f};
+    rs_matmul qkv[3] = {{&wq[0].w, NULL, dq}, {&wq[1].w, NULL, dk}, {&wq[2].w, NULL, dv}};
+    set_chain(chain, ring_kib);
+    for (int l = 0; l < layers; l++) {
+        O->matmul_residual(B, &wo.w, l ? dq : da, 1, dx, &n1.w, 1e-5f, dxn);
+        O->matmul_swiglu(B, &wg.w, &wu.w, dxn, 1, dg, du);
+        O->matmul_residual(B, &wd.w, dg, 1, dx, &n2.w, 1e-5f, dxn);
+        O->matmul_rope_store(B, qkv, dxn, 1, dpos, &rope, &at, kv, 0);
+    }
+    rs_matmul mm = {&cw.w, NULL, dc};
+    O->matmul(B, &mm, 1, dxn, 1);
+    set_chain(0, 0);
+    layer_out o = {host_alloc(dim),
+                   host_alloc(dim),
+                   host_alloc(ff),
+                   host_alloc(nq),
+                   host_alloc(nq),
+                   host_alloc(nq),
+                   host_alloc((size_t)n_ctx * nq),
+                   host_alloc((size_t)n_ctx * nq),
+                   host_alloc(64)};
+    if (synced("decode chain sequence")) {
+        down(o.x, dx, dim * 4), down(o.xn, dxn, dim * 4), down(o.g, dg, ff * 4);
+        down(o.q, dq, nq * 4), down(o.k, dk, nq * 4), down(o.v, dv, nq * 4), down(o.c2, dc, 64 * 4);
+        if (rs_cuda_kv_read(B, kv, 0, n_ctx, o.ck, o.cv, &e)) die("kv_read", &e);
+    }
+    float *bufs[] = {da, dx, dxn, dg, du, dq, dk, dv, dc, dinv};
+    for (size_t i = 0; i < sizeof bufs / sizeof *bufs; i++) O->release(B, bufs[i]);
+    O->release(B, dpos);
+    O->kv_destroy(B, kv);
+    free_weight(&wo), free_weight(&wg), free_weight(&wu), free_weight(&wd);
+    for (int i = 0; i < 3; i++) free_weight(&wq[i]);
+    free_weight(&n1), free_weight(&n2), free_weight(&cw);
+    free(att), free(x0), free(inv);
+    return o;
+}
+
+static void free_out(layer_out *o) {
+    free(o->x), free(o->xn), free(o->g), free(o->q), free(o->k), free(o->v), free(o->ck);
+    free(o->cv), free(o->c2);
+}
+
+/* The same weights and inputs with the chain off and on: every output and
+ * the cache bitwise equal, and x moved by the products (not trivially equal). */
+static void check_chain(const rs_dtype types[4], int64_t dim, int64_t ff, int n_head, int hd,
+                        rs_kv_type kvt, int layers, int ring_kib) {
+    const uint64_t seed = rng; /* both runs draw the same weights and inputs */
+    layer_out a = run_layers(types, dim, ff, n_head, hd, kvt, layers, 0, 0);
+    rng = seed;
+    layer_out b = run_layers(types, dim, ff, n_head, hd, kvt, layers, 1, ring_kib);
+    const int64_t nq = (int64_t)n_head * hd;
+    const size_t sz[] = {dim, dim, ff, nq, nq, nq, 16 * nq, 16 * nq, 64};
+    float *pa[] = {a.x, a.xn, a.g, a.q, a.k, a.v, a.ck, a.cv, a.c2};
+    float *pb[] = {b.x, b.xn, b.g, b.q, b.k, b.v, b.ck, b.cv, b.c2};
+    int differ = 0;
+    for (size_t i = 0; i < sizeof sz / sizeof *sz; i++)
+        differ += memcmp(pa[i], pb[i], sz[i] * sizeof(float)) != 0;
+    double moved = 0;
+    for (int64_t i = 0; i < dim; i++) moved += fabsf(a.x[i]);
+    char name[200];
+    snprintf(name, sizeof name,
+             "decode chain = one launch each, bitwise: %s/%s/%s/%s dim %lld ff %lld heads %d x%d, "
+             "%s cache, ring %s",
+             rs_dtype_name(types[0]), rs_dtype_name(types[1]), rs_dtype_name(types[2]),
+             rs_dtype_name(types[3]), (long long)dim, (long long)ff, n_head, layers, kv_name(kvt),
+             ring_kib ? "2 slots" : "auto");
+    report(name, differ + (moved == 0 || !isfinite(moved)), 0);
+    free_out(&a), free_out(&b);
+}
+
+/* Chains that fill (4 ops) and run again, break on a type change (a Q4_K
+ * qkv launches on its own), hold blocks without a group in some phases
+ * (fewer groups than SMs), wrap a two-slot ring many times, store into
+ * F16/F32/Q8_0 caches, and at the 7B shape give blocks several groups. */
+static void test_chain(void) {
+    const rs_dtype q40[4] = {RS_DTYPE_Q4_0, RS_DTYPE_Q4_0, RS_DTYPE_Q4_0, RS_DTYPE_Q4_0};
+    const rs_dtype q80[4] = {RS_DTYPE_Q8_0, RS_DTYPE_Q8_0, RS_DTYPE_Q8_0, RS_DTYPE_Q8_0};
+    const rs_dtype mix[4] = {RS_DTYPE_Q4_0, RS_DTYPE_Q8_0, RS_DTYPE_Q8_0, RS_DTYPE_Q4_K};
+    check_chain(q40, 1024, 2048, 8, 128, RS_KV_F16, 1, 0);
+    check_chain(q40, 1024, 2048, 8, 128, RS_KV_F16, 3, 0);
+    check_chain(q40, 1024, 2048, 8, 128, RS_KV_Q8_0, 2, 1);
+    check_chain(q80, 1024, 3072, 16, 64, RS_KV_F32, 2, 0);
+    check_chain(q80, 1024, 3072, 16, 64, RS_KV_F16, 2, 1);
+    check_chain(mix, 1024, 2048, 8, 128, RS_KV_F16, 2, 0);
+    if (big_cases()) {
+        check_chain(q40, 4096, 11008, 32, 128, RS_KV_F16, 2, 0);
+        check_chain(q80, 4096, 11008, 32, 128, RS_KV_Q8_0, 2, 0);
+        check_chain(q40, 4096, 11008, 32, 128, RS_KV_F16, 1, 1);
+    }
+}
+
 int main(void) {
     rs_error e = {0};
     if (rs_cuda_backend_create_impl(&B, &e)) {
@@ -449,6 +584,7 @@ int main(void) {
     test_rope();
     test_split();
     test_stream();
+    test_chain();
     O->destroy(B);
     printf("\n%d passed, %d failed\n", n_pass, n_fail);
     return n_fail ? 1 : 0;

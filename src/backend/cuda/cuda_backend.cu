@@ -66,6 +66,7 @@ void *cw_scratch(cuda_backend *c, int slot, size_t bytes) {
     if (bytes <= c->scr_size[slot]) return c->scr[slot];
     /* grow with headroom so slowly growing requests do not reallocate each time */
     size_t want = std::max(bytes, c->scr_size[slot] + c->scr_size[slot] / 2);
+    cw_chain_flush(c); /* a waiting launch may point at the old buffer */
     if (c->scr[slot]) {
         bool graphs = c->capturing;
         for (int i = 0; i < CW_MAX_GRAPHS; i++) graphs |= c->graphs[i].used;
@@ -89,7 +90,7 @@ void *cw_scratch(cuda_backend *c, int slot, size_t bytes) {
         return NULL;
     }
     c->scr_size[slot] = want;
-    if (slot == CW_SCR_CNT || slot == CW_SCR_FZCNT || slot == CW_SCR_FSCNT)
+    if (slot == CW_SCR_CNT || slot == CW_SCR_FZCNT || slot == CW_SCR_FSCNT || slot == CW_SCR_CHAIN)
         cw_check(c, cudaMemsetAsync(c->scr[slot], 0, want, c->stream), "memset");
     return c->scr[slot];
 }
@@ -622,7 +623,8 @@ static void cu_add(rs_backend *b, float *x, const float *y, int64_t n) {
 
 static void cu_matmul_residual(rs_backend *b, const rs_weight *w, const float *a, int n, float *x,
                                const rs_weight *norm, float eps, float *out) {
-    cuda_backend *c = cw(b);
+    cuda_backend *c = cw_chainable(b); /* one token: may join the waiting chain */
+    if (n != 1) cw_chain_flush(c);
     if (n <= 0) return;
     const cw_layout *L = cw_weight_layout(c, w);
     const float *wn = norm ? vector_of(c, norm, norm->n_in) : NULL;
@@ -655,7 +657,8 @@ static void cu_matmul_residual(rs_backend *b, const rs_weight *w, const float *a
 
 static void cu_matmul_swiglu(rs_backend *b, const rs_weight *gate, const rs_weight *up,
                              const float *x, int n, float *g, float *u) {
-    cuda_backend *c = cw(b);
+    cuda_backend *c = cw_chainable(b); /* one token: may join the waiting chain */
+    if (n != 1) cw_chain_flush(c);
     if (n <= 0) return;
     const rs_matmul mm[2] = {{gate, NULL, g}, {up, NULL, u}};
     if (!matmul_ok(c, mm, 2)) return;
@@ -686,7 +689,8 @@ static void cu_matmul_swiglu(rs_backend *b, const rs_weight *gate, const rs_weig
 static void cu_matmul_rope_store(rs_backend *b, const rs_matmul *qkv, const float *x, int n,
                                  const int32_t *pos, const rs_rope *rope, const rs_attn *at,
                                  rs_kv *kv, int layer) {
-    cuda_backend *c = cw(b);
+    cuda_backend *c = cw_chainable(b); /* one token: may join the waiting chain */
+    if (n != 1) cw_chain_flush(c);
     if (n <= 0) return;
     if (!matmul_ok(c, qkv, 3) || !rope_ok(c, rope, at, kv, layer)) return;
     if (cw_fz_rope(c, qkv, x, n, pos, rope, at, kv, layer)) return;
@@ -831,6 +835,7 @@ static void cu_destroy(rs_backend *b) {
     }
     cw_prepare_free(c);
     cw_gemm_free(c);
+    cw_chain_free(c);
     if (c->stream) cudaStreamDestroy(c->stream);
     free(c);
 }

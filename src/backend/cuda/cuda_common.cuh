@@ -50,7 +50,7 @@ enum {
     CW_MAX_GRAPHS = 32,
     CW_MV_MAX_TOK = 4,   /* the matvec kernels handle up to this many tokens at once */
     CW_FZ_MAX_SPLIT = 8, /* most blocks a fused matvec splits one group of outputs over */
-    CW_N_SCRATCH = 15,
+    CW_N_SCRATCH = 16,
 };
 enum cw_scratch_slot {
     CW_SCR_Q8 = 0,    /* int8 activations + (d, d*sum) per 32 (slot 0 of two) */
@@ -68,6 +68,7 @@ enum cw_scratch_slot {
     CW_SCR_FZPART = 12, /* fused matvecs split over the inputs: partial sums */
     CW_SCR_FZCNT = 13,  /* their arrival counters per output group (kept zero between launches) */
     CW_SCR_FSCNT = 14,  /* streamed fused matvecs: group counter (kept zero between launches) */
+    CW_SCR_CHAIN = 15,  /* the decode chain's phase counters (kept zero between launches) */
 };
 
 /* Quantized weights dequantized to F16 ahead of their prompt GEMMs (cuda_prepare.cu):
@@ -151,6 +152,10 @@ struct cuda_backend {
         float attn_factor;
         bool neox;
     } rope_tab;
+    /* one-token fused ops waiting to run as one decode-chain launch (cuda_chain.cuh):
+     * how many, and their arguments (allocated there) */
+    int chain_n;
+    void *chain;
     cudaStream_t side; /* created on the first prepare */
     bool side_low;     /* ... at the lowest priority (tune.prep_prio when it was made) */
     bool side_busy;    /* work issued on it since the last sync */
@@ -188,7 +193,23 @@ void *cw_scratch(cuda_backend *c, int slot, size_t bytes);
  * not loaded by this backend. */
 const cw_layout *cw_weight_layout(cuda_backend *c, const rs_weight *w);
 
+/* cuda_fused.cu: launches the fused ops waiting in c->chain. */
+void cw_chain_launch(cuda_backend *c);
+void cw_chain_free(cuda_backend *c);
+/* Anything that touches the stream first launches the waiting chain, so the
+ * stream runs the ops in the order they were called. */
+static inline void cw_chain_flush(cuda_backend *c) {
+    if (c->chain_n) cw_chain_launch(c);
+}
+
+/* The backend of an op: every op but the chainable fused ones starts here. */
 static inline cuda_backend *cw(rs_backend *b) {
+    cuda_backend *c = (cuda_backend *)b;
+    if (c) cw_chain_flush(c);
+    return c;
+}
+/* ... the fused one-token ops, which may join the waiting chain. */
+static inline cuda_backend *cw_chainable(rs_backend *b) {
     return (cuda_backend *)b;
 }
 
@@ -248,6 +269,7 @@ template <typename... KArgs, typename... Args>
 static inline void cw_launch_on(cuda_backend *c, cudaStream_t stream, bool pdl,
                                 void (*kernel)(KArgs...), dim3 grid, dim3 block, size_t smem,
                                 Args &&...args) {
+    cw_chain_flush(c);
     cudaLaunchConfig_t cfg = {};
     cfg.gridDim = grid;
     cfg.blockDim = block;

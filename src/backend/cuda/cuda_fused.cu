@@ -20,7 +20,7 @@
  * of them to finish adds the partial sums, in split order, and runs the
  * epilogue. cuda_stream.cuh holds a variant for one token of Q4_0/Q8_0 that
  * streams its weights through shared memory (off by default: slower). */
-#include "backend/cuda/cuda_stream.cuh"
+#include "backend/cuda/cuda_chain.cuh"
 
 namespace {
 
@@ -174,7 +174,9 @@ template <int EPI, int T> void fz_launch_t(cuda_backend *c, const fz_args &f, un
         fz_launch_n<EPI, T, CW_MV_MAX_TOK>(c, f, groups);
 }
 
-template <int EPI> void fz_launch(cuda_backend *c, int type, const fz_args &f, unsigned blocks) {
+/* One launch of its own. */
+template <int EPI>
+void fz_launch_now(cuda_backend *c, int type, const fz_args &f, unsigned blocks) {
     if (fs_launch<EPI>(c, type, f, blocks)) return;
     switch (type) {
     case RS_DTYPE_F32:
@@ -217,6 +219,11 @@ template <int EPI> void fz_launch(cuda_backend *c, int type, const fz_args &f, u
         cw_fail(c, RS_ERR_UNSUPPORTED, "fused matvec: type %s", rs_dtype_name(type));
         break;
     }
+}
+
+/* Joins the waiting decode chain (cuda_chain.cuh), or launches now. */
+template <int EPI> void fz_launch(cuda_backend *c, int type, const fz_args &f, unsigned blocks) {
+    if (!dc_add(c, EPI, type, f, blocks)) fz_launch_now<EPI>(c, type, f, blocks);
 }
 
 const cw_layout *layout(const rs_weight *w) {
@@ -352,4 +359,36 @@ bool cw_fz_rope(cuda_backend *c, const rs_matmul *qkv, const float *x, int n, co
     }
     cw_untag(c);
     return true;
+}
+
+void cw_chain_launch(cuda_backend *c) {
+    dc_chain &ch = *(dc_chain *)c->chain;
+    dc_args &a = ch.a;
+    a.n = c->chain_n;
+    a.mode = c->tune.chain;
+    c->chain_n = 0; /* first: the launches below flush the chain again */
+    size_t smem = a.n > 1 ? dc_plan(c, a, ch.type) : 0;
+    if (smem && dc_table_for(ch, a, c->n_sm)) {
+        a.ctr = (unsigned *)cw_scratch(c, CW_SCR_CHAIN, (DC_MAX + 1) * sizeof(unsigned));
+        if (!a.ctr) return; /* error recorded */
+        if (ch.type == RS_DTYPE_Q4_0)
+            dc_launch_t<RS_DTYPE_Q4_0>(c, a, smem);
+        else
+            dc_launch_t<RS_DTYPE_Q8_0>(c, a, smem);
+        return;
+    }
+    for (int i = 0; i < a.n; i++) { /* a single op, or too wide for the ring: one launch each */
+        if (a.ph[i].epi == FZ_RESID)
+            fz_launch_now<FZ_RESID>(c, ch.type, a.f[i], a.ph[i].groups);
+        else if (a.ph[i].epi == FZ_SWIGLU)
+            fz_launch_now<FZ_SWIGLU>(c, ch.type, a.f[i], a.ph[i].groups);
+        else
+            fz_launch_now<FZ_ROPE>(c, ch.type, a.f[i], a.ph[i].groups);
+    }
+}
+
+void cw_chain_free(cuda_backend *c) {
+    free(c->chain);
+    c->chain = NULL;
+    c->chain_n = 0;
 }

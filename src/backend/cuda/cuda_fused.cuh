@@ -40,10 +40,9 @@ struct fz_args {
     unsigned *fs_ctr;
 };
 
-__device__ __forceinline__ void fz_resid(const fz_args &f, int64_t g, int t, int lane,
-                                         const float *y) {
+/* x[e] + y, written back, and the rest of the residual epilogue on v = the new x. */
+__device__ __forceinline__ void fz_resid_v(const fz_args &f, int64_t g, int t, int lane, float v) {
     const int64_t i = 32 * g + lane, e = t * f.width + i;
-    const float v = f.x[e] + y[lane];
     f.x[e] = v;
     if (!f.wn) return;
     const float w = v * f.wn[i];
@@ -51,6 +50,11 @@ __device__ __forceinline__ void fz_resid(const fz_args &f, int64_t g, int t, int
     const float ss = cw_warp_sum(v * v);
     if (lane == 0) f.part[(int64_t)t * (f.width / 32) + g] = ss;
     if (f.oq) cw_q8_block(w, lane, f.oq + e, f.od + e / 32);
+}
+
+__device__ __forceinline__ void fz_resid(const fz_args &f, int64_t g, int t, int lane,
+                                         const float *y) {
+    fz_resid_v(f, g, t, lane, f.x[t * f.width + 32 * g + lane] + y[lane]);
 }
 
 __device__ __forceinline__ void fz_swiglu(const fz_args &f, int64_t g, int t, int lane,
@@ -96,6 +100,19 @@ __device__ __forceinline__ void fz_rope(const fz_args &f, int64_t g, int t, int 
         ((float *)cache)[dst] = v;
     else /* hd % 32 == 0: the warp holds one scale block */
         fz_store_q8((int8_t *)cache + dst, (role == 1 ? f.ksc : f.vsc) + dst / 32, v, lane);
+}
+
+/* Product and row of row r (0..31, or 0..63 for SwiGLU: gate, then up) of group g. */
+__device__ __forceinline__ void fz_row(const mv_args &a, int epi, int64_t g, int r, int &p,
+                                       int64_t &row) {
+    if (epi == FZ_SWIGLU) {
+        p = r >> 5;
+        row = 32 * g + (r & 31);
+    } else {
+        const int64_t rg = 32 * g + r;
+        p = find_prod(a, rg);
+        row = rg - a.p[p].row0;
+    }
 }
 
 /* Products a block holds per token: 32 outputs (64 for SwiGLU: gate and up). */

@@ -411,6 +411,7 @@ void cw_gemm_free(cuda_backend *c) {
 
 void cw_gemm(cuda_backend *c, const rs_matmul *mm, int count, const float *x, int n, bool acc,
              bool half_out) {
+    cw_chain_flush(c); /* cuBLAS works on the stream directly */
     const int64_t n_in = mm[0].w->n_in, elems = (int64_t)n * n_in;
     bool need_h = false, need_b = false;
     for (int i = 0; i < count; i++) {

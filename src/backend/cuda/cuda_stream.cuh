@@ -95,14 +95,7 @@ __host__ __device__ constexpr bool fs_type_ok(int t) {
 /* Product and row of row r (0..31, or 0..63 for SwiGLU) of group g. */
 template <int EPI>
 __device__ __forceinline__ void fs_row(const mv_args &a, int64_t g, int r, int &p, int64_t &row) {
-    if (EPI == FZ_SWIGLU) { /* rows 0..31: gate, 32..63: up */
-        p = r >> 5;
-        row = 32 * g + (r & 31);
-    } else {
-        const int64_t rg = 32 * g + r;
-        p = find_prod(a, rg);
-        row = rg - a.p[p].row0;
-    }
+    fz_row(a, EPI, g, r, p, row);
 }
 
 /* The producer thread: stage si of group g into `slot`, two bulk copies. */

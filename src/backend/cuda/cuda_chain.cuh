@@ -1,0 +1,538 @@
+/* cuda_chain.cuh — the decode chain (tuning field `chain`, off by default:
+ * measured slower, see the end of this comment): one-token Q4_0/Q8_0 fused
+ * ops issued back to back (a layer's wo, gate+up and down, and the next
+ * layer's qkv) run as one persistent launch instead of one kernel each.
+ *
+ * Why: between two decode kernels the memory pipe drains (~2.5 us per
+ * boundary, docs/CUDA_NOTES.md), and a kernel of 9-30 MB of weights never
+ * reaches full rate before it ends. Here one block per SM walks the groups of
+ * 32 outputs (64 rows for SwiGLU: gate and up) dealt to it in every phase of
+ * the chain, and a producer warp streams all of their weights, phase after
+ * phase, into a ring of shared-memory slots with bulk copies. Weights never
+ * depend on activations, so the stream does not stop at phase boundaries: it
+ * stops only when the ring is full. W consumer warps (8 or 16) take the
+ * slots; row r of a group belongs to warp r % W, which sums it exactly as
+ * the register kernel's warp does (same tasks per lane, same order, same
+ * warp reduction), so the chain's results are bitwise those of one launch
+ * per op. A finisher warp runs each group's epilogue (the register kernel's,
+ * cuda_fused.cuh) from a ring of group sums, so the consumers never wait for
+ * an epilogue's global memory traffic.
+ *
+ * Phases depend on each other through counters in global memory: the
+ * finisher adds one to its phase's counter after a group's writes; a block's
+ * consumers start a phase once the previous phase's counter holds all its
+ * groups, then copy the int8 activations into shared memory from L2 (other
+ * SMs wrote them; this SM's L1 may hold old lines), while the finisher reads
+ * the deferred norm's sums. The first phase waits for the previous kernel
+ * (griddepcontrol.wait), as every decode kernel does. Every block must be
+ * resident at once (a block that waits on a counter holds its SM): the grid
+ * is one block per SM, which the shared memory leaves room for only once.
+ * The host deals the groups out phase by phase, each to the block with the
+ * fewest bytes so far (round the grid, the busiest block had 18% more than
+ * the mean at the 7B shapes), and passes the table in the launch's
+ * arguments. The last block out zeroes the counters for the next launch.
+ *
+ * Measured (docs/CUDA_NOTES.md, session 8; Llama-2-7B shape, lab decode
+ * graph at ctx 101): Q4_0 507.5 tok/s against 515.2 for one launch per op,
+ * Q8_0 319.1 against 347.1. With the phases not waiting for each other (lab
+ * mode 2, wrong results) Q4_0 reaches 569, with the consumers only letting
+ * the slots go (mode 4) 633: the stream itself is fast; what is left is each
+ * phase boundary's latency (the last epilogue, its counter, the activations
+ * from L2) while the ring is full, and the attention kernel between chains,
+ * which cannot overlap a block that holds the SM's shared memory. */
+#ifndef RUSTY_CUDA_CHAIN_CUH
+#define RUSTY_CUDA_CHAIN_CUH
+
+#include "backend/cuda/cuda_stream.cuh" /* the mbarrier and bulk-copy helpers */
+
+namespace {
+
+enum {
+    DC_MAX = 4,                       /* phases per launch */
+    DC_MAX_DEPTH = 32,                /* ring slots */
+    DC_BAR = 1,                       /* the consumers' named barrier */
+    DC_SLOT_TARGET = 25 << 10,        /* bytes a stage may take */
+    DC_MAX_GRID = 160,                /* blocks (SMs) the table has room for */
+    DC_MAX_ITEMS = 4096,              /* groups of all phases */
+};
+
+struct dc_phase {
+    int epi;
+    unsigned groups; /* of 32 outputs */
+    int rs;          /* rows per stage: 1, 2, 4 or 8 */
+};
+
+/* Which groups each block takes: block b's groups of phase ph are
+ * items[at[b * DC_MAX + ph] .. at[b * DC_MAX + ph + 1]), in the order it walks them. */
+struct dc_table {
+    uint16_t at[DC_MAX_GRID * DC_MAX + 1];
+    uint16_t items[DC_MAX_ITEMS];
+};
+
+struct dc_args {
+    fz_args f[DC_MAX];
+    dc_phase ph[DC_MAX];
+    int n, depth;
+    int mode; /* 1; lab timing only: 2 = phases do not wait for each other, 3 = nor sum rows,
+               * 4 = the consumers only let the slots go (the bare stream) */
+    uint32_t slot_bytes, x_bytes; /* a ring slot; the int8 activations' room (widest input) */
+    unsigned *ctr;                /* [DC_MAX] groups done per phase, [DC_MAX] blocks out */
+    dc_table t;
+};
+
+__host__ __device__ constexpr int dc_qb(int t) {
+    return t == RS_DTYPE_Q8_0 ? 32 : 16;
+}
+
+/* This block's groups of phase ph: items [*i0, *i1). */
+__device__ __forceinline__ void dc_items(const dc_args &c, int ph, int &i0, int &i1) {
+    i0 = c.t.at[blockIdx.x * DC_MAX + ph];
+    i1 = c.t.at[blockIdx.x * DC_MAX + ph + 1];
+}
+
+__device__ __forceinline__ int dc_rows(int epi) {
+    return epi == FZ_SWIGLU ? 64 : 32;
+}
+
+/* W consumer warps (8 or 16), then the producer warp. */
+template <int W> __device__ __forceinline__ void dc_bar() {
+    asm volatile("bar.sync %0, %1;" ::"r"((int)DC_BAR), "r"(W * 32) : "memory");
+}
+
+__device__ __forceinline__ void dc_release(uint64_t *bar) {
+    asm volatile("mbarrier.arrive.shared::cta.b64 _, [%0];" ::"r"(cw_smem_addr(bar)) : "memory");
+}
+
+__device__ __forceinline__ unsigned dc_load_acquire(const unsigned *p) {
+    unsigned v;
+    asm volatile("ld.acquire.gpu.global.u32 %0, [%1];" : "=r"(v) : "l"(p) : "memory");
+    return v;
+}
+
+/* The producer (one thread): every stage of the block's groups, phase after
+ * phase, into the ring; a slot is refilled once all consumer warps let it go. */
+template <int T>
+__device__ void dc_produce(const dc_args &c, uint8_t *ring, uint64_t *full, uint64_t *empty) {
+    constexpr int QB = dc_qb(T);
+    unsigned seq = 0;
+    for (int ph = 0; ph < c.n; ph++) {
+        const dc_phase &P = c.ph[ph];
+        const mv_args &a = c.f[ph].m;
+        const int64_t nb = a.p[0].w.nb;
+        const uint32_t qb = (uint32_t)(P.rs * nb * QB), db = (uint32_t)(P.rs * nb * 2);
+        int i0, i1;
+        dc_items(c, ph, i0, i1);
+        for (int it = i0; it < i1; it++)
+            for (int r0 = 0; r0 < dc_rows(P.epi); r0 += P.rs, seq++) {
+                const int64_t g = c.t.items[it];
+                const int j = (int)(seq % c.depth);
+                if (seq >= (unsigned)c.depth) fs_bar_wait(&empty[j], (seq / c.depth - 1) & 1u);
+                int p;
+                int64_t row;
+                fz_row(a, P.epi, g, r0, p, row);
+                const cw_layout &L = a.p[p].w;
+                uint8_t *slot = ring + (size_t)j * c.slot_bytes;
+                fs_bar_expect(&full[j], qb + db);
+                fs_copy(slot, L.qs + row * nb * QB, qb, &full[j]);
+                fs_copy(slot + qb, L.dm + row * nb * 2, db, &full[j]);
+            }
+    }
+}
+
+/* The activations in shared memory, laid out for conflict-free loads: for
+ * block k of 32 int8 values, its first 16 at lo + 16 k, its last 16 at
+ * hi + 16 k, and (d, d * sum) at ds[k] (the (d, d * sum) of cw_q8s). */
+struct dc_x {
+    int8_t *lo, *hi;
+    float2 *ds;
+};
+
+/* One task: mvt<T>::load from a ring slot and mvt<T>::dot on dc_x, the same
+ * arithmetic in the same order (bitwise equal). */
+__device__ __forceinline__ float dc_dot(const uint8_t *sq, const uint8_t *sd, int64_t k,
+                                        const dc_x &x, mvt<RS_DTYPE_Q4_0> *) {
+    const uint4 q = *(const uint4 *)(sq + 16 * k);
+    const float d = cw_h2f(*(const uint16_t *)(sd + 2 * k));
+    const float2 s = x.ds[k];
+    const int sum = dot_nibbles(q, *(const int4 *)(x.lo + 16 * k), *(const int4 *)(x.hi + 16 * k));
+    return d * (s.x * (float)sum - 8.0f * s.y);
+}
+__device__ __forceinline__ float dc_dot(const uint8_t *sq, const uint8_t *sd, int64_t k,
+                                        const dc_x &x, mvt<RS_DTYPE_Q8_0> *) {
+    const uint4 a = *(const uint4 *)(sq + 32 * k), b = *(const uint4 *)(sq + 32 * k + 16);
+    const float d = cw_h2f(*(const uint16_t *)(sd + 2 * k));
+    const int s = dot_bytes(a, *(const int4 *)(x.lo + 16 * k)) +
+                  dot_bytes(b, *(const int4 *)(x.hi + 16 * k));
+    return d * x.ds[k].x * (float)s;
+}
+
+/* One row of a stage: the register kernel's sum (tasks lane, lane + 32, ...
+ * in order, then the warp reduction). */
+template <int T>
+__device__ __forceinline__ float dc_row_sum(const uint8_t *sq, const uint8_t *sd, int64_t nb,
+                                            const dc_x &x) {
+    float acc = 0.0f;
+#pragma unroll 4
+    for (int64_t k = threadIdx.x & 31; k < nb; k += 32)
+        acc += dc_dot(sq, sd, k, x, (mvt<T> *)nullptr);
+    return cw_warp_sum(acc);
+}
+
+/* Waits until the previous phase is done (the previous kernel for phase 0);
+ * one thread polls. No wait in the lab's timing modes. */
+__device__ __forceinline__ void dc_wait_phase(const dc_args &c, int ph, bool poller) {
+    if (ph == 0) {
+        cw_griddep_wait();
+    } else if (poller && c.mode == 1) {
+        const unsigned want = c.ph[ph - 1].groups;
+        while (dc_load_acquire(c.ctr + ph - 1) < want) {
+        }
+        __threadfence();
+    }
+}
+
+/* Consumers' phase start: the int8 activations into shared memory, from L2
+ * (other SMs wrote them; this SM's L1 may hold old lines). */
+template <int W> __device__ __forceinline__ void dc_inputs(const dc_args &c, int ph, const dc_x &x) {
+    const mv_args &a = c.f[ph].m;
+    dc_wait_phase(c, ph, threadIdx.x == 0);
+    dc_bar<W>(); /* the previous phase done; every warp done with the old activations */
+    const int64_t n_in = a.n_in;
+    for (int64_t i = threadIdx.x; i < n_in / 16; i += W * 32)
+        ((int4 *)((i & 1) ? x.hi : x.lo))[i >> 1] = __ldcg((const int4 *)a.xq + i);
+    for (int64_t i = threadIdx.x; i < n_in / 32; i += W * 32) {
+        const cw_q8s d = __ldcg(a.xd + i);
+        x.ds[i] = make_float2(d.x, d.y);
+    }
+    dc_bar<W>();
+}
+
+/* Finisher's phase start, beside the consumers' copy: the deferred norm's
+ * scale (mv_norm_scale's sum, from L2) and this block's share of its output
+ * (mv_write_xn). */
+__device__ __forceinline__ float dc_norm(const dc_args &c, int ph, int lane) {
+    const mv_args &a = c.f[ph].m;
+    dc_wait_phase(c, ph, lane == 0);
+    __syncwarp();
+    float s = 1.0f;
+    if (a.npart) {
+        float v = 0.0f;
+        for (int i = lane; i < a.n_npart; i += 32) v += __ldcg(a.npart + i);
+        v = cw_warp_sum(v);
+        s = 1.0f / sqrtf(v / a.ndim + a.neps);
+    }
+    if (a.xn) {
+        const int64_t n_in = a.n_in, per = (n_in + gridDim.x - 1) / gridDim.x,
+                      i0 = blockIdx.x * per, i1 = min(n_in, i0 + per);
+        for (int64_t i = i0 + lane; i < i1; i += 32) a.xn[i] = __ldcg(a.x + i) * s;
+    }
+    return s;
+}
+
+/* The group's outputs from the row sums (in ys), its epilogue, and the
+ * phase counter; one warp. */
+__device__ __forceinline__ void dc_finish(const dc_args &c, int ph, int64_t g, float *ys, float s,
+                                          float x_old, int lane) {
+    const fz_args &f = c.f[ph];
+    const mv_args &a = f.m;
+    const int epi = c.ph[ph].epi;
+    for (int r = lane; r < dc_rows(epi); r += 32) {
+        int p;
+        int64_t row;
+        fz_row(a, epi, g, r, p, row);
+        const float *bias = a.p[p].bias;
+        ys[r] = ys[r] * s + (bias ? bias[row] : 0.0f);
+    }
+    __syncwarp();
+    if (epi == FZ_RESID)
+        fz_resid_v(f, g, 0, lane, x_old + ys[lane]);
+    else if (epi == FZ_SWIGLU)
+        fz_swiglu(f, g, 0, lane, ys);
+    else
+        fz_rope(f, g, 0, lane, ys);
+    __threadfence(); /* the epilogue's writes before the count */
+    __syncwarp();
+    if (lane == 0) atomicAdd(c.ctr + ph, 1u);
+}
+
+/* The ring of group sums between the consumer warps and the finisher warp:
+ * buffer b holds group ng's sums when ng % DC_SUMS == b; `ready` completes
+ * when all consumer warps wrote their rows, `free` when the finisher is done. */
+enum { DC_SUMS = 4, DC_END_BAR = 2 };
+
+struct dc_shared {
+    uint64_t full[DC_MAX_DEPTH], empty[DC_MAX_DEPTH], ready[DC_SUMS], free[DC_SUMS];
+    float ysum[DC_SUMS][64];
+};
+
+/* Consumer warps and finisher meet once at the end: the block is out. */
+template <int W> __device__ __forceinline__ void dc_end_bar() {
+    asm volatile("bar.sync %0, %1;" ::"r"((int)DC_END_BAR), "r"((W + 1) * 32) : "memory");
+}
+
+template <int T, int W>
+__device__ void dc_consume(const dc_args &c, uint8_t *ring, dc_shared &sh, const dc_x &x) {
+    constexpr int QB = dc_qb(T);
+    const int lane = threadIdx.x & 31, warp = threadIdx.x >> 5;
+    unsigned seq = 0, ng = 0;
+    for (int ph = 0; ph < c.n; ph++) {
+        const dc_phase &P = c.ph[ph];
+        const mv_args &a = c.f[ph].m;
+        const int64_t nb = a.p[0].w.nb;
+        int i0, i1;
+        dc_items(c, ph, i0, i1);
+        if (c.mode == 4) { /* lab: the bare stream */
+            for (int it = i0; it < i1; it++)
+                for (int r0 = 0; r0 < dc_rows(P.epi); r0 += P.rs, seq++) {
+                    fs_bar_wait(&sh.full[seq % c.depth], (seq / c.depth) & 1u);
+                    __syncwarp();
+                    if (lane == 0) dc_release(&sh.empty[seq % c.depth]);
+                }
+            continue;
+        }
+        dc_inputs<W>(c, ph, x);
+        for (int it = i0; it < i1; it++, ng++) {
+            const int b = (int)(ng % DC_SUMS);
+            if (ng >= DC_SUMS) fs_bar_wait(&sh.free[b], (ng / DC_SUMS - 1) & 1u);
+            float *ys = sh.ysum[b];
+            for (int r0 = 0; r0 < dc_rows(P.epi); r0 += P.rs, seq++) {
+                const int j = (int)(seq % c.depth);
+                fs_bar_wait(&sh.full[j], (seq / c.depth) & 1u);
+                const int i = (warp - r0 % W + W) % W; /* this warp's row */
+                if (i < P.rs && c.mode != 3) {
+                    const uint8_t *slot = ring + (size_t)j * c.slot_bytes;
+                    const float v = dc_row_sum<T>(slot + (size_t)i * nb * QB,
+                                                  slot + (size_t)P.rs * nb * QB + (size_t)i * nb * 2,
+                                                  nb, x);
+                    if (lane == 0) ys[r0 + i] = v;
+                }
+                __syncwarp();
+                if (lane == 0) dc_release(&sh.empty[j]);
+            }
+            if (lane == 0) dc_release(&sh.ready[b]); /* this warp's rows of the group are in */
+        }
+    }
+    dc_end_bar<W>();
+}
+
+/* The finisher warp: each group's epilogue once its sums are in, in the
+ * consumers' order, so they never wait for an epilogue's global writes. */
+template <int W> __device__ void dc_finisher(const dc_args &c, dc_shared &sh) {
+    const int lane = threadIdx.x & 31;
+    unsigned ng = 0;
+    for (int ph = 0; ph < c.n && c.mode != 4; ph++) {
+        const float s = dc_norm(c, ph, lane);
+        int i0, i1;
+        dc_items(c, ph, i0, i1);
+        const fz_args &f = c.f[ph];
+        for (int it = i0; it < i1; it++, ng++) {
+            const int b = (int)(ng % DC_SUMS);
+            const int64_t g = c.t.items[it];
+            /* the residual's x is final once the phase began (an earlier phase wrote it, maybe
+             * on another SM: from L2): fetched before the sums are in */
+            const float x_old = c.ph[ph].epi == FZ_RESID ? __ldcg(f.x + 32 * g + lane) : 0.0f;
+            fs_bar_wait(&sh.ready[b], (ng / DC_SUMS) & 1u);
+            dc_finish(c, ph, g, sh.ysum[b], s, x_old, lane);
+            __syncwarp();
+            if (lane == 0) dc_release(&sh.free[b]);
+        }
+    }
+    dc_end_bar<W>(); /* the consumers are done waiting on counters too */
+    if (lane == 0 && atomicAdd(c.ctr + DC_MAX, 1u) == gridDim.x - 1)
+        for (int i = 0; i <= DC_MAX; i++) c.ctr[i] = 0; /* the last block out: for the next launch */
+}
+
+/* Warps: W consumers, the finisher, the producer. */
+template <int T, int W>
+__global__ void __launch_bounds__((W + 2) * 32, 1) dc_kernel(const __grid_constant__ dc_args c) {
+    extern __shared__ __align__(128) uint8_t dc_smem[];
+    __shared__ dc_shared sh;
+    cw_griddep_launch();
+    uint8_t *ring = dc_smem;
+    int8_t *xs = (int8_t *)(ring + (size_t)c.depth * c.slot_bytes);
+    const dc_x x = {xs, xs + c.x_bytes / 2, (float2 *)(xs + c.x_bytes)};
+    if (threadIdx.x == 0) {
+        for (int j = 0; j < c.depth; j++) {
+            fs_bar_init(&sh.full[j], 1);
+            fs_bar_init(&sh.empty[j], W);
+        }
+        for (int b = 0; b < DC_SUMS; b++) {
+            fs_bar_init(&sh.ready[b], W);
+            fs_bar_init(&sh.free[b], 1);
+        }
+        fs_bar_fence_init();
+    }
+    __syncthreads();
+    const int warp = threadIdx.x >> 5;
+    if (warp < W)
+        dc_consume<T, W>(c, ring, sh, x);
+    else if (warp == W)
+        dc_finisher<W>(c, sh);
+    else if (threadIdx.x == (W + 1) * 32)
+        dc_produce<T>(c, ring, sh.full, sh.empty);
+}
+
+/* ---- host side ------------------------------------------------------------------------------ */
+
+/* A dealt table, kept for the next chain of the same shape (every layer's). */
+struct dc_dealt {
+    int n, type, grid;
+    int epi[DC_MAX];
+    unsigned groups[DC_MAX];
+    int64_t nb[DC_MAX];
+    dc_table t;
+};
+
+enum { DC_TABLES = 4 };
+
+struct dc_chain {
+    dc_args a;
+    int type;
+    dc_dealt dealt[DC_TABLES];
+    int n_dealt, next_dealt;
+};
+
+inline int64_t dc_row_bytes(int type, int64_t nb) {
+    return nb * (dc_qb(type) + 2);
+}
+
+/* Whether a one-token fused launch can join a chain: Q4_0/Q8_0 with the int8
+ * input, whole 16-byte runs of scales per row (blocks per row a multiple of
+ * 8), 16-byte aligned arrays, every product the same width of input. */
+inline bool dc_takes(const cuda_backend *c, int type, const fz_args &f) {
+    if (!c->tune.chain || f.m.n != 1 || (type != RS_DTYPE_Q4_0 && type != RS_DTYPE_Q8_0) ||
+        !f.m.xq)
+        return false;
+    for (int i = 0; i < f.m.np; i++) {
+        const cw_layout &L = f.m.p[i].w;
+        if (L.nb % 8 || L.nb != f.m.p[0].w.nb || ((uintptr_t)L.qs | (uintptr_t)L.dm) & 15)
+            return false;
+    }
+    /* the widest stage (one row) and the activations must fit beside two slots */
+    const size_t row = (size_t)dc_row_bytes(type, f.m.p[0].w.nb);
+    return 2 * row + (size_t)f.m.n_in * 2 + 4096 <= c->smem_optin;
+}
+
+/* Queues a one-token fused launch on the waiting chain (true), or says it
+ * must launch on its own (false). */
+inline bool dc_add(cuda_backend *c, int epi, int type, const fz_args &f, unsigned groups) {
+    if (!dc_takes(c, type, f)) {
+        cw_chain_flush(c);
+        return false;
+    }
+    if (!c->chain && !(c->chain = calloc(1, sizeof(dc_chain)))) return false;
+    dc_chain &ch = *(dc_chain *)c->chain;
+    if (c->chain_n && (ch.type != type || c->chain_n == DC_MAX)) cw_chain_flush(c);
+    const int i = c->chain_n;
+    ch.type = type;
+    ch.a.f[i] = f;
+    ch.a.ph[i].epi = epi;
+    ch.a.ph[i].groups = groups;
+    c->chain_n = i + 1;
+    return true;
+}
+
+/* Deals the groups of a.n phases to `grid` blocks: phase by phase, each
+ * group to the block with the fewest bytes so far (the lowest on a tie).
+ * False when the table has no room. */
+inline bool dc_deal(const dc_args &a, int type, int grid, dc_table &t) {
+    unsigned total = 0;
+    for (int ph = 0; ph < a.n; ph++) total += a.ph[ph].groups;
+    if (total > DC_MAX_ITEMS || grid > DC_MAX_GRID || grid < 1) return false;
+    uint16_t owner[DC_MAX_ITEMS];
+    int64_t load[DC_MAX_GRID] = {0};
+    unsigned count[DC_MAX_GRID * DC_MAX + 1] = {0};
+    for (int ph = 0, i = 0; ph < a.n; ph++) {
+        const int64_t bytes = (a.ph[ph].epi == FZ_SWIGLU ? 64 : 32) *
+                              dc_row_bytes(type, a.f[ph].m.p[0].w.nb);
+        for (unsigned g = 0; g < a.ph[ph].groups; g++, i++) {
+            int b = 0;
+            for (int k = 1; k < grid; k++)
+                if (load[k] < load[b]) b = k;
+            owner[i] = (uint16_t)b;
+            load[b] += bytes;
+            count[b * DC_MAX + ph]++;
+        }
+    }
+    unsigned at = 0; /* each (block, phase) run starts where the one before ends */
+    for (int k = 0; k <= grid * DC_MAX; k++) {
+        const unsigned n = k < grid * DC_MAX ? count[k] : 0;
+        t.at[k] = (uint16_t)at;
+        count[k] = at; /* now the next free place of run k */
+        at += n;
+    }
+    for (int ph = 0, i = 0; ph < a.n; ph++)
+        for (unsigned g = 0; g < a.ph[ph].groups; g++, i++)
+            t.items[count[owner[i] * DC_MAX + ph]++] = (uint16_t)g;
+    return true;
+}
+
+/* a.t for the queued phases: a kept table of the same shape, or a new deal. */
+inline bool dc_table_for(dc_chain &ch, dc_args &a, int grid) {
+    for (int i = 0; i < ch.n_dealt; i++) {
+        const dc_dealt &d = ch.dealt[i];
+        bool same = d.n == a.n && d.type == ch.type && d.grid == grid;
+        for (int ph = 0; same && ph < a.n; ph++)
+            same = d.epi[ph] == a.ph[ph].epi && d.groups[ph] == a.ph[ph].groups &&
+                   d.nb[ph] == a.f[ph].m.p[0].w.nb;
+        if (same) {
+            a.t = d.t;
+            return true;
+        }
+    }
+    if (!dc_deal(a, ch.type, grid, a.t)) return false;
+    dc_dealt &d = ch.dealt[ch.next_dealt];
+    ch.next_dealt = (ch.next_dealt + 1) % DC_TABLES;
+    if (ch.n_dealt < DC_TABLES) ch.n_dealt++;
+    d.n = a.n;
+    d.type = ch.type;
+    d.grid = grid;
+    for (int ph = 0; ph < a.n; ph++) {
+        d.epi[ph] = a.ph[ph].epi;
+        d.groups[ph] = a.ph[ph].groups;
+        d.nb[ph] = a.f[ph].m.p[0].w.nb;
+    }
+    d.t = a.t;
+    return true;
+}
+
+/* Stage sizes, ring depth and shared memory for the queued phases; 0 when
+ * they do not fit. */
+inline size_t dc_plan(const cuda_backend *c, dc_args &a, int type) {
+    uint32_t slot = 0;
+    int64_t widest = 0;
+    for (int i = 0; i < a.n; i++) {
+        dc_phase &P = a.ph[i];
+        const int64_t row = dc_row_bytes(type, a.f[i].m.p[0].w.nb);
+        P.rs = 8;
+        while (P.rs > 1 && P.rs * row > DC_SLOT_TARGET) P.rs /= 2;
+        slot = std::max(slot, (uint32_t)((P.rs * row + 127) / 128 * 128));
+        widest = std::max(widest, a.f[i].m.n_in);
+    }
+    a.slot_bytes = slot;
+    a.x_bytes = (uint32_t)((widest + 127) / 128 * 128);
+    const size_t act = a.x_bytes + (size_t)(widest / 32) * sizeof(float2);
+    size_t ring = c->smem_optin - act - 2048; /* room for the static shared memory */
+    if (c->tune.chain_ring > 0) ring = std::min(ring, (size_t)c->tune.chain_ring << 10);
+    a.depth = (int)std::min<size_t>(DC_MAX_DEPTH, ring / slot);
+    if (a.depth < 2) a.depth = 2;
+    const size_t smem = (size_t)a.depth * slot + act;
+    return smem + 2048 <= c->smem_optin ? smem : 0;
+}
+
+template <int T, int W> void dc_launch_w(cuda_backend *c, dc_args &a, size_t smem) {
+    cw_check(c, cudaFuncSetAttribute(dc_kernel<T, W>, cudaFuncAttributeMaxDynamicSharedMemorySize,
+                                     (int)smem),
+             "decode chain setup");
+    cw_launch(c, true, dc_kernel<T, W>, dim3(c->n_sm), dim3((W + 2) * 32), smem, a);
+}
+template <int T> void dc_launch_t(cuda_backend *c, dc_args &a, size_t smem) {
+    if (c->tune.chain_warps == 16)
+        dc_launch_w<T, 16>(c, a, smem);
+    else
+        dc_launch_w<T, 8>(c, a, smem);
+}
+
+} // namespace
+
+#endif
