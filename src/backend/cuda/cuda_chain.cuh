@@ -48,12 +48,12 @@
 namespace {
 
 enum {
-    DC_MAX = 4,                       /* phases per launch */
-    DC_MAX_DEPTH = 32,                /* ring slots */
-    DC_BAR = 1,                       /* the consumers' named barrier */
-    DC_SLOT_TARGET = 25 << 10,        /* bytes a stage may take */
-    DC_MAX_GRID = 160,                /* blocks (SMs) the table has room for */
-    DC_MAX_ITEMS = 4096,              /* groups of all phases */
+    DC_MAX = 4,                /* phases per launch */
+    DC_MAX_DEPTH = 32,         /* ring slots */
+    DC_BAR = 1,                /* the consumers' named barrier */
+    DC_SLOT_TARGET = 25 << 10, /* bytes a stage may take */
+    DC_MAX_GRID = 160,         /* blocks (SMs) the table has room for */
+    DC_MAX_ITEMS = 4096,       /* groups of all phases */
 };
 
 struct dc_phase {
@@ -80,17 +80,13 @@ struct dc_args {
     dc_table t;
 };
 
-__host__ __device__ constexpr int dc_qb(int t) {
-    return t == RS_DTYPE_Q8_0 ? 32 : 16;
-}
-
 /* This block's groups of phase ph: items [*i0, *i1). */
 __device__ __forceinline__ void dc_items(const dc_args &c, int ph, int &i0, int &i1) {
     i0 = c.t.at[blockIdx.x * DC_MAX + ph];
     i1 = c.t.at[blockIdx.x * DC_MAX + ph + 1];
 }
 
-__device__ __forceinline__ int dc_rows(int epi) {
+__host__ __device__ inline int dc_rows(int epi) {
     return epi == FZ_SWIGLU ? 64 : 32;
 }
 
@@ -113,7 +109,7 @@ __device__ __forceinline__ unsigned dc_load_acquire(const unsigned *p) {
  * phase, into the ring; a slot is refilled once all consumer warps let it go. */
 template <int T>
 __device__ void dc_produce(const dc_args &c, uint8_t *ring, uint64_t *full, uint64_t *empty) {
-    constexpr int QB = dc_qb(T);
+    constexpr int QB = fs_qb(T);
     unsigned seq = 0;
     for (int ph = 0; ph < c.n; ph++) {
         const dc_phase &P = c.ph[ph];
@@ -161,8 +157,8 @@ __device__ __forceinline__ float dc_dot(const uint8_t *sq, const uint8_t *sd, in
                                         const dc_x &x, mvt<RS_DTYPE_Q8_0> *) {
     const uint4 a = *(const uint4 *)(sq + 32 * k), b = *(const uint4 *)(sq + 32 * k + 16);
     const float d = cw_h2f(*(const uint16_t *)(sd + 2 * k));
-    const int s = dot_bytes(a, *(const int4 *)(x.lo + 16 * k)) +
-                  dot_bytes(b, *(const int4 *)(x.hi + 16 * k));
+    const int s =
+        dot_bytes(a, *(const int4 *)(x.lo + 16 * k)) + dot_bytes(b, *(const int4 *)(x.hi + 16 * k));
     return d * x.ds[k].x * (float)s;
 }
 
@@ -193,7 +189,8 @@ __device__ __forceinline__ void dc_wait_phase(const dc_args &c, int ph, bool pol
 
 /* Consumers' phase start: the int8 activations into shared memory, from L2
  * (other SMs wrote them; this SM's L1 may hold old lines). */
-template <int W> __device__ __forceinline__ void dc_inputs(const dc_args &c, int ph, const dc_x &x) {
+template <int W>
+__device__ __forceinline__ void dc_inputs(const dc_args &c, int ph, const dc_x &x) {
     const mv_args &a = c.f[ph].m;
     dc_wait_phase(c, ph, threadIdx.x == 0);
     dc_bar<W>(); /* the previous phase done; every warp done with the old activations */
@@ -272,7 +269,7 @@ template <int W> __device__ __forceinline__ void dc_end_bar() {
 
 template <int T, int W>
 __device__ void dc_consume(const dc_args &c, uint8_t *ring, dc_shared &sh, const dc_x &x) {
-    constexpr int QB = dc_qb(T);
+    constexpr int QB = fs_qb(T);
     const int lane = threadIdx.x & 31, warp = threadIdx.x >> 5;
     unsigned seq = 0, ng = 0;
     for (int ph = 0; ph < c.n; ph++) {
@@ -301,9 +298,9 @@ __device__ void dc_consume(const dc_args &c, uint8_t *ring, dc_shared &sh, const
                 const int i = (warp - r0 % W + W) % W; /* this warp's row */
                 if (i < P.rs && c.mode != 3) {
                     const uint8_t *slot = ring + (size_t)j * c.slot_bytes;
-                    const float v = dc_row_sum<T>(slot + (size_t)i * nb * QB,
-                                                  slot + (size_t)P.rs * nb * QB + (size_t)i * nb * 2,
-                                                  nb, x);
+                    const float v =
+                        dc_row_sum<T>(slot + (size_t)i * nb * QB,
+                                      slot + (size_t)P.rs * nb * QB + (size_t)i * nb * 2, nb, x);
                     if (lane == 0) ys[r0 + i] = v;
                 }
                 __syncwarp();
@@ -339,7 +336,8 @@ template <int W> __device__ void dc_finisher(const dc_args &c, dc_shared &sh) {
     }
     dc_end_bar<W>(); /* the consumers are done waiting on counters too */
     if (lane == 0 && atomicAdd(c.ctr + DC_MAX, 1u) == gridDim.x - 1)
-        for (int i = 0; i <= DC_MAX; i++) c.ctr[i] = 0; /* the last block out: for the next launch */
+        for (int i = 0; i <= DC_MAX; i++)
+            c.ctr[i] = 0; /* the last block out: for the next launch */
 }
 
 /* Warps: W consumers, the finisher, the producer. */
@@ -392,16 +390,11 @@ struct dc_chain {
     int n_dealt, next_dealt;
 };
 
-inline int64_t dc_row_bytes(int type, int64_t nb) {
-    return nb * (dc_qb(type) + 2);
-}
-
 /* Whether a one-token fused launch can join a chain: Q4_0/Q8_0 with the int8
  * input, whole 16-byte runs of scales per row (blocks per row a multiple of
  * 8), 16-byte aligned arrays, every product the same width of input. */
 inline bool dc_takes(const cuda_backend *c, int type, const fz_args &f) {
-    if (!c->tune.chain || f.m.n != 1 || (type != RS_DTYPE_Q4_0 && type != RS_DTYPE_Q8_0) ||
-        !f.m.xq)
+    if (!c->tune.chain || f.m.n != 1 || (type != RS_DTYPE_Q4_0 && type != RS_DTYPE_Q8_0) || !f.m.xq)
         return false;
     for (int i = 0; i < f.m.np; i++) {
         const cw_layout &L = f.m.p[i].w;
@@ -409,17 +402,14 @@ inline bool dc_takes(const cuda_backend *c, int type, const fz_args &f) {
             return false;
     }
     /* the widest stage (one row) and the activations must fit beside two slots */
-    const size_t row = (size_t)dc_row_bytes(type, f.m.p[0].w.nb);
+    const size_t row = (size_t)fs_row_bytes(type, f.m.p[0].w.nb);
     return 2 * row + (size_t)f.m.n_in * 2 + 4096 <= c->smem_optin;
 }
 
 /* Queues a one-token fused launch on the waiting chain (true), or says it
  * must launch on its own (false). */
 inline bool dc_add(cuda_backend *c, int epi, int type, const fz_args &f, unsigned groups) {
-    if (!dc_takes(c, type, f)) {
-        cw_chain_flush(c);
-        return false;
-    }
+    if (!dc_takes(c, type, f)) return false; /* its own launch flushes the chain first */
     if (!c->chain && !(c->chain = calloc(1, sizeof(dc_chain)))) return false;
     dc_chain &ch = *(dc_chain *)c->chain;
     if (c->chain_n && (ch.type != type || c->chain_n == DC_MAX)) cw_chain_flush(c);
@@ -443,8 +433,7 @@ inline bool dc_deal(const dc_args &a, int type, int grid, dc_table &t) {
     int64_t load[DC_MAX_GRID] = {0};
     unsigned count[DC_MAX_GRID * DC_MAX + 1] = {0};
     for (int ph = 0, i = 0; ph < a.n; ph++) {
-        const int64_t bytes = (a.ph[ph].epi == FZ_SWIGLU ? 64 : 32) *
-                              dc_row_bytes(type, a.f[ph].m.p[0].w.nb);
+        const int64_t bytes = dc_rows(a.ph[ph].epi) * fs_row_bytes(type, a.f[ph].m.p[0].w.nb);
         for (unsigned g = 0; g < a.ph[ph].groups; g++, i++) {
             int b = 0;
             for (int k = 1; k < grid; k++)
@@ -503,7 +492,7 @@ inline size_t dc_plan(const cuda_backend *c, dc_args &a, int type) {
     int64_t widest = 0;
     for (int i = 0; i < a.n; i++) {
         dc_phase &P = a.ph[i];
-        const int64_t row = dc_row_bytes(type, a.f[i].m.p[0].w.nb);
+        const int64_t row = fs_row_bytes(type, a.f[i].m.p[0].w.nb);
         P.rs = 8;
         while (P.rs > 1 && P.rs * row > DC_SLOT_TARGET) P.rs /= 2;
         slot = std::max(slot, (uint32_t)((P.rs * row + 127) / 128 * 128));
@@ -521,8 +510,9 @@ inline size_t dc_plan(const cuda_backend *c, dc_args &a, int type) {
 }
 
 template <int T, int W> void dc_launch_w(cuda_backend *c, dc_args &a, size_t smem) {
-    cw_check(c, cudaFuncSetAttribute(dc_kernel<T, W>, cudaFuncAttributeMaxDynamicSharedMemorySize,
-                                     (int)smem),
+    cw_check(c,
+             cudaFuncSetAttribute(dc_kernel<T, W>, cudaFuncAttributeMaxDynamicSharedMemorySize,
+                                  (int)smem),
              "decode chain setup");
     cw_launch(c, true, dc_kernel<T, W>, dim3(c->n_sm), dim3((W + 2) * 32), smem, a);
 }

@@ -92,10 +92,9 @@ __host__ __device__ constexpr bool fs_type_ok(int t) {
     return t == RS_DTYPE_Q4_0 || t == RS_DTYPE_Q8_0;
 }
 
-/* Product and row of row r (0..31, or 0..63 for SwiGLU) of group g. */
-template <int EPI>
-__device__ __forceinline__ void fs_row(const mv_args &a, int64_t g, int r, int &p, int64_t &row) {
-    fz_row(a, EPI, g, r, p, row);
+/* Bytes of one row's quants and fp16 scales (nb blocks). */
+inline int64_t fs_row_bytes(int type, int64_t nb) {
+    return nb * (fs_qb(type) + 2);
 }
 
 /* The producer thread: stage si of group g into `slot`, two bulk copies. */
@@ -104,7 +103,7 @@ __device__ __forceinline__ void fs_copy_stage(const mv_args &a, const fs_geo &ge
                                               int64_t g, int si, uint8_t *slot, uint64_t *bar) {
     int p;
     int64_t row;
-    fs_row<EPI>(a, g, si * geo.rs, p, row);
+    fz_row(a, EPI, g, si * geo.rs, p, row);
     const cw_layout &L = a.p[p].w;
     const uint32_t d_bytes = (uint32_t)(geo.rs * nb * 2);
     fs_bar_expect(bar, geo.q_bytes + d_bytes);
@@ -239,7 +238,7 @@ __global__ void __launch_bounds__(FS_WARPS * 32, 2)
                 for (int s = 0; s < geo.wpr; s++) v += part[row][s];
                 int p;
                 int64_t prow;
-                fs_row<EPI>(a, g, row, p, prow);
+                fz_row(a, EPI, g, row, p, prow);
                 const float *bias = a.p[p].bias;
                 ys[row] = v * sc[0] + (bias ? bias[prow] : 0.0f);
             }
@@ -269,7 +268,7 @@ inline bool fs_takes(const cuda_backend *c, int type, const fz_args &f) {
 
 /* Rows per stage: the most (up to 16) whose bytes stay under ~25 KB. */
 inline fs_geo fs_plan(int type, int epi, int64_t nb) {
-    const int64_t row = nb * (fs_qb(type) + 2);
+    const int64_t row = fs_row_bytes(type, nb);
     fs_geo g;
     g.rs = 16;
     while (g.rs > 1 && g.rs * row > 25 * 1024) g.rs /= 2;
