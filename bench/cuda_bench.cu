@@ -24,6 +24,7 @@
 #include <time.h>
 
 #include <algorithm>
+#include <array>
 #include <functional>
 #include <string>
 #include <vector>
@@ -42,6 +43,7 @@ static const rs_backend_ops *O;
 static cudaStream_t S;
 static double copy_gbps;
 static bool prompt_only; /* lab argument prompt: the model bench skips decode */
+static bool decode_only; /* lab argument decode: it skips the breakdowns and the prompt */
 
 static void die(const char *what, const char *msg) {
     fprintf(stderr, "FATAL: %s: %s\n", what, msg ? msg : "");
@@ -53,6 +55,18 @@ static void ck(cudaError_t e, const char *what) {
 static void sync_or_die(const char *what) {
     rs_error e = {};
     if (O->sync(B, &e)) die(what, e.msg);
+}
+
+/* "a,b,c" as integers; {0} when s is NULL or empty. */
+static std::vector<int> int_list(const char *s) {
+    std::vector<int> v;
+    for (const char *p = s; p && *p;) {
+        v.push_back(atoi(p));
+        p = strchr(p, ',');
+        if (p) p++;
+    }
+    if (v.empty()) v.push_back(0);
+    return v;
 }
 
 static void *dalloc(size_t n) {
@@ -665,7 +679,28 @@ static void bench_model(rs_dtype t, rs_kv_type kvt) {
     const int variants[][5] = {{1, 1, 0, 0, 0}, {1, 1, 0, 0, 1}, {1, 1, 0, 0, 2},
                                {1, 1, 0, 0, 3}, {1, 1, 0, 0, 4}, {1, 1, 0, 9, 0},
                                {1, 1, 1, 0, 0}, {1, 0, 0, 0, 0}, {0, 1, 0, 0, 0}};
-    for (auto &vr : variants) {
+    /* LAB_VARIANTS: indices of the variants to run (default all); the chain's
+     * variants run once per combination of LAB_CHAIN_RING (ring KiB, 0 automatic),
+     * LAB_CHAIN_WARPS (consumer warps, 0 automatic) and LAB_CHAIN_DEAL (0 whole
+     * chain, 1 per phase), each a comma list */
+    const char *only = getenv("LAB_VARIANTS");
+    const std::vector<int> rings = int_list(getenv("LAB_CHAIN_RING")),
+                           warps = int_list(getenv("LAB_CHAIN_WARPS")),
+                           deals = int_list(getenv("LAB_CHAIN_DEAL"));
+    std::vector<std::array<int, 8>> runs; /* a variant, its chain ring, warps and deal */
+    for (size_t v = 0; v < sizeof variants / sizeof *variants; v++) {
+        if (only && *only) {
+            const std::vector<int> sel = int_list(only);
+            if (std::find(sel.begin(), sel.end(), (int)v) == sel.end()) continue;
+        }
+        const int *vr = variants[v];
+        const std::vector<int> none = {0};
+        for (int r : vr[4] ? rings : none)
+            for (int w : vr[4] ? warps : none)
+                for (int d : vr[4] ? deals : none)
+                    runs.push_back({vr[0], vr[1], vr[2], vr[3], vr[4], r, w, d});
+    }
+    for (auto &vr : runs) {
         if (prompt_only) break;
         const int pdl = vr[0], fuse = vr[1], split = vr[2], stream = vr[3], chain = vr[4];
         if ((stream || chain) && t != RS_DTYPE_Q4_0 && t != RS_DTYPE_Q8_0) continue;
@@ -676,10 +711,20 @@ static void bench_model(rs_dtype t, rs_kv_type kvt) {
         tu.stream = stream != 0;
         tu.stream_depth = stream == 9 ? 0 : stream;
         tu.chain = chain;
-        const char *cr = getenv("LAB_CHAIN_RING"); /* the chain's ring in KiB (0: automatic) */
-        tu.chain_ring = cr ? atoi(cr) : 0;
-        const char *cwv = getenv("LAB_CHAIN_WARPS"); /* its consumer warps (0: automatic) */
-        tu.chain_warps = cwv ? atoi(cwv) : 0;
+        tu.chain_ring = vr[5];
+        tu.chain_warps = vr[6];
+        tu.chain_deal = vr[7];
+        /* LAB_CHAIN_TRACE=prefix: chain launches stamp their phases, dumped after the
+         * ctx-101 timing to prefix.N.bin (N counts the traced variants) */
+        static unsigned long long *trace;
+        static int n_traced;
+        const char *tp = getenv("LAB_CHAIN_TRACE");
+        const size_t trace_bytes = (size_t)64 * 160 * 4 * 8 * 8;
+        if (tp && chain && !trace) trace = (unsigned long long *)dalloc(trace_bytes);
+        tu.chain_trace = tp && chain ? trace : NULL;
+        if (chain && (vr[5] || vr[6] || vr[7]))
+            printf("  (chain ring %d KiB, %d consumer warps, deal %s; 0 = automatic)\n", vr[5],
+                   vr[6], vr[7] ? "per phase" : "whole chain");
         const char *sb =
             getenv("LAB_STREAM_BLOCKS"); /* the streamed kernels' grid (0: one per SM) */
         tu.stream_blocks = sb ? atoi(sb) : 0;
@@ -703,6 +748,18 @@ static void bench_model(rs_dtype t, rs_kv_type kvt) {
                                  : std::to_string(stream).c_str(),
                    ctx, ms, 1e3 / ms, bytes / 1e9, bytes / (ms * 1e-3) / 1e9,
                    100 * bytes / (ms * 1e-3) / 1e9 / copy_gbps, ideal);
+            if (tu.chain_trace && ctx == 101) { /* one clean replay, stamped */
+                ck(cudaMemset(trace, 0, trace_bytes), "trace clear");
+                O->graph_launch(B, key);
+                sync_or_die("traced replay");
+                std::vector<unsigned long long> h(trace_bytes / 8);
+                ck(cudaMemcpy(h.data(), trace, trace_bytes, cudaMemcpyDeviceToHost), "trace");
+                char path[512];
+                snprintf(path, sizeof path, "%s.%d.bin", tp, n_traced++);
+                FILE *f = fopen(path, "wb");
+                if (f) fwrite(h.data(), 8, h.size(), f), fclose(f);
+                printf("  trace: %s\n", path);
+            }
         }
         if (pdl && fuse && !split && !stream &&
             !chain) { /* the per-token loop: upload pos and x, replay, fetch logits */
@@ -737,6 +794,13 @@ static void bench_model(rs_dtype t, rs_kv_type kvt) {
         }
     }
     set_tuning(1, 1, 0);
+    if (decode_only) {
+        sync_or_die("model bench");
+        free(hx);
+        model_free(m);
+        printf("\n");
+        return;
+    }
     if (!prompt_only) { /* per-op breakdown at full context, without a graph */
         breakdown = true;
         memset(cat_ms, 0, sizeof cat_ms);
@@ -909,6 +973,7 @@ int main(int argc, char **argv) {
         for (int i = 1; i < argc; i++)
             if (!strncmp(argv[i], "model=", 6)) list = argv[i] + 6;
         for (int i = 1; i < argc; i++) prompt_only |= !strcmp(argv[i], "prompt");
+        for (int i = 1; i < argc; i++) decode_only |= !strcmp(argv[i], "decode");
         printf(
             "## Llama-2-7B shape (32 x [4 x 4096^2 + 3 x 4096 x 11008] + 32000 x 4096 output)\n\n");
         char buf[256];

@@ -441,11 +441,12 @@ static void test_stream(void) {
 
 /* ---- the decode chain: one-token ops as one persistent launch ------------------------------- */
 
-static void set_chain(int on, int ring_kib) {
+static void set_chain(int on, int ring_kib, int warps) {
     rs_cuda_tuning t;
     rs_cuda_get_tuning(B, &t);
     t.chain = on;
     t.chain_ring = ring_kib;
+    t.chain_warps = warps;
     rs_cuda_set_tuning(B, &t);
 }
 
@@ -456,11 +457,11 @@ typedef struct {
 
 /* `layers` decode steps of one layer's matvecs in the forward pass's order:
  * x += att Wo^T (then the FFN norm), h = silu(xn Wg^T) * (xn Wu^T),
- * x += h Wd^T (then the next norm), q, k, v = xn Wqkv^T with rope and the
- * cache store, and finally a Q4_0 matvec on xn that launches the waiting
+ * x += h Wd^T (then the next norm), the next layer's prepare, q, k, v =
+ * xn Wqkv^T with rope and the cache store, and finally a Q4_0 matvec on xn that launches the waiting
  * chain. Types per matrix (wo, gate/up, down, qkv). */
 static layer_out run_layers(const rs_dtype types[4], int64_t dim, int64_t ff, int n_head, int hd,
-                            rs_kv_type kvt, int layers, int chain, int ring_kib) {
+                            rs_kv_type kvt, int layers, int chain, int ring_kib, int warps) {
     const int n_ctx = 16;
     const int64_t nq = (int64_t)n_head * hd;
     tw wo = make_weight(types[0], nq, dim, 0.5f), wg = make_weight(types[1], dim, ff, 0.5f),
@@ -483,16 +484,18 @@ static layer_out run_layers(const rs_dtype types[4], int64_t dim, int64_t ff, in
     rs_rope rope = {false, hd, dinv, 1.0f};
     rs_attn at = {n_head, n_head, hd, 1.0f};
     rs_matmul qkv[3] = {{&wq[0].w, NULL, dq}, {&wq[1].w, NULL, dk}, {&wq[2].w, NULL, dv}};
-    set_chain(chain, ring_kib);
+    set_chain(chain, ring_kib, warps);
     for (int l = 0; l < layers; l++) {
         O->matmul_residual(B, &wo.w, l ? dq : da, 1, dx, &n1.w, 1e-5f, dxn);
         O->matmul_swiglu(B, &wg.w, &wu.w, dxn, 1, dg, du);
         O->matmul_residual(B, &wd.w, dg, 1, dx, &n2.w, 1e-5f, dxn);
+        const rs_weight *next[3] = {&wq[0].w, &wq[1].w, &wq[2].w};
+        O->prepare(B, next, 3, 1); /* as the forward pass does; nothing at one token */
         O->matmul_rope_store(B, qkv, dxn, 1, dpos, &rope, &at, kv, 0);
     }
     rs_matmul mm = {&cw.w, NULL, dc};
     O->matmul(B, &mm, 1, dxn, 1);
-    set_chain(0, 0);
+    set_chain(0, 0, 0);
     layer_out o = {host_alloc(dim),
                    host_alloc(dim),
                    host_alloc(ff),
@@ -526,11 +529,11 @@ static void free_out(layer_out *o) {
 /* The same weights and inputs with the chain off and on: every output and
  * the cache bitwise equal, and x moved by the products (not trivially equal). */
 static void check_chain(const rs_dtype types[4], int64_t dim, int64_t ff, int n_head, int hd,
-                        rs_kv_type kvt, int layers, int ring_kib) {
+                        rs_kv_type kvt, int layers, int ring_kib, int warps) {
     const uint64_t seed = rng; /* both runs draw the same weights and inputs */
-    layer_out a = run_layers(types, dim, ff, n_head, hd, kvt, layers, 0, 0);
+    layer_out a = run_layers(types, dim, ff, n_head, hd, kvt, layers, 0, 0, 0);
     rng = seed;
-    layer_out b = run_layers(types, dim, ff, n_head, hd, kvt, layers, 1, ring_kib);
+    layer_out b = run_layers(types, dim, ff, n_head, hd, kvt, layers, 1, ring_kib, warps);
     const int64_t nq = (int64_t)n_head * hd;
     const size_t sz[] = {dim, dim, ff, nq, nq, nq, 16 * nq, 16 * nq, 64};
     float *pa[] = {a.x, a.xn, a.g, a.q, a.k, a.v, a.ck, a.cv, a.c2};
@@ -543,10 +546,10 @@ static void check_chain(const rs_dtype types[4], int64_t dim, int64_t ff, int n_
     char name[200];
     snprintf(name, sizeof name,
              "decode chain = one launch each, bitwise: %s/%s/%s/%s dim %lld ff %lld heads %d x%d, "
-             "%s cache, ring %s",
+             "%s cache, ring %s, %d consumer warps",
              rs_dtype_name(types[0]), rs_dtype_name(types[1]), rs_dtype_name(types[2]),
              rs_dtype_name(types[3]), (long long)dim, (long long)ff, n_head, layers, kv_name(kvt),
-             ring_kib ? "2 slots" : "auto");
+             ring_kib ? "2 slots" : "auto", warps ? warps : 8);
     report(name, differ + (moved == 0 || !isfinite(moved)), 0);
     free_out(&a), free_out(&b);
 }
@@ -559,16 +562,22 @@ static void test_chain(void) {
     const rs_dtype q40[4] = {RS_DTYPE_Q4_0, RS_DTYPE_Q4_0, RS_DTYPE_Q4_0, RS_DTYPE_Q4_0};
     const rs_dtype q80[4] = {RS_DTYPE_Q8_0, RS_DTYPE_Q8_0, RS_DTYPE_Q8_0, RS_DTYPE_Q8_0};
     const rs_dtype mix[4] = {RS_DTYPE_Q4_0, RS_DTYPE_Q8_0, RS_DTYPE_Q8_0, RS_DTYPE_Q4_K};
-    check_chain(q40, 1024, 2048, 8, 128, RS_KV_F16, 1, 0);
-    check_chain(q40, 1024, 2048, 8, 128, RS_KV_F16, 3, 0);
-    check_chain(q40, 1024, 2048, 8, 128, RS_KV_Q8_0, 2, 1);
-    check_chain(q80, 1024, 3072, 16, 64, RS_KV_F32, 2, 0);
-    check_chain(q80, 1024, 3072, 16, 64, RS_KV_F16, 2, 1);
-    check_chain(mix, 1024, 2048, 8, 128, RS_KV_F16, 2, 0);
+    check_chain(q40, 1024, 2048, 8, 128, RS_KV_F16, 1, 0, 0);
+    check_chain(q40, 1024, 2048, 8, 128, RS_KV_F16, 3, 0, 0);
+    check_chain(q40, 1024, 2048, 8, 128, RS_KV_Q8_0, 2, 1, 0);
+    check_chain(q80, 1024, 3072, 16, 64, RS_KV_F32, 2, 0, 0);
+    check_chain(q80, 1024, 3072, 16, 64, RS_KV_F16, 2, 1, 0);
+    check_chain(mix, 1024, 2048, 8, 128, RS_KV_F16, 2, 0, 0);
+    /* four warps sum two rows of a stage at once; sixteen leave some idle per stage */
+    check_chain(q40, 1024, 2048, 8, 128, RS_KV_F16, 2, 0, 4);
+    check_chain(q80, 1024, 3072, 16, 64, RS_KV_F16, 2, 1, 4);
+    check_chain(q40, 1024, 2048, 8, 128, RS_KV_F16, 2, 0, 16);
     if (big_cases()) {
-        check_chain(q40, 4096, 11008, 32, 128, RS_KV_F16, 2, 0);
-        check_chain(q80, 4096, 11008, 32, 128, RS_KV_Q8_0, 2, 0);
-        check_chain(q40, 4096, 11008, 32, 128, RS_KV_F16, 1, 1);
+        check_chain(q40, 4096, 11008, 32, 128, RS_KV_F16, 2, 0, 0);
+        check_chain(q80, 4096, 11008, 32, 128, RS_KV_Q8_0, 2, 0, 0);
+        check_chain(q40, 4096, 11008, 32, 128, RS_KV_F16, 1, 1, 0);
+        check_chain(q40, 4096, 11008, 32, 128, RS_KV_F16, 2, 0, 4);
+        check_chain(q80, 4096, 11008, 32, 128, RS_KV_F16, 1, 0, 4);
     }
 }
 

@@ -54,6 +54,13 @@ enum {
     DC_SLOT_TARGET = 25 << 10, /* bytes a stage may take */
     DC_MAX_GRID = 160,         /* blocks (SMs) the table has room for */
     DC_MAX_ITEMS = 4096,       /* groups of all phases */
+    DC_XU = 4,                 /* loads in flight per thread at a phase start */
+    /* lab trace (tuning chain_trace): per launch, block and phase, DC_TRACE_EV
+     * globaltimer stamps: consumers' phase start, wait over, activations in,
+     * last stage summed; the finisher's count added; the producer's first and last
+     * copy of the phase issued; the finisher's last group's sums in */
+    DC_TRACE_EV = 8,
+    DC_TRACE_LAUNCHES = 64,
 };
 
 struct dc_phase {
@@ -77,8 +84,17 @@ struct dc_args {
                * 4 = the consumers only let the slots go (the bare stream) */
     uint32_t slot_bytes, x_bytes; /* a ring slot; the int8 activations' room (widest input) */
     unsigned *ctr;                /* [DC_MAX] groups done per phase, [DC_MAX] blocks out */
+    unsigned long long *trace;    /* lab: this launch's [grid][DC_MAX][DC_TRACE_EV], or NULL */
     dc_table t;
 };
+
+/* Lab trace: event ev of phase ph of this block. */
+__device__ __forceinline__ void dc_stamp(const dc_args &c, int ph, int ev) {
+    if (!c.trace) return;
+    unsigned long long t;
+    asm volatile("mov.u64 %0, %%globaltimer;" : "=l"(t));
+    c.trace[((size_t)blockIdx.x * DC_MAX + ph) * DC_TRACE_EV + ev] = t;
+}
 
 /* This block's groups of phase ph: items [*i0, *i1). */
 __device__ __forceinline__ void dc_items(const dc_args &c, int ph, int &i0, int &i1) {
@@ -123,6 +139,8 @@ __device__ void dc_produce(const dc_args &c, uint8_t *ring, uint64_t *full, uint
                 const int64_t g = c.t.items[it];
                 const int j = (int)(seq % c.depth);
                 if (seq >= (unsigned)c.depth) fs_bar_wait(&empty[j], (seq / c.depth - 1) & 1u);
+                if (it == i0 && r0 == 0) dc_stamp(c, ph, 5);
+                if (it == i1 - 1 && r0 + P.rs >= dc_rows(P.epi)) dc_stamp(c, ph, 6);
                 int p;
                 int64_t row;
                 fz_row(a, P.epi, g, r0, p, row);
@@ -143,35 +161,52 @@ struct dc_x {
     float2 *ds;
 };
 
-/* One task: mvt<T>::load from a ring slot and mvt<T>::dot on dc_x, the same
- * arithmetic in the same order (bitwise equal). */
-__device__ __forceinline__ float dc_dot(const uint8_t *sq, const uint8_t *sd, int64_t k,
-                                        const dc_x &x, mvt<RS_DTYPE_Q4_0> *) {
-    const uint4 q = *(const uint4 *)(sq + 16 * k);
-    const float d = cw_h2f(*(const uint16_t *)(sd + 2 * k));
-    const float2 s = x.ds[k];
-    const int sum = dot_nibbles(q, *(const int4 *)(x.lo + 16 * k), *(const int4 *)(x.hi + 16 * k));
-    return d * (s.x * (float)sum - 8.0f * s.y);
-}
-__device__ __forceinline__ float dc_dot(const uint8_t *sq, const uint8_t *sd, int64_t k,
-                                        const dc_x &x, mvt<RS_DTYPE_Q8_0> *) {
-    const uint4 a = *(const uint4 *)(sq + 32 * k), b = *(const uint4 *)(sq + 32 * k + 16);
-    const float d = cw_h2f(*(const uint16_t *)(sd + 2 * k));
-    const int s =
-        dot_bytes(a, *(const int4 *)(x.lo + 16 * k)) + dot_bytes(b, *(const int4 *)(x.hi + 16 * k));
-    return d * x.ds[k].x * (float)s;
+/* Block k of the activations, loaded once for every row a warp sums. */
+struct dc_xk {
+    int4 lo, hi;
+    float2 ds;
+};
+__device__ __forceinline__ dc_xk dc_xload(const dc_x &x, int64_t k) {
+    return {*(const int4 *)(x.lo + 16 * k), *(const int4 *)(x.hi + 16 * k), x.ds[k]};
 }
 
-/* One row of a stage: the register kernel's sum (tasks lane, lane + 32, ...
- * in order, then the warp reduction). */
-template <int T>
-__device__ __forceinline__ float dc_row_sum(const uint8_t *sq, const uint8_t *sd, int64_t nb,
-                                            const dc_x &x) {
-    float acc = 0.0f;
+/* One task: mvt<T>::load from a ring slot and mvt<T>::dot on the
+ * activations, the same arithmetic in the same order (bitwise equal). */
+__device__ __forceinline__ float dc_dot(const uint8_t *sq, const uint8_t *sd, int64_t k,
+                                        const dc_xk &x, mvt<RS_DTYPE_Q4_0> *) {
+    const uint4 q = *(const uint4 *)(sq + 16 * k);
+    const float d = cw_h2f(*(const uint16_t *)(sd + 2 * k));
+    const int sum = dot_nibbles(q, x.lo, x.hi);
+    return d * (x.ds.x * (float)sum - 8.0f * x.ds.y);
+}
+__device__ __forceinline__ float dc_dot(const uint8_t *sq, const uint8_t *sd, int64_t k,
+                                        const dc_xk &x, mvt<RS_DTYPE_Q8_0> *) {
+    const uint4 a = *(const uint4 *)(sq + 32 * k), b = *(const uint4 *)(sq + 32 * k + 16);
+    const float d = cw_h2f(*(const uint16_t *)(sd + 2 * k));
+    const int s = dot_bytes(a, x.lo) + dot_bytes(b, x.hi);
+    return d * x.ds.x * (float)s;
+}
+
+/* R rows of a stage, qstep / dstep bytes apart: each the register kernel's
+ * sum (tasks lane, lane + 32, ... in order, then the warp reduction), with
+ * the activations loaded once for all R and the reductions interleaved. */
+template <int T, int R>
+__device__ __forceinline__ void dc_rows_sum(const uint8_t *sq, const uint8_t *sd, int64_t qstep,
+                                            int64_t dstep, int64_t nb, const dc_x &x,
+                                            float (&v)[R]) {
+#pragma unroll
+    for (int r = 0; r < R; r++) v[r] = 0.0f;
 #pragma unroll 4
-    for (int64_t k = threadIdx.x & 31; k < nb; k += 32)
-        acc += dc_dot(sq, sd, k, x, (mvt<T> *)nullptr);
-    return cw_warp_sum(acc);
+    for (int64_t k = threadIdx.x & 31; k < nb; k += 32) {
+        const dc_xk xk = dc_xload(x, k);
+#pragma unroll
+        for (int r = 0; r < R; r++)
+            v[r] += dc_dot(sq + r * qstep, sd + r * dstep, k, xk, (mvt<T> *)nullptr);
+    }
+#pragma unroll
+    for (int o = 16; o > 0; o >>= 1) /* cw_warp_sum's order */
+#pragma unroll
+        for (int r = 0; r < R; r++) v[r] += __shfl_xor_sync(0xffffffffu, v[r], o);
 }
 
 /* Waits until the previous phase is done (the previous kernel for phase 0);
@@ -192,16 +227,35 @@ __device__ __forceinline__ void dc_wait_phase(const dc_args &c, int ph, bool pol
 template <int W>
 __device__ __forceinline__ void dc_inputs(const dc_args &c, int ph, const dc_x &x) {
     const mv_args &a = c.f[ph].m;
+    if (threadIdx.x == 0) dc_stamp(c, ph, 0);
     dc_wait_phase(c, ph, threadIdx.x == 0);
+    if (threadIdx.x == 0) dc_stamp(c, ph, 1);
     dc_bar<W>(); /* the previous phase done; every warp done with the old activations */
-    const int64_t n_in = a.n_in;
-    for (int64_t i = threadIdx.x; i < n_in / 16; i += W * 32)
-        ((int4 *)((i & 1) ? x.hi : x.lo))[i >> 1] = __ldcg((const int4 *)a.xq + i);
-    for (int64_t i = threadIdx.x; i < n_in / 32; i += W * 32) {
-        const cw_q8s d = __ldcg(a.xd + i);
-        x.ds[i] = make_float2(d.x, d.y);
+    /* 16-byte items: the int8 values (even items to the low halves, odd to the
+     * high), then the (d, d * sum) of each block; DC_XU loads in flight per
+     * thread before any store, so the copy costs about one L2 round trip */
+    const int64_t n16 = a.n_in / 16, items = n16 + a.n_in / 32;
+    for (int64_t i0 = threadIdx.x; i0 < items; i0 += DC_XU * W * 32) {
+        float4 v[DC_XU];
+#pragma unroll
+        for (int u = 0; u < DC_XU; u++) {
+            const int64_t i = i0 + (int64_t)u * W * 32;
+            if (i < n16)
+                v[u] = __ldcg((const float4 *)a.xq + i);
+            else if (i < items)
+                v[u] = __ldcg(a.xd + (i - n16));
+        }
+#pragma unroll
+        for (int u = 0; u < DC_XU; u++) {
+            const int64_t i = i0 + (int64_t)u * W * 32;
+            if (i < n16)
+                ((float4 *)((i & 1) ? x.hi : x.lo))[i >> 1] = v[u];
+            else if (i < items)
+                x.ds[i - n16] = make_float2(v[u].x, v[u].y);
+        }
     }
     dc_bar<W>();
+    if (threadIdx.x == 0) dc_stamp(c, ph, 2);
 }
 
 /* Finisher's phase start, beside the consumers' copy: the deferred norm's
@@ -213,8 +267,16 @@ __device__ __forceinline__ float dc_norm(const dc_args &c, int ph, int lane) {
     __syncwarp();
     float s = 1.0f;
     if (a.npart) {
-        float v = 0.0f;
-        for (int i = lane; i < a.n_npart; i += 32) v += __ldcg(a.npart + i);
+        float v = 0.0f; /* mv_norm_scale's order, DC_XU loads in flight */
+        for (int i0 = lane; i0 < a.n_npart; i0 += 32 * DC_XU) {
+            float t[DC_XU];
+#pragma unroll
+            for (int u = 0; u < DC_XU; u++)
+                t[u] = i0 + 32 * u < a.n_npart ? __ldcg(a.npart + i0 + 32 * u) : 0.0f;
+#pragma unroll
+            for (int u = 0; u < DC_XU; u++)
+                if (i0 + 32 * u < a.n_npart) v += t[u];
+        }
         v = cw_warp_sum(v);
         s = 1.0f / sqrtf(v / a.ndim + a.neps);
     }
@@ -226,10 +288,10 @@ __device__ __forceinline__ float dc_norm(const dc_args &c, int ph, int lane) {
     return s;
 }
 
-/* The group's outputs from the row sums (in ys), its epilogue, and the
- * phase counter; one warp. */
+/* The group's outputs from the row sums (in ys) and its epilogue; one warp.
+ * x_old, wn_i: the residual's x and next norm weight of this lane's output. */
 __device__ __forceinline__ void dc_finish(const dc_args &c, int ph, int64_t g, float *ys, float s,
-                                          float x_old, int lane) {
+                                          float x_old, float wn_i, int lane) {
     const fz_args &f = c.f[ph];
     const mv_args &a = f.m;
     const int epi = c.ph[ph].epi;
@@ -242,14 +304,11 @@ __device__ __forceinline__ void dc_finish(const dc_args &c, int ph, int64_t g, f
     }
     __syncwarp();
     if (epi == FZ_RESID)
-        fz_resid_v(f, g, 0, lane, x_old + ys[lane]);
+        fz_resid_vw(f, g, 0, lane, x_old + ys[lane], wn_i);
     else if (epi == FZ_SWIGLU)
         fz_swiglu(f, g, 0, lane, ys);
     else
         fz_rope(f, g, 0, lane, ys);
-    __threadfence(); /* the epilogue's writes before the count */
-    __syncwarp();
-    if (lane == 0) atomicAdd(c.ctr + ph, 1u);
 }
 
 /* The ring of group sums between the consumer warps and the finisher warp:
@@ -295,19 +354,26 @@ __device__ void dc_consume(const dc_args &c, uint8_t *ring, dc_shared &sh, const
             for (int r0 = 0; r0 < dc_rows(P.epi); r0 += P.rs, seq++) {
                 const int j = (int)(seq % c.depth);
                 fs_bar_wait(&sh.full[j], (seq / c.depth) & 1u);
-                const int i = (warp - r0 % W + W) % W; /* this warp's row */
+                /* this warp's rows: i, i + W, ... below rs, two at a time */
+                int i = (warp - r0 % W + W) % W;
+                const uint8_t *sq = ring + (size_t)j * c.slot_bytes, *sd = sq + P.rs * nb * QB;
+                for (; i + W < P.rs && c.mode != 3; i += 2 * W) {
+                    float v[2];
+                    dc_rows_sum<T, 2>(sq + i * nb * QB, sd + i * nb * 2, W * nb * QB, W * nb * 2,
+                                      nb, x, v);
+                    if (lane == 0) ys[r0 + i] = v[0], ys[r0 + i + W] = v[1];
+                }
                 if (i < P.rs && c.mode != 3) {
-                    const uint8_t *slot = ring + (size_t)j * c.slot_bytes;
-                    const float v =
-                        dc_row_sum<T>(slot + (size_t)i * nb * QB,
-                                      slot + (size_t)P.rs * nb * QB + (size_t)i * nb * 2, nb, x);
-                    if (lane == 0) ys[r0 + i] = v;
+                    float v[1];
+                    dc_rows_sum<T, 1>(sq + i * nb * QB, sd + i * nb * 2, 0, 0, nb, x, v);
+                    if (lane == 0) ys[r0 + i] = v[0];
                 }
                 __syncwarp();
                 if (lane == 0) dc_release(&sh.empty[j]);
             }
             if (lane == 0) dc_release(&sh.ready[b]); /* this warp's rows of the group are in */
         }
+        if (threadIdx.x == 0) dc_stamp(c, ph, 3);
     }
     dc_end_bar<W>();
 }
@@ -327,11 +393,25 @@ template <int W> __device__ void dc_finisher(const dc_args &c, dc_shared &sh) {
             const int64_t g = c.t.items[it];
             /* the residual's x is final once the phase began (an earlier phase wrote it, maybe
              * on another SM: from L2): fetched before the sums are in */
-            const float x_old = c.ph[ph].epi == FZ_RESID ? __ldcg(f.x + 32 * g + lane) : 0.0f;
+            const bool resid = c.ph[ph].epi == FZ_RESID;
+            const float x_old = resid ? __ldcg(f.x + 32 * g + lane) : 0.0f;
+            const float wn_i = resid && f.wn ? f.wn[32 * g + lane] : 0.0f;
             fs_bar_wait(&sh.ready[b], (ng / DC_SUMS) & 1u);
-            dc_finish(c, ph, g, sh.ysum[b], s, x_old, lane);
+            if (lane == 0 && it == i1 - 1) dc_stamp(c, ph, 7);
+            dc_finish(c, ph, g, sh.ysum[b], s, x_old, wn_i, lane);
             __syncwarp();
             if (lane == 0) dc_release(&sh.free[b]);
+        }
+        /* the phase's count, once per block: released after the whole warp's
+         * epilogue writes (CUTLASS's generic barrier: a barrier, then one thread's
+         * release fence and add) */
+        __syncwarp();
+        if (lane == 0 && i1 > i0) {
+            asm volatile("fence.acq_rel.gpu;\n\tred.relaxed.gpu.global.add.u32 [%0], %1;" ::"l"(
+                             c.ctr + ph),
+                         "r"((unsigned)(i1 - i0))
+                         : "memory");
+            dc_stamp(c, ph, 4);
         }
     }
     dc_end_bar<W>(); /* the consumers are done waiting on counters too */
@@ -374,7 +454,7 @@ __global__ void __launch_bounds__((W + 2) * 32, 1) dc_kernel(const __grid_consta
 
 /* A dealt table, kept for the next chain of the same shape (every layer's). */
 struct dc_dealt {
-    int n, type, grid;
+    int n, type, grid, per_phase;
     int epi[DC_MAX];
     unsigned groups[DC_MAX];
     int64_t nb[DC_MAX];
@@ -425,7 +505,7 @@ inline bool dc_add(cuda_backend *c, int epi, int type, const fz_args &f, unsigne
 /* Deals the groups of a.n phases to `grid` blocks: phase by phase, each
  * group to the block with the fewest bytes so far (the lowest on a tie).
  * False when the table has no room. */
-inline bool dc_deal(const dc_args &a, int type, int grid, dc_table &t) {
+inline bool dc_deal(const dc_args &a, int type, int grid, int per_phase, dc_table &t) {
     unsigned total = 0;
     for (int ph = 0; ph < a.n; ph++) total += a.ph[ph].groups;
     if (total > DC_MAX_ITEMS || grid > DC_MAX_GRID || grid < 1) return false;
@@ -435,9 +515,15 @@ inline bool dc_deal(const dc_args &a, int type, int grid, dc_table &t) {
     for (int ph = 0, i = 0; ph < a.n; ph++) {
         const int64_t bytes = dc_rows(a.ph[ph].epi) * fs_row_bytes(type, a.f[ph].m.p[0].w.nb);
         for (unsigned g = 0; g < a.ph[ph].groups; g++, i++) {
-            int b = 0;
-            for (int k = 1; k < grid; k++)
-                if (load[k] < load[b]) b = k;
+            int b = 0; /* per_phase: fewest groups of this phase first */
+            for (int k = 1; k < grid; k++) {
+                const unsigned nk = count[k * DC_MAX + ph], nb = count[b * DC_MAX + ph];
+                if (per_phase && nk != nb) {
+                    if (nk < nb) b = k;
+                } else if (load[k] < load[b]) {
+                    b = k;
+                }
+            }
             owner[i] = (uint16_t)b;
             load[b] += bytes;
             count[b * DC_MAX + ph]++;
@@ -457,10 +543,10 @@ inline bool dc_deal(const dc_args &a, int type, int grid, dc_table &t) {
 }
 
 /* a.t for the queued phases: a kept table of the same shape, or a new deal. */
-inline bool dc_table_for(dc_chain &ch, dc_args &a, int grid) {
+inline bool dc_table_for(dc_chain &ch, dc_args &a, int grid, int per_phase) {
     for (int i = 0; i < ch.n_dealt; i++) {
         const dc_dealt &d = ch.dealt[i];
-        bool same = d.n == a.n && d.type == ch.type && d.grid == grid;
+        bool same = d.n == a.n && d.type == ch.type && d.grid == grid && d.per_phase == per_phase;
         for (int ph = 0; same && ph < a.n; ph++)
             same = d.epi[ph] == a.ph[ph].epi && d.groups[ph] == a.ph[ph].groups &&
                    d.nb[ph] == a.f[ph].m.p[0].w.nb;
@@ -469,13 +555,14 @@ inline bool dc_table_for(dc_chain &ch, dc_args &a, int grid) {
             return true;
         }
     }
-    if (!dc_deal(a, ch.type, grid, a.t)) return false;
+    if (!dc_deal(a, ch.type, grid, per_phase, a.t)) return false;
     dc_dealt &d = ch.dealt[ch.next_dealt];
     ch.next_dealt = (ch.next_dealt + 1) % DC_TABLES;
     if (ch.n_dealt < DC_TABLES) ch.n_dealt++;
     d.n = a.n;
     d.type = ch.type;
     d.grid = grid;
+    d.per_phase = per_phase;
     for (int ph = 0; ph < a.n; ph++) {
         d.epi[ph] = a.ph[ph].epi;
         d.groups[ph] = a.ph[ph].groups;
@@ -519,6 +606,8 @@ template <int T, int W> void dc_launch_w(cuda_backend *c, dc_args &a, size_t sme
 template <int T> void dc_launch_t(cuda_backend *c, dc_args &a, size_t smem) {
     if (c->tune.chain_warps == 16)
         dc_launch_w<T, 16>(c, a, smem);
+    else if (c->tune.chain_warps == 4)
+        dc_launch_w<T, 4>(c, a, smem);
     else
         dc_launch_w<T, 8>(c, a, smem);
 }

@@ -368,9 +368,13 @@ void cw_chain_launch(cuda_backend *c) {
     a.mode = c->tune.chain;
     c->chain_n = 0; /* first: the launches below flush the chain again */
     size_t smem = a.n > 1 ? dc_plan(c, a, ch.type) : 0;
-    if (smem && dc_table_for(ch, a, c->n_sm)) {
+    if (smem && dc_table_for(ch, a, c->n_sm, c->tune.chain_deal)) {
         a.ctr = (unsigned *)cw_scratch(c, CW_SCR_CHAIN, (DC_MAX + 1) * sizeof(unsigned));
         if (!a.ctr) return; /* error recorded */
+        a.trace = NULL;
+        if (c->tune.chain_trace && c->chain_traced < DC_TRACE_LAUNCHES)
+            a.trace = c->tune.chain_trace +
+                      (size_t)c->chain_traced++ * DC_MAX_GRID * DC_MAX * DC_TRACE_EV;
         if (ch.type == RS_DTYPE_Q4_0)
             dc_launch_t<RS_DTYPE_Q4_0>(c, a, smem);
         else

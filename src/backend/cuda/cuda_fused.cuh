@@ -40,12 +40,14 @@ struct fz_args {
     unsigned *fs_ctr;
 };
 
-/* x[e] + y, written back, and the rest of the residual epilogue on v = the new x. */
-__device__ __forceinline__ void fz_resid_v(const fz_args &f, int64_t g, int t, int lane, float v) {
+/* x[e] + y, written back, and the rest of the residual epilogue on v = the new x;
+ * wn_i = the next norm's weight of this lane's output (when f.wn). */
+__device__ __forceinline__ void fz_resid_vw(const fz_args &f, int64_t g, int t, int lane, float v,
+                                            float wn_i) {
     const int64_t i = 32 * g + lane, e = t * f.width + i;
     f.x[e] = v;
     if (!f.wn) return;
-    const float w = v * f.wn[i];
+    const float w = v * wn_i;
     f.xw[e] = w;
     const float ss = cw_warp_sum(v * v);
     if (lane == 0) f.part[(int64_t)t * (f.width / 32) + g] = ss;
@@ -54,7 +56,8 @@ __device__ __forceinline__ void fz_resid_v(const fz_args &f, int64_t g, int t, i
 
 __device__ __forceinline__ void fz_resid(const fz_args &f, int64_t g, int t, int lane,
                                          const float *y) {
-    fz_resid_v(f, g, t, lane, f.x[t * f.width + 32 * g + lane] + y[lane]);
+    fz_resid_vw(f, g, t, lane, f.x[t * f.width + 32 * g + lane] + y[lane],
+                f.wn ? f.wn[32 * g + lane] : 0.0f);
 }
 
 __device__ __forceinline__ void fz_swiglu(const fz_args &f, int64_t g, int t, int lane,

@@ -46,7 +46,11 @@ typedef struct rs_cuda_tuning {
                         * 1 = on; lab timing only, wrong results: 2 = phases do not wait for each
                         * other, 3 = nor compute, 4 = the bare weight stream) */
     int chain_ring;    /* its shared-memory ring per block in KiB (0 = as much as fits) */
-    int chain_warps;   /* its consumer warps: 8 (0 = automatic) or 16 */
+    int chain_warps;   /* its consumer warps: 4, 8 (0 = automatic) or 16 */
+    int chain_deal;    /* its groups go to the block with the fewest bytes so far over the
+                        * whole chain (0) or in their own phase first (1) */
+    unsigned long long *chain_trace; /* lab only: device buffer the chain launches write
+                                      * timestamps to (cuda_chain.cuh, DC_TRACE_*), or NULL */
 } rs_cuda_tuning;
 
 void rs_cuda_get_tuning(rs_backend *b, rs_cuda_tuning *t);
