@@ -711,6 +711,7 @@ static void bench_model(rs_dtype t, rs_kv_type kvt) {
         tu.stream = stream != 0;
         tu.stream_depth = stream == 9 ? 0 : stream;
         tu.chain = chain;
+        tu.chain_q8 = chain != 0;
         tu.chain_ring = vr[5];
         tu.chain_warps = vr[6];
         tu.chain_deal = vr[7];

@@ -78,6 +78,15 @@ run_tests() {
     compute-sanitizer --tool memcheck --error-exitcode 9 $B run -m "$RUSTY_SHARED/models/TinyStories-656K.f16.gguf" \
         -p "Once upon a time" -n 24 --temp 0 2>&1 | tail -6
     echo "memcheck exit: ${PIPESTATUS[0]}"
+    # the shared models are too narrow for the decode chain (rows of 4 Q4_0 blocks): a
+    # random 60M Q4_0 model runs it (8 layers, rows of 16 blocks)
+    say "compute-sanitizer memcheck on a decode loop of the chain (small Q4_0, random weights)"
+    local f
+    if f=$(synth Q4_0 small); then
+        compute-sanitizer --tool memcheck --error-exitcode 9 $B run -m "$f" -p "Once upon a time" \
+            -n 24 --temp 0 2>&1 | tail -4
+        echo "memcheck exit: ${PIPESTATUS[0]}"
+    fi
 }
 
 run_bench() {

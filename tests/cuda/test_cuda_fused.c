@@ -441,10 +441,13 @@ static void test_stream(void) {
 
 /* ---- the decode chain: one-token ops as one persistent launch ------------------------------- */
 
+static rs_cuda_tuning defaults; /* the backend's, read once at the start */
+
+/* The chain on (for Q8_0 too) or off, else the defaults. */
 static void set_chain(int on, int ring_kib, int warps) {
-    rs_cuda_tuning t;
-    rs_cuda_get_tuning(B, &t);
+    rs_cuda_tuning t = defaults;
     t.chain = on;
+    t.chain_q8 = on;
     t.chain_ring = ring_kib;
     t.chain_warps = warps;
     rs_cuda_set_tuning(B, &t);
@@ -455,13 +458,15 @@ typedef struct {
     float *x, *xn, *g, *q, *k, *v, *ck, *cv, *c2;
 } layer_out;
 
-/* `layers` decode steps of one layer's matvecs in the forward pass's order:
- * x += att Wo^T (then the FFN norm), h = silu(xn Wg^T) * (xn Wu^T),
- * x += h Wd^T (then the next norm), the next layer's prepare, q, k, v =
- * xn Wqkv^T with rope and the cache store, and finally a Q4_0 matvec on xn that launches the waiting
- * chain. Types per matrix (wo, gate/up, down, qkv). */
+/* `layers` decode steps of one layer in the forward pass's order: x += att
+ * Wo^T (then the FFN norm), h = silu(xn Wg^T) * (xn Wu^T), x += h Wd^T (then
+ * the next norm), the next layer's prepare, q, k, v = xn Wqkv^T with rope and
+ * the cache store, attention (the next att), and finally a Q4_0 matvec on xn
+ * that launches the waiting chain; with `graph` all of it captured once and
+ * replayed twice. Types per matrix (wo, gate/up, down, qkv). */
 static layer_out run_layers(const rs_dtype types[4], int64_t dim, int64_t ff, int n_head, int hd,
-                            rs_kv_type kvt, int layers, int chain, int ring_kib, int warps) {
+                            rs_kv_type kvt, int layers, int chain, int ring_kib, int warps,
+                            bool graph) {
     const int n_ctx = 16;
     const int64_t nq = (int64_t)n_head * hd;
     tw wo = make_weight(types[0], nq, dim, 0.5f), wg = make_weight(types[1], dim, ff, 0.5f),
@@ -481,12 +486,16 @@ static layer_out run_layers(const rs_dtype types[4], int64_t dim, int64_t ff, in
     rs_kv *kv = NULL;
     rs_error e = {0};
     if (O->kv_create(B, &d, &kv, &e)) die("kv_create", &e);
+    rs_cuda_kv_fill_random(B, kv, 99); /* the positions before pos, which attention reads */
     rs_rope rope = {false, hd, dinv, 1.0f};
     rs_attn at = {n_head, n_head, hd, 1.0f};
     rs_matmul qkv[3] = {{&wq[0].w, NULL, dq}, {&wq[1].w, NULL, dk}, {&wq[2].w, NULL, dv}};
     set_chain(chain, ring_kib, warps);
+    if (graph && O->graph_begin(B, 7, &e)) die("graph_begin", &e);
     for (int l = 0; l < layers; l++) {
-        O->matmul_residual(B, &wo.w, l ? dq : da, 1, dx, &n1.w, 1e-5f, dxn);
+        if (l > 0) /* the forward pass's order: attention between qkv and wo */
+            O->attention(B, dq, kv, 0, dpos, 1, &at, da);
+        O->matmul_residual(B, &wo.w, da, 1, dx, &n1.w, 1e-5f, dxn);
         O->matmul_swiglu(B, &wg.w, &wu.w, dxn, 1, dg, du);
         O->matmul_residual(B, &wd.w, dg, 1, dx, &n2.w, 1e-5f, dxn);
         const rs_weight *next[3] = {&wq[0].w, &wq[1].w, &wq[2].w};
@@ -495,7 +504,12 @@ static layer_out run_layers(const rs_dtype types[4], int64_t dim, int64_t ff, in
     }
     rs_matmul mm = {&cw.w, NULL, dc};
     O->matmul(B, &mm, 1, dxn, 1);
-    set_chain(0, 0, 0);
+    if (graph) { /* captured once, replayed twice: the second replay starts from the first's x */
+        if (O->graph_end(B, 7, &e)) die("graph_end", &e);
+        for (int r = 0; r < 2; r++)
+            if (!O->graph_launch(B, 7)) die("graph_launch", NULL);
+    }
+    rs_cuda_set_tuning(B, &defaults);
     layer_out o = {host_alloc(dim),
                    host_alloc(dim),
                    host_alloc(ff),
@@ -529,11 +543,11 @@ static void free_out(layer_out *o) {
 /* The same weights and inputs with the chain off and on: every output and
  * the cache bitwise equal, and x moved by the products (not trivially equal). */
 static void check_chain(const rs_dtype types[4], int64_t dim, int64_t ff, int n_head, int hd,
-                        rs_kv_type kvt, int layers, int ring_kib, int warps) {
+                        rs_kv_type kvt, int layers, int ring_kib, int warps, bool graph) {
     const uint64_t seed = rng; /* both runs draw the same weights and inputs */
-    layer_out a = run_layers(types, dim, ff, n_head, hd, kvt, layers, 0, 0, 0);
+    layer_out a = run_layers(types, dim, ff, n_head, hd, kvt, layers, 0, 0, 0, graph);
     rng = seed;
-    layer_out b = run_layers(types, dim, ff, n_head, hd, kvt, layers, 1, ring_kib, warps);
+    layer_out b = run_layers(types, dim, ff, n_head, hd, kvt, layers, 1, ring_kib, warps, graph);
     const int64_t nq = (int64_t)n_head * hd;
     const size_t sz[] = {dim, dim, ff, nq, nq, nq, 16 * nq, 16 * nq, 64};
     float *pa[] = {a.x, a.xn, a.g, a.q, a.k, a.v, a.ck, a.cv, a.c2};
@@ -546,10 +560,10 @@ static void check_chain(const rs_dtype types[4], int64_t dim, int64_t ff, int n_
     char name[200];
     snprintf(name, sizeof name,
              "decode chain = one launch each, bitwise: %s/%s/%s/%s dim %lld ff %lld heads %d x%d, "
-             "%s cache, ring %s, %d consumer warps",
+             "%s cache, ring %s, %d consumer warps%s",
              rs_dtype_name(types[0]), rs_dtype_name(types[1]), rs_dtype_name(types[2]),
              rs_dtype_name(types[3]), (long long)dim, (long long)ff, n_head, layers, kv_name(kvt),
-             ring_kib ? "2 slots" : "auto", warps ? warps : 8);
+             ring_kib ? "2 slots" : "auto", warps ? warps : 8, graph ? ", graph x2" : "");
     report(name, differ + (moved == 0 || !isfinite(moved)), 0);
     free_out(&a), free_out(&b);
 }
@@ -562,22 +576,25 @@ static void test_chain(void) {
     const rs_dtype q40[4] = {RS_DTYPE_Q4_0, RS_DTYPE_Q4_0, RS_DTYPE_Q4_0, RS_DTYPE_Q4_0};
     const rs_dtype q80[4] = {RS_DTYPE_Q8_0, RS_DTYPE_Q8_0, RS_DTYPE_Q8_0, RS_DTYPE_Q8_0};
     const rs_dtype mix[4] = {RS_DTYPE_Q4_0, RS_DTYPE_Q8_0, RS_DTYPE_Q8_0, RS_DTYPE_Q4_K};
-    check_chain(q40, 1024, 2048, 8, 128, RS_KV_F16, 1, 0, 0);
-    check_chain(q40, 1024, 2048, 8, 128, RS_KV_F16, 3, 0, 0);
-    check_chain(q40, 1024, 2048, 8, 128, RS_KV_Q8_0, 2, 1, 0);
-    check_chain(q80, 1024, 3072, 16, 64, RS_KV_F32, 2, 0, 0);
-    check_chain(q80, 1024, 3072, 16, 64, RS_KV_F16, 2, 1, 0);
-    check_chain(mix, 1024, 2048, 8, 128, RS_KV_F16, 2, 0, 0);
+    check_chain(q40, 1024, 2048, 8, 128, RS_KV_F16, 1, 0, 0, false);
+    check_chain(q40, 1024, 2048, 8, 128, RS_KV_F16, 3, 0, 0, false);
+    check_chain(q40, 1024, 2048, 8, 128, RS_KV_Q8_0, 2, 1, 0, false);
+    check_chain(q80, 1024, 3072, 16, 64, RS_KV_F32, 2, 0, 0, false);
+    check_chain(q80, 1024, 3072, 16, 64, RS_KV_F16, 2, 1, 0, false);
+    check_chain(mix, 1024, 2048, 8, 128, RS_KV_F16, 2, 0, 0, false);
     /* four warps sum two rows of a stage at once; sixteen leave some idle per stage */
-    check_chain(q40, 1024, 2048, 8, 128, RS_KV_F16, 2, 0, 4);
-    check_chain(q80, 1024, 3072, 16, 64, RS_KV_F16, 2, 1, 4);
-    check_chain(q40, 1024, 2048, 8, 128, RS_KV_F16, 2, 0, 16);
+    check_chain(q40, 1024, 2048, 8, 128, RS_KV_F16, 2, 0, 4, false);
+    check_chain(q80, 1024, 3072, 16, 64, RS_KV_F16, 2, 1, 4, false);
+    check_chain(q40, 1024, 2048, 8, 128, RS_KV_F16, 2, 0, 16, false);
+    /* captured as a graph (cooperative launches in a capture) and replayed */
+    check_chain(q40, 1024, 2048, 8, 128, RS_KV_F16, 3, 0, 0, true);
+    check_chain(q80, 1024, 3072, 16, 64, RS_KV_Q8_0, 2, 0, 0, true);
     if (big_cases()) {
-        check_chain(q40, 4096, 11008, 32, 128, RS_KV_F16, 2, 0, 0);
-        check_chain(q80, 4096, 11008, 32, 128, RS_KV_Q8_0, 2, 0, 0);
-        check_chain(q40, 4096, 11008, 32, 128, RS_KV_F16, 1, 1, 0);
-        check_chain(q40, 4096, 11008, 32, 128, RS_KV_F16, 2, 0, 4);
-        check_chain(q80, 4096, 11008, 32, 128, RS_KV_F16, 1, 0, 4);
+        check_chain(q40, 4096, 11008, 32, 128, RS_KV_F16, 2, 0, 0, false);
+        check_chain(q80, 4096, 11008, 32, 128, RS_KV_Q8_0, 2, 0, 0, false);
+        check_chain(q40, 4096, 11008, 32, 128, RS_KV_F16, 1, 1, 0, false);
+        check_chain(q40, 4096, 11008, 32, 128, RS_KV_F16, 2, 0, 4, false);
+        check_chain(q80, 4096, 11008, 32, 128, RS_KV_F16, 1, 0, 4, false);
     }
 }
 
@@ -588,6 +605,7 @@ int main(void) {
         return 77;
     }
     O = B->ops;
+    rs_cuda_get_tuning(B, &defaults);
     test_residual();
     test_swiglu();
     test_rope();

@@ -1,7 +1,7 @@
-/* cuda_chain.cuh — the decode chain (tuning field `chain`, off by default:
- * measured slower, see the end of this comment): one-token Q4_0/Q8_0 fused
- * ops issued back to back (a layer's wo, gate+up and down, and the next
- * layer's qkv) run as one persistent launch instead of one kernel each.
+/* cuda_chain.cuh — the decode chain (tuning field `chain`, on by default for
+ * Q4_0; Q8_0 with `chain_q8`, measured no faster): one-token fused ops issued
+ * back to back (a layer's wo, gate+up and down, and the next layer's qkv)
+ * run as one persistent launch instead of one kernel each.
  *
  * Why: between two decode kernels the memory pipe drains (~2.5 us per
  * boundary, docs/CUDA_NOTES.md), and a kernel of 9-30 MB of weights never
@@ -10,36 +10,39 @@
  * the chain, and a producer warp streams all of their weights, phase after
  * phase, into a ring of shared-memory slots with bulk copies. Weights never
  * depend on activations, so the stream does not stop at phase boundaries: it
- * stops only when the ring is full. W consumer warps (8 or 16) take the
- * slots; row r of a group belongs to warp r % W, which sums it exactly as
+ * stops only when the ring is full. W consumer warps (4, 8 or 16) take the
+ * slots; row r of a stage belongs to warp r % W, which sums it exactly as
  * the register kernel's warp does (same tasks per lane, same order, same
  * warp reduction), so the chain's results are bitwise those of one launch
  * per op. A finisher warp runs each group's epilogue (the register kernel's,
  * cuda_fused.cuh) from a ring of group sums, so the consumers never wait for
  * an epilogue's global memory traffic.
  *
- * Phases depend on each other through counters in global memory: the
- * finisher adds one to its phase's counter after a group's writes; a block's
- * consumers start a phase once the previous phase's counter holds all its
- * groups, then copy the int8 activations into shared memory from L2 (other
- * SMs wrote them; this SM's L1 may hold old lines), while the finisher reads
- * the deferred norm's sums. The first phase waits for the previous kernel
- * (griddepcontrol.wait), as every decode kernel does. Every block must be
- * resident at once (a block that waits on a counter holds its SM): the grid
- * is one block per SM, which the shared memory leaves room for only once.
- * The host deals the groups out phase by phase, each to the block with the
- * fewest bytes so far (round the grid, the busiest block had 18% more than
- * the mean at the 7B shapes), and passes the table in the launch's
- * arguments. The last block out zeroes the counters for the next launch.
+ * Phases depend on each other through counters in global memory: after its
+ * last group of a phase, the finisher adds the block's groups to the phase's
+ * counter (one release); a block's consumers start a phase once the previous
+ * phase's counter holds all its groups, then copy the int8 activations into
+ * shared memory from L2 (other SMs wrote them; this SM's L1 may hold old
+ * lines), while the finisher reads the deferred norm's sums. The first phase
+ * waits for the previous kernel (griddepcontrol.wait), as every decode kernel
+ * does. Every block must be resident at once (a block that waits on a counter
+ * holds its SM): the grid is one block per SM, launched as a cooperative
+ * launch (the driver refuses, rather than hangs, where it cannot be). The
+ * host deals the groups out phase by phase, each to the block with the fewest
+ * groups of that phase, then the fewest bytes so far, and passes the table in
+ * the launch's arguments. The last block out zeroes the counters for the next
+ * launch. The ring is 160 KiB by default, not all the shared memory: the
+ * decode attention's blocks then fit beside a chain block, so the next
+ * layer's weights stream in while attention runs.
  *
- * Measured (docs/CUDA_NOTES.md, session 8; Llama-2-7B shape, lab decode
- * graph at ctx 101): Q4_0 507.5 tok/s against 515.2 for one launch per op,
- * Q8_0 319.1 against 347.1. With the phases not waiting for each other (lab
- * mode 2, wrong results) Q4_0 reaches 569, with the consumers only letting
- * the slots go (mode 4) 633: the stream itself is fast; what is left is each
- * phase boundary's latency (the last epilogue, its counter, the activations
- * from L2) while the ring is full, and the attention kernel between chains,
- * which cannot overlap a block that holds the SM's shared memory. */
+ * Measured (docs/CUDA_NOTES.md, session 9; Llama-2-7B shape, lab decode graph
+ * at ctx 101): Q4_0 548.7 tok/s against 518.6 for one launch per op (CLI
+ * tg128 515 against 502); Q8_0 350.6 against 349.5 (so off). With the phases
+ * not waiting for each other (lab mode 2, wrong results) Q4_0 reaches 622,
+ * with the consumers only letting the slots go (mode 4) 818: the stream
+ * itself is past the goal; what is left is each phase boundary (the last
+ * epilogue and its release, the counter's poll, the activations from L2,
+ * ~4 us of idle consumers each) and the consumers' own pace. */
 #ifndef RUSTY_CUDA_CHAIN_CUH
 #define RUSTY_CUDA_CHAIN_CUH
 
@@ -55,6 +58,7 @@ enum {
     DC_MAX_GRID = 160,         /* blocks (SMs) the table has room for */
     DC_MAX_ITEMS = 4096,       /* groups of all phases */
     DC_XU = 4,                 /* loads in flight per thread at a phase start */
+    DC_RING_AUTO = 160,        /* KiB of ring per block by default (docs/CUDA_NOTES.md, run 89) */
     /* lab trace (tuning chain_trace): per launch, block and phase, DC_TRACE_EV
      * globaltimer stamps: consumers' phase start, wait over, activations in,
      * last stage summed; the finisher's count added; the producer's first and last
@@ -407,10 +411,10 @@ template <int W> __device__ void dc_finisher(const dc_args &c, dc_shared &sh) {
          * release fence and add) */
         __syncwarp();
         if (lane == 0 && i1 > i0) {
-            asm volatile("fence.acq_rel.gpu;\n\tred.relaxed.gpu.global.add.u32 [%0], %1;" ::"l"(
-                             c.ctr + ph),
-                         "r"((unsigned)(i1 - i0))
-                         : "memory");
+            asm volatile(
+                "fence.acq_rel.gpu;\n\tred.relaxed.gpu.global.add.u32 [%0], %1;" ::"l"(c.ctr + ph),
+                "r"((unsigned)(i1 - i0))
+                : "memory");
             dc_stamp(c, ph, 4);
         }
     }
@@ -474,7 +478,8 @@ struct dc_chain {
  * input, whole 16-byte runs of scales per row (blocks per row a multiple of
  * 8), 16-byte aligned arrays, every product the same width of input. */
 inline bool dc_takes(const cuda_backend *c, int type, const fz_args &f) {
-    if (!c->tune.chain || f.m.n != 1 || (type != RS_DTYPE_Q4_0 && type != RS_DTYPE_Q8_0) || !f.m.xq)
+    if (!c->tune.chain || f.m.n != 1 || !f.m.xq ||
+        (type != RS_DTYPE_Q4_0 && (type != RS_DTYPE_Q8_0 || !c->tune.chain_q8)))
         return false;
     for (int i = 0; i < f.m.np; i++) {
         const cw_layout &L = f.m.p[i].w;
@@ -589,19 +594,36 @@ inline size_t dc_plan(const cuda_backend *c, dc_args &a, int type) {
     a.x_bytes = (uint32_t)((widest + 127) / 128 * 128);
     const size_t act = a.x_bytes + (size_t)(widest / 32) * sizeof(float2);
     size_t ring = c->smem_optin - act - 2048; /* room for the static shared memory */
-    if (c->tune.chain_ring > 0) ring = std::min(ring, (size_t)c->tune.chain_ring << 10);
+    /* automatic: DC_RING_AUTO, which leaves room on each SM for the decode attention's
+     * blocks, so they run beside a chain that streams the next layer's weights */
+    const int kib = c->tune.chain_ring > 0 ? c->tune.chain_ring : DC_RING_AUTO;
+    ring = std::min(ring, (size_t)kib << 10);
     a.depth = (int)std::min<size_t>(DC_MAX_DEPTH, ring / slot);
     if (a.depth < 2) a.depth = 2;
     const size_t smem = (size_t)a.depth * slot + act;
     return smem + 2048 <= c->smem_optin ? smem : 0;
 }
 
+/* A cooperative launch: the driver refuses it (an error, not a hang) where the
+ * grid cannot be resident at once, e.g. beside other work under MPS limits. */
 template <int T, int W> void dc_launch_w(cuda_backend *c, dc_args &a, size_t smem) {
     cw_check(c,
              cudaFuncSetAttribute(dc_kernel<T, W>, cudaFuncAttributeMaxDynamicSharedMemorySize,
                                   (int)smem),
              "decode chain setup");
-    cw_launch(c, true, dc_kernel<T, W>, dim3(c->n_sm), dim3((W + 2) * 32), smem, a);
+    cudaLaunchConfig_t cfg = {};
+    cfg.gridDim = dim3(c->n_sm);
+    cfg.blockDim = dim3((W + 2) * 32);
+    cfg.dynamicSmemBytes = smem;
+    cfg.stream = c->stream;
+    cudaLaunchAttribute attr[2];
+    attr[0].id = cudaLaunchAttributeCooperative;
+    attr[0].val.cooperative = 1;
+    attr[1].id = cudaLaunchAttributeProgrammaticStreamSerialization;
+    attr[1].val.programmaticStreamSerializationAllowed = 1;
+    cfg.attrs = attr;
+    cfg.numAttrs = c->tune.pdl ? 2 : 1;
+    cw_check(c, cudaLaunchKernelEx(&cfg, dc_kernel<T, W>, a), "decode chain launch");
 }
 template <int T> void dc_launch_t(cuda_backend *c, dc_args &a, size_t smem) {
     if (c->tune.chain_warps == 16)

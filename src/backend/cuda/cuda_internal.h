@@ -41,11 +41,13 @@ typedef struct rs_cuda_tuning {
                         * (1 = on; 0: F32) */
     int attn_h16;      /* prompt attention (tensor cores) also writes the F16 copy the next
                         * GEMM reads (1 = on) */
-    int chain;         /* one-token Q4_0/Q8_0 fused ops issued back to back run as one persistent
-                        * launch, weights streamed ahead through shared memory (cuda_chain.cuh;
-                        * 1 = on; lab timing only, wrong results: 2 = phases do not wait for each
-                        * other, 3 = nor compute, 4 = the bare weight stream) */
-    int chain_ring;    /* its shared-memory ring per block in KiB (0 = as much as fits) */
+    int chain;         /* one-token Q4_0 (and with chain_q8, Q8_0) fused ops issued back to back
+                        * run as one persistent launch, weights streamed ahead through shared
+                        * memory (cuda_chain.cuh; 1 = on, the default; lab timing only, wrong
+                        * results: 2 = phases do not wait for each other, 3 = nor compute,
+                        * 4 = the bare weight stream) */
+    int chain_q8;      /* Q8_0 ops join it too (0 = off, the default: measured no faster) */
+    int chain_ring;    /* its shared-memory ring per block in KiB (0 = automatic: 160) */
     int chain_warps;   /* its consumer warps: 4, 8 (0 = automatic) or 16 */
     int chain_deal;    /* its groups go to the block with the fewest bytes so far over the
                         * whole chain (0) or in their own phase first (1) */
