@@ -58,7 +58,7 @@ enum {
     DC_MAX_GRID = 160,         /* blocks (SMs) the table has room for */
     DC_MAX_ITEMS = 4096,       /* groups of all phases */
     DC_XU = 4,                 /* loads in flight per thread at a phase start */
-    DC_RING_AUTO = 160,        /* KiB of ring per block by default (docs/CUDA_NOTES.md, run 89) */
+    DC_RING_AUTO = 160,        /* KiB of ring per block by default (docs/CUDA_NOTES.md, run 88) */
     /* lab trace (tuning chain_trace): per launch, block and phase, DC_TRACE_EV
      * globaltimer stamps: consumers' phase start, wait over, activations in,
      * last stage summed; the finisher's count added; the producer's first and last
