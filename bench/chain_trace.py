@@ -2,8 +2,9 @@
 """Summarises a decode-chain trace from the kernel lab (LAB_CHAIN_TRACE=prefix,
 bench/cuda_bench.cu): where a chain launch's time goes at each phase boundary.
 
-The dump is [64 launches][160 blocks][4 phases][8 events] of globaltimer
-nanoseconds (0 = not stamped), events as in cuda_chain.cuh (DC_TRACE_EV):
+The dump is [64 launches][160 blocks][4 phases][8 events] (RS_CUDA_CHAIN_TRACE_*
+in cuda_internal.h) of globaltimer nanoseconds (0 = not stamped), events as in
+cuda_chain.cuh (DC_TRACE_EV):
 0 consumers' phase start, 1 wait over, 2 activations in, 3 last stage summed,
 4 finisher's count added, 5/6 producer's first/last copy issued, 7 the
 finisher's last group's sums in.

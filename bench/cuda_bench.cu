@@ -682,17 +682,16 @@ static void bench_model(rs_dtype t, rs_kv_type kvt) {
     /* LAB_VARIANTS: indices of the variants to run (default all); the chain's
      * variants run once per combination of LAB_CHAIN_RING (ring KiB, 0 automatic),
      * LAB_CHAIN_WARPS (consumer warps, 0 automatic) and LAB_CHAIN_DEAL (0 whole
-     * chain, 1 per phase), each a comma list */
+     * chain, 1 per phase; unset: the backend's default), each a comma list */
     const char *only = getenv("LAB_VARIANTS");
+    const std::vector<int> sel = int_list(only);
     const std::vector<int> rings = int_list(getenv("LAB_CHAIN_RING")),
                            warps = int_list(getenv("LAB_CHAIN_WARPS")),
-                           deals = int_list(getenv("LAB_CHAIN_DEAL"));
+                           deals = getenv("LAB_CHAIN_DEAL") ? int_list(getenv("LAB_CHAIN_DEAL"))
+                                                            : std::vector<int>{tuning().chain_deal};
     std::vector<std::array<int, 8>> runs; /* a variant, its chain ring, warps and deal */
     for (size_t v = 0; v < sizeof variants / sizeof *variants; v++) {
-        if (only && *only) {
-            const std::vector<int> sel = int_list(only);
-            if (std::find(sel.begin(), sel.end(), (int)v) == sel.end()) continue;
-        }
+        if (only && *only && std::find(sel.begin(), sel.end(), (int)v) == sel.end()) continue;
         const int *vr = variants[v];
         const std::vector<int> none = {0};
         for (int r : vr[4] ? rings : none)
@@ -712,6 +711,7 @@ static void bench_model(rs_dtype t, rs_kv_type kvt) {
         tu.stream_depth = stream == 9 ? 0 : stream;
         tu.chain = chain;
         tu.chain_q8 = chain != 0;
+        if (getenv("LAB_CHAIN_COOP")) tu.chain_coop = atoi(getenv("LAB_CHAIN_COOP"));
         tu.chain_ring = vr[5];
         tu.chain_warps = vr[6];
         tu.chain_deal = vr[7];
@@ -720,7 +720,8 @@ static void bench_model(rs_dtype t, rs_kv_type kvt) {
         static unsigned long long *trace;
         static int n_traced;
         const char *tp = getenv("LAB_CHAIN_TRACE");
-        const size_t trace_bytes = (size_t)64 * 160 * 4 * 8 * 8;
+        const size_t trace_bytes =
+            sizeof(unsigned long long) * RS_CUDA_CHAIN_TRACE_LAUNCHES * RS_CUDA_CHAIN_TRACE_WORDS;
         if (tp && chain && !trace) trace = (unsigned long long *)dalloc(trace_bytes);
         tu.chain_trace = tp && chain ? trace : NULL;
         if (chain && (vr[5] || vr[6] || vr[7]))

@@ -456,6 +456,7 @@ static void set_chain(int on, int ring_kib, int warps) {
 /* What a sequence of layers leaves behind, read back. */
 typedef struct {
     float *x, *xn, *g, *q, *k, *v, *ck, *cv, *c2;
+    long launches, phases; /* decode-chain launches and their phases */
 } layer_out;
 
 /* `layers` decode steps of one layer in the forward pass's order: x += att
@@ -509,6 +510,8 @@ static layer_out run_layers(const rs_dtype types[4], int64_t dim, int64_t ff, in
         for (int r = 0; r < 2; r++)
             if (!O->graph_launch(B, 7)) die("graph_launch", NULL);
     }
+    long launches = 0, phases = 0;
+    rs_cuda_chain_count(B, &launches, &phases);
     rs_cuda_set_tuning(B, &defaults);
     layer_out o = {host_alloc(dim),
                    host_alloc(dim),
@@ -518,7 +521,9 @@ static layer_out run_layers(const rs_dtype types[4], int64_t dim, int64_t ff, in
                    host_alloc(nq),
                    host_alloc((size_t)n_ctx * nq),
                    host_alloc((size_t)n_ctx * nq),
-                   host_alloc(64)};
+                   host_alloc(64),
+                   launches,
+                   phases};
     if (synced("decode chain sequence")) {
         down(o.x, dx, dim * 4), down(o.xn, dxn, dim * 4), down(o.g, dg, ff * 4);
         down(o.q, dq, nq * 4), down(o.k, dk, nq * 4), down(o.v, dv, nq * 4), down(o.c2, dc, 64 * 4);
@@ -541,9 +546,11 @@ static void free_out(layer_out *o) {
 }
 
 /* The same weights and inputs with the chain off and on: every output and
- * the cache bitwise equal, and x moved by the products (not trivially equal). */
+ * the cache bitwise equal, x moved by the products (not trivially equal), and
+ * the chain really run: one launch of `chained` phases per layer (none off). */
 static void check_chain(const rs_dtype types[4], int64_t dim, int64_t ff, int n_head, int hd,
-                        rs_kv_type kvt, int layers, int ring_kib, int warps, bool graph) {
+                        rs_kv_type kvt, int layers, int ring_kib, int warps, bool graph,
+                        int chained) {
     const uint64_t seed = rng; /* both runs draw the same weights and inputs */
     layer_out a = run_layers(types, dim, ff, n_head, hd, kvt, layers, 0, 0, 0, graph);
     rng = seed;
@@ -564,7 +571,11 @@ static void check_chain(const rs_dtype types[4], int64_t dim, int64_t ff, int n_
              rs_dtype_name(types[0]), rs_dtype_name(types[1]), rs_dtype_name(types[2]),
              rs_dtype_name(types[3]), (long long)dim, (long long)ff, n_head, layers, kv_name(kvt),
              ring_kib ? "2 slots" : "auto", warps ? warps : 8, graph ? ", graph x2" : "");
-    report(name, differ + (moved == 0 || !isfinite(moved)), 0);
+    const bool ran = a.launches == 0 && b.launches == layers && b.phases == (long)chained * layers;
+    report(name, differ + (moved == 0 || !isfinite(moved)) + !ran, 0);
+    if (!ran)
+        printf("     chain launches %ld (%ld phases), off %ld; want %d of %d phases\n", b.launches,
+               b.phases, a.launches, layers, chained);
     free_out(&a), free_out(&b);
 }
 
@@ -575,26 +586,28 @@ static void check_chain(const rs_dtype types[4], int64_t dim, int64_t ff, int n_
 static void test_chain(void) {
     const rs_dtype q40[4] = {RS_DTYPE_Q4_0, RS_DTYPE_Q4_0, RS_DTYPE_Q4_0, RS_DTYPE_Q4_0};
     const rs_dtype q80[4] = {RS_DTYPE_Q8_0, RS_DTYPE_Q8_0, RS_DTYPE_Q8_0, RS_DTYPE_Q8_0};
+    /* the mixed chain: wo launches alone (the type changes), gate+up and down chain,
+     * the Q4_K qkv launches alone */
     const rs_dtype mix[4] = {RS_DTYPE_Q4_0, RS_DTYPE_Q8_0, RS_DTYPE_Q8_0, RS_DTYPE_Q4_K};
-    check_chain(q40, 1024, 2048, 8, 128, RS_KV_F16, 1, 0, 0, false);
-    check_chain(q40, 1024, 2048, 8, 128, RS_KV_F16, 3, 0, 0, false);
-    check_chain(q40, 1024, 2048, 8, 128, RS_KV_Q8_0, 2, 1, 0, false);
-    check_chain(q80, 1024, 3072, 16, 64, RS_KV_F32, 2, 0, 0, false);
-    check_chain(q80, 1024, 3072, 16, 64, RS_KV_F16, 2, 1, 0, false);
-    check_chain(mix, 1024, 2048, 8, 128, RS_KV_F16, 2, 0, 0, false);
+    check_chain(q40, 1024, 2048, 8, 128, RS_KV_F16, 1, 0, 0, false, 4);
+    check_chain(q40, 1024, 2048, 8, 128, RS_KV_F16, 3, 0, 0, false, 4);
+    check_chain(q40, 1024, 2048, 8, 128, RS_KV_Q8_0, 2, 1, 0, false, 4);
+    check_chain(q80, 1024, 3072, 16, 64, RS_KV_F32, 2, 0, 0, false, 4);
+    check_chain(q80, 1024, 3072, 16, 64, RS_KV_F16, 2, 1, 0, false, 4);
+    check_chain(mix, 1024, 2048, 8, 128, RS_KV_F16, 2, 0, 0, false, 2);
     /* four warps sum two rows of a stage at once; sixteen leave some idle per stage */
-    check_chain(q40, 1024, 2048, 8, 128, RS_KV_F16, 2, 0, 4, false);
-    check_chain(q80, 1024, 3072, 16, 64, RS_KV_F16, 2, 1, 4, false);
-    check_chain(q40, 1024, 2048, 8, 128, RS_KV_F16, 2, 0, 16, false);
-    /* captured as a graph (cooperative launches in a capture) and replayed */
-    check_chain(q40, 1024, 2048, 8, 128, RS_KV_F16, 3, 0, 0, true);
-    check_chain(q80, 1024, 3072, 16, 64, RS_KV_Q8_0, 2, 0, 0, true);
+    check_chain(q40, 1024, 2048, 8, 128, RS_KV_F16, 2, 0, 4, false, 4);
+    check_chain(q80, 1024, 3072, 16, 64, RS_KV_F16, 2, 1, 4, false, 4);
+    check_chain(q40, 1024, 2048, 8, 128, RS_KV_F16, 2, 0, 16, false, 4);
+    /* captured as a graph (persistent launches with PDL in a capture) and replayed */
+    check_chain(q40, 1024, 2048, 8, 128, RS_KV_F16, 3, 0, 0, true, 4);
+    check_chain(q80, 1024, 3072, 16, 64, RS_KV_Q8_0, 2, 0, 0, true, 4);
     if (big_cases()) {
-        check_chain(q40, 4096, 11008, 32, 128, RS_KV_F16, 2, 0, 0, false);
-        check_chain(q80, 4096, 11008, 32, 128, RS_KV_Q8_0, 2, 0, 0, false);
-        check_chain(q40, 4096, 11008, 32, 128, RS_KV_F16, 1, 1, 0, false);
-        check_chain(q40, 4096, 11008, 32, 128, RS_KV_F16, 2, 0, 4, false);
-        check_chain(q80, 4096, 11008, 32, 128, RS_KV_F16, 1, 0, 4, false);
+        check_chain(q40, 4096, 11008, 32, 128, RS_KV_F16, 2, 0, 0, false, 4);
+        check_chain(q80, 4096, 11008, 32, 128, RS_KV_Q8_0, 2, 0, 0, false, 4);
+        check_chain(q40, 4096, 11008, 32, 128, RS_KV_F16, 1, 1, 0, false, 4);
+        check_chain(q40, 4096, 11008, 32, 128, RS_KV_F16, 2, 0, 4, false, 4);
+        check_chain(q80, 4096, 11008, 32, 128, RS_KV_F16, 1, 0, 4, false, 4);
     }
 }
 

@@ -841,11 +841,7 @@ static void cu_destroy(rs_backend *b) {
 }
 
 static void cu_prepare(rs_backend *b, const rs_weight *const *w, int count, int n) {
-    /* decode sizes prepare nothing: the waiting chain may go on past it (the
-     * forward pass prepares the next layer before its qkv joins) */
-    cuda_backend *c = cw_chainable(b);
-    if (n > c->tune.mv_max_tokens) cw_chain_flush(c);
-    cw_prepare(c, w, count, n);
+    cw_prepare(cw_chainable(b), w, count, n); /* it launches the waiting chain if it works */
 }
 
 static const rs_backend_ops cuda_ops = {
@@ -945,10 +941,16 @@ extern "C" void rs_cuda_set_tuning(rs_backend *b, const rs_cuda_tuning *t) {
     c->tune.fz_split = std::min(std::max(t->fz_split, 0), (int)CW_FZ_MAX_SPLIT);
     c->tune.stream_depth = std::min(std::max(t->stream_depth, 0), 8);
     c->tune.stream_blocks = std::max(t->stream_blocks, 0);
-    c->chain_traced = 0;
+    c->chain_launches = c->chain_phases = 0;
     if (c->side && !!t->prep_prio != c->side_low) cw_prepare_free(c); /* its stream is made again */
     cw_settle(c);
     cw_untag(c);
+}
+
+extern "C" void rs_cuda_chain_count(rs_backend *b, long *launches, long *phases) {
+    const cuda_backend *c = cw(b); /* a waiting chain counts once launched */
+    *launches = c->chain_launches;
+    *phases = c->chain_phases;
 }
 
 extern "C" void *rs_cuda_stream(rs_backend *b) {

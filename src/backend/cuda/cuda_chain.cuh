@@ -26,8 +26,9 @@
  * lines), while the finisher reads the deferred norm's sums. The first phase
  * waits for the previous kernel (griddepcontrol.wait), as every decode kernel
  * does. Every block must be resident at once (a block that waits on a counter
- * holds its SM): the grid is one block per SM, launched as a cooperative
- * launch (the driver refuses, rather than hangs, where it cannot be). The
+ * holds its SM): the grid is one block per SM, which the shared memory leaves
+ * room for once (not beside other work that holds SMs: MPS SM limits need
+ * tuning chain_coop, a cooperative launch, which measured slower). The
  * host deals the groups out phase by phase, each to the block with the fewest
  * groups of that phase, then the fewest bytes so far, and passes the table in
  * the launch's arguments. The last block out zeroes the counters for the next
@@ -37,7 +38,7 @@
  *
  * Measured (docs/CUDA_NOTES.md, session 9; Llama-2-7B shape, lab decode graph
  * at ctx 101): Q4_0 548.7 tok/s against 518.6 for one launch per op (CLI
- * tg128 515 against 502); Q8_0 350.6 against 349.5 (so off). With the phases
+ * tg128 528 against 501); Q8_0 350.6 against 349.5 (so off). With the phases
  * not waiting for each other (lab mode 2, wrong results) Q4_0 reaches 622,
  * with the consumers only letting the slots go (mode 4) 818: the stream
  * itself is past the goal; what is left is each phase boundary (the last
@@ -64,8 +65,9 @@ enum {
      * last stage summed; the finisher's count added; the producer's first and last
      * copy of the phase issued; the finisher's last group's sums in */
     DC_TRACE_EV = 8,
-    DC_TRACE_LAUNCHES = 64,
 };
+static_assert(RS_CUDA_CHAIN_TRACE_WORDS == DC_MAX_GRID * DC_MAX * DC_TRACE_EV,
+              "the lab's trace layout (cuda_internal.h)");
 
 struct dc_phase {
     int epi;
@@ -604,8 +606,9 @@ inline size_t dc_plan(const cuda_backend *c, dc_args &a, int type) {
     return smem + 2048 <= c->smem_optin ? smem : 0;
 }
 
-/* A cooperative launch: the driver refuses it (an error, not a hang) where the
- * grid cannot be resident at once, e.g. beside other work under MPS limits. */
+/* One block per SM, after the previous kernel (PDL); with tuning chain_coop a
+ * cooperative launch, which the driver refuses (an error, not a hang) where the
+ * grid cannot be resident at once, e.g. under MPS SM limits. */
 template <int T, int W> void dc_launch_w(cuda_backend *c, dc_args &a, size_t smem) {
     cw_check(c,
              cudaFuncSetAttribute(dc_kernel<T, W>, cudaFuncAttributeMaxDynamicSharedMemorySize,
@@ -621,8 +624,8 @@ template <int T, int W> void dc_launch_w(cuda_backend *c, dc_args &a, size_t sme
     attr[0].val.cooperative = 1;
     attr[1].id = cudaLaunchAttributeProgrammaticStreamSerialization;
     attr[1].val.programmaticStreamSerializationAllowed = 1;
-    cfg.attrs = attr;
-    cfg.numAttrs = c->tune.pdl ? 2 : 1;
+    cfg.attrs = c->tune.chain_coop ? attr : attr + 1;
+    cfg.numAttrs = (c->tune.chain_coop ? 1 : 0) + (c->tune.pdl ? 1 : 0);
     cw_check(c, cudaLaunchKernelEx(&cfg, dc_kernel<T, W>, a), "decode chain launch");
 }
 template <int T> void dc_launch_t(cuda_backend *c, dc_args &a, size_t smem) {

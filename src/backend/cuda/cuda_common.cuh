@@ -156,7 +156,8 @@ struct cuda_backend {
      * how many, and their arguments (allocated there) */
     int chain_n;
     void *chain;
-    int chain_traced;  /* chain launches given a part of tune.chain_trace since set_tuning */
+    /* persistent chain launches and their phases since set_tuning (tests; lab trace slots) */
+    long chain_launches, chain_phases;
     cudaStream_t side; /* created on the first prepare */
     bool side_low;     /* ... at the lowest priority (tune.prep_prio when it was made) */
     bool side_busy;    /* work issued on it since the last sync */

@@ -371,10 +371,11 @@ void cw_chain_launch(cuda_backend *c) {
     if (smem && dc_table_for(ch, a, c->n_sm, c->tune.chain_deal)) {
         a.ctr = (unsigned *)cw_scratch(c, CW_SCR_CHAIN, (DC_MAX + 1) * sizeof(unsigned));
         if (!a.ctr) return; /* error recorded */
-        a.trace = NULL;
-        if (c->tune.chain_trace && c->chain_traced < DC_TRACE_LAUNCHES)
-            a.trace = c->tune.chain_trace +
-                      (size_t)c->chain_traced++ * DC_MAX_GRID * DC_MAX * DC_TRACE_EV;
+        a.trace = c->tune.chain_trace && c->chain_launches < RS_CUDA_CHAIN_TRACE_LAUNCHES
+                      ? c->tune.chain_trace + c->chain_launches * RS_CUDA_CHAIN_TRACE_WORDS
+                      : NULL;
+        c->chain_launches++;
+        c->chain_phases += a.n;
         if (ch.type == RS_DTYPE_Q4_0)
             dc_launch_t<RS_DTYPE_Q4_0>(c, a, smem);
         else

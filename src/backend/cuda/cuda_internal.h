@@ -47,15 +47,28 @@ typedef struct rs_cuda_tuning {
                         * results: 2 = phases do not wait for each other, 3 = nor compute,
                         * 4 = the bare weight stream) */
     int chain_q8;      /* Q8_0 ops join it too (0 = off, the default: measured no faster) */
+    int chain_coop;    /* it is a cooperative launch (1): the driver refuses, rather than hangs,
+                        * where the grid cannot be resident at once (a GPU shared under MPS SM
+                        * limits); 0, the default: measured 4% slower for Q4_0 (545 -> 524 tok/s),
+                        * the launch waits for the SMs instead of overlapping attention */
     int chain_ring;    /* its shared-memory ring per block in KiB (0 = automatic: 160) */
     int chain_warps;   /* its consumer warps: 4, 8 (0 = automatic) or 16 */
     int chain_deal;    /* its groups go to the block with the fewest bytes so far over the
                         * whole chain (0) or in their own phase first (1) */
     unsigned long long *chain_trace; /* lab only: device buffer the chain launches write
-                                      * timestamps to (cuda_chain.cuh, DC_TRACE_*), or NULL */
+                                      * timestamps to (cuda_chain.cuh), or NULL: the first
+                                      * RS_CUDA_CHAIN_TRACE_LAUNCHES launches after set_tuning,
+                                      * RS_CUDA_CHAIN_TRACE_WORDS each */
 } rs_cuda_tuning;
 
+/* The chain trace's layout: per launch [160 blocks][4 phases][8 events]. */
+enum { RS_CUDA_CHAIN_TRACE_LAUNCHES = 64, RS_CUDA_CHAIN_TRACE_WORDS = 160 * 4 * 8 };
+
 void rs_cuda_get_tuning(rs_backend *b, rs_cuda_tuning *t);
+
+/* Decode-chain launches (persistent kernels, not single ops launched on their
+ * own) and the phases they held, issued since the last rs_cuda_set_tuning. */
+void rs_cuda_chain_count(rs_backend *b, long *launches, long *phases);
 void rs_cuda_set_tuning(rs_backend *b, const rs_cuda_tuning *t);
 
 /* The backend's stream (a cudaStream_t), for timing with events. */

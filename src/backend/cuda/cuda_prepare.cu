@@ -80,7 +80,10 @@ bool reserve(cuda_backend *c, cw_prep_set &s, size_t bytes) {
 } // namespace
 
 void cw_prepare(cuda_backend *c, const rs_weight *const *w, int count, int n) {
+    /* decode sizes prepare nothing and leave the waiting chain alone (the forward
+     * pass prepares the next layer before that layer's qkv joins the chain) */
     if (!c->tune.prep || c->prep_off || c->capturing || n <= c->tune.mv_max_tokens) return;
+    cw_chain_flush(c);
     size_t bytes = 0;
     int wanted_n = 0;
     for (int i = 0; i < count; i++) {
