@@ -675,21 +675,29 @@ static void bench_model(rs_dtype t, rs_kv_type kvt) {
     /* (pdl, fused decode ops, fused split over the inputs: 0 automatic, 1 off,
      * weights streamed through shared memory: 0 off, else the stages in flight, 9 automatic,
      * one-token fused ops as one decode-chain launch: 0 off, 1 on, timing only: 2 phases
-     * not waiting for each other, 3 nor computing, 4 the bare weight stream) */
-    const int variants[][5] = {{1, 1, 0, 0, 0}, {1, 1, 0, 0, 1}, {1, 1, 0, 0, 2},
-                               {1, 1, 0, 0, 3}, {1, 1, 0, 0, 4}, {1, 1, 0, 9, 0},
-                               {1, 1, 1, 0, 0}, {1, 0, 0, 0, 0}, {0, 1, 0, 0, 0}};
+     * not waiting for each other, 3 nor computing, 4 the bare weight stream, 5 as 2 but
+     * no weights streamed) */
+    const int variants[][5] = {{1, 1, 0, 0, 0}, {1, 1, 0, 0, 1}, {1, 1, 0, 0, 2}, {1, 1, 0, 0, 3},
+                               {1, 1, 0, 0, 4}, {1, 1, 0, 9, 0}, {1, 1, 1, 0, 0}, {1, 0, 0, 0, 0},
+                               {0, 1, 0, 0, 0}, {1, 1, 0, 0, 5}};
     /* LAB_VARIANTS: indices of the variants to run (default all); the chain's
      * variants run once per combination of LAB_CHAIN_RING (ring KiB, 0 automatic),
-     * LAB_CHAIN_WARPS (consumer warps, 0 automatic) and LAB_CHAIN_DEAL (0 whole
-     * chain, 1 per phase; unset: the backend's default), each a comma list */
+     * LAB_CHAIN_WARPS (consumer warps, 0 automatic), LAB_CHAIN_DEAL (0 whole
+     * chain, 1 per phase), LAB_CHAIN_HANDOFF (0 counters, 1 flagged words; unset:
+     * the backend's defaults) and LAB_CHAIN_STAGE (KiB per stage, 0 automatic), each a
+     * comma list */
     const char *only = getenv("LAB_VARIANTS");
     const std::vector<int> sel = int_list(only);
     const std::vector<int> rings = int_list(getenv("LAB_CHAIN_RING")),
                            warps = int_list(getenv("LAB_CHAIN_WARPS")),
                            deals = getenv("LAB_CHAIN_DEAL") ? int_list(getenv("LAB_CHAIN_DEAL"))
-                                                            : std::vector<int>{tuning().chain_deal};
-    std::vector<std::array<int, 8>> runs; /* a variant, its chain ring, warps and deal */
+                                                            : std::vector<int>{tuning().chain_deal},
+                           hands = getenv("LAB_CHAIN_HANDOFF")
+                                       ? int_list(getenv("LAB_CHAIN_HANDOFF"))
+                                       : std::vector<int>{tuning().chain_handoff};
+    const std::vector<int> stages = int_list(getenv("LAB_CHAIN_STAGE"));
+    std::vector<std::array<int, 10>> runs; /* a variant, its chain ring, warps, deal, hand-off,
+                                              stage */
     for (size_t v = 0; v < sizeof variants / sizeof *variants; v++) {
         if (only && *only && std::find(sel.begin(), sel.end(), (int)v) == sel.end()) continue;
         const int *vr = variants[v];
@@ -697,7 +705,9 @@ static void bench_model(rs_dtype t, rs_kv_type kvt) {
         for (int r : vr[4] ? rings : none)
             for (int w : vr[4] ? warps : none)
                 for (int d : vr[4] ? deals : none)
-                    runs.push_back({vr[0], vr[1], vr[2], vr[3], vr[4], r, w, d});
+                    for (int h : vr[4] ? hands : none)
+                        for (int st : vr[4] ? stages : none)
+                            runs.push_back({vr[0], vr[1], vr[2], vr[3], vr[4], r, w, d, h, st});
     }
     for (auto &vr : runs) {
         if (prompt_only) break;
@@ -715,6 +725,8 @@ static void bench_model(rs_dtype t, rs_kv_type kvt) {
         tu.chain_ring = vr[5];
         tu.chain_warps = vr[6];
         tu.chain_deal = vr[7];
+        tu.chain_handoff = vr[8];
+        tu.chain_stage = vr[9];
         /* LAB_CHAIN_TRACE=prefix: chain launches stamp their phases, dumped after the
          * ctx-101 timing to prefix.N.bin (N counts the traced variants) */
         static unsigned long long *trace;
@@ -724,9 +736,11 @@ static void bench_model(rs_dtype t, rs_kv_type kvt) {
             sizeof(unsigned long long) * RS_CUDA_CHAIN_TRACE_LAUNCHES * RS_CUDA_CHAIN_TRACE_WORDS;
         if (tp && chain && !trace) trace = (unsigned long long *)dalloc(trace_bytes);
         tu.chain_trace = tp && chain ? trace : NULL;
-        if (chain && (vr[5] || vr[6] || vr[7]))
-            printf("  (chain ring %d KiB, %d consumer warps, deal %s; 0 = automatic)\n", vr[5],
-                   vr[6], vr[7] ? "per phase" : "whole chain");
+        if (chain)
+            printf("  (chain ring %d KiB, %d consumer warps, deal %s, hand-offs %s, stage %d KiB; "
+                   "0 = automatic)\n",
+                   vr[5], vr[6], vr[7] ? "per phase" : "whole chain", vr[8] ? "flagged" : "counted",
+                   vr[9]);
         const char *sb =
             getenv("LAB_STREAM_BLOCKS"); /* the streamed kernels' grid (0: one per SM) */
         tu.stream_blocks = sb ? atoi(sb) : 0;

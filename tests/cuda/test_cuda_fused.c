@@ -442,6 +442,7 @@ static void test_stream(void) {
 /* ---- the decode chain: one-token ops as one persistent launch ------------------------------- */
 
 static rs_cuda_tuning defaults; /* the backend's, read once at the start */
+static int handoff = 1;         /* chain_handoff of the chains set_chain turns on */
 
 /* The chain on (for Q8_0 too) or off, else the defaults. */
 static void set_chain(int on, int ring_kib, int warps) {
@@ -450,13 +451,14 @@ static void set_chain(int on, int ring_kib, int warps) {
     t.chain_q8 = on;
     t.chain_ring = ring_kib;
     t.chain_warps = warps;
+    t.chain_handoff = handoff;
     rs_cuda_set_tuning(B, &t);
 }
 
 /* What a sequence of layers leaves behind, read back. */
 typedef struct {
     float *x, *xn, *g, *q, *k, *v, *ck, *cv, *c2;
-    long launches, phases; /* decode-chain launches and their phases */
+    long launches, phases, handoffs; /* decode-chain launches, their phases, hand-offs */
 } layer_out;
 
 /* `layers` decode steps of one layer in the forward pass's order: x += att
@@ -510,8 +512,8 @@ static layer_out run_layers(const rs_dtype types[4], int64_t dim, int64_t ff, in
         for (int r = 0; r < 2; r++)
             if (!O->graph_launch(B, 7)) die("graph_launch", NULL);
     }
-    long launches = 0, phases = 0;
-    rs_cuda_chain_count(B, &launches, &phases);
+    long launches = 0, phases = 0, handoffs = 0;
+    rs_cuda_chain_count(B, &launches, &phases, &handoffs);
     rs_cuda_set_tuning(B, &defaults);
     layer_out o = {host_alloc(dim),
                    host_alloc(dim),
@@ -523,7 +525,8 @@ static layer_out run_layers(const rs_dtype types[4], int64_t dim, int64_t ff, in
                    host_alloc((size_t)n_ctx * nq),
                    host_alloc(64),
                    launches,
-                   phases};
+                   phases,
+                   handoffs};
     if (synced("decode chain sequence")) {
         down(o.x, dx, dim * 4), down(o.xn, dxn, dim * 4), down(o.g, dg, ff * 4);
         down(o.q, dq, nq * 4), down(o.k, dk, nq * 4), down(o.v, dv, nq * 4), down(o.c2, dc, 64 * 4);
@@ -547,7 +550,9 @@ static void free_out(layer_out *o) {
 
 /* The same weights and inputs with the chain off and on: every output and
  * the cache bitwise equal, x moved by the products (not trivially equal), and
- * the chain really run: one launch of `chained` phases per layer (none off). */
+ * the chain really run: one launch of `chained` phases per layer (none off),
+ * all but the first taking the phase before's output as a hand-off (none
+ * with hand-offs off). */
 static void check_chain(const rs_dtype types[4], int64_t dim, int64_t ff, int n_head, int hd,
                         rs_kv_type kvt, int layers, int ring_kib, int warps, bool graph,
                         int chained) {
@@ -567,15 +572,19 @@ static void check_chain(const rs_dtype types[4], int64_t dim, int64_t ff, int n_
     char name[200];
     snprintf(name, sizeof name,
              "decode chain = one launch each, bitwise: %s/%s/%s/%s dim %lld ff %lld heads %d x%d, "
-             "%s cache, ring %s, %d consumer warps%s",
+             "%s cache, ring %s, %d consumer warps%s%s",
              rs_dtype_name(types[0]), rs_dtype_name(types[1]), rs_dtype_name(types[2]),
              rs_dtype_name(types[3]), (long long)dim, (long long)ff, n_head, layers, kv_name(kvt),
-             ring_kib ? "2 slots" : "auto", warps ? warps : 8, graph ? ", graph x2" : "");
-    const bool ran = a.launches == 0 && b.launches == layers && b.phases == (long)chained * layers;
+             ring_kib ? "2 slots" : "auto", warps ? warps : 8, graph ? ", graph x2" : "",
+             handoff ? "" : ", counted");
+    const bool ran = a.launches == 0 && b.launches == layers &&
+                     b.phases == (long)chained * layers &&
+                     b.handoffs == (handoff ? (long)(chained - 1) * layers : 0);
     report(name, differ + (moved == 0 || !isfinite(moved)) + !ran, 0);
     if (!ran)
-        printf("     chain launches %ld (%ld phases), off %ld; want %d of %d phases\n", b.launches,
-               b.phases, a.launches, layers, chained);
+        printf("     chain launches %ld (%ld phases, %ld hand-offs), off %ld; want %d of %d "
+               "phases\n",
+               b.launches, b.phases, b.handoffs, a.launches, layers, chained);
     free_out(&a), free_out(&b);
 }
 
@@ -599,6 +608,11 @@ static void test_chain(void) {
     check_chain(q40, 1024, 2048, 8, 128, RS_KV_F16, 2, 0, 4, false, 4);
     check_chain(q80, 1024, 3072, 16, 64, RS_KV_F16, 2, 1, 4, false, 4);
     check_chain(q40, 1024, 2048, 8, 128, RS_KV_F16, 2, 0, 16, false, 4);
+    /* phases that wait for every block's counter instead of taking hand-offs */
+    handoff = 0;
+    check_chain(q40, 1024, 2048, 8, 128, RS_KV_F16, 2, 0, 0, false, 4);
+    check_chain(q80, 1024, 3072, 16, 64, RS_KV_Q8_0, 2, 1, 0, true, 4);
+    handoff = 1;
     /* captured as a graph (persistent launches with PDL in a capture) and replayed */
     check_chain(q40, 1024, 2048, 8, 128, RS_KV_F16, 3, 0, 0, true, 4);
     check_chain(q80, 1024, 3072, 16, 64, RS_KV_Q8_0, 2, 0, 0, true, 4);

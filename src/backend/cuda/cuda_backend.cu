@@ -904,7 +904,7 @@ extern "C" rs_status rs_cuda_backend_create_impl(rs_backend **out, rs_error *err
     c->tune.pdl = c->tune.fuse_q8 = c->tune.fuse = c->tune.attn_mma = 1;
     c->tune.mv_max_tokens = c->tune.attn_decode_max = CW_MV_MAX_TOK;
     c->tune.prep = c->tune.prep_prio = c->tune.attn_zig = c->tune.swiglu_h = c->tune.attn_h16 = 1;
-    c->tune.chain = c->tune.chain_deal = 1;
+    c->tune.chain = c->tune.chain_deal = c->tune.chain_handoff = 1;
     rs_status st = RS_OK;
     /* the main stream at the highest priority: prepare's side stream may run below it */
     int prio_least = 0, prio_greatest = 0;
@@ -941,16 +941,17 @@ extern "C" void rs_cuda_set_tuning(rs_backend *b, const rs_cuda_tuning *t) {
     c->tune.fz_split = std::min(std::max(t->fz_split, 0), (int)CW_FZ_MAX_SPLIT);
     c->tune.stream_depth = std::min(std::max(t->stream_depth, 0), 8);
     c->tune.stream_blocks = std::max(t->stream_blocks, 0);
-    c->chain_launches = c->chain_phases = 0;
+    c->chain_launches = c->chain_phases = c->chain_handoffs = 0;
     if (c->side && !!t->prep_prio != c->side_low) cw_prepare_free(c); /* its stream is made again */
     cw_settle(c);
     cw_untag(c);
 }
 
-extern "C" void rs_cuda_chain_count(rs_backend *b, long *launches, long *phases) {
+extern "C" void rs_cuda_chain_count(rs_backend *b, long *launches, long *phases, long *handoffs) {
     const cuda_backend *c = cw(b); /* a waiting chain counts once launched */
     *launches = c->chain_launches;
     *phases = c->chain_phases;
+    *handoffs = c->chain_handoffs;
 }
 
 extern "C" void *rs_cuda_stream(rs_backend *b) {

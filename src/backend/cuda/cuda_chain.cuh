@@ -18,17 +18,20 @@
  * cuda_fused.cuh) from a ring of group sums, so the consumers never wait for
  * an epilogue's global memory traffic.
  *
- * Phases depend on each other through counters in global memory: after its
- * last group of a phase, the finisher adds the block's groups to the phase's
- * counter (one release); a block's consumers start a phase once the previous
- * phase's counter holds all its groups, then copy the int8 activations into
- * shared memory from L2 (other SMs wrote them; this SM's L1 may hold old
- * lines), while the finisher reads the deferred norm's sums. The first phase
- * waits for the previous kernel (griddepcontrol.wait), as every decode kernel
- * does. Every block must be resident at once (a block that waits on a counter
- * holds its SM): the grid is one block per SM, which the shared memory leaves
- * room for once (not beside other work that holds SMs: MPS SM limits need
- * tuning chain_coop, a cooperative launch, which measured slower). The
+ * A phase takes its int8 input (and the deferred norm's sums) from the phase
+ * before as words that carry their own ready flag (dc_llb), so its consumers
+ * start once those words are in, not after a fence, a counter and a poll.
+ * The counters remain: after its last group of a phase, the finisher adds
+ * the block's groups to the phase's counter (one release); the finisher
+ * reads plain data of earlier phases (the residual's x, the norm's input)
+ * once every earlier counter is full, and a phase whose input is not the
+ * previous phase's output waits for them too. Inputs are copied into shared
+ * memory from L2 (other SMs wrote them; this SM's L1 may hold old lines). The
+ * first phase waits for the previous kernel (griddepcontrol.wait), as every
+ * decode kernel does. Every block must be resident at once (a block that
+ * waits holds its SM): the grid is one block per SM, which the shared memory
+ * leaves room for once (not beside other work that holds SMs: MPS SM limits
+ * need tuning chain_coop, a cooperative launch, which measured slower). The
  * host deals the groups out phase by phase, each to the block with the fewest
  * groups of that phase, then the fewest bytes so far, and passes the table in
  * the launch's arguments. The last block out zeroes the counters for the next
@@ -36,14 +39,14 @@
  * decode attention's blocks then fit beside a chain block, so the next
  * layer's weights stream in while attention runs.
  *
- * Measured (docs/CUDA_NOTES.md, session 9; Llama-2-7B shape, lab decode graph
- * at ctx 101): Q4_0 548.7 tok/s against 518.6 for one launch per op (CLI
- * tg128 528 against 501); Q8_0 350.6 against 349.5 (so off). With the phases
- * not waiting for each other (lab mode 2, wrong results) Q4_0 reaches 622,
- * with the consumers only letting the slots go (mode 4) 818: the stream
- * itself is past the goal; what is left is each phase boundary (the last
- * epilogue and its release, the counter's poll, the activations from L2,
- * ~4 us of idle consumers each) and the consumers' own pace. */
+ * Measured (docs/CUDA_NOTES.md, sessions 9-10; Llama-2-7B shape, lab decode
+ * graph at ctx 101): Q4_0 541-544 tok/s against 515-518 for one launch per
+ * op; Q8_0 339 against 348 (so off). The flagged hand-offs gave +2% (531 ->
+ * 540). Lab timing modes (wrong results): the bare stream 763, the consumers
+ * alone (no weights) 759, or 883 with two rows per warp: the consumers are
+ * barely faster than the stream, so the ring cannot absorb the idle time at
+ * each boundary (~1-3.5 us after the slowest block) and at each layer's start
+ * (~9 us: the previous chain's tail and attention). */
 #ifndef RUSTY_CUDA_CHAIN_CUH
 #define RUSTY_CUDA_CHAIN_CUH
 
@@ -52,14 +55,17 @@
 namespace {
 
 enum {
-    DC_MAX = 4,                /* phases per launch */
-    DC_MAX_DEPTH = 32,         /* ring slots */
-    DC_BAR = 1,                /* the consumers' named barrier */
-    DC_SLOT_TARGET = 25 << 10, /* bytes a stage may take */
-    DC_MAX_GRID = 160,         /* blocks (SMs) the table has room for */
-    DC_MAX_ITEMS = 4096,       /* groups of all phases */
-    DC_XU = 4,                 /* loads in flight per thread at a phase start */
-    DC_RING_AUTO = 160,        /* KiB of ring per block by default (docs/CUDA_NOTES.md, run 88) */
+    DC_MAX = 4,          /* phases per launch */
+    DC_MAX_DEPTH = 32,   /* ring slots */
+    DC_BAR = 1,          /* the consumers' named barrier */
+    DC_STAGE_AUTO = 25,  /* KiB a stage may take by default: 8 rows of 4096 Q4_0
+                          * weights. 40 (16 rows, two per consumer warp) makes the
+                          * consumers 16% faster alone but the chain 1% slower: each
+                          * stage lands later (CUDA_NOTES, session 10) */
+    DC_MAX_GRID = 160,   /* blocks (SMs) the table has room for */
+    DC_MAX_ITEMS = 4096, /* groups of all phases */
+    DC_XU = 4,           /* loads in flight per thread at a phase start */
+    DC_RING_AUTO = 160,  /* KiB of ring per block by default (docs/CUDA_NOTES.md, run 88) */
     /* lab trace (tuning chain_trace): per launch, block and phase, DC_TRACE_EV
      * globaltimer stamps: consumers' phase start, wait over, activations in,
      * last stage summed; the finisher's count added; the producer's first and last
@@ -72,7 +78,9 @@ static_assert(RS_CUDA_CHAIN_TRACE_WORDS == DC_MAX_GRID * DC_MAX * DC_TRACE_EV,
 struct dc_phase {
     int epi;
     unsigned groups; /* of 32 outputs */
-    int rs;          /* rows per stage: 1, 2, 4 or 8 */
+    int rs;          /* rows per stage: 1, 2, 4, 8 or 16 */
+    int ll_in;       /* its int8 input (and norm sums) come from the phase before as
+                      * flagged words (dc_ll), not through the counters */
 };
 
 /* Which groups each block takes: block b's groups of phase ph are
@@ -87,10 +95,14 @@ struct dc_args {
     dc_phase ph[DC_MAX];
     int n, depth;
     int mode; /* 1; lab timing only: 2 = phases do not wait for each other, 3 = nor sum rows,
-               * 4 = the consumers only let the slots go (the bare stream) */
+               * 4 = the consumers only let the slots go (the bare stream), 5 = as 2 but
+               * no weights stream (the consumers' own pace) */
     uint32_t slot_bytes, x_bytes; /* a ring slot; the int8 activations' room (widest input) */
-    unsigned *ctr;                /* [DC_MAX] groups done per phase, [DC_MAX] blocks out */
-    unsigned long long *trace;    /* lab: this launch's [grid][DC_MAX][DC_TRACE_EV], or NULL */
+    unsigned *ctr; /* [DC_MAX] groups done per phase, [DC_MAX] blocks out, [DC_MAX + 1] the
+                    * launch's epoch (the flags' high bits) */
+    uint64_t *ll;  /* two hand-off buffers of ll_groups groups each (dc_llbuf) */
+    uint32_t ll_groups;
+    unsigned long long *trace; /* lab: this launch's [grid][DC_MAX][DC_TRACE_EV], or NULL */
     dc_table t;
 };
 
@@ -127,12 +139,92 @@ __device__ __forceinline__ unsigned dc_load_acquire(const unsigned *p) {
     return v;
 }
 
+/* ---- the hand-off between phases ---------------------------------------------------------
+ * A phase's epilogue writes the next phase's int8 input, its (d, d * sum) and
+ * the norm's sum of squares as 64-bit words: 32 bits of data, 32 of flag (as
+ * NCCL's LL protocol). A 64-bit store is seen whole or not at all, so a reader
+ * that sees the flag it expects has the data: no release fence, no counter,
+ * no poll before the copy, which cost ~2 us per phase boundary (CUDA_NOTES,
+ * session 9). The flag is (epoch << 3) | (phase + 1), the epoch counted by the
+ * launches themselves (graphs replay the same arguments). Phase p reads buffer
+ * p & 1 and writes the other; phase p + 1 rewrites p's buffer, but only with
+ * outputs that need all of p's, and a block reads a phase's hand-off only when
+ * it has groups in that phase, whose sums come after its copy. */
+struct dc_llb {
+    uint64_t *q; /* [groups][8]: 4 int8 values per word */
+    uint64_t *d; /* [groups][2]: d, d * sum */
+    uint64_t *p; /* [groups]: sum of squares of x */
+};
+
+__host__ __device__ inline dc_llb dc_llbuf(uint64_t *ll, uint32_t groups, int b) {
+    uint64_t *base = ll + (size_t)b * groups * 11;
+    return {base, base + (size_t)groups * 8, base + (size_t)groups * 10};
+}
+
+__device__ __forceinline__ unsigned dc_flag(unsigned epoch, int ph) {
+    return epoch << 3 | (unsigned)(ph + 1);
+}
+
+__device__ __forceinline__ uint64_t dc_ll_word(uint32_t data, unsigned flag) {
+    return (uint64_t)flag << 32 | data;
+}
+
+__device__ __forceinline__ void dc_ll_st(uint64_t *p, uint64_t v) {
+    asm volatile("st.volatile.global.u64 [%0], %1;" ::"l"(p), "l"(v) : "memory");
+}
+__device__ __forceinline__ void dc_ll_st2(uint64_t *p, uint64_t a, uint64_t b) {
+    asm volatile("st.volatile.global.v2.u64 [%0], {%1, %2};" ::"l"(p), "l"(a), "l"(b) : "memory");
+}
+__device__ __forceinline__ ulonglong2 dc_ll_ld2(const uint64_t *p) {
+    ulonglong2 v;
+    asm volatile("ld.volatile.global.v2.u64 {%0, %1}, [%2];"
+                 : "=l"(v.x), "=l"(v.y)
+                 : "l"(p)
+                 : "memory");
+    return v;
+}
+__device__ __forceinline__ uint64_t dc_ll_ld(const uint64_t *p) {
+    uint64_t v;
+    asm volatile("ld.volatile.global.u64 %0, [%1];" : "=l"(v) : "l"(p) : "memory");
+    return v;
+}
+__device__ __forceinline__ bool dc_ll_ok(ulonglong2 v, unsigned flag) {
+    return (unsigned)(v.x >> 32) == flag && (unsigned)(v.y >> 32) == flag;
+}
+
+/* The finisher's hand-off of group g (o: what its epilogue quantized). */
+__device__ __forceinline__ void dc_ll_put(const dc_llb &L, int64_t g, const fz_out &o,
+                                          unsigned flag, bool ss, int lane) {
+    const unsigned b = (unsigned)o.q.q & 0xffu;
+    unsigned w = 0; /* lane i < 8: the values of lanes 4i .. 4i + 3, little end first */
+#pragma unroll
+    for (int j = 0; j < 4; j++) w |= __shfl_sync(0xffffffffu, b, (4 * lane + j) & 31) << (8 * j);
+    if (lane < 8)
+        dc_ll_st(L.q + 8 * g + lane, dc_ll_word(w, flag));
+    else if (lane == 8)
+        dc_ll_st2(L.d + 2 * g, dc_ll_word(__float_as_uint(o.q.d), flag),
+                  dc_ll_word(__float_as_uint(o.q.dsum), flag));
+    else if (lane == 9 && ss)
+        dc_ll_st(L.p + g, dc_ll_word(__float_as_uint(o.ss), flag));
+}
+
+/* A place in the ring: slot j on its lap-th use (counted, not divided out of a
+ * sequence number: the depth is known only at run time, and an integer
+ * division per stage showed up in the consumers' profile). */
+struct dc_pos {
+    int j = 0;
+    unsigned lap = 0;
+    __device__ __forceinline__ void next(int depth) {
+        if (++j == depth) j = 0, lap++;
+    }
+};
+
 /* The producer (one thread): every stage of the block's groups, phase after
  * phase, into the ring; a slot is refilled once all consumer warps let it go. */
 template <int T>
 __device__ void dc_produce(const dc_args &c, uint8_t *ring, uint64_t *full, uint64_t *empty) {
     constexpr int QB = fs_qb(T);
-    unsigned seq = 0;
+    dc_pos at;
     for (int ph = 0; ph < c.n; ph++) {
         const dc_phase &P = c.ph[ph];
         const mv_args &a = c.f[ph].m;
@@ -141,10 +233,10 @@ __device__ void dc_produce(const dc_args &c, uint8_t *ring, uint64_t *full, uint
         int i0, i1;
         dc_items(c, ph, i0, i1);
         for (int it = i0; it < i1; it++)
-            for (int r0 = 0; r0 < dc_rows(P.epi); r0 += P.rs, seq++) {
+            for (int r0 = 0; r0 < dc_rows(P.epi); r0 += P.rs, at.next(c.depth)) {
                 const int64_t g = c.t.items[it];
-                const int j = (int)(seq % c.depth);
-                if (seq >= (unsigned)c.depth) fs_bar_wait(&empty[j], (seq / c.depth - 1) & 1u);
+                const int j = at.j;
+                if (at.lap) fs_bar_wait(&empty[j], (at.lap - 1) & 1u);
                 if (it == i0 && r0 == 0) dc_stamp(c, ph, 5);
                 if (it == i1 - 1 && r0 + P.rs >= dc_rows(P.epi)) dc_stamp(c, ph, 6);
                 int p;
@@ -152,6 +244,10 @@ __device__ void dc_produce(const dc_args &c, uint8_t *ring, uint64_t *full, uint
                 fz_row(a, P.epi, g, r0, p, row);
                 const cw_layout &L = a.p[p].w;
                 uint8_t *slot = ring + (size_t)j * c.slot_bytes;
+                if (c.mode == 5) { /* lab: the slot as it is */
+                    dc_release(&full[j]);
+                    continue;
+                }
                 fs_bar_expect(&full[j], qb + db);
                 fs_copy(slot, L.qs + row * nb * QB, qb, &full[j]);
                 fs_copy(slot + qb, L.dm + row * nb * 2, db, &full[j]);
@@ -215,31 +311,28 @@ __device__ __forceinline__ void dc_rows_sum(const uint8_t *sq, const uint8_t *sd
         for (int r = 0; r < R; r++) v[r] += __shfl_xor_sync(0xffffffffu, v[r], o);
 }
 
-/* Waits until the previous phase is done (the previous kernel for phase 0);
- * one thread polls. No wait in the lab's timing modes. */
-__device__ __forceinline__ void dc_wait_phase(const dc_args &c, int ph, bool poller) {
-    if (ph == 0) {
-        cw_griddep_wait();
-    } else if (poller && c.mode == 1) {
-        const unsigned want = c.ph[ph - 1].groups;
-        while (dc_load_acquire(c.ctr + ph - 1) < want) {
+/* Waits until every earlier phase is done with all its writes (lane i < ph
+ * polls phase i's counter); one warp. No wait in the lab's timing modes. */
+__device__ __forceinline__ void dc_wait_done(const dc_args &c, int ph, int lane) {
+    if (ph == 0 || c.mode != 1) return;
+    if (lane < ph) /* every counter, not only ph - 1's: hand-offs carry no ordering */
+        while (dc_load_acquire(c.ctr + lane) < c.ph[lane].groups) {
         }
-        __threadfence();
-    }
+    __syncwarp();
+    __threadfence();
 }
 
-/* Consumers' phase start: the int8 activations into shared memory, from L2
- * (other SMs wrote them; this SM's L1 may hold old lines). */
-template <int W>
-__device__ __forceinline__ void dc_inputs(const dc_args &c, int ph, const dc_x &x) {
-    const mv_args &a = c.f[ph].m;
-    if (threadIdx.x == 0) dc_stamp(c, ph, 0);
-    dc_wait_phase(c, ph, threadIdx.x == 0);
-    if (threadIdx.x == 0) dc_stamp(c, ph, 1);
-    dc_bar<W>(); /* the previous phase done; every warp done with the old activations */
-    /* 16-byte items: the int8 values (even items to the low halves, odd to the
-     * high), then the (d, d * sum) of each block; DC_XU loads in flight per
-     * thread before any store, so the copy costs about one L2 round trip */
+/* After the previous kernel (every thread): this launch's epoch. */
+__device__ __forceinline__ unsigned dc_start(const dc_args &c) {
+    cw_griddep_wait();
+    return __ldcg(c.ctr + DC_MAX + 1);
+}
+
+/* The consumers' copy of a plain int8 input, from L2 (other SMs wrote it;
+ * this SM's L1 may hold old lines): 16-byte items, the int8 values (even items
+ * to the low halves, odd to the high), then the (d, d * sum) of each block;
+ * DC_XU loads in flight per thread before any store (about one L2 round trip). */
+template <int W> __device__ __forceinline__ void dc_copy(const mv_args &a, const dc_x &x) {
     const int64_t n16 = a.n_in / 16, items = n16 + a.n_in / 32;
     for (int64_t i0 = threadIdx.x; i0 < items; i0 += DC_XU * W * 32) {
         float4 v[DC_XU];
@@ -260,25 +353,89 @@ __device__ __forceinline__ void dc_inputs(const dc_args &c, int ph, const dc_x &
                 x.ds[i - n16] = make_float2(v[u].x, v[u].y);
         }
     }
+}
+
+/* The same from the previous phase's flagged words: 16-byte items of two
+ * words (8 int8 values, or a block's d and d * sum), each waited for until
+ * its flags are this phase's (not in the lab's timing modes). */
+template <int W>
+__device__ __forceinline__ void dc_copy_ll(const dc_args &c, int ph, const dc_x &x, unsigned flag) {
+    const dc_llb L = dc_llbuf(c.ll, c.ll_groups, ph & 1);
+    const int64_t n_in = c.f[ph].m.n_in, nq = n_in / 8, items = nq + n_in / 32;
+    for (int64_t i0 = threadIdx.x; i0 < items; i0 += DC_XU * W * 32) {
+        ulonglong2 v[DC_XU];
+#pragma unroll
+        for (int u = 0; u < DC_XU; u++) {
+            const int64_t i = i0 + (int64_t)u * W * 32;
+            if (i < items) v[u] = dc_ll_ld2(i < nq ? L.q + 2 * i : L.d + 2 * (i - nq));
+        }
+#pragma unroll
+        for (int u = 0; u < DC_XU; u++) {
+            const int64_t i = i0 + (int64_t)u * W * 32;
+            if (i >= items) continue;
+            while (c.mode == 1 && !dc_ll_ok(v[u], flag))
+                v[u] = dc_ll_ld2(i < nq ? L.q + 2 * i : L.d + 2 * (i - nq));
+            if (i < nq) /* values 8 (i & 1) .. + 7 of the low (i & 2 == 0) or high half */
+                *(uint2 *)(((i & 2) ? x.hi : x.lo) + 16 * (i >> 2) + 8 * (i & 1)) =
+                    make_uint2((uint32_t)v[u].x, (uint32_t)v[u].y);
+            else
+                x.ds[i - nq] = make_float2(__uint_as_float((uint32_t)v[u].x),
+                                           __uint_as_float((uint32_t)v[u].y));
+        }
+    }
+}
+
+/* Consumers' phase start: the int8 activations into shared memory, from the
+ * previous phase's hand-off, or once the phases before are done; not when the
+ * block has no groups in the phase (dc_llb: why). */
+template <int W>
+__device__ __forceinline__ void dc_inputs(const dc_args &c, int ph, bool has, const dc_x &x,
+                                          unsigned &epoch) {
+    const bool ll = c.ph[ph].ll_in;
+    if (threadIdx.x == 0) dc_stamp(c, ph, 0);
+    if (ph == 0) epoch = dc_start(c);
+    if (!has) return;
+    if (ph > 0 && !ll && threadIdx.x < 32) dc_wait_done(c, ph, threadIdx.x);
+    if (threadIdx.x == 0) dc_stamp(c, ph, 1);
+    dc_bar<W>(); /* every warp done with the old activations */
+    if (ll)
+        dc_copy_ll<W>(c, ph, x, dc_flag(epoch, ph - 1));
+    else
+        dc_copy<W>(c.f[ph].m, x);
     dc_bar<W>();
     if (threadIdx.x == 0) dc_stamp(c, ph, 2);
 }
 
 /* Finisher's phase start, beside the consumers' copy: the deferred norm's
- * scale (mv_norm_scale's sum, from L2) and this block's share of its output
- * (mv_write_xn). */
-__device__ __forceinline__ float dc_norm(const dc_args &c, int ph, int lane) {
+ * scale (mv_norm_scale's sum: from the hand-off, or from L2 once the phases
+ * before are done; the hand-off only when the block has groups in the phase,
+ * as in dc_inputs) and this block's share of its output (mv_write_xn). On
+ * return every earlier phase is done (the residual's x may be read). */
+__device__ __forceinline__ float dc_norm(const dc_args &c, int ph, bool has, int lane,
+                                         unsigned epoch) {
     const mv_args &a = c.f[ph].m;
-    dc_wait_phase(c, ph, lane == 0);
-    __syncwarp();
+    const bool ll = c.ph[ph].ll_in && has;
+    if (!ll) dc_wait_done(c, ph, lane);
     float s = 1.0f;
     if (a.npart) {
+        const uint64_t *lp = dc_llbuf(c.ll, c.ll_groups, ph & 1).p;
+        const unsigned flag = dc_flag(epoch, ph - 1);
         float v = 0.0f; /* mv_norm_scale's order, DC_XU loads in flight */
         for (int i0 = lane; i0 < a.n_npart; i0 += 32 * DC_XU) {
             float t[DC_XU];
 #pragma unroll
-            for (int u = 0; u < DC_XU; u++)
-                t[u] = i0 + 32 * u < a.n_npart ? __ldcg(a.npart + i0 + 32 * u) : 0.0f;
+            for (int u = 0; u < DC_XU; u++) {
+                const int i = i0 + 32 * u;
+                if (i >= a.n_npart) {
+                    t[u] = 0.0f;
+                } else if (!ll) {
+                    t[u] = __ldcg(a.npart + i);
+                } else {
+                    uint64_t w = dc_ll_ld(lp + i);
+                    while (c.mode == 1 && (unsigned)(w >> 32) != flag) w = dc_ll_ld(lp + i);
+                    t[u] = __uint_as_float((uint32_t)w);
+                }
+            }
 #pragma unroll
             for (int u = 0; u < DC_XU; u++)
                 if (i0 + 32 * u < a.n_npart) v += t[u];
@@ -286,6 +443,7 @@ __device__ __forceinline__ float dc_norm(const dc_args &c, int ph, int lane) {
         v = cw_warp_sum(v);
         s = 1.0f / sqrtf(v / a.ndim + a.neps);
     }
+    if (ll) dc_wait_done(c, ph, lane); /* behind the hand-off: the consumers go ahead */
     if (a.xn) {
         const int64_t n_in = a.n_in, per = (n_in + gridDim.x - 1) / gridDim.x,
                       i0 = blockIdx.x * per, i1 = min(n_in, i0 + per);
@@ -295,9 +453,11 @@ __device__ __forceinline__ float dc_norm(const dc_args &c, int ph, int lane) {
 }
 
 /* The group's outputs from the row sums (in ys) and its epilogue; one warp.
- * x_old, wn_i: the residual's x and next norm weight of this lane's output. */
+ * x_old, wn_i: the residual's x and next norm weight of this lane's output;
+ * out: the next phase's hand-off (flag), or NULL. */
 __device__ __forceinline__ void dc_finish(const dc_args &c, int ph, int64_t g, float *ys, float s,
-                                          float x_old, float wn_i, int lane) {
+                                          float x_old, float wn_i, const dc_llb *out, unsigned flag,
+                                          int lane) {
     const fz_args &f = c.f[ph];
     const mv_args &a = f.m;
     const int epi = c.ph[ph].epi;
@@ -309,12 +469,14 @@ __device__ __forceinline__ void dc_finish(const dc_args &c, int ph, int64_t g, f
         ys[r] = ys[r] * s + (bias ? bias[row] : 0.0f);
     }
     __syncwarp();
+    fz_out o = {};
     if (epi == FZ_RESID)
-        fz_resid_vw(f, g, 0, lane, x_old + ys[lane], wn_i);
+        o = fz_resid_vw(f, g, 0, lane, x_old + ys[lane], wn_i);
     else if (epi == FZ_SWIGLU)
-        fz_swiglu(f, g, 0, lane, ys);
+        o = fz_swiglu(f, g, 0, lane, ys);
     else
         fz_rope(f, g, 0, lane, ys);
+    if (out) dc_ll_put(*out, g, o, flag, epi == FZ_RESID, lane);
 }
 
 /* The ring of group sums between the consumer warps and the finisher warp:
@@ -336,7 +498,8 @@ template <int T, int W>
 __device__ void dc_consume(const dc_args &c, uint8_t *ring, dc_shared &sh, const dc_x &x) {
     constexpr int QB = fs_qb(T);
     const int lane = threadIdx.x & 31, warp = threadIdx.x >> 5;
-    unsigned seq = 0, ng = 0;
+    dc_pos at;
+    unsigned ng = 0, epoch = 0;
     for (int ph = 0; ph < c.n; ph++) {
         const dc_phase &P = c.ph[ph];
         const mv_args &a = c.f[ph].m;
@@ -345,21 +508,21 @@ __device__ void dc_consume(const dc_args &c, uint8_t *ring, dc_shared &sh, const
         dc_items(c, ph, i0, i1);
         if (c.mode == 4) { /* lab: the bare stream */
             for (int it = i0; it < i1; it++)
-                for (int r0 = 0; r0 < dc_rows(P.epi); r0 += P.rs, seq++) {
-                    fs_bar_wait(&sh.full[seq % c.depth], (seq / c.depth) & 1u);
+                for (int r0 = 0; r0 < dc_rows(P.epi); r0 += P.rs, at.next(c.depth)) {
+                    fs_bar_wait(&sh.full[at.j], at.lap & 1u);
                     __syncwarp();
-                    if (lane == 0) dc_release(&sh.empty[seq % c.depth]);
+                    if (lane == 0) dc_release(&sh.empty[at.j]);
                 }
             continue;
         }
-        dc_inputs<W>(c, ph, x);
+        dc_inputs<W>(c, ph, i1 > i0, x, epoch);
         for (int it = i0; it < i1; it++, ng++) {
             const int b = (int)(ng % DC_SUMS);
             if (ng >= DC_SUMS) fs_bar_wait(&sh.free[b], (ng / DC_SUMS - 1) & 1u);
             float *ys = sh.ysum[b];
-            for (int r0 = 0; r0 < dc_rows(P.epi); r0 += P.rs, seq++) {
-                const int j = (int)(seq % c.depth);
-                fs_bar_wait(&sh.full[j], (seq / c.depth) & 1u);
+            for (int r0 = 0; r0 < dc_rows(P.epi); r0 += P.rs, at.next(c.depth)) {
+                const int j = at.j;
+                fs_bar_wait(&sh.full[j], at.lap & 1u);
                 /* this warp's rows: i, i + W, ... below rs, two at a time */
                 int i = (warp - r0 % W + W) % W;
                 const uint8_t *sq = ring + (size_t)j * c.slot_bytes, *sd = sq + P.rs * nb * QB;
@@ -388,12 +551,15 @@ __device__ void dc_consume(const dc_args &c, uint8_t *ring, dc_shared &sh, const
  * consumers' order, so they never wait for an epilogue's global writes. */
 template <int W> __device__ void dc_finisher(const dc_args &c, dc_shared &sh) {
     const int lane = threadIdx.x & 31;
+    const unsigned epoch = dc_start(c);
     unsigned ng = 0;
     for (int ph = 0; ph < c.n && c.mode != 4; ph++) {
-        const float s = dc_norm(c, ph, lane);
         int i0, i1;
         dc_items(c, ph, i0, i1);
+        const float s = dc_norm(c, ph, i1 > i0, lane, epoch);
         const fz_args &f = c.f[ph];
+        const dc_llb L = dc_llbuf(c.ll, c.ll_groups, (ph + 1) & 1);
+        const dc_llb *out = ph + 1 < c.n && c.ph[ph + 1].ll_in ? &L : nullptr;
         for (int it = i0; it < i1; it++, ng++) {
             const int b = (int)(ng % DC_SUMS);
             const int64_t g = c.t.items[it];
@@ -404,7 +570,7 @@ template <int W> __device__ void dc_finisher(const dc_args &c, dc_shared &sh) {
             const float wn_i = resid && f.wn ? f.wn[32 * g + lane] : 0.0f;
             fs_bar_wait(&sh.ready[b], (ng / DC_SUMS) & 1u);
             if (lane == 0 && it == i1 - 1) dc_stamp(c, ph, 7);
-            dc_finish(c, ph, g, sh.ysum[b], s, x_old, wn_i, lane);
+            dc_finish(c, ph, g, sh.ysum[b], s, x_old, wn_i, out, dc_flag(epoch, ph), lane);
             __syncwarp();
             if (lane == 0) dc_release(&sh.free[b]);
         }
@@ -421,9 +587,11 @@ template <int W> __device__ void dc_finisher(const dc_args &c, dc_shared &sh) {
         }
     }
     dc_end_bar<W>(); /* the consumers are done waiting on counters too */
-    if (lane == 0 && atomicAdd(c.ctr + DC_MAX, 1u) == gridDim.x - 1)
+    if (lane == 0 && atomicAdd(c.ctr + DC_MAX, 1u) == gridDim.x - 1) {
         for (int i = 0; i <= DC_MAX; i++)
             c.ctr[i] = 0; /* the last block out: for the next launch */
+        c.ctr[DC_MAX + 1] = epoch + 1;
+    }
 }
 
 /* Warps: W consumers, the finisher, the producer. */
@@ -509,6 +677,26 @@ inline bool dc_add(cuda_backend *c, int epi, int type, const fz_args &f, unsigne
     return true;
 }
 
+/* Whether phase `cur` reads exactly what the phase before (prev, epilogue
+ * epi) quantized for it, so it can take it as a hand-off (dc_llb). */
+inline bool dc_ll_pair(const fz_args &prev, int epi, const mv_args &cur) {
+    if (!prev.oq || prev.oq != cur.xq || prev.od != cur.xd || prev.width != cur.n_in) return false;
+    if (epi == FZ_SWIGLU) return !cur.npart;
+    return epi == FZ_RESID && prev.wn &&
+           (!cur.npart || (cur.npart == prev.part && cur.n_npart == prev.width / 32));
+}
+
+/* Marks the phases that take hand-offs (none when `on` is 0); the groups a
+ * hand-off buffer needs. */
+inline uint32_t dc_handoffs(dc_args &a, int on) {
+    uint32_t groups = 0;
+    for (int i = 0; i < a.n; i++) {
+        a.ph[i].ll_in = on && i > 0 && dc_ll_pair(a.f[i - 1], a.ph[i - 1].epi, a.f[i].m);
+        if (a.ph[i].ll_in) groups = std::max(groups, (uint32_t)(a.f[i].m.n_in / 32));
+    }
+    return groups;
+}
+
 /* Deals the groups of a.n phases to `grid` blocks: phase by phase, each
  * group to the block with the fewest bytes so far (the lowest on a tie).
  * False when the table has no room. */
@@ -582,13 +770,14 @@ inline bool dc_table_for(dc_chain &ch, dc_args &a, int grid, int per_phase) {
 /* Stage sizes, ring depth and shared memory for the queued phases; 0 when
  * they do not fit. */
 inline size_t dc_plan(const cuda_backend *c, dc_args &a, int type) {
+    const int stage_kib = c->tune.chain_stage > 0 ? c->tune.chain_stage : DC_STAGE_AUTO;
     uint32_t slot = 0;
     int64_t widest = 0;
     for (int i = 0; i < a.n; i++) {
         dc_phase &P = a.ph[i];
         const int64_t row = fs_row_bytes(type, a.f[i].m.p[0].w.nb);
-        P.rs = 8;
-        while (P.rs > 1 && P.rs * row > DC_SLOT_TARGET) P.rs /= 2;
+        P.rs = 16;
+        while (P.rs > 1 && P.rs * row > (int64_t)stage_kib << 10) P.rs /= 2;
         slot = std::max(slot, (uint32_t)((P.rs * row + 127) / 128 * 128));
         widest = std::max(widest, a.f[i].m.n_in);
     }

@@ -68,7 +68,8 @@ enum cw_scratch_slot {
     CW_SCR_FZPART = 12, /* fused matvecs split over the inputs: partial sums */
     CW_SCR_FZCNT = 13,  /* their arrival counters per output group (kept zero between launches) */
     CW_SCR_FSCNT = 14,  /* streamed fused matvecs: group counter (kept zero between launches) */
-    CW_SCR_CHAIN = 15,  /* the decode chain's phase counters (kept zero between launches) */
+    CW_SCR_CHAIN = 15,  /* the decode chain: phase counters (kept zero between launches), its
+                         * epoch and hand-off buffers */
 };
 
 /* Quantized weights dequantized to F16 ahead of their prompt GEMMs (cuda_prepare.cu):
@@ -156,8 +157,9 @@ struct cuda_backend {
      * how many, and their arguments (allocated there) */
     int chain_n;
     void *chain;
-    /* persistent chain launches and their phases since set_tuning (tests; lab trace slots) */
-    long chain_launches, chain_phases;
+    /* persistent chain launches, their phases and hand-offs since set_tuning (tests; lab
+     * trace slots) */
+    long chain_launches, chain_phases, chain_handoffs;
     cudaStream_t side; /* created on the first prepare */
     bool side_low;     /* ... at the lowest priority (tune.prep_prio when it was made) */
     bool side_busy;    /* work issued on it since the last sync */
@@ -400,9 +402,15 @@ __device__ __forceinline__ float cw_bf2f(uint16_t h) {
     return __uint_as_float((uint32_t)h << 16);
 }
 
+/* What cw_q8_block wrote: this lane's int8 value, the block's d and d * sum. */
+struct cw_q8v {
+    int q;
+    float d, dsum;
+};
+
 /* Quantizes one 32-value block held one value per lane (the whole warp):
  * writes the int8 value of this lane and, from lane 0, the block's scales. */
-__device__ __forceinline__ void cw_q8_block(float v, int lane, int8_t *q_out, cw_q8s *ds_out) {
+__device__ __forceinline__ cw_q8v cw_q8_block(float v, int lane, int8_t *q_out, cw_q8s *ds_out) {
     const float amax = cw_warp_max(fabsf(v));
     const float d = amax / 127.0f;
     const int q = amax > 0.0f ? __float2int_rn(v * (127.0f / amax)) : 0;
@@ -411,7 +419,9 @@ __device__ __forceinline__ void cw_q8_block(float v, int lane, int8_t *q_out, cw
     for (int o = 8; o > 0; o >>= 1) s += __shfl_xor_sync(0xffffffffu, s, o); /* per half-warp */
     const int hi = __shfl_sync(0xffffffffu, s, 16);
     *q_out = (int8_t)q;
-    if (lane == 0) *ds_out = make_float4(d, d * (float)(s + hi), d * (float)s, d * (float)hi);
+    const float dsum = d * (float)(s + hi);
+    if (lane == 0) *ds_out = make_float4(d, dsum, d * (float)s, d * (float)hi);
+    return {q, d, dsum};
 }
 
 #endif /* __CUDACC__ */

@@ -369,13 +369,19 @@ void cw_chain_launch(cuda_backend *c) {
     c->chain_n = 0; /* first: the launches below flush the chain again */
     size_t smem = a.n > 1 ? dc_plan(c, a, ch.type) : 0;
     if (smem && dc_table_for(ch, a, c->n_sm, c->tune.chain_deal)) {
-        a.ctr = (unsigned *)cw_scratch(c, CW_SCR_CHAIN, (DC_MAX + 1) * sizeof(unsigned));
-        if (!a.ctr) return; /* error recorded */
+        /* counters and epoch, then the two hand-off buffers (zero when made) */
+        a.ll_groups = dc_handoffs(a, c->tune.chain_handoff);
+        char *scr = (char *)cw_scratch(c, CW_SCR_CHAIN,
+                                       256 + 2 * (size_t)a.ll_groups * 11 * sizeof(uint64_t));
+        if (!scr) return; /* error recorded */
+        a.ctr = (unsigned *)scr;
+        a.ll = (uint64_t *)(scr + 256);
         a.trace = c->tune.chain_trace && c->chain_launches < RS_CUDA_CHAIN_TRACE_LAUNCHES
                       ? c->tune.chain_trace + c->chain_launches * RS_CUDA_CHAIN_TRACE_WORDS
                       : NULL;
         c->chain_launches++;
         c->chain_phases += a.n;
+        for (int i = 0; i < a.n; i++) c->chain_handoffs += a.ph[i].ll_in;
         if (ch.type == RS_DTYPE_Q4_0)
             dc_launch_t<RS_DTYPE_Q4_0>(c, a, smem);
         else

@@ -40,18 +40,28 @@ struct fz_args {
     unsigned *fs_ctr;
 };
 
+/* What an epilogue wrote for the next matvec (when f.oq): its int8 form, and
+ * the group's sum of squares of x (RESID with a next norm). The decode chain
+ * hands these to its next phase (cuda_chain.cuh). */
+struct fz_out {
+    cw_q8v q;
+    float ss;
+};
+
 /* x[e] + y, written back, and the rest of the residual epilogue on v = the new x;
  * wn_i = the next norm's weight of this lane's output (when f.wn). */
-__device__ __forceinline__ void fz_resid_vw(const fz_args &f, int64_t g, int t, int lane, float v,
-                                            float wn_i) {
+__device__ __forceinline__ fz_out fz_resid_vw(const fz_args &f, int64_t g, int t, int lane, float v,
+                                              float wn_i) {
     const int64_t i = 32 * g + lane, e = t * f.width + i;
+    fz_out o = {};
     f.x[e] = v;
-    if (!f.wn) return;
+    if (!f.wn) return o;
     const float w = v * wn_i;
     f.xw[e] = w;
-    const float ss = cw_warp_sum(v * v);
-    if (lane == 0) f.part[(int64_t)t * (f.width / 32) + g] = ss;
-    if (f.oq) cw_q8_block(w, lane, f.oq + e, f.od + e / 32);
+    o.ss = cw_warp_sum(v * v);
+    if (lane == 0) f.part[(int64_t)t * (f.width / 32) + g] = o.ss;
+    if (f.oq) o.q = cw_q8_block(w, lane, f.oq + e, f.od + e / 32);
+    return o;
 }
 
 __device__ __forceinline__ void fz_resid(const fz_args &f, int64_t g, int t, int lane,
@@ -60,13 +70,15 @@ __device__ __forceinline__ void fz_resid(const fz_args &f, int64_t g, int t, int
                 f.wn ? f.wn[32 * g + lane] : 0.0f);
 }
 
-__device__ __forceinline__ void fz_swiglu(const fz_args &f, int64_t g, int t, int lane,
-                                          const float *y) {
+__device__ __forceinline__ fz_out fz_swiglu(const fz_args &f, int64_t g, int t, int lane,
+                                            const float *y) {
     const int64_t e = t * f.width + 32 * g + lane;
     const float gv = y[lane], u = y[32 + lane];
     const float h = gv / (1.0f + expf(-gv)) * u;
+    fz_out o = {};
     f.h[e] = h;
-    if (f.oq) cw_q8_block(h, lane, f.oq + e, f.od + e / 32);
+    if (f.oq) o.q = cw_q8_block(h, lane, f.oq + e, f.od + e / 32);
+    return o;
 }
 
 /* One value of a Q8_0 cache row block held by the whole warp (32 dims of one head). */

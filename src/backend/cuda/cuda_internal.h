@@ -45,7 +45,8 @@ typedef struct rs_cuda_tuning {
                         * run as one persistent launch, weights streamed ahead through shared
                         * memory (cuda_chain.cuh; 1 = on, the default; lab timing only, wrong
                         * results: 2 = phases do not wait for each other, 3 = nor compute,
-                        * 4 = the bare weight stream) */
+                        * 4 = the bare weight stream, 5 = as 2 without the weights: the
+                        * consumers' own pace) */
     int chain_q8;      /* Q8_0 ops join it too (0 = off, the default: measured no faster) */
     int chain_coop;    /* it is a cooperative launch (1): the driver refuses, rather than hangs,
                         * where the grid cannot be resident at once (a GPU shared under MPS SM
@@ -53,8 +54,13 @@ typedef struct rs_cuda_tuning {
                         * the launch waits for the SMs instead of overlapping attention */
     int chain_ring;    /* its shared-memory ring per block in KiB (0 = automatic: 160) */
     int chain_warps;   /* its consumer warps: 4, 8 (0 = automatic) or 16 */
+    int chain_stage;   /* the most KiB of weights in one stage of its ring (0 = automatic:
+                        * 25); a stage holds 1-16 whole rows */
     int chain_deal;    /* its groups go to the block with the fewest bytes so far over the
                         * whole chain (0) or in their own phase first (1) */
+    int chain_handoff; /* a phase takes its input from the phase before as flagged words
+                        * (1, the default) or once every block's counter says it is done
+                        * (0) */
     unsigned long long *chain_trace; /* lab only: device buffer the chain launches write
                                       * timestamps to (cuda_chain.cuh), or NULL: the first
                                       * RS_CUDA_CHAIN_TRACE_LAUNCHES launches after set_tuning,
@@ -67,8 +73,9 @@ enum { RS_CUDA_CHAIN_TRACE_LAUNCHES = 64, RS_CUDA_CHAIN_TRACE_WORDS = 160 * 4 * 
 void rs_cuda_get_tuning(rs_backend *b, rs_cuda_tuning *t);
 
 /* Decode-chain launches (persistent kernels, not single ops launched on their
- * own) and the phases they held, issued since the last rs_cuda_set_tuning. */
-void rs_cuda_chain_count(rs_backend *b, long *launches, long *phases);
+ * own), the phases they held and the phases that took their input as a
+ * hand-off from the phase before, issued since the last rs_cuda_set_tuning. */
+void rs_cuda_chain_count(rs_backend *b, long *launches, long *phases, long *handoffs);
 void rs_cuda_set_tuning(rs_backend *b, const rs_cuda_tuning *t);
 
 /* The backend's stream (a cudaStream_t), for timing with events. */
