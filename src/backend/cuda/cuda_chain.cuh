@@ -40,9 +40,11 @@
  * layer's weights stream in while attention runs.
  *
  * Measured (docs/CUDA_NOTES.md, sessions 9-10; Llama-2-7B shape, lab decode
- * graph at ctx 101): Q4_0 541-544 tok/s against 515-518 for one launch per
- * op; Q8_0 339 against 348 (so off). The flagged hand-offs gave +2% (531 ->
- * 540). Lab timing modes (wrong results): the bare stream 763, the consumers
+ * graph at ctx 101): Q4_0 546-548 tok/s against 515-518 for one launch per
+ * op; Q8_0 339 against 348 (so off). The flagged hand-offs measured even with
+ * session 9's counted chain (546-547 in the same invocation; CLI tg128 529.6
+ * against 529.6-532.7), though in this build they beat its counted path (541-
+ * 543). Lab timing modes (wrong results): the bare stream 763, the consumers
  * alone (no weights) 759, or 883 with two rows per warp: the consumers are
  * barely faster than the stream, so the ring cannot absorb the idle time at
  * each boundary (~1-3.5 us after the slowest block) and at each layer's start
@@ -312,14 +314,15 @@ __device__ __forceinline__ void dc_rows_sum(const uint8_t *sq, const uint8_t *sd
 }
 
 /* Waits until every earlier phase is done with all its writes (lane i < ph
- * polls phase i's counter); one warp. No wait in the lab's timing modes. */
+ * polls phase i's counter with acquire loads; __syncwarp orders the other
+ * lanes' reads after them, no fence: a fence per lane made the chain 2%
+ * slower, CUDA_NOTES session 10); one warp. No wait in the lab's timing modes. */
 __device__ __forceinline__ void dc_wait_done(const dc_args &c, int ph, int lane) {
     if (ph == 0 || c.mode != 1) return;
     if (lane < ph) /* every counter, not only ph - 1's: hand-offs carry no ordering */
         while (dc_load_acquire(c.ctr + lane) < c.ph[lane].groups) {
         }
     __syncwarp();
-    __threadfence();
 }
 
 /* After the previous kernel (every thread): this launch's epoch. */
