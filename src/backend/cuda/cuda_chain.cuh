@@ -61,9 +61,9 @@ enum {
     DC_MAX_DEPTH = 32,   /* ring slots */
     DC_BAR = 1,          /* the consumers' named barrier */
     DC_STAGE_AUTO = 25,  /* KiB a stage may take by default: 8 rows of 4096 Q4_0
-                          * weights. 40 (16 rows, two per consumer warp) makes the
-                          * consumers 16% faster alone but the chain 1% slower: each
-                          * stage lands later (CUDA_NOTES, session 10) */
+                          * weights (16 of narrower ones). 40 (16 rows of 4096, two per
+                          * consumer warp) makes the consumers 16% faster alone but the
+                          * chain 1% slower: each stage lands later (CUDA_NOTES, session 10) */
     DC_MAX_GRID = 160,   /* blocks (SMs) the table has room for */
     DC_MAX_ITEMS = 4096, /* groups of all phases */
     DC_XU = 4,           /* loads in flight per thread at a phase start */
@@ -146,12 +146,14 @@ __device__ __forceinline__ unsigned dc_load_acquire(const unsigned *p) {
  * the norm's sum of squares as 64-bit words: 32 bits of data, 32 of flag (as
  * NCCL's LL protocol). A 64-bit store is seen whole or not at all, so a reader
  * that sees the flag it expects has the data: no release fence, no counter,
- * no poll before the copy, which cost ~2 us per phase boundary (CUDA_NOTES,
- * session 9). The flag is (epoch << 3) | (phase + 1), the epoch counted by the
- * launches themselves (graphs replay the same arguments). Phase p reads buffer
- * p & 1 and writes the other; phase p + 1 rewrites p's buffer, but only with
- * outputs that need all of p's, and a block reads a phase's hand-off only when
- * it has groups in that phase, whose sums come after its copy. */
+ * no poll before the copy (session 9's trace put those at ~2 us a boundary;
+ * the change measured even, CUDA_NOTES session 10: what remains is memory
+ * latency under load). The flag is (epoch << 3) | (phase + 1), the epoch
+ * counted by the launches themselves (graphs replay the same arguments).
+ * Phase p reads buffer p & 1 and writes the other; phase p + 1 rewrites p's
+ * buffer, but only with outputs that need all of p's, and a block reads a
+ * phase's hand-off only when it has groups in that phase, whose sums come
+ * after its copy. */
 struct dc_llb {
     uint64_t *q; /* [groups][8]: 4 int8 values per word */
     uint64_t *d; /* [groups][2]: d, d * sum */
