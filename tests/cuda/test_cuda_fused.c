@@ -443,6 +443,7 @@ static void test_stream(void) {
 
 static rs_cuda_tuning defaults; /* the backend's, read once at the start */
 static int handoff = 1;         /* chain_handoff of the chains set_chain turns on */
+static int stage_kib;           /* their chain_stage (0: the default) */
 
 /* The chain on (for Q8_0 too) or off, else the defaults. */
 static void set_chain(int on, int ring_kib, int warps) {
@@ -452,6 +453,7 @@ static void set_chain(int on, int ring_kib, int warps) {
     t.chain_ring = ring_kib;
     t.chain_warps = warps;
     t.chain_handoff = handoff;
+    t.chain_stage = stage_kib;
     rs_cuda_set_tuning(B, &t);
 }
 
@@ -572,10 +574,10 @@ static void check_chain(const rs_dtype types[4], int64_t dim, int64_t ff, int n_
     char name[200];
     snprintf(name, sizeof name,
              "decode chain = one launch each, bitwise: %s/%s/%s/%s dim %lld ff %lld heads %d x%d, "
-             "%s cache, ring %s, %d consumer warps%s%s",
+             "%s cache, ring %s, %d consumer warps, stage %d KiB%s%s",
              rs_dtype_name(types[0]), rs_dtype_name(types[1]), rs_dtype_name(types[2]),
              rs_dtype_name(types[3]), (long long)dim, (long long)ff, n_head, layers, kv_name(kvt),
-             ring_kib ? "2 slots" : "auto", warps ? warps : 8, graph ? ", graph x2" : "",
+             ring_kib ? "2 slots" : "auto", warps ? warps : 8, stage_kib, graph ? ", graph x2" : "",
              handoff ? "" : ", counted");
     const bool ran = a.launches == 0 && b.launches == layers &&
                      b.phases == (long)chained * layers &&
@@ -604,10 +606,19 @@ static void test_chain(void) {
     check_chain(q80, 1024, 3072, 16, 64, RS_KV_F32, 2, 0, 0, false, 4);
     check_chain(q80, 1024, 3072, 16, 64, RS_KV_F16, 2, 1, 0, false, 4);
     check_chain(mix, 1024, 2048, 8, 128, RS_KV_F16, 2, 0, 0, false, 2);
-    /* four warps sum two rows of a stage at once; sixteen leave some idle per stage */
+    /* a warp's rows of a group (every W-th) from stages of 1 row (most warps pass
+     * each stage by), of fewer rows than warps, and of several rows per warp
+     * (the default for rows of 1024: 16 Q4_0 rows, 8 of Q8_0); 4 and 16 warps */
     check_chain(q40, 1024, 2048, 8, 128, RS_KV_F16, 2, 0, 4, false, 4);
     check_chain(q80, 1024, 3072, 16, 64, RS_KV_F16, 2, 1, 4, false, 4);
     check_chain(q40, 1024, 2048, 8, 128, RS_KV_F16, 2, 0, 16, false, 4);
+    stage_kib = 1;
+    check_chain(q40, 1024, 2048, 8, 128, RS_KV_F16, 2, 0, 0, false, 4);
+    check_chain(q80, 1024, 3072, 16, 64, RS_KV_F16, 2, 0, 16, false, 4);
+    stage_kib = 3;
+    check_chain(q40, 1024, 2048, 8, 128, RS_KV_F16, 2, 0, 0, false, 4);
+    check_chain(q80, 1024, 3072, 16, 64, RS_KV_Q8_0, 2, 0, 4, false, 4);
+    stage_kib = 0;
     /* phases that wait for every block's counter instead of taking hand-offs */
     handoff = 0;
     check_chain(q40, 1024, 2048, 8, 128, RS_KV_F16, 2, 0, 0, false, 4);
@@ -622,6 +633,9 @@ static void test_chain(void) {
         check_chain(q40, 4096, 11008, 32, 128, RS_KV_F16, 1, 1, 0, false, 4);
         check_chain(q40, 4096, 11008, 32, 128, RS_KV_F16, 2, 0, 4, false, 4);
         check_chain(q80, 4096, 11008, 32, 128, RS_KV_F16, 1, 0, 4, false, 4);
+        stage_kib = 25; /* session 10's default: 8 rows of 4096 Q4_0, 4 of 11008 */
+        check_chain(q40, 4096, 11008, 32, 128, RS_KV_F16, 1, 0, 0, false, 4);
+        stage_kib = 0;
     }
 }
 

@@ -11,10 +11,12 @@
  * phase, into a ring of shared-memory slots with bulk copies. Weights never
  * depend on activations, so the stream does not stop at phase boundaries: it
  * stops only when the ring is full. W consumer warps (4, 8 or 16) take the
- * slots; row r of a stage belongs to warp r % W, which sums it exactly as
+ * slots; row r of a group belongs to warp r % W, which sums it exactly as
  * the register kernel's warp does (same tasks per lane, same order, same
  * warp reduction), so the chain's results are bitwise those of one launch
- * per op. A finisher warp runs each group's epilogue (the register kernel's,
+ * per op. A consumer lane keeps its activations in registers for the whole
+ * phase, and a warp reduces all its rows of a group together at the group's
+ * end (dc_rows_reduce). A finisher warp runs each group's epilogue (the register kernel's,
  * cuda_fused.cuh) from a ring of group sums, so the consumers never wait for
  * an epilogue's global memory traffic.
  *
@@ -39,16 +41,13 @@
  * decode attention's blocks then fit beside a chain block, so the next
  * layer's weights stream in while attention runs.
  *
- * Measured (docs/CUDA_NOTES.md, sessions 9-10; Llama-2-7B shape, lab decode
- * graph at ctx 101): Q4_0 546-548 tok/s against 515-518 for one launch per
- * op; Q8_0 339 against 348 (so off). The flagged hand-offs measured even with
- * session 9's counted chain (546-547 in the same invocation; CLI tg128 529.6
- * against 529.6-532.7), though in this build they beat its counted path (541-
- * 543). Lab timing modes (wrong results): the bare stream 763, the consumers
- * alone (no weights) 759, or 883 with two rows per warp: the consumers are
- * barely faster than the stream, so the ring cannot absorb the idle time at
- * each boundary (~1-3.5 us after the slowest block) and at each layer's start
- * (~9 us: the previous chain's tail and attention). */
+ * Measured (docs/CUDA_NOTES.md, sessions 9-11; Llama-2-7B shape, lab decode
+ * graph at ctx 101): Q4_0 570 tok/s against 515-518 for one launch per op
+ * (CLI tg128 548-550 against 526-528 for session 10's chain); Q8_0 337-339
+ * against 348 (so off). The consumers alone (lab timing mode 5, no weights)
+ * run at 820 tok/s, the bare stream at 763: what is left is each phase
+ * boundary (~1-4 us after the slowest block) and each layer's start (~8 us:
+ * the previous chain's tail and the attention kernel). */
 #ifndef RUSTY_CUDA_CHAIN_CUH
 #define RUSTY_CUDA_CHAIN_CUH
 
@@ -60,10 +59,10 @@ enum {
     DC_MAX = 4,          /* phases per launch */
     DC_MAX_DEPTH = 32,   /* ring slots */
     DC_BAR = 1,          /* the consumers' named barrier */
-    DC_STAGE_AUTO = 25,  /* KiB a stage may take by default: 8 rows of 4096 Q4_0
-                          * weights (16 of narrower ones). 40 (16 rows of 4096, two per
-                          * consumer warp) makes the consumers 16% faster alone but the
-                          * chain 1% slower: each stage lands later (CUDA_NOTES, session 10) */
+    DC_STAGE_AUTO = 16,  /* KiB a stage may take by default: 4 rows of 4096 Q4_0 weights,
+                          * 2 of 11008 (16 of narrow ones). With the consumers' activations in
+                          * registers, smaller stages won: 571 tok/s against 557 at 25 KiB
+                          * (8 rows) and 543 at 10 or 20 (CUDA_NOTES, session 11) */
     DC_MAX_GRID = 160,   /* blocks (SMs) the table has room for */
     DC_MAX_ITEMS = 4096, /* groups of all phases */
     DC_XU = 4,           /* loads in flight per thread at a phase start */
@@ -272,47 +271,75 @@ struct dc_xk {
     int4 lo, hi;
     float2 ds;
 };
-__device__ __forceinline__ dc_xk dc_xload(const dc_x &x, int64_t k) {
+__device__ __forceinline__ dc_xk dc_xload(const dc_x &x, int k) {
     return {*(const int4 *)(x.lo + 16 * k), *(const int4 *)(x.hi + 16 * k), x.ds[k]};
 }
 
 /* One task: mvt<T>::load from a ring slot and mvt<T>::dot on the
  * activations, the same arithmetic in the same order (bitwise equal). */
-__device__ __forceinline__ float dc_dot(const uint8_t *sq, const uint8_t *sd, int64_t k,
-                                        const dc_xk &x, mvt<RS_DTYPE_Q4_0> *) {
+__device__ __forceinline__ float dc_dot(const uint8_t *sq, const uint8_t *sd, int k, const dc_xk &x,
+                                        mvt<RS_DTYPE_Q4_0> *) {
     const uint4 q = *(const uint4 *)(sq + 16 * k);
     const float d = cw_h2f(*(const uint16_t *)(sd + 2 * k));
     const int sum = dot_nibbles(q, x.lo, x.hi);
     return d * (x.ds.x * (float)sum - 8.0f * x.ds.y);
 }
-__device__ __forceinline__ float dc_dot(const uint8_t *sq, const uint8_t *sd, int64_t k,
-                                        const dc_xk &x, mvt<RS_DTYPE_Q8_0> *) {
+__device__ __forceinline__ float dc_dot(const uint8_t *sq, const uint8_t *sd, int k, const dc_xk &x,
+                                        mvt<RS_DTYPE_Q8_0> *) {
     const uint4 a = *(const uint4 *)(sq + 32 * k), b = *(const uint4 *)(sq + 32 * k + 16);
     const float d = cw_h2f(*(const uint16_t *)(sd + 2 * k));
     const int s = dot_bytes(a, x.lo) + dot_bytes(b, x.hi);
     return d * x.ds.x * (float)s;
 }
 
-/* R rows of a stage, qstep / dstep bytes apart: each the register kernel's
- * sum (tasks lane, lane + 32, ... in order, then the warp reduction), with
- * the activations loaded once for all R and the reductions interleaved. */
-template <int T, int R>
-__device__ __forceinline__ void dc_rows_sum(const uint8_t *sq, const uint8_t *sd, int64_t qstep,
-                                            int64_t dstep, int64_t nb, const dc_x &x,
-                                            float (&v)[R]) {
+/* Tasks whose activations a consumer lane keeps in registers for a whole
+ * phase (block k = lane + 32 t for t < TK; the rest are loaded per row), as
+ * many as fit without spilling: at W = 8 (168 registers a thread) 4, rows of
+ * 4096 whole and 4 of the 11 tasks of rows of 11008 (6 spill for Q8_0). */
+template <int W> __host__ __device__ constexpr int dc_tk() {
+    return W <= 4 ? 12 : W <= 8 ? 4 : 2;
+}
+
+/* A lane's part of one row's sum: the register kernel's tasks in its order
+ * (lane, lane + 32, ...), the activations from registers (xr) where they are. */
+template <int T, int TK>
+__device__ __forceinline__ float dc_row(const uint8_t *sq, const uint8_t *sd, int nb,
+                                        const dc_xk (&xr)[TK], const dc_x &x) {
+    const int lane = threadIdx.x & 31;
+    float v = 0.0f;
+    if (nb >= 32 * TK) { /* no lane without a task: no branch between the loads */
 #pragma unroll
-    for (int r = 0; r < R; r++) v[r] = 0.0f;
-#pragma unroll 4
-    for (int64_t k = threadIdx.x & 31; k < nb; k += 32) {
-        const dc_xk xk = dc_xload(x, k);
+        for (int t = 0; t < TK; t++) v += dc_dot(sq, sd, lane + 32 * t, xr[t], (mvt<T> *)nullptr);
+    } else {
 #pragma unroll
-        for (int r = 0; r < R; r++)
-            v[r] += dc_dot(sq + r * qstep, sd + r * dstep, k, xk, (mvt<T> *)nullptr);
+        for (int t = 0; t < TK; t++)
+            if (lane + 32 * t < nb) v += dc_dot(sq, sd, lane + 32 * t, xr[t], (mvt<T> *)nullptr);
     }
+    for (int k = lane + 32 * TK; k < nb; k += 32)
+        v += dc_dot(sq, sd, k, dc_xload(x, k), (mvt<T> *)nullptr);
+    return v;
+}
+
+/* The warp sums of M rows at once (v[m]: this lane's part of row m): each
+ * step of the butterfly halves the rows a lane keeps (lanes with the step's
+ * bit set keep the upper half), so M rows cost M - 1 + 5 - log2 M shuffles
+ * instead of 5 M. Every sum is the butterfly's, pair by pair (a + b == b + a),
+ * so bitwise cw_warp_sum's. Row m's total ends in lanes m * 32 / M ... */
+template <int M> __device__ __forceinline__ float dc_rows_reduce(float (&v)[M]) {
+    const int lane = threadIdx.x & 31;
 #pragma unroll
-    for (int o = 16; o > 0; o >>= 1) /* cw_warp_sum's order */
+    for (int h = M / 2, o = 16; h >= 1; h /= 2, o /= 2) {
+        const bool up = lane & o;
 #pragma unroll
-        for (int r = 0; r < R; r++) v[r] += __shfl_xor_sync(0xffffffffu, v[r], o);
+        for (int i = 0; i < h; i++) {
+            const float keep = up ? v[i + h] : v[i], send = up ? v[i] : v[i + h];
+            v[i] = keep + __shfl_xor_sync(0xffffffffu, send, o);
+        }
+    }
+    float t = v[0];
+#pragma unroll
+    for (int o = 16 / M; o > 0; o >>= 1) t += __shfl_xor_sync(0xffffffffu, t, o);
+    return t;
 }
 
 /* Waits until every earlier phase is done with all its writes (lane i < ph
@@ -494,6 +521,18 @@ struct dc_shared {
     float ysum[DC_SUMS][64];
 };
 
+/* A consumer warp lets ring slot at.j go, once it has landed (in: waited
+ * for already), and moves on to the next: every warp lets every stage go,
+ * its rows in it or not. */
+__device__ __forceinline__ void dc_pass(dc_shared &sh, dc_pos &at, bool &in, int &st, int depth) {
+    if (!in) fs_bar_wait(&sh.full[at.j], at.lap & 1u);
+    in = false;
+    __syncwarp();
+    if ((threadIdx.x & 31) == 0) dc_release(&sh.empty[at.j]);
+    at.next(depth);
+    st++;
+}
+
 /* Consumer warps and finisher meet once at the end: the block is out. */
 template <int W> __device__ __forceinline__ void dc_end_bar() {
     asm volatile("bar.sync %0, %1;" ::"r"((int)DC_END_BAR), "r"((W + 1) * 32) : "memory");
@@ -501,7 +540,7 @@ template <int W> __device__ __forceinline__ void dc_end_bar() {
 
 template <int T, int W>
 __device__ void dc_consume(const dc_args &c, uint8_t *ring, dc_shared &sh, const dc_x &x) {
-    constexpr int QB = fs_qb(T);
+    constexpr int QB = fs_qb(T), TK = dc_tk<W>(), MR = 64 / W; /* MR: a warp's rows of a group */
     const int lane = threadIdx.x & 31, warp = threadIdx.x >> 5;
     dc_pos at;
     unsigned ng = 0, epoch = 0;
@@ -521,30 +560,51 @@ __device__ void dc_consume(const dc_args &c, uint8_t *ring, dc_shared &sh, const
             continue;
         }
         dc_inputs<W>(c, ph, i1 > i0, x, epoch);
+        const int nbi = (int)nb, rows = dc_rows(P.epi), rs = P.rs, rs_log = __ffs(rs) - 1;
+        const int qrow = nbi * QB, drow = nbi * 2, dq = rs * qrow;
+        dc_xk xr[TK]; /* this lane's activations, for every row of the phase */
+#pragma unroll
+        for (int t = 0; t < TK; t++)
+            if (i1 > i0 && lane + 32 * t < nbi) xr[t] = dc_xload(x, lane + 32 * t);
         for (int it = i0; it < i1; it++, ng++) {
             const int b = (int)(ng % DC_SUMS);
             if (ng >= DC_SUMS) fs_bar_wait(&sh.free[b], (ng / DC_SUMS - 1) & 1u);
-            float *ys = sh.ysum[b];
-            for (int r0 = 0; r0 < dc_rows(P.epi); r0 += P.rs, at.next(c.depth)) {
-                const int j = at.j;
-                fs_bar_wait(&sh.full[j], at.lap & 1u);
-                /* this warp's rows: i, i + W, ... below rs, two at a time */
-                int i = (warp - r0 % W + W) % W;
-                const uint8_t *sq = ring + (size_t)j * c.slot_bytes, *sd = sq + P.rs * nb * QB;
-                for (; i + W < P.rs && c.mode != 3; i += 2 * W) {
-                    float v[2];
-                    dc_rows_sum<T, 2>(sq + i * nb * QB, sd + i * nb * 2, W * nb * QB, W * nb * 2,
-                                      nb, x, v);
-                    if (lane == 0) ys[r0 + i] = v[0], ys[r0 + i + W] = v[1];
-                }
-                if (i < P.rs && c.mode != 3) {
-                    float v[1];
-                    dc_rows_sum<T, 1>(sq + i * nb * QB, sd + i * nb * 2, 0, 0, nb, x, v);
-                    if (lane == 0) ys[r0 + i] = v[0];
-                }
-                __syncwarp();
-                if (lane == 0) dc_release(&sh.empty[j]);
+            /* this warp's rows of the group, warp + W m, each summed by its lanes
+             * from whichever stage holds it; the warp sums all at the group's end */
+            float v[MR];
+            int st = 0;      /* stages of the group passed */
+            bool in = false; /* stage st has landed (waited for) */
+#pragma unroll
+            for (int m = 0; m < MR; m++) v[m] = 0.0f;
+                /* one copy of the row's code: unrolled, the kernel outgrew the instruction cache
+                 * (Q4_0 chain 489 tok/s against 552) */
+#pragma unroll 1
+            for (int m = 0; m < MR && warp + W * m < rows; m++) {
+                const int r = warp + W * m;
+                while (st < r >> rs_log) dc_pass(sh, at, in, st, c.depth);
+                if (!in) fs_bar_wait(&sh.full[at.j], at.lap & 1u), in = true;
+                const uint8_t *sq = ring + (size_t)at.j * c.slot_bytes;
+                const int ri = r & (rs - 1);
+                const float p = c.mode != 3
+                                    ? dc_row<T, TK>(sq + ri * qrow, sq + dq + ri * drow, nbi, xr, x)
+                                    : 0.0f;
+#pragma unroll
+                for (int i = 0; i < MR; i++)
+                    v[i] = i == m ? p : v[i]; /* selects: v stays in registers */
             }
+            while (st < rows >> rs_log) dc_pass(sh, at, in, st, c.depth);
+            float *ys = sh.ysum[b];
+            if (rows == 64) {
+                const float t = dc_rows_reduce<MR>(v);
+                if (!(lane & (32 / MR - 1))) ys[warp + W * (lane / (32 / MR))] = t;
+            } else {
+                float h[MR / 2];
+#pragma unroll
+                for (int m = 0; m < MR / 2; m++) h[m] = v[m];
+                const float t = dc_rows_reduce<MR / 2>(h);
+                if (!(lane & (64 / MR - 1))) ys[warp + W * (lane / (64 / MR))] = t;
+            }
+            __syncwarp();
             if (lane == 0) dc_release(&sh.ready[b]); /* this warp's rows of the group are in */
         }
         if (threadIdx.x == 0) dc_stamp(c, ph, 3);

@@ -55,7 +55,7 @@ typedef struct rs_cuda_tuning {
     int chain_ring;    /* its shared-memory ring per block in KiB (0 = automatic: 160) */
     int chain_warps;   /* its consumer warps: 4, 8 (0 = automatic) or 16 */
     int chain_stage;   /* the most KiB of weights in one stage of its ring (0 = automatic:
-                        * 25); a stage holds 1-16 whole rows */
+                        * 16); a stage holds 1-16 whole rows */
     int chain_deal;    /* its groups go to the block with the fewest bytes so far over the
                         * whole chain (0) or in their own phase first (1) */
     int chain_handoff; /* a phase takes its input from the phase before as flagged words

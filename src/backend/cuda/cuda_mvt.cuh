@@ -69,18 +69,25 @@ __device__ __forceinline__ int sum_bytes(int4 a) {
 }
 
 /* Sum of 32 products: low nibbles of q against x elements 0..15 (a), high
- * nibbles against 16..31 (b) — the legacy block nibble order. */
+ * nibbles against 16..31 (b) — the legacy block nibble order. Two chains of
+ * four dp4a, not one of eight (the chain kernel's consumers stall on the
+ * dependency), the high nibbles masked in place: 16 times their values as
+ * unsigned bytes, so no shift per word, and the sum is exact, bit for bit. */
+__device__ __forceinline__ int dp4a_us(uint32_t a, int b, int c) {
+    int d; /* unsigned bytes of a times signed bytes of b */
+    asm("dp4a.u32.s32 %0, %1, %2, %3;" : "=r"(d) : "r"(a), "r"(b), "r"(c));
+    return d;
+}
 __device__ __forceinline__ int dot_nibbles(uint4 q, int4 a, int4 b) {
-    int s = 0;
-    s = dp4a(q.x & M4, a.x, s);
-    s = dp4a((q.x >> 4) & M4, b.x, s);
-    s = dp4a(q.y & M4, a.y, s);
-    s = dp4a((q.y >> 4) & M4, b.y, s);
-    s = dp4a(q.z & M4, a.z, s);
-    s = dp4a((q.z >> 4) & M4, b.z, s);
-    s = dp4a(q.w & M4, a.w, s);
-    s = dp4a((q.w >> 4) & M4, b.w, s);
-    return s;
+    constexpr uint32_t H4 = ~M4;
+    int lo = dp4a(q.x & M4, a.x, 0), hi = dp4a_us(q.x & H4, b.x, 0);
+    lo = dp4a(q.y & M4, a.y, lo);
+    hi = dp4a_us(q.y & H4, b.y, hi);
+    lo = dp4a(q.z & M4, a.z, lo);
+    hi = dp4a_us(q.z & H4, b.z, hi);
+    lo = dp4a(q.w & M4, a.w, lo);
+    hi = dp4a_us(q.w & H4, b.w, hi);
+    return lo + (hi >> 4);
 }
 
 __device__ __forceinline__ int dot_bytes(uint4 q, int4 a) {
