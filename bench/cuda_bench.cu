@@ -722,6 +722,8 @@ static void bench_model(rs_dtype t, rs_kv_type kvt) {
         tu.chain = chain;
         tu.chain_q8 = chain != 0;
         if (getenv("LAB_CHAIN_COOP")) tu.chain_coop = atoi(getenv("LAB_CHAIN_COOP"));
+        /* LAB_ATTN_CHUNK: positions per decode-attention split (0 automatic) */
+        if (getenv("LAB_ATTN_CHUNK")) tu.attn_chunk = atoi(getenv("LAB_ATTN_CHUNK"));
         tu.chain_ring = vr[5];
         tu.chain_warps = vr[6];
         tu.chain_deal = vr[7];
