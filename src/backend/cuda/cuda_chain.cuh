@@ -570,14 +570,14 @@ __device__ void dc_consume(const dc_args &c, uint8_t *ring, dc_shared &sh, const
             const int b = (int)(ng % DC_SUMS);
             if (ng >= DC_SUMS) fs_bar_wait(&sh.free[b], (ng / DC_SUMS - 1) & 1u);
             /* this warp's rows of the group, warp + W m, each summed by its lanes
-             * from whichever stage holds it; the warp sums all at the group's end */
+             * from whichever stage holds it; the warp sums all at the group's end.
+             * The row loop stays rolled, one copy of the row's code: unrolled eight
+             * times it measured 489 tok/s against 552 (the instruction cache, we think) */
             float v[MR];
             int st = 0;      /* stages of the group passed */
             bool in = false; /* stage st has landed (waited for) */
 #pragma unroll
             for (int m = 0; m < MR; m++) v[m] = 0.0f;
-                /* one copy of the row's code: unrolled, the kernel outgrew the instruction cache
-                 * (Q4_0 chain 489 tok/s against 552) */
 #pragma unroll 1
             for (int m = 0; m < MR && warp + W * m < rows; m++) {
                 const int r = warp + W * m;
