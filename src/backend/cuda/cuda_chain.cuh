@@ -307,14 +307,9 @@ __device__ __forceinline__ float dc_row(const uint8_t *sq, const uint8_t *sd, in
                                         const dc_xk (&xr)[TK], const dc_x &x) {
     const int lane = threadIdx.x & 31;
     float v = 0.0f;
-    if (nb >= 32 * TK) { /* no lane without a task: no branch between the loads */
 #pragma unroll
-        for (int t = 0; t < TK; t++) v += dc_dot(sq, sd, lane + 32 * t, xr[t], (mvt<T> *)nullptr);
-    } else {
-#pragma unroll
-        for (int t = 0; t < TK; t++)
-            if (lane + 32 * t < nb) v += dc_dot(sq, sd, lane + 32 * t, xr[t], (mvt<T> *)nullptr);
-    }
+    for (int t = 0; t < TK; t++)
+        if (lane + 32 * t < nb) v += dc_dot(sq, sd, lane + 32 * t, xr[t], (mvt<T> *)nullptr);
     for (int k = lane + 32 * TK; k < nb; k += 32)
         v += dc_dot(sq, sd, k, dc_xload(x, k), (mvt<T> *)nullptr);
     return v;
