@@ -676,10 +676,10 @@ static void bench_model(rs_dtype t, rs_kv_type kvt) {
      * weights streamed through shared memory: 0 off, else the stages in flight, 9 automatic,
      * one-token fused ops as one decode-chain launch: 0 off, 1 on, timing only: 2 phases
      * not waiting for each other, 3 nor computing, 4 the bare weight stream, 5 as 2 but
-     * no weights streamed) */
+     * no weights streamed, 6 as 2 and the launch not waiting for the kernel before it) */
     const int variants[][5] = {{1, 1, 0, 0, 0}, {1, 1, 0, 0, 1}, {1, 1, 0, 0, 2}, {1, 1, 0, 0, 3},
                                {1, 1, 0, 0, 4}, {1, 1, 0, 9, 0}, {1, 1, 1, 0, 0}, {1, 0, 0, 0, 0},
-                               {0, 1, 0, 0, 0}, {1, 1, 0, 0, 5}};
+                               {0, 1, 0, 0, 0}, {1, 1, 0, 0, 5}, {1, 1, 0, 0, 6}};
     /* LAB_VARIANTS: indices of the variants to run (default all); the chain's
      * variants run once per combination of LAB_CHAIN_RING (ring KiB, 0 automatic),
      * LAB_CHAIN_WARPS (consumer warps, 0 automatic), LAB_CHAIN_DEAL (0 whole

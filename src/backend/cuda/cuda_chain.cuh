@@ -97,7 +97,8 @@ struct dc_args {
     int n, depth;
     int mode; /* 1; lab timing only: 2 = phases do not wait for each other, 3 = nor sum rows,
                * 4 = the consumers only let the slots go (the bare stream), 5 = as 2 but
-               * no weights stream (the consumers' own pace) */
+               * no weights stream (the consumers' own pace), 6 = as 2 but nor does the
+               * launch wait for the kernel before it (the layer start's dependency) */
     uint32_t slot_bytes, x_bytes; /* a ring slot; the int8 activations' room (widest input) */
     unsigned *ctr; /* [DC_MAX] groups done per phase, [DC_MAX] blocks out, [DC_MAX + 1] the
                     * launch's epoch (the flags' high bits) */
@@ -351,7 +352,7 @@ __device__ __forceinline__ void dc_wait_done(const dc_args &c, int ph, int lane)
 
 /* After the previous kernel (every thread): this launch's epoch. */
 __device__ __forceinline__ unsigned dc_start(const dc_args &c) {
-    cw_griddep_wait();
+    if (c.mode != 6) cw_griddep_wait();
     return __ldcg(c.ctr + DC_MAX + 1);
 }
 
