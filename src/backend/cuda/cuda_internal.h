@@ -47,7 +47,8 @@ typedef struct rs_cuda_tuning {
                         * results: 2 = phases do not wait for each other, 3 = nor compute,
                         * 4 = the bare weight stream, 5 = as 2 without the weights: the
                         * consumers' own pace, 6 = as 2 and the launch does not wait for
-                        * the kernel before it) */
+                        * the kernel before it: launches may overlap, so the chain's shared
+                        * counters can be left out of step for the launches after it) */
     int chain_q8;      /* Q8_0 ops join it too (0 = off, the default: measured no faster) */
     int chain_coop;    /* it is a cooperative launch (1): the driver refuses, rather than hangs,
                         * where the grid cannot be resident at once (a GPU shared under MPS SM
