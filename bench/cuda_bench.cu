@@ -712,7 +712,8 @@ static void bench_model(rs_dtype t, rs_kv_type kvt) {
     for (auto &vr : runs) {
         if (prompt_only) break;
         const int pdl = vr[0], fuse = vr[1], split = vr[2], stream = vr[3], chain = vr[4];
-        if ((stream || chain) && t != RS_DTYPE_Q4_0 && t != RS_DTYPE_Q8_0) continue;
+        if (stream && t != RS_DTYPE_Q4_0 && t != RS_DTYPE_Q8_0) continue;
+        if (chain && t != RS_DTYPE_Q4_0 && t != RS_DTYPE_Q8_0 && t != RS_DTYPE_Q4_K) continue;
         rs_cuda_tuning tu = tuning();
         tu.pdl = pdl;
         tu.fuse = fuse;
@@ -720,7 +721,7 @@ static void bench_model(rs_dtype t, rs_kv_type kvt) {
         tu.stream = stream != 0;
         tu.stream_depth = stream == 9 ? 0 : stream;
         tu.chain = chain;
-        tu.chain_q8 = chain != 0;
+        tu.chain_q8 = tu.chain_q4k = chain != 0;
         if (getenv("LAB_CHAIN_COOP")) tu.chain_coop = atoi(getenv("LAB_CHAIN_COOP"));
         /* LAB_ATTN_CHUNK: positions per decode-attention split (0 automatic) */
         if (getenv("LAB_ATTN_CHUNK")) tu.attn_chunk = atoi(getenv("LAB_ATTN_CHUNK"));

@@ -445,11 +445,12 @@ static rs_cuda_tuning defaults; /* the backend's, read once at the start */
 static int handoff = 1;         /* chain_handoff of the chains set_chain turns on */
 static int stage_kib;           /* their chain_stage (0: the default) */
 
-/* The chain on (for Q8_0 too) or off, else the defaults. */
+/* The chain on (for Q8_0 and Q4_K too) or off, else the defaults. */
 static void set_chain(int on, int ring_kib, int warps) {
     rs_cuda_tuning t = defaults;
     t.chain = on;
     t.chain_q8 = on;
+    t.chain_q4k = on;
     t.chain_ring = ring_kib;
     t.chain_warps = warps;
     t.chain_handoff = handoff;
@@ -591,43 +592,57 @@ static void check_chain(const rs_dtype types[4], int64_t dim, int64_t ff, int n_
 }
 
 /* Chains that fill (4 ops) and run again, break on a type change (a Q4_K
- * qkv launches on its own), hold blocks without a group in some phases
- * (fewer groups than SMs), wrap a two-slot ring many times, store into
- * F16/F32/Q8_0 caches, and at the 7B shape give blocks several groups. */
+ * qkv after Q8_0 launches on its own), hold blocks without a group in some
+ * phases (fewer groups than SMs), wrap a two-slot ring many times, store into
+ * F16/F32/Q8_0 caches, take Q4_K stages whose fp16 scales start inside their
+ * 16-byte span, and at the 7B shape give blocks several groups. */
 static void test_chain(void) {
     const rs_dtype q40[4] = {RS_DTYPE_Q4_0, RS_DTYPE_Q4_0, RS_DTYPE_Q4_0, RS_DTYPE_Q4_0};
     const rs_dtype q80[4] = {RS_DTYPE_Q8_0, RS_DTYPE_Q8_0, RS_DTYPE_Q8_0, RS_DTYPE_Q8_0};
     /* the mixed chain: wo launches alone (the type changes), gate+up and down chain,
      * the Q4_K qkv launches alone */
     const rs_dtype mix[4] = {RS_DTYPE_Q4_0, RS_DTYPE_Q8_0, RS_DTYPE_Q8_0, RS_DTYPE_Q4_K};
+    /* Q4_K: rows of 2816 (11 super-blocks) leave their fp16 scales off 16-byte runs */
+    const rs_dtype q4k[4] = {RS_DTYPE_Q4_K, RS_DTYPE_Q4_K, RS_DTYPE_Q4_K, RS_DTYPE_Q4_K};
     check_chain(q40, 1024, 2048, 8, 128, RS_KV_F16, 1, 0, 0, false, 4);
     check_chain(q40, 1024, 2048, 8, 128, RS_KV_F16, 3, 0, 0, false, 4);
     check_chain(q40, 1024, 2048, 8, 128, RS_KV_Q8_0, 2, 1, 0, false, 4);
     check_chain(q80, 1024, 3072, 16, 64, RS_KV_F32, 2, 0, 0, false, 4);
     check_chain(q80, 1024, 3072, 16, 64, RS_KV_F16, 2, 1, 0, false, 4);
     check_chain(mix, 1024, 2048, 8, 128, RS_KV_F16, 2, 0, 0, false, 2);
+    check_chain(q4k, 1024, 2048, 8, 128, RS_KV_F16, 2, 0, 0, false, 4);
+    check_chain(q4k, 1024, 2816, 8, 128, RS_KV_Q8_0, 3, 1, 0, false, 4);
     /* a warp's rows of a group (every W-th) from stages of 1 row (most warps pass
      * each stage by), of fewer rows than warps, and of several rows per warp
      * (the default for rows of 1024: 16 Q4_0 rows, 8 of Q8_0); 4 and 16 warps */
     check_chain(q40, 1024, 2048, 8, 128, RS_KV_F16, 2, 0, 4, false, 4);
     check_chain(q80, 1024, 3072, 16, 64, RS_KV_F16, 2, 1, 4, false, 4);
     check_chain(q40, 1024, 2048, 8, 128, RS_KV_F16, 2, 0, 16, false, 4);
-    stage_kib = 1;
+    check_chain(q4k, 1024, 2816, 8, 128, RS_KV_F16, 2, 0, 4, false, 4);
+    check_chain(q4k, 1024, 2816, 8, 128, RS_KV_F16, 2, 0, 16, false, 4);
+    stage_kib = 1; /* Q4_K stages of one row of 2816: scales 0, 12, 8, 4 bytes into their span */
     check_chain(q40, 1024, 2048, 8, 128, RS_KV_F16, 2, 0, 0, false, 4);
     check_chain(q80, 1024, 3072, 16, 64, RS_KV_F16, 2, 0, 16, false, 4);
+    check_chain(q4k, 1024, 2816, 8, 128, RS_KV_F16, 2, 0, 0, false, 4);
+    check_chain(q4k, 1024, 2816, 8, 128, RS_KV_F16, 2, 1, 4, false, 4);
     stage_kib = 3;
     check_chain(q40, 1024, 2048, 8, 128, RS_KV_F16, 2, 0, 0, false, 4);
     check_chain(q80, 1024, 3072, 16, 64, RS_KV_Q8_0, 2, 0, 4, false, 4);
+    check_chain(q4k, 1024, 2816, 8, 128, RS_KV_F32, 2, 0, 16, false, 4);
     stage_kib = 0;
     /* phases that wait for every block's counter instead of taking hand-offs */
     handoff = 0;
     check_chain(q40, 1024, 2048, 8, 128, RS_KV_F16, 2, 0, 0, false, 4);
     check_chain(q80, 1024, 3072, 16, 64, RS_KV_Q8_0, 2, 1, 0, true, 4);
+    check_chain(q4k, 1024, 2816, 8, 128, RS_KV_F16, 2, 0, 0, false, 4);
     handoff = 1;
     /* captured as a graph (persistent launches with PDL in a capture) and replayed */
     check_chain(q40, 1024, 2048, 8, 128, RS_KV_F16, 3, 0, 0, true, 4);
     check_chain(q80, 1024, 3072, 16, 64, RS_KV_Q8_0, 2, 0, 0, true, 4);
+    check_chain(q4k, 1024, 2816, 8, 128, RS_KV_F16, 2, 0, 0, true, 4);
     if (big_cases()) {
+        check_chain(q4k, 4096, 11008, 32, 128, RS_KV_F16, 2, 0, 0, false, 4);
+        check_chain(q4k, 4096, 11008, 32, 128, RS_KV_Q8_0, 1, 0, 4, true, 4);
         check_chain(q40, 4096, 11008, 32, 128, RS_KV_F16, 2, 0, 0, false, 4);
         check_chain(q80, 4096, 11008, 32, 128, RS_KV_Q8_0, 2, 0, 0, false, 4);
         check_chain(q40, 4096, 11008, 32, 128, RS_KV_F16, 1, 1, 0, false, 4);

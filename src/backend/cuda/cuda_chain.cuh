@@ -1,5 +1,5 @@
 /* cuda_chain.cuh — the decode chain (tuning field `chain`, on by default for
- * Q4_0; Q8_0 with `chain_q8`, measured no faster): one-token fused ops issued
+ * Q4_0 and Q4_K; Q8_0 with `chain_q8`, measured no faster): one-token fused ops issued
  * back to back (a layer's wo, gate+up and down, and the next layer's qkv)
  * run as one persistent launch instead of one kernel each.
  *
@@ -224,17 +224,55 @@ struct dc_pos {
     }
 };
 
+/* ---- the weight types ------------------------------------------------------------------------
+ * Q4_0, Q8_0 and Q4_K (repacked, cuda_common.cuh). A stage holds rs whole rows
+ * of one product: their quants, then (Q4_K) their scales and mins, then their
+ * fp16 scales, each copied whole. Q4_K's fp16 pairs (4 bytes a super-block)
+ * need not fill 16-byte runs (rows of 11008: 172 bytes), so the stage copies
+ * the 16-byte-aligned span around them and its first row's start dc_doff bytes
+ * in. Bytes per block, and the register kernel's tasks per block: */
+__host__ __device__ constexpr int dc_qb(int t) {
+    return t == RS_DTYPE_Q8_0 ? 32 : t == RS_DTYPE_Q4_K ? 128 : 16;
+}
+__host__ __device__ constexpr int dc_sb(int t) {
+    return t == RS_DTYPE_Q4_K ? 16 : 0;
+}
+__host__ __device__ constexpr int dc_db(int t) {
+    return t == RS_DTYPE_Q4_K ? 4 : 2;
+}
+__host__ __device__ constexpr int dc_tpb(int t) {
+    return t == RS_DTYPE_Q4_K ? 8 : 1;
+}
+
+/* Bytes of one row's weights (nb blocks). */
+inline int64_t dc_row_bytes(int type, int64_t nb) {
+    return nb * (dc_qb(type) + dc_sb(type) + dc_db(type));
+}
+
+/* Where the fp16 scales of a stage whose first row is row r0 of its group start
+ * in their 16-byte span: the product's rows start at multiples of 4 (dc_takes),
+ * so r0 stands for the row. Q4_0/Q8_0 rows hold whole runs (dc_takes): 0. */
+template <int T> __host__ __device__ inline uint32_t dc_doff(int64_t nb, int r0) {
+    return T == RS_DTYPE_Q4_K ? (uint32_t)(r0 * nb * dc_db(T)) & 15u : 0u;
+}
+
+/* A ring slot's bytes for stages of rs rows. */
+inline uint32_t dc_stage_bytes(int type, int64_t nb, int rs) {
+    const int64_t d = rs * nb * dc_db(type) + (type == RS_DTYPE_Q4_K ? 12 : 0);
+    return (uint32_t)(rs * nb * (dc_qb(type) + dc_sb(type)) + (d + 15) / 16 * 16);
+}
+
 /* The producer (one thread): every stage of the block's groups, phase after
  * phase, into the ring; a slot is refilled once all consumer warps let it go. */
 template <int T>
 __device__ void dc_produce(const dc_args &c, uint8_t *ring, uint64_t *full, uint64_t *empty) {
-    constexpr int QB = fs_qb(T);
+    constexpr int QB = dc_qb(T), SB = dc_sb(T), DB = dc_db(T);
     dc_pos at;
     for (int ph = 0; ph < c.n; ph++) {
         const dc_phase &P = c.ph[ph];
         const mv_args &a = c.f[ph].m;
         const int64_t nb = a.p[0].w.nb;
-        const uint32_t qb = (uint32_t)(P.rs * nb * QB), db = (uint32_t)(P.rs * nb * 2);
+        const uint32_t qb = (uint32_t)(P.rs * nb * QB), sb = (uint32_t)(P.rs * nb * SB);
         int i0, i1;
         dc_items(c, ph, i0, i1);
         for (int it = i0; it < i1; it++)
@@ -253,45 +291,90 @@ __device__ void dc_produce(const dc_args &c, uint8_t *ring, uint64_t *full, uint
                     dc_release(&full[j]);
                     continue;
                 }
-                fs_bar_expect(&full[j], qb + db);
+                const uint32_t doff = dc_doff<T>(nb, r0),
+                               db = (doff + (uint32_t)(P.rs * nb * DB) + 15) / 16 * 16;
+                fs_bar_expect(&full[j], qb + sb + db);
                 fs_copy(slot, L.qs + row * nb * QB, qb, &full[j]);
-                fs_copy(slot + qb, L.dm + row * nb * 2, db, &full[j]);
+                if (SB) fs_copy(slot + qb, L.aux + row * nb * SB, sb, &full[j]);
+                fs_copy(slot + qb + sb, L.dm + row * nb * DB - doff, db, &full[j]);
             }
     }
 }
 
-/* The activations in shared memory, laid out for conflict-free loads: for
- * block k of 32 int8 values, its first 16 at lo + 16 k, its last 16 at
- * hi + 16 k, and (d, d * sum) at ds[k] (the (d, d * sum) of cw_q8s). */
+/* The activations in shared memory, laid out so that task k of a row loads
+ * lo + 16 k, hi + 16 k and ds[k] (conflict-free). Q4_0/Q8_0 task k is block k
+ * of 32 int8 values: its first 16, its last 16, its (d, d * sum) (cw_q8s). A
+ * Q4_K task k reads the same half, k & 1, of blocks 2 (k >> 1) and
+ * 2 (k >> 1) + 1 (mvt<RS_DTYPE_Q4_K>): those halves, and the two blocks' d. */
 struct dc_x {
     int8_t *lo, *hi;
     float2 *ds;
 };
 
-/* Block k of the activations, loaded once for every row a warp sums. */
+/* Where half h (16 int8 values) of activation block xb goes. */
+template <int T> __device__ __forceinline__ int8_t *dc_xhalf(const dc_x &x, int64_t xb, int h) {
+    if (T == RS_DTYPE_Q4_K) return ((xb & 1) ? x.hi : x.lo) + 16 * ((xb & ~(int64_t)1) | h);
+    return (h ? x.hi : x.lo) + 16 * xb;
+}
+
+/* Where block j's d and d * sum go. */
+template <int T>
+__device__ __forceinline__ void dc_xscale(const dc_x &x, int64_t j, float d, float dsum) {
+    if (T == RS_DTYPE_Q4_K) {
+        float *f = (float *)x.ds; /* component j & 1 of tasks (j & ~1) and (j | 1) */
+        f[2 * (j & ~(int64_t)1) + (j & 1)] = d;
+        f[2 * (j | 1) + (j & 1)] = d;
+    } else {
+        x.ds[j] = make_float2(d, dsum);
+    }
+}
+
+/* Task k's activations, loaded once for every row a warp sums; for Q4_K also
+ * the sums of its two halves (k_finish's x sums: the same for every row). */
 struct dc_xk {
     int4 lo, hi;
     float2 ds;
+    float sx0, sx1;
 };
-__device__ __forceinline__ dc_xk dc_xload(const dc_x &x, int k) {
-    return {*(const int4 *)(x.lo + 16 * k), *(const int4 *)(x.hi + 16 * k), x.ds[k]};
+template <int T> __device__ __forceinline__ dc_xk dc_xload(const dc_x &x, int k) {
+    dc_xk v = {*(const int4 *)(x.lo + 16 * k), *(const int4 *)(x.hi + 16 * k), x.ds[k], 0.0f,
+               0.0f};
+    if (T == RS_DTYPE_Q4_K) v.sx0 = (float)sum_bytes(v.lo), v.sx1 = (float)sum_bytes(v.hi);
+    return v;
 }
 
-/* One task: mvt<T>::load from a ring slot and mvt<T>::dot on the
- * activations, the same arithmetic in the same order (bitwise equal). */
-__device__ __forceinline__ float dc_dot(const uint8_t *sq, const uint8_t *sd, int k, const dc_xk &x,
-                                        mvt<RS_DTYPE_Q4_0> *) {
+/* One task: mvt<T>::load from a ring slot (a row's quants sq, scales and mins
+ * ss, fp16 scales sd) and mvt<T>::dot on the activations, the same arithmetic
+ * in the same order (bitwise equal). */
+__device__ __forceinline__ float dc_dot(const uint8_t *sq, const uint8_t *, const uint8_t *sd, int k,
+                                        const dc_xk &x, mvt<RS_DTYPE_Q4_0> *) {
     const uint4 q = *(const uint4 *)(sq + 16 * k);
     const float d = cw_h2f(*(const uint16_t *)(sd + 2 * k));
     const int sum = dot_nibbles(q, x.lo, x.hi);
     return d * (x.ds.x * (float)sum - 8.0f * x.ds.y);
 }
-__device__ __forceinline__ float dc_dot(const uint8_t *sq, const uint8_t *sd, int k, const dc_xk &x,
-                                        mvt<RS_DTYPE_Q8_0> *) {
+__device__ __forceinline__ float dc_dot(const uint8_t *sq, const uint8_t *, const uint8_t *sd, int k,
+                                        const dc_xk &x, mvt<RS_DTYPE_Q8_0> *) {
     const uint4 a = *(const uint4 *)(sq + 32 * k), b = *(const uint4 *)(sq + 32 * k + 16);
     const float d = cw_h2f(*(const uint16_t *)(sd + 2 * k));
     const int s = dot_bytes(a, x.lo) + dot_bytes(b, x.hi);
     return d * x.ds.x * (float)s;
+}
+/* k_dot<false>'s arithmetic (cuda_mvt.cuh) on task k = (super-block k >> 3, chunk k & 7). */
+__device__ __forceinline__ float dc_dot(const uint8_t *sq, const uint8_t *ss, const uint8_t *sd,
+                                        int k, const dc_xk &x, mvt<RS_DTYPE_Q4_K> *) {
+    const uint4 q = *(const uint4 *)(sq + 16 * k);
+    const uint32_t sm = *(const uint32_t *)(ss + 4 * (k >> 1));
+    const __half2 dm = *(const __half2 *)(sd + 4 * (k >> 3));
+    const uint32_t qv[4] = {q.x, q.y, q.z, q.w};
+    const int av[4] = {x.lo.x, x.lo.y, x.lo.z, x.lo.w}, bv[4] = {x.hi.x, x.hi.y, x.hi.z, x.hi.w};
+    int s0 = 0, s1 = 0;
+#pragma unroll
+    for (int i = 0; i < 4; i++) {
+        s0 = dp4a(qv[i] & M4, av[i], s0);
+        s1 = dp4a((qv[i] >> 4) & M4, bv[i], s1);
+    }
+    return k_finish(dm, sm, s0, s1, x.sx0, x.sx1, x.ds.x, x.ds.y);
 }
 
 /* Tasks whose activations a consumer lane keeps in registers for a whole
@@ -305,15 +388,15 @@ template <int W> __host__ __device__ constexpr int dc_tk() {
 /* A lane's part of one row's sum: the register kernel's tasks in its order
  * (lane, lane + 32, ...), the activations from registers (xr) where they are. */
 template <int T, int TK>
-__device__ __forceinline__ float dc_row(const uint8_t *sq, const uint8_t *sd, int nb,
-                                        const dc_xk (&xr)[TK], const dc_x &x) {
+__device__ __forceinline__ float dc_row(const uint8_t *sq, const uint8_t *ss, const uint8_t *sd,
+                                        int nt, const dc_xk (&xr)[TK], const dc_x &x) {
     const int lane = threadIdx.x & 31;
     float v = 0.0f;
 #pragma unroll
     for (int t = 0; t < TK; t++)
-        if (lane + 32 * t < nb) v += dc_dot(sq, sd, lane + 32 * t, xr[t], (mvt<T> *)nullptr);
-    for (int k = lane + 32 * TK; k < nb; k += 32)
-        v += dc_dot(sq, sd, k, dc_xload(x, k), (mvt<T> *)nullptr);
+        if (lane + 32 * t < nt) v += dc_dot(sq, ss, sd, lane + 32 * t, xr[t], (mvt<T> *)nullptr);
+    for (int k = lane + 32 * TK; k < nt; k += 32)
+        v += dc_dot(sq, ss, sd, k, dc_xload<T>(x, k), (mvt<T> *)nullptr);
     return v;
 }
 
@@ -361,7 +444,7 @@ __device__ __forceinline__ unsigned dc_start(const dc_args &c) {
  * this SM's L1 may hold old lines): 16-byte items, the int8 values (even items
  * to the low halves, odd to the high), then the (d, d * sum) of each block;
  * DC_XU loads in flight per thread before any store (about one L2 round trip). */
-template <int W> __device__ __forceinline__ void dc_copy(const mv_args &a, const dc_x &x) {
+template <int T, int W> __device__ __forceinline__ void dc_copy(const mv_args &a, const dc_x &x) {
     const int64_t n16 = a.n_in / 16, items = n16 + a.n_in / 32;
     for (int64_t i0 = threadIdx.x; i0 < items; i0 += DC_XU * W * 32) {
         float4 v[DC_XU];
@@ -377,9 +460,9 @@ template <int W> __device__ __forceinline__ void dc_copy(const mv_args &a, const
         for (int u = 0; u < DC_XU; u++) {
             const int64_t i = i0 + (int64_t)u * W * 32;
             if (i < n16)
-                ((float4 *)((i & 1) ? x.hi : x.lo))[i >> 1] = v[u];
+                *(float4 *)dc_xhalf<T>(x, i >> 1, (int)(i & 1)) = v[u];
             else if (i < items)
-                x.ds[i - n16] = make_float2(v[u].x, v[u].y);
+                dc_xscale<T>(x, i - n16, v[u].x, v[u].y);
         }
     }
 }
@@ -387,7 +470,7 @@ template <int W> __device__ __forceinline__ void dc_copy(const mv_args &a, const
 /* The same from the previous phase's flagged words: 16-byte items of two
  * words (8 int8 values, or a block's d and d * sum), each waited for until
  * its flags are this phase's (not in the lab's timing modes). */
-template <int W>
+template <int T, int W>
 __device__ __forceinline__ void dc_copy_ll(const dc_args &c, int ph, const dc_x &x, unsigned flag) {
     const dc_llb L = dc_llbuf(c.ll, c.ll_groups, ph & 1);
     const int64_t n_in = c.f[ph].m.n_in, nq = n_in / 8, items = nq + n_in / 32;
@@ -404,12 +487,12 @@ __device__ __forceinline__ void dc_copy_ll(const dc_args &c, int ph, const dc_x 
             if (i >= items) continue;
             while (c.mode == 1 && !dc_ll_ok(v[u], flag))
                 v[u] = dc_ll_ld2(i < nq ? L.q + 2 * i : L.d + 2 * (i - nq));
-            if (i < nq) /* values 8 (i & 1) .. + 7 of the low (i & 2 == 0) or high half */
-                *(uint2 *)(((i & 2) ? x.hi : x.lo) + 16 * (i >> 2) + 8 * (i & 1)) =
+            if (i < nq) /* values 8 (i & 1) .. + 7 of half (i >> 1) & 1 of block i >> 2 */
+                *(uint2 *)(dc_xhalf<T>(x, i >> 2, (int)((i >> 1) & 1)) + 8 * (i & 1)) =
                     make_uint2((uint32_t)v[u].x, (uint32_t)v[u].y);
             else
-                x.ds[i - nq] = make_float2(__uint_as_float((uint32_t)v[u].x),
-                                           __uint_as_float((uint32_t)v[u].y));
+                dc_xscale<T>(x, i - nq, __uint_as_float((uint32_t)v[u].x),
+                             __uint_as_float((uint32_t)v[u].y));
         }
     }
 }
@@ -417,7 +500,7 @@ __device__ __forceinline__ void dc_copy_ll(const dc_args &c, int ph, const dc_x 
 /* Consumers' phase start: the int8 activations into shared memory, from the
  * previous phase's hand-off, or once the phases before are done; not when the
  * block has no groups in the phase (dc_llb: why). */
-template <int W>
+template <int T, int W>
 __device__ __forceinline__ void dc_inputs(const dc_args &c, int ph, bool has, const dc_x &x,
                                           unsigned &epoch) {
     const bool ll = c.ph[ph].ll_in;
@@ -428,9 +511,9 @@ __device__ __forceinline__ void dc_inputs(const dc_args &c, int ph, bool has, co
     if (threadIdx.x == 0) dc_stamp(c, ph, 1);
     dc_bar<W>(); /* every warp done with the old activations */
     if (ll)
-        dc_copy_ll<W>(c, ph, x, dc_flag(epoch, ph - 1));
+        dc_copy_ll<T, W>(c, ph, x, dc_flag(epoch, ph - 1));
     else
-        dc_copy<W>(c.f[ph].m, x);
+        dc_copy<T, W>(c.f[ph].m, x);
     dc_bar<W>();
     if (threadIdx.x == 0) dc_stamp(c, ph, 2);
 }
@@ -537,7 +620,8 @@ template <int W> __device__ __forceinline__ void dc_end_bar() {
 
 template <int T, int W>
 __device__ void dc_consume(const dc_args &c, uint8_t *ring, dc_shared &sh, const dc_x &x) {
-    constexpr int QB = fs_qb(T), TK = dc_tk<W>(), MR = 64 / W; /* MR: a warp's rows of a group */
+    constexpr int QB = dc_qb(T), SB = dc_sb(T), DB = dc_db(T), TK = dc_tk<W>(),
+                  MR = 64 / W; /* MR: a warp's rows of a group */
     const int lane = threadIdx.x & 31, warp = threadIdx.x >> 5;
     dc_pos at;
     unsigned ng = 0, epoch = 0;
@@ -556,13 +640,16 @@ __device__ void dc_consume(const dc_args &c, uint8_t *ring, dc_shared &sh, const
                 }
             continue;
         }
-        dc_inputs<W>(c, ph, i1 > i0, x, epoch);
-        const int nbi = (int)nb, rows = dc_rows(P.epi), rs = P.rs, rs_log = __ffs(rs) - 1;
-        const int qrow = nbi * QB, drow = nbi * 2, dq = rs * qrow;
+        dc_inputs<T, W>(c, ph, i1 > i0, x, epoch);
+        const int nbi = (int)nb, nt = nbi * dc_tpb(T), rows = dc_rows(P.epi), rs = P.rs,
+                  rs_log = __ffs(rs) - 1;
+        /* a row's bytes of each kind; where the stage's scales and mins, fp16 scales start */
+        const int qrow = nbi * QB, srow = nbi * SB, drow = nbi * DB, s0 = rs * qrow,
+                  d0 = s0 + rs * srow;
         dc_xk xr[TK]; /* this lane's activations, for every row of the phase */
 #pragma unroll
         for (int t = 0; t < TK; t++)
-            if (i1 > i0 && lane + 32 * t < nbi) xr[t] = dc_xload(x, lane + 32 * t);
+            if (i1 > i0 && lane + 32 * t < nt) xr[t] = dc_xload<T>(x, lane + 32 * t);
         for (int it = i0; it < i1; it++, ng++) {
             const int b = (int)(ng % DC_SUMS);
             if (ng >= DC_SUMS) fs_bar_wait(&sh.free[b], (ng / DC_SUMS - 1) & 1u);
@@ -582,9 +669,10 @@ __device__ void dc_consume(const dc_args &c, uint8_t *ring, dc_shared &sh, const
                 if (!in) fs_bar_wait(&sh.full[at.j], at.lap & 1u), in = true;
                 const uint8_t *sq = ring + (size_t)at.j * c.slot_bytes;
                 const int ri = r & (rs - 1);
-                const float p = c.mode != 3
-                                    ? dc_row<T, TK>(sq + ri * qrow, sq + dq + ri * drow, nbi, xr, x)
-                                    : 0.0f;
+                const uint8_t *sd = sq + d0 + dc_doff<T>(nbi, r - ri) + ri * drow;
+                const float p =
+                    c.mode != 3 ? dc_row<T, TK>(sq + ri * qrow, sq + s0 + ri * srow, sd, nt, xr, x)
+                                : 0.0f;
 #pragma unroll
                 for (int i = 0; i < MR; i++)
                     v[i] = i == m ? p : v[i]; /* selects: v stays in registers */
@@ -706,20 +794,25 @@ struct dc_chain {
     int n_dealt, next_dealt;
 };
 
-/* Whether a one-token fused launch can join a chain: Q4_0/Q8_0 with the int8
- * input, whole 16-byte runs of scales per row (blocks per row a multiple of
- * 8), 16-byte aligned arrays, every product the same width of input. */
+/* Whether a one-token fused launch can join a chain: Q4_0 (Q8_0 with chain_q8,
+ * Q4_K with chain_q4k) with the int8 input, 16-byte aligned arrays, every
+ * product the same width of input; Q4_0/Q8_0 rows with whole 16-byte runs of
+ * scales (blocks per row a multiple of 8), Q4_K products starting at rows
+ * that are multiples of 4 (dc_doff). */
 inline bool dc_takes(const cuda_backend *c, int type, const fz_args &f) {
+    const bool k4 = type == RS_DTYPE_Q4_K;
     if (!c->tune.chain || f.m.n != 1 || !f.m.xq ||
-        (type != RS_DTYPE_Q4_0 && (type != RS_DTYPE_Q8_0 || !c->tune.chain_q8)))
+        !(type == RS_DTYPE_Q4_0 || (type == RS_DTYPE_Q8_0 && c->tune.chain_q8) ||
+          (k4 && c->tune.chain_q4k)))
         return false;
     for (int i = 0; i < f.m.np; i++) {
         const cw_layout &L = f.m.p[i].w;
-        if (L.nb % 8 || L.nb != f.m.p[0].w.nb || ((uintptr_t)L.qs | (uintptr_t)L.dm) & 15)
+        const uintptr_t addr = (uintptr_t)L.qs | (uintptr_t)L.dm | (k4 ? (uintptr_t)L.aux : 0);
+        if ((k4 ? f.m.p[i].row0 % 4 : L.nb % 8) || L.nb != f.m.p[0].w.nb || addr & 15)
             return false;
     }
     /* the widest stage (one row) and the activations must fit beside two slots */
-    const size_t row = (size_t)fs_row_bytes(type, f.m.p[0].w.nb);
+    const size_t row = dc_stage_bytes(type, f.m.p[0].w.nb, 1);
     return 2 * row + (size_t)f.m.n_in * 2 + 4096 <= c->smem_optin;
 }
 
@@ -770,7 +863,7 @@ inline bool dc_deal(const dc_args &a, int type, int grid, int per_phase, dc_tabl
     int64_t load[DC_MAX_GRID] = {0};
     unsigned count[DC_MAX_GRID * DC_MAX + 1] = {0};
     for (int ph = 0, i = 0; ph < a.n; ph++) {
-        const int64_t bytes = dc_rows(a.ph[ph].epi) * fs_row_bytes(type, a.f[ph].m.p[0].w.nb);
+        const int64_t bytes = dc_rows(a.ph[ph].epi) * dc_row_bytes(type, a.f[ph].m.p[0].w.nb);
         for (unsigned g = 0; g < a.ph[ph].groups; g++, i++) {
             int b = 0; /* per_phase: fewest groups of this phase first */
             for (int k = 1; k < grid; k++) {
@@ -837,10 +930,10 @@ inline size_t dc_plan(const cuda_backend *c, dc_args &a, int type) {
     int64_t widest = 0;
     for (int i = 0; i < a.n; i++) {
         dc_phase &P = a.ph[i];
-        const int64_t row = fs_row_bytes(type, a.f[i].m.p[0].w.nb);
+        const int64_t nb = a.f[i].m.p[0].w.nb, row = dc_row_bytes(type, nb);
         P.rs = 16;
         while (P.rs > 1 && P.rs * row > (int64_t)stage_kib << 10) P.rs /= 2;
-        slot = std::max(slot, (uint32_t)((P.rs * row + 127) / 128 * 128));
+        slot = std::max(slot, (dc_stage_bytes(type, nb, P.rs) + 127) / 128 * 128);
         widest = std::max(widest, a.f[i].m.n_in);
     }
     a.slot_bytes = slot;

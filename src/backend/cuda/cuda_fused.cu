@@ -384,6 +384,8 @@ void cw_chain_launch(cuda_backend *c) {
         for (int i = 0; i < a.n; i++) c->chain_handoffs += a.ph[i].ll_in;
         if (ch.type == RS_DTYPE_Q4_0)
             dc_launch_t<RS_DTYPE_Q4_0>(c, a, smem);
+        else if (ch.type == RS_DTYPE_Q4_K)
+            dc_launch_t<RS_DTYPE_Q4_K>(c, a, smem);
         else
             dc_launch_t<RS_DTYPE_Q8_0>(c, a, smem);
         return;

@@ -122,14 +122,15 @@ __device__ __forceinline__ uint16_t ld_u16(const uint8_t *p) {
 
 /* Q4_K/Q5_K: dx * (d * sc * sum q x - dmin * m * sum x) for the two
  * sub-blocks of a task; sm holds (sc0, sc1, m0, m1) as bytes (the x sums of
- * these 16-element halves come from dp4a: cheaper than loading them). */
-__device__ __forceinline__ float k_finish(__half2 dm, uint32_t sm, int sum0, int sum1, int sx0,
-                                          int sx1, float dx0, float dx1) {
+ * these 16-element halves come from dp4a: cheaper than loading them; the
+ * decode chain keeps them with its activations). */
+__device__ __forceinline__ float k_finish(__half2 dm, uint32_t sm, int sum0, int sum1, float sx0,
+                                          float sx1, float dx0, float dx1) {
     const float2 d = __half22float2(dm);
     return dx0 * (d.x * (float)(sm & 0xFFu) * (float)sum0 -
-                  d.y * (float)((sm >> 16) & 0xFFu) * (float)sx0) +
+                  d.y * (float)((sm >> 16) & 0xFFu) * sx0) +
            dx1 * (d.x * (float)((sm >> 8) & 0xFFu) * (float)sum1 -
-                  d.y * (float)(sm >> 24) * (float)sx1);
+                  d.y * (float)(sm >> 24) * sx1);
 }
 
 /* ---- per-type tasks ----------------------------------------------------------------------------
@@ -298,7 +299,8 @@ __device__ __forceinline__ float k_dot(uint4 q, uint4 h, uint32_t sm, __half2 dm
         s0 = dp4a((qv[i] & M4) | h0, av[i], s0);
         s1 = dp4a(((qv[i] >> 4) & M4) | h1, bv[i], s1);
     }
-    return k_finish(dm, sm, s0, s1, sum_bytes(a), sum_bytes(b), xd[xb].x, xd[xb + 1].x);
+    return k_finish(dm, sm, s0, s1, (float)sum_bytes(a), (float)sum_bytes(b), xd[xb].x,
+                    xd[xb + 1].x);
 }
 
 /* Q4_K (repacked, cuda_common.cuh): task (super-block sb, chunk c of 16 qs
