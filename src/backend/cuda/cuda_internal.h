@@ -51,7 +51,8 @@ typedef struct rs_cuda_tuning {
                         * counters can be left out of step for the launches after it) */
     int chain_q8;      /* Q8_0 ops join it too (0 = off, the default: measured no faster) */
     int chain_q4k;     /* Q4_K ops join it too (1 = on, the default: lab 501-503 tok/s against
-                        * 493-496 for one launch per op, CUDA_NOTES session 13) */
+                        * 493-496 for one launch per op, CLI tg128 487-490 against 486-487,
+                        * CUDA_NOTES session 13) */
     int chain_coop;    /* it is a cooperative launch (1): the driver refuses, rather than hangs,
                         * where the grid cannot be resident at once (a GPU shared under MPS SM
                         * limits); 0, the default: measured 4% slower for Q4_0 (545 -> 524 tok/s),
