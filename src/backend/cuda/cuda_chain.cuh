@@ -48,7 +48,9 @@
  * run at 820 tok/s, the bare stream at 763: what is left is each phase
  * boundary (~1-4 us after the slowest block) and each layer's start (~8 us:
  * the previous chain's tail and the attention kernel). Without any of those
- * waits (timing mode 6) the chain times at 638 tok/s (session 12). */
+ * waits (timing mode 6) the chain times at 638 tok/s (session 12). Q4_K (session
+ * 13): lab 501-503 against 493-496, CLI about even (its consumers are slower:
+ * twice the integer work per task; its stages take three copies). */
 #ifndef RUSTY_CUDA_CHAIN_CUH
 #define RUSTY_CUDA_CHAIN_CUH
 
