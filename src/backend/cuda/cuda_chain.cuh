@@ -443,8 +443,8 @@ __device__ __forceinline__ unsigned dc_start(const dc_args &c) {
 }
 
 /* The consumers' copy of a plain int8 input, from L2 (other SMs wrote it;
- * this SM's L1 may hold old lines): 16-byte items, the int8 values (even items
- * to the low halves, odd to the high), then the (d, d * sum) of each block;
+ * this SM's L1 may hold old lines): 16-byte items, the int8 values (each half
+ * block where dc_xhalf puts it), then the (d, d * sum) of each block;
  * DC_XU loads in flight per thread before any store (about one L2 round trip). */
 template <int T, int W> __device__ __forceinline__ void dc_copy(const mv_args &a, const dc_x &x) {
     const int64_t n16 = a.n_in / 16, items = n16 + a.n_in / 32;
