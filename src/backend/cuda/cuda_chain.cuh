@@ -362,21 +362,14 @@ __device__ __forceinline__ float dc_dot(const uint8_t *sq, const uint8_t *, cons
     const int s = dot_bytes(a, x.lo) + dot_bytes(b, x.hi);
     return d * x.ds.x * (float)s;
 }
-/* k_dot<false>'s arithmetic (cuda_mvt.cuh) on task k = (super-block k >> 3, chunk k & 7). */
+/* Task k = (super-block k >> 3, chunk k & 7). */
 __device__ __forceinline__ float dc_dot(const uint8_t *sq, const uint8_t *ss, const uint8_t *sd,
                                         int k, const dc_xk &x, mvt<RS_DTYPE_Q4_K> *) {
     const uint4 q = *(const uint4 *)(sq + 16 * k);
     const uint32_t sm = *(const uint32_t *)(ss + 4 * (k >> 1));
     const __half2 dm = *(const __half2 *)(sd + 4 * (k >> 3));
-    const uint32_t qv[4] = {q.x, q.y, q.z, q.w};
-    const int av[4] = {x.lo.x, x.lo.y, x.lo.z, x.lo.w}, bv[4] = {x.hi.x, x.hi.y, x.hi.z, x.hi.w};
-    int s0 = 0, s1 = 0;
-#pragma unroll
-    for (int i = 0; i < 4; i++) {
-        s0 = dp4a(qv[i] & M4, av[i], s0);
-        s1 = dp4a((qv[i] >> 4) & M4, bv[i], s1);
-    }
-    return k_finish(dm, sm, s0, s1, x.sx0, x.sx1, x.ds.x, x.ds.y);
+    return k_dot_x<false>(q, make_uint4(0, 0, 0, 0), 0, sm, dm, x.lo, x.hi, x.sx0, x.sx1, x.ds.x,
+                          x.ds.y);
 }
 
 /* Tasks whose activations a consumer lane keeps in registers for a whole

@@ -279,28 +279,37 @@ template <> struct mvt<RS_DTYPE_Q8_0> {
     }
 };
 
-/* Q4_K/Q5_K task: the two sub-block sums of 16 elements against x, nibbles
- * of q plus (Q5_K, H) the fifth bit of sub-blocks j0, j0 + 1 from h, and
- * k_finish. Shared by both types; without H the h terms fold away. */
+/* Q4_K/Q5_K task on its activations a, b (the same half of x blocks j0 and
+ * j0 + 1 of its super-block; sx0, sx1 their sums, dx0, dx1 their scales): the
+ * two sub-block sums of 16 elements, nibbles of q plus (Q5_K, H) the fifth bit
+ * of sub-blocks j0, j0 + 1 from h, and k_finish. Shared by both types and the
+ * decode chain (cuda_chain.cuh); without H the h terms fold away. */
 template <bool H>
-__device__ __forceinline__ float k_dot(uint4 q, uint4 h, uint32_t sm, __half2 dm, int64_t k,
-                                       const int8_t *xq, const cw_q8s *xd) {
-    const int c = (int)(k & 7), j0 = 2 * (c >> 1), j1 = j0 + 1;
-    const int64_t xb = (k >> 3) * 8 + j0;
-    const int4 a = ld_x16(xq + 32 * xb + 16 * (c & 1)),
-               b = ld_x16(xq + 32 * (xb + 1) + 16 * (c & 1));
+__device__ __forceinline__ float k_dot_x(uint4 q, uint4 h, int j0, uint32_t sm, __half2 dm, int4 a,
+                                         int4 b, float sx0, float sx1, float dx0, float dx1) {
     const uint32_t qv[4] = {q.x, q.y, q.z, q.w}, hv[4] = {h.x, h.y, h.z, h.w};
     const int av[4] = {a.x, a.y, a.z, a.w}, bv[4] = {b.x, b.y, b.z, b.w};
     int s0 = 0, s1 = 0;
 #pragma unroll
     for (int i = 0; i < 4; i++) {
         const uint32_t h0 = H ? ((hv[i] >> j0) & ONES) << 4 : 0u,
-                       h1 = H ? ((hv[i] >> j1) & ONES) << 4 : 0u;
+                       h1 = H ? ((hv[i] >> (j0 + 1)) & ONES) << 4 : 0u;
         s0 = dp4a((qv[i] & M4) | h0, av[i], s0);
         s1 = dp4a(((qv[i] >> 4) & M4) | h1, bv[i], s1);
     }
-    return k_finish(dm, sm, s0, s1, (float)sum_bytes(a), (float)sum_bytes(b), xd[xb].x,
-                    xd[xb + 1].x);
+    return k_finish(dm, sm, s0, s1, sx0, sx1, dx0, dx1);
+}
+
+/* The same, task k's activations loaded from xq, xd. */
+template <bool H>
+__device__ __forceinline__ float k_dot(uint4 q, uint4 h, uint32_t sm, __half2 dm, int64_t k,
+                                       const int8_t *xq, const cw_q8s *xd) {
+    const int c = (int)(k & 7), j0 = 2 * (c >> 1);
+    const int64_t xb = (k >> 3) * 8 + j0;
+    const int4 a = ld_x16(xq + 32 * xb + 16 * (c & 1)),
+               b = ld_x16(xq + 32 * (xb + 1) + 16 * (c & 1));
+    return k_dot_x<H>(q, h, j0, sm, dm, a, b, (float)sum_bytes(a), (float)sum_bytes(b), xd[xb].x,
+                      xd[xb + 1].x);
 }
 
 /* Q4_K (repacked, cuda_common.cuh): task (super-block sb, chunk c of 16 qs
