@@ -404,11 +404,14 @@ static void bench_gemm(void) {
 /* ---- attention
  * --------------------------------------------------------------------------------------- */
 
+static void bench_attn_prefill(void);
+
 static void bench_attention(void) {
     printf("## attention\n\n| case | us | GB/s or TFLOP/s |\n|---|---|---|\n");
     struct {
         int n_head, n_kv, ctx;
-    } dec[] = {{32, 32, 4096}, {32, 8, 4096}, {32, 4, 4096}, {32, 32, 512}, {32, 8, 16384}};
+    } dec[] = {{32, 32, 4096}, {32, 8, 4096}, {32, 4, 4096}, {32, 32, 512},
+               {32, 32, 101},  {32, 8, 101},  {32, 8, 16384}};
     const int hd = 128, layers = 8;
     for (int q8 = 0; q8 <= 1; q8++)
         for (auto &c : dec) {
@@ -422,7 +425,8 @@ static void bench_attention(void) {
             int32_t p = c.ctx - 1, *dp = (int32_t *)dalloc(4);
             O->upload(B, dp, &p, 4, &e);
             rs_attn at = {c.n_head, c.n_kv, hd, 1.0f / sqrtf((float)hd)};
-            for (int var : {0, 64, 256, -1, -2, -4, -8}) { /* chunk, or -(query heads per block) */
+            for (int var :
+                 {0, 32, 64, 128, 256, -1, -2, -4, -8}) { /* chunk, or -(query heads per block) */
                 const int chunk = var > 0 ? var : 0, gb = var < 0 ? -var : 0;
                 if (q8 && chunk) continue;
                 rs_cuda_tuning tu;
@@ -452,36 +456,54 @@ static void bench_attention(void) {
             O->release(B, q), O->release(B, out), O->release(B, dp);
             O->kv_destroy(B, kv);
         }
-    /* prefill: 512 tokens at positions 0..511 */
-    const int n = 512, n_head = 32;
-    rs_kv_desc d = {1, 4096, n_head, hd, RS_KV_F16};
+    bench_attn_prefill();
+}
+
+/* Causal prefill attention over n tokens at positions 0..n-1 (LAB_ATTN_N, default 512),
+ * 32 heads of 128: SIMT, tensor cores in plain order, tensor cores with heavy and light
+ * tiles paired. Graph-timed over 8 calls, so host launch work stays out of the figure. */
+static void bench_attn_prefill(void) {
+    const int n_head = 32, hd = 128, calls = 8;
+    const std::vector<int> ns = int_list(getenv("LAB_ATTN_N") ? getenv("LAB_ATTN_N") : "512");
+    int n_max = 0;
+    for (int n : ns) n_max = std::max(n_max, n);
+    rs_kv_desc d = {1, std::max(n_max, 4096), n_head, hd, RS_KV_F16};
     rs_kv *kv = NULL;
     rs_error e = {};
     if (O->kv_create(B, &d, &kv, &e)) die("kv_create", e.msg);
     rs_cuda_kv_fill_random(B, kv, 3);
-    float *q = drand((size_t)n * n_head * hd, 1.0f, 4),
-          *out = (float *)dalloc((size_t)n * n_head * hd * 4);
-    std::vector<int32_t> pos(n);
-    for (int i = 0; i < n; i++) pos[i] = i;
-    int32_t *dp = (int32_t *)dalloc(n * 4);
-    O->upload(B, dp, pos.data(), n * 4, &e);
+    float *q = drand((size_t)n_max * n_head * hd, 1.0f, 4),
+          *out = (float *)dalloc((size_t)n_max * n_head * hd * 4);
+    std::vector<int32_t> pos(n_max);
+    for (int i = 0; i < n_max; i++) pos[i] = i;
+    int32_t *dp = (int32_t *)dalloc((size_t)n_max * 4);
+    O->upload(B, dp, pos.data(), (size_t)n_max * 4, &e);
     rs_attn at = {n_head, n_head, hd, 1.0f / sqrtf((float)hd)};
-    /* SIMT; tensor cores with tiles in plain order; heavy and light tiles paired per SM */
-    for (int v = 0; v <= 2; v++) {
-        rs_cuda_tuning tu = tuning();
-        tu.attn_mma = v > 0;
-        tu.attn_zig = v == 2;
-        rs_cuda_set_tuning(B, &tu);
-        const double ms = time_ms([&] { O->attention(B, q, kv, 0, dp, n, &at, out); }, 5);
-        const double flops = 4.0 * hd * n_head * (double)n * (n + 1) / 2;
-        printf("| prefill n=%d h=%d hd=%d causal %s | %.1f | %.1f TFLOP/s |\n", n, n_head, hd,
-               v == 0   ? "SIMT"
-               : v == 1 ? "tensor cores"
-                        : "tensor cores, tiles paired",
-               ms * 1e3, flops / ms / 1e9);
-        tu.attn_mma = tu.attn_zig = 1;
-        rs_cuda_set_tuning(B, &tu);
-    }
+    for (int n : ns)
+        for (int v = 0; v <= 2; v++) {
+            if (v == 0 && n > 1024) continue; /* SIMT: slow and beside the point */
+            rs_cuda_tuning tu = tuning();
+            tu.attn_mma = v > 0;
+            tu.attn_zig = v == 2;
+            rs_cuda_set_tuning(B, &tu);
+            const double ms = time_graph(
+                                  12,
+                                  [&] {
+                                      for (int i = 0; i < calls; i++)
+                                          O->attention(B, q, kv, 0, dp, n, &at, out);
+                                  },
+                                  3) /
+                              calls;
+            const double flops = 4.0 * hd * n_head * (double)n * (n + 1) / 2;
+            printf("| prefill n=%d h=%d hd=%d causal %s | %.1f | %.1f TFLOP/s |\n", n, n_head, hd,
+                   v == 0   ? "SIMT"
+                   : v == 1 ? "tensor cores"
+                            : "tensor cores, tiles paired",
+                   ms * 1e3, flops / ms / 1e9);
+            fflush(stdout);
+            tu.attn_mma = tu.attn_zig = 1;
+            rs_cuda_set_tuning(B, &tu);
+        }
     printf("\n");
     O->release(B, q), O->release(B, out), O->release(B, dp);
     O->kv_destroy(B, kv);
@@ -986,6 +1008,7 @@ int main(int argc, char **argv) {
     if (want("gemm")) bench_gemm();
     if (want("lt")) bench_lt();
     if (want("attn")) bench_attention();
+    if (want("prefill")) bench_attn_prefill();
     if (want("ring")) bench_ring(prop.multiProcessorCount);
     if (want("model")) {
         const char *list = "F16,Q8_0,Q4_0,Q4_K";

@@ -206,16 +206,15 @@ __global__ void __launch_bounds__(128) attn_dec_kernel(const __grid_constant__ d
     for (int g = 0; g < GB; g++)
 #pragma unroll
         for (int e = 0; e < DPL; e++) qr[g][e] *= a.scale;
-    /* scores: LP lanes per position, DPL dims each; U positions in flight */
+    /* scores: LP lanes per position, DPL dims each; U positions in flight, and the next
+     * U loading while these are used */
     for (int base = start; base < end; base += P * U) {
-        if (base != start) {
+        kv_lane<KV> kn[U] = {};
+        if (base + P * U < end) {
 #pragma unroll
             for (int u = 0; u < U; u++) {
-                const int p = base + po + u * P;
-                if (p < end)
-                    kr[u].load(kb + (size_t)p * HD, ksb + (size_t)p * a.nsb);
-                else
-                    kr[u] = kv_lane<KV>{};
+                const int p = base + P * U + po + u * P;
+                if (p < end) kn[u].load(kb + (size_t)p * HD, ksb + (size_t)p * a.nsb);
             }
         }
 #pragma unroll
@@ -233,6 +232,19 @@ __global__ void __launch_bounds__(128) attn_dec_kernel(const __grid_constant__ d
                 if (li == 0 && p < end) sc[g * C + p - start] = d;
             }
         }
+#pragma unroll
+        for (int u = 0; u < U; u++) kr[u] = kn[u];
+    }
+    /* the first values in flight across the softmax (loaded at the start where PFV) */
+    kv_lane<KV> vl[U] = {};
+#pragma unroll
+    for (int u = 0; u < U; u++) {
+        const int p = start + po + u * P;
+        if (p >= end) continue;
+        if (PFV)
+            vl[u] = vr[PFV ? u : 0];
+        else
+            vl[u].load(vb + (size_t)p * HD, vsb + (size_t)p * a.nsb);
     }
     __syncthreads();
     for (int g = warp; g < GB; g += NT / 32) {
@@ -259,15 +271,13 @@ __global__ void __launch_bounds__(128) attn_dec_kernel(const __grid_constant__ d
 #pragma unroll
         for (int e = 0; e < DPL; e++) acc[g][e] = 0.0f;
     for (int base = start; base < end; base += P * U) {
-        kv_lane<KV> vl[U];
+        kv_lane<KV> vn[U] = {};
+        if (base + P * U < end) {
 #pragma unroll
-        for (int u = 0; u < U; u++) {
-            const int p = base + po + u * P;
-            if (p >= end) continue;
-            if (PFV && base == start)
-                vl[u] = vr[PFV ? u : 0];
-            else
-                vl[u].load(vb + (size_t)p * HD, vsb + (size_t)p * a.nsb);
+            for (int u = 0; u < U; u++) {
+                const int p = base + P * U + po + u * P;
+                if (p < end) vn[u].load(vb + (size_t)p * HD, vsb + (size_t)p * a.nsb);
+            }
         }
 #pragma unroll
         for (int u = 0; u < U; u++) {
@@ -282,6 +292,8 @@ __global__ void __launch_bounds__(128) attn_dec_kernel(const __grid_constant__ d
                 for (int e = 0; e < DPL; e++) acc[g][e] += w * vf[e];
             }
         }
+#pragma unroll
+        for (int u = 0; u < U; u++) vl[u] = vn[u];
     }
 #pragma unroll
     for (int o = LP; o < 32; o <<= 1)
@@ -581,16 +593,17 @@ template <int N> __device__ __forceinline__ void cp_async_wait() {
 
 constexpr int MB = 64; /* queries and keys per tile */
 
-/* F16: Q, then two stages of (K, V): the next tile loads while this one
- * computes. Q8_0: Q, one stage of (K, V) in halves, and two stages of the
- * raw tile (int8 K and V, their scales) that cp.async fills while the
- * previous tile is converted and computed. */
+/* F16: two stages of (K, V): the next tile loads while this one computes; Q
+ * passes through stage 1's K on its way to registers, so three blocks fit an
+ * SM. Q8_0: Q, one stage of (K, V) in halves, and two stages of the raw tile
+ * (int8 K and V, their scales) that cp.async fills while the previous tile
+ * is converted and computed. */
 template <int HD> __host__ __device__ constexpr size_t mma_q8_stage() {
     return (size_t)2 * MB * HD + (size_t)2 * MB * (HD / 32) * sizeof(__half);
 }
 template <int HD, bool Q8> constexpr size_t mma_smem() {
     return Q8 ? (size_t)3 * MB * (HD + 8) * sizeof(__half) + 2 * mma_q8_stage<HD>()
-              : (size_t)5 * MB * (HD + 8) * sizeof(__half);
+              : (size_t)4 * MB * (HD + 8) * sizeof(__half);
 }
 
 /* 4 bytes global -> shared (through L1: cp.async.cg takes 16 only); src_bytes 0 stores zeros. */
@@ -607,14 +620,23 @@ __device__ __forceinline__ uint4 q8_to_h8(const int8_t *p, const __half *sc) {
                       pack_h2(f[6], f[7]));
 }
 
+/* 2^x on the special-function unit; 2^-inf = 0. */
+__device__ __forceinline__ float ex2(float x) {
+    float y;
+    asm("ex2.approx.ftz.f32 %0, %1;" : "=f"(y) : "f"(x));
+    return y;
+}
+
 template <int HD, bool Q8>
-__global__ void __launch_bounds__(128) attn_mma_kernel(const __grid_constant__ pre_args a) {
+__global__ void __launch_bounds__(128, Q8 ? 2 : 3)
+    attn_mma_kernel(const __grid_constant__ pre_args a) {
     constexpr int LD = HD + 8; /* halves per padded row: conflict-free ldmatrix */
     extern __shared__ __align__(16) unsigned char smem_raw[];
-    __half *Qs = (__half *)smem_raw;
-    __half *KVs = Qs + MB * LD; /* stage st: K at KVs + 2 * st * MB * LD, V after it */
+    /* stage st: K at KVs + 2 * st * MB * LD, V after it */
+    __half *KVs = (__half *)smem_raw + (Q8 ? MB * LD : 0);
+    __half *Qs = Q8 ? (__half *)smem_raw : KVs + 2 * MB * LD;
     __shared__ int s_pos[MB];
-    __shared__ int s_max;
+    __shared__ int s_wmax[MB / 32];
     cw_griddep_launch();
     cw_griddep_wait();
     /* Blocks take (query tile, head) items heaviest first (causal: a tile's work
@@ -630,30 +652,30 @@ __global__ void __launch_bounds__(128) attn_mma_kernel(const __grid_constant__ p
     const int h = item % a.n_head, kvh = h / (a.n_head / a.n_head_kv);
     const int t0 = (n_tiles - 1 - item / a.n_head) * MB;
     const int tid = threadIdx.x, warp = tid >> 5, lane = tid & 31, g = lane >> 2, c4 = lane & 3;
-    for (int i = tid; i < MB * HD / 4; i += 128) {
-        const int r = i / (HD / 4), cc = i % (HD / 4), t = t0 + r;
-        float4 v = make_float4(0.0f, 0.0f, 0.0f, 0.0f);
-        if (t < a.n) v = *(const float4 *)(a.q + ((size_t)t * a.n_head + h) * HD + 4 * cc);
-        uint2 hv = make_uint2(pack_h2(v.x * a.scale, v.y * a.scale),
-                              pack_h2(v.z * a.scale, v.w * a.scale));
-        *(uint2 *)(Qs + r * LD + 4 * cc) = hv;
-    }
-    if (tid < MB) s_pos[tid] = t0 + tid < a.n ? min(a.pos[t0 + tid], a.n_ctx - 1) : -1;
-    __syncthreads();
-    if (tid == 0) {
-        int m = -1;
-        for (int i = 0; i < MB; i++) m = max(m, s_pos[i]);
-        s_max = m;
-    }
-    __syncthreads();
-    const int maxp = s_max;
-    uint32_t qa[HD / 16][4];
+    /* the positions and Q in flight together, then the first key tile while Q converts */
+    int p = -1;
+    if (tid < MB && t0 + tid < a.n) p = min(a.pos[t0 + tid], a.n_ctx - 1);
+    constexpr int QV = MB * HD / 4 / 128; /* float4s of Q per thread */
+    float4 qv[QV];
 #pragma unroll
-    for (int kk = 0; kk < HD / 16; kk++)
-        ldsm_x4(qa[kk], Qs + (warp * 16 + (lane & 7) + ((lane >> 3) & 1) * 8) * LD + kk * 16 +
-                            (lane >> 4) * 8);
+    for (int j = 0; j < QV; j++) {
+        const int i = tid + 128 * j, t = t0 + i / (HD / 4);
+        qv[j] = t < a.n
+                    ? *(const float4 *)(a.q + ((size_t)t * a.n_head + h) * HD + 4 * (i % (HD / 4)))
+                    : make_float4(0.0f, 0.0f, 0.0f, 0.0f);
+    }
+    if (tid < MB) { /* warps 0 and 1, whole */
+        s_pos[tid] = p;
+        const int m = __reduce_max_sync(0xffffffffu, p);
+        if (lane == 0) s_wmax[warp] = m;
+    }
+    __syncthreads();
+    const int maxp = max(s_wmax[0], s_wmax[1]);
     const int r0 = warp * 16 + g, pos0 = s_pos[r0], pos1 = s_pos[r0 + 8];
-    float m0 = -INFINITY, m1 = -INFINITY, l0 = 0.0f, l1 = 0.0f;
+    /* key tiles wholly at or below every row of the warp need no mask (padding rows, -1,
+     * keep it on) */
+    const int wmin = __reduce_min_sync(0xffffffffu, min(pos0, pos1));
+    float m0 = -INFINITY, m1 = -INFINITY, l0 = 0.0f, l1 = 0.0f; /* l: this lane's columns */
     float o[HD / 8][4];
 #pragma unroll
     for (int nt = 0; nt < HD / 8; nt++) o[nt][0] = o[nt][1] = o[nt][2] = o[nt][3] = 0.0f;
@@ -711,7 +733,22 @@ __global__ void __launch_bounds__(128) attn_mma_kernel(const __grid_constant__ p
                 q8_to_h8(Vq + r * HD + 8 * cc, Vd + r * NSB + cc / 4);
         }
     };
-    load_tile(0, 0);
+    if (maxp >= 0) load_tile(0, 0);
+    /* Q scaled by scale * log2(e): the softmax runs in powers of two */
+    const float qscale = a.scale * 1.44269504088896341f;
+#pragma unroll
+    for (int j = 0; j < QV; j++) {
+        const int i = tid + 128 * j, r = i / (HD / 4), cc = i % (HD / 4);
+        *(uint2 *)(Qs + r * LD + 4 * cc) = make_uint2(pack_h2(qv[j].x * qscale, qv[j].y * qscale),
+                                                      pack_h2(qv[j].z * qscale, qv[j].w * qscale));
+    }
+    __syncthreads();
+    uint32_t qa[HD / 16][4];
+#pragma unroll
+    for (int kk = 0; kk < HD / 16; kk++)
+        ldsm_x4(qa[kk], Qs + (warp * 16 + (lane & 7) + ((lane >> 3) & 1) * 8) * LD + kk * 16 +
+                            (lane >> 4) * 8);
+    if constexpr (!Q8) __syncthreads(); /* Q's space is stage 1's, which the loop fills */
     for (int k0 = 0, st = 0; k0 <= maxp; k0 += MB, st ^= 1) {
         if (k0 + MB <= maxp) {
             load_tile(k0 + MB, st ^ 1);
@@ -738,40 +775,44 @@ __global__ void __launch_bounds__(128) attn_mma_kernel(const __grid_constant__ p
                 mma16816(s[j], qa[kk], b[0], b[1]);
                 mma16816(s[j + 1], qa[kk], b[2], b[3]);
             }
+        if (k0 + MB - 1 > wmin) { /* the diagonal (or padding): mask keys past each row */
+#pragma unroll
+            for (int j = 0; j < MB / 8; j++)
+#pragma unroll
+                for (int e = 0; e < 2; e++) {
+                    const int key = k0 + j * 8 + 2 * c4 + e;
+                    if (key > pos0) s[j][e] = -INFINITY;
+                    if (key > pos1) s[j][2 + e] = -INFINITY;
+                }
+        }
         float mx0 = -INFINITY, mx1 = -INFINITY;
 #pragma unroll
-        for (int j = 0; j < MB / 8; j++)
-#pragma unroll
-            for (int e = 0; e < 2; e++) {
-                const int key = k0 + j * 8 + 2 * c4 + e;
-                if (key > pos0) s[j][e] = -INFINITY;
-                if (key > pos1) s[j][2 + e] = -INFINITY;
-                mx0 = fmaxf(mx0, s[j][e]);
-                mx1 = fmaxf(mx1, s[j][2 + e]);
-            }
+        for (int j = 0; j < MB / 8; j++) {
+            mx0 = fmaxf(mx0, fmaxf(s[j][0], s[j][1]));
+            mx1 = fmaxf(mx1, fmaxf(s[j][2], s[j][3]));
+        }
 #pragma unroll
         for (int off = 1; off < 4; off <<= 1) {
             mx0 = fmaxf(mx0, __shfl_xor_sync(0xffffffffu, mx0, off));
             mx1 = fmaxf(mx1, __shfl_xor_sync(0xffffffffu, mx1, off));
         }
         const float mn0 = fmaxf(m0, mx0), mn1 = fmaxf(m1, mx1);
-        const float cr0 = mn0 == -INFINITY ? 1.0f : __expf(m0 - mn0);
-        const float cr1 = mn1 == -INFINITY ? 1.0f : __expf(m1 - mn1);
+        /* a row with every key so far masked keeps max -inf: subtract 0 instead, so its
+         * weights stay 0 rather than NaN */
+        const float sub0 = mn0 == -INFINITY ? 0.0f : mn0, sub1 = mn1 == -INFINITY ? 0.0f : mn1;
+        const float cr0 = ex2(m0 - sub0), cr1 = ex2(m1 - sub1);
         float rs0 = 0.0f, rs1 = 0.0f;
 #pragma unroll
         for (int j = 0; j < MB / 8; j++)
 #pragma unroll
             for (int e = 0; e < 2; e++) {
-                s[j][e] = mn0 == -INFINITY ? 0.0f : __expf(s[j][e] - mn0);
-                s[j][2 + e] = mn1 == -INFINITY ? 0.0f : __expf(s[j][2 + e] - mn1);
+                s[j][e] = ex2(s[j][e] - sub0);
+                s[j][2 + e] = ex2(s[j][2 + e] - sub1);
                 rs0 += s[j][e];
                 rs1 += s[j][2 + e];
             }
-#pragma unroll
-        for (int off = 1; off < 4; off <<= 1) {
-            rs0 += __shfl_xor_sync(0xffffffffu, rs0, off);
-            rs1 += __shfl_xor_sync(0xffffffffu, rs1, off);
-        }
+        /* the row sums stay per lane (the four lanes of a row share its max): one
+         * reduction at the end instead of one per tile */
         l0 = l0 * cr0 + rs0;
         l1 = l1 * cr1 + rs1;
         m0 = mn0;
@@ -798,19 +839,25 @@ __global__ void __launch_bounds__(128) attn_mma_kernel(const __grid_constant__ p
         }
         __syncthreads(); /* the next iteration's loads reuse this stage */
     }
+#pragma unroll
+    for (int off = 1; off < 4; off <<= 1) {
+        l0 += __shfl_xor_sync(0xffffffffu, l0, off);
+        l1 += __shfl_xor_sync(0xffffffffu, l1, off);
+    }
     const int ta = t0 + r0, tb = ta + 8;
+    const float inv0 = l0 > 0.0f ? 1.0f / l0 : 0.0f, inv1 = l1 > 0.0f ? 1.0f / l1 : 0.0f;
 #pragma unroll
     for (int nt = 0; nt < HD / 8; nt++) {
         const int col = nt * 8 + 2 * c4;
         const size_t ea = ((size_t)ta * a.n_head + h) * HD + col,
                      eb = ((size_t)tb * a.n_head + h) * HD + col;
         if (ta < a.n && l0 > 0.0f) {
-            const float2 v = make_float2(o[nt][0] / l0, o[nt][1] / l0);
+            const float2 v = make_float2(o[nt][0] * inv0, o[nt][1] * inv0);
             *(float2 *)(a.out + ea) = v;
             if (a.out_h) *(__half2 *)(a.out_h + ea) = __floats2half2_rn(v.x, v.y);
         }
         if (tb < a.n && l1 > 0.0f) {
-            const float2 v = make_float2(o[nt][2] / l1, o[nt][3] / l1);
+            const float2 v = make_float2(o[nt][2] * inv1, o[nt][3] * inv1);
             *(float2 *)(a.out + eb) = v;
             if (a.out_h) *(__half2 *)(a.out_h + eb) = __floats2half2_rn(v.x, v.y);
         }
@@ -920,10 +967,10 @@ bool attn_decode(cuda_backend *c, const float *q, const rs_kv *kv, size_t layer_
     /* two query heads per block: a group of G reads its K and V G / 2 times, from L2
      * after the first, but twice the blocks fill the GPU and hold fewer registers
      * (G = 4 at 4096 positions: 18.2 us with 4 heads per block, 15.9 with 2; G = 8:
-     * 21.1 with 8, 15.3 with 2; docs/CUDA_NOTES.md session 5). Q8_0 caches take the
-     * two-head kernel even without groups: measured faster (32/32 heads at 4096
-     * positions: 24.1 us with one, 20.4 with two; session 7) */
-    int GB = kv->d.type == RS_KV_Q8_0 ? 2 : std::min(G, 2);
+     * 21.1 with 8, 15.3 with 2; docs/CUDA_NOTES.md session 5). Without groups, one
+     * (Q8_0 took two until its loads were prefetched: 32/32 heads at 4096 positions
+     * 18.5 us with one, 20.0 with two; session 14) */
+    int GB = std::min(G, 2);
     const int tg = c->tune.attn_gb;
     if (tg == 1 || tg == 2 || tg == 4 || tg == 8) GB = tg; /* forced (benchmarks, tests) */
     if (kv->d.type == RS_KV_F32) GB = 8;
