@@ -1,7 +1,9 @@
 /* cuda_bench.cu — the CUDA backend's kernel lab.
  *
- *   rusty_cuda_bench [ceil] [matvec] [gemm] [attn] [ring] [model[=F16,Q4_0,Q4_0:q8,...]]
- *   (default: all)
+ *   rusty_cuda_bench [ceil] [matvec] [gemm] [lt] [attn] [prefill] [ring]
+ *                    [model[=F16,Q4_0,Q4_0:q8,...]] [prompt|decode]   (default: all)
+ *
+ * (prefill: the causal prompt attention alone, LAB_ATTN_N tokens; attn runs it too)
  *
  * (a model type with ":q8" runs with a Q8_0 KV cache instead of F16)
  *
@@ -404,8 +406,6 @@ static void bench_gemm(void) {
 /* ---- attention
  * --------------------------------------------------------------------------------------- */
 
-static void bench_attn_prefill(void);
-
 static void bench_attention(void) {
     printf("## attention\n\n| case | us | GB/s or TFLOP/s |\n|---|---|---|\n");
     struct {
@@ -456,7 +456,6 @@ static void bench_attention(void) {
             O->release(B, q), O->release(B, out), O->release(B, dp);
             O->kv_destroy(B, kv);
         }
-    bench_attn_prefill();
 }
 
 /* Causal prefill attention over n tokens at positions 0..n-1 (LAB_ATTN_N, default 512),
@@ -1008,7 +1007,7 @@ int main(int argc, char **argv) {
     if (want("gemm")) bench_gemm();
     if (want("lt")) bench_lt();
     if (want("attn")) bench_attention();
-    if (want("prefill")) bench_attn_prefill();
+    if (want("attn") || want("prefill")) bench_attn_prefill();
     if (want("ring")) bench_ring(prop.multiProcessorCount);
     if (want("model")) {
         const char *list = "F16,Q8_0,Q4_0,Q4_K";
