@@ -9,6 +9,7 @@
 #include "backend/cpu/cpu_backend.h"
 #include "backend/cuda/cuda_backend.h"
 #include "core/cpu.h"
+#include "dtype/dtype.h"
 #include "model/session_impl.h"
 
 enum { DEFAULT_BATCH = 512, BUF_ALIGN = 256 };
@@ -85,14 +86,59 @@ static rs_status load_weight(rs_backend *be, rs_weight *w, rs_error *err) {
     return be->ops->weight_load(be, w, err);
 }
 
+/* Rotate-half (NeoX) RoPE pairs dims (j, j + n_rot/2) of a head. A device place runs
+ * adjacent pairs (2j, 2j+1) instead, the pairing its fused qkv + rope kernels take:
+ * the q and k rows (and biases) of each head go up reordered so that dim 2j holds
+ * old dim j and dim 2j+1 old dim j + n_rot/2, and the place's rope says adjacent.
+ * q and k are permuted alike, so every score q.k, and the output, is unchanged. */
+static bool place_pairs_adjacent(const rs_session *s, const rs_place *p) {
+    return s->m->hp.rope_neox && !p->be->is_host;
+}
+
+static rs_status load_pairs_adjacent(rs_backend *be, rs_weight *w, const rs_hparams *hp,
+                                     rs_error *err) {
+    if (!w->host) return RS_OK;
+    const bool vec = w->n_out == 1; /* a bias: permute elements, else whole rows */
+    const int64_t n = vec ? w->n_in : w->n_out;
+    const rs_dtype_traits *tr = rs_dtype_get(w->type);
+    size_t unit = 0;
+    if (vec ? tr->block_size != 1 : !rs_dtype_row_size(w->type, w->n_in, &unit))
+        return rs_error_set(err, RS_ERR_UNSUPPORTED, "tensor '%s': cannot reorder %s rows", w->name,
+                            rs_dtype_name(w->type));
+    if (vec) unit = tr->type_size;
+    if (n % hp->head_dim || (size_t)n * unit > w->nbytes)
+        return rs_error_set(err, RS_ERR_FORMAT, "tensor '%s': %lld rows are not whole heads of %d",
+                            w->name, (long long)n, hp->head_dim);
+    uint8_t *buf = malloc((size_t)n * unit);
+    if (!buf) return rs_error_set(err, RS_ERR_NOMEM, "out of memory reordering '%s'", w->name);
+    const int half = hp->n_rot / 2;
+    for (int64_t h = 0; h < n / hp->head_dim; h++)
+        for (int d = 0; d < hp->head_dim; d++) {
+            const int src = d >= hp->n_rot ? d : (d & 1) ? half + d / 2 : d / 2;
+            memcpy(buf + ((size_t)h * hp->head_dim + d) * unit,
+                   (const uint8_t *)w->host + ((size_t)h * hp->head_dim + src) * unit, unit);
+        }
+    /* the backend copies the bytes during the load (it keeps no host pointer) */
+    const void *file_rows = w->host;
+    w->host = buf;
+    rs_status st = be->ops->weight_load(be, w, err);
+    w->host = file_rows;
+    free(buf);
+    return st;
+}
+
 static rs_status load_layer(rs_session *s, rs_place *p, int l, rs_error *err) {
     rs_layer_weights *L = &s->lw[l];
     *L = s->m->layers[l];
     rs_weight *all[] = {&L->attn_norm, &L->wq, &L->wk,       &L->wv,   &L->wo, &L->bq,
                         &L->bk,        &L->bv, &L->ffn_norm, &L->gate, &L->up, &L->down};
+    const bool adjacent = place_pairs_adjacent(s, p);
     // NOLINTNEXTLINE(bugprone-sizeof-expression): count of an array of pointers
     for (size_t i = 0; i < sizeof all / sizeof *all; i++) {
-        rs_status st = load_weight(p->be, all[i], err);
+        rs_weight *w = all[i];
+        const bool qk = w == &L->wq || w == &L->wk || w == &L->bq || w == &L->bk;
+        rs_status st = adjacent && qk ? load_pairs_adjacent(p->be, w, &s->m->hp, err)
+                                      : load_weight(p->be, w, err);
         if (st) return st;
     }
     return RS_OK;
@@ -127,7 +173,8 @@ static rs_status init_place(rs_session *s, rs_place *p, rs_error *err) {
     float *inv_freq = malloc(bytes);
     if (!inv_freq) return rs_error_set(err, RS_ERR_NOMEM, "out of memory");
     rs_hparams_rope_freqs(hp, s->m->rope_freq_factors, inv_freq);
-    p->rope = (rs_rope){hp->rope_neox, hp->n_rot, p->a.inv_freq, 1.0f};
+    p->rope =
+        (rs_rope){hp->rope_neox && !place_pairs_adjacent(s, p), hp->n_rot, p->a.inv_freq, 1.0f};
     st = p->be->ops->upload(p->be, p->a.inv_freq, inv_freq, bytes, err);
     free(inv_freq);
     return st;

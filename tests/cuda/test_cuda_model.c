@@ -197,6 +197,9 @@ int main(void) {
     check_model(root, "TinyStories-656K.f16.gguf", 1);
     check_model(root, "tinystories-656k-q8_0.gguf", 0);
     check_model(root, "TinyStories-656K-Q2_K.gguf", 0);
+    /* Hugging Face layout: rotate-half RoPE, which the GPU runs as adjacent pairs on
+     * reordered q/k rows (session.c) against the CPU's rotate-half */
+    check_model(root, "TinyStories-656K-hf", 1);
     printf("\n%d passed, %d failed\n", n_pass, n_fail);
     return n_fail ? 1 : 0;
 }
