@@ -1,7 +1,9 @@
 /* synth_model.c — writes a Llama-shaped GGUF with random weights, for benchmarks.
  *
- * usage: synth_model SHAPE TYPE OUT.gguf [threads]
- *   SHAPE: llama2-7b | tinyllama-1b | small (a 60M model for quick checks)
+ * usage: synth_model SHAPE[:neox] TYPE OUT.gguf [threads]
+ *   SHAPE: llama2-7b | tinyllama-1b | small (a 60M model for quick checks);
+ *          ":neox" marks the file rotate-half (rusty.rope_neox), as a model converted
+ *          from Hugging Face rows without un-permuting would be
  *   TYPE:  any weight type with a reference quantizer (F16, Q4_0, Q8_0, Q4_K, ...)
  * Weights are uniform in [-sqrt(3/n_in), sqrt(3/n_in)] (unit-variance outputs),
  * generated as f32 and quantized with Rusty's reference quantizers — the same
@@ -122,12 +124,17 @@ static void add_tensor(rs_tensor_info *t, int *n, const char *name, rs_dtype typ
 int main(int argc, char **argv) {
     if (argc < 4) {
         fprintf(stderr,
-                "usage: synth_model llama2-7b|tinyllama-1b|small TYPE OUT.gguf [threads]\n");
+                "usage: synth_model llama2-7b|tinyllama-1b|small[:neox] TYPE OUT.gguf [threads]\n");
         return 1;
     }
     const shape *s = NULL;
+    const char *colon = strchr(argv[1], ':');
+    const size_t name_len = colon ? (size_t)(colon - argv[1]) : strlen(argv[1]);
+    const bool neox = colon && strcmp(colon, ":neox") == 0;
     for (size_t i = 0; i < sizeof shapes / sizeof *shapes; i++)
-        if (strcmp(shapes[i].name, argv[1]) == 0) s = &shapes[i];
+        if (strlen(shapes[i].name) == name_len && !strncmp(shapes[i].name, argv[1], name_len) &&
+            (!colon || neox))
+            s = &shapes[i];
     rs_dtype type;
     if (!s || !rs_dtype_from_name(argv[2], &type) || !rs_dtype_get(type)->from_f32) {
         fprintf(stderr, "synth_model: unknown shape or type\n");
@@ -170,6 +177,7 @@ int main(int argc, char **argv) {
     int nth = argc > 4 ? atoi(argv[4]) : cpu.n_physical;
     int rc = 1;
     if (!add_hparams(&meta, s) || !add_vocab(&meta, s->n_vocab) ||
+        (neox && rs_meta_set_bool(&meta, "rusty.rope_neox", true)) ||
         rs_threadpool_create(&tp, nth, &err) ||
         rs_gguf_writer_open(&w, argv[3], &meta, t, (uint64_t)n, &err)) {
         fprintf(stderr, "synth_model: %s\n", err.msg[0] ? err.msg : "out of memory");
