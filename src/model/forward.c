@@ -3,6 +3,8 @@
  * Per layer:  xn = norm(x);  q,k,v = xn Wq,Wk,Wv (+b);  rope(q,k), store k,v;
  *             att = softmax(q k^T / sqrt(d)) v;  x += att Wo;
  *             xn = norm(x);  x += (silu(xn Wg) * (xn Wu)) Wd
+ * When only the last token's logits are wanted, the model's last layer runs
+ * its products after attention on that row alone.
  * Each residual add is issued together with the norm that follows it
  * (matmul_residual), so a norm is a separate op only at the first layer a
  * backend runs or when the stream moves between backends. */
@@ -18,27 +20,38 @@ static const rs_weight *norm_after(const rs_session *s, const rs_place *p, int l
     return NULL;
 }
 
-/* Tells p's backend that global layer l's products come next (if p runs it). */
-static void prepare_layer(const rs_session *s, const rs_place *p, int l, int n) {
+/* Tells p's backend that global layer l's products come next (if p runs it);
+ * a pruned layer runs only its q, k, v products on all n tokens. */
+static void prepare_layer(const rs_session *s, const rs_place *p, int l, int n, bool pruned) {
     if (!p->be->ops->prepare || l >= p->first_layer + p->n_layers) return;
     const rs_layer_weights *L = &s->lw[l];
     const rs_weight *w[7] = {&L->wq, &L->wk, &L->wv, &L->wo, &L->gate, &L->up, &L->down};
-    p->be->ops->prepare(p->be, w, 7, n);
+    p->be->ops->prepare(p->be, w, pruned ? 3 : 7, n);
 }
 
-/* Runs layers of place p on n tokens. *normed says a.xn already holds the
- * normed residual stream for the next layer (or the head). */
-static void run_layers(rs_session *s, rs_place *p, int n, bool *normed) {
+/* Whether global layer l runs on n_out of its n rows after its attention: the
+ * model's last layer, when fewer rows than n leave it. Its attention still
+ * stores every token's keys and values; the rows after it feed only the head.
+ * Row offsets must keep the backends' 16-byte row alignment. */
+static bool layer_pruned(const rs_hparams *hp, int l, int n, int n_out) {
+    return l == hp->n_layer - 1 && n_out < n && hp->n_embd % 4 == 0 &&
+           (hp->n_head * hp->head_dim) % 4 == 0;
+}
+
+/* Runs layers of place p on n tokens, of which the last n_out must come out of
+ * the model's last layer. *normed says a.xn already holds the normed residual
+ * stream for the next layer (or the head) at the rows that came out. */
+static void run_layers(rs_session *s, rs_place *p, int n, int n_out, bool *normed) {
     const rs_hparams *hp = &s->m->hp;
     rs_backend *be = p->be;
     const rs_backend_ops *ops = be->ops;
     rs_acts *a = &p->a;
     const rs_layer_weights *lw = s->lw;
-    prepare_layer(s, p, p->first_layer, n);
+    prepare_layer(s, p, p->first_layer, n, layer_pruned(hp, p->first_layer, n, n_out));
     for (int i = 0; i < p->n_layers; i++) {
         const int l = p->first_layer + i;
         const rs_layer_weights *L = &lw[l];
-        prepare_layer(s, p, l + 1, n);
+        prepare_layer(s, p, l + 1, n, layer_pruned(hp, l + 1, n, n_out));
         if (!*normed) ops->rmsnorm(be, a->x, &L->attn_norm, hp->rms_eps, n, a->xn);
         bool bias = L->has_bias;
         rs_matmul qkv[3] = {
@@ -48,10 +61,13 @@ static void run_layers(rs_session *s, rs_place *p, int n, bool *normed) {
         };
         ops->matmul_rope_store(be, qkv, a->xn, n, a->pos, &p->rope, &s->attn, p->kv, i);
         ops->attention(be, a->q, p->kv, i, a->pos, n, &s->attn, a->att);
-        ops->matmul_residual(be, &L->wo, a->att, n, a->x, &L->ffn_norm, hp->rms_eps, a->xn);
-        ops->matmul_swiglu(be, &L->gate, &L->up, a->xn, n, a->g, a->u);
+        const int rows = layer_pruned(hp, l, n, n_out) ? n_out : n, skip = n - rows;
+        const float *att = a->att + (size_t)skip * hp->n_head * hp->head_dim;
+        float *x = a->x + (size_t)skip * hp->n_embd, *xn = a->xn + (size_t)skip * hp->n_embd;
+        ops->matmul_residual(be, &L->wo, att, rows, x, &L->ffn_norm, hp->rms_eps, xn);
+        ops->matmul_swiglu(be, &L->gate, &L->up, xn, rows, a->g, a->u);
         const rs_weight *next = norm_after(s, p, l);
-        ops->matmul_residual(be, &L->down, a->g, n, a->x, next, hp->rms_eps, a->xn);
+        ops->matmul_residual(be, &L->down, a->g, rows, x, next, hp->rms_eps, xn);
         *normed = next != NULL;
     }
 }
@@ -85,7 +101,7 @@ static rs_status run_captured_decode(rs_session *s, rs_place *p, rs_error *err) 
     if (st) return st;
     if (p->tok_embd.backend) be->ops->embed(be, &p->tok_embd, p->a.ids, 1, p->a.x);
     bool normed = false;
-    run_layers(s, p, 1, &normed);
+    run_layers(s, p, 1, 1, &normed);
     run_head(s, 1, RS_LOGITS_LAST, normed);
     if ((st = be->ops->graph_end(be, 1, err))) return st;
     s->graph_ready = true;
@@ -145,7 +161,7 @@ rs_status rs_forward(rs_session *s, const int32_t *ids, int n, rs_logits_mode mo
                 if ((st = move_stream(cur, p, stream_bytes, err))) return st;
                 cur = p;
             }
-            run_layers(s, p, n, &normed);
+            run_layers(s, p, n, mode == RS_LOGITS_ALL ? n : 1, &normed);
         }
         if (cur != s->out_place) {
             normed = false;

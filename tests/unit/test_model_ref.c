@@ -111,7 +111,9 @@ static double rel_l2(const float *a, const float *ref, int n) {
     return sqrt(num / den);
 }
 
-/* Worst per-position relative error over all cases (all positions in one batch). */
+/* Worst per-position relative error over all cases (all positions in one batch),
+ * and of the last position's logits alone (the path that runs the last layer's
+ * products after attention on that row only). */
 static double logits_error(const rs_model *m, const ref_file *rf, rs_kv_type kv) {
     rs_session *s = open_session(m, kv);
     double worst = 0;
@@ -127,6 +129,12 @@ static double logits_error(const rs_model *m, const ref_file *rf, rs_kv_type kv)
                 rel_l2(rs_session_logits(s, i), c->logits + (size_t)i * c->n_vocab, c->n_vocab);
             worst = e > worst ? e : worst;
         }
+        rs_session_truncate(s, 0);
+        if (rs_session_eval(s, c->ids, c->n_ids, RS_LOGITS_LAST, &err))
+            fail_msg("eval: %s", err.msg);
+        double e = rel_l2(rs_session_logits(s, 0), c->logits + (size_t)(c->n_ids - 1) * c->n_vocab,
+                          c->n_vocab);
+        worst = e > worst ? e : worst;
     }
     rs_session_free(s);
     return worst;
