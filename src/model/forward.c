@@ -62,13 +62,14 @@ static void run_layers(rs_session *s, rs_place *p, int n, int n_out, bool *norme
         ops->matmul_rope_store(be, qkv, a->xn, n, a->pos, &p->rope, &s->attn, p->kv, i);
         ops->attention(be, a->q, p->kv, i, a->pos, n, &s->attn, a->att);
         const int rows = layer_pruned(hp, l, n, n_out) ? n_out : n, skip = n - rows;
+        const rs_weight *next = norm_after(s, p, l);
+        *normed = next != NULL;
+        if (rows == 0) continue; /* no logits wanted: the cache is all this layer leaves */
         const float *att = a->att + (size_t)skip * hp->n_head * hp->head_dim;
         float *x = a->x + (size_t)skip * hp->n_embd, *xn = a->xn + (size_t)skip * hp->n_embd;
         ops->matmul_residual(be, &L->wo, att, rows, x, &L->ffn_norm, hp->rms_eps, xn);
         ops->matmul_swiglu(be, &L->gate, &L->up, xn, rows, a->g, a->u);
-        const rs_weight *next = norm_after(s, p, l);
         ops->matmul_residual(be, &L->down, a->g, rows, x, next, hp->rms_eps, xn);
-        *normed = next != NULL;
     }
 }
 
@@ -81,12 +82,11 @@ static rs_status move_stream(const rs_place *from, const rs_place *to, size_t by
 }
 
 /* Final norm and output head on the output place; logits stay in backend memory. */
-static void run_head(rs_session *s, int n, rs_logits_mode mode, bool normed) {
+static void run_head(rs_session *s, int n, int rows, bool normed) {
     const rs_hparams *hp = &s->m->hp;
     rs_place *p = s->out_place;
     const rs_backend_ops *ops = p->be->ops;
     if (!normed) ops->rmsnorm(p->be, p->a.x, &s->output_norm, hp->rms_eps, n, p->a.xn);
-    int rows = mode == RS_LOGITS_ALL ? n : 1;
     const float *in = p->a.xn + (size_t)(n - rows) * hp->n_embd;
     rs_matmul head = {&s->output, NULL, p->a.logits};
     ops->matmul(p->be, &head, 1, in, rows);
@@ -102,7 +102,7 @@ static rs_status run_captured_decode(rs_session *s, rs_place *p, rs_error *err) 
     if (p->tok_embd.backend) be->ops->embed(be, &p->tok_embd, p->a.ids, 1, p->a.x);
     bool normed = false;
     run_layers(s, p, 1, 1, &normed);
-    run_head(s, 1, RS_LOGITS_LAST, normed);
+    run_head(s, 1, 1, normed);
     if ((st = be->ops->graph_end(be, 1, err))) return st;
     s->graph_ready = true;
     if (!be->ops->graph_launch(be, 1))
@@ -110,7 +110,7 @@ static rs_status run_captured_decode(rs_session *s, rs_place *p, rs_error *err) 
     return RS_OK;
 }
 
-rs_status rs_forward(rs_session *s, const int32_t *ids, int n, rs_logits_mode mode, rs_error *err) {
+rs_status rs_forward(rs_session *s, const int32_t *ids, int n, int n_out, rs_error *err) {
     const rs_hparams *hp = &s->m->hp;
     rs_place *cpu = &s->place[RS_PLACE_CPU];
     rs_status st;
@@ -141,7 +141,7 @@ rs_status rs_forward(rs_session *s, const int32_t *ids, int n, rs_logits_mode mo
     rs_place *cur = cpu;
     bool normed = false;
     rs_place *gpu = s->n_place > 1 ? &s->place[RS_PLACE_GPU] : NULL;
-    bool capture = gpu && n == 1 && mode == RS_LOGITS_LAST && gpu->n_layers == hp->n_layer &&
+    bool capture = gpu && n == 1 && n_out == 1 && gpu->n_layers == hp->n_layer &&
                    gpu->be->ops->graph_begin;
     size_t stream_bytes = (size_t)n * hp->n_embd * sizeof(float);
     if (capture) {
@@ -161,22 +161,22 @@ rs_status rs_forward(rs_session *s, const int32_t *ids, int n, rs_logits_mode mo
                 if ((st = move_stream(cur, p, stream_bytes, err))) return st;
                 cur = p;
             }
-            run_layers(s, p, n, mode == RS_LOGITS_ALL ? n : 1, &normed);
+            run_layers(s, p, n, n_out, &normed);
         }
-        if (cur != s->out_place) {
+        if (n_out > 0 && cur != s->out_place) {
             normed = false;
             if ((st = move_stream(cur, s->out_place, stream_bytes, err))) return st;
         }
-        run_head(s, n, mode, normed);
+        if (n_out > 0) run_head(s, n, n_out, normed);
     }
 
     rs_backend *ob = s->out_place->be;
-    int rows = mode == RS_LOGITS_ALL ? n : 1;
-    size_t logit_bytes = (size_t)rows * hp->n_vocab * sizeof(float);
-    if ((st = ob->ops->download(ob, s->logits_host, s->out_place->a.logits, logit_bytes, err)))
+    size_t logit_bytes = (size_t)n_out * hp->n_vocab * sizeof(float);
+    if (n_out > 0 &&
+        (st = ob->ops->download(ob, s->logits_host, s->out_place->a.logits, logit_bytes, err)))
         return st;
     for (int k = 0; k < s->n_place; k++)
         if ((st = s->place[k].be->ops->sync(s->place[k].be, err))) return st;
-    s->n_logits = rows;
+    s->n_logits = n_out;
     return RS_OK;
 }

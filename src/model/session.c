@@ -322,7 +322,9 @@ rs_status rs_session_eval(rs_session *s, const int32_t *ids, int n, rs_logits_mo
                                 n_vocab);
     for (int done = 0; done < n;) {
         int chunk = n - done < s->n_batch ? n - done : s->n_batch;
-        rs_status st = rs_forward(s, ids + done, chunk, mode, err);
+        /* chunks before the last need no logits, only their keys and values */
+        int n_out = mode == RS_LOGITS_ALL ? chunk : done + chunk == n ? 1 : 0;
+        rs_status st = rs_forward(s, ids + done, chunk, n_out, err);
         if (st) return st;
         s->n_past += chunk;
         done += chunk;

@@ -66,7 +66,8 @@ struct rs_session {
     bool graph_ready;       /* the decode step has been captured (GPU) */
 };
 
-/* forward.c: evaluates n <= n_batch tokens at positions n_past.. (no bounds checks). */
-rs_status rs_forward(rs_session *s, const int32_t *ids, int n, rs_logits_mode mode, rs_error *err);
+/* forward.c: evaluates n <= n_batch tokens at positions n_past.. (no bounds checks),
+ * keeping the logits of the last n_out of them (0, 1 or n). */
+rs_status rs_forward(rs_session *s, const int32_t *ids, int n, int n_out, rs_error *err);
 
 #endif
