@@ -12,6 +12,7 @@ import sys
 import time
 
 import torch
+import transformers
 from transformers import LlamaConfig, LlamaForCausalLM
 
 N_PROMPT, N_GEN, REPS = 512, 128, 3
@@ -39,7 +40,7 @@ def main():
     ids = torch.randint(3, 32000, (1, N_PROMPT), device="cuda")
     model(ids)  # warm-up
     pp = [N_PROMPT / timed(lambda: model(ids)) for _ in range(REPS)]
-    print(f"| HF transformers {torch.__version__} fp16 eager | pp{N_PROMPT} | {sum(pp)/len(pp):.0f} tok/s |",
+    print(f"| HF transformers {transformers.__version__} (torch {torch.__version__}) fp16 eager | pp{N_PROMPT} | {sum(pp)/len(pp):.0f} tok/s |",
           flush=True)
 
     one = ids[:, :1]
