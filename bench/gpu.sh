@@ -86,6 +86,23 @@ run_tests() {
         compute-sanitizer --tool memcheck --error-exitcode 9 $B run -m "$f" -p "Once upon a time" \
             -n 24 --temp 0 2>&1 | tail -4
         echo "memcheck exit: ${PIPESTATUS[0]}"
+        # the same model's greedy tokens on the CPU and the GPU: the pruned last layer of
+        # the prompt gives the first, the decode chain the rest. Random weights leave near
+        # ties (run 175: tokens 1-15 equal, the 16th not), so only the first must match.
+        say "greedy tokens, CPU against GPU (small Q4_0, random weights, decode chain)"
+        local p="The quick brown fox jumps over the lazy dog and then it runs away into the forest"
+        local c g
+        c=$($B run -m "$f" -p "$p" -n 16 --temp 0 --device cpu 2>/dev/null | tr ' ' '\n' | tail -16)
+        g=$($B run -m "$f" -p "$p" -n 16 --temp 0 --device cuda 2>/dev/null | tr ' ' '\n' | tail -16)
+        local i=0
+        while ((i < 16)) && [[ $(sed -n "$((i + 1))p" <<<"$c") == $(sed -n "$((i + 1))p" <<<"$g") ]]; do
+            i=$((i + 1))
+        done
+        if ((i == 0)); then
+            echo "greedy: FIRST TOKEN DIFFERS (cpu $(head -1 <<<"$c"), gpu $(head -1 <<<"$g"))"
+        else
+            echo "greedy: the first $i of 16 tokens equal"
+        fi
     fi
 }
 
