@@ -92,8 +92,8 @@ run_tests() {
         say "greedy tokens, CPU against GPU (small Q4_0, random weights, decode chain)"
         local p="The quick brown fox jumps over the lazy dog and then it runs away into the forest"
         local c g
-        c=$($B run -m "$f" -p "$p" -n 16 --temp 0 --device cpu 2>/dev/null | tr ' ' '\n' | tail -16)
-        g=$($B run -m "$f" -p "$p" -n 16 --temp 0 --device cuda 2>/dev/null | tr ' ' '\n' | tail -16)
+        c=$($B run -m "$f" -p "$p" -n 16 --temp 0 --device cpu 2>/dev/null | tr -s ' \n' '\n' | grep -v '^$' | tail -16)
+        g=$($B run -m "$f" -p "$p" -n 16 --temp 0 --device cuda 2>/dev/null | tr -s ' \n' '\n' | grep -v '^$' | tail -16)
         local i=0
         while ((i < 16)) && [[ $(sed -n "$((i + 1))p" <<<"$c") == $(sed -n "$((i + 1))p" <<<"$g") ]]; do
             i=$((i + 1))
