@@ -91,15 +91,14 @@ run_tests() {
         # ties (run 175: tokens 1-15 equal, the 16th not), so only the first must match.
         say "greedy tokens, CPU against GPU (small Q4_0, random weights, decode chain)"
         local p="The quick brown fox jumps over the lazy dog and then it runs away into the forest"
-        local c g
-        c=$($B run -m "$f" -p "$p" -n 16 --temp 0 --device cpu 2>/dev/null | tr -s ' \n' '\n' | grep -v '^$' | tail -16)
-        g=$($B run -m "$f" -p "$p" -n 16 --temp 0 --device cuda 2>/dev/null | tr -s ' \n' '\n' | grep -v '^$' | tail -16)
+        local -a c g # the output's words; this model's tokens print as " tokN"
+        read -r -d "" -a c <<<"$($B run -m "$f" -p "$p" -n 16 --temp 0 --device cpu 2>/dev/null)"
+        read -r -d "" -a g <<<"$($B run -m "$f" -p "$p" -n 16 --temp 0 --device cuda 2>/dev/null)"
+        c=("${c[@]: -16}") g=("${g[@]: -16}")
         local i=0
-        while ((i < 16)) && [[ $(sed -n "$((i + 1))p" <<<"$c") == $(sed -n "$((i + 1))p" <<<"$g") ]]; do
-            i=$((i + 1))
-        done
+        while ((i < 16)) && [[ ${c[i]} == "${g[i]}" ]]; do i=$((i + 1)); done
         if ((i == 0)); then
-            echo "greedy: FIRST TOKEN DIFFERS (cpu $(head -1 <<<"$c"), gpu $(head -1 <<<"$g"))"
+            echo "greedy: FIRST TOKEN DIFFERS (cpu ${c[0]}, gpu ${g[0]})"
         else
             echo "greedy: the first $i of 16 tokens equal"
         fi

@@ -63,7 +63,7 @@ static void run_layers(rs_session *s, rs_place *p, int n, int n_out, bool *norme
         ops->attention(be, a->q, p->kv, i, a->pos, n, &s->attn, a->att);
         const int rows = layer_pruned(hp, l, n, n_out) ? n_out : n, skip = n - rows;
         const rs_weight *next = norm_after(s, p, l);
-        *normed = next != NULL;
+        *normed = rows > 0 && next != NULL;
         if (rows == 0) continue; /* no logits wanted: the cache is all this layer leaves */
         const float *att = a->att + (size_t)skip * hp->n_head * hp->head_dim;
         float *x = a->x + (size_t)skip * hp->n_embd, *xn = a->xn + (size_t)skip * hp->n_embd;
