@@ -444,6 +444,7 @@ static void test_stream(void) {
 static rs_cuda_tuning defaults; /* the backend's, read once at the start */
 static int handoff = 1;         /* chain_handoff of the chains set_chain turns on */
 static int stage_kib;           /* their chain_stage (0: the default) */
+static int chain_min = 2; /* their chain_min: chains of two ops run, as the mixed cases want */
 
 /* The chain on (for Q8_0 and Q4_K too) or off, else the defaults. */
 static void set_chain(int on, int ring_kib, int warps) {
@@ -455,6 +456,7 @@ static void set_chain(int on, int ring_kib, int warps) {
     t.chain_warps = warps;
     t.chain_handoff = handoff;
     t.chain_stage = stage_kib;
+    t.chain_min = chain_min;
     rs_cuda_set_tuning(B, &t);
 }
 
@@ -553,9 +555,9 @@ static void free_out(layer_out *o) {
 
 /* The same weights and inputs with the chain off and on: every output and
  * the cache bitwise equal, x moved by the products (not trivially equal), and
- * the chain really run: one launch of `chained` phases per layer (none off),
- * all but the first taking the phase before's output as a hand-off (none
- * with hand-offs off). */
+ * the chain really run: one launch of `chained` phases per layer (none off,
+ * none at all when `chained` is 0), all but the first taking the phase
+ * before's output as a hand-off (none with hand-offs off). */
 static void check_chain(const rs_dtype types[4], int64_t dim, int64_t ff, int n_head, int hd,
                         rs_kv_type kvt, int layers, int ring_kib, int warps, bool graph,
                         int chained) {
@@ -580,9 +582,9 @@ static void check_chain(const rs_dtype types[4], int64_t dim, int64_t ff, int n_
              rs_dtype_name(types[3]), (long long)dim, (long long)ff, n_head, layers, kv_name(kvt),
              ring_kib ? "2 slots" : "auto", warps ? warps : 8, stage_kib, graph ? ", graph x2" : "",
              handoff ? "" : ", counted");
-    const bool ran = a.launches == 0 && b.launches == layers &&
+    const bool ran = a.launches == 0 && b.launches == (chained ? layers : 0) &&
                      b.phases == (long)chained * layers &&
-                     b.handoffs == (handoff ? (long)(chained - 1) * layers : 0);
+                     b.handoffs == (handoff && chained ? (long)(chained - 1) * layers : 0);
     report(name, differ + (moved == 0 || !isfinite(moved)) + !ran, 0);
     if (!ran)
         printf("     chain launches %ld (%ld phases, %ld hand-offs), off %ld; want %d of %d "
@@ -610,6 +612,10 @@ static void test_chain(void) {
     check_chain(q80, 1024, 3072, 16, 64, RS_KV_F32, 2, 0, 0, false, 4);
     check_chain(q80, 1024, 3072, 16, 64, RS_KV_F16, 2, 1, 0, false, 4);
     check_chain(mix, 1024, 2048, 8, 128, RS_KV_F16, 2, 0, 0, false, 2);
+    chain_min = 0; /* the default (3): the mixed layers' pairs launch one kernel per op */
+    check_chain(mix, 1024, 2048, 8, 128, RS_KV_F16, 2, 0, 0, false, 0);
+    check_chain(q40, 1024, 2048, 8, 128, RS_KV_F16, 2, 0, 0, false, 4);
+    chain_min = 2;
     check_chain(q4k, 1024, 2048, 8, 128, RS_KV_F16, 2, 0, 0, false, 4);
     check_chain(q4k, 1024, 2816, 8, 128, RS_KV_Q8_0, 3, 1, 0, false, 4);
     /* a warp's rows of a group (every W-th) from stages of 1 row (most warps pass

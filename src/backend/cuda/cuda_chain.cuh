@@ -66,6 +66,7 @@ enum {
                           * 2 of 11008 (16 of narrow ones). With the consumers' activations in
                           * registers, smaller stages won: 571 tok/s against 557 at 25 KiB
                           * (8 rows) and 543 at 10 or 20 (CUDA_NOTES, session 11) */
+    DC_MIN_AUTO = 3,     /* the fewest phases a chain launch takes by default (tuning chain_min) */
     DC_MAX_GRID = 160,   /* blocks (SMs) the table has room for */
     DC_MAX_ITEMS = 4096, /* groups of all phases */
     DC_XU = 4,           /* loads in flight per thread at a phase start */

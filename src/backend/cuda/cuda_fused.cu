@@ -367,7 +367,8 @@ void cw_chain_launch(cuda_backend *c) {
     a.n = c->chain_n;
     a.mode = c->tune.chain;
     c->chain_n = 0; /* first: the launches below flush the chain again */
-    size_t smem = a.n > 1 ? dc_plan(c, a, ch.type) : 0;
+    const int min_n = c->tune.chain_min > 0 ? c->tune.chain_min : DC_MIN_AUTO;
+    size_t smem = a.n >= std::max(min_n, 2) ? dc_plan(c, a, ch.type) : 0;
     if (smem && dc_table_for(ch, a, c->n_sm, c->tune.chain_deal)) {
         /* counters and epoch, then the two hand-off buffers (zero when made) */
         a.ll_groups = dc_handoffs(a, c->tune.chain_handoff);
@@ -390,7 +391,7 @@ void cw_chain_launch(cuda_backend *c) {
             dc_launch_t<RS_DTYPE_Q8_0>(c, a, smem);
         return;
     }
-    for (int i = 0; i < a.n; i++) { /* a single op, or too wide for the ring: one launch each */
+    for (int i = 0; i < a.n; i++) { /* too few ops, or too wide for the ring: one launch each */
         if (a.ph[i].epi == FZ_RESID)
             fz_launch_now<FZ_RESID>(c, ch.type, a.f[i], a.ph[i].groups);
         else if (a.ph[i].epi == FZ_SWIGLU)

@@ -63,6 +63,11 @@ typedef struct rs_cuda_tuning {
                         * 16); a stage holds 1-16 whole rows */
     int chain_deal;    /* its groups go to the block with the fewest bytes so far over the
                         * whole chain (0) or in their own phase first (1) */
+    int chain_min;     /* the fewest ops a chain launch takes (0 = automatic: 3); shorter runs
+                        * of chainable ops (a Q4_K_M layer's Q6_K v and down cut its chain into
+                        * pairs) launch one kernel each: lab Q4_K_M 440-443 tok/s with pairs
+                        * chained, 456-459 without, CLI 432-436 -> 457-459 (CUDA_NOTES,
+                        * session 16) */
     int chain_handoff; /* a phase takes its input from the phase before as flagged words
                         * (1, the default) or once every block's counter says it is done
                         * (0) */
