@@ -37,6 +37,7 @@ extern "C" {
 #include "backend/backend.h"
 #include "backend/cuda/cuda_backend.h"
 #include "backend/cuda/cuda_internal.h"
+#include "convert/quantize.h"
 #include "dtype/dtype.h"
 }
 
@@ -602,25 +603,47 @@ static void forward7(model7 &m, int n) {
     });
 }
 
-static void model_create(model7 &m, rs_dtype t, rs_kv_type kvt) {
+/* The type `rusty quantize` (preset ft) writes a tensor of the 7B shape in. */
+static rs_dtype preset_type(rs_ftype ft, const char *name, int64_t n_in, int64_t n_out) {
+    rs_tensor_info ti = {};
+    ti.name = name;
+    ti.type = RS_DTYPE_F32;
+    ti.n_dims = 2;
+    ti.ne[0] = n_in;
+    ti.ne[1] = n_out;
+    ti.ne[2] = ti.ne[3] = 1;
+    rs_quantize_params qp = {};
+    qp.ftype = ft;
+    return rs_quantize_target_type(&ti, &qp, L7);
+}
+
+/* Weights of preset ft (Q4_K_M puts attn_v and ffn_down of half the layers in Q6_K); the
+ * output head in the base type t unless the preset mixes (then Q6_K, as the file's). */
+static void model_create(model7 &m, rs_dtype t, rs_ftype ft, bool mix, rs_kv_type kvt) {
     memset(&m, 0, sizeof m);
     uint64_t seed = 1000;
     for (int i = 0; i < L7; i++) {
         layer7 &L = m.l[i];
+        char nv[64], nd[64];
+        snprintf(nv, sizeof nv, "blk.%d.attn_v.weight", i);
+        snprintf(nd, sizeof nd, "blk.%d.ffn_down.weight", i);
+        const rs_dtype tv = mix ? preset_type(ft, nv, DIM, NKV * HD) : t,
+                       td = mix ? preset_type(ft, nd, FF, DIM) : t;
         L.attn_norm = dev_weight(RS_DTYPE_F32, DIM, 1, 1.0f, seed++);
         L.ffn_norm = dev_weight(RS_DTYPE_F32, DIM, 1, 1.0f, seed++);
         L.wq = dev_weight(t, DIM, NH * HD, 0.02f, seed++);
         L.wk = dev_weight(t, DIM, NKV * HD, 0.02f, seed++);
-        L.wv = dev_weight(t, DIM, NKV * HD, 0.02f, seed++);
+        L.wv = dev_weight(tv, DIM, NKV * HD, 0.02f, seed++);
         L.wo = dev_weight(t, NH * HD, DIM, 0.02f, seed++);
         L.gate = dev_weight(t, DIM, FF, 0.02f, seed++);
         L.up = dev_weight(t, DIM, FF, 0.02f, seed++);
-        L.down = dev_weight(t, FF, DIM, 0.02f, seed++);
+        L.down = dev_weight(td, FF, DIM, 0.02f, seed++);
         m.weight_bytes += L.wq.nbytes + L.wk.nbytes + L.wv.nbytes + L.wo.nbytes + L.gate.nbytes +
                           L.up.nbytes + L.down.nbytes;
     }
     m.out_norm = dev_weight(RS_DTYPE_F32, DIM, 1, 1.0f, seed++);
-    m.output = dev_weight(t, DIM, VOCAB, 0.02f, seed++);
+    m.output = dev_weight(mix ? preset_type(ft, "output.weight", DIM, VOCAB) : t, DIM, VOCAB, 0.02f,
+                          seed++);
     m.weight_bytes += m.output.nbytes;
     m.x = drand((size_t)NB * DIM, 1.0f, 1);
     m.xn = (float *)dalloc((size_t)NB * DIM * 4);
@@ -681,14 +704,15 @@ static void print_breakdown(const char *what, int reps) {
     printf(" total %.3f ms\n", total / reps);
 }
 
-static void bench_model(rs_dtype t, rs_kv_type kvt) {
+static void bench_model(rs_dtype t, rs_ftype ft, bool mix, rs_kv_type kvt) {
     model7 m;
-    model_create(m, t, kvt);
+    model_create(m, t, ft, mix, kvt);
     const bool q8kv = kvt == RS_KV_Q8_0;
     /* bytes per cached position: K and V of every layer and kv head */
     const double kv_pos = 2.0 * L7 * NKV * (q8kv ? HD + HD / 32 * 2 : HD * 2);
     printf("### %s: %.2f GB of weights (32 layers + output), KV %s %.0f KB/position\n",
-           rs_dtype_name(t), m.weight_bytes / 1e9, q8kv ? "Q8_0" : "F16", kv_pos / 1e3);
+           mix ? rs_ftype_name(ft) : rs_dtype_name(t), m.weight_bytes / 1e9, q8kv ? "Q8_0" : "F16",
+           kv_pos / 1e3);
     std::vector<float> logits(VOCAB);
     float *hx = (float *)malloc(DIM * 4);
     for (int i = 0; i < DIM; i++) hx[i] = 0.01f * (float)((i * 7919) % 201 - 100);
@@ -744,6 +768,8 @@ static void bench_model(rs_dtype t, rs_kv_type kvt) {
         tu.chain = chain;
         tu.chain_q8 = tu.chain_q4k = chain != 0;
         if (getenv("LAB_CHAIN_COOP")) tu.chain_coop = atoi(getenv("LAB_CHAIN_COOP"));
+        /* LAB_CHAIN_MIN: the fewest ops a chain launch takes (0 automatic) */
+        if (getenv("LAB_CHAIN_MIN")) tu.chain_min = atoi(getenv("LAB_CHAIN_MIN"));
         /* LAB_ATTN_CHUNK: positions per decode-attention split (0 automatic) */
         if (getenv("LAB_ATTN_CHUNK")) tu.attn_chunk = atoi(getenv("LAB_ATTN_CHUNK"));
         tu.chain_ring = vr[5];
@@ -1027,9 +1053,16 @@ int main(int argc, char **argv) {
                 if (strcmp(kv, "q8")) die("unknown cache type (want :q8)", kv);
                 kvt = RS_KV_Q8_0;
             }
+            /* a weight type, or a mixing preset of `rusty quantize` (Q4_K_M, Q5_K_M) */
             rs_dtype t;
+            rs_ftype ft = RS_FTYPE_F32;
+            const bool mix = strlen(tok) > 2 && !strcmp(tok + strlen(tok) - 2, "_M");
+            if (mix) {
+                if (!rs_ftype_from_name(tok, &ft)) die("unknown preset", tok);
+                tok[strlen(tok) - 2] = 0;
+            }
             if (!rs_dtype_from_name(tok, &t)) die("unknown type", tok);
-            bench_model(t, kvt);
+            bench_model(t, ft, mix, kvt);
             fflush(stdout);
         }
     }

@@ -9,7 +9,7 @@
 #
 # test   CUDA op tests + end-to-end GPU-vs-CPU tests, compute-sanitizer on a decode loop
 # bench  synthesizes Llama-2-7B-shaped models (random weights) and runs `rusty bench`
-#        on the GPU: F16, Q8_0, Q4_0, Q4_K_M at pp512/tg128, Q4_0 at depth 4096
+#        on the GPU: F16, Q8_0, Q4_0, Q4_K (Q4_K_S), Q4_K_M at pp512/tg128, Q4_0 at depth 4096
 # cpu    the same models' Q4_0/Q8_0 on the machine's CPU cores (pp64, tg32)
 # hf     HF transformers on the same GPU (bench/hf_bench.py)
 # lab    the kernel lab (bench/cuda_bench.cu) with LAB_ARGS (default: the decode model table)
@@ -108,7 +108,7 @@ run_tests() {
 run_bench() {
     say "GPU benchmarks, Llama-2-7B shape, random weights"
     local first=1
-    for ty in ${GPU_TYPES:-F16 Q8_0 Q4_0 Q4_K}; do
+    for ty in ${GPU_TYPES:-F16 Q8_0 Q4_0 Q4_K Q4_K_M}; do
         f=$(synth $ty) || { echo "synth $ty failed"; continue; }
         $B bench -m "$f" -p 512 -n 128 -r 3 2>>"$OUT/bench.err" | tail -n +$((first ? 1 : 3))
         first=0

@@ -4,12 +4,14 @@
  *   SHAPE: llama2-7b | tinyllama-1b | small (a 60M model for quick checks);
  *          ":neox" marks the file rotate-half (rusty.rope_neox), as a model converted
  *          from Hugging Face rows without un-permuting would be
- *   TYPE:  any weight type with a reference quantizer (F16, Q4_0, Q8_0, Q4_K, ...)
+ *   TYPE:  a `rusty quantize` preset (F16, Q8_0, Q4_0, Q4_K, Q4_K_M, ...): each
+ *          matrix gets the type that preset's quantizer would write it in
  * Weights are uniform in [-sqrt(3/n_in), sqrt(3/n_in)] (unit-variance outputs),
  * generated as f32 and quantized with Rusty's reference quantizers — the same
  * bytes `rusty quantize` would write from an F16 file of those values, give or
- * take the F16 rounding. The output head is Q6_K for 4/5-bit types, as
- * llama.cpp's quantizer makes it. The vocabulary is synthetic (byte tokens
+ * take the F16 rounding: the output head is Q6_K for 4/5-bit types and the
+ * _M mixes put attn_v and ffn_down of half the layers in Q6_K, as llama.cpp's
+ * quantizer does (rs_quantize_target_type). The vocabulary is synthetic (byte tokens
  * plus "tokN" pieces) so the model loads like any SentencePiece model. */
 #include <math.h>
 #include <stdio.h>
@@ -18,6 +20,7 @@
 
 #include "backend/cpu/threadpool.h"
 #include "core/cpu.h"
+#include "convert/quantize.h"
 #include "io/gguf.h"
 
 typedef struct shape {
@@ -135,37 +138,44 @@ int main(int argc, char **argv) {
         if (strlen(shapes[i].name) == name_len && !strncmp(shapes[i].name, argv[1], name_len) &&
             (!colon || neox))
             s = &shapes[i];
-    rs_dtype type;
-    if (!s || !rs_dtype_from_name(argv[2], &type) || !rs_dtype_get(type)->from_f32) {
+    rs_quantize_params qp = {0};
+    if (!s || !rs_ftype_from_name(argv[2], &qp.ftype)) {
         fprintf(stderr, "synth_model: unknown shape or type\n");
         return 1;
     }
-    bool low_bits = type != RS_DTYPE_F32 && type != RS_DTYPE_F16 && type != RS_DTYPE_BF16 &&
-                    type != RS_DTYPE_Q8_0;
-    rs_dtype head = low_bits ? RS_DTYPE_Q6_K : type;
     int D = s->n_embd, KV = s->n_head_kv * (D / s->n_head), n = 0;
     rs_tensor_info *t = calloc(3 + 9 * (size_t)s->n_layer, sizeof *t);
     if (!t) {
         fprintf(stderr, "synth_model: out of memory\n");
         return 1;
     }
-    add_tensor(t, &n, "token_embd.weight", type, D, s->n_vocab);
+    /* every 2-D tensor is described as F32, then given the preset's type for it */
+    add_tensor(t, &n, "token_embd.weight", RS_DTYPE_F32, D, s->n_vocab);
     add_tensor(t, &n, "output_norm.weight", RS_DTYPE_F32, D, 0);
-    add_tensor(t, &n, "output.weight", head, D, s->n_vocab);
+    add_tensor(t, &n, "output.weight", RS_DTYPE_F32, D, s->n_vocab);
     for (int l = 0; l < s->n_layer; l++) {
         char name[64];
-#define T(suffix, ty, a, b)                                                                        \
-    (snprintf(name, sizeof name, "blk.%d." suffix, l), add_tensor(t, &n, name, ty, a, b))
-        T("attn_norm.weight", RS_DTYPE_F32, D, 0);
-        T("attn_q.weight", type, D, D);
-        T("attn_k.weight", type, D, KV);
-        T("attn_v.weight", type, D, KV);
-        T("attn_output.weight", type, D, D);
-        T("ffn_norm.weight", RS_DTYPE_F32, D, 0);
-        T("ffn_gate.weight", type, D, s->n_ff);
-        T("ffn_up.weight", type, D, s->n_ff);
-        T("ffn_down.weight", type, s->n_ff, D);
+#define T(suffix, a, b)                                                                            \
+    (snprintf(name, sizeof name, "blk.%d." suffix, l), add_tensor(t, &n, name, RS_DTYPE_F32, a, b))
+        T("attn_norm.weight", D, 0);
+        T("attn_q.weight", D, D);
+        T("attn_k.weight", D, KV);
+        T("attn_v.weight", D, KV);
+        T("attn_output.weight", D, D);
+        T("ffn_norm.weight", D, 0);
+        T("ffn_gate.weight", D, s->n_ff);
+        T("ffn_up.weight", D, s->n_ff);
+        T("ffn_down.weight", s->n_ff, D);
 #undef T
+    }
+    bool can = true;
+    for (int i = 0; i < n; i++) {
+        const rs_dtype ty = rs_quantize_target_type(&t[i], &qp, s->n_layer);
+        can = can && rs_dtype_get(ty)->from_f32;
+        size_t row;
+        rs_dtype_row_size(ty, t[i].ne[0], &row);
+        t[i].type = ty;
+        t[i].nbytes = row * (uint64_t)t[i].ne[1];
     }
     rs_meta meta;
     rs_meta_init(&meta);
@@ -176,7 +186,12 @@ int main(int argc, char **argv) {
     rs_cpu_detect(&cpu);
     int nth = argc > 4 ? atoi(argv[4]) : cpu.n_physical;
     int rc = 1;
+    if (!can) {
+        fprintf(stderr, "synth_model: %s has no reference quantizer\n", argv[2]);
+        goto done;
+    }
     if (!add_hparams(&meta, s) || !add_vocab(&meta, s->n_vocab) ||
+        rs_meta_set_uint(&meta, "general.file_type", RS_V_U32, (uint64_t)qp.ftype) ||
         (neox && rs_meta_set_bool(&meta, "rusty.rope_neox", true)) ||
         rs_threadpool_create(&tp, nth, &err) ||
         rs_gguf_writer_open(&w, argv[3], &meta, t, (uint64_t)n, &err)) {

@@ -91,8 +91,8 @@ static rs_dtype fit_row(rs_dtype t, int64_t n_in) {
     return n_in % rs_dtype_get(t)->block_size == 0 ? t : RS_DTYPE_F16;
 }
 
-/* The type tensor t is written in. */
-static rs_dtype target_type(const rs_tensor_info *t, const rs_quantize_params *p, int n_layer) {
+rs_dtype rs_quantize_target_type(const rs_tensor_info *t, const rs_quantize_params *p,
+                                 int n_layer) {
     const int pi = preset_of(p->ftype);
     if (t->n_dims != 2 || !ends_with(t->name, ".weight")) return t->type;
     rs_dtype want = presets[pi].base;
@@ -212,7 +212,7 @@ rs_status rs_quantize_model(const char *in_path, const char *out_path, const rs_
         const rs_tensor_info *t = &mf.tensors[i];
         outs[i] = *t;
         outs[i].data = NULL;
-        outs[i].type = target_type(t, p, hp.n_layer);
+        outs[i].type = rs_quantize_target_type(t, p, hp.n_layer);
         size_t row;
         if (!rs_dtype_get(t->type)->to_f32 && outs[i].type != t->type) {
             st = rs_error_set(err, RS_ERR_UNSUPPORTED, "tensor '%s': cannot read type %s", t->name,

@@ -15,6 +15,7 @@
 
 #include "core/status.h"
 #include "dtype/dtype.h"
+#include "io/tensor_info.h"
 
 /* llama.cpp's file-type numbers (general.file_type), for the presets we make. */
 typedef enum rs_ftype {
@@ -48,6 +49,12 @@ typedef struct rs_quantize_params {
 /* Parses a preset name ("Q4_0", "q4_k_m", "F16", ...); false if unknown. */
 bool rs_ftype_from_name(const char *name, rs_ftype *out);
 const char *rs_ftype_name(rs_ftype t);
+
+/* The type tensor t (as the source file describes it) is written in, in a
+ * model of n_layer layers: the preset's base type, Q6_K for the output head
+ * and, in the _M mixes, for attn_v and ffn_down of llama.cpp's use_more_bits
+ * layers; 1-D tensors keep their type. */
+rs_dtype rs_quantize_target_type(const rs_tensor_info *t, const rs_quantize_params *p, int n_layer);
 
 rs_status rs_quantize_model(const char *in_path, const char *out_path, const rs_quantize_params *p,
                             rs_error *err);

@@ -5,6 +5,7 @@
 #include <stdlib.h>
 #include <string.h>
 
+#include "convert/quantize.h"
 #include "dtype/fp16.h"
 #include "tokenizer/tokenizer.h"
 
@@ -107,8 +108,17 @@ static void set_name(rs_model *m, const char *path) {
     snprintf(m->name, sizeof m->name, "%s", base && base[1] ? base + 1 : path);
 }
 
-/* The weight type holding the most bytes, for display ("Q4_0"). */
+/* For display: the file's quantization preset where it names one we know
+ * ("Q4_K_M": general.file_type), else the weight type holding the most bytes. */
 static void set_type_desc(rs_model *m) {
+    uint32_t ftype;
+    if (rs_meta_get_u32(m->file.meta, "general.file_type", &ftype, NULL) == RS_OK) {
+        const char *name = rs_ftype_name((rs_ftype)ftype);
+        if (strcmp(name, "?") != 0) {
+            snprintf(m->type_desc, sizeof m->type_desc, "%s", name);
+            return;
+        }
+    }
     uint64_t bytes[RS_DTYPE_COUNT] = {0};
     for (int l = 0; l < m->hp.n_layer; l++) {
         const rs_layer_weights *L = &m->layers[l];
