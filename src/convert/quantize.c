@@ -94,7 +94,7 @@ static rs_dtype fit_row(rs_dtype t, int64_t n_in) {
 rs_dtype rs_quantize_target_type(const rs_tensor_info *t, const rs_quantize_params *p,
                                  int n_layer) {
     const int pi = preset_of(p->ftype);
-    if (t->n_dims != 2 || !ends_with(t->name, ".weight")) return t->type;
+    if (pi < 0 || t->n_dims != 2 || !ends_with(t->name, ".weight")) return t->type;
     rs_dtype want = presets[pi].base;
     bool quantized = rs_dtype_get(want)->is_quantized;
     if (!p->pure && quantized && strcmp(t->name, "output.weight") == 0 && want != RS_DTYPE_Q8_0)

@@ -53,7 +53,7 @@ const char *rs_ftype_name(rs_ftype t);
 /* The type tensor t (as the source file describes it) is written in, in a
  * model of n_layer layers: the preset's base type, Q6_K for the output head
  * and, in the _M mixes, for attn_v and ffn_down of llama.cpp's use_more_bits
- * layers; 1-D tensors keep their type. */
+ * layers; 1-D tensors (and any tensor, for an unknown preset) keep their type. */
 rs_dtype rs_quantize_target_type(const rs_tensor_info *t, const rs_quantize_params *p, int n_layer);
 
 rs_status rs_quantize_model(const char *in_path, const char *out_path, const rs_quantize_params *p,

@@ -105,12 +105,60 @@ static void test_errors(void **st) {
     assert_false(rs_ftype_from_name("Q9_9", &t));
 }
 
+/* Q4_K_M's per-tensor types for a 32-layer 7B: llama.cpp's use_more_bits layers,
+ * listed here by hand (the first and last four, and 6, 9, ..., 27), get Q6_K for
+ * attn_v and ffn_down; the rest stays Q4_K, the head is Q6_K, norms keep F32. */
+static void test_k_mix_types(void **st) {
+    (void)st;
+    static const int more[] = {0, 1, 2, 3, 6, 9, 12, 15, 18, 21, 24, 27, 28, 29, 30, 31};
+    rs_quantize_params p = {.ftype = RS_FTYPE_Q4_K_M};
+    rs_tensor_info t = {.type = RS_DTYPE_F16, .n_dims = 2, .ne = {4096, 4096, 1, 1}};
+    char name[64];
+    for (int l = 0; l < 32; l++) {
+        bool want6 = false;
+        for (size_t i = 0; i < sizeof more / sizeof *more; i++) want6 |= more[i] == l;
+        const rs_dtype big = want6 ? RS_DTYPE_Q6_K : RS_DTYPE_Q4_K;
+        t.name = name;
+        snprintf(name, sizeof name, "blk.%d.attn_v.weight", l);
+        assert_int_equal(rs_quantize_target_type(&t, &p, 32), big);
+        snprintf(name, sizeof name, "blk.%d.ffn_down.weight", l);
+        assert_int_equal(rs_quantize_target_type(&t, &p, 32), big);
+        snprintf(name, sizeof name, "blk.%d.attn_q.weight", l);
+        assert_int_equal(rs_quantize_target_type(&t, &p, 32), RS_DTYPE_Q4_K);
+    }
+    t.name = "output.weight";
+    assert_int_equal(rs_quantize_target_type(&t, &p, 32), RS_DTYPE_Q6_K);
+    p.ftype = RS_FTYPE_Q4_K_S; /* no mix: v and down stay in the base type */
+    t.name = "blk.0.attn_v.weight";
+    assert_int_equal(rs_quantize_target_type(&t, &p, 32), RS_DTYPE_Q4_K);
+    p.ftype = (rs_ftype)99; /* an unknown preset changes nothing */
+    assert_int_equal(rs_quantize_target_type(&t, &p, 32), RS_DTYPE_F16);
+    rs_tensor_info norm = {.name = "blk.0.attn_norm.weight", .type = RS_DTYPE_F32, .n_dims = 1};
+    p.ftype = RS_FTYPE_Q4_K_M;
+    assert_int_equal(rs_quantize_target_type(&norm, &p, 32), RS_DTYPE_F32);
+}
+
+/* The model's type description is the file's preset, not its dominant type. */
+static void test_k_mix_label(void **st) {
+    (void)st;
+    const char *out = tu_tmp("q4km.gguf");
+    quantize(tu_shared_or_skip("models/TinyStories-656K.f16.gguf"), out, RS_FTYPE_Q4_K_M);
+    rs_model *m = NULL;
+    rs_error err = {0};
+    if (rs_model_load(&m, out, &err)) fail_msg("%s", err.msg);
+    assert_string_equal(m->type_desc, "Q4_K_M");
+    rs_model_free(m);
+    remove(out);
+}
+
 int main(void) {
     const struct CMUnitTest tests[] = {
         cmocka_unit_test(test_errors),
         cmocka_unit_test(test_hf_to_f16_equals_llama_cpp),
         cmocka_unit_test(test_f16_to_q8_0_equals_llama_cpp),
         cmocka_unit_test(test_q4_0_runs),
+        cmocka_unit_test(test_k_mix_types),
+        cmocka_unit_test(test_k_mix_label),
     };
     return cmocka_run_group_tests(tests, NULL, NULL);
 }
