@@ -112,15 +112,12 @@ static bool add_hparams(rs_meta *m, const shape *s) {
            !rs_meta_set_float(m, "llama.attention.layer_norm_rms_epsilon", RS_V_F32, 1e-5);
 }
 
-static void add_tensor(rs_tensor_info *t, int *n, const char *name, rs_dtype type, int64_t n_in,
-                       int64_t n_out) {
-    size_t row;
-    rs_dtype_row_size(type, n_in, &row);
+/* A tensor as an F32 source would describe it; main gives it the preset's type and size. */
+static void add_tensor(rs_tensor_info *t, int *n, const char *name, int64_t n_in, int64_t n_out) {
     t[*n] = (rs_tensor_info){.name = strdup(name),
-                             .type = type,
+                             .type = RS_DTYPE_F32,
                              .n_dims = n_out ? 2 : 1,
-                             .ne = {n_in, n_out ? n_out : 1, 1, 1},
-                             .nbytes = row * (uint64_t)(n_out ? n_out : 1)};
+                             .ne = {n_in, n_out ? n_out : 1, 1, 1}};
     (*n)++;
 }
 
@@ -149,14 +146,13 @@ int main(int argc, char **argv) {
         fprintf(stderr, "synth_model: out of memory\n");
         return 1;
     }
-    /* every 2-D tensor is described as F32, then given the preset's type for it */
-    add_tensor(t, &n, "token_embd.weight", RS_DTYPE_F32, D, s->n_vocab);
-    add_tensor(t, &n, "output_norm.weight", RS_DTYPE_F32, D, 0);
-    add_tensor(t, &n, "output.weight", RS_DTYPE_F32, D, s->n_vocab);
+    add_tensor(t, &n, "token_embd.weight", D, s->n_vocab);
+    add_tensor(t, &n, "output_norm.weight", D, 0);
+    add_tensor(t, &n, "output.weight", D, s->n_vocab);
     for (int l = 0; l < s->n_layer; l++) {
         char name[64];
 #define T(suffix, a, b)                                                                            \
-    (snprintf(name, sizeof name, "blk.%d." suffix, l), add_tensor(t, &n, name, RS_DTYPE_F32, a, b))
+    (snprintf(name, sizeof name, "blk.%d." suffix, l), add_tensor(t, &n, name, a, b))
         T("attn_norm.weight", D, 0);
         T("attn_q.weight", D, D);
         T("attn_k.weight", D, KV);
