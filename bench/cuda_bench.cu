@@ -696,6 +696,44 @@ static double now_s(void) {
     return ts.tv_sec + ts.tv_nsec * 1e-9;
 }
 
+/* LAB_LOOP: what one decode step costs around the graph at ctx 101 — GPU time of
+ * back-to-back replays, a replay plus a sync per token, and the CLI's step (the
+ * position and token id uploaded from page-locked memory, the replay, the logits
+ * downloaded into page-locked memory), with the host's time inside the launch. */
+static void loop_costs(model7 &m, int key) {
+    rs_error e = {};
+    set_pos(m, 100, 1);
+    int32_t *hio = NULL, *did = (int32_t *)dalloc(4);
+    float *hlog = NULL;
+    ck(cudaMallocHost((void **)&hio, 8), "pinned");
+    ck(cudaMallocHost((void **)&hlog, VOCAB * 4), "pinned");
+    hio[0] = 100, hio[1] = 1;
+    const int toks = 64;
+    const double gpu = time_ms([&] { O->graph_launch(B, key); }, toks);
+    double launch = 0, t0 = now_s();
+    for (int i = 0; i < toks; i++) {
+        const double a = now_s();
+        O->graph_launch(B, key);
+        launch += now_s() - a;
+        sync_or_die("replay");
+    }
+    const double sync = (now_s() - t0) / toks;
+    t0 = now_s();
+    for (int i = 0; i < toks; i++) {
+        O->upload(B, m.pos, hio, 4, &e);
+        O->upload(B, did, hio + 1, 4, &e);
+        O->graph_launch(B, key);
+        if (O->download(B, hlog, m.logits, VOCAB * 4, &e)) die("download", e.msg);
+    }
+    const double cli = (now_s() - t0) / toks;
+    printf("  step at ctx 101, per token: GPU time %.1f us; replay + sync %.1f us (launch call "
+           "%.1f us); the CLI's step (pos and id up, replay, logits down) %.1f us\n",
+           gpu * 1e3, sync * 1e6, launch / toks * 1e6, cli * 1e6);
+    cudaFreeHost(hio);
+    cudaFreeHost(hlog);
+    O->release(B, did);
+}
+
 static void print_breakdown(const char *what, int reps) {
     double total = 0;
     for (int c = 0; c < C_N; c++) total += cat_ms[c];
@@ -800,7 +838,11 @@ static void bench_model(rs_dtype t, rs_ftype ft, bool mix, rs_kv_type kvt) {
         if (O->graph_begin(B, key, &e)) die("graph_begin", e.msg);
         forward7(m, 1);
         if (O->graph_end(B, key, &e)) die("graph_end", e.msg);
-        for (int ctx : std::vector<int>{101, (int)CTX}) {
+        if (getenv("LAB_LOOP")) loop_costs(m, key);
+        /* LAB_DECODE_CTX: the context lengths timed (default 101 and the cache's) */
+        const std::vector<int> ctxs = getenv("LAB_DECODE_CTX") ? int_list(getenv("LAB_DECODE_CTX"))
+                                                               : std::vector<int>{101, (int)CTX};
+        for (int ctx : ctxs) {
             set_pos(m, ctx - 1, 1);
             const double ms = time_ms([&] { O->graph_launch(B, key); }, 10);
             const double bytes = m.weight_bytes + kv_pos * ctx;
