@@ -78,6 +78,10 @@ typedef struct rs_attn {
     int n_head_kv;
     int head_dim;
     float scale; /* usually 1/sqrt(head_dim) */
+    /* an upper bound on pos[t] + 1 over the calls made with this geometry (a graph
+     * captured for a band of positions replays them), so a backend may pick kernels for
+     * short contexts; 0: no bound but the cache's size */
+    int ctx_max;
 } rs_attn;
 
 typedef struct rs_backend_ops {

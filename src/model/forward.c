@@ -92,20 +92,32 @@ static void run_head(rs_session *s, int n, int rows, bool normed) {
     ops->matmul(p->be, &head, 1, in, rows);
 }
 
-/* The GPU-only decode step, captured once as a graph and replayed afterwards
- * (with the embedding lookup when the GPU holds the table). */
+/* The band of context lengths a decode step at ctx positions belongs to:
+ * powers of two from 32, the last one cut at the cache's size. */
+static int decode_band(int ctx, int n_ctx) {
+    int band = 32;
+    while (band < ctx && band < n_ctx) band *= 2;
+    return band < n_ctx ? band : n_ctx;
+}
+
+/* The GPU-only decode step (with the embedding lookup when the GPU holds the
+ * table), captured as a graph once per band of context lengths and replayed
+ * afterwards. The band bounds the attention's context (rs_attn.ctx_max), so a
+ * backend may capture kernels for short contexts into the first bands. */
 static rs_status run_captured_decode(rs_session *s, rs_place *p, rs_error *err) {
     rs_backend *be = p->be;
-    if (s->graph_ready && be->ops->graph_launch(be, 1)) return RS_OK;
-    rs_status st = be->ops->graph_begin(be, 1, err);
+    const int band = decode_band(s->n_past + 1, s->n_ctx); /* also the graph's key */
+    if (be->ops->graph_launch(be, band)) return RS_OK;
+    rs_status st = be->ops->graph_begin(be, band, err);
     if (st) return st;
     if (p->tok_embd.backend) be->ops->embed(be, &p->tok_embd, p->a.ids, 1, p->a.x);
     bool normed = false;
+    s->attn.ctx_max = band;
     run_layers(s, p, 1, 1, &normed);
+    s->attn.ctx_max = 0;
     run_head(s, 1, 1, normed);
-    if ((st = be->ops->graph_end(be, 1, err))) return st;
-    s->graph_ready = true;
-    if (!be->ops->graph_launch(be, 1))
+    if ((st = be->ops->graph_end(be, band, err))) return st;
+    if (!be->ops->graph_launch(be, band))
         return rs_error_set(err, RS_ERR_DEVICE, "captured decode graph failed to launch");
     return RS_OK;
 }
@@ -141,8 +153,8 @@ rs_status rs_forward(rs_session *s, const int32_t *ids, int n, int n_out, rs_err
     rs_place *cur = cpu;
     bool normed = false;
     rs_place *gpu = s->n_place > 1 ? &s->place[RS_PLACE_GPU] : NULL;
-    bool capture = gpu && n == 1 && n_out == 1 && gpu->n_layers == hp->n_layer &&
-                   gpu->be->ops->graph_begin;
+    bool capture =
+        gpu && n == 1 && n_out == 1 && gpu->n_layers == hp->n_layer && gpu->be->ops->graph_begin;
     size_t stream_bytes = (size_t)n * hp->n_embd * sizeof(float);
     if (capture) {
         if ((!dev_embed && (st = move_stream(cpu, gpu, stream_bytes, err))) ||

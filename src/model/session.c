@@ -248,7 +248,8 @@ rs_status rs_session_create(rs_session **out, const rs_model *m, const rs_sessio
     rs_cpu_info cpu;
     rs_cpu_detect(&cpu);
     s->n_threads = o->n_threads ? o->n_threads : cpu.n_physical;
-    s->attn = (rs_attn){hp->n_head, hp->n_head_kv, hp->head_dim, 1.0f / sqrtf((float)hp->head_dim)};
+    s->attn =
+        (rs_attn){hp->n_head, hp->n_head_kv, hp->head_dim, 1.0f / sqrtf((float)hp->head_dim), 0};
     s->lw = calloc((size_t)hp->n_layer, sizeof *s->lw);
     rs_status st = RS_ERR_NOMEM;
     if (!s->lw) {

@@ -63,7 +63,6 @@ struct rs_session {
     int32_t *pos_host;      /* [n_batch] positions of the tokens being evaluated */
     int32_t *ids_host;      /* [n_batch] their ids, staged for a device that embeds them */
     int n_logits;           /* rows valid after the last eval */
-    bool graph_ready;       /* the decode step has been captured (GPU) */
 };
 
 /* forward.c: evaluates n <= n_batch tokens at positions n_past.. (no bounds checks),

@@ -252,7 +252,7 @@ static void check_rope_fused(const rs_dtype types[3], int n_head, int n_kv, int 
     if (O->kv_create(B, &d, &kv, &e)) die("kv_create", &e);
     float *dinv = dev_copy(inv, sizeof(float) * (n_rot / 2 + 1));
     rs_rope rope = {neox != 0, n_rot, dinv, 1.0f};
-    rs_attn at = {n_head, n_kv, hd, 1.0f};
+    rs_attn at = {n_head, n_kv, hd, 1.0f, 0};
     float *dx = dev_copy(x, nx * 4), *dxn = dev(nx * 4), *dpa = dev_copy(pa, (size_t)n * 48 * 4);
     int32_t *dpos = dev_copy(pos, sizeof(int32_t) * n);
     set_fuse(fuse);
@@ -305,6 +305,74 @@ static void check_rope_fused(const rs_dtype types[3], int n_head, int n_kv, int 
     O->kv_destroy(B, kv);
     free(x), free(pa), free(xin), free(inv);
     free_weight(&pw), free_weight(&nw);
+}
+
+/* ---- a decode step of n tokens: the cache store, then attention ----------------------------- */
+
+/* matmul_rope_store stores the step's positions and attention reads them right after; under
+ * programmatic dependent launch the attention's blocks start while the store's kernel runs,
+ * so every token must see the keys and values of the step's earlier tokens as stored, not
+ * what the cache held before (random values here, far from the stored ones). F16 weights of
+ * a 4096-wide model make the store's kernel long enough to overlap. ctx_max: the bound the
+ * attention is told (rs_attn.ctx_max). Reference: double attention over the q and the cache
+ * read back, so only the kernel's f32 arithmetic differs (TOL_ATTN). */
+#define TOL_ATTN 2e-4
+static void check_step_attention(int n_head, int n_kv, int hd, int n, int first, int ctx_max) {
+    const int64_t dim = 4096,
+                  outs[3] = {(int64_t)n_head * hd, (int64_t)n_kv * hd, (int64_t)n_kv * hd};
+    const int n_ctx = 2048;
+    if (n > 4 || first + n > n_ctx) die("check_step_attention: bad case", NULL);
+    tw w[3];
+    float *dy[3];
+    for (int i = 0; i < 3; i++) {
+        w[i] = make_weight(RS_DTYPE_F16, dim, outs[i], 0.5f);
+        dy[i] = dev((size_t)n * outs[i] * 4);
+    }
+    int32_t pos[4];
+    for (int t = 0; t < n; t++) pos[t] = first + t;
+    float *x = host_rand((size_t)n * dim, 1.0f), *inv = make_inv_freq(hd);
+    rs_kv_desc d = {2, n_ctx, n_kv, hd, RS_KV_F16};
+    rs_kv *kv = NULL;
+    rs_error e = {0};
+    if (O->kv_create(B, &d, &kv, &e)) die("kv_create", &e);
+    rs_cuda_kv_fill_random(B, kv, rng++);
+    const size_t nq = (size_t)n * outs[0];
+    float *dinv = dev_copy(inv, sizeof(float) * (hd / 2 + 1)),
+          *dx = dev_copy(x, (size_t)n * dim * 4), *dout = dev(nq * 4);
+    int32_t *dpos = dev_copy(pos, sizeof(int32_t) * n);
+    poison(dout, nq * 4);
+    rs_rope rope = {false, hd, dinv, 1.0f};
+    rs_attn at = {n_head, n_kv, hd, 1.0f / sqrtf((float)hd), ctx_max};
+    rs_matmul qkv[3];
+    for (int i = 0; i < 3; i++) qkv[i] = (rs_matmul){&w[i].w, NULL, dy[i]};
+    O->matmul_rope_store(B, qkv, dx, n, dpos, &rope, &at, kv, 1);
+    O->attention(B, dy[0], kv, 1, dpos, n, &at, dout);
+    char name[160];
+    snprintf(name, sizeof name, "store then attention h=%d/%d hd=%d n=%d at %d ctx<=%d", n_head,
+             n_kv, hd, n, first, ctx_max);
+    if (synced(name)) {
+        const int n_pos = first + n;
+        float *q = host_alloc(nq), *out = host_alloc(nq), *ref = host_alloc(nq),
+              *ck = host_alloc((size_t)n_pos * outs[1]), *cv = host_alloc((size_t)n_pos * outs[1]);
+        down(q, dy[0], nq * 4), down(out, dout, nq * 4);
+        if (rs_cuda_kv_read(B, kv, 1, n_pos, ck, cv, &e)) die("kv_read", &e);
+        rs_ref_attention(q, ck, cv, pos, n, &at, ref);
+        report(name, rel_err(out, ref, nq), TOL_ATTN);
+        free(q), free(out), free(ref), free(ck), free(cv);
+    }
+    for (int i = 0; i < 3; i++) O->release(B, dy[i]), free_weight(&w[i]);
+    O->release(B, dinv), O->release(B, dx), O->release(B, dout), O->release(B, dpos);
+    O->kv_destroy(B, kv);
+    free(x), free(inv);
+}
+
+static void test_step_attention(void) {
+    for (int n = 1; n <= 4; n++) {
+        check_step_attention(32, 32, 128, n, 90, 128); /* unsplit */
+        check_step_attention(32, 32, 128, n, 90, 0);   /* split: 4 chunks of 32 */
+        check_step_attention(32, 8, 128, n, 1500, 0);  /* GQA, long */
+        check_step_attention(32, 4, 64, n, 200, 256);  /* TinyLlama's shape, unsplit */
+    }
 }
 
 /* ---- the cases ------------------------------------------------------------------------------ */
@@ -496,7 +564,7 @@ static layer_out run_layers(const rs_dtype types[4], int64_t dim, int64_t ff, in
     if (O->kv_create(B, &d, &kv, &e)) die("kv_create", &e);
     rs_cuda_kv_fill_random(B, kv, 99); /* the positions before pos, which attention reads */
     rs_rope rope = {false, hd, dinv, 1.0f};
-    rs_attn at = {n_head, n_head, hd, 1.0f};
+    rs_attn at = {n_head, n_head, hd, 1.0f, 0};
     rs_matmul qkv[3] = {{&wq[0].w, NULL, dq}, {&wq[1].w, NULL, dk}, {&wq[2].w, NULL, dv}};
     set_chain(chain, ring_kib, warps);
     if (graph && O->graph_begin(B, 7, &e)) die("graph_begin", &e);
@@ -671,6 +739,7 @@ int main(void) {
     test_residual();
     test_swiglu();
     test_rope();
+    test_step_attention();
     test_split();
     test_stream();
     test_chain();

@@ -434,7 +434,7 @@ static void check_rope(int n_head, int n_kv, int hd, int n_rot, int neox, rs_kv_
     float *dq = dev_copy(q, nq * 4), *dk = dev_copy(k, nk * 4), *dv = dev_copy(v, nk * 4);
     int32_t *dpos = dev_copy(pos, sizeof pos);
     rs_rope rope = {neox != 0, n_rot, dinv, af}, href = {neox != 0, n_rot, inv, af};
-    rs_attn at = {n_head, n_kv, hd, 1.0f};
+    rs_attn at = {n_head, n_kv, hd, 1.0f, 0};
     O->rope_store(B, dq, dk, dv, dpos, n, &rope, &at, kv, 1);
     rs_ref_rope(q, pos, n, n_head, hd, &href);
     rs_ref_rope(k, pos, n, n_kv, hd, &href);
@@ -477,7 +477,7 @@ static void check_rope_table(void) {
     if (O->kv_create(B, &d, &kv, &e)) die("kv_create", &e);
     float *inv = make_inv_freq(hd), *dinv = dev_copy(inv, sizeof(float) * (hd / 2 + 1));
     rs_rope rope = {true, hd, dinv, 1.0f}, href = {true, hd, inv, 1.0f};
-    rs_attn at = {n_head, n_kv, hd, 1.0f};
+    rs_attn at = {n_head, n_kv, hd, 1.0f, 0};
     const size_t nq = (size_t)n * n_head * hd, nk = (size_t)n * n_kv * hd;
     int32_t pos[3][20];
     int32_t *dpos = dev(sizeof pos[0]);
@@ -536,9 +536,10 @@ static void test_rope(void) {
  * ------------------------------------------------------------------------------------ */
 
 /* chunk: positions per decode split, gb: query heads per decode block (0: automatic),
- * mma: prompt attention on the tensor cores (2: its tiles in plain order) */
-static void check_attention(int n_head, int n_kv, int hd, int n_ctx, int last_pos, int n,
-                            rs_kv_type kt, int chunk, int mma, int gb) {
+ * mma: prompt attention on the tensor cores (2: its tiles in plain order), ctx_max: the
+ * caller's bound on the context (rs_attn.ctx_max; 0: none) */
+static void check_attention_at(int n_head, int n_kv, int hd, int n_ctx, int last_pos, int n,
+                               rs_kv_type kt, int chunk, int mma, int gb, int ctx_max) {
     rs_kv_desc d = {2, n_ctx, n_kv, hd, kt};
     rs_kv *kv = NULL;
     rs_error e = {0};
@@ -552,7 +553,7 @@ static void check_attention(int n_head, int n_kv, int hd, int n_ctx, int last_po
     for (int t = 0; t < n; t++) pos[t] = last_pos - (n - 1 - t);
     const size_t nq = (size_t)n * n_head * hd;
     float *q = host_rand(nq, 1.0f), *ref = malloc(nq * 4), *out = malloc(nq * 4);
-    rs_attn at = {n_head, n_kv, hd, 1.0f / sqrtf((float)hd)};
+    rs_attn at = {n_head, n_kv, hd, 1.0f / sqrtf((float)hd), ctx_max};
     rs_ref_attention(q, ck, cv, pos, n, &at, ref);
     float *dq = dev_copy(q, nq * 4), *dout = dev(nq * 4);
     int32_t *dpos = dev_copy(pos, sizeof(int32_t) * n);
@@ -571,9 +572,11 @@ static void check_attention(int n_head, int n_kv, int hd, int n_ctx, int last_po
     const int tensor_cores = mma && kt != RS_KV_F32 && (hd == 64 || hd == 128) && n > 4;
     char gbs[32] = "";
     if (gb) snprintf(gbs, sizeof gbs, " %d heads/block", gb);
-    snprintf(name, sizeof name, "attention h=%d/%d hd=%d pos..%d n=%d %s%s%s%s", n_head, n_kv, hd,
+    char bound[32] = "";
+    if (ctx_max) snprintf(bound, sizeof bound, " ctx<=%d", ctx_max);
+    snprintf(name, sizeof name, "attention h=%d/%d hd=%d pos..%d n=%d %s%s%s%s%s", n_head, n_kv, hd,
              last_pos, n, kv_name(kt), chunk ? " chunk" : "",
-             tensor_cores ? (mma == 2 ? " mma plain order" : " mma") : "", gbs);
+             tensor_cores ? (mma == 2 ? " mma plain order" : " mma") : "", gbs, bound);
     if (synced(name)) {
         down(out, dout, nq * 4);
         report(name, rel_err(out, ref, nq), tensor_cores ? TOL_MMA : TOL_ATTN);
@@ -602,7 +605,30 @@ static void check_attention(int n_head, int n_kv, int hd, int n_ctx, int last_po
     free(ck), free(cv), free(pos), free(q), free(ref), free(out);
 }
 
+static void check_attention(int n_head, int n_kv, int hd, int n_ctx, int last_pos, int n,
+                            rs_kv_type kt, int chunk, int mma, int gb) {
+    check_attention_at(n_head, n_kv, hd, n_ctx, last_pos, n, kt, chunk, mma, gb, 0);
+}
+
 static void test_attention(void) {
+    /* decode at a bounded context: unsplit where the bound fits shared memory (F16 cache,
+     * head_dim 64 up to 256 positions, 128 up to 128), the split kernel otherwise */
+    static const int bounds[] = {32, 64, 128};
+    for (int i = 0; i < 3; i++) {
+        const int b = bounds[i];
+        check_attention_at(32, 32, 128, 4096, b - 1, 1, RS_KV_F16, 0, 0, 0, b);
+        check_attention_at(32, 32, 128, 4096, b / 2, 1, RS_KV_F16, 0, 0, 0, b);
+    }
+    check_attention_at(32, 32, 128, 4096, 0, 1, RS_KV_F16, 0, 0, 0, 32);   /* one position */
+    check_attention_at(32, 8, 128, 4096, 100, 1, RS_KV_F16, 0, 0, 0, 128); /* GQA 4 */
+    check_attention_at(32, 8, 128, 4096, 100, 1, RS_KV_F16, 0, 0, 2, 128); /* two heads a block */
+    check_attention_at(32, 4, 64, 2048, 255, 1, RS_KV_F16, 0, 0, 0, 256);  /* TinyLlama's shape */
+    check_attention_at(32, 4, 64, 2048, 37, 3, RS_KV_F16, 0, 0, 2, 64);
+    check_attention_at(6, 2, 64, 1000, 200, 4, RS_KV_F16, 0, 0, 0, 256);    /* GQA 3, 4 tokens */
+    check_attention_at(7, 7, 128, 100, 99, 2, RS_KV_F16, 0, 0, 0, 100);     /* the cache's size */
+    check_attention_at(32, 32, 128, 4096, 200, 1, RS_KV_F16, 0, 0, 0, 256); /* bound too long */
+    check_attention_at(8, 4, 128, 900, 100, 2, RS_KV_Q8_0, 0, 0, 0, 128);   /* not F16: split */
+    check_attention_at(8, 4, 32, 900, 100, 1, RS_KV_F16, 0, 0, 0, 128);     /* head_dim 32 */
     /* decode (flash-decoding), every head size and group width */
     static const int hds[] = {8, 16, 32, 64, 128, 256};
     for (int i = 0; i < 6; i++) check_attention(8, 4, hds[i], 600, 299, 1, RS_KV_F16, 0, 0, 0);
@@ -717,7 +743,7 @@ static void check_graph(int fused, rs_kv_type kt) {
     float *inv = make_inv_freq(m.hd);
     m.inv = dev_copy(inv, sizeof(float) * m.hd / 2);
     m.rope = (rs_rope){false, m.hd, m.inv, 1.0f};
-    m.at = (rs_attn){m.n_head, m.n_kv, m.hd, 0.125f};
+    m.at = (rs_attn){m.n_head, m.n_kv, m.hd, 0.125f, 0};
     rs_kv_desc d = {1, 700, m.n_kv, m.hd, kt};
     rs_kv *kv_direct = NULL, *kv_graph = NULL;
     rs_error e = {0};

@@ -9,6 +9,10 @@
  * an atomic counter — merges the partials, so there is no second launch. The
  * grid covers the whole cache and blocks past pos[t] exit at once: positions
  * are read from device memory, so one captured graph serves every step.
+ * Where the caller bounds the context (rs_attn.ctx_max, the forward pass's
+ * graph per band of positions) to 32 KB of F16 keys per kv head, decode runs
+ * unsplit instead (attn_short_kernel): each block holds all of its head's keys
+ * and values of 32 output dims in registers, so there is nothing to merge.
  *
  * Prefill (n > 4): a tiled online-softmax kernel, 64 queries x 64 keys per
  * step in shared memory, f32 arithmetic. A last-resort generic kernel covers
@@ -146,9 +150,10 @@ template <typename KV> __host__ __device__ constexpr int kv_dpl() {
 
 /* Before waiting for the previous kernel, a block reads the position and
  * issues its first pass of K loads (and of V, for GB <= 2 where the registers
- * allow): cached positions before the newest are final, and positions are
- * written only by uploads, which precede the step. The newest position (just
- * stored by rope_store) is reloaded after the wait. */
+ * allow): cached positions before the step's first (pos[0]: a step's
+ * positions ascend) are final, and positions are written only by uploads,
+ * which precede the step. The step's own positions (just stored by
+ * rope_store) are loaded after the wait. */
 template <typename KV, int LP, int GB>
 __global__ void __launch_bounds__(128) attn_dec_kernel(const __grid_constant__ dec_args a) {
     constexpr bool Q8 = std::is_same<KV, int8_t>::value, PFV = GB <= 2;
@@ -166,7 +171,7 @@ __global__ void __launch_bounds__(128) attn_dec_kernel(const __grid_constant__ d
     const int g0 = slice * GB, gn = min(GB, a.G - g0), h0 = kvh * a.G + g0;
     const int tid = threadIdx.x, lane = tid & 31, warp = tid >> 5, li = tid % LP, po = tid / LP;
     const int p_end = max(1, min(a.pos[t] + 1, a.n_ctx)), C = dec_chunk(a, p_end),
-              start = split * C, newest = p_end - 1;
+              start = split * C, fresh = min(a.pos[0], p_end - 1);
     if (start >= p_end) return;
     const int end = min(start + C, p_end), len = end - start, n_active = (p_end + C - 1) / C;
     const KV *kb = (const KV *)a.k + (size_t)kvh * a.n_ctx * HD + li * DPL;
@@ -178,7 +183,7 @@ __global__ void __launch_bounds__(128) attn_dec_kernel(const __grid_constant__ d
 #pragma unroll
     for (int u = 0; u < U; u++) {
         const int p = start + po + u * P;
-        if (p >= end) continue;
+        if (p >= end || p >= fresh) continue;
         kr[u].load(kb + (size_t)p * HD, ksb + (size_t)p * a.nsb);
         if (PFV) vr[u].load(vb + (size_t)p * HD, vsb + (size_t)p * a.nsb);
     }
@@ -186,7 +191,7 @@ __global__ void __launch_bounds__(128) attn_dec_kernel(const __grid_constant__ d
 #pragma unroll
     for (int u = 0; u < U; u++) {
         const int p = start + po + u * P;
-        if (p != newest) continue;
+        if (p >= end || p < fresh) continue;
         kr[u].load(kb + (size_t)p * HD, ksb + (size_t)p * a.nsb);
         if (PFV) vr[u].load(vb + (size_t)p * HD, vsb + (size_t)p * a.nsb);
     }
@@ -929,6 +934,165 @@ __global__ void __launch_bounds__(128) attn_generic_kernel(const __grid_constant
     }
 }
 
+/* ---- decode at short contexts: no split, no merge ------------------------------------------
+ * When the caller bounds the context (rs_attn.ctx_max: a graph captured for a band of
+ * positions) to SH_K_BYTES of F16 keys per kv head (128 positions of head_dim 128, 256 of
+ * 64), block (32-dim slice, kv head x query slice, token) holds every key of its kv head in
+ * registers (16 per thread: 256 bytes), scores all positions for its GB query heads, and sums
+ * the values of its own 32 output dims. The slices of a head repeat the scores (their keys
+ * come from L2 after the first), so nothing crosses blocks: the split kernel's partials,
+ * fence, counter and the last block's reload cost half of a short-context call (CUDA_NOTES,
+ * session 17). Keys and values of positions before the step's first are final, so their
+ * loads are issued before the grid wait; the step's own positions are loaded after it.
+ * Registers, not shared memory: a kernel with ~34 KB of shared memory between kernels with
+ * almost none made the SMs change their shared memory / L1 split at every layer (Q8_0
+ * decode -14%, CUDA_NOTES session 18). */
+constexpr int SH_K_BYTES = 32768;
+
+__host__ __device__ constexpr int sh_max_ctx(int hd) {
+    return SH_K_BYTES / (hd * 2);
+}
+
+template <int HD, int GB>
+__global__ void __launch_bounds__(128) attn_short_kernel(const __grid_constant__ dec_args a) {
+    constexpr int NT = 128, CM = sh_max_ctx(HD), LP = HD / 8, /* lanes per key row, 8 dims each */
+        KP = NT / LP,                                         /* key rows per block step */
+        KU = CM / KP,                                         /* key rows per thread */
+        VP = NT / 4,                                          /* positions per value pass */
+        VU = CM / VP;                                         /* value rows per thread */
+    static_assert(HD % 32 == 0 && LP <= 32 && CM % KP == 0 && CM % VP == 0, "head size");
+    __shared__ float sc[GB][CM];
+    __shared__ float red[4][GB][32];
+    __shared__ float s_l[GB];
+    cw_griddep_launch();
+    const int ds = blockIdx.x, kvh = blockIdx.y / a.slices, slice = blockIdx.y % a.slices,
+              t = blockIdx.z;
+    const int g0 = slice * GB, gn = min(GB, a.G - g0), h0 = kvh * a.G + g0;
+    const int tid = threadIdx.x, lane = tid & 31, warp = tid >> 5;
+    const int p_end = min(max(1, min(a.pos[t] + 1, a.n_ctx)), CM),
+              fresh = max(0, min(a.pos[0], p_end - 1));
+    /* keys: lane li of row group kp holds dims 8 li .. 8 li + 7 of rows kp + KP u */
+    const int li = tid % LP, kp = tid / LP;
+    const __half *kb = (const __half *)a.k + (size_t)kvh * a.n_ctx * HD + 8 * li;
+    /* values: quad lane vd of position group vp holds dims 8 vd .. 8 vd + 7 of the slice */
+    const int vd = tid & 3, vp = tid >> 2;
+    const __half *vb = (const __half *)a.v + (size_t)kvh * a.n_ctx * HD + 32 * ds + 8 * vd;
+    uint4 kr[KU], vr[VU];
+#pragma unroll
+    for (int u = 0; u < KU; u++) {
+        const int p = kp + KP * u;
+        kr[u] = p < fresh ? *(const uint4 *)(kb + (size_t)p * HD) : make_uint4(0, 0, 0, 0);
+    }
+#pragma unroll
+    for (int u = 0; u < VU; u++) {
+        const int p = vp + VP * u;
+        vr[u] = p < fresh ? *(const uint4 *)(vb + (size_t)p * HD) : make_uint4(0, 0, 0, 0);
+    }
+    cw_griddep_wait();
+#pragma unroll
+    for (int u = 0; u < KU; u++) {
+        const int p = kp + KP * u;
+        if (p >= fresh && p < p_end) kr[u] = __ldcg((const uint4 *)(kb + (size_t)p * HD));
+    }
+#pragma unroll
+    for (int u = 0; u < VU; u++) {
+        const int p = vp + VP * u;
+        if (p >= fresh && p < p_end) vr[u] = __ldcg((const uint4 *)(vb + (size_t)p * HD));
+    }
+    float qr[GB][8];
+#pragma unroll
+    for (int g = 0; g < GB; g++) {
+        if (g < gn) {
+            load8(a.q + ((size_t)t * a.n_head + h0 + g) * HD + 8 * li, qr[g]);
+#pragma unroll
+            for (int e = 0; e < 8; e++) qr[g][e] *= a.scale;
+        } else {
+#pragma unroll
+            for (int e = 0; e < 8; e++) qr[g][e] = 0.0f;
+        }
+    }
+    /* scores: the LP lanes of a row reduce within their warp */
+#pragma unroll
+    for (int u = 0; u < KU; u++) {
+        if (KP * u >= p_end) break; /* uniform over the block */
+        const int p = kp + KP * u;
+        const uint32_t w[4] = {kr[u].x, kr[u].y, kr[u].z, kr[u].w};
+        float kf[8];
+#pragma unroll
+        for (int i = 0; i < 4; i++) {
+            const float2 f = __half22float2(*(const __half2 *)&w[i]);
+            kf[2 * i] = f.x, kf[2 * i + 1] = f.y;
+        }
+#pragma unroll
+        for (int g = 0; g < GB; g++) {
+            float d = 0.0f;
+#pragma unroll
+            for (int e = 0; e < 8; e++) d += qr[g][e] * kf[e];
+#pragma unroll
+            for (int o = LP / 2; o > 0; o >>= 1) d += __shfl_xor_sync(0xffffffffu, d, o);
+            if (li == 0 && p < p_end) sc[g][p] = d;
+        }
+    }
+    __syncthreads();
+    for (int g = warp; g < GB; g += NT / 32) {
+        float mx = -INFINITY;
+        for (int i = lane; i < p_end; i += 32) mx = fmaxf(mx, sc[g][i]);
+        mx = cw_warp_max(mx);
+        float sum = 0.0f;
+        for (int i = lane; i < p_end; i += 32) {
+            const float e = __expf(sc[g][i] - mx);
+            sc[g][i] = e;
+            sum += e;
+        }
+        sum = cw_warp_sum(sum);
+        if (lane == 0) s_l[g] = sum;
+    }
+    __syncthreads();
+    float acc[GB][8];
+#pragma unroll
+    for (int g = 0; g < GB; g++)
+#pragma unroll
+        for (int e = 0; e < 8; e++) acc[g][e] = 0.0f;
+#pragma unroll
+    for (int u = 0; u < VU; u++) {
+        const int p = vp + VP * u;
+        if (p >= p_end) break;
+        const uint32_t w[4] = {vr[u].x, vr[u].y, vr[u].z, vr[u].w};
+        float vf[8];
+#pragma unroll
+        for (int i = 0; i < 4; i++) {
+            const float2 f = __half22float2(*(const __half2 *)&w[i]);
+            vf[2 * i] = f.x, vf[2 * i + 1] = f.y;
+        }
+#pragma unroll
+        for (int g = 0; g < GB; g++) {
+            const float wt = sc[g][p];
+#pragma unroll
+            for (int e = 0; e < 8; e++) acc[g][e] += wt * vf[e];
+        }
+    }
+    /* the warp's eight position groups of each quad lane, then the four warps */
+#pragma unroll
+    for (int o = 4; o < 32; o <<= 1)
+#pragma unroll
+        for (int g = 0; g < GB; g++)
+#pragma unroll
+            for (int e = 0; e < 8; e++) acc[g][e] += __shfl_xor_sync(0xffffffffu, acc[g][e], o);
+    if (lane < 4)
+#pragma unroll
+        for (int g = 0; g < GB; g++)
+#pragma unroll
+            for (int e = 0; e < 8; e++) red[warp][g][8 * lane + e] = acc[g][e];
+    __syncthreads();
+    for (int g = warp; g < gn; g += NT / 32) {
+        const float v =
+            (red[0][g][lane] + red[1][g][lane] + red[2][g][lane] + red[3][g][lane]) / s_l[g];
+        const size_t e = ((size_t)t * a.n_head + h0 + g) * HD + 32 * ds;
+        a.out[e + lane] = v;
+        if (a.xq) cw_q8_block(v, lane, a.xq + e + lane, a.xd + e / 32);
+    }
+}
+
 template <typename KV, int GB>
 void launch_dec_lp(cuda_backend *c, int lp, dim3 grid, size_t smem, const dec_args &a) {
     void (*k)(dec_args) = NULL;
@@ -958,11 +1122,45 @@ void launch_dec_lp(cuda_backend *c, int lp, dim3 grid, size_t smem, const dec_ar
     cw_launch(c, true, k, grid, dim3(128), smem, a);
 }
 
+/* The short-context launch (attn_short_kernel): an F16 cache, head_dim 64 or 128, and a
+ * context the caller bounds to what its shared memory holds; false otherwise. */
+bool attn_short(cuda_backend *c, const float *q, const rs_kv *kv, size_t layer_off,
+                const int32_t *pos, int n, const rs_attn *at, float *out) {
+    const int hd = at->head_dim, tg = c->tune.attn_gb, G = at->n_head / at->n_head_kv;
+    if (!c->tune.attn_short || kv->d.type != RS_KV_F16 || (hd != 64 && hd != 128) ||
+        at->ctx_max <= 0 || at->ctx_max > sh_max_ctx(hd) || (tg != 0 && tg != 1 && tg != 2))
+        return false;
+    /* one query head per block by default: twice the blocks, and the scores of a group
+     * cost little next to the latency they hide */
+    const int GB = tg == 2 ? 2 : 1, slices = (G + GB - 1) / GB;
+    const int64_t elems = (int64_t)n * at->n_head * hd;
+    int slot = 0;
+    void *q8 = cw_q8_for_producer(c, elems, &slot);
+    dec_args a = {};
+    a.q = q;
+    a.k = (const char *)kv->k + layer_off;
+    a.v = (const char *)kv->v + layer_off;
+    a.pos = pos;
+    a.out = out;
+    a.xq = (int8_t *)q8;
+    a.xd = q8 ? cw_q8_scales(q8, elems) : NULL;
+    a.n_head = at->n_head, a.n_head_kv = at->n_head_kv, a.G = G, a.slices = slices;
+    a.n_ctx = kv->d.n_ctx, a.scale = at->scale;
+    const dim3 grid(hd / 32, at->n_head_kv * slices, n);
+    void (*k)(dec_args) = hd == 64
+                              ? (GB == 1 ? attn_short_kernel<64, 1> : attn_short_kernel<64, 2>)
+                              : (GB == 1 ? attn_short_kernel<128, 1> : attn_short_kernel<128, 2>);
+    cw_launch(c, true, k, grid, dim3(128), 0, a);
+    if (q8) cw_q8_tag(c, out, elems, slot);
+    return true;
+}
+
 /* Flash-decoding launch; false when this shape needs another kernel. */
 bool attn_decode(cuda_backend *c, const float *q, const rs_kv *kv, size_t layer_off, size_t sc_off,
                  const int32_t *pos, int n, const rs_attn *at, float *out) {
     const int dpl = kv->d.type == RS_KV_Q8_0 ? 16 : 8, hd = at->head_dim, lp = hd / dpl;
     if (hd % dpl || hd > 256 || (lp & (lp - 1))) return false;
+    if (attn_short(c, q, kv, layer_off, pos, n, at, out)) return true;
     const int G = at->n_head / at->n_head_kv;
     /* two query heads per block: a group of G reads its K and V G / 2 times, from L2
      * after the first, but twice the blocks fill the GPU and hold fewer registers

@@ -901,7 +901,7 @@ extern "C" rs_status rs_cuda_backend_create_impl(rs_backend **out, rs_error *err
     c->n_sm = prop.multiProcessorCount;
     c->smem_optin = prop.sharedMemPerBlockOptin;
     c->tune = rs_cuda_tuning{}; /* the defaults; every other switch is off (0 = automatic) */
-    c->tune.pdl = c->tune.fuse_q8 = c->tune.fuse = c->tune.attn_mma = 1;
+    c->tune.pdl = c->tune.fuse_q8 = c->tune.fuse = c->tune.attn_mma = c->tune.attn_short = 1;
     c->tune.mv_max_tokens = c->tune.attn_decode_max = CW_MV_MAX_TOK;
     c->tune.prep = c->tune.prep_prio = c->tune.attn_zig = c->tune.swiglu_h = c->tune.attn_h16 = 1;
     c->tune.chain = c->tune.chain_q4k = c->tune.chain_deal = c->tune.chain_handoff = 1;

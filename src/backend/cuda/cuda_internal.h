@@ -29,6 +29,8 @@ typedef struct rs_cuda_tuning {
     int prep;          /* prepare() dequantizes the next weights for prompt GEMMs on a second
                         * stream (1 = on) */
     int attn_gb;       /* decode attention: query heads per block (1, 2, 4, 8; 0 = automatic) */
+    int attn_short;    /* decode attention over a context bounded by rs_attn.ctx_max to what
+                        * registers hold runs unsplit, without a merge (1 = on) */
     int stream;        /* one-token fused matvecs on Q4_0/Q8_0 stream their weights through shared
                         * memory (cuda_stream.cuh; 1 = on, 0 = off: the default, measured slower) */
     int stream_depth;  /* stages in flight per block of those (1..8; 0 = automatic) */
