@@ -368,10 +368,11 @@ static void check_step_attention(int n_head, int n_kv, int hd, int n, int first,
 
 static void test_step_attention(void) {
     for (int n = 1; n <= 4; n++) {
-        check_step_attention(32, 32, 128, n, 90, 128); /* unsplit */
-        check_step_attention(32, 32, 128, n, 90, 0);   /* split: 4 chunks of 32 */
-        check_step_attention(32, 8, 128, n, 1500, 0);  /* GQA, long */
-        check_step_attention(32, 4, 64, n, 200, 256);  /* TinyLlama's shape, unsplit */
+        check_step_attention(32, 32, 128, n, 90, 128);  /* unsplit */
+        check_step_attention(32, 32, 128, n, 90, 0);    /* split: 4 chunks of 32 */
+        check_step_attention(32, 8, 128, n, 1500, 0);   /* GQA, long */
+        check_step_attention(32, 4, 64, n, 200, 256);   /* TinyLlama's shape, unsplit */
+        check_step_attention(32, 32, 128, n, 250, 256); /* unsplit, 256 threads */
     }
 }
 

@@ -611,10 +611,11 @@ static void check_attention(int n_head, int n_kv, int hd, int n_ctx, int last_po
 }
 
 static void test_attention(void) {
-    /* decode at a bounded context: unsplit where the bound fits shared memory (F16 cache,
-     * head_dim 64 up to 256 positions, 128 up to 128), the split kernel otherwise */
-    static const int bounds[] = {32, 64, 128};
-    for (int i = 0; i < 3; i++) {
+    /* decode at a bounded context: unsplit where the bound fits the registers of 128 or 256
+     * threads (F16 cache; head_dim 128 up to 128 / 256 positions, 64 up to 256 / 512), the
+     * split kernel otherwise */
+    static const int bounds[] = {32, 64, 128, 256};
+    for (int i = 0; i < 4; i++) {
         const int b = bounds[i];
         check_attention_at(32, 32, 128, 4096, b - 1, 1, RS_KV_F16, 0, 0, 0, b);
         check_attention_at(32, 32, 128, 4096, b / 2, 1, RS_KV_F16, 0, 0, 0, b);
@@ -622,11 +623,14 @@ static void test_attention(void) {
     check_attention_at(32, 32, 128, 4096, 0, 1, RS_KV_F16, 0, 0, 0, 32);   /* one position */
     check_attention_at(32, 8, 128, 4096, 100, 1, RS_KV_F16, 0, 0, 0, 128); /* GQA 4 */
     check_attention_at(32, 8, 128, 4096, 100, 1, RS_KV_F16, 0, 0, 2, 128); /* two heads a block */
+    check_attention_at(32, 8, 128, 4096, 200, 2, RS_KV_F16, 0, 0, 2, 256); /* ... 256 threads */
     check_attention_at(32, 4, 64, 2048, 255, 1, RS_KV_F16, 0, 0, 0, 256);  /* TinyLlama's shape */
     check_attention_at(32, 4, 64, 2048, 37, 3, RS_KV_F16, 0, 0, 2, 64);
+    check_attention_at(32, 4, 64, 2048, 511, 1, RS_KV_F16, 0, 0, 0, 512);
+    check_attention_at(32, 4, 64, 2048, 300, 4, RS_KV_F16, 0, 0, 2, 512);
     check_attention_at(6, 2, 64, 1000, 200, 4, RS_KV_F16, 0, 0, 0, 256);    /* GQA 3, 4 tokens */
     check_attention_at(7, 7, 128, 100, 99, 2, RS_KV_F16, 0, 0, 0, 100);     /* the cache's size */
-    check_attention_at(32, 32, 128, 4096, 200, 1, RS_KV_F16, 0, 0, 0, 256); /* bound too long */
+    check_attention_at(32, 32, 128, 4096, 300, 1, RS_KV_F16, 0, 0, 0, 512); /* bound too long */
     check_attention_at(8, 4, 128, 900, 100, 2, RS_KV_Q8_0, 0, 0, 0, 128);   /* not F16: split */
     check_attention_at(8, 4, 32, 900, 100, 1, RS_KV_F16, 0, 0, 0, 128);     /* head_dim 32 */
     /* decode (flash-decoding), every head size and group width */

@@ -10,9 +10,10 @@
  * grid covers the whole cache and blocks past pos[t] exit at once: positions
  * are read from device memory, so one captured graph serves every step.
  * Where the caller bounds the context (rs_attn.ctx_max, the forward pass's
- * graph per band of positions) to 32 KB of F16 keys per kv head, decode runs
- * unsplit instead (attn_short_kernel): each block holds all of its head's keys
- * and values of 32 output dims in registers, so there is nothing to merge.
+ * graph per band of positions) to 256 positions of head_dim 128 (512 of 64)
+ * with an F16 cache, decode runs unsplit instead (attn_short_kernel): each
+ * block holds all of its head's keys and the values of its 32 output dims in
+ * registers, so there is nothing to merge.
  *
  * Prefill (n > 4): a tiled online-softmax kernel, 64 queries x 64 keys per
  * step in shared memory, f32 arithmetic. A last-resort generic kernel covers
@@ -936,33 +937,32 @@ __global__ void __launch_bounds__(128) attn_generic_kernel(const __grid_constant
 
 /* ---- decode at short contexts: no split, no merge ------------------------------------------
  * When the caller bounds the context (rs_attn.ctx_max: a graph captured for a band of
- * positions) to SH_K_BYTES of F16 keys per kv head (128 positions of head_dim 128, 256 of
- * 64), block (32-dim slice, kv head x query slice, token) holds every key of its kv head in
- * registers (16 per thread: 256 bytes), scores all positions for its GB query heads, and sums
- * the values of its own 32 output dims. The slices of a head repeat the scores (their keys
- * come from L2 after the first), so nothing crosses blocks: the split kernel's partials,
- * fence, counter and the last block's reload cost half of a short-context call (CUDA_NOTES,
- * session 17). Keys and values of positions before the step's first are final, so their
- * loads are issued before the grid wait; the step's own positions are loaded after it.
+ * positions) to what 16 key rows a thread hold (128 threads: 128 positions of head_dim 128,
+ * 256 of 64; 256 threads: twice that), block (32-dim slice, kv head x query slice, token)
+ * holds every key of its kv head in registers, scores all positions for its GB query heads,
+ * and sums the values of its own 32 output dims. The slices of a head repeat the scores
+ * (their keys come from L2 after the first), so nothing crosses blocks: the split kernel's
+ * partials, fence, counter and the last block's reload cost half of a short-context call
+ * (CUDA_NOTES, session 17). Keys and values of positions before the step's first are final,
+ * so their loads are issued before the grid wait; the step's own positions load after it.
  * Registers, not shared memory: a kernel with ~34 KB of shared memory between kernels with
  * almost none made the SMs change their shared memory / L1 split at every layer (Q8_0
  * decode -14%, CUDA_NOTES session 18). */
-constexpr int SH_K_BYTES = 32768;
-
-__host__ __device__ constexpr int sh_max_ctx(int hd) {
-    return SH_K_BYTES / (hd * 2);
+__host__ __device__ constexpr int sh_max_ctx(int hd, int nt) {
+    return 128 * nt / hd; /* 16 key rows of 8 dims a thread */
 }
 
-template <int HD, int GB>
-__global__ void __launch_bounds__(128) attn_short_kernel(const __grid_constant__ dec_args a) {
-    constexpr int NT = 128, CM = sh_max_ctx(HD), LP = HD / 8, /* lanes per key row, 8 dims each */
-        KP = NT / LP,                                         /* key rows per block step */
-        KU = CM / KP,                                         /* key rows per thread */
-        VP = NT / 4,                                          /* positions per value pass */
-        VU = CM / VP;                                         /* value rows per thread */
+template <int HD, int GB, int NT>
+__global__ void __launch_bounds__(NT) attn_short_kernel(const __grid_constant__ dec_args a) {
+    constexpr int NW = NT / 32, CM = sh_max_ctx(HD, NT);
+    constexpr int LP = HD / 8;  /* lanes per key row, 8 dims each */
+    constexpr int KP = NT / LP; /* key rows per block step */
+    constexpr int KU = CM / KP; /* key rows per thread */
+    constexpr int VP = NT / 4;  /* positions per value pass */
+    constexpr int VU = CM / VP; /* value rows per thread */
     static_assert(HD % 32 == 0 && LP <= 32 && CM % KP == 0 && CM % VP == 0, "head size");
     __shared__ float sc[GB][CM];
-    __shared__ float red[4][GB][32];
+    __shared__ float red[NW][GB][32];
     __shared__ float s_l[GB];
     cw_griddep_launch();
     const int ds = blockIdx.x, kvh = blockIdx.y / a.slices, slice = blockIdx.y % a.slices,
@@ -1071,7 +1071,7 @@ __global__ void __launch_bounds__(128) attn_short_kernel(const __grid_constant__
             for (int e = 0; e < 8; e++) acc[g][e] += wt * vf[e];
         }
     }
-    /* the warp's eight position groups of each quad lane, then the four warps */
+    /* the warp's eight position groups of each quad lane, then the warps */
 #pragma unroll
     for (int o = 4; o < 32; o <<= 1)
 #pragma unroll
@@ -1085,8 +1085,10 @@ __global__ void __launch_bounds__(128) attn_short_kernel(const __grid_constant__
             for (int e = 0; e < 8; e++) red[warp][g][8 * lane + e] = acc[g][e];
     __syncthreads();
     for (int g = warp; g < gn; g += NT / 32) {
-        const float v =
-            (red[0][g][lane] + red[1][g][lane] + red[2][g][lane] + red[3][g][lane]) / s_l[g];
+        float v = 0.0f;
+#pragma unroll
+        for (int w = 0; w < NW; w++) v += red[w][g][lane];
+        v /= s_l[g];
         const size_t e = ((size_t)t * a.n_head + h0 + g) * HD + 32 * ds;
         a.out[e + lane] = v;
         if (a.xq) cw_q8_block(v, lane, a.xq + e + lane, a.xd + e / 32);
@@ -1123,13 +1125,14 @@ void launch_dec_lp(cuda_backend *c, int lp, dim3 grid, size_t smem, const dec_ar
 }
 
 /* The short-context launch (attn_short_kernel): an F16 cache, head_dim 64 or 128, and a
- * context the caller bounds to what its shared memory holds; false otherwise. */
+ * context the caller bounds to what 128 or 256 threads' registers hold; false otherwise. */
 bool attn_short(cuda_backend *c, const float *q, const rs_kv *kv, size_t layer_off,
                 const int32_t *pos, int n, const rs_attn *at, float *out) {
     const int hd = at->head_dim, tg = c->tune.attn_gb, G = at->n_head / at->n_head_kv;
     if (!c->tune.attn_short || kv->d.type != RS_KV_F16 || (hd != 64 && hd != 128) ||
-        at->ctx_max <= 0 || at->ctx_max > sh_max_ctx(hd) || (tg != 0 && tg != 1 && tg != 2))
+        at->ctx_max <= 0 || at->ctx_max > sh_max_ctx(hd, 256) || (tg != 0 && tg != 1 && tg != 2))
         return false;
+    const bool wide = at->ctx_max > sh_max_ctx(hd, 128); /* 256 threads */
     /* one query head per block by default: twice the blocks, and the scores of a group
      * cost little next to the latency they hide */
     const int GB = tg == 2 ? 2 : 1, slices = (G + GB - 1) / GB;
@@ -1147,10 +1150,13 @@ bool attn_short(cuda_backend *c, const float *q, const rs_kv *kv, size_t layer_o
     a.n_head = at->n_head, a.n_head_kv = at->n_head_kv, a.G = G, a.slices = slices;
     a.n_ctx = kv->d.n_ctx, a.scale = at->scale;
     const dim3 grid(hd / 32, at->n_head_kv * slices, n);
-    void (*k)(dec_args) = hd == 64
-                              ? (GB == 1 ? attn_short_kernel<64, 1> : attn_short_kernel<64, 2>)
-                              : (GB == 1 ? attn_short_kernel<128, 1> : attn_short_kernel<128, 2>);
-    cw_launch(c, true, k, grid, dim3(128), 0, a);
+    void (*k)(dec_args) =
+        hd == 64
+            ? (GB == 1 ? (wide ? attn_short_kernel<64, 1, 256> : attn_short_kernel<64, 1, 128>)
+                       : (wide ? attn_short_kernel<64, 2, 256> : attn_short_kernel<64, 2, 128>))
+            : (GB == 1 ? (wide ? attn_short_kernel<128, 1, 256> : attn_short_kernel<128, 1, 128>)
+                       : (wide ? attn_short_kernel<128, 2, 256> : attn_short_kernel<128, 2, 128>));
+    cw_launch(c, true, k, grid, dim3(wide ? 256 : 128), 0, a);
     if (q8) cw_q8_tag(c, out, elems, slot);
     return true;
 }
