@@ -977,27 +977,27 @@ __global__ void __launch_bounds__(NT) attn_short_kernel(const __grid_constant__ 
     /* values: quad lane vd of position group vp holds dims 8 vd .. 8 vd + 7 of the slice */
     const int vd = tid & 3, vp = tid >> 2;
     const __half *vb = (const __half *)a.v + (size_t)kvh * a.n_ctx * HD + 32 * ds + 8 * vd;
-    uint4 kr[KU], vr[VU];
+    kv_lane<__half> kr[KU], vr[VU];
 #pragma unroll
     for (int u = 0; u < KU; u++) {
         const int p = kp + KP * u;
-        kr[u] = p < fresh ? *(const uint4 *)(kb + (size_t)p * HD) : make_uint4(0, 0, 0, 0);
+        kr[u].v = p < fresh ? *(const uint4 *)(kb + (size_t)p * HD) : make_uint4(0, 0, 0, 0);
     }
 #pragma unroll
     for (int u = 0; u < VU; u++) {
         const int p = vp + VP * u;
-        vr[u] = p < fresh ? *(const uint4 *)(vb + (size_t)p * HD) : make_uint4(0, 0, 0, 0);
+        vr[u].v = p < fresh ? *(const uint4 *)(vb + (size_t)p * HD) : make_uint4(0, 0, 0, 0);
     }
     cw_griddep_wait();
 #pragma unroll
     for (int u = 0; u < KU; u++) {
         const int p = kp + KP * u;
-        if (p >= fresh && p < p_end) kr[u] = __ldcg((const uint4 *)(kb + (size_t)p * HD));
+        if (p >= fresh && p < p_end) kr[u].v = __ldcg((const uint4 *)(kb + (size_t)p * HD));
     }
 #pragma unroll
     for (int u = 0; u < VU; u++) {
         const int p = vp + VP * u;
-        if (p >= fresh && p < p_end) vr[u] = __ldcg((const uint4 *)(vb + (size_t)p * HD));
+        if (p >= fresh && p < p_end) vr[u].v = __ldcg((const uint4 *)(vb + (size_t)p * HD));
     }
     float qr[GB][8];
 #pragma unroll
@@ -1016,13 +1016,8 @@ __global__ void __launch_bounds__(NT) attn_short_kernel(const __grid_constant__ 
     for (int u = 0; u < KU; u++) {
         if (KP * u >= p_end) break; /* uniform over the block */
         const int p = kp + KP * u;
-        const uint32_t w[4] = {kr[u].x, kr[u].y, kr[u].z, kr[u].w};
         float kf[8];
-#pragma unroll
-        for (int i = 0; i < 4; i++) {
-            const float2 f = __half22float2(*(const __half2 *)&w[i]);
-            kf[2 * i] = f.x, kf[2 * i + 1] = f.y;
-        }
+        kr[u].get(kf);
 #pragma unroll
         for (int g = 0; g < GB; g++) {
             float d = 0.0f;
@@ -1057,13 +1052,8 @@ __global__ void __launch_bounds__(NT) attn_short_kernel(const __grid_constant__ 
     for (int u = 0; u < VU; u++) {
         const int p = vp + VP * u;
         if (p >= p_end) break;
-        const uint32_t w[4] = {vr[u].x, vr[u].y, vr[u].z, vr[u].w};
         float vf[8];
-#pragma unroll
-        for (int i = 0; i < 4; i++) {
-            const float2 f = __half22float2(*(const __half2 *)&w[i]);
-            vf[2 * i] = f.x, vf[2 * i + 1] = f.y;
-        }
+        vr[u].get(vf);
 #pragma unroll
         for (int g = 0; g < GB; g++) {
             const float wt = sc[g][p];
@@ -1124,6 +1114,27 @@ void launch_dec_lp(cuda_backend *c, int lp, dim3 grid, size_t smem, const dec_ar
     cw_launch(c, true, k, grid, dim3(128), smem, a);
 }
 
+/* The fields every decode launch sets (the split kernel adds its own), and the int8 copy
+ * of out for the next matvec when head_dim allows (*slot: its slot, for cw_q8_tag). */
+dec_args dec_common(cuda_backend *c, const float *q, const rs_kv *kv, size_t layer_off,
+                    const int32_t *pos, int n, const rs_attn *at, int slices, float *out,
+                    int *slot) {
+    const int hd = at->head_dim;
+    const int64_t elems = (int64_t)n * at->n_head * hd;
+    void *q8 = hd % 32 == 0 ? cw_q8_for_producer(c, elems, slot) : NULL;
+    dec_args a = {};
+    a.q = q;
+    a.k = (const char *)kv->k + layer_off;
+    a.v = (const char *)kv->v + layer_off;
+    a.pos = pos;
+    a.out = out;
+    a.xq = (int8_t *)q8;
+    a.xd = q8 ? cw_q8_scales(q8, elems) : NULL;
+    a.n_head = at->n_head, a.n_head_kv = at->n_head_kv, a.G = at->n_head / at->n_head_kv;
+    a.slices = slices, a.n_ctx = kv->d.n_ctx, a.scale = at->scale;
+    return a;
+}
+
 /* The short-context launch (attn_short_kernel): an F16 cache, head_dim 64 or 128, and a
  * context the caller bounds to what 128 or 256 threads' registers hold; false otherwise. */
 bool attn_short(cuda_backend *c, const float *q, const rs_kv *kv, size_t layer_off,
@@ -1136,19 +1147,8 @@ bool attn_short(cuda_backend *c, const float *q, const rs_kv *kv, size_t layer_o
     /* one query head per block by default: twice the blocks, and the scores of a group
      * cost little next to the latency they hide */
     const int GB = tg == 2 ? 2 : 1, slices = (G + GB - 1) / GB;
-    const int64_t elems = (int64_t)n * at->n_head * hd;
     int slot = 0;
-    void *q8 = cw_q8_for_producer(c, elems, &slot);
-    dec_args a = {};
-    a.q = q;
-    a.k = (const char *)kv->k + layer_off;
-    a.v = (const char *)kv->v + layer_off;
-    a.pos = pos;
-    a.out = out;
-    a.xq = (int8_t *)q8;
-    a.xd = q8 ? cw_q8_scales(q8, elems) : NULL;
-    a.n_head = at->n_head, a.n_head_kv = at->n_head_kv, a.G = G, a.slices = slices;
-    a.n_ctx = kv->d.n_ctx, a.scale = at->scale;
+    const dec_args a = dec_common(c, q, kv, layer_off, pos, n, at, slices, out, &slot);
     const dim3 grid(hd / 32, at->n_head_kv * slices, n);
     void (*k)(dec_args) =
         hd == 64
@@ -1157,7 +1157,7 @@ bool attn_short(cuda_backend *c, const float *q, const rs_kv *kv, size_t layer_o
             : (GB == 1 ? (wide ? attn_short_kernel<128, 1, 256> : attn_short_kernel<128, 1, 128>)
                        : (wide ? attn_short_kernel<128, 2, 256> : attn_short_kernel<128, 2, 128>));
     cw_launch(c, true, k, grid, dim3(wide ? 256 : 128), 0, a);
-    if (q8) cw_q8_tag(c, out, elems, slot);
+    if (a.xq) cw_q8_tag(c, out, (int64_t)n * at->n_head * hd, slot);
     return true;
 }
 
@@ -1199,25 +1199,15 @@ bool attn_decode(cuda_backend *c, const float *q, const rs_kv *kv, size_t layer_
     unsigned *cnt = (unsigned *)cw_scratch(c, CW_SCR_CNT,
                                            (size_t)n * at->n_head_kv * slices * sizeof(unsigned));
     if (!part || !cnt) return true;
-    const int64_t elems = (int64_t)n * at->n_head * hd;
     int slot = 0;
-    void *q8 = hd % 32 == 0 ? cw_q8_for_producer(c, elems, &slot) : NULL;
-    dec_args a;
-    a.q = q;
-    a.k = (const char *)kv->k + layer_off;
-    a.v = (const char *)kv->v + layer_off;
+    dec_args a = dec_common(c, q, kv, layer_off, pos, n, at, slices, out, &slot);
     a.ks = kv->ks ? kv->ks + sc_off : NULL;
     a.vs = kv->vs ? kv->vs + sc_off : NULL;
     a.nsb = kv->nsb;
-    a.pos = pos;
-    a.out = out;
     a.part_o = (float *)part;
     a.part_ml = (float2 *)(part + o_bytes);
     a.cnt = cnt;
-    a.xq = (int8_t *)q8;
-    a.xd = q8 ? cw_q8_scales(q8, elems) : NULL;
-    a.n_head = at->n_head, a.n_head_kv = at->n_head_kv, a.G = G, a.slices = slices;
-    a.n_split = n_split, a.n_ctx = n_ctx, a.scale = at->scale;
+    a.n_split = n_split;
     a.c_min = c_min, a.c_max = c_max, a.s_target = s_target;
     const dim3 grid(n_split, at->n_head_kv * slices, n);
     if (kv->d.type == RS_KV_F32)
@@ -1238,7 +1228,7 @@ bool attn_decode(cuda_backend *c, const float *q, const rs_kv *kv, size_t layer_
         launch_dec_lp<__half, 4>(c, lp, grid, smem, a);
     else
         launch_dec_lp<__half, 8>(c, lp, grid, smem, a);
-    if (q8) cw_q8_tag(c, out, elems, slot);
+    if (a.xq) cw_q8_tag(c, out, (int64_t)n * at->n_head * hd, slot);
     return true;
 }
 
