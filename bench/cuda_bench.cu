@@ -814,6 +814,8 @@ static void bench_model(rs_dtype t, rs_ftype ft, bool mix, rs_kv_type kvt) {
         if (getenv("LAB_CHAIN_COOP")) tu.chain_coop = atoi(getenv("LAB_CHAIN_COOP"));
         /* LAB_CHAIN_MIN: the fewest ops a chain launch takes (0 automatic) */
         if (getenv("LAB_CHAIN_MIN")) tu.chain_min = atoi(getenv("LAB_CHAIN_MIN"));
+        /* LAB_FZ_ROLL: one-token fused kernels walk the groups with a ring of loads (1) */
+        if (getenv("LAB_FZ_ROLL")) tu.fz_roll = atoi(getenv("LAB_FZ_ROLL"));
         /* LAB_ATTN_CHUNK: positions per decode-attention split (0 automatic) */
         if (getenv("LAB_ATTN_CHUNK")) tu.attn_chunk = atoi(getenv("LAB_ATTN_CHUNK"));
         tu.chain_ring = vr[5];

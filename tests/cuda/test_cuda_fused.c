@@ -41,6 +41,8 @@
 #define TOL_KV16 1e-3
 #define TOL_KVQ8 6e-3
 
+static rs_cuda_tuning defaults; /* the backend's, read once at the start */
+
 static void set_fuse(int fuse) {
     rs_cuda_tuning t;
     rs_cuda_get_tuning(B, &t);
@@ -508,11 +510,51 @@ static void test_stream(void) {
     set_stream(0, 0, 0);
 }
 
+/* One-token fused ops on every quantized type through the kernel whose grid
+ * walks the groups with a ring of loads (fz_roll, the default): grids of 1, 3
+ * and 7 blocks (each block takes several groups, the ring carries a group's
+ * last chunk into the next group) and one block per SM (groups <= grid at
+ * these sizes); rows of 2 tasks (lanes without one), 40 (a partial chunk) and
+ * 125 or 128 (several chunks), with and without a pending norm, a bias, two
+ * or three products per launch (mixed types split the launch). Then the same
+ * cases through fz_kernel (fz_roll 0), one group per block. */
+static void test_roll(void) {
+    static const rs_dtype types[] = {RS_DTYPE_Q8_0, RS_DTYPE_Q4_0, RS_DTYPE_Q4_1,
+                                     RS_DTYPE_Q5_0, RS_DTYPE_Q5_1, RS_DTYPE_IQ4_NL,
+                                     RS_DTYPE_Q4_K, RS_DTYPE_Q5_K, RS_DTYPE_Q6_K};
+    const rs_dtype q80[3] = {RS_DTYPE_Q8_0, RS_DTYPE_Q8_0, RS_DTYPE_Q8_0};
+    const rs_dtype mixed[3] = {RS_DTYPE_Q4_K, RS_DTYPE_Q4_K, RS_DTYPE_Q6_K};
+    static const int cfg[][2] = {{1, 1}, {1, 3}, {1, 7}, {1, 0}, {0, 0}}; /* fz_roll, grid */
+    for (size_t k = 0; k < sizeof cfg / sizeof *cfg; k++) {
+        printf("-- one-token fused kernels, %s (grid %d)\n",
+               cfg[k][0] ? "walking the groups" : "a group per block", cfg[k][1]);
+        rs_cuda_tuning t = defaults;
+        t.fz_roll = cfg[k][0];
+        t.roll_grid = cfg[k][1];
+        rs_cuda_set_tuning(B, &t);
+        const long before = rs_cuda_roll_count(B);
+        for (size_t i = 0; i < sizeof types / sizeof *types; i++) {
+            const int big = rs_dtype_get(types[i])->block_size == 256;
+            check_residual(types[i], 1280, 160, 1, 1, 1, 1);
+            check_residual(types[i], big ? 256 : 64, 96, 1, 0, 0, 1);
+            check_residual(types[i], big ? 4096 : 4000, 224, 1, 1, 1, 1);
+            check_swiglu(types[i], 1280, 192, 1, 1, 1);
+            check_swiglu(types[i], big ? 512 : 96, 64, 1, 0, 1);
+        }
+        check_rope_fused(q80, 8, 4, 64, 64, 0, 1, RS_KV_Q8_0, 1, 1, 1);
+        check_rope_fused(q80, 6, 2, 32, 32, 0, 1, RS_KV_F16, 0, 0, 1);
+        check_rope_fused(mixed, 8, 2, 128, 128, 0, 1, RS_KV_F16, 1, 1, 1);
+        const long ran = rs_cuda_roll_count(B) - before;
+        report(cfg[k][0] ? "the cases above ran fr_kernel" : "the cases above ran no fr_kernel",
+               cfg[k][0] ? ran == 0 : ran != 0, 0);
+    }
+    rs_cuda_set_tuning(B, &defaults);
+}
+
 /* ---- the decode chain: one-token ops as one persistent launch ------------------------------- */
 
-static rs_cuda_tuning defaults; /* the backend's, read once at the start */
-static int handoff = 1;         /* chain_handoff of the chains set_chain turns on */
-static int stage_kib;           /* their chain_stage (0: the default) */
+static int handoff = 1;   /* chain_handoff of the chains set_chain turns on */
+static int stage_kib;     /* their chain_stage (0: the default) */
 static int chain_min = 2; /* their chain_min: chains of two ops run, as the mixed cases want */
 
 /* The chain on (for Q8_0 and Q4_K too) or off, else the defaults. */
@@ -743,6 +785,7 @@ int main(void) {
     test_step_attention();
     test_split();
     test_stream();
+    test_roll();
     test_chain();
     O->destroy(B);
     printf("\n%d passed, %d failed\n", n_pass, n_fail);

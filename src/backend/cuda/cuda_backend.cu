@@ -904,7 +904,7 @@ extern "C" rs_status rs_cuda_backend_create_impl(rs_backend **out, rs_error *err
     c->tune.pdl = c->tune.fuse_q8 = c->tune.fuse = c->tune.attn_mma = c->tune.attn_short = 1;
     c->tune.mv_max_tokens = c->tune.attn_decode_max = CW_MV_MAX_TOK;
     c->tune.prep = c->tune.prep_prio = c->tune.attn_zig = c->tune.swiglu_h = c->tune.attn_h16 = 1;
-    c->tune.chain = c->tune.chain_q4k = c->tune.chain_deal = c->tune.chain_handoff = 1;
+    c->tune.chain = c->tune.chain_deal = c->tune.chain_handoff = c->tune.fz_roll = 1;
     rs_status st = RS_OK;
     /* the main stream at the highest priority: prepare's side stream may run below it */
     int prio_least = 0, prio_greatest = 0;
@@ -952,6 +952,10 @@ extern "C" void rs_cuda_chain_count(rs_backend *b, long *launches, long *phases,
     *launches = c->chain_launches;
     *phases = c->chain_phases;
     *handoffs = c->chain_handoffs;
+}
+
+extern "C" long rs_cuda_roll_count(rs_backend *b) {
+    return cw(b)->roll_launches;
 }
 
 extern "C" void *rs_cuda_stream(rs_backend *b) {

@@ -18,15 +18,22 @@
  * holds blocks (the 4096-row products of a 7B model: 128 groups), each group
  * is split over `nsplit` blocks that take equal parts of the inputs; the last
  * of them to finish adds the partial sums, in split order, and runs the
- * epilogue. cuda_stream.cuh holds a variant for one token of Q4_0/Q8_0 that
- * streams its weights through shared memory (off by default: slower). */
+ * epilogue.
+ *
+ * One token on quantized weights runs fr_kernel by default (tuning fz_roll):
+ * the same warps, rows and epilogues, but a grid of one block per SM walks
+ * the groups, and each lane's loads form a ring that is refilled as it is
+ * summed, across chunks and into the next group, so an SM's loads do not
+ * drain between waves of blocks. cuda_stream.cuh holds a variant for one
+ * token of Q4_0/Q8_0 that streams its weights through shared memory (off by
+ * default: slower). */
 #include "backend/cuda/cuda_chain.cuh"
 
 namespace {
 
 /* Blocks per SM the register budget is capped for: two (64 registers) where
  * one token's tasks fit unspilled (checked with -Xptxas -v), else one. */
-template <int T, int NT> constexpr int fz_min_blocks() {
+template <int T, int NT> __host__ __device__ constexpr int fz_min_blocks() {
     return NT > 1 || T == RS_DTYPE_Q8_0 || T == RS_DTYPE_Q4_K || T == RS_DTYPE_Q5_K ||
                    T == RS_DTYPE_Q6_K
                ? 1
@@ -43,6 +50,26 @@ template <int T, int NT, int EPI> __host__ __device__ constexpr int fz_tasks() {
     constexpr int RP = NT == 1 && (T == RS_DTYPE_Q8_0 || T == RS_DTYPE_Q4_K) ? 2 : 1,
                   U = mvt<T>::U * RP / fz_rows<T, NT, EPI>();
     return U > 1 ? U : 1;
+}
+
+/* A warp's rows of group g: product, row in it, and slot among the group's
+ * outputs (SwiGLU: the gate and up rows of outputs 2 warp and 2 warp + 1). */
+template <int EPI, int R>
+__device__ __forceinline__ void fz_group_rows(const mv_args &a, int64_t g, int warp, int (&p)[R],
+                                              int64_t (&row)[R], int (&slot)[R]) {
+#pragma unroll
+    for (int j = 0; j < R; j++) {
+        if (EPI == FZ_SWIGLU) {
+            p[j] = j & 1;
+            row[j] = 32 * g + 2 * warp + (j >> 1);
+            slot[j] = 32 * (j & 1) + 2 * warp + (j >> 1);
+        } else {
+            const int64_t rg = 32 * g + 2 * warp + j;
+            p[j] = find_prod(a, rg);
+            row[j] = rg - a.p[p[j]].row0;
+            slot[j] = 2 * warp + j;
+        }
+    }
 }
 
 /* Split over the inputs: publishes this block's sums; the last block of the
@@ -96,19 +123,7 @@ __global__ void __launch_bounds__(FZ_WARPS * 32, fz_min_blocks<T, NT>())
     const int sp = SPLIT ? (int)(blockIdx.x % f.nsplit) : 0;
     int p[R], slot[R];
     int64_t row[R];
-#pragma unroll
-    for (int j = 0; j < R; j++) {
-        if (EPI == FZ_SWIGLU) { /* gate and up rows of outputs 2 warp and 2 warp + 1 */
-            p[j] = j & 1;
-            row[j] = 32 * g + 2 * warp + (j >> 1);
-            slot[j] = 32 * (j & 1) + 2 * warp + (j >> 1);
-        } else {
-            const int64_t rg = 32 * g + 2 * warp + j;
-            p[j] = find_prod(a, rg);
-            row[j] = rg - a.p[p[j]].row0;
-            slot[j] = 2 * warp + j;
-        }
-    }
+    fz_group_rows<EPI, R>(a, g, warp, p, row, slot);
     const int64_t nt = Tr::ntask(a.p[p[0]].w);
     float acc[R][NT];
     if (SPLIT)
@@ -140,6 +155,118 @@ __global__ void __launch_bounds__(FZ_WARPS * 32, fz_min_blocks<T, NT>())
         fz_rope(f, g, t, lane, ys[t]);
 }
 
+/* Registers one task's loads hold (mvt<T>::R without its padding). */
+template <int T> __host__ __device__ constexpr int fr_task_words() {
+    switch (T) {
+    case RS_DTYPE_Q8_0:
+        return 9;
+    case RS_DTYPE_Q6_K:
+        return 17;
+    case RS_DTYPE_Q5_K:
+        return 10;
+    case RS_DTYPE_Q5_1:
+        return 7;
+    case RS_DTYPE_Q4_1:
+    case RS_DTYPE_Q5_0:
+    case RS_DTYPE_Q4_K:
+        return 6;
+    default:
+        return 5; /* Q4_0, IQ4_NL */
+    }
+}
+
+/* Tasks per row in fr_kernel's ring: as many as LR registers hold, up to
+ * fz_kernel's (doubled for the types it runs at two blocks per SM, as
+ * fr_kernel runs one) and at least two where they fit, so that a slot is in
+ * flight while another is summed. */
+template <int T, int EPI, int LR> __host__ __device__ constexpr int fr_tasks() {
+    constexpr int R = fz_rows<T, 1, EPI>(), U0 = fz_tasks<T, 1, EPI>() * fz_min_blocks<T, 1>(),
+                  most = U0 > 2 ? U0 : 2, fit = LR / (fr_task_words<T>() * R);
+    return fit < 1 ? 1 : fit < most ? fit : most;
+}
+
+/* One token, quantized weights (tuning fz_roll): a grid of one block per SM
+ * walks the groups (blockIdx.x, then + gridDim.x, ...), and each lane keeps
+ * its R x U tasks in flight as a ring: a slot is refilled with the task U
+ * slots ahead as soon as it has been summed, and in a group's last chunk with
+ * the next group's first, so a block's loads do not drain between chunks or
+ * while warp 0 runs a group's epilogue. (fz_kernel loads U tasks, waits for
+ * all of them, sums and loads again, one group per block: an SM's loads
+ * drain at the end of every block.) The sums are fz_kernel's, in its order. */
+template <int T, int EPI>
+__global__ void __launch_bounds__(FZ_WARPS * 32, 1)
+    fr_kernel(const __grid_constant__ fz_args f, unsigned groups) {
+    using Tr = mvt<T>;
+    constexpr int R = fz_rows<T, 1, EPI>(), U = fr_tasks<T, EPI, 72>(), NO = fz_outs<EPI>();
+    __shared__ float ys[2][NO];
+    const mv_args &a = f.m;
+    cw_griddep_launch();
+    const int lane = threadIdx.x & 31, warp = threadIdx.x >> 5;
+    unsigned g = blockIdx.x;
+    int p[R], slot[R];
+    int64_t row[R];
+    fz_group_rows<EPI, R>(a, g, warp, p, row, slot);
+    const int64_t nt = Tr::ntask(a.p[p[0]].w);
+    const int nch = (int)((nt + 32 * U - 1) / (32 * U));
+    typename Tr::R w[R][U];
+#pragma unroll
+    for (int u = 0; u < U; u++)
+#pragma unroll
+        for (int r = 0; r < R; r++)
+            if (lane + 32 * u < nt) Tr::load(a.p[p[r]].w, row[r], lane + 32 * u, w[r][u]);
+    cw_griddep_wait();
+    float s[1];
+    mv_norm_scale<1>(a, lane, s);
+    mv_write_xn<1>(a, s);
+    for (int buf = 0;; buf ^= 1) {
+        const unsigned gn = g + gridDim.x;
+        int pn[R], sn[R];
+        int64_t rn[R];
+        fz_group_rows<EPI, R>(a, gn < groups ? gn : g, warp, pn, rn, sn);
+        float acc[R];
+#pragma unroll
+        for (int r = 0; r < R; r++) acc[r] = 0.0f;
+        for (int c = 0; c < nch; c++) {
+            const bool last = c + 1 == nch, more = !last || gn < groups;
+            const int64_t k0 = lane + 32 * U * c, kn0 = last ? lane : k0 + 32 * U;
+#pragma unroll
+            for (int u = 0; u < U; u++) {
+                const int64_t k = k0 + 32 * u, kn = kn0 + 32 * u;
+                if (k < nt)
+#pragma unroll
+                    for (int r = 0; r < R; r++) acc[r] += Tr::dot(w[r][u], k, a.xq, a.xd, a.x);
+                if (more && kn < nt)
+#pragma unroll
+                    for (int r = 0; r < R; r++)
+                        Tr::load(a.p[last ? pn[r] : p[r]].w, last ? rn[r] : row[r], kn, w[r][u]);
+            }
+        }
+#pragma unroll
+        for (int r = 0; r < R; r++) acc[r] = cw_warp_sum(acc[r]);
+        if (lane == 0)
+#pragma unroll
+            for (int r = 0; r < R; r++) {
+                const float *bias = a.p[p[r]].bias;
+                ys[buf][slot[r]] = acc[r] * s[0] + (bias ? bias[row[r]] : 0.0f);
+            }
+        /* ys is double-buffered: a warp writes this buffer again only after
+         * the next group's barrier, which warp 0 reaches after its epilogue */
+        __syncthreads();
+        if (warp == 0) {
+            if (EPI == FZ_RESID)
+                fz_resid(f, g, 0, lane, ys[buf]);
+            else if (EPI == FZ_SWIGLU)
+                fz_swiglu(f, g, 0, lane, ys[buf]);
+            else
+                fz_rope(f, g, 0, lane, ys[buf]);
+        }
+        if (gn >= groups) break;
+        g = gn;
+#pragma unroll
+        for (int r = 0; r < R; r++) p[r] = pn[r], row[r] = rn[r], slot[r] = sn[r];
+    }
+}
+
 /* Blocks per group of 32 outputs. Float weights: enough to fill the blocks
  * the GPU holds at once when there are fewer groups than that, as long as
  * every lane keeps its U tasks in flight (at least 32 U tasks per part of a
@@ -168,7 +295,12 @@ template <int EPI, int T, int NT> void fz_launch_n(cuda_backend *c, fz_args f, u
 }
 
 template <int EPI, int T> void fz_launch_t(cuda_backend *c, const fz_args &f, unsigned groups) {
-    if (f.m.n == 1)
+    if (f.m.n == 1 && !mv_is_float(T) && c->tune.fz_roll) {
+        const int want = c->tune.roll_grid > 0 ? c->tune.roll_grid : c->n_sm;
+        const unsigned grid = std::min<unsigned>(groups, (unsigned)want);
+        cw_launch(c, true, fr_kernel<T, EPI>, dim3(grid), dim3(FZ_WARPS * 32), 0, f, groups);
+        c->roll_launches++;
+    } else if (f.m.n == 1)
         fz_launch_n<EPI, T, 1>(c, f, groups);
     else
         fz_launch_n<EPI, T, CW_MV_MAX_TOK>(c, f, groups);

@@ -51,10 +51,15 @@ typedef struct rs_cuda_tuning {
                         * consumers' own pace, 6 = as 2 and the launch does not wait for
                         * the kernel before it: launches may overlap, so the chain's shared
                         * counters can be left out of step for the launches after it) */
+    int fz_roll;       /* one-token fused ops on quantized weights that run as kernels of their
+                        * own: a grid of one block per SM walks the groups, each lane's loads a
+                        * ring refilled across chunks and groups (1 = on, the default: Q8_0
+                        * tg128 354 -> 369 tok/s, CUDA_NOTES session 19) */
+    int roll_grid;     /* their grid (0 = one block per SM; tests take fewer) */
     int chain_q8;      /* Q8_0 ops join it too (0 = off, the default: measured no faster) */
-    int chain_q4k;     /* Q4_K ops join it too (1 = on, the default: lab 501-503 tok/s against
-                        * 493-496 for one launch per op, CLI tg128 487-490 against 486-487,
-                        * CUDA_NOTES session 13) */
+    int chain_q4k;     /* Q4_K ops join it too (1 = on; off by default since session 19: one
+                        * kernel per op with fz_roll measured faster, lab 512 against 500
+                        * tok/s, CLI Q4_K_M tg128 488 against 476-478) */
     int chain_coop;    /* it is a cooperative launch (1): the driver refuses, rather than hangs,
                         * where the grid cannot be resident at once (a GPU shared under MPS SM
                         * limits); 0, the default: measured 4% slower for Q4_0 (545 -> 524 tok/s),
@@ -88,6 +93,9 @@ void rs_cuda_get_tuning(rs_backend *b, rs_cuda_tuning *t);
  * own), the phases they held and the phases that took their input as a
  * hand-off from the phase before, issued since the last rs_cuda_set_tuning. */
 void rs_cuda_chain_count(rs_backend *b, long *launches, long *phases, long *handoffs);
+/* fr_kernel launches (one-token fused ops walking the groups, tuning fz_roll)
+ * issued since the backend was made. */
+long rs_cuda_roll_count(rs_backend *b);
 void rs_cuda_set_tuning(rs_backend *b, const rs_cuda_tuning *t);
 
 /* The backend's stream (a cudaStream_t), for timing with events. */
