@@ -209,11 +209,7 @@ __global__ void __launch_bounds__(FZ_WARPS * 32, 1)
     const int64_t nt = Tr::ntask(a.p[p[0]].w);
     const int nch = (int)((nt + 32 * U - 1) / (32 * U));
     typename Tr::R w[R][U];
-#pragma unroll
-    for (int u = 0; u < U; u++)
-#pragma unroll
-        for (int r = 0; r < R; r++)
-            if (lane + 32 * u < nt) Tr::load(a.p[p[r]].w, row[r], lane + 32 * u, w[r][u]);
+    mv_load_tasks<Tr, R, U>(a, p, row, lane, nt, w);
     cw_griddep_wait();
     float s[1];
     mv_norm_scale<1>(a, lane, s);

@@ -461,6 +461,18 @@ __device__ __forceinline__ int find_prod(const mv_args &a, int64_t rg) {
     return p;
 }
 
+/* A lane's tasks base, base + 32, ..., base + 32 (U - 1) (those below nt) of rows
+ * `row` of products p, into w. */
+template <typename Tr, int R, int U>
+__device__ __forceinline__ void mv_load_tasks(const mv_args &a, const int *p, const int64_t *row,
+                                              int64_t base, int64_t nt, typename Tr::R (&w)[R][U]) {
+#pragma unroll
+    for (int u = 0; u < U; u++)
+#pragma unroll
+        for (int r = 0; r < R; r++)
+            if (base + 32 * u < nt) Tr::load(a.p[p[r]].w, row[r], base + 32 * u, w[r][u]);
+}
+
 /* acc[r][t] = row row[r] of product p[r] against token t over the tasks
  * [k0, k1) of the row, summed over the warp (every lane gets the sum). R
  * rows, U tasks each in flight per lane; waits for the previous kernel after
@@ -477,11 +489,7 @@ __device__ __forceinline__ void mv_accumulate(const mv_args &a, const int *p, co
     bool waited = false;
     for (int64_t base = k0 + lane; base < nt; base += 32 * U) {
         typename Tr::R w[R][U];
-#pragma unroll
-        for (int u = 0; u < U; u++)
-#pragma unroll
-            for (int r = 0; r < R; r++)
-                if (base + 32 * u < nt) Tr::load(a.p[p[r]].w, row[r], base + 32 * u, w[r][u]);
+        mv_load_tasks<Tr, R, U>(a, p, row, base, nt, w);
         if (!waited) {
             cw_griddep_wait();
             waited = true;
