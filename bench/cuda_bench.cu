@@ -549,10 +549,10 @@ static const char *CAT[C_N] = {"norm (layer 0)", "qkv+rope+store", "attention", 
 static cudaEvent_t ev[2];
 static double cat_ms[C_N];
 static bool breakdown;
-static int only_cat = -1; /* >= 0: issue only the ops of this category (graph breakdown) */
+static unsigned only_cats; /* not 0: issue only the ops of these categories (bit mask) */
 
 static void mark(int cat, const std::function<void()> &f) {
-    if (only_cat >= 0 && cat != only_cat) return;
+    if (only_cats && !(only_cats >> cat & 1)) return;
     if (!breakdown) {
         f();
         return;
@@ -567,7 +567,7 @@ static void mark(int cat, const std::function<void()> &f) {
 }
 
 /* The layer loop and head of src/model/forward.c, verbatim in op order. In a
- * category-alone graph (only_cat) the residual ops run without their norm:
+ * category-alone graph (only_cats) the residual ops run without their norm:
  * with no consumer in the graph, a pending norm would be settled by an extra
  * kernel that the real step never runs. */
 static void prepare7(model7 &m, int i, int n) {
@@ -579,7 +579,7 @@ static void prepare7(model7 &m, int i, int n) {
 
 static void forward7(model7 &m, int n) {
     bool normed = false;
-    const bool alone = only_cat >= 0;
+    const bool alone = only_cats != 0;
     prepare7(m, 0, n);
     for (int i = 0; i < L7; i++) {
         layer7 &L = m.l[i];
@@ -816,6 +816,12 @@ static void bench_model(rs_dtype t, rs_ftype ft, bool mix, rs_kv_type kvt) {
         if (getenv("LAB_CHAIN_MIN")) tu.chain_min = atoi(getenv("LAB_CHAIN_MIN"));
         /* LAB_FZ_ROLL: one-token fused kernels walk the groups with a ring of loads (1) */
         if (getenv("LAB_FZ_ROLL")) tu.fz_roll = atoi(getenv("LAB_FZ_ROLL"));
+        /* LAB_ROLL_GRID: blocks of those kernels (0 = one per SM) */
+        if (getenv("LAB_ROLL_GRID")) tu.roll_grid = atoi(getenv("LAB_ROLL_GRID"));
+        /* LAB_ROLL_FIT: their grid shrunk to what their groups need (1) */
+        if (getenv("LAB_ROLL_FIT")) tu.roll_fit = atoi(getenv("LAB_ROLL_FIT"));
+        /* LAB_ATTN_PACK: slices of a head per short-context attention block (0 automatic) */
+        if (getenv("LAB_ATTN_PACK")) tu.attn_pack = atoi(getenv("LAB_ATTN_PACK"));
         /* LAB_ATTN_CHUNK: positions per decode-attention split (0 automatic) */
         if (getenv("LAB_ATTN_CHUNK")) tu.attn_chunk = atoi(getenv("LAB_ATTN_CHUNK"));
         tu.chain_ring = vr[5];
@@ -900,12 +906,25 @@ static void bench_model(rs_dtype t, rs_ftype ft, bool mix, rs_kv_type kvt) {
             printf("  in-graph time per category (fuse=%d, 32 layers, ctx 101, category alone):",
                    fuse);
             for (int cat = 0; cat < C_N; cat++) {
-                only_cat = cat;
+                only_cats = 1u << cat;
                 const double cms = time_graph(
                     40, [&] { forward7(m, 1); }, 10);
                 printf(" %s %.3f ms;", CAT[cat], cms);
-                only_cat = -1;
             }
+            /* neighbours together: what their overlap saves */
+            static const unsigned pairs[] = {1u << C_QKV | 1u << C_ATTN, 1u << C_ATTN | 1u << C_WO,
+                                             1u << C_QKV | 1u << C_ATTN | 1u << C_WO};
+            for (unsigned mask : pairs) {
+                only_cats = mask;
+                const double cms = time_graph(
+                    40, [&] { forward7(m, 1); }, 10);
+                printf(" [");
+                for (int cat = 0; cat < C_N; cat++)
+                    if (mask >> cat & 1)
+                        printf("%s%s", mask & ((1u << cat) - 1) ? " + " : "", CAT[cat]);
+                printf("] %.3f ms;", cms);
+            }
+            only_cats = 0;
             printf("\n");
         }
     }

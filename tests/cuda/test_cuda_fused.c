@@ -524,13 +524,16 @@ static void test_roll(void) {
                                      RS_DTYPE_Q4_K, RS_DTYPE_Q5_K, RS_DTYPE_Q6_K};
     const rs_dtype q80[3] = {RS_DTYPE_Q8_0, RS_DTYPE_Q8_0, RS_DTYPE_Q8_0};
     const rs_dtype mixed[3] = {RS_DTYPE_Q4_K, RS_DTYPE_Q4_K, RS_DTYPE_Q6_K};
-    static const int cfg[][2] = {{1, 1}, {1, 3}, {1, 7}, {1, 0}, {0, 0}}; /* fz_roll, grid */
+    /* fz_roll, grid, roll_fit */
+    static const int cfg[][3] = {{1, 1, 0}, {1, 3, 0}, {1, 7, 0}, {1, 0, 1}, {1, 0, 0}, {0, 0, 0}};
     for (size_t k = 0; k < sizeof cfg / sizeof *cfg; k++) {
-        printf("-- one-token fused kernels, %s (grid %d)\n",
-               cfg[k][0] ? "walking the groups" : "a group per block", cfg[k][1]);
+        printf("-- one-token fused kernels, %s (grid %d%s)\n",
+               cfg[k][0] ? "walking the groups" : "a group per block", cfg[k][1],
+               cfg[k][0] && !cfg[k][1] ? cfg[k][2] ? ", fitted" : ", one block per SM" : "");
         rs_cuda_tuning t = defaults;
         t.fz_roll = cfg[k][0];
         t.roll_grid = cfg[k][1];
+        t.roll_fit = cfg[k][2];
         rs_cuda_set_tuning(B, &t);
         const long before = rs_cuda_roll_count(B);
         for (size_t i = 0; i < sizeof types / sizeof *types; i++) {
@@ -540,6 +543,10 @@ static void test_roll(void) {
             check_residual(types[i], big ? 4096 : 4000, 224, 1, 1, 1, 1);
             check_swiglu(types[i], 1280, 192, 1, 1, 1);
             check_swiglu(types[i], big ? 512 : 96, 64, 1, 0, 1);
+            if (!cfg[k][1]) { /* more groups than SMs: a fitted grid takes fewer blocks */
+                check_residual(types[i], 256, 4544, 1, 1, 1, 1);
+                check_swiglu(types[i], 256, 4544, 1, 1, 1);
+            }
         }
         check_rope_fused(q80, 8, 4, 64, 64, 0, 1, RS_KV_Q8_0, 1, 1, 1);
         check_rope_fused(q80, 6, 2, 32, 32, 0, 1, RS_KV_F16, 0, 0, 1);

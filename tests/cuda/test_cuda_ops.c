@@ -581,6 +581,19 @@ static void check_attention_at(int n_head, int n_kv, int hd, int n_ctx, int last
         down(out, dout, nq * 4);
         report(name, rel_err(out, ref, nq), tensor_cores ? TOL_MMA : TOL_ATTN);
     }
+    if (ctx_max && n <= 4) {
+        /* a bounded context may run the short kernel: by default a block per head, here a
+         * block per 32-dim slice */
+        poison(dout, nq * 4);
+        tu.attn_pack = 1;
+        rs_cuda_set_tuning(B, &tu);
+        O->attention(B, dq, kv, 1, dpos, n, &at, dout);
+        rs_cuda_set_tuning(B, &old);
+        if (synced("  ... a block per slice")) {
+            down(out, dout, nq * 4);
+            report("  ... a block per slice", rel_err(out, ref, nq), TOL_ATTN);
+        }
+    }
     if (tensor_cores && gb == 0) {
         /* the output projection's GEMM reads the F16 copy the kernel wrote beside out */
         tw wo = make_weight(RS_DTYPE_F16, (int64_t)n_head * hd, 48, 0.5f);

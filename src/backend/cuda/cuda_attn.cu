@@ -937,36 +937,38 @@ __global__ void __launch_bounds__(128) attn_generic_kernel(const __grid_constant
 
 /* ---- decode at short contexts: no split, no merge ------------------------------------------
  * When the caller bounds the context (rs_attn.ctx_max: a graph captured for a band of
- * positions) to what 16 key rows a thread hold (128 threads: 128 positions of head_dim 128,
- * 256 of 64; 256 threads: twice that), block (32-dim slice, kv head x query slice, token)
- * holds every key of its kv head in registers, scores all positions for its GB query heads,
- * and sums the values of its own 32 output dims. The slices of a head repeat the scores
- * (their keys come from L2 after the first), so nothing crosses blocks: the split kernel's
- * partials, fence, counter and the last block's reload cost half of a short-context call
- * (CUDA_NOTES, session 17). Keys and values of positions before the step's first are final,
- * so their loads are issued before the grid wait; the step's own positions load after it.
- * Registers, not shared memory: a kernel with ~34 KB of shared memory between kernels with
- * almost none made the SMs change their shared memory / L1 split at every layer (Q8_0
- * decode -14%, CUDA_NOTES session 18). */
+ * positions) to CM positions, block (SB 32-dim slices, kv head x query slice, token) holds
+ * every key of its kv head in registers (KU rows of 8 dims a thread), scores all positions
+ * for its GB query heads, and each group of NT / SB threads sums the values of one slice.
+ * Nothing crosses blocks: the split kernel's partials, fence, counter and the last block's
+ * reload cost half of a short-context call (CUDA_NOTES, session 17). A block per slice
+ * (SB 1) repeats the scores in every slice; a block per head (SB = HD / 32, 512 threads)
+ * scores once and takes one SM per head instead of HD / 32 (32 of 132 for Llama-2-7B), so
+ * the next matvec's blocks start on the others and load their weights while the attention
+ * runs (CUDA_NOTES, session 20). Keys and
+ * values of positions before the step's first are final, so their loads are issued before
+ * the grid wait; the step's own positions load after it. Registers, not shared memory: a
+ * kernel with ~34 KB of shared memory between kernels with almost none made the SMs change
+ * their shared memory / L1 split at every layer (Q8_0 decode -14%, CUDA_NOTES session 18). */
 __host__ __device__ constexpr int sh_max_ctx(int hd, int nt) {
     return 128 * nt / hd; /* 16 key rows of 8 dims a thread */
 }
 
-template <int HD, int GB, int NT>
+template <int HD, int GB, int NT, int CM, int SB>
 __global__ void __launch_bounds__(NT) attn_short_kernel(const __grid_constant__ dec_args a) {
-    constexpr int NW = NT / 32, CM = sh_max_ctx(HD, NT);
-    constexpr int LP = HD / 8;  /* lanes per key row, 8 dims each */
-    constexpr int KP = NT / LP; /* key rows per block step */
-    constexpr int KU = CM / KP; /* key rows per thread */
-    constexpr int VP = NT / 4;  /* positions per value pass */
-    constexpr int VU = CM / VP; /* value rows per thread */
-    static_assert(HD % 32 == 0 && LP <= 32 && CM % KP == 0 && CM % VP == 0, "head size");
+    constexpr int NW = NT / 32, NS = NT / SB; /* threads per value slice */
+    constexpr int LP = HD / 8;                /* lanes per key row, 8 dims each */
+    constexpr int KP = NT / LP;               /* key rows per block step */
+    constexpr int KU = CM / KP;               /* key rows per thread */
+    constexpr int VP = NS / 4;                /* positions per value pass of a slice */
+    constexpr int VU = CM / VP;               /* value rows per thread */
+    static_assert(HD % 32 == 0 && LP <= 32 && CM % KP == 0 && CM % VP == 0 && NS % 32 == 0,
+                  "head size");
     __shared__ float sc[GB][CM];
     __shared__ float red[NW][GB][32];
     __shared__ float s_l[GB];
     cw_griddep_launch();
-    const int ds = blockIdx.x, kvh = blockIdx.y / a.slices, slice = blockIdx.y % a.slices,
-              t = blockIdx.z;
+    const int kvh = blockIdx.y / a.slices, slice = blockIdx.y % a.slices, t = blockIdx.z;
     const int g0 = slice * GB, gn = min(GB, a.G - g0), h0 = kvh * a.G + g0;
     const int tid = threadIdx.x, lane = tid & 31, warp = tid >> 5;
     const int p_end = min(max(1, min(a.pos[t] + 1, a.n_ctx)), CM),
@@ -974,8 +976,10 @@ __global__ void __launch_bounds__(NT) attn_short_kernel(const __grid_constant__ 
     /* keys: lane li of row group kp holds dims 8 li .. 8 li + 7 of rows kp + KP u */
     const int li = tid % LP, kp = tid / LP;
     const __half *kb = (const __half *)a.k + (size_t)kvh * a.n_ctx * HD + 8 * li;
-    /* values: quad lane vd of position group vp holds dims 8 vd .. 8 vd + 7 of the slice */
-    const int vd = tid & 3, vp = tid >> 2;
+    /* values: quad lane vd of position group vp of the slice's threads holds its dims
+     * 8 vd .. 8 vd + 7 */
+    const int sl = SB == 1 ? 0 : tid / NS, ds = blockIdx.x * SB + sl, vd = tid & 3,
+              vp = (SB == 1 ? tid : tid % NS) >> 2;
     const __half *vb = (const __half *)a.v + (size_t)kvh * a.n_ctx * HD + 32 * ds + 8 * vd;
     kv_lane<__half> kr[KU], vr[VU];
 #pragma unroll
@@ -1029,7 +1033,7 @@ __global__ void __launch_bounds__(NT) attn_short_kernel(const __grid_constant__ 
         }
     }
     __syncthreads();
-    for (int g = warp; g < GB; g += NT / 32) {
+    for (int g = warp; g < GB; g += NW) {
         float mx = -INFINITY;
         for (int i = lane; i < p_end; i += 32) mx = fmaxf(mx, sc[g][i]);
         mx = cw_warp_max(mx);
@@ -1061,7 +1065,7 @@ __global__ void __launch_bounds__(NT) attn_short_kernel(const __grid_constant__ 
             for (int e = 0; e < 8; e++) acc[g][e] += wt * vf[e];
         }
     }
-    /* the warp's eight position groups of each quad lane, then the warps */
+    /* the warp's eight position groups of each quad lane, then the slice's warps */
 #pragma unroll
     for (int o = 4; o < 32; o <<= 1)
 #pragma unroll
@@ -1074,12 +1078,14 @@ __global__ void __launch_bounds__(NT) attn_short_kernel(const __grid_constant__ 
 #pragma unroll
             for (int e = 0; e < 8; e++) red[warp][g][8 * lane + e] = acc[g][e];
     __syncthreads();
-    for (int g = warp; g < gn; g += NT / 32) {
+    /* item i: query head i / SB, slice i % SB, whose warps are NS / 32 in a row */
+    for (int i = warp; i < gn * SB; i += NW) {
+        const int g = i / SB, is = i % SB;
         float v = 0.0f;
 #pragma unroll
-        for (int w = 0; w < NW; w++) v += red[w][g][lane];
+        for (int w = 0; w < NS / 32; w++) v += red[is * (NS / 32) + w][g][lane];
         v /= s_l[g];
-        const size_t e = ((size_t)t * a.n_head + h0 + g) * HD + 32 * ds;
+        const size_t e = ((size_t)t * a.n_head + h0 + g) * HD + 32 * (blockIdx.x * SB + is);
         a.out[e + lane] = v;
         if (a.xq) cw_q8_block(v, lane, a.xq + e + lane, a.xd + e / 32);
     }
@@ -1135,6 +1141,21 @@ dec_args dec_common(cuda_backend *c, const float *q, const rs_kv *kv, size_t lay
     return a;
 }
 
+/* The kernel for a block per head (512 threads) or per 32-dim slice (128, or 256 when
+ * wide), over the context 128 or 256 such threads' registers hold. */
+using short_fn = void (*)(dec_args);
+template <int HD, int GB> short_fn attn_short_pick_gb(bool wide, bool per_head) {
+    constexpr int C1 = sh_max_ctx(HD, 128), C2 = sh_max_ctx(HD, 256);
+    if (per_head)
+        return wide ? attn_short_kernel<HD, GB, 512, C2, HD / 32>
+                    : attn_short_kernel<HD, GB, 512, C1, HD / 32>;
+    return wide ? attn_short_kernel<HD, GB, 256, C2, 1> : attn_short_kernel<HD, GB, 128, C1, 1>;
+}
+template <int HD> short_fn attn_short_pick(int gb, bool wide, bool per_head) {
+    return gb == 2 ? attn_short_pick_gb<HD, 2>(wide, per_head)
+                   : attn_short_pick_gb<HD, 1>(wide, per_head);
+}
+
 /* The short-context launch (attn_short_kernel): an F16 cache, head_dim 64 or 128, and a
  * context the caller bounds to what 128 or 256 threads' registers hold; false otherwise. */
 bool attn_short(cuda_backend *c, const float *q, const rs_kv *kv, size_t layer_off,
@@ -1147,16 +1168,13 @@ bool attn_short(cuda_backend *c, const float *q, const rs_kv *kv, size_t layer_o
     /* one query head per block by default: twice the blocks, and the scores of a group
      * cost little next to the latency they hide */
     const int GB = tg == 2 ? 2 : 1, slices = (G + GB - 1) / GB;
+    const bool per_head = c->tune.attn_pack != 1;
     int slot = 0;
     const dec_args a = dec_common(c, q, kv, layer_off, pos, n, at, slices, out, &slot);
-    const dim3 grid(hd / 32, at->n_head_kv * slices, n);
-    void (*k)(dec_args) =
-        hd == 64
-            ? (GB == 1 ? (wide ? attn_short_kernel<64, 1, 256> : attn_short_kernel<64, 1, 128>)
-                       : (wide ? attn_short_kernel<64, 2, 256> : attn_short_kernel<64, 2, 128>))
-            : (GB == 1 ? (wide ? attn_short_kernel<128, 1, 256> : attn_short_kernel<128, 1, 128>)
-                       : (wide ? attn_short_kernel<128, 2, 256> : attn_short_kernel<128, 2, 128>));
-    cw_launch(c, true, k, grid, dim3(wide ? 256 : 128), 0, a);
+    const dim3 grid(per_head ? 1 : hd / 32, at->n_head_kv * slices, n);
+    const short_fn k = hd == 64 ? attn_short_pick<64>(GB, wide, per_head)
+                                : attn_short_pick<128>(GB, wide, per_head);
+    cw_launch(c, true, k, grid, dim3(per_head ? 512 : wide ? 256 : 128), 0, a);
     if (a.xq) cw_q8_tag(c, out, (int64_t)n * at->n_head * hd, slot);
     return true;
 }

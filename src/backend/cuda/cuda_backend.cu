@@ -905,6 +905,7 @@ extern "C" rs_status rs_cuda_backend_create_impl(rs_backend **out, rs_error *err
     c->tune.mv_max_tokens = c->tune.attn_decode_max = CW_MV_MAX_TOK;
     c->tune.prep = c->tune.prep_prio = c->tune.attn_zig = c->tune.swiglu_h = c->tune.attn_h16 = 1;
     c->tune.chain = c->tune.chain_deal = c->tune.chain_handoff = c->tune.fz_roll = 1;
+    c->tune.roll_fit = 1;
     rs_status st = RS_OK;
     /* the main stream at the highest priority: prepare's side stream may run below it */
     int prio_least = 0, prio_greatest = 0;

@@ -293,7 +293,13 @@ template <int EPI, int T, int NT> void fz_launch_n(cuda_backend *c, fz_args f, u
 template <int EPI, int T> void fz_launch_t(cuda_backend *c, const fz_args &f, unsigned groups) {
     if (f.m.n == 1 && !mv_is_float(T) && c->tune.fz_roll) {
         const int want = c->tune.roll_grid > 0 ? c->tune.roll_grid : c->n_sm;
-        const unsigned grid = std::min<unsigned>(groups, (unsigned)want);
+        unsigned grid = std::min<unsigned>(groups, (unsigned)want);
+        if (c->tune.roll_fit && c->tune.roll_grid <= 0) {
+            /* the fewest blocks that still take at most as many groups each: the SMs
+             * left over start the next kernel's blocks (PDL), whose weights load early */
+            const unsigned per = (groups + grid - 1) / grid;
+            grid = (groups + per - 1) / per;
+        }
         cw_launch(c, true, fr_kernel<T, EPI>, dim3(grid), dim3(FZ_WARPS * 32), 0, f, groups);
         c->roll_launches++;
     } else if (f.m.n == 1)

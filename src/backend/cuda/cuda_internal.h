@@ -31,6 +31,9 @@ typedef struct rs_cuda_tuning {
     int attn_gb;       /* decode attention: query heads per block (1, 2, 4, 8; 0 = automatic) */
     int attn_short;    /* decode attention over a context bounded by rs_attn.ctx_max to what
                         * registers hold runs unsplit, without a merge (1 = on) */
+    int attn_pack;     /* its blocks: one per head, 512 threads, leaving most SMs to the next
+                        * matvec's early weight loads (0, the default), or one per 32-dim
+                        * slice of a head, the scores repeated in each (1) */
     int stream;        /* one-token fused matvecs on Q4_0/Q8_0 stream their weights through shared
                         * memory (cuda_stream.cuh; 1 = on, 0 = off: the default, measured slower) */
     int stream_depth;  /* stages in flight per block of those (1..8; 0 = automatic) */
@@ -56,6 +59,9 @@ typedef struct rs_cuda_tuning {
                         * ring refilled across chunks and groups (1 = on, the default: Q8_0
                         * tg128 354 -> 369 tok/s, CUDA_NOTES session 19) */
     int roll_grid;     /* their grid (0 = one block per SM; tests take fewer) */
+    int roll_fit;      /* their grid shrunk to the fewest blocks that take at most as many
+                        * groups each as one block per SM would, the SMs left over starting
+                        * the next kernel early (1 = on, the default) */
     int chain_q8;      /* Q8_0 ops join it too (0 = off, the default: measured no faster) */
     int chain_q4k;     /* Q4_K ops join it too (1 = on; off by default since session 19: one
                         * kernel per op with fz_roll measured faster, lab 512 against 500
