@@ -151,7 +151,7 @@ run_prof() {
     # profile one layer's five (qkv+rope+store, attention, wo, gate+up, down).
     for ty in ${PROF_TYPES:-Q4_0 Q4_K Q8_0}; do
         say "ncu: decode kernels of one layer, $ty"
-        timeout 300 ncu --clock-control none --kill yes -k "regex:${PROF_KERNELS:-fz_|fs_|attn_dec|mv_kernel}" \
+        timeout 300 ncu --clock-control none --kill yes -k "regex:${PROF_KERNELS:-fz_|fr_|fs_|attn_dec|attn_short|mv_kernel}" \
             --launch-skip ${PROF_SKIP:-40} --launch-count ${PROF_COUNT:-5} \
             --section SpeedOfLight --section MemoryWorkloadAnalysis --section WarpStateStats \
             --section Occupancy --section LaunchStats --section SchedulerStats \
