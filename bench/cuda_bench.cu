@@ -820,7 +820,7 @@ static void bench_model(rs_dtype t, rs_ftype ft, bool mix, rs_kv_type kvt) {
         if (getenv("LAB_ROLL_GRID")) tu.roll_grid = atoi(getenv("LAB_ROLL_GRID"));
         /* LAB_ROLL_FIT: their grid shrunk to what their groups need (1) */
         if (getenv("LAB_ROLL_FIT")) tu.roll_fit = atoi(getenv("LAB_ROLL_FIT"));
-        /* LAB_ATTN_PACK: slices of a head per short-context attention block (0 automatic) */
+        /* LAB_ATTN_PACK: short-context attention blocks, one per head (0) or per slice (1) */
         if (getenv("LAB_ATTN_PACK")) tu.attn_pack = atoi(getenv("LAB_ATTN_PACK"));
         /* LAB_ATTN_CHUNK: positions per decode-attention split (0 automatic) */
         if (getenv("LAB_ATTN_CHUNK")) tu.attn_chunk = atoi(getenv("LAB_ATTN_CHUNK"));

@@ -945,11 +945,11 @@ __global__ void __launch_bounds__(128) attn_generic_kernel(const __grid_constant
  * (SB 1) repeats the scores in every slice; a block per head (SB = HD / 32, 512 threads)
  * scores once and takes one SM per head instead of HD / 32 (32 of 132 for Llama-2-7B), so
  * the next matvec's blocks start on the others and load their weights while the attention
- * runs (CUDA_NOTES, session 20). Keys and
- * values of positions before the step's first are final, so their loads are issued before
- * the grid wait; the step's own positions load after it. Registers, not shared memory: a
- * kernel with ~34 KB of shared memory between kernels with almost none made the SMs change
- * their shared memory / L1 split at every layer (Q8_0 decode -14%, CUDA_NOTES session 18). */
+ * runs (CUDA_NOTES, session 20). Keys and values of positions before the step's first are
+ * final, so their loads are issued before the grid wait; the step's own positions load after
+ * it. Registers, not shared memory: a kernel with ~34 KB of shared memory between kernels
+ * with almost none made the SMs change their shared memory / L1 split at every layer (Q8_0
+ * decode -14%, CUDA_NOTES session 18). */
 __host__ __device__ constexpr int sh_max_ctx(int hd, int nt) {
     return 128 * nt / hd; /* 16 key rows of 8 dims a thread */
 }
