@@ -147,12 +147,7 @@ __global__ void __launch_bounds__(FZ_WARPS * 32, fz_min_blocks<T, NT>())
     __syncthreads();
     const int t = warp; /* warp t finishes token t */
     if (t >= NT || t >= a.n) return;
-    if (EPI == FZ_RESID)
-        fz_resid(f, g, t, lane, ys[t]);
-    else if (EPI == FZ_SWIGLU)
-        fz_swiglu(f, g, t, lane, ys[t]);
-    else
-        fz_rope(f, g, t, lane, ys[t]);
+    fz_epilogue<EPI>(f, g, t, lane, ys[t]);
 }
 
 /* Registers one task's loads hold (mvt<T>::R without its padding). */
@@ -248,14 +243,7 @@ __global__ void __launch_bounds__(FZ_WARPS * 32, 1)
         /* ys is double-buffered: a warp writes this buffer again only after
          * the next group's barrier, which warp 0 reaches after its epilogue */
         __syncthreads();
-        if (warp == 0) {
-            if (EPI == FZ_RESID)
-                fz_resid(f, g, 0, lane, ys[buf]);
-            else if (EPI == FZ_SWIGLU)
-                fz_swiglu(f, g, 0, lane, ys[buf]);
-            else
-                fz_rope(f, g, 0, lane, ys[buf]);
-        }
+        if (warp == 0) fz_epilogue<EPI>(f, g, 0, lane, ys[buf]);
         if (gn >= groups) break;
         g = gn;
 #pragma unroll

@@ -117,6 +117,18 @@ __device__ __forceinline__ void fz_rope(const fz_args &f, int64_t g, int t, int 
         fz_store_q8((int8_t *)cache + dst, (role == 1 ? f.ksc : f.vsc) + dst / 32, v, lane);
 }
 
+/* The epilogue EPI of token t's sums y of group g, run by one warp. */
+template <int EPI>
+__device__ __forceinline__ void fz_epilogue(const fz_args &f, int64_t g, int t, int lane,
+                                            const float *y) {
+    if (EPI == FZ_RESID)
+        fz_resid(f, g, t, lane, y);
+    else if (EPI == FZ_SWIGLU)
+        fz_swiglu(f, g, t, lane, y);
+    else
+        fz_rope(f, g, t, lane, y);
+}
+
 /* Product and row of row r (0..31, or 0..63 for SwiGLU: gate, then up) of group g. */
 __device__ __forceinline__ void fz_row(const mv_args &a, int epi, int64_t g, int r, int &p,
                                        int64_t &row) {

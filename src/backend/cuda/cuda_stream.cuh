@@ -243,14 +243,7 @@ __global__ void __launch_bounds__(FS_WARPS * 32, 2)
                 ys[row] = v * sc[0] + (bias ? bias[prow] : 0.0f);
             }
         __syncthreads(); /* part may be rewritten */
-        if (warp == 0) {
-            if (EPI == FZ_RESID)
-                fz_resid(f, g, 0, lane, ys);
-            else if (EPI == FZ_SWIGLU)
-                fz_swiglu(f, g, 0, lane, ys);
-            else
-                fz_rope(f, g, 0, lane, ys);
-        }
+        if (warp == 0) fz_epilogue<EPI>(f, g, 0, lane, ys);
     }
 }
 
