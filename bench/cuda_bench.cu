@@ -703,9 +703,10 @@ static double now_s(void) {
 }
 
 /* LAB_LOOP: what one decode step costs around the graph at ctx 101 — GPU time of
- * back-to-back replays, a replay plus a sync per token, and the CLI's step (the
- * position and token id uploaded from page-locked memory, the replay, the logits
- * downloaded into page-locked memory), with the host's time inside the launch. */
+ * back-to-back replays, a replay plus a sync per token (with the host's time inside
+ * the launch), and the CLI's step two ways: position and token id uploaded from
+ * page-locked memory, replay, logits downloaded into it (before this was one graph);
+ * and the same copies recorded into the graph (the forward pass's step since). */
 static void loop_costs(model7 &m, int key) {
     rs_error e = {};
     set_pos(m, 100, 1);
@@ -731,10 +732,24 @@ static void loop_costs(model7 &m, int key) {
         O->graph_launch(B, key);
         if (O->download(B, hlog, m.logits, VOCAB * 4, &e)) die("download", e.msg);
     }
-    const double cli = (now_s() - t0) / toks;
+    const double apart = (now_s() - t0) / toks;
+    const int inside_key = key + 1;
+    if (O->graph_begin(B, inside_key, &e)) die("graph_begin", e.msg);
+    O->upload(B, m.pos, hio, 4, &e);
+    O->upload(B, did, hio + 1, 4, &e);
+    forward7(m, 1);
+    if (O->download(B, hlog, m.logits, VOCAB * 4, &e)) die("download", e.msg);
+    if (O->graph_end(B, inside_key, &e)) die("graph_end", e.msg);
+    t0 = now_s();
+    for (int i = 0; i < toks; i++) {
+        O->graph_launch(B, inside_key);
+        sync_or_die("replay");
+    }
+    const double inside = (now_s() - t0) / toks;
     printf("  step at ctx 101, per token: GPU time %.1f us; replay + sync %.1f us (launch call "
-           "%.1f us); the CLI's step (pos and id up, replay, logits down) %.1f us\n",
-           gpu * 1e3, sync * 1e6, launch / toks * 1e6, cli * 1e6);
+           "%.1f us); the CLI's step (pos and id up, replay, logits down) with the copies apart "
+           "%.1f us, inside the graph %.1f us\n",
+           gpu * 1e3, sync * 1e6, launch / toks * 1e6, apart * 1e6, inside * 1e6);
     cudaFreeHost(hio);
     cudaFreeHost(hlog);
     O->release(B, did);

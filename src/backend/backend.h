@@ -149,7 +149,10 @@ typedef struct rs_backend_ops {
 
     /* Optional (NULL if unsupported): record the ops issued between graph_begin and
      * graph_end under `key` and replay them later with graph_launch. Pointers and
-     * sizes must not change between replays; data in backend memory may. */
+     * sizes must not change between replays; data in backend memory may. Uploads
+     * and downloads issued while recording must use host_alloc memory: each
+     * replay reads or fills it when its copy runs (a recorded download returns
+     * at once; read its bytes after sync). */
     rs_status (*graph_begin)(rs_backend *b, int key, rs_error *err);
     rs_status (*graph_end)(rs_backend *b, int key, rs_error *err);
     bool (*graph_launch)(rs_backend *b, int key); /* false if no graph for key */

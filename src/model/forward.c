@@ -103,21 +103,38 @@ static int decode_band(int ctx, int n_ctx) {
 /* The GPU-only decode step (with the embedding lookup when the GPU holds the
  * table), captured as a graph once per band of context lengths and replayed
  * afterwards. The band bounds the attention's context (rs_attn.ctx_max), so a
- * backend may capture kernels for short contexts into the first bands. */
-static rs_status run_captured_decode(rs_session *s, rs_place *p, rs_error *err) {
+ * backend may capture kernels for short contexts into the first bands. With
+ * `copies`, the graph also uploads the position (and the token id, for the
+ * embedding) from the session's page-locked buffers and downloads the logits
+ * into them: one launch is the whole step, and the GPU waits for no copy
+ * issued from the host between steps. */
+static rs_status run_captured_decode(rs_session *s, rs_place *p, bool copies, rs_error *err) {
     rs_backend *be = p->be;
+    const rs_backend_ops *ops = be->ops;
     const int band = decode_band(s->n_past + 1, s->n_ctx); /* also the graph's key */
-    if (be->ops->graph_launch(be, band)) return RS_OK;
-    rs_status st = be->ops->graph_begin(be, band, err);
+    if (ops->graph_launch(be, band)) return RS_OK;
+    rs_status st = ops->graph_begin(be, band, err);
     if (st) return st;
-    if (p->tok_embd.backend) be->ops->embed(be, &p->tok_embd, p->a.ids, 1, p->a.x);
+    const bool embed = p->tok_embd.backend != NULL;
+    if (copies &&
+        ((st = ops->upload(be, p->a.pos, s->pos_host, sizeof *s->pos_host, err)) ||
+         (embed && (st = ops->upload(be, p->a.ids, s->ids_host, sizeof *s->ids_host, err))))) {
+        ops->graph_end(be, band, NULL); /* closes the capture; the upload's error is the news */
+        return st;
+    }
+    if (embed) ops->embed(be, &p->tok_embd, p->a.ids, 1, p->a.x);
     bool normed = false;
     s->attn.ctx_max = band;
     run_layers(s, p, 1, 1, &normed);
     s->attn.ctx_max = 0;
     run_head(s, 1, 1, normed);
-    if ((st = be->ops->graph_end(be, band, err))) return st;
-    if (!be->ops->graph_launch(be, band))
+    const size_t logit_bytes = (size_t)s->m->hp.n_vocab * sizeof(float);
+    if (copies && (st = ops->download(be, s->logits_host, p->a.logits, logit_bytes, err))) {
+        ops->graph_end(be, band, NULL);
+        return st;
+    }
+    if ((st = ops->graph_end(be, band, err))) return st;
+    if (!ops->graph_launch(be, band))
         return rs_error_set(err, RS_ERR_DEVICE, "captured decode graph failed to launch");
     return RS_OK;
 }
@@ -136,7 +153,13 @@ rs_status rs_forward(rs_session *s, const int32_t *ids, int n, int n_out, rs_err
     for (int k = 0; k < s->n_place && !first; k++)
         if (s->place[k].n_layers > 0) first = &s->place[k];
     const bool dev_embed = first && first->tok_embd.backend;
-    for (int k = 0; k < s->n_place; k++) {
+    rs_place *gpu = s->n_place > 1 ? &s->place[RS_PLACE_GPU] : NULL;
+    const bool capture =
+        gpu && n == 1 && n_out == 1 && gpu->n_layers == hp->n_layer && gpu->be->ops->graph_begin;
+    /* the graph itself moves the step's inputs and logits when they live in
+     * page-locked memory of its backend */
+    const bool copies = capture && s->host_owner == gpu->be;
+    for (int k = 0; k < s->n_place && !copies; k++) {
         rs_place *p = &s->place[k];
         if (p->n_layers == 0) continue;
         if ((st = p->be->ops->upload(p->be, p->a.pos, pos, (size_t)n * sizeof *pos, err)))
@@ -144,21 +167,18 @@ rs_status rs_forward(rs_session *s, const int32_t *ids, int n, int n_out, rs_err
     }
     if (dev_embed) {
         memcpy(s->ids_host, ids, (size_t)n * sizeof *ids); /* the caller's ids may be pageable */
-        if ((st = first->be->ops->upload(first->be, first->a.ids, s->ids_host,
-                                         (size_t)n * sizeof *ids, err)))
+        if (!copies && (st = first->be->ops->upload(first->be, first->a.ids, s->ids_host,
+                                                    (size_t)n * sizeof *ids, err)))
             return st;
     }
     if (!dev_embed) cpu->be->ops->embed(cpu->be, &s->m->tok_embd, ids, n, cpu->a.x);
 
     rs_place *cur = cpu;
     bool normed = false;
-    rs_place *gpu = s->n_place > 1 ? &s->place[RS_PLACE_GPU] : NULL;
-    bool capture =
-        gpu && n == 1 && n_out == 1 && gpu->n_layers == hp->n_layer && gpu->be->ops->graph_begin;
     size_t stream_bytes = (size_t)n * hp->n_embd * sizeof(float);
     if (capture) {
         if ((!dev_embed && (st = move_stream(cpu, gpu, stream_bytes, err))) ||
-            (st = run_captured_decode(s, gpu, err)))
+            (st = run_captured_decode(s, gpu, copies, err)))
             return st;
     } else {
         if (dev_embed) {
@@ -184,7 +204,7 @@ rs_status rs_forward(rs_session *s, const int32_t *ids, int n, int n_out, rs_err
 
     rs_backend *ob = s->out_place->be;
     size_t logit_bytes = (size_t)n_out * hp->n_vocab * sizeof(float);
-    if (n_out > 0 &&
+    if (n_out > 0 && !copies &&
         (st = ob->ops->download(ob, s->logits_host, s->out_place->a.logits, logit_bytes, err)))
         return st;
     for (int k = 0; k < s->n_place; k++)

@@ -153,7 +153,8 @@ static rs_status cu_download(rs_backend *b, void *dst, const void *src, size_t n
     cw_settle(c);
     if (!n) return RS_OK;
     cudaError_t e = cudaMemcpyAsync(dst, src, n, cudaMemcpyDeviceToHost, c->stream);
-    if (e == cudaSuccess) e = cudaStreamSynchronize(c->stream);
+    /* recorded into a graph, the copy runs at each replay: nothing to wait for now */
+    if (e == cudaSuccess && !c->capturing) e = cudaStreamSynchronize(c->stream);
     if (e != cudaSuccess) {
         cw_check(c, e, "download");
         return rs_error_set(err, RS_ERR_DEVICE, "download of %zu bytes failed: %s", n,
