@@ -78,18 +78,18 @@ run_tests() {
     compute-sanitizer --tool memcheck --error-exitcode 9 $B run -m "$RUSTY_SHARED/models/TinyStories-656K.f16.gguf" \
         -p "Once upon a time" -n 24 --temp 0 2>&1 | tail -6
     echo "memcheck exit: ${PIPESTATUS[0]}"
-    # the shared models are too narrow for the decode chain (rows of 4 Q4_0 blocks): a
-    # random 60M Q4_0 model runs it (8 layers, rows of 16 blocks)
-    say "compute-sanitizer memcheck on a decode loop of the chain (small Q4_0, random weights)"
+    # the decode chain takes products of 4096 inputs or more: two layers of the 7B shape
+    # in Q4_0, random weights, run it
+    say "compute-sanitizer memcheck on a decode loop of the chain (7B shape, 2 layers, Q4_0)"
     local f
-    if f=$(synth Q4_0 small); then
+    if f=$(synth Q4_0 llama2-7b-2l); then
         compute-sanitizer --tool memcheck --error-exitcode 9 $B run -m "$f" -p "Once upon a time" \
             -n 24 --temp 0 2>&1 | tail -4
         echo "memcheck exit: ${PIPESTATUS[0]}"
         # the same model's greedy tokens on the CPU and the GPU: the pruned last layer of
         # the prompt gives the first, the decode chain the rest. Random weights leave near
         # ties (run 175: tokens 1-15 equal, the 16th not), so only the first must match.
-        say "greedy tokens, CPU against GPU (small Q4_0, random weights, decode chain)"
+        say "greedy tokens, CPU against GPU (7B shape, 2 layers, Q4_0, decode chain)"
         local p="The quick brown fox jumps over the lazy dog and then it runs away into the forest"
         local -a c g # the output's words; this model's tokens print as " tokN"
         read -r -d "" -a c <<<"$($B run -m "$f" -p "$p" -n 16 --temp 0 --device cpu 2>/dev/null)"

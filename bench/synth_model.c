@@ -1,7 +1,8 @@
 /* synth_model.c — writes a Llama-shaped GGUF with random weights, for benchmarks.
  *
  * usage: synth_model SHAPE[:neox] TYPE OUT.gguf [threads]
- *   SHAPE: llama2-7b | tinyllama-1b | small (a 60M model for quick checks);
+ *   SHAPE: llama2-7b | llama2-7b-2l (two of its layers) | llama-3b | tinyllama-1b |
+ *          small (a 60M model for quick checks);
  *          ":neox" marks the file rotate-half (rusty.rope_neox), as a model converted
  *          from Hugging Face rows without un-permuting would be
  *   TYPE:  a `rusty quantize` preset (F16, Q8_0, Q4_0, Q4_K, Q4_K_M, ...): each
@@ -30,6 +31,8 @@ typedef struct shape {
 
 static const shape shapes[] = {
     {"llama2-7b", 4096, 11008, 32, 32, 32, 32000, 4096},
+    {"llama2-7b-2l", 4096, 11008, 2, 32, 32, 32000, 4096}, /* two of its layers, for checks */
+    {"llama-3b", 3072, 8192, 28, 24, 8, 32000, 4096},      /* Llama-3.2-3B's layers, 32k vocab */
     {"tinyllama-1b", 2048, 5632, 22, 32, 4, 32000, 2048},
     {"small", 512, 1536, 8, 8, 4, 32000, 2048},
 };
@@ -124,7 +127,8 @@ static void add_tensor(rs_tensor_info *t, int *n, const char *name, int64_t n_in
 int main(int argc, char **argv) {
     if (argc < 4) {
         fprintf(stderr,
-                "usage: synth_model llama2-7b|tinyllama-1b|small[:neox] TYPE OUT.gguf [threads]\n");
+                "usage: synth_model llama2-7b|llama2-7b-2l|llama-3b|tinyllama-1b|small[:neox] "
+                "TYPE OUT.gguf [threads]\n");
         return 1;
     }
     const shape *s = NULL;

@@ -563,6 +563,7 @@ static void test_roll(void) {
 static int handoff = 1;   /* chain_handoff of the chains set_chain turns on */
 static int stage_kib;     /* their chain_stage (0: the default) */
 static int chain_min = 2; /* their chain_min: chains of two ops run, as the mixed cases want */
+static int chain_min_in = 1; /* their chain_min_in: products of any width join */
 
 /* The chain on (for Q8_0 and Q4_K too) or off, else the defaults. */
 static void set_chain(int on, int ring_kib, int warps) {
@@ -575,6 +576,7 @@ static void set_chain(int on, int ring_kib, int warps) {
     t.chain_handoff = handoff;
     t.chain_stage = stage_kib;
     t.chain_min = chain_min;
+    t.chain_min_in = chain_min_in;
     rs_cuda_set_tuning(B, &t);
 }
 
@@ -734,6 +736,9 @@ static void test_chain(void) {
     check_chain(mix, 1024, 2048, 8, 128, RS_KV_F16, 2, 0, 0, false, 0);
     check_chain(q40, 1024, 2048, 8, 128, RS_KV_F16, 2, 0, 0, false, 4);
     chain_min = 2;
+    chain_min_in = 0; /* the default (4096): rows of 1024 inputs launch one kernel per op */
+    check_chain(q40, 1024, 2048, 8, 128, RS_KV_F16, 2, 0, 0, false, 0);
+    chain_min_in = 1;
     check_chain(q4k, 1024, 2048, 8, 128, RS_KV_F16, 2, 0, 0, false, 4);
     check_chain(q4k, 1024, 2816, 8, 128, RS_KV_Q8_0, 3, 1, 0, false, 4);
     /* a warp's rows of a group (every W-th) from stages of 1 row (most warps pass
@@ -768,6 +773,9 @@ static void test_chain(void) {
         check_chain(q4k, 4096, 11008, 32, 128, RS_KV_F16, 2, 0, 0, false, 4);
         check_chain(q4k, 4096, 11008, 32, 128, RS_KV_Q8_0, 1, 0, 4, true, 4);
         check_chain(q40, 4096, 11008, 32, 128, RS_KV_F16, 2, 0, 0, false, 4);
+        chain_min_in = 0; /* the default: the 7B's products are wide enough */
+        check_chain(q40, 4096, 11008, 32, 128, RS_KV_F16, 2, 0, 0, false, 4);
+        chain_min_in = 1;
         check_chain(q80, 4096, 11008, 32, 128, RS_KV_Q8_0, 2, 0, 0, false, 4);
         check_chain(q40, 4096, 11008, 32, 128, RS_KV_F16, 1, 1, 0, false, 4);
         check_chain(q40, 4096, 11008, 32, 128, RS_KV_F16, 2, 0, 4, false, 4);

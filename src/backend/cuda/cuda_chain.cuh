@@ -59,18 +59,23 @@
 namespace {
 
 enum {
-    DC_MAX = 4,          /* phases per launch */
-    DC_MAX_DEPTH = 32,   /* ring slots */
-    DC_BAR = 1,          /* the consumers' named barrier */
-    DC_STAGE_AUTO = 16,  /* KiB a stage may take by default: 4 rows of 4096 Q4_0 weights,
-                          * 2 of 11008 (16 of narrow ones). With the consumers' activations in
-                          * registers, smaller stages won: 571 tok/s against 557 at 25 KiB
-                          * (8 rows) and 543 at 10 or 20 (CUDA_NOTES, session 11) */
-    DC_MIN_AUTO = 3,     /* the fewest phases a chain launch takes by default (tuning chain_min) */
-    DC_MAX_GRID = 160,   /* blocks (SMs) the table has room for */
-    DC_MAX_ITEMS = 4096, /* groups of all phases */
-    DC_XU = 4,           /* loads in flight per thread at a phase start */
-    DC_RING_AUTO = 160,  /* KiB of ring per block by default (docs/CUDA_NOTES.md, run 88) */
+    DC_MAX = 4,         /* phases per launch */
+    DC_MAX_DEPTH = 32,  /* ring slots */
+    DC_BAR = 1,         /* the consumers' named barrier */
+    DC_STAGE_AUTO = 16, /* KiB a stage may take by default: 4 rows of 4096 Q4_0 weights,
+                         * 2 of 11008 (16 of narrow ones). With the consumers' activations in
+                         * registers, smaller stages won: 571 tok/s against 557 at 25 KiB
+                         * (8 rows) and 543 at 10 or 20 (CUDA_NOTES, session 11) */
+    DC_MIN_AUTO = 3,    /* the fewest phases a chain launch takes by default (tuning chain_min) */
+    DC_MIN_IN_AUTO = 4096, /* the fewest inputs of a product it takes by default (tuning
+                            * chain_min_in): narrower layers' phases are too short for the
+                            * chain's boundaries; CLI Q4_0 tg128 with the chain on / off:
+                            * 7B (4096) 583 / 567, 3B (3072) 915 / 985, TinyLlama (2048)
+                            * 1435 / 1819 (CUDA_NOTES, session 21) */
+    DC_MAX_GRID = 160,     /* blocks (SMs) the table has room for */
+    DC_MAX_ITEMS = 4096,   /* groups of all phases */
+    DC_XU = 4,             /* loads in flight per thread at a phase start */
+    DC_RING_AUTO = 160,    /* KiB of ring per block by default (docs/CUDA_NOTES.md, run 88) */
     /* lab trace (tuning chain_trace): per launch, block and phase, DC_TRACE_EV
      * globaltimer stamps: consumers' phase start, wait over, activations in,
      * last stage summed; the finisher's count added; the producer's first and last
@@ -792,12 +797,13 @@ struct dc_chain {
 
 /* Whether a one-token fused launch can join a chain: Q4_0 (Q8_0 with chain_q8,
  * Q4_K with chain_q4k) with the int8 input, 16-byte aligned arrays, every
- * product the same width of input; Q4_0/Q8_0 rows with whole 16-byte runs of
- * scales (blocks per row a multiple of 8), Q4_K products starting at rows
- * that are multiples of 4 (dc_doff). */
+ * product the same width of input, at least chain_min_in wide; Q4_0/Q8_0 rows
+ * with whole 16-byte runs of scales (blocks per row a multiple of 8), Q4_K
+ * products starting at rows that are multiples of 4 (dc_doff). */
 inline bool dc_takes(const cuda_backend *c, int type, const fz_args &f) {
     const bool k4 = type == RS_DTYPE_Q4_K;
-    if (!c->tune.chain || f.m.n != 1 || !f.m.xq ||
+    const int64_t min_in = c->tune.chain_min_in > 0 ? c->tune.chain_min_in : DC_MIN_IN_AUTO;
+    if (!c->tune.chain || f.m.n != 1 || !f.m.xq || f.m.n_in < min_in ||
         !(type == RS_DTYPE_Q4_0 || (type == RS_DTYPE_Q8_0 && c->tune.chain_q8) ||
           (k4 && c->tune.chain_q4k)))
         return false;

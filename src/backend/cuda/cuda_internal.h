@@ -81,6 +81,9 @@ typedef struct rs_cuda_tuning {
                         * pairs) launch one kernel each: lab Q4_K_M 440-443 tok/s with pairs
                         * chained, 456-459 without, CLI 432-436 -> 457-459 (CUDA_NOTES,
                         * session 16) */
+    int chain_min_in;  /* the fewest inputs of a product the chain takes (0 = automatic:
+                        * 4096): narrower layers run faster one kernel per op (TinyLlama
+                        * Q4_0 tg128 1435 -> 1819 tok/s, CUDA_NOTES session 21) */
     int chain_handoff; /* a phase takes its input from the phase before as flagged words
                         * (1, the default) or once every block's counter says it is done
                         * (0) */
