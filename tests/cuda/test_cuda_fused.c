@@ -459,30 +459,94 @@ static void test_rope(void) {
     if (big_cases()) check_rope_fused(q40, 32, 32, 128, 128, 0, 1, RS_KV_F16, 0, 1, 1); /* 7B qkv */
 }
 
-/* The fused kernels on float weights with every group's inputs split over
- * several blocks (partial sums added by the last block to arrive); 8 splits
- * of a 4-task row leave some blocks without work. Quantized weights never
- * split; forcing it must leave them correct. */
+/* Reports whether the fused launches since `before` include a split one. */
+static void expect_split(const char *what, long before, int want) {
+    const int split = rs_cuda_split_count(B) != before;
+    char name[160];
+    snprintf(name, sizeof name, "%s %s", what, want ? "split its inputs" : "did not split");
+    report(name, split == want ? 0 : 1, 0);
+}
+
+/* The fused kernels with every group's inputs split over several blocks
+ * (partial sums added by the last block to arrive): float weights, and one
+ * token on every quantized type (more tokens on quantized weights never
+ * split); 8 splits of a 4-task row leave some blocks without work, and of
+ * 22 tasks (704 inputs of Q4_0) some lanes. */
 static void test_split(void) {
-    static const rs_dtype types[] = {RS_DTYPE_F16, RS_DTYPE_BF16, RS_DTYPE_F32, RS_DTYPE_Q4_0,
-                                     RS_DTYPE_Q8_0};
+    static const rs_dtype types[] = {RS_DTYPE_F16,  RS_DTYPE_BF16, RS_DTYPE_F32,  RS_DTYPE_Q4_0,
+                                     RS_DTYPE_Q8_0, RS_DTYPE_Q4_1, RS_DTYPE_Q5_0, RS_DTYPE_Q5_1,
+                                     RS_DTYPE_Q4_K, RS_DTYPE_Q5_K, RS_DTYPE_Q6_K, RS_DTYPE_IQ4_NL};
     const rs_dtype f16[3] = {RS_DTYPE_F16, RS_DTYPE_F16, RS_DTYPE_F16};
     const rs_dtype mixed[3] = {RS_DTYPE_BF16, RS_DTYPE_F32, RS_DTYPE_Q6_K};
+    const rs_dtype q40[3] = {RS_DTYPE_Q4_0, RS_DTYPE_Q4_0, RS_DTYPE_Q4_0};
     static const int splits[] = {2, 3, 8};
     for (size_t k = 0; k < sizeof splits / sizeof *splits; k++) {
         printf("-- fused kernels, inputs split over %d blocks per group\n", splits[k]);
         set_split(splits[k]);
         for (size_t i = 0; i < sizeof types / sizeof *types; i++) {
             const int64_t n_in = rs_dtype_get(types[i])->block_size == 256 ? 1024 : 704;
+            char what[64];
+            snprintf(what, sizeof what, "one-token %s ops", rs_dtype_name(types[i]));
+            const long before = rs_cuda_split_count(B);
             check_residual(types[i], n_in, 96, 1, 1, 1, 1);
+            check_swiglu(types[i], n_in, 96, 1, 1, 1);
+            expect_split(what, before, 1);
             check_residual(types[i], n_in, 64, 3, 1, 0, 1);
             check_swiglu(types[i], n_in, 96, 1 + (int)(i % 2) * 2, 1, 1);
         }
         check_residual(RS_DTYPE_F32, 16, 64, 1, 1, 1, 1); /* 4 tasks per row */
         check_rope_fused(f16, 8, 4, 64, 64, 0, 1, RS_KV_Q8_0, 1, 1, 1);
         check_rope_fused(mixed, 8, 2, 128, 128, 0, 2, RS_KV_F16, 0, 1, 1);
+        check_rope_fused(mixed, 8, 2, 128, 128, 0, 1, RS_KV_F16, 1, 1, 1);
+        check_rope_fused(q40, 8, 4, 64, 64, 0, 1, RS_KV_Q8_0, 1, 1, 1);
     }
     set_split(0);
+}
+
+/* One-token ops on quantized weights with few groups of 32 outputs split
+ * their inputs (tuning fz_narrow): with the automatic limit a 5-group op of
+ * 125-128-task rows splits, and with the limit at 64 groups TinyLlama's wo
+ * and down (2048 outputs of 2048 and 5632 inputs); rows of at most 40 tasks
+ * (about one per lane) and ops with more groups than the limit (fz_narrow
+ * 4) walk the groups in fr_kernel. */
+static void test_narrow(void) {
+    static const rs_dtype types[] = {RS_DTYPE_Q8_0, RS_DTYPE_Q4_0, RS_DTYPE_Q4_K, RS_DTYPE_Q6_K,
+                                     RS_DTYPE_Q5_1};
+    for (size_t i = 0; i < sizeof types / sizeof *types; i++) {
+        const int big = rs_dtype_get(types[i])->block_size == 256;
+        char what[96];
+        printf("-- one-token %s ops with few groups\n", rs_dtype_name(types[i]));
+        rs_cuda_tuning t = defaults;
+        t.fz_narrow = 0;
+        rs_cuda_set_tuning(B, &t);
+        long before = rs_cuda_split_count(B);
+        check_residual(types[i], big ? 4096 : 4000, 160, 1, 1, 1, 1);
+        snprintf(what, sizeof what, "%s 160x%d", rs_dtype_name(types[i]), big ? 4096 : 4000);
+        expect_split(what, before, 1);
+        if (big_cases()) {
+            t.fz_narrow = 64; /* the automatic limit on an H100 (132 SMs) is 66 */
+            rs_cuda_set_tuning(B, &t);
+            before = rs_cuda_split_count(B);
+            check_residual(types[i], 2048, 2048, 1, 1, 1, 1);
+            check_residual(types[i], 5632, 2048, 1, 1, 1, 1);
+            snprintf(what, sizeof what, "%s TinyLlama's wo and down", rs_dtype_name(types[i]));
+            expect_split(what, before, 1);
+            t.fz_narrow = 0;
+            rs_cuda_set_tuning(B, &t);
+        }
+        before = rs_cuda_split_count(B);
+        check_residual(types[i], 1280, 160, 1, 1, 1, 1);
+        check_swiglu(types[i], 1280, 192, 1, 1, 1);
+        snprintf(what, sizeof what, "%s rows of 40 tasks", rs_dtype_name(types[i]));
+        expect_split(what, before, 0);
+        t.fz_narrow = 4;
+        rs_cuda_set_tuning(B, &t);
+        before = rs_cuda_split_count(B);
+        check_residual(types[i], big ? 4096 : 4000, 160, 1, 1, 1, 1);
+        snprintf(what, sizeof what, "%s 5 groups, fz_narrow 4", rs_dtype_name(types[i]));
+        expect_split(what, before, 0);
+        rs_cuda_set_tuning(B, &defaults);
+    }
 }
 
 /* One-token Q4_0/Q8_0 fused ops through the weight-streaming kernels: rings
@@ -534,6 +598,7 @@ static void test_roll(void) {
         t.fz_roll = cfg[k][0];
         t.roll_grid = cfg[k][1];
         t.roll_fit = cfg[k][2];
+        t.fz_narrow = -1; /* no op splits instead */
         rs_cuda_set_tuning(B, &t);
         const long before = rs_cuda_roll_count(B);
         for (size_t i = 0; i < sizeof types / sizeof *types; i++) {
@@ -577,6 +642,7 @@ static void set_chain(int on, int ring_kib, int warps) {
     t.chain_stage = stage_kib;
     t.chain_min = chain_min;
     t.chain_min_in = chain_min_in;
+    t.fz_narrow = -1; /* one launch each sums as the chain does: unsplit */
     rs_cuda_set_tuning(B, &t);
 }
 
@@ -799,6 +865,7 @@ int main(void) {
     test_rope();
     test_step_attention();
     test_split();
+    test_narrow();
     test_stream();
     test_roll();
     test_chain();

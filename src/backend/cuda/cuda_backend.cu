@@ -907,6 +907,7 @@ extern "C" rs_status rs_cuda_backend_create_impl(rs_backend **out, rs_error *err
     c->tune.prep = c->tune.prep_prio = c->tune.attn_zig = c->tune.swiglu_h = c->tune.attn_h16 = 1;
     c->tune.chain = c->tune.chain_deal = c->tune.chain_handoff = c->tune.fz_roll = 1;
     c->tune.roll_fit = 1;
+    c->tune.fz_narrow = -1; /* not yet measured on a GPU (CUDA_NOTES, session 22) */
     rs_status st = RS_OK;
     /* the main stream at the highest priority: prepare's side stream may run below it */
     int prio_least = 0, prio_greatest = 0;
@@ -958,6 +959,10 @@ extern "C" void rs_cuda_chain_count(rs_backend *b, long *launches, long *phases,
 
 extern "C" long rs_cuda_roll_count(rs_backend *b) {
     return cw(b)->roll_launches;
+}
+
+extern "C" long rs_cuda_split_count(rs_backend *b) {
+    return cw(b)->split_launches;
 }
 
 extern "C" void *rs_cuda_stream(rs_backend *b) {

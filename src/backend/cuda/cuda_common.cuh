@@ -161,6 +161,7 @@ struct cuda_backend {
      * trace slots) */
     long chain_launches, chain_phases, chain_handoffs;
     long roll_launches; /* fr_kernel launches since the backend was made (tests) */
+    long split_launches; /* fz_kernel launches split over the inputs, the same */
     cudaStream_t side;  /* created on the first prepare */
     bool side_low;      /* ... at the lowest priority (tune.prep_prio when it was made) */
     bool side_busy;     /* work issued on it since the last sync */

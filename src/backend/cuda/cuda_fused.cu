@@ -116,9 +116,11 @@ __global__ void __launch_bounds__(FZ_WARPS * 32, fz_min_blocks<T, NT>())
     const mv_args &a = f.m;
     cw_griddep_launch();
     const int lane = threadIdx.x & 31, warp = threadIdx.x >> 5;
-    /* the split is compiled for float weights only: its bookkeeping cost Q8_0
-     * decode 3% (348.8 -> 338.4 tok/s in the kernel lab) where it never split */
-    constexpr bool SPLIT = mv_is_float(T);
+    /* the split is compiled for float weights and one token: its bookkeeping
+     * cost Q8_0 decode 3% (348.8 -> 338.4 tok/s in the kernel lab) where it
+     * never split, and one token on quantized weights runs fr_kernel unless
+     * it splits (fz_narrow) */
+    constexpr bool SPLIT = mv_is_float(T) || NT == 1;
     const int64_t g = SPLIT ? blockIdx.x / f.nsplit : blockIdx.x; /* this block's 32 outputs */
     const int sp = SPLIT ? (int)(blockIdx.x % f.nsplit) : 0;
     int p[R], slot[R];
@@ -255,14 +257,23 @@ __global__ void __launch_bounds__(FZ_WARPS * 32, 1)
  * the GPU holds at once when there are fewer groups than that, as long as
  * every lane keeps its U tasks in flight (at least 32 U tasks per part of a
  * row). Quantized weights measured slower split (Q4_0 512.9 -> 500.1 tok/s,
- * docs/CUDA_NOTES.md): one. */
+ * docs/CUDA_NOTES.md) except one token's narrow ops (tuning fz_narrow: at
+ * most half as many groups as SMs, so unsplit they stream on half the SMs),
+ * which split while every lane keeps a task. Forced by tuning fz_split
+ * wherever the kernel compiles the split. */
 template <int T, int NT, int EPI>
 int fz_split(const cuda_backend *c, const fz_args &f, unsigned groups) {
-    if (!mv_is_float(T)) return 1;
+    if (!mv_is_float(T) && NT != 1) return 1;
     if (c->tune.fz_split) return c->tune.fz_split;
-    const int64_t cap = (int64_t)fz_min_blocks<T, NT>() * c->n_sm;
-    const int64_t by_tasks = mvt<T>::ntask(f.m.p[0].w) / (32 * fz_tasks<T, NT, EPI>());
-    const int64_t s = std::min<int64_t>(cap / groups, by_tasks);
+    const int64_t nt = mvt<T>::ntask(f.m.p[0].w), cap = (int64_t)fz_min_blocks<T, NT>() * c->n_sm;
+    int64_t s;
+    if (mv_is_float(T)) {
+        s = std::min<int64_t>(cap / groups, nt / (32 * fz_tasks<T, NT, EPI>()));
+    } else {
+        const int narrow = c->tune.fz_narrow ? c->tune.fz_narrow : c->n_sm / 2;
+        if (narrow < 0 || groups > (unsigned)narrow) return 1;
+        s = std::min<int64_t>(cap / groups, nt / 32);
+    }
     return (int)std::max<int64_t>(1, std::min<int64_t>(s, CW_FZ_MAX_SPLIT));
 }
 
@@ -276,10 +287,12 @@ template <int EPI, int T, int NT> void fz_launch_n(cuda_backend *c, fz_args f, u
         if (!f.spart || !f.scnt) return; /* error recorded */
     }
     cw_launch(c, true, fz_kernel<T, NT, EPI>, dim3(groups * f.nsplit), dim3(FZ_WARPS * 32), 0, f);
+    if (f.nsplit > 1) c->split_launches++;
 }
 
 template <int EPI, int T> void fz_launch_t(cuda_backend *c, const fz_args &f, unsigned groups) {
-    if (f.m.n == 1 && !mv_is_float(T) && c->tune.fz_roll) {
+    if (f.m.n == 1 && !mv_is_float(T) && c->tune.fz_roll &&
+        fz_split<T, 1, EPI>(c, f, groups) == 1) {
         const int want = c->tune.roll_grid > 0 ? c->tune.roll_grid : c->n_sm;
         unsigned grid = std::min<unsigned>(groups, (unsigned)want);
         if (c->tune.roll_fit && c->tune.roll_grid <= 0) {

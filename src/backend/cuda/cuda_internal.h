@@ -24,8 +24,8 @@ typedef struct rs_cuda_tuning {
     int gemm_chunk;      /* quantized GEMM: weight values dequantized per slab (0 = 64 Mi) */
     int attn_mma;      /* prefill attention on the tensor cores (F16/Q8_0 cache, head_dim 64/128) */
     int fuse;          /* decode-size matmul_residual/_swiglu/_rope_store as one kernel each */
-    int fz_split;      /* fused matvecs on float weights: blocks per 32 outputs, splitting the
-                        * inputs (0 = automatic) */
+    int fz_split;      /* fused matvecs on float weights or one token: blocks per 32 outputs,
+                        * splitting the inputs (0 = automatic) */
     int prep;          /* prepare() dequantizes the next weights for prompt GEMMs on a second
                         * stream (1 = on) */
     int attn_gb;       /* decode attention: query heads per block (1, 2, 4, 8; 0 = automatic) */
@@ -59,6 +59,10 @@ typedef struct rs_cuda_tuning {
                         * ring refilled across chunks and groups (1 = on, the default: Q8_0
                         * tg128 354 -> 369 tok/s, CUDA_NOTES session 19) */
     int roll_grid;     /* their grid (0 = one block per SM; tests take fewer) */
+    int fz_narrow;     /* those with at most this many groups of 32 outputs (0 = automatic: half
+                        * the SMs; negative = none, the default until measured) split their
+                        * inputs over fz_kernel blocks instead, so all SMs stream (TinyLlama's
+                        * wo and down: 64 groups) */
     int roll_fit;      /* their grid shrunk to the fewest blocks that take at most as many
                         * groups each as one block per SM would, the SMs left over starting
                         * the next kernel early (1 = on, the default) */
@@ -105,6 +109,9 @@ void rs_cuda_chain_count(rs_backend *b, long *launches, long *phases, long *hand
 /* fr_kernel launches (one-token fused ops walking the groups, tuning fz_roll)
  * issued since the backend was made. */
 long rs_cuda_roll_count(rs_backend *b);
+/* fused-op launches whose groups split their inputs over several blocks
+ * (tunings fz_split, fz_narrow), the same. */
+long rs_cuda_split_count(rs_backend *b);
 void rs_cuda_set_tuning(rs_backend *b, const rs_cuda_tuning *t);
 
 /* The backend's stream (a cudaStream_t), for timing with events. */
