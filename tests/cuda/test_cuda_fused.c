@@ -625,9 +625,9 @@ static void test_roll(void) {
 
 /* ---- the decode chain: one-token ops as one persistent launch ------------------------------- */
 
-static int handoff = 1;   /* chain_handoff of the chains set_chain turns on */
-static int stage_kib;     /* their chain_stage (0: the default) */
-static int chain_min = 2; /* their chain_min: chains of two ops run, as the mixed cases want */
+static int handoff = 1;      /* chain_handoff of the chains set_chain turns on */
+static int stage_kib;        /* their chain_stage (0: the default) */
+static int chain_min = 2;    /* their chain_min: chains of two ops run, as the mixed cases want */
 static int chain_min_in = 1; /* their chain_min_in: products of any width join */
 
 /* The chain on (for Q8_0 and Q4_K too) or off, else the defaults. */

@@ -345,8 +345,7 @@ struct dc_xk {
     float sx0, sx1;
 };
 template <int T> __device__ __forceinline__ dc_xk dc_xload(const dc_x &x, int k) {
-    dc_xk v = {*(const int4 *)(x.lo + 16 * k), *(const int4 *)(x.hi + 16 * k), x.ds[k], 0.0f,
-               0.0f};
+    dc_xk v = {*(const int4 *)(x.lo + 16 * k), *(const int4 *)(x.hi + 16 * k), x.ds[k], 0.0f, 0.0f};
     if (T == RS_DTYPE_Q4_K) v.sx0 = (float)sum_bytes(v.lo), v.sx1 = (float)sum_bytes(v.hi);
     return v;
 }
@@ -354,15 +353,15 @@ template <int T> __device__ __forceinline__ dc_xk dc_xload(const dc_x &x, int k)
 /* One task: mvt<T>::load from a ring slot (a row's quants sq, scales and mins
  * ss, fp16 scales sd) and mvt<T>::dot on the activations, the same arithmetic
  * in the same order (bitwise equal). */
-__device__ __forceinline__ float dc_dot(const uint8_t *sq, const uint8_t *, const uint8_t *sd, int k,
-                                        const dc_xk &x, mvt<RS_DTYPE_Q4_0> *) {
+__device__ __forceinline__ float dc_dot(const uint8_t *sq, const uint8_t *, const uint8_t *sd,
+                                        int k, const dc_xk &x, mvt<RS_DTYPE_Q4_0> *) {
     const uint4 q = *(const uint4 *)(sq + 16 * k);
     const float d = cw_h2f(*(const uint16_t *)(sd + 2 * k));
     const int sum = dot_nibbles(q, x.lo, x.hi);
     return d * (x.ds.x * (float)sum - 8.0f * x.ds.y);
 }
-__device__ __forceinline__ float dc_dot(const uint8_t *sq, const uint8_t *, const uint8_t *sd, int k,
-                                        const dc_xk &x, mvt<RS_DTYPE_Q8_0> *) {
+__device__ __forceinline__ float dc_dot(const uint8_t *sq, const uint8_t *, const uint8_t *sd,
+                                        int k, const dc_xk &x, mvt<RS_DTYPE_Q8_0> *) {
     const uint4 a = *(const uint4 *)(sq + 32 * k), b = *(const uint4 *)(sq + 32 * k + 16);
     const float d = cw_h2f(*(const uint16_t *)(sd + 2 * k));
     const int s = dot_bytes(a, x.lo) + dot_bytes(b, x.hi);
@@ -810,8 +809,7 @@ inline bool dc_takes(const cuda_backend *c, int type, const fz_args &f) {
     for (int i = 0; i < f.m.np; i++) {
         const cw_layout &L = f.m.p[i].w;
         const uintptr_t addr = (uintptr_t)L.qs | (uintptr_t)L.dm | (k4 ? (uintptr_t)L.aux : 0);
-        if ((k4 ? f.m.p[i].row0 % 4 : L.nb % 8) || L.nb != f.m.p[0].w.nb || addr & 15)
-            return false;
+        if ((k4 ? f.m.p[i].row0 % 4 : L.nb % 8) || L.nb != f.m.p[0].w.nb || addr & 15) return false;
     }
     /* the widest stage (one row) and the activations must fit beside two slots */
     const size_t row = dc_stage_bytes(type, f.m.p[0].w.nb, 1);

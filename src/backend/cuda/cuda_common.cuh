@@ -160,11 +160,11 @@ struct cuda_backend {
     /* persistent chain launches, their phases and hand-offs since set_tuning (tests; lab
      * trace slots) */
     long chain_launches, chain_phases, chain_handoffs;
-    long roll_launches; /* fr_kernel launches since the backend was made (tests) */
+    long roll_launches;  /* fr_kernel launches since the backend was made (tests) */
     long split_launches; /* fz_kernel launches split over the inputs, the same */
-    cudaStream_t side;  /* created on the first prepare */
-    bool side_low;      /* ... at the lowest priority (tune.prep_prio when it was made) */
-    bool side_busy;     /* work issued on it since the last sync */
+    cudaStream_t side;   /* created on the first prepare */
+    bool side_low;       /* ... at the lowest priority (tune.prep_prio when it was made) */
+    bool side_busy;      /* work issued on it since the last sync */
     cw_prep_set prep[2];
     cudaEvent_t prep_now; /* the main stream's point where the last refill began */
     int prep_next;        /* the set the next prepare fills */

@@ -127,10 +127,9 @@ __device__ __forceinline__ uint16_t ld_u16(const uint8_t *p) {
 __device__ __forceinline__ float k_finish(__half2 dm, uint32_t sm, int sum0, int sum1, float sx0,
                                           float sx1, float dx0, float dx1) {
     const float2 d = __half22float2(dm);
-    return dx0 * (d.x * (float)(sm & 0xFFu) * (float)sum0 -
-                  d.y * (float)((sm >> 16) & 0xFFu) * sx0) +
-           dx1 * (d.x * (float)((sm >> 8) & 0xFFu) * (float)sum1 -
-                  d.y * (float)(sm >> 24) * sx1);
+    return dx0 *
+               (d.x * (float)(sm & 0xFFu) * (float)sum0 - d.y * (float)((sm >> 16) & 0xFFu) * sx0) +
+           dx1 * (d.x * (float)((sm >> 8) & 0xFFu) * (float)sum1 - d.y * (float)(sm >> 24) * sx1);
 }
 
 /* ---- per-type tasks ----------------------------------------------------------------------------
