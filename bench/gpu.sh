@@ -17,7 +17,8 @@
 # prof   Nsight Compute on one layer's decode kernels of the kernel lab (PROF_TYPES)
 # ab     A/B: `rusty bench $AB_ARGS` on AB_TYPES (AB_SHAPE: a synth_model shape) with an older stage's binaries
 #        (carried as .stage-base: `cp -r .stage-gpu .stage-base` before the change)
-#        and this one's, interleaved over AB_ROUNDS rounds, in one invocation
+#        and this one's, interleaved over AB_ROUNDS rounds, in one invocation; or, with
+#        AB_TUNE_BASE / AB_TUNE_NEW, this stage's binaries under two RUSTY_CUDA_TUNE settings
 # Logs go to $OUT (the device tool returns them).
 set -uo pipefail
 
@@ -170,17 +171,22 @@ run_prof() {
 
 run_ab() {
     local base=$PWD/../.stage-base
-    [[ -f $base/payload.tar.xz ]] || { echo "ab: no ../.stage-base (carry it)"; return 1; }
-    (cd "$base" && { [[ -d bin ]] || tar xJf payload.tar.xz; })
-    say "A/B: rusty bench ${AB_ARGS:=-p 0 -n 128 -r 3}; base = .stage-base, new = this stage"
+    if [[ -n ${AB_TUNE_BASE:-}${AB_TUNE_NEW:-} ]]; then
+        base=$PWD # one binary, two sets of switches (RUSTY_CUDA_TUNE)
+        say "A/B: rusty bench ${AB_ARGS:=-p 0 -n 128 -r 3}; base = RUSTY_CUDA_TUNE='${AB_TUNE_BASE:-}', new = '${AB_TUNE_NEW:-}'"
+    else
+        [[ -f $base/payload.tar.xz ]] || { echo "ab: no ../.stage-base (carry it) and no AB_TUNE_*"; return 1; }
+        (cd "$base" && { [[ -d bin ]] || tar xJf payload.tar.xz; })
+        say "A/B: rusty bench ${AB_ARGS:=-p 0 -n 128 -r 3}; base = .stage-base, new = this stage"
+    fi
     for r in $(seq "${AB_ROUNDS:-2}"); do
         for ty in ${AB_TYPES:-Q4_0 Q8_0}; do
             f=$(synth $ty "${AB_SHAPE:-llama2-7b}") || continue
             for v in base new; do
-                local d=$PWD
-                [[ $v == base ]] && d=$base
+                local d=$PWD tune=${AB_TUNE_NEW:-}
+                [[ $v == base ]] && d=$base tune=${AB_TUNE_BASE:-}
                 # shellcheck disable=SC2086 # AB_ARGS is a list of flags
-                echo "round $r $v $ty: $(RUSTY_CUDA_MODULE=$d/bin/librusty_cuda.so $d/bin/rusty bench -m "$f" $AB_ARGS 2>&1 | tail -1)"
+                echo "round $r $v $ty: $(RUSTY_CUDA_TUNE=$tune RUSTY_CUDA_MODULE=$d/bin/librusty_cuda.so $d/bin/rusty bench -m "$f" $AB_ARGS 2>&1 | tail -1)"
             done
         done
     done

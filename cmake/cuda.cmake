@@ -71,9 +71,11 @@ set_target_properties(rusty_cuda_objs PROPERTIES CUDA_ARCHITECTURES ${CMAKE_CUDA
                                                  POSITION_INDEPENDENT_CODE ON)
 rusty_c_only_options(TARGET rusty_cuda_objs)
 
-# The module: the CUDA objects plus the core/dtype code they call, position
-# independent, self-contained (opened RTLD_LOCAL).
-file(GLOB RUSTY_CUDA_CORE CONFIGURE_DEPENDS ${CMAKE_SOURCE_DIR}/src/core/*.c ${CMAKE_SOURCE_DIR}/src/dtype/*.c)
+# The module: the CUDA objects plus the core/dtype code they call and the
+# backend's own C (cuda_tune.c), position independent, self-contained (opened
+# RTLD_LOCAL).
+file(GLOB RUSTY_CUDA_CORE CONFIGURE_DEPENDS ${CMAKE_SOURCE_DIR}/src/core/*.c ${CMAKE_SOURCE_DIR}/src/dtype/*.c
+     ${CMAKE_SOURCE_DIR}/src/backend/cuda/*.c)
 add_library(rusty_cuda MODULE ${RUSTY_CUDA_CORE} $<TARGET_OBJECTS:rusty_cuda_objs>)
 target_include_directories(rusty_cuda PRIVATE ${CMAKE_SOURCE_DIR}/src)
 target_link_libraries(rusty_cuda PRIVATE CUDA::cudart_static CUDA::cublas m)

@@ -190,7 +190,9 @@ static rs_status place_layers(rs_session *s, const rs_session_opts *o, rs_error 
     if (o->device != RS_DEVICE_CPU && n_gpu > 0) {
         rs_error gerr = {0};
         st = rs_cuda_backend_create(&s->place[RS_PLACE_GPU].be, &gerr);
-        if (st && o->device == RS_DEVICE_CUDA) {
+        /* without a usable GPU "auto" runs on the CPU; a bad setting
+         * ($RUSTY_CUDA_TUNE) is an error either way */
+        if (st && (o->device == RS_DEVICE_CUDA || st == RS_ERR_ARG)) {
             if (err) *err = gerr;
             return st;
         }

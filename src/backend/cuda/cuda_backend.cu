@@ -877,6 +877,18 @@ static const rs_backend_ops cuda_ops = {
     /* .host_free = */ cu_host_free,
 };
 
+/* t into c->tune, the switches with a range clamped to it. */
+static void tune_store(cuda_backend *c, const rs_cuda_tuning *t) {
+    c->tune = *t;
+    c->tune.mv_max_tokens = std::min(std::max(t->mv_max_tokens, 0), (int)CW_MV_MAX_TOK);
+    c->tune.attn_decode_max = std::min(std::max(t->attn_decode_max, 0), (int)CW_MV_MAX_TOK);
+    c->tune.mv_rows = t->mv_rows == 1 || t->mv_rows == 2 ? t->mv_rows : 0;
+    c->tune.gemm_chunk = std::max(t->gemm_chunk, 0);
+    c->tune.fz_split = std::min(std::max(t->fz_split, 0), (int)CW_FZ_MAX_SPLIT);
+    c->tune.stream_depth = std::min(std::max(t->stream_depth, 0), 8);
+    c->tune.stream_blocks = std::max(t->stream_blocks, 0);
+}
+
 extern "C" rs_status rs_cuda_backend_create_impl(rs_backend **out, rs_error *err) {
     *out = NULL;
     int n_dev = 0;
@@ -908,6 +920,16 @@ extern "C" rs_status rs_cuda_backend_create_impl(rs_backend **out, rs_error *err
     c->tune.chain = c->tune.chain_deal = c->tune.chain_handoff = c->tune.fz_roll = 1;
     c->tune.roll_fit = 1;
     c->tune.fz_narrow = -1; /* not yet measured on a GPU (CUDA_NOTES, session 22) */
+    /* switches by name, to measure one binary both ways (cuda_tune.c) */
+    const char *spec = getenv("RUSTY_CUDA_TUNE");
+    if (spec && *spec) {
+        rs_cuda_tuning t = c->tune;
+        if (rs_status bad = rs_cuda_tuning_parse(spec, &t, err)) {
+            free(c);
+            return bad;
+        }
+        tune_store(c, &t);
+    }
     rs_status st = RS_OK;
     /* the main stream at the highest priority: prepare's side stream may run below it */
     int prio_least = 0, prio_greatest = 0;
@@ -936,14 +958,7 @@ extern "C" void rs_cuda_get_tuning(rs_backend *b, rs_cuda_tuning *t) {
 
 extern "C" void rs_cuda_set_tuning(rs_backend *b, const rs_cuda_tuning *t) {
     cuda_backend *c = cw(b);
-    c->tune = *t;
-    c->tune.mv_max_tokens = std::min(std::max(t->mv_max_tokens, 0), (int)CW_MV_MAX_TOK);
-    c->tune.attn_decode_max = std::min(std::max(t->attn_decode_max, 0), (int)CW_MV_MAX_TOK);
-    c->tune.mv_rows = t->mv_rows == 1 || t->mv_rows == 2 ? t->mv_rows : 0;
-    c->tune.gemm_chunk = std::max(t->gemm_chunk, 0);
-    c->tune.fz_split = std::min(std::max(t->fz_split, 0), (int)CW_FZ_MAX_SPLIT);
-    c->tune.stream_depth = std::min(std::max(t->stream_depth, 0), 8);
-    c->tune.stream_blocks = std::max(t->stream_blocks, 0);
+    tune_store(c, t);
     c->chain_launches = c->chain_phases = c->chain_handoffs = 0;
     if (c->side && !!t->prep_prio != c->side_low) cw_prepare_free(c); /* its stream is made again */
     cw_settle(c);

@@ -12,7 +12,8 @@
 extern "C" {
 #endif
 
-/* Run-time switches, for A/B measurements and for testing every path. */
+/* Run-time switches, for A/B measurements and for testing every path. Each
+ * int is also named in cuda_tune.c's table ($RUSTY_CUDA_TUNE). */
 typedef struct rs_cuda_tuning {
     int pdl;             /* programmatic dependent launch between decode kernels (1 = on) */
     int fuse_q8;         /* producers also write int8 activations for the next matvec (1 = on) */
@@ -113,6 +114,12 @@ long rs_cuda_roll_count(rs_backend *b);
  * (tunings fz_split, fz_narrow), the same. */
 long rs_cuda_split_count(rs_backend *b);
 void rs_cuda_set_tuning(rs_backend *b, const rs_cuda_tuning *t);
+
+/* Sets the switches a spec names, "name=value[,name=value...]" with the
+ * fields' names above and integer values, in t (cuda_tune.c); t is left as
+ * it was if any part is malformed or names no switch (RS_ERR_ARG). A CUDA
+ * backend applies $RUSTY_CUDA_TUNE this way when it is made. */
+rs_status rs_cuda_tuning_parse(const char *spec, rs_cuda_tuning *t, rs_error *err);
 
 /* The backend's stream (a cudaStream_t), for timing with events. */
 void *rs_cuda_stream(rs_backend *b);
