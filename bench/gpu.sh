@@ -92,18 +92,29 @@ run_tests() {
         # the prompt gives the first, the decode chain the rest. Random weights leave near
         # ties (run 175: tokens 1-15 equal, the 16th not), so only the first must match.
         say "greedy tokens, CPU against GPU (7B shape, 2 layers, Q4_0, decode chain)"
-        local p="The quick brown fox jumps over the lazy dog and then it runs away into the forest"
-        local -a c g # the output's words; this model's tokens print as " tokN"
-        read -r -d "" -a c <<<"$($B run -m "$f" -p "$p" -n 16 --temp 0 --device cpu 2>/dev/null)"
-        read -r -d "" -a g <<<"$($B run -m "$f" -p "$p" -n 16 --temp 0 --device cuda 2>/dev/null)"
-        c=("${c[@]: -16}") g=("${g[@]: -16}")
-        local i=0
-        while ((i < 16)) && [[ ${c[i]} == "${g[i]}" ]]; do i=$((i + 1)); done
-        if ((i == 0)); then
-            echo "greedy: FIRST TOKEN DIFFERS (cpu ${c[0]}, gpu ${g[0]})"
-        else
-            echo "greedy: the first $i of 16 tokens equal"
-        fi
+        greedy_check "$f"
+    fi
+    # Q2_K and Q3_K (Q3_K_M's mix) on the 60M shape: kernels switched on by types_k23
+    for ty in Q2_K Q3_K; do
+        f=$(synth $ty small) || continue
+        say "greedy tokens, CPU against GPU (60M shape, $ty, RUSTY_CUDA_TUNE=types_k23=1)"
+        RUSTY_CUDA_TUNE=types_k23=1 greedy_check "$f"
+    done
+}
+
+# Greedy tokens of model $1 on the CPU and the GPU: how many of the first 16 agree.
+greedy_check() {
+    local p="The quick brown fox jumps over the lazy dog and then it runs away into the forest"
+    local -a c g # the output's words; synthetic models' tokens print as " tokN"
+    read -r -d "" -a c <<<"$($B run -m "$1" -p "$p" -n 16 --temp 0 --device cpu 2>/dev/null)"
+    read -r -d "" -a g <<<"$($B run -m "$1" -p "$p" -n 16 --temp 0 --device cuda 2>/dev/null)"
+    c=("${c[@]: -16}") g=("${g[@]: -16}")
+    local i=0
+    while ((i < 16)) && [[ ${c[i]} == "${g[i]}" ]]; do i=$((i + 1)); done
+    if ((i == 0)); then
+        echo "greedy: FIRST TOKEN DIFFERS (cpu ${c[0]}, gpu ${g[0]})"
+    else
+        echo "greedy: the first $i of 16 tokens equal"
     fi
 }
 

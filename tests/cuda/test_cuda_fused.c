@@ -388,7 +388,8 @@ static int big_cases(void) {
 static void test_residual(void) {
     static const rs_dtype types[] = {RS_DTYPE_F32,    RS_DTYPE_F16,  RS_DTYPE_BF16, RS_DTYPE_Q8_0,
                                      RS_DTYPE_Q4_0,   RS_DTYPE_Q4_1, RS_DTYPE_Q5_0, RS_DTYPE_Q5_1,
-                                     RS_DTYPE_IQ4_NL, RS_DTYPE_Q4_K, RS_DTYPE_Q5_K, RS_DTYPE_Q6_K};
+                                     RS_DTYPE_IQ4_NL, RS_DTYPE_Q4_K, RS_DTYPE_Q5_K, RS_DTYPE_Q6_K,
+                                     RS_DTYPE_Q2_K,   RS_DTYPE_Q3_K};
     for (size_t i = 0; i < sizeof types / sizeof *types; i++) {
         const int64_t n_in = rs_dtype_get(types[i])->block_size == 256 ? 512 : 352;
         check_residual(types[i], n_in, 96, 1, 1, 1, 1);
@@ -410,7 +411,8 @@ static void test_residual(void) {
 static void test_swiglu(void) {
     static const rs_dtype types[] = {RS_DTYPE_F32,  RS_DTYPE_F16,    RS_DTYPE_BF16, RS_DTYPE_Q8_0,
                                      RS_DTYPE_Q4_0, RS_DTYPE_Q5_1,   RS_DTYPE_Q4_1, RS_DTYPE_Q5_0,
-                                     RS_DTYPE_Q4_K, RS_DTYPE_IQ4_NL, RS_DTYPE_Q5_K, RS_DTYPE_Q6_K};
+                                     RS_DTYPE_Q4_K, RS_DTYPE_IQ4_NL, RS_DTYPE_Q5_K, RS_DTYPE_Q6_K,
+                                     RS_DTYPE_Q2_K, RS_DTYPE_Q3_K};
     for (size_t i = 0; i < sizeof types / sizeof *types; i++) {
         const int64_t n_in = rs_dtype_get(types[i])->block_size == 256 ? 512 : 256;
         check_swiglu(types[i], n_in, 192, 1, i % 2, 1);
@@ -475,7 +477,8 @@ static void expect_split(const char *what, long before, int want) {
 static void test_split(void) {
     static const rs_dtype types[] = {RS_DTYPE_F16,  RS_DTYPE_BF16, RS_DTYPE_F32,  RS_DTYPE_Q4_0,
                                      RS_DTYPE_Q8_0, RS_DTYPE_Q4_1, RS_DTYPE_Q5_0, RS_DTYPE_Q5_1,
-                                     RS_DTYPE_Q4_K, RS_DTYPE_Q5_K, RS_DTYPE_Q6_K, RS_DTYPE_IQ4_NL};
+                                     RS_DTYPE_Q4_K, RS_DTYPE_Q5_K, RS_DTYPE_Q6_K, RS_DTYPE_IQ4_NL,
+                                     RS_DTYPE_Q2_K, RS_DTYPE_Q3_K};
     const rs_dtype f16[3] = {RS_DTYPE_F16, RS_DTYPE_F16, RS_DTYPE_F16};
     const rs_dtype mixed[3] = {RS_DTYPE_BF16, RS_DTYPE_F32, RS_DTYPE_Q6_K};
     const rs_dtype q40[3] = {RS_DTYPE_Q4_0, RS_DTYPE_Q4_0, RS_DTYPE_Q4_0};
@@ -510,8 +513,8 @@ static void test_split(void) {
  * (about one per lane) and ops with more groups than the limit (fz_narrow
  * 4) walk the groups in fr_kernel. */
 static void test_narrow(void) {
-    static const rs_dtype types[] = {RS_DTYPE_Q8_0, RS_DTYPE_Q4_0, RS_DTYPE_Q4_K, RS_DTYPE_Q6_K,
-                                     RS_DTYPE_Q5_1};
+    static const rs_dtype types[] = {RS_DTYPE_Q8_0, RS_DTYPE_Q4_0, RS_DTYPE_Q4_K,
+                                     RS_DTYPE_Q6_K, RS_DTYPE_Q5_1, RS_DTYPE_Q3_K};
     for (size_t i = 0; i < sizeof types / sizeof *types; i++) {
         const int big = rs_dtype_get(types[i])->block_size == 256;
         char what[96];
@@ -583,9 +586,9 @@ static void test_stream(void) {
  * or three products per launch (mixed types split the launch). Then the same
  * cases through fz_kernel (fz_roll 0), one group per block. */
 static void test_roll(void) {
-    static const rs_dtype types[] = {RS_DTYPE_Q8_0, RS_DTYPE_Q4_0, RS_DTYPE_Q4_1,
-                                     RS_DTYPE_Q5_0, RS_DTYPE_Q5_1, RS_DTYPE_IQ4_NL,
-                                     RS_DTYPE_Q4_K, RS_DTYPE_Q5_K, RS_DTYPE_Q6_K};
+    static const rs_dtype types[] = {RS_DTYPE_Q8_0, RS_DTYPE_Q4_0,   RS_DTYPE_Q4_1, RS_DTYPE_Q5_0,
+                                     RS_DTYPE_Q5_1, RS_DTYPE_IQ4_NL, RS_DTYPE_Q4_K, RS_DTYPE_Q5_K,
+                                     RS_DTYPE_Q6_K, RS_DTYPE_Q2_K,   RS_DTYPE_Q3_K};
     const rs_dtype q80[3] = {RS_DTYPE_Q8_0, RS_DTYPE_Q8_0, RS_DTYPE_Q8_0};
     const rs_dtype mixed[3] = {RS_DTYPE_Q4_K, RS_DTYPE_Q4_K, RS_DTYPE_Q6_K};
     /* fz_roll, grid, roll_fit */
@@ -860,6 +863,8 @@ int main(void) {
     }
     O = B->ops;
     rs_cuda_get_tuning(B, &defaults);
+    defaults.types_k23 = 1; /* Q2_K and Q3_K: their kernels are what these tests check */
+    rs_cuda_set_tuning(B, &defaults);
     test_residual();
     test_swiglu();
     test_rope();

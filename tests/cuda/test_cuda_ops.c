@@ -168,7 +168,8 @@ static void check_matmul_multi(int n, int same, rs_dtype same_type, int slab) {
 static void test_matmul(void) {
     static const rs_dtype types[] = {RS_DTYPE_F32,    RS_DTYPE_F16,  RS_DTYPE_BF16, RS_DTYPE_Q8_0,
                                      RS_DTYPE_Q4_0,   RS_DTYPE_Q4_1, RS_DTYPE_Q5_0, RS_DTYPE_Q5_1,
-                                     RS_DTYPE_IQ4_NL, RS_DTYPE_Q4_K, RS_DTYPE_Q5_K, RS_DTYPE_Q6_K};
+                                     RS_DTYPE_IQ4_NL, RS_DTYPE_Q4_K, RS_DTYPE_Q5_K, RS_DTYPE_Q6_K,
+                                     RS_DTYPE_Q2_K,   RS_DTYPE_Q3_K};
     static const int ns[] = {1, 3, 4, 17, 64};
     static const int ns_odd[] = {1, 20};
     for (size_t i = 0; i < sizeof types / sizeof *types; i++) {
@@ -274,7 +275,7 @@ static void test_prepare(void) {
 static void test_embed(void) {
     static const rs_dtype types[] = {RS_DTYPE_F32,  RS_DTYPE_F16,  RS_DTYPE_BF16,   RS_DTYPE_Q8_0,
                                      RS_DTYPE_Q4_0, RS_DTYPE_Q5_1, RS_DTYPE_IQ4_NL, RS_DTYPE_Q4_K,
-                                     RS_DTYPE_Q5_K, RS_DTYPE_Q6_K};
+                                     RS_DTYPE_Q5_K, RS_DTYPE_Q6_K, RS_DTYPE_Q2_K,   RS_DTYPE_Q3_K};
     for (size_t i = 0; i < sizeof types / sizeof *types; i++) {
         const int64_t n_in = 512, n_out = 77;
         const int n = 5;
@@ -830,16 +831,30 @@ static void test_errors(void) {
     printf("     alloc 1 PiB: %s\n", e.msg);
     report("alloc of 1 PiB fails with NOMEM and says how much",
            st == RS_ERR_NOMEM && strstr(e.msg, "needed") ? 0 : 1, 0);
-    unsigned char blk[84 * 2] = {0};
-    rs_weight w = {.name = "q2k",
-                   .type = RS_DTYPE_Q2_K,
+    unsigned char blk[292 * 2] = {0};
+    rs_weight w = {.name = "q8k",
+                   .type = RS_DTYPE_Q8_K,
                    .n_in = 256,
                    .n_out = 2,
                    .nbytes = sizeof blk,
                    .host = blk};
     st = O->weight_load(B, &w, &e);
-    printf("     Q2_K weight: %s\n", e.msg);
+    printf("     Q8_K weight: %s\n", e.msg);
     report("unsupported weight type is refused", st == RS_ERR_UNSUPPORTED ? 0 : 1, 0);
+    /* Q2_K and Q3_K load only when switched on (tuning types_k23, not yet the default) */
+    rs_cuda_tuning t = tuning_now(), off = t;
+    off.types_k23 = 0;
+    rs_cuda_set_tuning(B, &off);
+    w = (rs_weight){.name = "q2k",
+                    .type = RS_DTYPE_Q2_K,
+                    .n_in = 256,
+                    .n_out = 2,
+                    .nbytes = 84 * 2,
+                    .host = blk};
+    st = O->weight_load(B, &w, &e);
+    printf("     Q2_K weight, types_k23 off: %s\n", e.msg);
+    report("Q2_K is refused with types_k23 off", st == RS_ERR_UNSUPPORTED ? 0 : 1, 0);
+    rs_cuda_set_tuning(B, &t);
     double gbps = 0;
     st = O->bandwidth(B, &gbps, &e);
     printf("     device-to-device copy: %.0f GB/s\n", gbps);
@@ -855,6 +870,9 @@ int main(void) {
         return 77;
     }
     O = B->ops;
+    rs_cuda_tuning t = tuning_now();
+    t.types_k23 = 1; /* their kernels are what these tests check */
+    rs_cuda_set_tuning(B, &t);
     const char *only = getenv("RUSTY_CUDA_TEST");
     if (!only || strstr(only, "matmul")) test_matmul();
     if (!only || strstr(only, "prepare")) test_prepare();

@@ -176,8 +176,13 @@ static rs_status cu_sync(rs_backend *b, rs_error *err) {
 
 /* ---- weights ------------------------------------------------------------------------------ */
 
-static bool type_supported(int t) {
+/* Q2_K and Q3_K have kernels that have not yet run on a GPU: they load only
+ * with tuning types_k23 until the GPU tests pass (CUDA_NOTES, session 22). */
+static bool type_supported(const cuda_backend *c, int t) {
     switch (t) {
+    case RS_DTYPE_Q2_K:
+    case RS_DTYPE_Q3_K:
+        return c->tune.types_k23 != 0;
     case RS_DTYPE_F32:
     case RS_DTYPE_F16:
     case RS_DTYPE_BF16:
@@ -225,6 +230,16 @@ static void split_sizes(int t, size_t *qs, size_t *aux, size_t *dm) {
         break;
     case RS_DTYPE_Q6_K:
         *qs = 208;
+        *dm = 2;
+        break;
+    case RS_DTYPE_Q2_K:
+        *qs = 64;
+        *aux = 16;
+        *dm = 4;
+        break;
+    case RS_DTYPE_Q3_K:
+        *qs = 64;
+        *aux = 48;
         *dm = 2;
         break;
     case RS_DTYPE_Q4_K:
@@ -362,7 +377,7 @@ static rs_status load_vector(cuda_backend *c, rs_weight *w, cw_layout *L, const 
 static rs_status weight_load_impl(cuda_backend *c, rs_weight *w, const void *dev_raw,
                                   rs_error *err) {
     const char *name = w->name ? w->name : "?";
-    if (!type_supported(w->type))
+    if (!type_supported(c, w->type))
         return rs_error_set(err, RS_ERR_UNSUPPORTED, "tensor '%s': type %s has no CUDA kernel",
                             name, rs_dtype_name(w->type));
     size_t row_bytes = 0;

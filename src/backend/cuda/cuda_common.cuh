@@ -31,6 +31,9 @@ extern "C" {
  *   Q5_1          qs[b][16]  aux: u32 qh[b]   dm: half2 (d, m)[b]
  *   Q8_0          qs[b][32]        dm: half d[b]
  *   Q6_K          qs[b][208] = ql[128] qh[64] scales[16]   dm: half d[b]
+ *   Q2_K          qs[b][64]  aux: u8 scales[b][16] (as stored)   dm: half2 (d, dmin)[b]
+ *   Q3_K          qs[b][64]  aux: u8 hmask[b][32] i8 sc[16]  dm: half d[b]
+ *                 sc: the 6-bit scales unpacked, minus 32
  *   Q4_K          qs[b][128] aux: u8 sm[b][16]          dm: half2 (d, dmin)[b]
  *   Q5_K          qs[b][128] aux: u8 qh[b][32] sm[16]   dm: half2 (d, dmin)[b]
  *                 sm: the 6-bit scales and mins unpacked to bytes, four per

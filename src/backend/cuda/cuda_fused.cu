@@ -35,7 +35,7 @@ namespace {
  * one token's tasks fit unspilled (checked with -Xptxas -v), else one. */
 template <int T, int NT> __host__ __device__ constexpr int fz_min_blocks() {
     return NT > 1 || T == RS_DTYPE_Q8_0 || T == RS_DTYPE_Q4_K || T == RS_DTYPE_Q5_K ||
-                   T == RS_DTYPE_Q6_K
+                   T == RS_DTYPE_Q6_K || T == RS_DTYPE_Q2_K || T == RS_DTYPE_Q3_K
                ? 1
                : 2;
 }
@@ -159,6 +159,10 @@ template <int T> __host__ __device__ constexpr int fr_task_words() {
         return 9;
     case RS_DTYPE_Q6_K:
         return 17;
+    case RS_DTYPE_Q3_K:
+        return 13;
+    case RS_DTYPE_Q2_K:
+        return 10; /* 9, counted one over: two SwiGLU tasks per row spill (ptxas) */
     case RS_DTYPE_Q5_K:
         return 10;
     case RS_DTYPE_Q5_1:
@@ -337,6 +341,12 @@ void fz_launch_now(cuda_backend *c, int type, const fz_args &f, unsigned blocks)
         break;
     case RS_DTYPE_Q8_0:
         fz_launch_t<EPI, RS_DTYPE_Q8_0>(c, f, blocks);
+        break;
+    case RS_DTYPE_Q2_K:
+        fz_launch_t<EPI, RS_DTYPE_Q2_K>(c, f, blocks);
+        break;
+    case RS_DTYPE_Q3_K:
+        fz_launch_t<EPI, RS_DTYPE_Q3_K>(c, f, blocks);
         break;
     case RS_DTYPE_Q4_K:
         fz_launch_t<EPI, RS_DTYPE_Q4_K>(c, f, blocks);

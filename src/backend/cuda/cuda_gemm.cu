@@ -98,6 +98,34 @@ template <int T> __device__ void deq32(const cw_layout &L, int64_t row, int64_t 
             if (T == RS_DTYPE_Q5_K) v |= ((h.b[l] >> s) & 1) << 4;
             out[l] = d1 * (float)v - m1;
         }
+    } else if (T == RS_DTYPE_Q2_K || T == RS_DTYPE_Q3_K) {
+        /* group g of 32: qs bytes 32 (g / 4) .. + 31, bits 2 (g % 4); sub-blocks 2g, 2g + 1 */
+        const int g = (int)(j & 7), sh = 2 * (g & 3);
+        const int64_t b = row * L.nb + (j >> 3);
+        blk32 q;
+        q.v[0] = ld16(L.qs + b * 64 + 32 * (g >> 2));
+        q.v[1] = ld16(L.qs + b * 64 + 32 * (g >> 2) + 16);
+        if (T == RS_DTYPE_Q2_K) {
+            const float d = ldh(L.dm + b * 4), dmin = ldh(L.dm + b * 4 + 2);
+            const uint8_t *sc = L.aux + b * 16 + 2 * g;
+            const float d0 = d * (float)(sc[0] & 15), m0 = dmin * (float)(sc[0] >> 4),
+                        d1 = d * (float)(sc[1] & 15), m1 = dmin * (float)(sc[1] >> 4);
+#pragma unroll
+            for (int l = 0; l < 32; l++)
+                out[l] = (l < 16 ? d0 : d1) * (float)((q.b[l] >> sh) & 3) - (l < 16 ? m0 : m1);
+        } else {
+            blk32 h; /* hmask: byte l, bit g */
+            h.v[0] = ld16(L.aux + b * 48);
+            h.v[1] = ld16(L.aux + b * 48 + 16);
+            const float d = ldh(L.dm + b * 2);
+            const int8_t *sc = (const int8_t *)L.aux + b * 48 + 32 + 2 * g;
+            const float d0 = d * (float)sc[0], d1 = d * (float)sc[1];
+#pragma unroll
+            for (int l = 0; l < 32; l++) {
+                const int v = ((q.b[l] >> sh) & 3) - (((h.b[l] >> g) & 1) ? 0 : 4);
+                out[l] = (l < 16 ? d0 : d1) * (float)v;
+            }
+        }
     } else if (T == RS_DTYPE_Q6_K) {
         const int s = (int)(j & 7), hh = s >> 2;
         const int64_t bi = row * L.nb + (j >> 3);
@@ -332,6 +360,12 @@ void cw_dequant_rows(cuda_backend *c, cudaStream_t stream, const cw_layout *L, i
     case RS_DTYPE_Q8_0:
         launch_deq<RS_DTYPE_Q8_0>(c, stream, *L, row0, rows, out);
         break;
+    case RS_DTYPE_Q2_K:
+        launch_deq<RS_DTYPE_Q2_K>(c, stream, *L, row0, rows, out);
+        break;
+    case RS_DTYPE_Q3_K:
+        launch_deq<RS_DTYPE_Q3_K>(c, stream, *L, row0, rows, out);
+        break;
     case RS_DTYPE_Q4_K:
         launch_deq<RS_DTYPE_Q4_K>(c, stream, *L, row0, rows, out);
         break;
@@ -374,6 +408,12 @@ void cw_embed(cuda_backend *c, const cw_layout *L, const int32_t *ids, int n, fl
         break;
     case RS_DTYPE_Q8_0:
         launch_embed<RS_DTYPE_Q8_0>(c, *L, ids, n, out);
+        break;
+    case RS_DTYPE_Q2_K:
+        launch_embed<RS_DTYPE_Q2_K>(c, *L, ids, n, out);
+        break;
+    case RS_DTYPE_Q3_K:
+        launch_embed<RS_DTYPE_Q3_K>(c, *L, ids, n, out);
         break;
     case RS_DTYPE_Q4_K:
         launch_embed<RS_DTYPE_Q4_K>(c, *L, ids, n, out);

@@ -89,6 +89,8 @@ typedef struct rs_cuda_tuning {
     int chain_min_in;  /* the fewest inputs of a product the chain takes (0 = automatic:
                         * 4096): narrower layers run faster one kernel per op (TinyLlama
                         * Q4_0 tg128 1435 -> 1819 tok/s, CUDA_NOTES session 21) */
+    int types_k23;     /* Q2_K and Q3_K weights load (1; 0, the default, until their kernels have
+                        * run on a GPU: they are written, not yet tested) */
     int chain_handoff; /* a phase takes its input from the phase before as flagged words
                         * (1, the default) or once every block's counter says it is done
                         * (0) */

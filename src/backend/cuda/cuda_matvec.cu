@@ -138,6 +138,12 @@ void launch_by_type(cuda_backend *c, int type, bool vec_ok, const mv_args &a) {
     case RS_DTYPE_Q8_0:
         launch_mv<RS_DTYPE_Q8_0>(c, a);
         break;
+    case RS_DTYPE_Q2_K:
+        launch_mv<RS_DTYPE_Q2_K>(c, a);
+        break;
+    case RS_DTYPE_Q3_K:
+        launch_mv<RS_DTYPE_Q3_K>(c, a);
+        break;
     case RS_DTYPE_Q4_K:
         launch_mv<RS_DTYPE_Q4_K>(c, a);
         break;

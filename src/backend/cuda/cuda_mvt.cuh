@@ -402,6 +402,100 @@ template <> struct mvt<RS_DTYPE_Q6_K> {
     }
 };
 
+/* Q2_K / Q3_K (repacked, cuda_common.cuh): as Q6_K, task (sb, half hh, run
+ * rr) covers elements 128*hh + 16*rr + {0, 32, 64, 96} + [0, 16): 16 bytes of
+ * qs whose bits 2m..2m+1 are the elements of sub-block 8*hh + 2*m + rr. */
+__device__ __forceinline__ void k23_task(int64_t k, int &hh, int &rr, int64_t &xb0) {
+    hh = (int)((k >> 1) & 1);
+    rr = (int)(k & 1);
+    xb0 = (k >> 2) * 8 + 4 * hh; /* the x block of m = 0 */
+}
+
+/* Q2_K: x = d * sc * q - dmin * m per sub-block of 16; aux holds the 16
+ * scale bytes as stored (sc low nibble, m high). */
+template <> struct mvt<RS_DTYPE_Q2_K> {
+    static constexpr int U = 2;
+    struct R {
+        uint4 q, s;
+        __half2 dm;
+    };
+    static __host__ __device__ int64_t ntask(const cw_layout &L) { return L.nb * 4; }
+    static __device__ void load(const cw_layout &L, int64_t row, int64_t k, R &r) {
+        const int64_t b = row * L.nb + (k >> 2);
+        r.q = cw_ld_nc(L.qs + b * 64 + 32 * ((k >> 1) & 1) + 16 * (k & 1));
+        r.s = cw_ld_nc(L.aux + b * 16);
+        r.dm = __ldg((const __half2 *)(L.dm + b * 4));
+    }
+    static __device__ float dot(const R &r, int64_t k, const int8_t *xq, const cw_q8s *xd,
+                                const float *) {
+        int hh, rr;
+        int64_t xb0;
+        k23_task(k, hh, rr, xb0);
+        float acc_d = 0.0f, acc_m = 0.0f;
+#pragma unroll
+        for (int m = 0; m < 4; m++) {
+            const int sh = 2 * m;
+            const int4 x = ld_x16(xq + 32 * (xb0 + m) + 16 * rr);
+            int s = 0;
+            s = dp4a((r.q.x >> sh) & 0x03030303u, x.x, s);
+            s = dp4a((r.q.y >> sh) & 0x03030303u, x.y, s);
+            s = dp4a((r.q.z >> sh) & 0x03030303u, x.z, s);
+            s = dp4a((r.q.w >> sh) & 0x03030303u, x.w, s);
+            /* sub-block 8 hh + 2 m + rr: byte rr + 2 (m & 1) of scale word 2 hh + m / 2 */
+            const uint32_t sw = m < 2 ? (hh ? r.s.z : r.s.x) : (hh ? r.s.w : r.s.y);
+            const uint32_t sc = (sw >> (8 * (rr + 2 * (m & 1)))) & 0xFFu;
+            const cw_q8s xs = xd[xb0 + m];
+            /* sum (d sc q - dmin m) x = d sc dx sum q xq - dmin m (dx sum xq over these 16) */
+            acc_d += (float)(sc & 15u) * xs.x * (float)s;
+            acc_m += (float)(sc >> 4) * (rr ? xs.w : xs.z);
+        }
+        const float2 dm = __half22float2(r.dm);
+        return dm.x * acc_d - dm.y * acc_m;
+    }
+};
+
+/* Q3_K: x = d * sc * (q - 4 (1 - h)) per sub-block of 16, q the 2 low bits, h
+ * the high bit (hmask byte e % 32, bit e / 32); aux holds hmask[32] then the
+ * 16 scales unpacked to signed bytes (stored + 32 in the file). */
+template <> struct mvt<RS_DTYPE_Q3_K> {
+    static constexpr int U = 2;
+    struct R {
+        uint4 q, h, s;
+        float d;
+    };
+    static __host__ __device__ int64_t ntask(const cw_layout &L) { return L.nb * 4; }
+    static __device__ void load(const cw_layout &L, int64_t row, int64_t k, R &r) {
+        const int64_t b = row * L.nb + (k >> 2);
+        r.q = cw_ld_nc(L.qs + b * 64 + 32 * ((k >> 1) & 1) + 16 * (k & 1));
+        r.h = cw_ld_nc(L.aux + b * 48 + 16 * (k & 1));
+        r.s = cw_ld_nc(L.aux + b * 48 + 32);
+        r.d = cw_h2f(ld_u16(L.dm + b * 2));
+    }
+    static __device__ float dot(const R &r, int64_t k, const int8_t *xq, const cw_q8s *xd,
+                                const float *) {
+        int hh, rr;
+        int64_t xb0;
+        k23_task(k, hh, rr, xb0);
+        float acc = 0.0f;
+#pragma unroll
+        for (int m = 0; m < 4; m++) {
+            const int sh = 2 * m, hb = 4 * hh + m; /* low bits' shift, high bit's index */
+            const int4 x = ld_x16(xq + 32 * (xb0 + m) + 16 * rr);
+            /* q + 4 h = (q | h << 2): sum (q - 4 + 4 h) x = sum (q | h << 2) x - 4 sum x */
+            int s = 0;
+            s = dp4a(((r.q.x >> sh) & 0x03030303u) | (((r.h.x >> hb) & ONES) << 2), x.x, s);
+            s = dp4a(((r.q.y >> sh) & 0x03030303u) | (((r.h.y >> hb) & ONES) << 2), x.y, s);
+            s = dp4a(((r.q.z >> sh) & 0x03030303u) | (((r.h.z >> hb) & ONES) << 2), x.z, s);
+            s = dp4a(((r.q.w >> sh) & 0x03030303u) | (((r.h.w >> hb) & ONES) << 2), x.w, s);
+            const uint32_t sw = m < 2 ? (hh ? r.s.z : r.s.x) : (hh ? r.s.w : r.s.y);
+            const int sc = (int)(int8_t)((sw >> (8 * (rr + 2 * (m & 1)))) & 0xFFu);
+            const cw_q8s xs = xd[xb0 + m];
+            acc += (float)sc * (xs.x * (float)s - 4.0f * (rr ? xs.w : xs.z));
+        }
+        return r.d * acc;
+    }
+};
+
 /* Float types: 8 (F16/BF16) or 4 (F32) elements per task, f32 activations. */
 template <> struct mvt<RS_DTYPE_F16> {
     static constexpr int U = 4;

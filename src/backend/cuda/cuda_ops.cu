@@ -330,6 +330,17 @@ __device__ void unpack_k_scales(const uint8_t *q, uint8_t *sm) {
     }
 }
 
+/* Q3_K's 12 bytes of 6-bit scales (stored + 32) to 16 signed bytes: low
+ * nibbles in bytes 0..7 (sub-blocks 0..7 low, 8..15 high), top two bits in
+ * bytes 8..11 (sub-block j: byte 8 + j % 4, bits 2 (j / 4)). */
+__device__ void unpack_q3_scales(const uint8_t *s, uint8_t *sc) {
+    for (int j = 0; j < 16; j++) {
+        const int lo = j < 8 ? (s[j] & 0xF) : (s[j - 8] >> 4);
+        const int hi = (s[8 + (j & 3)] >> (2 * (j >> 2))) & 3;
+        sc[j] = (uint8_t)(int8_t)((lo | (hi << 4)) - 32);
+    }
+}
+
 /* GGUF blocks (all offsets even) to the split arrays of cuda_common.cuh. */
 __global__ void repack_kernel(int type, const uint8_t *raw, int64_t nblk, int64_t blk0, int tsize,
                               const cw_layout L) {
@@ -365,6 +376,17 @@ __global__ void repack_kernel(int type, const uint8_t *raw, int64_t nblk, int64_
     case RS_DTYPE_Q6_K:
         copy_u16(qs + b * 208, s, 208);
         copy_u16(dm + b * 2, s + 208, 2);
+        break;
+    case RS_DTYPE_Q2_K: /* scales[16] qs[64] d dmin */
+        copy_u16(aux + b * 16, s, 16);
+        copy_u16(qs + b * 64, s + 16, 64);
+        copy_u16(dm + b * 4, s + 80, 4);
+        break;
+    case RS_DTYPE_Q3_K: /* hmask[32] qs[64] scales[12] d */
+        copy_u16(aux + b * 48, s, 32);
+        copy_u16(qs + b * 64, s + 32, 64);
+        unpack_q3_scales(s + 96, aux + b * 48 + 32);
+        copy_u16(dm + b * 2, s + 108, 2);
         break;
     case RS_DTYPE_Q4_K:
         copy_u16(dm + b * 4, s, 4);
@@ -427,6 +449,10 @@ __global__ void fill_kernel(uint8_t *p, int type, size_t n_bytes, size_t tsize, 
         div = 300.0f;
     else if (type == RS_DTYPE_Q6_K)
         div = 1000.0f;
+    else if (type == RS_DTYPE_Q2_K)
+        div = 12.0f;
+    else if (type == RS_DTYPE_Q3_K)
+        div = 40.0f;
     else if (type == RS_DTYPE_Q5_0 || type == RS_DTYPE_Q5_1)
         div = 16.0f;
     else if (type == RS_DTYPE_IQ4_NL)
@@ -443,6 +469,13 @@ __global__ void fill_kernel(uint8_t *p, int type, size_t n_bytes, size_t tsize, 
         break;
     case RS_DTYPE_Q6_K:
         *(uint16_t *)(b + 208) = half_bits(d);
+        break;
+    case RS_DTYPE_Q2_K:
+        *(uint16_t *)(b + 80) = half_bits(d);
+        *(uint16_t *)(b + 82) = half_bits(d);
+        break;
+    case RS_DTYPE_Q3_K:
+        *(uint16_t *)(b + 108) = half_bits(d);
         break;
     default:
         *(uint16_t *)b = half_bits(d);
