@@ -99,6 +99,8 @@ run_tests() {
         f=$(synth $ty small) || continue
         say "greedy tokens, CPU against GPU (60M shape, $ty, RUSTY_CUDA_TUNE=types_k23=1)"
         RUSTY_CUDA_TUNE=types_k23=1 greedy_check "$f"
+        # without the switch the GPU refuses them and "auto" falls back to the CPU, saying why
+        echo "default: $($B run -m "$f" -p "Hi" -n 2 --temp 0 2>&1 >/dev/null | grep -E 'backend|note' | tr '\n' ' ')"
     done
 }
 

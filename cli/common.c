@@ -210,6 +210,7 @@ int cli_load(const char *cmd, const cli_model_opts *o, bool needs_tokenizer, rs_
         "rusty: backend %s, %d threads, %d GPU layers, context %d, batch %d, KV cache %.1f MiB\n",
         info.backend, info.n_threads, info.n_gpu_layers, info.n_ctx, info.n_batch,
         (double)info.kv_bytes / (1 << 20));
+    if (info.note) fprintf(stderr, "rusty: note: %s\n", info.note);
     return 0;
 }
 

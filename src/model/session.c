@@ -2,6 +2,7 @@
 #include "model/session.h"
 
 #include <math.h>
+#include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
 #include <unistd.h>
@@ -262,7 +263,22 @@ rs_status rs_session_create(rs_session **out, const rs_model *m, const rs_sessio
     if ((st = alloc_host_buffers(s, err))) goto fail;
     for (int k = 0; k < s->n_place; k++) {
         if ((st = init_place(s, &s->place[k], err))) {
-            if (k == RS_PLACE_GPU)
+            if (k == RS_PLACE_GPU && st == RS_ERR_UNSUPPORTED && o->device == RS_DEVICE_AUTO) {
+                /* the GPU cannot run this model (a weight type without a kernel): the
+                 * CPU can, and "auto" means wherever it runs */
+                rs_session_opts on_cpu = *o;
+                on_cpu.device = RS_DEVICE_CPU;
+                rs_session_free(s);
+                char why[RS_ERROR_MSG_MAX];
+                snprintf(why, sizeof why, "%s", err ? err->msg : "unsupported");
+                if ((st = rs_session_create(out, m, &on_cpu, err))) return st;
+                snprintf((*out)->note, sizeof(*out)->note,
+                         "running on the CPU: the GPU cannot (%s)", why);
+                return RS_OK;
+            }
+            if (k == RS_PLACE_GPU && st == RS_ERR_UNSUPPORTED)
+                rs_error_prefix(err, "GPU setup (--device cpu runs this model)");
+            else if (k == RS_PLACE_GPU)
                 rs_error_prefix(
                     err,
                     "GPU setup (%d layers, context %d; try fewer --gpu-layers or a smaller -c)",
@@ -361,6 +377,7 @@ void rs_session_get_info(const rs_session *s, rs_session_info *info) {
     info->n_batch = s->n_batch;
     info->kv_bytes_per_pos = kv_bytes_per_pos(&s->m->hp, s->kv_type);
     info->kv_bytes = info->kv_bytes_per_pos * (uint64_t)s->n_ctx;
+    info->note = s->note[0] ? s->note : NULL;
 }
 
 rs_status rs_session_bandwidth(rs_session *s, double *gbps, rs_error *err) {

@@ -67,6 +67,7 @@ typedef struct rs_session_info {
     int n_batch;
     uint64_t kv_bytes; /* whole KV cache */
     uint64_t kv_bytes_per_pos;
+    const char *note; /* why it runs elsewhere than asked (the GPU lacks a kernel), or NULL */
 } rs_session_info;
 
 void rs_session_get_info(const rs_session *s, rs_session_info *info);

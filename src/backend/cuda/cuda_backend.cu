@@ -378,8 +378,11 @@ static rs_status weight_load_impl(cuda_backend *c, rs_weight *w, const void *dev
                                   rs_error *err) {
     const char *name = w->name ? w->name : "?";
     if (!type_supported(c, w->type))
-        return rs_error_set(err, RS_ERR_UNSUPPORTED, "tensor '%s': type %s has no CUDA kernel",
-                            name, rs_dtype_name(w->type));
+        return rs_error_set(err, RS_ERR_UNSUPPORTED, "tensor '%s': type %s has no CUDA kernel%s",
+                            name, rs_dtype_name(w->type),
+                            w->type == RS_DTYPE_Q2_K || w->type == RS_DTYPE_Q3_K
+                                ? " yet (untested ones: RUSTY_CUDA_TUNE=types_k23=1)"
+                                : "");
     size_t row_bytes = 0;
     if (w->n_in <= 0 || w->n_out <= 0 || !rs_dtype_row_size(w->type, w->n_in, &row_bytes) ||
         (uint64_t)w->n_out > SIZE_MAX / row_bytes || w->nbytes < row_bytes * (size_t)w->n_out)
