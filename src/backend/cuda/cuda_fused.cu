@@ -18,7 +18,8 @@
  * holds blocks (the 4096-row products of a 7B model: 128 groups), each group
  * is split over `nsplit` blocks that take equal parts of the inputs; the last
  * of them to finish adds the partial sums, in split order, and runs the
- * epilogue.
+ * epilogue. One token on quantized weights can split the same way where an
+ * op has few groups (tuning fz_narrow, off until measured).
  *
  * One token on quantized weights runs fr_kernel by default (tuning fz_roll):
  * the same warps, rows and epilogues, but a grid of one block per SM walks
