@@ -358,8 +358,22 @@ template <> struct mvt<RS_DTYPE_Q5_K> {
     }
 };
 
-/* Q6_K (repacked body ql[128] qh[64] scales[16]): task (sb, half hh, run rr)
- * covers elements 128*hh + 16*rr + {0, 32, 64, 96} + [0, 16). */
+/* Task k of the 16-element-sub-block K-quants (Q2_K, Q3_K, Q6_K): super-block
+ * k / 4, half hh, run rr; it covers elements 128*hh + 16*rr + {0, 32, 64, 96}
+ * + [0, 16), x blocks xb0 + m (m = 0..3), sub-blocks 8*hh + 2*m + rr. */
+__device__ __forceinline__ void hr_task(int64_t k, int &hh, int &rr, int64_t &xb0) {
+    hh = (int)((k >> 1) & 1);
+    rr = (int)(k & 1);
+    xb0 = (k >> 2) * 8 + 4 * hh;
+}
+/* The scale byte of that task's m-th sub-block among the block's 16 (s):
+ * byte rr + 2 (m & 1) of word 2 hh + m / 2. */
+__device__ __forceinline__ uint32_t hr_scale(uint4 s, int hh, int rr, int m) {
+    const uint32_t w = m < 2 ? (hh ? s.z : s.x) : (hh ? s.w : s.y);
+    return (w >> (8 * (rr + 2 * (m & 1)))) & 0xFFu;
+}
+
+/* Q6_K (repacked body ql[128] qh[64] scales[16]): task hr_task(k). */
 template <> struct mvt<RS_DTYPE_Q6_K> {
     static constexpr int U = 2;
     struct R {
@@ -379,8 +393,9 @@ template <> struct mvt<RS_DTYPE_Q6_K> {
     }
     static __device__ float dot(const R &r, int64_t k, const int8_t *xq, const cw_q8s *xd,
                                 const float *) {
-        const int hh = (int)((k >> 1) & 1), rr = (int)(k & 1);
-        const int64_t xb0 = (k >> 2) * 8 + 4 * hh;
+        int hh, rr;
+        int64_t xb0;
+        hr_task(k, hh, rr, xb0);
         float acc = 0.0f;
 #pragma unroll
         for (int m = 0; m < 4; m++) {
@@ -392,8 +407,7 @@ template <> struct mvt<RS_DTYPE_Q6_K> {
             s = dp4a(((lo.y >> sh) & M4) | (((r.c.y >> hs) & 0x03030303u) << 4), x.y, s);
             s = dp4a(((lo.z >> sh) & M4) | (((r.c.z >> hs) & 0x03030303u) << 4), x.z, s);
             s = dp4a(((lo.w >> sh) & M4) | (((r.c.w >> hs) & 0x03030303u) << 4), x.w, s);
-            const uint32_t sw = m < 2 ? (hh ? r.s.z : r.s.x) : (hh ? r.s.w : r.s.y);
-            const int sc = (int)(int8_t)((sw >> (8 * (rr + 2 * (m & 1)))) & 0xFFu);
+            const int sc = (int)(int8_t)hr_scale(r.s, hh, rr, m);
             const cw_q8s xs = xd[xb0 + m];
             /* sum (q - 32) x = dx * sum q x - 32 * (dx * sum x over these 16) */
             acc += (float)sc * (xs.x * (float)s - 32.0f * (rr ? xs.w : xs.z));
@@ -402,15 +416,9 @@ template <> struct mvt<RS_DTYPE_Q6_K> {
     }
 };
 
-/* Q2_K / Q3_K (repacked, cuda_common.cuh): as Q6_K, task (sb, half hh, run
- * rr) covers elements 128*hh + 16*rr + {0, 32, 64, 96} + [0, 16): 16 bytes of
- * qs whose bits 2m..2m+1 are the elements of sub-block 8*hh + 2*m + rr. */
-__device__ __forceinline__ void k23_task(int64_t k, int &hh, int &rr, int64_t &xb0) {
-    hh = (int)((k >> 1) & 1);
-    rr = (int)(k & 1);
-    xb0 = (k >> 2) * 8 + 4 * hh; /* the x block of m = 0 */
-}
-
+/* Q2_K / Q3_K (repacked, cuda_common.cuh): tasks as Q6_K's (hr_task): 16
+ * bytes of qs whose bits 2m..2m+1 are the elements of sub-block
+ * 8*hh + 2*m + rr. */
 /* Q2_K: x = d * sc * q - dmin * m per sub-block of 16; aux holds the 16
  * scale bytes as stored (sc low nibble, m high). */
 template <> struct mvt<RS_DTYPE_Q2_K> {
@@ -430,7 +438,7 @@ template <> struct mvt<RS_DTYPE_Q2_K> {
                                 const float *) {
         int hh, rr;
         int64_t xb0;
-        k23_task(k, hh, rr, xb0);
+        hr_task(k, hh, rr, xb0);
         float acc_d = 0.0f, acc_m = 0.0f;
 #pragma unroll
         for (int m = 0; m < 4; m++) {
@@ -441,9 +449,7 @@ template <> struct mvt<RS_DTYPE_Q2_K> {
             s = dp4a((r.q.y >> sh) & 0x03030303u, x.y, s);
             s = dp4a((r.q.z >> sh) & 0x03030303u, x.z, s);
             s = dp4a((r.q.w >> sh) & 0x03030303u, x.w, s);
-            /* sub-block 8 hh + 2 m + rr: byte rr + 2 (m & 1) of scale word 2 hh + m / 2 */
-            const uint32_t sw = m < 2 ? (hh ? r.s.z : r.s.x) : (hh ? r.s.w : r.s.y);
-            const uint32_t sc = (sw >> (8 * (rr + 2 * (m & 1)))) & 0xFFu;
+            const uint32_t sc = hr_scale(r.s, hh, rr, m);
             const cw_q8s xs = xd[xb0 + m];
             /* sum (d sc q - dmin m) x = d sc dx sum q xq - dmin m (dx sum xq over these 16) */
             acc_d += (float)(sc & 15u) * xs.x * (float)s;
@@ -475,7 +481,7 @@ template <> struct mvt<RS_DTYPE_Q3_K> {
                                 const float *) {
         int hh, rr;
         int64_t xb0;
-        k23_task(k, hh, rr, xb0);
+        hr_task(k, hh, rr, xb0);
         float acc = 0.0f;
 #pragma unroll
         for (int m = 0; m < 4; m++) {
@@ -487,8 +493,7 @@ template <> struct mvt<RS_DTYPE_Q3_K> {
             s = dp4a(((r.q.y >> sh) & 0x03030303u) | (((r.h.y >> hb) & ONES) << 2), x.y, s);
             s = dp4a(((r.q.z >> sh) & 0x03030303u) | (((r.h.z >> hb) & ONES) << 2), x.z, s);
             s = dp4a(((r.q.w >> sh) & 0x03030303u) | (((r.h.w >> hb) & ONES) << 2), x.w, s);
-            const uint32_t sw = m < 2 ? (hh ? r.s.z : r.s.x) : (hh ? r.s.w : r.s.y);
-            const int sc = (int)(int8_t)((sw >> (8 * (rr + 2 * (m & 1)))) & 0xFFu);
+            const int sc = (int)(int8_t)hr_scale(r.s, hh, rr, m);
             const cw_q8s xs = xd[xb0 + m];
             acc += (float)sc * (xs.x * (float)s - 4.0f * (rr ? xs.w : xs.z));
         }
