@@ -831,9 +831,6 @@ static void bench_model(rs_dtype t, rs_ftype ft, bool mix, rs_kv_type kvt) {
         if (getenv("LAB_CHAIN_MIN")) tu.chain_min = atoi(getenv("LAB_CHAIN_MIN"));
         /* LAB_FZ_ROLL: one-token fused kernels walk the groups with a ring of loads (1) */
         if (getenv("LAB_FZ_ROLL")) tu.fz_roll = atoi(getenv("LAB_FZ_ROLL"));
-        /* LAB_FZ_NARROW: the most groups of a one-token quantized op that splits its
-         * inputs instead (0 = automatic: half the SMs, -1 = none) */
-        if (getenv("LAB_FZ_NARROW")) tu.fz_narrow = atoi(getenv("LAB_FZ_NARROW"));
         /* LAB_ROLL_GRID: blocks of those kernels (0 = one per SM) */
         if (getenv("LAB_ROLL_GRID")) tu.roll_grid = atoi(getenv("LAB_ROLL_GRID"));
         /* LAB_ROLL_FIT: their grid shrunk to what their groups need (1) */

@@ -8,6 +8,7 @@
 #   (device) cd .stage-gpu && ./gpu.sh test|bench|cpu|hf|all   # there, with carry [".stage-gpu", ".models"]
 #
 # test   CUDA op tests + end-to-end GPU-vs-CPU tests, compute-sanitizer on a decode loop
+# qmodels  (part of test) CPU-vs-GPU logits of synthetic 60M models of QM_TYPES (every quantized type)
 # bench  synthesizes Llama-2-7B-shaped models (random weights) and runs `rusty bench`
 #        on the GPU: F16, Q8_0, Q4_0, Q4_K (Q4_K_S), Q4_K_M at pp512/tg128, Q4_0 at depth 4096,
 #        then Q8_0 and Q4_0 of a 3B and the TinyLlama-1.1B shape
@@ -94,14 +95,17 @@ run_tests() {
         say "greedy tokens, CPU against GPU (7B shape, 2 layers, Q4_0, decode chain)"
         greedy_check "$f"
     fi
-    # Q2_K and Q3_K (Q3_K_M's mix) on the 60M shape: kernels switched on by types_k23
-    for ty in Q2_K Q3_K; do
-        f=$(synth $ty small) || continue
-        say "greedy tokens, CPU against GPU (60M shape, $ty, RUSTY_CUDA_TUNE=types_k23=1)"
-        RUSTY_CUDA_TUNE=types_k23=1 greedy_check "$f"
-        # without the switch the GPU refuses them and "auto" falls back to the CPU, saying why
-        echo "default: $($B run -m "$f" -p "Hi" -n 2 --temp 0 2>&1 >/dev/null | grep -E 'backend|note' | tr '\n' ' ')"
+    run_qmodels
+}
+
+# No shared model holds these types: logits of synthetic 60M-shape models, CPU against GPU
+run_qmodels() {
+    local -a qm=()
+    for ty in ${QM_TYPES:-Q4_0 Q4_1 Q5_0 Q5_1 Q2_K Q3_K Q4_K_M Q5_K_M Q6_K IQ4_NL}; do
+        f=$(synth $ty small) && qm+=("$f")
     done
+    say "tests/test_cuda_model on synthetic models: ${qm[*]##*/}"
+    tests/test_cuda_model "${qm[@]}" 2>&1 | tail -50
 }
 
 # Greedy tokens of model $1 on the CPU and the GPU: how many of the first 16 agree.
@@ -210,6 +214,7 @@ lab) say "kernel lab: ${LAB_ARGS:-model}"; bin/rusty_cuda_bench ${LAB_ARGS:-mode
 prof) run_prof ;;
 ab) run_ab ;;
 test) run_tests ;;
+qmodels) run_qmodels ;;
 bench) run_bench ;;
 cpu) run_cpu ;;
 hf) run_hf ;;

@@ -506,53 +506,6 @@ static void test_split(void) {
     set_split(0);
 }
 
-/* One-token ops on quantized weights with few groups of 32 outputs split
- * their inputs (tuning fz_narrow): with the automatic limit a 5-group op of
- * 64-128-task rows splits, and with the limit at 64 groups TinyLlama's down
- * (2048 outputs of 5632 inputs; its wo, of 2048, runs too); rows of at most 40 tasks
- * (about one per lane) and ops with more groups than the limit (fz_narrow
- * 4) walk the groups in fr_kernel. */
-static void test_narrow(void) {
-    static const rs_dtype types[] = {RS_DTYPE_Q8_0, RS_DTYPE_Q4_0, RS_DTYPE_Q4_K,
-                                     RS_DTYPE_Q6_K, RS_DTYPE_Q5_1, RS_DTYPE_Q3_K};
-    for (size_t i = 0; i < sizeof types / sizeof *types; i++) {
-        const int big = rs_dtype_get(types[i])->block_size == 256;
-        char what[96];
-        printf("-- one-token %s ops with few groups\n", rs_dtype_name(types[i]));
-        rs_cuda_tuning t = defaults;
-        t.fz_narrow = 0;
-        rs_cuda_set_tuning(B, &t);
-        long before = rs_cuda_split_count(B);
-        check_residual(types[i], big ? 4096 : 4000, 160, 1, 1, 1, 1);
-        snprintf(what, sizeof what, "%s 160x%d", rs_dtype_name(types[i]), big ? 4096 : 4000);
-        expect_split(what, before, 1);
-        if (big_cases()) {
-            t.fz_narrow = 64; /* the automatic limit on an H100 (132 SMs) is 66 */
-            rs_cuda_set_tuning(B, &t);
-            /* wo splits where its rows hold 64 tasks or more (not Q6_K's, Q3_K's: 32) */
-            check_residual(types[i], 2048, 2048, 1, 1, 1, 1);
-            before = rs_cuda_split_count(B);
-            check_residual(types[i], 5632, 2048, 1, 1, 1, 1);
-            snprintf(what, sizeof what, "%s TinyLlama's down", rs_dtype_name(types[i]));
-            expect_split(what, before, 1);
-            t.fz_narrow = 0;
-            rs_cuda_set_tuning(B, &t);
-        }
-        before = rs_cuda_split_count(B);
-        check_residual(types[i], 1280, 160, 1, 1, 1, 1);
-        check_swiglu(types[i], 1280, 192, 1, 1, 1);
-        snprintf(what, sizeof what, "%s rows of 40 tasks", rs_dtype_name(types[i]));
-        expect_split(what, before, 0);
-        t.fz_narrow = 4;
-        rs_cuda_set_tuning(B, &t);
-        before = rs_cuda_split_count(B);
-        check_residual(types[i], big ? 4096 : 4000, 160, 1, 1, 1, 1);
-        snprintf(what, sizeof what, "%s 5 groups, fz_narrow 4", rs_dtype_name(types[i]));
-        expect_split(what, before, 0);
-        rs_cuda_set_tuning(B, &defaults);
-    }
-}
-
 /* One-token Q4_0/Q8_0 fused ops through the weight-streaming kernels: rings
  * of 1..8 stages, grids of 3 blocks (each block walks several groups, the ring
  * wraps across them), rows whose last stage is partial (40 blocks of 32 inputs:
@@ -602,7 +555,6 @@ static void test_roll(void) {
         t.fz_roll = cfg[k][0];
         t.roll_grid = cfg[k][1];
         t.roll_fit = cfg[k][2];
-        t.fz_narrow = -1; /* no op splits instead */
         rs_cuda_set_tuning(B, &t);
         const long before = rs_cuda_roll_count(B);
         for (size_t i = 0; i < sizeof types / sizeof *types; i++) {
@@ -646,7 +598,6 @@ static void set_chain(int on, int ring_kib, int warps) {
     t.chain_stage = stage_kib;
     t.chain_min = chain_min;
     t.chain_min_in = chain_min_in;
-    t.fz_narrow = -1; /* one launch each sums as the chain does: unsplit */
     rs_cuda_set_tuning(B, &t);
 }
 
@@ -864,14 +815,11 @@ int main(void) {
     }
     O = B->ops;
     rs_cuda_get_tuning(B, &defaults);
-    defaults.types_k23 = 1; /* Q2_K and Q3_K: their kernels are what these tests check */
-    rs_cuda_set_tuning(B, &defaults);
     test_residual();
     test_swiglu();
     test_rope();
     test_step_attention();
     test_split();
-    test_narrow();
     test_stream();
     test_roll();
     test_chain();

@@ -841,20 +841,6 @@ static void test_errors(void) {
     st = O->weight_load(B, &w, &e);
     printf("     Q8_K weight: %s\n", e.msg);
     report("unsupported weight type is refused", st == RS_ERR_UNSUPPORTED ? 0 : 1, 0);
-    /* Q2_K and Q3_K load only when switched on (tuning types_k23, not yet the default) */
-    rs_cuda_tuning t = tuning_now(), off = t;
-    off.types_k23 = 0;
-    rs_cuda_set_tuning(B, &off);
-    w = (rs_weight){.name = "q2k",
-                    .type = RS_DTYPE_Q2_K,
-                    .n_in = 256,
-                    .n_out = 2,
-                    .nbytes = 84 * 2,
-                    .host = blk};
-    st = O->weight_load(B, &w, &e);
-    printf("     Q2_K weight, types_k23 off: %s\n", e.msg);
-    report("Q2_K is refused with types_k23 off", st == RS_ERR_UNSUPPORTED ? 0 : 1, 0);
-    rs_cuda_set_tuning(B, &t);
     double gbps = 0;
     st = O->bandwidth(B, &gbps, &e);
     printf("     device-to-device copy: %.0f GB/s\n", gbps);
@@ -870,9 +856,6 @@ int main(void) {
         return 77;
     }
     O = B->ops;
-    rs_cuda_tuning t = tuning_now();
-    t.types_k23 = 1; /* their kernels are what these tests check */
-    rs_cuda_set_tuning(B, &t);
     const char *only = getenv("RUSTY_CUDA_TEST");
     if (!only || strstr(only, "matmul")) test_matmul();
     if (!only || strstr(only, "prepare")) test_prepare();

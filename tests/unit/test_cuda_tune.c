@@ -21,9 +21,9 @@ static void sets_the_named_switches(void **state) {
     (void)state;
     rs_cuda_tuning t = base(), want = base();
     rs_error err = {0};
-    assert_int_equal(rs_cuda_tuning_parse("chain=0,fz_narrow=-1,roll_grid=115", &t, &err), RS_OK);
+    assert_int_equal(rs_cuda_tuning_parse("chain=0,fz_roll=-1,roll_grid=115", &t, &err), RS_OK);
     want.chain = 0;
-    want.fz_narrow = -1;
+    want.fz_roll = -1;
     want.roll_grid = 115;
     assert_memory_equal(&t, &want, sizeof t);
     /* the first and last fields of the table, and a repeated name: the last wins */
@@ -48,7 +48,7 @@ static void rejects_malformed_specs(void **state) {
         "chian=1",           /* unknown name */
         "chain_trace=1",     /* a pointer, not a switch */
         "chain=99999999999", /* beyond int */
-        "fz_narrow=1 ",      /* space */
+        "fz_roll=1 ",        /* space */
         "chain=1,pdl=0,zz=3",
     };
     for (size_t i = 0; i < sizeof bad / sizeof *bad; i++) {

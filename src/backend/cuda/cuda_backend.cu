@@ -176,13 +176,10 @@ static rs_status cu_sync(rs_backend *b, rs_error *err) {
 
 /* ---- weights ------------------------------------------------------------------------------ */
 
-/* Q2_K and Q3_K have kernels that have not yet run on a GPU: they load only
- * with tuning types_k23 until the GPU tests pass (CUDA_NOTES, session 22). */
-static bool type_supported(const cuda_backend *c, int t) {
+static bool type_supported(int t) {
     switch (t) {
     case RS_DTYPE_Q2_K:
     case RS_DTYPE_Q3_K:
-        return c->tune.types_k23 != 0;
     case RS_DTYPE_F32:
     case RS_DTYPE_F16:
     case RS_DTYPE_BF16:
@@ -377,12 +374,9 @@ static rs_status load_vector(cuda_backend *c, rs_weight *w, cw_layout *L, const 
 static rs_status weight_load_impl(cuda_backend *c, rs_weight *w, const void *dev_raw,
                                   rs_error *err) {
     const char *name = w->name ? w->name : "?";
-    if (!type_supported(c, w->type))
-        return rs_error_set(err, RS_ERR_UNSUPPORTED, "tensor '%s': type %s has no CUDA kernel%s",
-                            name, rs_dtype_name(w->type),
-                            w->type == RS_DTYPE_Q2_K || w->type == RS_DTYPE_Q3_K
-                                ? " yet (untested ones: RUSTY_CUDA_TUNE=types_k23=1)"
-                                : "");
+    if (!type_supported(w->type))
+        return rs_error_set(err, RS_ERR_UNSUPPORTED, "tensor '%s': type %s has no CUDA kernel",
+                            name, rs_dtype_name(w->type));
     size_t row_bytes = 0;
     if (w->n_in <= 0 || w->n_out <= 0 || !rs_dtype_row_size(w->type, w->n_in, &row_bytes) ||
         (uint64_t)w->n_out > SIZE_MAX / row_bytes || w->nbytes < row_bytes * (size_t)w->n_out)
@@ -937,7 +931,6 @@ extern "C" rs_status rs_cuda_backend_create_impl(rs_backend **out, rs_error *err
     c->tune.prep = c->tune.prep_prio = c->tune.attn_zig = c->tune.swiglu_h = c->tune.attn_h16 = 1;
     c->tune.chain = c->tune.chain_deal = c->tune.chain_handoff = c->tune.fz_roll = 1;
     c->tune.roll_fit = 1;
-    c->tune.fz_narrow = -1; /* not yet measured on a GPU (CUDA_NOTES, session 22) */
     /* switches by name, to measure one binary both ways (cuda_tune.c) */
     const char *spec = getenv("RUSTY_CUDA_TUNE");
     if (spec && *spec) {

@@ -18,8 +18,9 @@
  * holds blocks (the 4096-row products of a 7B model: 128 groups), each group
  * is split over `nsplit` blocks that take equal parts of the inputs; the last
  * of them to finish adds the partial sums, in split order, and runs the
- * epilogue. One token on quantized weights can split the same way where an
- * op has few groups (tuning fz_narrow, off until measured).
+ * epilogue. One token on quantized weights splits only where tuning fz_split
+ * forces it: splitting TinyLlama's 64-group wo and down cost 7-10% against
+ * fr_kernel (CUDA_NOTES, session 23).
  *
  * One token on quantized weights runs fr_kernel by default (tuning fz_roll):
  * the same warps, rows and epilogues, but a grid of one block per SM walks
@@ -120,7 +121,7 @@ __global__ void __launch_bounds__(FZ_WARPS * 32, fz_min_blocks<T, NT>())
     /* the split is compiled for float weights and one token: its bookkeeping
      * cost Q8_0 decode 3% (348.8 -> 338.4 tok/s in the kernel lab) where it
      * never split, and one token on quantized weights runs fr_kernel unless
-     * it splits (fz_narrow) */
+     * forced to split (fz_split) */
     constexpr bool SPLIT = mv_is_float(T) || NT == 1;
     const int64_t g = SPLIT ? blockIdx.x / f.nsplit : blockIdx.x; /* this block's 32 outputs */
     const int sp = SPLIT ? (int)(blockIdx.x % f.nsplit) : 0;
@@ -262,23 +263,16 @@ __global__ void __launch_bounds__(FZ_WARPS * 32, 1)
  * the GPU holds at once when there are fewer groups than that, as long as
  * every lane keeps its U tasks in flight (at least 32 U tasks per part of a
  * row). Quantized weights measured slower split (Q4_0 512.9 -> 500.1 tok/s,
- * docs/CUDA_NOTES.md) except one token's narrow ops (tuning fz_narrow: at
- * most half as many groups as SMs, so unsplit they stream on half the SMs),
- * which split while every lane keeps a task. Forced by tuning fz_split
- * wherever the kernel compiles the split. */
+ * docs/CUDA_NOTES.md), even one token's narrow ops that stream on half the
+ * SMs unsplit (TinyLlama's wo and down, session 23). Forced by tuning
+ * fz_split wherever the kernel compiles the split. */
 template <int T, int NT, int EPI>
 int fz_split(const cuda_backend *c, const fz_args &f, unsigned groups) {
     if (!mv_is_float(T) && NT != 1) return 1;
     if (c->tune.fz_split) return c->tune.fz_split;
+    if (!mv_is_float(T)) return 1;
     const int64_t nt = mvt<T>::ntask(f.m.p[0].w), cap = (int64_t)fz_min_blocks<T, NT>() * c->n_sm;
-    int64_t s;
-    if (mv_is_float(T)) {
-        s = std::min<int64_t>(cap / groups, nt / (32 * fz_tasks<T, NT, EPI>()));
-    } else {
-        const int narrow = c->tune.fz_narrow ? c->tune.fz_narrow : c->n_sm / 2;
-        if (narrow < 0 || groups > (unsigned)narrow) return 1;
-        s = std::min<int64_t>(cap / groups, nt / 32);
-    }
+    const int64_t s = std::min<int64_t>(cap / groups, nt / (32 * fz_tasks<T, NT, EPI>()));
     return (int)std::max<int64_t>(1, std::min<int64_t>(s, CW_FZ_MAX_SPLIT));
 }
 

@@ -60,10 +60,6 @@ typedef struct rs_cuda_tuning {
                         * ring refilled across chunks and groups (1 = on, the default: Q8_0
                         * tg128 354 -> 369 tok/s, CUDA_NOTES session 19) */
     int roll_grid;     /* their grid (0 = one block per SM; tests take fewer) */
-    int fz_narrow;     /* those with at most this many groups of 32 outputs (0 = automatic: half
-                        * the SMs; negative = none, the default until measured) split their
-                        * inputs over fz_kernel blocks instead, so all SMs stream (TinyLlama's
-                        * wo and down: 64 groups) */
     int roll_fit;      /* their grid shrunk to the fewest blocks that take at most as many
                         * groups each as one block per SM would, the SMs left over starting
                         * the next kernel early (1 = on, the default) */
@@ -89,8 +85,6 @@ typedef struct rs_cuda_tuning {
     int chain_min_in;  /* the fewest inputs of a product the chain takes (0 = automatic:
                         * 4096): narrower layers run faster one kernel per op (TinyLlama
                         * Q4_0 tg128 1435 -> 1819 tok/s, CUDA_NOTES session 21) */
-    int types_k23;     /* Q2_K and Q3_K weights load (1; 0, the default, until their kernels have
-                        * run on a GPU: they are written, not yet tested) */
     int chain_handoff; /* a phase takes its input from the phase before as flagged words
                         * (1, the default) or once every block's counter says it is done
                         * (0) */
@@ -113,7 +107,7 @@ void rs_cuda_chain_count(rs_backend *b, long *launches, long *phases, long *hand
  * issued since the backend was made. */
 long rs_cuda_roll_count(rs_backend *b);
 /* fused-op launches whose groups split their inputs over several blocks
- * (tunings fz_split, fz_narrow), the same. */
+ * (tuning fz_split), the same. */
 long rs_cuda_split_count(rs_backend *b);
 void rs_cuda_set_tuning(rs_backend *b, const rs_cuda_tuning *t);
 

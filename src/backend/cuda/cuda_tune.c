@@ -1,5 +1,5 @@
 /* cuda_tune.c — the CUDA backend's tuning switches by name, so that one
- * binary can be measured both ways: RUSTY_CUDA_TUNE="chain=0,fz_narrow=-1"
+ * binary can be measured both ways: RUSTY_CUDA_TUNE="chain=0,fz_roll=0"
  * (read when a CUDA backend is made) or the kernel lab's own settings.
  * Plain C: the unit tests check it on machines without a GPU. */
 #include <errno.h>
@@ -16,19 +16,18 @@ static const struct {
     const char *name;
     size_t offset;
 } fields[] = {
-    FIELD(pdl),        FIELD(fuse_q8),         FIELD(mv_max_tokens),
-    FIELD(attn_chunk), FIELD(attn_decode_max), FIELD(reuse_q8),
-    FIELD(mv_rows),    FIELD(gemm_chunk),      FIELD(attn_mma),
-    FIELD(fuse),       FIELD(fz_split),        FIELD(prep),
-    FIELD(attn_gb),    FIELD(attn_short),      FIELD(attn_pack),
-    FIELD(stream),     FIELD(stream_depth),    FIELD(stream_blocks),
-    FIELD(prep_prio),  FIELD(attn_zig),        FIELD(swiglu_h),
-    FIELD(attn_h16),   FIELD(chain),           FIELD(fz_roll),
-    FIELD(roll_grid),  FIELD(fz_narrow),       FIELD(roll_fit),
-    FIELD(chain_q8),   FIELD(chain_q4k),       FIELD(chain_coop),
-    FIELD(chain_ring), FIELD(chain_warps),     FIELD(chain_stage),
-    FIELD(chain_deal), FIELD(chain_min),       FIELD(chain_min_in),
-    FIELD(types_k23),  FIELD(chain_handoff),
+    FIELD(pdl),         FIELD(fuse_q8),         FIELD(mv_max_tokens),
+    FIELD(attn_chunk),  FIELD(attn_decode_max), FIELD(reuse_q8),
+    FIELD(mv_rows),     FIELD(gemm_chunk),      FIELD(attn_mma),
+    FIELD(fuse),        FIELD(fz_split),        FIELD(prep),
+    FIELD(attn_gb),     FIELD(attn_short),      FIELD(attn_pack),
+    FIELD(stream),      FIELD(stream_depth),    FIELD(stream_blocks),
+    FIELD(prep_prio),   FIELD(attn_zig),        FIELD(swiglu_h),
+    FIELD(attn_h16),    FIELD(chain),           FIELD(fz_roll),
+    FIELD(roll_grid),   FIELD(roll_fit),        FIELD(chain_q8),
+    FIELD(chain_q4k),   FIELD(chain_coop),      FIELD(chain_ring),
+    FIELD(chain_warps), FIELD(chain_stage),     FIELD(chain_deal),
+    FIELD(chain_min),   FIELD(chain_min_in),    FIELD(chain_handoff),
 };
 #undef FIELD
 /* every int switch before chain_trace is named above (one slot of slack: the
