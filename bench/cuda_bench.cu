@@ -617,7 +617,7 @@ static rs_dtype preset_type(rs_ftype ft, const char *name, int64_t n_in, int64_t
     ti.ne[2] = ti.ne[3] = 1;
     rs_quantize_params qp = {};
     qp.ftype = ft;
-    return rs_quantize_target_type(&ti, &qp, L7);
+    return rs_quantize_target_type(&ti, &qp, L7, 1);
 }
 
 /* Weights of preset ft (Q4_K_M puts attn_v and ffn_down of half the layers in Q6_K); the

@@ -170,7 +170,8 @@ int main(int argc, char **argv) {
     }
     bool can = true;
     for (int i = 0; i < n; i++) {
-        const rs_dtype ty = rs_quantize_target_type(&t[i], &qp, s->n_layer);
+        const rs_dtype ty =
+            rs_quantize_target_type(&t[i], &qp, s->n_layer, s->n_head / s->n_head_kv);
         can = can && rs_dtype_get(ty)->from_f32;
         size_t row;
         rs_dtype_row_size(ty, t[i].ne[0], &row);

@@ -12,28 +12,38 @@
 #include "io/model_file.h"
 #include "model/hparams.h"
 
+/* The mixes (llama.cpp's names and per-tensor rules, for dense Llama models):
+ * more bits where quantization error costs the most, attn_v and ffn_down */
+typedef enum { MIX_NONE, MIX_Q2_K, MIX_Q3_K_M, MIX_Q3_K_L, MIX_K_M } mix_rule;
+
 static const struct {
     const char *name;
     rs_dtype base;
     rs_ftype ftype;
-    bool k_mix; /* llama.cpp's _M mixes: more bits for some attn_v / ffn_down layers */
+    mix_rule mix;
 } presets[] = {
-    {"F32", RS_DTYPE_F32, RS_FTYPE_F32, false},
-    {"F16", RS_DTYPE_F16, RS_FTYPE_F16, false},
-    {"BF16", RS_DTYPE_BF16, RS_FTYPE_BF16, false},
-    {"Q8_0", RS_DTYPE_Q8_0, RS_FTYPE_Q8_0, false},
-    {"Q4_0", RS_DTYPE_Q4_0, RS_FTYPE_Q4_0, false},
-    {"Q4_1", RS_DTYPE_Q4_1, RS_FTYPE_Q4_1, false},
-    {"Q5_0", RS_DTYPE_Q5_0, RS_FTYPE_Q5_0, false},
-    {"Q5_1", RS_DTYPE_Q5_1, RS_FTYPE_Q5_1, false},
-    {"Q2_K", RS_DTYPE_Q2_K, RS_FTYPE_Q2_K, false},
-    {"Q3_K", RS_DTYPE_Q3_K, RS_FTYPE_Q3_K_M, false},
-    {"Q4_K", RS_DTYPE_Q4_K, RS_FTYPE_Q4_K_S, false},
-    {"Q4_K_M", RS_DTYPE_Q4_K, RS_FTYPE_Q4_K_M, true},
-    {"Q5_K", RS_DTYPE_Q5_K, RS_FTYPE_Q5_K_S, false},
-    {"Q5_K_M", RS_DTYPE_Q5_K, RS_FTYPE_Q5_K_M, true},
-    {"Q6_K", RS_DTYPE_Q6_K, RS_FTYPE_Q6_K, false},
-    {"IQ4_NL", RS_DTYPE_IQ4_NL, RS_FTYPE_IQ4_NL, false},
+    /* the first preset of an ftype names it */
+    {"F32", RS_DTYPE_F32, RS_FTYPE_F32, MIX_NONE},
+    {"F16", RS_DTYPE_F16, RS_FTYPE_F16, MIX_NONE},
+    {"BF16", RS_DTYPE_BF16, RS_FTYPE_BF16, MIX_NONE},
+    {"Q8_0", RS_DTYPE_Q8_0, RS_FTYPE_Q8_0, MIX_NONE},
+    {"Q4_0", RS_DTYPE_Q4_0, RS_FTYPE_Q4_0, MIX_NONE},
+    {"Q4_1", RS_DTYPE_Q4_1, RS_FTYPE_Q4_1, MIX_NONE},
+    {"Q5_0", RS_DTYPE_Q5_0, RS_FTYPE_Q5_0, MIX_NONE},
+    {"Q5_1", RS_DTYPE_Q5_1, RS_FTYPE_Q5_1, MIX_NONE},
+    {"Q2_K", RS_DTYPE_Q2_K, RS_FTYPE_Q2_K, MIX_Q2_K},
+    {"Q3_K", RS_DTYPE_Q3_K, RS_FTYPE_Q3_K_S, MIX_NONE},
+    {"Q3_K_S", RS_DTYPE_Q3_K, RS_FTYPE_Q3_K_S, MIX_NONE},
+    {"Q3_K_M", RS_DTYPE_Q3_K, RS_FTYPE_Q3_K_M, MIX_Q3_K_M},
+    {"Q3_K_L", RS_DTYPE_Q3_K, RS_FTYPE_Q3_K_L, MIX_Q3_K_L},
+    {"Q4_K", RS_DTYPE_Q4_K, RS_FTYPE_Q4_K_S, MIX_NONE},
+    {"Q4_K_S", RS_DTYPE_Q4_K, RS_FTYPE_Q4_K_S, MIX_NONE},
+    {"Q4_K_M", RS_DTYPE_Q4_K, RS_FTYPE_Q4_K_M, MIX_K_M},
+    {"Q5_K", RS_DTYPE_Q5_K, RS_FTYPE_Q5_K_S, MIX_NONE},
+    {"Q5_K_S", RS_DTYPE_Q5_K, RS_FTYPE_Q5_K_S, MIX_NONE},
+    {"Q5_K_M", RS_DTYPE_Q5_K, RS_FTYPE_Q5_K_M, MIX_K_M},
+    {"Q6_K", RS_DTYPE_Q6_K, RS_FTYPE_Q6_K, MIX_NONE},
+    {"IQ4_NL", RS_DTYPE_IQ4_NL, RS_FTYPE_IQ4_NL, MIX_NONE},
 };
 enum { N_PRESETS = sizeof presets / sizeof *presets };
 
@@ -91,8 +101,31 @@ static rs_dtype fit_row(rs_dtype t, int64_t n_in) {
     return n_in % rs_dtype_get(t)->block_size == 0 ? t : RS_DTYPE_F16;
 }
 
-rs_dtype rs_quantize_target_type(const rs_tensor_info *t, const rs_quantize_params *p,
-                                 int n_layer) {
+/* The mix's type for layer `layer`'s tensor `name`, or `want` where it has none. */
+static rs_dtype mixed_type(mix_rule mix, rs_dtype want, const char *name, int layer, int n_layer,
+                           int n_gqa) {
+    const bool v = ends_with(name, "attn_v.weight"), down = ends_with(name, "ffn_down.weight"),
+               wo = ends_with(name, "attn_output.weight");
+    switch (mix) {
+    case MIX_Q2_K: /* grouped-query v is small: 4 bits cost little */
+        if (v) return n_gqa >= 4 ? RS_DTYPE_Q4_K : RS_DTYPE_Q3_K;
+        return down || wo ? RS_DTYPE_Q3_K : want;
+    case MIX_Q3_K_M:
+        if (v) return layer < 2 ? RS_DTYPE_Q5_K : RS_DTYPE_Q4_K;
+        if (down) return layer < n_layer / 16 ? RS_DTYPE_Q5_K : RS_DTYPE_Q4_K;
+        return wo ? RS_DTYPE_Q4_K : want;
+    case MIX_Q3_K_L:
+        return v || down || wo ? RS_DTYPE_Q5_K : want;
+    case MIX_K_M:
+        return (v || down) && more_bits(layer, n_layer) ? RS_DTYPE_Q6_K : want;
+    case MIX_NONE:
+        break;
+    }
+    return want;
+}
+
+rs_dtype rs_quantize_target_type(const rs_tensor_info *t, const rs_quantize_params *p, int n_layer,
+                                 int n_gqa) {
     const int pi = preset_of(p->ftype);
     if (pi < 0 || t->n_dims != 2 || !ends_with(t->name, ".weight")) return t->type;
     rs_dtype want = presets[pi].base;
@@ -100,10 +133,8 @@ rs_dtype rs_quantize_target_type(const rs_tensor_info *t, const rs_quantize_para
     if (!p->pure && quantized && strcmp(t->name, "output.weight") == 0 && want != RS_DTYPE_Q8_0)
         want = RS_DTYPE_Q6_K;
     int layer = -1;
-    if (!p->pure && presets[pi].k_mix && sscanf(t->name, "blk.%d.", &layer) == 1 &&
-        (ends_with(t->name, "attn_v.weight") || ends_with(t->name, "ffn_down.weight")) &&
-        more_bits(layer, n_layer))
-        want = RS_DTYPE_Q6_K;
+    if (!p->pure && sscanf(t->name, "blk.%d.", &layer) == 1)
+        want = mixed_type(presets[pi].mix, want, t->name, layer, n_layer, n_gqa);
     return fit_row(want, t->ne[0]);
 }
 
@@ -212,7 +243,8 @@ rs_status rs_quantize_model(const char *in_path, const char *out_path, const rs_
         const rs_tensor_info *t = &mf.tensors[i];
         outs[i] = *t;
         outs[i].data = NULL;
-        outs[i].type = rs_quantize_target_type(t, p, hp.n_layer);
+        outs[i].type = rs_quantize_target_type(t, p, hp.n_layer,
+                                               hp.n_head_kv > 0 ? hp.n_head / hp.n_head_kv : 1);
         size_t row;
         if (!rs_dtype_get(t->type)->to_f32 && outs[i].type != t->type) {
             st = rs_error_set(err, RS_ERR_UNSUPPORTED, "tensor '%s': cannot read type %s", t->name,

@@ -27,7 +27,9 @@ typedef enum rs_ftype {
     RS_FTYPE_Q5_0 = 8,
     RS_FTYPE_Q5_1 = 9,
     RS_FTYPE_Q2_K = 10,
+    RS_FTYPE_Q3_K_S = 11,
     RS_FTYPE_Q3_K_M = 12,
+    RS_FTYPE_Q3_K_L = 13,
     RS_FTYPE_Q4_K_S = 14,
     RS_FTYPE_Q4_K_M = 15,
     RS_FTYPE_Q5_K_S = 16,
@@ -51,10 +53,12 @@ bool rs_ftype_from_name(const char *name, rs_ftype *out);
 const char *rs_ftype_name(rs_ftype t);
 
 /* The type tensor t (as the source file describes it) is written in, in a
- * model of n_layer layers: the preset's base type, Q6_K for the output head
- * and, in the _M mixes, for attn_v and ffn_down of llama.cpp's use_more_bits
- * layers; 1-D tensors (and any tensor, for an unknown preset) keep their type. */
-rs_dtype rs_quantize_target_type(const rs_tensor_info *t, const rs_quantize_params *p, int n_layer);
+ * model of n_layer layers and n_gqa query heads per KV head: the preset's base type, Q6_K for the
+ * output head and, in the mixes (Q2_K, Q3_K_M, Q3_K_L, Q4_K_M, Q5_K_M), llama.cpp's types for
+ * attn_v, attn_output and ffn_down; 1-D tensors (and any tensor, for an
+ * unknown preset) keep their type. */
+rs_dtype rs_quantize_target_type(const rs_tensor_info *t, const rs_quantize_params *p, int n_layer,
+                                 int n_gqa);
 
 rs_status rs_quantize_model(const char *in_path, const char *out_path, const rs_quantize_params *p,
                             rs_error *err);

@@ -120,22 +120,75 @@ static void test_k_mix_types(void **st) {
         const rs_dtype big = want6 ? RS_DTYPE_Q6_K : RS_DTYPE_Q4_K;
         t.name = name;
         snprintf(name, sizeof name, "blk.%d.attn_v.weight", l);
-        assert_int_equal(rs_quantize_target_type(&t, &p, 32), big);
+        assert_int_equal(rs_quantize_target_type(&t, &p, 32, 1), big);
         snprintf(name, sizeof name, "blk.%d.ffn_down.weight", l);
-        assert_int_equal(rs_quantize_target_type(&t, &p, 32), big);
+        assert_int_equal(rs_quantize_target_type(&t, &p, 32, 1), big);
         snprintf(name, sizeof name, "blk.%d.attn_q.weight", l);
-        assert_int_equal(rs_quantize_target_type(&t, &p, 32), RS_DTYPE_Q4_K);
+        assert_int_equal(rs_quantize_target_type(&t, &p, 32, 1), RS_DTYPE_Q4_K);
     }
     t.name = "output.weight";
-    assert_int_equal(rs_quantize_target_type(&t, &p, 32), RS_DTYPE_Q6_K);
+    assert_int_equal(rs_quantize_target_type(&t, &p, 32, 1), RS_DTYPE_Q6_K);
     p.ftype = RS_FTYPE_Q4_K_S; /* no mix: v and down stay in the base type */
     t.name = "blk.0.attn_v.weight";
-    assert_int_equal(rs_quantize_target_type(&t, &p, 32), RS_DTYPE_Q4_K);
+    assert_int_equal(rs_quantize_target_type(&t, &p, 32, 1), RS_DTYPE_Q4_K);
     p.ftype = (rs_ftype)99; /* an unknown preset changes nothing */
-    assert_int_equal(rs_quantize_target_type(&t, &p, 32), RS_DTYPE_F16);
+    assert_int_equal(rs_quantize_target_type(&t, &p, 32, 1), RS_DTYPE_F16);
     rs_tensor_info norm = {.name = "blk.0.attn_norm.weight", .type = RS_DTYPE_F32, .n_dims = 1};
     p.ftype = RS_FTYPE_Q4_K_M;
-    assert_int_equal(rs_quantize_target_type(&norm, &p, 32), RS_DTYPE_F32);
+    assert_int_equal(rs_quantize_target_type(&norm, &p, 32, 1), RS_DTYPE_F32);
+}
+
+/* The type of one 4096x4096 tensor under preset ft. */
+static rs_dtype type_of(rs_ftype ft, const char *name, int n_layer, int n_gqa) {
+    rs_quantize_params p = {.ftype = ft};
+    rs_tensor_info t = {.name = name, .type = RS_DTYPE_F16, .n_dims = 2, .ne = {4096, 4096, 1, 1}};
+    return rs_quantize_target_type(&t, &p, n_layer, n_gqa);
+}
+
+/* The 2- and 3-bit mixes, as llama.cpp's llama_tensor_get_type assigns them
+ * to a dense Llama (listed by hand from its rules). Q2_K: v, down and wo in
+ * Q3_K (v in Q4_K with 4 or more query heads per KV head). Q3_K_M: v of the
+ * first 2 layers and down of the first n_layer/16 in Q5_K, the rest of v, down
+ * and wo in Q4_K. Q3_K_L: all three in Q5_K. The head is Q6_K throughout. */
+static void test_low_bit_mixes(void **st) {
+    (void)st;
+    assert_int_equal(type_of(RS_FTYPE_Q2_K, "blk.5.attn_q.weight", 32, 1), RS_DTYPE_Q2_K);
+    assert_int_equal(type_of(RS_FTYPE_Q2_K, "blk.5.ffn_up.weight", 32, 1), RS_DTYPE_Q2_K);
+    assert_int_equal(type_of(RS_FTYPE_Q2_K, "blk.5.attn_v.weight", 32, 1), RS_DTYPE_Q3_K);
+    assert_int_equal(type_of(RS_FTYPE_Q2_K, "blk.5.attn_v.weight", 32, 4), RS_DTYPE_Q4_K);
+    assert_int_equal(type_of(RS_FTYPE_Q2_K, "blk.5.ffn_down.weight", 32, 1), RS_DTYPE_Q3_K);
+    assert_int_equal(type_of(RS_FTYPE_Q2_K, "blk.5.attn_output.weight", 32, 1), RS_DTYPE_Q3_K);
+    assert_int_equal(type_of(RS_FTYPE_Q2_K, "output.weight", 32, 1), RS_DTYPE_Q6_K);
+    assert_int_equal(type_of(RS_FTYPE_Q2_K, "token_embd.weight", 32, 1), RS_DTYPE_Q2_K);
+    for (int l = 0; l < 32; l++) {
+        char v[64], down[64], wo[64], q[64];
+        snprintf(v, sizeof v, "blk.%d.attn_v.weight", l);
+        snprintf(down, sizeof down, "blk.%d.ffn_down.weight", l);
+        snprintf(wo, sizeof wo, "blk.%d.attn_output.weight", l);
+        snprintf(q, sizeof q, "blk.%d.ffn_gate.weight", l);
+        const rs_dtype early = l < 2 ? RS_DTYPE_Q5_K : RS_DTYPE_Q4_K;
+        assert_int_equal(type_of(RS_FTYPE_Q3_K_M, v, 32, 1), early);
+        assert_int_equal(type_of(RS_FTYPE_Q3_K_M, down, 32, 1), early);
+        assert_int_equal(type_of(RS_FTYPE_Q3_K_M, wo, 32, 1), RS_DTYPE_Q4_K);
+        assert_int_equal(type_of(RS_FTYPE_Q3_K_M, q, 32, 1), RS_DTYPE_Q3_K);
+        assert_int_equal(type_of(RS_FTYPE_Q3_K_L, v, 32, 1), RS_DTYPE_Q5_K);
+        assert_int_equal(type_of(RS_FTYPE_Q3_K_L, down, 32, 1), RS_DTYPE_Q5_K);
+        assert_int_equal(type_of(RS_FTYPE_Q3_K_L, wo, 32, 1), RS_DTYPE_Q5_K);
+        assert_int_equal(type_of(RS_FTYPE_Q3_K_S, down, 32, 1), RS_DTYPE_Q3_K);
+    }
+    /* a 64-layer model: down's Q5_K layers are the first 4 */
+    assert_int_equal(type_of(RS_FTYPE_Q3_K_M, "blk.3.ffn_down.weight", 64, 8), RS_DTYPE_Q5_K);
+    assert_int_equal(type_of(RS_FTYPE_Q3_K_M, "blk.4.ffn_down.weight", 64, 8), RS_DTYPE_Q4_K);
+    /* names: the bare K name is the pure (_S) preset, as Q4_K and Q5_K are */
+    rs_ftype ft;
+    assert_true(rs_ftype_from_name("Q3_K", &ft));
+    assert_int_equal(ft, RS_FTYPE_Q3_K_S);
+    assert_true(rs_ftype_from_name("q3_k_m", &ft));
+    assert_int_equal(ft, RS_FTYPE_Q3_K_M);
+    assert_true(rs_ftype_from_name("Q4_K_S", &ft));
+    assert_int_equal(ft, RS_FTYPE_Q4_K_S);
+    assert_string_equal(rs_ftype_name(RS_FTYPE_Q3_K_L), "Q3_K_L");
+    assert_string_equal(rs_ftype_name(RS_FTYPE_Q3_K_S), "Q3_K");
 }
 
 /* The model's type description is the file's preset, not its dominant type. */
@@ -159,6 +212,7 @@ int main(void) {
         cmocka_unit_test(test_q4_0_runs),
         cmocka_unit_test(test_k_mix_types),
         cmocka_unit_test(test_k_mix_label),
+        cmocka_unit_test(test_low_bit_mixes),
     };
     return cmocka_run_group_tests(tests, NULL, NULL);
 }
