@@ -277,7 +277,7 @@ static uint64_t hash_name(const char *s, uint64_t len) {
 typedef const char *(*name_at_fn)(const void *items, uint64_t i);
 
 static const char *kv_name(const void *items, uint64_t i) {
-    return ((const rs_kv *)items)[i].key;
+    return ((const rs_meta_kv *)items)[i].key;
 }
 static const char *tensor_name(const void *items, uint64_t i) {
     return ((const rs_tensor_info *)items)[i].name;
@@ -329,7 +329,7 @@ static rs_status rd_kvs(reader *r, rs_meta *m, uint64_t n_kv, uint64_t *align_at
             st = FAIL(r, at, "duplicate key (first defined as key #%" PRIu64 ")", *slot - 1);
             break;
         }
-        rs_kv *kv = &m->kv[m->n];
+        rs_meta_kv *kv = &m->kv[m->n];
         kv->key = rs_arena_strndup(&m->arena, k.ptr, (size_t)k.len);
         if (!kv->key) {
             st = OOM(r, at);

@@ -126,7 +126,7 @@ static rs_status check_meta(const char *path, const rs_meta *meta, uint64_t *ali
     char why[200];
     *alignment = RS_GGUF_DEFAULT_ALIGNMENT;
     for (size_t i = 0; i < meta->n; i++) {
-        const rs_kv *kv = &meta->kv[i];
+        const rs_meta_kv *kv = &meta->kv[i];
         if (!kv->key || !kv->key[0])
             return rs_error_set(err, RS_ERR_ARG, "%s: key #%zu is empty", path, i);
         for (size_t j = 0; j < i; j++)
@@ -346,7 +346,7 @@ static void put_header(rs_gguf_writer *w, const rs_meta *meta, const rs_tensor_i
     put_le(w, w->n_tensors, 8);
     put_le(w, meta->n, 8);
     for (size_t i = 0; i < meta->n; i++) {
-        const rs_kv *kv = &meta->kv[i];
+        const rs_meta_kv *kv = &meta->kv[i];
         put_str(w, kv->key, strlen(kv->key));
         put_le(w, (uint32_t)kv->value.type, 4);
         put_payload(w, &kv->value);

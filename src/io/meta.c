@@ -52,14 +52,14 @@ void rs_meta_free(rs_meta *m) {
     memset(m, 0, sizeof *m);
 }
 
-static rs_kv *find_kv(const rs_meta *m, const char *key) {
+static rs_meta_kv *find_kv(const rs_meta *m, const char *key) {
     for (size_t i = 0; i < m->n; i++)
         if (strcmp(m->kv[i].key, key) == 0) return &m->kv[i];
     return NULL;
 }
 
 const rs_value *rs_meta_find(const rs_meta *m, const char *key) {
-    rs_kv *kv = find_kv(m, key);
+    rs_meta_kv *kv = find_kv(m, key);
     return kv ? &kv->value : NULL;
 }
 
@@ -210,12 +210,12 @@ rs_str rs_array_get_str(const rs_array *a, uint64_t i) {
 /* ---- setters ---------------------------------------------------------------- */
 
 /* Returns the slot for key (existing or appended, key copied); NULL on OOM. */
-static rs_kv *slot_for(rs_meta *m, const char *key) {
-    rs_kv *kv = find_kv(m, key);
+static rs_meta_kv *slot_for(rs_meta *m, const char *key) {
+    rs_meta_kv *kv = find_kv(m, key);
     if (kv) return kv;
     if (m->n == m->cap) {
         size_t cap = m->cap ? m->cap * 2 : 32;
-        rs_kv *grown = rs_arena_calloc(&m->arena, cap, sizeof *grown);
+        rs_meta_kv *grown = rs_arena_calloc(&m->arena, cap, sizeof *grown);
         if (!grown) return NULL;
         if (m->n) memcpy(grown, m->kv, m->n * sizeof *grown);
         m->kv = grown; /* the old array stays in the arena until rs_meta_free */
@@ -231,7 +231,7 @@ static rs_kv *slot_for(rs_meta *m, const char *key) {
 
 rs_status rs_meta_set_uint(rs_meta *m, const char *key, rs_vtype t, uint64_t v) {
     if (!is_unsigned(t)) return RS_ERR_ARG;
-    rs_kv *kv = slot_for(m, key);
+    rs_meta_kv *kv = slot_for(m, key);
     if (!kv) return RS_ERR_NOMEM;
     kv->value.type = t;
     kv->value.u = v;
@@ -240,7 +240,7 @@ rs_status rs_meta_set_uint(rs_meta *m, const char *key, rs_vtype t, uint64_t v) 
 
 rs_status rs_meta_set_int(rs_meta *m, const char *key, rs_vtype t, int64_t v) {
     if (!is_signed(t)) return RS_ERR_ARG;
-    rs_kv *kv = slot_for(m, key);
+    rs_meta_kv *kv = slot_for(m, key);
     if (!kv) return RS_ERR_NOMEM;
     kv->value.type = t;
     kv->value.i = v;
@@ -249,7 +249,7 @@ rs_status rs_meta_set_int(rs_meta *m, const char *key, rs_vtype t, int64_t v) {
 
 rs_status rs_meta_set_float(rs_meta *m, const char *key, rs_vtype t, double v) {
     if (!is_float(t)) return RS_ERR_ARG;
-    rs_kv *kv = slot_for(m, key);
+    rs_meta_kv *kv = slot_for(m, key);
     if (!kv) return RS_ERR_NOMEM;
     kv->value.type = t;
     kv->value.f = (t == RS_V_F32) ? (double)(float)v : v;
@@ -257,7 +257,7 @@ rs_status rs_meta_set_float(rs_meta *m, const char *key, rs_vtype t, double v) {
 }
 
 rs_status rs_meta_set_bool(rs_meta *m, const char *key, bool v) {
-    rs_kv *kv = slot_for(m, key);
+    rs_meta_kv *kv = slot_for(m, key);
     if (!kv) return RS_ERR_NOMEM;
     kv->value.type = RS_V_BOOL;
     kv->value.b = v;
@@ -276,7 +276,7 @@ static bool copy_str(rs_arena *a, rs_str *dst, const char *s, uint64_t len) {
 rs_status rs_meta_set_str(rs_meta *m, const char *key, const char *s, size_t len) {
     rs_str copy;
     if (!copy_str(&m->arena, &copy, s, len)) return RS_ERR_NOMEM;
-    rs_kv *kv = slot_for(m, key);
+    rs_meta_kv *kv = slot_for(m, key);
     if (!kv) return RS_ERR_NOMEM;
     kv->value.type = RS_V_STR;
     kv->value.str = copy;
@@ -320,7 +320,7 @@ rs_status rs_meta_set_arr(rs_meta *m, const char *key, rs_vtype elem, const void
     if (rs_vtype_size(elem) == 0) return RS_ERR_ARG;
     rs_array src = {elem, n, data}, copy;
     if (!copy_array(&m->arena, &copy, &src)) return RS_ERR_NOMEM;
-    rs_kv *kv = slot_for(m, key);
+    rs_meta_kv *kv = slot_for(m, key);
     if (!kv) return RS_ERR_NOMEM;
     kv->value.type = RS_V_ARR;
     kv->value.arr = copy;
@@ -330,7 +330,7 @@ rs_status rs_meta_set_arr(rs_meta *m, const char *key, rs_vtype elem, const void
 rs_status rs_meta_set_str_arr(rs_meta *m, const char *key, const rs_str *strs, uint64_t n) {
     rs_array src = {RS_V_STR, n, strs}, copy;
     if (!copy_array(&m->arena, &copy, &src)) return RS_ERR_NOMEM;
-    rs_kv *kv = slot_for(m, key);
+    rs_meta_kv *kv = slot_for(m, key);
     if (!kv) return RS_ERR_NOMEM;
     kv->value.type = RS_V_ARR;
     kv->value.arr = copy;
@@ -346,14 +346,14 @@ rs_status rs_meta_set_value(rs_meta *m, const char *key, const rs_value *v) {
     } else if ((unsigned)v->type >= RS_V_COUNT) {
         return RS_ERR_ARG;
     }
-    rs_kv *kv = slot_for(m, key);
+    rs_meta_kv *kv = slot_for(m, key);
     if (!kv) return RS_ERR_NOMEM;
     kv->value = copy;
     return RS_OK;
 }
 
 void rs_meta_remove(rs_meta *m, const char *key) {
-    rs_kv *kv = find_kv(m, key);
+    rs_meta_kv *kv = find_kv(m, key);
     if (!kv) return;
     size_t i = (size_t)(kv - m->kv);
     memmove(&m->kv[i], &m->kv[i + 1], (m->n - i - 1) * sizeof *kv);

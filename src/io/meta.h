@@ -66,13 +66,13 @@ struct rs_value {
     };
 };
 
-typedef struct rs_kv {
+typedef struct rs_meta_kv {
     const char *key; /* NUL-terminated copy in the arena (GGUF keys hold no NUL) */
     rs_value value;
-} rs_kv;
+} rs_meta_kv;
 
 typedef struct rs_meta {
-    rs_kv *kv; /* in insertion (file) order */
+    rs_meta_kv *kv; /* in insertion (file) order */
     size_t n;
     size_t cap;
     rs_arena arena;

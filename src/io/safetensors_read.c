@@ -328,7 +328,7 @@ static bool looks_like_weight(const char *s) {
  * error rather than ordinary metadata: the model would silently lose a tensor. */
 static rs_status add_aliases(rs_safetensors *st, rs_error *err) {
     for (size_t i = 0; i < st->meta.n; i++) {
-        const rs_kv *kv = &st->meta.kv[i];
+        const rs_meta_kv *kv = &st->meta.kv[i];
         const char *to = kv->value.str.ptr; /* NUL-terminated copy in the arena */
         if (rs_tensor_bsearch(st->by_name, st->n_stored, kv->key)) continue;
         const rs_tensor_info *target = rs_tensor_bsearch(st->by_name, st->n_stored, to);

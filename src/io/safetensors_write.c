@@ -75,7 +75,7 @@ static rs_status add_metadata(cJSON *root, const rs_meta *m, rs_error *err) {
     cJSON *obj = cJSON_AddObjectToObject(root, "__metadata__");
     if (!obj) return rs_error_set(err, RS_ERR_NOMEM, "out of memory");
     for (size_t i = 0; i < m->n; i++) {
-        const rs_kv *kv = &m->kv[i];
+        const rs_meta_kv *kv = &m->kv[i];
         if (kv->value.type != RS_V_STR)
             return rs_error_set(
                 err, RS_ERR_ARG,
