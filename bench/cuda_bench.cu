@@ -5,7 +5,8 @@
  *
  * (prefill: the causal prompt attention alone, LAB_ATTN_N tokens; attn runs it too)
  *
- * (a model type with ":q8" runs with a Q8_0 KV cache instead of F16)
+ * (a model type with ":q8" runs with a Q8_0 KV cache instead of F16; a preset ending in _M,
+ * or any preset after "@" (@Q2_K), has the types `rusty quantize` gives each matrix)
  *
  * Ceilings first (device-to-device copy GB/s, cuBLAS BF16 GEMM TFLOP/s), then
  * each kernel against them: matvec GB/s per weight type at the Llama-2-7B
@@ -620,27 +621,29 @@ static rs_dtype preset_type(rs_ftype ft, const char *name, int64_t n_in, int64_t
     return rs_quantize_target_type(&ti, &qp, L7, 1);
 }
 
-/* Weights of preset ft (Q4_K_M puts attn_v and ffn_down of half the layers in Q6_K); the
- * output head in the base type t unless the preset mixes (then Q6_K, as the file's). */
+/* Weights of type t, or with mix, of preset ft as `rusty quantize` writes them
+ * (Q4_K_M puts attn_v and ffn_down of half the layers in Q6_K, the head in Q6_K). */
 static void model_create(model7 &m, rs_dtype t, rs_ftype ft, bool mix, rs_kv_type kvt) {
     memset(&m, 0, sizeof m);
     uint64_t seed = 1000;
     for (int i = 0; i < L7; i++) {
         layer7 &L = m.l[i];
-        char nv[64], nd[64];
-        snprintf(nv, sizeof nv, "blk.%d.attn_v.weight", i);
-        snprintf(nd, sizeof nd, "blk.%d.ffn_down.weight", i);
-        const rs_dtype tv = mix ? preset_type(ft, nv, DIM, NKV * HD) : t,
-                       td = mix ? preset_type(ft, nd, FF, DIM) : t;
+        /* layer i's matrix `what` (n_in x n_out) */
+        auto weight = [&](const char *what, int64_t n_in, int64_t n_out) {
+            char name[64];
+            snprintf(name, sizeof name, "blk.%d.%s.weight", i, what);
+            return dev_weight(mix ? preset_type(ft, name, n_in, n_out) : t, n_in, n_out, 0.02f,
+                              seed++);
+        };
         L.attn_norm = dev_weight(RS_DTYPE_F32, DIM, 1, 1.0f, seed++);
         L.ffn_norm = dev_weight(RS_DTYPE_F32, DIM, 1, 1.0f, seed++);
-        L.wq = dev_weight(t, DIM, NH * HD, 0.02f, seed++);
-        L.wk = dev_weight(t, DIM, NKV * HD, 0.02f, seed++);
-        L.wv = dev_weight(tv, DIM, NKV * HD, 0.02f, seed++);
-        L.wo = dev_weight(t, NH * HD, DIM, 0.02f, seed++);
-        L.gate = dev_weight(t, DIM, FF, 0.02f, seed++);
-        L.up = dev_weight(t, DIM, FF, 0.02f, seed++);
-        L.down = dev_weight(td, FF, DIM, 0.02f, seed++);
+        L.wq = weight("attn_q", DIM, NH * HD);
+        L.wk = weight("attn_k", DIM, NKV * HD);
+        L.wv = weight("attn_v", DIM, NKV * HD);
+        L.wo = weight("attn_output", NH * HD, DIM);
+        L.gate = weight("ffn_gate", DIM, FF);
+        L.up = weight("ffn_up", DIM, FF);
+        L.down = weight("ffn_down", FF, DIM);
         m.weight_bytes += L.wq.nbytes + L.wk.nbytes + L.wv.nbytes + L.wo.nbytes + L.gate.nbytes +
                           L.up.nbytes + L.down.nbytes;
     }
@@ -1137,15 +1140,20 @@ int main(int argc, char **argv) {
                 if (strcmp(kv, "q8")) die("unknown cache type (want :q8)", kv);
                 kvt = RS_KV_Q8_0;
             }
-            /* a weight type, or a mixing preset of `rusty quantize` (Q4_K_M, Q5_K_M) */
+            /* a weight type (every matrix in it), or a preset of `rusty quantize`
+             * with its mix: a name ending in _M (Q3_K_M, Q4_K_M, Q5_K_M), or any
+             * preset after '@' (@Q2_K: the file `rusty quantize Q2_K` writes) */
             rs_dtype t;
             rs_ftype ft = RS_FTYPE_F32;
-            const bool mix = strlen(tok) > 2 && !strcmp(tok + strlen(tok) - 2, "_M");
+            const bool at = tok[0] == '@';
+            if (at) tok++;
+            const bool mix = at || (strlen(tok) > 2 && !strcmp(tok + strlen(tok) - 2, "_M"));
             if (mix) {
                 if (!rs_ftype_from_name(tok, &ft)) die("unknown preset", tok);
-                tok[strlen(tok) - 2] = 0;
+                t = preset_type(ft, "blk.0.attn_q.weight", DIM, NH * HD);
+            } else if (!rs_dtype_from_name(tok, &t)) {
+                die("unknown type", tok);
             }
-            if (!rs_dtype_from_name(tok, &t)) die("unknown type", tok);
             bench_model(t, ft, mix, kvt);
             fflush(stdout);
         }
