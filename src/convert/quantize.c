@@ -13,7 +13,8 @@
 #include "model/hparams.h"
 
 /* The mixes (llama.cpp's names and per-tensor rules, for dense Llama models):
- * more bits where quantization error costs the most, attn_v and ffn_down */
+ * more bits where quantization error costs the most: attn_v, attn_output and
+ * ffn_down */
 typedef enum { MIX_NONE, MIX_Q2_K, MIX_Q3_K_M, MIX_Q3_K_L, MIX_K_M } mix_rule;
 
 static const struct {

@@ -53,10 +53,10 @@ bool rs_ftype_from_name(const char *name, rs_ftype *out);
 const char *rs_ftype_name(rs_ftype t);
 
 /* The type tensor t (as the source file describes it) is written in, in a
- * model of n_layer layers and n_gqa query heads per KV head: the preset's base type, Q6_K for the
- * output head and, in the mixes (Q2_K, Q3_K_M, Q3_K_L, Q4_K_M, Q5_K_M), llama.cpp's types for
- * attn_v, attn_output and ffn_down; 1-D tensors (and any tensor, for an
- * unknown preset) keep their type. */
+ * model of n_layer layers and n_gqa query heads per KV head: the preset's
+ * base type, Q6_K for the output head and, in the mixes (Q2_K, Q3_K_M,
+ * Q3_K_L, Q4_K_M, Q5_K_M), llama.cpp's types for attn_v, attn_output and
+ * ffn_down; 1-D tensors (and any tensor, for an unknown preset) keep theirs. */
 rs_dtype rs_quantize_target_type(const rs_tensor_info *t, const rs_quantize_params *p, int n_layer,
                                  int n_gqa);
 
