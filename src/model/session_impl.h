@@ -46,8 +46,8 @@ struct rs_session {
     int n_past;
     int n_threads;
     int n_gpu_layers;
-    char note[RS_ERROR_MSG_MAX +
-              64]; /* why the layers are not where the options asked (rs_session_info.note) */
+    /* why the layers are not where the options asked (rs_session_info.note) */
+    char note[RS_ERROR_MSG_MAX + 64];
     rs_kv_type kv_type;
 
     rs_place place[RS_MAX_PLACES]; /* CPU always (it embeds tokens); GPU when used */
