@@ -351,7 +351,7 @@ template <int T> __device__ __forceinline__ dc_xk dc_xload(const dc_x &x, int k)
 }
 
 /* One task: mvt<T>::load from a ring slot (a row's quants sq, scales and mins
- * ss, fp16 scales sd) and mvt<T>::dot on the activations, the same arithmetic
+ * ss, fp16 scales sd) and mvt<T>::step on the activations, the same arithmetic
  * in the same order (bitwise equal). */
 __device__ __forceinline__ float dc_dot(const uint8_t *sq, const uint8_t *, const uint8_t *sd,
                                         int k, const dc_xk &x, mvt<RS_DTYPE_Q4_0> *) {

@@ -231,9 +231,7 @@ __global__ void __launch_bounds__(FZ_WARPS * 32, 1)
 #pragma unroll
             for (int u = 0; u < U; u++) {
                 const int64_t k = k0 + 32 * u, kn = kn0 + 32 * u;
-                if (k < nt)
-#pragma unroll
-                    for (int r = 0; r < R; r++) acc[r] += Tr::dot(w[r][u], k, a.xq, a.xd, a.x);
+                if (k < nt) mv_dot_rows<Tr, R, U>(w, u, k, a.xq, a.xd, a.x, acc);
                 if (more && kn < nt)
 #pragma unroll
                     for (int r = 0; r < R; r++)

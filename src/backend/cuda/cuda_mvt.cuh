@@ -133,11 +133,37 @@ __device__ __forceinline__ float k_finish(__half2 dm, uint32_t sm, int sum0, int
 }
 
 /* ---- per-type tasks ----------------------------------------------------------------------------
- */
+ *
+ * A type's task is split in two so that a warp's rows share their activation
+ * loads (the rows of a lane's task k read the same activations): xload reads
+ * piece m of task k's activations (X; XM pieces per task), step adds row r's
+ * products with piece m to its partial sum p (P), and finish turns p into the
+ * task's contribution. Most types read one piece and step sets p outright;
+ * the 16-element sub-block K-quants (Q2_K, Q3_K, Q6_K) read four, one per x
+ * block they touch, so only one piece is live at a time. mv_dot_rows
+ * (below) runs them; the arithmetic per row is the one of a single dot. */
 
 template <int T> struct mvt;
 
-template <> struct mvt<RS_DTYPE_Q4_0> {
+/* One activation piece per task; p is the task's sum. */
+struct mvt_one {
+    static constexpr int XM = 1;
+    using P = float;
+    template <typename R> static __device__ float finish(const R &, float p) { return p; }
+};
+
+/* Task k = x block k: its two 16-value halves and (d, d * sum, ...). */
+struct mvt_x32 : mvt_one {
+    struct X {
+        int4 a, b;
+        cw_q8s s;
+    };
+    static __device__ X xload(int64_t k, int, const int8_t *xq, const cw_q8s *xd, const float *) {
+        return {ld_x16(xq + 32 * k), ld_x16(xq + 32 * k + 16), xd[k]};
+    }
+};
+
+template <> struct mvt<RS_DTYPE_Q4_0> : mvt_x32 {
     static constexpr int U = 4;
     struct R {
         uint4 q;
@@ -149,37 +175,33 @@ template <> struct mvt<RS_DTYPE_Q4_0> {
         r.q = cw_ld_nc(L.qs + b * 16);
         r.d = cw_h2f(ld_u16(L.dm + b * 2));
     }
-    static __device__ float dot(const R &r, int64_t k, const int8_t *xq, const cw_q8s *xd,
-                                const float *) {
-        const cw_q8s s = xd[k];
-        const int sum = dot_nibbles(r.q, ld_x16(xq + 32 * k), ld_x16(xq + 32 * k + 16));
-        return r.d * (s.x * (float)sum - 8.0f * s.y);
+    static __device__ void step(const R &r, const X &x, int64_t, int, float &p) {
+        const int sum = dot_nibbles(r.q, x.a, x.b);
+        p = r.d * (x.s.x * (float)sum - 8.0f * x.s.y);
     }
 };
 
 template <> struct mvt<RS_DTYPE_IQ4_NL> : mvt<RS_DTYPE_Q4_0> {
-    static __device__ float dot(const R &r, int64_t k, const int8_t *xq, const cw_q8s *xd,
-                                const float *) {
-        const int4 a = ld_x16(xq + 32 * k), b = ld_x16(xq + 32 * k + 16);
+    static __device__ void step(const R &r, const X &x, int64_t, int, float &p) {
         uint32_t lo, hi;
         int s = 0;
         iq4nl_lookup(r.q.x, lo, hi);
-        s = dp4a(lo, a.x, s);
-        s = dp4a(hi, b.x, s);
+        s = dp4a(lo, x.a.x, s);
+        s = dp4a(hi, x.b.x, s);
         iq4nl_lookup(r.q.y, lo, hi);
-        s = dp4a(lo, a.y, s);
-        s = dp4a(hi, b.y, s);
+        s = dp4a(lo, x.a.y, s);
+        s = dp4a(hi, x.b.y, s);
         iq4nl_lookup(r.q.z, lo, hi);
-        s = dp4a(lo, a.z, s);
-        s = dp4a(hi, b.z, s);
+        s = dp4a(lo, x.a.z, s);
+        s = dp4a(hi, x.b.z, s);
         iq4nl_lookup(r.q.w, lo, hi);
-        s = dp4a(lo, a.w, s);
-        s = dp4a(hi, b.w, s);
-        return r.d * xd[k].x * (float)s;
+        s = dp4a(lo, x.a.w, s);
+        s = dp4a(hi, x.b.w, s);
+        p = r.d * x.s.x * (float)s;
     }
 };
 
-template <> struct mvt<RS_DTYPE_Q4_1> {
+template <> struct mvt<RS_DTYPE_Q4_1> : mvt_x32 {
     static constexpr int U = 4;
     struct R {
         uint4 q;
@@ -191,11 +213,9 @@ template <> struct mvt<RS_DTYPE_Q4_1> {
         r.q = cw_ld_nc(L.qs + b * 16);
         r.dm = __half22float2(__ldg((const __half2 *)(L.dm + b * 4)));
     }
-    static __device__ float dot(const R &r, int64_t k, const int8_t *xq, const cw_q8s *xd,
-                                const float *) {
-        const cw_q8s s = xd[k];
-        const int sum = dot_nibbles(r.q, ld_x16(xq + 32 * k), ld_x16(xq + 32 * k + 16));
-        return r.dm.x * s.x * (float)sum + r.dm.y * s.y;
+    static __device__ void step(const R &r, const X &x, int64_t, int, float &p) {
+        const int sum = dot_nibbles(r.q, x.a, x.b);
+        p = r.dm.x * x.s.x * (float)sum + r.dm.y * x.s.y;
     }
 };
 
@@ -213,7 +233,7 @@ __device__ __forceinline__ int dot_q5(uint4 q, uint32_t h, int4 a, int4 b) {
     return s;
 }
 
-template <> struct mvt<RS_DTYPE_Q5_0> {
+template <> struct mvt<RS_DTYPE_Q5_0> : mvt_x32 {
     static constexpr int U = 4;
     struct R {
         uint4 q;
@@ -227,15 +247,13 @@ template <> struct mvt<RS_DTYPE_Q5_0> {
         r.h = __ldg((const unsigned *)(L.aux + b * 4));
         r.d = cw_h2f(ld_u16(L.dm + b * 2));
     }
-    static __device__ float dot(const R &r, int64_t k, const int8_t *xq, const cw_q8s *xd,
-                                const float *) {
-        const cw_q8s s = xd[k];
-        const int sum = dot_q5(r.q, r.h, ld_x16(xq + 32 * k), ld_x16(xq + 32 * k + 16));
-        return r.d * (s.x * (float)sum - 16.0f * s.y);
+    static __device__ void step(const R &r, const X &x, int64_t, int, float &p) {
+        const int sum = dot_q5(r.q, r.h, x.a, x.b);
+        p = r.d * (x.s.x * (float)sum - 16.0f * x.s.y);
     }
 };
 
-template <> struct mvt<RS_DTYPE_Q5_1> {
+template <> struct mvt<RS_DTYPE_Q5_1> : mvt_x32 {
     static constexpr int U = 4;
     struct R {
         uint4 q;
@@ -249,18 +267,20 @@ template <> struct mvt<RS_DTYPE_Q5_1> {
         r.h = __ldg((const unsigned *)(L.aux + b * 4));
         r.dm = __half22float2(__ldg((const __half2 *)(L.dm + b * 4)));
     }
-    static __device__ float dot(const R &r, int64_t k, const int8_t *xq, const cw_q8s *xd,
-                                const float *) {
-        const cw_q8s s = xd[k];
-        const int sum = dot_q5(r.q, r.h, ld_x16(xq + 32 * k), ld_x16(xq + 32 * k + 16));
-        return r.dm.x * s.x * (float)sum + r.dm.y * s.y;
+    static __device__ void step(const R &r, const X &x, int64_t, int, float &p) {
+        const int sum = dot_q5(r.q, r.h, x.a, x.b);
+        p = r.dm.x * x.s.x * (float)sum + r.dm.y * x.s.y;
     }
 };
 
-template <> struct mvt<RS_DTYPE_Q8_0> {
+template <> struct mvt<RS_DTYPE_Q8_0> : mvt_one {
     static constexpr int U = 4;
     struct R {
         uint4 a, b;
+        float d;
+    };
+    struct X {
+        int4 a, b;
         float d;
     };
     static __host__ __device__ int64_t ntask(const cw_layout &L) { return L.nb; }
@@ -270,11 +290,12 @@ template <> struct mvt<RS_DTYPE_Q8_0> {
         r.b = cw_ld_nc(L.qs + b * 32 + 16);
         r.d = cw_h2f(ld_u16(L.dm + b * 2));
     }
-    static __device__ float dot(const R &r, int64_t k, const int8_t *xq, const cw_q8s *xd,
-                                const float *) {
-        const int s =
-            dot_bytes(r.a, ld_x16(xq + 32 * k)) + dot_bytes(r.b, ld_x16(xq + 32 * k + 16));
-        return r.d * xd[k].x * (float)s;
+    static __device__ X xload(int64_t k, int, const int8_t *xq, const cw_q8s *xd, const float *) {
+        return {ld_x16(xq + 32 * k), ld_x16(xq + 32 * k + 16), xd[k].x};
+    }
+    static __device__ void step(const R &r, const X &x, int64_t, int, float &p) {
+        const int s = dot_bytes(r.a, x.a) + dot_bytes(r.b, x.b);
+        p = r.d * x.d * (float)s;
     }
 };
 
@@ -299,22 +320,27 @@ __device__ __forceinline__ float k_dot_x(uint4 q, uint4 h, int j0, uint32_t sm, 
     return k_finish(dm, sm, s0, s1, sx0, sx1, dx0, dx1);
 }
 
-/* The same, task k's activations loaded from xq, xd. */
-template <bool H>
-__device__ __forceinline__ float k_dot(uint4 q, uint4 h, uint32_t sm, __half2 dm, int64_t k,
-                                       const int8_t *xq, const cw_q8s *xd) {
-    const int c = (int)(k & 7), j0 = 2 * (c >> 1);
-    const int64_t xb = (k >> 3) * 8 + j0;
-    const int4 a = ld_x16(xq + 32 * xb + 16 * (c & 1)),
-               b = ld_x16(xq + 32 * (xb + 1) + 16 * (c & 1));
-    return k_dot_x<H>(q, h, j0, sm, dm, a, b, (float)sum_bytes(a), (float)sum_bytes(b), xd[xb].x,
-                      xd[xb + 1].x);
-}
+/* Q4_K/Q5_K activations of task (super-block k / 8, chunk c = k % 8): half
+ * c & 1 of x blocks xb and xb + 1 (xb = 8 (k / 8) + j0, j0 = 2 (c / 2)), with
+ * their sums and scales. */
+struct mvt_xk : mvt_one {
+    struct X {
+        int4 a, b;
+        float sx0, sx1, dx0, dx1;
+    };
+    static __device__ int j0(int64_t k) { return 2 * ((int)(k & 7) >> 1); }
+    static __device__ X xload(int64_t k, int, const int8_t *xq, const cw_q8s *xd, const float *) {
+        const int h = (int)(k & 1);
+        const int64_t xb = (k >> 3) * 8 + j0(k);
+        const int4 a = ld_x16(xq + 32 * xb + 16 * h), b = ld_x16(xq + 32 * (xb + 1) + 16 * h);
+        return {a, b, (float)sum_bytes(a), (float)sum_bytes(b), xd[xb].x, xd[xb + 1].x};
+    }
+};
 
 /* Q4_K (repacked, cuda_common.cuh): task (super-block sb, chunk c of 16 qs
  * bytes): elements 16*(c&1)..+15 of sub-blocks 2*(c/2) (low nibbles) and
  * 2*(c/2)+1 (high nibbles). */
-template <> struct mvt<RS_DTYPE_Q4_K> {
+template <> struct mvt<RS_DTYPE_Q4_K> : mvt_xk {
     static constexpr int U = 4;
     struct R {
         uint4 q;
@@ -329,14 +355,14 @@ template <> struct mvt<RS_DTYPE_Q4_K> {
         r.sm = __ldg((const unsigned *)(L.aux + b * 16 + 4 * (c >> 1)));
         r.dm = __ldg((const __half2 *)(L.dm + b * 4));
     }
-    static __device__ float dot(const R &r, int64_t k, const int8_t *xq, const cw_q8s *xd,
-                                const float *) {
-        return k_dot<false>(r.q, make_uint4(0, 0, 0, 0), r.sm, r.dm, k, xq, xd);
+    static __device__ void step(const R &r, const X &x, int64_t k, int, float &p) {
+        p = k_dot_x<false>(r.q, make_uint4(0, 0, 0, 0), j0(k), r.sm, r.dm, x.a, x.b, x.sx0, x.sx1,
+                           x.dx0, x.dx1);
     }
 };
 
 /* Q5_K (repacked): as Q4_K plus 16 bytes of qh (bit j of byte e%32 for sub-block j). */
-template <> struct mvt<RS_DTYPE_Q5_K> {
+template <> struct mvt<RS_DTYPE_Q5_K> : mvt_xk {
     static constexpr int U = 2;
     struct R {
         uint4 h, q;
@@ -352,9 +378,8 @@ template <> struct mvt<RS_DTYPE_Q5_K> {
         r.sm = __ldg((const unsigned *)(L.aux + b * 48 + 32 + 4 * (c >> 1)));
         r.dm = __ldg((const __half2 *)(L.dm + b * 4));
     }
-    static __device__ float dot(const R &r, int64_t k, const int8_t *xq, const cw_q8s *xd,
-                                const float *) {
-        return k_dot<true>(r.q, r.h, r.sm, r.dm, k, xq, xd);
+    static __device__ void step(const R &r, const X &x, int64_t k, int, float &p) {
+        p = k_dot_x<true>(r.q, r.h, j0(k), r.sm, r.dm, x.a, x.b, x.sx0, x.sx1, x.dx0, x.dx1);
     }
 };
 
@@ -373,13 +398,31 @@ __device__ __forceinline__ uint32_t hr_scale(uint4 s, int hh, int rr, int m) {
     return (w >> (8 * (rr + 2 * (m & 1)))) & 0xFFu;
 }
 
+/* Their activations, piece m: the 16 values of x block xb0 + m the task
+ * covers, that block's scales, and d * sum over those 16 values (xsum). */
+struct mvt_hr {
+    static constexpr int XM = 4;
+    struct X {
+        int4 v;
+        float d, xsum;
+    };
+    static __device__ X xload(int64_t k, int m, const int8_t *xq, const cw_q8s *xd, const float *) {
+        int hh, rr;
+        int64_t xb0;
+        hr_task(k, hh, rr, xb0);
+        const cw_q8s s = xd[xb0 + m];
+        return {ld_x16(xq + 32 * (xb0 + m) + 16 * rr), s.x, rr ? s.w : s.z};
+    }
+};
+
 /* Q6_K (repacked body ql[128] qh[64] scales[16]): task hr_task(k). */
-template <> struct mvt<RS_DTYPE_Q6_K> {
+template <> struct mvt<RS_DTYPE_Q6_K> : mvt_hr {
     static constexpr int U = 2;
     struct R {
         uint4 a, b, c, s;
         float d;
     };
+    using P = float;
     static __host__ __device__ int64_t ntask(const cw_layout &L) { return L.nb * 4; }
     static __device__ void load(const cw_layout &L, int64_t row, int64_t k, R &r) {
         const int64_t blk = row * L.nb + (k >> 2);
@@ -391,42 +434,35 @@ template <> struct mvt<RS_DTYPE_Q6_K> {
         r.s = cw_ld_nc(body + 192);
         r.d = cw_h2f(ld_u16(L.dm + blk * 2));
     }
-    static __device__ float dot(const R &r, int64_t k, const int8_t *xq, const cw_q8s *xd,
-                                const float *) {
-        int hh, rr;
-        int64_t xb0;
-        hr_task(k, hh, rr, xb0);
-        float acc = 0.0f;
-#pragma unroll
-        for (int m = 0; m < 4; m++) {
-            const uint4 lo = (m & 1) ? r.b : r.a;
-            const int sh = 4 * (m >> 1), hs = 2 * m;
-            const int4 x = ld_x16(xq + 32 * (xb0 + m) + 16 * rr);
-            int s = 0;
-            s = dp4a(((lo.x >> sh) & M4) | (((r.c.x >> hs) & 0x03030303u) << 4), x.x, s);
-            s = dp4a(((lo.y >> sh) & M4) | (((r.c.y >> hs) & 0x03030303u) << 4), x.y, s);
-            s = dp4a(((lo.z >> sh) & M4) | (((r.c.z >> hs) & 0x03030303u) << 4), x.z, s);
-            s = dp4a(((lo.w >> sh) & M4) | (((r.c.w >> hs) & 0x03030303u) << 4), x.w, s);
-            const int sc = (int)(int8_t)hr_scale(r.s, hh, rr, m);
-            const cw_q8s xs = xd[xb0 + m];
-            /* sum (q - 32) x = dx * sum q x - 32 * (dx * sum x over these 16) */
-            acc += (float)sc * (xs.x * (float)s - 32.0f * (rr ? xs.w : xs.z));
-        }
-        return r.d * acc;
+    static __device__ void step(const R &r, const X &x, int64_t k, int m, float &p) {
+        const int hh = (int)((k >> 1) & 1), rr = (int)(k & 1);
+        const uint4 lo = (m & 1) ? r.b : r.a;
+        const int sh = 4 * (m >> 1), hs = 2 * m;
+        int s = 0;
+        s = dp4a(((lo.x >> sh) & M4) | (((r.c.x >> hs) & 0x03030303u) << 4), x.v.x, s);
+        s = dp4a(((lo.y >> sh) & M4) | (((r.c.y >> hs) & 0x03030303u) << 4), x.v.y, s);
+        s = dp4a(((lo.z >> sh) & M4) | (((r.c.z >> hs) & 0x03030303u) << 4), x.v.z, s);
+        s = dp4a(((lo.w >> sh) & M4) | (((r.c.w >> hs) & 0x03030303u) << 4), x.v.w, s);
+        const int sc = (int)(int8_t)hr_scale(r.s, hh, rr, m);
+        /* sum (q - 32) x = dx * sum q x - 32 * (dx * sum x over these 16) */
+        p += (float)sc * (x.d * (float)s - 32.0f * x.xsum);
     }
+    static __device__ float finish(const R &r, float p) { return r.d * p; }
 };
 
 /* Q2_K / Q3_K (repacked, cuda_common.cuh): tasks as Q6_K's (hr_task): 16
  * bytes of qs whose bits 2m..2m+1 are the elements of sub-block
  * 8*hh + 2*m + rr. */
 /* Q2_K: x = d * sc * q - dmin * m per sub-block of 16; aux holds the 16
- * scale bytes as stored (sc low nibble, m high). */
-template <> struct mvt<RS_DTYPE_Q2_K> {
+ * scale bytes as stored (sc low nibble, m high). p = (sum of d-scaled
+ * products, sum of the mins' terms). */
+template <> struct mvt<RS_DTYPE_Q2_K> : mvt_hr {
     static constexpr int U = 2;
     struct R {
         uint4 q, s;
         __half2 dm;
     };
+    using P = float2;
     static __host__ __device__ int64_t ntask(const cw_layout &L) { return L.nb * 4; }
     static __device__ void load(const cw_layout &L, int64_t row, int64_t k, R &r) {
         const int64_t b = row * L.nb + (k >> 2);
@@ -434,41 +470,34 @@ template <> struct mvt<RS_DTYPE_Q2_K> {
         r.s = cw_ld_nc(L.aux + b * 16);
         r.dm = __ldg((const __half2 *)(L.dm + b * 4));
     }
-    static __device__ float dot(const R &r, int64_t k, const int8_t *xq, const cw_q8s *xd,
-                                const float *) {
-        int hh, rr;
-        int64_t xb0;
-        hr_task(k, hh, rr, xb0);
-        float acc_d = 0.0f, acc_m = 0.0f;
-#pragma unroll
-        for (int m = 0; m < 4; m++) {
-            const int sh = 2 * m;
-            const int4 x = ld_x16(xq + 32 * (xb0 + m) + 16 * rr);
-            int s = 0;
-            s = dp4a((r.q.x >> sh) & 0x03030303u, x.x, s);
-            s = dp4a((r.q.y >> sh) & 0x03030303u, x.y, s);
-            s = dp4a((r.q.z >> sh) & 0x03030303u, x.z, s);
-            s = dp4a((r.q.w >> sh) & 0x03030303u, x.w, s);
-            const uint32_t sc = hr_scale(r.s, hh, rr, m);
-            const cw_q8s xs = xd[xb0 + m];
-            /* sum (d sc q - dmin m) x = d sc dx sum q xq - dmin m (dx sum xq over these 16) */
-            acc_d += (float)(sc & 15u) * xs.x * (float)s;
-            acc_m += (float)(sc >> 4) * (rr ? xs.w : xs.z);
-        }
+    static __device__ void step(const R &r, const X &x, int64_t k, int m, float2 &p) {
+        const int hh = (int)((k >> 1) & 1), rr = (int)(k & 1), sh = 2 * m;
+        int s = 0;
+        s = dp4a((r.q.x >> sh) & 0x03030303u, x.v.x, s);
+        s = dp4a((r.q.y >> sh) & 0x03030303u, x.v.y, s);
+        s = dp4a((r.q.z >> sh) & 0x03030303u, x.v.z, s);
+        s = dp4a((r.q.w >> sh) & 0x03030303u, x.v.w, s);
+        const uint32_t sc = hr_scale(r.s, hh, rr, m);
+        /* sum (d sc q - dmin m) x = d sc dx sum q xq - dmin m (dx sum xq over these 16) */
+        p.x += (float)(sc & 15u) * x.d * (float)s;
+        p.y += (float)(sc >> 4) * x.xsum;
+    }
+    static __device__ float finish(const R &r, float2 p) {
         const float2 dm = __half22float2(r.dm);
-        return dm.x * acc_d - dm.y * acc_m;
+        return dm.x * p.x - dm.y * p.y;
     }
 };
 
 /* Q3_K: x = d * sc * (q - 4 (1 - h)) per sub-block of 16, q the 2 low bits, h
  * the high bit (hmask byte e % 32, bit e / 32); aux holds hmask[32] then the
  * 16 scales unpacked to signed bytes (stored + 32 in the file). */
-template <> struct mvt<RS_DTYPE_Q3_K> {
+template <> struct mvt<RS_DTYPE_Q3_K> : mvt_hr {
     static constexpr int U = 2;
     struct R {
         uint4 q, h, s;
         float d;
     };
+    using P = float;
     static __host__ __device__ int64_t ntask(const cw_layout &L) { return L.nb * 4; }
     static __device__ void load(const cw_layout &L, int64_t row, int64_t k, R &r) {
         const int64_t b = row * L.nb + (k >> 2);
@@ -477,47 +506,42 @@ template <> struct mvt<RS_DTYPE_Q3_K> {
         r.s = cw_ld_nc(L.aux + b * 48 + 32);
         r.d = cw_h2f(ld_u16(L.dm + b * 2));
     }
-    static __device__ float dot(const R &r, int64_t k, const int8_t *xq, const cw_q8s *xd,
-                                const float *) {
-        int hh, rr;
-        int64_t xb0;
-        hr_task(k, hh, rr, xb0);
-        float acc = 0.0f;
-#pragma unroll
-        for (int m = 0; m < 4; m++) {
-            const int sh = 2 * m, hb = 4 * hh + m; /* low bits' shift, high bit's index */
-            const int4 x = ld_x16(xq + 32 * (xb0 + m) + 16 * rr);
-            /* q + 4 h = (q | h << 2): sum (q - 4 + 4 h) x = sum (q | h << 2) x - 4 sum x */
-            int s = 0;
-            s = dp4a(((r.q.x >> sh) & 0x03030303u) | (((r.h.x >> hb) & ONES) << 2), x.x, s);
-            s = dp4a(((r.q.y >> sh) & 0x03030303u) | (((r.h.y >> hb) & ONES) << 2), x.y, s);
-            s = dp4a(((r.q.z >> sh) & 0x03030303u) | (((r.h.z >> hb) & ONES) << 2), x.z, s);
-            s = dp4a(((r.q.w >> sh) & 0x03030303u) | (((r.h.w >> hb) & ONES) << 2), x.w, s);
-            const int sc = (int)(int8_t)hr_scale(r.s, hh, rr, m);
-            const cw_q8s xs = xd[xb0 + m];
-            acc += (float)sc * (xs.x * (float)s - 4.0f * (rr ? xs.w : xs.z));
-        }
-        return r.d * acc;
+    static __device__ void step(const R &r, const X &x, int64_t k, int m, float &p) {
+        const int hh = (int)((k >> 1) & 1), rr = (int)(k & 1);
+        const int sh = 2 * m, hb = 4 * hh + m; /* low bits' shift, high bit's index */
+        /* q + 4 h = (q | h << 2): sum (q - 4 + 4 h) x = sum (q | h << 2) x - 4 sum x */
+        int s = 0;
+        s = dp4a(((r.q.x >> sh) & 0x03030303u) | (((r.h.x >> hb) & ONES) << 2), x.v.x, s);
+        s = dp4a(((r.q.y >> sh) & 0x03030303u) | (((r.h.y >> hb) & ONES) << 2), x.v.y, s);
+        s = dp4a(((r.q.z >> sh) & 0x03030303u) | (((r.h.z >> hb) & ONES) << 2), x.v.z, s);
+        s = dp4a(((r.q.w >> sh) & 0x03030303u) | (((r.h.w >> hb) & ONES) << 2), x.v.w, s);
+        const int sc = (int)(int8_t)hr_scale(r.s, hh, rr, m);
+        p += (float)sc * (x.d * (float)s - 4.0f * x.xsum);
     }
+    static __device__ float finish(const R &r, float p) { return r.d * p; }
 };
 
 /* Float types: 8 (F16/BF16) or 4 (F32) elements per task, f32 activations. */
-template <> struct mvt<RS_DTYPE_F16> {
+template <> struct mvt<RS_DTYPE_F16> : mvt_one {
     static constexpr int U = 4;
     struct R {
         uint4 w;
+    };
+    struct X {
+        float4 a, b;
     };
     static __host__ __device__ int64_t ntask(const cw_layout &L) { return L.n_in / 8; }
     static __device__ void load(const cw_layout &L, int64_t row, int64_t k, R &r) {
         r.w = cw_ld_nc(L.qs + (row * L.n_in + 8 * k) * 2);
     }
+    static __device__ X xload(int64_t k, int, const int8_t *, const cw_q8s *, const float *x) {
+        return {*(const float4 *)(x + 8 * k), *(const float4 *)(x + 8 * k + 4)};
+    }
     static __device__ float2 pair(uint32_t v) { return __half22float2(*(const __half2 *)&v); }
-    static __device__ float dot(const R &r, int64_t k, const int8_t *, const cw_q8s *,
-                                const float *x) {
-        const float4 a = *(const float4 *)(x + 8 * k), b = *(const float4 *)(x + 8 * k + 4);
+    static __device__ void step(const R &r, const X &x, int64_t, int, float &p) {
         const float2 w0 = pair(r.w.x), w1 = pair(r.w.y), w2 = pair(r.w.z), w3 = pair(r.w.w);
-        return w0.x * a.x + w0.y * a.y + w1.x * a.z + w1.y * a.w + w2.x * b.x + w2.y * b.y +
-               w3.x * b.z + w3.y * b.w;
+        p = w0.x * x.a.x + w0.y * x.a.y + w1.x * x.a.z + w1.y * x.a.w + w2.x * x.b.x +
+            w2.y * x.b.y + w3.x * x.b.z + w3.y * x.b.w;
     }
 };
 
@@ -525,31 +549,48 @@ template <> struct mvt<RS_DTYPE_BF16> : mvt<RS_DTYPE_F16> {
     static __device__ float2 pair(uint32_t v) {
         return make_float2(__uint_as_float(v << 16), __uint_as_float(v & 0xFFFF0000u));
     }
-    static __device__ float dot(const R &r, int64_t k, const int8_t *, const cw_q8s *,
-                                const float *x) {
-        const float4 a = *(const float4 *)(x + 8 * k), b = *(const float4 *)(x + 8 * k + 4);
+    static __device__ void step(const R &r, const X &x, int64_t, int, float &p) {
         const float2 w0 = pair(r.w.x), w1 = pair(r.w.y), w2 = pair(r.w.z), w3 = pair(r.w.w);
-        return w0.x * a.x + w0.y * a.y + w1.x * a.z + w1.y * a.w + w2.x * b.x + w2.y * b.y +
-               w3.x * b.z + w3.y * b.w;
+        p = w0.x * x.a.x + w0.y * x.a.y + w1.x * x.a.z + w1.y * x.a.w + w2.x * x.b.x +
+            w2.y * x.b.y + w3.x * x.b.z + w3.y * x.b.w;
     }
 };
 
-template <> struct mvt<RS_DTYPE_F32> {
+template <> struct mvt<RS_DTYPE_F32> : mvt_one {
     static constexpr int U = 4;
     struct R {
         uint4 w;
     };
+    using X = float4;
     static __host__ __device__ int64_t ntask(const cw_layout &L) { return L.n_in / 4; }
     static __device__ void load(const cw_layout &L, int64_t row, int64_t k, R &r) {
         r.w = cw_ld_nc(L.qs + (row * L.n_in + 4 * k) * 4);
     }
-    static __device__ float dot(const R &r, int64_t k, const int8_t *, const cw_q8s *,
-                                const float *x) {
-        const float4 a = *(const float4 *)(x + 4 * k);
-        return __uint_as_float(r.w.x) * a.x + __uint_as_float(r.w.y) * a.y +
-               __uint_as_float(r.w.z) * a.z + __uint_as_float(r.w.w) * a.w;
+    static __device__ X xload(int64_t k, int, const int8_t *, const cw_q8s *, const float *x) {
+        return *(const float4 *)(x + 4 * k);
+    }
+    static __device__ void step(const R &r, const X &x, int64_t, int, float &p) {
+        p = __uint_as_float(r.w.x) * x.x + __uint_as_float(r.w.y) * x.y +
+            __uint_as_float(r.w.z) * x.z + __uint_as_float(r.w.w) * x.w;
     }
 };
+
+/* acc[r] += row r's task k (w[r][u]): the activations loaded once for all R
+ * rows. */
+template <typename Tr, int R, int U>
+__device__ __forceinline__ void mv_dot_rows(const typename Tr::R (&w)[R][U], int u, int64_t k,
+                                            const int8_t *xq, const cw_q8s *xd, const float *x,
+                                            float (&acc)[R]) {
+    typename Tr::P p[R] = {};
+#pragma unroll
+    for (int m = 0; m < Tr::XM; m++) {
+        const typename Tr::X v = Tr::xload(k, m, xq, xd, x);
+#pragma unroll
+        for (int r = 0; r < R; r++) Tr::step(w[r][u], v, k, m, p[r]);
+    }
+#pragma unroll
+    for (int r = 0; r < R; r++) acc[r] += Tr::finish(w[r][u], p[r]);
+}
 
 /* ---- the main loop ------------------------------------------------------------------------- */
 
@@ -599,10 +640,13 @@ __device__ __forceinline__ void mv_accumulate(const mv_args &a, const int *p, co
 #pragma unroll
             for (int t = 0; t < NT; t++) {
                 if (t >= a.n) break;
+                float at[R];
 #pragma unroll
-                for (int r = 0; r < R; r++)
-                    acc[r][t] +=
-                        Tr::dot(w[r][u], k, a.xq + t * a.n_in, a.xd + t * nb32, a.x + t * a.n_in);
+                for (int r = 0; r < R; r++) at[r] = acc[r][t];
+                mv_dot_rows<Tr, R, U>(w, u, k, a.xq + t * a.n_in, a.xd + t * nb32, a.x + t * a.n_in,
+                                      at);
+#pragma unroll
+                for (int r = 0; r < R; r++) acc[r][t] = at[r];
             }
         }
     }
