@@ -618,7 +618,7 @@ static rs_dtype preset_type(rs_ftype ft, const char *name, int64_t n_in, int64_t
     ti.ne[2] = ti.ne[3] = 1;
     rs_quantize_params qp = {};
     qp.ftype = ft;
-    return rs_quantize_target_type(&ti, &qp, L7, 1);
+    return rs_quantize_target_type(&ti, &qp, L7, NH / NKV);
 }
 
 /* Weights of type t, or with mix, of preset ft as `rusty quantize` writes them

@@ -161,16 +161,16 @@ static void test_low_bit_mixes(void **st) {
     assert_int_equal(type_of(RS_FTYPE_Q2_K, "output.weight", 32, 1), RS_DTYPE_Q6_K);
     assert_int_equal(type_of(RS_FTYPE_Q2_K, "token_embd.weight", 32, 1), RS_DTYPE_Q2_K);
     for (int l = 0; l < 32; l++) {
-        char v[64], down[64], wo[64], q[64];
+        char v[64], down[64], wo[64], gate[64];
         snprintf(v, sizeof v, "blk.%d.attn_v.weight", l);
         snprintf(down, sizeof down, "blk.%d.ffn_down.weight", l);
         snprintf(wo, sizeof wo, "blk.%d.attn_output.weight", l);
-        snprintf(q, sizeof q, "blk.%d.ffn_gate.weight", l);
+        snprintf(gate, sizeof gate, "blk.%d.ffn_gate.weight", l);
         const rs_dtype early = l < 2 ? RS_DTYPE_Q5_K : RS_DTYPE_Q4_K;
         assert_int_equal(type_of(RS_FTYPE_Q3_K_M, v, 32, 1), early);
         assert_int_equal(type_of(RS_FTYPE_Q3_K_M, down, 32, 1), early);
         assert_int_equal(type_of(RS_FTYPE_Q3_K_M, wo, 32, 1), RS_DTYPE_Q4_K);
-        assert_int_equal(type_of(RS_FTYPE_Q3_K_M, q, 32, 1), RS_DTYPE_Q3_K);
+        assert_int_equal(type_of(RS_FTYPE_Q3_K_M, gate, 32, 1), RS_DTYPE_Q3_K);
         assert_int_equal(type_of(RS_FTYPE_Q3_K_L, v, 32, 1), RS_DTYPE_Q5_K);
         assert_int_equal(type_of(RS_FTYPE_Q3_K_L, down, 32, 1), RS_DTYPE_Q5_K);
         assert_int_equal(type_of(RS_FTYPE_Q3_K_L, wo, 32, 1), RS_DTYPE_Q5_K);
