@@ -4,7 +4,8 @@
 # The GPU machine has CUDA and Python/torch but none of our build dependencies
 # (cJSON, PCRE2, utf8proc, cmocka), so everything is built HERE and shipped:
 #
-#   bench/gpu.sh stage                 # here: make build, pack binaries + runtime libs into .stage-gpu/
+#   bench/gpu.sh stage [lean]          # here: make build, pack binaries + runtime libs into .stage-gpu/
+#                                      # (lean: rusty and synth_model only, for bench/ab/peer)
 #   (device) cd .stage-gpu && ./gpu.sh test|bench|cpu|hf|all   # there, with carry [".stage-gpu", ".models"]
 #
 # test   CUDA op tests + end-to-end GPU-vs-CPU tests, compute-sanitizer on a decode loop
@@ -16,6 +17,10 @@
 # hf     HF transformers on the same GPU (bench/hf_bench.py)
 # lab    the kernel lab (bench/cuda_bench.cu) with LAB_ARGS (default: the decode model table)
 # prof   Nsight Compute on one layer's decode kernels of the kernel lab (PROF_TYPES)
+# peer   llama.cpp (Debian's build, packed by `bench/peer.sh stage`, carried as .stage-peer)
+#        and `rusty bench` on the same GGUFs, interleaved: PEER_TYPES of PEER_SHAPE at
+#        pp512/tg128, PEER_CPU_TYPES on the host's CPU (pp64/tg32), then the 7B's
+#        Q4_0 at depth 4096
 # ab     A/B: `rusty bench $AB_ARGS` on AB_TYPES (AB_SHAPE: a synth_model shape) with an older stage's binaries
 #        (carried as .stage-base: `cp -r .stage-gpu .stage-base` before the change)
 #        and this one's, interleaved over AB_ROUNDS rounds, in one invocation; or, with
@@ -29,8 +34,10 @@ if [[ ${1:-} == stage ]]; then
     T=$(mktemp -d)
     mkdir -p "$T/bin" "$T/lib" "$T/tests"
     cp build/rusty build/librusty_cuda.so build/bench/synth_model build/bench/bench_matmul "$T/bin/"
-    find build -maxdepth 3 -type f -name 'test_cuda*' -perm -u+x -exec cp {} "$T/tests/" \;
-    [[ -f build/rusty_cuda_bench ]] && cp build/rusty_cuda_bench "$T/bin/"
+    if [[ ${2:-} != lean ]]; then
+        find build -maxdepth 3 -type f -name 'test_cuda*' -perm -u+x -exec cp {} "$T/tests/" \;
+        [[ -f build/rusty_cuda_bench ]] && cp build/rusty_cuda_bench "$T/bin/"
+    fi
     cp -r tests/data "$T/tests/"
     cp bench/hf_bench.py "$T/"
     for l in libcjson.so.1 libcmocka.so.0 libutf8proc.so.2 libpcre2-8.so.0; do
@@ -186,6 +193,47 @@ run_prof() {
     done
 }
 
+# llama.cpp beside Rusty on the same GGUF files: both tools' own tables, interleaved by type.
+run_peer() {
+    local P=$PWD/../.stage-peer
+    [[ -f $P/peer.tar.xz ]] || { echo "peer: no ../.stage-peer (bench/peer.sh stage, then carry it)"; return 1; }
+    (cd "$P" && { [[ -d peer ]] || tar xJf peer.tar.xz; })
+    P=$P/peer
+    # sid's loader and libraries first; the machine's for libcuda.so.1 and libcublas.so.13
+    local lp=$P/lib:/usr/local/cuda/lib64:${LD_LIBRARY_PATH:-}
+    # the backend's compute_90 PTX is JIT-compiled on first use and cached for later runs
+    export CUDA_CACHE_PATH=/tmp/rusty-peer-jit CUDA_CACHE_MAXSIZE=4294967296
+    local -a llama=("$P/lib/ld-linux-x86-64.so.2" --library-path "$lp" "$P/bin/llama-bench")
+    say "llama.cpp: $(paste -sd';' "$P/VERSIONS")"
+    local f t0 rc
+    for ty in ${PEER_TYPES:-F16 Q8_0 Q4_0 Q4_K_M}; do
+        f=$(synth "$ty" "${PEER_SHAPE:-llama2-7b}") || { echo "synth $ty failed"; continue; }
+        t0=$SECONDS
+        timeout "${PEER_JIT_S:-400}" "${llama[@]}" -m "$f" -p 512 -n 16 -r 1 -fa on,off >/dev/null 2>>"$OUT/peer.err"
+        rc=$?
+        echo "($ty: llama.cpp warm-up, JIT included: $((SECONDS - t0)) s, exit $rc)"
+        for r in $(seq "${PEER_ROUNDS:-1}"); do
+            timeout 300 "${llama[@]}" -m "$f" -p 512 -n 128 -r 3 -fa on,off 2>>"$OUT/peer.err"
+            $B bench -m "$f" -p 512 -n 128 -r 3 2>>"$OUT/peer.err"
+        done
+    done
+    for ty in ${PEER_CPU_TYPES:-}; do # the host's CPU (the GPU hidden from llama.cpp)
+        f=$(synth "$ty" "${PEER_SHAPE:-llama2-7b}") || continue
+        for r in $(seq "${PEER_ROUNDS:-1}"); do
+            echo "(round $r, $ty on the CPU, $(nproc) threads)"
+            CUDA_VISIBLE_DEVICES= timeout 300 "${llama[@]}" -m "$f" -p 64 -n 32 -r 3 -t "$(nproc)" 2>>"$OUT/peer.err"
+            $B bench -m "$f" --device cpu -p 64 -n 32 -r 3 2>>"$OUT/peer.err"
+        done
+    done
+    if [[ -z ${NO_DEPTH:-} ]] && f=$(synth Q4_0); then
+        echo "(Q4_0 at depth 4096: F16 KV cache, then Q8_0)"
+        timeout 300 "${llama[@]}" -m "$f" -p 512 -n 128 -d 4096 -r 3 -fa on,off 2>>"$OUT/peer.err"
+        $B bench -m "$f" -p 512 -n 128 -d 4096 -r 3 2>>"$OUT/peer.err"
+        timeout 300 "${llama[@]}" -m "$f" -p 512 -n 128 -d 4096 -r 3 -fa on -ctk q8_0 -ctv q8_0 2>>"$OUT/peer.err"
+        $B bench -m "$f" -p 512 -n 128 -d 4096 -r 3 -ctk q8_0 2>>"$OUT/peer.err"
+    fi
+}
+
 run_ab() {
     local base=$PWD/../.stage-base
     if [[ -n ${AB_TUNE_BASE:-}${AB_TUNE_NEW:-} ]]; then
@@ -213,11 +261,12 @@ case $what in
 lab) say "kernel lab: ${LAB_ARGS:-model}"; bin/rusty_cuda_bench ${LAB_ARGS:-model} ;;
 prof) run_prof ;;
 ab) run_ab ;;
+peer) run_peer ;;
 test) run_tests ;;
 qmodels) run_qmodels ;;
 bench) run_bench ;;
 cpu) run_cpu ;;
 hf) run_hf ;;
 all) run_tests; run_bench; run_cpu ;;
-*) echo "usage: gpu.sh stage|test|bench|cpu|hf|lab|prof|ab|all"; exit 2 ;;
+*) echo "usage: gpu.sh stage|test|bench|cpu|hf|lab|prof|ab|peer|all"; exit 2 ;;
 esac 2>&1 | tee -a "$OUT/gpu-$what.log"
