@@ -42,7 +42,7 @@ fi
 [[ ${1:-} == stage ]] || { echo "usage: bench/peer.sh stage | cpu [SHAPE] [TYPES]"; exit 2; }
 
 PKGS="llama.cpp-tools libllama0 libggml0 libggml0-backend-cuda libcudart12
-      libc6 libstdc++6 libgcc-s1 libgomp1 libssl3t64"
+      libc6 libstdc++6 libgcc-s1 libgomp1 libssl3t64 libllama-dev libggml-dev"
 A=${PEER_APT:-/tmp/rusty-peer-apt}
 mkdir -p "$A/lists/partial" "$A/debs"
 cat >"$A/sources.list" <<'EOF'
@@ -60,6 +60,7 @@ for d in "$A"/debs/*.deb; do dpkg-deb -x "$d" "$T/root"; done
 L=$T/root/usr/lib/x86_64-linux-gnu
 mkdir -p "$T/peer/bin" "$T/peer/lib"
 cp "$T/root/usr/bin/llama-bench" "$T/peer/bin/"
+cp -r "$T/root/usr/include" "$T/peer/" # for tests/ref/llamacpp_logits.c
 cp -a "$L"/*.so* "$L"/llama/libllama-bench-impl.so "$T/peer/lib/"
 # ggml picks the best CPU variant for the host; these cover x86-64 servers
 for v in x64 haswell skylakex icelake sapphirerapids zen4; do
