@@ -59,10 +59,11 @@ format:
 # uninitialised in all files but the first. cppcheck reads cJSON.h first so that
 # it knows cJSON_ArrayForEach (otherwise it gives up on files that use it).
 CJSON_H ?= /usr/include/cjson/cJSON.h
-# bench/peer/ is the llama.cpp harness's cuBLAS forwarder: bench/peer.sh builds it
-# against CUDA's headers, outside the CMake build whose flags clang-tidy reads.
+# bench/peer/ (the llama.cpp harness's cuBLAS forwarder) and tests/ref/ (reference
+# makers linked to llama.cpp) build against headers outside the CMake build whose
+# flags clang-tidy reads.
 lint: build
-	@printf '%s\n' $(filter-out bench/peer/%,$(filter %.c,$(SOURCES))) | \
+	@printf '%s\n' $(filter-out bench/peer/% tests/ref/%,$(filter %.c,$(SOURCES))) | \
 		xargs -P $(JOBS) -n 1 clang-tidy -p build --quiet --warnings-as-errors='*'
 	cppcheck --quiet --error-exitcode=1 --enable=warning,performance,portability --inline-suppr \
 		--suppress=missingIncludeSystem -I src --include=$(CJSON_H) \

@@ -1,5 +1,9 @@
 #!/usr/bin/env python3
-"""make_llamacpp_ref.py — llama.cpp's logits for the quantized TinyStories-656K files.
+"""make_llamacpp_ref.py — references made by llama.cpp / ggml themselves.
+
+1. tests/data/ggml_quant.txt: ggml's quantizer and dequantizer on fixed rows, every
+   type we write (tests/ref/ggml_quant_ref.c; read by tests/unit/test_quant_ggml.c).
+2. llama.cpp's logits for the quantized TinyStories-656K files (below).
 
 HF transformers (make_logits_ref.py) can only give the unquantized model's logits, so
 quantized files were checked against them with tolerances as wide as the
@@ -50,13 +54,14 @@ def read_cases(path):
     return json.loads(blob[16 : 16 + n])["cases"]
 
 
-def build_dumper(peer, tmp):
-    exe = os.path.join(tmp, "llamacpp_logits")
+def build(peer, tmp, name):
+    """Compiles tests/ref/<name>.c against the packed libraries; the command that runs it."""
+    exe = os.path.join(tmp, name)
     lib = os.path.join(peer, "lib")
     # sid's libraries need glibc 2.43: link without resolving their glibc symbols,
     # then run under sid's own loader
     subprocess.run(["gcc", "-O2", "-std=c11", "-I", os.path.join(peer, "include"),
-                    os.path.join(ROOT, "tests/ref/llamacpp_logits.c"), "-o", exe, "-L", lib,
+                    os.path.join(ROOT, f"tests/ref/{name}.c"), "-o", exe, "-L", lib,
                     "-l:libllama.so.0", "-l:libggml.so.0", "-l:libggml-base.so.0",
                     "-Wl,--unresolved-symbols=ignore-in-shared-libs"], check=True)
     return [os.path.join(lib, "ld-linux-x86-64.so.2"), "--library-path", lib, exe]
@@ -90,7 +95,12 @@ def main():
         peer = os.path.join(tmp, "peer")
         version = open(os.path.join(peer, "VERSIONS")).read().split("\n")
         version = "; ".join(v for v in version if "llama" in v or "ggml0 " in v)
-        dumper = build_dumper(peer, tmp)
+        quant = subprocess.run(build(peer, tmp, "ggml_quant_ref"), check=True,
+                               capture_output=True, text=True).stdout
+        path = os.path.join(ROOT, "tests/data/ggml_quant.txt")
+        open(path, "w").write(quant)
+        print(f"{path}: {quant.count(chr(10))} lines")
+        dumper = build(peer, tmp, "llamacpp_logits")
         jobs = [(t, os.path.join(models, f), None) for t, f in SHARED_FILES.items()]
         for t in QUANTIZED:
             q = os.path.join(tmp, f"656K-{t}.gguf")
