@@ -2,12 +2,13 @@
 # peer.sh stage — pack llama.cpp for the GPU machine, to measure it beside Rusty.
 #
 # The GPU machine cannot fetch anything and has CUDA 13 only; llama.cpp is not in
-# bookworm. Debian sid builds it (llama.cpp 0.7.0+dfsg, ggml 0.27.0, CUDA backend
-# in contrib against CUDA 12.4), and apt can fetch its binary packages here. Three
-# things make them run there:
+# bookworm. Debian sid builds it (in 2026-11: llama.cpp 0.7.0+dfsg, ggml 0.27.0, the
+# CUDA backend in contrib against CUDA 12.4), and apt can fetch its binary packages
+# here. Three things make them run there:
 #   - sid's own loader and C/C++ runtime travel with them (they need glibc 2.43);
-#   - the CUDA backend's 555 MB of device code is cut to the compute_90 PTX that an
-#     H100 JIT-compiles anyway (fatbin_keep.py), so it packs to ~29 MB;
+#   - the CUDA backend's 555 MB of device code is cut to what an H100 runs: its sm_90
+#     cubins if the package has them, else (as in 0.27.0) the compute_90 PTX that the
+#     driver JIT-compiles anyway (fatbin_keep.py), so it packs to ~29 MB;
 #   - libcublas.so.12 is a 13-function forwarder to the machine's libcublas.so.13
 #     (peer/cublas12_forward.c); libcudart.so.12 (170 kB) travels as it is.
 # Result: .stage-peer/peer.tar.xz; on the device `./gpu.sh peer` (carry .stage-peer).
@@ -50,7 +51,10 @@ deb http://deb.debian.org/debian sid main contrib non-free
 EOF
 o=(-o Dir::Etc::sourcelist="$A/sources.list" -o Dir::Etc::sourceparts=-
     -o Dir::State::Lists="$A/lists" -o APT::Get::List-Cleanup=0)
-[[ -f $A/lists/.fetched ]] || { apt-get "${o[@]}" update -qq && touch "$A/lists/.fetched"; }
+# sid moves: lists older than a day name packages the mirror no longer has
+[[ -n $(find "$A/lists/.fetched" -mtime -1 2>/dev/null) ]] ||
+    { apt-get "${o[@]}" update -qq && touch "$A/lists/.fetched"; }
+rm -f "$A"/debs/*.deb # one version of each package
 # shellcheck disable=SC2086 # PKGS is a list
 (cd "$A/debs" && apt-get "${o[@]}" download $PKGS) 2>&1 | { grep -v unsandboxed || true; }
 
@@ -66,7 +70,9 @@ cp -a "$L"/*.so* "$L"/llama/libllama-bench-impl.so "$T/peer/lib/"
 for v in x64 haswell skylakex icelake sapphirerapids zen4; do
     cp "$L/ggml/backends0/libggml-cpu-$v.so" "$T/peer/lib/"
 done
-python3 bench/peer/fatbin_keep.py "$L/ggml/backends0/libggml-cuda.so" "$T/peer/lib/libggml-cuda.so" ptx 90
+cuda=$L/ggml/backends0/libggml-cuda.so
+python3 bench/peer/fatbin_keep.py "$cuda" "$T/peer/lib/libggml-cuda.so" elf 90 2>/dev/null ||
+    python3 bench/peer/fatbin_keep.py "$cuda" "$T/peer/lib/libggml-cuda.so" ptx 90
 gcc -O2 -shared -fPIC -I/usr/local/cuda/include -Wl,-soname,libcublas.so.12 \
     -Wl,--version-script=bench/peer/cublas12.map -o "$T/peer/lib/libcublas.so.12" \
     bench/peer/cublas12_forward.c -ldl
