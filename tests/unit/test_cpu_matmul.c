@@ -12,7 +12,7 @@
  * Outputs are poisoned with NaN (including the gaps of the row stride) so
  * unwritten and overwritten elements are caught. Thread counts 1..3 must give
  * bit-identical results, and the multi-weight call must equal separate calls.
- * Q4_0 and Q8_0 run in the packed x16 layout too (packed.h): packing must
+ * Q4_0, IQ4_NL and Q8_0 run in the packed x16 layout too (packed.h): packing must
  * round-trip, and the packed products meet the same references (bit-identical
  * to the GGUF layout at the scalar level, which does the same arithmetic). */
 #include "testutil.h"
@@ -484,7 +484,7 @@ static void test_threads(void **state) {
         fixture f;
         fixture_init(&f, t, 203, n_in, x, stride, 77 + (uint64_t)ti);
         uint8_t *packed = rs_cpu_pack_supports(t) ? packed_copy(&f) : NULL;
-        /* each token count in the GGUF layout, then (Q4_0, Q8_0) packed */
+        /* each token count in the GGUF layout, then (Q4_0, IQ4_NL, Q8_0) packed */
         for (int run = 0; run < (packed ? 4 : 2); run++) {
             int64_t nt = run % 2 ? MAX_TOK : 1;
             bool lay = run >= 2;
@@ -569,7 +569,7 @@ static void test_multi(void **state) {
  * group with scale-0 rows, and has the documented size. */
 static void test_pack_layout(void **state) {
     (void)state;
-    static const rs_dtype types[2] = {RS_DTYPE_Q4_0, RS_DTYPE_Q8_0};
+    static const rs_dtype types[3] = {RS_DTYPE_Q4_0, RS_DTYPE_Q8_0, RS_DTYPE_IQ4_NL};
     static const int64_t n_outs[5] = {1, 15, 16, 17, 40}, n_ins[3] = {32, 64, 160};
     /* sizes by hand: 2 groups x (2 blocks x (256 + 32) = 576 bytes, a multiple of 64) */
     assert_int_equal(rs_cpu_pack_size(RS_DTYPE_Q4_0, 17, 64), 2 * 576);
@@ -580,7 +580,8 @@ static void test_pack_layout(void **state) {
     assert_int_equal(rs_cpu_pack_size(RS_DTYPE_Q8_0, 16, 48), 0);
     assert_int_equal(rs_cpu_pack_size(RS_DTYPE_Q8_0, 0, 64), 0);
     assert_int_equal(rs_cpu_pack_size(RS_DTYPE_Q8_0, INT64_MAX / 2, INT64_MAX / 64 * 32), 0);
-    for (int ti = 0; ti < 2; ti++)
+    assert_int_equal(rs_cpu_pack_size(RS_DTYPE_IQ4_NL, 16, 160), 1472);
+    for (int ti = 0; ti < 3; ti++)
         for (int oi = 0; oi < 5; oi++)
             for (int ii = 0; ii < 3; ii++) {
                 rs_dtype t = types[ti];
@@ -631,18 +632,18 @@ static void test_pack_layout(void **state) {
     assert_int_equal(g_failures, 0);
 }
 
-/* Packed Q4_0 / Q8_0 at every level: the float64 references, the GGUF layout
+/* Packed Q4_0 / Q8_0 / IQ4_NL at every level: the float64 references, the GGUF layout
  * (bit-identical at the scalar level), AMX bit-identical to AVX-512 (same
  * arithmetic), and shapes around the tile edges (partial groups, token counts
  * around the 4/8-token VNNI and 16-token AMX tiles). */
 static void test_packed_levels(void **state) {
     (void)state;
-    static const rs_dtype types[2] = {RS_DTYPE_Q4_0, RS_DTYPE_Q8_0};
+    static const rs_dtype types[3] = {RS_DTYPE_Q4_0, RS_DTYPE_Q8_0, RS_DTYPE_IQ4_NL};
     static const int64_t n_outs[4] = {13, 16, 45, 67}, n_ins[3] = {32, 96, 4096 + 32};
     static const int ntoks[7] = {1, 2, 7, 8, 9, 16, 17};
     rs_simd_level lv[4];
     int n_lv = levels(lv);
-    for (int ti = 0; ti < 2; ti++)
+    for (int ti = 0; ti < 3; ti++)
         for (int ii = 0; ii < 3; ii++) {
             int64_t n_in = n_ins[ii], stride = n_in + X_PAD;
             float *x = gen_x(MAX_TOK, n_in, stride, 3 * (uint64_t)ti + (uint64_t)ii);

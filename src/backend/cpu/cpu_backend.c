@@ -1,8 +1,8 @@
 /* cpu_backend.c — the backend interface on the CPU: a thread pool, the quantized
  * matmul kernels (matmul.h), and the small per-token ops.
  *
- * Memory is plain host memory. Weights stay in the file mapping, except Q4_0
- * and Q8_0 matrices where the packed x16 layout pays (packed.h): those are
+ * Memory is plain host memory. Weights stay in the file mapping, except Q4_0,
+ * IQ4_NL and Q8_0 matrices where the packed x16 layout pays (packed.h): those are
  * packed at load into an anonymous huge-page copy, and the mapping's pages of
  * the tensor are dropped, so the copy replaces the file pages in memory
  * rather than adding to them (RUSTY_CPU_PACK=0 keeps every weight in the
@@ -68,7 +68,7 @@ typedef struct cpu_backend {
     int n_threads;
     rs_simd_level level;
     rs_cpu_ew ew;     /* element-wise kernels for the level */
-    bool pack;        /* pack Q4_0 / Q8_0 matrices at load where it pays */
+    bool pack;        /* pack Q4_0 / IQ4_NL / Q8_0 matrices at load where it pays */
     bool hw_prefetch; /* decode streams left to the hardware prefetchers (matmul.h) */
     void *scratch;    /* quantized activations for matmul */
     size_t scratch_size;
@@ -315,7 +315,7 @@ static void pack_range(void *p, int64_t b, int64_t e, int ith) {
     rs_cpu_pack_groups(c->w->type, c->w->host, c->w->n_out, c->w->n_in, c->dst, b, e);
 }
 
-/* Packs a Q4_0 / Q8_0 matrix into the x16 layout (w->extra = w->data = the
+/* Packs a Q4_0 / IQ4_NL / Q8_0 matrix into the x16 layout (w->extra = w->data = the
  * copy). Falls back to the mapping when memory for the copy is short. */
 static void pack_weight(cpu_backend *c, rs_weight *w) {
     void *dst = slab_alloc(c, rs_cpu_pack_size(w->type, w->n_out, w->n_in));

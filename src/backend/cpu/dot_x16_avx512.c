@@ -1,5 +1,5 @@
-/* dot_x16_avx512.c — AVX-512 VNNI tiles for Q8_0 / Q4_0 weights in the packed
- * x16 layout (packed.h) against rs_block_q8_0p activations.
+/* dot_x16_avx512.c — AVX-512 VNNI tiles for Q8_0 / Q4_0 / IQ4_NL weights in the
+ * packed x16 layout (packed.h) against rs_block_q8_0p activations.
  *
  * One 64-byte load of a block payload holds 4 elements of each of 16 rows
  * (Q4_0: after masking or shifting the nibbles), which is exactly the
@@ -8,20 +8,22 @@
  * elements x 16 rows of one token with no shuffling, and each block of 32
  * elements takes 8 of them per (16 rows, token) into an int32 accumulator
  * that starts at the offset correction (-8 or -128 times the activation sum,
- * precomputed). Then the block's 16 sums are converted to f32 and added with
- * one FMA scaled by d_w (16 lanes, converted once per block and group) times
- * d_x (broadcast). A tile is MG groups (16 rows each) x NC tokens; edge tiles
- * repeat their last group / token, and rows past nr are computed but not
- * stored (the padding rows of the last group have scale 0). */
+ * precomputed; IQ4_NL's nibbles become its values + 128 through a vpshufb).
+ * Then the block's 16 sums are converted to f32 and added with one FMA scaled
+ * by d_w (16 lanes, converted once per block and group) times d_x (broadcast).
+ * A tile is MG groups (16 rows each) x NC tokens; edge tiles repeat their last
+ * group / token, and rows past nr are computed but not stored (the padding
+ * rows of the last group have scale 0). */
 #include <immintrin.h>
 #include <stdbool.h>
 #include <string.h>
 
 #include "backend/cpu/kernels.h"
+#include "dtype/blocks.h"
 
 #define INLINE static inline __attribute__((always_inline))
 
-enum { P_Q8_0, P_Q4_0 };
+enum { P_Q8_0, P_Q4_0, P_IQ4_NL };
 /* Tile arrays have these constant sizes and are indexed only by compile-time
  * constants after unrolling, so they live in registers. */
 enum { G_MAX = 4, C_MAX = 16 };
@@ -50,7 +52,7 @@ INLINE int_tile block_sums(const int T, const int MG, const int NC, const uint8_
                            const rs_block_q8_0p *const *xr, int64_t b) {
     int_tile s;
     RS_UNROLL for (int c = 0; c < NC; c++) {
-        __m512i o = _mm512_set1_epi32(T == P_Q8_0 ? xr[c][b].off8 : xr[c][b].off4);
+        __m512i o = _mm512_set1_epi32(T == P_Q4_0 ? xr[c][b].off4 : xr[c][b].off8);
         RS_UNROLL for (int g = 0; g < MG; g++) s.v[g][c] = o;
     }
     if (T == P_Q8_0) {
@@ -63,11 +65,21 @@ INLINE int_tile block_sums(const int T, const int MG, const int NC, const uint8_
         }
     } else {
         const __m512i m4 = _mm512_set1_epi8(0x0f);
+        /* IQ4_NL: its 16 values + 128 (unsigned), in every 128-bit lane */
+        static const int8_t iq4nl[16] = RS_IQ4NL_VALUES;
+        __m512i lut = _mm512_setzero_si512();
+        if (T == P_IQ4_NL)
+            lut = _mm512_add_epi8(_mm512_broadcast_i32x4(_mm_loadu_si128((const __m128i *)iq4nl)),
+                                  _mm512_set1_epi8((char)0x80));
         RS_UNROLL for (int k = 0; k < 4; k++) {
             RS_UNROLL for (int g = 0; g < MG; g++) {
                 __m512i v = _mm512_loadu_si512(wg[g] + (size_t)b * 256 + 64 * k);
                 __m512i lo = _mm512_and_si512(v, m4);
                 __m512i hi = _mm512_and_si512(_mm512_srli_epi16(v, 4), m4);
+                if (T == P_IQ4_NL) {
+                    lo = _mm512_shuffle_epi8(lut, lo);
+                    hi = _mm512_shuffle_epi8(lut, hi);
+                }
                 RS_UNROLL for (int c = 0; c < NC; c++) {
                     s.v[g][c] = _mm512_dpbusd_epi32(s.v[g][c], lo,
                                                     _mm512_set1_epi32(ld32(xr[c][b].qs + 4 * k)));
@@ -170,3 +182,4 @@ enum { MR = X16_MR, NC = X16_NC, MR1 = X16_MR1 };
 
 DEFINE_X16(q8_0_x16_avx512, P_Q8_0);
 DEFINE_X16(q4_0_x16_avx512, P_Q4_0);
+DEFINE_X16(iq4_nl_x16_avx512, P_IQ4_NL);

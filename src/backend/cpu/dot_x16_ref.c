@@ -1,5 +1,5 @@
-/* dot_x16_ref.c — scalar reference tiles for Q8_0 / Q4_0 weights in the packed
- * x16 layout (packed.h) against rs_block_q8_0p activations.
+/* dot_x16_ref.c — scalar reference tiles for Q8_0 / Q4_0 / IQ4_NL weights in the
+ * packed x16 layout (packed.h) against rs_block_q8_0p activations.
  *
  * The arithmetic is exactly that of the GGUF-layout references in dot_q_ref.c
  * (exact int32 per block, then s += d_w * d_x * sum in f32, blocks in order),
@@ -8,25 +8,30 @@
 
 #include "backend/cpu/kernels.h"
 #include "backend/cpu/packed.h"
+#include "dtype/blocks.h"
 #include "dtype/fp16.h"
 
+typedef enum { X16_Q8_0, X16_Q4_0, X16_IQ4_NL } x16_type;
+
 /* Weight value (signed) of element i of row r (0..15) in a block payload. */
-static inline int x16_value(bool q8, const uint8_t *pl, int r, int i) {
-    if (q8) return (int)pl[64 * (i / 4) + 4 * r + i % 4] - 128;
+static inline int x16_value(x16_type t, const uint8_t *pl, int r, int i) {
+    static const int8_t iq4nl[16] = RS_IQ4NL_VALUES;
+    if (t == X16_Q8_0) return (int)pl[64 * (i / 4) + 4 * r + i % 4] - 128;
     int k = (i % 16) / 4, m = i % 4;
     uint8_t v = pl[64 * k + 4 * r + m];
-    return (i < 16 ? (v & 0x0f) : (v >> 4)) - 8;
+    int q = i < 16 ? (v & 0x0f) : (v >> 4);
+    return t == X16_IQ4_NL ? iq4nl[q] : q - 8;
 }
 
-static float dot_x16(bool q8, int64_t n, const uint8_t *group, int r, const rs_block_q8_0p *x) {
+static float dot_x16(x16_type t, int64_t n, const uint8_t *group, int r, const rs_block_q8_0p *x) {
     const int64_t nb = n / 32;
-    const size_t pay = q8 ? 512 : 256;
+    const size_t pay = t == X16_Q8_0 ? 512 : 256;
     const uint8_t *scales = group + (size_t)nb * pay;
     float s = 0;
     for (int64_t b = 0; b < nb; b++) {
         const uint8_t *pl = group + (size_t)b * pay;
         int sum = 0;
-        for (int i = 0; i < 32; i++) sum += x16_value(q8, pl, r, i) * x[b].qs[i];
+        for (int i = 0; i < 32; i++) sum += x16_value(t, pl, r, i) * x[b].qs[i];
         uint16_t d;
         memcpy(&d, scales + 32 * (size_t)b + 2 * (size_t)r, 2);
         s += rs_fp16_to_f32(d) * x[b].d * (float)sum;
@@ -34,24 +39,31 @@ static float dot_x16(bool q8, int64_t n, const uint8_t *group, int r, const rs_b
     return s;
 }
 
-static void tile_x16(bool q8, int64_t n, const void *w, size_t w_stride, int nr, const void *x,
+static void tile_x16(x16_type t, int64_t n, const void *w, size_t w_stride, int nr, const void *x,
                      size_t x_stride, int nc, float *y, size_t y_stride) {
     for (int c = 0; c < nc; c++)
         for (int r = 0; r < nr; r++)
             y[(size_t)c * y_stride + (size_t)r] =
-                dot_x16(q8, n, (const uint8_t *)w + (size_t)(r / 16) * w_stride, r % 16,
+                dot_x16(t, n, (const uint8_t *)w + (size_t)(r / 16) * w_stride, r % 16,
                         (const rs_block_q8_0p *)((const uint8_t *)x + (size_t)c * x_stride));
 }
 
 static void tile_q8_0_x16(int64_t n, const void *w, size_t ws, int nr, const void *x, size_t xs,
                           int nc, float *y, size_t ys) {
-    tile_x16(true, n, w, ws, nr, x, xs, nc, y, ys);
+    tile_x16(X16_Q8_0, n, w, ws, nr, x, xs, nc, y, ys);
 }
 
 static void tile_q4_0_x16(int64_t n, const void *w, size_t ws, int nr, const void *x, size_t xs,
                           int nc, float *y, size_t ys) {
-    tile_x16(false, n, w, ws, nr, x, xs, nc, y, ys);
+    tile_x16(X16_Q4_0, n, w, ws, nr, x, xs, nc, y, ys);
+}
+
+static void tile_iq4_nl_x16(int64_t n, const void *w, size_t ws, int nr, const void *x, size_t xs,
+                            int nc, float *y, size_t ys) {
+    tile_x16(X16_IQ4_NL, n, w, ws, nr, x, xs, nc, y, ys);
 }
 
 const rs_cpu_kernel rs_cpu_kernel_q8_0_x16_ref = {tile_q8_0_x16, 16, 1, 16, RS_SIMD_SCALAR, NULL};
 const rs_cpu_kernel rs_cpu_kernel_q4_0_x16_ref = {tile_q4_0_x16, 16, 1, 16, RS_SIMD_SCALAR, NULL};
+const rs_cpu_kernel rs_cpu_kernel_iq4_nl_x16_ref = {tile_iq4_nl_x16, 16,  1, 16,
+                                                    RS_SIMD_SCALAR,  NULL};

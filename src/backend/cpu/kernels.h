@@ -34,7 +34,7 @@ typedef struct {
     int8_t qs[32];
     float d;
     int32_t off4; /* -8 * sum(qs): packed Q4_0 weights are q + 8 */
-    int32_t off8; /* -128 * sum(qs): packed Q8_0 weights are q + 128 */
+    int32_t off8; /* -128 * sum(qs): packed Q8_0 (IQ4_NL) weights are q (value) + 128 */
     int32_t pad;
 } rs_block_q8_0p;
 
@@ -100,8 +100,10 @@ RS_CPU_KERNEL_DECL_ALL(q5_K);
 RS_CPU_KERNEL_DECL_ALL(q6_K);
 /* Decode tile height of the AVX-512 packed kernels, which the AMX entries share. */
 enum { RS_CPU_X16_MR1 = 32 };
-extern const rs_cpu_kernel rs_cpu_kernel_q8_0_x16_ref, rs_cpu_kernel_q4_0_x16_ref;
-extern const rs_cpu_kernel rs_cpu_kernel_q8_0_x16_avx512, rs_cpu_kernel_q4_0_x16_avx512;
+extern const rs_cpu_kernel rs_cpu_kernel_q8_0_x16_ref, rs_cpu_kernel_q4_0_x16_ref,
+    rs_cpu_kernel_iq4_nl_x16_ref;
+extern const rs_cpu_kernel rs_cpu_kernel_q8_0_x16_avx512, rs_cpu_kernel_q4_0_x16_avx512,
+    rs_cpu_kernel_iq4_nl_x16_avx512;
 extern const rs_cpu_kernel rs_cpu_kernel_q8_0_x16_amx, rs_cpu_kernel_q4_0_x16_amx;
 
 /* Fully unrolls a loop over tile rows / tokens / registers, so that tile

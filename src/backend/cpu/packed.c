@@ -1,4 +1,4 @@
-/* packed.c — packing GGUF Q4_0 / Q8_0 rows into the x16 layout and back (see packed.h). */
+/* packed.c — packing GGUF Q4_0 / IQ4_NL / Q8_0 rows into the x16 layout and back (packed.h). */
 #include "backend/cpu/packed.h"
 
 #include <string.h>
@@ -7,12 +7,23 @@
 
 enum { GROUP_ALIGN = 64, SCALE_BYTES = 2 * RS_CPU_PACK_ROWS };
 
+/* 4-bit types whose blocks are an fp16 scale then 16 bytes of nibbles (element i
+ * in the low nibble of byte i, element 16 + i in the high one): they pack alike. */
+static bool nibbles32(rs_dtype type) {
+    return type == RS_DTYPE_Q4_0 || type == RS_DTYPE_IQ4_NL;
+}
+
 bool rs_cpu_pack_supports(rs_dtype type) {
-    return type == RS_DTYPE_Q4_0 || type == RS_DTYPE_Q8_0;
+    return nibbles32(type) || type == RS_DTYPE_Q8_0;
 }
 
 size_t rs_cpu_pack_payload_bytes(rs_dtype type) {
-    return type == RS_DTYPE_Q8_0 ? 512 : type == RS_DTYPE_Q4_0 ? 256 : 0;
+    return type == RS_DTYPE_Q8_0 ? 512 : nibbles32(type) ? 256 : 0;
+}
+
+static size_t gguf_block_bytes(rs_dtype type) {
+    _Static_assert(sizeof(block_iq4_nl) == sizeof(block_q4_0), "IQ4_NL packs as Q4_0");
+    return type == RS_DTYPE_Q8_0 ? sizeof(block_q8_0) : sizeof(block_q4_0);
 }
 
 size_t rs_cpu_pack_group_bytes(rs_dtype type, int64_t n_in) {
@@ -37,10 +48,11 @@ void rs_cpu_pack_groups(rs_dtype type, const void *src, int64_t n_out, int64_t n
     const int64_t nb = n_in / 32;
     const size_t gbytes = rs_cpu_pack_group_bytes(type, n_in),
                  pay = rs_cpu_pack_payload_bytes(type);
-    const size_t bb = q8 ? sizeof(block_q8_0) : sizeof(block_q4_0);
+    const size_t bb = gguf_block_bytes(type);
     const int words = (int)(pay / 64); /* 32-bit words per row and block */
     /* Q8_0: q + 128 is q with the sign bit flipped; padding rows hold q = 0
-     * (and scale 0), which is 0x80 (Q8_0) or nibbles 8 (Q4_0) */
+     * (and scale 0), which is 0x80 (Q8_0) or nibbles 8 (Q4_0; for IQ4_NL a
+     * nonzero value, but the scale 0 zeroes its products just the same) */
     const uint32_t flip = q8 ? 0x80808080u : 0, pad = q8 ? 0x80808080u : 0x88888888u;
     for (int64_t g = g0; g < g1; g++) {
         uint8_t *gp = (uint8_t *)dst + (size_t)g * gbytes;
@@ -74,7 +86,7 @@ void rs_cpu_unpack_groups(rs_dtype type, const void *src, int64_t n_out, int64_t
     const int64_t nb = n_in / 32;
     const size_t gbytes = rs_cpu_pack_group_bytes(type, n_in),
                  pay = rs_cpu_pack_payload_bytes(type);
-    const size_t bb = type == RS_DTYPE_Q8_0 ? sizeof(block_q8_0) : sizeof(block_q4_0);
+    const size_t bb = gguf_block_bytes(type);
     const int words = (int)(pay / 64);
     for (int64_t g = g0; g < g1; g++) {
         const uint8_t *gp = (const uint8_t *)src + (size_t)g * gbytes;

@@ -1,6 +1,6 @@
-/* packed.h — the CPU backend's row-interleaved weight layout ("x16") for Q4_0
- * and Q8_0, made once at load so that the matrix kernels feed vpdpbusd (and
- * AMX tiles) with full-width loads.
+/* packed.h — the CPU backend's row-interleaved weight layout ("x16") for Q4_0,
+ * IQ4_NL and Q8_0, made once at load so that the matrix kernels feed vpdpbusd
+ * (and AMX tiles) with full-width loads.
  *
  * Rows are taken 16 at a time ("group"; the last group is padded with
  * zero rows of scale 0). A group of n_in elements holds nb = n_in / 32 blocks:
@@ -16,7 +16,8 @@
  *     all 16 rows;
  *   - Q4_0 (256 bytes, j = 0..3): the GGUF bytes qs[4j..4j+3], whose low
  *     nibbles are elements 4j..4j+3 and high nibbles elements 16+4j..16+4j+3
- *     (values q + 8, unsigned).
+ *     (values q + 8, unsigned);
+ *   - IQ4_NL (256 bytes): as Q4_0; the nibbles index the type's 16 values.
  * Everything is 64-byte aligned when the packed buffer is. The size equals the
  * GGUF size up to the padding (rows to 16, groups to 64 bytes). */
 #ifndef RUSTY_BACKEND_CPU_PACKED_H
@@ -30,7 +31,7 @@
 
 enum { RS_CPU_PACK_ROWS = 16 };
 
-/* True for the weight types that have the packed layout (Q4_0, Q8_0). */
+/* True for the weight types that have the packed layout (Q4_0, IQ4_NL, Q8_0). */
 bool rs_cpu_pack_supports(rs_dtype type);
 /* Bytes of one block's payload in a group (256 or 512), 0 if unsupported. */
 size_t rs_cpu_pack_payload_bytes(rs_dtype type);
