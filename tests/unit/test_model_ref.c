@@ -335,34 +335,9 @@ static void check_llamacpp(const char *type) {
     }
 }
 
-static void test_llamacpp_q8_0(void **st) {
-    (void)st;
-    check_llamacpp("Q8_0");
-}
-
-static void test_llamacpp_iq4_nl(void **st) {
-    (void)st;
-    check_llamacpp("IQ4_NL");
-}
-
-static void test_llamacpp_q4_0(void **st) {
-    (void)st;
-    check_llamacpp("Q4_0");
-}
-
-static void test_llamacpp_q4_1(void **st) {
-    (void)st;
-    check_llamacpp("Q4_1");
-}
-
-static void test_llamacpp_q5_0(void **st) {
-    (void)st;
-    check_llamacpp("Q5_0");
-}
-
-static void test_llamacpp_q5_1(void **st) {
-    (void)st;
-    check_llamacpp("Q5_1");
+/* One case per type; the state is the type's name (cmocka_unit_test_prestate). */
+static void test_llamacpp(void **st) {
+    check_llamacpp((const char *)*st);
 }
 
 static void test_f16_kv_cache(void **st) {
@@ -402,13 +377,20 @@ int main(void) {
     if (failed) return failed;
     tu_shared_or_skip("models");
     const struct CMUnitTest tests[] = {
-        cmocka_unit_test(test_stories260k_f32),  cmocka_unit_test(test_stories260k_v1),
-        cmocka_unit_test(test_tinystories_hf),   cmocka_unit_test(test_tinystories_f16),
-        cmocka_unit_test(test_tinystories_q8_0), cmocka_unit_test(test_tinystories_iq4_nl),
-        cmocka_unit_test(test_f16_kv_cache),     cmocka_unit_test(test_q8_0_kv_cache),
-        cmocka_unit_test(test_llamacpp_q8_0),    cmocka_unit_test(test_llamacpp_iq4_nl),
-        cmocka_unit_test(test_llamacpp_q4_0),    cmocka_unit_test(test_llamacpp_q4_1),
-        cmocka_unit_test(test_llamacpp_q5_0),    cmocka_unit_test(test_llamacpp_q5_1),
+        cmocka_unit_test(test_stories260k_f32),
+        cmocka_unit_test(test_stories260k_v1),
+        cmocka_unit_test(test_tinystories_hf),
+        cmocka_unit_test(test_tinystories_f16),
+        cmocka_unit_test(test_tinystories_q8_0),
+        cmocka_unit_test(test_tinystories_iq4_nl),
+        cmocka_unit_test(test_f16_kv_cache),
+        cmocka_unit_test(test_q8_0_kv_cache),
+        cmocka_unit_test_prestate(test_llamacpp, (void *)"Q8_0"),
+        cmocka_unit_test_prestate(test_llamacpp, (void *)"IQ4_NL"),
+        cmocka_unit_test_prestate(test_llamacpp, (void *)"Q4_0"),
+        cmocka_unit_test_prestate(test_llamacpp, (void *)"Q4_1"),
+        cmocka_unit_test_prestate(test_llamacpp, (void *)"Q5_0"),
+        cmocka_unit_test_prestate(test_llamacpp, (void *)"Q5_1"),
     };
     return cmocka_run_group_tests(tests, NULL, NULL);
 }
