@@ -100,8 +100,9 @@ static void emu_dpbsud(int c, int a, int b) {
 #define _tile_dpbsud(c, a, b)         emu_dpbsud(c, a, b)
 
 /* the kernels under test, under names of their own */
-#define rs_cpu_kernel_q8_0_x16_amx emu_kernel_q8_0_x16_amx
-#define rs_cpu_kernel_q4_0_x16_amx emu_kernel_q4_0_x16_amx
+#define rs_cpu_kernel_q8_0_x16_amx   emu_kernel_q8_0_x16_amx
+#define rs_cpu_kernel_q4_0_x16_amx   emu_kernel_q4_0_x16_amx
+#define rs_cpu_kernel_iq4_nl_x16_amx emu_kernel_iq4_nl_x16_amx
 #include "../../src/backend/cpu/dot_x16_amx.c"
 #pragma GCC pop_options
 
@@ -119,12 +120,19 @@ enum { YS = 17 }; /* output row stride: one poisoned column past 16 rows */
 
 static int g_fail;
 
+/* The packed types, and each one's emulated AMX, AVX-512 and scalar kernels. */
+enum { N_TYPES = 3 };
+static const rs_dtype types[N_TYPES] = {RS_DTYPE_Q8_0, RS_DTYPE_Q4_0, RS_DTYPE_IQ4_NL};
+static const rs_cpu_kernel *const k_amx[N_TYPES] = {
+    &emu_kernel_q8_0_x16_amx, &emu_kernel_q4_0_x16_amx, &emu_kernel_iq4_nl_x16_amx};
+static const rs_cpu_kernel *const k_vnni[N_TYPES] = {&rs_cpu_kernel_q8_0_x16_avx512,
+                                                     &rs_cpu_kernel_q4_0_x16_avx512,
+                                                     &rs_cpu_kernel_iq4_nl_x16_avx512};
+static const rs_cpu_kernel *const k_ref[N_TYPES] = {
+    &rs_cpu_kernel_q8_0_x16_ref, &rs_cpu_kernel_q4_0_x16_ref, &rs_cpu_kernel_iq4_nl_x16_ref};
+
 static void check_shape(int ti, int nb, int nr, const uint8_t *p, const uint8_t *x, size_t xs) {
-    static const rs_dtype types[2] = {RS_DTYPE_Q8_0, RS_DTYPE_Q4_0};
-    const rs_cpu_kernel *amx = ti ? &emu_kernel_q4_0_x16_amx : &emu_kernel_q8_0_x16_amx;
-    const rs_cpu_kernel *vnni =
-        ti ? &rs_cpu_kernel_q4_0_x16_avx512 : &rs_cpu_kernel_q8_0_x16_avx512;
-    const rs_cpu_kernel *ref = ti ? &rs_cpu_kernel_q4_0_x16_ref : &rs_cpu_kernel_q8_0_x16_ref;
+    const rs_cpu_kernel *amx = k_amx[ti], *vnni = k_vnni[ti], *ref = k_ref[ti];
     int64_t n = 32 * (int64_t)nb;
     size_t gs = rs_cpu_pack_group_bytes(types[ti], n);
     static const int ncs[5] = {1, 2, 9, 15, 16};
@@ -156,13 +164,12 @@ static void test_amx_emulated(void **state) {
         printf("note: no AVX-512 on this CPU, the emulated AMX kernels are not tested\n");
         return;
     }
-    static const rs_dtype types[2] = {RS_DTYPE_Q8_0, RS_DTYPE_Q4_0};
     static const int nbs[8] = {1, 2, 3, 4, 5, 8, 33, 128};
-    for (int ti = 0; ti < 2; ti++)
+    for (int ti = 0; ti < N_TYPES; ti++)
         for (int bi = 0; bi < 8; bi++) {
             int nb = nbs[bi];
             int64_t n = 32 * (int64_t)nb;
-            size_t bb = ti ? 18 : 34, row = (size_t)nb * bb;
+            size_t bb = types[ti] == RS_DTYPE_Q8_0 ? 34 : 18, row = (size_t)nb * bb;
             uint8_t *g = malloc(row * 16);
             assert_non_null(g);
             for (size_t i = 0; i < row * 16; i++) g[i] = (uint8_t)rnd();

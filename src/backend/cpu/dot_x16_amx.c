@@ -1,13 +1,14 @@
-/* dot_x16_amx.c — AMX-INT8 tiles for Q8_0 / Q4_0 weights in the packed x16
- * layout (packed.h) against rs_block_q8_0p activations; used only at level
+/* dot_x16_amx.c — AMX-INT8 tiles for Q8_0 / Q4_0 / IQ4_NL weights in the packed
+ * x16 layout (packed.h) against rs_block_q8_0p activations; used only at level
  * RS_SIMD_AMX (CPUID, XCR0 and the Linux permission checked by core/cpu.c).
  *
  * One tdpbsud per block of 32 elements computes C[token][row] for up to 16
  * tokens x 16 rows: A = the tokens' 32 activation bytes (signed; one tile row
  * per token, straight from the activation rows), B = the block payload of the
  * group (unsigned, 8 rows of 4 elements x 16 weight rows — exactly the Q8_0
- * payload; Q4_0's nibbles are first split into a 512-byte buffer). C plus the
- * offset correction (-8 or -128 times the activation sum) is then the exact
+ * payload; Q4_0's nibbles are first split into a 512-byte buffer, IQ4_NL's also
+ * mapped to its values + 128). C plus the offset correction (-8 or -128 times
+ * the activation sum) is then the exact
  * block dot product, converted and scaled per token row with AVX-512 as in
  * dot_x16_avx512.c: acc = fma(float(sum), d_w * d_x, acc), blocks in order.
  * Both kernels thus give bit-identical results. The tile product of one block
@@ -20,10 +21,11 @@
 #include <string.h>
 
 #include "backend/cpu/kernels.h"
+#include "dtype/blocks.h"
 
 #define INLINE static inline __attribute__((always_inline))
 
-enum { P_Q8_0, P_Q4_0 };
+enum { P_Q8_0, P_Q4_0, P_IQ4_NL };
 enum { TOK = 16, ROWS = 16 };
 /* tile registers (macros: the intrinsics paste the number into the instruction) */
 #define TA0 0
@@ -66,14 +68,25 @@ static void configure(void) {
     _tile_loadconfig(&cfg);
 }
 
-/* Q4_0 payload -> the B tile: rows 0-3 the low nibbles (elements 4j..4j+3),
- * rows 4-7 the high ones (elements 16+4j..). */
-INLINE void split_nibbles(const uint8_t *pl, uint8_t *dst) {
+/* Q4_0 / IQ4_NL payload -> the B tile: rows 0-3 the low nibbles (elements
+ * 4j..4j+3), rows 4-7 the high ones (elements 16+4j..); IQ4_NL's as its values
+ * + 128 (unsigned), as in dot_x16_avx512.c. */
+INLINE void split_nibbles(const int T, const uint8_t *pl, uint8_t *dst) {
     const __m512i m4 = _mm512_set1_epi8(0x0f);
+    static const int8_t iq4nl[16] = RS_IQ4NL_VALUES;
+    __m512i lut = _mm512_setzero_si512();
+    if (T == P_IQ4_NL)
+        lut = _mm512_add_epi8(_mm512_broadcast_i32x4(_mm_loadu_si128((const __m128i *)iq4nl)),
+                              _mm512_set1_epi8((char)0x80));
     for (int k = 0; k < 4; k++) {
         __m512i v = _mm512_loadu_si512(pl + 64 * k);
-        _mm512_store_si512(dst + 64 * k, _mm512_and_si512(v, m4));
-        _mm512_store_si512(dst + 256 + 64 * k, _mm512_and_si512(_mm512_srli_epi16(v, 4), m4));
+        __m512i lo = _mm512_and_si512(v, m4), hi = _mm512_and_si512(_mm512_srli_epi16(v, 4), m4);
+        if (T == P_IQ4_NL) {
+            lo = _mm512_shuffle_epi8(lut, lo);
+            hi = _mm512_shuffle_epi8(lut, hi);
+        }
+        _mm512_store_si512(dst + 64 * k, lo);
+        _mm512_store_si512(dst + 256 + 64 * k, hi);
     }
 }
 
@@ -94,7 +107,7 @@ static inline float ld_f32(const uint8_t *p) {
 INLINE acc16 convert(const int T, acc16 acc, const int32_t *c, const uint8_t *xb, size_t xs,
                      __m512 dw) {
     const size_t off =
-        T == P_Q8_0 ? offsetof(rs_block_q8_0p, off8) : offsetof(rs_block_q8_0p, off4);
+        T == P_Q4_0 ? offsetof(rs_block_q8_0p, off4) : offsetof(rs_block_q8_0p, off8);
     const uint8_t *p = xb;
     RS_UNROLL for (int t = 0; t < TOK; t++, p += xs) {
         __m512i v =
@@ -121,7 +134,7 @@ INLINE void prefetch_block(const int T, const uint8_t *w, int64_t nb, int64_t b)
 enum { PF_BLOCKS = 4 }; /* prefetch distance */
 
 /* One block's tile product into C (tiles named by the macro arguments); for
- * Q4_0 the B tile comes from the nibbles split one block earlier. */
+ * the 4-bit types the B tile comes from the nibbles split one block earlier. */
 #define TILE_PRODUCT(TA, TB, TC, b, bsplit)                                                        \
     do {                                                                                           \
         _tile_loadd(TA, x + (size_t)(b) * sizeof(rs_block_q8_0p), xs);                             \
@@ -136,7 +149,7 @@ enum { PF_BLOCKS = 4 }; /* prefetch distance */
 /* A full tile of 16 tokens x (nr <= 16) rows. Software-pipelined: while the
  * tile unit multiplies block b, the vector units convert block b - 1 (stored
  * one iteration earlier, so its loads never wait for the tile store); the
- * Q4_0 nibbles of block b + 1 are split after that. */
+ * 4-bit nibbles of block b + 1 are split after that. */
 INLINE void amx_tile(const int T, int64_t n, const uint8_t *w, int nr, const uint8_t *x, size_t xs,
                      float *y, size_t ys) {
     const int64_t nb = n / 32;
@@ -146,9 +159,9 @@ INLINE void amx_tile(const int T, int64_t n, const uint8_t *w, int nr, const uin
     acc16 acc;
     RS_UNROLL for (int t = 0; t < TOK; t++) acc.v[t] = _mm512_setzero_ps();
     configure();
-    if (T == P_Q4_0) split_nibbles(w, bbuf[0]);
+    if (T != P_Q8_0) split_nibbles(T, w, bbuf[0]);
     TILE_PRODUCT(TA0, TB0, TC0, 0, bbuf[0]);
-    if (T == P_Q4_0 && nb > 1) split_nibbles(w + 256, bbuf[1]);
+    if (T != P_Q8_0 && nb > 1) split_nibbles(T, w + 256, bbuf[1]);
     _tile_stored(TC0, cbuf[0], 64);
     int64_t b = 1;
     for (; b + 2 <= nb; b += 2) {
@@ -157,11 +170,11 @@ INLINE void amx_tile(const int T, int64_t n, const uint8_t *w, int nr, const uin
         TILE_PRODUCT(TA1, TB1, TC1, b, bbuf[1]);
         acc = convert(T, acc, cbuf[0], x + (size_t)(b - 1) * sizeof(rs_block_q8_0p), xs,
                       scales(sc, b - 1));
-        if (T == P_Q4_0) split_nibbles(w + (size_t)(b + 1) * 256, bbuf[0]);
+        if (T != P_Q8_0) split_nibbles(T, w + (size_t)(b + 1) * 256, bbuf[0]);
         _tile_stored(TC1, cbuf[1], 64);
         TILE_PRODUCT(TA0, TB0, TC0, b + 1, bbuf[0]);
         acc = convert(T, acc, cbuf[1], x + (size_t)b * sizeof(rs_block_q8_0p), xs, scales(sc, b));
-        if (T == P_Q4_0 && b + 2 < nb) split_nibbles(w + (size_t)(b + 2) * 256, bbuf[1]);
+        if (T != P_Q8_0 && b + 2 < nb) split_nibbles(T, w + (size_t)(b + 2) * 256, bbuf[1]);
         _tile_stored(TC0, cbuf[0], 64);
     }
     /* here block b - 1 is in cbuf[0]; b < nb means one more (odd count left) */
@@ -200,3 +213,4 @@ INLINE void amx_tile(const int T, int64_t n, const uint8_t *w, int nr, const uin
 
 DEFINE_AMX(q8_0_x16_amx, P_Q8_0, rs_cpu_kernel_q8_0_x16_avx512);
 DEFINE_AMX(q4_0_x16_amx, P_Q4_0, rs_cpu_kernel_q4_0_x16_avx512);
+DEFINE_AMX(iq4_nl_x16_amx, P_IQ4_NL, rs_cpu_kernel_iq4_nl_x16_avx512);

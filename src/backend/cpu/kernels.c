@@ -60,9 +60,9 @@ static const struct {
     {RS_DTYPE_Q4_0,
      {&rs_cpu_kernel_q4_0_x16_ref, NULL, &rs_cpu_kernel_q4_0_x16_avx512,
       &rs_cpu_kernel_q4_0_x16_amx}},
-    /* no AMX tile yet: on AMX hosts IQ4_NL keeps the GGUF layout (not native) */
     {RS_DTYPE_IQ4_NL,
-     {&rs_cpu_kernel_iq4_nl_x16_ref, NULL, &rs_cpu_kernel_iq4_nl_x16_avx512, NULL}},
+     {&rs_cpu_kernel_iq4_nl_x16_ref, NULL, &rs_cpu_kernel_iq4_nl_x16_avx512,
+      &rs_cpu_kernel_iq4_nl_x16_amx}},
 };
 
 static const kernel_row *find_row(rs_dtype t) {
