@@ -16,6 +16,7 @@
 #include <immintrin.h>
 #include <string.h>
 
+#include "backend/cpu/iq4nl_avx512.h"
 #include "backend/cpu/kernels.h"
 #include "backend/cpu/qblock_types.h"
 #include "dtype/blocks.h"
@@ -90,12 +91,8 @@ INLINE __m512i decode_pair(const int T, const uint8_t *p, bool two) {
     }
     case W_Q4_0:
         return nibbles_pair(p + 2, p1 + 2);
-    case W_IQ4_NL: {
-        const __m512i table = _mm512_broadcast_i32x4(_mm_setr_epi8(
-            1, 24, 45, 63, 79, 93, 106, 118, (char)129, (char)141, (char)153, (char)166, (char)181,
-            (char)197, (char)217, (char)241)); /* RS_IQ4NL_VALUES + 128 */
-        return _mm512_shuffle_epi8(table, nibbles_pair(p + 2, p1 + 2));
-    }
+    case W_IQ4_NL:
+        return _mm512_shuffle_epi8(rs_iq4nl_u8_table(), nibbles_pair(p + 2, p1 + 2));
     case W_Q5_0:
         return add_high_bits(nibbles_pair(p + 6, p1 + 6), p + 2, p1 + 2);
     case W_Q4_1:
@@ -284,11 +281,8 @@ INLINE void decode_quad(const int T, const uint8_t *p, __m256i words, __m512i *l
         *hi = _mm512_mask_add_epi8(*hi, (__mmask64)_mm_extract_epi64(h, 1), *hi, sixteen);
     }
     if (T == W_IQ4_NL) {
-        const __m512i table = _mm512_broadcast_i32x4(_mm_setr_epi8(
-            1, 24, 45, 63, 79, 93, 106, 118, (char)129, (char)141, (char)153, (char)166, (char)181,
-            (char)197, (char)217, (char)241)); /* RS_IQ4NL_VALUES + 128 */
-        *lo = _mm512_shuffle_epi8(table, *lo);
-        *hi = _mm512_shuffle_epi8(table, *hi);
+        *lo = _mm512_shuffle_epi8(rs_iq4nl_u8_table(), *lo);
+        *hi = _mm512_shuffle_epi8(rs_iq4nl_u8_table(), *hi);
     }
 }
 

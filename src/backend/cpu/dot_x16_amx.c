@@ -20,8 +20,8 @@
 #include <stddef.h>
 #include <string.h>
 
+#include "backend/cpu/iq4nl_avx512.h"
 #include "backend/cpu/kernels.h"
-#include "dtype/blocks.h"
 
 #define INLINE static inline __attribute__((always_inline))
 
@@ -73,17 +73,12 @@ static void configure(void) {
  * + 128 (unsigned), as in dot_x16_avx512.c. */
 INLINE void split_nibbles(const int T, const uint8_t *pl, uint8_t *dst) {
     const __m512i m4 = _mm512_set1_epi8(0x0f);
-    static const int8_t iq4nl[16] = RS_IQ4NL_VALUES;
-    __m512i lut = _mm512_setzero_si512();
-    if (T == P_IQ4_NL)
-        lut = _mm512_add_epi8(_mm512_broadcast_i32x4(_mm_loadu_si128((const __m128i *)iq4nl)),
-                              _mm512_set1_epi8((char)0x80));
     for (int k = 0; k < 4; k++) {
         __m512i v = _mm512_loadu_si512(pl + 64 * k);
         __m512i lo = _mm512_and_si512(v, m4), hi = _mm512_and_si512(_mm512_srli_epi16(v, 4), m4);
         if (T == P_IQ4_NL) {
-            lo = _mm512_shuffle_epi8(lut, lo);
-            hi = _mm512_shuffle_epi8(lut, hi);
+            lo = _mm512_shuffle_epi8(rs_iq4nl_u8_table(), lo);
+            hi = _mm512_shuffle_epi8(rs_iq4nl_u8_table(), hi);
         }
         _mm512_store_si512(dst + 64 * k, lo);
         _mm512_store_si512(dst + 256 + 64 * k, hi);

@@ -18,8 +18,8 @@
 #include <stdbool.h>
 #include <string.h>
 
+#include "backend/cpu/iq4nl_avx512.h"
 #include "backend/cpu/kernels.h"
-#include "dtype/blocks.h"
 
 #define INLINE static inline __attribute__((always_inline))
 
@@ -65,20 +65,14 @@ INLINE int_tile block_sums(const int T, const int MG, const int NC, const uint8_
         }
     } else {
         const __m512i m4 = _mm512_set1_epi8(0x0f);
-        /* IQ4_NL: its 16 values + 128 (unsigned), in every 128-bit lane */
-        static const int8_t iq4nl[16] = RS_IQ4NL_VALUES;
-        __m512i lut = _mm512_setzero_si512();
-        if (T == P_IQ4_NL)
-            lut = _mm512_add_epi8(_mm512_broadcast_i32x4(_mm_loadu_si128((const __m128i *)iq4nl)),
-                                  _mm512_set1_epi8((char)0x80));
         RS_UNROLL for (int k = 0; k < 4; k++) {
             RS_UNROLL for (int g = 0; g < MG; g++) {
                 __m512i v = _mm512_loadu_si512(wg[g] + (size_t)b * 256 + 64 * k);
                 __m512i lo = _mm512_and_si512(v, m4);
                 __m512i hi = _mm512_and_si512(_mm512_srli_epi16(v, 4), m4);
                 if (T == P_IQ4_NL) {
-                    lo = _mm512_shuffle_epi8(lut, lo);
-                    hi = _mm512_shuffle_epi8(lut, hi);
+                    lo = _mm512_shuffle_epi8(rs_iq4nl_u8_table(), lo);
+                    hi = _mm512_shuffle_epi8(rs_iq4nl_u8_table(), hi);
                 }
                 RS_UNROLL for (int c = 0; c < NC; c++) {
                     s.v[g][c] = _mm512_dpbusd_epi32(s.v[g][c], lo,
