@@ -115,3 +115,27 @@ float tu_randf(uint64_t *s) {
     *s = x;
     return (float)((x >> 40) * (1.0 / 8388608.0)) - 1.0f;
 }
+
+static int hex_nibble(char ch) {
+    if (ch >= '0' && ch <= '9') return ch - '0';
+    if (ch >= 'a' && ch <= 'f') return ch - 'a' + 10;
+    return -1;
+}
+
+size_t tu_parse_hex(const char *s, uint8_t *out, size_t cap) {
+    size_t n = 0;
+    while (s[0] && s[1] && n < cap) {
+        const int hi = hex_nibble(s[0]), lo = hex_nibble(s[1]);
+        if (hi < 0 || lo < 0) break;
+        out[n++] = (uint8_t)(hi << 4 | lo);
+        s += 2;
+    }
+    return n;
+}
+
+uint64_t tu_fnv1a64(const void *p, size_t n) {
+    const unsigned char *b = p;
+    uint64_t h = 0xcbf29ce484222325ULL;
+    for (size_t i = 0; i < n; i++) h = (h ^ b[i]) * 0x100000001b3ULL;
+    return h;
+}

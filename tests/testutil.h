@@ -49,5 +49,10 @@ int tu_write_file(const char *path, const void *data, size_t size);
 int tu_run(const char *cmdline, char **out);
 /* Deterministic uniform floats in [-1, 1) (xorshift; state in *s). */
 float tu_randf(uint64_t *s);
+/* Bytes from lower-case hex digits, at most cap; stops at the first non-hex pair.
+ * Returns the count written. */
+size_t tu_parse_hex(const char *s, uint8_t *out, size_t cap);
+/* FNV-1a 64 of n bytes (the hash the reference makers in tests/ref/ record). */
+uint64_t tu_fnv1a64(const void *p, size_t n);
 
 #endif

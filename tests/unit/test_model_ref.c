@@ -275,15 +275,6 @@ static void test_tinystories_iq4_nl(void **st) {
  * moves them by the size of the quantization error, 10-25%. */
 #define TOL_LLAMACPP 3e-2
 
-static uint64_t fnv1a64_file(const char *path, size_t *size) {
-    char *data = tu_read_file(path, size);
-    assert_non_null(data);
-    uint64_t h = 0xcbf29ce484222325ULL;
-    for (size_t i = 0; i < *size; i++) h = (h ^ (unsigned char)data[i]) * 0x100000001b3ULL;
-    free(data);
-    return h;
-}
-
 /* The reference's "quantized" record, or NULL for a shared file. */
 static cJSON *ref_quantized(const char *ref) {
     size_t size;
@@ -309,8 +300,11 @@ static char *quantize_as_recorded(const cJSON *q) {
     const char *src = tu_shared_or_skip(cJSON_GetObjectItem(q, "from")->valuestring);
     if (rs_quantize_model(src, out, &p, &err) != RS_OK) fail_msg("quantize: %s", err.msg);
     size_t size;
+    char *bytes = tu_read_file(out, &size);
+    assert_non_null(bytes);
     char hash[17];
-    snprintf(hash, sizeof hash, "%016llx", (unsigned long long)fnv1a64_file(out, &size));
+    snprintf(hash, sizeof hash, "%016llx", (unsigned long long)tu_fnv1a64(bytes, size));
+    free(bytes);
     if (size != (size_t)cJSON_GetObjectItem(q, "size")->valuedouble ||
         strcmp(hash, cJSON_GetObjectItem(q, "fnv1a64")->valuestring) != 0)
         fail_msg("rusty quantize now writes other bytes than the file llama.cpp's reference was "

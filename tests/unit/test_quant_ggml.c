@@ -22,24 +22,6 @@ typedef struct ref_input {
     float x[N];
 } ref_input;
 
-static uint64_t fnv1a64(const void *p, size_t n) {
-    const unsigned char *b = p;
-    uint64_t h = 0xcbf29ce484222325ULL;
-    for (size_t i = 0; i < n; i++) h = (h ^ b[i]) * 0x100000001b3ULL;
-    return h;
-}
-
-static int hex_bytes(const char *hex, unsigned char *out, size_t cap) {
-    size_t n = strlen(hex) / 2;
-    if (n > cap) return -1;
-    for (size_t i = 0; i < n; i++) {
-        unsigned v;
-        if (sscanf(hex + 2 * i, "%2x", &v) != 1) return -1;
-        out[i] = (unsigned char)v;
-    }
-    return (int)n;
-}
-
 /* Checks one "<TYPE> <case> <blocks> <hash>" line; counts what differs. */
 static void check_line(char *line, const ref_input *in, int *n_checked, int *n_quant_diff,
                        int *n_deq_diff) {
@@ -55,7 +37,8 @@ static void check_line(char *line, const ref_input *in, int *n_checked, int *n_q
     unsigned char want[4 * N] = {0}, got[4 * N] = {0};
     size_t bytes;
     assert_true(rs_dtype_row_size(t, N, &bytes));
-    assert_int_equal(hex_bytes(hex, want, sizeof want), bytes);
+    assert_int_equal(strlen(hex), 2 * bytes);
+    assert_int_equal(tu_parse_hex(hex, want, sizeof want), bytes);
 
     tr->from_f32(in->x, got, N);
     if (memcmp(got, want, bytes) != 0) {
@@ -68,7 +51,7 @@ static void check_line(char *line, const ref_input *in, int *n_checked, int *n_q
     float y[N];
     tr->to_f32(want, y, N);
     char ours[17];
-    snprintf(ours, sizeof ours, "%016llx", (unsigned long long)fnv1a64(y, sizeof y));
+    snprintf(ours, sizeof ours, "%016llx", (unsigned long long)tu_fnv1a64(y, sizeof y));
     if (strcmp(ours, hash) != 0) {
         printf("  %-7s %-10s dequantized floats differ from ggml's\n", type, name);
         (*n_deq_diff)++;

@@ -211,23 +211,6 @@ static void test_q8_1_sum(void **state) {
 
 /* ---- byte-exact agreement with the Python model of ggml's reference ---- */
 
-static int hex_nibble(char ch) {
-    if (ch >= '0' && ch <= '9') return ch - '0';
-    if (ch >= 'a' && ch <= 'f') return ch - 'a' + 10;
-    return -1;
-}
-
-static size_t parse_hex(const char *s, uint8_t *out, size_t cap) {
-    size_t n = 0;
-    while (s[0] && s[1] && n < cap) {
-        const int hi = hex_nibble(s[0]), lo = hex_nibble(s[1]);
-        if (hi < 0 || lo < 0) break;
-        out[n++] = (uint8_t)(hi << 4 | lo);
-        s += 2;
-    }
-    return n;
-}
-
 /* Types in tests/data/quant_ref.txt; the file has one line per type and input. */
 static const rs_dtype k_ref_types[] = {RS_DTYPE_Q8_0, RS_DTYPE_Q4_0, RS_DTYPE_Q4_1,
                                        RS_DTYPE_Q5_0, RS_DTYPE_Q5_1, RS_DTYPE_IQ4_NL};
@@ -269,7 +252,7 @@ static void test_reference_bytes(void **state) {
         assert_true(ti < NREF);
         const rs_dtype_traits *tr = rs_dtype_get(t);
         uint8_t want[64], got[64];
-        assert_int_equal(parse_hex(rest, want, sizeof want), tr->type_size);
+        assert_int_equal(tu_parse_hex(rest, want, sizeof want), tr->type_size);
         tr->from_f32(input, got, 32);
         if (memcmp(got, want, tr->type_size) != 0) {
             for (size_t i = 0; i < tr->type_size; i++)
