@@ -856,6 +856,15 @@ static void bench_model(rs_dtype t, rs_ftype ft, bool mix, rs_kv_type kvt) {
             sizeof(unsigned long long) * RS_CUDA_CHAIN_TRACE_LAUNCHES * RS_CUDA_CHAIN_TRACE_WORDS;
         if (tp && chain && !trace) trace = (unsigned long long *)dalloc(trace_bytes);
         tu.chain_trace = tp && chain ? trace : NULL;
+        /* LAB_ROLL_TRACE=prefix: the same for fr_kernel launches (variants without the
+         * chain): prefix.N.bin, [launch][block][8 words] (cuda_internal.h) */
+        static unsigned long long *rtrace;
+        static int n_rtraced;
+        const char *rp = getenv("LAB_ROLL_TRACE");
+        const size_t rtrace_bytes =
+            sizeof(unsigned long long) * RS_CUDA_ROLL_TRACE_LAUNCHES * RS_CUDA_ROLL_TRACE_WORDS;
+        if (rp && !chain && !rtrace) rtrace = (unsigned long long *)dalloc(rtrace_bytes);
+        tu.roll_trace = rp && !chain ? rtrace : NULL;
         if (chain)
             printf("  (chain ring %d KiB, %d consumer warps, deal %s, hand-offs %s, stage %d KiB; "
                    "0 = automatic)\n",
@@ -888,6 +897,18 @@ static void bench_model(rs_dtype t, rs_ftype ft, bool mix, rs_kv_type kvt) {
                                  : std::to_string(stream).c_str(),
                    ctx, ms, 1e3 / ms, bytes / 1e9, bytes / (ms * 1e-3) / 1e9,
                    100 * bytes / (ms * 1e-3) / 1e9 / copy_gbps, ideal);
+            if (tu.roll_trace && ctx == 101) { /* one clean replay, stamped */
+                ck(cudaMemset(rtrace, 0, rtrace_bytes), "trace clear");
+                O->graph_launch(B, key);
+                sync_or_die("traced replay");
+                std::vector<unsigned long long> h(rtrace_bytes / 8);
+                ck(cudaMemcpy(h.data(), rtrace, rtrace_bytes, cudaMemcpyDeviceToHost), "trace");
+                char path[512];
+                snprintf(path, sizeof path, "%s.%d.bin", rp, n_rtraced++);
+                FILE *f = fopen(path, "wb");
+                if (f) fwrite(h.data(), 8, h.size(), f), fclose(f);
+                printf("  trace: %s\n", path);
+            }
             if (tu.chain_trace && ctx == 101) { /* one clean replay, stamped */
                 ck(cudaMemset(trace, 0, trace_bytes), "trace clear");
                 O->graph_launch(B, key);

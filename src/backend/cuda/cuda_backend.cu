@@ -971,6 +971,7 @@ extern "C" void rs_cuda_set_tuning(rs_backend *b, const rs_cuda_tuning *t) {
     cuda_backend *c = cw(b);
     tune_store(c, t);
     c->chain_launches = c->chain_phases = c->chain_handoffs = 0;
+    c->roll_traced = 0;
     if (c->side && !!t->prep_prio != c->side_low) cw_prepare_free(c); /* its stream is made again */
     cw_settle(c);
     cw_untag(c);

@@ -165,6 +165,7 @@ struct cuda_backend {
     long chain_launches, chain_phases, chain_handoffs;
     long roll_launches;  /* fr_kernel launches since the backend was made (tests) */
     long split_launches; /* fz_kernel launches split over the inputs, the same */
+    long roll_traced;    /* fr_kernel launches traced since set_tuning (tuning roll_trace) */
     cudaStream_t side;   /* created on the first prepare */
     bool side_low;       /* ... at the lowest priority (tune.prep_prio when it was made) */
     bool side_busy;      /* work issued on it since the last sync */

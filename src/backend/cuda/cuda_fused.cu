@@ -195,8 +195,10 @@ template <int T, int EPI, int LR> __host__ __device__ constexpr int fr_tasks() {
  * the next group's first, so a block's loads do not drain between chunks or
  * while warp 0 runs a group's epilogue. (fz_kernel loads U tasks, waits for
  * all of them, sums and loads again, one group per block: an SM's loads
- * drain at the end of every block.) The sums are fz_kernel's, in its order. */
-template <int T, int EPI>
+ * drain at the end of every block.) The sums are fz_kernel's, in its order.
+ * TRACE: the kernel lab's instance, stamping f.trace (tuning roll_trace); the
+ * stamps are compiled out of the others, whose registers they would change. */
+template <int T, int EPI, bool TRACE>
 __global__ void __launch_bounds__(FZ_WARPS * 32, 1)
     fr_kernel(const __grid_constant__ fz_args f, unsigned groups) {
     using Tr = mvt<T>;
@@ -204,6 +206,7 @@ __global__ void __launch_bounds__(FZ_WARPS * 32, 1)
     __shared__ float ys[2][NO];
     const mv_args &a = f.m;
     cw_griddep_launch();
+    if (TRACE) fz_stamp(f, RS_ROLL_START);
     const int lane = threadIdx.x & 31, warp = threadIdx.x >> 5;
     unsigned g = blockIdx.x;
     int p[R], slot[R];
@@ -214,6 +217,7 @@ __global__ void __launch_bounds__(FZ_WARPS * 32, 1)
     typename Tr::R w[R][U];
     mv_load_tasks<Tr, R, U>(a, p, row, lane, nt, w);
     cw_griddep_wait();
+    if (TRACE) fz_stamp(f, RS_ROLL_WAITED);
     float s[1];
     mv_norm_scale<1>(a, lane, s);
     mv_write_xn<1>(a, s);
@@ -255,6 +259,12 @@ __global__ void __launch_bounds__(FZ_WARPS * 32, 1)
 #pragma unroll
         for (int r = 0; r < R; r++) p[r] = pn[r], row[r] = rn[r], slot[r] = sn[r];
     }
+    if (TRACE && threadIdx.x == 0) {
+        fz_stamp(f, RS_ROLL_END);
+        unsigned sm;
+        asm volatile("mov.u32 %0, %%smid;" : "=r"(sm));
+        f.trace[blockIdx.x * 8 + RS_ROLL_SM] = sm;
+    }
 }
 
 /* Blocks per group of 32 outputs. Float weights: enough to fill the blocks
@@ -287,9 +297,9 @@ template <int EPI, int T, int NT> void fz_launch_n(cuda_backend *c, fz_args f, u
     if (f.nsplit > 1) c->split_launches++;
 }
 
-template <int EPI, int T> void fz_launch_t(cuda_backend *c, const fz_args &f, unsigned groups) {
-    if (f.m.n == 1 && !mv_is_float(T) && c->tune.fz_roll &&
-        fz_split<T, 1, EPI>(c, f, groups) == 1) {
+template <int EPI, int T> void fz_launch_t(cuda_backend *c, const fz_args &f0, unsigned groups) {
+    if (f0.m.n == 1 && !mv_is_float(T) && c->tune.fz_roll &&
+        fz_split<T, 1, EPI>(c, f0, groups) == 1) {
         const int want = c->tune.roll_grid > 0 ? c->tune.roll_grid : c->n_sm;
         unsigned grid = std::min<unsigned>(groups, (unsigned)want);
         if (c->tune.roll_fit && c->tune.roll_grid <= 0) {
@@ -298,12 +308,24 @@ template <int EPI, int T> void fz_launch_t(cuda_backend *c, const fz_args &f, un
             const unsigned per = (groups + grid - 1) / grid;
             grid = (groups + per - 1) / per;
         }
-        cw_launch(c, true, fr_kernel<T, EPI>, dim3(grid), dim3(FZ_WARPS * 32), 0, f, groups);
+        /* the lab's trace: the 7B's types only, to keep the module small */
+        constexpr bool traced =
+            T == RS_DTYPE_Q8_0 || T == RS_DTYPE_Q4_0 || T == RS_DTYPE_Q4_K || T == RS_DTYPE_Q6_K;
+        fz_args f = f0;
+        if (traced && c->tune.roll_trace && c->roll_traced < RS_CUDA_ROLL_TRACE_LAUNCHES &&
+            grid * 8 <= RS_CUDA_ROLL_TRACE_WORDS)
+            f.trace = c->tune.roll_trace + c->roll_traced++ * RS_CUDA_ROLL_TRACE_WORDS;
+        if (traced && f.trace)
+            cw_launch(c, true, fr_kernel<T, EPI, traced>, dim3(grid), dim3(FZ_WARPS * 32), 0, f,
+                      groups);
+        else
+            cw_launch(c, true, fr_kernel<T, EPI, false>, dim3(grid), dim3(FZ_WARPS * 32), 0, f,
+                      groups);
         c->roll_launches++;
-    } else if (f.m.n == 1)
-        fz_launch_n<EPI, T, 1>(c, f, groups);
+    } else if (f0.m.n == 1)
+        fz_launch_n<EPI, T, 1>(c, f0, groups);
     else
-        fz_launch_n<EPI, T, CW_MV_MAX_TOK>(c, f, groups);
+        fz_launch_n<EPI, T, CW_MV_MAX_TOK>(c, f0, groups);
 }
 
 /* One launch of its own. */

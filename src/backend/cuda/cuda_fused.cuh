@@ -38,7 +38,15 @@ struct fz_args {
     /* streamed kernels (cuda_stream.cuh): the next group to claim, blocks out of
      * groups (both kept zero between launches) */
     unsigned *fs_ctr;
+    unsigned long long *trace; /* lab: fr_kernel's stamps (tuning roll_trace), or NULL */
 };
+
+__device__ __forceinline__ void fz_stamp(const fz_args &f, int word) {
+    if (!f.trace || threadIdx.x != 0) return;
+    unsigned long long t;
+    asm volatile("mov.u64 %0, %%globaltimer;" : "=l"(t));
+    f.trace[blockIdx.x * 8 + word] = t;
+}
 
 /* What an epilogue wrote for the next matvec (when f.oq): its int8 form, and
  * the group's sum of squares of x (RESID with a next norm). The decode chain

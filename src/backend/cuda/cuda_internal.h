@@ -92,10 +92,24 @@ typedef struct rs_cuda_tuning {
                                       * timestamps to (cuda_chain.cuh), or NULL: the first
                                       * RS_CUDA_CHAIN_TRACE_LAUNCHES launches after set_tuning,
                                       * RS_CUDA_CHAIN_TRACE_WORDS each */
+    unsigned long long *roll_trace;  /* lab only: the same for fr_kernel launches (fz_roll):
+                                      * per launch [160 blocks][8 words] (RS_ROLL_*); grids
+                                      * of more blocks go untraced */
 } rs_cuda_tuning;
 
 /* The chain trace's layout: per launch [160 blocks][4 phases][8 events]. */
 enum { RS_CUDA_CHAIN_TRACE_LAUNCHES = 64, RS_CUDA_CHAIN_TRACE_WORDS = 160 * 4 * 8 };
+/* fr_kernel's trace (Q8_0, Q4_0, Q4_K and Q6_K launches), per launch and block:
+ * globaltimer at the block's start, when its wait for the kernel before returned
+ * and at its end, then the SM it ran on. */
+enum {
+    RS_CUDA_ROLL_TRACE_LAUNCHES = 160,
+    RS_CUDA_ROLL_TRACE_WORDS = 160 * 8,
+    RS_ROLL_START = 0,
+    RS_ROLL_WAITED = 1,
+    RS_ROLL_END = 2,
+    RS_ROLL_SM = 3,
+};
 
 void rs_cuda_get_tuning(rs_backend *b, rs_cuda_tuning *t);
 
