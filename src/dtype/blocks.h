@@ -98,6 +98,31 @@ typedef struct {
 } block_q4_K;
 RS_STATIC_ASSERT(sizeof(block_q4_K) == 144, "block_q4_K size");
 
+/* The 6-bit scale and min of sub-block j (0..7) of Q4_K/Q5_K: j < 4 keep them
+ * in the low 6 bits of bytes j and j+4; j >= 4 split them into the nibbles of
+ * byte j+4 plus the top two bits of bytes j-4 (scale) and j (min). */
+static inline void rs_k4_get_scale_min(int j, const uint8_t *q, int *sc, int *m) {
+    if (j < 4) {
+        *sc = q[j] & 63;
+        *m = q[j + 4] & 63;
+    } else {
+        *sc = (q[j + 4] & 0x0f) | ((q[j - 4] >> 6) << 4);
+        *m = (q[j + 4] >> 4) | ((q[j] >> 6) << 4);
+    }
+}
+
+/* The inverse, for j = 0..7 in order (j >= 4 adds bits to bytes j < 4 wrote). */
+static inline void rs_k4_put_scale_min(int j, uint8_t *q, int sc, int m) {
+    if (j < 4) {
+        q[j] = (uint8_t)sc;
+        q[j + 4] = (uint8_t)m;
+    } else {
+        q[j + 4] = (uint8_t)((sc & 0x0f) | ((m & 0x0f) << 4));
+        q[j - 4] |= (uint8_t)((sc >> 4) << 6);
+        q[j] |= (uint8_t)((m >> 4) << 6);
+    }
+}
+
 /* Q5_K: as Q4_K plus one high bit per element. */
 typedef struct {
     uint16_t d;

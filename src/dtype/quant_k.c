@@ -26,30 +26,6 @@ static int level_2bit(const uint8_t *qs, int e) {
     return (qs[32 * (e / 128) + e % 32] >> (2 * ((e % 128) / 32))) & 3;
 }
 
-/* The 6-bit scale and min of sub-block j of Q4_K/Q5_K: j < 4 keep them in the
- * low 6 bits of bytes j and j+4; j >= 4 split them into the nibbles of byte
- * j+4 plus the top two bits of bytes j-4 (scale) and j (min). */
-static void get_scale_min(int j, const uint8_t *q, int *sc, int *m) {
-    if (j < 4) {
-        *sc = q[j] & 63;
-        *m = q[j + 4] & 63;
-    } else {
-        *sc = (q[j + 4] & 0x0f) | ((q[j - 4] >> 6) << 4);
-        *m = (q[j + 4] >> 4) | ((q[j] >> 6) << 4);
-    }
-}
-
-static void put_scale_min(int j, uint8_t *q, int sc, int m) {
-    if (j < 4) {
-        q[j] = (uint8_t)sc;
-        q[j + 4] = (uint8_t)m;
-    } else {
-        q[j + 4] = (uint8_t)((sc & 0x0f) | ((m & 0x0f) << 4));
-        q[j - 4] |= (uint8_t)((sc >> 4) << 6);
-        q[j] |= (uint8_t)((m >> 4) << 6);
-    }
-}
-
 /* Q3_K's 16 6-bit scales (stored +32): low nibbles in bytes 0..7 (sub-blocks
  * 0..7 low nibble, 8..15 high nibble), top two bits in bytes 8..11. */
 static int get_q3_scale(int j, const uint8_t *s) {
@@ -206,7 +182,7 @@ void rs_dtype_q4_k_to_f32(const void *src, float *dst, int64_t n) {
         const float dmin = rs_fp16_to_f32(blk.dmin);
         for (int s = 0; s < QK_K / 32; s++) {
             int sc, m;
-            get_scale_min(s, blk.scales, &sc, &m);
+            rs_k4_get_scale_min(s, blk.scales, &sc, &m);
             const float d1 = d * (float)sc, m1 = dmin * (float)m;
             const uint8_t *q = blk.qs + 32 * (s / 2);
             const int shift = (s % 2) * 4;
@@ -225,7 +201,7 @@ void rs_dtype_q5_k_to_f32(const void *src, float *dst, int64_t n) {
         const float dmin = rs_fp16_to_f32(blk.dmin);
         for (int s = 0; s < QK_K / 32; s++) {
             int sc, m;
-            get_scale_min(s, blk.scales, &sc, &m);
+            rs_k4_get_scale_min(s, blk.scales, &sc, &m);
             const float d1 = d * (float)sc, m1 = dmin * (float)m;
             const uint8_t *q = blk.qs + 32 * (s / 2);
             const int shift = (s % 2) * 4;
@@ -262,13 +238,13 @@ static void quantize_k_affine(const float *x, int nmax, float rmin, int nstep, u
         /* ggml stores these into uint8_t before clamping to 63 */
         const int ls = rs_min_int(63, (uint8_t)rs_nearest_int(inv_scale * scales[j]));
         const int lm = rs_min_int(63, (uint8_t)rs_nearest_int(inv_min * mins[j]));
-        put_scale_min(j, scales_out, ls, lm);
+        rs_k4_put_scale_min(j, scales_out, ls, lm);
     }
     *d_out = rs_f32_to_fp16(max_scale / 63.0f);
     *dmin_out = rs_f32_to_fp16(max_min / 63.0f);
     for (int j = 0; j < QK_K / 32; j++) {
         int sc, m;
-        get_scale_min(j, scales_out, &sc, &m);
+        rs_k4_get_scale_min(j, scales_out, &sc, &m);
         const float d = rs_fp16_to_f32(*d_out) * (float)sc;
         if (d == 0.0f) continue;
         const float dm = rs_fp16_to_f32(*dmin_out) * (float)m;

@@ -205,10 +205,9 @@ static double part_bound(rs_dtype t, const uint8_t *block, double w) {
  * tol_x adds the activation quantization: sum |w_i| * step_b / 2 with step_b
  * = amax_b / 127 grown by the fp16 rounding of the stored scale (2^-10;
  * 2^-20 for Q8_K's f32 scale). */
-static expect expect_one(rs_dtype t, const uint8_t *wrow, const double *wd, const float *x,
-                         const double *xh, int64_t n_in) {
+static expect expect_one(rs_dtype t, rs_dtype ct, const uint8_t *wrow, const double *wd,
+                         const float *x, const double *xh, int64_t n_in) {
     const rs_dtype_traits *tr = rs_dtype_get(t);
-    rs_dtype ct = companion(t);
     int64_t wblk = tr->block_size, ablk = rs_dtype_get(ct)->block_size;
     expect e = {0, 0, 0, 0};
     double S = 0, act = 0, s_err = 0;
@@ -235,7 +234,8 @@ static expect expect_one(rs_dtype t, const uint8_t *wrow, const double *wd, cons
             }
         }
     }
-    int64_t n_terms = (wblk == 1 ? n_in : n_in / wblk) + 32;
+    /* the packed Q4_K kernels (Q8_0 activations) add two terms per 32 elements */
+    int64_t n_terms = (wblk == 1 ? n_in : ablk < wblk ? 2 * n_in / ablk : n_in / wblk) + 32;
     e.tol_q = 2.0 * (double)n_terms * 0x1p-24 * S + s_err;
     e.tol_x = e.tol_q + act;
     return e;
@@ -247,7 +247,9 @@ typedef struct {
     int64_t n_in, n_out;
     uint8_t *w;
     size_t row_bytes;
-    expect *ex; /* [MAX_TOK][n_out] */
+    expect *ex;        /* [MAX_TOK][n_out] */
+    expect *ex_packed; /* the same for the packed layout where its activations differ (Q4_K:
+                        * Q8_0 against Q8_K), else NULL */
 } fixture;
 
 static void fixture_init(fixture *f, rs_dtype t, int64_t n_out, int64_t n_in, const float *x,
@@ -261,13 +263,22 @@ static void fixture_init(fixture *f, rs_dtype t, int64_t n_out, int64_t n_in, co
     float *row = malloc(sizeof(float) * (size_t)n_in);
     f->ex = malloc(sizeof(expect) * (size_t)(MAX_TOK * n_out));
     assert_true(wd && xh && row && f->ex);
-    quantized_x(companion(t), x, stride, MAX_TOK, n_in, xh);
-    for (int64_t o = 0; o < n_out; o++) {
-        const uint8_t *wrow = f->w + (size_t)o * f->row_bytes;
-        rs_dtype_get(t)->to_f32(wrow, row, n_in);
-        for (int64_t i = 0; i < n_in; i++) wd[i] = row[i];
-        for (int64_t tk = 0; tk < MAX_TOK; tk++)
-            f->ex[tk * n_out + o] = expect_one(t, wrow, wd, x + tk * stride, xh + tk * n_in, n_in);
+    /* the packed kernels quantize activations as Q8_0 (rs_block_q8_0p's values) */
+    const bool own_packed = rs_cpu_pack_supports(t) && companion(t) != RS_DTYPE_Q8_0;
+    f->ex_packed = own_packed ? malloc(sizeof(expect) * (size_t)(MAX_TOK * n_out)) : NULL;
+    for (int pass = 0; pass < (own_packed ? 2 : 1); pass++) {
+        const rs_dtype ct = pass ? RS_DTYPE_Q8_0 : companion(t);
+        expect *ex = pass ? f->ex_packed : f->ex;
+        assert_non_null(ex);
+        quantized_x(ct, x, stride, MAX_TOK, n_in, xh);
+        for (int64_t o = 0; o < n_out; o++) {
+            const uint8_t *wrow = f->w + (size_t)o * f->row_bytes;
+            rs_dtype_get(t)->to_f32(wrow, row, n_in);
+            for (int64_t i = 0; i < n_in; i++) wd[i] = row[i];
+            for (int64_t tk = 0; tk < MAX_TOK; tk++)
+                ex[tk * n_out + o] =
+                    expect_one(t, ct, wrow, wd, x + tk * stride, xh + tk * n_in, n_in);
+        }
     }
     free(wd);
     free(xh);
@@ -277,6 +288,7 @@ static void fixture_init(fixture *f, rs_dtype t, int64_t n_out, int64_t n_in, co
 static void fixture_free(fixture *f) {
     free(f->w);
     free(f->ex);
+    free(f->ex_packed);
 }
 
 /* ---- running and checking ------------------------------------------------- */
@@ -347,7 +359,10 @@ static float *run_mm(rs_threadpool *tp, const fixture *f, const float *x, int64_
 static int g_failures;
 
 /* Checks Y against the float64 references; the stride gaps must still be NaN. */
-static void check_y(const fixture *f, const float *y, int64_t n_tok, const char *what) {
+/* y of the weights in the GGUF layout, or (packed) in the x16 one. */
+static void check_y_as(const fixture *f, const float *y, int64_t n_tok, const char *what,
+                       bool packed) {
+    const expect *ex = packed && f->ex_packed ? f->ex_packed : f->ex;
     for (int64_t t = 0; t < n_tok; t++) {
         for (int64_t o = 0; o < f->n_out + Y_PAD; o++) {
             float v = y[t * (f->n_out + Y_PAD) + o];
@@ -357,7 +372,7 @@ static void check_y(const fixture *f, const float *y, int64_t n_tok, const char 
                                 (long long)t, (long long)o);
                 continue;
             }
-            const expect *e = &f->ex[t * f->n_out + o];
+            const expect *e = &ex[t * f->n_out + o];
             if (!(fabs(v - e->ref_q) <= e->tol_q) || !(fabs(v - e->ref_x) <= e->tol_x)) {
                 if (g_failures++ < 10)
                     print_error("%s %s n_in %lld n_tok %lld: y[%lld][%lld] = %.9g, W·X̂ = %.9g "
@@ -368,6 +383,10 @@ static void check_y(const fixture *f, const float *y, int64_t n_tok, const char 
             }
         }
     }
+}
+
+static void check_y(const fixture *f, const float *y, int64_t n_tok, const char *what) {
+    check_y_as(f, y, n_tok, what, false);
 }
 
 /* Every level available on this CPU, forced through RUSTY_SIMD as users would. */
@@ -490,7 +509,7 @@ static void test_threads(void **state) {
             bool lay = run >= 2;
             const uint8_t *pw = lay ? packed : NULL;
             float *y0 = run_mm_layout(NULL, &f, pw, x, stride, nt, best);
-            check_y(&f, y0, nt, lay ? "no pool, packed" : "no pool");
+            check_y_as(&f, y0, nt, lay ? "no pool, packed" : "no pool", lay);
             for (int n = 1; n <= 4; n++) {
                 /* n = 4: 3 threads, decode tiles leaving prefetch to the hardware */
                 float *y = run_mm_opts(tps[n < 4 ? n - 1 : 2], &f, pw, x, stride, nt, best, n == 4);
@@ -548,7 +567,7 @@ static void test_multi(void **state) {
             rs_error err = {0};
             assert_int_equal(rs_cpu_matmul_multi(tp, &in, ws, NW, &err), RS_OK);
             for (int i = 0; i < NW; i++) {
-                check_y(&f[i], ym[i], nt, "multi");
+                check_y_as(&f[i], ym[i], nt, "multi", i == NW - 1);
                 float *y1 =
                     run_mm_layout(NULL, &f[i], i == NW - 1 ? packed : NULL, x, stride, nt, lv[l]);
                 assert_memory_equal(y1, ym[i],
@@ -576,7 +595,9 @@ static void test_pack_layout(void **state) {
     /* 1 group x (5 blocks x 288 = 1440 -> 1472) and Q8_0 5 x 544 = 2720 -> 2752 */
     assert_int_equal(rs_cpu_pack_size(RS_DTYPE_Q4_0, 16, 160), 1472);
     assert_int_equal(rs_cpu_pack_size(RS_DTYPE_Q8_0, 16, 160), 2752);
-    assert_int_equal(rs_cpu_pack_size(RS_DTYPE_Q4_K, 16, 256), 0);
+    /* Q4_K: 8 sub-blocks x (256 + 40) = 2368, a multiple of 64; rows of 160 do not pack */
+    assert_int_equal(rs_cpu_pack_size(RS_DTYPE_Q4_K, 16, 256), 2368);
+    assert_int_equal(rs_cpu_pack_size(RS_DTYPE_Q4_K, 16, 160), 0);
     assert_int_equal(rs_cpu_pack_size(RS_DTYPE_Q8_0, 16, 48), 0);
     assert_int_equal(rs_cpu_pack_size(RS_DTYPE_Q8_0, 0, 64), 0);
     assert_int_equal(rs_cpu_pack_size(RS_DTYPE_Q8_0, INT64_MAX / 2, INT64_MAX / 64 * 32), 0);
@@ -589,7 +610,7 @@ static void test_pack_layout(void **state) {
                 size_t row, bb = t == RS_DTYPE_Q8_0 ? 34 : 18, pay = t == RS_DTYPE_Q8_0 ? 512 : 256;
                 uint8_t *w = gen_weights(
                     t, n_out, n_in, 100 * (uint64_t)ti + 10 * (uint64_t)oi + (uint64_t)ii, &row);
-                fixture f = {t, n_in, n_out, w, row, NULL};
+                fixture f = {t, n_in, n_out, w, row, NULL, NULL};
                 uint8_t *p = packed_copy(&f);
                 size_t gbytes = rs_cpu_pack_group_bytes(t, n_in);
                 /* spot checks against the layout description */
@@ -632,20 +653,82 @@ static void test_pack_layout(void **state) {
     assert_int_equal(g_failures, 0);
 }
 
-/* Packed Q4_0 / Q8_0 / IQ4_NL at every level: the float64 references, the GGUF layout
- * (bit-identical at the scalar level), AMX bit-identical to AVX-512 (same
- * arithmetic), and shapes around the tile edges (partial groups, token counts
+/* Packed Q4_K: d, dmin, the 6-bit scales and mins and every nibble where
+ * packed.h says, padding rows all zero, and the round trip to the GGUF bytes. */
+static void test_pack_layout_k4(void **state) {
+    (void)state;
+    static const int64_t n_outs[3] = {1, 16, 21}, n_ins[2] = {256, 768};
+    for (int oi = 0; oi < 3; oi++)
+        for (int ii = 0; ii < 2; ii++) {
+            const int64_t n_out = n_outs[oi], n_in = n_ins[ii], nsb = n_in / 256, nb = n_in / 32;
+            size_t row;
+            uint8_t *w = gen_weights(RS_DTYPE_Q4_K, n_out, n_in,
+                                     900 + 10 * (uint64_t)oi + (uint64_t)ii, &row);
+            fixture f = {RS_DTYPE_Q4_K, n_in, n_out, w, row, NULL, NULL};
+            uint8_t *p = packed_copy(&f);
+            const size_t gbytes = rs_cpu_pack_group_bytes(RS_DTYPE_Q4_K, n_in);
+            const int64_t groups = (n_out + 15) / 16;
+            for (int64_t o = 0; o < groups * 16; o++)
+                for (int64_t s = 0; s < nsb; s++) {
+                    const block_q4_K *b =
+                        o < n_out ? (const block_q4_K *)(w + (size_t)o * row) + s : NULL;
+                    const uint8_t *g = p + (size_t)(o / 16) * gbytes;
+                    const uint8_t *rec = g + (size_t)nb * 256 + (size_t)s * RS_CPU_PACK_K4_SCALES;
+                    const int r = (int)(o % 16);
+                    uint16_t d, dmin;
+                    memcpy(&d, rec + 2 * r, 2);
+                    memcpy(&dmin, rec + 32 + 2 * r, 2);
+                    int bad = d != (b ? b->d : 0) || dmin != (b ? b->dmin : 0);
+                    for (int j = 0; j < 8; j++) {
+                        int sc = 0, m = 0;
+                        if (b) rs_k4_get_scale_min(j, b->scales, &sc, &m);
+                        bad |= rec[64 + 16 * j + r] != sc || rec[192 + 16 * j + r] != m;
+                        const uint8_t *pl = g + (size_t)(8 * s + j) * 256 + 4 * (size_t)r;
+                        for (int i = 0; i < 32; i++) {
+                            const uint8_t v = pl[64 * ((i % 16) / 4) + i % 4];
+                            const int got = i < 16 ? v & 0x0f : v >> 4;
+                            /* element 32 j + i of the super-block: byte 32 (j / 2) + i,
+                             * low nibble for even j */
+                            const int want =
+                                b ? (b->qs[32 * (j / 2) + i] >> (j & 1 ? 4 : 0)) & 0x0f : 0;
+                            bad |= got != want;
+                        }
+                    }
+                    if (bad && g_failures++ < 10)
+                        print_error(
+                            "Q4_K n_out %lld n_in %lld row %lld super-block %lld misplaced\n",
+                            (long long)n_out, (long long)n_in, (long long)o, (long long)s);
+                }
+            uint8_t *back = malloc(row * (size_t)n_out);
+            assert_non_null(back);
+            memset(back, 0x5A, row * (size_t)n_out);
+            rs_cpu_unpack_groups(RS_DTYPE_Q4_K, p, n_out, n_in, back, 0, groups);
+            assert_memory_equal(back, w, row * (size_t)n_out);
+            free(back);
+            free(p);
+            free(w);
+        }
+    assert_int_equal(g_failures, 0);
+}
+
+/* Packed Q4_0 / Q8_0 / IQ4_NL / Q4_K at every level: the float64 references, the
+ * GGUF layout (bit-identical at the scalar level; Q4_K, whose GGUF kernels take
+ * other activations, within their tolerance), AMX bit-identical to AVX-512
+ * (same arithmetic; Q4_K: every level bit-identical to its packed scalar
+ * reference), and shapes around the tile edges (partial groups, token counts
  * around the 4/8-token VNNI and 16-token AMX tiles). */
 static void test_packed_levels(void **state) {
     (void)state;
-    static const rs_dtype types[3] = {RS_DTYPE_Q4_0, RS_DTYPE_Q8_0, RS_DTYPE_IQ4_NL};
-    static const int64_t n_outs[4] = {13, 16, 45, 67}, n_ins[3] = {32, 96, 4096 + 32};
+    static const rs_dtype types[4] = {RS_DTYPE_Q4_0, RS_DTYPE_Q8_0, RS_DTYPE_IQ4_NL, RS_DTYPE_Q4_K};
+    static const int64_t n_outs[4] = {13, 16, 45, 67}, n_ins[3] = {32, 96, 4096 + 32},
+                         n_ins_k[3] = {256, 768, 4096 + 256};
     static const int ntoks[7] = {1, 2, 7, 8, 9, 16, 17};
     rs_simd_level lv[4];
     int n_lv = levels(lv);
-    for (int ti = 0; ti < 3; ti++)
+    for (int ti = 0; ti < 4; ti++)
         for (int ii = 0; ii < 3; ii++) {
-            int64_t n_in = n_ins[ii], stride = n_in + X_PAD;
+            const bool k4 = types[ti] == RS_DTYPE_Q4_K;
+            int64_t n_in = k4 ? n_ins_k[ii] : n_ins[ii], stride = n_in + X_PAD;
             float *x = gen_x(MAX_TOK, n_in, stride, 3 * (uint64_t)ti + (uint64_t)ii);
             for (int oi = 0; oi < 4; oi++) {
                 fixture f;
@@ -655,27 +738,37 @@ static void test_packed_levels(void **state) {
                 for (int k = 0; k < 7; k++) {
                     int64_t nt = ntoks[k];
                     float *yg = run_mm(NULL, &f, x, stride, nt, RS_SIMD_SCALAR);
+                    float *yp =
+                        k4 ? run_mm_layout(NULL, &f, p, x, stride, nt, RS_SIMD_SCALAR) : NULL;
                     float *y512 = NULL;
                     for (int l = 0; l < n_lv; l++) {
                         float *y = run_mm_layout(NULL, &f, p, x, stride, nt, lv[l]);
                         size_t bytes = sizeof(float) * (size_t)(nt * (f.n_out + Y_PAD));
+                        if (yp && memcmp(y, yp, bytes) != 0 && g_failures++ < 10)
+                            print_error("packed Q4_K %s n_out %lld n_in %lld n_tok %lld: differs "
+                                        "from its scalar reference\n",
+                                        rs_simd_level_name(lv[l]), (long long)f.n_out,
+                                        (long long)n_in, (long long)nt);
                         if (lv[l] == RS_SIMD_AMX && y512 && memcmp(y, y512, bytes) != 0 &&
                             g_failures++ < 10)
                             print_error("packed %s n_out %lld n_in %lld n_tok %lld: AMX differs "
                                         "from AVX-512\n",
                                         rs_dtype_name(f.t), (long long)f.n_out, (long long)n_in,
                                         (long long)nt);
-                        check_y(&f, y, nt, lv[l] ? "packed" : "packed scalar");
+                        check_y_as(&f, y, nt, lv[l] ? "packed" : "packed scalar", true);
                         for (int64_t t = 0; t < nt; t++)
                             for (int64_t o = 0; o < f.n_out; o++) {
                                 size_t at = (size_t)(t * (f.n_out + Y_PAD) + o);
                                 /* the scalar level must match bit for bit */
+                                /* (Q4_K: other activations, checked against its own
+                                 * expectations above) */
                                 bool ok =
-                                    lv[l] == RS_SIMD_SCALAR
-                                        // NOLINTNEXTLINE(bugprone-suspicious-memory-comparison)
-                                        ? memcmp(&y[at], &yg[at], sizeof(float)) == 0
-                                        : fabs((double)y[at] - yg[at]) <=
-                                              2 * f.ex[t * f.n_out + o].tol_q;
+                                    k4 ||
+                                    (lv[l] == RS_SIMD_SCALAR
+                                         // NOLINTNEXTLINE(bugprone-suspicious-memory-comparison)
+                                         ? memcmp(&y[at], &yg[at], sizeof(float)) == 0
+                                         : fabs((double)y[at] - yg[at]) <=
+                                               2 * f.ex[t * f.n_out + o].tol_q);
                                 if (!ok && g_failures++ < 10)
                                     print_error("packed %s %s n_out %lld n_in %lld n_tok %lld: "
                                                 "y[%lld][%lld] %.9g vs GGUF scalar %.9g\n",
@@ -683,9 +776,14 @@ static void test_packed_levels(void **state) {
                                                 (long long)f.n_out, (long long)n_in, (long long)nt,
                                                 (long long)t, (long long)o, y[at], yg[at]);
                             }
-                        free(y);
+                        if (lv[l] == RS_SIMD_AVX512) /* kept for the AMX level after it */
+                            y512 = y;
+                        else
+                            free(y);
                     }
+                    free(y512);
                     free(yg);
+                    free(yp);
                 }
                 free(p);
                 fixture_free(&f);
@@ -707,7 +805,7 @@ static void test_errors(void **state) {
     assert_non_null(strstr(err.msg, "IQ2_XXS"));
     mw.type = RS_DTYPE_Q8_K; /* an activation format, not a weight type */
     assert_int_equal(rs_cpu_matmul(NULL, &in, &mw, &err), RS_ERR_UNSUPPORTED);
-    mw.type = RS_DTYPE_Q4_K; /* no packed layout */
+    mw.type = RS_DTYPE_Q6_K; /* no packed layout */
     mw.layout = RS_CPU_LAYOUT_X16;
     assert_int_equal(rs_cpu_matmul(NULL, &in, &mw, &err), RS_ERR_UNSUPPORTED);
     mw.type = RS_DTYPE_Q8_0;
@@ -769,6 +867,7 @@ int main(void) {
         cmocka_unit_test_teardown(test_threads, teardown),
         cmocka_unit_test_teardown(test_multi, teardown),
         cmocka_unit_test_teardown(test_pack_layout, teardown),
+        cmocka_unit_test_teardown(test_pack_layout_k4, teardown),
         cmocka_unit_test_teardown(test_packed_levels, teardown),
         cmocka_unit_test(test_errors),
     };

@@ -1,5 +1,5 @@
-/* dot_x16_avx512.c — AVX-512 VNNI tiles for Q8_0 / Q4_0 / IQ4_NL weights in the
- * packed x16 layout (packed.h) against rs_block_q8_0p activations.
+/* dot_x16_avx512.c — AVX-512 VNNI tiles for Q8_0 / Q4_0 / IQ4_NL / Q4_K weights in
+ * the packed x16 layout (packed.h) against rs_block_q8_0p activations.
  *
  * One 64-byte load of a block payload holds 4 elements of each of 16 rows
  * (Q4_0: after masking or shifting the nibbles), which is exactly the
@@ -13,17 +13,21 @@
  * by d_w (16 lanes, converted once per block and group) times d_x (broadcast).
  * A tile is MG groups (16 rows each) x NC tokens; edge tiles repeat their last
  * group / token, and rows past nr are computed but not stored (the padding
- * rows of the last group have scale 0). */
+ * rows of the last group have scale 0). Q4_K's sub-blocks take the same
+ * integer sums (its q need no offset), then two FMAs: the sums times
+ * d sc_j d_x, less dmin m_j times d_x sum(x), with d and dmin converted once
+ * per super-block and sc_j, m_j once per sub-block and group. */
 #include <immintrin.h>
 #include <stdbool.h>
 #include <string.h>
 
 #include "backend/cpu/iq4nl_avx512.h"
 #include "backend/cpu/kernels.h"
+#include "backend/cpu/packed.h"
 
 #define INLINE static inline __attribute__((always_inline))
 
-enum { P_Q8_0, P_Q4_0, P_IQ4_NL };
+enum { P_Q8_0, P_Q4_0, P_IQ4_NL, P_Q4_K };
 /* Tile arrays have these constant sizes and are indexed only by compile-time
  * constants after unrolling, so they live in registers. */
 enum { G_MAX = 4, C_MAX = 16 };
@@ -52,7 +56,9 @@ INLINE int_tile block_sums(const int T, const int MG, const int NC, const uint8_
                            const rs_block_q8_0p *const *xr, int64_t b) {
     int_tile s;
     RS_UNROLL for (int c = 0; c < NC; c++) {
-        __m512i o = _mm512_set1_epi32(T == P_Q4_0 ? xr[c][b].off4 : xr[c][b].off8);
+        __m512i o = _mm512_set1_epi32(T == P_Q4_0   ? xr[c][b].off4
+                                      : T == P_Q4_K ? 0
+                                                    : xr[c][b].off8);
         RS_UNROLL for (int g = 0; g < MG; g++) s.v[g][c] = o;
     }
     if (T == P_Q8_0) {
@@ -108,15 +114,83 @@ INLINE void decode_prefetch(const int T, const int MG, const uint8_t *w, size_t 
     }
     RS_UNROLL for (int g = 0; g < MG; g++) {
         rs_cpu_prefetch(base + (size_t)g * gs + (size_t)pb * pay, pay);
-        if ((pb & 1) == 0)
-            __builtin_prefetch(base + (size_t)g * gs + (size_t)nb * pay + 32 * (size_t)pb);
+        if ((pb & 1) == 0) /* the scales: 32 bytes per block, Q4_K 40 */
+            __builtin_prefetch(base + (size_t)g * gs + (size_t)nb * pay +
+                               (T == P_Q4_K ? 40 : 32) * (size_t)pb);
     }
+}
+
+/* Stores the tile's rows below nr and tokens below nc. */
+INLINE void store_tile(const int MG, const int NC, const acc_tile *acc, int nr, int nc, float *y,
+                       size_t ys) {
+    RS_UNROLL for (int g = 0; g < MG; g++) {
+        int rows = nr - 16 * g;
+        if (rows <= 0) break;
+        __mmask16 m = rows >= 16 ? (__mmask16)0xffff : (__mmask16)((1u << rows) - 1);
+        RS_UNROLL for (int c = 0; c < NC; c++) if (c < nc)
+            _mm512_mask_storeu_ps(y + (size_t)c * ys + 16 * (size_t)g, m, acc->v[g][c]);
+    }
+}
+
+/* Q4_K: the sub-blocks' sums scaled per sub-block (see the top of the file). */
+INLINE void k4_tile(const bool PF, const int MR, const int NC, int64_t n, const uint8_t *w,
+                    size_t gs, int nr, const uint8_t *x, size_t xs, int nc, float *y, size_t ys) {
+    const int MG = MR / 16;
+    const int64_t nb = n / 32, nsb = n / 256;
+    const int ng = (nr + 15) / 16;
+    const uint8_t *wg[G_MAX], *rec[G_MAX];
+    const rs_block_q8_0p *xr[C_MAX];
+    RS_UNROLL for (int g = 0; g < MG; g++) {
+        wg[g] = w + (size_t)(g < ng ? g : ng - 1) * gs;
+        rec[g] = wg[g] + (size_t)nb * 256;
+    }
+    RS_UNROLL for (int c = 0; c < NC; c++) xr[c] =
+        (const rs_block_q8_0p *)(x + (size_t)(c < nc ? c : nc - 1) * xs);
+    acc_tile acc;
+    RS_UNROLL for (int g = 0; g < MG; g++) RS_UNROLL for (int c = 0; c < NC; c++) acc.v[g][c] =
+        _mm512_setzero_ps();
+    for (int64_t s = 0; s < nsb; s++) {
+        __m512 d[G_MAX], dm[G_MAX];
+        RS_UNROLL for (int g = 0; g < MG; g++) {
+            const uint8_t *rs = rec[g] + (size_t)s * RS_CPU_PACK_K4_SCALES;
+            d[g] = _mm512_cvtph_ps(_mm256_loadu_si256((const __m256i *)rs));
+            dm[g] = _mm512_cvtph_ps(_mm256_loadu_si256((const __m256i *)(rs + 32)));
+        }
+        for (int j = 0; j < 8; j++) {
+            const int64_t b = 8 * s + j;
+            if (PF && NC == 1) decode_prefetch(P_Q4_K, MG, w, gs, nb, b);
+            int_tile sm = block_sums(P_Q4_K, MG, NC, wg, xr, b);
+            RS_UNROLL for (int g = 0; g < MG; g++) {
+                const uint8_t *rs = rec[g] + (size_t)s * RS_CPU_PACK_K4_SCALES;
+                const __m512 sc =
+                    _mm512_mul_ps(d[g], _mm512_cvtepi32_ps(_mm512_cvtepu8_epi32(
+                                            _mm_loadu_si128((const __m128i *)(rs + 64 + 16 * j)))));
+                const __m512 mn =
+                    _mm512_mul_ps(dm[g], _mm512_cvtepi32_ps(_mm512_cvtepu8_epi32(_mm_loadu_si128(
+                                             (const __m128i *)(rs + 192 + 16 * j)))));
+                RS_UNROLL for (int c = 0; c < NC; c++) {
+                    const float dx = xr[c][b].d;
+                    const int32_t xsum = -xr[c][b].off4 / 8; /* exact: off4 = -8 sum(qs) */
+                    acc.v[g][c] =
+                        _mm512_fmadd_ps(_mm512_cvtepi32_ps(sm.v[g][c]),
+                                        _mm512_mul_ps(sc, _mm512_set1_ps(dx)), acc.v[g][c]);
+                    acc.v[g][c] =
+                        _mm512_fnmadd_ps(mn, _mm512_set1_ps(dx * (float)xsum), acc.v[g][c]);
+                }
+            }
+        }
+    }
+    store_tile(MG, NC, &acc, nr, nc, y, ys);
 }
 
 /* PF: software prefetches in decode tiles (NC = 1). */
 INLINE void x16_tile(const int T, const bool PF, const int MR, const int NC, int64_t n,
                      const uint8_t *w, size_t gs, int nr, const uint8_t *x, size_t xs, int nc,
                      float *y, size_t ys) {
+    if (T == P_Q4_K) {
+        k4_tile(PF, MR, NC, n, w, gs, nr, x, xs, nc, y, ys);
+        return;
+    }
     const int MG = MR / 16;
     const int64_t nb = n / 32;
     const int ng = (nr + 15) / 16;
@@ -142,13 +216,7 @@ INLINE void x16_tile(const int T, const bool PF, const int MR, const int NC, int
                                 _mm512_mul_ps(dw, _mm512_set1_ps(xr[c][b].d)), acc.v[g][c]);
         }
     }
-    RS_UNROLL for (int g = 0; g < MG; g++) {
-        int rows = nr - 16 * g;
-        if (rows <= 0) break;
-        __mmask16 m = rows >= 16 ? (__mmask16)0xffff : (__mmask16)((1u << rows) - 1);
-        RS_UNROLL for (int c = 0; c < NC; c++) if (c < nc)
-            _mm512_mask_storeu_ps(y + (size_t)c * ys + 16 * (size_t)g, m, acc.v[g][c]);
-    }
+    store_tile(MG, NC, &acc, nr, nc, y, ys);
 }
 
 #ifndef X16_MR
@@ -177,3 +245,4 @@ enum { MR = X16_MR, NC = X16_NC, MR1 = X16_MR1 };
 DEFINE_X16(q8_0_x16_avx512, P_Q8_0);
 DEFINE_X16(q4_0_x16_avx512, P_Q4_0);
 DEFINE_X16(iq4_nl_x16_avx512, P_IQ4_NL);
+DEFINE_X16(q4_K_x16_avx512, P_Q4_K);

@@ -1,9 +1,13 @@
-/* dot_x16_ref.c — scalar reference tiles for Q8_0 / Q4_0 / IQ4_NL weights in the
- * packed x16 layout (packed.h) against rs_block_q8_0p activations.
+/* dot_x16_ref.c — scalar reference tiles for Q8_0 / Q4_0 / IQ4_NL / Q4_K weights in
+ * the packed x16 layout (packed.h) against rs_block_q8_0p activations.
  *
- * The arithmetic is exactly that of the GGUF-layout references in dot_q_ref.c
- * (exact int32 per block, then s += d_w * d_x * sum in f32, blocks in order),
- * so both layouts give bit-identical results at the scalar level. */
+ * For the 32-element types the arithmetic is exactly that of the GGUF-layout
+ * references in dot_q_ref.c (exact int32 per block, then s += d_w * d_x * sum
+ * in f32, blocks in order), so both layouts give bit-identical results at the
+ * scalar level. Q4_K's GGUF kernels take Q8_K activations (one scale per 256),
+ * these Q8_0's (one per 32): per sub-block j, s += (d sc_j d_x) sum(q x) -
+ * (dmin m_j) (d_x sum(x)), the order the AVX-512 kernel keeps. */
+#include <math.h>
 #include <string.h>
 
 #include "backend/cpu/kernels.h"
@@ -11,7 +15,7 @@
 #include "dtype/blocks.h"
 #include "dtype/fp16.h"
 
-typedef enum { X16_Q8_0, X16_Q4_0, X16_IQ4_NL } x16_type;
+typedef enum { X16_Q8_0, X16_Q4_0, X16_IQ4_NL, X16_Q4_K } x16_type;
 
 /* Weight value (signed) of element i of row r (0..15) in a block payload. */
 static inline int x16_value(x16_type t, const uint8_t *pl, int r, int i) {
@@ -39,13 +43,44 @@ static float dot_x16(x16_type t, int64_t n, const uint8_t *group, int r, const r
     return s;
 }
 
+/* Row r of a packed Q4_K group against one token. */
+static float dot_k4(int64_t n, const uint8_t *group, int r, const rs_block_q8_0p *x) {
+    const int64_t nsb = n / 256;
+    const uint8_t *rec0 = group + (size_t)nsb * 8 * 256;
+    float s = 0;
+    for (int64_t sb = 0; sb < nsb; sb++) {
+        const uint8_t *rec = rec0 + (size_t)sb * RS_CPU_PACK_K4_SCALES;
+        uint16_t d16, m16;
+        memcpy(&d16, rec + 2 * r, 2);
+        memcpy(&m16, rec + 32 + 2 * r, 2);
+        const float d = rs_fp16_to_f32(d16), dmin = rs_fp16_to_f32(m16);
+        for (int j = 0; j < 8; j++) {
+            const int64_t b = 8 * sb + j;
+            const uint8_t *pl = group + (size_t)b * 256;
+            int sum = 0;
+            for (int i = 0; i < 32; i++) sum += x16_value(X16_Q4_0, pl, r, i) * x[b].qs[i];
+            /* x16_value gives q - 8: add the 8 back through the offset term */
+            sum -= x[b].off4;
+            const float sc = d * (float)rec[64 + 16 * j + r],
+                        mn = dmin * (float)rec[192 + 16 * j + r];
+            s = fmaf((float)sum, sc * x[b].d, s);
+            const int32_t xsum = -x[b].off4 / 8; /* exact: off4 = -8 sum(qs) */
+            s = fmaf(-mn, x[b].d * (float)xsum, s);
+        }
+    }
+    return s;
+}
+
 static void tile_x16(x16_type t, int64_t n, const void *w, size_t w_stride, int nr, const void *x,
                      size_t x_stride, int nc, float *y, size_t y_stride) {
     for (int c = 0; c < nc; c++)
-        for (int r = 0; r < nr; r++)
+        for (int r = 0; r < nr; r++) {
+            const uint8_t *g = (const uint8_t *)w + (size_t)(r / 16) * w_stride;
+            const rs_block_q8_0p *xc =
+                (const rs_block_q8_0p *)((const uint8_t *)x + (size_t)c * x_stride);
             y[(size_t)c * y_stride + (size_t)r] =
-                dot_x16(t, n, (const uint8_t *)w + (size_t)(r / 16) * w_stride, r % 16,
-                        (const rs_block_q8_0p *)((const uint8_t *)x + (size_t)c * x_stride));
+                t == X16_Q4_K ? dot_k4(n, g, r % 16, xc) : dot_x16(t, n, g, r % 16, xc);
+        }
 }
 
 static void tile_q8_0_x16(int64_t n, const void *w, size_t ws, int nr, const void *x, size_t xs,
@@ -63,7 +98,13 @@ static void tile_iq4_nl_x16(int64_t n, const void *w, size_t ws, int nr, const v
     tile_x16(X16_IQ4_NL, n, w, ws, nr, x, xs, nc, y, ys);
 }
 
+static void tile_q4_K_x16(int64_t n, const void *w, size_t ws, int nr, const void *x, size_t xs,
+                          int nc, float *y, size_t ys) {
+    tile_x16(X16_Q4_K, n, w, ws, nr, x, xs, nc, y, ys);
+}
+
 const rs_cpu_kernel rs_cpu_kernel_q8_0_x16_ref = {tile_q8_0_x16, 16, 1, 16, RS_SIMD_SCALAR, NULL};
 const rs_cpu_kernel rs_cpu_kernel_q4_0_x16_ref = {tile_q4_0_x16, 16, 1, 16, RS_SIMD_SCALAR, NULL};
 const rs_cpu_kernel rs_cpu_kernel_iq4_nl_x16_ref = {tile_iq4_nl_x16, 16,  1, 16,
                                                     RS_SIMD_SCALAR,  NULL};
+const rs_cpu_kernel rs_cpu_kernel_q4_K_x16_ref = {tile_q4_K_x16, 16, 1, 16, RS_SIMD_SCALAR, NULL};

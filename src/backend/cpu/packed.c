@@ -1,4 +1,5 @@
-/* packed.c — packing GGUF Q4_0 / IQ4_NL / Q8_0 rows into the x16 layout and back (packed.h). */
+/* packed.c — packing GGUF Q4_0 / IQ4_NL / Q8_0 / Q4_K rows into the x16 layout and back
+ * (packed.h). */
 #include "backend/cpu/packed.h"
 
 #include <string.h>
@@ -14,11 +15,16 @@ static bool nibbles32(rs_dtype type) {
 }
 
 bool rs_cpu_pack_supports(rs_dtype type) {
-    return nibbles32(type) || type == RS_DTYPE_Q8_0;
+    return nibbles32(type) || type == RS_DTYPE_Q8_0 || type == RS_DTYPE_Q4_K;
 }
 
 size_t rs_cpu_pack_payload_bytes(rs_dtype type) {
-    return type == RS_DTYPE_Q8_0 ? 512 : nibbles32(type) ? 256 : 0;
+    return type == RS_DTYPE_Q8_0 ? 512 : nibbles32(type) || type == RS_DTYPE_Q4_K ? 256 : 0;
+}
+
+/* Scale bytes of a group per 32 elements: 16 fp16 scales, or a Q4_K record per 8. */
+static size_t scale_bytes(rs_dtype type) {
+    return type == RS_DTYPE_Q4_K ? RS_CPU_PACK_K4_SCALES / 8 : SCALE_BYTES;
 }
 
 static size_t gguf_block_bytes(rs_dtype type) {
@@ -27,8 +33,9 @@ static size_t gguf_block_bytes(rs_dtype type) {
 }
 
 size_t rs_cpu_pack_group_bytes(rs_dtype type, int64_t n_in) {
-    size_t per_block = rs_cpu_pack_payload_bytes(type) + SCALE_BYTES;
-    if (per_block == SCALE_BYTES || n_in < 32 || n_in % 32 != 0) return 0;
+    const size_t pay = rs_cpu_pack_payload_bytes(type), per_block = pay + scale_bytes(type);
+    const int64_t block = type == RS_DTYPE_Q4_K ? QK_K : 32;
+    if (pay == 0 || n_in < block || n_in % block != 0) return 0;
     uint64_t nb = (uint64_t)n_in / 32;
     if (nb > (SIZE_MAX - GROUP_ALIGN) / per_block) return 0;
     return ((size_t)nb * per_block + GROUP_ALIGN - 1) / GROUP_ALIGN * GROUP_ALIGN;
@@ -42,9 +49,58 @@ size_t rs_cpu_pack_size(rs_dtype type, int64_t n_out, int64_t n_in) {
     return (size_t)groups * gb;
 }
 
+/* q (0..15) of element i (0..31) of sub-block j (0..7) of a Q4_K block's qs:
+ * each 64 elements share 32 bytes, the first 32 in the low nibbles. */
+static inline uint8_t k4_nibble(const uint8_t *qs, int j, int i) {
+    const uint8_t v = qs[32 * (j / 2) + i];
+    return (uint8_t)(j & 1 ? v >> 4 : v & 0x0f);
+}
+
+/* Row r of group gp (padding rows: blk NULL, all zero) from its n_in / 256 blocks. */
+static void pack_k4_row(const block_q4_K *blk, int64_t nsb, uint8_t *gp, int r) {
+    uint8_t *rec0 = gp + (size_t)nsb * 8 * 256;
+    for (int64_t s = 0; s < nsb; s++) {
+        uint8_t *rec = rec0 + (size_t)s * RS_CPU_PACK_K4_SCALES;
+        const block_q4_K *b = blk ? blk + s : NULL;
+        uint16_t d = b ? b->d : 0, dmin = b ? b->dmin : 0;
+        memcpy(rec + 2 * r, &d, 2);
+        memcpy(rec + 32 + 2 * r, &dmin, 2);
+        for (int j = 0; j < 8; j++) {
+            int sc = 0, m = 0;
+            if (b) rs_k4_get_scale_min(j, b->scales, &sc, &m);
+            rec[64 + 16 * j + r] = (uint8_t)sc;
+            rec[192 + 16 * j + r] = (uint8_t)m;
+            uint8_t *pl = gp + (size_t)(8 * s + j) * 256 + 4 * (size_t)r;
+            for (int i = 0; i < 16; i++)
+                pl[64 * (i / 4) + i % 4] =
+                    b ? (uint8_t)(k4_nibble(b->qs, j, i) | k4_nibble(b->qs, j, 16 + i) << 4) : 0;
+        }
+    }
+}
+
+static void unpack_k4_row(const uint8_t *gp, int64_t nsb, int r, block_q4_K *out) {
+    const uint8_t *rec0 = gp + (size_t)nsb * 8 * 256;
+    for (int64_t s = 0; s < nsb; s++) {
+        const uint8_t *rec = rec0 + (size_t)s * RS_CPU_PACK_K4_SCALES;
+        block_q4_K *o = out + s;
+        memcpy(&o->d, rec + 2 * r, 2);
+        memcpy(&o->dmin, rec + 32 + 2 * r, 2);
+        memset(o->scales, 0, sizeof o->scales);
+        for (int j = 0; j < 8; j++) {
+            rs_k4_put_scale_min(j, o->scales, rec[64 + 16 * j + r], rec[192 + 16 * j + r]);
+            const uint8_t *pl = gp + (size_t)(8 * s + j) * 256 + 4 * (size_t)r;
+            for (int i = 0; i < 32; i++) {
+                const uint8_t v = pl[64 * ((i % 16) / 4) + i % 4], q = i < 16 ? v & 0x0f : v >> 4;
+                uint8_t *dst = &o->qs[32 * (j / 2) + i];
+                *dst = j & 1 ? (uint8_t)(*dst | q << 4) : q; /* the even sub-block comes first */
+            }
+        }
+    }
+}
+
 void rs_cpu_pack_groups(rs_dtype type, const void *src, int64_t n_out, int64_t n_in, void *dst,
                         int64_t g0, int64_t g1) {
-    const bool q8 = type == RS_DTYPE_Q8_0;
+    const bool q8 = type == RS_DTYPE_Q8_0, k4 = type == RS_DTYPE_Q4_K;
     const int64_t nb = n_in / 32;
     const size_t gbytes = rs_cpu_pack_group_bytes(type, n_in),
                  pay = rs_cpu_pack_payload_bytes(type);
@@ -59,6 +115,11 @@ void rs_cpu_pack_groups(rs_dtype type, const void *src, int64_t n_out, int64_t n
         uint8_t *scales = gp + (size_t)nb * pay;
         for (int r = 0; r < RS_CPU_PACK_ROWS; r++) {
             int64_t row = g * RS_CPU_PACK_ROWS + r;
+            if (k4) {
+                pack_k4_row(row < n_out ? (const block_q4_K *)src + row * (nb / 8) : NULL, nb / 8,
+                            gp, r);
+                continue;
+            }
             const uint8_t *blk =
                 row < n_out ? (const uint8_t *)src + (size_t)row * (size_t)nb * bb : NULL;
             for (int64_t b = 0; b < nb; b++, blk = blk ? blk + bb : NULL) {
@@ -76,7 +137,7 @@ void rs_cpu_pack_groups(rs_dtype type, const void *src, int64_t n_out, int64_t n
                 }
             }
         }
-        size_t used = (size_t)nb * (pay + 32);
+        size_t used = (size_t)nb * (pay + scale_bytes(type));
         memset(gp + used, 0, gbytes - used);
     }
 }
@@ -94,6 +155,10 @@ void rs_cpu_unpack_groups(rs_dtype type, const void *src, int64_t n_out, int64_t
         for (int r = 0; r < RS_CPU_PACK_ROWS; r++) {
             int64_t row = g * RS_CPU_PACK_ROWS + r;
             if (row >= n_out) break;
+            if (type == RS_DTYPE_Q4_K) {
+                unpack_k4_row(gp, nb / 8, r, (block_q4_K *)dst + row * (nb / 8));
+                continue;
+            }
             for (int64_t b = 0; b < nb; b++) {
                 uint8_t *o = (uint8_t *)dst + ((size_t)row * (size_t)nb + (size_t)b) * bb;
                 memcpy(o, scales + (size_t)b * SCALE_BYTES + 2 * (size_t)r, 2);

@@ -1,6 +1,6 @@
 /* packed.h — the CPU backend's row-interleaved weight layout ("x16") for Q4_0,
- * IQ4_NL and Q8_0, made once at load so that the matrix kernels feed vpdpbusd
- * (and AMX tiles) with full-width loads.
+ * IQ4_NL, Q8_0 and Q4_K, made once at load so that the matrix kernels feed
+ * vpdpbusd (and AMX tiles) with full-width loads.
  *
  * Rows are taken 16 at a time ("group"; the last group is padded with
  * zero rows of scale 0). A group of n_in elements holds nb = n_in / 32 blocks:
@@ -18,8 +18,18 @@
  *     nibbles are elements 4j..4j+3 and high nibbles elements 16+4j..16+4j+3
  *     (values q + 8, unsigned);
  *   - IQ4_NL (256 bytes): as Q4_0; the nibbles index the type's 16 values.
+ *   - Q4_K (256 bytes per 32-element sub-block): as Q4_0, the nibbles being the
+ *     sub-block's q (0..15, no offset).
+ * Q4_K's scales are per 256 elements ("super-block", 8 sub-blocks) instead:
+ *
+ *   [16 fp16 d][16 fp16 dmin][8 x 16 bytes: scale of sub-block j, row r]
+ *   [8 x 16 bytes: min of sub-block j, row r]               (320 bytes)
+ *
+ * one such record per super-block after all the payloads; element i of
+ * sub-block j of row r is d_r * sc[j][r] * q - dmin_r * m[j][r].
  * Everything is 64-byte aligned when the packed buffer is. The size equals the
- * GGUF size up to the padding (rows to 16, groups to 64 bytes). */
+ * GGUF size up to the padding (rows to 16, groups to 64 bytes; Q4_K +2.8%: its
+ * 6-bit scales take a byte each). */
 #ifndef RUSTY_BACKEND_CPU_PACKED_H
 #define RUSTY_BACKEND_CPU_PACKED_H
 
@@ -29,14 +39,15 @@
 
 #include "dtype/dtype.h"
 
-enum { RS_CPU_PACK_ROWS = 16 };
+enum { RS_CPU_PACK_ROWS = 16, RS_CPU_PACK_K4_SCALES = 320 };
 
-/* True for the weight types that have the packed layout (Q4_0, IQ4_NL, Q8_0). */
+/* True for the weight types that have the packed layout (Q4_0, IQ4_NL, Q8_0, Q4_K). */
 bool rs_cpu_pack_supports(rs_dtype type);
 /* Bytes of one block's payload in a group (256 or 512), 0 if unsupported. */
 size_t rs_cpu_pack_payload_bytes(rs_dtype type);
 /* Bytes of one packed group of 16 rows of n_in elements; 0 if the type is
- * unsupported, n_in is not a positive multiple of 32, or the size overflows. */
+ * unsupported, n_in is not a positive multiple of its block (32; Q4_K 256), or
+ * the size overflows. */
 size_t rs_cpu_pack_group_bytes(rs_dtype type, int64_t n_in);
 /* Bytes of a packed n_out x n_in matrix; 0 as above or when n_out < 1. */
 size_t rs_cpu_pack_size(rs_dtype type, int64_t n_out, int64_t n_in);
