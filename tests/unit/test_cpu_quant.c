@@ -98,12 +98,14 @@ static void test_scalar_q8_0p(void **state) {
     rs_cpu_quant_q8_0_ref(x, a, N);
     rs_cpu_quant_q8_0p_ref(x, p, N);
     for (int b = 0; b < N / 32; b++) {
-        int sum = 0;
+        int sum = 0, sum16 = 0;
         for (int j = 0; j < 32; j++) sum += a[b].qs[j];
+        for (int j = 0; j < 16; j++) sum16 += a[b].qs[j];
         CHECK(memcmp(a[b].qs, p[b].qs, 32) == 0, "Q8_0P block %d: values differ from Q8_0\n", b);
         CHECK(p[b].d == rs_fp16_to_f32(a[b].d), "Q8_0P block %d: d %g\n", b, p[b].d);
-        CHECK(p[b].off4 == -8 * sum && p[b].off8 == -128 * sum && p[b].pad == 0,
-              "Q8_0P block %d: offsets %d %d (sum %d)\n", b, p[b].off4, p[b].off8, sum);
+        CHECK(p[b].off4 == -8 * sum && p[b].off8 == -128 * sum && p[b].sum16 == sum16,
+              "Q8_0P block %d: sums %d %d %d (sum %d, first half %d)\n", b, p[b].off4, p[b].off8,
+              p[b].sum16, sum, sum16);
     }
     assert_int_equal(g_fail, 0);
 }

@@ -73,6 +73,6 @@ void rs_cpu_quant_q8_0p_avx512(const float *x, void *dst, int64_t n) {
         y[b].d = _cvtsh_ss(d16);
         y[b].off4 = -8 * sum;
         y[b].off8 = -128 * sum;
-        y[b].pad = 0;
+        y[b].sum16 = rs_q8_sum16(y[b].qs);
     }
 }

@@ -27,7 +27,7 @@
 
 #define INLINE static inline __attribute__((always_inline))
 
-enum { P_Q8_0, P_Q4_0, P_IQ4_NL, P_Q4_K };
+enum { P_Q8_0, P_Q4_0, P_IQ4_NL, P_Q4_K, P_Q6_K };
 /* Tile arrays have these constant sizes and are indexed only by compile-time
  * constants after unrolling, so they live in registers. */
 enum { G_MAX = 4, C_MAX = 16 };
@@ -39,7 +39,7 @@ static inline int32_t ld32(const void *p) {
 }
 
 INLINE size_t payload(const int T) {
-    return T == P_Q8_0 ? 512 : 256;
+    return T == P_Q8_0 ? 512 : T == P_Q6_K ? 384 : 256;
 }
 
 typedef struct {
@@ -114,9 +114,12 @@ INLINE void decode_prefetch(const int T, const int MG, const uint8_t *w, size_t 
     }
     RS_UNROLL for (int g = 0; g < MG; g++) {
         rs_cpu_prefetch(base + (size_t)g * gs + (size_t)pb * pay, pay);
-        if ((pb & 1) == 0) /* the scales: 32 bytes per block, Q4_K 40 */
+        if ((pb & 1) == 0) /* the scales: 32 bytes per block, Q4_K 40, Q6_K 36 */
             __builtin_prefetch(base + (size_t)g * gs + (size_t)nb * pay +
-                               (T == P_Q4_K ? 40 : 32) * (size_t)pb);
+                               (T == P_Q4_K   ? 40
+                                : T == P_Q6_K ? 36
+                                              : 32) *
+                                   (size_t)pb);
     }
 }
 
@@ -183,12 +186,96 @@ INLINE void k4_tile(const bool PF, const int MR, const int NC, int64_t n, const 
     store_tile(MG, NC, &acc, nr, nc, y, ys);
 }
 
+/* Q6_K: block b's sums of (q - 32) x over its two 16-element halves, for the tile. */
+INLINE void k6_sums(const int MG, const int NC, const uint8_t *const *wg,
+                    const rs_block_q8_0p *const *xr, int64_t b, int_tile *sa, int_tile *sb) {
+    RS_UNROLL for (int c = 0; c < NC; c++) {
+        const int32_t s16 = xr[c][b].sum16, s32 = -xr[c][b].off4 / 8;
+        const __m512i oa = _mm512_set1_epi32(-32 * s16), ob = _mm512_set1_epi32(-32 * (s32 - s16));
+        RS_UNROLL for (int g = 0; g < MG; g++) {
+            sa->v[g][c] = oa;
+            sb->v[g][c] = ob;
+        }
+    }
+    const __m512i m4 = _mm512_set1_epi8(0x0f), m30 = _mm512_set1_epi8(0x30);
+    RS_UNROLL for (int w = 0; w < 4; w++) {
+        RS_UNROLL for (int g = 0; g < MG; g++) {
+            const uint8_t *pl = wg[g] + (size_t)b * 384;
+            const __m512i v = _mm512_loadu_si512(pl + 64 * w);
+            const __m512i p = _mm512_loadu_si512(pl + 256 + 64 * (w & 1));
+            /* the high bits of this word's elements sit at bits 4 (w >> 1) (low half)
+             * and 4 (w >> 1) + 2 (high half) of each plane byte: to bits 4..5 */
+            const __m512i ha = w >> 1 ? p : _mm512_slli_epi16(p, 4);
+            const __m512i hb = w >> 1 ? _mm512_srli_epi16(p, 2) : _mm512_slli_epi16(p, 2);
+            const __m512i qa = _mm512_or_si512(_mm512_and_si512(v, m4), _mm512_and_si512(ha, m30));
+            const __m512i qb = _mm512_or_si512(_mm512_and_si512(_mm512_srli_epi16(v, 4), m4),
+                                               _mm512_and_si512(hb, m30));
+            RS_UNROLL for (int c = 0; c < NC; c++) {
+                sa->v[g][c] = _mm512_dpbusd_epi32(sa->v[g][c], qa,
+                                                  _mm512_set1_epi32(ld32(xr[c][b].qs + 4 * w)));
+                sb->v[g][c] = _mm512_dpbusd_epi32(
+                    sb->v[g][c], qb, _mm512_set1_epi32(ld32(xr[c][b].qs + 16 + 4 * w)));
+            }
+        }
+    }
+}
+
+/* Q6_K: per 16 elements, acc += sums * (d sc d_x) (see packed.h for the layout). */
+INLINE void k6_tile(const bool PF, const int MR, const int NC, int64_t n, const uint8_t *w,
+                    size_t gs, int nr, const uint8_t *x, size_t xs, int nc, float *y, size_t ys) {
+    const int MG = MR / 16;
+    const int64_t nb = n / 32, nsb = n / 256;
+    const int ng = (nr + 15) / 16;
+    const uint8_t *wg[G_MAX], *rec[G_MAX];
+    const rs_block_q8_0p *xr[C_MAX];
+    RS_UNROLL for (int g = 0; g < MG; g++) {
+        wg[g] = w + (size_t)(g < ng ? g : ng - 1) * gs;
+        rec[g] = wg[g] + (size_t)nb * 384;
+    }
+    RS_UNROLL for (int c = 0; c < NC; c++) xr[c] =
+        (const rs_block_q8_0p *)(x + (size_t)(c < nc ? c : nc - 1) * xs);
+    acc_tile acc;
+    RS_UNROLL for (int g = 0; g < MG; g++) RS_UNROLL for (int c = 0; c < NC; c++) acc.v[g][c] =
+        _mm512_setzero_ps();
+    for (int64_t s = 0; s < nsb; s++) {
+        __m512 d[G_MAX];
+        RS_UNROLL for (int g = 0; g < MG; g++) d[g] = _mm512_cvtph_ps(
+            _mm256_loadu_si256((const __m256i *)(rec[g] + (size_t)s * RS_CPU_PACK_K6_SCALES)));
+        for (int j = 0; j < 8; j++) {
+            const int64_t b = 8 * s + j;
+            if (PF && NC == 1) decode_prefetch(P_Q6_K, MG, w, gs, nb, b);
+            int_tile sa, sb;
+            k6_sums(MG, NC, wg, xr, b, &sa, &sb);
+            RS_UNROLL for (int g = 0; g < MG; g++) {
+                const uint8_t *sc = rec[g] + (size_t)s * RS_CPU_PACK_K6_SCALES + 32 + 32 * j;
+                const __m512 ca = _mm512_mul_ps(d[g], _mm512_cvtepi32_ps(_mm512_cvtepi8_epi32(
+                                                          _mm_loadu_si128((const __m128i *)sc))));
+                const __m512 cb =
+                    _mm512_mul_ps(d[g], _mm512_cvtepi32_ps(_mm512_cvtepi8_epi32(
+                                            _mm_loadu_si128((const __m128i *)(sc + 16)))));
+                RS_UNROLL for (int c = 0; c < NC; c++) {
+                    const __m512 dx = _mm512_set1_ps(xr[c][b].d);
+                    acc.v[g][c] = _mm512_fmadd_ps(_mm512_cvtepi32_ps(sa.v[g][c]),
+                                                  _mm512_mul_ps(ca, dx), acc.v[g][c]);
+                    acc.v[g][c] = _mm512_fmadd_ps(_mm512_cvtepi32_ps(sb.v[g][c]),
+                                                  _mm512_mul_ps(cb, dx), acc.v[g][c]);
+                }
+            }
+        }
+    }
+    store_tile(MG, NC, &acc, nr, nc, y, ys);
+}
+
 /* PF: software prefetches in decode tiles (NC = 1). */
 INLINE void x16_tile(const int T, const bool PF, const int MR, const int NC, int64_t n,
                      const uint8_t *w, size_t gs, int nr, const uint8_t *x, size_t xs, int nc,
                      float *y, size_t ys) {
     if (T == P_Q4_K) {
         k4_tile(PF, MR, NC, n, w, gs, nr, x, xs, nc, y, ys);
+        return;
+    }
+    if (T == P_Q6_K) {
+        k6_tile(PF, MR, NC, n, w, gs, nr, x, xs, nc, y, ys);
         return;
     }
     const int MG = MR / 16;
@@ -246,3 +333,4 @@ DEFINE_X16(q8_0_x16_avx512, P_Q8_0);
 DEFINE_X16(q4_0_x16_avx512, P_Q4_0);
 DEFINE_X16(iq4_nl_x16_avx512, P_IQ4_NL);
 DEFINE_X16(q4_K_x16_avx512, P_Q4_K);
+DEFINE_X16(q6_K_x16_avx512, P_Q6_K);

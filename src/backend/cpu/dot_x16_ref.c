@@ -15,7 +15,7 @@
 #include "dtype/blocks.h"
 #include "dtype/fp16.h"
 
-typedef enum { X16_Q8_0, X16_Q4_0, X16_IQ4_NL, X16_Q4_K } x16_type;
+typedef enum { X16_Q8_0, X16_Q4_0, X16_IQ4_NL, X16_Q4_K, X16_Q6_K } x16_type;
 
 /* Weight value (signed) of element i of row r (0..15) in a block payload. */
 static inline int x16_value(x16_type t, const uint8_t *pl, int r, int i) {
@@ -71,6 +71,36 @@ static float dot_k4(int64_t n, const uint8_t *group, int r, const rs_block_q8_0p
     return s;
 }
 
+/* Row r of a packed Q6_K group against one token: per 16 elements, the exact
+ * sum of (q - 32) x, then s += sum * (d sc d_x), in the AVX-512 kernel's order. */
+static float dot_k6(int64_t n, const uint8_t *group, int r, const rs_block_q8_0p *x) {
+    const int64_t nsb = n / 256;
+    const uint8_t *rec0 = group + (size_t)nsb * 8 * 384;
+    float s = 0;
+    for (int64_t sb = 0; sb < nsb; sb++) {
+        const uint8_t *rec = rec0 + (size_t)sb * RS_CPU_PACK_K6_SCALES;
+        uint16_t d16;
+        memcpy(&d16, rec + 2 * r, 2);
+        const float d = rs_fp16_to_f32(d16);
+        for (int j = 0; j < 8; j++) {
+            const int64_t b = 8 * sb + j;
+            const uint8_t *pl = group + (size_t)b * 384 + 4 * (size_t)r;
+            int sum[2] = {0, 0};
+            for (int i = 0; i < 32; i++) {
+                const int w = (i % 16) / 4, m = i % 4, half = i / 16;
+                const int lo = (pl[64 * w + m] >> (4 * half)) & 0x0f;
+                const int hi = (pl[256 + 64 * (w & 1) + m] >> (4 * (w >> 1) + 2 * half)) & 3;
+                sum[half] += ((lo | hi << 4) - 32) * x[b].qs[i];
+            }
+            for (int half = 0; half < 2; half++) {
+                const float sc = d * (float)(int8_t)rec[32 + 16 * (2 * j + half) + r];
+                s = fmaf((float)sum[half], sc * x[b].d, s);
+            }
+        }
+    }
+    return s;
+}
+
 static void tile_x16(x16_type t, int64_t n, const void *w, size_t w_stride, int nr, const void *x,
                      size_t x_stride, int nc, float *y, size_t y_stride) {
     for (int c = 0; c < nc; c++)
@@ -78,8 +108,9 @@ static void tile_x16(x16_type t, int64_t n, const void *w, size_t w_stride, int 
             const uint8_t *g = (const uint8_t *)w + (size_t)(r / 16) * w_stride;
             const rs_block_q8_0p *xc =
                 (const rs_block_q8_0p *)((const uint8_t *)x + (size_t)c * x_stride);
-            y[(size_t)c * y_stride + (size_t)r] =
-                t == X16_Q4_K ? dot_k4(n, g, r % 16, xc) : dot_x16(t, n, g, r % 16, xc);
+            y[(size_t)c * y_stride + (size_t)r] = t == X16_Q4_K   ? dot_k4(n, g, r % 16, xc)
+                                                  : t == X16_Q6_K ? dot_k6(n, g, r % 16, xc)
+                                                                  : dot_x16(t, n, g, r % 16, xc);
         }
 }
 
@@ -103,8 +134,14 @@ static void tile_q4_K_x16(int64_t n, const void *w, size_t ws, int nr, const voi
     tile_x16(X16_Q4_K, n, w, ws, nr, x, xs, nc, y, ys);
 }
 
+static void tile_q6_K_x16(int64_t n, const void *w, size_t ws, int nr, const void *x, size_t xs,
+                          int nc, float *y, size_t ys) {
+    tile_x16(X16_Q6_K, n, w, ws, nr, x, xs, nc, y, ys);
+}
+
 const rs_cpu_kernel rs_cpu_kernel_q8_0_x16_ref = {tile_q8_0_x16, 16, 1, 16, RS_SIMD_SCALAR, NULL};
 const rs_cpu_kernel rs_cpu_kernel_q4_0_x16_ref = {tile_q4_0_x16, 16, 1, 16, RS_SIMD_SCALAR, NULL};
 const rs_cpu_kernel rs_cpu_kernel_iq4_nl_x16_ref = {tile_iq4_nl_x16, 16,  1, 16,
                                                     RS_SIMD_SCALAR,  NULL};
 const rs_cpu_kernel rs_cpu_kernel_q4_K_x16_ref = {tile_q4_K_x16, 16, 1, 16, RS_SIMD_SCALAR, NULL};
+const rs_cpu_kernel rs_cpu_kernel_q6_K_x16_ref = {tile_q6_K_x16, 16, 1, 16, RS_SIMD_SCALAR, NULL};

@@ -33,10 +33,16 @@ typedef enum rs_cpu_act {
 typedef struct {
     int8_t qs[32];
     float d;
-    int32_t off4; /* -8 * sum(qs): packed Q4_0 weights are q + 8 */
-    int32_t off8; /* -128 * sum(qs): packed Q8_0 (IQ4_NL) weights are q (value) + 128 */
-    int32_t pad;
+    int32_t off4;  /* -8 * sum(qs): packed Q4_0 weights are q + 8 */
+    int32_t off8;  /* -128 * sum(qs): packed Q8_0 (IQ4_NL) weights are q (value) + 128 */
+    int32_t sum16; /* sum(qs[0..15]): packed Q6_K scales each half of the block apart */
 } rs_block_q8_0p;
+
+static inline int32_t rs_q8_sum16(const int8_t *qs) {
+    int32_t s = 0;
+    for (int i = 0; i < 16; i++) s += qs[i];
+    return s;
+}
 
 /* Converts n f32 values (n a multiple of the format's block size) to the format. */
 typedef void (*rs_cpu_quant_fn)(const float *x, void *dst, int64_t n);
@@ -101,9 +107,9 @@ RS_CPU_KERNEL_DECL_ALL(q6_K);
 /* Decode tile height of the AVX-512 packed kernels, which the AMX entries share. */
 enum { RS_CPU_X16_MR1 = 32 };
 extern const rs_cpu_kernel rs_cpu_kernel_q8_0_x16_ref, rs_cpu_kernel_q4_0_x16_ref,
-    rs_cpu_kernel_iq4_nl_x16_ref, rs_cpu_kernel_q4_K_x16_ref;
+    rs_cpu_kernel_iq4_nl_x16_ref, rs_cpu_kernel_q4_K_x16_ref, rs_cpu_kernel_q6_K_x16_ref;
 extern const rs_cpu_kernel rs_cpu_kernel_q8_0_x16_avx512, rs_cpu_kernel_q4_0_x16_avx512,
-    rs_cpu_kernel_iq4_nl_x16_avx512, rs_cpu_kernel_q4_K_x16_avx512;
+    rs_cpu_kernel_iq4_nl_x16_avx512, rs_cpu_kernel_q4_K_x16_avx512, rs_cpu_kernel_q6_K_x16_avx512;
 extern const rs_cpu_kernel rs_cpu_kernel_q8_0_x16_amx, rs_cpu_kernel_q4_0_x16_amx,
     rs_cpu_kernel_iq4_nl_x16_amx;
 

@@ -14,17 +14,24 @@ static bool nibbles32(rs_dtype type) {
     return type == RS_DTYPE_Q4_0 || type == RS_DTYPE_IQ4_NL;
 }
 
+static bool k_type(rs_dtype type) {
+    return type == RS_DTYPE_Q4_K || type == RS_DTYPE_Q6_K;
+}
+
 bool rs_cpu_pack_supports(rs_dtype type) {
-    return nibbles32(type) || type == RS_DTYPE_Q8_0 || type == RS_DTYPE_Q4_K;
+    return nibbles32(type) || type == RS_DTYPE_Q8_0 || k_type(type);
 }
 
 size_t rs_cpu_pack_payload_bytes(rs_dtype type) {
-    return type == RS_DTYPE_Q8_0 ? 512 : nibbles32(type) || type == RS_DTYPE_Q4_K ? 256 : 0;
+    if (type == RS_DTYPE_Q8_0) return 512;
+    if (type == RS_DTYPE_Q6_K) return 384;
+    return nibbles32(type) || type == RS_DTYPE_Q4_K ? 256 : 0;
 }
 
-/* Scale bytes of a group per 32 elements: 16 fp16 scales, or a Q4_K record per 8. */
+/* Scale bytes of a group per 32 elements: 16 fp16 scales, or a K-quant record per 8. */
 static size_t scale_bytes(rs_dtype type) {
-    return type == RS_DTYPE_Q4_K ? RS_CPU_PACK_K4_SCALES / 8 : SCALE_BYTES;
+    if (type == RS_DTYPE_Q4_K) return RS_CPU_PACK_K4_SCALES / 8;
+    return type == RS_DTYPE_Q6_K ? RS_CPU_PACK_K6_SCALES / 8 : SCALE_BYTES;
 }
 
 static size_t gguf_block_bytes(rs_dtype type) {
@@ -34,7 +41,7 @@ static size_t gguf_block_bytes(rs_dtype type) {
 
 size_t rs_cpu_pack_group_bytes(rs_dtype type, int64_t n_in) {
     const size_t pay = rs_cpu_pack_payload_bytes(type), per_block = pay + scale_bytes(type);
-    const int64_t block = type == RS_DTYPE_Q4_K ? QK_K : 32;
+    const int64_t block = k_type(type) ? QK_K : 32;
     if (pay == 0 || n_in < block || n_in % block != 0) return 0;
     uint64_t nb = (uint64_t)n_in / 32;
     if (nb > (SIZE_MAX - GROUP_ALIGN) / per_block) return 0;
@@ -98,6 +105,75 @@ static void unpack_k4_row(const uint8_t *gp, int64_t nsb, int r, block_q4_K *out
     }
 }
 
+/* Q6_K's q (0..63) of element e (0..255): low 4 bits in ql byte 64 (e / 128) + e % 64
+ * (the high nibble when e % 128 >= 64), high 2 in qh byte 32 (e / 128) + e % 32, bits
+ * 2 ((e % 128) / 32). */
+static inline int k6_q(const block_q6_K *b, int e) {
+    const int h = e / 128, r = e % 128;
+    const int lo = (b->ql[64 * h + r % 64] >> (4 * (r / 64))) & 0x0f;
+    const int hi = (b->qh[32 * h + r % 32] >> (2 * (r / 32))) & 3;
+    return lo | hi << 4;
+}
+
+/* Byte offsets, from a row's first payload byte (64 w + 4 r), of element i (0..31) of a
+ * packed Q6_K sub-block: its nibble (word w = (i % 16) / 4, byte i % 4, the high nibble
+ * for i >= 16) and its 2 high bits (plane w & 1 after the 256 nibble bytes, bit shift
+ * 4 (w >> 1) + 2 (i / 16)); see packed.h. */
+static inline void k6_at(int i, size_t *nib, int *nshift, size_t *hb, int *hshift) {
+    const int w = (i % 16) / 4, m = i % 4, half = i / 16;
+    *nib = 64 * (size_t)w + (size_t)m;
+    *nshift = 4 * half;
+    *hb = 256 + 64 * (size_t)(w & 1) + (size_t)m;
+    *hshift = 4 * (w >> 1) + 2 * half;
+}
+
+static void pack_k6_row(const block_q6_K *blk, int64_t nsb, uint8_t *gp, int r) {
+    uint8_t *rec0 = gp + (size_t)nsb * 8 * 384;
+    for (int64_t s = 0; s < nsb; s++) {
+        uint8_t *rec = rec0 + (size_t)s * RS_CPU_PACK_K6_SCALES;
+        const block_q6_K *b = blk ? blk + s : NULL;
+        uint16_t d = b ? b->d : 0;
+        memcpy(rec + 2 * r, &d, 2);
+        for (int k = 0; k < 16; k++) rec[32 + 16 * k + r] = b ? (uint8_t)b->scales[k] : 0;
+        for (int j = 0; j < 8; j++) {
+            uint8_t *pl = gp + (size_t)(8 * s + j) * 384 + 4 * (size_t)r;
+            for (int w = 0; w < 6; w++) memset(pl + 64 * w, 0, 4);
+            for (int i = 0; i < 32; i++) {
+                size_t nib, hb;
+                int nshift, hshift;
+                k6_at(i, &nib, &nshift, &hb, &hshift);
+                const int q = b ? k6_q(b, 32 * j + i) : 32; /* padding rows: the value 0 */
+                pl[nib] |= (uint8_t)((q & 0x0f) << nshift);
+                pl[hb] |= (uint8_t)((q >> 4) << hshift);
+            }
+        }
+    }
+}
+
+static void unpack_k6_row(const uint8_t *gp, int64_t nsb, int r, block_q6_K *out) {
+    const uint8_t *rec0 = gp + (size_t)nsb * 8 * 384;
+    for (int64_t s = 0; s < nsb; s++) {
+        const uint8_t *rec = rec0 + (size_t)s * RS_CPU_PACK_K6_SCALES;
+        block_q6_K *o = out + s;
+        memcpy(&o->d, rec + 2 * r, 2);
+        for (int k = 0; k < 16; k++) o->scales[k] = (int8_t)rec[32 + 16 * k + r];
+        memset(o->ql, 0, sizeof o->ql);
+        memset(o->qh, 0, sizeof o->qh);
+        for (int j = 0; j < 8; j++) {
+            const uint8_t *pl = gp + (size_t)(8 * s + j) * 384 + 4 * (size_t)r;
+            for (int i = 0; i < 32; i++) {
+                size_t nib, hb;
+                int nshift, hshift;
+                k6_at(i, &nib, &nshift, &hb, &hshift);
+                const int q = ((pl[nib] >> nshift) & 0x0f) | ((pl[hb] >> hshift) & 3) << 4;
+                const int e = 32 * j + i, h = e / 128, rr = e % 128;
+                o->ql[64 * h + rr % 64] |= (uint8_t)((q & 0x0f) << (4 * (rr / 64)));
+                o->qh[32 * h + rr % 32] |= (uint8_t)((q >> 4) << (2 * (rr / 32)));
+            }
+        }
+    }
+}
+
 void rs_cpu_pack_groups(rs_dtype type, const void *src, int64_t n_out, int64_t n_in, void *dst,
                         int64_t g0, int64_t g1) {
     const bool q8 = type == RS_DTYPE_Q8_0, k4 = type == RS_DTYPE_Q4_K;
@@ -117,6 +193,11 @@ void rs_cpu_pack_groups(rs_dtype type, const void *src, int64_t n_out, int64_t n
             int64_t row = g * RS_CPU_PACK_ROWS + r;
             if (k4) {
                 pack_k4_row(row < n_out ? (const block_q4_K *)src + row * (nb / 8) : NULL, nb / 8,
+                            gp, r);
+                continue;
+            }
+            if (type == RS_DTYPE_Q6_K) {
+                pack_k6_row(row < n_out ? (const block_q6_K *)src + row * (nb / 8) : NULL, nb / 8,
                             gp, r);
                 continue;
             }
@@ -157,6 +238,10 @@ void rs_cpu_unpack_groups(rs_dtype type, const void *src, int64_t n_out, int64_t
             if (row >= n_out) break;
             if (type == RS_DTYPE_Q4_K) {
                 unpack_k4_row(gp, nb / 8, r, (block_q4_K *)dst + row * (nb / 8));
+                continue;
+            }
+            if (type == RS_DTYPE_Q6_K) {
+                unpack_k6_row(gp, nb / 8, r, (block_q6_K *)dst + row * (nb / 8));
                 continue;
             }
             for (int64_t b = 0; b < nb; b++) {

@@ -27,9 +27,16 @@
  *
  * one such record per super-block after all the payloads; element i of
  * sub-block j of row r is d_r * sc[j][r] * q - dmin_r * m[j][r].
+ *   - Q6_K (384 bytes per 32-element sub-block): the low 4 bits of q (0..63) as
+ *     Q4_0's nibbles (256 bytes), then two 64-byte planes of the high 2 bits:
+ *     plane p holds, in byte 4 r + m, the bits of elements 4 w + m and
+ *     16 + 4 w + m of the words w = p (at bits 0 and 2) and w = p + 2 (bits 4
+ *     and 6), so that a shift and a mask put them beside the nibbles.
+ *   Its record per super-block: [16 fp16 d][16 x 16 int8: scale of 16-element
+ *   group k, row r] (288 bytes); element e of row r is d_r * sc[e / 16][r] * (q - 32).
  * Everything is 64-byte aligned when the packed buffer is. The size equals the
  * GGUF size up to the padding (rows to 16, groups to 64 bytes; Q4_K +2.8%: its
- * 6-bit scales take a byte each). */
+ * 6-bit scales take a byte each; Q6_K the same size). */
 #ifndef RUSTY_BACKEND_CPU_PACKED_H
 #define RUSTY_BACKEND_CPU_PACKED_H
 
@@ -39,9 +46,9 @@
 
 #include "dtype/dtype.h"
 
-enum { RS_CPU_PACK_ROWS = 16, RS_CPU_PACK_K4_SCALES = 320 };
+enum { RS_CPU_PACK_ROWS = 16, RS_CPU_PACK_K4_SCALES = 320, RS_CPU_PACK_K6_SCALES = 288 };
 
-/* True for the weight types that have the packed layout (Q4_0, IQ4_NL, Q8_0, Q4_K). */
+/* True for the weight types that have the packed layout (Q4_0, IQ4_NL, Q8_0, Q4_K, Q6_K). */
 bool rs_cpu_pack_supports(rs_dtype type);
 /* Bytes of one block's payload in a group (256 or 512), 0 if unsupported. */
 size_t rs_cpu_pack_payload_bytes(rs_dtype type);
