@@ -708,26 +708,31 @@ static void test_pack_layout_k4(void **state) {
             free(p);
             free(w);
         }
-    /* Q6_K: the documented size (the GGUF size: 8 x (384 + 36) = 3360 per 16 x 256) and
-     * the round trip; where each bit goes is the kernels' test (test_packed_levels) */
+    /* Q5_K and Q6_K: the documented sizes per 16 x 256 (Q5_K 8 x (320 + 40) = 2880; Q6_K
+     * the GGUF size, 8 x (384 + 36) = 3360, to 64 bytes) and the round trip; where each bit
+     * goes is the kernels' test (test_packed_levels) */
+    assert_int_equal(rs_cpu_pack_size(RS_DTYPE_Q5_K, 16, 256), 2880);
     assert_int_equal(rs_cpu_pack_size(RS_DTYPE_Q6_K, 16, 256), 3392);
-    for (int oi = 0; oi < 3; oi++)
-        for (int ii = 0; ii < 2; ii++) {
-            const int64_t n_out = n_outs[oi], n_in = n_ins[ii], groups = (n_out + 15) / 16;
-            size_t row;
-            uint8_t *w = gen_weights(RS_DTYPE_Q6_K, n_out, n_in,
-                                     950 + 10 * (uint64_t)oi + (uint64_t)ii, &row);
-            fixture f = {RS_DTYPE_Q6_K, n_in, n_out, w, row, NULL, NULL};
-            uint8_t *p = packed_copy(&f);
-            uint8_t *back = malloc(row * (size_t)n_out);
-            assert_non_null(back);
-            memset(back, 0x5A, row * (size_t)n_out);
-            rs_cpu_unpack_groups(RS_DTYPE_Q6_K, p, n_out, n_in, back, 0, groups);
-            assert_memory_equal(back, w, row * (size_t)n_out);
-            free(back);
-            free(p);
-            free(w);
-        }
+    for (int ti = 0; ti < 2; ti++)
+        for (int oi = 0; oi < 3; oi++)
+            for (int ii = 0; ii < 2; ii++) {
+                const rs_dtype t = ti ? RS_DTYPE_Q6_K : RS_DTYPE_Q5_K;
+                const int64_t n_out = n_outs[oi], n_in = n_ins[ii], groups = (n_out + 15) / 16;
+                size_t row;
+                uint8_t *w =
+                    gen_weights(t, n_out, n_in,
+                                950 + 100 * (uint64_t)ti + 10 * (uint64_t)oi + (uint64_t)ii, &row);
+                fixture f = {t, n_in, n_out, w, row, NULL, NULL};
+                uint8_t *p = packed_copy(&f);
+                uint8_t *back = malloc(row * (size_t)n_out);
+                assert_non_null(back);
+                memset(back, 0x5A, row * (size_t)n_out);
+                rs_cpu_unpack_groups(t, p, n_out, n_in, back, 0, groups);
+                assert_memory_equal(back, w, row * (size_t)n_out);
+                free(back);
+                free(p);
+                free(w);
+            }
     assert_int_equal(g_failures, 0);
 }
 
@@ -739,16 +744,17 @@ static void test_pack_layout_k4(void **state) {
  * around the 4/8-token VNNI and 16-token AMX tiles). */
 static void test_packed_levels(void **state) {
     (void)state;
-    static const rs_dtype types[5] = {RS_DTYPE_Q4_0, RS_DTYPE_Q8_0, RS_DTYPE_IQ4_NL, RS_DTYPE_Q4_K,
-                                      RS_DTYPE_Q6_K};
+    static const rs_dtype types[6] = {RS_DTYPE_Q4_0, RS_DTYPE_Q8_0, RS_DTYPE_IQ4_NL,
+                                      RS_DTYPE_Q4_K, RS_DTYPE_Q5_K, RS_DTYPE_Q6_K};
     static const int64_t n_outs[4] = {13, 16, 45, 67}, n_ins[3] = {32, 96, 4096 + 32},
                          n_ins_k[3] = {256, 768, 4096 + 256};
     static const int ntoks[7] = {1, 2, 7, 8, 9, 16, 17};
     rs_simd_level lv[4];
     int n_lv = levels(lv);
-    for (int ti = 0; ti < 5; ti++)
+    for (int ti = 0; ti < 6; ti++)
         for (int ii = 0; ii < 3; ii++) {
-            const bool k4 = types[ti] == RS_DTYPE_Q4_K || types[ti] == RS_DTYPE_Q6_K;
+            const bool k4 = types[ti] == RS_DTYPE_Q4_K || types[ti] == RS_DTYPE_Q5_K ||
+                            types[ti] == RS_DTYPE_Q6_K;
             int64_t n_in = k4 ? n_ins_k[ii] : n_ins[ii], stride = n_in + X_PAD;
             float *x = gen_x(MAX_TOK, n_in, stride, 3 * (uint64_t)ti + (uint64_t)ii);
             for (int oi = 0; oi < 4; oi++) {
@@ -826,7 +832,7 @@ static void test_errors(void **state) {
     assert_non_null(strstr(err.msg, "IQ2_XXS"));
     mw.type = RS_DTYPE_Q8_K; /* an activation format, not a weight type */
     assert_int_equal(rs_cpu_matmul(NULL, &in, &mw, &err), RS_ERR_UNSUPPORTED);
-    mw.type = RS_DTYPE_Q5_K; /* no packed layout */
+    mw.type = RS_DTYPE_Q3_K; /* no packed layout */
     mw.layout = RS_CPU_LAYOUT_X16;
     assert_int_equal(rs_cpu_matmul(NULL, &in, &mw, &err), RS_ERR_UNSUPPORTED);
     mw.type = RS_DTYPE_Q8_0;

@@ -27,7 +27,7 @@
 
 #define INLINE static inline __attribute__((always_inline))
 
-enum { P_Q8_0, P_Q4_0, P_IQ4_NL, P_Q4_K, P_Q6_K };
+enum { P_Q8_0, P_Q4_0, P_IQ4_NL, P_Q4_K, P_Q5_K, P_Q6_K };
 /* Tile arrays have these constant sizes and are indexed only by compile-time
  * constants after unrolling, so they live in registers. */
 enum { G_MAX = 4, C_MAX = 16 };
@@ -38,8 +38,13 @@ static inline int32_t ld32(const void *p) {
     return v;
 }
 
+/* Scale bytes per block of 32 in a group (packed.h). */
+INLINE size_t scale_step(const int T) {
+    return T == P_Q4_K || T == P_Q5_K ? 40 : T == P_Q6_K ? 36 : 32;
+}
+
 INLINE size_t payload(const int T) {
-    return T == P_Q8_0 ? 512 : T == P_Q6_K ? 384 : 256;
+    return T == P_Q8_0 ? 512 : T == P_Q6_K ? 384 : T == P_Q5_K ? 320 : 256;
 }
 
 typedef struct {
@@ -50,15 +55,22 @@ typedef struct {
     __m512i v[G_MAX][C_MAX];
 } int_tile;
 
+/* p with bit `from` of each byte moved to bit 4 (other bits garbage: mask with 0x10);
+ * 16-bit shifts, whose bits crossing a byte land outside bit 4. */
+INLINE __m512i bit_to4(__m512i p, const int from) {
+    return from <= 4 ? _mm512_sll_epi16(p, _mm_cvtsi32_si128(4 - from))
+                     : _mm512_srl_epi16(p, _mm_cvtsi32_si128(from - 4));
+}
+
 /* Integer sums of block b for the tile: sum of (w + offset) * x, starting at
  * the offset correction, so the result is the exact signed dot product. */
 INLINE int_tile block_sums(const int T, const int MG, const int NC, const uint8_t *const *wg,
                            const rs_block_q8_0p *const *xr, int64_t b) {
     int_tile s;
     RS_UNROLL for (int c = 0; c < NC; c++) {
-        __m512i o = _mm512_set1_epi32(T == P_Q4_0   ? xr[c][b].off4
-                                      : T == P_Q4_K ? 0
-                                                    : xr[c][b].off8);
+        __m512i o = _mm512_set1_epi32(T == P_Q4_0                  ? xr[c][b].off4
+                                      : T == P_Q4_K || T == P_Q5_K ? 0
+                                                                   : xr[c][b].off8);
         RS_UNROLL for (int g = 0; g < MG; g++) s.v[g][c] = o;
     }
     if (T == P_Q8_0) {
@@ -70,12 +82,17 @@ INLINE int_tile block_sums(const int T, const int MG, const int NC, const uint8_
             }
         }
     } else {
-        const __m512i m4 = _mm512_set1_epi8(0x0f);
+        const __m512i m4 = _mm512_set1_epi8(0x0f), m10 = _mm512_set1_epi8(0x10);
         RS_UNROLL for (int k = 0; k < 4; k++) {
             RS_UNROLL for (int g = 0; g < MG; g++) {
-                __m512i v = _mm512_loadu_si512(wg[g] + (size_t)b * 256 + 64 * k);
+                __m512i v = _mm512_loadu_si512(wg[g] + (size_t)b * payload(T) + 64 * k);
                 __m512i lo = _mm512_and_si512(v, m4);
                 __m512i hi = _mm512_and_si512(_mm512_srli_epi16(v, 4), m4);
+                if (T == P_Q5_K) { /* the fifth bits: plane bits 2 k and 2 k + 1 to bit 4 */
+                    const __m512i p = _mm512_loadu_si512(wg[g] + (size_t)b * 320 + 256);
+                    lo = _mm512_or_si512(lo, _mm512_and_si512(bit_to4(p, 2 * k), m10));
+                    hi = _mm512_or_si512(hi, _mm512_and_si512(bit_to4(p, 2 * k + 1), m10));
+                }
                 if (T == P_IQ4_NL) {
                     lo = _mm512_shuffle_epi8(rs_iq4nl_u8_table(), lo);
                     hi = _mm512_shuffle_epi8(rs_iq4nl_u8_table(), hi);
@@ -116,10 +133,7 @@ INLINE void decode_prefetch(const int T, const int MG, const uint8_t *w, size_t 
         rs_cpu_prefetch(base + (size_t)g * gs + (size_t)pb * pay, pay);
         if ((pb & 1) == 0) /* the scales: 32 bytes per block, Q4_K 40, Q6_K 36 */
             __builtin_prefetch(base + (size_t)g * gs + (size_t)nb * pay +
-                               (T == P_Q4_K   ? 40
-                                : T == P_Q6_K ? 36
-                                              : 32) *
-                                   (size_t)pb);
+                               scale_step(T) * (size_t)pb);
     }
 }
 
@@ -135,9 +149,10 @@ INLINE void store_tile(const int MG, const int NC, const acc_tile *acc, int nr, 
     }
 }
 
-/* Q4_K: the sub-blocks' sums scaled per sub-block (see the top of the file). */
-INLINE void k4_tile(const bool PF, const int MR, const int NC, int64_t n, const uint8_t *w,
-                    size_t gs, int nr, const uint8_t *x, size_t xs, int nc, float *y, size_t ys) {
+/* Q4_K / Q5_K (T): the sub-blocks' sums scaled per sub-block (see the top of the file). */
+INLINE void k4_tile(const int T, const bool PF, const int MR, const int NC, int64_t n,
+                    const uint8_t *w, size_t gs, int nr, const uint8_t *x, size_t xs, int nc,
+                    float *y, size_t ys) {
     const int MG = MR / 16;
     const int64_t nb = n / 32, nsb = n / 256;
     const int ng = (nr + 15) / 16;
@@ -145,7 +160,7 @@ INLINE void k4_tile(const bool PF, const int MR, const int NC, int64_t n, const 
     const rs_block_q8_0p *xr[C_MAX];
     RS_UNROLL for (int g = 0; g < MG; g++) {
         wg[g] = w + (size_t)(g < ng ? g : ng - 1) * gs;
-        rec[g] = wg[g] + (size_t)nb * 256;
+        rec[g] = wg[g] + (size_t)nb * payload(T);
     }
     RS_UNROLL for (int c = 0; c < NC; c++) xr[c] =
         (const rs_block_q8_0p *)(x + (size_t)(c < nc ? c : nc - 1) * xs);
@@ -161,8 +176,8 @@ INLINE void k4_tile(const bool PF, const int MR, const int NC, int64_t n, const 
         }
         for (int j = 0; j < 8; j++) {
             const int64_t b = 8 * s + j;
-            if (PF && NC == 1) decode_prefetch(P_Q4_K, MG, w, gs, nb, b);
-            int_tile sm = block_sums(P_Q4_K, MG, NC, wg, xr, b);
+            if (PF && NC == 1) decode_prefetch(T, MG, w, gs, nb, b);
+            int_tile sm = block_sums(T, MG, NC, wg, xr, b);
             RS_UNROLL for (int g = 0; g < MG; g++) {
                 const uint8_t *rs = rec[g] + (size_t)s * RS_CPU_PACK_K4_SCALES;
                 const __m512 sc =
@@ -270,8 +285,8 @@ INLINE void k6_tile(const bool PF, const int MR, const int NC, int64_t n, const 
 INLINE void x16_tile(const int T, const bool PF, const int MR, const int NC, int64_t n,
                      const uint8_t *w, size_t gs, int nr, const uint8_t *x, size_t xs, int nc,
                      float *y, size_t ys) {
-    if (T == P_Q4_K) {
-        k4_tile(PF, MR, NC, n, w, gs, nr, x, xs, nc, y, ys);
+    if (T == P_Q4_K || T == P_Q5_K) {
+        k4_tile(T, PF, MR, NC, n, w, gs, nr, x, xs, nc, y, ys);
         return;
     }
     if (T == P_Q6_K) {
@@ -333,4 +348,5 @@ DEFINE_X16(q8_0_x16_avx512, P_Q8_0);
 DEFINE_X16(q4_0_x16_avx512, P_Q4_0);
 DEFINE_X16(iq4_nl_x16_avx512, P_IQ4_NL);
 DEFINE_X16(q4_K_x16_avx512, P_Q4_K);
+DEFINE_X16(q5_K_x16_avx512, P_Q5_K);
 DEFINE_X16(q6_K_x16_avx512, P_Q6_K);

@@ -15,7 +15,7 @@
 #include "dtype/blocks.h"
 #include "dtype/fp16.h"
 
-typedef enum { X16_Q8_0, X16_Q4_0, X16_IQ4_NL, X16_Q4_K, X16_Q6_K } x16_type;
+typedef enum { X16_Q8_0, X16_Q4_0, X16_IQ4_NL, X16_Q4_K, X16_Q5_K, X16_Q6_K } x16_type;
 
 /* Weight value (signed) of element i of row r (0..15) in a block payload. */
 static inline int x16_value(x16_type t, const uint8_t *pl, int r, int i) {
@@ -43,10 +43,11 @@ static float dot_x16(x16_type t, int64_t n, const uint8_t *group, int r, const r
     return s;
 }
 
-/* Row r of a packed Q4_K group against one token. */
-static float dot_k4(int64_t n, const uint8_t *group, int r, const rs_block_q8_0p *x) {
+/* Row r of a packed Q4_K (pay 256) or Q5_K (pay 320: the fifth bits in the plane
+ * after the nibbles) group against one token. */
+static float dot_k45(size_t pay, int64_t n, const uint8_t *group, int r, const rs_block_q8_0p *x) {
     const int64_t nsb = n / 256;
-    const uint8_t *rec0 = group + (size_t)nsb * 8 * 256;
+    const uint8_t *rec0 = group + (size_t)nsb * 8 * pay;
     float s = 0;
     for (int64_t sb = 0; sb < nsb; sb++) {
         const uint8_t *rec = rec0 + (size_t)sb * RS_CPU_PACK_K4_SCALES;
@@ -56,15 +57,18 @@ static float dot_k4(int64_t n, const uint8_t *group, int r, const rs_block_q8_0p
         const float d = rs_fp16_to_f32(d16), dmin = rs_fp16_to_f32(m16);
         for (int j = 0; j < 8; j++) {
             const int64_t b = 8 * sb + j;
-            const uint8_t *pl = group + (size_t)b * 256;
+            const uint8_t *pl = group + (size_t)b * pay + 4 * (size_t)r;
             int sum = 0;
-            for (int i = 0; i < 32; i++) sum += x16_value(X16_Q4_0, pl, r, i) * x[b].qs[i];
-            /* x16_value gives q - 8: add the 8 back through the offset term */
-            sum -= x[b].off4;
+            for (int i = 0; i < 32; i++) {
+                const int w = (i % 16) / 4, m = i % 4, h = i / 16;
+                int q = (pl[64 * w + m] >> (4 * h)) & 0x0f;
+                if (pay == 320) q |= ((pl[256 + m] >> (2 * w + h)) & 1) << 4;
+                sum += q * x[b].qs[i];
+            }
             const float sc = d * (float)rec[64 + 16 * j + r],
                         mn = dmin * (float)rec[192 + 16 * j + r];
-            s = fmaf((float)sum, sc * x[b].d, s);
             const int32_t xsum = -x[b].off4 / 8; /* exact: off4 = -8 sum(qs) */
+            s = fmaf((float)sum, sc * x[b].d, s);
             s = fmaf(-mn, x[b].d * (float)xsum, s);
         }
     }
@@ -108,7 +112,8 @@ static void tile_x16(x16_type t, int64_t n, const void *w, size_t w_stride, int 
             const uint8_t *g = (const uint8_t *)w + (size_t)(r / 16) * w_stride;
             const rs_block_q8_0p *xc =
                 (const rs_block_q8_0p *)((const uint8_t *)x + (size_t)c * x_stride);
-            y[(size_t)c * y_stride + (size_t)r] = t == X16_Q4_K   ? dot_k4(n, g, r % 16, xc)
+            y[(size_t)c * y_stride + (size_t)r] = t == X16_Q4_K   ? dot_k45(256, n, g, r % 16, xc)
+                                                  : t == X16_Q5_K ? dot_k45(320, n, g, r % 16, xc)
                                                   : t == X16_Q6_K ? dot_k6(n, g, r % 16, xc)
                                                                   : dot_x16(t, n, g, r % 16, xc);
         }
@@ -134,6 +139,11 @@ static void tile_q4_K_x16(int64_t n, const void *w, size_t ws, int nr, const voi
     tile_x16(X16_Q4_K, n, w, ws, nr, x, xs, nc, y, ys);
 }
 
+static void tile_q5_K_x16(int64_t n, const void *w, size_t ws, int nr, const void *x, size_t xs,
+                          int nc, float *y, size_t ys) {
+    tile_x16(X16_Q5_K, n, w, ws, nr, x, xs, nc, y, ys);
+}
+
 static void tile_q6_K_x16(int64_t n, const void *w, size_t ws, int nr, const void *x, size_t xs,
                           int nc, float *y, size_t ys) {
     tile_x16(X16_Q6_K, n, w, ws, nr, x, xs, nc, y, ys);
@@ -145,3 +155,4 @@ const rs_cpu_kernel rs_cpu_kernel_iq4_nl_x16_ref = {tile_iq4_nl_x16, 16,  1, 16,
                                                     RS_SIMD_SCALAR,  NULL};
 const rs_cpu_kernel rs_cpu_kernel_q4_K_x16_ref = {tile_q4_K_x16, 16, 1, 16, RS_SIMD_SCALAR, NULL};
 const rs_cpu_kernel rs_cpu_kernel_q6_K_x16_ref = {tile_q6_K_x16, 16, 1, 16, RS_SIMD_SCALAR, NULL};
+const rs_cpu_kernel rs_cpu_kernel_q5_K_x16_ref = {tile_q5_K_x16, 16, 1, 16, RS_SIMD_SCALAR, NULL};

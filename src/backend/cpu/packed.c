@@ -1,5 +1,5 @@
-/* packed.c — packing GGUF Q4_0 / IQ4_NL / Q8_0 / Q4_K rows into the x16 layout and back
- * (packed.h). */
+/* packed.c — packing GGUF Q4_0 / IQ4_NL / Q8_0 / Q4_K / Q5_K / Q6_K rows into the x16
+ * layout and back (packed.h). */
 #include "backend/cpu/packed.h"
 
 #include <string.h>
@@ -14,8 +14,12 @@ static bool nibbles32(rs_dtype type) {
     return type == RS_DTYPE_Q4_0 || type == RS_DTYPE_IQ4_NL;
 }
 
+static bool k45(rs_dtype type) {
+    return type == RS_DTYPE_Q4_K || type == RS_DTYPE_Q5_K;
+}
+
 static bool k_type(rs_dtype type) {
-    return type == RS_DTYPE_Q4_K || type == RS_DTYPE_Q6_K;
+    return k45(type) || type == RS_DTYPE_Q6_K;
 }
 
 bool rs_cpu_pack_supports(rs_dtype type) {
@@ -25,12 +29,13 @@ bool rs_cpu_pack_supports(rs_dtype type) {
 size_t rs_cpu_pack_payload_bytes(rs_dtype type) {
     if (type == RS_DTYPE_Q8_0) return 512;
     if (type == RS_DTYPE_Q6_K) return 384;
+    if (type == RS_DTYPE_Q5_K) return 320;
     return nibbles32(type) || type == RS_DTYPE_Q4_K ? 256 : 0;
 }
 
 /* Scale bytes of a group per 32 elements: 16 fp16 scales, or a K-quant record per 8. */
 static size_t scale_bytes(rs_dtype type) {
-    if (type == RS_DTYPE_Q4_K) return RS_CPU_PACK_K4_SCALES / 8;
+    if (k45(type)) return RS_CPU_PACK_K4_SCALES / 8;
     return type == RS_DTYPE_Q6_K ? RS_CPU_PACK_K6_SCALES / 8 : SCALE_BYTES;
 }
 
@@ -63,43 +68,87 @@ static inline uint8_t k4_nibble(const uint8_t *qs, int j, int i) {
     return (uint8_t)(j & 1 ? v >> 4 : v & 0x0f);
 }
 
-/* Row r of group gp (padding rows: blk NULL, all zero) from its n_in / 256 blocks. */
-static void pack_k4_row(const block_q4_K *blk, int64_t nsb, uint8_t *gp, int r) {
-    uint8_t *rec0 = gp + (size_t)nsb * 8 * 256;
+/* Q4_K and Q5_K share d, dmin, the 6-bit scales and the nibbles; Q5_K adds
+ * the fifth bit of element 32 j + i as bit j of qh[i]. */
+typedef struct {
+    const uint16_t *d, *dmin;
+    const uint8_t *scales, *qh, *qs; /* qh NULL for Q4_K */
+} k45_view;
+
+typedef struct {
+    uint16_t *d, *dmin;
+    uint8_t *scales, *qh, *qs;
+} k45_out;
+
+static k45_view k45_at(rs_dtype type, const void *blk) {
+    if (type == RS_DTYPE_Q5_K) {
+        const block_q5_K *b = blk;
+        return (k45_view){&b->d, &b->dmin, b->scales, b->qh, b->qs};
+    }
+    const block_q4_K *b = blk;
+    return (k45_view){&b->d, &b->dmin, b->scales, NULL, b->qs};
+}
+
+static k45_out k45_out_at(rs_dtype type, void *blk) {
+    if (type == RS_DTYPE_Q5_K) {
+        block_q5_K *b = blk;
+        return (k45_out){&b->d, &b->dmin, b->scales, b->qh, b->qs};
+    }
+    block_q4_K *b = blk;
+    return (k45_out){&b->d, &b->dmin, b->scales, NULL, b->qs};
+}
+
+/* Row r of group gp (padding rows: src NULL, all zero) from its nsb blocks at src. */
+static void pack_k45_row(rs_dtype type, const uint8_t *src, int64_t nsb, uint8_t *gp, int r) {
+    const size_t pay = rs_cpu_pack_payload_bytes(type), bb = rs_dtype_get(type)->type_size;
+    uint8_t *rec0 = gp + (size_t)nsb * 8 * pay;
     for (int64_t s = 0; s < nsb; s++) {
         uint8_t *rec = rec0 + (size_t)s * RS_CPU_PACK_K4_SCALES;
-        const block_q4_K *b = blk ? blk + s : NULL;
-        uint16_t d = b ? b->d : 0, dmin = b ? b->dmin : 0;
+        const k45_view b = src ? k45_at(type, src + (size_t)s * bb) : (k45_view){0};
+        uint16_t d = src ? *b.d : 0, dmin = src ? *b.dmin : 0;
         memcpy(rec + 2 * r, &d, 2);
         memcpy(rec + 32 + 2 * r, &dmin, 2);
         for (int j = 0; j < 8; j++) {
             int sc = 0, m = 0;
-            if (b) rs_k4_get_scale_min(j, b->scales, &sc, &m);
+            if (src) rs_k4_get_scale_min(j, b.scales, &sc, &m);
             rec[64 + 16 * j + r] = (uint8_t)sc;
             rec[192 + 16 * j + r] = (uint8_t)m;
-            uint8_t *pl = gp + (size_t)(8 * s + j) * 256 + 4 * (size_t)r;
+            uint8_t *pl = gp + (size_t)(8 * s + j) * pay + 4 * (size_t)r;
             for (int i = 0; i < 16; i++)
                 pl[64 * (i / 4) + i % 4] =
-                    b ? (uint8_t)(k4_nibble(b->qs, j, i) | k4_nibble(b->qs, j, 16 + i) << 4) : 0;
+                    src ? (uint8_t)(k4_nibble(b.qs, j, i) | k4_nibble(b.qs, j, 16 + i) << 4) : 0;
+            if (pay == 256) continue;
+            /* Q5_K's plane: byte m, bit 2 w + h = the fifth bit of element 4 w + m + 16 h */
+            for (int m4 = 0; m4 < 4; m4++) {
+                uint8_t v = 0;
+                for (int w = 0; w < 4 && src; w++)
+                    for (int h = 0; h < 2; h++)
+                        v |= (uint8_t)(((b.qh[4 * w + m4 + 16 * h] >> j) & 1) << (2 * w + h));
+                pl[256 + m4] = v;
+            }
         }
     }
 }
 
-static void unpack_k4_row(const uint8_t *gp, int64_t nsb, int r, block_q4_K *out) {
-    const uint8_t *rec0 = gp + (size_t)nsb * 8 * 256;
+static void unpack_k45_row(rs_dtype type, const uint8_t *gp, int64_t nsb, int r, uint8_t *dst) {
+    const size_t pay = rs_cpu_pack_payload_bytes(type), bb = rs_dtype_get(type)->type_size;
+    const uint8_t *rec0 = gp + (size_t)nsb * 8 * pay;
     for (int64_t s = 0; s < nsb; s++) {
         const uint8_t *rec = rec0 + (size_t)s * RS_CPU_PACK_K4_SCALES;
-        block_q4_K *o = out + s;
-        memcpy(&o->d, rec + 2 * r, 2);
-        memcpy(&o->dmin, rec + 32 + 2 * r, 2);
-        memset(o->scales, 0, sizeof o->scales);
+        const k45_out o = k45_out_at(type, dst + (size_t)s * bb);
+        memcpy(o.d, rec + 2 * r, 2);
+        memcpy(o.dmin, rec + 32 + 2 * r, 2);
+        memset(o.scales, 0, K_SCALE_SIZE);
+        if (o.qh) memset(o.qh, 0, QK_K / 8);
         for (int j = 0; j < 8; j++) {
-            rs_k4_put_scale_min(j, o->scales, rec[64 + 16 * j + r], rec[192 + 16 * j + r]);
-            const uint8_t *pl = gp + (size_t)(8 * s + j) * 256 + 4 * (size_t)r;
+            rs_k4_put_scale_min(j, o.scales, rec[64 + 16 * j + r], rec[192 + 16 * j + r]);
+            const uint8_t *pl = gp + (size_t)(8 * s + j) * pay + 4 * (size_t)r;
             for (int i = 0; i < 32; i++) {
-                const uint8_t v = pl[64 * ((i % 16) / 4) + i % 4], q = i < 16 ? v & 0x0f : v >> 4;
-                uint8_t *dst = &o->qs[32 * (j / 2) + i];
-                *dst = j & 1 ? (uint8_t)(*dst | q << 4) : q; /* the even sub-block comes first */
+                const int w = (i % 16) / 4, m = i % 4, h = i / 16;
+                const uint8_t v = pl[64 * w + m], q = h ? v >> 4 : v & 0x0f;
+                uint8_t *q4 = &o.qs[32 * (j / 2) + i];
+                *q4 = j & 1 ? (uint8_t)(*q4 | q << 4) : q; /* the even sub-block comes first */
+                if (o.qh) o.qh[i] |= (uint8_t)(((pl[256 + m] >> (2 * w + h)) & 1) << j);
             }
         }
     }
@@ -176,7 +225,7 @@ static void unpack_k6_row(const uint8_t *gp, int64_t nsb, int r, block_q6_K *out
 
 void rs_cpu_pack_groups(rs_dtype type, const void *src, int64_t n_out, int64_t n_in, void *dst,
                         int64_t g0, int64_t g1) {
-    const bool q8 = type == RS_DTYPE_Q8_0, k4 = type == RS_DTYPE_Q4_K;
+    const bool q8 = type == RS_DTYPE_Q8_0, k4 = k45(type);
     const int64_t nb = n_in / 32;
     const size_t gbytes = rs_cpu_pack_group_bytes(type, n_in),
                  pay = rs_cpu_pack_payload_bytes(type);
@@ -192,8 +241,9 @@ void rs_cpu_pack_groups(rs_dtype type, const void *src, int64_t n_out, int64_t n
         for (int r = 0; r < RS_CPU_PACK_ROWS; r++) {
             int64_t row = g * RS_CPU_PACK_ROWS + r;
             if (k4) {
-                pack_k4_row(row < n_out ? (const block_q4_K *)src + row * (nb / 8) : NULL, nb / 8,
-                            gp, r);
+                const size_t rb = (size_t)(nb / 8) * rs_dtype_get(type)->type_size;
+                pack_k45_row(type, row < n_out ? (const uint8_t *)src + (size_t)row * rb : NULL,
+                             nb / 8, gp, r);
                 continue;
             }
             if (type == RS_DTYPE_Q6_K) {
@@ -236,8 +286,9 @@ void rs_cpu_unpack_groups(rs_dtype type, const void *src, int64_t n_out, int64_t
         for (int r = 0; r < RS_CPU_PACK_ROWS; r++) {
             int64_t row = g * RS_CPU_PACK_ROWS + r;
             if (row >= n_out) break;
-            if (type == RS_DTYPE_Q4_K) {
-                unpack_k4_row(gp, nb / 8, r, (block_q4_K *)dst + row * (nb / 8));
+            if (k45(type)) {
+                const size_t rb = (size_t)(nb / 8) * rs_dtype_get(type)->type_size;
+                unpack_k45_row(type, gp, nb / 8, r, (uint8_t *)dst + (size_t)row * rb);
                 continue;
             }
             if (type == RS_DTYPE_Q6_K) {

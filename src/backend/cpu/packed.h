@@ -27,6 +27,9 @@
  *
  * one such record per super-block after all the payloads; element i of
  * sub-block j of row r is d_r * sc[j][r] * q - dmin_r * m[j][r].
+ *   - Q5_K (320 bytes per sub-block): as Q4_K, then a 64-byte plane of the fifth
+ *     bits: byte 4 r + m, bit 2 w + h, for element 4 w + m + 16 h; its scales
+ *     are Q4_K's record.
  *   - Q6_K (384 bytes per 32-element sub-block): the low 4 bits of q (0..63) as
  *     Q4_0's nibbles (256 bytes), then two 64-byte planes of the high 2 bits:
  *     plane p holds, in byte 4 r + m, the bits of elements 4 w + m and
@@ -36,7 +39,7 @@
  *   group k, row r] (288 bytes); element e of row r is d_r * sc[e / 16][r] * (q - 32).
  * Everything is 64-byte aligned when the packed buffer is. The size equals the
  * GGUF size up to the padding (rows to 16, groups to 64 bytes; Q4_K +2.8%: its
- * 6-bit scales take a byte each; Q6_K the same size). */
+ * 6-bit scales take a byte each, Q5_K +2.3%; Q6_K the same size). */
 #ifndef RUSTY_BACKEND_CPU_PACKED_H
 #define RUSTY_BACKEND_CPU_PACKED_H
 
@@ -48,7 +51,8 @@
 
 enum { RS_CPU_PACK_ROWS = 16, RS_CPU_PACK_K4_SCALES = 320, RS_CPU_PACK_K6_SCALES = 288 };
 
-/* True for the weight types that have the packed layout (Q4_0, IQ4_NL, Q8_0, Q4_K, Q6_K). */
+/* True for the weight types that have the packed layout (Q4_0, IQ4_NL, Q8_0, Q4_K, Q5_K,
+ * Q6_K). */
 bool rs_cpu_pack_supports(rs_dtype type);
 /* Bytes of one block's payload in a group (256 or 512), 0 if unsupported. */
 size_t rs_cpu_pack_payload_bytes(rs_dtype type);
