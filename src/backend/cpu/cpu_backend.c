@@ -2,7 +2,7 @@
  * matmul kernels (matmul.h), and the small per-token ops.
  *
  * Memory is plain host memory. Weights stay in the file mapping, except Q4_0,
- * IQ4_NL, Q8_0 and Q4_K matrices where the packed x16 layout pays (packed.h): those are
+ * IQ4_NL, Q8_0 and Q4_K/Q5_K/Q6_K matrices where the packed x16 layout pays (packed.h): those are
  * packed at load into an anonymous huge-page copy, and the mapping's pages of
  * the tensor are dropped, so the copy replaces the file pages in memory
  * rather than adding to them (RUSTY_CPU_PACK=0 keeps every weight in the
@@ -68,7 +68,7 @@ typedef struct cpu_backend {
     int n_threads;
     rs_simd_level level;
     rs_cpu_ew ew;     /* element-wise kernels for the level */
-    bool pack;        /* pack Q4_0 / IQ4_NL / Q8_0 / Q4_K matrices at load where it pays */
+    bool pack;        /* pack Q4_0 / IQ4_NL / Q8_0 / K-quant matrices at load where it pays */
     bool hw_prefetch; /* decode streams left to the hardware prefetchers (matmul.h) */
     void *scratch;    /* quantized activations for matmul */
     size_t scratch_size;

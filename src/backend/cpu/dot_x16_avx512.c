@@ -1,5 +1,6 @@
-/* dot_x16_avx512.c — AVX-512 VNNI tiles for Q8_0 / Q4_0 / IQ4_NL / Q4_K weights in
- * the packed x16 layout (packed.h) against rs_block_q8_0p activations.
+/* dot_x16_avx512.c — AVX-512 VNNI tiles for Q8_0 / Q4_0 / IQ4_NL and the K-quants
+ * Q4_K / Q5_K / Q6_K in the packed x16 layout (packed.h) against rs_block_q8_0p
+ * activations.
  *
  * One 64-byte load of a block payload holds 4 elements of each of 16 rows
  * (Q4_0: after masking or shifting the nibbles), which is exactly the
@@ -16,7 +17,9 @@
  * rows of the last group have scale 0). Q4_K's sub-blocks take the same
  * integer sums (its q need no offset), then two FMAs: the sums times
  * d sc_j d_x, less dmin m_j times d_x sum(x), with d and dmin converted once
- * per super-block and sc_j, m_j once per sub-block and group. */
+ * per super-block and sc_j, m_j once per sub-block and group; Q5_K ORs its
+ * fifth bits in first. Q6_K sums each 16-element scale group apart, its high
+ * two bits moved beside the nibbles, from -32 times that half's activations. */
 #include <immintrin.h>
 #include <stdbool.h>
 #include <string.h>

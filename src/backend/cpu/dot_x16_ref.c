@@ -1,12 +1,15 @@
-/* dot_x16_ref.c — scalar reference tiles for Q8_0 / Q4_0 / IQ4_NL / Q4_K weights in
- * the packed x16 layout (packed.h) against rs_block_q8_0p activations.
+/* dot_x16_ref.c — scalar reference tiles for Q8_0 / Q4_0 / IQ4_NL and the K-quants
+ * Q4_K / Q5_K / Q6_K in the packed x16 layout (packed.h) against rs_block_q8_0p
+ * activations.
  *
  * For the 32-element types the arithmetic is exactly that of the GGUF-layout
  * references in dot_q_ref.c (exact int32 per block, then s += d_w * d_x * sum
  * in f32, blocks in order), so both layouts give bit-identical results at the
- * scalar level. Q4_K's GGUF kernels take Q8_K activations (one scale per 256),
- * these Q8_0's (one per 32): per sub-block j, s += (d sc_j d_x) sum(q x) -
- * (dmin m_j) (d_x sum(x)), the order the AVX-512 kernel keeps. */
+ * scalar level. The K-quants' GGUF kernels take Q8_K activations (one scale per
+ * 256), these Q8_0's (one per 32): per sub-block j of Q4_K/Q5_K, s += (d sc_j
+ * d_x) sum(q x) - (dmin m_j) (d_x sum(x)); per 16 elements of Q6_K, s += (d sc
+ * d_x) sum((q - 32) x); in the order the AVX-512 kernels keep, so that they
+ * match bit for bit. */
 #include <math.h>
 #include <string.h>
 

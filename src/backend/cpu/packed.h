@@ -1,5 +1,5 @@
 /* packed.h — the CPU backend's row-interleaved weight layout ("x16") for Q4_0,
- * IQ4_NL, Q8_0 and Q4_K, made once at load so that the matrix kernels feed
+ * IQ4_NL, Q8_0, Q4_K, Q5_K and Q6_K, made once at load so that the matrix kernels feed
  * vpdpbusd (and AMX tiles) with full-width loads.
  *
  * Rows are taken 16 at a time ("group"; the last group is padded with
