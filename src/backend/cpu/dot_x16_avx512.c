@@ -86,15 +86,17 @@ INLINE int_tile block_sums(const int T, const int MG, const int NC, const uint8_
         }
     } else {
         const __m512i m4 = _mm512_set1_epi8(0x0f), m10 = _mm512_set1_epi8(0x10);
+        __m512i pv[G_MAX]; /* Q5_K's plane of fifth bits, one load per block and group */
+        RS_UNROLL for (int g = 0; g < MG; g++) pv[g] =
+            T == P_Q5_K ? _mm512_loadu_si512(wg[g] + (size_t)b * 320 + 256) : m4;
         RS_UNROLL for (int k = 0; k < 4; k++) {
             RS_UNROLL for (int g = 0; g < MG; g++) {
                 __m512i v = _mm512_loadu_si512(wg[g] + (size_t)b * payload(T) + 64 * k);
                 __m512i lo = _mm512_and_si512(v, m4);
                 __m512i hi = _mm512_and_si512(_mm512_srli_epi16(v, 4), m4);
                 if (T == P_Q5_K) { /* the fifth bits: plane bits 2 k and 2 k + 1 to bit 4 */
-                    const __m512i p = _mm512_loadu_si512(wg[g] + (size_t)b * 320 + 256);
-                    lo = _mm512_or_si512(lo, _mm512_and_si512(bit_to4(p, 2 * k), m10));
-                    hi = _mm512_or_si512(hi, _mm512_and_si512(bit_to4(p, 2 * k + 1), m10));
+                    lo = _mm512_or_si512(lo, _mm512_and_si512(bit_to4(pv[g], 2 * k), m10));
+                    hi = _mm512_or_si512(hi, _mm512_and_si512(bit_to4(pv[g], 2 * k + 1), m10));
                 }
                 if (T == P_IQ4_NL) {
                     lo = _mm512_shuffle_epi8(rs_iq4nl_u8_table(), lo);
@@ -134,7 +136,7 @@ INLINE void decode_prefetch(const int T, const int MG, const uint8_t *w, size_t 
     }
     RS_UNROLL for (int g = 0; g < MG; g++) {
         rs_cpu_prefetch(base + (size_t)g * gs + (size_t)pb * pay, pay);
-        if ((pb & 1) == 0) /* the scales: 32 bytes per block, Q4_K 40, Q6_K 36 */
+        if ((pb & 1) == 0) /* the scales (scale_step bytes per block) */
             __builtin_prefetch(base + (size_t)g * gs + (size_t)nb * pay +
                                scale_step(T) * (size_t)pb);
     }
