@@ -103,6 +103,7 @@ static void emu_dpbsud(int c, int a, int b) {
 #define rs_cpu_kernel_q8_0_x16_amx   emu_kernel_q8_0_x16_amx
 #define rs_cpu_kernel_q4_0_x16_amx   emu_kernel_q4_0_x16_amx
 #define rs_cpu_kernel_iq4_nl_x16_amx emu_kernel_iq4_nl_x16_amx
+#define rs_cpu_kernel_q4_K_x16_amx   emu_kernel_q4_K_x16_amx
 #include "../../src/backend/cpu/dot_x16_amx.c"
 #pragma GCC pop_options
 
@@ -121,15 +122,18 @@ enum { YS = 17 }; /* output row stride: one poisoned column past 16 rows */
 static int g_fail;
 
 /* The packed types, and each one's emulated AMX, AVX-512 and scalar kernels. */
-enum { N_TYPES = 3 };
-static const rs_dtype types[N_TYPES] = {RS_DTYPE_Q8_0, RS_DTYPE_Q4_0, RS_DTYPE_IQ4_NL};
+enum { N_TYPES = 4 };
+static const rs_dtype types[N_TYPES] = {RS_DTYPE_Q8_0, RS_DTYPE_Q4_0, RS_DTYPE_IQ4_NL,
+                                        RS_DTYPE_Q4_K};
 static const rs_cpu_kernel *const k_amx[N_TYPES] = {
-    &emu_kernel_q8_0_x16_amx, &emu_kernel_q4_0_x16_amx, &emu_kernel_iq4_nl_x16_amx};
-static const rs_cpu_kernel *const k_vnni[N_TYPES] = {&rs_cpu_kernel_q8_0_x16_avx512,
-                                                     &rs_cpu_kernel_q4_0_x16_avx512,
-                                                     &rs_cpu_kernel_iq4_nl_x16_avx512};
+    &emu_kernel_q8_0_x16_amx, &emu_kernel_q4_0_x16_amx, &emu_kernel_iq4_nl_x16_amx,
+    &emu_kernel_q4_K_x16_amx};
+static const rs_cpu_kernel *const k_vnni[N_TYPES] = {
+    &rs_cpu_kernel_q8_0_x16_avx512, &rs_cpu_kernel_q4_0_x16_avx512,
+    &rs_cpu_kernel_iq4_nl_x16_avx512, &rs_cpu_kernel_q4_K_x16_avx512};
 static const rs_cpu_kernel *const k_ref[N_TYPES] = {
-    &rs_cpu_kernel_q8_0_x16_ref, &rs_cpu_kernel_q4_0_x16_ref, &rs_cpu_kernel_iq4_nl_x16_ref};
+    &rs_cpu_kernel_q8_0_x16_ref, &rs_cpu_kernel_q4_0_x16_ref, &rs_cpu_kernel_iq4_nl_x16_ref,
+    &rs_cpu_kernel_q4_K_x16_ref};
 
 static void check_shape(int ti, int nb, int nr, const uint8_t *p, const uint8_t *x, size_t xs) {
     const rs_cpu_kernel *amx = k_amx[ti], *vnni = k_vnni[ti], *ref = k_ref[ti];
@@ -167,17 +171,22 @@ static void test_amx_emulated(void **state) {
     static const int nbs[8] = {1, 2, 3, 4, 5, 8, 33, 128};
     for (int ti = 0; ti < N_TYPES; ti++)
         for (int bi = 0; bi < 8; bi++) {
-            int nb = nbs[bi];
+            /* Q4_K: blocks of 256 (8 of 32), so 8, 16, 24, 32, 40, 64, 264, 1024 */
+            const bool k4 = types[ti] == RS_DTYPE_Q4_K;
+            int nb = k4 ? 8 * nbs[bi] : nbs[bi];
             int64_t n = 32 * (int64_t)nb;
-            size_t bb = types[ti] == RS_DTYPE_Q8_0 ? 34 : 18, row = (size_t)nb * bb;
+            size_t bb = rs_dtype_get(types[ti])->type_size,
+                   row = (size_t)(n / rs_dtype_get(types[ti])->block_size) * bb;
             uint8_t *g = malloc(row * 16);
             assert_non_null(g);
             for (size_t i = 0; i < row * 16; i++) g[i] = (uint8_t)rnd();
-            for (int64_t blk = 0; blk < 16 * (int64_t)nb; blk++) {
-                float d = ldexpf(1.0f + (float)(rnd() % 100) / 100.0f, -6);
-                uint16_t h = rs_f32_to_fp16(rnd() & 1 ? d : -d);
-                memcpy(g + blk * (int64_t)bb, &h, 2);
-            }
+            /* scales (Q4_K: d and dmin, positive as its quantizer writes them) */
+            for (int64_t blk = 0; blk < 16 * (int64_t)(row / bb); blk++)
+                for (int k = 0; k < (k4 ? 2 : 1); k++) {
+                    float d = ldexpf(1.0f + (float)(rnd() % 100) / 100.0f, -6);
+                    uint16_t h = rs_f32_to_fp16(rnd() & 1 && !k4 ? -d : d);
+                    memcpy(g + blk * (int64_t)bb + 2 * k, &h, 2);
+                }
             size_t pbytes = rs_cpu_pack_size(types[ti], 16, n);
             uint8_t *p = aligned_alloc(64, pbytes);
             size_t xs = (size_t)nb * sizeof(rs_block_q8_0p) + 64;

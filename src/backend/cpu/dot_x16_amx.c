@@ -1,4 +1,4 @@
-/* dot_x16_amx.c — AMX-INT8 tiles for Q8_0 / Q4_0 / IQ4_NL weights in the packed
+/* dot_x16_amx.c — AMX-INT8 tiles for Q8_0 / Q4_0 / IQ4_NL / Q4_K weights in the packed
  * x16 layout (packed.h) against rs_block_q8_0p activations; used only at level
  * RS_SIMD_AMX (CPUID, XCR0 and the Linux permission checked by core/cpu.c).
  *
@@ -11,6 +11,9 @@
  * the activation sum) is then the exact
  * block dot product, converted and scaled per token row with AVX-512 as in
  * dot_x16_avx512.c: acc = fma(float(sum), d_w * d_x, acc), blocks in order.
+ * Q4_K's sub-blocks are split as Q4_0's nibbles (no offset: its q are 0..15)
+ * and converted as its AVX-512 kernel does: acc = fma(float(sum), d sc_j d_x,
+ * acc), then acc -= dmin m_j times d_x sum(x).
  * Both kernels thus give bit-identical results. The tile product of one block
  * overlaps the conversion of the previous one (two C tiles and buffers in
  * turn). Tiles of fewer than 16 tokens (decode, the end of a batch) use the
@@ -22,10 +25,11 @@
 
 #include "backend/cpu/iq4nl_avx512.h"
 #include "backend/cpu/kernels.h"
+#include "backend/cpu/packed.h"
 
 #define INLINE static inline __attribute__((always_inline))
 
-enum { P_Q8_0, P_Q4_0, P_IQ4_NL };
+enum { P_Q8_0, P_Q4_0, P_IQ4_NL, P_Q4_K };
 enum { TOK = 16, ROWS = 16 };
 /* tile registers (macros: the intrinsics paste the number into the instruction) */
 #define TA0 0
@@ -97,25 +101,51 @@ static inline float ld_f32(const uint8_t *p) {
     return v;
 }
 
-/* acc[t] += float(C[t] + offset_t) * d_w * d_x,t for one block; xb points at
- * the block of token 0, token t's at xb + t * xs. */
+/* A block's weight scales for its 16 rows: d_w, and for Q4_K d sc_j and dmin m_j
+ * (computed as dot_x16_avx512.c does). */
+typedef struct {
+    __m512 dw, mn;
+} wscale;
+
+/* acc[t] += float(C[t] + offset_t) * d_w * d_x,t for one block (Q4_K: no offset,
+ * then acc[t] -= mn * d_x,t sum(x_t)); xb points at the block of token 0, token
+ * t's at xb + t * xs. */
 INLINE acc16 convert(const int T, acc16 acc, const int32_t *c, const uint8_t *xb, size_t xs,
-                     __m512 dw) {
-    const size_t off =
-        T == P_Q4_0 ? offsetof(rs_block_q8_0p, off4) : offsetof(rs_block_q8_0p, off8);
+                     wscale ws) {
+    const size_t off = T == P_Q4_0 || T == P_Q4_K ? offsetof(rs_block_q8_0p, off4)
+                                                  : offsetof(rs_block_q8_0p, off8);
     const uint8_t *p = xb;
     RS_UNROLL for (int t = 0; t < TOK; t++, p += xs) {
-        __m512i v =
-            _mm512_add_epi32(_mm512_load_si512(c + 16 * t), _mm512_set1_epi32(ld_i32(p + off)));
-        acc.v[t] = _mm512_fmadd_ps(
-            _mm512_cvtepi32_ps(v),
-            _mm512_mul_ps(dw, _mm512_set1_ps(ld_f32(p + offsetof(rs_block_q8_0p, d)))), acc.v[t]);
+        const float dx = ld_f32(p + offsetof(rs_block_q8_0p, d));
+        __m512i v = _mm512_load_si512(c + 16 * t);
+        if (T != P_Q4_K) v = _mm512_add_epi32(v, _mm512_set1_epi32(ld_i32(p + off)));
+        acc.v[t] = _mm512_fmadd_ps(_mm512_cvtepi32_ps(v), _mm512_mul_ps(ws.dw, _mm512_set1_ps(dx)),
+                                   acc.v[t]);
+        if (T == P_Q4_K) {
+            const int32_t xsum = -ld_i32(p + off) / 8; /* exact: off4 = -8 sum(qs) */
+            acc.v[t] = _mm512_fnmadd_ps(ws.mn, _mm512_set1_ps(dx * (float)xsum), acc.v[t]);
+        }
     }
     return acc;
 }
 
-INLINE __m512 scales(const uint16_t *sc, int64_t b) {
-    return _mm512_cvtph_ps(_mm256_loadu_si256((const __m256i *)(sc + 16 * b)));
+/* Block b's scales; sc is the group's scale region (after its nb payloads). */
+INLINE wscale scales(const int T, const uint8_t *sc, int64_t b) {
+    wscale s;
+    if (T != P_Q4_K) {
+        s.dw = _mm512_cvtph_ps(_mm256_loadu_si256((const __m256i *)(sc + 32 * b)));
+        s.mn = s.dw;
+        return s;
+    }
+    const uint8_t *rec = sc + (size_t)(b / 8) * RS_CPU_PACK_K4_SCALES;
+    const int j = (int)(b % 8);
+    const __m512 d = _mm512_cvtph_ps(_mm256_loadu_si256((const __m256i *)rec)),
+                 dmin = _mm512_cvtph_ps(_mm256_loadu_si256((const __m256i *)(rec + 32)));
+    s.dw = _mm512_mul_ps(d, _mm512_cvtepi32_ps(_mm512_cvtepu8_epi32(
+                                _mm_loadu_si128((const __m128i *)(rec + 64 + 16 * j)))));
+    s.mn = _mm512_mul_ps(dmin, _mm512_cvtepi32_ps(_mm512_cvtepu8_epi32(
+                                   _mm_loadu_si128((const __m128i *)(rec + 192 + 16 * j)))));
+    return s;
 }
 
 /* The weights of block b (payload, and the scales every other block): the
@@ -123,7 +153,8 @@ INLINE __m512 scales(const uint16_t *sc, int64_t b) {
 INLINE void prefetch_block(const int T, const uint8_t *w, int64_t nb, int64_t b) {
     if (b >= nb) return;
     rs_cpu_prefetch(w + (size_t)b * payload(T), payload(T));
-    if ((b & 1) == 0) __builtin_prefetch(w + (size_t)nb * payload(T) + 32 * (size_t)b);
+    if ((b & 1) == 0) /* the scales: 32 bytes per block, Q4_K 40 */
+        __builtin_prefetch(w + (size_t)nb * payload(T) + (T == P_Q4_K ? 40 : 32) * (size_t)b);
 }
 
 enum { PF_BLOCKS = 4 }; /* prefetch distance */
@@ -148,7 +179,7 @@ enum { PF_BLOCKS = 4 }; /* prefetch distance */
 INLINE void amx_tile(const int T, int64_t n, const uint8_t *w, int nr, const uint8_t *x, size_t xs,
                      float *y, size_t ys) {
     const int64_t nb = n / 32;
-    const uint16_t *sc = (const uint16_t *)(w + (size_t)nb * payload(T));
+    const uint8_t *sc = w + (size_t)nb * payload(T);
     alignas(64) uint8_t bbuf[2][512];
     alignas(64) int32_t cbuf[2][TOK * 16];
     acc16 acc;
@@ -164,11 +195,12 @@ INLINE void amx_tile(const int T, int64_t n, const uint8_t *w, int nr, const uin
         prefetch_block(T, w, nb, b + 1 + PF_BLOCKS);
         TILE_PRODUCT(TA1, TB1, TC1, b, bbuf[1]);
         acc = convert(T, acc, cbuf[0], x + (size_t)(b - 1) * sizeof(rs_block_q8_0p), xs,
-                      scales(sc, b - 1));
+                      scales(T, sc, b - 1));
         if (T != P_Q8_0) split_nibbles(T, w + (size_t)(b + 1) * 256, bbuf[0]);
         _tile_stored(TC1, cbuf[1], 64);
         TILE_PRODUCT(TA0, TB0, TC0, b + 1, bbuf[0]);
-        acc = convert(T, acc, cbuf[1], x + (size_t)b * sizeof(rs_block_q8_0p), xs, scales(sc, b));
+        acc =
+            convert(T, acc, cbuf[1], x + (size_t)b * sizeof(rs_block_q8_0p), xs, scales(T, sc, b));
         if (T != P_Q8_0 && b + 2 < nb) split_nibbles(T, w + (size_t)(b + 2) * 256, bbuf[1]);
         _tile_stored(TC0, cbuf[0], 64);
     }
@@ -176,12 +208,13 @@ INLINE void amx_tile(const int T, int64_t n, const uint8_t *w, int nr, const uin
     if (b < nb) {
         TILE_PRODUCT(TA1, TB1, TC1, b, bbuf[1]);
         acc = convert(T, acc, cbuf[0], x + (size_t)(b - 1) * sizeof(rs_block_q8_0p), xs,
-                      scales(sc, b - 1));
+                      scales(T, sc, b - 1));
         _tile_stored(TC1, cbuf[1], 64);
-        acc = convert(T, acc, cbuf[1], x + (size_t)b * sizeof(rs_block_q8_0p), xs, scales(sc, b));
+        acc =
+            convert(T, acc, cbuf[1], x + (size_t)b * sizeof(rs_block_q8_0p), xs, scales(T, sc, b));
     } else {
         acc = convert(T, acc, cbuf[0], x + (size_t)(b - 1) * sizeof(rs_block_q8_0p), xs,
-                      scales(sc, b - 1));
+                      scales(T, sc, b - 1));
     }
     _tile_release();
     __mmask16 m = nr >= ROWS ? (__mmask16)0xffff : (__mmask16)((1u << nr) - 1);
@@ -209,3 +242,4 @@ INLINE void amx_tile(const int T, int64_t n, const uint8_t *w, int nr, const uin
 DEFINE_AMX(q8_0_x16_amx, P_Q8_0, rs_cpu_kernel_q8_0_x16_avx512);
 DEFINE_AMX(q4_0_x16_amx, P_Q4_0, rs_cpu_kernel_q4_0_x16_avx512);
 DEFINE_AMX(iq4_nl_x16_amx, P_IQ4_NL, rs_cpu_kernel_iq4_nl_x16_avx512);
+DEFINE_AMX(q4_K_x16_amx, P_Q4_K, rs_cpu_kernel_q4_K_x16_avx512);

@@ -49,7 +49,7 @@ static const rs_cpu_quant_fn q_table[RS_CPU_ACT_COUNT][3] = {
 };
 
 /* Packed-layout kernels (packed.h), indexed by level up to AMX; AVX2 falls
- * back to the scalar reference. The K-quants have no AMX tile: their AVX-512
+ * back to the scalar reference. Q5_K and Q6_K have no AMX tile: their AVX-512
  * kernels serve that level as their own (the pack pays there too). */
 static const struct {
     rs_dtype type;
@@ -66,7 +66,7 @@ static const struct {
       &rs_cpu_kernel_iq4_nl_x16_amx}},
     {RS_DTYPE_Q4_K,
      {&rs_cpu_kernel_q4_K_x16_ref, NULL, &rs_cpu_kernel_q4_K_x16_avx512,
-      &rs_cpu_kernel_q4_K_x16_avx512}},
+      &rs_cpu_kernel_q4_K_x16_amx}},
     {RS_DTYPE_Q5_K,
      {&rs_cpu_kernel_q5_K_x16_ref, NULL, &rs_cpu_kernel_q5_K_x16_avx512,
       &rs_cpu_kernel_q5_K_x16_avx512}},

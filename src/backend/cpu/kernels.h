@@ -113,7 +113,7 @@ extern const rs_cpu_kernel rs_cpu_kernel_q8_0_x16_avx512, rs_cpu_kernel_q4_0_x16
     rs_cpu_kernel_iq4_nl_x16_avx512, rs_cpu_kernel_q4_K_x16_avx512, rs_cpu_kernel_q5_K_x16_avx512,
     rs_cpu_kernel_q6_K_x16_avx512;
 extern const rs_cpu_kernel rs_cpu_kernel_q8_0_x16_amx, rs_cpu_kernel_q4_0_x16_amx,
-    rs_cpu_kernel_iq4_nl_x16_amx;
+    rs_cpu_kernel_iq4_nl_x16_amx, rs_cpu_kernel_q4_K_x16_amx;
 
 /* Fully unrolls a loop over tile rows / tokens / registers, so that tile
  * arrays are indexed by constants and live in registers. */
