@@ -154,24 +154,33 @@ INLINE void store_tile(const int MG, const int NC, const acc_tile *acc, int nr, 
     }
 }
 
+/* A tile's start: its MG groups' weights (the last group repeated past nr) and
+ * scale regions (after the groups' nb payloads), its NC tokens' activations (the
+ * last token repeated past nc), and zeroed sums. */
+INLINE void tile_begin(const int T, const int MG, const int NC, int64_t n, const uint8_t *w,
+                       size_t gs, int nr, const uint8_t *x, size_t xs, int nc, const uint8_t **wg,
+                       const uint8_t **scl, const rs_block_q8_0p **xr, acc_tile *acc) {
+    const int ng = (nr + 15) / 16;
+    RS_UNROLL for (int g = 0; g < MG; g++) {
+        wg[g] = w + (size_t)(g < ng ? g : ng - 1) * gs;
+        scl[g] = wg[g] + (size_t)(n / 32) * payload(T);
+    }
+    RS_UNROLL for (int c = 0; c < NC; c++) xr[c] =
+        (const rs_block_q8_0p *)(x + (size_t)(c < nc ? c : nc - 1) * xs);
+    RS_UNROLL for (int g = 0; g < MG; g++) RS_UNROLL for (int c = 0; c < NC; c++) acc->v[g][c] =
+        _mm512_setzero_ps();
+}
+
 /* Q4_K / Q5_K (T): the sub-blocks' sums scaled per sub-block (see the top of the file). */
 INLINE void k4_tile(const int T, const bool PF, const int MR, const int NC, int64_t n,
                     const uint8_t *w, size_t gs, int nr, const uint8_t *x, size_t xs, int nc,
                     float *y, size_t ys) {
     const int MG = MR / 16;
     const int64_t nb = n / 32, nsb = n / 256;
-    const int ng = (nr + 15) / 16;
     const uint8_t *wg[G_MAX], *rec[G_MAX];
     const rs_block_q8_0p *xr[C_MAX];
-    RS_UNROLL for (int g = 0; g < MG; g++) {
-        wg[g] = w + (size_t)(g < ng ? g : ng - 1) * gs;
-        rec[g] = wg[g] + (size_t)nb * payload(T);
-    }
-    RS_UNROLL for (int c = 0; c < NC; c++) xr[c] =
-        (const rs_block_q8_0p *)(x + (size_t)(c < nc ? c : nc - 1) * xs);
     acc_tile acc;
-    RS_UNROLL for (int g = 0; g < MG; g++) RS_UNROLL for (int c = 0; c < NC; c++) acc.v[g][c] =
-        _mm512_setzero_ps();
+    tile_begin(T, MG, NC, n, w, gs, nr, x, xs, nc, wg, rec, xr, &acc);
     for (int64_t s = 0; s < nsb; s++) {
         __m512 d[G_MAX], dm[G_MAX];
         RS_UNROLL for (int g = 0; g < MG; g++) {
@@ -245,18 +254,10 @@ INLINE void k6_tile(const bool PF, const int MR, const int NC, int64_t n, const 
                     size_t gs, int nr, const uint8_t *x, size_t xs, int nc, float *y, size_t ys) {
     const int MG = MR / 16;
     const int64_t nb = n / 32, nsb = n / 256;
-    const int ng = (nr + 15) / 16;
     const uint8_t *wg[G_MAX], *rec[G_MAX];
     const rs_block_q8_0p *xr[C_MAX];
-    RS_UNROLL for (int g = 0; g < MG; g++) {
-        wg[g] = w + (size_t)(g < ng ? g : ng - 1) * gs;
-        rec[g] = wg[g] + (size_t)nb * 384;
-    }
-    RS_UNROLL for (int c = 0; c < NC; c++) xr[c] =
-        (const rs_block_q8_0p *)(x + (size_t)(c < nc ? c : nc - 1) * xs);
     acc_tile acc;
-    RS_UNROLL for (int g = 0; g < MG; g++) RS_UNROLL for (int c = 0; c < NC; c++) acc.v[g][c] =
-        _mm512_setzero_ps();
+    tile_begin(P_Q6_K, MG, NC, n, w, gs, nr, x, xs, nc, wg, rec, xr, &acc);
     for (int64_t s = 0; s < nsb; s++) {
         __m512 d[G_MAX];
         RS_UNROLL for (int g = 0; g < MG; g++) d[g] = _mm512_cvtph_ps(
@@ -300,24 +301,15 @@ INLINE void x16_tile(const int T, const bool PF, const int MR, const int NC, int
     }
     const int MG = MR / 16;
     const int64_t nb = n / 32;
-    const int ng = (nr + 15) / 16;
-    const uint8_t *wg[G_MAX];
-    const uint16_t *sc[G_MAX];
+    const uint8_t *wg[G_MAX], *sc[G_MAX];
     const rs_block_q8_0p *xr[C_MAX];
-    RS_UNROLL for (int g = 0; g < MG; g++) {
-        wg[g] = w + (size_t)(g < ng ? g : ng - 1) * gs;
-        sc[g] = (const uint16_t *)(wg[g] + (size_t)nb * payload(T));
-    }
-    RS_UNROLL for (int c = 0; c < NC; c++) xr[c] =
-        (const rs_block_q8_0p *)(x + (size_t)(c < nc ? c : nc - 1) * xs);
     acc_tile acc;
-    RS_UNROLL for (int g = 0; g < MG; g++) RS_UNROLL for (int c = 0; c < NC; c++) acc.v[g][c] =
-        _mm512_setzero_ps();
+    tile_begin(T, MG, NC, n, w, gs, nr, x, xs, nc, wg, sc, xr, &acc);
     for (int64_t b = 0; b < nb; b++) {
         if (PF && NC == 1) decode_prefetch(T, MG, w, gs, nb, b);
         int_tile s = block_sums(T, MG, NC, wg, xr, b);
         RS_UNROLL for (int g = 0; g < MG; g++) {
-            __m512 dw = _mm512_cvtph_ps(_mm256_loadu_si256((const __m256i *)(sc[g] + 16 * b)));
+            __m512 dw = _mm512_cvtph_ps(_mm256_loadu_si256((const __m256i *)(sc[g] + 32 * b)));
             RS_UNROLL for (int c = 0; c < NC; c++) acc.v[g][c] =
                 _mm512_fmadd_ps(_mm512_cvtepi32_ps(s.v[g][c]),
                                 _mm512_mul_ps(dw, _mm512_set1_ps(xr[c][b].d)), acc.v[g][c]);
