@@ -122,40 +122,18 @@ static void tile_x16(x16_type t, int64_t n, const void *w, size_t w_stride, int 
         }
 }
 
-static void tile_q8_0_x16(int64_t n, const void *w, size_t ws, int nr, const void *x, size_t xs,
-                          int nc, float *y, size_t ys) {
-    tile_x16(X16_Q8_0, n, w, ws, nr, x, xs, nc, y, ys);
-}
+/* The table entry rs_cpu_kernel_<name>_x16_ref for type T: tiles of 16 rows x 1 token. */
+#define DEFINE_X16_REF(name, T)                                                                    \
+    static void tile_##name##_x16(int64_t n, const void *w, size_t ws, int nr, const void *x,      \
+                                  size_t xs, int nc, float *y, size_t ys) {                        \
+        tile_x16(T, n, w, ws, nr, x, xs, nc, y, ys);                                               \
+    }                                                                                              \
+    const rs_cpu_kernel rs_cpu_kernel_##name##_x16_ref = {tile_##name##_x16, 16,  1, 16,           \
+                                                          RS_SIMD_SCALAR,    NULL}
 
-static void tile_q4_0_x16(int64_t n, const void *w, size_t ws, int nr, const void *x, size_t xs,
-                          int nc, float *y, size_t ys) {
-    tile_x16(X16_Q4_0, n, w, ws, nr, x, xs, nc, y, ys);
-}
-
-static void tile_iq4_nl_x16(int64_t n, const void *w, size_t ws, int nr, const void *x, size_t xs,
-                            int nc, float *y, size_t ys) {
-    tile_x16(X16_IQ4_NL, n, w, ws, nr, x, xs, nc, y, ys);
-}
-
-static void tile_q4_K_x16(int64_t n, const void *w, size_t ws, int nr, const void *x, size_t xs,
-                          int nc, float *y, size_t ys) {
-    tile_x16(X16_Q4_K, n, w, ws, nr, x, xs, nc, y, ys);
-}
-
-static void tile_q5_K_x16(int64_t n, const void *w, size_t ws, int nr, const void *x, size_t xs,
-                          int nc, float *y, size_t ys) {
-    tile_x16(X16_Q5_K, n, w, ws, nr, x, xs, nc, y, ys);
-}
-
-static void tile_q6_K_x16(int64_t n, const void *w, size_t ws, int nr, const void *x, size_t xs,
-                          int nc, float *y, size_t ys) {
-    tile_x16(X16_Q6_K, n, w, ws, nr, x, xs, nc, y, ys);
-}
-
-const rs_cpu_kernel rs_cpu_kernel_q8_0_x16_ref = {tile_q8_0_x16, 16, 1, 16, RS_SIMD_SCALAR, NULL};
-const rs_cpu_kernel rs_cpu_kernel_q4_0_x16_ref = {tile_q4_0_x16, 16, 1, 16, RS_SIMD_SCALAR, NULL};
-const rs_cpu_kernel rs_cpu_kernel_iq4_nl_x16_ref = {tile_iq4_nl_x16, 16,  1, 16,
-                                                    RS_SIMD_SCALAR,  NULL};
-const rs_cpu_kernel rs_cpu_kernel_q4_K_x16_ref = {tile_q4_K_x16, 16, 1, 16, RS_SIMD_SCALAR, NULL};
-const rs_cpu_kernel rs_cpu_kernel_q6_K_x16_ref = {tile_q6_K_x16, 16, 1, 16, RS_SIMD_SCALAR, NULL};
-const rs_cpu_kernel rs_cpu_kernel_q5_K_x16_ref = {tile_q5_K_x16, 16, 1, 16, RS_SIMD_SCALAR, NULL};
+DEFINE_X16_REF(q8_0, X16_Q8_0);
+DEFINE_X16_REF(q4_0, X16_Q4_0);
+DEFINE_X16_REF(iq4_nl, X16_IQ4_NL);
+DEFINE_X16_REF(q4_K, X16_Q4_K);
+DEFINE_X16_REF(q5_K, X16_Q5_K);
+DEFINE_X16_REF(q6_K, X16_Q6_K);
