@@ -584,6 +584,18 @@ static void test_multi(void **state) {
     assert_int_equal(g_failures, 0);
 }
 
+/* Unpacking packed copy p of f's weights gives back their GGUF bytes. */
+static void check_round_trip(const fixture *f, const uint8_t *p) {
+    const size_t bytes = f->row_bytes * (size_t)f->n_out;
+    uint8_t *back = malloc(bytes);
+    assert_non_null(back);
+    memset(back, 0x5A, bytes);
+    rs_cpu_unpack_groups(f->t, p, f->n_out, f->n_in, back, 0,
+                         (f->n_out + RS_CPU_PACK_ROWS - 1) / RS_CPU_PACK_ROWS);
+    assert_memory_equal(back, f->w, bytes);
+    free(back);
+}
+
 /* Packing round-trips, puts each quant where packed.h says, pads the last
  * group with scale-0 rows, and has the documented size. */
 static void test_pack_layout(void **state) {
@@ -640,13 +652,7 @@ static void test_pack_layout(void **state) {
                                             32 * (size_t)b + 2 * (size_t)(o % 16);
                         assert_true(sc[0] == 0 && sc[1] == 0);
                     }
-                /* round trip */
-                uint8_t *back = malloc(row * (size_t)n_out);
-                assert_non_null(back);
-                memset(back, 0x5A, row * (size_t)n_out);
-                rs_cpu_unpack_groups(t, p, n_out, n_in, back, 0, groups);
-                assert_memory_equal(back, w, row * (size_t)n_out);
-                free(back);
+                check_round_trip(&f, p);
                 free(p);
                 free(w);
             }
@@ -699,12 +705,7 @@ static void test_pack_layout_k4(void **state) {
                             "Q4_K n_out %lld n_in %lld row %lld super-block %lld misplaced\n",
                             (long long)n_out, (long long)n_in, (long long)o, (long long)s);
                 }
-            uint8_t *back = malloc(row * (size_t)n_out);
-            assert_non_null(back);
-            memset(back, 0x5A, row * (size_t)n_out);
-            rs_cpu_unpack_groups(RS_DTYPE_Q4_K, p, n_out, n_in, back, 0, groups);
-            assert_memory_equal(back, w, row * (size_t)n_out);
-            free(back);
+            check_round_trip(&f, p);
             free(p);
             free(w);
         }
@@ -717,31 +718,26 @@ static void test_pack_layout_k4(void **state) {
         for (int oi = 0; oi < 3; oi++)
             for (int ii = 0; ii < 2; ii++) {
                 const rs_dtype t = ti ? RS_DTYPE_Q6_K : RS_DTYPE_Q5_K;
-                const int64_t n_out = n_outs[oi], n_in = n_ins[ii], groups = (n_out + 15) / 16;
+                const int64_t n_out = n_outs[oi], n_in = n_ins[ii];
                 size_t row;
                 uint8_t *w =
                     gen_weights(t, n_out, n_in,
                                 950 + 100 * (uint64_t)ti + 10 * (uint64_t)oi + (uint64_t)ii, &row);
                 fixture f = {t, n_in, n_out, w, row, NULL, NULL};
                 uint8_t *p = packed_copy(&f);
-                uint8_t *back = malloc(row * (size_t)n_out);
-                assert_non_null(back);
-                memset(back, 0x5A, row * (size_t)n_out);
-                rs_cpu_unpack_groups(t, p, n_out, n_in, back, 0, groups);
-                assert_memory_equal(back, w, row * (size_t)n_out);
-                free(back);
+                check_round_trip(&f, p);
                 free(p);
                 free(w);
             }
     assert_int_equal(g_failures, 0);
 }
 
-/* Packed Q4_0 / Q8_0 / IQ4_NL / Q4_K at every level: the float64 references, the
- * GGUF layout (bit-identical at the scalar level; Q4_K, whose GGUF kernels take
- * other activations, within their tolerance), AMX bit-identical to AVX-512
- * (same arithmetic; Q4_K: every level bit-identical to its packed scalar
- * reference), and shapes around the tile edges (partial groups, token counts
- * around the 4/8-token VNNI and 16-token AMX tiles). */
+/* Packed Q4_0 / Q8_0 / IQ4_NL and the K-quants Q4_K / Q5_K / Q6_K at every level:
+ * the float64 references, the GGUF layout (bit-identical at the scalar level;
+ * not the K-quants, whose GGUF kernels take other activations), AMX
+ * bit-identical to AVX-512 (same arithmetic; K-quants: every level bit-identical
+ * to their packed scalar references), and shapes around the tile edges (partial groups, token
+ * counts around the 4/8-token VNNI and 16-token AMX tiles). */
 static void test_packed_levels(void **state) {
     (void)state;
     static const rs_dtype types[6] = {RS_DTYPE_Q4_0, RS_DTYPE_Q8_0, RS_DTYPE_IQ4_NL,
