@@ -607,6 +607,22 @@ static void forward7(model7 &m, int n) {
     });
 }
 
+/* Replays graph `key` once with its trace buffer (bytes long) cleared, and dumps the
+ * stamps to prefix.N.bin, N counting the dumps. */
+static void traced_replay(int key, unsigned long long *trace, size_t bytes, const char *prefix,
+                          int *n) {
+    ck(cudaMemset(trace, 0, bytes), "trace clear");
+    O->graph_launch(B, key);
+    sync_or_die("traced replay");
+    std::vector<unsigned long long> h(bytes / 8);
+    ck(cudaMemcpy(h.data(), trace, bytes, cudaMemcpyDeviceToHost), "trace");
+    char path[512];
+    snprintf(path, sizeof path, "%s.%d.bin", prefix, (*n)++);
+    FILE *f = fopen(path, "wb");
+    if (f) fwrite(h.data(), 8, h.size(), f), fclose(f);
+    printf("  trace: %s\n", path);
+}
+
 /* The type `rusty quantize` (preset ft) writes a tensor of the 7B shape in. */
 static rs_dtype preset_type(rs_ftype ft, const char *name, int64_t n_in, int64_t n_out) {
     rs_tensor_info ti = {};
@@ -897,30 +913,10 @@ static void bench_model(rs_dtype t, rs_ftype ft, bool mix, rs_kv_type kvt) {
                                  : std::to_string(stream).c_str(),
                    ctx, ms, 1e3 / ms, bytes / 1e9, bytes / (ms * 1e-3) / 1e9,
                    100 * bytes / (ms * 1e-3) / 1e9 / copy_gbps, ideal);
-            if (tu.roll_trace && ctx == 101) { /* one clean replay, stamped */
-                ck(cudaMemset(rtrace, 0, rtrace_bytes), "trace clear");
-                O->graph_launch(B, key);
-                sync_or_die("traced replay");
-                std::vector<unsigned long long> h(rtrace_bytes / 8);
-                ck(cudaMemcpy(h.data(), rtrace, rtrace_bytes, cudaMemcpyDeviceToHost), "trace");
-                char path[512];
-                snprintf(path, sizeof path, "%s.%d.bin", rp, n_rtraced++);
-                FILE *f = fopen(path, "wb");
-                if (f) fwrite(h.data(), 8, h.size(), f), fclose(f);
-                printf("  trace: %s\n", path);
-            }
-            if (tu.chain_trace && ctx == 101) { /* one clean replay, stamped */
-                ck(cudaMemset(trace, 0, trace_bytes), "trace clear");
-                O->graph_launch(B, key);
-                sync_or_die("traced replay");
-                std::vector<unsigned long long> h(trace_bytes / 8);
-                ck(cudaMemcpy(h.data(), trace, trace_bytes, cudaMemcpyDeviceToHost), "trace");
-                char path[512];
-                snprintf(path, sizeof path, "%s.%d.bin", tp, n_traced++);
-                FILE *f = fopen(path, "wb");
-                if (f) fwrite(h.data(), 8, h.size(), f), fclose(f);
-                printf("  trace: %s\n", path);
-            }
+            /* one clean replay, stamped */
+            if (tu.roll_trace && ctx == 101)
+                traced_replay(key, rtrace, rtrace_bytes, rp, &n_rtraced);
+            if (tu.chain_trace && ctx == 101) traced_replay(key, trace, trace_bytes, tp, &n_traced);
         }
         if (pdl && fuse && !split && !stream &&
             !chain) { /* the per-token loop: upload pos and x, replay, fetch logits */
