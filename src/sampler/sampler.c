@@ -209,6 +209,21 @@ static float max_of(const float *w, int32_t n) {
     return m[0];
 }
 
+int32_t rs_logits_argmax(const float *logits, int32_t n) {
+    int32_t best = 0;
+    float top = n > 0 ? clean_logit(logits[0]) : 0.0f;
+    for (int32_t i = 1; i < n; i++) {
+        const float x = clean_logit(logits[i]);
+        if (x > top) top = x, best = i;
+    }
+    return best;
+}
+
+bool rs_sampler_params_greedy(const rs_sampler_params *p) {
+    return p->temp <= 0.0f && p->repeat_penalty == 1.0f && p->frequency_penalty == 0.0f &&
+           p->presence_penalty == 0.0f;
+}
+
 /* The total candidate order: a ranks below b. */
 static inline bool worse(const float *w, int32_t a, int32_t b) {
     return w[a] < w[b] || (a > b && w[a] == w[b]);
@@ -357,8 +372,7 @@ static void run_chain(rs_sampler *s, const float *logits, bool want_sorted) {
     if (p->temp <= 0.0f || vmax == -INFINITY) {
         /* greedy (first maximum = lowest id), or all -inf: uniform rather than NaN */
         n = p->temp <= 0.0f ? 1 : nv;
-        int32_t best = 0;
-        while (w[best] != vmax) best++;
+        const int32_t best = rs_logits_argmax(w, nv);
         for (int32_t i = 0; i < n; i++) s->cand[i] = n == 1 ? best : i;
         for (int32_t i = 0; i < n; i++) s->prob[i] = 1.0 / n;
         s->n_cand = n;

@@ -29,6 +29,7 @@
 #ifndef RUSTY_SAMPLER_H
 #define RUSTY_SAMPLER_H
 
+#include <stdbool.h>
 #include <stdint.h>
 
 #include "core/status.h"
@@ -99,6 +100,15 @@ int32_t rs_sampler_probs(rs_sampler *s, const float *logits, const int32_t **ids
 /* Appends a token to the penalty history (dropping the oldest beyond repeat_last_n).
  * RS_ERR_RANGE if token is not in [0, n_vocab). */
 rs_status rs_sampler_accept(rs_sampler *s, int32_t token, rs_error *err);
+
+/* The greedy rule on its own: the id of the largest logit after stage 1's cleaning (NaN as
+ * -inf, +inf as FLT_MAX), the lowest id among equals; 0 when every logit is -inf or NaN.
+ * rs_sampler_sample returns exactly this when temp <= 0 and no penalty is set. */
+int32_t rs_logits_argmax(const float *logits, int32_t n);
+
+/* True when sampling with p is rs_logits_argmax of the raw logits (temp <= 0, no penalty):
+ * a backend may then pick tokens itself (rs_session_chain_step). */
+bool rs_sampler_params_greedy(const rs_sampler_params *p);
 
 /* Clears the penalty history and restarts the RNG stream from s->seed. */
 void rs_sampler_reset(rs_sampler *s);

@@ -3,6 +3,7 @@
  * the published xoshiro256** and splitmix64 vectors, penalties, and parameter validation. */
 #include "testutil.h"
 
+#include <float.h>
 #include <math.h>
 #include <stdlib.h>
 #include <string.h>
@@ -85,7 +86,20 @@ static void test_greedy(void **state) {
     assert_int_equal(rs_sampler_probs(&s, a, &ids, &probs), 1);
     assert_int_equal(ids[0], 3);
     assert_true(probs[0] == 1.0);
+    const float inf_first[6] = {-1.0f, FLT_MAX, INFINITY, 0.0f, INFINITY, NAN};
+    assert_int_equal(rs_sampler_sample(&s, inf_first), 1); /* +inf is FLT_MAX: the lower id */
     rs_sampler_free(&s);
+
+    /* the rule on its own gives the same ids */
+    assert_int_equal(rs_logits_argmax(a, 6), 3);
+    assert_int_equal(rs_logits_argmax(ties, 6), 2);
+    assert_int_equal(rs_logits_argmax(nan_first, 6), 2);
+    assert_int_equal(rs_logits_argmax(all_ninf, 6), 0);
+    assert_int_equal(rs_logits_argmax(inf_first, 6), 1);
+    assert_true(rs_sampler_params_greedy(&p));
+    p.repeat_penalty = 1.1f; /* penalties change the logits first: not the bare rule */
+    assert_false(rs_sampler_params_greedy(&p));
+    p.repeat_penalty = 1.0f;
 
     /* negative temperature is greedy too, over a larger random vocabulary */
     p.temp = -1.0f;
@@ -99,6 +113,7 @@ static void test_greedy(void **state) {
     }
     init_ok(&s, &p, V);
     assert_int_equal(rs_sampler_sample(&s, big), best);
+    assert_int_equal(rs_logits_argmax(big, V), best);
     rs_sampler_free(&s);
     free(big);
 }
