@@ -26,6 +26,9 @@
  * kernels keep per-head buffers on the stack. */
 enum { RS_MAX_HEAD_DIM = 1024 };
 
+/* Fence slots a backend with fence_mark keeps. */
+enum { RS_FENCES = 4 };
+
 typedef struct rs_backend rs_backend;
 typedef struct rs_kv rs_kv; /* a backend's KV cache (opaque, layout is the backend's choice) */
 
@@ -169,6 +172,19 @@ typedef struct rs_backend_ops {
      * until the next sync. */
     rs_status (*host_alloc)(rs_backend *b, size_t bytes, void **out, rs_error *err);
     void (*host_free)(rs_backend *b, void *p);
+    /* Optional (NULL: the session picks greedy tokens on the host), with the fences below:
+     * one greedy step handing its token to the next without the host. ids[0] = the argmax
+     * of logits[n_vocab] by rs_logits_argmax's rule (NaN as -inf, +inf as FLT_MAX, the
+     * lowest id among equals); picks[pos[0] % n_picks] = ids[0]; then pos[0] += 1. logits,
+     * ids and pos live in backend memory; picks is host_alloc memory that the op writes
+     * when it runs (read it after fence_wait). */
+    void (*greedy_pick)(rs_backend *b, const float *logits, int n_vocab, int32_t *ids, int32_t *pos,
+                        int32_t *picks, int n_picks);
+    /* fence_mark notes in `slot` (< RS_FENCES) how far the queued work has come;
+     * fence_wait returns once the work queued before that mark is done (later work may
+     * still run), with the first error any op hit since the last sync. */
+    rs_status (*fence_mark)(rs_backend *b, int slot, rs_error *err);
+    rs_status (*fence_wait)(rs_backend *b, int slot, rs_error *err);
 } rs_backend_ops;
 
 struct rs_backend {

@@ -16,6 +16,7 @@
  *   TOL_KVQ8  6e-3  keys/values read back from a Q8_0 cache: step max|v|/127 per 32
  *                   values, rms error step/sqrt(12) against an rms value of about
  *                   max|v|/sqrt(3) for uniform data: 3.9e-3 */
+#include <float.h>
 #include <math.h>
 #include <stdio.h>
 #include <stdlib.h>
@@ -26,6 +27,7 @@
 #include "backend/cuda/cuda_backend.h"
 #include "backend/cuda/cuda_internal.h"
 #include "dtype/dtype.h"
+#include "sampler/sampler.h"
 
 #define CT_SEED 0x9E3779B97F4A7C15ull
 #include "cuda_testlib.h"
@@ -824,6 +826,84 @@ static void test_graph(void) {
 /* ---- errors
  * ------------------------------------------------------------------------------------------ */
 
+/* ---- greedy pick and fences ---------------------------------------------------------------
+ */
+
+/* One greedy_pick against rs_logits_argmax: the id, its slot in the page-locked ring (the
+ * other slots untouched) and the position moved on. */
+static void check_pick(const char *what, const float *logits, int n, int pos0) {
+    enum { SLOTS = 4 };
+    float *dl = dev_copy(logits, (size_t)n * 4);
+    int32_t *dids = dev(4), *dpos = dev(4), *ring = NULL;
+    rs_error e = {0};
+    if (O->host_alloc(B, SLOTS * sizeof *ring, (void **)&ring, &e)) die("host_alloc", &e);
+    for (int i = 0; i < SLOTS; i++) ring[i] = -2;
+    up(dpos, &pos0, 4);
+    poison(dids, 4);
+    O->greedy_pick(B, dl, n, dids, dpos, ring, SLOTS);
+    const int slot = pos0 % SLOTS;
+    rs_status st = O->fence_mark(B, slot, &e);
+    if (!st) st = O->fence_wait(B, slot, &e);
+    const int32_t want = rs_logits_argmax(logits, n), seen = ring[slot]; /* before any sync */
+    int32_t id = -1, pos = -1;
+    if (st == RS_OK && synced(what)) {
+        down(&id, dids, 4);
+        down(&pos, dpos, 4);
+        int others = 0;
+        for (int i = 0; i < SLOTS; i++) others += i != slot && ring[i] != -2;
+        const bool ok = id == want && seen == want && pos == pos0 + 1 && !others;
+        if (!ok)
+            printf("     %s: id %d, ring %d, want %d; pos %d; other slots written %d\n", what, id,
+                   seen, want, pos, others);
+        report(what, ok ? 0.0 : 1.0, 0.0);
+    } else if (st) {
+        printf("FAIL %-70s fence: %s\n", what, e.msg);
+        n_fail++;
+    }
+    O->host_free(B, ring);
+    O->release(B, dl), O->release(B, dids), O->release(B, dpos);
+}
+
+static void test_greedy_pick(void) {
+    static const int sizes[] = {1, 31, 1023, 1025, 32000, 151936};
+    char name[96];
+    for (int k = 0; k < 6; k++) {
+        const int n = sizes[k];
+        float *l = host_rand((size_t)n, 8.0f);
+        snprintf(name, sizeof name, "greedy_pick: random logits, n=%d", n);
+        check_pick(name, l, n, 7 + k);
+        if (n > 3) { /* two equal maxima: the lower id */
+            l[n / 3] = l[n - 2] = 100.0f;
+            snprintf(name, sizeof name, "greedy_pick: tie between %d and %d", n / 3, n - 2);
+            check_pick(name, l, n, 4096 + k);
+            l[n - 1] = 200.0f; /* the last id wins alone */
+            snprintf(name, sizeof name, "greedy_pick: maximum at the last id, n=%d", n);
+            check_pick(name, l, n, 0);
+        }
+        free(l);
+    }
+    enum { N = 3000 };
+    float *l = host_alloc(N);
+    for (int i = 0; i < N; i++) l[i] = NAN;
+    check_pick("greedy_pick: every logit NaN (id 0)", l, N, 3);
+    for (int i = 0; i < N; i++) l[i] = -INFINITY;
+    check_pick("greedy_pick: every logit -inf (id 0)", l, N, 5);
+    l[2500] = -1e30f;
+    l[17] = NAN;
+    check_pick("greedy_pick: one finite logit among -inf and NaN", l, N, 6);
+    l[1200] = FLT_MAX;
+    l[900] = INFINITY; /* +inf counts as FLT_MAX: the lower id, 900, wins */
+    l[2900] = INFINITY;
+    check_pick("greedy_pick: +inf ties FLT_MAX", l, N, 9);
+    free(l);
+    rs_error e = {0};
+    const bool refused = O->fence_wait(B, RS_FENCES, &e) == RS_ERR_ARG &&
+                         O->fence_wait(B, -1, &e) == RS_ERR_ARG &&
+                         O->fence_mark(B, RS_FENCES, &e) == RS_ERR_ARG;
+    report("fence slots out of range are refused", refused ? 0.0 : 1.0, 0.0);
+    report("sync is clean after the refused fences", O->sync(B, &e) == RS_OK ? 0.0 : 1.0, 0.0);
+}
+
 static void test_errors(void) {
     rs_error e = {0};
     void *p = NULL;
@@ -864,6 +944,7 @@ int main(void) {
     if (!only || strstr(only, "rope")) test_rope();
     if (!only || strstr(only, "attention")) test_attention();
     if (!only || strstr(only, "graph")) test_graph();
+    if (!only || strstr(only, "pick")) test_greedy_pick();
     if (!only || strstr(only, "errors")) test_errors();
     O->destroy(B);
     printf("\n%d passed, %d failed\n", n_pass, n_fail);

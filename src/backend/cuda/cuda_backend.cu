@@ -830,6 +830,49 @@ static bool cu_graph_launch(rs_backend *b, int key) {
     return cw_check(c, cudaGraphLaunch(g->exec, c->stream), "graph launch");
 }
 
+/* ---- greedy steps chained on the device ---------------------------------------------------- */
+
+static void cu_greedy_pick(rs_backend *b, const float *logits, int n_vocab, int32_t *ids,
+                           int32_t *pos, int32_t *picks, int n_picks) {
+    cuda_backend *c = cw(b);
+    cw_settle(c);
+    c->rope_tab.pos = NULL; /* positions move on */
+    void *dev = NULL;       /* page-locked memory is mapped: the same address under UVA */
+    if (!cw_check(c, cudaHostGetDevicePointer(&dev, picks, 0), "greedy pick buffer")) return;
+    if (n_vocab <= 0 || n_picks <= 0) {
+        cw_fail(c, RS_ERR_ARG, "greedy_pick over %d logits into %d slots", n_vocab, n_picks);
+        return;
+    }
+    cw_greedy_pick(c, logits, n_vocab, ids, pos, (int32_t *)dev, n_picks);
+}
+
+static rs_status cu_fence_mark(rs_backend *b, int slot, rs_error *err) {
+    cuda_backend *c = cw(b);
+    if (slot < 0 || slot >= RS_FENCES || c->capturing)
+        return rs_error_set(err, RS_ERR_ARG, "fence_mark: slot %d%s", slot,
+                            c->capturing ? " during a graph capture" : " out of range");
+    cw_settle(c);
+    cudaError_t e = cudaSuccess;
+    if (!c->fence[slot]) e = cudaEventCreateWithFlags(&c->fence[slot], cudaEventDisableTiming);
+    if (e == cudaSuccess) e = cudaEventRecord(c->fence[slot], c->stream);
+    if (e != cudaSuccess) {
+        cw_check(c, e, "fence");
+        return rs_error_set(err, RS_ERR_DEVICE, "fence_mark: %s", cudaGetErrorString(e));
+    }
+    return RS_OK;
+}
+
+static rs_status cu_fence_wait(rs_backend *b, int slot, rs_error *err) {
+    cuda_backend *c = cw(b);
+    if (slot < 0 || slot >= RS_FENCES || !c->fence[slot])
+        return rs_error_set(err, RS_ERR_ARG, "fence_wait: slot %d was never marked", slot);
+    cw_check(c, cudaEventSynchronize(c->fence[slot]), "fence wait");
+    rs_status st = c->status;
+    if (st && err) *err = c->err;
+    c->status = RS_OK;
+    return st;
+}
+
 /* ---- lifetime
  * --------------------------------------------------------------------------------------- */
 
@@ -839,6 +882,8 @@ static void cu_destroy(rs_backend *b) {
     cudaStreamSynchronize(c->stream);
     for (int i = 0; i < CW_MAX_GRAPHS; i++)
         if (c->graphs[i].used) cudaGraphExecDestroy(c->graphs[i].exec);
+    for (int i = 0; i < RS_FENCES; i++)
+        if (c->fence[i]) cudaEventDestroy(c->fence[i]);
     for (int i = 0; i < CW_N_SCRATCH; i++) cudaFree(c->scr[i]);
     for (int i = 0; i < c->n_retired; i++) cudaFree(c->retired[i]);
     free(c->retired);
@@ -887,6 +932,9 @@ static const rs_backend_ops cuda_ops = {
     /* .prepare = */ cu_prepare,
     /* .host_alloc = */ cu_host_alloc,
     /* .host_free = */ cu_host_free,
+    /* .greedy_pick = */ cu_greedy_pick,
+    /* .fence_mark = */ cu_fence_mark,
+    /* .fence_wait = */ cu_fence_wait,
 };
 
 /* t into c->tune, the switches with a range clamped to it. */

@@ -147,6 +147,7 @@ struct cuda_backend {
 
     bool capturing;
     cw_graph graphs[CW_MAX_GRAPHS];
+    cudaEvent_t fence[RS_FENCES]; /* fence_mark's slots, made on first use */
     /* The rope table in CW_SCR_ROPE holds these positions (valid until the
      * next upload or graph boundary, which may change them). */
     struct {
@@ -342,6 +343,9 @@ void cw_swiglu_h(cuda_backend *c, const __half *g, const __half *u, int64_t n, f
                  bool for_gemm);
 void cw_add(cuda_backend *c, float *x, const float *y, int64_t n);
 void cw_add_bias(cuda_backend *c, float *y, const float *bias, int n, int64_t n_out);
+/* the backend's greedy_pick op (backend.h); picks: a device-usable pointer */
+void cw_greedy_pick(cuda_backend *c, const float *logits, int n, int32_t *ids, int32_t *pos,
+                    int32_t *picks, int n_picks);
 void cw_repack(cuda_backend *c, int type, const uint8_t *raw, int64_t rows, int64_t row0,
                const cw_layout *L);
 void cw_fill_random(cuda_backend *c, void *dev, int type, size_t n_bytes, float scale,

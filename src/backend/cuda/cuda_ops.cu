@@ -7,6 +7,7 @@
  * (cw_q8_block) so the matvec that follows needs no quantization launch;
  * they then tag the backend (q8_src), which the next matmul checks. */
 #include <algorithm>
+#include <cfloat>
 #include <type_traits>
 
 #include "backend/cuda/cuda_common.cuh"
@@ -299,6 +300,65 @@ __global__ void add_kernel(float *x, const float *y, int64_t n) {
     for (int64_t i = (int64_t)blockIdx.x * blockDim.x + threadIdx.x; i < n;
          i += (int64_t)gridDim.x * blockDim.x)
         x[i] += y[i];
+}
+
+/* One block: the greedy pick by rs_logits_argmax's rule (NaN as -inf, +inf as FLT_MAX, the
+ * lowest id among equals, 0 when nothing beats -inf), handed to the next step (ids[0]) and
+ * to the host (picks[pos % n_picks], page-locked memory), then the position moved on. */
+__global__ void __launch_bounds__(1024)
+    greedy_pick_kernel(const float *logits, int n, int32_t *ids, int32_t *pos, int32_t *picks,
+                       int n_picks) {
+    cw_griddep_wait();
+    float best = -INFINITY;
+    int at = n; /* a thread scans its ids upwards, so only a larger value moves it */
+    auto take = [&](float x, int i) {
+        x = x == x ? fminf(x, FLT_MAX) : -INFINITY;
+        if (x > best) best = x, at = i;
+    };
+    /* chunks of eight 16-byte loads a thread, all in flight before the compares */
+    constexpr int U = 8;
+    const int n4 = (reinterpret_cast<uintptr_t>(logits) & 15) ? 0 : n / 4;
+    const float4 *l4 = reinterpret_cast<const float4 *>(logits);
+    for (int base = 0; base < n4; base += U * (int)blockDim.x) {
+        float4 v[U];
+#pragma unroll
+        for (int u = 0; u < U; u++) {
+            const int j = base + u * (int)blockDim.x + (int)threadIdx.x;
+            v[u] = j < n4 ? l4[j] : make_float4(-INFINITY, -INFINITY, -INFINITY, -INFINITY);
+        }
+#pragma unroll
+        for (int u = 0; u < U; u++) {
+            const int i = 4 * (base + u * (int)blockDim.x + (int)threadIdx.x);
+            take(v[u].x, i), take(v[u].y, i + 1), take(v[u].z, i + 2), take(v[u].w, i + 3);
+        }
+    }
+    for (int i = 4 * n4 + (int)threadIdx.x; i < n; i += blockDim.x) take(logits[i], i);
+    __shared__ float s_best[32];
+    __shared__ int s_at[32];
+    for (int off = 16; off > 0; off >>= 1) {
+        const float b = __shfl_xor_sync(0xffffffffu, best, off);
+        const int a = __shfl_xor_sync(0xffffffffu, at, off);
+        if (b > best || (b == best && a < at)) best = b, at = a;
+    }
+    const int warp = threadIdx.x >> 5, lane = threadIdx.x & 31;
+    if (lane == 0) s_best[warp] = best, s_at[warp] = at;
+    __syncthreads();
+    if (warp != 0) return;
+    const int n_warps = blockDim.x >> 5;
+    best = lane < n_warps ? s_best[lane] : -INFINITY;
+    at = lane < n_warps ? s_at[lane] : n;
+    for (int off = 16; off > 0; off >>= 1) {
+        const float b = __shfl_xor_sync(0xffffffffu, best, off);
+        const int a = __shfl_xor_sync(0xffffffffu, at, off);
+        if (b > best || (b == best && a < at)) best = b, at = a;
+    }
+    if (lane != 0) return;
+    const int id = at < n ? at : 0;
+    const int p = pos[0];
+    ids[0] = id;
+    *(volatile int32_t *)&picks[p % n_picks] = id;
+    __threadfence_system();
+    pos[0] = p + 1;
 }
 
 __global__ void add_bias_kernel(float *y, const float *b, int64_t total, int64_t n_out) {
@@ -650,6 +710,12 @@ void cw_swiglu_h(cuda_backend *c, const __half *g, const __half *u, int64_t n, f
 
 void cw_add(cuda_backend *c, float *x, const float *y, int64_t n) {
     cw_launch(c, true, add_kernel, dim3(blocks_for(n, 256)), dim3(256), 0, x, y, n);
+}
+
+void cw_greedy_pick(cuda_backend *c, const float *logits, int n, int32_t *ids, int32_t *pos,
+                    int32_t *picks, int n_picks) {
+    cw_launch(c, true, greedy_pick_kernel, dim3(1), dim3(1024), 0, logits, n, ids, pos, picks,
+              n_picks);
 }
 
 void cw_add_bias(cuda_backend *c, float *y, const float *bias, int n, int64_t n_out) {
