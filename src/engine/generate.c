@@ -81,6 +81,90 @@ static rs_status eval_prompt(rs_session *s, rs_sampler *sm, const int32_t *promp
     return RS_OK;
 }
 
+/* The loop's state between tokens. */
+typedef struct gen_loop {
+    rs_session *s;
+    const rs_tokenizer *tok;
+    rs_sampler *sm;
+    const rs_gen_params *p;
+    const rs_gen_callbacks *cb;
+    rs_gen_stats *st;
+    stop_filter filter;
+    rs_stream_decoder dec;
+    rs_bytes piece;
+} gen_loop;
+
+/* A generated token: recorded, checked for the end of generation, turned into text.
+ * Returns why generation stops here (NONE: id is to be evaluated next, or *rc failed). */
+static rs_gen_stop take_token(gen_loop *g, int32_t id, rs_status *rc, rs_error *err) {
+    if ((*rc = rs_sampler_accept(g->sm, id, err))) return RS_GEN_STOP_NONE;
+    g->st->n_gen++;
+    if (g->cb->on_token) g->cb->on_token(g->cb->user, id);
+    if (!g->p->ignore_eos && rs_tokenizer_is_eog(g->tok, id)) return RS_GEN_STOP_EOG;
+    g->piece.len = 0;
+    if ((*rc = rs_stream_decoder_push(&g->dec, id, &g->piece, err))) return RS_GEN_STOP_NONE;
+    return filter_push(&g->filter, g->cb, g->piece.data, g->piece.len, false, err);
+}
+
+static bool length_reached(const gen_loop *g) {
+    return g->p->n_predict >= 0 && g->st->n_gen >= g->p->n_predict;
+}
+
+static bool context_full(const gen_loop *g) {
+    return rs_session_n_past(g->s) >= rs_session_n_ctx(g->s);
+}
+
+/* Samples on the host from each step's logits, evaluates the token, repeats. Both loops
+ * return why generation stopped, or NONE with *rc set. */
+static rs_gen_stop sampled_loop(gen_loop *g, rs_status *rc, rs_error *err) {
+    for (;;) {
+        if (length_reached(g)) return RS_GEN_STOP_LENGTH;
+        int32_t id = rs_sampler_sample(g->sm, rs_session_logits(g->s, 0));
+        rs_gen_stop why = take_token(g, id, rc, err);
+        if (why != RS_GEN_STOP_NONE || *rc) return why;
+        if (context_full(g)) return RS_GEN_STOP_CONTEXT;
+        if ((*rc = rs_session_eval(g->s, &id, 1, RS_LOGITS_LAST, err))) return RS_GEN_STOP_NONE;
+    }
+}
+
+/* Greedy: each step picks the next token itself and `ahead` more steps are queued
+ * before a pick is read, so a GPU never waits for the host. Steps queued past a token
+ * that ends generation evaluated tokens nobody took: they are rolled back. */
+static rs_gen_stop chained_loop(gen_loop *g, int ahead, rs_status *rc, rs_error *err) {
+    rs_session *s = g->s;
+    int queued = 0; /* steps whose picks are unread; each evaluated a token not yet taken */
+    rs_gen_stop why = RS_GEN_STOP_NONE;
+    if (length_reached(g)) return RS_GEN_STOP_LENGTH;
+    int32_t id = rs_sampler_sample(g->sm, rs_session_logits(s, 0)); /* the prompt's logits */
+    why = take_token(g, id, rc, err);
+    if (why == RS_GEN_STOP_NONE && !*rc && context_full(g)) why = RS_GEN_STOP_CONTEXT;
+    if (why == RS_GEN_STOP_NONE && !*rc && !(*rc = rs_session_greedy_step(s, id, err))) queued = 1;
+    while (why == RS_GEN_STOP_NONE && !*rc) {
+        if (length_reached(g)) {
+            why = RS_GEN_STOP_LENGTH;
+            queued--; /* the first queued step evaluated the last token taken */
+            break;
+        }
+        while (queued < 1 + ahead && !context_full(g) &&
+               !(*rc = rs_session_greedy_step(s, RS_GREEDY_PREV, err)))
+            queued++;
+        if (*rc || (*rc = rs_session_greedy_pick(s, &id, err))) break;
+        queued--;
+        why = take_token(g, id, rc, err);
+        if (why != RS_GEN_STOP_NONE || *rc) break;
+        if (queued > 0) continue;
+        if (context_full(g))
+            why = RS_GEN_STOP_CONTEXT;
+        else if (!(*rc = rs_session_greedy_step(s, RS_GREEDY_PREV, err)))
+            queued = 1;
+    }
+    rs_error drain_err = {0};
+    rs_status drained = rs_session_greedy_end(s, &drain_err);
+    if (!*rc && drained) *rc = drained, *err = drain_err;
+    if (!*rc && queued > 0) rs_session_truncate(s, rs_session_n_past(s) - queued);
+    return *rc ? RS_GEN_STOP_NONE : why;
+}
+
 rs_status rs_generate(rs_session *s, const rs_tokenizer *tok, rs_sampler *sm, const int32_t *prompt,
                       int n, int n_past_cached, const rs_gen_params *p, const rs_gen_callbacks *cb,
                       rs_gen_stats *stats, rs_error *err) {
@@ -90,46 +174,29 @@ rs_status rs_generate(rs_session *s, const rs_tokenizer *tok, rs_sampler *sm, co
     if (n <= 0 || n_past_cached < 0 || n_past_cached >= n)
         return rs_error_set(err, RS_ERR_ARG,
                             "generation needs at least one prompt token to evaluate");
+    if (p->greedy_ahead >= RS_GREEDY_MAX_QUEUED)
+        return rs_error_set(err, RS_ERR_ARG,
+                            "greedy_ahead %d: at most %d steps can be queued ahead",
+                            p->greedy_ahead, RS_GREEDY_MAX_QUEUED - 1);
     rs_status rc = eval_prompt(s, sm, prompt, n, n_past_cached, st, err);
     if (rc) return rc;
 
-    stop_filter filter = {p, {0}};
-    rs_stream_decoder dec;
-    rs_stream_decoder_init(&dec, tok, 0);
-    rs_bytes piece = {0};
+    gen_loop g = {s, tok, sm, p, cb, st, {p, {0}}, {0}, {0}};
+    rs_stream_decoder_init(&g.dec, tok, 0);
     double t0 = rs_time_ms();
-    rs_gen_stop why = RS_GEN_STOP_NONE;
-    while (why == RS_GEN_STOP_NONE) {
-        if (p->n_predict >= 0 && st->n_gen >= p->n_predict) {
-            why = RS_GEN_STOP_LENGTH;
-            break;
-        }
-        int32_t id = rs_sampler_sample(sm, rs_session_logits(s, 0));
-        if ((rc = rs_sampler_accept(sm, id, err))) break;
-        st->n_gen++;
-        if (cb->on_token) cb->on_token(cb->user, id);
-        if (!p->ignore_eos && rs_tokenizer_is_eog(tok, id)) {
-            why = RS_GEN_STOP_EOG;
-            break;
-        }
-        piece.len = 0;
-        if ((rc = rs_stream_decoder_push(&dec, id, &piece, err))) break;
-        why = filter_push(&filter, cb, piece.data, piece.len, false, err);
-        if (why != RS_GEN_STOP_NONE) break;
-        if (rs_session_n_past(s) >= rs_session_n_ctx(s)) {
-            why = RS_GEN_STOP_CONTEXT;
-            break;
-        }
-        if ((rc = rs_session_eval(s, &id, 1, RS_LOGITS_LAST, err))) break;
-    }
+    const bool chained = !p->host_sampling && rs_sampler_params_greedy(&sm->params);
+    const int ahead = p->greedy_ahead < 0    ? 0
+                      : p->greedy_ahead == 0 ? rs_session_greedy_ahead(s)
+                                             : p->greedy_ahead;
+    rs_gen_stop why = chained ? chained_loop(&g, ahead, &rc, err) : sampled_loop(&g, &rc, err);
     if (rc == RS_OK && why != RS_GEN_STOP_STRING && why != RS_GEN_STOP_CALLER) {
-        piece.len = 0;
-        if ((rc = rs_stream_decoder_flush(&dec, &piece, err)) == RS_OK)
-            filter_push(&filter, cb, piece.data, piece.len, true, err);
+        g.piece.len = 0;
+        if ((rc = rs_stream_decoder_flush(&g.dec, &g.piece, err)) == RS_OK)
+            filter_push(&g.filter, cb, g.piece.data, g.piece.len, true, err);
     }
     st->t_gen_ms = rs_time_ms() - t0;
     st->stop = why;
-    rs_bytes_free(&piece);
-    rs_bytes_free(&filter.held);
+    rs_bytes_free(&g.piece);
+    rs_bytes_free(&g.filter.held);
     return rc;
 }

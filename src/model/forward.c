@@ -100,26 +100,35 @@ static int decode_band(int ctx, int n_ctx) {
     return band < n_ctx ? band : n_ctx;
 }
 
+/* How a captured decode step meets the host. */
+typedef enum step_io {
+    STEP_PLAIN,  /* inputs and logits are moved by the caller, outside the graph */
+    STEP_COPIES, /* the graph uploads position and id and downloads the logits itself */
+    STEP_GREEDY, /* the graph reads the id and position the previous step left on the
+                     device and picks the next token there (rs_session_greedy_step) */
+} step_io;
+
 /* The GPU-only decode step (with the embedding lookup when the GPU holds the
- * table), captured as a graph once per band of context lengths and replayed
- * afterwards. The band bounds the attention's context (rs_attn.ctx_max), so a
- * backend may capture kernels for short contexts into the first bands. With
- * `copies`, the graph also uploads the position (and the token id, for the
- * embedding) from the session's page-locked buffers and downloads the logits
- * into them: one launch is the whole step, and the GPU waits for no copy
- * issued from the host between steps. */
-static rs_status run_captured_decode(rs_session *s, rs_place *p, bool copies, rs_error *err) {
+ * table), captured as a graph once per band of context lengths (and per kind
+ * of step_io) and replayed afterwards. The band bounds the attention's context
+ * (rs_attn.ctx_max), so a backend may capture kernels for short contexts into
+ * the first bands. With STEP_COPIES the graph moves the position (and the
+ * token id, for the embedding) from the session's page-locked buffers and the
+ * logits into them: one launch is the whole step, and the GPU waits for no
+ * copy issued from the host between steps. */
+static rs_status run_captured_decode(rs_session *s, rs_place *p, step_io io, rs_error *err) {
     rs_backend *be = p->be;
     const rs_backend_ops *ops = be->ops;
-    const int band = decode_band(s->n_past + 1, s->n_ctx); /* also the graph's key */
-    if (ops->graph_launch(be, band)) return RS_OK;
-    rs_status st = ops->graph_begin(be, band, err);
+    const int band = decode_band(s->n_past + 1, s->n_ctx);
+    const int key = io == STEP_GREEDY ? -band : band;
+    if (ops->graph_launch(be, key)) return RS_OK;
+    rs_status st = ops->graph_begin(be, key, err);
     if (st) return st;
     const bool embed = p->tok_embd.backend != NULL;
-    if (copies &&
+    if (io == STEP_COPIES &&
         ((st = ops->upload(be, p->a.pos, s->pos_host, sizeof *s->pos_host, err)) ||
          (embed && (st = ops->upload(be, p->a.ids, s->ids_host, sizeof *s->ids_host, err))))) {
-        ops->graph_end(be, band, NULL); /* closes the capture; the upload's error is the news */
+        ops->graph_end(be, key, NULL); /* closes the capture; the upload's error is the news */
         return st;
     }
     if (embed) ops->embed(be, &p->tok_embd, p->a.ids, 1, p->a.x);
@@ -128,15 +137,40 @@ static rs_status run_captured_decode(rs_session *s, rs_place *p, bool copies, rs
     run_layers(s, p, 1, 1, &normed);
     s->attn.ctx_max = 0;
     run_head(s, 1, 1, normed);
-    const size_t logit_bytes = (size_t)s->m->hp.n_vocab * sizeof(float);
-    if (copies && (st = ops->download(be, s->logits_host, p->a.logits, logit_bytes, err))) {
-        ops->graph_end(be, band, NULL);
+    const int n_vocab = s->m->hp.n_vocab;
+    if (io == STEP_GREEDY)
+        ops->greedy_pick(be, p->a.logits, n_vocab, p->a.ids, p->a.pos, s->greedy_host,
+                         RS_GREEDY_RING);
+    const size_t logit_bytes = (size_t)n_vocab * sizeof(float);
+    if (io == STEP_COPIES &&
+        (st = ops->download(be, s->logits_host, p->a.logits, logit_bytes, err))) {
+        ops->graph_end(be, key, NULL);
         return st;
     }
-    if ((st = ops->graph_end(be, band, err))) return st;
-    if (!ops->graph_launch(be, band))
+    if ((st = ops->graph_end(be, key, err))) return st;
+    if (!ops->graph_launch(be, key))
         return rs_error_set(err, RS_ERR_DEVICE, "captured decode graph failed to launch");
     return RS_OK;
+}
+
+/* Decode steps run as captured graphs: the GPU holds every layer. */
+static bool captures_decode(const rs_session *s) {
+    const rs_place *gpu = s->n_place > 1 ? &s->place[RS_PLACE_GPU] : NULL;
+    return gpu && gpu->n_layers == s->m->hp.n_layer && gpu->be->ops->graph_begin;
+}
+
+bool rs_forward_greedy_on_device(const rs_session *s) {
+    if (!captures_decode(s)) return false;
+    const rs_place *gpu = &s->place[RS_PLACE_GPU];
+    const rs_backend_ops *ops = gpu->be->ops;
+    /* the token never leaves the device (it embeds it), and the device writes its
+     * pick into the session's page-locked buffer */
+    return gpu->tok_embd.backend && s->host_owner == gpu->be && s->out_place == gpu &&
+           ops->greedy_pick && ops->fence_mark && ops->fence_wait;
+}
+
+rs_status rs_forward_greedy(rs_session *s, rs_error *err) {
+    return run_captured_decode(s, &s->place[RS_PLACE_GPU], STEP_GREEDY, err);
 }
 
 rs_status rs_forward(rs_session *s, const int32_t *ids, int n, int n_out, rs_error *err) {
@@ -154,8 +188,7 @@ rs_status rs_forward(rs_session *s, const int32_t *ids, int n, int n_out, rs_err
         if (s->place[k].n_layers > 0) first = &s->place[k];
     const bool dev_embed = first && first->tok_embd.backend;
     rs_place *gpu = s->n_place > 1 ? &s->place[RS_PLACE_GPU] : NULL;
-    const bool capture =
-        gpu && n == 1 && n_out == 1 && gpu->n_layers == hp->n_layer && gpu->be->ops->graph_begin;
+    const bool capture = n == 1 && n_out == 1 && captures_decode(s);
     /* the graph itself moves the step's inputs and logits when they live in
      * page-locked memory of its backend */
     const bool copies = capture && s->host_owner == gpu->be;
@@ -178,7 +211,7 @@ rs_status rs_forward(rs_session *s, const int32_t *ids, int n, int n_out, rs_err
     size_t stream_bytes = (size_t)n * hp->n_embd * sizeof(float);
     if (capture) {
         if ((!dev_embed && (st = move_stream(cpu, gpu, stream_bytes, err))) ||
-            (st = run_captured_decode(s, gpu, copies, err)))
+            (st = run_captured_decode(s, gpu, copies ? STEP_COPIES : STEP_PLAIN, err)))
             return st;
     } else {
         if (dev_embed) {

@@ -215,7 +215,7 @@ static rs_status place_layers(rs_session *s, const rs_session_opts *o, rs_error 
  * decode step on the H100, docs/CUDA_NOTES.md session 5). */
 static rs_status alloc_host_buffers(rs_session *s, rs_error *err) {
     const size_t nb = (size_t)s->n_batch, logit_bytes = nb * s->m->hp.n_vocab * sizeof(float);
-    const size_t bytes = logit_bytes + 2 * nb * sizeof(int32_t);
+    const size_t bytes = logit_bytes + (2 * nb + 3 * RS_GREEDY_RING) * sizeof(int32_t);
     rs_backend *gpu = s->n_place > 1 ? s->place[RS_PLACE_GPU].be : NULL;
     rs_error ignored = {0};
     if (gpu && gpu->ops->host_alloc &&
@@ -226,6 +226,7 @@ static rs_status alloc_host_buffers(rs_session *s, rs_error *err) {
     s->logits_host = s->host_base;
     s->pos_host = (int32_t *)((char *)s->host_base + logit_bytes);
     s->ids_host = s->pos_host + nb;
+    s->greedy_host = s->ids_host + nb;
     return RS_OK;
 }
 
@@ -326,6 +327,8 @@ void rs_session_free(rs_session *s) {
 rs_status rs_session_eval(rs_session *s, const int32_t *ids, int n, rs_logits_mode mode,
                           rs_error *err) {
     if (n <= 0) return rs_error_set(err, RS_ERR_ARG, "nothing to evaluate");
+    rs_status cs = rs_greedy_settle(s, err);
+    if (cs) return cs;
     if (mode == RS_LOGITS_ALL && n > s->n_batch)
         return rs_error_set(err, RS_ERR_ARG,
                             "all-logits evaluation of %d tokens exceeds the batch size %d", n,
@@ -364,6 +367,9 @@ int rs_session_n_ctx(const rs_session *s) {
 }
 
 void rs_session_truncate(rs_session *s, int n) {
+    rs_error err = {0};
+    rs_status st = rs_greedy_settle(s, &err);
+    if (st && !s->greedy_status) s->greedy_status = st, s->greedy_err = err; /* eval reports it */
     if (n >= 0 && n < s->n_past) s->n_past = n;
 }
 

@@ -53,6 +53,27 @@ rs_status rs_session_eval(rs_session *s, const int32_t *ids, int n, rs_logits_mo
  * RS_LOGITS_LAST). [n_vocab] floats, valid until the next eval. */
 const float *rs_session_logits(const rs_session *s, int i);
 
+/* ---- greedy steps chained on the backend ---------------------------------------------
+ * A greedy step evaluates one token at position n_past (n_past += 1) and picks the next
+ * token as rs_logits_argmax of its logits (sampler.h). The token is the caller's
+ * (id >= 0) or the previous greedy step's pick (RS_GREEDY_PREV). When the GPU holds the
+ * whole model, the pick stays on the device: a step is a captured graph queued on it, the
+ * next step can be queued before the host has read this one's pick, and no host round
+ * trip sits between two steps. Elsewhere a step completes when it is queued. Picks are
+ * read in queue order; at most RS_GREEDY_MAX_QUEUED may be unread. A greedy step leaves no
+ * logits (rs_session_logits returns NULL). eval and truncate first wait for queued steps
+ * and drop their unread picks: roll back speculative steps with truncate. */
+enum { RS_GREEDY_PREV = -1, RS_GREEDY_MAX_QUEUED = 3 };
+
+/* Steps worth queueing beyond the one whose pick is read next: 1 where steps run on the
+ * device, 0 where each completes as it is queued. */
+int rs_session_greedy_ahead(const rs_session *s);
+rs_status rs_session_greedy_step(rs_session *s, int32_t id, rs_error *err);
+/* Waits for the oldest queued step whose pick is unread and returns that pick. */
+rs_status rs_session_greedy_pick(rs_session *s, int32_t *id, rs_error *err);
+/* Waits for every queued step and drops the unread picks. */
+rs_status rs_session_greedy_end(rs_session *s, rs_error *err);
+
 int rs_session_n_past(const rs_session *s);
 int rs_session_n_ctx(const rs_session *s);
 /* Forgets positions >= n (n <= n_past): the next eval continues at n. */

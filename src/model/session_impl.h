@@ -39,6 +39,10 @@ typedef struct rs_place {
 
 enum { RS_PLACE_CPU = 0, RS_PLACE_GPU = 1, RS_MAX_PLACES = 2 };
 
+/* Greedy steps in flight are told apart by their position modulo this: it sizes the
+ * pick ring, the staged inputs and the backend's fence slots. */
+enum { RS_GREEDY_RING = RS_FENCES };
+
 struct rs_session {
     const rs_model *m;
     int n_ctx;
@@ -65,10 +69,31 @@ struct rs_session {
     int32_t *pos_host;      /* [n_batch] positions of the tokens being evaluated */
     int32_t *ids_host;      /* [n_batch] their ids, staged for a device that embeds them */
     int n_logits;           /* rows valid after the last eval */
+    /* [3][RS_GREEDY_RING] in host_base: each greedy step's pick, then the token and
+     * position a step that starts a chain uploads, all at position % RS_GREEDY_RING */
+    int32_t *greedy_host;
+
+    /* greedy steps chained on the backend (session_greedy.c) */
+    int greedy_queued;       /* steps queued whose picks are unread */
+    int greedy_read;         /* position of the oldest of them */
+    bool greedy_live;        /* the last eval was a greedy step: its pick feeds the next */
+    rs_status greedy_status; /* a failure met while draining for truncate, reported next */
+    rs_error greedy_err;
 };
 
 /* forward.c: evaluates n <= n_batch tokens at positions n_past.. (no bounds checks),
  * keeping the logits of the last n_out of them (0, 1 or n). */
 rs_status rs_forward(rs_session *s, const int32_t *ids, int n, int n_out, rs_error *err);
+
+/* forward.c: whether greedy steps can chain on the device: the GPU holds every layer,
+ * the embeddings and the head, and writes into the page-locked greedy_host. */
+bool rs_forward_greedy_on_device(const rs_session *s);
+/* forward.c: queues one chained step (a captured graph): evaluates the GPU's ids[0] at
+ * its pos[0], then greedy_pick. */
+rs_status rs_forward_greedy(rs_session *s, rs_error *err);
+
+/* session_greedy.c: waits for queued greedy steps and ends the chain (eval and truncate
+ * call it first). */
+rs_status rs_greedy_settle(rs_session *s, rs_error *err);
 
 #endif

@@ -10,7 +10,8 @@
  * within TOL_QUANT. Every model also gets all-logits evaluation of a 64-token
  * batch compared the same way (TOL_F16/TOL_QUANT). The F32 and F16 models run
  * once more with a Q8_0 KV cache on both sides (TOL_KVQ8), and once with half
- * their layers on the CPU (partial offload, -ngl).
+ * their layers on the CPU (partial offload, -ngl). Greedy steps chained on the GPU
+ * (picked on the device, queued ahead) must give the host's greedy tokens exactly.
  * Model files named as arguments are checked instead, as quantized ones.
  * Exits 77 without a GPU or without ../shared. */
 #include <math.h>
@@ -21,7 +22,9 @@
 #include "backend/cuda/cuda_backend.h"
 #include "ct_report.h"
 #include "model/model.h"
+#include "engine/generate.h"
 #include "model/session.h"
+#include "sampler/sampler.h"
 
 /* F32/F16 weights: f32 arithmetic in different orders; the GEMM path rounds
  * activations to f16 (2^-11): logits agree to about 1e-3 */
@@ -115,6 +118,127 @@ static double all_logits(const rs_model *m, int n_vocab) {
     return worst;
 }
 
+/* ---- greedy steps chained on the device -------------------------------------------------- */
+
+/* N_GEN greedy tokens on the GPU, picked on the host from downloaded logits (one
+ * synchronous step each) or by the chain (picked on the device, `ahead` steps queued
+ * before each pick is read). */
+static void gpu_greedy(const rs_model *m, int chained, int ahead, int32_t *out) {
+    rs_session *g = open_session(m, RS_DEVICE_CUDA);
+    int32_t ids[N_PROMPT] = {1, 403, 41, 260, 106};
+    for (int i = 1; i < N_PROMPT; i++) ids[i] %= m->hp.n_vocab;
+    eval(g, ids, N_PROMPT, RS_LOGITS_LAST);
+    int32_t tok = rs_logits_argmax(rs_session_logits(g, 0), m->hp.n_vocab);
+    rs_error e = {0};
+    int queued = 0, n_out = 0;
+    for (int i = 0; i < N_GEN; i++) {
+        if (!chained) {
+            out[n_out++] = tok;
+            eval(g, &tok, 1, RS_LOGITS_LAST);
+            tok = rs_logits_argmax(rs_session_logits(g, 0), m->hp.n_vocab);
+            continue;
+        }
+        if (i == 0) out[n_out++] = tok;
+        if (rs_session_greedy_step(g, i == 0 ? tok : RS_GREEDY_PREV, &e)) break;
+        if (++queued > ahead) {
+            if (rs_session_greedy_pick(g, &out[n_out++], &e)) break;
+            queued--;
+        }
+    }
+    while (chained && queued > 0 && !e.msg[0]) {
+        if (rs_session_greedy_pick(g, &out[n_out++], &e)) break;
+        queued--;
+    }
+    if (e.msg[0]) {
+        printf("FAIL chained steps: %s\n", e.msg);
+        n_fail++;
+    }
+    rs_session_free(g);
+}
+
+typedef struct gen_run {
+    int32_t tok[4 * N_GEN];
+    int n_tok, n_past;
+    rs_gen_stop stop;
+    float next[8]; /* logits of one more token after generation: the cache it left */
+} gen_run;
+
+static void record_token(void *user, int32_t t) {
+    gen_run *r = user;
+    if (r->n_tok < 4 * N_GEN) r->tok[r->n_tok++] = t;
+}
+
+static void gpu_generate(const rs_model *m, bool host_sampling, int ahead, const char *stop,
+                         gen_run *r) {
+    memset(r, 0, sizeof *r);
+    rs_session *g = open_session(m, RS_DEVICE_CUDA);
+    rs_sampler sm;
+    rs_sampler_params sp = rs_sampler_params_default();
+    sp.temp = 0.0f;
+    rs_error e = {0};
+    const int32_t prompt[N_PROMPT] = {1, 403 % m->hp.n_vocab, 41, 260, 106 % m->hp.n_vocab};
+    rs_gen_params gp = {
+        .n_predict = 3 * N_GEN, .host_sampling = host_sampling, .greedy_ahead = ahead};
+    if (stop) gp.stop[gp.n_stop++] = stop;
+    rs_gen_callbacks cb = {NULL, record_token, r};
+    rs_gen_stats st = {0};
+    if (rs_sampler_init(&sm, &sp, m->hp.n_vocab, &e) ||
+        rs_generate(g, m->tok, &sm, prompt, N_PROMPT, 0, &gp, &cb, &st, &e)) {
+        printf("FAIL generate: %s\n", e.msg);
+        n_fail++;
+    }
+    r->stop = st.stop;
+    r->n_past = rs_session_n_past(g);
+    const int32_t next = 7;
+    eval(g, &next, 1, RS_LOGITS_LAST);
+    memcpy(r->next, rs_session_logits(g, 0), sizeof r->next);
+    rs_sampler_free(&sm);
+    rs_session_free(g);
+}
+
+/* The chain's picks against the host's argmax of the same GPU logits (the captured
+ * graphs of both kinds compute the same kernels: equal tokens, across context bands),
+ * and whole generations with both loops: tokens, stop, the cache left behind. */
+static void check_chained(const rs_model *m, const char *file) {
+    rs_session *g = open_session(m, RS_DEVICE_CUDA);
+    char name[200];
+    snprintf(name, sizeof name, "%s: the session chains greedy steps on the GPU", file);
+    report(name, rs_session_greedy_ahead(g) == 1 ? 0.0 : 1.0, 0.0);
+    rs_session_free(g);
+    int32_t want[N_GEN + 1], got[N_GEN + 1];
+    gpu_greedy(m, 0, 0, want);
+    for (int ahead = 0; ahead <= 2; ahead++) {
+        memset(got, 0xff, sizeof got);
+        gpu_greedy(m, 1, ahead, got);
+        int first = -1;
+        for (int i = 0; i < N_GEN && first < 0; i++)
+            if (got[i] != want[i]) first = i;
+        snprintf(name, sizeof name,
+                 "%s: %d chained picks (%d ahead) = host argmax (first difference at %d)", file,
+                 N_GEN, ahead, first);
+        report(name, first < 0 ? 0.0 : 1.0, 0.0);
+    }
+    static gen_run ref, run;
+    const char *stops[2] = {NULL, "the"};
+    for (int k = 0; k < 2; k++) {
+        gpu_generate(m, true, 0, stops[k], &ref);
+        for (int ahead = 0; ahead <= 2; ahead++) {
+            gpu_generate(m, false, ahead, stops[k], &run);
+            // NOLINTNEXTLINE(bugprone-suspicious-memory-comparison): bitwise equality is the point
+            const bool same_cache = memcmp(run.next, ref.next, sizeof ref.next) == 0;
+            const bool same = run.n_tok == ref.n_tok && run.stop == ref.stop &&
+                              run.n_past == ref.n_past && same_cache &&
+                              !memcmp(run.tok, ref.tok, sizeof(int32_t) * (size_t)ref.n_tok);
+            snprintf(name, sizeof name,
+                     "%s: chained generation%s%s (%d ahead) = host sampling: %d tokens, stop %d, "
+                     "n_past %d",
+                     file, stops[k] ? " to stop string " : "", stops[k] ? stops[k] : "", ahead,
+                     run.n_tok, (int)run.stop, run.n_past);
+            report(name, same ? 0.0 : 1.0, 0.0);
+        }
+    }
+}
+
 static void check_model(const char *dir, const char *file, int exact) {
     char path[1024];
     snprintf(path, sizeof path, "%s%s%s", dir, *dir ? "/" : "", file);
@@ -142,6 +266,7 @@ static void check_model(const char *dir, const char *file, int exact) {
     }
     snprintf(name, sizeof name, "%s: all logits of a %d-token batch", file, N_ALL);
     report(name, all_logits(m, n_vocab), exact ? TOL_F16 : TOL_QUANT);
+    check_chained(m, file);
     if (exact) {
         g_kv = RS_KV_Q8_0;
         snprintf(name, sizeof name, "%s, Q8_0 cache: logits along %d greedy CPU tokens", file,
@@ -165,6 +290,11 @@ static void check_model(const char *dir, const char *file, int exact) {
         snprintf(name, sizeof name, "%s, %d of %d layers on the GPU: all logits of a batch", file,
                  g_ngl, m->hp.n_layer);
         report(name, all_logits(m, n_vocab), TOL_F16);
+        rs_session *part = open_session(m, RS_DEVICE_CUDA);
+        snprintf(name, sizeof name, "%s, %d of %d layers on the GPU: greedy steps not chained",
+                 file, g_ngl, m->hp.n_layer);
+        report(name, rs_session_greedy_ahead(part) == 0 ? 0.0 : 1.0, 0.0);
+        rs_session_free(part);
         g_ngl = -1;
     }
     rs_model_free(m);
