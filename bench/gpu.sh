@@ -10,8 +10,8 @@
 #
 # test   CUDA op tests + end-to-end GPU-vs-CPU tests, compute-sanitizer on a decode loop
 # qmodels  (part of test) CPU-vs-GPU logits of synthetic 60M models of QM_TYPES (every quantized type)
-# bench  synthesizes Llama-2-7B-shaped models (random weights) and runs `rusty bench`
-#        on the GPU: F16, Q8_0, Q4_0, Q4_K (Q4_K_S), Q4_K_M at pp512/tg128, Q4_0 at depth 4096,
+# bench  synthesizes Llama-2-7B-shaped models (random weights) and runs `rusty bench --greedy`
+#        on the GPU (tg rows twice: host-synchronous steps, then chained greedy steps): F16, Q8_0, Q4_0, Q4_K (Q4_K_S), Q4_K_M at pp512/tg128, Q4_0 at depth 4096,
 #        then Q8_0 and Q4_0 of a 3B and the TinyLlama-1.1B shape
 # cpu    the same models' Q4_0/Q8_0 on the machine's CPU cores (pp64, tg32)
 # hf     HF transformers on the same GPU (bench/hf_bench.py)
@@ -136,19 +136,19 @@ run_bench() {
     local first=1
     for ty in ${GPU_TYPES:-F16 Q8_0 Q4_0 Q4_K Q4_K_M}; do
         f=$(synth $ty) || { echo "synth $ty failed"; continue; }
-        $B bench -m "$f" -p 512 -n 128 -r 3 2>>"$OUT/bench.err" | tail -n +$((first ? 1 : 3))
+        $B bench -m "$f" -p 512 -n 128 -r 3 --greedy 2>>"$OUT/bench.err" | tail -n +$((first ? 1 : 3))
         first=0
     done
     if [[ -z ${NO_DEPTH:-} ]] && f=$(synth Q4_0); then
         echo "(depth 4096: F16 KV cache, then -ctk q8_0)"
-        $B bench -m "$f" -p 512 -n 128 -d 4096 -r 3 2>>"$OUT/bench.err" | tail -n +3
-        $B bench -m "$f" -p 512 -n 128 -d 4096 -r 3 -ctk q8_0 2>>"$OUT/bench.err" | tail -n +3
+        $B bench -m "$f" -p 512 -n 128 -d 4096 -r 3 --greedy 2>>"$OUT/bench.err" | tail -n +3
+        $B bench -m "$f" -p 512 -n 128 -d 4096 -r 3 -ctk q8_0 --greedy 2>>"$OUT/bench.err" | tail -n +3
     fi
     if [[ -z ${NO_SMALL:-} ]]; then
         echo "(smaller shapes: Llama-3.2-3B's layers with a 32k vocabulary, then TinyLlama-1.1B)"
         for sh in llama-3b tinyllama-1b; do
             for ty in Q8_0 Q4_0; do
-                f=$(synth $ty $sh) && $B bench -m "$f" -p 512 -n 128 -r 3 2>>"$OUT/bench.err" | tail -n +3
+                f=$(synth $ty $sh) && $B bench -m "$f" -p 512 -n 128 -r 3 --greedy 2>>"$OUT/bench.err" | tail -n +3
             done
         done
     fi

@@ -5,7 +5,10 @@
  *
  * ppN: N random tokens evaluated from an empty cache as one prompt.
  * tgN: N tokens decoded one at a time (no sampling), after --depth D tokens of
- * context. Each test runs once untimed, then -r times; t/s is mean +/- sd. */
+ * context. With --greedy, also "tgN greedy": N tokens decoded as greedy generation
+ * runs them, each step picking the next token itself (rs_session_greedy_step), the next
+ * step queued before the host reads the pick where the session allows it.
+ * Each test runs once untimed, then -r times; t/s is mean +/- sd. */
 #include <math.h>
 #include <stdio.h>
 #include <stdlib.h>
@@ -25,6 +28,9 @@ static const char bench_usage[] =
     "  -n, --n-gen LIST      generation lengths, comma-separated (0 to skip)\n"
     "  -r, --repetitions N   timed runs per test (default 3)\n"
     "  -d, --depth LIST      context tokens already in the cache before each test\n"
+    "      --greedy          also time each tgN as greedy generation runs it (rusty run\n"
+    "                        --temp 0): tokens picked where the logits are, and on a GPU\n"
+    "                        the next step queued before the host reads the last pick\n"
     "\n";
 
 enum { MAX_LIST = 16 };
@@ -34,6 +40,7 @@ typedef struct bench_opts {
     int tg[MAX_LIST], n_tg;
     int depth[MAX_LIST], n_depth;
     int reps;
+    bool greedy;
 } bench_opts;
 
 static bool parse_list(cli_args *a, int *out, int *n) {
@@ -61,9 +68,26 @@ static void fill_tokens(int32_t *ids, int n, int n_vocab, uint64_t *seed) {
     }
 }
 
+/* n_gen greedy chain steps from ids[0], `ahead` queued before each pick is read. */
+static rs_status greedy_steps(rs_session *s, const int32_t *ids, int n_gen, rs_error *err) {
+    const int ahead = rs_session_greedy_ahead(s);
+    rs_status st = RS_OK;
+    int queued = 0;
+    int32_t id;
+    for (int i = 0; i < n_gen && !st; i++) {
+        st = rs_session_greedy_step(s, i == 0 ? ids[0] : RS_GREEDY_PREV, err);
+        if (!st && ++queued > ahead && !(st = rs_session_greedy_pick(s, &id, err))) queued--;
+    }
+    for (; queued > 0 && !st; queued--) st = rs_session_greedy_pick(s, &id, err);
+    rs_error end_err = {0};
+    rs_status end = rs_session_greedy_end(s, &end_err);
+    if (!st && end) st = end, *err = end_err;
+    return st;
+}
+
 /* One timed run of a test; returns tokens/s or -1 on error. */
 static double run_once(rs_session *s, const rs_model *m, int n_prompt, int n_gen, int depth,
-                       int32_t *ids) {
+                       bool greedy, int32_t *ids) {
     rs_error err = {0};
     uint64_t seed = 1234;
     rs_session_truncate(s, 0);
@@ -76,6 +100,8 @@ static double run_once(rs_session *s, const rs_model *m, int n_prompt, int n_gen
     double t0 = rs_time_ms();
     if (n_prompt) {
         if (rs_session_eval(s, ids, n_prompt, RS_LOGITS_LAST, &err)) goto fail;
+    } else if (greedy) {
+        if (greedy_steps(s, ids, n_gen, &err)) goto fail;
     } else {
         for (int i = 0; i < n_gen; i++)
             if (rs_session_eval(s, ids + i, 1, RS_LOGITS_LAST, &err)) goto fail;
@@ -124,16 +150,18 @@ static void print_row(const row_ctx *r, const char *test, const double *tps, int
     fflush(stdout);
 }
 
-static int run_test(const row_ctx *r, rs_session *s, int n_prompt, int n_gen, int depth, int reps) {
+static int run_test(const row_ctx *r, rs_session *s, int n_prompt, int n_gen, int depth, int reps,
+                    bool greedy) {
     int32_t *ids = malloc(sizeof(int32_t) * (size_t)(depth + n_prompt + n_gen + 1));
     double tps[64];
     int rc = 1;
-    if (!ids || run_once(s, r->m, n_prompt, n_gen, depth, ids) < 0) goto done; /* warm-up */
+    if (!ids || run_once(s, r->m, n_prompt, n_gen, depth, greedy, ids) < 0) goto done; /* warm-up */
     for (int i = 0; i < reps; i++)
-        if ((tps[i] = run_once(s, r->m, n_prompt, n_gen, depth, ids)) < 0) goto done;
+        if ((tps[i] = run_once(s, r->m, n_prompt, n_gen, depth, greedy, ids)) < 0) goto done;
     char test[64];
-    snprintf(test, sizeof test, depth ? "%s%d @ d%d" : "%s%d", n_prompt ? "pp" : "tg",
-             n_prompt ? n_prompt : n_gen, depth);
+    int len = snprintf(test, sizeof test, depth ? "%s%d @ d%d" : "%s%d", n_prompt ? "pp" : "tg",
+                       n_prompt ? n_prompt : n_gen, depth);
+    if (greedy) snprintf(test + len, sizeof test - (size_t)len, " greedy");
     print_row(r, test, tps, reps, n_gen, depth);
     rc = 0;
 done:
@@ -157,9 +185,11 @@ static int bench_all(const bench_opts *b, rs_session *s, const rs_model *m) {
     printf("| --- | ---: | ---: | --- | ---: | --- | ---: | ---: | ---: |\n");
     for (int d = 0; d < b->n_depth; d++) {
         for (int i = 0; i < b->n_pp; i++)
-            if (b->pp[i] && run_test(&r, s, b->pp[i], 0, b->depth[d], b->reps)) return 1;
+            if (b->pp[i] && run_test(&r, s, b->pp[i], 0, b->depth[d], b->reps, false)) return 1;
         for (int i = 0; i < b->n_tg; i++)
-            if (b->tg[i] && run_test(&r, s, 0, b->tg[i], b->depth[d], b->reps)) return 1;
+            for (int greedy = 0; greedy <= (int)b->greedy; greedy++)
+                if (b->tg[i] && run_test(&r, s, 0, b->tg[i], b->depth[d], b->reps, greedy))
+                    return 1;
     }
     return 0;
 }
@@ -174,6 +204,7 @@ static int parse(int argc, char **argv, cli_model_opts *mo, bench_opts *b) {
         if (r == 0 && cli_is(arg, "-n", "--n-gen")) r = parse_list(&a, b->tg, &b->n_tg) ? 1 : -1;
         if (r == 0 && cli_is(arg, "-d", "--depth"))
             r = parse_list(&a, b->depth, &b->n_depth) ? 1 : -1;
+        if (r == 0 && cli_is(arg, NULL, "--greedy")) r = 1, b->greedy = true;
         if (r == 0 && cli_is(arg, "-r", "--repetitions")) {
             r = cli_take_int(&a, 1, 64, &v) ? 1 : -1;
             b->reps = (int)v;
@@ -191,7 +222,7 @@ int cmd_bench(int argc, char **argv) {
     }
     cli_model_opts mo;
     cli_model_opts_init(&mo);
-    bench_opts b = {{512}, 1, {128}, 1, {0}, 1, 3};
+    bench_opts b = {{512}, 1, {128}, 1, {0}, 1, 3, false};
     if (parse(argc, argv, &mo, &b)) return 1;
     int need = 0;
     for (int d = 0; d < b.n_depth; d++)
