@@ -55,21 +55,34 @@ typedef struct gen_case {
     int stop_after;
 } gen_case;
 
-/* Generates case c greedily, then evaluates one more token to see the cache it left. */
-static void generate(const gen_case *c, bool host_sampling, int ahead, outcome *o) {
-    memset(o, 0, sizeof *o);
-    o->stop_after = c->stop_after;
+/* A CPU session of n_ctx positions on the model. */
+static rs_session *cpu_session(int n_ctx) {
     rs_session_opts so;
     rs_session_opts_default(&so);
-    so.n_ctx = c->n_ctx;
+    so.n_ctx = n_ctx;
     so.device = RS_DEVICE_CPU;
     rs_session *s = NULL;
     rs_error err = {0};
     assert_int_equal(rs_session_create(&s, g_model, &so, &err), RS_OK);
-    rs_sampler sm;
+    return s;
+}
+
+/* A sampler with temperature 0 and no penalties: greedy. */
+static void greedy_sampler(rs_sampler *sm) {
     rs_sampler_params sp = rs_sampler_params_default();
     sp.temp = 0.0f;
-    assert_int_equal(rs_sampler_init(&sm, &sp, g_model->hp.n_vocab, &err), RS_OK);
+    rs_error err = {0};
+    assert_int_equal(rs_sampler_init(sm, &sp, g_model->hp.n_vocab, &err), RS_OK);
+}
+
+/* Generates case c greedily, then evaluates one more token to see the cache it left. */
+static void generate(const gen_case *c, bool host_sampling, int ahead, outcome *o) {
+    memset(o, 0, sizeof *o);
+    o->stop_after = c->stop_after;
+    rs_session *s = cpu_session(c->n_ctx);
+    rs_sampler sm;
+    greedy_sampler(&sm);
+    rs_error err = {0};
     rs_tokens ids = {0};
     assert_int_equal(
         rs_tokenizer_encode(g_model->tok, c->prompt, strlen(c->prompt), true, false, &ids, &err),
@@ -135,14 +148,8 @@ static void test_stops(void **state) {
  * error, never a crash. */
 static void test_session_chain(void **state) {
     (void)state;
-    rs_session_opts so;
-    rs_session_opts_default(&so);
-    so.n_ctx = 16;
-    so.device = RS_DEVICE_CPU;
-    rs_session *s = NULL, *ref = NULL;
+    rs_session *s = cpu_session(16), *ref = cpu_session(16);
     rs_error err = {0};
-    assert_int_equal(rs_session_create(&s, g_model, &so, &err), RS_OK);
-    assert_int_equal(rs_session_create(&ref, g_model, &so, &err), RS_OK);
     assert_int_equal(rs_session_greedy_ahead(s), 0); /* the CPU completes each step */
 
     int32_t id = 0;
@@ -192,17 +199,10 @@ static void test_session_chain(void **state) {
 
 static void test_bad_ahead(void **state) {
     (void)state;
-    rs_session_opts so;
-    rs_session_opts_default(&so);
-    so.n_ctx = 32;
-    so.device = RS_DEVICE_CPU;
-    rs_session *s = NULL;
-    rs_error err = {0};
-    assert_int_equal(rs_session_create(&s, g_model, &so, &err), RS_OK);
+    rs_session *s = cpu_session(32);
     rs_sampler sm;
-    rs_sampler_params sp = rs_sampler_params_default();
-    sp.temp = 0.0f;
-    assert_int_equal(rs_sampler_init(&sm, &sp, g_model->hp.n_vocab, &err), RS_OK);
+    greedy_sampler(&sm);
+    rs_error err = {0};
     const int32_t prompt[2] = {1, 2};
     rs_gen_params gp = {.n_predict = 4, .greedy_ahead = RS_GREEDY_MAX_QUEUED};
     rs_gen_callbacks cb = {0};

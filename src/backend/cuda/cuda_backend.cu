@@ -835,14 +835,14 @@ static bool cu_graph_launch(rs_backend *b, int key) {
 static void cu_greedy_pick(rs_backend *b, const float *logits, int n_vocab, int32_t *ids,
                            int32_t *pos, int32_t *picks, int n_picks) {
     cuda_backend *c = cw(b);
-    cw_settle(c);
-    c->rope_tab.pos = NULL; /* positions move on */
-    void *dev = NULL;       /* page-locked memory is mapped: the same address under UVA */
-    if (!cw_check(c, cudaHostGetDevicePointer(&dev, picks, 0), "greedy pick buffer")) return;
     if (n_vocab <= 0 || n_picks <= 0) {
         cw_fail(c, RS_ERR_ARG, "greedy_pick over %d logits into %d slots", n_vocab, n_picks);
         return;
     }
+    cw_settle(c);
+    c->rope_tab.pos = NULL; /* positions move on */
+    void *dev = NULL;       /* page-locked memory is mapped: the same address under UVA */
+    if (!cw_check(c, cudaHostGetDevicePointer(&dev, picks, 0), "greedy pick buffer")) return;
     cw_greedy_pick(c, logits, n_vocab, ids, pos, (int32_t *)dev, n_picks);
 }
 
