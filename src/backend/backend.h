@@ -29,6 +29,17 @@ enum { RS_MAX_HEAD_DIM = 1024 };
 /* Fence slots a backend with fence_mark keeps. */
 enum { RS_FENCES = 4 };
 
+/* How sample_pick draws a chained step's token, in backend memory: rs_sampler_sample's
+ * chain (sampler.h) with these parameters and no penalties, temp > 0 and
+ * 1 <= top_k <= RS_SAMPLE_TOP_K_MAX, top_k < n_vocab. rng is the xoshiro256** state the
+ * next draw starts from. */
+enum { RS_SAMPLE_TOP_K_MAX = 256 };
+typedef struct rs_sample_rule {
+    uint64_t rng[4];
+    int32_t top_k;
+    float top_p, min_p, temp;
+} rs_sample_rule;
+
 typedef struct rs_backend rs_backend;
 typedef struct rs_kv rs_kv; /* a backend's KV cache (opaque, layout is the backend's choice) */
 
@@ -180,6 +191,13 @@ typedef struct rs_backend_ops {
      * when it runs (read it after fence_wait). */
     void (*greedy_pick)(rs_backend *b, const float *logits, int n_vocab, int32_t *ids, int32_t *pos,
                         int32_t *picks, int n_picks);
+    /* Optional (NULL: the session samples on the host): greedy_pick's contract, but ids[0]
+     * is the token rs_sampler_sample draws from logits with rule's parameters and RNG state
+     * (backend memory). rule->rng moves on as that draw moves the sampler's (not at all when
+     * one candidate is left), and the state after it also goes to rngs[4 * slot .. + 4]
+     * (host_alloc memory, slot = pos[0] % n_picks). */
+    void (*sample_pick)(rs_backend *b, const float *logits, int n_vocab, rs_sample_rule *rule,
+                        int32_t *ids, int32_t *pos, int32_t *picks, uint64_t *rngs, int n_picks);
     /* fence_mark notes in `slot` (< RS_FENCES) how far the queued work has come;
      * fence_wait returns once the work queued before that mark is done (later work may
      * still run), with the first error any op hit since the last sync. */

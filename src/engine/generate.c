@@ -127,10 +127,12 @@ static rs_gen_stop sampled_loop(gen_loop *g, rs_status *rc, rs_error *err) {
     }
 }
 
-/* Greedy: each step picks the next token itself and `ahead` more steps are queued
- * before a pick is read, so a GPU never waits for the host. Steps queued past a token
- * that ends generation evaluated tokens nobody took: they are rolled back. */
-static rs_gen_stop chained_loop(gen_loop *g, int ahead, rs_status *rc, rs_error *err) {
+/* Each step picks the next token itself (greedy, or drawn by the sampler's chain from its
+ * RNG stream) and `ahead` more steps are queued before a pick is read, so a GPU never
+ * waits for the host (ahead_opt: gen_params.greedy_ahead). Steps queued past a token that
+ * ends generation evaluated tokens nobody took: they are rolled back, and the sampler's
+ * RNG is the one after the last pick taken. */
+static rs_gen_stop chained_loop(gen_loop *g, int ahead_opt, rs_status *rc, rs_error *err) {
     rs_session *s = g->s;
     int queued = 0; /* steps whose picks are unread; each evaluated a token not yet taken */
     rs_gen_stop why = RS_GEN_STOP_NONE;
@@ -138,6 +140,8 @@ static rs_gen_stop chained_loop(gen_loop *g, int ahead, rs_status *rc, rs_error 
     int32_t id = rs_sampler_sample(g->sm, rs_session_logits(s, 0)); /* the prompt's logits */
     why = take_token(g, id, rc, err);
     if (why == RS_GEN_STOP_NONE && !*rc && context_full(g)) why = RS_GEN_STOP_CONTEXT;
+    if (why == RS_GEN_STOP_NONE && !*rc) *rc = rs_session_chain_sampler(s, g->sm, err);
+    const int ahead = ahead_opt < 0 ? 0 : ahead_opt == 0 ? rs_session_greedy_ahead(s) : ahead_opt;
     if (why == RS_GEN_STOP_NONE && !*rc && !(*rc = rs_session_greedy_step(s, id, err))) queued = 1;
     while (why == RS_GEN_STOP_NONE && !*rc) {
         if (length_reached(g)) {
@@ -148,8 +152,11 @@ static rs_gen_stop chained_loop(gen_loop *g, int ahead, rs_status *rc, rs_error 
         while (queued < 1 + ahead && !context_full(g) &&
                !(*rc = rs_session_greedy_step(s, RS_GREEDY_PREV, err)))
             queued++;
-        if (*rc || (*rc = rs_session_greedy_pick(s, &id, err))) break;
+        uint64_t rng[4];
+        memcpy(rng, g->sm->rng, sizeof rng); /* a greedy pick leaves it */
+        if (*rc || (*rc = rs_session_chain_pick(s, &id, rng, err))) break;
         queued--;
+        memcpy(g->sm->rng, rng, sizeof rng);
         why = take_token(g, id, rc, err);
         if (why != RS_GEN_STOP_NONE || *rc) break;
         if (queued > 0) continue;
@@ -184,11 +191,9 @@ rs_status rs_generate(rs_session *s, const rs_tokenizer *tok, rs_sampler *sm, co
     gen_loop g = {s, tok, sm, p, cb, st, {p, {0}}, {0}, {0}};
     rs_stream_decoder_init(&g.dec, tok, 0);
     double t0 = rs_time_ms();
-    const bool chained = !p->host_sampling && rs_sampler_params_greedy(&sm->params);
-    const int ahead = p->greedy_ahead < 0    ? 0
-                      : p->greedy_ahead == 0 ? rs_session_greedy_ahead(s)
-                                             : p->greedy_ahead;
-    rs_gen_stop why = chained ? chained_loop(&g, ahead, &rc, err) : sampled_loop(&g, &rc, err);
+    const bool chained = !p->host_sampling && rs_session_chain_supports(s, &sm->params);
+    rs_gen_stop why =
+        chained ? chained_loop(&g, p->greedy_ahead, &rc, err) : sampled_loop(&g, &rc, err);
     if (rc == RS_OK && why != RS_GEN_STOP_STRING && why != RS_GEN_STOP_CALLER) {
         g.piece.len = 0;
         if ((rc = rs_stream_decoder_flush(&g.dec, &g.piece, err)) == RS_OK)

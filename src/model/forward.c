@@ -8,6 +8,7 @@
  * Each residual add is issued together with the norm that follows it
  * (matmul_residual), so a norm is a separate op only at the first layer a
  * backend runs or when the stream moves between backends. */
+#include <limits.h>
 #include <string.h>
 
 #include "model/session_impl.h"
@@ -106,6 +107,7 @@ typedef enum step_io {
     STEP_COPIES, /* the graph uploads position and id and downloads the logits itself */
     STEP_GREEDY, /* the graph reads the id and position the previous step left on the
                      device and picks the next token there (rs_session_greedy_step) */
+    STEP_SAMPLE, /* the same, the token drawn by the device's sample rule */
 } step_io;
 
 /* The GPU-only decode step (with the embedding lookup when the GPU holds the
@@ -120,7 +122,8 @@ static rs_status run_captured_decode(rs_session *s, rs_place *p, step_io io, rs_
     rs_backend *be = p->be;
     const rs_backend_ops *ops = be->ops;
     const int band = decode_band(s->n_past + 1, s->n_ctx);
-    const int key = io == STEP_GREEDY ? -band : band;
+    /* chained steps' graphs apart from the plain ones (bands are below 2^30) */
+    const int key = io == STEP_GREEDY ? -band : io == STEP_SAMPLE ? INT_MIN + band : band;
     if (ops->graph_launch(be, key)) return RS_OK;
     rs_status st = ops->graph_begin(be, key, err);
     if (st) return st;
@@ -141,6 +144,9 @@ static rs_status run_captured_decode(rs_session *s, rs_place *p, step_io io, rs_
     if (io == STEP_GREEDY)
         ops->greedy_pick(be, p->a.logits, n_vocab, p->a.ids, p->a.pos, s->greedy_host,
                          RS_GREEDY_RING);
+    else if (io == STEP_SAMPLE)
+        ops->sample_pick(be, p->a.logits, n_vocab, p->a.rule, p->a.ids, p->a.pos, s->greedy_host,
+                         s->chain_rng_host, RS_GREEDY_RING);
     const size_t logit_bytes = (size_t)n_vocab * sizeof(float);
     if (io == STEP_COPIES &&
         (st = ops->download(be, s->logits_host, p->a.logits, logit_bytes, err))) {
@@ -159,18 +165,20 @@ static bool captures_decode(const rs_session *s) {
     return gpu && gpu->n_layers == s->m->hp.n_layer && gpu->be->ops->graph_begin;
 }
 
-bool rs_forward_greedy_on_device(const rs_session *s) {
+bool rs_forward_chain_on_device(const rs_session *s, bool sampled) {
     if (!captures_decode(s)) return false;
     const rs_place *gpu = &s->place[RS_PLACE_GPU];
     const rs_backend_ops *ops = gpu->be->ops;
     /* the token never leaves the device (it embeds it), and the device writes its
      * pick into the session's page-locked buffer */
     return gpu->tok_embd.backend && s->host_owner == gpu->be && s->out_place == gpu &&
-           ops->greedy_pick && ops->fence_mark && ops->fence_wait;
+           (sampled ? ops->sample_pick != NULL : ops->greedy_pick != NULL) && ops->fence_mark &&
+           ops->fence_wait;
 }
 
-rs_status rs_forward_greedy(rs_session *s, rs_error *err) {
-    return run_captured_decode(s, &s->place[RS_PLACE_GPU], STEP_GREEDY, err);
+rs_status rs_forward_chained(rs_session *s, bool sampled, rs_error *err) {
+    return run_captured_decode(s, &s->place[RS_PLACE_GPU], sampled ? STEP_SAMPLE : STEP_GREEDY,
+                               err);
 }
 
 rs_status rs_forward(rs_session *s, const int32_t *ids, int n, int n_out, rs_error *err) {

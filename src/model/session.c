@@ -66,6 +66,7 @@ static rs_status alloc_acts(rs_session *s, rs_place *p, bool full, bool head, rs
         {(void **)&p->a.pos, B * 4},
         {(void **)&p->a.ids, B * 4},
         {(void **)&p->a.inv_freq, (size_t)hp->n_rot / 2 * 4},
+        {(void **)&p->a.rule, head ? sizeof(rs_sample_rule) : 0},
     };
     size_t n = sizeof table / sizeof *table, total = 0;
     for (size_t i = 0; i < n; i++)
@@ -215,7 +216,11 @@ static rs_status place_layers(rs_session *s, const rs_session_opts *o, rs_error 
  * decode step on the H100, docs/CUDA_NOTES.md session 5). */
 static rs_status alloc_host_buffers(rs_session *s, rs_error *err) {
     const size_t nb = (size_t)s->n_batch, logit_bytes = nb * s->m->hp.n_vocab * sizeof(float);
-    const size_t bytes = logit_bytes + (2 * nb + 3 * RS_GREEDY_RING) * sizeof(int32_t);
+    /* the 8-byte-aligned chain buffers first, then the floats and the ids */
+    const size_t rng_bytes = RS_GREEDY_RING * 4 * sizeof(uint64_t),
+                 rule_bytes = RS_GREEDY_RING * sizeof(rs_sample_rule);
+    const size_t bytes =
+        rng_bytes + rule_bytes + logit_bytes + (2 * nb + 3 * RS_GREEDY_RING) * sizeof(int32_t);
     rs_backend *gpu = s->n_place > 1 ? s->place[RS_PLACE_GPU].be : NULL;
     rs_error ignored = {0};
     if (gpu && gpu->ops->host_alloc &&
@@ -223,8 +228,11 @@ static rs_status alloc_host_buffers(rs_session *s, rs_error *err) {
         s->host_owner = gpu;
     else if (!(s->host_base = malloc(bytes)))
         return rs_error_set(err, RS_ERR_NOMEM, "out of memory allocating session buffers");
-    s->logits_host = s->host_base;
-    s->pos_host = (int32_t *)((char *)s->host_base + logit_bytes);
+    char *base = s->host_base;
+    s->chain_rng_host = (uint64_t *)(void *)base;
+    s->rule_host = (rs_sample_rule *)(void *)(base + rng_bytes);
+    s->logits_host = (float *)(void *)(base + rng_bytes + rule_bytes);
+    s->pos_host = (int32_t *)(void *)(base + rng_bytes + rule_bytes + logit_bytes);
     s->ids_host = s->pos_host + nb;
     s->greedy_host = s->ids_host + nb;
     return RS_OK;

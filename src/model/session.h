@@ -65,14 +65,32 @@ const float *rs_session_logits(const rs_session *s, int i);
  * and drop their unread picks: roll back speculative steps with truncate. */
 enum { RS_GREEDY_PREV = -1, RS_GREEDY_MAX_QUEUED = 3 };
 
-/* Steps worth queueing beyond the one whose pick is read next: 1 where steps run on the
- * device, 0 where each completes as it is queued. */
+/* Steps worth queueing beyond the one whose pick is read next: 1 where steps (by the
+ * rule set for the next chain, rs_session_chain_sampler) run on the device, 0 where each
+ * completes as it is queued. */
 int rs_session_greedy_ahead(const rs_session *s);
 rs_status rs_session_greedy_step(rs_session *s, int32_t id, rs_error *err);
 /* Waits for the oldest queued step whose pick is unread and returns that pick. */
 rs_status rs_session_greedy_pick(rs_session *s, int32_t *id, rs_error *err);
 /* Waits for every queued step and drops the unread picks. */
 rs_status rs_session_greedy_end(rs_session *s, rs_error *err);
+
+/* Chained steps can also draw their tokens as rs_sampler_sample would (temperature,
+ * top-k, top-p, min-p: the same token for the same logits and RNG state; on a GPU the
+ * draw runs there). rs_session_chain_sampler sets the rule of the chain the next step
+ * starts: sm's parameters and its RNG state as it is now (sm is borrowed, not changed,
+ * until the chain ends at rs_session_greedy_end, eval or truncate; the rule is then
+ * greedy again). NULL, or greedy parameters, is the argmax. RS_ERR_ARG while a chain
+ * runs, or for parameters rs_session_chain_supports refuses. */
+typedef struct rs_sampler rs_sampler;
+typedef struct rs_sampler_params rs_sampler_params;
+/* True for greedy parameters and for sampling without penalties with 1 <= top_k <= 256
+ * (RS_SAMPLE_TOP_K_MAX) below the vocabulary size. */
+bool rs_session_chain_supports(const rs_session *s, const rs_sampler_params *p);
+rs_status rs_session_chain_sampler(rs_session *s, rs_sampler *sm, rs_error *err);
+/* rs_session_greedy_pick, and for a sampled chain the RNG state after the pick's draw in
+ * rng[4] (where the sampler continues from once the pick is taken); rng may be NULL. */
+rs_status rs_session_chain_pick(rs_session *s, int32_t *id, uint64_t rng[4], rs_error *err);
 
 int rs_session_n_past(const rs_session *s);
 int rs_session_n_ctx(const rs_session *s);

@@ -1,12 +1,20 @@
-/* session_greedy.c — greedy steps chained on the backend (session.h, rs_session_greedy_*).
+/* session_greedy.c — steps chained on the backend (session.h, rs_session_greedy_* and
+ * rs_session_chain_*): each step picks the token the next one evaluates.
  *
- * On a GPU holding the whole model a step is a captured graph that ends in greedy_pick:
- * the pick goes into the device's ids[0] for the next step and into greedy_host for the
- * host, and the position moves on, so step t+1 can be queued before the host has read
- * step t's pick and the GPU never waits for the host. Steps and their picks are told
- * apart by position % RS_GREEDY_RING, which is why at most RS_GREEDY_MAX_QUEUED (less than
- * the ring) may be unread. Elsewhere a step is rs_forward plus rs_logits_argmax on the
- * host, complete when it returns: the same picks, nothing to overlap. */
+ * On a GPU holding the whole model a step is a captured graph that ends in greedy_pick
+ * (or sample_pick, for a sampled chain): the pick goes into the device's ids[0] for the
+ * next step and into greedy_host for the host, and the position moves on, so step t+1
+ * can be queued before the host has read step t's pick and the GPU never waits for the
+ * host. Steps and their picks are told apart by position % RS_GREEDY_RING, which is why
+ * at most RS_GREEDY_MAX_QUEUED (less than the ring) may be unread. Elsewhere a step is
+ * rs_forward plus rs_logits_argmax (or rs_sampler_sample) on the host, complete when it
+ * returns: the same picks, nothing to overlap.
+ *
+ * A sampled chain's RNG runs ahead of the picks read: each step leaves the state after
+ * its draw in chain_rng_host at its slot, and the pick hands that state to the caller,
+ * so steps rolled back never move the caller's sampler. */
+
+#include <string.h>
 
 #include "model/session_impl.h"
 #include "sampler/sampler.h"
@@ -18,8 +26,41 @@ static int32_t *picks(rs_session *s) {
     return s->greedy_host;
 }
 
+static bool sampled(const rs_session *s) {
+    return s->chain_sm != NULL;
+}
+
+static bool on_device(const rs_session *s) {
+    return rs_forward_chain_on_device(s, sampled(s));
+}
+
 int rs_session_greedy_ahead(const rs_session *s) {
-    return rs_forward_greedy_on_device(s) ? 1 : 0;
+    return on_device(s) ? 1 : 0;
+}
+
+bool rs_session_chain_supports(const rs_session *s, const rs_sampler_params *p) {
+    if (rs_sampler_params_greedy(p)) return true;
+    return p->temp > 0.0f && p->repeat_penalty == 1.0f && p->frequency_penalty == 0.0f &&
+           p->presence_penalty == 0.0f && p->top_k >= 1 && p->top_k <= RS_SAMPLE_TOP_K_MAX &&
+           p->top_k < s->m->hp.n_vocab;
+}
+
+rs_status rs_session_chain_sampler(rs_session *s, rs_sampler *sm, rs_error *err) {
+    if (s->greedy_live || s->greedy_queued)
+        return rs_error_set(err, RS_ERR_ARG,
+                            "a chain's rule is set before its first step: end the chain first");
+    if (sm && !rs_session_chain_supports(s, &sm->params))
+        return rs_error_set(err, RS_ERR_ARG,
+                            "chained steps cannot sample with these parameters (penalties, or "
+                            "top_k outside 1..%d and below the vocabulary)",
+                            RS_SAMPLE_TOP_K_MAX);
+    if (sm && sm->n_vocab != s->m->hp.n_vocab)
+        return rs_error_set(err, RS_ERR_ARG,
+                            "the sampler's vocabulary (%d) is not the model's (%d)", sm->n_vocab,
+                            s->m->hp.n_vocab);
+    s->chain_sm = sm && !rs_sampler_params_greedy(&sm->params) ? sm : NULL;
+    if (s->chain_sm) memcpy(s->chain_rng, sm->rng, sizeof s->chain_rng);
+    return RS_OK;
 }
 
 /* Queues the device step at position n_past; a chain's first step uploads its token and
@@ -37,7 +78,14 @@ static rs_status device_step(rs_session *s, int32_t id, rs_error *err) {
             (st = be->ops->upload(be, g->a.pos, &pos[slot], sizeof *pos, err)))
             return st;
     }
-    if ((st = rs_forward_greedy(s, err))) return st;
+    if (sampled(s) && !s->greedy_live) { /* the chain's first step: its rule goes up */
+        const rs_sampler_params *p = &s->chain_sm->params;
+        rs_sample_rule *r = &s->rule_host[slot];
+        memcpy(r->rng, s->chain_rng, sizeof r->rng);
+        r->top_k = p->top_k, r->top_p = p->top_p, r->min_p = p->min_p, r->temp = p->temp;
+        if ((st = be->ops->upload(be, g->a.rule, r, sizeof *r, err))) return st;
+    }
+    if ((st = rs_forward_chained(s, sampled(s), err))) return st;
     return be->ops->fence_mark(be, slot, err);
 }
 
@@ -46,7 +94,20 @@ static rs_status host_step(rs_session *s, int32_t id, rs_error *err) {
     if (id == RS_GREEDY_PREV) id = picks(s)[(s->n_past - 1) % RS_GREEDY_RING];
     rs_status st = rs_forward(s, &id, 1, 1, err);
     if (st) return st;
-    picks(s)[s->n_past % RS_GREEDY_RING] = rs_logits_argmax(s->logits_host, n_vocab);
+    const int slot = s->n_past % RS_GREEDY_RING;
+    if (!sampled(s)) {
+        picks(s)[slot] = rs_logits_argmax(s->logits_host, n_vocab);
+        return RS_OK;
+    }
+    /* the caller's sampler draws from the chain's state, and is left as it was */
+    rs_sampler *sm = s->chain_sm;
+    uint64_t saved[4];
+    memcpy(saved, sm->rng, sizeof saved);
+    memcpy(sm->rng, s->chain_rng, sizeof sm->rng);
+    picks(s)[slot] = rs_sampler_sample(sm, s->logits_host);
+    memcpy(s->chain_rng, sm->rng, sizeof s->chain_rng);
+    memcpy(&s->chain_rng_host[4 * slot], sm->rng, sizeof s->chain_rng);
+    memcpy(sm->rng, saved, sizeof saved);
     return RS_OK;
 }
 
@@ -65,8 +126,7 @@ rs_status rs_session_greedy_step(rs_session *s, int32_t id, rs_error *err) {
     if (id != RS_GREEDY_PREV && (id < 0 || id >= s->m->hp.n_vocab))
         return rs_error_set(err, RS_ERR_RANGE, "token id %d out of range [0, %d)", id,
                             s->m->hp.n_vocab);
-    const bool device = rs_forward_greedy_on_device(s);
-    rs_status st = device ? device_step(s, id, err) : host_step(s, id, err);
+    rs_status st = on_device(s) ? device_step(s, id, err) : host_step(s, id, err);
     if (st) {
         rs_error ignored = {0};
         rs_greedy_settle(s, &ignored); /* what was queued before still completes */
@@ -79,12 +139,12 @@ rs_status rs_session_greedy_step(rs_session *s, int32_t id, rs_error *err) {
     return RS_OK;
 }
 
-rs_status rs_session_greedy_pick(rs_session *s, int32_t *id, rs_error *err) {
+rs_status rs_session_chain_pick(rs_session *s, int32_t *id, uint64_t rng[4], rs_error *err) {
     *id = -1;
     if (s->greedy_queued == 0)
         return rs_error_set(err, RS_ERR_ARG, "no greedy step is queued with an unread pick");
     const int slot = s->greedy_read % RS_GREEDY_RING;
-    if (rs_forward_greedy_on_device(s)) {
+    if (on_device(s)) {
         rs_backend *be = s->place[RS_PLACE_GPU].be;
         rs_status st = be->ops->fence_wait(be, slot, err);
         if (st) {
@@ -99,14 +159,22 @@ rs_status rs_session_greedy_pick(rs_session *s, int32_t *id, rs_error *err) {
     if (pick < 0 || pick >= s->m->hp.n_vocab)
         return rs_error_set(err, RS_ERR_DEVICE, "the backend picked token %d, outside [0, %d)",
                             pick, s->m->hp.n_vocab);
+    if (rng && sampled(s))
+        for (int j = 0; j < 4; j++)
+            rng[j] = ((volatile const uint64_t *)s->chain_rng_host)[4 * slot + j];
     *id = pick;
     return RS_OK;
+}
+
+rs_status rs_session_greedy_pick(rs_session *s, int32_t *id, rs_error *err) {
+    return rs_session_chain_pick(s, id, NULL, err);
 }
 
 rs_status rs_greedy_settle(rs_session *s, rs_error *err) {
     rs_status st = s->greedy_status;
     if (st && err) *err = s->greedy_err;
     s->greedy_status = RS_OK;
+    s->chain_sm = NULL; /* the next chain is greedy unless told otherwise */
     if (!s->greedy_live && s->greedy_queued == 0) return st;
     s->greedy_live = false;
     s->greedy_queued = 0;

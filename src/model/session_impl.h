@@ -4,22 +4,24 @@
 #define RUSTY_SESSION_IMPL_H
 
 #include "model/session.h"
+#include "sampler/sampler.h"
 
 /* Activation buffers on one backend, each sized for n_batch tokens. */
 typedef struct rs_acts {
-    float *x;        /* [n][n_embd] residual stream */
-    float *xn;       /* [n][n_embd] normed input of the current block */
-    float *q;        /* [n][n_head * head_dim] */
-    float *k;        /* [n][n_head_kv * head_dim] */
-    float *v;        /* [n][n_head_kv * head_dim] */
-    float *att;      /* [n][n_head * head_dim] attention output */
-    float *tmp;      /* [n][n_embd] block output before the residual add */
-    float *g;        /* [n][n_ff] gate, then silu(gate) * up */
-    float *u;        /* [n][n_ff] up */
-    float *logits;   /* [n_batch][n_vocab] on the output backend only */
-    int32_t *pos;    /* [n_batch] */
-    int32_t *ids;    /* [n_batch] token ids, where the place embeds them */
-    float *inv_freq; /* [n_rot / 2] rope frequencies */
+    float *x;             /* [n][n_embd] residual stream */
+    float *xn;            /* [n][n_embd] normed input of the current block */
+    float *q;             /* [n][n_head * head_dim] */
+    float *k;             /* [n][n_head_kv * head_dim] */
+    float *v;             /* [n][n_head_kv * head_dim] */
+    float *att;           /* [n][n_head * head_dim] attention output */
+    float *tmp;           /* [n][n_embd] block output before the residual add */
+    float *g;             /* [n][n_ff] gate, then silu(gate) * up */
+    float *u;             /* [n][n_ff] up */
+    float *logits;        /* [n_batch][n_vocab] on the output backend only */
+    int32_t *pos;         /* [n_batch] */
+    int32_t *ids;         /* [n_batch] token ids, where the place embeds them */
+    float *inv_freq;      /* [n_rot / 2] rope frequencies */
+    rs_sample_rule *rule; /* a sampled chain's rule and RNG state, where it picks (GPU) */
 } rs_acts;
 
 /* One backend's contiguous share of the layers. */
@@ -72,6 +74,10 @@ struct rs_session {
     /* [3][RS_GREEDY_RING] in host_base: each greedy step's pick, then the token and
      * position a step that starts a chain uploads, all at position % RS_GREEDY_RING */
     int32_t *greedy_host;
+    /* [RS_GREEDY_RING][4] in host_base: the RNG state after each sampled step's draw */
+    uint64_t *chain_rng_host;
+    /* [RS_GREEDY_RING] in host_base: the rule a sampled chain's first step uploads */
+    rs_sample_rule *rule_host;
 
     /* greedy steps chained on the backend (session_greedy.c) */
     int greedy_queued;       /* steps queued whose picks are unread */
@@ -79,18 +85,24 @@ struct rs_session {
     bool greedy_live;        /* the last eval was a greedy step: its pick feeds the next */
     rs_status greedy_status; /* a failure met while draining for truncate, reported next */
     rs_error greedy_err;
+    /* the chain's pick rule (rs_session_chain_sampler): NULL for greedy, else the caller's
+     * sampler (borrowed until the chain ends), and its RNG state after the last step
+     * queued (the host's steps draw from it; a device's rule moves on there) */
+    rs_sampler *chain_sm;
+    uint64_t chain_rng[4];
 };
 
 /* forward.c: evaluates n <= n_batch tokens at positions n_past.. (no bounds checks),
  * keeping the logits of the last n_out of them (0, 1 or n). */
 rs_status rs_forward(rs_session *s, const int32_t *ids, int n, int n_out, rs_error *err);
 
-/* forward.c: whether greedy steps can chain on the device: the GPU holds every layer,
- * the embeddings and the head, and writes into the page-locked greedy_host. */
-bool rs_forward_greedy_on_device(const rs_session *s);
+/* forward.c: whether chained steps (greedy, or sampled by sample_pick) run on the
+ * device: the GPU holds every layer, the embeddings and the head, and writes into the
+ * page-locked greedy_host. */
+bool rs_forward_chain_on_device(const rs_session *s, bool sampled);
 /* forward.c: queues one chained step (a captured graph): evaluates the GPU's ids[0] at
- * its pos[0], then greedy_pick. */
-rs_status rs_forward_greedy(rs_session *s, rs_error *err);
+ * its pos[0], then greedy_pick, or sample_pick by the GPU's rule. */
+rs_status rs_forward_chained(rs_session *s, bool sampled, rs_error *err);
 
 /* session_greedy.c: waits for queued greedy steps and ends the chain (eval and truncate
  * call it first). */

@@ -160,7 +160,8 @@ typedef struct gen_run {
     int32_t tok[4 * N_GEN];
     int n_tok, n_past;
     rs_gen_stop stop;
-    float next[8]; /* logits of one more token after generation: the cache it left */
+    float next[8];   /* logits of one more token after generation: the cache it left */
+    uint64_t rng[4]; /* the sampler's RNG state after generation */
 } gen_run;
 
 static void record_token(void *user, int32_t t) {
@@ -168,13 +169,11 @@ static void record_token(void *user, int32_t t) {
     if (r->n_tok < 4 * N_GEN) r->tok[r->n_tok++] = t;
 }
 
-static void gpu_generate(const rs_model *m, bool host_sampling, int ahead, const char *stop,
-                         gen_run *r) {
+static void gpu_generate(const rs_model *m, const rs_sampler_params *sp, bool host_sampling,
+                         int ahead, const char *stop, gen_run *r) {
     memset(r, 0, sizeof *r);
     rs_session *g = open_session(m, RS_DEVICE_CUDA);
     rs_sampler sm;
-    rs_sampler_params sp = rs_sampler_params_default();
-    sp.temp = 0.0f;
     rs_error e = {0};
     const int32_t prompt[N_PROMPT] = {1, 403 % m->hp.n_vocab, 41, 260, 106 % m->hp.n_vocab};
     rs_gen_params gp = {
@@ -182,13 +181,14 @@ static void gpu_generate(const rs_model *m, bool host_sampling, int ahead, const
     if (stop) gp.stop[gp.n_stop++] = stop;
     rs_gen_callbacks cb = {NULL, record_token, r};
     rs_gen_stats st = {0};
-    if (rs_sampler_init(&sm, &sp, m->hp.n_vocab, &e) ||
+    if (rs_sampler_init(&sm, sp, m->hp.n_vocab, &e) ||
         rs_generate(g, m->tok, &sm, prompt, N_PROMPT, 0, &gp, &cb, &st, &e)) {
         printf("FAIL generate: %s\n", e.msg);
         n_fail++;
     }
     r->stop = st.stop;
     r->n_past = rs_session_n_past(g);
+    memcpy(r->rng, sm.rng, sizeof r->rng);
     const int32_t next = 7;
     eval(g, &next, 1, RS_LOGITS_LAST);
     memcpy(r->next, rs_session_logits(g, 0), sizeof r->next);
@@ -218,23 +218,48 @@ static void check_chained(const rs_model *m, const char *file) {
                  N_GEN, ahead, first);
         report(name, first < 0 ? 0.0 : 1.0, 0.0);
     }
+    /* greedy; the default sampler (temp 0.8, top-k 40, top-p 0.95, min-p 0.05); a hot one
+     * with a draw every step among 256 candidates */
+    rs_sampler_params sps[3] = {rs_sampler_params_default(), rs_sampler_params_default(),
+                                rs_sampler_params_default()};
+    sps[0].temp = 0.0f, sps[0].seed = 1;
+    sps[1].seed = 2024;
+    sps[2].temp = 1.6f, sps[2].top_k = RS_SAMPLE_TOP_K_MAX, sps[2].top_p = 1.0f;
+    sps[2].min_p = 0.0f, sps[2].seed = 77;
+    const char *rule_name[3] = {"greedy", "sampled", "hot sampled"};
     static gen_run ref, run;
     const char *stops[2] = {NULL, "the"};
-    for (int k = 0; k < 2; k++) {
-        gpu_generate(m, true, 0, stops[k], &ref);
-        for (int ahead = 0; ahead <= 2; ahead++) {
-            gpu_generate(m, false, ahead, stops[k], &run);
-            // NOLINTNEXTLINE(bugprone-suspicious-memory-comparison): bitwise equality is the point
-            const bool same_cache = memcmp(run.next, ref.next, sizeof ref.next) == 0;
-            const bool same = run.n_tok == ref.n_tok && run.stop == ref.stop &&
-                              run.n_past == ref.n_past && same_cache &&
-                              !memcmp(run.tok, ref.tok, sizeof(int32_t) * (size_t)ref.n_tok);
-            snprintf(name, sizeof name,
-                     "%s: chained generation%s%s (%d ahead) = host sampling: %d tokens, stop %d, "
-                     "n_past %d",
-                     file, stops[k] ? " to stop string " : "", stops[k] ? stops[k] : "", ahead,
-                     run.n_tok, (int)run.stop, run.n_past);
-            report(name, same ? 0.0 : 1.0, 0.0);
+    for (int r = 0; r < 3; r++) {
+        if (r > 0) { /* the rule this model's chain takes: drawn on the device */
+            rs_session *t = open_session(m, RS_DEVICE_CUDA);
+            rs_sampler sm;
+            rs_error e = {0};
+            const bool ok = !rs_sampler_init(&sm, &sps[r], m->hp.n_vocab, &e) &&
+                            rs_session_chain_supports(t, &sps[r]) &&
+                            !rs_session_chain_sampler(t, &sm, &e) &&
+                            rs_session_greedy_ahead(t) == 1;
+            snprintf(name, sizeof name, "%s: %s chains run on the GPU", file, rule_name[r]);
+            report(name, ok ? 0.0 : 1.0, 0.0);
+            rs_sampler_free(&sm);
+            rs_session_free(t);
+        }
+        for (int k = 0; k < 2; k++) {
+            gpu_generate(m, &sps[r], true, 0, stops[k], &ref);
+            for (int ahead = 0; ahead <= 2; ahead++) {
+                gpu_generate(m, &sps[r], false, ahead, stops[k], &run);
+                // NOLINTNEXTLINE(bugprone-suspicious-memory-comparison): bitwise on purpose
+                const bool same_cache = memcmp(run.next, ref.next, sizeof ref.next) == 0;
+                const bool same = run.n_tok == ref.n_tok && run.stop == ref.stop &&
+                                  run.n_past == ref.n_past && same_cache &&
+                                  !memcmp(run.rng, ref.rng, sizeof ref.rng) &&
+                                  !memcmp(run.tok, ref.tok, sizeof(int32_t) * (size_t)ref.n_tok);
+                snprintf(name, sizeof name,
+                         "%s: %s chained generation%s%s (%d ahead) = host sampling: %d tokens, "
+                         "stop %d, n_past %d",
+                         file, rule_name[r], stops[k] ? " to stop string " : "",
+                         stops[k] ? stops[k] : "", ahead, run.n_tok, (int)run.stop, run.n_past);
+                report(name, same ? 0.0 : 1.0, 0.0);
+            }
         }
     }
 }

@@ -904,6 +904,117 @@ static void test_greedy_pick(void) {
     report("sync is clean after the refused fences", O->sync(B, &e) == RS_OK ? 0.0 : 1.0, 0.0);
 }
 
+/* ---- sample pick --------------------------------------------------------------------------
+ */
+
+/* `steps` sample_picks in a row on the same logits against rs_sampler_sample with the same
+ * parameters and seed: each token, the RNG state each pick leaves in its ring slot and in
+ * the rule, the position moved on. */
+static void check_sample(const char *what, const float *logits, int n, rs_sampler_params sp,
+                         int steps) {
+    enum { SLOTS = 4 };
+    rs_error e = {0};
+    rs_sampler host;
+    if (rs_sampler_init(&host, &sp, n, &e)) die("sampler", &e);
+    rs_sample_rule rule = {
+        .top_k = sp.top_k, .top_p = sp.top_p, .min_p = sp.min_p, .temp = sp.temp};
+    memcpy(rule.rng, host.rng, sizeof rule.rng);
+    float *dl = dev_copy(logits, (size_t)n * 4);
+    rs_sample_rule *drule = dev_copy(&rule, sizeof rule);
+    int32_t *dids = dev(4), *dpos = dev(4), *ring = NULL;
+    uint64_t *rngs = NULL;
+    if (O->host_alloc(B, SLOTS * sizeof *ring, (void **)&ring, &e) ||
+        O->host_alloc(B, SLOTS * 4 * sizeof *rngs, (void **)&rngs, &e))
+        die("host_alloc", &e);
+    const int pos0 = 5;
+    up(dpos, &pos0, 4);
+    int bad = -1, want = -1, seen = -1;
+    bool rng_ok = true;
+    for (int t = 0; t < steps && bad < 0; t++) {
+        poison(dids, 4);
+        O->sample_pick(B, dl, n, drule, dids, dpos, ring, rngs, SLOTS);
+        const int slot = (pos0 + t) % SLOTS;
+        if (O->fence_mark(B, slot, &e) || O->fence_wait(B, slot, &e)) {
+            printf("FAIL %-70s fence: %s\n", what, e.msg);
+            n_fail++;
+            bad = t;
+            break;
+        }
+        want = rs_sampler_sample(&host, logits);
+        seen = ring[slot];
+        int32_t id = -1;
+        down(&id, dids, 4);
+        rng_ok = rng_ok && !memcmp(&rngs[4 * slot], host.rng, sizeof host.rng);
+        if (id != want || seen != want || !rng_ok) bad = t;
+    }
+    int32_t pos = -1;
+    rs_sample_rule after;
+    if (synced(what)) {
+        down(&pos, dpos, 4);
+        down(&after, drule, sizeof after);
+        const bool ok =
+            bad < 0 && pos == pos0 + steps && !memcmp(after.rng, host.rng, sizeof host.rng);
+        if (!ok)
+            printf("     %s: step %d: ring %d, want %d, rng %s; pos %d\n", what, bad, seen, want,
+                   rng_ok ? "same" : "differs", pos);
+        report(what, ok ? 0.0 : 1.0, 0.0);
+    }
+    rs_sampler_free(&host);
+    O->host_free(B, ring);
+    O->host_free(B, rngs);
+    O->release(B, dl), O->release(B, drule), O->release(B, dids), O->release(B, dpos);
+}
+
+static void test_sample_pick(void) {
+    if (!O->sample_pick) {
+        report("the backend has sample_pick", 1.0, 0.0);
+        return;
+    }
+    rs_sampler_params def = rs_sampler_params_default(), hot = def, cold = def, nucleus = def,
+                      minp = def, one = def;
+    def.seed = 11;
+    hot.temp = 2.5f, hot.top_k = RS_SAMPLE_TOP_K_MAX, hot.top_p = 1.0f, hot.min_p = 0.0f;
+    hot.seed = 12;
+    cold.temp = 0.05f, cold.seed = 13;
+    nucleus.top_k = 200, nucleus.top_p = 0.5f, nucleus.min_p = 0.0f, nucleus.seed = 14;
+    minp.top_k = 100, minp.top_p = 1.0f, minp.min_p = 0.3f, minp.seed = 15;
+    one.top_k = 1, one.seed = 16;
+    const rs_sampler_params *ps[6] = {&def, &hot, &cold, &nucleus, &minp, &one};
+    const char *pn[6] = {"default",   "temp 2.5 top-k 256", "temp 0.05",
+                         "top-p 0.5", "min-p 0.3",          "top-k 1"};
+    static const int sizes[] = {300, 1025, 32000, 151936};
+    char name[128];
+    for (int z = 0; z < 4; z++) {
+        const int n = sizes[z];
+        float *l = host_rand((size_t)n, 4.0f);
+        for (int k = 0; k < 6; k++) {
+            snprintf(name, sizeof name, "sample_pick: %s, random logits, n=%d", pn[k], n);
+            check_sample(name, l, n, *ps[k], 24);
+        }
+        /* coarse logits: ties everywhere, at the k-th value too; -0 and +0 among them */
+        for (int i = 0; i < n; i++) l[i] = roundf(l[i] * 2.0f) * 0.25f;
+        for (int i = 0; i < n; i += 7) l[i] = (i / 7) % 2 ? 0.0f : -0.0f;
+        for (int k = 0; k < 6; k++) {
+            snprintf(name, sizeof name, "sample_pick: %s, many equal logits, n=%d", pn[k], n);
+            check_sample(name, l, n, *ps[k], 24);
+        }
+        free(l);
+    }
+    enum { N = 3000 };
+    float *l = host_alloc(N);
+    for (int i = 0; i < N; i++) l[i] = -INFINITY;
+    check_sample("sample_pick: every logit -inf (uniform over all)", l, N, def, 8);
+    for (int i = 0; i < N; i++) l[i] = i % 3 ? NAN : -INFINITY;
+    check_sample("sample_pick: every logit NaN or -inf", l, N, hot, 8);
+    l[2500] = -1e30f, l[17] = 3.0f, l[18] = 3.0f;
+    check_sample("sample_pick: three finite logits, top-k 40 (ties at -inf)", l, N, def, 16);
+    l[1200] = FLT_MAX, l[900] = INFINITY, l[2900] = INFINITY;
+    check_sample("sample_pick: +inf ties FLT_MAX", l, N, hot, 16);
+    for (int i = 0; i < N; i++) l[i] = 1.0f;
+    check_sample("sample_pick: all equal, top-k 256 (the lowest ids)", l, N, hot, 16);
+    free(l);
+}
+
 static void test_errors(void) {
     rs_error e = {0};
     void *p = NULL;
@@ -945,6 +1056,7 @@ int main(void) {
     if (!only || strstr(only, "attention")) test_attention();
     if (!only || strstr(only, "graph")) test_graph();
     if (!only || strstr(only, "pick")) test_greedy_pick();
+    if (!only || strstr(only, "pick")) test_sample_pick();
     if (!only || strstr(only, "errors")) test_errors();
     O->destroy(B);
     printf("\n%d passed, %d failed\n", n_pass, n_fail);

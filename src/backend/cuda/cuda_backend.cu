@@ -846,6 +846,24 @@ static void cu_greedy_pick(rs_backend *b, const float *logits, int n_vocab, int3
     cw_greedy_pick(c, logits, n_vocab, ids, pos, (int32_t *)dev, n_picks);
 }
 
+static void cu_sample_pick(rs_backend *b, const float *logits, int n_vocab, rs_sample_rule *rule,
+                           int32_t *ids, int32_t *pos, int32_t *picks, uint64_t *rngs,
+                           int n_picks) {
+    cuda_backend *c = cw(b);
+    if (n_vocab <= 0 || n_picks <= 0) {
+        cw_fail(c, RS_ERR_ARG, "sample_pick over %d logits into %d slots", n_vocab, n_picks);
+        return;
+    }
+    cw_settle(c);
+    c->rope_tab.pos = NULL;
+    void *dev_picks = NULL, *dev_rngs = NULL;
+    if (!cw_check(c, cudaHostGetDevicePointer(&dev_picks, picks, 0), "sample pick buffer") ||
+        !cw_check(c, cudaHostGetDevicePointer(&dev_rngs, rngs, 0), "sample rng buffer"))
+        return;
+    cw_sample_pick(c, logits, n_vocab, rule, ids, pos, (int32_t *)dev_picks, (uint64_t *)dev_rngs,
+                   n_picks);
+}
+
 static rs_status cu_fence_mark(rs_backend *b, int slot, rs_error *err) {
     cuda_backend *c = cw(b);
     if (slot < 0 || slot >= RS_FENCES || c->capturing)
@@ -933,6 +951,7 @@ static const rs_backend_ops cuda_ops = {
     /* .host_alloc = */ cu_host_alloc,
     /* .host_free = */ cu_host_free,
     /* .greedy_pick = */ cu_greedy_pick,
+    /* .sample_pick = */ cu_sample_pick,
     /* .fence_mark = */ cu_fence_mark,
     /* .fence_wait = */ cu_fence_wait,
 };

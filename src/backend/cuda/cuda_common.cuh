@@ -346,6 +346,9 @@ void cw_add_bias(cuda_backend *c, float *y, const float *bias, int n, int64_t n_
 /* the backend's greedy_pick op (backend.h); picks: a device-usable pointer */
 void cw_greedy_pick(cuda_backend *c, const float *logits, int n, int32_t *ids, int32_t *pos,
                     int32_t *picks, int n_picks);
+/* cuda_sample.cu: the backend's sample_pick op; picks and rngs: device-usable pointers */
+void cw_sample_pick(cuda_backend *c, const float *logits, int n, rs_sample_rule *rule, int32_t *ids,
+                    int32_t *pos, int32_t *picks, uint64_t *rngs, int n_picks);
 void cw_repack(cuda_backend *c, int type, const uint8_t *raw, int64_t rows, int64_t row0,
                const cw_layout *L);
 void cw_fill_random(cuda_backend *c, void *dev, int type, size_t n_bytes, float scale,
