@@ -10,8 +10,9 @@
 #
 # test   CUDA op tests + end-to-end GPU-vs-CPU tests, compute-sanitizer on a decode loop
 # qmodels  (part of test) CPU-vs-GPU logits of synthetic 60M models of QM_TYPES (every quantized type)
-# bench  synthesizes Llama-2-7B-shaped models (random weights) and runs `rusty bench --greedy`
-#        on the GPU (tg rows twice: host-synchronous steps, then chained greedy steps): F16, Q8_0, Q4_0, Q4_K (Q4_K_S), Q4_K_M at pp512/tg128, Q4_0 at depth 4096,
+# bench  synthesizes Llama-2-7B-shaped models (random weights) and runs `rusty bench --greedy
+#        --sampled` on the GPU (tg rows four times: host-synchronous steps, chained greedy steps,
+#        the default sampler on the host, and drawn by chained steps): F16, Q8_0, Q4_0, Q4_K (Q4_K_S), Q4_K_M at pp512/tg128, Q4_0 at depth 4096,
 #        then Q8_0 and Q4_0 of a 3B and the TinyLlama-1.1B shape
 # cpu    the same models' Q4_0/Q8_0 on the machine's CPU cores (pp64, tg32)
 # hf     HF transformers on the same GPU (bench/hf_bench.py)
@@ -88,6 +89,10 @@ run_tests() {
     compute-sanitizer --tool memcheck --error-exitcode 9 $B run -m "$RUSTY_SHARED/models/TinyStories-656K.f16.gguf" \
         -p "Once upon a time" -n 24 --temp 0 2>&1 | tail -6
     echo "memcheck exit: ${PIPESTATUS[0]}"
+    say "compute-sanitizer memcheck on a sampled decode loop (tokens drawn on the device)"
+    compute-sanitizer --tool memcheck --error-exitcode 9 $B run -m "$RUSTY_SHARED/models/TinyStories-656K.f16.gguf" \
+        -p "Once upon a time" -n 24 --temp 0.8 --seed 5 2>&1 | tail -6
+    echo "memcheck exit: ${PIPESTATUS[0]}"
     # the decode chain takes products of 4096 inputs or more: two layers of the 7B shape
     # in Q4_0, random weights, run it
     say "compute-sanitizer memcheck on a decode loop of the chain (7B shape, 2 layers, Q4_0)"
@@ -136,7 +141,7 @@ run_bench() {
     local first=1
     for ty in ${GPU_TYPES:-F16 Q8_0 Q4_0 Q4_K Q4_K_M}; do
         f=$(synth $ty) || { echo "synth $ty failed"; continue; }
-        $B bench -m "$f" -p 512 -n 128 -r 3 --greedy 2>>"$OUT/bench.err" | tail -n +$((first ? 1 : 3))
+        $B bench -m "$f" -p 512 -n 128 -r 3 --greedy --sampled 2>>"$OUT/bench.err" | tail -n +$((first ? 1 : 3))
         first=0
     done
     if [[ -z ${NO_DEPTH:-} ]] && f=$(synth Q4_0); then
@@ -148,7 +153,7 @@ run_bench() {
         echo "(smaller shapes: Llama-3.2-3B's layers with a 32k vocabulary, then TinyLlama-1.1B)"
         for sh in llama-3b tinyllama-1b; do
             for ty in Q8_0 Q4_0; do
-                f=$(synth $ty $sh) && $B bench -m "$f" -p 512 -n 128 -r 3 --greedy 2>>"$OUT/bench.err" | tail -n +3
+                f=$(synth $ty $sh) && $B bench -m "$f" -p 512 -n 128 -r 3 --greedy --sampled 2>>"$OUT/bench.err" | tail -n +3
             done
         done
     fi

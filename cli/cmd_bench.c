@@ -7,7 +7,11 @@
  * tgN: N tokens decoded one at a time (no sampling), after --depth D tokens of
  * context. With --greedy, also "tgN greedy": N tokens decoded as greedy generation
  * runs them, each step picking the next token itself (rs_session_greedy_step), the next
- * step queued before the host reads the pick where the session allows it.
+ * step queued before the host reads the pick where the session allows it. With
+ * --sampled, also "tgN sampled host" (each token drawn by rs_sampler_sample from the
+ * step's downloaded logits, as generation did before steps could chain) and "tgN sampled"
+ * (the same draws made by the chained steps themselves), with rusty run's default
+ * sampler from a fixed seed.
  * Each test runs once untimed, then -r times; t/s is mean +/- sd. */
 #include <math.h>
 #include <stdio.h>
@@ -31,6 +35,9 @@ static const char bench_usage[] =
     "      --greedy          also time each tgN as greedy generation runs it (rusty run\n"
     "                        --temp 0): tokens picked where the logits are, and on a GPU\n"
     "                        the next step queued before the host reads the last pick\n"
+    "      --sampled         also time each tgN with rusty run's default sampler (temp\n"
+    "                        0.8, top-k 40, top-p 0.95, min-p 0.05): drawn on the host\n"
+    "                        from each step's logits, and drawn by the chained steps\n"
     "\n";
 
 enum { MAX_LIST = 16 };
@@ -40,8 +47,19 @@ typedef struct bench_opts {
     int tg[MAX_LIST], n_tg;
     int depth[MAX_LIST], n_depth;
     int reps;
-    bool greedy;
+    bool greedy, sampled;
 } bench_opts;
+
+/* How a tgN test picks its tokens. */
+typedef enum tg_mode {
+    TG_PLAIN,        /* none: random ids, one host-synchronous step each (llama-bench's tg) */
+    TG_GREEDY,       /* greedy chained steps */
+    TG_SAMPLED_HOST, /* the default sampler on the host, from each step's logits */
+    TG_SAMPLED,      /* the default sampler, drawn by chained steps */
+    TG_MODES
+} tg_mode;
+
+static const char *const tg_suffix[TG_MODES] = {"", " greedy", " sampled host", " sampled"};
 
 static bool parse_list(cli_args *a, int *out, int *n) {
     const char *s;
@@ -68,17 +86,20 @@ static void fill_tokens(int32_t *ids, int n, int n_vocab, uint64_t *seed) {
     }
 }
 
-/* n_gen greedy chain steps from ids[0], `ahead` queued before each pick is read. */
-static rs_status greedy_steps(rs_session *s, const int32_t *ids, int n_gen, rs_error *err) {
+/* n_gen chain steps from ids[0] (greedy, or drawn by sm), `ahead` queued before each pick
+ * is read. */
+static rs_status chain_steps(rs_session *s, rs_sampler *sm, const int32_t *ids, int n_gen,
+                             rs_error *err) {
+    rs_status st = rs_session_chain_sampler(s, sm, err);
     const int ahead = rs_session_greedy_ahead(s);
-    rs_status st = RS_OK;
     int queued = 0;
     int32_t id;
+    uint64_t rng[4];
     for (int i = 0; i < n_gen && !st; i++) {
         st = rs_session_greedy_step(s, i == 0 ? ids[0] : RS_GREEDY_PREV, err);
-        if (!st && ++queued > ahead && !(st = rs_session_greedy_pick(s, &id, err))) queued--;
+        if (!st && ++queued > ahead && !(st = rs_session_chain_pick(s, &id, rng, err))) queued--;
     }
-    for (; queued > 0 && !st; queued--) st = rs_session_greedy_pick(s, &id, err);
+    for (; queued > 0 && !st; queued--) st = rs_session_chain_pick(s, &id, rng, err);
     rs_error end_err = {0};
     rs_status end = rs_session_greedy_end(s, &end_err);
     if (!st && end) st = end, *err = end_err;
@@ -87,9 +108,13 @@ static rs_status greedy_steps(rs_session *s, const int32_t *ids, int n_gen, rs_e
 
 /* One timed run of a test; returns tokens/s or -1 on error. */
 static double run_once(rs_session *s, const rs_model *m, int n_prompt, int n_gen, int depth,
-                       bool greedy, int32_t *ids) {
+                       tg_mode mode, int32_t *ids) {
     rs_error err = {0};
     uint64_t seed = 1234;
+    rs_sampler sm = {0};
+    rs_sampler_params sp = rs_sampler_params_default();
+    sp.seed = 42;
+    if (mode >= TG_SAMPLED_HOST && rs_sampler_init(&sm, &sp, m->hp.n_vocab, &err)) goto fail;
     rs_session_truncate(s, 0);
     if (depth) {
         fill_tokens(ids, depth, m->hp.n_vocab, &seed);
@@ -100,15 +125,22 @@ static double run_once(rs_session *s, const rs_model *m, int n_prompt, int n_gen
     double t0 = rs_time_ms();
     if (n_prompt) {
         if (rs_session_eval(s, ids, n_prompt, RS_LOGITS_LAST, &err)) goto fail;
-    } else if (greedy) {
-        if (greedy_steps(s, ids, n_gen, &err)) goto fail;
+    } else if (mode == TG_GREEDY || mode == TG_SAMPLED) {
+        if (chain_steps(s, mode == TG_SAMPLED ? &sm : NULL, ids, n_gen, &err)) goto fail;
     } else {
-        for (int i = 0; i < n_gen; i++)
-            if (rs_session_eval(s, ids + i, 1, RS_LOGITS_LAST, &err)) goto fail;
+        int32_t id = ids[0];
+        for (int i = 0; i < n_gen; i++) {
+            if (rs_session_eval(s, mode == TG_PLAIN ? ids + i : &id, 1, RS_LOGITS_LAST, &err))
+                goto fail;
+            if (mode == TG_SAMPLED_HOST) id = rs_sampler_sample(&sm, rs_session_logits(s, 0));
+        }
     }
-    return n * 1e3 / (rs_time_ms() - t0);
+    const double tps = n * 1e3 / (rs_time_ms() - t0);
+    rs_sampler_free(&sm);
+    return tps;
 fail:
     fprintf(stderr, "rusty bench: %s\n", err.msg);
+    rs_sampler_free(&sm);
     return -1;
 }
 
@@ -151,17 +183,17 @@ static void print_row(const row_ctx *r, const char *test, const double *tps, int
 }
 
 static int run_test(const row_ctx *r, rs_session *s, int n_prompt, int n_gen, int depth, int reps,
-                    bool greedy) {
+                    tg_mode mode) {
     int32_t *ids = malloc(sizeof(int32_t) * (size_t)(depth + n_prompt + n_gen + 1));
     double tps[64];
     int rc = 1;
-    if (!ids || run_once(s, r->m, n_prompt, n_gen, depth, greedy, ids) < 0) goto done; /* warm-up */
+    if (!ids || run_once(s, r->m, n_prompt, n_gen, depth, mode, ids) < 0) goto done; /* warm-up */
     for (int i = 0; i < reps; i++)
-        if ((tps[i] = run_once(s, r->m, n_prompt, n_gen, depth, greedy, ids)) < 0) goto done;
+        if ((tps[i] = run_once(s, r->m, n_prompt, n_gen, depth, mode, ids)) < 0) goto done;
     char test[64];
     int len = snprintf(test, sizeof test, depth ? "%s%d @ d%d" : "%s%d", n_prompt ? "pp" : "tg",
                        n_prompt ? n_prompt : n_gen, depth);
-    if (greedy) snprintf(test + len, sizeof test - (size_t)len, " greedy");
+    snprintf(test + len, sizeof test - (size_t)len, "%s", tg_suffix[mode]);
     print_row(r, test, tps, reps, n_gen, depth);
     rc = 0;
 done:
@@ -185,11 +217,14 @@ static int bench_all(const bench_opts *b, rs_session *s, const rs_model *m) {
     printf("| --- | ---: | ---: | --- | ---: | --- | ---: | ---: | ---: |\n");
     for (int d = 0; d < b->n_depth; d++) {
         for (int i = 0; i < b->n_pp; i++)
-            if (b->pp[i] && run_test(&r, s, b->pp[i], 0, b->depth[d], b->reps, false)) return 1;
+            if (b->pp[i] && run_test(&r, s, b->pp[i], 0, b->depth[d], b->reps, TG_PLAIN)) return 1;
         for (int i = 0; i < b->n_tg; i++)
-            for (int greedy = 0; greedy <= (int)b->greedy; greedy++)
-                if (b->tg[i] && run_test(&r, s, 0, b->tg[i], b->depth[d], b->reps, greedy))
+            for (int mode = TG_PLAIN; mode < TG_MODES; mode++) {
+                const bool on = mode == TG_PLAIN || (mode == TG_GREEDY && b->greedy) ||
+                                (mode >= TG_SAMPLED_HOST && b->sampled);
+                if (on && b->tg[i] && run_test(&r, s, 0, b->tg[i], b->depth[d], b->reps, mode))
                     return 1;
+            }
     }
     return 0;
 }
@@ -205,6 +240,7 @@ static int parse(int argc, char **argv, cli_model_opts *mo, bench_opts *b) {
         if (r == 0 && cli_is(arg, "-d", "--depth"))
             r = parse_list(&a, b->depth, &b->n_depth) ? 1 : -1;
         if (r == 0 && cli_is(arg, NULL, "--greedy")) r = 1, b->greedy = true;
+        if (r == 0 && cli_is(arg, NULL, "--sampled")) r = 1, b->sampled = true;
         if (r == 0 && cli_is(arg, "-r", "--repetitions")) {
             r = cli_take_int(&a, 1, 64, &v) ? 1 : -1;
             b->reps = (int)v;
@@ -222,7 +258,7 @@ int cmd_bench(int argc, char **argv) {
     }
     cli_model_opts mo;
     cli_model_opts_init(&mo);
-    bench_opts b = {{512}, 1, {128}, 1, {0}, 1, 3, false};
+    bench_opts b = {{512}, 1, {128}, 1, {0}, 1, 3, false, false};
     if (parse(argc, argv, &mo, &b)) return 1;
     int need = 0;
     for (int d = 0; d < b.n_depth; d++)
