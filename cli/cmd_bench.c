@@ -94,12 +94,11 @@ static rs_status chain_steps(rs_session *s, rs_sampler *sm, const int32_t *ids, 
     const int ahead = rs_session_greedy_ahead(s);
     int queued = 0;
     int32_t id;
-    uint64_t rng[4];
     for (int i = 0; i < n_gen && !st; i++) {
         st = rs_session_greedy_step(s, i == 0 ? ids[0] : RS_GREEDY_PREV, err);
-        if (!st && ++queued > ahead && !(st = rs_session_chain_pick(s, &id, rng, err))) queued--;
+        if (!st && ++queued > ahead && !(st = rs_session_greedy_pick(s, &id, err))) queued--;
     }
-    for (; queued > 0 && !st; queued--) st = rs_session_chain_pick(s, &id, rng, err);
+    for (; queued > 0 && !st; queued--) st = rs_session_greedy_pick(s, &id, err);
     rs_error end_err = {0};
     rs_status end = rs_session_greedy_end(s, &end_err);
     if (!st && end) st = end, *err = end_err;

@@ -152,11 +152,9 @@ static rs_gen_stop chained_loop(gen_loop *g, int ahead_opt, rs_status *rc, rs_er
         while (queued < 1 + ahead && !context_full(g) &&
                !(*rc = rs_session_greedy_step(s, RS_GREEDY_PREV, err)))
             queued++;
-        uint64_t rng[4];
-        memcpy(rng, g->sm->rng, sizeof rng); /* a greedy pick leaves it */
-        if (*rc || (*rc = rs_session_chain_pick(s, &id, rng, err))) break;
+        /* a sampled pick hands the sampler the RNG state after its draw */
+        if (*rc || (*rc = rs_session_chain_pick(s, &id, g->sm->rng, err))) break;
         queued--;
-        memcpy(g->sm->rng, rng, sizeof rng);
         why = take_token(g, id, rc, err);
         if (why != RS_GEN_STOP_NONE || *rc) break;
         if (queued > 0) continue;

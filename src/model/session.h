@@ -89,7 +89,8 @@ typedef struct rs_sampler_params rs_sampler_params;
 bool rs_session_chain_supports(const rs_session *s, const rs_sampler_params *p);
 rs_status rs_session_chain_sampler(rs_session *s, rs_sampler *sm, rs_error *err);
 /* rs_session_greedy_pick, and for a sampled chain the RNG state after the pick's draw in
- * rng[4] (where the sampler continues from once the pick is taken); rng may be NULL. */
+ * rng[4] (where the sampler continues from once the pick is taken: pass its rng). rng is
+ * untouched by a greedy chain or a failed pick, and may be NULL. */
 rs_status rs_session_chain_pick(rs_session *s, int32_t *id, uint64_t rng[4], rs_error *err);
 
 int rs_session_n_past(const rs_session *s);

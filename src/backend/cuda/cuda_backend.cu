@@ -832,36 +832,40 @@ static bool cu_graph_launch(rs_backend *b, int key) {
 
 /* ---- greedy steps chained on the device ---------------------------------------------------- */
 
+/* What greedy_pick and sample_pick do before their kernel: check the sizes, settle pending
+ * work, forget the rope table's positions (the pick moves them on). */
+static bool pick_begin(cuda_backend *c, const char *op, int n_vocab, int n_picks) {
+    if (n_vocab <= 0 || n_picks <= 0) {
+        cw_fail(c, RS_ERR_ARG, "%s over %d logits into %d slots", op, n_vocab, n_picks);
+        return false;
+    }
+    cw_settle(c);
+    c->rope_tab.pos = NULL;
+    return true;
+}
+
+/* The device address of page-locked host memory (under UVA the same address). */
+static void *mapped(cuda_backend *c, void *host, const char *what) {
+    void *dev = NULL;
+    return cw_check(c, cudaHostGetDevicePointer(&dev, host, 0), what) ? dev : NULL;
+}
+
 static void cu_greedy_pick(rs_backend *b, const float *logits, int n_vocab, int32_t *ids,
                            int32_t *pos, int32_t *picks, int n_picks) {
     cuda_backend *c = cw(b);
-    if (n_vocab <= 0 || n_picks <= 0) {
-        cw_fail(c, RS_ERR_ARG, "greedy_pick over %d logits into %d slots", n_vocab, n_picks);
-        return;
-    }
-    cw_settle(c);
-    c->rope_tab.pos = NULL; /* positions move on */
-    void *dev = NULL;       /* page-locked memory is mapped: the same address under UVA */
-    if (!cw_check(c, cudaHostGetDevicePointer(&dev, picks, 0), "greedy pick buffer")) return;
-    cw_greedy_pick(c, logits, n_vocab, ids, pos, (int32_t *)dev, n_picks);
+    if (!pick_begin(c, "greedy_pick", n_vocab, n_picks)) return;
+    int32_t *dev = (int32_t *)mapped(c, picks, "greedy pick buffer");
+    if (dev) cw_greedy_pick(c, logits, n_vocab, ids, pos, dev, n_picks);
 }
 
 static void cu_sample_pick(rs_backend *b, const float *logits, int n_vocab, rs_sample_rule *rule,
                            int32_t *ids, int32_t *pos, int32_t *picks, uint64_t *rngs,
                            int n_picks) {
     cuda_backend *c = cw(b);
-    if (n_vocab <= 0 || n_picks <= 0) {
-        cw_fail(c, RS_ERR_ARG, "sample_pick over %d logits into %d slots", n_vocab, n_picks);
-        return;
-    }
-    cw_settle(c);
-    c->rope_tab.pos = NULL;
-    void *dev_picks = NULL, *dev_rngs = NULL;
-    if (!cw_check(c, cudaHostGetDevicePointer(&dev_picks, picks, 0), "sample pick buffer") ||
-        !cw_check(c, cudaHostGetDevicePointer(&dev_rngs, rngs, 0), "sample rng buffer"))
-        return;
-    cw_sample_pick(c, logits, n_vocab, rule, ids, pos, (int32_t *)dev_picks, (uint64_t *)dev_rngs,
-                   n_picks);
+    if (!pick_begin(c, "sample_pick", n_vocab, n_picks)) return;
+    int32_t *dev_picks = (int32_t *)mapped(c, picks, "sample pick buffer");
+    uint64_t *dev_rngs = dev_picks ? (uint64_t *)mapped(c, rngs, "sample rng buffer") : NULL;
+    if (dev_rngs) cw_sample_pick(c, logits, n_vocab, rule, ids, pos, dev_picks, dev_rngs, n_picks);
 }
 
 static rs_status cu_fence_mark(rs_backend *b, int slot, rs_error *err) {

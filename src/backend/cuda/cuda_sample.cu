@@ -69,7 +69,8 @@ struct sp_shared {
     float w[SP_K]; /* the candidates best first: cleaned logits, ids */
     int id[SP_K];
     double e[SP_K];
-    int n_keep;
+    int n_keep; /* candidates top-p and min-p leave */
+    int pick;   /* the token drawn */
 };
 
 /* Calls f(x, i, valid) for every logit, each thread's loads in flight together. Every
@@ -167,8 +168,8 @@ __device__ void sp_digit(const float *l, int n, sp_shared &sh, int shift, int bi
 
 /* rs_sampler_sample (sampler.c) for one token: see the file comment. */
 __global__ void __launch_bounds__(SP_THREADS)
-    sample_pick_kernel(const float *logits, int n, rs_sample_rule *rule, int32_t *ids,
-                       int32_t *pos, int32_t *picks, uint64_t *rngs, int n_picks) {
+    sample_pick_kernel(const float *logits, int n, rs_sample_rule *rule, int32_t *ids, int32_t *pos,
+                       int32_t *picks, uint64_t *rngs, int n_picks) {
     __shared__ sp_shared sh;
     cw_griddep_wait();
     const int tid = threadIdx.x;
@@ -229,7 +230,7 @@ __global__ void __launch_bounds__(SP_THREADS)
                     break;
                 }
             }
-            sh.n_keep = pick;
+            sh.pick = pick;
             for (int j = 0; j < 4; j++) rule->rng[j] = st[j];
         }
     } else {
@@ -283,11 +284,11 @@ __global__ void __launch_bounds__(SP_THREADS)
                 if (pick < 0) pick = 0;
                 for (int j = 0; j < 4; j++) rule->rng[j] = st[j];
             }
-            sh.n_keep = sh.id[pick];
+            sh.pick = sh.id[pick];
         }
     }
     if (tid != 0) return;
-    const int id = sh.n_keep, p = pos[0], slot = p % n_picks;
+    const int id = sh.pick, p = pos[0], slot = p % n_picks;
     ids[0] = id;
     *(volatile int32_t *)&picks[slot] = id;
     for (int j = 0; j < 4; j++) ((volatile uint64_t *)rngs)[4 * slot + j] = rule->rng[j];
@@ -297,8 +298,8 @@ __global__ void __launch_bounds__(SP_THREADS)
 
 } // namespace
 
-void cw_sample_pick(cuda_backend *c, const float *logits, int n, rs_sample_rule *rule,
-                    int32_t *ids, int32_t *pos, int32_t *picks, uint64_t *rngs, int n_picks) {
+void cw_sample_pick(cuda_backend *c, const float *logits, int n, rs_sample_rule *rule, int32_t *ids,
+                    int32_t *pos, int32_t *picks, uint64_t *rngs, int n_picks) {
     cw_launch(c, true, sample_pick_kernel, dim3(1), dim3(SP_THREADS), 0, logits, n, rule, ids, pos,
               picks, rngs, n_picks);
 }
