@@ -882,7 +882,7 @@ static void test_greedy_pick(void) {
         }
         free(l);
     }
-    enum { N = 3000 };
+    enum { N = 9000 }; /* three slices */
     float *l = host_alloc(N);
     for (int i = 0; i < N; i++) l[i] = NAN;
     check_pick("greedy_pick: every logit NaN (id 0)", l, N, 3);
@@ -910,9 +910,11 @@ static void test_greedy_pick(void) {
 /* `steps` sample_picks in a row on the same logits against rs_sampler_sample with the same
  * parameters and seed: each token, the RNG state each pick leaves in its ring slot and in
  * the rule, the position moved on. */
-static void check_sample(const char *what, const float *logits, int n, rs_sampler_params sp,
+static void check_sample(const char *name, const float *logits, int n, rs_sampler_params sp,
                          int steps) {
     enum { SLOTS = 4 };
+    char what[160]; /* the draws named: `gpu.sh pick` reads the kernel times by them */
+    snprintf(what, sizeof what, "%s (%d draws)", name, steps);
     rs_error e = {0};
     rs_sampler host;
     if (rs_sampler_init(&host, &sp, n, &e)) die("sampler", &e);
@@ -982,9 +984,10 @@ static void test_sample_pick(void) {
     const rs_sampler_params *ps[6] = {&def, &hot, &cold, &nucleus, &minp, &one};
     const char *pn[6] = {"default",   "temp 2.5 top-k 256", "temp 0.05",
                          "top-p 0.5", "min-p 0.3",          "top-k 1"};
-    static const int sizes[] = {300, 1025, 32000, 151936};
+    /* one block's slice is 4096 logits: 4097 leaves the second block one */
+    static const int sizes[] = {300, 1025, 4097, 32000, 151936};
     char name[128];
-    for (int z = 0; z < 4; z++) {
+    for (int z = 0; z < 5; z++) {
         const int n = sizes[z];
         float *l = host_rand((size_t)n, 4.0f);
         for (int k = 0; k < 6; k++) {
@@ -1000,15 +1003,15 @@ static void test_sample_pick(void) {
         }
         free(l);
     }
-    enum { N = 3000 };
+    enum { N = 9000 }; /* three slices */
     float *l = host_alloc(N);
     for (int i = 0; i < N; i++) l[i] = -INFINITY;
     check_sample("sample_pick: every logit -inf (uniform over all)", l, N, def, 8);
     for (int i = 0; i < N; i++) l[i] = i % 3 ? NAN : -INFINITY;
     check_sample("sample_pick: every logit NaN or -inf", l, N, hot, 8);
-    l[2500] = -1e30f, l[17] = 3.0f, l[18] = 3.0f;
+    l[8500] = -1e30f, l[17] = 3.0f, l[4200] = 3.0f;
     check_sample("sample_pick: three finite logits, top-k 40 (ties at -inf)", l, N, def, 16);
-    l[1200] = FLT_MAX, l[900] = INFINITY, l[2900] = INFINITY;
+    l[1200] = FLT_MAX, l[900] = INFINITY, l[8900] = INFINITY;
     check_sample("sample_pick: +inf ties FLT_MAX", l, N, hot, 16);
     for (int i = 0; i < N; i++) l[i] = 1.0f;
     check_sample("sample_pick: all equal, top-k 256 (the lowest ids)", l, N, hot, 16);

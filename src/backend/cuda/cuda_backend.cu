@@ -90,7 +90,8 @@ void *cw_scratch(cuda_backend *c, int slot, size_t bytes) {
         return NULL;
     }
     c->scr_size[slot] = want;
-    if (slot == CW_SCR_CNT || slot == CW_SCR_FZCNT || slot == CW_SCR_FSCNT || slot == CW_SCR_CHAIN)
+    if (slot == CW_SCR_CNT || slot == CW_SCR_FZCNT || slot == CW_SCR_FSCNT ||
+        slot == CW_SCR_CHAIN || slot == CW_SCR_PICK)
         cw_check(c, cudaMemsetAsync(c->scr[slot], 0, want, c->stream), "memset");
     return c->scr[slot];
 }
@@ -1042,7 +1043,7 @@ extern "C" void rs_cuda_set_tuning(rs_backend *b, const rs_cuda_tuning *t) {
     cuda_backend *c = cw(b);
     tune_store(c, t);
     c->chain_launches = c->chain_phases = c->chain_handoffs = 0;
-    c->roll_traced = 0;
+    c->roll_traced = c->pick_traced = 0;
     if (c->side && !!t->prep_prio != c->side_low) cw_prepare_free(c); /* its stream is made again */
     cw_settle(c);
     cw_untag(c);

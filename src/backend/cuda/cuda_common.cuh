@@ -53,7 +53,7 @@ enum {
     CW_MAX_GRAPHS = 32,
     CW_MV_MAX_TOK = 4,   /* the matvec kernels handle up to this many tokens at once */
     CW_FZ_MAX_SPLIT = 8, /* most blocks a fused matvec splits one group of outputs over */
-    CW_N_SCRATCH = 16,
+    CW_N_SCRATCH = 17,
 };
 enum cw_scratch_slot {
     CW_SCR_Q8 = 0,    /* int8 activations + (d, d*sum) per 32 (slot 0 of two) */
@@ -73,6 +73,7 @@ enum cw_scratch_slot {
     CW_SCR_FSCNT = 14,  /* streamed fused matvecs: group counter (kept zero between launches) */
     CW_SCR_CHAIN = 15,  /* the decode chain: phase counters (kept zero between launches), its
                          * epoch and hand-off buffers */
+    CW_SCR_PICK = 16,   /* sample_pick: a tally (kept zero between launches), its list */
 };
 
 /* Quantized weights dequantized to F16 ahead of their prompt GEMMs (cuda_prepare.cu):
@@ -167,6 +168,7 @@ struct cuda_backend {
     long roll_launches;  /* fr_kernel launches since the backend was made (tests) */
     long split_launches; /* fz_kernel launches split over the inputs, the same */
     long roll_traced;    /* fr_kernel launches traced since set_tuning (tuning roll_trace) */
+    long pick_traced;    /* sample_pick launches traced since set_tuning (tuning pick_trace) */
     cudaStream_t side;   /* created on the first prepare */
     bool side_low;       /* ... at the lowest priority (tune.prep_prio when it was made) */
     bool side_busy;      /* work issued on it since the last sync */

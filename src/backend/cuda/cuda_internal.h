@@ -95,6 +95,8 @@ typedef struct rs_cuda_tuning {
     unsigned long long *roll_trace;  /* lab only: the same for fr_kernel launches (fz_roll):
                                       * per launch [160 blocks][8 words] (RS_ROLL_*); grids
                                       * of more blocks go untraced */
+    unsigned long long *pick_trace;  /* lab only: the same for sample_pick launches: per
+                                      * launch [RS_PICK_TRACE_BLOCKS][RS_PICK_EV] (RS_PICK_*) */
 } rs_cuda_tuning;
 
 /* The chain trace's layout: per launch [160 blocks][4 phases][8 events]. */
@@ -109,6 +111,30 @@ enum {
     RS_ROLL_WAITED = 1,
     RS_ROLL_END = 2,
     RS_ROLL_SM = 3,
+};
+/* sample_pick's trace, per launch and block: globaltimer after each phase (the merge's
+ * phases in the last block only), and RS_PICK_LAST = 1 in the block that merged. */
+enum {
+    RS_PICK_TRACE_LAUNCHES = 64,
+    RS_PICK_TRACE_BLOCKS = 64,
+    RS_PICK_START = 0, /* the block began */
+    RS_PICK_WAITED,    /* ... the kernel before it has finished */
+    RS_PICK_LOADED,    /* the slice in registers */
+    RS_PICK_BOUND,     /* its bound: the threads' maxima sorted */
+    RS_PICK_COUNTED,   /* the logits at or above it counted (and the bound tightened) */
+    RS_PICK_PLACED,    /* their place in the list taken */
+    RS_PICK_ARRIVED,   /* written, the arrival counted (a release) */
+    RS_PICK_COPIED,    /* merge: the list in shared memory, its extremes */
+    RS_PICK_SELECTED,  /* ... the k-th key found */
+    RS_PICK_SORTED,    /* ... the candidates best first */
+    RS_PICK_EXPS,      /* ... top-p's and the softmax's exps, min-p's cut */
+    RS_PICK_TOP_P,     /* ... top-p's cut */
+    RS_PICK_SOFTMAX,   /* ... the probabilities */
+    RS_PICK_DRAWN,     /* ... the draw */
+    RS_PICK_END,       /* ... the pick and RNG state stored */
+    RS_PICK_LAST,
+    RS_PICK_EV = 16,
+    RS_PICK_TRACE_WORDS = RS_PICK_TRACE_BLOCKS * RS_PICK_EV,
 };
 
 void rs_cuda_get_tuning(rs_backend *b, rs_cuda_tuning *t);

@@ -6,30 +6,42 @@
  * The token must be the one rs_sampler_sample would return for the same logits and RNG
  * state, so the kernel keeps the host's arithmetic where it decides anything:
  *   - candidates: the k best logits in the host's total order (cleaned value descending,
- *     then id ascending), found by a radix select on an order-preserving 32-bit key
- *     (12 + 12 + 8 bits, one block-wide histogram per digit), ties at the k-th value
- *     resolved by the lowest ids;
- *   - probabilities: float64, each exp computed by its own thread, but every sum taken by
- *     one thread in the host's order, so the rounding is the host's;
+ *     then id ascending), which is the order of one unique 64-bit key per logit;
+ *   - probabilities: float64, each exp and each division on its own thread (both are
+ *     correctly rounded or the same routine wherever they run), every sum taken by one
+ *     thread in the host's order, so the rounding is the host's;
  *   - the draw: the same xoshiro256** step and 53-bit uniform.
  * Only exp and log come from a different library (CUDA's, within 1 ulp of glibc's): a
  * last-bit difference can flip a draw only when it lands within ~1e-16 of a boundary, the
  * reproducibility caveat sampler.h already states across libms.
  *
- * One block of 1024 threads reads the logits (from L2: the output head just wrote them)
- * four times: three digit passes and the collection. */
+ * Finding the k best without passing over the vocabulary more than once:
+ *   1. every block takes a slice of SP_SLICE logits into registers, 16 a thread, and takes
+ *      as its bound the k-th largest of its 256 threads' maxima: those k maxima are k
+ *      logits at or above the bound, so the slice's k-th best, and with it the whole
+ *      vocabulary's, is not below it. On random logits ~1.1 k of the slice reach it; where
+ *      many more do (a large k, ties) a radix select over those finds the slice's k-th
+ *      best itself. The slice's logits at or above the bound go to a scratch list;
+ *   2. the last block to finish copies the list into shared memory (when it fits), selects
+ *      its k best by a radix select on unique 64-bit keys, sorts them and draws.
+ * The scratch's tally of arrivals and entries is zero between launches: the last block
+ * resets it. */
 #include <float.h>
 
 #include "backend/cuda/cuda_common.cuh"
 
 namespace {
 
-constexpr int SP_THREADS = 1024, SP_WARPS = SP_THREADS / 32, SP_BINS = 4096, SP_LOADS = 8;
-constexpr int SP_K = RS_SAMPLE_TOP_K_MAX;
+constexpr int SP_THREADS = 256, SP_WARPS = SP_THREADS / 32, SP_PER = 16;
+constexpr int SP_SLICE = SP_THREADS * SP_PER; /* logits a block reads */
+constexpr int SP_K = RS_SAMPLE_TOP_K_MAX, SP_BINS = 256;
+static_assert(SP_K <= SP_THREADS, "one candidate a thread");
+static_assert(SP_BINS == SP_THREADS, "one histogram bin a thread");
+typedef unsigned long long sp_u64; /* the type CUDA's 64-bit atomics and loads take */
 
 /* The host's order as an unsigned key: the cleaned logit (NaN as -inf, +inf as FLT_MAX,
  * -0 as +0 so equal values give equal keys) with its bits arranged so that a larger value
- * gives a larger key. */
+ * gives a larger key. No logit's key is 0 (-inf's is 0x007fffff), so 0 marks "none". */
 __device__ __forceinline__ uint32_t sp_key(float x) {
     x = x == x ? fminf(x, FLT_MAX) : -INFINITY;
     if (x == 0.0f) x = 0.0f;
@@ -41,13 +53,19 @@ __device__ __forceinline__ float sp_value(uint32_t key) {
     return __uint_as_float((key & 0x80000000u) ? (key & 0x7fffffffu) : ~key);
 }
 
-__device__ __forceinline__ uint64_t sp_rotl(uint64_t x, int k) {
+/* The whole order in one key: the value's key above, the complement of the id below (a
+ * lower id ranks higher), so no two logits tie. */
+__device__ __forceinline__ sp_u64 sp_rank_key(uint32_t key, int id) {
+    return ((sp_u64)key << 32) | (uint32_t) ~(uint32_t)id;
+}
+
+__device__ __forceinline__ sp_u64 sp_rotl(sp_u64 x, int k) {
     return (x << k) | (x >> (64 - k));
 }
 
 /* sampler.c's xoshiro_next. */
-__device__ uint64_t sp_next(uint64_t st[4]) {
-    const uint64_t out = sp_rotl(st[1] * 5, 7) * 9, t = st[1] << 17;
+__device__ sp_u64 sp_next(sp_u64 st[4]) {
+    const sp_u64 out = sp_rotl(st[1] * 5, 7) * 9, t = st[1] << 17;
     st[2] ^= st[0];
     st[3] ^= st[1];
     st[1] ^= st[2];
@@ -57,48 +75,63 @@ __device__ uint64_t sp_next(uint64_t st[4]) {
     return out;
 }
 
+/* The lab's trace (tuning pick_trace): globaltimer after phase ev of this block, read once
+ * `after` is known. */
+__device__ __forceinline__ void sp_stamp(sp_u64 *trace, int ev, uint32_t after = 0) {
+    if (!trace || threadIdx.x != 0) return;
+    sp_u64 t;
+    asm volatile("mov.u64 %0, %%globaltimer;" : "=l"(t) : "r"(after));
+    trace[blockIdx.x * RS_PICK_EV + ev] = t;
+}
+
+/* The scratch: a tally, zero between launches (the blocks arrived in its high 32 bits, the
+ * entries they listed in the low 32), then the list of rank keys. */
+struct sp_scratch {
+    sp_u64 tally;
+    sp_u64 list[1]; /* n_vocab entries at most */
+};
+
+constexpr sp_u64 SP_ARRIVAL = 1ull << 32;
+
+/* atomicAdd with release and acquire order at the GPU scope: the block's writes before it
+ * (ordered by a barrier) are seen by the block that sees the sum, and its reads after it
+ * see theirs. */
+__device__ __forceinline__ sp_u64 sp_add_acq_rel(sp_u64 *p, sp_u64 v) {
+    sp_u64 old;
+    asm volatile("atom.acq_rel.gpu.global.add.u64 %0, [%1], %2;"
+                 : "=l"(old)
+                 : "l"(p), "l"(v)
+                 : "memory");
+    return old;
+}
+
+constexpr int SP_LIST_SHARED = 4096; /* list entries the last block keeps in shared memory */
+
 struct sp_shared {
-    unsigned hist[SP_BINS];
     unsigned part[SP_WARPS];
-    uint32_t prefix, mask; /* the key bits chosen so far */
-    int need;              /* candidates still wanted among keys matching prefix */
-    unsigned at_bin;       /* keys in the chosen bin of the last pass (= the k-th key's) */
+    uint32_t sorted[SP_THREADS]; /* the threads' maxima while they are sorted */
+    unsigned hist[SP_BINS];      /* zero between digits */
+    sp_u64 prefix, mask;         /* radix select: the key bits chosen so far */
+    unsigned need;               /* ... keys still wanted among those matching prefix */
+    unsigned at_bin;             /* ... keys matching it (after a digit: in the chosen bin) */
+    sp_u64 warp_lo[SP_WARPS], warp_hi[SP_WARPS]; /* the list's extremes by warp */
+    uint32_t bound;
+    unsigned total; /* a block's logits at or above its bound; in the last, the list's length */
+    unsigned base;  /* ... their place in the list */
+    bool last;
     int n_cand;
-    uint32_t ckey[SP_K];
-    int cid[SP_K];
+    union {
+        sp_u64 list[SP_LIST_SHARED]; /* the list */
+        double f_sums[SP_K];         /* after the k best are found: the final exps' sums */
+    };
+    sp_u64 cand[SP_K];
     float w[SP_K]; /* the candidates best first: cleaned logits, ids */
     int id[SP_K];
-    double e[SP_K];
+    double e[SP_K], f[SP_K], q[SP_K]; /* top-p's and the final softmax's exps, quotients */
+    double z;
     int n_keep; /* candidates top-p and min-p leave */
     int pick;   /* the token drawn */
 };
-
-/* Calls f(x, i, valid) for every logit, each thread's loads in flight together. Every
- * thread makes the same number of calls (f may use warp votes); valid is false for the
- * padding ones. */
-template <typename F> __device__ __forceinline__ void sp_each(const float *l, int n, F f) {
-    const int n4 = (reinterpret_cast<uintptr_t>(l) & 15) ? 0 : n / 4;
-    const float4 *l4 = reinterpret_cast<const float4 *>(l);
-    for (int base = 0; base < n4; base += SP_LOADS * SP_THREADS) {
-        float4 v[SP_LOADS];
-#pragma unroll
-        for (int u = 0; u < SP_LOADS; u++) {
-            const int j = base + u * SP_THREADS + (int)threadIdx.x;
-            v[u] = j < n4 ? l4[j] : make_float4(0.0f, 0.0f, 0.0f, 0.0f);
-        }
-#pragma unroll
-        for (int u = 0; u < SP_LOADS; u++) {
-            const int j = base + u * SP_THREADS + (int)threadIdx.x;
-            const bool ok = j < n4;
-            f(v[u].x, 4 * j, ok), f(v[u].y, 4 * j + 1, ok);
-            f(v[u].z, 4 * j + 2, ok), f(v[u].w, 4 * j + 3, ok);
-        }
-    }
-    for (int base = 4 * n4; base < n; base += SP_THREADS) {
-        const int i = base + (int)threadIdx.x;
-        f(i < n ? l[i] : 0.0f, i, i < n);
-    }
-}
 
 /* Inclusive block-wide sum of v in thread order. */
 __device__ unsigned sp_scan(sp_shared &sh, unsigned v) {
@@ -110,116 +143,282 @@ __device__ unsigned sp_scan(sp_shared &sh, unsigned v) {
     }
     if (lane == 31) sh.part[warp] = v;
     __syncthreads();
-    if (warp == 0) {
-        unsigned p = sh.part[lane];
+    unsigned before = 0;
+    for (int w = 0; w < warp; w++) before += sh.part[w];
+    __syncthreads(); /* part is reused by the next scan */
+    return v + before;
+}
+
+/* Block-wide descending bitonic sort of one value a thread; returns the thread's value
+ * after it (thread t holds the (t+1)-th largest). Strides within a warp go by shuffles. */
+__device__ uint32_t sp_sort_desc(sp_shared &sh, uint32_t v) {
+    const int t = threadIdx.x;
+#pragma unroll
+    for (int size = 2; size <= SP_THREADS; size <<= 1) {
+#pragma unroll
+        for (int stride = size >> 1; stride > 0; stride >>= 1) {
+            uint32_t o;
+            if (stride >= 32) {
+                sh.sorted[t] = v;
+                __syncthreads();
+                o = sh.sorted[t ^ stride];
+                __syncthreads();
+            } else {
+                o = __shfl_xor_sync(0xffffffffu, v, stride);
+            }
+            /* runs of `size` alternate direction; the last run is the whole block, descending */
+            const bool desc = (t & size) == 0, low = (t & stride) == 0;
+            v = low == desc ? max(v, o) : min(v, o);
+        }
+    }
+    return v;
+}
+
+/* ---- radix select: the need-th largest of some keys, 8 bits a pass ------------------------
+ * The keys are visited by each(f), which calls f(key, valid). */
+
+/* Thread 0 starts a select of the need-th largest among count keys in [lo, hi]; returns the
+ * shift of the first digit, the one whose top bit is their highest differing bit (at least
+ * low), so that the first pass spreads them over the bins. */
+__device__ int sp_select_begin(sp_shared &sh, sp_u64 hi, sp_u64 lo, unsigned need, unsigned count,
+                               int low) {
+    const sp_u64 diff = hi ^ lo;
+    const int shift = max(low, diff ? 63 - __clzll((long long)diff) - 7 : 0);
+    __syncthreads(); /* every thread has read what it passed from sh */
+    if (threadIdx.x == 0) {
+        sh.mask = shift >= 56 ? 0 : ~0ull << (shift + 8);
+        sh.prefix = hi & sh.mask;
+        sh.need = need, sh.at_bin = count;
+    }
+    __syncthreads();
+    return shift;
+}
+
+/* One digit: the histogram of (key >> shift) & 255 over the keys matching the prefix, then
+ * the bin, counted from the top, that holds the need-th largest of them; the prefix takes
+ * its digit and need what is left of it. Warp 0 reads the histogram and clears it. */
+template <typename Each> __device__ void sp_digit(sp_shared &sh, int shift, Each each) {
+    constexpr int PER = SP_BINS / 32;
+    const int lane = threadIdx.x & 31;
+    const sp_u64 prefix = sh.prefix, mask = sh.mask;
+    each([&](sp_u64 c, bool ok) {
+        if (ok && (c & mask) == prefix)
+            atomicAdd(&sh.hist[(unsigned)(c >> shift) & (SP_BINS - 1)], 1u);
+    });
+    __syncthreads();
+    if (threadIdx.x < 32) { /* lane i: the PER bins from the top after i * PER */
+        unsigned cnt[PER], sum = 0;
+#pragma unroll
+        for (int j = 0; j < PER; j++) {
+            const int bin = SP_BINS - 1 - (lane * PER + j);
+            cnt[j] = sh.hist[bin], sh.hist[bin] = 0;
+            sum += cnt[j];
+        }
+        unsigned incl = sum; /* keys in this lane's bins and the ones above */
 #pragma unroll
         for (int o = 1; o < 32; o <<= 1) {
-            const unsigned t = __shfl_up_sync(0xffffffffu, p, o);
-            if (lane >= o) p += t;
+            const unsigned t = __shfl_up_sync(0xffffffffu, incl, o);
+            if (lane >= o) incl += t;
         }
-        sh.part[lane] = p;
-    }
-    __syncthreads();
-    const unsigned r = v + (warp ? sh.part[warp - 1] : 0u);
-    __syncthreads(); /* part is reused by the next scan */
-    return r;
-}
-
-/* One digit of the radix select: the histogram of digit (key >> shift) & (2^bits - 1)
- * over the keys matching the prefix, then the bin, counted from the top, that holds the
- * need-th largest of them; the prefix takes its digit and need what is left of it. */
-__device__ void sp_digit(const float *l, int n, sp_shared &sh, int shift, int bits) {
-    const int nb = 1 << bits, lane = threadIdx.x & 31;
-    for (int i = threadIdx.x; i < nb; i += SP_THREADS) sh.hist[i] = 0;
-    __syncthreads();
-    const uint32_t prefix = sh.prefix, mask = sh.mask, need = (unsigned)sh.need;
-    sp_each(l, n, [&](float x, int, bool ok) {
-        const uint32_t key = sp_key(x);
-        const bool in = ok && (key & mask) == prefix;
-        const unsigned bin = (key >> shift) & (unsigned)(nb - 1);
-        const unsigned act = __ballot_sync(0xffffffffu, in);
-        if (in) { /* one atomic per distinct bin in the warp: logits crowd a few bins */
-            const unsigned same = __match_any_sync(act, bin);
-            if (lane == __ffs(same) - 1) atomicAdd(&sh.hist[bin], (unsigned)__popc(same));
-        }
-    });
-    __syncthreads();
-    /* thread t sums the bins at positions [t * per, (t + 1) * per) counted from the top */
-    const int per = (nb + SP_THREADS - 1) / SP_THREADS, q0 = threadIdx.x * per;
-    unsigned mine = 0;
-    for (int q = q0; q < q0 + per && q < nb; q++) mine += sh.hist[nb - 1 - q];
-    const unsigned incl = sp_scan(sh, mine);
-    if (incl - mine < need && need <= incl) {
-        unsigned above = incl - mine;
-        for (int q = q0;; q++) {
-            const unsigned bin = (unsigned)(nb - 1 - q), c = sh.hist[bin];
-            if (above + c >= need) {
-                sh.prefix = prefix | (bin << shift);
-                sh.mask = mask | ((unsigned)(nb - 1) << shift);
-                sh.need = (int)(need - above);
-                sh.at_bin = c;
-                break;
+        const unsigned need = sh.need;
+        unsigned above = incl - sum;
+        if (above < need && need <= incl) {
+#pragma unroll
+            for (int j = 0; j < PER; j++) {
+                if (above < need && need <= above + cnt[j]) {
+                    const unsigned bin = SP_BINS - 1 - (lane * PER + j);
+                    sh.prefix = prefix | ((sp_u64)bin << shift);
+                    sh.mask = mask | ((sp_u64)(SP_BINS - 1) << shift);
+                    sh.need = need - above;
+                    sh.at_bin = cnt[j];
+                }
+                above += cnt[j];
             }
-            above += c;
         }
     }
     __syncthreads();
 }
 
-/* rs_sampler_sample (sampler.c) for one token: see the file comment. */
-__global__ void __launch_bounds__(SP_THREADS)
-    sample_pick_kernel(const float *logits, int n, rs_sample_rule *rule, int32_t *ids, int32_t *pos,
-                       int32_t *picks, uint64_t *rngs, int n_picks) {
-    __shared__ sp_shared sh;
-    cw_griddep_wait();
-    const int tid = threadIdx.x;
-    const rs_sample_rule r = *rule;
-    /* the session only chains rules with 1 <= top_k < n (backend.h); a clamp keeps any
-     * other one inside the buffers */
-    const int k = max(1, min(min(r.top_k, SP_K), n));
-    if (tid == 0) sh.prefix = 0, sh.mask = 0, sh.need = k, sh.n_cand = 0;
+/* Digits from shift down to low (the last may overlap bits already chosen) until the keys
+ * matching the prefix are exactly the ones still wanted. The wanted keys are then those
+ * >= sh.prefix (its bits below the mask are 0), with ties only where the digits ran out
+ * above bit 0. */
+template <typename Each> __device__ void sp_select(sp_shared &sh, int shift, int low, Each each) {
+    while (sh.at_bin != sh.need) {
+        sp_digit(sh, shift, each);
+        if (shift == low) break;
+        shift = max(shift - 8, low);
+    }
+}
+
+/* ---- stage 1 -------------------------------------------------------------------------- */
+
+/* This block's slice: its logits at or above the bound appended to the list. */
+__device__ void sp_list_slice(sp_shared &sh, sp_scratch *scr, const float *logits, int n, int k,
+                              sp_u64 *trace) {
+    const int t = threadIdx.x, start = blockIdx.x * SP_SLICE;
+    uint32_t key[SP_PER], top = 0;
+    float x[SP_PER];
+#pragma unroll
+    for (int j = 0; j < SP_PER; j++) /* an index kept in range: every load in flight at once */
+        x[j] = logits[min(start + j * SP_THREADS + t, n - 1)];
+#pragma unroll
+    for (int j = 0; j < SP_PER; j++) {
+        key[j] = start + j * SP_THREADS + t < n ? sp_key(x[j]) : 0u;
+        top = max(top, key[j]);
+    }
+    sp_stamp(trace, RS_PICK_LOADED, top);
+    const uint32_t sorted = sp_sort_desc(sh, top);
+    if (t == 0) sh.sorted[0] = sorted; /* the slice's largest, after the sort's last barrier */
+    if (t == k - 1) sh.bound = max(sorted, 1u); /* 1: a slice of fewer than k logits keeps all */
     __syncthreads();
-    sp_digit(logits, n, sh, 20, 12);
-    sp_digit(logits, n, sh, 8, 12);
-    sp_digit(logits, n, sh, 0, 8);
-    /* the k-th key is T = prefix; need of the at_bin keys equal to it are candidates */
-    const uint32_t T = sh.prefix;
-    const bool all_ties = sh.at_bin == (unsigned)sh.need;
-    sp_each(logits, n, [&](float x, int i, bool ok) {
-        const uint32_t key = sp_key(x);
-        if (ok && (key > T || (all_ties && key == T))) {
-            const int at = atomicAdd(&sh.n_cand, 1);
-            sh.ckey[at] = key, sh.cid[at] = i;
+    uint32_t bound = sh.bound;
+    const uint32_t slice_top = sh.sorted[0];
+    sp_stamp(trace, RS_PICK_BOUND);
+    unsigned mine = 0;
+#pragma unroll
+    for (int j = 0; j < SP_PER; j++) mine += key[j] >= bound;
+    unsigned incl = sp_scan(sh, mine);
+    if (t == SP_THREADS - 1) sh.total = incl;
+    __syncthreads();
+    if (sh.total > 2u * k + 32u) { /* a loose bound: the slice's k-th key itself */
+        const int shift =
+            sp_select_begin(sh, (sp_u64)slice_top << 32, (sp_u64)bound << 32, k, sh.total, 32);
+        sp_select(sh, shift, 32, [&](auto f) {
+#pragma unroll
+            for (int j = 0; j < SP_PER; j++) f((sp_u64)key[j] << 32, key[j] >= bound);
+        });
+        bound = (uint32_t)(sh.prefix >> 32);
+        mine = 0;
+#pragma unroll
+        for (int j = 0; j < SP_PER; j++) mine += key[j] >= bound;
+        incl = sp_scan(sh, mine);
+    }
+    sp_stamp(trace, RS_PICK_COUNTED);
+    if (t == SP_THREADS - 1) sh.base = (unsigned)atomicAdd(&scr->tally, (sp_u64)incl);
+    __syncthreads();
+    sp_stamp(trace, RS_PICK_PLACED);
+    unsigned at = sh.base + incl - mine;
+#pragma unroll
+    for (int j = 0; j < SP_PER; j++)
+        if (key[j] >= bound) scr->list[at++] = sp_rank_key(key[j], start + j * SP_THREADS + t);
+}
+
+/* ---- stage 2 -------------------------------------------------------------------------- */
+
+/* The k best of the list into sh.w / sh.id, best first; returns how many. */
+__device__ int sp_best(sp_shared &sh, const sp_u64 *list, unsigned n, int k, sp_u64 *trace) {
+    /* one pass over the list: into shared memory if it fits, and its extremes */
+    constexpr int PER = SP_LIST_SHARED / SP_THREADS;
+    const bool shared = n <= (unsigned)SP_LIST_SHARED;
+    sp_u64 hi = 0, lo = ~0ull;
+    for (unsigned base = 0; base < n; base += SP_LIST_SHARED) { /* PER loads in flight */
+        sp_u64 c[PER];
+#pragma unroll
+        for (int j = 0; j < PER; j++)
+            c[j] = __ldcg(&list[min(base + j * SP_THREADS + threadIdx.x, n - 1)]);
+#pragma unroll
+        for (int j = 0; j < PER; j++) {
+            const unsigned e = base + j * SP_THREADS + threadIdx.x;
+            if (e >= n) continue;
+            if (shared) sh.list[e] = c[j];
+            hi = max(hi, c[j]), lo = min(lo, c[j]);
+        }
+    }
+#pragma unroll
+    for (int o = 16; o > 0; o >>= 1) {
+        hi = max(hi, __shfl_xor_sync(0xffffffffu, hi, o));
+        lo = min(lo, __shfl_xor_sync(0xffffffffu, lo, o));
+    }
+    const int warp = threadIdx.x >> 5;
+    if ((threadIdx.x & 31) == 0) sh.warp_hi[warp] = hi, sh.warp_lo[warp] = lo;
+    if (threadIdx.x == 0) sh.n_cand = 0;
+    __syncthreads();
+#pragma unroll
+    for (int w = 0; w < SP_WARPS; w++) hi = max(hi, sh.warp_hi[w]), lo = min(lo, sh.warp_lo[w]);
+    sp_stamp(trace, RS_PICK_COPIED);
+    auto load = [&](unsigned e) { return shared ? sh.list[e] : __ldcg(&list[e]); };
+    /* the keys are unique, so the last digit leaves one key for need = 1 */
+    const int shift = sp_select_begin(sh, hi, lo, k, n, 0);
+    sp_select(sh, shift, 0, [&](auto f) {
+        for (unsigned base = 0; base < n; base += SP_THREADS) { /* warps stay converged */
+            const unsigned e = base + threadIdx.x;
+            f(e < n ? load(e) : 0, e < n);
         }
     });
-    __syncthreads();
-    if (!all_ties && tid < 32) { /* the lowest ids among the keys equal to T, in id order */
-        int have = sh.n_cand;
-        for (int base = 0; base < n && have < k; base += 32) {
-            const int i = base + tid;
-            const bool eq = i < n && sp_key(logits[i]) == T;
-            const unsigned b = __ballot_sync(0xffffffffu, eq);
-            const int rank = __popc(b & ((1u << tid) - 1u));
-            if (eq && have + rank < k) sh.ckey[have + rank] = T, sh.cid[have + rank] = i;
-            have = min(k, have + __popc(b));
+    sp_stamp(trace, RS_PICK_SELECTED);
+    const sp_u64 least = sh.prefix;
+    for (unsigned e = threadIdx.x; e < n; e += SP_THREADS) {
+        const sp_u64 c = load(e);
+        if (c >= least) {
+            const int at = atomicAdd(&sh.n_cand, 1);
+            if (at < SP_K) sh.cand[at] = c;
         }
-        if (tid == 0) sh.n_cand = have;
     }
     __syncthreads();
-    /* best first: a candidate's place is the number that rank above it */
-    if (tid < k) {
-        const uint32_t key = sh.ckey[tid];
-        const int id = sh.cid[tid];
+    const int n_cand = min(sh.n_cand, k);
+    if ((int)threadIdx.x < n_cand) { /* a candidate's place: how many rank above it */
+        const sp_u64 c = sh.cand[threadIdx.x];
         int place = 0;
-        for (int j = 0; j < k; j++)
-            place += sh.ckey[j] > key || (sh.ckey[j] == key && sh.cid[j] < id);
-        sh.w[place] = sp_value(key), sh.id[place] = id;
+#pragma unroll 8
+        for (int j = 0; j < n_cand; j++) place += sh.cand[j] > c;
+        sh.w[place] = sp_value((uint32_t)(c >> 32));
+        sh.id[place] = (int)~(uint32_t)c;
     }
     __syncthreads();
+    sp_stamp(trace, RS_PICK_SORTED);
+    return n_cand;
+}
+
+/* Thread 0's running sums in the host's order, eight loads in flight: the total of
+ * e[0..n), and every prefix sum of f (the final softmax's total over any n_keep), two
+ * independent chains. */
+__device__ double sp_sums(const double *e, const double *f, double *f_sums, int n) {
+    double z = 0.0, acc = 0.0;
+    for (int i = 0; i < n; i += 8) {
+        double a[8], b[8];
+#pragma unroll
+        for (int u = 0; u < 8; u++)
+            a[u] = i + u < n ? e[i + u] : 0.0, b[u] = i + u < n ? f[i + u] : 0.0;
+#pragma unroll
+        for (int u = 0; u < 8; u++)
+            if (i + u < n) z += a[u], acc += b[u], f_sums[i + u] = acc;
+    }
+    return z;
+}
+
+/* Thread 0's running sum of v[0..n) in the host's order: the first i whose sum through
+ * v[i] reaches target (-1: none). strict: the host's draw (target < sum); else top-p's cut
+ * (sum >= target). The sums past it are taken too, so no branch waits on a compare. */
+__device__ int sp_first_reaching(const double *v, int n, double target, bool strict) {
+    double cum = 0.0;
+    int first = -1;
+    for (int i = 0; i < n; i += 8) {
+        double a[8];
+#pragma unroll
+        for (int u = 0; u < 8; u++) a[u] = i + u < n ? v[i + u] : 0.0;
+#pragma unroll
+        for (int u = 0; u < 8; u++) {
+            cum += a[u];
+            const bool hit = i + u < n && (strict ? target < cum : cum >= target);
+            first = first < 0 && hit ? i + u : first;
+        }
+    }
+    return first;
+}
+
+/* rs_sampler_sample over the k candidates in sh (best first): thread 0 leaves the token
+ * in sh.pick and the RNG state after the draw in rule->rng. The exps of top-p and of the
+ * final softmax and min-p's cut are computed at once (min-p keeps a prefix of the sorted
+ * candidates, so it cuts top-p's prefix where it cuts the whole list); only the sums in
+ * the host's order wait for one another. */
+__device__ void sp_draw(sp_shared &sh, rs_sample_rule *rule, const rs_sample_rule &r, int n, int k,
+                        sp_u64 *trace) {
+    const int tid = threadIdx.x;
     const double vmax = (double)sh.w[0]; /* the host's max over the whole vocabulary */
     if (vmax == -INFINITY) { /* every logit -inf or NaN: uniform over all of them, as the host */
         if (tid == 0) {
-            uint64_t st[4] = {r.rng[0], r.rng[1], r.rng[2], r.rng[3]};
+            sp_u64 st[4] = {r.rng[0], r.rng[1], r.rng[2], r.rng[3]};
             const double u = (double)(sp_next(st) >> 11) * 0x1p-53, p = 1.0 / n;
             double cum = 0.0;
             int pick = n - 1;
@@ -233,73 +432,106 @@ __global__ void __launch_bounds__(SP_THREADS)
             sh.pick = pick;
             for (int j = 0; j < 4; j++) rule->rng[j] = st[j];
         }
-    } else {
-        int n_keep = k;
-        if (r.top_p < 1.0f) { /* top_p_sorted */
-            if (tid < k) sh.e[tid] = exp((double)sh.w[tid] - vmax);
-            __syncthreads();
-            if (tid == 0) {
-                double z = 0.0, cum = 0.0;
-                for (int i = 0; i < k; i++) z += sh.e[i];
-                int m = k;
-                for (int i = 0; i < k; i++) {
-                    cum += sh.e[i] / z;
-                    if (cum >= r.top_p) {
-                        m = i + 1;
-                        break;
-                    }
-                }
-                sh.n_keep = m;
-            }
-            __syncthreads();
-            n_keep = sh.n_keep;
-        }
-        if (r.min_p > 0.0f) { /* apply_min_p over sorted candidates */
-            if (tid == 0) {
-                const double cut = log((double)r.min_p);
-                int kept = 0;
-                while (kept < n_keep && (double)sh.w[kept] - vmax >= cut) kept++;
-                sh.n_keep = kept;
-            }
-            __syncthreads();
-            n_keep = sh.n_keep;
-        }
-        const double temp = (double)r.temp; /* final_softmax */
-        if (tid < n_keep) sh.e[tid] = exp(((double)sh.w[tid] - vmax) / temp);
+        return;
+    }
+    const bool cand = tid < k;
+    const double d = cand ? (double)sh.w[tid] - vmax : 0.0;
+    if (cand) {
+        sh.e[tid] = exp(d);                  /* top_p_sorted */
+        sh.f[tid] = exp(d / (double)r.temp); /* final_softmax */
+    }
+    /* apply_min_p: the candidates it keeps, a prefix */
+    const int n_min_p = __syncthreads_count(cand && !(r.min_p > 0.0f && d < log((double)r.min_p)));
+    if (tid == 0) sh.z = sp_sums(sh.e, sh.f, sh.f_sums, k);
+    __syncthreads();
+    sp_stamp(trace, RS_PICK_EXPS);
+    int n_top_p = k;
+    if (r.top_p < 1.0f) {
+        if (cand) sh.q[tid] = sh.e[tid] / sh.z;
         __syncthreads();
         if (tid == 0) {
-            int pick = 0;
-            if (n_keep > 1) { /* one survivor takes no draw */
-                uint64_t st[4] = {r.rng[0], r.rng[1], r.rng[2], r.rng[3]};
-                const double u = (double)(sp_next(st) >> 11) * 0x1p-53;
-                double z = 0.0, cum = 0.0;
-                for (int i = 0; i < n_keep; i++) z += sh.e[i];
-                pick = -1;
-                for (int i = 0; i < n_keep && pick < 0; i++) {
-                    cum += sh.e[i] / z;
-                    if (u < cum) pick = i;
-                }
-                for (int i = n_keep - 1; i > 0 && pick < 0; i--)
-                    if (sh.e[i] / z > 0.0) pick = i;
-                if (pick < 0) pick = 0;
-                for (int j = 0; j < 4; j++) rule->rng[j] = st[j];
-            }
-            sh.pick = sh.id[pick];
+            const int i = sp_first_reaching(sh.q, k, (double)r.top_p, false);
+            n_top_p = i < 0 ? k : i + 1;
         }
     }
+    sp_stamp(trace, RS_PICK_TOP_P);
+    if (tid == 0) { /* both keep the best candidate: n_keep >= 1 */
+        const int n_keep = min(n_top_p, n_min_p);
+        sh.n_keep = n_keep, sh.z = sh.f_sums[n_keep - 1];
+    }
+    __syncthreads();
+    const int n_keep = sh.n_keep;
+    if (tid < n_keep) sh.q[tid] = sh.f[tid] / sh.z;
+    __syncthreads();
+    sp_stamp(trace, RS_PICK_SOFTMAX);
+    if (tid == 0) {
+        int pick = 0;
+        if (n_keep > 1) { /* one survivor takes no draw */
+            sp_u64 st[4] = {r.rng[0], r.rng[1], r.rng[2], r.rng[3]};
+            const double u = (double)(sp_next(st) >> 11) * 0x1p-53;
+            pick = sp_first_reaching(sh.q, n_keep, u, true);
+            for (int i = n_keep - 1; i > 0 && pick < 0; i--)
+                if (sh.q[i] > 0.0) pick = i;
+            if (pick < 0) pick = 0;
+            for (int j = 0; j < 4; j++) rule->rng[j] = st[j];
+        }
+        sh.pick = sh.id[pick];
+    }
+    sp_stamp(trace, RS_PICK_DRAWN);
+}
+
+/* rs_sampler_sample (sampler.c) for one token: see the file comment. */
+__global__ void __launch_bounds__(SP_THREADS)
+    sample_pick_kernel(const float *logits, int n, rs_sample_rule *rule, int32_t *ids, int32_t *pos,
+                       int32_t *picks, uint64_t *rngs, int n_picks, sp_scratch *scr,
+                       sp_u64 *trace) {
+    __shared__ sp_shared sh;
+    sp_stamp(trace, RS_PICK_START);
+    cw_griddep_wait();
+    sp_stamp(trace, RS_PICK_WAITED);
+    const int tid = threadIdx.x;
+    const rs_sample_rule r = *rule;
+    /* the session only chains rules with 1 <= top_k < n (backend.h); a clamp keeps any
+     * other one inside the buffers */
+    const int k = max(1, min(min(r.top_k, SP_K), n));
+    sh.hist[tid] = 0; /* the first digit's barrier comes after the bound's */
+    sp_list_slice(sh, scr, logits, n, k, trace);
+    __syncthreads(); /* the block's list entries before its arrival */
+    if (tid == 0) {
+        /* every block adds its entries before it arrives: the last sees them all */
+        const sp_u64 old = sp_add_acq_rel(&scr->tally, SP_ARRIVAL) + SP_ARRIVAL;
+        sh.last = old >> 32 == gridDim.x, sh.total = (unsigned)old;
+    }
+    __syncthreads();
+    sp_stamp(trace, RS_PICK_ARRIVED);
+    if (!sh.last) return;
+    const int n_cand = sp_best(sh, scr->list, sh.total, k, trace);
+    if (tid == 0) scr->tally = 0; /* every block has arrived */
+    sp_draw(sh, rule, r, n, n_cand, trace);
+    __syncthreads();
     if (tid != 0) return;
     const int id = sh.pick, p = pos[0], slot = p % n_picks;
     ids[0] = id;
-    *(volatile int32_t *)&picks[slot] = id;
-    for (int j = 0; j < 4; j++) ((volatile uint64_t *)rngs)[4 * slot + j] = rule->rng[j];
-    __threadfence_system();
+    /* the host reads them after an event that follows the kernel: no fence needed */
+    picks[slot] = id;
+    for (int j = 0; j < 4; j++) rngs[4 * slot + j] = rule->rng[j];
     pos[0] = p + 1;
+    sp_stamp(trace, RS_PICK_END);
+    if (trace) trace[blockIdx.x * RS_PICK_EV + RS_PICK_LAST] = 1;
 }
 
 } // namespace
 
 void cw_sample_pick(cuda_backend *c, const float *logits, int n, rs_sample_rule *rule, int32_t *ids,
                     int32_t *pos, int32_t *picks, uint64_t *rngs, int n_picks) {
-    cw_launch(c, true, sample_pick_kernel, dim3(1), dim3(SP_THREADS), 0, logits, n, rule, ids, pos,
-              picks, rngs, n_picks);
+    sp_scratch *scr =
+        (sp_scratch *)cw_scratch(c, CW_SCR_PICK, sizeof(sp_scratch) + n * sizeof(sp_u64));
+    if (!scr) return;
+    const int blocks = (n + SP_SLICE - 1) / SP_SLICE;
+    sp_u64 *trace = NULL;
+    if (c->tune.pick_trace && c->pick_traced < RS_PICK_TRACE_LAUNCHES &&
+        blocks <= RS_PICK_TRACE_BLOCKS)
+        trace = c->tune.pick_trace + c->pick_traced++ * RS_PICK_TRACE_WORDS;
+    cw_launch(c, true, sample_pick_kernel, dim3(blocks), dim3(SP_THREADS), 0, logits, n, rule, ids,
+              pos, picks, rngs, n_picks, scr, trace);
 }
