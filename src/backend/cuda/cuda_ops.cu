@@ -322,14 +322,14 @@ __global__ void __launch_bounds__(1024)
     for (int base = 0; base < n4; base += U * (int)blockDim.x) {
         float4 v[U];
 #pragma unroll
-        for (int u = 0; u < U; u++) {
-            const int j = base + u * (int)blockDim.x + (int)threadIdx.x;
-            v[u] = j < n4 ? l4[j] : make_float4(-INFINITY, -INFINITY, -INFINITY, -INFINITY);
-        }
+        for (int u = 0; u < U; u++) /* an index kept in range, so no load waits on a branch */
+            v[u] = l4[min(base + u * (int)blockDim.x + (int)threadIdx.x, n4 - 1)];
 #pragma unroll
         for (int u = 0; u < U; u++) {
-            const int i = 4 * (base + u * (int)blockDim.x + (int)threadIdx.x);
-            take(v[u].x, i), take(v[u].y, i + 1), take(v[u].z, i + 2), take(v[u].w, i + 3);
+            const int j = base + u * (int)blockDim.x + (int)threadIdx.x;
+            if (j >= n4) continue;
+            take(v[u].x, 4 * j), take(v[u].y, 4 * j + 1), take(v[u].z, 4 * j + 2);
+            take(v[u].w, 4 * j + 3);
         }
     }
     for (int i = 4 * n4 + (int)threadIdx.x; i < n; i += blockDim.x) take(logits[i], i);
