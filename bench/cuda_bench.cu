@@ -1,7 +1,9 @@
 /* cuda_bench.cu — the CUDA backend's kernel lab.
  *
- *   rusty_cuda_bench [ceil] [matvec] [gemm] [lt] [attn] [prefill] [ring]
+ *   rusty_cuda_bench [ceil] [matvec] [gemm] [lt] [attn] [prefill] [ring] [pick]
  *                    [model[=F16,Q4_0,Q4_0:q8,...]] [prompt|decode]   (default: all)
+ *
+ * (pick: greedy_pick and sample_pick on random logits, and sample_pick's phase trace)
  *
  * (prefill: the causal prompt attention alone, LAB_ATTN_N tokens; attn runs it too)
  *
@@ -1112,6 +1114,105 @@ static void bench_ring(int n_sm) {
     printf("\n");
 }
 
+/* ---- token picks ------------------------------------------------------------------------ */
+
+/* greedy_pick and sample_pick: µs a pick with 20 picks in one graph (as chained steps run
+ * them, one after another), alone on random logits and each after the 7B's output head
+ * (32000 x 4096 Q8_0, writing the logits; the column is then the pair's time less the
+ * head's alone). Then sample_pick's phases from the trace (tuning pick_trace): the median
+ * time between one stamp and the next in the block that merged. */
+static void bench_pick(void) {
+    static const char *ev_name[RS_PICK_LAST] = {
+        "start",    "waited", "loaded", "bound", "counted", "placed", "arrived", "copied",
+        "selected", "sorted", "exps",   "top-p", "softmax", "drawn",  "stored"};
+    enum { PICKS = 20, SLOTS = 4 };
+    printf("## token picks (µs a pick, %d in a graph)\n\n", PICKS);
+    printf("| vocab | after | rule | greedy_pick | sample_pick |\n|---:|---|---|---:|---:|\n");
+    rs_error e = {};
+    int32_t *ring = NULL;
+    uint64_t *rngs = NULL;
+    if (O->host_alloc(B, SLOTS * sizeof *ring, (void **)&ring, &e) ||
+        O->host_alloc(B, SLOTS * 4 * sizeof *rngs, (void **)&rngs, &e))
+        die("host_alloc", e.msg);
+    int32_t *ids = (int32_t *)dalloc(4), *pos = (int32_t *)dalloc(4);
+    ck(cudaMemset(pos, 0, 4), "memset");
+    rs_sample_rule rules[2] = {{{1, 2, 3, 4}, 40, 0.95f, 0.05f, 0.8f},
+                               {{1, 2, 3, 4}, RS_SAMPLE_TOP_K_MAX, 1.0f, 0.0f, 2.5f}};
+    const char *rule_name[2] = {"default (k 40, p 0.95, min-p 0.05, t 0.8)", "k 256, t 2.5"};
+    rs_sample_rule *drule = (rs_sample_rule *)dalloc(sizeof(rs_sample_rule));
+    unsigned long long *trace = (unsigned long long *)dalloc((size_t)RS_PICK_TRACE_LAUNCHES *
+                                                             RS_PICK_TRACE_WORDS * sizeof *trace);
+    std::vector<unsigned long long> host((size_t)RS_PICK_TRACE_LAUNCHES * RS_PICK_TRACE_WORDS);
+    float *x = drand(4096, 1.0f, 5);
+    rs_weight head = dev_weight(RS_DTYPE_Q8_0, 4096, 32000, 0.05f, 77);
+    static const int vocabs[3] = {32000, 128256, 32000};
+    int key = 7000;
+    for (int v = 0; v < 3; v++) {
+        const int n = vocabs[v];
+        const bool after_head = v == 2;
+        float *logits = drand(n, 4.0f, 99 + v);
+        rs_matmul mm = {&head, NULL, logits};
+        auto step = [&](const std::function<void()> &pick) {
+            return 1e3 *
+                   time_graph(
+                       key++,
+                       [&] {
+                           for (int i = 0; i < PICKS; i++) {
+                               if (after_head) O->matmul(B, &mm, 1, x, 1);
+                               pick();
+                           }
+                       },
+                       20) /
+                   PICKS;
+        };
+        const double base = after_head ? step([] {}) : 0.0;
+        const double greedy =
+            step([&] { O->greedy_pick(B, logits, n, ids, pos, ring, SLOTS); }) - base;
+        for (int r = 0; r < 2; r++) {
+            ck(cudaMemcpy(drule, &rules[r], sizeof rules[r], cudaMemcpyHostToDevice), "rule");
+            const double sample =
+                step([&] { O->sample_pick(B, logits, n, drule, ids, pos, ring, rngs, SLOTS); }) -
+                base;
+            printf("| %d | %s | %s | %.2f | %.2f |\n", n,
+                   after_head ? "the head, 32000x4096 Q8_0" : "—", rule_name[r], greedy, sample);
+            /* the trace: PICKS launches outside a graph */
+            rs_cuda_tuning t = tuning();
+            t.pick_trace = trace;
+            rs_cuda_set_tuning(B, &t);
+            ck(cudaMemset(trace, 0, host.size() * sizeof *trace), "memset");
+            for (int i = 0; i < PICKS; i++) {
+                if (after_head) O->matmul(B, &mm, 1, x, 1);
+                O->sample_pick(B, logits, n, drule, ids, pos, ring, rngs, SLOTS);
+            }
+            sync_or_die("traced picks");
+            t.pick_trace = NULL;
+            rs_cuda_set_tuning(B, &t);
+            ck(cudaMemcpy(host.data(), trace, host.size() * sizeof *trace, cudaMemcpyDeviceToHost),
+               "trace");
+            std::vector<double> d[RS_PICK_LAST + 1];
+            for (int l = 0; l < PICKS; l++) {
+                const unsigned long long *L = &host[(size_t)l * RS_PICK_TRACE_WORDS];
+                for (int b = 0; b < RS_PICK_TRACE_BLOCKS; b++) {
+                    const unsigned long long *E = &L[b * RS_PICK_EV];
+                    if (E[RS_PICK_LAST] != 1) continue;
+                    for (int i = 1; i < RS_PICK_LAST; i++)
+                        d[i].push_back(((long long)E[i] - (long long)E[i - 1]) * 1e-3);
+                    d[RS_PICK_LAST].push_back((E[RS_PICK_END] - E[RS_PICK_WAITED]) * 1e-3);
+                }
+            }
+            if (d[1].empty()) continue;
+            printf("|   |   | trace (µs, median of %zu):", d[1].size());
+            for (int i = 1; i < RS_PICK_LAST; i++) printf(" %s %.2f", ev_name[i], median(d[i]));
+            printf("; waited to stored %.2f | | |\n", median(d[RS_PICK_LAST]));
+        }
+        O->release(B, logits);
+    }
+    printf("\n");
+    O->weight_unload(B, &head);
+    O->release(B, x), O->release(B, trace), O->release(B, drule), O->release(B, ids);
+    O->release(B, pos), O->host_free(B, ring), O->host_free(B, rngs);
+}
+
 int main(int argc, char **argv) {
     rs_error e = {};
     if (rs_cuda_backend_create_impl(&B, &e)) {
@@ -1139,6 +1240,7 @@ int main(int argc, char **argv) {
     if (want("attn")) bench_attention();
     if (want("attn") || want("prefill")) bench_attn_prefill();
     if (want("ring")) bench_ring(prop.multiProcessorCount);
+    if (want("pick")) bench_pick();
     if (want("model")) {
         const char *list = "F16,Q8_0,Q4_0,Q4_K";
         for (int i = 1; i < argc; i++)

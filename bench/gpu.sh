@@ -22,10 +22,13 @@
 #        and `rusty bench` on the same GGUFs, interleaved: PEER_TYPES of PEER_SHAPE at
 #        pp512/tg128, PEER_CPU_TYPES on the host's CPU (pp64/tg32), then the 7B's
 #        Q4_0 at depth 4096
+# pick   sample_pick's op tests under Nsight Compute: the median kernel time of each case
 # ab     A/B: `rusty bench $AB_ARGS` on AB_TYPES (AB_SHAPE: a synth_model shape) with an older stage's binaries
 #        (carried as .stage-base: `cp -r .stage-gpu .stage-base` before the change)
 #        and this one's, interleaved over AB_ROUNDS rounds, in one invocation; or, with
-#        AB_TUNE_BASE / AB_TUNE_NEW, this stage's binaries under two RUSTY_CUDA_TUNE settings
+#        AB_TUNE_BASE / AB_TUNE_NEW, this stage's binaries under two RUSTY_CUDA_TUNE settings;
+#        or, with AB_MODULE_BASE (a librusty_cuda.so, .xz allowed, in the stage), this stage's
+#        CLI with that CUDA module as the base
 # Logs go to $OUT (the device tool returns them).
 set -uo pipefail
 
@@ -239,9 +242,45 @@ run_peer() {
     fi
 }
 
+# The kernel time of every sample_pick launch in the op tests, summarized per test case
+# (the launches before a case's "ok"/"FAIL" line are that case's).
+run_pick() {
+    say "ncu: sample_pick in the op tests (median and max per case, µs)"
+    RUSTY_CUDA_TEST=pick RUSTY_TESTS=$PWD/tests timeout 500 stdbuf -oL ncu --clock-control none \
+        -k regex:sample_pick --metrics gpu__time_duration.sum "$PWD/tests/test_cuda_ops" >"$OUT/pick-ncu.log" 2>&1
+    echo "(ncu exit $?; its whole output: pick-ncu.log)"
+    python3 -c '
+import re, sys
+t, cases = [], []  # ncu prints its results at the end: launches in order, cases in order
+for line in sys.stdin:
+    f = line.split()
+    if "gpu__time_duration.sum" in line and len(f) >= 3:
+        t.append(float(f[2].replace(",", "")) * {"n": 1e-3, "u": 1.0, "m": 1e3}.get(f[1][:1], 1.0))
+    m = re.match(r"(ok  |FAIL) (sample_pick: .*) \((\d+) draws\)", line)
+    if m:
+        cases.append((m.group(1) + " " + m.group(2), int(m.group(3))))
+    elif " passed, " in line:
+        print(line.rstrip())
+i = 0
+print("median     max  (µs, %d launches)" % len(t))
+for name, d in cases:
+    g = sorted(t[i:i + d])
+    i += d
+    print("%7.1f %7.1f  %s" % (g[len(g) // 2], g[-1], name) if g else name)' <"$OUT/pick-ncu.log"
+}
+
 run_ab() {
     local base=$PWD/../.stage-base
-    if [[ -n ${AB_TUNE_BASE:-}${AB_TUNE_NEW:-} ]]; then
+    if [[ -n ${AB_MODULE_BASE:-} ]]; then
+        base=$PWD/ab-base # this stage's CLI, the given module
+        mkdir -p "$base/bin" && ln -sfn "$PWD/bin/rusty" "$base/bin/rusty"
+        if [[ $AB_MODULE_BASE == *.xz ]]; then
+            xz -dc "$AB_MODULE_BASE" >"$base/bin/librusty_cuda.so"
+        else
+            cp "$AB_MODULE_BASE" "$base/bin/librusty_cuda.so"
+        fi
+        say "A/B: rusty bench ${AB_ARGS:=-p 0 -n 128 -r 3}; base = this CLI with $AB_MODULE_BASE, new = this stage"
+    elif [[ -n ${AB_TUNE_BASE:-}${AB_TUNE_NEW:-} ]]; then
         base=$PWD # one binary, two sets of switches (RUSTY_CUDA_TUNE)
         say "A/B: rusty bench ${AB_ARGS:=-p 0 -n 128 -r 3}; base = RUSTY_CUDA_TUNE='${AB_TUNE_BASE:-}', new = '${AB_TUNE_NEW:-}'"
     else
@@ -265,6 +304,7 @@ run_ab() {
 case $what in
 lab) say "kernel lab: ${LAB_ARGS:-model}"; bin/rusty_cuda_bench ${LAB_ARGS:-model} ;;
 prof) run_prof ;;
+pick) run_pick ;;
 ab) run_ab ;;
 peer) run_peer ;;
 test) run_tests ;;
@@ -273,5 +313,5 @@ bench) run_bench ;;
 cpu) run_cpu ;;
 hf) run_hf ;;
 all) run_tests; run_bench; run_cpu ;;
-*) echo "usage: gpu.sh stage|test|bench|cpu|hf|lab|prof|ab|peer|all"; exit 2 ;;
+*) echo "usage: gpu.sh stage|test|bench|cpu|hf|lab|prof|pick|ab|peer|all"; exit 2 ;;
 esac 2>&1 | tee -a "$OUT/gpu-$what.log"
