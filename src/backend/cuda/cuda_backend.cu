@@ -91,8 +91,20 @@ void *cw_scratch(cuda_backend *c, int slot, size_t bytes) {
     }
     c->scr_size[slot] = want;
     if (slot == CW_SCR_CNT || slot == CW_SCR_FZCNT || slot == CW_SCR_FSCNT ||
-        slot == CW_SCR_CHAIN || slot == CW_SCR_PICK)
-        cw_check(c, cudaMemsetAsync(c->scr[slot], 0, want, c->stream), "memset");
+        slot == CW_SCR_CHAIN || slot == CW_SCR_PICK) {
+        if (!c->capturing) {
+            cw_check(c, cudaMemsetAsync(c->scr[slot], 0, want, c->stream), "memset");
+        } else { /* on the captured stream the memset would join the graph and run at every
+                  * replay: zero it now on a stream of its own */
+            cudaStream_t z = NULL;
+            if (cw_check(c, cudaStreamCreateWithFlags(&z, cudaStreamNonBlocking),
+                         "memset stream")) {
+                cw_check(c, cudaMemsetAsync(c->scr[slot], 0, want, z), "memset");
+                cw_check(c, cudaStreamSynchronize(z), "memset");
+                cudaStreamDestroy(z);
+            }
+        }
+    }
     return c->scr[slot];
 }
 
