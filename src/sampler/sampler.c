@@ -8,6 +8,7 @@
  * never depend on scan or heap order. Without sorting filters the candidates stay in id
  * order; rs_sampler_probs sorts them at the end. */
 #include "sampler/sampler.h"
+#include "sampler/xoshiro.h"
 
 #include <float.h>
 #include <math.h>
@@ -29,27 +30,6 @@ static uint64_t splitmix64(uint64_t *x) {
     z = (z ^ (z >> 30)) * 0xbf58476d1ce4e5b9u;
     z = (z ^ (z >> 27)) * 0x94d049bb133111ebu;
     return z ^ (z >> 31);
-}
-
-static uint64_t rotl64(uint64_t x, int k) {
-    return (x << k) | (x >> (64 - k));
-}
-
-static uint64_t xoshiro_next(uint64_t st[4]) {
-    const uint64_t out = rotl64(st[1] * 5, 7) * 9;
-    const uint64_t t = st[1] << 17;
-    st[2] ^= st[0];
-    st[3] ^= st[1];
-    st[1] ^= st[2];
-    st[0] ^= st[3];
-    st[2] ^= t;
-    st[3] = rotl64(st[3], 45);
-    return out;
-}
-
-/* Uniform in [0, 1): the top 53 bits, so every value is an exact double. */
-static double rng_uniform(rs_sampler *s) {
-    return (double)(xoshiro_next(s->rng) >> 11) * 0x1p-53;
 }
 
 static uint64_t random_seed(void) {
@@ -402,7 +382,7 @@ static void run_chain(rs_sampler *s, const float *logits, bool want_sorted) {
 int32_t rs_sampler_sample(rs_sampler *s, const float *logits) {
     run_chain(s, logits, false);
     if (s->n_cand == 1) return s->cand[0]; /* greedy or a single survivor: no draw */
-    const double u = rng_uniform(s);
+    const double u = rs_xoshiro_uniform(s->rng);
     double cum = 0.0;
     for (int32_t i = 0; i < s->n_cand; i++) {
         cum += s->prob[i];

@@ -10,7 +10,7 @@
  *   - probabilities: float64, each exp and each division on its own thread (both are
  *     correctly rounded or the same routine wherever they run), every sum taken by one
  *     thread in the host's order, so the rounding is the host's;
- *   - the draw: the same xoshiro256** step and 53-bit uniform.
+ *   - the draw: the same xoshiro256** step and 53-bit uniform (sampler/xoshiro.h).
  * Only exp and log come from a different library (CUDA's, within 1 ulp of glibc's): a
  * last-bit difference can flip a draw only when it lands within ~1e-16 of a boundary, the
  * reproducibility caveat sampler.h already states across libms.
@@ -29,6 +29,7 @@
 #include <float.h>
 
 #include "backend/cuda/cuda_common.cuh"
+#include "sampler/xoshiro.h"
 
 namespace {
 
@@ -57,22 +58,6 @@ __device__ __forceinline__ float sp_value(uint32_t key) {
  * lower id ranks higher), so no two logits tie. */
 __device__ __forceinline__ sp_u64 sp_rank_key(uint32_t key, int id) {
     return ((sp_u64)key << 32) | (uint32_t) ~(uint32_t)id;
-}
-
-__device__ __forceinline__ sp_u64 sp_rotl(sp_u64 x, int k) {
-    return (x << k) | (x >> (64 - k));
-}
-
-/* sampler.c's xoshiro_next. */
-__device__ sp_u64 sp_next(sp_u64 st[4]) {
-    const sp_u64 out = sp_rotl(st[1] * 5, 7) * 9, t = st[1] << 17;
-    st[2] ^= st[0];
-    st[3] ^= st[1];
-    st[1] ^= st[2];
-    st[0] ^= st[3];
-    st[2] ^= t;
-    st[3] = sp_rotl(st[3], 45);
-    return out;
 }
 
 /* The lab's trace (tuning pick_trace): globaltimer after phase ev of this block, read once
@@ -418,8 +403,8 @@ __device__ void sp_draw(sp_shared &sh, rs_sample_rule *rule, const rs_sample_rul
     const double vmax = (double)sh.w[0]; /* the host's max over the whole vocabulary */
     if (vmax == -INFINITY) { /* every logit -inf or NaN: uniform over all of them, as the host */
         if (tid == 0) {
-            sp_u64 st[4] = {r.rng[0], r.rng[1], r.rng[2], r.rng[3]};
-            const double u = (double)(sp_next(st) >> 11) * 0x1p-53, p = 1.0 / n;
+            uint64_t st[4] = {r.rng[0], r.rng[1], r.rng[2], r.rng[3]};
+            const double u = rs_xoshiro_uniform(st), p = 1.0 / n;
             double cum = 0.0;
             int pick = n - 1;
             for (int i = 0; i < n; i++) {
@@ -467,8 +452,8 @@ __device__ void sp_draw(sp_shared &sh, rs_sample_rule *rule, const rs_sample_rul
     if (tid == 0) {
         int pick = 0;
         if (n_keep > 1) { /* one survivor takes no draw */
-            sp_u64 st[4] = {r.rng[0], r.rng[1], r.rng[2], r.rng[3]};
-            const double u = (double)(sp_next(st) >> 11) * 0x1p-53;
+            uint64_t st[4] = {r.rng[0], r.rng[1], r.rng[2], r.rng[3]};
+            const double u = rs_xoshiro_uniform(st);
             pick = sp_first_reaching(sh.q, n_keep, u, true);
             for (int i = n_keep - 1; i > 0 && pick < 0; i--)
                 if (sh.q[i] > 0.0) pick = i;
