@@ -196,6 +196,8 @@ template <int T, int EPI, int LR> __host__ __device__ constexpr int fr_tasks() {
  * while warp 0 runs a group's epilogue. (fz_kernel loads U tasks, waits for
  * all of them, sums and loads again, one group per block: an SM's loads
  * drain at the end of every block.) The sums are fz_kernel's, in its order.
+ * Warp 0 loads a group's epilogue inputs (fz_pre) a group ahead, so a block's
+ * last epilogue, on the kernel's tail, waits for no load.
  * TRACE: the kernel lab's instance, stamping f.trace (tuning roll_trace); the
  * stamps are compiled out of the others, whose registers they would change. */
 template <int T, int EPI, bool TRACE>
@@ -216,8 +218,11 @@ __global__ void __launch_bounds__(FZ_WARPS * 32, 1)
     const int nch = (int)((nt + 32 * U - 1) / (32 * U));
     typename Tr::R w[R][U];
     mv_load_tasks<Tr, R, U>(a, p, row, lane, nt, w);
+    fz_pre pre = {};
+    if (warp == 0) fz_pre_const<EPI>(f, g, lane, pre);
     cw_griddep_wait();
     if (TRACE) fz_stamp(f, RS_ROLL_WAITED);
+    if (warp == 0) fz_pre_made<EPI>(f, g, lane, pre);
     float s[1];
     mv_norm_scale<1>(a, lane, s);
     mv_write_xn<1>(a, s);
@@ -253,7 +258,13 @@ __global__ void __launch_bounds__(FZ_WARPS * 32, 1)
         /* ys is double-buffered: a warp writes this buffer again only after
          * the next group's barrier, which warp 0 reaches after its epilogue */
         __syncthreads();
-        if (warp == 0) fz_epilogue<EPI>(f, g, 0, lane, ys[buf]);
+        if (warp == 0) {
+            fz_epilogue_pre<EPI>(f, g, lane, ys[buf], pre);
+            if (gn < groups) { /* the next group's, in flight during its sums */
+                fz_pre_const<EPI>(f, gn, lane, pre);
+                fz_pre_made<EPI>(f, gn, lane, pre);
+            }
+        }
         if (gn >= groups) break;
         g = gn;
 #pragma unroll
