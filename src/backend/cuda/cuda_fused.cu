@@ -196,10 +196,14 @@ template <int T, int EPI, int LR> __host__ __device__ constexpr int fr_tasks() {
  * while warp 0 runs a group's epilogue. (fz_kernel loads U tasks, waits for
  * all of them, sums and loads again, one group per block: an SM's loads
  * drain at the end of every block.) The sums are fz_kernel's, in its order.
- * Warp 0 loads a group's epilogue inputs (fz_pre) a group ahead, so a block's
- * last epilogue, on the kernel's tail, waits for no load.
+ * Warp 0 loads a residual epilogue's inputs (fz_pre) a group ahead, so a
+ * block's last epilogue, on the kernel's tail, waits for no load; the rope's
+ * cos and sin of the block's first FR_ROPE_GROUPS groups are computed before
+ * the grid wait (positions, as the attention kernels read them there, are
+ * final before a step's first kernel), not by warp 0 between two groups.
  * TRACE: the kernel lab's instance, stamping f.trace (tuning roll_trace); the
  * stamps are compiled out of the others, whose registers they would change. */
+enum { FR_ROPE_GROUPS = 4 };
 template <int T, int EPI, bool TRACE>
 __global__ void __launch_bounds__(FZ_WARPS * 32, 1)
     fr_kernel(const __grid_constant__ fz_args f, unsigned groups) {
@@ -218,11 +222,15 @@ __global__ void __launch_bounds__(FZ_WARPS * 32, 1)
     const int nch = (int)((nt + 32 * U - 1) / (32 * U));
     typename Tr::R w[R][U];
     mv_load_tasks<Tr, R, U>(a, p, row, lane, nt, w);
+    /* the epilogues' inputs (fz_pre, rope_cs) */
     fz_pre pre = {};
-    if (warp == 0) fz_pre_const<EPI>(f, g, lane, pre);
+    if (EPI == FZ_RESID && warp == 0) fz_pre_wn(f, g, lane, pre);
+    __shared__ float2 rope_cs[EPI == FZ_ROPE ? FR_ROPE_GROUPS : 1][32];
+    if (EPI == FZ_ROPE && warp < FR_ROPE_GROUPS && g + warp * gridDim.x < groups)
+        rope_cs[warp][lane] = fz_rope_cs(f, g + warp * gridDim.x, lane, f.pos[0]);
     cw_griddep_wait();
     if (TRACE) fz_stamp(f, RS_ROLL_WAITED);
-    if (warp == 0) fz_pre_made<EPI>(f, g, lane, pre);
+    if (EPI == FZ_RESID && warp == 0) fz_pre_x(f, g, lane, pre);
     float s[1];
     mv_norm_scale<1>(a, lane, s);
     mv_write_xn<1>(a, s);
@@ -259,10 +267,19 @@ __global__ void __launch_bounds__(FZ_WARPS * 32, 1)
          * the next group's barrier, which warp 0 reaches after its epilogue */
         __syncthreads();
         if (warp == 0) {
-            fz_epilogue_pre<EPI>(f, g, lane, ys[buf], pre);
-            if (gn < groups) { /* the next group's, in flight during its sums */
-                fz_pre_const<EPI>(f, gn, lane, pre);
-                fz_pre_made<EPI>(f, gn, lane, pre);
+            if (EPI == FZ_RESID) {
+                fz_resid_vw(f, g, 0, lane, pre.x + ys[buf][lane], pre.wn);
+                if (gn < groups) { /* the next group's, in flight during its sums */
+                    fz_pre_wn(f, gn, lane, pre);
+                    fz_pre_x(f, gn, lane, pre);
+                }
+            } else if (EPI == FZ_SWIGLU) {
+                fz_swiglu(f, g, 0, lane, ys[buf]);
+            } else {
+                const unsigned i = (g - blockIdx.x) / gridDim.x; /* the block's i-th group */
+                const int p = f.pos[0];
+                fz_rope_at(f, g, 0, lane, ys[buf], p,
+                           i < FR_ROPE_GROUPS ? rope_cs[i][lane] : fz_rope_cs(f, g, lane, p));
             }
         }
         if (gn >= groups) break;

@@ -97,18 +97,21 @@ __device__ __forceinline__ void fz_store_q8(int8_t *q, __half *scale, float v, i
     if (lane == 0) *scale = __float2half_rn(d);
 }
 
-/* The frequency of this lane's rope pair in group g, 0 where it is not rotated (v rows,
- * dims past n_rot). */
-__device__ __forceinline__ float fz_rope_freq(const fz_args &f, int64_t g, int lane) {
+/* cos and sin (attn_factor applied) of this lane's rope angle in group g at position p;
+ * unused where the lane is not rotated (v rows, dims past n_rot). */
+__device__ __forceinline__ float2 fz_rope_cs(const fz_args &f, int64_t g, int lane, int p) {
     const mv_args &a = f.m;
     const int64_t rg = 32 * g + lane;
     const int pi = find_prod(a, rg), d = (int)((rg - a.p[pi].row0) % f.hd);
-    return f.role[pi] != 2 && d < f.rope.n_rot ? f.rope.inv_freq[d >> 1] : 0.0f;
+    if (f.role[pi] == 2 || d >= f.rope.n_rot) return make_float2(1.0f, 0.0f);
+    double sn, cs;
+    sincos((double)p * (double)f.rope.inv_freq[d >> 1], &sn, &cs);
+    return make_float2((float)(cs * f.rope.attn_factor), (float)(sn * f.rope.attn_factor));
 }
 
-/* Rope and cache store of group g at position p; freq = fz_rope_freq(f, g, lane). */
+/* Rope and cache store of group g at position p; cs = fz_rope_cs(f, g, lane, p). */
 __device__ __forceinline__ void fz_rope_at(const fz_args &f, int64_t g, int t, int lane,
-                                           const float *y, int p, float freq) {
+                                           const float *y, int p, float2 cs) {
     const mv_args &a = f.m;
     const int64_t rg = 32 * g + lane;
     const int pi = find_prod(a, rg), role = f.role[pi]; /* uniform in the block */
@@ -117,10 +120,7 @@ __device__ __forceinline__ void fz_rope_at(const fz_args &f, int64_t g, int t, i
     float v = y[lane];
     if (role != 2 &&
         d < f.rope.n_rot) { /* pair (d & ~1, d | 1) sits in lanes (lane & ~1, lane | 1) */
-        const float o = y[lane ^ 1];
-        double sn, cs;
-        sincos((double)p * (double)freq, &sn, &cs);
-        const float c = (float)(cs * f.rope.attn_factor), s = (float)(sn * f.rope.attn_factor);
+        const float o = y[lane ^ 1], c = cs.x, s = cs.y;
         v = (d & 1) ? o * s + v * c : v * c - o * s;
     }
     a.p[pi].y[t * n_out + row] = v;
@@ -137,7 +137,8 @@ __device__ __forceinline__ void fz_rope_at(const fz_args &f, int64_t g, int t, i
 
 __device__ __forceinline__ void fz_rope(const fz_args &f, int64_t g, int t, int lane,
                                         const float *y) {
-    fz_rope_at(f, g, t, lane, y, f.pos[t], fz_rope_freq(f, g, lane));
+    const int p = f.pos[t];
+    fz_rope_at(f, g, t, lane, y, p, fz_rope_cs(f, g, lane, p));
 }
 
 /* The epilogue EPI of token t's sums y of group g, run by one warp. */
@@ -152,42 +153,20 @@ __device__ __forceinline__ void fz_epilogue(const fz_args &f, int64_t g, int t, 
         fz_rope(f, g, t, lane, y);
 }
 
-/* What one token's epilogue of group g reads besides its sums, loaded by warp 0 a group
- * ahead (fr_kernel), so that the loads land while the group is summed instead of after
- * its barrier: RESID the residual and the next norm's weight, ROPE the position and the
- * lane's rope frequency. The constants (wn, freq) may be loaded before the grid wait,
- * x and pos only after it. */
+/* What one token's residual epilogue of group g reads besides its sums: x and the next
+ * norm's weight, loaded by warp 0 a group ahead (fr_kernel), so that the loads land while
+ * the group is summed instead of after its barrier. wn may be loaded before the grid
+ * wait, x only after it. */
 struct fz_pre {
-    float x, c; /* RESID: x, wn; ROPE: -, freq */
-    int pos;
+    float x, wn;
 };
 
-template <int EPI>
-__device__ __forceinline__ void fz_pre_const(const fz_args &f, int64_t g, int lane, fz_pre &pr) {
-    if (EPI == FZ_RESID)
-        pr.c = f.wn ? f.wn[32 * g + lane] : 0.0f;
-    else if (EPI == FZ_ROPE)
-        pr.c = fz_rope_freq(f, g, lane);
+__device__ __forceinline__ void fz_pre_wn(const fz_args &f, int64_t g, int lane, fz_pre &pr) {
+    pr.wn = f.wn ? f.wn[32 * g + lane] : 0.0f;
 }
 
-template <int EPI>
-__device__ __forceinline__ void fz_pre_made(const fz_args &f, int64_t g, int lane, fz_pre &pr) {
-    if (EPI == FZ_RESID)
-        pr.x = f.x[32 * g + lane];
-    else if (EPI == FZ_ROPE)
-        pr.pos = f.pos[0];
-}
-
-/* fz_epilogue of one token with the inputs fz_pre loaded: the same arithmetic. */
-template <int EPI>
-__device__ __forceinline__ void fz_epilogue_pre(const fz_args &f, int64_t g, int lane,
-                                                const float *y, const fz_pre &pr) {
-    if (EPI == FZ_RESID)
-        fz_resid_vw(f, g, 0, lane, pr.x + y[lane], pr.c);
-    else if (EPI == FZ_SWIGLU)
-        fz_swiglu(f, g, 0, lane, y);
-    else
-        fz_rope_at(f, g, 0, lane, y, pr.pos, pr.c);
+__device__ __forceinline__ void fz_pre_x(const fz_args &f, int64_t g, int lane, fz_pre &pr) {
+    pr.x = f.x[32 * g + lane];
 }
 
 /* Product and row of row r (0..31, or 0..63 for SwiGLU: gate, then up) of group g. */
