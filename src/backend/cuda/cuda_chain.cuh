@@ -566,10 +566,11 @@ __device__ __forceinline__ float dc_norm(const dc_args &c, int ph, bool has, int
 
 /* The group's outputs from the row sums (in ys) and its epilogue; one warp.
  * x_old, wn_i: the residual's x and next norm weight of this lane's output;
+ * rope_cs: the rope's cos and sin of the group's lanes (fz_rope_cs), or NULL;
  * out: the next phase's hand-off (flag), or NULL. */
 __device__ __forceinline__ void dc_finish(const dc_args &c, int ph, int64_t g, float *ys, float s,
-                                          float x_old, float wn_i, const dc_llb *out, unsigned flag,
-                                          int lane) {
+                                          float x_old, float wn_i, const float2 *rope_cs,
+                                          const dc_llb *out, unsigned flag, int lane) {
     const fz_args &f = c.f[ph];
     const mv_args &a = f.m;
     const int epi = c.ph[ph].epi;
@@ -586,6 +587,8 @@ __device__ __forceinline__ void dc_finish(const dc_args &c, int ph, int64_t g, f
         o = fz_resid_vw(f, g, 0, lane, x_old + ys[lane], wn_i);
     else if (epi == FZ_SWIGLU)
         o = fz_swiglu(f, g, 0, lane, ys);
+    else if (rope_cs)
+        fz_rope_at(f, g, 0, lane, ys, f.pos[0], rope_cs[lane]);
     else
         fz_rope(f, g, 0, lane, ys);
     if (out) dc_ll_put(*out, g, o, flag, epi == FZ_RESID, lane);
@@ -594,11 +597,14 @@ __device__ __forceinline__ void dc_finish(const dc_args &c, int ph, int64_t g, f
 /* The ring of group sums between the consumer warps and the finisher warp:
  * buffer b holds group ng's sums when ng % DC_SUMS == b; `ready` completes
  * when all consumer warps wrote their rows, `free` when the finisher is done. */
-enum { DC_SUMS = 4, DC_END_BAR = 2 };
+enum { DC_SUMS = 4, DC_END_BAR = 2, DC_ROPE_ITEMS = 4 };
 
+/* rope_cs: the finisher's cos and sin for the first DC_ROPE_ITEMS groups of the launch's
+ * first rope phase, computed while the consumers sum its first phase's groups. */
 struct dc_shared {
     uint64_t full[DC_MAX_DEPTH], empty[DC_MAX_DEPTH], ready[DC_SUMS], free[DC_SUMS];
     float ysum[DC_SUMS][64];
+    float2 rope_cs[DC_ROPE_ITEMS][32];
 };
 
 /* A consumer warp lets ring slot at.j go, once it has landed (in: waited
@@ -701,6 +707,18 @@ __device__ void dc_consume(const dc_args &c, uint8_t *ring, dc_shared &sh, const
  * consumers' order, so they never wait for an epilogue's global writes. */
 template <int W> __device__ void dc_finisher(const dc_args &c, dc_shared &sh) {
     const int lane = threadIdx.x & 31;
+    /* the rope's double-precision sincos off the path between two groups' epilogues,
+     * before the grid wait (positions are final before a step's first kernel) */
+    int rope_ph = -1;
+    for (int ph = 0; ph < c.n && rope_ph < 0; ph++)
+        if (c.ph[ph].epi == FZ_ROPE) rope_ph = ph;
+    if (rope_ph >= 0) {
+        int i0, i1;
+        dc_items(c, rope_ph, i0, i1);
+        for (int k = 0; k < DC_ROPE_ITEMS && i0 + k < i1; k++)
+            sh.rope_cs[k][lane] =
+                fz_rope_cs(c.f[rope_ph], c.t.items[i0 + k], lane, c.f[rope_ph].pos[0]);
+    }
     const unsigned epoch = dc_start(c);
     unsigned ng = 0;
     for (int ph = 0; ph < c.n && c.mode != 4; ph++) {
@@ -720,7 +738,9 @@ template <int W> __device__ void dc_finisher(const dc_args &c, dc_shared &sh) {
             const float wn_i = resid && f.wn ? f.wn[32 * g + lane] : 0.0f;
             fs_bar_wait(&sh.ready[b], (ng / DC_SUMS) & 1u);
             if (lane == 0 && it == i1 - 1) dc_stamp(c, ph, 7);
-            dc_finish(c, ph, g, sh.ysum[b], s, x_old, wn_i, out, dc_flag(epoch, ph), lane);
+            const float2 *rcs =
+                ph == rope_ph && it - i0 < DC_ROPE_ITEMS ? sh.rope_cs[it - i0] : nullptr;
+            dc_finish(c, ph, g, sh.ysum[b], s, x_old, wn_i, rcs, out, dc_flag(epoch, ph), lane);
             __syncwarp();
             if (lane == 0) dc_release(&sh.free[b]);
         }
