@@ -597,14 +597,14 @@ __device__ __forceinline__ void dc_finish(const dc_args &c, int ph, int64_t g, f
 /* The ring of group sums between the consumer warps and the finisher warp:
  * buffer b holds group ng's sums when ng % DC_SUMS == b; `ready` completes
  * when all consumer warps wrote their rows, `free` when the finisher is done. */
-enum { DC_SUMS = 4, DC_END_BAR = 2, DC_ROPE_ITEMS = 4 };
+enum { DC_SUMS = 4, DC_END_BAR = 2 };
 
-/* rope_cs: the finisher's cos and sin for the first DC_ROPE_ITEMS groups of the launch's
+/* rope_cs: the finisher's cos and sin for the first FZ_ROPE_AHEAD groups of the launch's
  * first rope phase, computed while the consumers sum its first phase's groups. */
 struct dc_shared {
     uint64_t full[DC_MAX_DEPTH], empty[DC_MAX_DEPTH], ready[DC_SUMS], free[DC_SUMS];
     float ysum[DC_SUMS][64];
-    float2 rope_cs[DC_ROPE_ITEMS][32];
+    float2 rope_cs[FZ_ROPE_AHEAD][32];
 };
 
 /* A consumer warp lets ring slot at.j go, once it has landed (in: waited
@@ -715,7 +715,7 @@ template <int W> __device__ void dc_finisher(const dc_args &c, dc_shared &sh) {
     if (rope_ph >= 0) {
         int i0, i1;
         dc_items(c, rope_ph, i0, i1);
-        for (int k = 0; k < DC_ROPE_ITEMS && i0 + k < i1; k++)
+        for (int k = 0; k < FZ_ROPE_AHEAD && i0 + k < i1; k++)
             sh.rope_cs[k][lane] =
                 fz_rope_cs(c.f[rope_ph], c.t.items[i0 + k], lane, c.f[rope_ph].pos[0]);
     }
@@ -739,7 +739,7 @@ template <int W> __device__ void dc_finisher(const dc_args &c, dc_shared &sh) {
             fs_bar_wait(&sh.ready[b], (ng / DC_SUMS) & 1u);
             if (lane == 0 && it == i1 - 1) dc_stamp(c, ph, 7);
             const float2 *rcs =
-                ph == rope_ph && it - i0 < DC_ROPE_ITEMS ? sh.rope_cs[it - i0] : nullptr;
+                ph == rope_ph && it - i0 < FZ_ROPE_AHEAD ? sh.rope_cs[it - i0] : nullptr;
             dc_finish(c, ph, g, sh.ysum[b], s, x_old, wn_i, rcs, out, dc_flag(epoch, ph), lane);
             __syncwarp();
             if (lane == 0) dc_release(&sh.free[b]);

@@ -198,12 +198,11 @@ template <int T, int EPI, int LR> __host__ __device__ constexpr int fr_tasks() {
  * drain at the end of every block.) The sums are fz_kernel's, in its order.
  * Warp 0 loads a residual epilogue's inputs (fz_pre) a group ahead, so a
  * block's last epilogue, on the kernel's tail, waits for no load; the rope's
- * cos and sin of the block's first FR_ROPE_GROUPS groups are computed before
+ * cos and sin of the block's first FZ_ROPE_AHEAD groups are computed before
  * the grid wait (positions, as the attention kernels read them there, are
  * final before a step's first kernel), not by warp 0 between two groups.
  * TRACE: the kernel lab's instance, stamping f.trace (tuning roll_trace); the
  * stamps are compiled out of the others, whose registers they would change. */
-enum { FR_ROPE_GROUPS = 4 };
 template <int T, int EPI, bool TRACE>
 __global__ void __launch_bounds__(FZ_WARPS * 32, 1)
     fr_kernel(const __grid_constant__ fz_args f, unsigned groups) {
@@ -225,8 +224,8 @@ __global__ void __launch_bounds__(FZ_WARPS * 32, 1)
     /* the epilogues' inputs (fz_pre, rope_cs) */
     fz_pre pre = {};
     if (EPI == FZ_RESID && warp == 0) fz_pre_wn(f, g, lane, pre);
-    __shared__ float2 rope_cs[EPI == FZ_ROPE ? FR_ROPE_GROUPS : 1][32];
-    if (EPI == FZ_ROPE && warp < FR_ROPE_GROUPS && g + warp * gridDim.x < groups)
+    __shared__ float2 rope_cs[EPI == FZ_ROPE ? FZ_ROPE_AHEAD : 1][32];
+    if (EPI == FZ_ROPE && warp < FZ_ROPE_AHEAD && g + warp * gridDim.x < groups)
         rope_cs[warp][lane] = fz_rope_cs(f, g + warp * gridDim.x, lane, f.pos[0]);
     cw_griddep_wait();
     if (TRACE) fz_stamp(f, RS_ROLL_WAITED);
@@ -279,7 +278,7 @@ __global__ void __launch_bounds__(FZ_WARPS * 32, 1)
                 const unsigned i = (g - blockIdx.x) / gridDim.x; /* the block's i-th group */
                 const int p = f.pos[0];
                 fz_rope_at(f, g, 0, lane, ys[buf], p,
-                           i < FR_ROPE_GROUPS ? rope_cs[i][lane] : fz_rope_cs(f, g, lane, p));
+                           i < FZ_ROPE_AHEAD ? rope_cs[i][lane] : fz_rope_cs(f, g, lane, p));
             }
         }
         if (gn >= groups) break;

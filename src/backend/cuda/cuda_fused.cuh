@@ -109,6 +109,10 @@ __device__ __forceinline__ float2 fz_rope_cs(const fz_args &f, int64_t g, int la
     return make_float2((float)(cs * f.rope.attn_factor), (float)(sn * f.rope.attn_factor));
 }
 
+/* Rope groups per block (fr_kernel) or per chain launch (its finisher) whose cos and sin are
+ * computed before the grid wait instead of between two groups. */
+enum { FZ_ROPE_AHEAD = 4 };
+
 /* Rope and cache store of group g at position p; cs = fz_rope_cs(f, g, lane, p). */
 __device__ __forceinline__ void fz_rope_at(const fz_args &f, int64_t g, int t, int lane,
                                            const float *y, int p, float2 cs) {
