@@ -191,13 +191,16 @@ run_hf() {
 run_prof() {
     # The lab's first decode graph replays after capture: skip layer 0's kernels,
     # profile one layer's five (qkv+rope+store, attention, wo, gate+up, down).
+    # PROF_LAB: other lab arguments (e.g. "attn" with a PROF_KERNELS regex on mangled names)
     for ty in ${PROF_TYPES:-Q4_0 Q4_K Q8_0}; do
         say "ncu: decode kernels of one layer, $ty"
-        timeout 300 ncu --clock-control none --kill yes -k "regex:${PROF_KERNELS:-fz_|fr_|fs_|attn_dec|attn_short|mv_kernel}" \
+        timeout 300 ncu --clock-control none --kill yes --kernel-name-base ${PROF_NAME_BASE:-function} \
+            -k "regex:${PROF_KERNELS:-fz_|fr_|fs_|attn_dec|attn_short|mv_kernel}" \
             --launch-skip ${PROF_SKIP:-40} --launch-count ${PROF_COUNT:-5} \
             --section SpeedOfLight --section MemoryWorkloadAnalysis --section WarpStateStats \
             --section Occupancy --section LaunchStats --section SchedulerStats \
-            bin/rusty_cuda_bench model=$ty 2>&1 | grep -v '^==PROF==' | tail -n +6
+            --section ComputeWorkloadAnalysis --section InstructionStats \
+            bin/rusty_cuda_bench ${PROF_LAB:-model=$ty} 2>&1 | grep -v '^==PROF==' | tail -n +6
     done
 }
 
