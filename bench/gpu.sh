@@ -17,7 +17,8 @@
 # cpu    the same models' Q4_0/Q8_0 on the machine's CPU cores (pp64, tg32)
 # hf     HF transformers on the same GPU (bench/hf_bench.py)
 # lab    the kernel lab (bench/cuda_bench.cu) with LAB_ARGS (default: the decode model table)
-# prof   Nsight Compute on one layer's decode kernels of the kernel lab (PROF_TYPES)
+# prof   Nsight Compute on one layer's decode kernels of the kernel lab (PROF_TYPES), or on
+#        PROF_KERNELS of another lab run (PROF_LAB="attn", PROF_NAME_BASE=mangled for templates)
 # peer   llama.cpp (Debian's build, packed by `bench/peer.sh stage`, carried as .stage-peer)
 #        and `rusty bench` on the same GGUFs, interleaved: PEER_TYPES of PEER_SHAPE at
 #        pp512/tg128, PEER_CPU_TYPES on the host's CPU (pp64/tg32), then the 7B's
