@@ -98,6 +98,68 @@ __device__ void dec_store(const dec_args &a, const float *vals, int gn, int t, i
     }
 }
 
+/* The split merge of a block of query-head groups (its last split): each lane's first
+ * (max, sum) loaded once, and past 16 splits (two rounds of eight loads a thread) the
+ * partial outputs dealt to up to four parts of the block's NT threads, so that more of them
+ * load at once; the parts' sums meet in red ([part][gn * HD / 4] float4, red holds
+ * [4][GB][HD]), part 0's slots then hold the normalized outputs. wsp: [gn][n_split]. */
+template <int HD, int NT>
+__device__ void dec_merge_grouped(const dec_args &a, size_t pbase, int gn, int n_active, float *wsp,
+                                  float *s_l, float *red) {
+    const int tid = threadIdx.x, lane = tid & 31, warp = tid >> 5;
+    for (int g = warp; g < gn; g += NT / 32) {
+        const float2 *ml = a.part_ml + pbase + (size_t)g * a.n_split;
+        const float2 mine = lane < n_active ? __ldcg(&ml[lane]) : make_float2(-INFINITY, 0.0f);
+        float M = mine.x;
+        for (int s = lane + 32; s < n_active; s += 32) M = fmaxf(M, __ldcg(&ml[s]).x);
+        M = cw_warp_max(M);
+        float L = 0.0f;
+        for (int s = lane; s < n_active; s += 32) {
+            const float2 v = s == lane ? mine : __ldcg(&ml[s]);
+            const float w = __expf(v.x - M);
+            wsp[g * a.n_split + s] = w;
+            L += v.y * w;
+        }
+        L = cw_warp_sum(L);
+        if (lane == 0) s_l[g] = L;
+    }
+    __syncthreads();
+    const int W = gn * HD / 4, parts = W >= NT || n_active <= 16 ? 1 : min(4, NT / W);
+    for (int i = tid; i < W * parts; i += NT) {
+        const int i4 = i % W, part = i / W, g = 4 * i4 / HD, d = 4 * i4 % HD;
+        const float *po = a.part_o + (pbase + (size_t)g * a.n_split) * HD + d;
+        const float *w = wsp + g * a.n_split;
+        float4 o = make_float4(0.0f, 0.0f, 0.0f, 0.0f);
+        for (int s = part; s < n_active; s += 8 * parts) { /* eight loads, the tail predicated */
+            float4 v[8];
+#pragma unroll
+            for (int k = 0; k < 8; k++) {
+                const int sk = s + k * parts;
+                v[k] = sk < n_active ? __ldcg((const float4 *)(po + (size_t)sk * HD))
+                                     : make_float4(0.0f, 0.0f, 0.0f, 0.0f);
+            }
+#pragma unroll
+            for (int k = 0; k < 8; k++) {
+                const int sk = s + k * parts;
+                const float wk = sk < n_active ? w[sk] : 0.0f;
+                o.x += wk * v[k].x, o.y += wk * v[k].y, o.z += wk * v[k].z, o.w += wk * v[k].w;
+            }
+        }
+        *(float4 *)(red + 4 * (part * W + i4)) = o;
+    }
+    __syncthreads();
+    for (int i4 = tid; i4 < W; i4 += NT) {
+        float4 o = *(const float4 *)(red + 4 * i4);
+        for (int p = 1; p < parts; p++) {
+            const float4 v = *(const float4 *)(red + 4 * (p * W + i4));
+            o.x += v.x, o.y += v.y, o.z += v.z, o.w += v.w;
+        }
+        const float inv = 1.0f / s_l[4 * i4 / HD];
+        red[4 * i4] = o.x * inv, red[4 * i4 + 1] = o.y * inv;
+        red[4 * i4 + 2] = o.z * inv, red[4 * i4 + 3] = o.w * inv;
+    }
+}
+
 /* A lane's cached values of one position (8; 16 for Q8_0) as loaded (raw,
  * so a load in flight holds few registers), converted at use. */
 template <typename KV> struct kv_lane;
@@ -339,45 +401,51 @@ __global__ void __launch_bounds__(128) attn_dec_kernel(const __grid_constant__ d
     __syncthreads();
     if (!s_last) return;
     __threadfence();
-    /* merge: weight of split s = exp(m_s - M), total L = sum l_s exp(m_s - M) */
-    for (int g = warp; g < gn; g += NT / 32) {
-        const float2 *ml = a.part_ml + pbase + (size_t)g * a.n_split;
-        float M = -INFINITY;
-        for (int s = lane; s < n_active; s += 32) M = fmaxf(M, __ldcg(&ml[s]).x);
-        M = cw_warp_max(M);
-        float L = 0.0f;
-        for (int s = lane; s < n_active; s += 32) {
-            const float2 v = __ldcg(&ml[s]);
-            const float w = __expf(v.x - M);
-            wsp[g * a.n_split + s] = w;
-            L += v.y * w;
-        }
-        L = cw_warp_sum(L);
-        if (lane == 0) s_l[g] = L;
-    }
-    __syncthreads();
-    /* four dims per thread, eight splits in flight */
-    for (int i4 = tid; i4 < gn * HD / 4; i4 += NT) {
-        const int g = 4 * i4 / HD, d = 4 * i4 % HD;
-        const float *po_ = a.part_o + (pbase + (size_t)g * a.n_split) * HD + d;
-        const float *w = wsp + g * a.n_split;
-        float4 o = make_float4(0.0f, 0.0f, 0.0f, 0.0f);
-        for (int s = 0; s < n_active;
-             s += 8) { /* eight loads issued together, the tail predicated */
-            float4 v[8];
-#pragma unroll
-            for (int k = 0; k < 8; k++)
-                v[k] = s + k < n_active ? __ldcg((const float4 *)(po_ + (size_t)(s + k) * HD))
-                                        : make_float4(0.0f, 0.0f, 0.0f, 0.0f);
-#pragma unroll
-            for (int k = 0; k < 8; k++) {
-                const float wk = s + k < n_active ? w[s + k] : 0.0f;
-                o.x += wk * v[k].x, o.y += wk * v[k].y, o.z += wk * v[k].z, o.w += wk * v[k].w;
+    /* merge: weight of split s = exp(m_s - M), total L = sum l_s exp(m_s - M). One head a
+     * block keeps the plain merge; query-head groups deal their splits to parts of the block
+     * (CUDA_NOTES session 32). */
+    if constexpr (GB == 1) {
+        for (int g = warp; g < gn; g += NT / 32) {
+            const float2 *ml = a.part_ml + pbase + (size_t)g * a.n_split;
+            float M = -INFINITY;
+            for (int s = lane; s < n_active; s += 32) M = fmaxf(M, __ldcg(&ml[s]).x);
+            M = cw_warp_max(M);
+            float L = 0.0f;
+            for (int s = lane; s < n_active; s += 32) {
+                const float2 v = __ldcg(&ml[s]);
+                const float w = __expf(v.x - M);
+                wsp[g * a.n_split + s] = w;
+                L += v.y * w;
             }
+            L = cw_warp_sum(L);
+            if (lane == 0) s_l[g] = L;
         }
-        const float inv = 1.0f / s_l[g];
-        red[4 * i4] = o.x * inv, red[4 * i4 + 1] = o.y * inv;
-        red[4 * i4 + 2] = o.z * inv, red[4 * i4 + 3] = o.w * inv;
+        __syncthreads();
+        /* four dims per thread, eight splits in flight */
+        for (int i4 = tid; i4 < gn * HD / 4; i4 += NT) {
+            const int g = 4 * i4 / HD, d = 4 * i4 % HD;
+            const float *po_ = a.part_o + (pbase + (size_t)g * a.n_split) * HD + d;
+            const float *w = wsp + g * a.n_split;
+            float4 o = make_float4(0.0f, 0.0f, 0.0f, 0.0f);
+            for (int s = 0; s < n_active;
+                 s += 8) { /* eight loads issued together, the tail predicated */
+                float4 v[8];
+#pragma unroll
+                for (int k = 0; k < 8; k++)
+                    v[k] = s + k < n_active ? __ldcg((const float4 *)(po_ + (size_t)(s + k) * HD))
+                                            : make_float4(0.0f, 0.0f, 0.0f, 0.0f);
+#pragma unroll
+                for (int k = 0; k < 8; k++) {
+                    const float wk = s + k < n_active ? w[s + k] : 0.0f;
+                    o.x += wk * v[k].x, o.y += wk * v[k].y, o.z += wk * v[k].z, o.w += wk * v[k].w;
+                }
+            }
+            const float inv = 1.0f / s_l[g];
+            red[4 * i4] = o.x * inv, red[4 * i4 + 1] = o.y * inv;
+            red[4 * i4 + 2] = o.z * inv, red[4 * i4 + 3] = o.w * inv;
+        }
+    } else {
+        dec_merge_grouped<HD, NT>(a, pbase, gn, n_active, wsp, s_l, red);
     }
     __syncthreads();
     dec_store<HD>(a, red, gn, t, h0);
