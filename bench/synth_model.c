@@ -1,7 +1,7 @@
 /* synth_model.c — writes a Llama-shaped GGUF with random weights, for benchmarks.
  *
  * usage: synth_model SHAPE[:neox] TYPE OUT.gguf [threads]
- *   SHAPE: llama2-7b | llama2-7b-2l (two of its layers) | llama-3b | tinyllama-1b |
+ *   SHAPE: llama2-7b | llama2-7b-2l (two of its layers) | llama-3b | llama3-8b | tinyllama-1b |
  *          small (a 60M model for quick checks);
  *          ":neox" marks the file rotate-half (rusty.rope_neox), as a model converted
  *          from Hugging Face rows without un-permuting would be
@@ -33,6 +33,7 @@ static const shape shapes[] = {
     {"llama2-7b", 4096, 11008, 32, 32, 32, 32000, 4096},
     {"llama2-7b-2l", 4096, 11008, 2, 32, 32, 32000, 4096}, /* two of its layers, for checks */
     {"llama-3b", 3072, 8192, 28, 24, 8, 32000, 4096},      /* Llama-3.2-3B's layers, 32k vocab */
+    {"llama3-8b", 4096, 14336, 32, 32, 8, 128256, 8192},   /* Llama-3-8B: grouped-query heads */
     {"tinyllama-1b", 2048, 5632, 22, 32, 4, 32000, 2048},
     {"small", 512, 1536, 8, 8, 4, 32000, 2048},
 };
@@ -126,9 +127,9 @@ static void add_tensor(rs_tensor_info *t, int *n, const char *name, int64_t n_in
 
 int main(int argc, char **argv) {
     if (argc < 4) {
-        fprintf(stderr,
-                "usage: synth_model llama2-7b|llama2-7b-2l|llama-3b|tinyllama-1b|small[:neox] "
-                "TYPE OUT.gguf [threads]\n");
+        fprintf(stderr, "usage: synth_model "
+                        "llama2-7b|llama2-7b-2l|llama-3b|llama3-8b|tinyllama-1b|small[:neox] "
+                        "TYPE OUT.gguf [threads]\n");
         return 1;
     }
     const shape *s = NULL;
