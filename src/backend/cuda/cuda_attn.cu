@@ -402,7 +402,9 @@ __global__ void __launch_bounds__(128) attn_dec_kernel(const __grid_constant__ d
     if (!s_last) return;
     __threadfence();
     /* merge: weight of split s = exp(m_s - M), total L = sum l_s exp(m_s - M). One head a
-     * block keeps the plain merge; query-head groups deal their splits to parts of the block
+     * block keeps the plain merge, written out here rather than shared with
+     * dec_merge_grouped's first loop: sharing it changes these kernels' PTX, which the 7B's
+     * A/B measured as it is; query-head groups deal their splits to parts of the block
      * (CUDA_NOTES session 32). */
     if constexpr (GB == 1) {
         for (int g = warp; g < gn; g += NT / 32) {
