@@ -299,7 +299,9 @@ run_ab() {
                 local d=$PWD tune=${AB_TUNE_NEW:-}
                 [[ $v == base ]] && d=$base tune=${AB_TUNE_BASE:-}
                 # shellcheck disable=SC2086 # AB_ARGS is a list of flags
-                echo "round $r $v $ty: $(RUSTY_CUDA_TUNE=$tune RUSTY_CUDA_MODULE=$d/bin/librusty_cuda.so $d/bin/rusty bench -m "$f" $AB_ARGS 2>&1 | tail -1)"
+                # every result row (pp and tg), one line each
+                RUSTY_CUDA_TUNE=$tune RUSTY_CUDA_MODULE=$d/bin/librusty_cuda.so $d/bin/rusty bench -m "$f" $AB_ARGS 2>&1 |
+                    grep -E '^\| .*\| (pp|tg)[0-9]' | sed "s/^/round $r $v $ty: /"
             done
         done
     done

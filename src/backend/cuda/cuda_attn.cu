@@ -58,21 +58,12 @@ __device__ __forceinline__ void load8(const float *p, float *f) {
     const float4 a = *(const float4 *)p, b = *(const float4 *)(p + 4);
     f[0] = a.x, f[1] = a.y, f[2] = a.z, f[3] = a.w, f[4] = b.x, f[5] = b.y, f[6] = b.z, f[7] = b.w;
 }
-/* 8 int8 values times their scale. */
-__device__ __forceinline__ void load8q(const int8_t *p, const __half *sc, float *f) {
-    const uint2 v = *(const uint2 *)p;
-    const float d = __half2float(*sc);
-#pragma unroll
-    for (int i = 0; i < 4; i++) {
-        f[i] = d * (float)(int8_t)(v.x >> (8 * i));
-        f[4 + i] = d * (float)(int8_t)(v.y >> (8 * i));
-    }
-}
+/* 4 int8 values times their scale. */
 __device__ __forceinline__ float4 load4q(const int8_t *p, const __half *sc) {
-    const uint32_t v = *(const uint32_t *)p;
+    float f[4];
+    cw_i8x4_to_f32(*(const uint32_t *)p, f);
     const float d = __half2float(*sc);
-    return make_float4(d * (float)(int8_t)v, d * (float)(int8_t)(v >> 8),
-                       d * (float)(int8_t)(v >> 16), d * (float)(int8_t)(v >> 24));
+    return make_float4(d * f[0], d * f[1], d * f[2], d * f[3]);
 }
 __device__ __forceinline__ float4 load4(const __half *p) {
     const uint2 v = *(const uint2 *)p;
@@ -196,14 +187,13 @@ template <> struct kv_lane<int8_t> {
         v = *(const uint4 *)p;
         s = *sc;
     }
-    __device__ __forceinline__ void get(float *f) const {
-        const float d = __half2float(s);
-        const uint32_t w[4] = {v.x, v.y, v.z, v.w};
-#pragma unroll
-        for (int j = 0; j < 4; j++)
-#pragma unroll
-            for (int i = 0; i < 4; i++) f[4 * j + i] = d * (float)(int8_t)(w[j] >> (8 * i));
+    /* the sixteen int8 values as floats, unscaled: the decode kernel applies the scale
+     * once per position (to a score, or to a value's weight) instead of per value */
+    __device__ __forceinline__ void get_raw(float *f) const {
+        cw_i8x4_to_f32(v.x, f), cw_i8x4_to_f32(v.y, f + 4);
+        cw_i8x4_to_f32(v.z, f + 8), cw_i8x4_to_f32(v.w, f + 12);
     }
+    __device__ __forceinline__ float scale() const { return __half2float(s); }
 };
 
 /* Cached values a lane holds per position. */
@@ -289,12 +279,16 @@ __global__ void __launch_bounds__(128) attn_dec_kernel(const __grid_constant__ d
         for (int u = 0; u < U; u++) {
             const int p = base + po + u * P;
             float kf[DPL];
-            kr[u].get(kf);
+            if constexpr (Q8)
+                kr[u].get_raw(kf);
+            else
+                kr[u].get(kf);
 #pragma unroll
             for (int g = 0; g < GB; g++) {
                 float d = 0.0f;
 #pragma unroll
                 for (int e = 0; e < DPL; e++) d += qr[g][e] * kf[e];
+                if constexpr (Q8) d *= kr[u].scale(); /* a lane's 16 dims share a scale */
 #pragma unroll
                 for (int o = LP / 2; o > 0; o >>= 1) d += __shfl_xor_sync(0xffffffffu, d, o);
                 if (li == 0 && p < end) sc[g * C + p - start] = d;
@@ -352,10 +346,14 @@ __global__ void __launch_bounds__(128) attn_dec_kernel(const __grid_constant__ d
             const int p = base + po + u * P;
             if (p >= end) continue;
             float vf[DPL];
-            vl[u].get(vf);
+            if constexpr (Q8)
+                vl[u].get_raw(vf);
+            else
+                vl[u].get(vf);
 #pragma unroll
             for (int g = 0; g < GB; g++) {
-                const float w = sc[g * C + p - start];
+                float w = sc[g * C + p - start];
+                if constexpr (Q8) w *= vl[u].scale();
 #pragma unroll
                 for (int e = 0; e < DPL; e++) acc[g][e] += w * vf[e];
             }
@@ -688,12 +686,23 @@ __device__ __forceinline__ void cp_async4(void *dst, const void *src, int src_by
                  "r"(src_bytes));
 }
 
-/* 8 int8 values times their scale, as 8 halves. */
+/* 8 int8 values times their scale, as 8 halves, without the conversion unit: a byte offset
+ * to unsigned is the low mantissa byte of 1024 as a half, subtracting 1152 leaves the value
+ * (exact), and one half multiply rounds d * value once, as rounding the exact f32 product
+ * to f16 would. */
 __device__ __forceinline__ uint4 q8_to_h8(const int8_t *p, const __half *sc) {
-    float f[8];
-    load8q(p, sc, f);
-    return make_uint4(pack_h2(f[0], f[1]), pack_h2(f[2], f[3]), pack_h2(f[4], f[5]),
-                      pack_h2(f[6], f[7]));
+    const uint2 v = *(const uint2 *)p;
+    const uint32_t w[2] = {v.x ^ 0x80808080u, v.y ^ 0x80808080u};
+    const __half2 d = __half2half2(*sc), off = __float2half2_rn(1152.0f);
+    uint32_t h[4];
+#pragma unroll
+    for (int i = 0; i < 4; i++) {
+        /* halves 2i and 2i + 1: bytes (0, 1) or (2, 3) of a word, each under 0x64 */
+        const uint32_t b = __byte_perm(w[i / 2], 0x64646464u, i % 2 ? 0x4342u : 0x4140u);
+        const __half2 r = __hmul2(__hsub2(*(const __half2 *)&b, off), d);
+        h[i] = *(const uint32_t *)&r;
+    }
+    return make_uint4(h[0], h[1], h[2], h[3]);
 }
 
 /* 2^x on the special-function unit; 2^-inf = 0. */
