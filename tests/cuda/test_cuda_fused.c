@@ -319,7 +319,8 @@ static void check_rope_fused(const rs_dtype types[3], int n_head, int n_kv, int 
  * attention is told (rs_attn.ctx_max). Reference: double attention over the q and the cache
  * read back, so only the kernel's f32 arithmetic differs (TOL_ATTN). */
 #define TOL_ATTN 2e-4
-static void check_step_attention(int n_head, int n_kv, int hd, int n, int first, int ctx_max) {
+static void check_step_attention(int n_head, int n_kv, int hd, int n, int first, int ctx_max,
+                                 rs_kv_type kt) {
     const int64_t dim = 4096,
                   outs[3] = {(int64_t)n_head * hd, (int64_t)n_kv * hd, (int64_t)n_kv * hd};
     const int n_ctx = 2048;
@@ -333,7 +334,7 @@ static void check_step_attention(int n_head, int n_kv, int hd, int n, int first,
     int32_t pos[4];
     for (int t = 0; t < n; t++) pos[t] = first + t;
     float *x = host_rand((size_t)n * dim, 1.0f), *inv = make_inv_freq(hd);
-    rs_kv_desc d = {2, n_ctx, n_kv, hd, RS_KV_F16};
+    rs_kv_desc d = {2, n_ctx, n_kv, hd, kt};
     rs_kv *kv = NULL;
     rs_error e = {0};
     if (O->kv_create(B, &d, &kv, &e)) die("kv_create", &e);
@@ -350,8 +351,8 @@ static void check_step_attention(int n_head, int n_kv, int hd, int n, int first,
     O->matmul_rope_store(B, qkv, dx, n, dpos, &rope, &at, kv, 1);
     O->attention(B, dy[0], kv, 1, dpos, n, &at, dout);
     char name[160];
-    snprintf(name, sizeof name, "store then attention h=%d/%d hd=%d n=%d at %d ctx<=%d", n_head,
-             n_kv, hd, n, first, ctx_max);
+    snprintf(name, sizeof name, "store then attention h=%d/%d hd=%d n=%d at %d ctx<=%d%s", n_head,
+             n_kv, hd, n, first, ctx_max, kt == RS_KV_Q8_0 ? " Q8_0" : "");
     if (synced(name)) {
         const int n_pos = first + n;
         float *q = host_alloc(nq), *out = host_alloc(nq), *ref = host_alloc(nq),
@@ -370,11 +371,14 @@ static void check_step_attention(int n_head, int n_kv, int hd, int n, int first,
 
 static void test_step_attention(void) {
     for (int n = 1; n <= 4; n++) {
-        check_step_attention(32, 32, 128, n, 90, 128);  /* unsplit */
-        check_step_attention(32, 32, 128, n, 90, 0);    /* split: 4 chunks of 32 */
-        check_step_attention(32, 8, 128, n, 1500, 0);   /* GQA, long */
-        check_step_attention(32, 4, 64, n, 200, 256);   /* TinyLlama's shape, unsplit */
-        check_step_attention(32, 32, 128, n, 250, 256); /* unsplit, 256 threads */
+        for (int q8 = 0; q8 <= 1; q8++) {
+            const rs_kv_type kt = q8 ? RS_KV_Q8_0 : RS_KV_F16;
+            check_step_attention(32, 32, 128, n, 90, 128, kt);  /* unsplit */
+            check_step_attention(32, 32, 128, n, 90, 0, kt);    /* split: 4 chunks of 32 */
+            check_step_attention(32, 8, 128, n, 1500, 0, kt);   /* GQA, long */
+            check_step_attention(32, 4, 64, n, 200, 256, kt);   /* TinyLlama's shape, unsplit */
+            check_step_attention(32, 32, 128, n, 250, 256, kt); /* unsplit, 256 threads */
+        }
     }
 }
 

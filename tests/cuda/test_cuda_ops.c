@@ -635,7 +635,14 @@ static void test_attention(void) {
         const int b = bounds[i];
         check_attention_at(32, 32, 128, 4096, b - 1, 1, RS_KV_F16, 0, 0, 0, b);
         check_attention_at(32, 32, 128, 4096, b / 2, 1, RS_KV_F16, 0, 0, 0, b);
+        check_attention_at(32, 32, 128, 4096, b - 1, 1, RS_KV_Q8_0, 0, 0, 0, b);
     }
+    /* Q8_0 caches, unsplit: GQA, two heads a block, head_dim 64, 2-4 tokens */
+    check_attention_at(32, 8, 128, 4096, 100, 1, RS_KV_Q8_0, 0, 0, 0, 128);
+    check_attention_at(32, 8, 128, 4096, 200, 2, RS_KV_Q8_0, 0, 0, 2, 256);
+    check_attention_at(32, 4, 64, 2048, 511, 1, RS_KV_Q8_0, 0, 0, 0, 512);
+    check_attention_at(32, 4, 64, 2048, 300, 4, RS_KV_Q8_0, 0, 0, 2, 512);
+    check_attention_at(6, 2, 64, 1000, 200, 3, RS_KV_Q8_0, 0, 0, 0, 256);
     check_attention_at(32, 32, 128, 4096, 0, 1, RS_KV_F16, 0, 0, 0, 32);   /* one position */
     check_attention_at(32, 8, 128, 4096, 100, 1, RS_KV_F16, 0, 0, 0, 128); /* GQA 4 */
     check_attention_at(32, 8, 128, 4096, 100, 1, RS_KV_F16, 0, 0, 2, 128); /* two heads a block */
@@ -647,7 +654,7 @@ static void test_attention(void) {
     check_attention_at(6, 2, 64, 1000, 200, 4, RS_KV_F16, 0, 0, 0, 256);    /* GQA 3, 4 tokens */
     check_attention_at(7, 7, 128, 100, 99, 2, RS_KV_F16, 0, 0, 0, 100);     /* the cache's size */
     check_attention_at(32, 32, 128, 4096, 300, 1, RS_KV_F16, 0, 0, 0, 512); /* bound too long */
-    check_attention_at(8, 4, 128, 900, 100, 2, RS_KV_Q8_0, 0, 0, 0, 128);   /* not F16: split */
+    check_attention_at(8, 4, 128, 900, 100, 2, RS_KV_F32, 0, 0, 0, 128);    /* F32: split */
     check_attention_at(8, 4, 32, 900, 100, 1, RS_KV_F16, 0, 0, 0, 128);     /* head_dim 32 */
     /* decode (flash-decoding), every head size and group width */
     static const int hds[] = {8, 16, 32, 64, 128, 256};

@@ -11,9 +11,11 @@
  * are read from device memory, so one captured graph serves every step.
  * Where the caller bounds the context (rs_attn.ctx_max, the forward pass's
  * graph per band of positions) to 256 positions of head_dim 128 (512 of 64)
- * with an F16 cache, decode runs unsplit instead (attn_short_kernel): each
- * block holds all of its head's keys and the values of its 32 output dims in
- * registers, so there is nothing to merge.
+ * with an F16 or Q8_0 cache, decode runs unsplit instead (attn_short_kernel):
+ * each block holds all of its head's keys and the values of its 32 output dims
+ * in registers, so there is nothing to merge. Q8_0 values become floats by byte
+ * permutes (cw_i8x4_to_f32), and each position's scale multiplies its score or
+ * its weight once.
  *
  * Prefill (n > 4): a tiled online-softmax kernel, 64 queries x 64 keys per
  * step in shared memory, f32 arithmetic. A last-resort generic kernel covers
@@ -157,6 +159,10 @@ template <typename KV> struct kv_lane;
 template <> struct kv_lane<__half> {
     uint4 v;
     __device__ __forceinline__ void load(const __half *p, const __half *) { v = *(const uint4 *)p; }
+    /* past L1: rows this step's previous kernel has just stored */
+    __device__ __forceinline__ void load_cg(const __half *p, const __half *) {
+        v = __ldcg((const uint4 *)p);
+    }
     __device__ __forceinline__ void get(float *f) const {
         const uint32_t w[4] = {v.x, v.y, v.z, v.w};
 #pragma unroll
@@ -192,6 +198,28 @@ template <> struct kv_lane<int8_t> {
     __device__ __forceinline__ void get_raw(float *f) const {
         cw_i8x4_to_f32(v.x, f), cw_i8x4_to_f32(v.y, f + 4);
         cw_i8x4_to_f32(v.z, f + 8), cw_i8x4_to_f32(v.w, f + 12);
+    }
+    __device__ __forceinline__ void load_cg(const int8_t *p, const __half *sc) {
+        v = __ldcg((const uint4 *)p);
+        s = __ldcg(sc);
+    }
+    __device__ __forceinline__ float scale() const { return __half2float(s); }
+};
+/* Eight values of a Q8_0 row (a quarter of one scale's block), for the short-context
+ * kernel's value slices; F16 rows of eight are kv_lane<__half>. */
+struct kv_row8_q8 {
+    uint2 v;
+    __half s;
+    __device__ __forceinline__ void load(const int8_t *p, const __half *sc) {
+        v = *(const uint2 *)p;
+        s = *sc;
+    }
+    __device__ __forceinline__ void load_cg(const int8_t *p, const __half *sc) {
+        v = __ldcg((const uint2 *)p);
+        s = __ldcg(sc);
+    }
+    __device__ __forceinline__ void get_raw(float *f) const {
+        cw_i8x4_to_f32(v.x, f), cw_i8x4_to_f32(v.y, f + 4);
     }
     __device__ __forceinline__ float scale() const { return __half2float(s); }
 };
@@ -1017,8 +1045,8 @@ __global__ void __launch_bounds__(128) attn_generic_kernel(const __grid_constant
 /* ---- decode at short contexts: no split, no merge ------------------------------------------
  * When the caller bounds the context (rs_attn.ctx_max: a graph captured for a band of
  * positions) to CM positions, block (SB 32-dim slices, kv head x query slice, token) holds
- * every key of its kv head in registers (KU rows of 8 dims a thread), scores all positions
- * for its GB query heads, and each group of NT / SB threads sums the values of one slice.
+ * every key of its kv head in registers (KU rows of 8 dims a thread; 16 for Q8_0), scores all
+ * positions for its GB query heads, and each group of NT / SB threads sums the values of one slice.
  * Nothing crosses blocks: the split kernel's partials, fence, counter and the last block's
  * reload cost half of a short-context call (CUDA_NOTES, session 17). A block per slice
  * (SB 1) repeats the scores in every slice; a block per head (SB = HD / 32, 512 threads)
@@ -1030,19 +1058,22 @@ __global__ void __launch_bounds__(128) attn_generic_kernel(const __grid_constant
  * with almost none made the SMs change their shared memory / L1 split at every layer (Q8_0
  * decode -14%, CUDA_NOTES session 18). */
 __host__ __device__ constexpr int sh_max_ctx(int hd, int nt) {
-    return 128 * nt / hd; /* 16 key rows of 8 dims a thread */
+    return 128 * nt / hd; /* F16: 16 key rows of 8 dims a thread (Q8_0: 8 of 16) */
 }
 
-template <int HD, int GB, int NT, int CM, int SB>
+template <typename KV, int HD, int GB, int NT, int CM, int SB>
 __global__ void __launch_bounds__(NT) attn_short_kernel(const __grid_constant__ dec_args a) {
+    constexpr bool Q8 = std::is_same<KV, int8_t>::value;
     constexpr int NW = NT / 32, NS = NT / SB; /* threads per value slice */
-    constexpr int LP = HD / 8;                /* lanes per key row, 8 dims each */
+    constexpr int KD = kv_dpl<KV>();          /* dims of a key row a lane holds */
+    constexpr int LP = HD / KD;               /* lanes per key row */
     constexpr int KP = NT / LP;               /* key rows per block step */
     constexpr int KU = CM / KP;               /* key rows per thread */
     constexpr int VP = NS / 4;                /* positions per value pass of a slice */
     constexpr int VU = CM / VP;               /* value rows per thread */
     static_assert(HD % 32 == 0 && LP <= 32 && CM % KP == 0 && CM % VP == 0 && NS % 32 == 0,
                   "head size");
+    using row8 = typename std::conditional<Q8, kv_row8_q8, kv_lane<__half>>::type;
     __shared__ float sc[GB][CM];
     __shared__ float red[NW][GB][32];
     __shared__ float s_l[GB];
@@ -1052,46 +1083,66 @@ __global__ void __launch_bounds__(NT) attn_short_kernel(const __grid_constant__ 
     const int tid = threadIdx.x, lane = tid & 31, warp = tid >> 5;
     const int p_end = min(max(1, min(a.pos[t] + 1, a.n_ctx)), CM),
               fresh = max(0, min(a.pos[0], p_end - 1));
-    /* keys: lane li of row group kp holds dims 8 li .. 8 li + 7 of rows kp + KP u */
+    /* keys: lane li of row group kp holds dims KD li .. KD li + KD - 1 of rows kp + KP u
+     * (Q8_0: with the scale of their 32-dim block) */
     const int li = tid % LP, kp = tid / LP;
-    const __half *kb = (const __half *)a.k + (size_t)kvh * a.n_ctx * HD + 8 * li;
+    const KV *kb = (const KV *)a.k + (size_t)kvh * a.n_ctx * HD + KD * li;
+    const __half *ksb = Q8 ? a.ks + (size_t)kvh * a.n_ctx * a.nsb + KD * li / 32 : NULL;
     /* values: quad lane vd of position group vp of the slice's threads holds its dims
-     * 8 vd .. 8 vd + 7 */
+     * 8 vd .. 8 vd + 7 (Q8_0: the slice is one scale's block) */
     const int sl = SB == 1 ? 0 : tid / NS, ds = blockIdx.x * SB + sl, vd = tid & 3,
               vp = (SB == 1 ? tid : tid % NS) >> 2;
-    const __half *vb = (const __half *)a.v + (size_t)kvh * a.n_ctx * HD + 32 * ds + 8 * vd;
-    kv_lane<__half> kr[KU], vr[VU];
+    const KV *vb = (const KV *)a.v + (size_t)kvh * a.n_ctx * HD + 32 * ds + 8 * vd;
+    const __half *vsb = Q8 ? a.vs + (size_t)kvh * a.n_ctx * a.nsb + ds : NULL;
+    kv_lane<KV> kr[KU];
+    row8 vr[VU];
+    if constexpr (Q8) { /* rows past p_end stay zero, as F16's do below */
+#pragma unroll
+        for (int u = 0; u < KU; u++) kr[u] = {};
+#pragma unroll
+        for (int u = 0; u < VU; u++) vr[u] = {};
+    }
 #pragma unroll
     for (int u = 0; u < KU; u++) {
         const int p = kp + KP * u;
-        kr[u].v = p < fresh ? *(const uint4 *)(kb + (size_t)p * HD) : make_uint4(0, 0, 0, 0);
+        if constexpr (Q8) {
+            if (p < fresh) kr[u].load(kb + (size_t)p * HD, ksb + (size_t)p * a.nsb);
+        } else {
+            kr[u].v = p < fresh ? *(const uint4 *)(kb + (size_t)p * HD) : make_uint4(0, 0, 0, 0);
+        }
     }
 #pragma unroll
     for (int u = 0; u < VU; u++) {
         const int p = vp + VP * u;
-        vr[u].v = p < fresh ? *(const uint4 *)(vb + (size_t)p * HD) : make_uint4(0, 0, 0, 0);
+        if constexpr (Q8) {
+            if (p < fresh) vr[u].load(vb + (size_t)p * HD, vsb + (size_t)p * a.nsb);
+        } else {
+            vr[u].v = p < fresh ? *(const uint4 *)(vb + (size_t)p * HD) : make_uint4(0, 0, 0, 0);
+        }
     }
     cw_griddep_wait();
 #pragma unroll
     for (int u = 0; u < KU; u++) {
         const int p = kp + KP * u;
-        if (p >= fresh && p < p_end) kr[u].v = __ldcg((const uint4 *)(kb + (size_t)p * HD));
+        if (p >= fresh && p < p_end) kr[u].load_cg(kb + (size_t)p * HD, ksb + (size_t)p * a.nsb);
     }
 #pragma unroll
     for (int u = 0; u < VU; u++) {
         const int p = vp + VP * u;
-        if (p >= fresh && p < p_end) vr[u].v = __ldcg((const uint4 *)(vb + (size_t)p * HD));
+        if (p >= fresh && p < p_end) vr[u].load_cg(vb + (size_t)p * HD, vsb + (size_t)p * a.nsb);
     }
-    float qr[GB][8];
+    float qr[GB][KD];
 #pragma unroll
     for (int g = 0; g < GB; g++) {
         if (g < gn) {
-            load8(a.q + ((size_t)t * a.n_head + h0 + g) * HD + 8 * li, qr[g]);
 #pragma unroll
-            for (int e = 0; e < 8; e++) qr[g][e] *= a.scale;
+            for (int e = 0; e < KD; e += 8)
+                load8(a.q + ((size_t)t * a.n_head + h0 + g) * HD + KD * li + e, qr[g] + e);
+#pragma unroll
+            for (int e = 0; e < KD; e++) qr[g][e] *= a.scale;
         } else {
 #pragma unroll
-            for (int e = 0; e < 8; e++) qr[g][e] = 0.0f;
+            for (int e = 0; e < KD; e++) qr[g][e] = 0.0f;
         }
     }
     /* scores: the LP lanes of a row reduce within their warp */
@@ -1099,13 +1150,17 @@ __global__ void __launch_bounds__(NT) attn_short_kernel(const __grid_constant__ 
     for (int u = 0; u < KU; u++) {
         if (KP * u >= p_end) break; /* uniform over the block */
         const int p = kp + KP * u;
-        float kf[8];
-        kr[u].get(kf);
+        float kf[KD];
+        if constexpr (Q8)
+            kr[u].get_raw(kf);
+        else
+            kr[u].get(kf);
 #pragma unroll
         for (int g = 0; g < GB; g++) {
             float d = 0.0f;
 #pragma unroll
-            for (int e = 0; e < 8; e++) d += qr[g][e] * kf[e];
+            for (int e = 0; e < KD; e++) d += qr[g][e] * kf[e];
+            if constexpr (Q8) d *= kr[u].scale();
 #pragma unroll
             for (int o = LP / 2; o > 0; o >>= 1) d += __shfl_xor_sync(0xffffffffu, d, o);
             if (li == 0 && p < p_end) sc[g][p] = d;
@@ -1136,10 +1191,14 @@ __global__ void __launch_bounds__(NT) attn_short_kernel(const __grid_constant__ 
         const int p = vp + VP * u;
         if (p >= p_end) break;
         float vf[8];
-        vr[u].get(vf);
+        if constexpr (Q8)
+            vr[u].get_raw(vf);
+        else
+            vr[u].get(vf);
 #pragma unroll
         for (int g = 0; g < GB; g++) {
-            const float wt = sc[g][p];
+            float wt = sc[g][p];
+            if constexpr (Q8) wt *= vr[u].scale();
 #pragma unroll
             for (int e = 0; e < 8; e++) acc[g][e] += wt * vf[e];
         }
@@ -1223,25 +1282,33 @@ dec_args dec_common(cuda_backend *c, const float *q, const rs_kv *kv, size_t lay
 /* The kernel for a block per head (512 threads) or per 32-dim slice (128, or 256 when
  * wide), over the context 128 or 256 such threads' registers hold. */
 using short_fn = void (*)(dec_args);
-template <int HD, int GB> short_fn attn_short_pick_gb(bool wide, bool per_head) {
+template <typename KV, int HD, int GB> short_fn attn_short_pick_gb(bool wide, bool per_head) {
     constexpr int C1 = sh_max_ctx(HD, 128), C2 = sh_max_ctx(HD, 256);
     if (per_head)
-        return wide ? attn_short_kernel<HD, GB, 512, C2, HD / 32>
-                    : attn_short_kernel<HD, GB, 512, C1, HD / 32>;
-    return wide ? attn_short_kernel<HD, GB, 256, C2, 1> : attn_short_kernel<HD, GB, 128, C1, 1>;
+        return wide ? attn_short_kernel<KV, HD, GB, 512, C2, HD / 32>
+                    : attn_short_kernel<KV, HD, GB, 512, C1, HD / 32>;
+    return wide ? attn_short_kernel<KV, HD, GB, 256, C2, 1>
+                : attn_short_kernel<KV, HD, GB, 128, C1, 1>;
 }
-template <int HD> short_fn attn_short_pick(int gb, bool wide, bool per_head) {
-    return gb == 2 ? attn_short_pick_gb<HD, 2>(wide, per_head)
-                   : attn_short_pick_gb<HD, 1>(wide, per_head);
+template <typename KV, int HD> short_fn attn_short_pick(int gb, bool wide, bool per_head) {
+    return gb == 2 ? attn_short_pick_gb<KV, HD, 2>(wide, per_head)
+                   : attn_short_pick_gb<KV, HD, 1>(wide, per_head);
+}
+template <typename KV> short_fn attn_short_pick(int hd, int gb, bool wide, bool per_head) {
+    return hd == 64 ? attn_short_pick<KV, 64>(gb, wide, per_head)
+                    : attn_short_pick<KV, 128>(gb, wide, per_head);
 }
 
-/* The short-context launch (attn_short_kernel): an F16 cache, head_dim 64 or 128, and a
- * context the caller bounds to what 128 or 256 threads' registers hold; false otherwise. */
-bool attn_short(cuda_backend *c, const float *q, const rs_kv *kv, size_t layer_off,
+/* The short-context launch (attn_short_kernel): an F16 or Q8_0 cache, head_dim 64 or 128,
+ * and a context the caller bounds to what 128 or 256 threads' registers hold; false
+ * otherwise. */
+bool attn_short(cuda_backend *c, const float *q, const rs_kv *kv, size_t layer_off, size_t sc_off,
                 const int32_t *pos, int n, const rs_attn *at, float *out) {
     const int hd = at->head_dim, tg = c->tune.attn_gb, G = at->n_head / at->n_head_kv;
-    if (!c->tune.attn_short || kv->d.type != RS_KV_F16 || (hd != 64 && hd != 128) ||
-        at->ctx_max <= 0 || at->ctx_max > sh_max_ctx(hd, 256) || (tg != 0 && tg != 1 && tg != 2))
+    const bool q8 = kv->d.type == RS_KV_Q8_0;
+    if (!c->tune.attn_short || (kv->d.type != RS_KV_F16 && !q8) || (hd != 64 && hd != 128) ||
+        (q8 && kv->nsb != hd / 32) || at->ctx_max <= 0 || at->ctx_max > sh_max_ctx(hd, 256) ||
+        (tg != 0 && tg != 1 && tg != 2))
         return false;
     const bool wide = at->ctx_max > sh_max_ctx(hd, 128); /* 256 threads */
     /* one query head per block by default: twice the blocks, and the scores of a group
@@ -1249,10 +1316,13 @@ bool attn_short(cuda_backend *c, const float *q, const rs_kv *kv, size_t layer_o
     const int GB = tg == 2 ? 2 : 1, slices = (G + GB - 1) / GB;
     const bool per_head = c->tune.attn_pack != 1;
     int slot = 0;
-    const dec_args a = dec_common(c, q, kv, layer_off, pos, n, at, slices, out, &slot);
+    dec_args a = dec_common(c, q, kv, layer_off, pos, n, at, slices, out, &slot);
+    a.ks = kv->ks ? kv->ks + sc_off : NULL;
+    a.vs = kv->vs ? kv->vs + sc_off : NULL;
+    a.nsb = kv->nsb;
     const dim3 grid(per_head ? 1 : hd / 32, at->n_head_kv * slices, n);
-    const short_fn k = hd == 64 ? attn_short_pick<64>(GB, wide, per_head)
-                                : attn_short_pick<128>(GB, wide, per_head);
+    const short_fn k = q8 ? attn_short_pick<int8_t>(hd, GB, wide, per_head)
+                          : attn_short_pick<__half>(hd, GB, wide, per_head);
     cw_launch(c, true, k, grid, dim3(per_head ? 512 : wide ? 256 : 128), 0, a);
     if (a.xq) cw_q8_tag(c, out, (int64_t)n * at->n_head * hd, slot);
     return true;
@@ -1263,7 +1333,7 @@ bool attn_decode(cuda_backend *c, const float *q, const rs_kv *kv, size_t layer_
                  const int32_t *pos, int n, const rs_attn *at, float *out) {
     const int dpl = kv->d.type == RS_KV_Q8_0 ? 16 : 8, hd = at->head_dim, lp = hd / dpl;
     if (hd % dpl || hd > 256 || (lp & (lp - 1))) return false;
-    if (attn_short(c, q, kv, layer_off, pos, n, at, out)) return true;
+    if (attn_short(c, q, kv, layer_off, sc_off, pos, n, at, out)) return true;
     const int G = at->n_head / at->n_head_kv;
     /* two query heads per block: a group of G reads its K and V G / 2 times, from L2
      * after the first, but twice the blocks fill the GPU and hold fewer registers

@@ -31,7 +31,8 @@ typedef struct rs_cuda_tuning {
                         * stream (1 = on) */
     int attn_gb;       /* decode attention: query heads per block (1, 2, 4, 8; 0 = automatic) */
     int attn_short;    /* decode attention over a context bounded by rs_attn.ctx_max to what
-                        * registers hold runs unsplit, without a merge (1 = on) */
+                        * registers hold runs unsplit, without a merge (1 = on; F16 and
+                        * Q8_0 caches) */
     int attn_pack;     /* its blocks: one per head, 512 threads, leaving most SMs to the next
                         * matvec's early weight loads (0, the default), or one per 32-dim
                         * slice of a head, the scores repeated in each (1) */
