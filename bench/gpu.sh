@@ -12,7 +12,7 @@
 # qmodels  (part of test) CPU-vs-GPU logits of synthetic 60M models of QM_TYPES (every quantized type)
 # bench  synthesizes Llama-2-7B-shaped models (random weights) and runs `rusty bench --greedy
 #        --sampled` on the GPU (tg rows four times: host-synchronous steps, chained greedy steps,
-#        the default sampler on the host, and drawn by chained steps): F16, Q8_0, Q4_0, Q4_K (Q4_K_S), Q4_K_M at pp512/tg128, Q4_0 at depth 4096,
+#        the default sampler on the host, and drawn by chained steps): F16, Q8_0, Q4_0, Q4_K (Q4_K_S), Q4_K_M at pp512/tg128, Q4_0 at depth 4096 (and with a Q8_0 cache at 0 and 4096),
 #        then Q8_0 and Q4_0 of a 3B and the TinyLlama-1.1B shape
 # cpu    the same models' Q4_0/Q8_0 on the machine's CPU cores (pp64, tg32)
 # hf     HF transformers on the same GPU (bench/hf_bench.py)
@@ -149,9 +149,9 @@ run_bench() {
         first=0
     done
     if [[ -z ${NO_DEPTH:-} ]] && f=$(synth Q4_0); then
-        echo "(depth 4096: F16 KV cache, then -ctk q8_0)"
+        echo "(depth 4096 with the F16 KV cache, then -ctk q8_0 at depths 0 and 4096)"
         $B bench -m "$f" -p 512 -n 128 -d 4096 -r 3 --greedy 2>>"$OUT/bench.err" | tail -n +3
-        $B bench -m "$f" -p 512 -n 128 -d 4096 -r 3 -ctk q8_0 --greedy 2>>"$OUT/bench.err" | tail -n +3
+        $B bench -m "$f" -p 512 -n 128 -d 0,4096 -r 3 -ctk q8_0 --greedy 2>>"$OUT/bench.err" | tail -n +3
     fi
     if [[ -z ${NO_SMALL:-} ]]; then
         echo "(smaller shapes: Llama-3.2-3B's layers with a 32k vocabulary, then TinyLlama-1.1B)"
