@@ -105,6 +105,10 @@ run_tests() {
         compute-sanitizer --tool memcheck --error-exitcode 9 $B run -m "$f" -p "Once upon a time" \
             -n 24 --temp 0 2>&1 | tail -4
         echo "memcheck exit: ${PIPESTATUS[0]}"
+        say "compute-sanitizer memcheck on the same decode loop over a Q8_0 cache (short-context kernel)"
+        compute-sanitizer --tool memcheck --error-exitcode 9 $B run -m "$f" -p "Once upon a time" \
+            -n 24 --temp 0 -ctk q8_0 2>&1 | tail -4
+        echo "memcheck exit: ${PIPESTATUS[0]}"
         # the same model's greedy tokens on the CPU and the GPU: the pruned last layer of
         # the prompt gives the first, the decode chain the rest. Random weights leave near
         # ties (run 175: tokens 1-15 equal, the 16th not), so only the first must match.
