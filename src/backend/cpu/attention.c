@@ -72,7 +72,8 @@ void rs_attn_head_q8_0_scalar(const float *q, const void *kv, const void *vv, in
 }
 
 rs_attn_head_fn rs_attn_head_select(rs_kv_type type, rs_simd_level level) {
-    if (type == RS_KV_Q8_0) return rs_attn_head_q8_0_scalar;
+    if (type == RS_KV_Q8_0)
+        return level >= RS_SIMD_AVX2 ? rs_attn_head_q8_0_avx2 : rs_attn_head_q8_0_scalar;
     if (level >= RS_SIMD_AVX2)
         return type == RS_KV_F16 ? rs_attn_head_f16_avx2 : rs_attn_head_f32_avx2;
     return type == RS_KV_F16 ? rs_attn_head_f16_scalar : rs_attn_head_f32_scalar;

@@ -3,7 +3,7 @@
  * The cache holds each KV head's keys and values contiguously by position
  * ([pos][head_dim] f32 or f16, or [pos][head_dim / 32] GGUF Q8_0 blocks), so
  * one call streams K once and V once. Kernels exist as portable C and
- * AVX2+F16C (Q8_0: portable only), chosen once per backend. */
+ * AVX2+F16C, chosen once per backend. */
 #ifndef RUSTY_CPU_ATTENTION_H
 #define RUSTY_CPU_ATTENTION_H
 
@@ -26,6 +26,8 @@ void rs_attn_head_f32_avx2(const float *q, const void *k, const void *v, int n_p
                            float scale, float *scores, float *out);
 void rs_attn_head_f16_avx2(const float *q, const void *k, const void *v, int n_pos, int hd,
                            float scale, float *scores, float *out);
+void rs_attn_head_q8_0_avx2(const float *q, const void *k, const void *v, int n_pos, int hd,
+                            float scale, float *scores, float *out);
 
 /* The kernel for a cache type at a SIMD level. */
 rs_attn_head_fn rs_attn_head_select(rs_kv_type type, rs_simd_level level);

@@ -1,9 +1,11 @@
 /* attention_avx2.c — AVX2 + F16C attention kernels (see attention.h).
- * Head sizes that are not a multiple of 8 fall back to the portable kernels. */
+ * Head sizes that are not a multiple of 8 (32 for Q8_0 caches) fall back to the
+ * portable kernels. */
 #include <immintrin.h>
 #include <math.h>
 
 #include "backend/cpu/attention.h"
+#include "dtype/blocks.h"
 
 static inline float hsum256(__m256 v) {
     __m128 s = _mm_add_ps(_mm256_castps256_ps128(v), _mm256_extractf128_ps(v, 1));
@@ -70,4 +72,51 @@ void rs_attn_head_f16_avx2(const float *q, const void *k, const void *v, int n_p
         return;
     }
     attn_head(q, k, v, n_pos, hd, scale, scores, out, 1);
+}
+
+/* 8 int8 values of a Q8_0 block as floats. */
+static inline __m256 q8x8(const int8_t *qs) {
+    return _mm256_cvtepi32_ps(_mm256_cvtepi8_epi32(_mm_loadl_epi64((const __m128i *)qs)));
+}
+
+/* Q8_0 rows of hd / 32 blocks: each block's 32 values are widened to floats and its scale
+ * applied once, to the block's dot with q (K) or to the position's weight (V). */
+void rs_attn_head_q8_0_avx2(const float *q, const void *kv, const void *vv, int n_pos, int hd,
+                            float scale, float *scores, float *out) {
+    if (hd % QK8_0) {
+        rs_attn_head_q8_0_scalar(q, kv, vv, n_pos, hd, scale, scores, out);
+        return;
+    }
+    const int nb = hd / QK8_0;
+    const block_q8_0 *k = kv, *v = vv;
+    float mx = -INFINITY;
+    for (int p = 0; p < n_pos; p++) {
+        const block_q8_0 *row = k + (size_t)p * nb;
+        __m256 acc = _mm256_setzero_ps();
+        for (int b = 0; b < nb; b++) {
+            const float *qb = q + QK8_0 * b;
+            __m256 dot = _mm256_mul_ps(_mm256_loadu_ps(qb), q8x8(row[b].qs));
+            for (int j = 1; j < 4; j++)
+                dot = _mm256_fmadd_ps(_mm256_loadu_ps(qb + 8 * j), q8x8(row[b].qs + 8 * j), dot);
+            acc = _mm256_fmadd_ps(_mm256_set1_ps(_cvtsh_ss(row[b].d)), dot, acc);
+        }
+        const float s = hsum256(acc) * scale;
+        scores[p] = s;
+        mx = s > mx ? s : mx;
+    }
+    float sum = 0;
+    for (int p = 0; p < n_pos; p++) sum += (scores[p] = expf(scores[p] - mx));
+    const __m256 inv = _mm256_set1_ps(1.0f / sum);
+    /* V a block (32 columns) at a time in 4 registers, streaming each row once per block */
+    for (int b = 0; b < nb; b++) {
+        __m256 acc[4];
+        for (int j = 0; j < 4; j++) acc[j] = _mm256_setzero_ps();
+        for (int p = 0; p < n_pos; p++) {
+            const block_q8_0 *blk = v + (size_t)p * nb + b;
+            const __m256 w = _mm256_set1_ps(scores[p] * _cvtsh_ss(blk->d));
+            for (int j = 0; j < 4; j++) acc[j] = _mm256_fmadd_ps(w, q8x8(blk->qs + 8 * j), acc[j]);
+        }
+        for (int j = 0; j < 4; j++)
+            _mm256_storeu_ps(out + QK8_0 * b + 8 * j, _mm256_mul_ps(acc[j], inv));
+    }
 }
