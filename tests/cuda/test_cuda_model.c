@@ -8,9 +8,10 @@
  * greedy choice; there the CUDA logits are compared with the CPU's along the
  * CPU's own token sequence (teacher forcing), relative L2 error per step
  * within TOL_QUANT. Every model also gets all-logits evaluation of a 64-token
- * batch compared the same way (TOL_F16/TOL_QUANT). The F32 and F16 models run
- * once more with a Q8_0 KV cache on both sides (TOL_KVQ8), and once with half
- * their layers on the CPU (partial offload, -ngl). Greedy steps chained on the GPU
+ * batch compared the same way (TOL_F16/TOL_QUANT). Every model follows the CPU's
+ * tokens once more with a Q8_0 KV cache on both sides (TOL_KVQ8, plus TOL_QUANT for
+ * quantized weights); the F32 and F16 models also evaluate a batch that way and run
+ * once with half their layers on the CPU (partial offload, -ngl). Greedy steps chained on the GPU
  * (picked on the device, queued ahead) must give the host's greedy tokens exactly.
  * Model files named as arguments are checked instead, as quantized ones.
  * Exits 77 without a GPU or without ../shared. */
@@ -292,13 +293,15 @@ static void check_model(const char *dir, const char *file, int exact) {
     snprintf(name, sizeof name, "%s: all logits of a %d-token batch", file, N_ALL);
     report(name, all_logits(m, n_vocab), exact ? TOL_F16 : TOL_QUANT);
     check_chained(m, file);
+    /* every model with a Q8_0 KV cache on both sides (with quantized weights both errors) */
+    g_kv = RS_KV_Q8_0;
+    snprintf(name, sizeof name, "%s, Q8_0 cache: logits along %d greedy CPU tokens", file, N_GEN);
+    report(name, follow(m, n_vocab, &diverged), exact ? TOL_KVQ8 : TOL_QUANT + TOL_KVQ8);
+    printf("     %s, Q8_0 cache: CUDA's greedy choice first differs at step %d (-1: never)\n", file,
+           diverged);
+    g_kv = RS_KV_F16;
     if (exact) {
         g_kv = RS_KV_Q8_0;
-        snprintf(name, sizeof name, "%s, Q8_0 cache: logits along %d greedy CPU tokens", file,
-                 N_GEN);
-        report(name, follow(m, n_vocab, &diverged), TOL_KVQ8);
-        printf("     %s, Q8_0 cache: CUDA's greedy choice first differs at step %d (-1: never)\n",
-               file, diverged);
         snprintf(name, sizeof name, "%s, Q8_0 cache: all logits of a %d-token batch", file, N_ALL);
         report(name, all_logits(m, n_vocab), TOL_KVQ8);
         g_kv = RS_KV_F16;
