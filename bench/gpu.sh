@@ -242,11 +242,11 @@ run_peer() {
         done
     done
     if [[ -z ${NO_DEPTH:-} ]] && f=$(synth Q4_0); then
-        echo "(Q4_0 at depth 4096: F16 KV cache, then Q8_0)"
+        echo "(Q4_0 at depth 4096 with an F16 KV cache, then a Q8_0 cache at depths 0 and 4096)"
         timeout 300 "${llama[@]}" -m "$f" -p 512 -n 128 -d 4096 -r 3 -fa on,off 2>>"$OUT/peer.err"
         $B bench -m "$f" -p 512 -n 128 -d 4096 -r 3 2>>"$OUT/peer.err"
-        timeout 300 "${llama[@]}" -m "$f" -p 512 -n 128 -d 4096 -r 3 -fa on -ctk q8_0 -ctv q8_0 2>>"$OUT/peer.err"
-        $B bench -m "$f" -p 512 -n 128 -d 4096 -r 3 -ctk q8_0 2>>"$OUT/peer.err"
+        timeout 300 "${llama[@]}" -m "$f" -p 512 -n 128 -d 0,4096 -r 3 -fa on -ctk q8_0 -ctv q8_0 2>>"$OUT/peer.err"
+        $B bench -m "$f" -p 512 -n 128 -d 0,4096 -r 3 -ctk q8_0 2>>"$OUT/peer.err"
     fi
 }
 
