@@ -379,6 +379,7 @@ static void test_step_attention(void) {
             check_step_attention(32, 4, 64, n, 200, 256, kt);   /* TinyLlama's shape, unsplit */
             check_step_attention(32, 32, 128, n, 250, 256, kt); /* unsplit, 256 threads */
         }
+        check_step_attention(32, 8, 128, n, 400, 512, RS_KV_Q8_0); /* Q8_0 GQA: unsplit at 512 */
     }
 }
 

@@ -637,6 +637,14 @@ static void test_attention(void) {
         check_attention_at(32, 32, 128, 4096, b / 2, 1, RS_KV_F16, 0, 0, 0, b);
         check_attention_at(32, 32, 128, 4096, b - 1, 1, RS_KV_Q8_0, 0, 0, 0, b);
     }
+    /* Q8_0 caches of query-head groups, unsplit over twice F16's context (one head a kv
+     * head: split) */
+    check_attention_at(32, 8, 128, 4096, 511, 1, RS_KV_Q8_0, 0, 0, 0, 512);
+    check_attention_at(32, 8, 128, 4096, 300, 2, RS_KV_Q8_0, 0, 0, 0, 512);
+    check_attention_at(24, 8, 128, 4096, 400, 1, RS_KV_Q8_0, 0, 0, 0, 512);
+    check_attention_at(32, 4, 64, 4096, 1023, 1, RS_KV_Q8_0, 0, 0, 0, 1024);
+    check_attention_at(32, 4, 64, 4096, 600, 4, RS_KV_Q8_0, 0, 0, 0, 1024);
+    check_attention_at(32, 32, 128, 4096, 511, 1, RS_KV_Q8_0, 0, 0, 0, 512);
     /* Q8_0 caches, unsplit: GQA, two heads a block, head_dim 64, 2-4 tokens */
     check_attention_at(32, 8, 128, 4096, 100, 1, RS_KV_Q8_0, 0, 0, 0, 128);
     check_attention_at(32, 8, 128, 4096, 200, 2, RS_KV_Q8_0, 0, 0, 2, 256);

@@ -11,7 +11,8 @@
  * are read from device memory, so one captured graph serves every step.
  * Where the caller bounds the context (rs_attn.ctx_max, the forward pass's
  * graph per band of positions) to 256 positions of head_dim 128 (512 of 64)
- * with an F16 or Q8_0 cache, decode runs unsplit instead (attn_short_kernel):
+ * with an F16 or Q8_0 cache (a Q8_0 cache of query-head groups: twice that),
+ * decode runs unsplit instead (attn_short_kernel):
  * each block holds all of its head's keys and the values of its 32 output dims
  * in registers, so there is nothing to merge. Q8_0 values become floats by byte
  * permutes (cw_i8x4_to_f32), and each position's scale multiplies its score or
@@ -1305,24 +1306,32 @@ template <typename KV> short_fn attn_short_pick(int hd, int gb, bool wide, bool 
 bool attn_short(cuda_backend *c, const float *q, const rs_kv *kv, size_t layer_off, size_t sc_off,
                 const int32_t *pos, int n, const rs_attn *at, float *out) {
     const int hd = at->head_dim, tg = c->tune.attn_gb, G = at->n_head / at->n_head_kv;
-    const bool q8 = kv->d.type == RS_KV_Q8_0;
+    const bool q8 = kv->d.type == RS_KV_Q8_0, per_head = c->tune.attn_pack != 1;
+    /* a Q8_0 row takes half an F16 row's registers, so a block per query head holds twice
+     * the context: for query-head groups (whose split calls cost the most) that is faster
+     * than flash-decoding (Llama-3-8B and 3B shapes +5% at 384-511 positions, TinyLlama
+     * +7.5% at 800-927); one head a kv head measured 0.5% slower (CUDA_NOTES session 33) */
+    const bool wider_ok = q8 && per_head && tg != 2 && G > 1;
     if (!c->tune.attn_short || (kv->d.type != RS_KV_F16 && !q8) || (hd != 64 && hd != 128) ||
-        (q8 && kv->nsb != hd / 32) || at->ctx_max <= 0 || at->ctx_max > sh_max_ctx(hd, 256) ||
-        (tg != 0 && tg != 1 && tg != 2))
+        (q8 && kv->nsb != hd / 32) || at->ctx_max <= 0 ||
+        at->ctx_max > sh_max_ctx(hd, wider_ok ? 512 : 256) || (tg != 0 && tg != 1 && tg != 2))
         return false;
-    const bool wide = at->ctx_max > sh_max_ctx(hd, 128); /* 256 threads */
+    const bool wide = at->ctx_max > sh_max_ctx(hd, 128), /* 256 threads */
+        wider = at->ctx_max > sh_max_ctx(hd, 256);
     /* one query head per block by default: twice the blocks, and the scores of a group
      * cost little next to the latency they hide */
     const int GB = tg == 2 ? 2 : 1, slices = (G + GB - 1) / GB;
-    const bool per_head = c->tune.attn_pack != 1;
     int slot = 0;
     dec_args a = dec_common(c, q, kv, layer_off, pos, n, at, slices, out, &slot);
     a.ks = kv->ks ? kv->ks + sc_off : NULL;
     a.vs = kv->vs ? kv->vs + sc_off : NULL;
     a.nsb = kv->nsb;
     const dim3 grid(per_head ? 1 : hd / 32, at->n_head_kv * slices, n);
-    const short_fn k = q8 ? attn_short_pick<int8_t>(hd, GB, wide, per_head)
-                          : attn_short_pick<__half>(hd, GB, wide, per_head);
+    const short_fn k =
+        wider ? (hd == 64 ? attn_short_kernel<int8_t, 64, 1, 512, sh_max_ctx(64, 512), 2>
+                          : attn_short_kernel<int8_t, 128, 1, 512, sh_max_ctx(128, 512), 4>)
+        : q8  ? attn_short_pick<int8_t>(hd, GB, wide, per_head)
+              : attn_short_pick<__half>(hd, GB, wide, per_head);
     cw_launch(c, true, k, grid, dim3(per_head ? 512 : wide ? 256 : 128), 0, a);
     if (a.xq) cw_q8_tag(c, out, (int64_t)n * at->n_head * hd, slot);
     return true;
