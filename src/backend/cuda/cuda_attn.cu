@@ -1259,11 +1259,12 @@ void launch_dec_lp(cuda_backend *c, int lp, dim3 grid, size_t smem, const dec_ar
     cw_launch(c, true, k, grid, dim3(128), smem, a);
 }
 
-/* The fields every decode launch sets (the split kernel adds its own), and the int8 copy
- * of out for the next matvec when head_dim allows (*slot: its slot, for cw_q8_tag). */
+/* The fields every decode launch sets (the split kernel adds its own; the Q8_0 scales stay
+ * NULL for other caches), and the int8 copy of out for the next matvec when head_dim allows
+ * (*slot: its slot, for cw_q8_tag). */
 dec_args dec_common(cuda_backend *c, const float *q, const rs_kv *kv, size_t layer_off,
-                    const int32_t *pos, int n, const rs_attn *at, int slices, float *out,
-                    int *slot) {
+                    size_t sc_off, const int32_t *pos, int n, const rs_attn *at, int slices,
+                    float *out, int *slot) {
     const int hd = at->head_dim;
     const int64_t elems = (int64_t)n * at->n_head * hd;
     void *q8 = hd % 32 == 0 ? cw_q8_for_producer(c, elems, slot) : NULL;
@@ -1271,6 +1272,9 @@ dec_args dec_common(cuda_backend *c, const float *q, const rs_kv *kv, size_t lay
     a.q = q;
     a.k = (const char *)kv->k + layer_off;
     a.v = (const char *)kv->v + layer_off;
+    a.ks = kv->ks ? kv->ks + sc_off : NULL;
+    a.vs = kv->vs ? kv->vs + sc_off : NULL;
+    a.nsb = kv->nsb;
     a.pos = pos;
     a.out = out;
     a.xq = (int8_t *)q8;
@@ -1322,10 +1326,7 @@ bool attn_short(cuda_backend *c, const float *q, const rs_kv *kv, size_t layer_o
      * cost little next to the latency they hide */
     const int GB = tg == 2 ? 2 : 1, slices = (G + GB - 1) / GB;
     int slot = 0;
-    dec_args a = dec_common(c, q, kv, layer_off, pos, n, at, slices, out, &slot);
-    a.ks = kv->ks ? kv->ks + sc_off : NULL;
-    a.vs = kv->vs ? kv->vs + sc_off : NULL;
-    a.nsb = kv->nsb;
+    dec_args a = dec_common(c, q, kv, layer_off, sc_off, pos, n, at, slices, out, &slot);
     const dim3 grid(per_head ? 1 : hd / 32, at->n_head_kv * slices, n);
     const short_fn k =
         wider ? (hd == 64 ? attn_short_kernel<int8_t, 64, 1, 512, sh_max_ctx(64, 512), 2>
@@ -1376,10 +1377,7 @@ bool attn_decode(cuda_backend *c, const float *q, const rs_kv *kv, size_t layer_
                                            (size_t)n * at->n_head_kv * slices * sizeof(unsigned));
     if (!part || !cnt) return true;
     int slot = 0;
-    dec_args a = dec_common(c, q, kv, layer_off, pos, n, at, slices, out, &slot);
-    a.ks = kv->ks ? kv->ks + sc_off : NULL;
-    a.vs = kv->vs ? kv->vs + sc_off : NULL;
-    a.nsb = kv->nsb;
+    dec_args a = dec_common(c, q, kv, layer_off, sc_off, pos, n, at, slices, out, &slot);
     a.part_o = (float *)part;
     a.part_ml = (float2 *)(part + o_bytes);
     a.cnt = cnt;
