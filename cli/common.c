@@ -16,8 +16,8 @@ const char cli_model_help[] =
     "  -b, --batch-size N       prompt tokens per forward pass (default 512)\n"
     "  --device cpu|cuda|auto   where to run (default auto: cuda when a GPU is present)\n"
     "  -ngl, --gpu-layers N     layers to run on the GPU (default: all)\n"
-    "  -ctk, --cache-type-k T   KV cache type f16 (default), f32 or q8_0 (-ctv is the same "
-    "setting)\n";
+    "  -ctk, --cache-type-k T   KV cache type f16 (default), f32, q8_0 or q4_0 (-ctv is the "
+    "same setting)\n";
 
 const char cli_gen_help[] =
     "generation:\n"
@@ -57,8 +57,10 @@ static bool parse_kv_type(cli_args *a, rs_kv_type *out, bool *seen) {
         t = RS_KV_F32;
     else if (strcmp(v, "q8_0") == 0)
         t = RS_KV_Q8_0;
+    else if (strcmp(v, "q4_0") == 0)
+        t = RS_KV_Q4_0;
     else {
-        cli_usage_error(a->cmd, "cache type must be f16, f32 or q8_0, got '%s'", v);
+        cli_usage_error(a->cmd, "cache type must be f16, f32, q8_0 or q4_0, got '%s'", v);
         return false;
     }
     if (*seen && t != *out) {

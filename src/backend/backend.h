@@ -73,10 +73,12 @@ typedef struct rs_rope {
     float attn_factor;     /* multiplies cos and sin (YaRN mscale); 1 otherwise */
 } rs_rope;
 
-/* KV cache element types. Q8_0 cuts each head row into blocks of 32 values (the last
- * one shorter when head_dim % 32 != 0), each stored as int8 with one fp16 scale
- * (d = max|v| / 127, v ~ d * q, as GGUF Q8_0). */
-typedef enum rs_kv_type { RS_KV_F32 = 0, RS_KV_F16 = 1, RS_KV_Q8_0 = 2 } rs_kv_type;
+/* KV cache element types. Q8_0 and Q4_0 cut each head row into blocks of 32 values (the
+ * last one zero-padded when head_dim % 32 != 0), each with one fp16 scale, quantized as
+ * GGUF does: Q8_0 int8 (d = max|v| / 127, v ~ d * q), Q4_0 4-bit (d = -m / 8 where m is
+ * the value of largest magnitude, v ~ d * (q - 8)). The CUDA backend takes Q4_0 only for
+ * head_dim a multiple of 32. */
+typedef enum rs_kv_type { RS_KV_F32 = 0, RS_KV_F16 = 1, RS_KV_Q8_0 = 2, RS_KV_Q4_0 = 3 } rs_kv_type;
 
 typedef struct rs_kv_desc {
     int n_layer; /* layers held by this cache (the backend's share) */

@@ -24,9 +24,11 @@ void rs_session_opts_default(rs_session_opts *o) {
 }
 
 static uint64_t kv_bytes_per_pos(const rs_hparams *hp, rs_kv_type t) {
-    /* one head row: head_dim values, or ceil(head_dim / 32) Q8_0 blocks of 34 bytes */
+    /* one head row: head_dim values, or ceil(head_dim / 32) Q8_0 blocks of 34 bytes (Q4_0: 18) */
+    const uint64_t blocks = ((uint64_t)hp->head_dim + 31) / 32;
     uint64_t row = t == RS_KV_F32    ? 4ull * hp->head_dim
-                   : t == RS_KV_Q8_0 ? ((uint64_t)hp->head_dim + 31) / 32 * 34
+                   : t == RS_KV_Q8_0 ? blocks * 34
+                   : t == RS_KV_Q4_0 ? blocks * 18
                                      : 2ull * hp->head_dim;
     return 2ull * hp->n_layer * hp->n_head_kv * row;
 }

@@ -1,10 +1,10 @@
 /* test_cpu_attention.c — the CPU backend's attention head kernels (attention.h) for every
- * cache type (F32, F16, Q8_0) at every SIMD level available, against a float64 reference
+ * cache type (F32, F16, Q8_0, Q4_0) at every SIMD level available, against a float64 reference
  * over the values the cache holds (read back through the type's own dequantizer), so only
  * the kernels' f32 arithmetic differs.
  *
  * Cases: head sizes 8..256, among them sizes that are not multiples of 8 or 32 (the SIMD
- * kernels hand those to the portable ones; Q8_0 rows are padded to whole blocks), 1..777
+ * kernels hand those to the portable ones; Q8_0 and Q4_0 rows are padded to whole blocks), 1..777
  * positions, scores spread over several units so the softmax is neither flat nor one-hot,
  * the output poisoned first (and one float past it checked untouched). Tolerance: relative
  * L2 error 1e-5 — the kernels sum in f32, one position after another (the softmax's sum,
@@ -59,15 +59,16 @@ static void *make_cache(rs_kv_type t, const float *src, int n_pos, int hd, float
         }
         return c;
     }
-    const rs_dtype_traits *q8 = rs_dtype_get(RS_DTYPE_Q8_0);
-    const int padded = (hd + QK8_0 - 1) / QK8_0 * QK8_0, nb = padded / QK8_0;
-    block_q8_0 *c = malloc((size_t)n_pos * nb * sizeof *c);
+    const rs_dtype_traits *tr = rs_dtype_get(t == RS_KV_Q8_0 ? RS_DTYPE_Q8_0 : RS_DTYPE_Q4_0);
+    const int padded = (hd + 31) / 32 * 32;
+    const size_t row_bytes = (size_t)padded / 32 * tr->type_size;
+    unsigned char *c = malloc((size_t)n_pos * row_bytes);
     float row[RS_MAX_HEAD_DIM], deq[RS_MAX_HEAD_DIM];
     for (int p = 0; p < n_pos; p++) {
         memset(row, 0, sizeof row);
         memcpy(row, src + (size_t)p * hd, (size_t)hd * sizeof *row);
-        q8->from_f32(row, c + (size_t)p * nb, padded);
-        q8->to_f32(c + (size_t)p * nb, deq, padded);
+        tr->from_f32(row, c + (size_t)p * row_bytes, padded);
+        tr->to_f32(c + (size_t)p * row_bytes, deq, padded);
         memcpy(back + (size_t)p * hd, deq, (size_t)hd * sizeof *deq);
     }
     return c;
@@ -110,14 +111,14 @@ static void test_heads(void **state) {
     (void)state;
     static const int hds[] = {8, 16, 24, 32, 40, 64, 96, 128, 256};
     static const int positions[] = {1, 2, 31, 100, 777};
-    static const rs_kv_type types[] = {RS_KV_F32, RS_KV_F16, RS_KV_Q8_0};
-    static const char *type_names[] = {"F32", "F16", "Q8_0"};
+    static const rs_kv_type types[] = {RS_KV_F32, RS_KV_F16, RS_KV_Q8_0, RS_KV_Q4_0};
+    static const char *type_names[] = {"F32", "F16", "Q8_0", "Q4_0"};
     rs_simd_level lv[3];
     const int n_lv = levels(lv);
     uint64_t rng = 7;
     int fails = 0;
     for (int l = 0; l < n_lv; l++)
-        for (int ti = 0; ti < 3; ti++) {
+        for (int ti = 0; ti < 4; ti++) {
             const rs_attn_head_fn fn = rs_attn_head_select(types[ti], lv[l]);
             double worst = 0;
             for (size_t h = 0; h < sizeof hds / sizeof *hds; h++)

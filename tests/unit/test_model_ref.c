@@ -30,6 +30,11 @@
  * row): per-value rms error ~0.5% against fp16's ~0.03%, so the F16 cache's 2e-3 scales
  * to ~3e-2; measured 6.8e-3. A wrong scale or layout gives errors of order 1. */
 #define TOL_KV_Q8 2e-2
+/* Q4_0 KV cache: steps of max|v| / 8 against Q8_0's max|v| / 127, so ~16x Q8_0's 6.8e-3;
+ * measured 0.18. This bound only catches gross faults (a wrong layout or block order gives
+ * order 1; a value scale off by 30% measured 0.25): test_cpu_attention checks the kernels
+ * exactly over the cached values, and test_cuda_model the GPU's cache against this one. */
+#define TOL_KV_Q4 0.3
 
 typedef struct ref_case {
     int32_t ids[64];
@@ -361,6 +366,19 @@ static void test_q8_0_kv_cache(void **st) {
     /* as test_f16_kv_cache: free_ref frees the logits */
 } // NOLINT(clang-analyzer-unix.Malloc)
 
+static void test_q4_0_kv_cache(void **st) {
+    (void)st;
+    ref_file rf;
+    load_ref("data/ref/TinyStories-656K.logits.bin", &rf);
+    rs_model *m = load_model("models/TinyStories-656K-hf");
+    double e = logits_error(m, &rf, RS_KV_Q4_0);
+    printf("  Q4_0 KV cache: max rel L2 error %.3g (tolerance %.0e)\n", e, TOL_KV_Q4);
+    assert_true(e <= TOL_KV_Q4);
+    rs_model_free(m);
+    free_ref(&rf);
+    /* as test_f16_kv_cache: free_ref frees the logits */
+} // NOLINT(clang-analyzer-unix.Malloc)
+
 int main(void) {
     const struct CMUnitTest tiny[] = {
         cmocka_unit_test(test_qwen2_bias_bf16),
@@ -378,6 +396,7 @@ int main(void) {
         cmocka_unit_test(test_tinystories_q8_0),
         cmocka_unit_test(test_tinystories_iq4_nl),
         cmocka_unit_test(test_f16_kv_cache),
+        cmocka_unit_test(test_q4_0_kv_cache),
         cmocka_unit_test(test_q8_0_kv_cache),
         cmocka_unit_test_prestate(test_llamacpp, (void *)"Q8_0"),
         cmocka_unit_test_prestate(test_llamacpp, (void *)"IQ4_NL"),

@@ -48,16 +48,16 @@ void rs_attn_head_f16_scalar(const float *q, const void *kv, const void *vv, int
     }
 }
 
-/* Q8_0 rows (ceil(hd / 32) blocks each), dequantized one row at a time. */
-void rs_attn_head_q8_0_scalar(const float *q, const void *kv, const void *vv, int n_pos, int hd,
-                              float scale, float *scores, float *out) {
-    const rs_to_f32_fn deq = rs_dtype_get(RS_DTYPE_Q8_0)->to_f32;
-    const int padded = (hd + QK8_0 - 1) / QK8_0 * QK8_0;
-    const size_t row = (size_t)padded / QK8_0 * sizeof(block_q8_0);
+/* Rows of ceil(hd / 32) blocks of a 32-value type, dequantized one row at a time. */
+static void attn_head_blocks(rs_dtype type, const float *q, const void *kv, const void *vv,
+                             int n_pos, int hd, float scale, float *scores, float *out) {
+    const rs_dtype_traits *tr = rs_dtype_get(type);
+    const int padded = (hd + 31) / 32 * 32;
+    const size_t row = (size_t)padded / 32 * tr->type_size;
     const unsigned char *k = kv, *v = vv;
-    float tmp[RS_MAX_HEAD_DIM + QK8_0];
+    float tmp[RS_MAX_HEAD_DIM + 32];
     for (int p = 0; p < n_pos; p++) {
-        deq(k + (size_t)p * row, tmp, padded);
+        tr->to_f32(k + (size_t)p * row, tmp, padded);
         float s = 0;
         for (int i = 0; i < hd; i++) s += q[i] * tmp[i];
         scores[p] = s * scale;
@@ -65,15 +65,27 @@ void rs_attn_head_q8_0_scalar(const float *q, const void *kv, const void *vv, in
     float inv = 1.0f / softmax_inplace(scores, n_pos);
     for (int i = 0; i < hd; i++) out[i] = 0;
     for (int p = 0; p < n_pos; p++) {
-        deq(v + (size_t)p * row, tmp, padded);
+        tr->to_f32(v + (size_t)p * row, tmp, padded);
         float w = scores[p] * inv;
         for (int i = 0; i < hd; i++) out[i] += w * tmp[i];
     }
 }
 
+void rs_attn_head_q8_0_scalar(const float *q, const void *k, const void *v, int n_pos, int hd,
+                              float scale, float *scores, float *out) {
+    attn_head_blocks(RS_DTYPE_Q8_0, q, k, v, n_pos, hd, scale, scores, out);
+}
+
+void rs_attn_head_q4_0_scalar(const float *q, const void *k, const void *v, int n_pos, int hd,
+                              float scale, float *scores, float *out) {
+    attn_head_blocks(RS_DTYPE_Q4_0, q, k, v, n_pos, hd, scale, scores, out);
+}
+
 rs_attn_head_fn rs_attn_head_select(rs_kv_type type, rs_simd_level level) {
     if (type == RS_KV_Q8_0)
         return level >= RS_SIMD_AVX2 ? rs_attn_head_q8_0_avx2 : rs_attn_head_q8_0_scalar;
+    if (type == RS_KV_Q4_0)
+        return level >= RS_SIMD_AVX2 ? rs_attn_head_q4_0_avx2 : rs_attn_head_q4_0_scalar;
     if (level >= RS_SIMD_AVX2)
         return type == RS_KV_F16 ? rs_attn_head_f16_avx2 : rs_attn_head_f32_avx2;
     return type == RS_KV_F16 ? rs_attn_head_f16_scalar : rs_attn_head_f32_scalar;

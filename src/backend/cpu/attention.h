@@ -1,7 +1,7 @@
 /* attention.h — one (token, head) of causal attention over a CPU KV cache.
  *
  * The cache holds each KV head's keys and values contiguously by position
- * ([pos][head_dim] f32 or f16, or [pos][head_dim / 32] GGUF Q8_0 blocks), so
+ * ([pos][head_dim] f32 or f16, or [pos][head_dim / 32] GGUF Q8_0 or Q4_0 blocks), so
  * one call streams K once and V once. Kernels exist as portable C and
  * AVX2+F16C, chosen once per backend. */
 #ifndef RUSTY_CPU_ATTENTION_H
@@ -22,11 +22,15 @@ void rs_attn_head_f16_scalar(const float *q, const void *k, const void *v, int n
                              float scale, float *scores, float *out);
 void rs_attn_head_q8_0_scalar(const float *q, const void *k, const void *v, int n_pos, int hd,
                               float scale, float *scores, float *out);
+void rs_attn_head_q4_0_scalar(const float *q, const void *k, const void *v, int n_pos, int hd,
+                              float scale, float *scores, float *out);
 void rs_attn_head_f32_avx2(const float *q, const void *k, const void *v, int n_pos, int hd,
                            float scale, float *scores, float *out);
 void rs_attn_head_f16_avx2(const float *q, const void *k, const void *v, int n_pos, int hd,
                            float scale, float *scores, float *out);
 void rs_attn_head_q8_0_avx2(const float *q, const void *k, const void *v, int n_pos, int hd,
+                            float scale, float *scores, float *out);
+void rs_attn_head_q4_0_avx2(const float *q, const void *k, const void *v, int n_pos, int hd,
                             float scale, float *scores, float *out);
 
 /* The kernel for a cache type at a SIMD level. */

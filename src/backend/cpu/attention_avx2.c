@@ -1,5 +1,5 @@
 /* attention_avx2.c — AVX2 + F16C attention kernels (see attention.h).
- * Head sizes that are not a multiple of 8 (32 for Q8_0 caches) fall back to the
+ * Head sizes that are not a multiple of 8 (32 for Q8_0 and Q4_0 caches) fall back to the
  * portable kernels. */
 #include <immintrin.h>
 #include <math.h>
@@ -118,5 +118,63 @@ void rs_attn_head_q8_0_avx2(const float *q, const void *kv, const void *vv, int 
         }
         for (int j = 0; j < 4; j++)
             _mm256_storeu_ps(out + QK8_0 * b + 8 * j, _mm256_mul_ps(acc[j], inv));
+    }
+}
+
+/* The 32 values of a Q4_0 block as floats, unscaled (q - 8): v[0..1] the low nibbles (values
+ * 0..15), v[2..3] the high ones (16..31), as GGUF lays them out. */
+static inline void q4_block(const block_q4_0 *blk, __m256 v[4]) {
+    const __m128i raw = _mm_loadu_si128((const __m128i *)blk->qs), m = _mm_set1_epi8(0x0F);
+    const __m128i eight = _mm_set1_epi8(8);
+    const __m128i lo = _mm_sub_epi8(_mm_and_si128(raw, m), eight);
+    const __m128i hi = _mm_sub_epi8(_mm_and_si128(_mm_srli_epi16(raw, 4), m), eight);
+    v[0] = _mm256_cvtepi32_ps(_mm256_cvtepi8_epi32(lo));
+    v[1] = _mm256_cvtepi32_ps(_mm256_cvtepi8_epi32(_mm_srli_si128(lo, 8)));
+    v[2] = _mm256_cvtepi32_ps(_mm256_cvtepi8_epi32(hi));
+    v[3] = _mm256_cvtepi32_ps(_mm256_cvtepi8_epi32(_mm_srli_si128(hi, 8)));
+}
+
+/* Q4_0 rows, as the Q8_0 kernel: a block's scale applied once to its dot with q (K) or to
+ * the position's weight (V). */
+void rs_attn_head_q4_0_avx2(const float *q, const void *kv, const void *vv, int n_pos, int hd,
+                            float scale, float *scores, float *out) {
+    if (hd % QK4_0) {
+        rs_attn_head_q4_0_scalar(q, kv, vv, n_pos, hd, scale, scores, out);
+        return;
+    }
+    const int nb = hd / QK4_0;
+    const block_q4_0 *k = kv, *v = vv;
+    float mx = -INFINITY;
+    for (int p = 0; p < n_pos; p++) {
+        const block_q4_0 *row = k + (size_t)p * nb;
+        __m256 acc = _mm256_setzero_ps();
+        for (int b = 0; b < nb; b++) {
+            const float *qb = q + QK4_0 * b;
+            __m256 x[4];
+            q4_block(row + b, x);
+            __m256 dot = _mm256_mul_ps(_mm256_loadu_ps(qb), x[0]);
+            for (int j = 1; j < 4; j++)
+                dot = _mm256_fmadd_ps(_mm256_loadu_ps(qb + 8 * j), x[j], dot);
+            acc = _mm256_fmadd_ps(_mm256_set1_ps(_cvtsh_ss(row[b].d)), dot, acc);
+        }
+        const float s = hsum256(acc) * scale;
+        scores[p] = s;
+        mx = s > mx ? s : mx;
+    }
+    float sum = 0;
+    for (int p = 0; p < n_pos; p++) sum += (scores[p] = expf(scores[p] - mx));
+    const __m256 inv = _mm256_set1_ps(1.0f / sum);
+    for (int b = 0; b < nb; b++) {
+        __m256 acc[4];
+        for (int j = 0; j < 4; j++) acc[j] = _mm256_setzero_ps();
+        for (int p = 0; p < n_pos; p++) {
+            const block_q4_0 *blk = v + (size_t)p * nb + b;
+            const __m256 w = _mm256_set1_ps(scores[p] * _cvtsh_ss(blk->d));
+            __m256 x[4];
+            q4_block(blk, x);
+            for (int j = 0; j < 4; j++) acc[j] = _mm256_fmadd_ps(w, x[j], acc[j]);
+        }
+        for (int j = 0; j < 4; j++)
+            _mm256_storeu_ps(out + QK4_0 * b + 8 * j, _mm256_mul_ps(acc[j], inv));
     }
 }

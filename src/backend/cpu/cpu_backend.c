@@ -8,7 +8,7 @@
  * rather than adding to them (RUSTY_CPU_PACK=0 keeps every weight in the
  * mapping). The KV cache keeps each KV head's positions contiguous
  * ([layer][head][pos][row]) so attention streams it linearly; a row is
- * head_dim f32 or f16 values, or ceil(head_dim / 32) GGUF Q8_0 blocks (the
+ * head_dim f32 or f16 values, or ceil(head_dim / 32) GGUF Q8_0 or Q4_0 blocks (the
  * last one zero-padded). The fused ops of the interface are composed from the
  * plain ones here.
  *
@@ -360,16 +360,18 @@ static void cpu_kv_destroy(rs_backend *b, rs_kv *kv) {
 
 static rs_status cpu_kv_create(rs_backend *b, const rs_kv_desc *d, rs_kv **out, rs_error *err) {
     cpu_backend *c = cpu(b);
-    if (d->type != RS_KV_F32 && d->type != RS_KV_F16 && d->type != RS_KV_Q8_0)
+    if (d->type != RS_KV_F32 && d->type != RS_KV_F16 && d->type != RS_KV_Q8_0 &&
+        d->type != RS_KV_Q4_0)
         return rs_error_set(err, RS_ERR_ARG, "unknown KV cache type %d", (int)d->type);
     if (d->head_dim <= 0 || d->head_dim > RS_MAX_HEAD_DIM)
         return rs_error_set(err, RS_ERR_ARG, "KV cache head_dim %d out of range", d->head_dim);
     rs_kv *kv = calloc(1, sizeof *kv);
     if (!kv) return rs_error_set(err, RS_ERR_NOMEM, "out of memory");
     kv->d = *d;
-    kv->row = d->type == RS_KV_Q8_0  ? (size_t)(d->head_dim + 31) / 32 * sizeof(block_q8_0)
-              : d->type == RS_KV_F32 ? (size_t)d->head_dim * 4
-                                     : (size_t)d->head_dim * 2;
+    kv->row = d->type == RS_KV_Q8_0   ? (size_t)(d->head_dim + 31) / 32 * sizeof(block_q8_0)
+              : d->type == RS_KV_Q4_0 ? (size_t)(d->head_dim + 31) / 32 * sizeof(block_q4_0)
+              : d->type == RS_KV_F32  ? (size_t)d->head_dim * 4
+                                      : (size_t)d->head_dim * 2;
     size_t rows = (size_t)d->n_layer * d->n_head_kv * d->n_ctx;
     kv->k = rs_malloc_array(rows, kv->row);
     kv->v = rs_malloc_array(rows, kv->row);
@@ -512,10 +514,12 @@ static void store_row(rs_kv *kv, unsigned char *base, int head, int pos, const f
         memcpy(base + off, src, (size_t)kv->d.head_dim * sizeof(float));
         return;
     }
-    if (kv->d.type == RS_KV_Q8_0) { /* whole blocks: the tail of the last one is zero */
+    if (kv->d.type == RS_KV_Q8_0 || kv->d.type == RS_KV_Q4_0) {
+        /* whole blocks: the tail of the last one is zero */
         float pad[RS_MAX_HEAD_DIM + 32] = {0};
         memcpy(pad, src, (size_t)kv->d.head_dim * sizeof(float));
-        rs_dtype_get(RS_DTYPE_Q8_0)->from_f32(pad, base + off, (kv->d.head_dim + 31) / 32 * 32);
+        const rs_dtype type = kv->d.type == RS_KV_Q8_0 ? RS_DTYPE_Q8_0 : RS_DTYPE_Q4_0;
+        rs_dtype_get(type)->from_f32(pad, base + off, (kv->d.head_dim + 31) / 32 * 32);
         return;
     }
     to_f16(src, (uint16_t *)(base + off), kv->d.head_dim);
