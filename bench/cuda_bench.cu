@@ -7,8 +7,8 @@
  *
  * (prefill: the causal prompt attention alone, LAB_ATTN_N tokens; attn runs it too)
  *
- * (a model type with ":q8" runs with a Q8_0 KV cache instead of F16; a preset ending in _M,
- * or any preset after "@" (@Q2_K), has the types `rusty quantize` gives each matrix)
+ * (a model type with ":q8" runs with a Q8_0 KV cache instead of F16, ":q4" with Q4_0; a preset
+ * ending in _M, or any preset after "@" (@Q2_K), has the types `rusty quantize` gives each matrix)
  *
  * Ceilings first (device-to-device copy GB/s, cuBLAS BF16 GEMM TFLOP/s), then
  * each kernel against them: matvec GB/s per weight type at the Llama-2-7B
@@ -410,6 +410,11 @@ static void bench_gemm(void) {
 /* ---- attention
  * --------------------------------------------------------------------------------------- */
 
+/* Bytes of one cached head row (values and scales). */
+static double kv_row_bytes(rs_kv_type t, int hd) {
+    return t == RS_KV_Q8_0 ? hd + hd / 32 * 2 : t == RS_KV_Q4_0 ? hd / 2 + hd / 32 * 2 : 2.0 * hd;
+}
+
 static void bench_attention(void) {
     printf("## attention\n\n| case | us | GB/s or TFLOP/s |\n|---|---|---|\n");
     struct {
@@ -417,9 +422,11 @@ static void bench_attention(void) {
     } dec[] = {{32, 32, 4096}, {32, 8, 4096}, {32, 4, 4096}, {32, 32, 512},
                {32, 32, 101},  {32, 8, 101},  {32, 8, 16384}};
     const int hd = 128, layers = 8;
-    for (int q8 = 0; q8 <= 1; q8++)
+    for (rs_kv_type kvt : {RS_KV_F16, RS_KV_Q8_0, RS_KV_Q4_0})
         for (auto &c : dec) {
-            rs_kv_desc d = {layers, c.ctx, c.n_kv, hd, q8 ? RS_KV_Q8_0 : RS_KV_F16};
+            const bool q8 = kvt != RS_KV_F16; /* quantized: no fixed chunks */
+            const char *kv_name = kvt == RS_KV_F16 ? "F16" : kvt == RS_KV_Q8_0 ? "Q8_0" : "Q4_0";
+            rs_kv_desc d = {layers, c.ctx, c.n_kv, hd, kvt};
             rs_kv *kv = NULL;
             rs_error e = {};
             if (O->kv_create(B, &d, &kv, &e)) die("kv_create", e.msg);
@@ -449,10 +456,10 @@ static void bench_attention(void) {
                                       },
                                       5) /
                                   layers;
-                const double bytes = 2.0 * c.n_kv * (q8 ? hd + hd / 32 * 2 : hd * 2) * c.ctx;
+                const double bytes = 2.0 * c.n_kv * kv_row_bytes(kvt, hd) * c.ctx;
                 printf("| decode %s h=%d/%d hd=%d ctx=%d chunk=%s heads/block=%s%s | %.1f | %.0f "
                        "GB/s (%.0f%% of copy) |\n",
-                       q8 ? "Q8_0" : "F16", c.n_head, c.n_kv, hd, c.ctx,
+                       kv_name, c.n_head, c.n_kv, hd, c.ctx,
                        chunk ? std::to_string(chunk).c_str() : "auto",
                        gb ? std::to_string(gb).c_str() : "auto", at.ctx_max ? " ctx<=128" : "",
                        ms * 1e3, bytes / (ms * 1e-3) / 1e9,
@@ -787,11 +794,13 @@ static void print_breakdown(const char *what, int reps) {
 static void bench_model(rs_dtype t, rs_ftype ft, bool mix, rs_kv_type kvt) {
     model7 m;
     model_create(m, t, ft, mix, kvt);
-    const bool q8kv = kvt == RS_KV_Q8_0;
     /* bytes per cached position: K and V of every layer and kv head */
-    const double kv_pos = 2.0 * L7 * NKV * (q8kv ? HD + HD / 32 * 2 : HD * 2);
+    const double kv_pos = 2.0 * L7 * NKV * kv_row_bytes(kvt, HD);
     printf("### %s: %.2f GB of weights (32 layers + output), KV %s %.0f KB/position\n",
-           mix ? rs_ftype_name(ft) : rs_dtype_name(t), m.weight_bytes / 1e9, q8kv ? "Q8_0" : "F16",
+           mix ? rs_ftype_name(ft) : rs_dtype_name(t), m.weight_bytes / 1e9,
+           kvt == RS_KV_Q8_0   ? "Q8_0"
+           : kvt == RS_KV_Q4_0 ? "Q4_0"
+                               : "F16",
            kv_pos / 1e3);
     std::vector<float> logits(VOCAB);
     float *hx = (float *)malloc(DIM * 4);
@@ -1256,8 +1265,9 @@ int main(int argc, char **argv) {
             rs_kv_type kvt = RS_KV_F16;
             if (kv) {
                 *kv++ = 0;
-                if (strcmp(kv, "q8")) die("unknown cache type (want :q8)", kv);
-                kvt = RS_KV_Q8_0;
+                if (strcmp(kv, "q8") && strcmp(kv, "q4"))
+                    die("unknown cache type (want :q8 or :q4)", kv);
+                kvt = strcmp(kv, "q8") ? RS_KV_Q4_0 : RS_KV_Q8_0;
             }
             /* a weight type (every matrix in it), or a preset of `rusty quantize`
              * with its mix: a name ending in _M (Q3_K_M, Q4_K_M, Q5_K_M), or any

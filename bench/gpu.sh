@@ -109,6 +109,10 @@ run_tests() {
         compute-sanitizer --tool memcheck --error-exitcode 9 $B run -m "$f" -p "Once upon a time" \
             -n 24 --temp 0 -ctk q8_0 2>&1 | tail -4
         echo "memcheck exit: ${PIPESTATUS[0]}"
+        say "compute-sanitizer memcheck on the same decode loop over a Q4_0 cache"
+        compute-sanitizer --tool memcheck --error-exitcode 9 $B run -m "$f" -p "Once upon a time" \
+            -n 24 --temp 0 -ctk q4_0 2>&1 | tail -4
+        echo "memcheck exit: ${PIPESTATUS[0]}"
         # the same model's greedy tokens on the CPU and the GPU: the pruned last layer of
         # the prompt gives the first, the decode chain the rest. Random weights leave near
         # ties (run 175: tokens 1-15 equal, the 16th not), so only the first must match.
@@ -153,9 +157,10 @@ run_bench() {
         first=0
     done
     if [[ -z ${NO_DEPTH:-} ]] && f=$(synth Q4_0); then
-        echo "(depth 4096 with the F16 KV cache, then -ctk q8_0 at depths 0 and 4096)"
+        echo "(depth 4096 with the F16 KV cache, then -ctk q8_0 and -ctk q4_0 at depths 0 and 4096)"
         $B bench -m "$f" -p 512 -n 128 -d 4096 -r 3 --greedy 2>>"$OUT/bench.err" | tail -n +3
         $B bench -m "$f" -p 512 -n 128 -d 0,4096 -r 3 -ctk q8_0 --greedy 2>>"$OUT/bench.err" | tail -n +3
+        $B bench -m "$f" -p 512 -n 128 -d 0,4096 -r 3 -ctk q4_0 --greedy 2>>"$OUT/bench.err" | tail -n +3
     fi
     if [[ -z ${NO_SMALL:-} ]]; then
         echo "(smaller shapes: Llama-3.2-3B's layers with a 32k vocabulary, then TinyLlama-1.1B)"
@@ -242,11 +247,13 @@ run_peer() {
         done
     done
     if [[ -z ${NO_DEPTH:-} ]] && f=$(synth Q4_0); then
-        echo "(Q4_0 at depth 4096 with an F16 KV cache, then a Q8_0 cache at depths 0 and 4096)"
+        echo "(Q4_0 at depth 4096 with an F16 KV cache, then Q8_0 and Q4_0 caches at depths 0 and 4096)"
         timeout 300 "${llama[@]}" -m "$f" -p 512 -n 128 -d 4096 -r 3 -fa on,off 2>>"$OUT/peer.err"
         $B bench -m "$f" -p 512 -n 128 -d 4096 -r 3 2>>"$OUT/peer.err"
         timeout 300 "${llama[@]}" -m "$f" -p 512 -n 128 -d 0,4096 -r 3 -fa on -ctk q8_0 -ctv q8_0 2>>"$OUT/peer.err"
         $B bench -m "$f" -p 512 -n 128 -d 0,4096 -r 3 -ctk q8_0 2>>"$OUT/peer.err"
+        timeout 300 "${llama[@]}" -m "$f" -p 512 -n 128 -d 0,4096 -r 3 -fa on -ctk q4_0 -ctv q4_0 2>>"$OUT/peer.err"
+        $B bench -m "$f" -p 512 -n 128 -d 0,4096 -r 3 -ctk q4_0 2>>"$OUT/peer.err"
     fi
 }
 

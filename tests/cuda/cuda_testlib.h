@@ -125,4 +125,24 @@ static void free_weight(tw *t) {
     free(t->bytes);
 }
 
+/* How far a Q4_0 cache's rows (cache, as kv_read gives them) are from the CPU quantizer's
+ * GGUF Q4_0 blocks of the values the GPU stored (src): the largest difference over the
+ * largest |src|, 0 when the GPU quantized every value as the CPU does. n_rows rows of hd
+ * (a multiple of 32). */
+static double q4_cache_mismatch(const float *cache, const float *src, size_t n_rows, int hd) {
+    const rs_dtype_traits *tr = rs_dtype_get(RS_DTYPE_Q4_0);
+    unsigned char blk[18 * (RS_MAX_HEAD_DIM / 32)];
+    float deq[RS_MAX_HEAD_DIM];
+    double diff = 0, amax = 0;
+    for (size_t r = 0; r < n_rows; r++) {
+        tr->from_f32(src + r * hd, blk, hd);
+        tr->to_f32(blk, deq, hd);
+        for (int i = 0; i < hd; i++) {
+            diff = fmax(diff, fabs((double)deq[i] - cache[r * hd + i]));
+            amax = fmax(amax, fabs((double)src[r * hd + i]));
+        }
+    }
+    return amax > 0 ? diff / amax : diff;
+}
+
 #endif

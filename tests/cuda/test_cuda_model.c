@@ -10,7 +10,9 @@
  * within TOL_QUANT. Every model also gets all-logits evaluation of a 64-token
  * batch compared the same way (TOL_F16/TOL_QUANT). Every model follows the CPU's
  * tokens once more with a Q8_0 KV cache on both sides (TOL_KVQ8, plus TOL_QUANT for
- * quantized weights); the F32 and F16 models also evaluate a batch that way and run
+ * quantized weights), and with a Q4_0 cache where head_dim allows (TOL_KVQ4: the
+ * synthetic models of gpu.sh test; the shared ones have heads of 8 and 16); the F32 and
+ * F16 models also evaluate a batch that way and run
  * once with half their layers on the CPU (partial offload, -ngl). Greedy steps chained on the GPU
  * (picked on the device, queued ahead) must give the host's greedy tokens exactly.
  * Model files named as arguments are checked instead, as quantized ones.
@@ -39,6 +41,8 @@
  * against an unquantized cache is 6.8e-3 on TinyStories-656K
  * (test_model_ref): 2e-2 as there */
 #define TOL_KVQ8 2e-2
+/* Q4_0 KV cache on both sides, the same reasoning with a step 16x as large */
+#define TOL_KVQ4 1.5e-1
 
 enum { N_GEN = 64, N_PROMPT = 5, N_ALL = 64 };
 
@@ -300,6 +304,20 @@ static void check_model(const char *dir, const char *file, int exact) {
     printf("     %s, Q8_0 cache: CUDA's greedy choice first differs at step %d (-1: never)\n", file,
            diverged);
     g_kv = RS_KV_F16;
+    /* and with a Q4_0 cache where the GPU takes one (head_dim a multiple of 32) */
+    if (m->hp.head_dim % 32 == 0) {
+        g_kv = RS_KV_Q4_0;
+        snprintf(name, sizeof name, "%s, Q4_0 cache: logits along %d greedy CPU tokens", file,
+                 N_GEN);
+        report(name, follow(m, n_vocab, &diverged), TOL_QUANT + TOL_KVQ4);
+        printf("     %s, Q4_0 cache: CUDA's greedy choice first differs at step %d (-1: never)\n",
+               file, diverged);
+        g_kv = RS_KV_F16;
+    } else {
+        printf("     %s: no Q4_0 cache run (head_dim %d, the GPU's Q4_0 cache needs a multiple "
+               "of 32)\n",
+               file, m->hp.head_dim);
+    }
     if (exact) {
         g_kv = RS_KV_Q8_0;
         snprintf(name, sizeof name, "%s, Q8_0 cache: all logits of a %d-token batch", file, N_ALL);

@@ -42,7 +42,7 @@
 #define TOL_KVQ8 6e-3
 
 static const char *kv_name(rs_kv_type t) {
-    return t == RS_KV_F16 ? "F16" : t == RS_KV_Q8_0 ? "Q8_0" : "F32";
+    return t == RS_KV_F16 ? "F16" : t == RS_KV_Q8_0 ? "Q8_0" : t == RS_KV_Q4_0 ? "Q4_0" : "F32";
 }
 
 static rs_cuda_tuning tuning_now(void) {
@@ -456,12 +456,21 @@ static void check_rope(int n_head, int n_kv, int hd, int n_rot, int neox, rs_kv_
         double ec = 0;
         for (int t = 0; t < n; t++) {
             const size_t o = (size_t)pos[t] * n_kv * hd, s = (size_t)t * n_kv * hd;
+            if (kt == RS_KV_Q4_0) { /* exactly the CPU's blocks of the values the GPU stored */
+                ec = fmax(ec, q4_cache_mismatch(ck + o, gk + s, n_kv, hd));
+                ec = fmax(ec, q4_cache_mismatch(cv + o, v + s, n_kv, hd));
+                continue;
+            }
             ec = fmax(ec, rel_err(ck + o, k + s, (size_t)n_kv * hd));
             ec = fmax(ec, rel_err(cv + o, v + s, (size_t)n_kv * hd));
         }
         report(name, err, TOL_F32);
         snprintf(name, sizeof name, "  ... cache holds rotated k and v at pos (%s)", kv_name(kt));
-        report(name, ec, kt == RS_KV_F16 ? TOL_KV16 : kt == RS_KV_Q8_0 ? TOL_KVQ8 : TOL_F32);
+        report(name, ec,
+               kt == RS_KV_F16    ? TOL_KV16
+               : kt == RS_KV_Q8_0 ? TOL_KVQ8
+               : kt == RS_KV_Q4_0 ? 0
+                                  : TOL_F32);
         free(gq), free(gk), free(ck), free(cv);
     }
     O->release(B, dq), O->release(B, dk), O->release(B, dv), O->release(B, dpos),
@@ -532,6 +541,9 @@ static void test_rope(void) {
         check_rope(6, 2, 16, 16, 1, RS_KV_Q8_0, 0.7f, n); /* a row shorter than one block */
         check_rope(4, 2, 80, 80, 0, RS_KV_Q8_0, 1.0f, n); /* 32 + 32 + 16 */
         check_rope(4, 2, 80, 48, 0, RS_KV_F16, 1.0f, n);  /* partial rotation */
+        check_rope(8, 4, 64, 64, 0, RS_KV_Q4_0, 1.0f, n);
+        check_rope(32, 8, 128, 128, 1, RS_KV_Q4_0, 0.7f, n);
+        check_rope(4, 2, 96, 64, 0, RS_KV_Q4_0, 1.0f, n); /* three blocks, partial rotation */
     }
 }
 
@@ -573,6 +585,10 @@ static void check_attention_at(int n_head, int n_kv, int hd, int n_ctx, int last
     rs_cuda_set_tuning(B, &old);
     char name[160];
     const int tensor_cores = mma && kt != RS_KV_F32 && (hd == 64 || hd == 128) && n > 4;
+    /* a Q4_0 cache's prompts (and decode shapes the split kernel does not take) read it
+     * converted to F16: fp16 rounding of d * (q - 8) */
+    const int q4_f16 =
+        kt == RS_KV_Q4_0 && (n > 4 || (hd != 32 && hd != 64 && hd != 128 && hd != 256));
     char gbs[32] = "";
     if (gb) snprintf(gbs, sizeof gbs, " %d heads/block", gb);
     char bound[32] = "";
@@ -582,7 +598,7 @@ static void check_attention_at(int n_head, int n_kv, int hd, int n_ctx, int last
              tensor_cores ? (mma == 2 ? " mma plain order" : " mma") : "", gbs, bound);
     if (synced(name)) {
         down(out, dout, nq * 4);
-        report(name, rel_err(out, ref, nq), tensor_cores ? TOL_MMA : TOL_ATTN);
+        report(name, rel_err(out, ref, nq), tensor_cores || q4_f16 ? TOL_MMA : TOL_ATTN);
     }
     if (ctx_max && n <= 4) {
         /* a bounded context may run the short kernel: by default a block per head, here a
@@ -651,6 +667,31 @@ static void test_attention(void) {
     check_attention_at(32, 4, 64, 2048, 511, 1, RS_KV_Q8_0, 0, 0, 0, 512);
     check_attention_at(32, 4, 64, 2048, 300, 4, RS_KV_Q8_0, 0, 0, 2, 512);
     check_attention_at(6, 2, 64, 1000, 200, 3, RS_KV_Q8_0, 0, 0, 0, 256);
+    /* Q4_0 caches: the short kernel in every band and layout, the split kernel past them
+     * (every group width, head sizes 32..256, 2-4 tokens, long contexts), and prompts (and
+     * head sizes the decode kernels do not take) over the cache converted to F16 */
+    for (int i = 0; i < 4; i++)
+        check_attention_at(32, 32, 128, 4096, bounds[i] - 1, 1, RS_KV_Q4_0, 0, 0, 0, bounds[i]);
+    check_attention_at(32, 8, 128, 4096, 511, 1, RS_KV_Q4_0, 0, 0, 0, 512);
+    check_attention_at(32, 4, 64, 4096, 1023, 2, RS_KV_Q4_0, 0, 0, 0, 1024);
+    check_attention_at(32, 8, 128, 4096, 200, 2, RS_KV_Q4_0, 0, 0, 2, 256);
+    check_attention_at(6, 2, 64, 1000, 200, 3, RS_KV_Q4_0, 0, 0, 0, 256);
+    check_attention(32, 32, 128, 4096, 4095, 1, RS_KV_Q4_0, 0, 0, 0); /* Llama-2-7B, full */
+    check_attention(32, 8, 128, 5000, 4321, 1, RS_KV_Q4_0, 0, 0, 0);  /* GQA 4 */
+    check_attention(64, 4, 64, 800, 513, 2, RS_KV_Q4_0, 0, 0, 0);     /* GQA 16: two slices */
+    for (int gb = 1; gb <= 8; gb *= 2)
+        check_attention(32, 4, 128, 3000, 2500, 4, RS_KV_Q4_0, 0, 0, gb);
+    check_attention(8, 2, 32, 300, 128, 1, RS_KV_Q4_0, 0, 0, 0);
+    check_attention(8, 2, 256, 300, 131, 3, RS_KV_Q4_0, 0, 0, 0);
+    check_attention(8, 8, 64, 300, 0, 1, RS_KV_Q4_0, 0, 0, 0);      /* a single position */
+    check_attention(8, 2, 64, 2048, 1999, 3, RS_KV_Q4_0, 32, 0, 0); /* fixed small chunks */
+    check_attention(8, 4, 96, 300, 200, 1, RS_KV_Q4_0, 0, 0, 0);    /* decode through F16 */
+    for (int mma = 0; mma <= 1; mma++) {
+        check_attention(8, 4, 128, 1200, 1100, 130, RS_KV_Q4_0, 0, mma, 0);
+        check_attention(32, 32, 128, 600, 511, 512, RS_KV_Q4_0, 0, mma, 0);
+        check_attention(8, 2, 64, 2000, 1500, 100, RS_KV_Q4_0, 0, mma, 0);
+    }
+    check_attention(4, 2, 160, 400, 300, 20, RS_KV_Q4_0, 0, 1, 0); /* the SIMT prompt kernel */
     check_attention_at(32, 32, 128, 4096, 0, 1, RS_KV_F16, 0, 0, 0, 32);   /* one position */
     check_attention_at(32, 8, 128, 4096, 100, 1, RS_KV_F16, 0, 0, 0, 128); /* GQA 4 */
     check_attention_at(32, 8, 128, 4096, 100, 1, RS_KV_F16, 0, 0, 2, 128); /* two heads a block */

@@ -23,7 +23,11 @@
  * head sizes the tiled one cannot (not a multiple of 4, or above 256).
  *
  * Every kernel reads F32, F16 or Q8_0 caches (KV = float, __half, int8_t: the
- * int8 values with one fp16 scale per 32 of a head row, nsb per row). */
+ * int8 values with one fp16 scale per 32 of a head row, nsb per row). The decode
+ * kernels read Q4_0 caches too (KV = cw_q4: nibbles and the same scales, see
+ * cuda_common.cuh), a 32-value block a lane; prompts read them converted to an F16
+ * copy of the layer (cw_kv_q4_to_f16), whose pass costs little next to a prompt's
+ * attention. */
 #include <algorithm>
 #include <type_traits>
 
@@ -225,9 +229,76 @@ struct kv_row8_q8 {
     __device__ __forceinline__ float scale() const { return __half2float(s); }
 };
 
+/* Q4_0: a whole 32-value block per lane (one 16-byte load and its scale per position):
+ * as many bytes in flight per load as F16 and Q8_0 rows, over twice Q8_0's values, and half
+ * the lanes a position to reduce its score over. (Sixteen values a lane, 8-byte loads, ran
+ * at Q8_0's time per position: 18.2 us for 32/32 heads at 4096 positions against Q8_0's
+ * 17.0, run 344.) */
+template <> struct kv_lane<cw_q4> {
+    uint4 v;
+    __half s;
+    __device__ __forceinline__ void load(const cw_q4 *p, const __half *sc) {
+        v = *(const uint4 *)p;
+        s = *sc;
+    }
+    __device__ __forceinline__ void load_cg(const cw_q4 *p, const __half *sc) {
+        v = __ldcg((const uint4 *)p);
+        s = __ldcg(sc);
+    }
+    /* unscaled (q - 8), as kv_lane<int8_t>::get_raw */
+    __device__ __forceinline__ void get_raw(float *f) const {
+        cw_u4x8_to_f32(v.x, f), cw_u4x8_to_f32(v.y, f + 8);
+        cw_u4x8_to_f32(v.z, f + 16), cw_u4x8_to_f32(v.w, f + 24);
+    }
+    __device__ __forceinline__ float scale() const { return __half2float(s); }
+};
+/* Sixteen values of a Q4_0 row (half a block: one 8-byte load), for the short-context
+ * kernel's keys: with a whole block a lane it took 3.8 us for 32/32 heads at 101 positions,
+ * with half 3.5 (Q8_0 3.4; runs 344-345). */
+struct kv_row16_q4 {
+    uint2 v;
+    __half s;
+    __device__ __forceinline__ void load(const cw_q4 *p, const __half *sc) {
+        v = *(const uint2 *)p;
+        s = *sc;
+    }
+    __device__ __forceinline__ void load_cg(const cw_q4 *p, const __half *sc) {
+        v = __ldcg((const uint2 *)p);
+        s = __ldcg(sc);
+    }
+    __device__ __forceinline__ void get_raw(float *f) const {
+        cw_u4x8_to_f32(v.x, f), cw_u4x8_to_f32(v.y, f + 8);
+    }
+    __device__ __forceinline__ float scale() const { return __half2float(s); }
+};
+/* Eight values of a Q4_0 row (one word), as kv_row8_q8. */
+struct kv_row8_q4 {
+    uint32_t v;
+    __half s;
+    __device__ __forceinline__ void load(const cw_q4 *p, const __half *sc) {
+        v = *(const uint32_t *)p;
+        s = *sc;
+    }
+    __device__ __forceinline__ void load_cg(const cw_q4 *p, const __half *sc) {
+        v = __ldcg((const uint32_t *)p);
+        s = __ldcg(sc);
+    }
+    __device__ __forceinline__ void get_raw(float *f) const { cw_u4x8_to_f32(v, f); }
+    __device__ __forceinline__ float scale() const { return __half2float(s); }
+};
+
+/* Cache types with a scale per 32 values (Q8_0, Q4_0): values converted unscaled, the scale
+ * applied to a score or a weight. */
+template <typename KV> __host__ __device__ constexpr bool kv_quant() {
+    return std::is_same<KV, int8_t>::value || std::is_same<KV, cw_q4>::value;
+}
+/* Values per cache element (a Q4_0 byte holds two). */
+template <typename KV> __host__ __device__ constexpr int kv_per() {
+    return std::is_same<KV, cw_q4>::value ? 2 : 1;
+}
 /* Cached values a lane holds per position. */
 template <typename KV> __host__ __device__ constexpr int kv_dpl() {
-    return std::is_same<KV, int8_t>::value ? 16 : 8;
+    return std::is_same<KV, cw_q4>::value ? 32 : kv_quant<KV>() ? 16 : 8;
 }
 
 /* Before waiting for the previous kernel, a block reads the position and
@@ -238,9 +309,11 @@ template <typename KV> __host__ __device__ constexpr int kv_dpl() {
  * rope_store) are loaded after the wait. */
 template <typename KV, int LP, int GB>
 __global__ void __launch_bounds__(128) attn_dec_kernel(const __grid_constant__ dec_args a) {
-    constexpr bool Q8 = std::is_same<KV, int8_t>::value, PFV = GB <= 2;
-    /* DPL dims per lane, U positions in flight per lane (16 bytes each) */
+    constexpr bool Q8 = kv_quant<KV>(), PFV = GB <= 2; /* Q8: Q8_0 or Q4_0 */
+    /* DPL dims per lane, U positions in flight per lane (16 bytes each), RE cache elements
+     * a row */
     constexpr int NT = 128, P = NT / LP, U = GB >= 8 ? 2 : 4, DPL = kv_dpl<KV>(), HD = LP * DPL;
+    constexpr int RE = HD / kv_per<KV>();
     extern __shared__ float smem[];
     float *sc = smem;               /* [GB][c_max] scores, then weights */
     float *red = sc + GB * a.c_max; /* [4][GB][HD] per-warp outputs */
@@ -256,8 +329,8 @@ __global__ void __launch_bounds__(128) attn_dec_kernel(const __grid_constant__ d
               start = split * C, fresh = min(a.pos[0], p_end - 1);
     if (start >= p_end) return;
     const int end = min(start + C, p_end), len = end - start, n_active = (p_end + C - 1) / C;
-    const KV *kb = (const KV *)a.k + (size_t)kvh * a.n_ctx * HD + li * DPL;
-    const KV *vb = (const KV *)a.v + (size_t)kvh * a.n_ctx * HD + li * DPL;
+    const KV *kb = (const KV *)a.k + ((size_t)kvh * a.n_ctx * HD + li * DPL) / kv_per<KV>();
+    const KV *vb = (const KV *)a.v + ((size_t)kvh * a.n_ctx * HD + li * DPL) / kv_per<KV>();
     /* Q8_0: the scale of this lane's dims, position 0 */
     const __half *ksb = Q8 ? a.ks + (size_t)kvh * a.n_ctx * a.nsb + li * DPL / 32 : NULL;
     const __half *vsb = Q8 ? a.vs + (size_t)kvh * a.n_ctx * a.nsb + li * DPL / 32 : NULL;
@@ -266,16 +339,16 @@ __global__ void __launch_bounds__(128) attn_dec_kernel(const __grid_constant__ d
     for (int u = 0; u < U; u++) {
         const int p = start + po + u * P;
         if (p >= end || p >= fresh) continue;
-        kr[u].load(kb + (size_t)p * HD, ksb + (size_t)p * a.nsb);
-        if (PFV) vr[u].load(vb + (size_t)p * HD, vsb + (size_t)p * a.nsb);
+        kr[u].load(kb + (size_t)p * RE, ksb + (size_t)p * a.nsb);
+        if (PFV) vr[u].load(vb + (size_t)p * RE, vsb + (size_t)p * a.nsb);
     }
     cw_griddep_wait();
 #pragma unroll
     for (int u = 0; u < U; u++) {
         const int p = start + po + u * P;
         if (p >= end || p < fresh) continue;
-        kr[u].load(kb + (size_t)p * HD, ksb + (size_t)p * a.nsb);
-        if (PFV) vr[u].load(vb + (size_t)p * HD, vsb + (size_t)p * a.nsb);
+        kr[u].load(kb + (size_t)p * RE, ksb + (size_t)p * a.nsb);
+        if (PFV) vr[u].load(vb + (size_t)p * RE, vsb + (size_t)p * a.nsb);
     }
     float qr[GB][DPL];
 #pragma unroll
@@ -301,7 +374,7 @@ __global__ void __launch_bounds__(128) attn_dec_kernel(const __grid_constant__ d
 #pragma unroll
             for (int u = 0; u < U; u++) {
                 const int p = base + P * U + po + u * P;
-                if (p < end) kn[u].load(kb + (size_t)p * HD, ksb + (size_t)p * a.nsb);
+                if (p < end) kn[u].load(kb + (size_t)p * RE, ksb + (size_t)p * a.nsb);
             }
         }
 #pragma unroll
@@ -335,7 +408,7 @@ __global__ void __launch_bounds__(128) attn_dec_kernel(const __grid_constant__ d
         if (PFV)
             vl[u] = vr[PFV ? u : 0];
         else
-            vl[u].load(vb + (size_t)p * HD, vsb + (size_t)p * a.nsb);
+            vl[u].load(vb + (size_t)p * RE, vsb + (size_t)p * a.nsb);
     }
     __syncthreads();
     for (int g = warp; g < GB; g += NT / 32) {
@@ -367,7 +440,7 @@ __global__ void __launch_bounds__(128) attn_dec_kernel(const __grid_constant__ d
 #pragma unroll
             for (int u = 0; u < U; u++) {
                 const int p = base + P * U + po + u * P;
-                if (p < end) vn[u].load(vb + (size_t)p * HD, vsb + (size_t)p * a.nsb);
+                if (p < end) vn[u].load(vb + (size_t)p * RE, vsb + (size_t)p * a.nsb);
             }
         }
 #pragma unroll
@@ -1046,35 +1119,37 @@ __global__ void __launch_bounds__(128) attn_generic_kernel(const __grid_constant
 /* ---- decode at short contexts: no split, no merge ------------------------------------------
  * When the caller bounds the context (rs_attn.ctx_max: a graph captured for a band of
  * positions) to CM positions, block (SB 32-dim slices, kv head x query slice, token) holds
- * every key of its kv head in registers (KU rows of 8 dims a thread; 16 for Q8_0), scores all
- * positions for its GB query heads, and each group of NT / SB threads sums the values of one slice.
- * Nothing crosses blocks: the split kernel's partials, fence, counter and the last block's
- * reload cost half of a short-context call (CUDA_NOTES, session 17). A block per slice
- * (SB 1) repeats the scores in every slice; a block per head (SB = HD / 32, 512 threads)
- * scores once and takes one SM per head instead of HD / 32 (32 of 132 for Llama-2-7B), so
- * the next matvec's blocks start on the others and load their weights while the attention
- * runs (CUDA_NOTES, session 20). Keys and values of positions before the step's first are
- * final, so their loads are issued before the grid wait; the step's own positions load after
- * it. Registers, not shared memory: a kernel with ~34 KB of shared memory between kernels
- * with almost none made the SMs change their shared memory / L1 split at every layer (Q8_0
- * decode -14%, CUDA_NOTES session 18). */
+ * every key of its kv head in registers (KU rows of 8 dims a thread; 16 for Q8_0 and Q4_0),
+ * scores all positions for its GB query heads, and each group of NT / SB threads sums the values of
+ * one slice. Nothing crosses blocks: the split kernel's partials, fence, counter and the last
+ * block's reload cost half of a short-context call (CUDA_NOTES, session 17). A block per slice (SB
+ * 1) repeats the scores in every slice; a block per head (SB = HD / 32, 512 threads) scores once
+ * and takes one SM per head instead of HD / 32 (32 of 132 for Llama-2-7B), so the next matvec's
+ * blocks start on the others and load their weights while the attention runs (CUDA_NOTES, session
+ * 20). Keys and values of positions before the step's first are final, so their loads are issued
+ * before the grid wait; the step's own positions load after it. Registers, not shared memory: a
+ * kernel with ~34 KB of shared memory between kernels with almost none made the SMs change their
+ * shared memory / L1 split at every layer (Q8_0 decode -14%, CUDA_NOTES session 18). */
 __host__ __device__ constexpr int sh_max_ctx(int hd, int nt) {
     return 128 * nt / hd; /* F16: 16 key rows of 8 dims a thread (Q8_0: 8 of 16) */
 }
 
 template <typename KV, int HD, int GB, int NT, int CM, int SB>
 __global__ void __launch_bounds__(NT) attn_short_kernel(const __grid_constant__ dec_args a) {
-    constexpr bool Q8 = std::is_same<KV, int8_t>::value;
-    constexpr int NW = NT / 32, NS = NT / SB; /* threads per value slice */
-    constexpr int KD = kv_dpl<KV>();          /* dims of a key row a lane holds */
-    constexpr int LP = HD / KD;               /* lanes per key row */
-    constexpr int KP = NT / LP;               /* key rows per block step */
-    constexpr int KU = CM / KP;               /* key rows per thread */
-    constexpr int VP = NS / 4;                /* positions per value pass of a slice */
-    constexpr int VU = CM / VP;               /* value rows per thread */
+    constexpr bool Q8 = kv_quant<KV>(); /* Q8_0 or Q4_0 */
+    constexpr bool Q4 = std::is_same<KV, cw_q4>::value;
+    constexpr int NW = NT / 32, NS = NT / SB;  /* threads per value slice */
+    constexpr int RE = HD / kv_per<KV>();      /* cache elements a row */
+    constexpr int KD = Q4 ? 16 : kv_dpl<KV>(); /* dims of a key row a lane holds */
+    constexpr int LP = HD / KD;                /* lanes per key row */
+    constexpr int KP = NT / LP;                /* key rows per block step */
+    constexpr int KU = CM / KP;                /* key rows per thread */
+    constexpr int VP = NS / 4;                 /* positions per value pass of a slice */
+    constexpr int VU = CM / VP;                /* value rows per thread */
     static_assert(HD % 32 == 0 && LP <= 32 && CM % KP == 0 && CM % VP == 0 && NS % 32 == 0,
                   "head size");
-    using row8 = typename std::conditional<Q8, kv_row8_q8, kv_lane<__half>>::type;
+    using row8 = typename std::conditional<
+        Q4, kv_row8_q4, typename std::conditional<Q8, kv_row8_q8, kv_lane<__half>>::type>::type;
     __shared__ float sc[GB][CM];
     __shared__ float red[NW][GB][32];
     __shared__ float s_l[GB];
@@ -1087,15 +1162,15 @@ __global__ void __launch_bounds__(NT) attn_short_kernel(const __grid_constant__ 
     /* keys: lane li of row group kp holds dims KD li .. KD li + KD - 1 of rows kp + KP u
      * (Q8_0: with the scale of their 32-dim block) */
     const int li = tid % LP, kp = tid / LP;
-    const KV *kb = (const KV *)a.k + (size_t)kvh * a.n_ctx * HD + KD * li;
+    const KV *kb = (const KV *)a.k + ((size_t)kvh * a.n_ctx * HD + KD * li) / kv_per<KV>();
     const __half *ksb = Q8 ? a.ks + (size_t)kvh * a.n_ctx * a.nsb + KD * li / 32 : NULL;
     /* values: quad lane vd of position group vp of the slice's threads holds its dims
      * 8 vd .. 8 vd + 7 (Q8_0: the slice is one scale's block) */
     const int sl = SB == 1 ? 0 : tid / NS, ds = blockIdx.x * SB + sl, vd = tid & 3,
               vp = (SB == 1 ? tid : tid % NS) >> 2;
-    const KV *vb = (const KV *)a.v + (size_t)kvh * a.n_ctx * HD + 32 * ds + 8 * vd;
+    const KV *vb = (const KV *)a.v + ((size_t)kvh * a.n_ctx * HD + 32 * ds + 8 * vd) / kv_per<KV>();
     const __half *vsb = Q8 ? a.vs + (size_t)kvh * a.n_ctx * a.nsb + ds : NULL;
-    kv_lane<KV> kr[KU];
+    typename std::conditional<Q4, kv_row16_q4, kv_lane<KV>>::type kr[KU];
     row8 vr[VU];
     if constexpr (Q8) { /* rows past p_end stay zero, as F16's do below */
 #pragma unroll
@@ -1107,30 +1182,30 @@ __global__ void __launch_bounds__(NT) attn_short_kernel(const __grid_constant__ 
     for (int u = 0; u < KU; u++) {
         const int p = kp + KP * u;
         if constexpr (Q8) {
-            if (p < fresh) kr[u].load(kb + (size_t)p * HD, ksb + (size_t)p * a.nsb);
+            if (p < fresh) kr[u].load(kb + (size_t)p * RE, ksb + (size_t)p * a.nsb);
         } else {
-            kr[u].v = p < fresh ? *(const uint4 *)(kb + (size_t)p * HD) : make_uint4(0, 0, 0, 0);
+            kr[u].v = p < fresh ? *(const uint4 *)(kb + (size_t)p * RE) : make_uint4(0, 0, 0, 0);
         }
     }
 #pragma unroll
     for (int u = 0; u < VU; u++) {
         const int p = vp + VP * u;
         if constexpr (Q8) {
-            if (p < fresh) vr[u].load(vb + (size_t)p * HD, vsb + (size_t)p * a.nsb);
+            if (p < fresh) vr[u].load(vb + (size_t)p * RE, vsb + (size_t)p * a.nsb);
         } else {
-            vr[u].v = p < fresh ? *(const uint4 *)(vb + (size_t)p * HD) : make_uint4(0, 0, 0, 0);
+            vr[u].v = p < fresh ? *(const uint4 *)(vb + (size_t)p * RE) : make_uint4(0, 0, 0, 0);
         }
     }
     cw_griddep_wait();
 #pragma unroll
     for (int u = 0; u < KU; u++) {
         const int p = kp + KP * u;
-        if (p >= fresh && p < p_end) kr[u].load_cg(kb + (size_t)p * HD, ksb + (size_t)p * a.nsb);
+        if (p >= fresh && p < p_end) kr[u].load_cg(kb + (size_t)p * RE, ksb + (size_t)p * a.nsb);
     }
 #pragma unroll
     for (int u = 0; u < VU; u++) {
         const int p = vp + VP * u;
-        if (p >= fresh && p < p_end) vr[u].load_cg(vb + (size_t)p * HD, vsb + (size_t)p * a.nsb);
+        if (p >= fresh && p < p_end) vr[u].load_cg(vb + (size_t)p * RE, vsb + (size_t)p * a.nsb);
     }
     float qr[GB][KD];
 #pragma unroll
@@ -1232,6 +1307,8 @@ __global__ void __launch_bounds__(NT) attn_short_kernel(const __grid_constant__ 
 
 template <typename KV, int GB>
 void launch_dec_lp(cuda_backend *c, int lp, dim3 grid, size_t smem, const dec_args &a) {
+    /* lanes per row: hd / 16 for Q8_0, hd / 32 for Q4_0 (hd <= 256) */
+    constexpr bool q4 = std::is_same<KV, cw_q4>::value, quant = kv_quant<KV>();
     void (*k)(dec_args) = NULL;
     switch (lp) {
     case 1:
@@ -1247,12 +1324,13 @@ void launch_dec_lp(cuda_backend *c, int lp, dim3 grid, size_t smem, const dec_ar
         k = attn_dec_kernel<KV, 8, GB>;
         break;
     case 16:
-        k = attn_dec_kernel<KV, 16, GB>;
+        if constexpr (!q4) k = attn_dec_kernel<KV, 16, GB>;
         break;
     default:
-        k = attn_dec_kernel<KV, 32, GB>;
+        if constexpr (!quant) k = attn_dec_kernel<KV, 32, GB>;
         break;
     }
+    if (!k) return; /* not reached: attn_decode checks the shape */
     if (smem > 48 * 1024)
         cw_check(c, cudaFuncSetAttribute(k, cudaFuncAttributeMaxDynamicSharedMemorySize, (int)smem),
                  "attention setup");
@@ -1303,6 +1381,11 @@ template <typename KV> short_fn attn_short_pick(int hd, int gb, bool wide, bool 
     return hd == 64 ? attn_short_pick<KV, 64>(gb, wide, per_head)
                     : attn_short_pick<KV, 128>(gb, wide, per_head);
 }
+/* Quantized caches of query-head groups past the 256 threads' context: a block per head. */
+template <typename KV> short_fn attn_short_wider(int hd) {
+    return hd == 64 ? attn_short_kernel<KV, 64, 1, 512, sh_max_ctx(64, 512), 2>
+                    : attn_short_kernel<KV, 128, 1, 512, sh_max_ctx(128, 512), 4>;
+}
 
 /* The short-context launch (attn_short_kernel): an F16 or Q8_0 cache, head_dim 64 or 128,
  * and a context the caller bounds to what 128 or 256 threads' registers hold; false
@@ -1310,8 +1393,10 @@ template <typename KV> short_fn attn_short_pick(int hd, int gb, bool wide, bool 
 bool attn_short(cuda_backend *c, const float *q, const rs_kv *kv, size_t layer_off, size_t sc_off,
                 const int32_t *pos, int n, const rs_attn *at, float *out) {
     const int hd = at->head_dim, tg = c->tune.attn_gb, G = at->n_head / at->n_head_kv;
-    const bool q8 = kv->d.type == RS_KV_Q8_0, per_head = c->tune.attn_pack != 1;
-    /* a Q8_0 row takes half an F16 row's registers, so a block per query head holds twice
+    const bool q4 = kv->d.type == RS_KV_Q4_0, q8 = kv->d.type == RS_KV_Q8_0 || q4,
+               per_head = c->tune.attn_pack != 1;
+    /* a Q8_0 row takes half an F16 row's registers (Q4_0: a quarter; it keeps Q8_0's
+     * bounds), so a block per query head holds twice
      * the context: for query-head groups (whose split calls cost the most) that is faster
      * than flash-decoding (Llama-3-8B and 3B shapes +5% at 384-511 positions, TinyLlama
      * +7.5% at 800-927); one head a kv head measured 0.5% slower (CUDA_NOTES session 33) */
@@ -1328,11 +1413,10 @@ bool attn_short(cuda_backend *c, const float *q, const rs_kv *kv, size_t layer_o
     int slot = 0;
     dec_args a = dec_common(c, q, kv, layer_off, sc_off, pos, n, at, slices, out, &slot);
     const dim3 grid(per_head ? 1 : hd / 32, at->n_head_kv * slices, n);
-    const short_fn k =
-        wider ? (hd == 64 ? attn_short_kernel<int8_t, 64, 1, 512, sh_max_ctx(64, 512), 2>
-                          : attn_short_kernel<int8_t, 128, 1, 512, sh_max_ctx(128, 512), 4>)
-        : q8  ? attn_short_pick<int8_t>(hd, GB, wide, per_head)
-              : attn_short_pick<__half>(hd, GB, wide, per_head);
+    const short_fn k = wider ? (q4 ? attn_short_wider<cw_q4>(hd) : attn_short_wider<int8_t>(hd))
+                       : q4  ? attn_short_pick<cw_q4>(hd, GB, wide, per_head)
+                       : q8  ? attn_short_pick<int8_t>(hd, GB, wide, per_head)
+                             : attn_short_pick<__half>(hd, GB, wide, per_head);
     cw_launch(c, true, k, grid, dim3(per_head ? 512 : wide ? 256 : 128), 0, a);
     if (a.xq) cw_q8_tag(c, out, (int64_t)n * at->n_head * hd, slot);
     return true;
@@ -1341,7 +1425,11 @@ bool attn_short(cuda_backend *c, const float *q, const rs_kv *kv, size_t layer_o
 /* Flash-decoding launch; false when this shape needs another kernel. */
 bool attn_decode(cuda_backend *c, const float *q, const rs_kv *kv, size_t layer_off, size_t sc_off,
                  const int32_t *pos, int n, const rs_attn *at, float *out) {
-    const int dpl = kv->d.type == RS_KV_Q8_0 ? 16 : 8, hd = at->head_dim, lp = hd / dpl;
+    const rs_kv_type kt = kv->d.type;
+    const int dpl = kt == RS_KV_Q4_0   ? 32
+                    : kt == RS_KV_Q8_0 ? 16
+                                       : 8,
+              hd = at->head_dim, lp = hd / dpl;
     if (hd % dpl || hd > 256 || (lp & (lp - 1))) return false;
     if (attn_short(c, q, kv, layer_off, sc_off, pos, n, at, out)) return true;
     const int G = at->n_head / at->n_head_kv;
@@ -1355,6 +1443,10 @@ bool attn_decode(cuda_backend *c, const float *q, const rs_kv *kv, size_t layer_
     const int tg = c->tune.attn_gb;
     if (tg == 1 || tg == 2 || tg == 4 || tg == 8) GB = tg; /* forced (benchmarks, tests) */
     if (kv->d.type == RS_KV_F32) GB = 8;
+    /* Q4_0: one query head a block unless two are forced (a lane's 32 dims of two heads
+     * take 167 registers: 32/8 heads at 4096 positions 17.4 us with two, 12.8 with one; at
+     * 16384, 29.7 against 30.8; run 345) */
+    if (kt == RS_KV_Q4_0) GB = tg == 2 ? 2 : 1;
     const int slices = (G + GB - 1) / GB, n_ctx = kv->d.n_ctx;
     /* chunk bounds: a fixed chunk when tuned, else 32..1024 positions with at
      * most 512 splits; s_target splits per head give ~4 blocks per SM */
@@ -1394,6 +1486,10 @@ bool attn_decode(cuda_backend *c, const float *q, const rs_kv *kv, size_t layer_
         launch_dec_lp<int8_t, 4>(c, lp, grid, smem, a);
     else if (kv->d.type == RS_KV_Q8_0)
         launch_dec_lp<int8_t, 8>(c, lp, grid, smem, a);
+    else if (kt == RS_KV_Q4_0 && GB == 1)
+        launch_dec_lp<cw_q4, 1>(c, lp, grid, smem, a);
+    else if (kt == RS_KV_Q4_0)
+        launch_dec_lp<cw_q4, 2>(c, lp, grid, smem, a);
     else if (GB == 1)
         launch_dec_lp<__half, 1>(c, lp, grid, smem, a);
     else if (GB == 2)
@@ -1420,8 +1516,7 @@ template <typename KV> void launch_pre(cuda_backend *c, const pre_args &a) {
 
 void cw_attention(cuda_backend *c, const float *q, rs_kv *kv, int layer, const int32_t *pos, int n,
                   const rs_attn *at, float *out) {
-    const size_t layer_off =
-        (size_t)layer * kv->d.n_head_kv * kv->d.n_ctx * kv->d.head_dim * kv->elem;
+    const size_t layer_off = (size_t)layer * cw_kv_layer_bytes(kv);
     const size_t sc_off = (size_t)layer * kv->d.n_head_kv * kv->d.n_ctx * kv->nsb;
     if (n <= c->tune.attn_decode_max && attn_decode(c, q, kv, layer_off, sc_off, pos, n, at, out))
         return;
@@ -1432,12 +1527,20 @@ void cw_attention(cuda_backend *c, const float *q, rs_kv *kv, int layer, const i
     a.ks = kv->ks ? kv->ks + sc_off : NULL;
     a.vs = kv->vs ? kv->vs + sc_off : NULL;
     a.nsb = kv->nsb;
+    int kt = kv->d.type;
+    if (kt == RS_KV_Q4_0) { /* prompts read a Q4_0 cache converted to F16 */
+        const __half *h = cw_kv_q4_to_f16(c, kv, layer, pos, n);
+        if (!h) return;
+        a.k = h;
+        a.v = h + (size_t)kv->d.n_head_kv * kv->d.n_ctx * kv->d.head_dim;
+        a.ks = a.vs = NULL;
+        kt = RS_KV_F16;
+    }
     a.pos = pos;
     a.out = out;
     a.n = n, a.n_head = at->n_head, a.n_head_kv = at->n_head_kv, a.hd = at->head_dim,
     a.n_ctx = kv->d.n_ctx;
     a.scale = at->scale;
-    const int kt = kv->d.type;
     /* the tensor-core kernel stages Q8_0 scales as hd / 32 per position */
     if (c->tune.attn_mma && kt != RS_KV_F32 && (a.hd == 64 || a.hd == 128) &&
         (kt != RS_KV_Q8_0 || a.nsb == a.hd / 32)) {

@@ -482,20 +482,30 @@ static rs_status cu_kv_create(rs_backend *b, const rs_kv_desc *d, rs_kv **out, r
     *out = NULL;
     if (d->n_layer <= 0 || d->n_ctx <= 0 || d->n_head_kv <= 0 || d->head_dim <= 0 ||
         d->head_dim > RS_MAX_HEAD_DIM ||
-        (d->type != RS_KV_F32 && d->type != RS_KV_F16 && d->type != RS_KV_Q8_0))
+        (d->type != RS_KV_F32 && d->type != RS_KV_F16 && d->type != RS_KV_Q8_0 &&
+         d->type != RS_KV_Q4_0))
         return rs_error_set(err, RS_ERR_ARG,
                             "bad KV cache shape: %d layers, %d positions, %d heads of %d",
                             d->n_layer, d->n_ctx, d->n_head_kv, d->head_dim);
+    if (d->type == RS_KV_Q4_0 && d->head_dim % 32)
+        return rs_error_set(err, RS_ERR_UNSUPPORTED,
+                            "a Q4_0 KV cache on the GPU needs head_dim a multiple of 32 (this "
+                            "model's is %d): use -ctk q8_0 or f16",
+                            d->head_dim);
+    const bool quant = d->type == RS_KV_Q8_0 || d->type == RS_KV_Q4_0;
     rs_kv *kv = (rs_kv *)calloc(1, sizeof *kv);
     if (!kv) return rs_error_set(err, RS_ERR_NOMEM, "out of memory");
     kv->d = *d;
-    kv->elem = d->type == RS_KV_F32 ? 4 : d->type == RS_KV_F16 ? 2 : 1;
+    kv->row = d->type == RS_KV_F32    ? 4 * (size_t)d->head_dim
+              : d->type == RS_KV_F16  ? 2 * (size_t)d->head_dim
+              : d->type == RS_KV_Q8_0 ? (size_t)d->head_dim
+                                      : (size_t)d->head_dim / 2;
     const size_t rows = (size_t)d->n_layer * d->n_head_kv * d->n_ctx;
-    size_t per = rows * d->head_dim * kv->elem;
+    size_t per = rows * kv->row;
     rs_status st = dev_malloc(c, &kv->k, per, "the KV cache (keys)", err);
     if (!st) st = dev_malloc(c, &kv->v, per, "the KV cache (values)", err);
     size_t sc = 0;
-    if (!st && d->type == RS_KV_Q8_0) {
+    if (!st && quant) {
         kv->nsb = (d->head_dim + 31) / 32;
         sc = rows * kv->nsb * sizeof(__half);
         void *ks = NULL, *vs = NULL;
@@ -1106,11 +1116,11 @@ extern "C" rs_status rs_cuda_kv_read(rs_backend *b, rs_kv *kv, int layer, int n_
 
 extern "C" void rs_cuda_kv_fill_random(rs_backend *b, rs_kv *kv, uint64_t seed) {
     cuda_backend *c = cw(b);
-    if (kv->d.type == RS_KV_Q8_0) {
-        cw_kv_fill_q8(c, kv, seed);
+    if (kv->d.type == RS_KV_Q8_0 || kv->d.type == RS_KV_Q4_0) {
+        cw_kv_fill_quant(c, kv, seed);
         return;
     }
-    size_t per = (size_t)kv->d.n_layer * kv->d.n_head_kv * kv->d.n_ctx * kv->d.head_dim * kv->elem;
+    size_t per = (size_t)kv->d.n_layer * cw_kv_layer_bytes(kv);
     int type = kv->d.type == RS_KV_F32 ? RS_DTYPE_F32 : RS_DTYPE_F16;
     cw_fill_random(c, kv->k, type, per, 1.0f, seed);
     cw_fill_random(c, kv->v, type, per, 1.0f, seed ^ 0x9e3779b97f4a7c15ull);

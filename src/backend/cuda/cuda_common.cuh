@@ -53,7 +53,7 @@ enum {
     CW_MAX_GRAPHS = 32,
     CW_MV_MAX_TOK = 4,   /* the matvec kernels handle up to this many tokens at once */
     CW_FZ_MAX_SPLIT = 8, /* most blocks a fused matvec splits one group of outputs over */
-    CW_N_SCRATCH = 17,
+    CW_N_SCRATCH = 18,
 };
 enum cw_scratch_slot {
     CW_SCR_Q8 = 0,    /* int8 activations + (d, d*sum) per 32 (slot 0 of two) */
@@ -74,6 +74,7 @@ enum cw_scratch_slot {
     CW_SCR_CHAIN = 15,  /* the decode chain: phase counters (kept zero between launches), its
                          * epoch and hand-off buffers */
     CW_SCR_PICK = 16,   /* sample_pick: a tally (kept zero between launches), its list */
+    CW_SCR_KVH = 17,    /* a layer's Q4_0 keys and values as F16 for the prompt kernels */
 };
 
 /* Quantized weights dequantized to F16 ahead of their prompt GEMMs (cuda_prepare.cu):
@@ -182,15 +183,21 @@ struct cuda_backend {
 };
 
 /* The KV cache: [layer][kv head][position][head_dim], F16 or F32; Q8_0 as
- * int8 values in that layout (elem 1) plus fp16 scales [layer][kv head][position][nsb],
- * one per 32 values of a head row (nsb = ceil(head_dim / 32)). */
+ * int8 values in that layout plus fp16 scales [layer][kv head][position][nsb],
+ * one per 32 values of a head row (nsb = ceil(head_dim / 32)); Q4_0 as nibbles
+ * (cw_q4, head_dim / 2 bytes a row, head_dim a multiple of 32) and the same scales. */
 struct rs_kv {
     rs_kv_desc d;
-    size_t elem;
+    size_t row; /* bytes of one head row's values */
     void *k, *v;
-    __half *ks, *vs; /* Q8_0 scales, else NULL */
+    __half *ks, *vs; /* Q8_0 / Q4_0 scales, else NULL */
     int nsb;
 };
+
+/* Bytes of one layer's keys (or values). */
+static inline size_t cw_kv_layer_bytes(const rs_kv *kv) {
+    return (size_t)kv->d.n_head_kv * kv->d.n_ctx * kv->row;
+}
 
 /* ---- host helpers (cuda_backend.cu) ------------------------------------------------- */
 
@@ -356,7 +363,11 @@ void cw_repack(cuda_backend *c, int type, const uint8_t *raw, int64_t rows, int6
 void cw_fill_random(cuda_backend *c, void *dev, int type, size_t n_bytes, float scale,
                     uint64_t seed);
 void cw_kv_convert(cuda_backend *c, const rs_kv *kv, int layer, int n_pos, float *k, float *v);
-void cw_kv_fill_q8(cuda_backend *c, rs_kv *kv, uint64_t seed);
+/* Random Q8_0 or Q4_0 cache contents (tests, benchmarks). */
+void cw_kv_fill_quant(cuda_backend *c, rs_kv *kv, uint64_t seed);
+/* A layer's Q4_0 keys and values as F16 ([kv head][n_ctx][head_dim] keys, then values) in
+ * scratch, positions 0..pos[n - 1]; NULL when the scratch cannot be had. */
+__half *cw_kv_q4_to_f16(cuda_backend *c, const rs_kv *kv, int layer, const int32_t *pos, int n);
 /* Writes a pending deferred norm's output (see cuda_backend::defer). */
 void cw_settle(cuda_backend *c);
 /* cuda_attn.cu */
@@ -425,6 +436,41 @@ __device__ __forceinline__ void cw_i8x4_to_f32(uint32_t w, float *f) {
 #pragma unroll
     for (int i = 0; i < 4; i++)
         f[i] = __uint_as_float(__byte_perm(u, 0x4B000000u, 0x7540u + i)) - 8388736.0f;
+}
+
+/* A Q4_0 cache row on the GPU: each 32-value block is 16 bytes and one fp16 scale (apart, as
+ * for Q8_0), and each 4-byte word holds 8 consecutive values: value i of the word's 8 in
+ * the low nibble of byte i (i < 4) or the high nibble of byte i - 4, stored as q + 8 (0..15).
+ * So a word becomes 8 floats in order with two masks and eight byte permutes, and a lane's
+ * 16 values are one 8-byte load. Value d of a row: byte 4 (d / 8) + d % 4, nibble (d / 4) % 2. */
+struct cw_q4 {
+    uint8_t b; /* a byte of nibbles: the cache's element type, two values each */
+};
+
+/* The 8 values of a Q4_0 cache word as floats, unscaled (q - 8), exactly and without the
+ * conversion unit, as cw_i8x4_to_f32. */
+__device__ __forceinline__ void cw_u4x8_to_f32(uint32_t w, float *f) {
+    const uint32_t lo = w & 0x0F0F0F0Fu, hi = (w >> 4) & 0x0F0F0F0Fu;
+#pragma unroll
+    for (int i = 0; i < 4; i++) {
+        f[i] = __uint_as_float(__byte_perm(lo, 0x4B000000u, 0x7540u + i)) - 8388616.0f;
+        f[i + 4] = __uint_as_float(__byte_perm(hi, 0x4B000000u, 0x7540u + i)) - 8388616.0f;
+    }
+}
+
+/* One value of a Q4_0 cache block held by the whole warp (lane = the value's index in the
+ * block), quantized as the CPU's GGUF quantizer does (the signed value of largest
+ * magnitude m, the first on ties, gives d = m / -8; q = trunc(v / d + 8.5) in 0..15, no
+ * fused multiply-add): bytes at blk (16), the scale from lane 0. */
+__device__ __forceinline__ void cw_store_q4(uint8_t *blk, __half *scale, float v, int lane) {
+    const float amax = cw_warp_max(fabsf(v));
+    const unsigned hit = __ballot_sync(0xffffffffu, fabsf(v) == amax);
+    const float m = __shfl_sync(0xffffffffu, v, __ffs(hit) - 1);
+    const float d = m / -8.0f, id = d != 0.0f ? 1.0f / d : 0.0f;
+    const int q = min(15, max(0, (int)__fadd_rn(__fmul_rn(v, id), 8.5f)));
+    const int o = __shfl_xor_sync(0xffffffffu, q, 4); /* value d + 4 shares d's byte */
+    if (!(lane & 4)) blk[4 * (lane >> 3) + (lane & 3)] = (uint8_t)(q | o << 4);
+    if (lane == 0) *scale = __float2half_rn(d);
 }
 
 /* What cw_q8_block wrote: this lane's int8 value, the block's d and d * sum. */

@@ -505,7 +505,8 @@ bool cw_fz_rope(cuda_backend *c, const rs_matmul *qkv, const float *x, int n, co
                 const rs_rope *rope, const rs_attn *at, rs_kv *kv, int layer) {
     const int hd = at->head_dim;
     const int64_t n_in = qkv[0].w->n_in;
-    if (rope->neox || (kv->d.type == RS_KV_Q8_0 && hd % 32)) return false;
+    if (rope->neox || ((kv->d.type == RS_KV_Q8_0 || kv->d.type == RS_KV_Q4_0) && hd % 32))
+        return false;
     bool need_q8 = false;
     for (int i = 0; i < 3; i++) {
         const cw_layout *L = layout(qkv[i].w);
@@ -516,15 +517,14 @@ bool cw_fz_rope(cuda_backend *c, const rs_matmul *qkv, const float *x, int n, co
     }
     fz_args base = {};
     if (!mv_input(c, x, n, n_in, need_q8, &base.m)) return true;
-    const size_t layer_elems = (size_t)kv->d.n_head_kv * kv->d.n_ctx * hd;
     base.pos = pos;
     base.rope = *rope;
     base.hd = hd;
     base.n_ctx = kv->d.n_ctx;
     base.kvt = kv->d.type;
     base.nsb = kv->nsb;
-    base.kc = (char *)kv->k + layer * layer_elems * kv->elem;
-    base.vc = (char *)kv->v + layer * layer_elems * kv->elem;
+    base.kc = (char *)kv->k + layer * cw_kv_layer_bytes(kv);
+    base.vc = (char *)kv->v + layer * cw_kv_layer_bytes(kv);
     if (kv->ks) {
         const size_t layer_sc = (size_t)kv->d.n_head_kv * kv->d.n_ctx * kv->nsb;
         base.ksc = kv->ks + layer * layer_sc;

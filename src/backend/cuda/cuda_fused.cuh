@@ -135,8 +135,11 @@ __device__ __forceinline__ void fz_rope_at(const fz_args &f, int64_t g, int t, i
         ((__half *)cache)[dst] = __float2half_rn(v);
     else if (f.kvt == RS_KV_F32)
         ((float *)cache)[dst] = v;
-    else /* hd % 32 == 0: the warp holds one scale block */
+    else if (f.kvt == RS_KV_Q8_0) /* hd % 32 == 0: the warp holds one scale block */
         fz_store_q8((int8_t *)cache + dst, (role == 1 ? f.ksc : f.vsc) + dst / 32, v, lane);
+    else /* Q4_0: the block's 16 bytes start at value dst - lane */
+        cw_store_q4((uint8_t *)cache + (dst - lane) / 2, (role == 1 ? f.ksc : f.vsc) + dst / 32, v,
+                    lane);
 }
 
 __device__ __forceinline__ void fz_rope(const fz_args &f, int64_t g, int t, int lane,

@@ -154,7 +154,7 @@ __device__ __forceinline__ void store_q8(float v, bool in, int lane, int8_t *q, 
 /* Block (token, head): heads 0..n_head-1 are q, the rest k. Each thread
  * rotates a pair with its own cos/sin (double-precision angle, as the
  * reference); k heads then store the rotated k and the v head at pos.
- * KV int8_t means a Q8_0 cache (scales ksc/vsc, nsb per row). */
+ * KV int8_t means a Q8_0 cache (scales ksc/vsc, nsb per row), cw_q4 a Q4_0 cache. */
 /* tab_mode: 0 computes each angle; 1 also stores (cos, sin) to tab from the
  * head-0 blocks; 2 reads them from tab (a later layer of the same batch). */
 template <typename KV>
@@ -188,7 +188,14 @@ __global__ void rope_store_kernel(float *q, float *k, const float *v, const int3
     __syncthreads();
     const size_t row = (size_t)hk * n_ctx + p, dst = row * hd;
     const float *vs = v + ((size_t)t * n_head_kv + hk) * hd;
-    if constexpr (std::is_same<KV, int8_t>::value) {
+    if constexpr (std::is_same<KV, cw_q4>::value) { /* hd % 32 == 0: whole blocks */
+        const int lane = threadIdx.x & 31, nw = blockDim.x >> 5;
+        uint8_t *kr = (uint8_t *)kc + row * (hd / 2), *vr = (uint8_t *)vc + row * (hd / 2);
+        for (int b = threadIdx.x >> 5; b < nsb; b += nw) {
+            cw_store_q4(kr + 16 * b, ksc + row * nsb + b, base[32 * b + lane], lane);
+            cw_store_q4(vr + 16 * b, vsc + row * nsb + b, vs[32 * b + lane], lane);
+        }
+    } else if constexpr (std::is_same<KV, int8_t>::value) {
         /* warp w takes the row's blocks w, w + warps, ...: whole warps, so the
          * block maximum is one shuffle reduction */
         const int lane = threadIdx.x & 31, nw = blockDim.x >> 5;
@@ -554,6 +561,10 @@ __global__ void kv_convert_kernel(const KV *k, const KV *v, const __half *ks, co
     if constexpr (std::is_same<KV, int8_t>::value) {
         ko[i] = (float)k[src] * __half2float(ks[row * nsb + d / 32]);
         vo[i] = (float)v[src] * __half2float(vs[row * nsb + d / 32]);
+    } else if constexpr (std::is_same<KV, cw_q4>::value) {
+        const int64_t byte = row * (hd / 2) + 4 * (d / 8) + d % 4, sh = 4 * ((d / 4) % 2);
+        ko[i] = (float)((k[byte].b >> sh & 15) - 8) * __half2float(ks[row * nsb + d / 32]);
+        vo[i] = (float)((v[byte].b >> sh & 15) - 8) * __half2float(vs[row * nsb + d / 32]);
     } else {
         ko[i] = (float)k[src];
         vo[i] = (float)v[src];
@@ -567,6 +578,45 @@ __global__ void fill_q8kv_kernel(int8_t *q, size_t n_q, __half *sc, size_t n_sc,
     const uint64_t r = mix64(seed ^ mix64(i));
     if (i < n_q) q[i] = (int8_t)((int)(r % 255u) - 127);
     if (i < n_sc) sc[i] = __float2half_rn((0.75f + 0.25f * unit(mix64(r + 7))) / 127.0f);
+}
+
+/* Q4_0 cache contents for tests: random nibbles, scales with d * 8 in [0.5, 1), so values
+ * lie within [-1, 1]. */
+__global__ void fill_q4kv_kernel(uint8_t *q, size_t n_q, __half *sc, size_t n_sc, uint64_t seed) {
+    const size_t i = (size_t)blockIdx.x * blockDim.x + threadIdx.x;
+    const uint64_t r = mix64(seed ^ mix64(i));
+    if (i < n_q) q[i] = (uint8_t)r;
+    if (i < n_sc) sc[i] = __float2half_rn((0.75f + 0.25f * unit(mix64(r + 7))) / 8.0f);
+}
+
+/* A layer's Q4_0 keys and values as F16 rows in the same layout (the prompt kernels' input),
+ * for positions 0..pos[n - 1] (a batch's positions ascend): one thread a word of 8 values. */
+__global__ void kv_q4_to_f16_kernel(const uint32_t *k, const uint32_t *v, const __half *ks,
+                                    const __half *vs, int n_head_kv, int n_ctx, int hd,
+                                    const int32_t *pos, int n, uint4 *ko, uint4 *vo) {
+    const int words = hd / 8, p_end = min(pos[n - 1] + 1, n_ctx);
+    const int64_t i = (int64_t)blockIdx.x * blockDim.x + threadIdx.x;
+    const int64_t row = i / words, p = row % n_ctx;
+    if (row >= (int64_t)n_head_kv * n_ctx || p >= p_end) return;
+    const int wi = (int)(i % words);
+    const float dk = __half2float(ks[row * (hd / 32) + wi / 4]),
+                dv = __half2float(vs[row * (hd / 32) + wi / 4]);
+    float f[8];
+    uint32_t h[4];
+    cw_u4x8_to_f32(k[i], f);
+#pragma unroll
+    for (int j = 0; j < 4; j++) {
+        const __half2 t = __floats2half2_rn(dk * f[2 * j], dk * f[2 * j + 1]);
+        h[j] = *(const uint32_t *)&t;
+    }
+    ko[i] = make_uint4(h[0], h[1], h[2], h[3]);
+    cw_u4x8_to_f32(v[i], f);
+#pragma unroll
+    for (int j = 0; j < 4; j++) {
+        const __half2 t = __floats2half2_rn(dv * f[2 * j], dv * f[2 * j + 1]);
+        h[j] = *(const uint32_t *)&t;
+    }
+    vo[i] = make_uint4(h[0], h[1], h[2], h[3]);
 }
 
 /* xn = xw * s per token, s from the deferred norm's partial sums. */
@@ -629,6 +679,7 @@ void cw_rmsnorm(cuda_backend *c, float *x, const float *y, const float *w, float
 void cw_rope_store(cuda_backend *c, float *q, float *k, const float *v, const int32_t *pos, int n,
                    const rs_rope *rope, const rs_attn *at, rs_kv *kv, int layer) {
     const size_t layer_elems = (size_t)kv->d.n_head_kv * kv->d.n_ctx * kv->d.head_dim;
+    const size_t layer_bytes = cw_kv_layer_bytes(kv);
     const dim3 grid(n, at->n_head + at->n_head_kv), block(at->head_dim > 128 ? 128 : 64);
     /* prompts: the first layer keeps its angles for the others (decode steps
      * compute them, which is cheaper than a table round trip) */
@@ -650,7 +701,8 @@ void cw_rope_store(cuda_backend *c, float *q, float *k, const float *v, const in
     const size_t layer_sc = (size_t)kv->d.n_head_kv * kv->d.n_ctx * kv->nsb;
     __half *ksc = kv->ks ? kv->ks + layer * layer_sc : NULL,
            *vsc = kv->vs ? kv->vs + layer * layer_sc : NULL;
-    if (n > CW_MV_MAX_TOK && kv->d.type != RS_KV_Q8_0) { /* prompts: a block per token */
+    const bool quant = kv->d.type == RS_KV_Q8_0 || kv->d.type == RS_KV_Q4_0;
+    if (n > CW_MV_MAX_TOK && !quant) { /* prompts: a block per token */
         const size_t smem = (size_t)(rope->n_rot / 2 + 1) * sizeof(float2);
         if (kv->d.type == RS_KV_F16)
             cw_launch(c, false, rope_tok_kernel<__half>, dim3(n), dim3(256), smem, q, k, v, pos,
@@ -672,6 +724,12 @@ void cw_rope_store(cuda_backend *c, float *q, float *k, const float *v, const in
         cw_launch(c, true, rope_store_kernel<int8_t>, grid, block, 0, q, k, v, pos, *rope,
                   at->n_head, at->n_head_kv, at->head_dim, (int8_t *)kv->k + layer * layer_elems,
                   (int8_t *)kv->v + layer * layer_elems, ksc, vsc, kv->nsb, kv->d.n_ctx, tab, mode);
+    else if (kv->d.type == RS_KV_Q4_0)
+        cw_launch(c, true, rope_store_kernel<cw_q4>, grid, block, 0, q, k, v, pos, *rope,
+                  at->n_head, at->n_head_kv, at->head_dim,
+                  (cw_q4 *)((char *)kv->k + layer * layer_bytes),
+                  (cw_q4 *)((char *)kv->v + layer * layer_bytes), ksc, vsc, kv->nsb, kv->d.n_ctx,
+                  tab, mode);
     else
         cw_launch(c, true, rope_store_kernel<float>, grid, block, 0, q, k, v, pos, *rope,
                   at->n_head, at->n_head_kv, at->head_dim, (float *)kv->k + layer * layer_elems,
@@ -743,6 +801,7 @@ void cw_fill_random(cuda_backend *c, void *dev, int type, size_t n_bytes, float 
 void cw_kv_convert(cuda_backend *c, const rs_kv *kv, int layer, int n_pos, float *k, float *v) {
     const size_t layer_elems = (size_t)kv->d.n_head_kv * kv->d.n_ctx * kv->d.head_dim;
     const size_t layer_sc = (size_t)kv->d.n_head_kv * kv->d.n_ctx * kv->nsb;
+    const size_t layer_bytes = cw_kv_layer_bytes(kv);
     const int64_t total = (int64_t)n_pos * kv->d.n_head_kv * kv->d.head_dim;
     const dim3 grid((unsigned)((total + 255) / 256)), block(256);
     const __half *ks = kv->ks ? kv->ks + layer * layer_sc : NULL,
@@ -757,6 +816,11 @@ void cw_kv_convert(cuda_backend *c, const rs_kv *kv, int layer, int n_pos, float
                   (const int8_t *)kv->k + layer * layer_elems,
                   (const int8_t *)kv->v + layer * layer_elems, ks, vs, kv->nsb, kv->d.n_head_kv,
                   kv->d.n_ctx, kv->d.head_dim, n_pos, k, v);
+    else if (kv->d.type == RS_KV_Q4_0)
+        cw_launch(c, false, kv_convert_kernel<cw_q4>, grid, block, 0,
+                  (const cw_q4 *)((const char *)kv->k + layer * layer_bytes),
+                  (const cw_q4 *)((const char *)kv->v + layer * layer_bytes), ks, vs, kv->nsb,
+                  kv->d.n_head_kv, kv->d.n_ctx, kv->d.head_dim, n_pos, k, v);
     else
         cw_launch(c, false, kv_convert_kernel<float>, grid, block, 0,
                   (const float *)kv->k + layer * layer_elems,
@@ -764,13 +828,35 @@ void cw_kv_convert(cuda_backend *c, const rs_kv *kv, int layer, int n_pos, float
                   kv->d.n_ctx, kv->d.head_dim, n_pos, k, v);
 }
 
-void cw_kv_fill_q8(cuda_backend *c, rs_kv *kv, uint64_t seed) {
-    const size_t n_q = (size_t)kv->d.n_layer * kv->d.n_head_kv * kv->d.n_ctx * kv->d.head_dim;
+void cw_kv_fill_quant(cuda_backend *c, rs_kv *kv, uint64_t seed) {
+    const size_t n_q = (size_t)kv->d.n_layer * cw_kv_layer_bytes(kv);
     const size_t n_sc = (size_t)kv->d.n_layer * kv->d.n_head_kv * kv->d.n_ctx * kv->nsb;
-    const dim3 grid((unsigned)((n_q + 255) / 256)), block(256);
+    const dim3 grid((unsigned)((std::max(n_q, n_sc) + 255) / 256)), block(256);
+    const uint64_t seed_v = seed ^ 0x9e3779b97f4a7c15ull;
+    if (kv->d.type == RS_KV_Q4_0) {
+        cw_launch(c, false, fill_q4kv_kernel, grid, block, 0, (uint8_t *)kv->k, n_q, kv->ks, n_sc,
+                  seed);
+        cw_launch(c, false, fill_q4kv_kernel, grid, block, 0, (uint8_t *)kv->v, n_q, kv->vs, n_sc,
+                  seed_v);
+        return;
+    }
     cw_launch(c, false, fill_q8kv_kernel, grid, block, 0, (int8_t *)kv->k, n_q, kv->ks, n_sc, seed);
     cw_launch(c, false, fill_q8kv_kernel, grid, block, 0, (int8_t *)kv->v, n_q, kv->vs, n_sc,
-              seed ^ 0x9e3779b97f4a7c15ull);
+              seed_v);
+}
+
+__half *cw_kv_q4_to_f16(cuda_backend *c, const rs_kv *kv, int layer, const int32_t *pos, int n) {
+    const size_t per = (size_t)kv->d.n_head_kv * kv->d.n_ctx * kv->d.head_dim;
+    __half *h = (__half *)cw_scratch(c, CW_SCR_KVH, 2 * per * sizeof(__half));
+    if (!h) return NULL;
+    const size_t layer_sc = (size_t)kv->d.n_head_kv * kv->d.n_ctx * kv->nsb;
+    const int64_t words = (int64_t)per / 8;
+    cw_launch(c, n <= CW_MV_MAX_TOK, kv_q4_to_f16_kernel, dim3((unsigned)((words + 255) / 256)),
+              dim3(256), 0, (const uint32_t *)((const char *)kv->k + layer * cw_kv_layer_bytes(kv)),
+              (const uint32_t *)((const char *)kv->v + layer * cw_kv_layer_bytes(kv)),
+              kv->ks + layer * layer_sc, kv->vs + layer * layer_sc, kv->d.n_head_kv, kv->d.n_ctx,
+              kv->d.head_dim, pos, n, (uint4 *)h, (uint4 *)(h + per));
+    return h;
 }
 
 void cw_settle(cuda_backend *c) {
