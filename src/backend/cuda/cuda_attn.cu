@@ -307,8 +307,11 @@ template <typename KV> __host__ __device__ constexpr int kv_dpl() {
  * positions ascend) are final, and positions are written only by uploads,
  * which precede the step. The step's own positions (just stored by
  * rope_store) are loaded after the wait. */
+/* (Q4_0 with two query heads a block: four blocks an SM, 128 registers; 0 leaves the other
+ * kernels as they were, unbounded by blocks) */
 template <typename KV, int LP, int GB>
-__global__ void __launch_bounds__(128) attn_dec_kernel(const __grid_constant__ dec_args a) {
+__global__ void __launch_bounds__(128, (std::is_same<KV, cw_q4>::value && GB == 2) ? 4 : 0)
+    attn_dec_kernel(const __grid_constant__ dec_args a) {
     constexpr bool Q8 = kv_quant<KV>(), PFV = GB <= 2; /* Q8: Q8_0 or Q4_0 */
     /* DPL dims per lane, U positions in flight per lane (16 bytes each), RE cache elements
      * a row */
@@ -1443,9 +1446,11 @@ bool attn_decode(cuda_backend *c, const float *q, const rs_kv *kv, size_t layer_
     const int tg = c->tune.attn_gb;
     if (tg == 1 || tg == 2 || tg == 4 || tg == 8) GB = tg; /* forced (benchmarks, tests) */
     if (kv->d.type == RS_KV_F32) GB = 8;
-    /* Q4_0: one query head a block unless two are forced (a lane's 32 dims of two heads
-     * take 167 registers: 32/8 heads at 4096 positions 17.4 us with two, 12.8 with one; at
-     * 16384, 29.7 against 30.8; run 345) */
+    /* Q4_0: one query head a block unless two are forced (RUSTY_CUDA_TUNE=attn_gb=2; a
+     * lane's 32 dims of four heads are past the registers). Two, held to 128 registers by
+     * the kernel's launch bounds, win only at long contexts: Llama-3-8B shape tg128 at
+     * depth 4096 370.3 against one's 383.3-384.8, at 16384 328.0-328.2 against 319.8-320.5
+     * (run 351; unbounded, 167 registers, they lost everywhere, run 345) */
     if (kt == RS_KV_Q4_0) GB = tg == 2 ? 2 : 1;
     const int slices = (G + GB - 1) / GB, n_ctx = kv->d.n_ctx;
     /* chunk bounds: a fixed chunk when tuned, else 32..1024 positions with at
