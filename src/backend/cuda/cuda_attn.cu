@@ -1333,7 +1333,10 @@ void launch_dec_lp(cuda_backend *c, int lp, dim3 grid, size_t smem, const dec_ar
         if constexpr (!quant) k = attn_dec_kernel<KV, 32, GB>;
         break;
     }
-    if (!k) return; /* not reached: attn_decode checks the shape */
+    if (!k) { /* not reached: attn_decode checks the shape */
+        cw_fail(c, RS_ERR_UNSUPPORTED, "decode attention: no kernel for %d lanes a row", lp);
+        return;
+    }
     if (smem > 48 * 1024)
         cw_check(c, cudaFuncSetAttribute(k, cudaFuncAttributeMaxDynamicSharedMemorySize, (int)smem),
                  "attention setup");
@@ -1390,7 +1393,7 @@ template <typename KV> short_fn attn_short_wider(int hd) {
                     : attn_short_kernel<KV, 128, 1, 512, sh_max_ctx(128, 512), 4>;
 }
 
-/* The short-context launch (attn_short_kernel): an F16 or Q8_0 cache, head_dim 64 or 128,
+/* The short-context launch (attn_short_kernel): an F16, Q8_0 or Q4_0 cache, head_dim 64 or 128,
  * and a context the caller bounds to what 128 or 256 threads' registers hold; false
  * otherwise. */
 bool attn_short(cuda_backend *c, const float *q, const rs_kv *kv, size_t layer_off, size_t sc_off,

@@ -442,7 +442,8 @@ __device__ __forceinline__ void cw_i8x4_to_f32(uint32_t w, float *f) {
  * for Q8_0), and each 4-byte word holds 8 consecutive values: value i of the word's 8 in
  * the low nibble of byte i (i < 4) or the high nibble of byte i - 4, stored as q + 8 (0..15).
  * So a word becomes 8 floats in order with two masks and eight byte permutes, and a lane's
- * 16 values are one 8-byte load. Value d of a row: byte 4 (d / 8) + d % 4, nibble (d / 4) % 2. */
+ * 16 or 32 consecutive values are one 8- or 16-byte load. Value d of a row: byte
+ * 4 (d / 8) + d % 4, nibble (d / 4) % 2. */
 struct cw_q4 {
     uint8_t b; /* a byte of nibbles: the cache's element type, two values each */
 };
