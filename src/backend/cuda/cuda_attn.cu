@@ -25,9 +25,9 @@
  * Every kernel reads F32, F16 or Q8_0 caches (KV = float, __half, int8_t: the
  * int8 values with one fp16 scale per 32 of a head row, nsb per row). The decode
  * kernels read Q4_0 caches too (KV = cw_q4: nibbles and the same scales, see
- * cuda_common.cuh), a 32-value block a lane; prompts read them converted to an F16
- * copy of the layer (cw_kv_q4_to_f16), whose pass costs little next to a prompt's
- * attention. */
+ * cuda_common.cuh), a 32-value block a lane, and so does the tensor-core prompt kernel;
+ * the other prompt kernels read them converted to an F16 copy of the layer
+ * (cw_kv_q4_to_f16). */
 #include <algorithm>
 #include <type_traits>
 
@@ -729,12 +729,12 @@ __global__ void __launch_bounds__(256) attn_pre_kernel(const __grid_constant__ p
     }
 }
 
-/* ---- prefill on the tensor cores (F16 or Q8_0 cache, head_dim 64 or 128) -----------------------
+/* ---- prefill on the tensor cores (F16, Q8_0 or Q4_0 cache, head_dim 64 or 128) ----------------
  * FlashAttention-2 shape: block (64-query tile, head), 4 warps of 16 query
  * rows; per 64-key tile S = Q K^T and O += P V with mma.sync m16n8k16 (f16
  * operands, f32 accumulators), online softmax in registers. Fragments come
- * from padded shared memory through ldmatrix (.trans for V); a Q8_0 tile is
- * dequantized to halves there first. */
+ * from padded shared memory through ldmatrix (.trans for V); a Q8_0 or Q4_0 tile
+ * is dequantized to halves there first. */
 
 __device__ __forceinline__ void ldsm_x4(uint32_t *r, const void *p) {
     asm volatile("ldmatrix.sync.aligned.m8n8.x4.shared.b16 {%0, %1, %2, %3}, [%4];"
@@ -774,14 +774,14 @@ constexpr int MB = 64; /* queries and keys per tile */
 
 /* F16: two stages of (K, V): the next tile loads while this one computes; Q
  * passes through stage 1's K on its way to registers, so three blocks fit an
- * SM. Q8_0: Q, one stage of (K, V) in halves, and two stages of the raw tile
- * (int8 K and V, their scales) that cp.async fills while the previous tile
- * is converted and computed. */
-template <int HD> __host__ __device__ constexpr size_t mma_q8_stage() {
-    return (size_t)2 * MB * HD + (size_t)2 * MB * (HD / 32) * sizeof(__half);
+ * SM. Q8_0 and Q4_0 (QT 1 and 2; F16 is 0): Q, one stage of (K, V) in halves, and two stages
+ * of the raw tile (int8 or nibble K and V, their scales) that cp.async fills while the
+ * previous tile is converted and computed. */
+template <int HD, int QT> __host__ __device__ constexpr size_t mma_raw_stage() {
+    return (size_t)2 * MB * HD / (QT == 2 ? 2 : 1) + (size_t)2 * MB * (HD / 32) * sizeof(__half);
 }
-template <int HD, bool Q8> constexpr size_t mma_smem() {
-    return Q8 ? (size_t)3 * MB * (HD + 8) * sizeof(__half) + 2 * mma_q8_stage<HD>()
+template <int HD, int QT> constexpr size_t mma_smem() {
+    return QT ? (size_t)3 * MB * (HD + 8) * sizeof(__half) + 2 * mma_raw_stage<HD, QT>()
               : (size_t)4 * MB * (HD + 8) * sizeof(__half);
 }
 
@@ -810,6 +810,22 @@ __device__ __forceinline__ uint4 q8_to_h8(const int8_t *p, const __half *sc) {
     return make_uint4(h[0], h[1], h[2], h[3]);
 }
 
+/* A Q4_0 cache word's 8 values times their scale, as 8 halves, as q8_to_h8: a nibble is the
+ * low mantissa bits of 1024 as a half, subtracting 1032 leaves q - 8 (exact), one half
+ * multiply rounds d * (q - 8) once (as the F16 copy's rounding of the exact product). */
+__device__ __forceinline__ uint4 q4_to_h8(uint32_t w, const __half *sc) {
+    const uint32_t nib[2] = {w & 0x0F0F0F0Fu, (w >> 4) & 0x0F0F0F0Fu}; /* values 0-3, 4-7 */
+    const __half2 d = __half2half2(*sc), off = __float2half2_rn(1032.0f);
+    uint32_t h[4];
+#pragma unroll
+    for (int i = 0; i < 4; i++) {
+        const uint32_t b = __byte_perm(nib[i / 2], 0x64646464u, i % 2 ? 0x4342u : 0x4140u);
+        const __half2 r = __hmul2(__hsub2(*(const __half2 *)&b, off), d);
+        h[i] = *(const uint32_t *)&r;
+    }
+    return make_uint4(h[0], h[1], h[2], h[3]);
+}
+
 /* 2^x on the special-function unit; 2^-inf = 0. */
 __device__ __forceinline__ float ex2(float x) {
     float y;
@@ -817,10 +833,12 @@ __device__ __forceinline__ float ex2(float x) {
     return y;
 }
 
-template <int HD, bool Q8>
-__global__ void __launch_bounds__(128, Q8 ? 2 : 3)
+template <int HD, int QT>
+__global__ void __launch_bounds__(128, QT ? 2 : 3)
     attn_mma_kernel(const __grid_constant__ pre_args a) {
-    constexpr int LD = HD + 8; /* halves per padded row: conflict-free ldmatrix */
+    constexpr bool Q8 = QT != 0;               /* a quantized cache (Q8_0 or Q4_0), staged raw */
+    constexpr int RB = HD / (QT == 2 ? 2 : 1); /* bytes of a raw row's values */
+    constexpr int LD = HD + 8;                 /* halves per padded row: conflict-free ldmatrix */
     extern __shared__ __align__(16) unsigned char smem_raw[];
     /* stage st: K at KVs + 2 * st * MB * LD, V after it */
     __half *KVs = (__half *)smem_raw + (Q8 ? MB * LD : 0);
@@ -871,13 +889,13 @@ __global__ void __launch_bounds__(128, Q8 ? 2 : 3)
     for (int nt = 0; nt < HD / 8; nt++) o[nt][0] = o[nt][1] = o[nt][2] = o[nt][3] = 0.0f;
     const __half *kb = (const __half *)a.k + (size_t)kvh * a.n_ctx * HD;
     const __half *vb = (const __half *)a.v + (size_t)kvh * a.n_ctx * HD;
-    const int8_t *kq = (const int8_t *)a.k + (size_t)kvh * a.n_ctx * HD;
-    const int8_t *vq = (const int8_t *)a.v + (size_t)kvh * a.n_ctx * HD;
+    const int8_t *kq = (const int8_t *)a.k + (size_t)kvh * a.n_ctx * RB;
+    const int8_t *vq = (const int8_t *)a.v + (size_t)kvh * a.n_ctx * RB;
     const __half *ksb = Q8 ? a.ks + (size_t)kvh * a.n_ctx * a.nsb : NULL,
                  *vsb = Q8 ? a.vs + (size_t)kvh * a.n_ctx * a.nsb : NULL;
-    /* Q8_0 raw stage st: int8 K, int8 V, then their scales (NSB per position) */
+    /* raw stage st: K's and V's rows (RB bytes each), then their scales (NSB per position) */
     constexpr int NSB = HD / 32;
-    auto raw = [&](int st) { return (int8_t *)(KVs + 2 * MB * LD) + st * mma_q8_stage<HD>(); };
+    auto raw = [&](int st) { return (int8_t *)(KVs + 2 * MB * LD) + st * mma_raw_stage<HD, QT>(); };
     /* rows k0 .. k0 + MB of a cache array (row_bytes per position) into shared rows
      * dst_stride bytes apart, 16 bytes per copy; positions past maxp read as zeros */
     auto stage_rows = [&](void *dst, int dst_stride, const void *src, int row_bytes, int k0) {
@@ -889,13 +907,13 @@ __global__ void __launch_bounds__(128, Q8 ? 2 : 3)
                        (const char *)src + (size_t)(in ? p : 0) * row_bytes + 16 * cc, in ? 16 : 0);
         }
     };
-    /* both types copied by cp.async: F16 into (K, V) stage st, Q8_0 into raw stage st */
+    /* every type copied by cp.async: F16 into (K, V) stage st, Q8_0 / Q4_0 into raw stage st */
     auto load_tile = [&](int k0, int st) {
         if constexpr (Q8) {
-            int8_t *Kq = raw(st), *Vq = Kq + MB * HD;
-            __half *Kd = (__half *)(Vq + MB * HD), *Vd = Kd + MB * NSB;
-            stage_rows(Kq, HD, kq, HD, k0);
-            stage_rows(Vq, HD, vq, HD, k0);
+            int8_t *Kq = raw(st), *Vq = Kq + MB * RB;
+            __half *Kd = (__half *)(Vq + MB * RB), *Vd = Kd + MB * NSB;
+            stage_rows(Kq, RB, kq, RB, k0);
+            stage_rows(Vq, RB, vq, RB, k0);
             for (int i = tid; i < MB * NSB / 2; i += 128) { /* two scales per copy */
                 const int r = i / (NSB / 2), cc = i % (NSB / 2), p = k0 + r;
                 const bool in = p <= maxp;
@@ -910,17 +928,24 @@ __global__ void __launch_bounds__(128, Q8 ? 2 : 3)
         }
         cp_async_commit();
     };
-    /* Q8_0: raw stage st dequantized into the one (K, V) stage in halves */
+    /* Q8_0 / Q4_0: raw stage st dequantized into the one (K, V) stage in halves */
     auto convert_tile = [&](int st) {
-        const int8_t *Kq = raw(st), *Vq = Kq + MB * HD;
-        const __half *Kd = (const __half *)(Vq + MB * HD), *Vd = Kd + MB * NSB;
+        const int8_t *Kq = raw(st), *Vq = Kq + MB * RB;
+        const __half *Kd = (const __half *)(Vq + MB * RB), *Vd = Kd + MB * NSB;
         __half *Ks = KVs, *Vs = KVs + MB * LD;
         for (int i = tid; i < MB * HD / 8; i += 128) {
             const int r = i / (HD / 8), cc = i % (HD / 8);
-            *(uint4 *)(Ks + r * LD + 8 * cc) =
-                q8_to_h8(Kq + r * HD + 8 * cc, Kd + r * NSB + cc / 4);
-            *(uint4 *)(Vs + r * LD + 8 * cc) =
-                q8_to_h8(Vq + r * HD + 8 * cc, Vd + r * NSB + cc / 4);
+            if constexpr (QT == 2) { /* a word holds the row's values 8 cc .. 8 cc + 7 */
+                *(uint4 *)(Ks + r * LD + 8 * cc) =
+                    q4_to_h8(*(const uint32_t *)(Kq + r * RB + 4 * cc), Kd + r * NSB + cc / 4);
+                *(uint4 *)(Vs + r * LD + 8 * cc) =
+                    q4_to_h8(*(const uint32_t *)(Vq + r * RB + 4 * cc), Vd + r * NSB + cc / 4);
+            } else {
+                *(uint4 *)(Ks + r * LD + 8 * cc) =
+                    q8_to_h8(Kq + r * HD + 8 * cc, Kd + r * NSB + cc / 4);
+                *(uint4 *)(Vs + r * LD + 8 * cc) =
+                    q8_to_h8(Vq + r * HD + 8 * cc, Vd + r * NSB + cc / 4);
+            }
         }
     };
     if (maxp >= 0) load_tile(0, 0);
@@ -1054,15 +1079,15 @@ __global__ void __launch_bounds__(128, Q8 ? 2 : 3)
     }
 }
 
-template <int HD, bool Q8> void launch_mma(cuda_backend *c, const pre_args &a) {
-    const size_t smem = mma_smem<HD, Q8>();
+template <int HD, int QT> void launch_mma(cuda_backend *c, const pre_args &a) {
+    const size_t smem = mma_smem<HD, QT>();
     cw_check(c,
-             cudaFuncSetAttribute(attn_mma_kernel<HD, Q8>,
+             cudaFuncSetAttribute(attn_mma_kernel<HD, QT>,
                                   cudaFuncAttributeMaxDynamicSharedMemorySize, (int)smem),
              "attention setup");
     pre_args b = a;
     b.zig = c->tune.attn_zig ? c->n_sm : 0;
-    cw_launch(c, a.n <= CW_MV_MAX_TOK, attn_mma_kernel<HD, Q8>,
+    cw_launch(c, a.n <= CW_MV_MAX_TOK, attn_mma_kernel<HD, QT>,
               dim3((unsigned)(((a.n + MB - 1) / MB) * a.n_head)), dim3(128), smem, b);
 }
 
@@ -1540,21 +1565,13 @@ void cw_attention(cuda_backend *c, const float *q, rs_kv *kv, int layer, const i
     a.ks = kv->ks ? kv->ks + sc_off : NULL;
     a.vs = kv->vs ? kv->vs + sc_off : NULL;
     a.nsb = kv->nsb;
-    int kt = kv->d.type;
-    if (kt == RS_KV_Q4_0) { /* prompts read a Q4_0 cache converted to F16 */
-        const __half *h = cw_kv_q4_to_f16(c, kv, layer, pos, n);
-        if (!h) return;
-        a.k = h;
-        a.v = h + (size_t)kv->d.n_head_kv * kv->d.n_ctx * kv->d.head_dim;
-        a.ks = a.vs = NULL;
-        kt = RS_KV_F16;
-    }
     a.pos = pos;
     a.out = out;
     a.n = n, a.n_head = at->n_head, a.n_head_kv = at->n_head_kv, a.hd = at->head_dim,
     a.n_ctx = kv->d.n_ctx;
     a.scale = at->scale;
-    /* the tensor-core kernel stages Q8_0 scales as hd / 32 per position */
+    int kt = kv->d.type;
+    /* the tensor-core kernel stages Q8_0 and Q4_0 scales as hd / 32 per position */
     if (c->tune.attn_mma && kt != RS_KV_F32 && (a.hd == 64 || a.hd == 128) &&
         (kt != RS_KV_Q8_0 || a.nsb == a.hd / 32)) {
         /* prompts: the output's F16 copy too, which the output projection's GEMM takes
@@ -1563,14 +1580,24 @@ void cw_attention(cuda_backend *c, const float *q, rs_kv *kv, int layer, const i
         if (n > CW_MV_MAX_TOK && c->tune.attn_h16)
             a.out_h = (__half *)cw_scratch(c, CW_SCR_XH, 2 * cw_half_bytes(elems));
         if (kt == RS_KV_Q8_0)
-            a.hd == 64 ? launch_mma<64, true>(c, a) : launch_mma<128, true>(c, a);
+            a.hd == 64 ? launch_mma<64, 1>(c, a) : launch_mma<128, 1>(c, a);
+        else if (kt == RS_KV_Q4_0)
+            a.hd == 64 ? launch_mma<64, 2>(c, a) : launch_mma<128, 2>(c, a);
         else
-            a.hd == 64 ? launch_mma<64, false>(c, a) : launch_mma<128, false>(c, a);
+            a.hd == 64 ? launch_mma<64, 0>(c, a) : launch_mma<128, 0>(c, a);
         if (a.out_h) {
             c->h16_src = out;
             c->h16_elems = elems;
         }
         return;
+    }
+    if (kt == RS_KV_Q4_0) { /* the other prompt kernels read a Q4_0 cache converted to F16 */
+        const __half *h = cw_kv_q4_to_f16(c, kv, layer, pos, n);
+        if (!h) return;
+        a.k = h;
+        a.v = h + (size_t)kv->d.n_head_kv * kv->d.n_ctx * kv->d.head_dim;
+        a.ks = a.vs = NULL;
+        kt = RS_KV_F16;
     }
     if (a.hd % 4 == 0 && a.hd <= 256 && pre_smem(a.hd) <= c->smem_optin) {
         if (kt == RS_KV_F16)
