@@ -48,6 +48,7 @@ typedef struct bench_opts {
     int depth[MAX_LIST], n_depth;
     int reps;
     bool greedy, sampled;
+    const char *type_k; /* the KV cache type when not the default F16 (a type_k column) */
 } bench_opts;
 
 /* How a tgN test picks its tokens. */
@@ -160,6 +161,7 @@ typedef struct row_ctx {
     rs_session_info info;
     double bw_gbps;
     const char *model_col;
+    const char *type_k; /* or NULL: no type_k column */
 } row_ctx;
 
 static void print_row(const row_ctx *r, const char *test, const double *tps, int reps, int n_gen,
@@ -169,9 +171,11 @@ static void print_row(const row_ctx *r, const char *test, const double *tps, int
     for (int i = 0; i < reps && reps > 1; i++) sd += (tps[i] - mean) * (tps[i] - mean) / (reps - 1);
     sd = sqrt(sd);
     double gib = (double)r->m->weight_bytes / (1 << 30), b = (double)r->m->n_params;
-    printf("| %s | %.2f %s | %.2f %s | %s | %d | %s | %.2f ± %.2f |", r->model_col,
-           gib >= 1 ? gib : gib * 1024, gib >= 1 ? "GiB" : "MiB", b >= 1e9 ? b / 1e9 : b / 1e6,
-           b >= 1e9 ? "B" : "M", r->info.backend, r->info.n_threads, test, mean, sd);
+    printf("| %s | %.2f %s | %.2f %s | %s | %d |", r->model_col, gib >= 1 ? gib : gib * 1024,
+           gib >= 1 ? "GiB" : "MiB", b >= 1e9 ? b / 1e9 : b / 1e6, b >= 1e9 ? "B" : "M",
+           r->info.backend, r->info.n_threads);
+    if (r->type_k) printf(" %s |", r->type_k);
+    printf(" %s | %.2f ± %.2f |", test, mean, sd);
     if (n_gen) {
         double gbps = mean * decode_bytes(r->m, &r->info, depth + n_gen / 2.0) / 1e9;
         printf(" %.1f | %.1f%% |\n", gbps, r->bw_gbps > 0 ? 100.0 * gbps / r->bw_gbps : 0.0);
@@ -201,7 +205,7 @@ done:
 }
 
 static int bench_all(const bench_opts *b, rs_session *s, const rs_model *m) {
-    row_ctx r = {m, {0}, 0, NULL};
+    row_ctx r = {m, {0}, 0, NULL, b->type_k};
     rs_session_get_info(s, &r.info);
     char model_col[96];
     snprintf(model_col, sizeof model_col, "%s %s", m->hp.arch_name, m->type_desc);
@@ -212,8 +216,11 @@ static int bench_all(const bench_opts *b, rs_session *s, const rs_model *m) {
     else
         fprintf(stderr, "rusty: measured %s memory bandwidth: %.1f GB/s\n", r.info.backend,
                 r.bw_gbps);
-    printf("| model | size | params | backend | threads | test | t/s | GB/s | BW %% |\n");
-    printf("| --- | ---: | ---: | --- | ---: | --- | ---: | ---: | ---: |\n");
+    /* as llama-bench: a type_k column only when the cache is not F16 */
+    printf("| model | size | params | backend | threads |%s test | t/s | GB/s | BW %% |\n",
+           b->type_k ? " type_k |" : "");
+    printf("| --- | ---: | ---: | --- | ---: |%s --- | ---: | ---: | ---: |\n",
+           b->type_k ? " --- |" : "");
     for (int d = 0; d < b->n_depth; d++) {
         for (int i = 0; i < b->n_pp; i++)
             if (b->pp[i] && run_test(&r, s, b->pp[i], 0, b->depth[d], b->reps, TG_PLAIN)) return 1;
@@ -257,8 +264,10 @@ int cmd_bench(int argc, char **argv) {
     }
     cli_model_opts mo;
     cli_model_opts_init(&mo);
-    bench_opts b = {{512}, 1, {128}, 1, {0}, 1, 3, false, false};
+    bench_opts b = {{512}, 1, {128}, 1, {0}, 1, 3, false, false, NULL};
     if (parse(argc, argv, &mo, &b)) return 1;
+    static const char *const kv_names[] = {"f32", "f16", "q8_0", "q4_0"};
+    if (mo.session.kv_type != RS_KV_F16) b.type_k = kv_names[mo.session.kv_type];
     int need = 0;
     for (int d = 0; d < b.n_depth; d++)
         for (int i = 0; i < b.n_pp || i < b.n_tg; i++) {
