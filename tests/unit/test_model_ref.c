@@ -353,31 +353,28 @@ static void test_f16_kv_cache(void **st) {
      * stores at a symbolic index into rf */
 } // NOLINT(clang-analyzer-unix.Malloc)
 
-static void test_q8_0_kv_cache(void **st) {
-    (void)st;
+/* Logits with a quantized KV cache on F32 weights against the HF reference. */
+static void check_kv_cache(rs_kv_type type, const char *name, double tol) {
     ref_file rf;
     load_ref("data/ref/TinyStories-656K.logits.bin", &rf);
     rs_model *m = load_model("models/TinyStories-656K-hf");
-    double e = logits_error(m, &rf, RS_KV_Q8_0);
-    printf("  Q8_0 KV cache: max rel L2 error %.3g (tolerance %.0e)\n", e, TOL_KV_Q8);
-    assert_true(e <= TOL_KV_Q8);
+    double e = logits_error(m, &rf, type);
+    printf("  %s KV cache: max rel L2 error %.3g (tolerance %.0e)\n", name, e, tol);
+    assert_true(e <= tol);
     rs_model_free(m);
     free_ref(&rf);
     /* as test_f16_kv_cache: free_ref frees the logits */
 } // NOLINT(clang-analyzer-unix.Malloc)
 
+static void test_q8_0_kv_cache(void **st) {
+    (void)st;
+    check_kv_cache(RS_KV_Q8_0, "Q8_0", TOL_KV_Q8);
+}
+
 static void test_q4_0_kv_cache(void **st) {
     (void)st;
-    ref_file rf;
-    load_ref("data/ref/TinyStories-656K.logits.bin", &rf);
-    rs_model *m = load_model("models/TinyStories-656K-hf");
-    double e = logits_error(m, &rf, RS_KV_Q4_0);
-    printf("  Q4_0 KV cache: max rel L2 error %.3g (tolerance %.0e)\n", e, TOL_KV_Q4);
-    assert_true(e <= TOL_KV_Q4);
-    rs_model_free(m);
-    free_ref(&rf);
-    /* as test_f16_kv_cache: free_ref frees the logits */
-} // NOLINT(clang-analyzer-unix.Malloc)
+    check_kv_cache(RS_KV_Q4_0, "Q4_0", TOL_KV_Q4);
+}
 
 int main(void) {
     const struct CMUnitTest tiny[] = {

@@ -74,31 +74,54 @@ void rs_attn_head_f16_avx2(const float *q, const void *k, const void *v, int n_p
     attn_head(q, k, v, n_pos, hd, scale, scores, out, 1);
 }
 
-/* 8 int8 values of a Q8_0 block as floats. */
-static inline __m256 q8x8(const int8_t *qs) {
-    return _mm256_cvtepi32_ps(_mm256_cvtepi8_epi32(_mm_loadl_epi64((const __m128i *)qs)));
+/* The 32 values of a Q8_0 block as floats, unscaled; its scale in *d. */
+static inline void q8_block(const void *p, __m256 v[4], float *d) {
+    const block_q8_0 *blk = p;
+    for (int j = 0; j < 4; j++)
+        v[j] = _mm256_cvtepi32_ps(
+            _mm256_cvtepi8_epi32(_mm_loadl_epi64((const __m128i *)(blk->qs + 8 * j))));
+    *d = _cvtsh_ss(blk->d);
 }
 
-/* Q8_0 rows of hd / 32 blocks: each block's 32 values are widened to floats and its scale
- * applied once, to the block's dot with q (K) or to the position's weight (V). */
-void rs_attn_head_q8_0_avx2(const float *q, const void *kv, const void *vv, int n_pos, int hd,
-                            float scale, float *scores, float *out) {
-    if (hd % QK8_0) {
-        rs_attn_head_q8_0_scalar(q, kv, vv, n_pos, hd, scale, scores, out);
-        return;
-    }
-    const int nb = hd / QK8_0;
-    const block_q8_0 *k = kv, *v = vv;
+/* The 32 values of a Q4_0 block as floats, unscaled (q - 8): v[0..1] the low nibbles (values
+ * 0..15), v[2..3] the high ones (16..31), as GGUF lays them out; its scale in *d. */
+static inline void q4_block(const void *p, __m256 v[4], float *d) {
+    const block_q4_0 *blk = p;
+    const __m128i raw = _mm_loadu_si128((const __m128i *)blk->qs), m = _mm_set1_epi8(0x0F);
+    const __m128i eight = _mm_set1_epi8(8);
+    const __m128i lo = _mm_sub_epi8(_mm_and_si128(raw, m), eight);
+    const __m128i hi = _mm_sub_epi8(_mm_and_si128(_mm_srli_epi16(raw, 4), m), eight);
+    v[0] = _mm256_cvtepi32_ps(_mm256_cvtepi8_epi32(lo));
+    v[1] = _mm256_cvtepi32_ps(_mm256_cvtepi8_epi32(_mm_srli_si128(lo, 8)));
+    v[2] = _mm256_cvtepi32_ps(_mm256_cvtepi8_epi32(hi));
+    v[3] = _mm256_cvtepi32_ps(_mm256_cvtepi8_epi32(_mm_srli_si128(hi, 8)));
+    *d = _cvtsh_ss(blk->d);
+}
+
+/* Rows of hd / 32 blocks of bsize bytes, q4 choosing the block type (a constant after
+ * inlining): each block's 32 values are widened to floats and its scale applied once, to the
+ * block's dot with q (K) or to the position's weight (V). */
+static inline void attn_head_blocks(const float *q, const void *kv, const void *vv, int n_pos,
+                                    int hd, float scale, float *scores, float *out, int q4) {
+    const int nb = hd / 32;
+    const size_t bsize = q4 ? sizeof(block_q4_0) : sizeof(block_q8_0);
+    const unsigned char *k = kv, *v = vv;
     float mx = -INFINITY;
     for (int p = 0; p < n_pos; p++) {
-        const block_q8_0 *row = k + (size_t)p * nb;
+        const unsigned char *row = k + (size_t)p * nb * bsize;
         __m256 acc = _mm256_setzero_ps();
         for (int b = 0; b < nb; b++) {
-            const float *qb = q + QK8_0 * b;
-            __m256 dot = _mm256_mul_ps(_mm256_loadu_ps(qb), q8x8(row[b].qs));
+            const float *qb = q + 32 * b;
+            __m256 x[4];
+            float d;
+            if (q4)
+                q4_block(row + b * bsize, x, &d);
+            else
+                q8_block(row + b * bsize, x, &d);
+            __m256 dot = _mm256_mul_ps(_mm256_loadu_ps(qb), x[0]);
             for (int j = 1; j < 4; j++)
-                dot = _mm256_fmadd_ps(_mm256_loadu_ps(qb + 8 * j), q8x8(row[b].qs + 8 * j), dot);
-            acc = _mm256_fmadd_ps(_mm256_set1_ps(_cvtsh_ss(row[b].d)), dot, acc);
+                dot = _mm256_fmadd_ps(_mm256_loadu_ps(qb + 8 * j), x[j], dot);
+            acc = _mm256_fmadd_ps(_mm256_set1_ps(d), dot, acc);
         }
         const float s = hsum256(acc) * scale;
         scores[p] = s;
@@ -112,69 +135,32 @@ void rs_attn_head_q8_0_avx2(const float *q, const void *kv, const void *vv, int 
         __m256 acc[4];
         for (int j = 0; j < 4; j++) acc[j] = _mm256_setzero_ps();
         for (int p = 0; p < n_pos; p++) {
-            const block_q8_0 *blk = v + (size_t)p * nb + b;
-            const __m256 w = _mm256_set1_ps(scores[p] * _cvtsh_ss(blk->d));
-            for (int j = 0; j < 4; j++) acc[j] = _mm256_fmadd_ps(w, q8x8(blk->qs + 8 * j), acc[j]);
-        }
-        for (int j = 0; j < 4; j++)
-            _mm256_storeu_ps(out + QK8_0 * b + 8 * j, _mm256_mul_ps(acc[j], inv));
-    }
-}
-
-/* The 32 values of a Q4_0 block as floats, unscaled (q - 8): v[0..1] the low nibbles (values
- * 0..15), v[2..3] the high ones (16..31), as GGUF lays them out. */
-static inline void q4_block(const block_q4_0 *blk, __m256 v[4]) {
-    const __m128i raw = _mm_loadu_si128((const __m128i *)blk->qs), m = _mm_set1_epi8(0x0F);
-    const __m128i eight = _mm_set1_epi8(8);
-    const __m128i lo = _mm_sub_epi8(_mm_and_si128(raw, m), eight);
-    const __m128i hi = _mm_sub_epi8(_mm_and_si128(_mm_srli_epi16(raw, 4), m), eight);
-    v[0] = _mm256_cvtepi32_ps(_mm256_cvtepi8_epi32(lo));
-    v[1] = _mm256_cvtepi32_ps(_mm256_cvtepi8_epi32(_mm_srli_si128(lo, 8)));
-    v[2] = _mm256_cvtepi32_ps(_mm256_cvtepi8_epi32(hi));
-    v[3] = _mm256_cvtepi32_ps(_mm256_cvtepi8_epi32(_mm_srli_si128(hi, 8)));
-}
-
-/* Q4_0 rows, as the Q8_0 kernel: a block's scale applied once to its dot with q (K) or to
- * the position's weight (V). */
-void rs_attn_head_q4_0_avx2(const float *q, const void *kv, const void *vv, int n_pos, int hd,
-                            float scale, float *scores, float *out) {
-    if (hd % QK4_0) {
-        rs_attn_head_q4_0_scalar(q, kv, vv, n_pos, hd, scale, scores, out);
-        return;
-    }
-    const int nb = hd / QK4_0;
-    const block_q4_0 *k = kv, *v = vv;
-    float mx = -INFINITY;
-    for (int p = 0; p < n_pos; p++) {
-        const block_q4_0 *row = k + (size_t)p * nb;
-        __m256 acc = _mm256_setzero_ps();
-        for (int b = 0; b < nb; b++) {
-            const float *qb = q + QK4_0 * b;
             __m256 x[4];
-            q4_block(row + b, x);
-            __m256 dot = _mm256_mul_ps(_mm256_loadu_ps(qb), x[0]);
-            for (int j = 1; j < 4; j++)
-                dot = _mm256_fmadd_ps(_mm256_loadu_ps(qb + 8 * j), x[j], dot);
-            acc = _mm256_fmadd_ps(_mm256_set1_ps(_cvtsh_ss(row[b].d)), dot, acc);
-        }
-        const float s = hsum256(acc) * scale;
-        scores[p] = s;
-        mx = s > mx ? s : mx;
-    }
-    float sum = 0;
-    for (int p = 0; p < n_pos; p++) sum += (scores[p] = expf(scores[p] - mx));
-    const __m256 inv = _mm256_set1_ps(1.0f / sum);
-    for (int b = 0; b < nb; b++) {
-        __m256 acc[4];
-        for (int j = 0; j < 4; j++) acc[j] = _mm256_setzero_ps();
-        for (int p = 0; p < n_pos; p++) {
-            const block_q4_0 *blk = v + (size_t)p * nb + b;
-            const __m256 w = _mm256_set1_ps(scores[p] * _cvtsh_ss(blk->d));
-            __m256 x[4];
-            q4_block(blk, x);
+            float d;
+            if (q4)
+                q4_block(v + ((size_t)p * nb + b) * bsize, x, &d);
+            else
+                q8_block(v + ((size_t)p * nb + b) * bsize, x, &d);
+            const __m256 w = _mm256_set1_ps(scores[p] * d);
             for (int j = 0; j < 4; j++) acc[j] = _mm256_fmadd_ps(w, x[j], acc[j]);
         }
         for (int j = 0; j < 4; j++)
-            _mm256_storeu_ps(out + QK4_0 * b + 8 * j, _mm256_mul_ps(acc[j], inv));
+            _mm256_storeu_ps(out + 32 * b + 8 * j, _mm256_mul_ps(acc[j], inv));
     }
+}
+
+void rs_attn_head_q8_0_avx2(const float *q, const void *kv, const void *vv, int n_pos, int hd,
+                            float scale, float *scores, float *out) {
+    if (hd % QK8_0)
+        rs_attn_head_q8_0_scalar(q, kv, vv, n_pos, hd, scale, scores, out);
+    else
+        attn_head_blocks(q, kv, vv, n_pos, hd, scale, scores, out, 0);
+}
+
+void rs_attn_head_q4_0_avx2(const float *q, const void *kv, const void *vv, int n_pos, int hd,
+                            float scale, float *scores, float *out) {
+    if (hd % QK4_0)
+        rs_attn_head_q4_0_scalar(q, kv, vv, n_pos, hd, scale, scores, out);
+    else
+        attn_head_blocks(q, kv, vv, n_pos, hd, scale, scores, out, 1);
 }

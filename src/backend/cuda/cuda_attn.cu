@@ -158,7 +158,7 @@ __device__ void dec_merge_grouped(const dec_args &a, size_t pbase, int gn, int n
     }
 }
 
-/* A lane's cached values of one position (8; 16 for Q8_0) as loaded (raw,
+/* A lane's cached values of one position (8; 16 for Q8_0, 32 for Q4_0) as loaded (raw,
  * so a load in flight holds few registers), converted at use. */
 template <typename KV> struct kv_lane;
 template <> struct kv_lane<__half> {
@@ -189,103 +189,61 @@ template <> struct kv_lane<float> {
         f[7] = b.w;
     }
 };
-/* Q8_0: sixteen values per lane (one 16-byte load and a scale per position),
- * so a lane keeps as many bytes in flight per load as with F16 rows. */
-template <> struct kv_lane<int8_t> {
-    uint4 v;
+/* W words (4, 8 or 16 bytes) of a quantized cache row and the scale of their block, as loaded
+ * (raw), converted at use and unscaled: the decode kernels apply the scale once per position
+ * (to a score, or to a value's weight) instead of per value. E int8_t: Q8_0, four values a
+ * word (cw_i8x4_to_f32); cw_q4: Q4_0, eight (cw_u4x8_to_f32). */
+template <typename E, int W> struct kv_qrow {
+    using vec =
+        typename std::conditional<W == 4, uint4,
+                                  typename std::conditional<W == 2, uint2, uint32_t>::type>::type;
+    static constexpr int PER = std::is_same<E, cw_q4>::value ? 8 : 4; /* values a word */
+    vec v;
     __half s;
-    __device__ __forceinline__ void load(const int8_t *p, const __half *sc) {
-        v = *(const uint4 *)p;
+    __device__ __forceinline__ void load(const E *p, const __half *sc) {
+        v = *(const vec *)p;
         s = *sc;
     }
-    /* the sixteen int8 values as floats, unscaled: the decode kernel applies the scale
-     * once per position (to a score, or to a value's weight) instead of per value */
-    __device__ __forceinline__ void get_raw(float *f) const {
-        cw_i8x4_to_f32(v.x, f), cw_i8x4_to_f32(v.y, f + 4);
-        cw_i8x4_to_f32(v.z, f + 8), cw_i8x4_to_f32(v.w, f + 12);
-    }
-    __device__ __forceinline__ void load_cg(const int8_t *p, const __half *sc) {
-        v = __ldcg((const uint4 *)p);
+    /* past L1: rows this step's previous kernel has just stored */
+    __device__ __forceinline__ void load_cg(const E *p, const __half *sc) {
+        v = __ldcg((const vec *)p);
         s = __ldcg(sc);
+    }
+    __device__ __forceinline__ static void conv(uint32_t w, float *f) {
+        if constexpr (PER == 8)
+            cw_u4x8_to_f32(w, f);
+        else
+            cw_i8x4_to_f32(w, f);
+    }
+    __device__ __forceinline__ void get_raw(float *f) const {
+        if constexpr (W == 1) {
+            conv(v, f);
+        } else if constexpr (W == 2) {
+            conv(v.x, f), conv(v.y, f + PER);
+        } else {
+            conv(v.x, f), conv(v.y, f + PER);
+            conv(v.z, f + 2 * PER), conv(v.w, f + 3 * PER);
+        }
     }
     __device__ __forceinline__ float scale() const { return __half2float(s); }
 };
-/* Eight values of a Q8_0 row (a quarter of one scale's block), for the short-context
- * kernel's value slices; F16 rows of eight are kv_lane<__half>. */
-struct kv_row8_q8 {
-    uint2 v;
-    __half s;
-    __device__ __forceinline__ void load(const int8_t *p, const __half *sc) {
-        v = *(const uint2 *)p;
-        s = *sc;
-    }
-    __device__ __forceinline__ void load_cg(const int8_t *p, const __half *sc) {
-        v = __ldcg((const uint2 *)p);
-        s = __ldcg(sc);
-    }
-    __device__ __forceinline__ void get_raw(float *f) const {
-        cw_i8x4_to_f32(v.x, f), cw_i8x4_to_f32(v.y, f + 4);
-    }
-    __device__ __forceinline__ float scale() const { return __half2float(s); }
-};
-
-/* Q4_0: a whole 32-value block per lane (one 16-byte load and its scale per position):
- * as many bytes in flight per load as F16 and Q8_0 rows, over twice Q8_0's values, and half
- * the lanes a position to reduce its score over. (Sixteen values a lane, 8-byte loads, ran
- * at Q8_0's time per position: 18.2 us for 32/32 heads at 4096 positions against Q8_0's
- * 17.0, run 344.) */
-template <> struct kv_lane<cw_q4> {
-    uint4 v;
-    __half s;
-    __device__ __forceinline__ void load(const cw_q4 *p, const __half *sc) {
-        v = *(const uint4 *)p;
-        s = *sc;
-    }
-    __device__ __forceinline__ void load_cg(const cw_q4 *p, const __half *sc) {
-        v = __ldcg((const uint4 *)p);
-        s = __ldcg(sc);
-    }
-    /* unscaled (q - 8), as kv_lane<int8_t>::get_raw */
-    __device__ __forceinline__ void get_raw(float *f) const {
-        cw_u4x8_to_f32(v.x, f), cw_u4x8_to_f32(v.y, f + 8);
-        cw_u4x8_to_f32(v.z, f + 16), cw_u4x8_to_f32(v.w, f + 24);
-    }
-    __device__ __forceinline__ float scale() const { return __half2float(s); }
-};
+/* Q8_0: sixteen values per lane (one 16-byte load and a scale per position), so a lane keeps
+ * as many bytes in flight per load as with F16 rows. */
+template <> struct kv_lane<int8_t> : kv_qrow<int8_t, 4> {};
+/* Q4_0: a whole 32-value block per lane (one 16-byte load and its scale per position): as
+ * many bytes in flight per load as F16 and Q8_0 rows, over twice Q8_0's values, and half the
+ * lanes a position to reduce its score over. (Sixteen values a lane, 8-byte loads, ran at
+ * Q8_0's time per position: 18.2 us for 32/32 heads at 4096 positions against Q8_0's 17.0,
+ * run 344.) */
+template <> struct kv_lane<cw_q4> : kv_qrow<cw_q4, 4> {};
+/* Eight values of a Q8_0 row (a quarter of one scale's block), for the short-context kernel's
+ * value slices (F16 rows of eight are kv_lane<__half>), and Q4_0's eight (one word). */
+using kv_row8_q8 = kv_qrow<int8_t, 2>;
+using kv_row8_q4 = kv_qrow<cw_q4, 1>;
 /* Sixteen values of a Q4_0 row (half a block: one 8-byte load), for the short-context
  * kernel's keys: with a whole block a lane it took 3.8 us for 32/32 heads at 101 positions,
  * with half 3.5 (Q8_0 3.4; runs 344-345). */
-struct kv_row16_q4 {
-    uint2 v;
-    __half s;
-    __device__ __forceinline__ void load(const cw_q4 *p, const __half *sc) {
-        v = *(const uint2 *)p;
-        s = *sc;
-    }
-    __device__ __forceinline__ void load_cg(const cw_q4 *p, const __half *sc) {
-        v = __ldcg((const uint2 *)p);
-        s = __ldcg(sc);
-    }
-    __device__ __forceinline__ void get_raw(float *f) const {
-        cw_u4x8_to_f32(v.x, f), cw_u4x8_to_f32(v.y, f + 8);
-    }
-    __device__ __forceinline__ float scale() const { return __half2float(s); }
-};
-/* Eight values of a Q4_0 row (one word), as kv_row8_q8. */
-struct kv_row8_q4 {
-    uint32_t v;
-    __half s;
-    __device__ __forceinline__ void load(const cw_q4 *p, const __half *sc) {
-        v = *(const uint32_t *)p;
-        s = *sc;
-    }
-    __device__ __forceinline__ void load_cg(const cw_q4 *p, const __half *sc) {
-        v = __ldcg((const uint32_t *)p);
-        s = __ldcg(sc);
-    }
-    __device__ __forceinline__ void get_raw(float *f) const { cw_u4x8_to_f32(v, f); }
-    __device__ __forceinline__ float scale() const { return __half2float(s); }
-};
+using kv_row16_q4 = kv_qrow<cw_q4, 2>;
 
 /* Cache types with a scale per 32 values (Q8_0, Q4_0): values converted unscaled, the scale
  * applied to a score or a weight. */
@@ -810,22 +768,6 @@ __device__ __forceinline__ uint4 q8_to_h8(const int8_t *p, const __half *sc) {
     return make_uint4(h[0], h[1], h[2], h[3]);
 }
 
-/* A Q4_0 cache word's 8 values times their scale, as 8 halves, as q8_to_h8: a nibble is the
- * low mantissa bits of 1024 as a half, subtracting 1032 leaves q - 8 (exact), one half
- * multiply rounds d * (q - 8) once (as the F16 copy's rounding of the exact product). */
-__device__ __forceinline__ uint4 q4_to_h8(uint32_t w, const __half *sc) {
-    const uint32_t nib[2] = {w & 0x0F0F0F0Fu, (w >> 4) & 0x0F0F0F0Fu}; /* values 0-3, 4-7 */
-    const __half2 d = __half2half2(*sc), off = __float2half2_rn(1032.0f);
-    uint32_t h[4];
-#pragma unroll
-    for (int i = 0; i < 4; i++) {
-        const uint32_t b = __byte_perm(nib[i / 2], 0x64646464u, i % 2 ? 0x4342u : 0x4140u);
-        const __half2 r = __hmul2(__hsub2(*(const __half2 *)&b, off), d);
-        h[i] = *(const uint32_t *)&r;
-    }
-    return make_uint4(h[0], h[1], h[2], h[3]);
-}
-
 /* 2^x on the special-function unit; 2^-inf = 0. */
 __device__ __forceinline__ float ex2(float x) {
     float y;
@@ -937,9 +879,9 @@ __global__ void __launch_bounds__(128, QT ? 2 : 3)
             const int r = i / (HD / 8), cc = i % (HD / 8);
             if constexpr (QT == 2) { /* a word holds the row's values 8 cc .. 8 cc + 7 */
                 *(uint4 *)(Ks + r * LD + 8 * cc) =
-                    q4_to_h8(*(const uint32_t *)(Kq + r * RB + 4 * cc), Kd + r * NSB + cc / 4);
+                    cw_q4_to_h8(*(const uint32_t *)(Kq + r * RB + 4 * cc), Kd + r * NSB + cc / 4);
                 *(uint4 *)(Vs + r * LD + 8 * cc) =
-                    q4_to_h8(*(const uint32_t *)(Vq + r * RB + 4 * cc), Vd + r * NSB + cc / 4);
+                    cw_q4_to_h8(*(const uint32_t *)(Vq + r * RB + 4 * cc), Vd + r * NSB + cc / 4);
             } else {
                 *(uint4 *)(Ks + r * LD + 8 * cc) =
                     q8_to_h8(Kq + r * HD + 8 * cc, Kd + r * NSB + cc / 4);

@@ -459,6 +459,22 @@ __device__ __forceinline__ void cw_u4x8_to_f32(uint32_t w, float *f) {
     }
 }
 
+/* A Q4_0 cache word's 8 values times their scale as 8 halves, as cuda_attn.cu's q8_to_h8
+ * does for int8: a nibble is the low mantissa bits of 1024 as a half, subtracting 1032
+ * leaves q - 8 (exact), and one half multiply rounds d * (q - 8) once. */
+__device__ __forceinline__ uint4 cw_q4_to_h8(uint32_t w, const __half *sc) {
+    const uint32_t nib[2] = {w & 0x0F0F0F0Fu, (w >> 4) & 0x0F0F0F0Fu}; /* values 0-3, 4-7 */
+    const __half2 d = __half2half2(*sc), off = __float2half2_rn(1032.0f);
+    uint32_t h[4];
+#pragma unroll
+    for (int i = 0; i < 4; i++) {
+        const uint32_t b = __byte_perm(nib[i / 2], 0x64646464u, i % 2 ? 0x4342u : 0x4140u);
+        const __half2 r = __hmul2(__hsub2(*(const __half2 *)&b, off), d);
+        h[i] = *(const uint32_t *)&r;
+    }
+    return make_uint4(h[0], h[1], h[2], h[3]);
+}
+
 /* One value of a Q4_0 cache block held by the whole warp (lane = the value's index in the
  * block), quantized as the CPU's GGUF quantizer does (the signed value of largest
  * magnitude m, the first on ties, gives d = m / -8; q = trunc(v / d + 8.5) in 0..15, no

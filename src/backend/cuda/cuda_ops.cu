@@ -589,8 +589,9 @@ __global__ void fill_q4kv_kernel(uint8_t *q, size_t n_q, __half *sc, size_t n_sc
     if (i < n_sc) sc[i] = __float2half_rn((0.75f + 0.25f * unit(mix64(r + 7))) / 8.0f);
 }
 
-/* A layer's Q4_0 keys and values as F16 rows in the same layout (the prompt kernels' input),
- * for positions 0..pos[n - 1] (a batch's positions ascend): one thread a word of 8 values. */
+/* A layer's Q4_0 keys and values as F16 rows in the same layout (the SIMT prompt kernels'
+ * input), for positions 0..pos[n - 1] (a batch's positions ascend): one thread a word of 8
+ * values, as the tensor-core kernel converts its tiles (bitwise the same halves). */
 __global__ void kv_q4_to_f16_kernel(const uint32_t *k, const uint32_t *v, const __half *ks,
                                     const __half *vs, int n_head_kv, int n_ctx, int hd,
                                     const int32_t *pos, int n, uint4 *ko, uint4 *vo) {
@@ -599,24 +600,8 @@ __global__ void kv_q4_to_f16_kernel(const uint32_t *k, const uint32_t *v, const 
     const int64_t row = i / words, p = row % n_ctx;
     if (row >= (int64_t)n_head_kv * n_ctx || p >= p_end) return;
     const int wi = (int)(i % words);
-    const float dk = __half2float(ks[row * (hd / 32) + wi / 4]),
-                dv = __half2float(vs[row * (hd / 32) + wi / 4]);
-    float f[8];
-    uint32_t h[4];
-    cw_u4x8_to_f32(k[i], f);
-#pragma unroll
-    for (int j = 0; j < 4; j++) {
-        const __half2 t = __floats2half2_rn(dk * f[2 * j], dk * f[2 * j + 1]);
-        h[j] = *(const uint32_t *)&t;
-    }
-    ko[i] = make_uint4(h[0], h[1], h[2], h[3]);
-    cw_u4x8_to_f32(v[i], f);
-#pragma unroll
-    for (int j = 0; j < 4; j++) {
-        const __half2 t = __floats2half2_rn(dv * f[2 * j], dv * f[2 * j + 1]);
-        h[j] = *(const uint32_t *)&t;
-    }
-    vo[i] = make_uint4(h[0], h[1], h[2], h[3]);
+    ko[i] = cw_q4_to_h8(k[i], ks + row * (hd / 32) + wi / 4);
+    vo[i] = cw_q4_to_h8(v[i], vs + row * (hd / 32) + wi / 4);
 }
 
 /* xn = xw * s per token, s from the deferred norm's partial sums. */
