@@ -266,8 +266,7 @@ int cmd_bench(int argc, char **argv) {
     cli_model_opts_init(&mo);
     bench_opts b = {{512}, 1, {128}, 1, {0}, 1, 3, false, false, NULL};
     if (parse(argc, argv, &mo, &b)) return 1;
-    static const char *const kv_names[] = {"f32", "f16", "q8_0", "q4_0"};
-    if (mo.session.kv_type != RS_KV_F16) b.type_k = kv_names[mo.session.kv_type];
+    if (mo.session.kv_type != RS_KV_F16) b.type_k = cli_kv_type_name(mo.session.kv_type);
     int need = 0;
     for (int d = 0; d < b.n_depth; d++)
         for (int i = 0; i < b.n_pp || i < b.n_tg; i++) {

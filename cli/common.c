@@ -47,27 +47,27 @@ void cli_gen_opts_init(cli_gen_opts *o, int n_predict) {
     o->gen.n_predict = n_predict;
 }
 
+/* -ctk names, indexed by rs_kv_type */
+static const char *const kv_type_names[] = {"f32", "f16", "q8_0", "q4_0"};
+
+const char *cli_kv_type_name(rs_kv_type t) {
+    return (unsigned)t < sizeof kv_type_names / sizeof *kv_type_names ? kv_type_names[t] : "?";
+}
+
 static bool parse_kv_type(cli_args *a, rs_kv_type *out, bool *seen) {
     const char *v;
     if (!cli_take_str(a, &v)) return false;
-    rs_kv_type t;
-    if (strcmp(v, "f16") == 0)
-        t = RS_KV_F16;
-    else if (strcmp(v, "f32") == 0)
-        t = RS_KV_F32;
-    else if (strcmp(v, "q8_0") == 0)
-        t = RS_KV_Q8_0;
-    else if (strcmp(v, "q4_0") == 0)
-        t = RS_KV_Q4_0;
-    else {
+    int t = 0, n = (int)(sizeof kv_type_names / sizeof *kv_type_names);
+    while (t < n && strcmp(v, kv_type_names[t]) != 0) t++;
+    if (t == n) {
         cli_usage_error(a->cmd, "cache type must be f16, f32, q8_0 or q4_0, got '%s'", v);
         return false;
     }
-    if (*seen && t != *out) {
+    if (*seen && (rs_kv_type)t != *out) {
         cli_usage_error(a->cmd, "-ctk and -ctv must name the same type");
         return false;
     }
-    *out = t;
+    *out = (rs_kv_type)t;
     *seen = true;
     return true;
 }

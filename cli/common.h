@@ -33,6 +33,8 @@ void cli_gen_opts_init(cli_gen_opts *o, int n_predict);
 /* Consumes argv[a->i] (and its value) if it is a model/session option.
  * Returns 1 if consumed, 0 if not ours, -1 after printing a usage error. */
 int cli_parse_model_opt(cli_args *a, cli_model_opts *o);
+/* The -ctk name of a KV cache type ("f16", "q8_0", ...). */
+const char *cli_kv_type_name(rs_kv_type t);
 int cli_parse_gen_opt(cli_args *a, cli_gen_opts *o);
 
 /* Loads the model (or the demo) and creates a session; logs to stderr. With

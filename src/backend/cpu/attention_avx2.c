@@ -98,6 +98,14 @@ static inline void q4_block(const void *p, __m256 v[4], float *d) {
     *d = _cvtsh_ss(blk->d);
 }
 
+/* A Q4_0 (q4) or Q8_0 block, as q4_block / q8_block. */
+static inline void load_block(const void *p, int q4, __m256 v[4], float *d) {
+    if (q4)
+        q4_block(p, v, d);
+    else
+        q8_block(p, v, d);
+}
+
 /* Rows of hd / 32 blocks of bsize bytes, q4 choosing the block type (a constant after
  * inlining): each block's 32 values are widened to floats and its scale applied once, to the
  * block's dot with q (K) or to the position's weight (V). */
@@ -114,10 +122,7 @@ static inline void attn_head_blocks(const float *q, const void *kv, const void *
             const float *qb = q + 32 * b;
             __m256 x[4];
             float d;
-            if (q4)
-                q4_block(row + b * bsize, x, &d);
-            else
-                q8_block(row + b * bsize, x, &d);
+            load_block(row + b * bsize, q4, x, &d);
             __m256 dot = _mm256_mul_ps(_mm256_loadu_ps(qb), x[0]);
             for (int j = 1; j < 4; j++)
                 dot = _mm256_fmadd_ps(_mm256_loadu_ps(qb + 8 * j), x[j], dot);
@@ -137,10 +142,7 @@ static inline void attn_head_blocks(const float *q, const void *kv, const void *
         for (int p = 0; p < n_pos; p++) {
             __m256 x[4];
             float d;
-            if (q4)
-                q4_block(v + ((size_t)p * nb + b) * bsize, x, &d);
-            else
-                q8_block(v + ((size_t)p * nb + b) * bsize, x, &d);
+            load_block(v + ((size_t)p * nb + b) * bsize, q4, x, &d);
             const __m256 w = _mm256_set1_ps(scores[p] * d);
             for (int j = 0; j < 4; j++) acc[j] = _mm256_fmadd_ps(w, x[j], acc[j]);
         }

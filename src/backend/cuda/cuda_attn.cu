@@ -749,23 +749,11 @@ __device__ __forceinline__ void cp_async4(void *dst, const void *src, int src_by
                  "r"(src_bytes));
 }
 
-/* 8 int8 values times their scale, as 8 halves, without the conversion unit: a byte offset
- * to unsigned is the low mantissa byte of 1024 as a half, subtracting 1152 leaves the value
- * (exact), and one half multiply rounds d * value once, as rounding the exact f32 product
- * to f16 would. */
+/* 8 int8 values times their scale, as 8 halves: each offset to unsigned (bias 128). */
 __device__ __forceinline__ uint4 q8_to_h8(const int8_t *p, const __half *sc) {
     const uint2 v = *(const uint2 *)p;
-    const uint32_t w[2] = {v.x ^ 0x80808080u, v.y ^ 0x80808080u};
-    const __half2 d = __half2half2(*sc), off = __float2half2_rn(1152.0f);
-    uint32_t h[4];
-#pragma unroll
-    for (int i = 0; i < 4; i++) {
-        /* halves 2i and 2i + 1: bytes (0, 1) or (2, 3) of a word, each under 0x64 */
-        const uint32_t b = __byte_perm(w[i / 2], 0x64646464u, i % 2 ? 0x4342u : 0x4140u);
-        const __half2 r = __hmul2(__hsub2(*(const __half2 *)&b, off), d);
-        h[i] = *(const uint32_t *)&r;
-    }
-    return make_uint4(h[0], h[1], h[2], h[3]);
+    const uint32_t u[2] = {v.x ^ 0x80808080u, v.y ^ 0x80808080u};
+    return cw_bytes_to_h8(u, 1152.0f, sc);
 }
 
 /* 2^x on the special-function unit; 2^-inf = 0. */
@@ -1415,7 +1403,7 @@ bool attn_decode(cuda_backend *c, const float *q, const rs_kv *kv, size_t layer_
     int GB = std::min(G, 2);
     const int tg = c->tune.attn_gb;
     if (tg == 1 || tg == 2 || tg == 4 || tg == 8) GB = tg; /* forced (benchmarks, tests) */
-    if (kv->d.type == RS_KV_F32) GB = 8;
+    if (kt == RS_KV_F32) GB = 8;
     /* Q4_0: one query head a block unless two are forced (RUSTY_CUDA_TUNE=attn_gb=2; a
      * lane's 32 dims of four heads are past the registers). Two, held to 128 registers by
      * the kernel's launch bounds, win only at long contexts: Llama-3-8B shape tg128 at
@@ -1456,15 +1444,15 @@ bool attn_decode(cuda_backend *c, const float *q, const rs_kv *kv, size_t layer_
     a.n_split = n_split;
     a.c_min = c_min, a.c_max = c_max, a.s_target = s_target;
     const dim3 grid(n_split, at->n_head_kv * slices, n);
-    if (kv->d.type == RS_KV_F32)
+    if (kt == RS_KV_F32)
         launch_dec_lp<float, 8>(c, lp, grid, smem, a);
-    else if (kv->d.type == RS_KV_Q8_0 && GB == 1)
+    else if (kt == RS_KV_Q8_0 && GB == 1)
         launch_dec_lp<int8_t, 1>(c, lp, grid, smem, a);
-    else if (kv->d.type == RS_KV_Q8_0 && GB == 2)
+    else if (kt == RS_KV_Q8_0 && GB == 2)
         launch_dec_lp<int8_t, 2>(c, lp, grid, smem, a);
-    else if (kv->d.type == RS_KV_Q8_0 && GB == 4)
+    else if (kt == RS_KV_Q8_0 && GB == 4)
         launch_dec_lp<int8_t, 4>(c, lp, grid, smem, a);
-    else if (kv->d.type == RS_KV_Q8_0)
+    else if (kt == RS_KV_Q8_0)
         launch_dec_lp<int8_t, 8>(c, lp, grid, smem, a);
     else if (kt == RS_KV_Q4_0 && GB == 1)
         launch_dec_lp<cw_q4, 1>(c, lp, grid, smem, a);

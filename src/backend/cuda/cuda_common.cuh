@@ -459,20 +459,26 @@ __device__ __forceinline__ void cw_u4x8_to_f32(uint32_t w, float *f) {
     }
 }
 
-/* A Q4_0 cache word's 8 values times their scale as 8 halves, as cuda_attn.cu's q8_to_h8
- * does for int8: a nibble is the low mantissa bits of 1024 as a half, subtracting 1032
- * leaves q - 8 (exact), and one half multiply rounds d * (q - 8) once. */
-__device__ __forceinline__ uint4 cw_q4_to_h8(uint32_t w, const __half *sc) {
-    const uint32_t nib[2] = {w & 0x0F0F0F0Fu, (w >> 4) & 0x0F0F0F0Fu}; /* values 0-3, 4-7 */
-    const __half2 d = __half2half2(*sc), off = __float2half2_rn(1032.0f);
+/* 8 small unsigned bytes (u[0]'s four, then u[1]'s, each under 0x64) times a scale, as 8
+ * halves, without the conversion unit: a byte is the low mantissa byte of 1024 as a half,
+ * subtracting off (1024 + the bytes' bias) leaves the value exactly, and one half multiply
+ * rounds d * value once, as rounding the exact f32 product to f16 would. */
+__device__ __forceinline__ uint4 cw_bytes_to_h8(const uint32_t u[2], float off, const __half *sc) {
+    const __half2 d = __half2half2(*sc), o = __float2half2_rn(off);
     uint32_t h[4];
 #pragma unroll
-    for (int i = 0; i < 4; i++) {
-        const uint32_t b = __byte_perm(nib[i / 2], 0x64646464u, i % 2 ? 0x4342u : 0x4140u);
-        const __half2 r = __hmul2(__hsub2(*(const __half2 *)&b, off), d);
+    for (int i = 0; i < 4; i++) { /* halves 2i and 2i + 1: bytes (0, 1) or (2, 3) of a word */
+        const uint32_t b = __byte_perm(u[i / 2], 0x64646464u, i % 2 ? 0x4342u : 0x4140u);
+        const __half2 r = __hmul2(__hsub2(*(const __half2 *)&b, o), d);
         h[i] = *(const uint32_t *)&r;
     }
     return make_uint4(h[0], h[1], h[2], h[3]);
+}
+
+/* A Q4_0 cache word's 8 values times their scale, as 8 halves: nibbles biased by 8. */
+__device__ __forceinline__ uint4 cw_q4_to_h8(uint32_t w, const __half *sc) {
+    const uint32_t nib[2] = {w & 0x0F0F0F0Fu, (w >> 4) & 0x0F0F0F0Fu}; /* values 0-3, 4-7 */
+    return cw_bytes_to_h8(nib, 1032.0f, sc);
 }
 
 /* One value of a Q4_0 cache block held by the whole warp (lane = the value's index in the
