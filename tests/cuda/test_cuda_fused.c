@@ -375,6 +375,7 @@ static void check_step_attention(int n_head, int n_kv, int hd, int n, int first,
               *ck = host_alloc((size_t)n_pos * outs[1]), *cv = host_alloc((size_t)n_pos * outs[1]);
         down(q, dy[0], nq * 4), down(out, dout, nq * 4);
         if (rs_cuda_kv_read(B, kv, 1, n_pos, ck, cv, &e)) die("kv_read", &e);
+        if (attn_int_keys(kt, hd, n)) q8_round_trip(q, (size_t)n * n_head, hd);
         rs_ref_attention(q, ck, cv, pos, n, &at, ref);
         report(name, rel_err(out, ref, nq), TOL_ATTN);
         free(q), free(out), free(ref), free(ck), free(cv);

@@ -569,8 +569,9 @@ static void check_attention_at(int n_head, int n_kv, int hd, int n_ctx, int last
     const size_t nq = (size_t)n * n_head * hd;
     float *q = host_rand(nq, 1.0f), *ref = malloc(nq * 4), *out = malloc(nq * 4);
     rs_attn at = {n_head, n_kv, hd, 1.0f / sqrtf((float)hd), ctx_max};
-    rs_ref_attention(q, ck, cv, pos, n, &at, ref);
     float *dq = dev_copy(q, nq * 4), *dout = dev(nq * 4);
+    if (attn_int_keys(kt, hd, n)) q8_round_trip(q, (size_t)n * n_head, hd);
+    rs_ref_attention(q, ck, cv, pos, n, &at, ref);
     int32_t *dpos = dev_copy(pos, sizeof(int32_t) * n);
     poison(dout, nq * 4);
     rs_cuda_tuning tu, old;

@@ -14,9 +14,11 @@
  * with an F16 or Q8_0 cache (a Q8_0 cache of query-head groups: twice that),
  * decode runs unsplit instead (attn_short_kernel):
  * each block holds all of its head's keys and the values of its 32 output dims
- * in registers, so there is nothing to merge. Q8_0 values become floats by byte
- * permutes (cw_i8x4_to_f32), and each position's scale multiplies its score or
- * its weight once.
+ * in registers, so there is nothing to merge. Over Q8_0 and Q4_0 caches both
+ * kernels score keys in integers: the query becomes int8 in Q8_0 blocks
+ * (q_to_i8) and a score is dp4a on the cached bytes; values become floats by byte
+ * permutes (cw_i8x4_to_f32, cw_u4x8_to_f32), and each position's scale multiplies
+ * its score or its weight once.
  *
  * Prefill (n > 4): a tiled online-softmax kernel, 64 queries x 64 keys per
  * step in shared memory, f32 arithmetic. A last-resort generic kernel covers
@@ -189,6 +191,44 @@ template <> struct kv_lane<float> {
         f[7] = b.w;
     }
 };
+/* A lane's N query values (16 or 32) as int8 in their Q8_0 block of 32, for the scores over a
+ * quantized cache (llama.cpp's CPU, too, turns the query into Q8_0 for quantized keys): a key's
+ * score is then dp4a on its cached bytes, exact in int32, and one float multiply, where
+ * converting each cached value took ~2.4 instructions and an FMA (CUDA_NOTES session 35).
+ * d = max|q| / 127 over the block, q8 = q * (1 / d) rounded to nearest even, each step one
+ * IEEE operation, so a host reference can repeat it exactly (tests: q8_round_trip). A lane
+ * with 16 values takes the block's maximum with its neighbour (lane ^ 1, the block's other
+ * half; for heads of 16, the same values): every lane of the warp must call this. */
+template <int N> struct q_i8 {
+    int w[N / 4]; /* the int8 values in order, four a word */
+    float d;      /* their scale times the softmax scale */
+    int off;      /* 8 * the sum of the int8 values: a Q4_0 byte holds a value plus 8 */
+};
+template <int N> __device__ __forceinline__ void q_to_i8(const float *q, float scale, q_i8<N> &r) {
+    static_assert(N == 16 || N == 32, "a lane holds half or all of a block");
+    float amax = 0.0f;
+#pragma unroll
+    for (int e = 0; e < N; e++) amax = fmaxf(amax, fabsf(q[e]));
+    if constexpr (N == 16) amax = fmaxf(amax, __shfl_xor_sync(0xffffffffu, amax, 1));
+    const float d = amax / 127.0f, id = d != 0.0f ? 1.0f / d : 0.0f;
+    int sum = 0;
+#pragma unroll
+    for (int m = 0; m < N / 4; m++) {
+        /* q * id + 1.5 * 2^23 (not fused) holds the rounded value in its low mantissa bits:
+         * its low byte is the int8, two's complement */
+        uint32_t b[4];
+#pragma unroll
+        for (int k = 0; k < 4; k++)
+            b[k] = __float_as_uint(__fadd_rn(__fmul_rn(q[4 * m + k], id), 12582912.0f));
+        const uint32_t w =
+            __byte_perm(__byte_perm(b[0], b[1], 0x40u), __byte_perm(b[2], b[3], 0x40u), 0x5410u);
+        r.w[m] = (int)w;
+        sum = __dp4a((int)w, 0x01010101, sum);
+    }
+    r.d = d * scale;
+    r.off = 8 * sum;
+}
+
 /* W words (4, 8 or 16 bytes) of a quantized cache row and the scale of their block, as loaded
  * (raw), converted at use and unscaled: the decode kernels apply the scale once per position
  * (to a score, or to a value's weight) instead of per value. E int8_t: Q8_0, four values a
@@ -226,6 +266,36 @@ template <typename E, int W> struct kv_qrow {
         }
     }
     __device__ __forceinline__ float scale() const { return __half2float(s); }
+    /* The exact integer dot of these values (unscaled) with a lane's int8 query values. Q4_0:
+     * low nibbles against values 0-3 of a word, high nibbles masked in place (16 times
+     * their value) against 4-7, in two chains; the stored +8 comes off through q.off. */
+    template <int N> __device__ __forceinline__ int idot(const q_i8<N> &q) const {
+        static_assert(N == PER * W, "one query value per cached value");
+        uint32_t w[W];
+        if constexpr (W == 1) {
+            w[0] = v;
+        } else if constexpr (W == 2) {
+            w[0] = v.x, w[1] = v.y;
+        } else {
+            w[0] = v.x, w[1] = v.y, w[2] = v.z, w[3] = v.w;
+        }
+        int a = 0, b = 0;
+        if constexpr (PER == 8) {
+#pragma unroll
+            for (int j = 0; j < W; j++) {
+                a = cw_dp4a_us(w[j] & 0x0F0F0F0Fu, q.w[2 * j], a);
+                b = cw_dp4a_us(w[j] & 0xF0F0F0F0u, q.w[2 * j + 1], b);
+            }
+            return a + (b >> 4) - q.off; /* b is a multiple of 16: the shift is exact */
+        } else {
+#pragma unroll
+            for (int j = 0; j < W; j += 2) {
+                a = __dp4a((int)w[j], q.w[j], a);
+                if (j + 1 < W) b = __dp4a((int)w[j + 1], q.w[j + 1], b);
+            }
+            return a + b;
+        }
+    }
 };
 /* Q8_0: sixteen values per lane (one 16-byte load and a scale per position), so a lane keeps
  * as many bytes in flight per load as with F16 rows. */
@@ -323,10 +393,17 @@ __global__ void __launch_bounds__(128, (std::is_same<KV, cw_q4>::value && GB == 
             for (int e = 0; e < DPL; e++) qr[g][e] = 0.0f;
         }
     }
+    /* quantized caches: the query as int8 (q_to_i8); others: scaled floats */
+    q_i8<Q8 ? DPL : 16> qi[Q8 ? GB : 1];
 #pragma unroll
-    for (int g = 0; g < GB; g++)
+    for (int g = 0; g < GB; g++) {
+        if constexpr (Q8) {
+            q_to_i8(qr[g], a.scale, qi[g]);
+        } else {
 #pragma unroll
-        for (int e = 0; e < DPL; e++) qr[g][e] *= a.scale;
+            for (int e = 0; e < DPL; e++) qr[g][e] *= a.scale;
+        }
+    }
     /* scores: LP lanes per position, DPL dims each; U positions in flight, and the next
      * U loading while these are used */
     for (int base = start; base < end; base += P * U) {
@@ -341,17 +418,17 @@ __global__ void __launch_bounds__(128, (std::is_same<KV, cw_q4>::value && GB == 
 #pragma unroll
         for (int u = 0; u < U; u++) {
             const int p = base + po + u * P;
-            float kf[DPL];
-            if constexpr (Q8)
-                kr[u].get_raw(kf);
-            else
-                kr[u].get(kf);
+            float kf[Q8 ? 1 : DPL];
+            if constexpr (!Q8) kr[u].get(kf);
 #pragma unroll
             for (int g = 0; g < GB; g++) {
                 float d = 0.0f;
+                if constexpr (Q8) { /* a lane's dims share a scale */
+                    d = (float)kr[u].idot(qi[g]) * (qi[g].d * kr[u].scale());
+                } else {
 #pragma unroll
-                for (int e = 0; e < DPL; e++) d += qr[g][e] * kf[e];
-                if constexpr (Q8) d *= kr[u].scale(); /* a lane's 16 dims share a scale */
+                    for (int e = 0; e < DPL; e++) d += qr[g][e] * kf[e];
+                }
 #pragma unroll
                 for (int o = LP / 2; o > 0; o >>= 1) d += __shfl_xor_sync(0xffffffffu, d, o);
                 if (li == 0 && p < end) sc[g * C + p - start] = d;
@@ -1172,29 +1249,37 @@ __global__ void __launch_bounds__(NT) attn_short_kernel(const __grid_constant__ 
 #pragma unroll
             for (int e = 0; e < KD; e += 8)
                 load8(a.q + ((size_t)t * a.n_head + h0 + g) * HD + KD * li + e, qr[g] + e);
+            if constexpr (!Q8)
 #pragma unroll
-            for (int e = 0; e < KD; e++) qr[g][e] *= a.scale;
+                for (int e = 0; e < KD; e++) qr[g][e] *= a.scale;
         } else {
 #pragma unroll
             for (int e = 0; e < KD; e++) qr[g][e] = 0.0f;
         }
+    }
+    /* quantized caches: the query as int8 (q_to_i8) */
+    q_i8<16> qi[Q8 ? GB : 1];
+    if constexpr (Q8) {
+        static_assert(KD == 16, "a lane holds 16 dims of a quantized key");
+#pragma unroll
+        for (int g = 0; g < GB; g++) q_to_i8(qr[g], a.scale, qi[g]);
     }
     /* scores: the LP lanes of a row reduce within their warp */
 #pragma unroll
     for (int u = 0; u < KU; u++) {
         if (KP * u >= p_end) break; /* uniform over the block */
         const int p = kp + KP * u;
-        float kf[KD];
-        if constexpr (Q8)
-            kr[u].get_raw(kf);
-        else
-            kr[u].get(kf);
+        float kf[Q8 ? 1 : KD];
+        if constexpr (!Q8) kr[u].get(kf);
 #pragma unroll
         for (int g = 0; g < GB; g++) {
             float d = 0.0f;
+            if constexpr (Q8) {
+                d = (float)kr[u].idot(qi[g]) * (qi[g].d * kr[u].scale());
+            } else {
 #pragma unroll
-            for (int e = 0; e < KD; e++) d += qr[g][e] * kf[e];
-            if constexpr (Q8) d *= kr[u].scale();
+                for (int e = 0; e < KD; e++) d += qr[g][e] * kf[e];
+            }
 #pragma unroll
             for (int o = LP / 2; o > 0; o >>= 1) d += __shfl_xor_sync(0xffffffffu, d, o);
             if (li == 0 && p < p_end) sc[g][p] = d;

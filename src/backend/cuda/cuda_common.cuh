@@ -438,6 +438,13 @@ __device__ __forceinline__ void cw_i8x4_to_f32(uint32_t w, float *f) {
         f[i] = __uint_as_float(__byte_perm(u, 0x4B000000u, 0x7540u + i)) - 8388736.0f;
 }
 
+/* Unsigned bytes of a times signed bytes of b, plus c. */
+__device__ __forceinline__ int cw_dp4a_us(uint32_t a, int b, int c) {
+    int d;
+    asm("dp4a.u32.s32 %0, %1, %2, %3;" : "=r"(d) : "r"(a), "r"(b), "r"(c));
+    return d;
+}
+
 /* A Q4_0 cache row on the GPU: each 32-value block is 16 bytes and one fp16 scale (apart, as
  * for Q8_0), and each 4-byte word holds 8 consecutive values: value i of the word's 8 in
  * the low nibble of byte i (i < 4) or the high nibble of byte i - 4, stored as q + 8 (0..15).

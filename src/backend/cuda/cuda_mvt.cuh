@@ -74,9 +74,7 @@ __device__ __forceinline__ int sum_bytes(int4 a) {
  * dependency), the high nibbles masked in place: 16 times their values as
  * unsigned bytes, so no shift per word, and the sum is exact, bit for bit. */
 __device__ __forceinline__ int dp4a_us(uint32_t a, int b, int c) {
-    int d; /* unsigned bytes of a times signed bytes of b */
-    asm("dp4a.u32.s32 %0, %1, %2, %3;" : "=r"(d) : "r"(a), "r"(b), "r"(c));
-    return d;
+    return cw_dp4a_us(a, b, c);
 }
 __device__ __forceinline__ int dot_nibbles(uint4 q, int4 a, int4 b) {
     constexpr uint32_t H4 = ~M4;
