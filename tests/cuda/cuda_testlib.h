@@ -14,39 +14,14 @@
 #include <string.h>
 
 #include "backend/backend.h"
+#include "backend/cpu/kernels.h"
 #include "ct_report.h"
+#include "dtype/blocks.h"
 #include "dtype/dtype.h"
+#include "dtype/fp16.h"
 
 #ifndef CT_SEED
 #error "define CT_SEED (the random generator's seed) before including cuda_testlib.h"
-/* True when a decode of n tokens over a kt cache with heads of hd runs the kernels that score
- * keys in integers (attn_dec_kernel, attn_short_kernel over Q8_0 and Q4_0 caches: head
- * sizes whose rows a power of two of lanes hold, 16 values a lane for Q8_0, 32 for Q4_0). */
-static int attn_int_keys(rs_kv_type kt, int hd, int n) {
-    const int dpl = kt == RS_KV_Q4_0 ? 32 : kt == RS_KV_Q8_0 ? 16 : 0;
-    if (!dpl || n > 4 || hd % dpl || hd > 256) return 0;
-    const int lp = hd / dpl;
-    return (lp & (lp - 1)) == 0;
-}
-
-/* The query those kernels score with (cuda_attn.cu q_to_i8), in place: each head row of hd
- * in blocks of 32 (a shorter last one) as Q8_0 with d = max|q| / 127 and q * (1 / d) rounded
- * to nearest even, the same IEEE single operations, then d * q8. n_rows rows. */
-static void q8_round_trip(float *q, size_t n_rows, int hd) {
-    for (size_t r = 0; r < n_rows; r++)
-        for (int b = 0; b < hd; b += 32) {
-            float *x = q + r * hd + b;
-            const int m = hd - b < 32 ? hd - b : 32;
-            float amax = 0.0f;
-            for (int i = 0; i < m; i++) amax = fmaxf(amax, fabsf(x[i]));
-            const float d = amax / 127.0f, id = d != 0.0f ? 1.0f / d : 0.0f;
-            for (int i = 0; i < m; i++) {
-                const float v = x[i] * id;
-                x[i] = nearbyintf(v) * d;
-            }
-        }
-}
-
 #endif
 
 static rs_backend *B;
@@ -174,30 +149,27 @@ static double q4_cache_mismatch(const float *cache, const float *src, size_t n_r
 }
 
 /* True when a decode of n tokens over a kt cache with heads of hd runs the kernels that score
- * keys in integers (attn_dec_kernel, attn_short_kernel over Q8_0 and Q4_0 caches: head
- * sizes whose rows a power of two of lanes hold, 16 values a lane for Q8_0, 32 for Q4_0). */
+ * keys in integers (attn_dec_kernel, attn_short_kernel over Q8_0 and Q4_0 caches: heads of
+ * whole 32-value blocks that a power of two of lanes hold, 16 values a lane for Q8_0, 32 for
+ * Q4_0). */
 static int attn_int_keys(rs_kv_type kt, int hd, int n) {
     const int dpl = kt == RS_KV_Q4_0 ? 32 : kt == RS_KV_Q8_0 ? 16 : 0;
-    if (!dpl || n > 4 || hd % dpl || hd > 256) return 0;
+    if (!dpl || n > 4 || hd % 32 || hd > 256) return 0;
     const int lp = hd / dpl;
     return (lp & (lp - 1)) == 0;
 }
 
-/* The query those kernels score with (cuda_attn.cu q_to_i8), in place: each head row of hd
- * in blocks of 32 (a shorter last one) as Q8_0 with d = max|q| / 127 and q * (1 / d) rounded
- * to nearest even, the same IEEE single operations, then d * q8. n_rows rows. */
+/* The query those kernels score with (cuda_attn.cu q_to_i8), in place: each head row of hd in
+ * blocks of 32 through the CPU's Q8_0 activation quantizer (act_quant_ref.c, the numerics
+ * q_to_i8 repeats), then d * q8. n_rows rows, hd a multiple of 32. */
 static void q8_round_trip(float *q, size_t n_rows, int hd) {
     for (size_t r = 0; r < n_rows; r++)
         for (int b = 0; b < hd; b += 32) {
             float *x = q + r * hd + b;
-            const int m = hd - b < 32 ? hd - b : 32;
-            float amax = 0.0f;
-            for (int i = 0; i < m; i++) amax = fmaxf(amax, fabsf(x[i]));
-            const float d = amax / 127.0f, id = d != 0.0f ? 1.0f / d : 0.0f;
-            for (int i = 0; i < m; i++) {
-                const float v = x[i] * id;
-                x[i] = nearbyintf(v) * d;
-            }
+            block_q8_0 y;
+            rs_cpu_quant_q8_0_ref(x, &y, 32);
+            const float d = rs_fp16_to_f32(y.d);
+            for (int i = 0; i < 32; i++) x[i] = d * (float)y.qs[i];
         }
 }
 

@@ -1,7 +1,10 @@
 /* test_cpu_attention.c — the CPU backend's attention head kernels (attention.h) for every
  * cache type (F32, F16, Q8_0, Q4_0) at every SIMD level available, against a float64 reference
  * over the values the cache holds (read back through the type's own dequantizer), so only
- * the kernels' f32 arithmetic differs.
+ * the kernels' f32 arithmetic differs. Quantized caches with heads of whole 32-value blocks
+ * score keys against the query as Q8_0 (rs_attn_scores_q8), so there the reference takes the
+ * query through the activation quantizer (act_quant_ref.c; its SIMD versions are bitwise
+ * equal to it, test_cpu_quant).
  *
  * Cases: head sizes 8..256, among them sizes that are not multiples of 8 or 32 (the SIMD
  * kernels hand those to the portable ones; Q8_0 and Q4_0 rows are padded to whole blocks), 1..777
@@ -18,6 +21,7 @@
 #include <string.h>
 
 #include "backend/cpu/attention.h"
+#include "backend/cpu/kernels.h"
 #include "core/cpu.h"
 #include "dtype/blocks.h"
 #include "dtype/dtype.h"
@@ -87,11 +91,20 @@ static double check(rs_attn_head_fn fn, rs_kv_type t, int hd, int n_pos, uint64_
     const float scale = 1.0f / sqrtf((float)hd);
     for (int i = 0; i <= hd; i++) out[i] = NAN;
     fn(q, kc, vc, n_pos, hd, scale, scores, out);
-    /* float64 reference over the cached values */
+    /* float64 reference over the cached values; quantized keys of heads of whole blocks are
+     * scored against the query as Q8_0 (the activation quantizer's blocks) */
+    double qr[RS_MAX_HEAD_DIM];
+    for (int i = 0; i < hd; i++) qr[i] = q[i];
+    if ((t == RS_KV_Q8_0 || t == RS_KV_Q4_0) && hd % 32 == 0) {
+        block_q8_0 xq[RS_MAX_HEAD_DIM / 32];
+        rs_cpu_quant_q8_0_ref(q, xq, hd);
+        for (int i = 0; i < hd; i++)
+            qr[i] = (double)rs_fp16_to_f32(xq[i / 32].d) * xq[i / 32].qs[i % 32];
+    }
     double *w = malloc((size_t)n_pos * sizeof *w), mx = -INFINITY, sum = 0, err = 0, norm = 0;
     for (int p = 0; p < n_pos; p++) {
         double s = 0;
-        for (int i = 0; i < hd; i++) s += (double)q[i] * kb[(size_t)p * hd + i];
+        for (int i = 0; i < hd; i++) s += qr[i] * kb[(size_t)p * hd + i];
         w[p] = s * scale;
         mx = w[p] > mx ? w[p] : mx;
     }

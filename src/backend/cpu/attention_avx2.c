@@ -107,31 +107,18 @@ static inline void load_block(const void *p, int q4, __m256 v[4], float *d) {
 }
 
 /* Rows of hd / 32 blocks of bsize bytes, q4 choosing the block type (a constant after
- * inlining): each block's 32 values are widened to floats and its scale applied once, to the
- * block's dot with q (K) or to the position's weight (V). */
+ * inlining): keys scored in integers by the matmul kernels of `level` (rs_attn_scores_q8);
+ * each value block's 32 values widened to floats, its scale applied once to the position's
+ * weight. */
 static inline void attn_head_blocks(const float *q, const void *kv, const void *vv, int n_pos,
-                                    int hd, float scale, float *scores, float *out, int q4) {
+                                    int hd, float scale, float *scores, float *out, int q4,
+                                    rs_simd_level level) {
     const int nb = hd / 32;
     const size_t bsize = q4 ? sizeof(block_q4_0) : sizeof(block_q8_0);
-    const unsigned char *k = kv, *v = vv;
+    const unsigned char *v = vv;
+    rs_attn_scores_q8(q4 ? RS_KV_Q4_0 : RS_KV_Q8_0, level, q, kv, n_pos, hd, scale, scores);
     float mx = -INFINITY;
-    for (int p = 0; p < n_pos; p++) {
-        const unsigned char *row = k + (size_t)p * nb * bsize;
-        __m256 acc = _mm256_setzero_ps();
-        for (int b = 0; b < nb; b++) {
-            const float *qb = q + 32 * b;
-            __m256 x[4];
-            float d;
-            load_block(row + b * bsize, q4, x, &d);
-            __m256 dot = _mm256_mul_ps(_mm256_loadu_ps(qb), x[0]);
-            for (int j = 1; j < 4; j++)
-                dot = _mm256_fmadd_ps(_mm256_loadu_ps(qb + 8 * j), x[j], dot);
-            acc = _mm256_fmadd_ps(_mm256_set1_ps(d), dot, acc);
-        }
-        const float s = hsum256(acc) * scale;
-        scores[p] = s;
-        mx = s > mx ? s : mx;
-    }
+    for (int p = 0; p < n_pos; p++) mx = scores[p] > mx ? scores[p] : mx;
     float sum = 0;
     for (int p = 0; p < n_pos; p++) sum += (scores[p] = expf(scores[p] - mx));
     const __m256 inv = _mm256_set1_ps(1.0f / sum);
@@ -151,18 +138,34 @@ static inline void attn_head_blocks(const float *q, const void *kv, const void *
     }
 }
 
+/* Q8_0 (q4 0) or Q4_0 (q4 1) at a level: rows whose head is not whole blocks go portable. */
+static void attn_head_quant(const float *q, const void *kv, const void *vv, int n_pos, int hd,
+                            float scale, float *scores, float *out, int q4, rs_simd_level level) {
+    if (hd % 32 == 0)
+        attn_head_blocks(q, kv, vv, n_pos, hd, scale, scores, out, q4, level);
+    else if (q4)
+        rs_attn_head_q4_0_scalar(q, kv, vv, n_pos, hd, scale, scores, out);
+    else
+        rs_attn_head_q8_0_scalar(q, kv, vv, n_pos, hd, scale, scores, out);
+}
+
 void rs_attn_head_q8_0_avx2(const float *q, const void *kv, const void *vv, int n_pos, int hd,
                             float scale, float *scores, float *out) {
-    if (hd % QK8_0)
-        rs_attn_head_q8_0_scalar(q, kv, vv, n_pos, hd, scale, scores, out);
-    else
-        attn_head_blocks(q, kv, vv, n_pos, hd, scale, scores, out, 0);
+    attn_head_quant(q, kv, vv, n_pos, hd, scale, scores, out, 0, RS_SIMD_AVX2);
 }
 
 void rs_attn_head_q4_0_avx2(const float *q, const void *kv, const void *vv, int n_pos, int hd,
                             float scale, float *scores, float *out) {
-    if (hd % QK4_0)
-        rs_attn_head_q4_0_scalar(q, kv, vv, n_pos, hd, scale, scores, out);
-    else
-        attn_head_blocks(q, kv, vv, n_pos, hd, scale, scores, out, 1);
+    attn_head_quant(q, kv, vv, n_pos, hd, scale, scores, out, 1, RS_SIMD_AVX2);
+}
+
+/* The keys through the AVX-512 matmul kernels, the values as at AVX2. */
+void rs_attn_head_q8_0_avx512(const float *q, const void *kv, const void *vv, int n_pos, int hd,
+                              float scale, float *scores, float *out) {
+    attn_head_quant(q, kv, vv, n_pos, hd, scale, scores, out, 0, RS_SIMD_AVX512);
+}
+
+void rs_attn_head_q4_0_avx512(const float *q, const void *kv, const void *vv, int n_pos, int hd,
+                              float scale, float *scores, float *out) {
+    attn_head_quant(q, kv, vv, n_pos, hd, scale, scores, out, 1, RS_SIMD_AVX512);
 }

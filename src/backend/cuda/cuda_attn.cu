@@ -192,13 +192,15 @@ template <> struct kv_lane<float> {
     }
 };
 /* A lane's N query values (16 or 32) as int8 in their Q8_0 block of 32, for the scores over a
- * quantized cache (llama.cpp's CPU, too, turns the query into Q8_0 for quantized keys): a key's
- * score is then dp4a on its cached bytes, exact in int32, and one float multiply, where
- * converting each cached value took ~2.4 instructions and an FMA (CUDA_NOTES session 35).
- * d = max|q| / 127 over the block, q8 = q * (1 / d) rounded to nearest even, each step one
- * IEEE operation, so a host reference can repeat it exactly (tests: q8_round_trip). A lane
- * with 16 values takes the block's maximum with its neighbour (lane ^ 1, the block's other
- * half; for heads of 16, the same values): every lane of the warp must call this. */
+ * quantized cache whose heads are whole blocks (head_dim a multiple of 32; smaller heads, where
+ * one block's scale would cover too few values, keep float queries) (llama.cpp's CPU, too, turns
+ * the query into Q8_0 for quantized keys): a key's score is then dp4a on its cached bytes, exact in
+ * int32, and one float multiply, where converting each cached value took ~2.4 instructions and an
+ * FMA (CUDA_NOTES session 35). The numerics are the CPU activation quantizer's (act_quant_ref.c),
+ * so both backends score with the same query: d = max|q| / 127 rounded to fp16, q8 = q * (1 / d)
+ * clamped to +-127 and rounded half to even, each step one IEEE operation. A lane with 16 values
+ * takes the block's maximum with its neighbour (lane ^ 1, the block's other half): every lane of
+ * the warp must call this. */
 template <int N> struct q_i8 {
     int w[N / 4]; /* the int8 values in order, four a word */
     float d;      /* their scale times the softmax scale */
@@ -210,16 +212,18 @@ template <int N> __device__ __forceinline__ void q_to_i8(const float *q, float s
 #pragma unroll
     for (int e = 0; e < N; e++) amax = fmaxf(amax, fabsf(q[e]));
     if constexpr (N == 16) amax = fmaxf(amax, __shfl_xor_sync(0xffffffffu, amax, 1));
-    const float d = amax / 127.0f, id = d != 0.0f ? 1.0f / d : 0.0f;
+    const float d = __half2float(__float2half_rn(amax / 127.0f)), id = d > 0.0f ? 1.0f / d : 0.0f;
     int sum = 0;
 #pragma unroll
     for (int m = 0; m < N / 4; m++) {
-        /* q * id + 1.5 * 2^23 (not fused) holds the rounded value in its low mantissa bits:
-         * its low byte is the int8, two's complement */
+        /* v + 1.5 * 2^23 (not fused) holds v rounded in its low mantissa bits: its low byte is
+         * the int8, two's complement */
         uint32_t b[4];
 #pragma unroll
-        for (int k = 0; k < 4; k++)
-            b[k] = __float_as_uint(__fadd_rn(__fmul_rn(q[4 * m + k], id), 12582912.0f));
+        for (int k = 0; k < 4; k++) {
+            const float v = fminf(fmaxf(__fmul_rn(q[4 * m + k], id), -127.0f), 127.0f);
+            b[k] = __float_as_uint(__fadd_rn(v, 12582912.0f));
+        }
         const uint32_t w =
             __byte_perm(__byte_perm(b[0], b[1], 0x40u), __byte_perm(b[2], b[3], 0x40u), 0x5410u);
         r.w[m] = (int)w;
@@ -393,11 +397,13 @@ __global__ void __launch_bounds__(128, (std::is_same<KV, cw_q4>::value && GB == 
             for (int e = 0; e < DPL; e++) qr[g][e] = 0.0f;
         }
     }
-    /* quantized caches: the query as int8 (q_to_i8); others: scaled floats */
-    q_i8<Q8 ? DPL : 16> qi[Q8 ? GB : 1];
+    /* keys in integers where a head is whole Q8_0 blocks of the query (quantized caches, heads
+     * of 32 or more): the query as int8 (q_to_i8); others: scaled floats */
+    constexpr bool IK = Q8 && HD % 32 == 0;
+    q_i8<IK ? DPL : 16> qi[IK ? GB : 1];
 #pragma unroll
     for (int g = 0; g < GB; g++) {
-        if constexpr (Q8) {
+        if constexpr (IK) {
             q_to_i8(qr[g], a.scale, qi[g]);
         } else {
 #pragma unroll
@@ -418,16 +424,22 @@ __global__ void __launch_bounds__(128, (std::is_same<KV, cw_q4>::value && GB == 
 #pragma unroll
         for (int u = 0; u < U; u++) {
             const int p = base + po + u * P;
-            float kf[Q8 ? 1 : DPL];
-            if constexpr (!Q8) kr[u].get(kf);
+            float kf[IK ? 1 : DPL];
+            if constexpr (IK) {
+            } else if constexpr (Q8) {
+                kr[u].get_raw(kf);
+            } else {
+                kr[u].get(kf);
+            }
 #pragma unroll
             for (int g = 0; g < GB; g++) {
                 float d = 0.0f;
-                if constexpr (Q8) { /* a lane's dims share a scale */
+                if constexpr (IK) { /* a lane's dims share a scale */
                     d = (float)kr[u].idot(qi[g]) * (qi[g].d * kr[u].scale());
                 } else {
 #pragma unroll
                     for (int e = 0; e < DPL; e++) d += qr[g][e] * kf[e];
+                    if constexpr (Q8) d *= kr[u].scale();
                 }
 #pragma unroll
                 for (int o = LP / 2; o > 0; o >>= 1) d += __shfl_xor_sync(0xffffffffu, d, o);
