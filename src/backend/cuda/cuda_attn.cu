@@ -17,8 +17,9 @@
  * in registers, so there is nothing to merge. Over Q8_0 and Q4_0 caches both
  * kernels score keys in integers: the query becomes int8 in Q8_0 blocks
  * (q_to_i8) and a score is dp4a on the cached bytes; values become floats by byte
- * permutes (cw_i8x4_to_f32, cw_u4x8_to_f32), and each position's scale multiplies
- * its score or its weight once.
+ * permutes (cw_i8x4_to_f32, cw_u4x8_to_f32; the split kernel: masked in place as
+ * denormals, kv_qrow::get_den), and each position's scale multiplies its score or its
+ * weight once.
  *
  * Prefill (n > 4): a tiled online-softmax kernel, 64 queries x 64 keys per
  * step in shared memory, f32 arithmetic. A last-resort generic kernel covers
@@ -160,6 +161,11 @@ __device__ void dec_merge_grouped(const dec_args &a, size_t pbase, int gn, int n
     }
 }
 
+/* 2^k for -126 <= k <= 127: its bits (a constant when k is) */
+__device__ __forceinline__ float cw_pow2(int k) {
+    return __int_as_float((127 + k) << 23);
+}
+
 /* A lane's cached values of one position (8; 16 for Q8_0, 32 for Q4_0) as loaded (raw,
  * so a load in flight holds few registers), converted at use. */
 template <typename KV> struct kv_lane;
@@ -270,6 +276,45 @@ template <typename E, int W> struct kv_qrow {
         }
     }
     __device__ __forceinline__ float scale() const { return __half2float(s); }
+    /* The values as stored (unsigned: Q4_0 q + 8, Q8_0 q + 128), each masked in place or
+     * shifted once into the low bits of a float with a zero exponent: f[e] is the denormal
+     * n_e * 2^(den_shift(e) - 149), exact, with no conversion or subtraction per value (one or
+     * two integer operations, against a byte permute and a subtraction). An FMA takes
+     * denormal inputs at full rate (no flush: the build has no fast-math); the caller scales
+     * each position's weight by 2^DEN_K, counts the weights for the offset and undoes both once
+     * (attn_dec_kernel's values). */
+    static constexpr float DEN_OFF = PER == 8 ? 8.0f : 128.0f;
+    /* 2^DEN_K: weights (at most 1) times scales (fp16, below 2^16) stay below 2^106, a chunk's
+     * sum of them (shared memory holds under 2^16 positions) below 2^122; products with the
+     * smallest values (2^-149) stay normal down to weight times scale 2^-67 */
+    static constexpr int DEN_K = 90;
+    __host__ __device__ static constexpr int den_shift(int e) {
+        constexpr int q4[8] = {0, 8, 16, 16, 4, 12, 12, 0}, q8[4] = {0, 8, 8, 0};
+        return PER == 8 ? q4[e % 8] : q8[e % 4];
+    }
+    __device__ __forceinline__ static void den(uint32_t w, float *f) {
+        if constexpr (PER == 8) { /* value i: the low nibble of byte i, or i - 4's high one */
+            const uint32_t t = w >> 8;
+            f[0] = __uint_as_float(w & 0xFu), f[4] = __uint_as_float(w & 0xF0u);
+            f[1] = __uint_as_float(w & 0xF00u), f[5] = __uint_as_float(w & 0xF000u);
+            f[2] = __uint_as_float(w & 0xF0000u), f[6] = __uint_as_float(t & 0xF000u);
+            f[3] = __uint_as_float(t & 0xF0000u), f[7] = __uint_as_float(w >> 28);
+        } else {
+            const uint32_t u = w ^ 0x80808080u;
+            f[0] = __uint_as_float(u & 0xFFu), f[1] = __uint_as_float(u & 0xFF00u);
+            f[2] = __uint_as_float((u >> 8) & 0xFF00u), f[3] = __uint_as_float(u >> 24);
+        }
+    }
+    __device__ __forceinline__ void get_den(float *f) const {
+        if constexpr (W == 1) {
+            den(v, f);
+        } else if constexpr (W == 2) {
+            den(v.x, f), den(v.y, f + PER);
+        } else {
+            den(v.x, f), den(v.y, f + PER);
+            den(v.z, f + 2 * PER), den(v.w, f + 3 * PER);
+        }
+    }
     /* The exact integer dot of these values (unscaled) with a lane's int8 query values. Q4_0:
      * low nibbles against values 0-3 of a word, high nibbles masked in place (16 times
      * their value) against 4-7, in two chains; the stored +8 comes off through q.off. */
@@ -339,10 +384,12 @@ template <typename KV> __host__ __device__ constexpr int kv_dpl() {
  * positions ascend) are final, and positions are written only by uploads,
  * which precede the step. The step's own positions (just stored by
  * rope_store) are loaded after the wait. */
-/* (Q4_0 with two query heads a block: four blocks an SM, 128 registers; 0 leaves the other
- * kernels as they were, unbounded by blocks) */
+/* (Q4_0: four blocks an SM, 128 registers. With two query heads a block that is a cap; with
+ * one, unbounded, ptxas chose 96 registers and spilled once values were read as denormals
+ * (get_den), and bounded it takes 106 without spills (CUDA_NOTES session 35). 0 leaves the
+ * other kernels as they were, unbounded by blocks) */
 template <typename KV, int LP, int GB>
-__global__ void __launch_bounds__(128, (std::is_same<KV, cw_q4>::value && GB == 2) ? 4 : 0)
+__global__ void __launch_bounds__(128, (std::is_same<KV, cw_q4>::value && GB <= 2) ? 4 : 0)
     attn_dec_kernel(const __grid_constant__ dec_args a) {
     constexpr bool Q8 = kv_quant<KV>(), PFV = GB <= 2; /* Q8: Q8_0 or Q4_0 */
     /* DPL dims per lane, U positions in flight per lane (16 bytes each), RE cache elements
@@ -479,7 +526,7 @@ __global__ void __launch_bounds__(128, (std::is_same<KV, cw_q4>::value && GB == 
     }
     __syncthreads();
     /* weighted values */
-    float acc[GB][DPL];
+    float acc[GB][DPL], wsum[Q8 ? GB : 1] = {};
 #pragma unroll
     for (int g = 0; g < GB; g++)
 #pragma unroll
@@ -499,19 +546,35 @@ __global__ void __launch_bounds__(128, (std::is_same<KV, cw_q4>::value && GB == 
             if (p >= end) continue;
             float vf[DPL];
             if constexpr (Q8)
-                vl[u].get_raw(vf);
+                vl[u].get_den(vf);
             else
                 vl[u].get(vf);
+            /* quantized: the weight times the position's scale and 2^DEN_K (get_den) */
+            float ws = 1.0f;
+            if constexpr (Q8) ws = vl[u].scale() * cw_pow2(kv_lane<KV>::DEN_K);
 #pragma unroll
             for (int g = 0; g < GB; g++) {
                 float w = sc[g * C + p - start];
-                if constexpr (Q8) w *= vl[u].scale();
+                if constexpr (Q8) {
+                    w *= ws;
+                    wsum[g] += w;
+                }
 #pragma unroll
                 for (int e = 0; e < DPL; e++) acc[g][e] += w * vf[e];
             }
         }
 #pragma unroll
         for (int u = 0; u < U; u++) vl[u] = vn[u];
+    }
+    if constexpr (Q8) { /* undo get_den's powers of two and the stored offset */
+#pragma unroll
+        for (int g = 0; g < GB; g++) {
+            using L = kv_lane<KV>;
+            const float off = -L::DEN_OFF * cw_pow2(-L::DEN_K) * wsum[g];
+#pragma unroll
+            for (int e = 0; e < DPL; e++)
+                acc[g][e] = fmaf(acc[g][e], cw_pow2(149 - L::DEN_K - L::den_shift(e)), off);
+        }
     }
 #pragma unroll
     for (int o = LP; o < 32; o <<= 1)
