@@ -116,6 +116,15 @@ run_tests() {
         # the same model's greedy tokens on the CPU and the GPU: the pruned last layer of
         # the prompt gives the first, the decode chain the rest. Random weights leave near
         # ties (run 175: tokens 1-15 equal, the 16th not), so only the first must match.
+        # ~470 prompt tokens: the steps after them run the split (flash-decoding) kernel
+        local long
+        long="$(yes 'Once upon a time there was a little dog' | head -8 | tr '\n' ' ')"
+        for c in q4_0 q8_0; do
+            say "compute-sanitizer memcheck on the same model's split decode attention over a ${c^^} cache"
+            compute-sanitizer --tool memcheck --error-exitcode 9 $B run -m "$f" -p "$long" -n 24 \
+                --temp 0 -ctk $c -c 1024 2>&1 | tail -3
+            echo "memcheck exit: ${PIPESTATUS[0]}"
+        done
         say "greedy tokens, CPU against GPU (7B shape, 2 layers, Q4_0, decode chain)"
         greedy_check "$f"
     fi
