@@ -98,8 +98,10 @@ static double check(rs_attn_head_fn fn, rs_kv_type t, int hd, int n_pos, uint64_
     if ((t == RS_KV_Q8_0 || t == RS_KV_Q4_0) && hd % 32 == 0) {
         block_q8_0 xq[RS_MAX_HEAD_DIM / 32];
         rs_cpu_quant_q8_0_ref(q, xq, hd);
-        for (int i = 0; i < hd; i++)
-            qr[i] = (double)rs_fp16_to_f32(xq[i / 32].d) * xq[i / 32].qs[i % 32];
+        for (int i = 0; i < hd; i++) {
+            const block_q8_0 *b = &xq[i / 32];
+            qr[i] = (double)rs_fp16_to_f32(b->d) * b->qs[i % 32];
+        }
     }
     double *w = malloc((size_t)n_pos * sizeof *w), mx = -INFINITY, sum = 0, err = 0, norm = 0;
     for (int p = 0; p < n_pos; p++) {
