@@ -10,7 +10,7 @@
 #include "dtype/fp16.h"
 
 /* scores[p] = exp(s_p - max) from raw scores; returns their sum. */
-static float softmax_inplace(float *scores, int n_pos) {
+float rs_attn_softmax_inplace(float *scores, int n_pos) {
     float mx = -INFINITY;
     for (int p = 0; p < n_pos; p++) mx = scores[p] > mx ? scores[p] : mx;
     float sum = 0;
@@ -26,7 +26,7 @@ void rs_attn_head_f32_scalar(const float *q, const void *kv, const void *vv, int
         for (int i = 0; i < hd; i++) s += q[i] * k[(size_t)p * hd + i];
         scores[p] = s * scale;
     }
-    float inv = 1.0f / softmax_inplace(scores, n_pos);
+    float inv = 1.0f / rs_attn_softmax_inplace(scores, n_pos);
     for (int i = 0; i < hd; i++) out[i] = 0;
     for (int p = 0; p < n_pos; p++) {
         float w = scores[p] * inv;
@@ -42,7 +42,7 @@ void rs_attn_head_f16_scalar(const float *q, const void *kv, const void *vv, int
         for (int i = 0; i < hd; i++) s += q[i] * rs_fp16_to_f32(k[(size_t)p * hd + i]);
         scores[p] = s * scale;
     }
-    float inv = 1.0f / softmax_inplace(scores, n_pos);
+    float inv = 1.0f / rs_attn_softmax_inplace(scores, n_pos);
     for (int i = 0; i < hd; i++) out[i] = 0;
     for (int p = 0; p < n_pos; p++) {
         float w = scores[p] * inv;
@@ -85,7 +85,7 @@ static void attn_head_blocks(rs_kv_type type, const float *q, const void *kv, co
             scores[p] = s * scale;
         }
     }
-    float inv = 1.0f / softmax_inplace(scores, n_pos);
+    float inv = 1.0f / rs_attn_softmax_inplace(scores, n_pos);
     for (int i = 0; i < hd; i++) out[i] = 0;
     for (int p = 0; p < n_pos; p++) {
         tr->to_f32(v + (size_t)p * row, tmp, padded);

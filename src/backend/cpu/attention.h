@@ -48,6 +48,9 @@ void rs_attn_head_q4_0_avx512(const float *q, const void *k, const void *v, int 
 void rs_attn_scores_q8(rs_kv_type type, rs_simd_level level, const float *q, const void *k,
                        int n_pos, int hd, float scale, float *scores);
 
+/* scores[p] = exp(scores[p] - max) in place; returns their sum. */
+float rs_attn_softmax_inplace(float *scores, int n_pos);
+
 /* The kernel for a cache type at a SIMD level. */
 rs_attn_head_fn rs_attn_head_select(rs_kv_type type, rs_simd_level level);
 

@@ -117,11 +117,7 @@ static inline void attn_head_blocks(const float *q, const void *kv, const void *
     const size_t bsize = q4 ? sizeof(block_q4_0) : sizeof(block_q8_0);
     const unsigned char *v = vv;
     rs_attn_scores_q8(q4 ? RS_KV_Q4_0 : RS_KV_Q8_0, level, q, kv, n_pos, hd, scale, scores);
-    float mx = -INFINITY;
-    for (int p = 0; p < n_pos; p++) mx = scores[p] > mx ? scores[p] : mx;
-    float sum = 0;
-    for (int p = 0; p < n_pos; p++) sum += (scores[p] = expf(scores[p] - mx));
-    const __m256 inv = _mm256_set1_ps(1.0f / sum);
+    const __m256 inv = _mm256_set1_ps(1.0f / rs_attn_softmax_inplace(scores, n_pos));
     /* V a block (32 columns) at a time in 4 registers, streaming each row once per block */
     for (int b = 0; b < nb; b++) {
         __m256 acc[4];

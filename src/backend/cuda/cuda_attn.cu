@@ -165,6 +165,11 @@ __device__ void dec_merge_grouped(const dec_args &a, size_t pbase, int gn, int n
 __device__ __forceinline__ float cw_pow2(int k) {
     return __int_as_float((127 + k) << 23);
 }
+/* Values read as denormals (kv_qrow::get_den) weigh in times 2^DEN_K: weights (at most 1)
+ * times scales (fp16, below 2^16) stay below 2^106, a chunk's sum of them (shared memory holds
+ * under 2^16 positions) below 2^122; products with the smallest values (2^-149) stay normal
+ * down to weight times scale 2^-67. */
+constexpr int DEN_K = 90;
 
 /* A lane's cached values of one position (8; 16 for Q8_0, 32 for Q4_0) as loaded (raw,
  * so a load in flight holds few registers), converted at use. */
@@ -265,17 +270,25 @@ template <typename E, int W> struct kv_qrow {
         else
             cw_i8x4_to_f32(w, f);
     }
-    __device__ __forceinline__ void get_raw(float *f) const {
+    /* the loaded words in order */
+    __device__ __forceinline__ void words(uint32_t *w) const {
         if constexpr (W == 1) {
-            conv(v, f);
+            w[0] = v;
         } else if constexpr (W == 2) {
-            conv(v.x, f), conv(v.y, f + PER);
+            w[0] = v.x, w[1] = v.y;
         } else {
-            conv(v.x, f), conv(v.y, f + PER);
-            conv(v.z, f + 2 * PER), conv(v.w, f + 3 * PER);
+            w[0] = v.x, w[1] = v.y, w[2] = v.z, w[3] = v.w;
         }
     }
-    __device__ __forceinline__ float scale() const { return __half2float(s); }
+    __device__ __forceinline__ void get_raw(float *f) const {
+        uint32_t w[W];
+        words(w);
+#pragma unroll
+        for (int j = 0; j < W; j++) conv(w[j], f + j * PER);
+    }
+    __device__ __forceinline__ float scale() const {
+        return __half2float(s);
+    }
     /* The values as stored (unsigned: Q4_0 q + 8, Q8_0 q + 128), each masked in place or
      * shifted once into the low bits of a float with a zero exponent: f[e] is the denormal
      * n_e * 2^(den_shift(e) - 149), exact, with no conversion or subtraction per value (one or
@@ -283,11 +296,9 @@ template <typename E, int W> struct kv_qrow {
      * denormal inputs at full rate (no flush: the build has no fast-math); the caller scales
      * each position's weight by 2^DEN_K, counts the weights for the offset and undoes both once
      * (attn_dec_kernel's values). */
-    static constexpr float DEN_OFF = PER == 8 ? 8.0f : 128.0f;
-    /* 2^DEN_K: weights (at most 1) times scales (fp16, below 2^16) stay below 2^106, a chunk's
-     * sum of them (shared memory holds under 2^16 positions) below 2^122; products with the
-     * smallest values (2^-149) stay normal down to weight times scale 2^-67 */
-    static constexpr int DEN_K = 90;
+    __host__ __device__ static constexpr float den_off() {
+        return PER == 8 ? 8.0f : 128.0f;
+    }
     __host__ __device__ static constexpr int den_shift(int e) {
         constexpr int q4[8] = {0, 8, 16, 16, 4, 12, 12, 0}, q8[4] = {0, 8, 8, 0};
         return PER == 8 ? q4[e % 8] : q8[e % 4];
@@ -306,14 +317,10 @@ template <typename E, int W> struct kv_qrow {
         }
     }
     __device__ __forceinline__ void get_den(float *f) const {
-        if constexpr (W == 1) {
-            den(v, f);
-        } else if constexpr (W == 2) {
-            den(v.x, f), den(v.y, f + PER);
-        } else {
-            den(v.x, f), den(v.y, f + PER);
-            den(v.z, f + 2 * PER), den(v.w, f + 3 * PER);
-        }
+        uint32_t w[W];
+        words(w);
+#pragma unroll
+        for (int j = 0; j < W; j++) den(w[j], f + j * PER);
     }
     /* The exact integer dot of these values (unscaled) with a lane's int8 query values. Q4_0:
      * low nibbles against values 0-3 of a word, high nibbles masked in place (16 times
@@ -321,13 +328,7 @@ template <typename E, int W> struct kv_qrow {
     template <int N> __device__ __forceinline__ int idot(const q_i8<N> &q) const {
         static_assert(N == PER * W, "one query value per cached value");
         uint32_t w[W];
-        if constexpr (W == 1) {
-            w[0] = v;
-        } else if constexpr (W == 2) {
-            w[0] = v.x, w[1] = v.y;
-        } else {
-            w[0] = v.x, w[1] = v.y, w[2] = v.z, w[3] = v.w;
-        }
+        words(w);
         int a = 0, b = 0;
         if constexpr (PER == 8) {
 #pragma unroll
@@ -551,7 +552,7 @@ __global__ void __launch_bounds__(128, (std::is_same<KV, cw_q4>::value && GB <= 
                 vl[u].get(vf);
             /* quantized: the weight times the position's scale and 2^DEN_K (get_den) */
             float ws = 1.0f;
-            if constexpr (Q8) ws = vl[u].scale() * cw_pow2(kv_lane<KV>::DEN_K);
+            if constexpr (Q8) ws = vl[u].scale() * cw_pow2(DEN_K);
 #pragma unroll
             for (int g = 0; g < GB; g++) {
                 float w = sc[g * C + p - start];
@@ -570,10 +571,10 @@ __global__ void __launch_bounds__(128, (std::is_same<KV, cw_q4>::value && GB <= 
 #pragma unroll
         for (int g = 0; g < GB; g++) {
             using L = kv_lane<KV>;
-            const float off = -L::DEN_OFF * cw_pow2(-L::DEN_K) * wsum[g];
+            const float off = -L::den_off() * cw_pow2(-DEN_K) * wsum[g];
 #pragma unroll
             for (int e = 0; e < DPL; e++)
-                acc[g][e] = fmaf(acc[g][e], cw_pow2(149 - L::DEN_K - L::den_shift(e)), off);
+                acc[g][e] = fmaf(acc[g][e], cw_pow2(149 - DEN_K - L::den_shift(e)), off);
         }
     }
 #pragma unroll
