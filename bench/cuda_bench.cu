@@ -1175,7 +1175,7 @@ static void bench_pick(void) {
         };
         const double base = after_head ? step([] {}) : 0.0;
         const double greedy =
-            step([&] { O->greedy_pick(B, logits, n, ids, pos, ring, SLOTS); }) - base;
+            step([&] { O->greedy_pick(B, logits, n, NULL, ids, pos, ring, NULL, SLOTS); }) - base;
         for (int r = 0; r < 2; r++) {
             ck(cudaMemcpy(drule, &rules[r], sizeof rules[r], cudaMemcpyHostToDevice), "rule");
             const double sample =
@@ -1213,6 +1213,30 @@ static void bench_pick(void) {
             for (int i = 1; i < RS_PICK_LAST; i++) printf(" %s %.2f", ev_name[i], median(d[i]));
             printf("; waited to stored %.2f | | |\n", median(d[RS_PICK_LAST]));
         }
+        O->release(B, logits);
+    }
+    printf("\n");
+    /* penalize before a pick: windows of the default 64 tokens and of the most the device
+     * keeps, half of them repeats */
+    printf("| vocab | window | penalize |\n|---:|---:|---:|\n");
+    for (int last_n : {64, (int)RS_SAMPLE_LAST_N_MAX}) {
+        const int n = 32000;
+        float *logits = drand(n, 4.0f, 123);
+        static rs_sample_rule pr;
+        pr = rules[0];
+        pr.pen.repeat_penalty = 1.1f, pr.pen.frequency_penalty = 0.1f;
+        pr.pen.presence_penalty = 0.1f, pr.pen.last_n = last_n, pr.pen.len = last_n;
+        for (int i = 0; i < last_n; i++) pr.pen.tok[i] = (i * 7919) % (last_n / 2 + 1) + 3;
+        ck(cudaMemcpy(drule, &pr, sizeof pr, cudaMemcpyHostToDevice), "rule");
+        const double us = 1e3 *
+                          time_graph(
+                              key++,
+                              [&] {
+                                  for (int i = 0; i < PICKS; i++) O->penalize(B, logits, n, drule);
+                              },
+                              20) /
+                          PICKS;
+        printf("| %d | %d | %.2f |\n", n, last_n, us);
         O->release(B, logits);
     }
     printf("\n");

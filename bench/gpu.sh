@@ -97,6 +97,12 @@ run_tests() {
     compute-sanitizer --tool memcheck --error-exitcode 9 $B run -m "$RUSTY_SHARED/models/TinyStories-656K.f16.gguf" \
         -p "Once upon a time" -n 24 --temp 0.8 --seed 5 2>&1 | tail -6
     echo "memcheck exit: ${PIPESTATUS[0]}"
+    for t in 0.8 0; do
+        say "compute-sanitizer memcheck on a decode loop with penalties (temp $t; window on the device)"
+        compute-sanitizer --tool memcheck --error-exitcode 9 $B run -m "$RUSTY_SHARED/models/TinyStories-656K.f16.gguf" \
+            -p "Once upon a time" -n 24 --temp $t --seed 5 --repeat-penalty 1.3 --frequency-penalty 0.1 2>&1 | tail -6
+        echo "memcheck exit: ${PIPESTATUS[0]}"
+    done
     # the decode chain takes products of 4096 inputs or more: two layers of the 7B shape
     # in Q4_0, random weights, run it
     say "compute-sanitizer memcheck on a decode loop of the chain (7B shape, 2 layers, Q4_0)"
@@ -165,6 +171,10 @@ run_bench() {
         $B bench -m "$f" -p 512 -n 128 -r 3 --greedy --sampled 2>>"$OUT/bench.err" | tail -n +$((first ? 1 : 3))
         first=0
     done
+    if f=$(synth Q4_0); then
+        echo "(the default sampler with --repeat-penalty 1.1: host rows download each step's logits)"
+        $B bench -m "$f" -p 0 -n 128 -r 3 --sampled --repeat-penalty 1.1 2>>"$OUT/bench.err" | tail -n +3
+    fi
     if [[ -z ${NO_DEPTH:-} ]] && f=$(synth Q4_0); then
         echo "(depth 4096 with the F16 KV cache, then -ctk q8_0 and -ctk q4_0 at depths 0 and 4096)"
         $B bench -m "$f" -p 512 -n 128 -d 4096 -r 3 --greedy 2>>"$OUT/bench.err" | tail -n +3
@@ -255,6 +265,10 @@ run_peer() {
             $B bench -m "$f" --device cpu -p 64 -n 32 -r 3 2>>"$OUT/peer.err"
         done
     done
+    if f=$(synth Q4_0); then
+        echo "(the default sampler with --repeat-penalty 1.1: host rows download each step's logits)"
+        $B bench -m "$f" -p 0 -n 128 -r 3 --sampled --repeat-penalty 1.1 2>>"$OUT/bench.err" | tail -n +3
+    fi
     if [[ -z ${NO_DEPTH:-} ]] && f=$(synth Q4_0); then
         echo "(Q4_0 at depth 4096 with an F16 KV cache, then Q8_0 and Q4_0 caches at depths 0 and 4096)"
         timeout 300 "${llama[@]}" -m "$f" -p 512 -n 128 -d 4096 -r 3 -fa on,off 2>>"$OUT/peer.err"

@@ -38,6 +38,8 @@ static const char bench_usage[] =
     "      --sampled         also time each tgN with rusty run's default sampler (temp\n"
     "                        0.8, top-k 40, top-p 0.95, min-p 0.05): drawn on the host\n"
     "                        from each step's logits, and drawn by the chained steps\n"
+    "      --repeat-penalty F  the sampled rows with this repeat penalty over the last 64\n"
+    "                        tokens (default 1.0: off)\n"
     "\n";
 
 enum { MAX_LIST = 16 };
@@ -48,7 +50,8 @@ typedef struct bench_opts {
     int depth[MAX_LIST], n_depth;
     int reps;
     bool greedy, sampled;
-    const char *type_k; /* the KV cache type when not the default F16 (a type_k column) */
+    float repeat_penalty; /* the sampled rows' */
+    const char *type_k;   /* the KV cache type when not the default F16 (a type_k column) */
 } bench_opts;
 
 /* How a tgN test picks its tokens. */
@@ -106,14 +109,20 @@ static rs_status chain_steps(rs_session *s, rs_sampler *sm, const int32_t *ids, 
     return st;
 }
 
+/* The sampled rows' rule: rusty run's default sampler, a fixed seed. */
+static rs_sampler_params sampled_params(float repeat_penalty) {
+    rs_sampler_params sp = rs_sampler_params_default();
+    sp.seed = 42, sp.repeat_penalty = repeat_penalty;
+    return sp;
+}
+
 /* One timed run of a test; returns tokens/s or -1 on error. */
 static double run_once(rs_session *s, const rs_model *m, int n_prompt, int n_gen, int depth,
-                       tg_mode mode, int32_t *ids) {
+                       tg_mode mode, float repeat_penalty, int32_t *ids) {
     rs_error err = {0};
     uint64_t seed = 1234;
     rs_sampler sm = {0};
-    rs_sampler_params sp = rs_sampler_params_default();
-    sp.seed = 42;
+    const rs_sampler_params sp = sampled_params(repeat_penalty);
     if (mode >= TG_SAMPLED_HOST && rs_sampler_init(&sm, &sp, m->hp.n_vocab, &err)) goto fail;
     rs_session_truncate(s, 0);
     if (depth) {
@@ -132,7 +141,9 @@ static double run_once(rs_session *s, const rs_model *m, int n_prompt, int n_gen
         for (int i = 0; i < n_gen; i++) {
             if (rs_session_eval(s, mode == TG_PLAIN ? ids + i : &id, 1, RS_LOGITS_LAST, &err))
                 goto fail;
-            if (mode == TG_SAMPLED_HOST) id = rs_sampler_sample(&sm, rs_session_logits(s, 0));
+            if (mode != TG_SAMPLED_HOST) continue;
+            id = rs_sampler_sample(&sm, rs_session_logits(s, 0));
+            if (rs_sampler_accept(&sm, id, &err)) goto fail; /* the penalties' window */
         }
     }
     const double tps = n * 1e3 / (rs_time_ms() - t0);
@@ -161,7 +172,8 @@ typedef struct row_ctx {
     rs_session_info info;
     double bw_gbps;
     const char *model_col;
-    const char *type_k; /* or NULL: no type_k column */
+    const char *type_k;   /* or NULL: no type_k column */
+    float repeat_penalty; /* the sampled rows' */
 } row_ctx;
 
 static void print_row(const row_ctx *r, const char *test, const double *tps, int reps, int n_gen,
@@ -190,9 +202,11 @@ static int run_test(const row_ctx *r, rs_session *s, int n_prompt, int n_gen, in
     int32_t *ids = malloc(sizeof(int32_t) * (size_t)(depth + n_prompt + n_gen + 1));
     double tps[64];
     int rc = 1;
-    if (!ids || run_once(s, r->m, n_prompt, n_gen, depth, mode, ids) < 0) goto done; /* warm-up */
+    const float rp = r->repeat_penalty;
+    if (!ids || run_once(s, r->m, n_prompt, n_gen, depth, mode, rp, ids) < 0)
+        goto done; /* warm-up */
     for (int i = 0; i < reps; i++)
-        if ((tps[i] = run_once(s, r->m, n_prompt, n_gen, depth, mode, ids)) < 0) goto done;
+        if ((tps[i] = run_once(s, r->m, n_prompt, n_gen, depth, mode, rp, ids)) < 0) goto done;
     char test[64];
     int len = snprintf(test, sizeof test, depth ? "%s%d @ d%d" : "%s%d", n_prompt ? "pp" : "tg",
                        n_prompt ? n_prompt : n_gen, depth);
@@ -205,7 +219,7 @@ done:
 }
 
 static int bench_all(const bench_opts *b, rs_session *s, const rs_model *m) {
-    row_ctx r = {m, {0}, 0, NULL, b->type_k};
+    row_ctx r = {m, {0}, 0, NULL, b->type_k, b->repeat_penalty};
     rs_session_get_info(s, &r.info);
     char model_col[96];
     snprintf(model_col, sizeof model_col, "%s %s", m->hp.arch_name, m->type_desc);
@@ -226,8 +240,15 @@ static int bench_all(const bench_opts *b, rs_session *s, const rs_model *m) {
             if (b->pp[i] && run_test(&r, s, b->pp[i], 0, b->depth[d], b->reps, TG_PLAIN)) return 1;
         for (int i = 0; i < b->n_tg; i++)
             for (int mode = TG_PLAIN; mode < TG_MODES; mode++) {
-                const bool on = mode == TG_PLAIN || (mode == TG_GREEDY && b->greedy) ||
-                                (mode >= TG_SAMPLED_HOST && b->sampled);
+                bool on = mode == TG_PLAIN || (mode == TG_GREEDY && b->greedy) ||
+                          (mode >= TG_SAMPLED_HOST && b->sampled);
+                const rs_sampler_params sp = sampled_params(b->repeat_penalty);
+                if (on && mode == TG_SAMPLED && !rs_session_chain_supports(s, &sp)) {
+                    if (d == 0 && i == 0)
+                        fprintf(stderr, "rusty bench: no \"sampled\" rows: these steps cannot "
+                                        "chain this rule (penalties need the GPU)\n");
+                    on = false;
+                }
                 if (on && b->tg[i] && run_test(&r, s, 0, b->tg[i], b->depth[d], b->reps, mode))
                     return 1;
             }
@@ -247,6 +268,11 @@ static int parse(int argc, char **argv, cli_model_opts *mo, bench_opts *b) {
             r = parse_list(&a, b->depth, &b->n_depth) ? 1 : -1;
         if (r == 0 && cli_is(arg, NULL, "--greedy")) r = 1, b->greedy = true;
         if (r == 0 && cli_is(arg, NULL, "--sampled")) r = 1, b->sampled = true;
+        if (r == 0 && cli_is(arg, NULL, "--repeat-penalty")) {
+            double f;
+            r = cli_take_float(&a, 1e-3, 1e3, &f) ? 1 : -1;
+            b->repeat_penalty = (float)f;
+        }
         if (r == 0 && cli_is(arg, "-r", "--repetitions")) {
             r = cli_take_int(&a, 1, 64, &v) ? 1 : -1;
             b->reps = (int)v;
@@ -264,7 +290,7 @@ int cmd_bench(int argc, char **argv) {
     }
     cli_model_opts mo;
     cli_model_opts_init(&mo);
-    bench_opts b = {{512}, 1, {128}, 1, {0}, 1, 3, false, false, NULL};
+    bench_opts b = {{512}, 1, {128}, 1, {0}, 1, 3, false, false, 1.0f, NULL};
     if (parse(argc, argv, &mo, &b)) return 1;
     if (mo.session.kv_type != RS_KV_F16) b.type_k = cli_kv_type_name(mo.session.kv_type);
     int need = 0;

@@ -30,14 +30,24 @@ enum { RS_MAX_HEAD_DIM = 1024 };
 enum { RS_FENCES = 4 };
 
 /* How sample_pick draws a chained step's token, in backend memory: rs_sampler_sample's
- * chain (sampler.h) with these parameters and no penalties, temp > 0 and
- * 1 <= top_k <= RS_SAMPLE_TOP_K_MAX, top_k < n_vocab. rng is the xoshiro256** state the
- * next draw starts from. */
-enum { RS_SAMPLE_TOP_K_MAX = 256 };
+ * chain (sampler.h) with these parameters, temp > 0 and 1 <= top_k <= RS_SAMPLE_TOP_K_MAX,
+ * top_k < n_vocab. rng is the xoshiro256** state the next draw starts from. pen is stage
+ * 1's window (the penalties' parameters and the last accepted tokens, rs_sampler's ring
+ * as it is: tok[next] is the next token's slot, the oldest leaving when len == last_n),
+ * applied by penalize; with pen.last_n > 0 greedy_pick and sample_pick append their pick
+ * to it, as rs_sampler_accept does, so the next step sees it. */
+enum { RS_SAMPLE_TOP_K_MAX = 256, RS_SAMPLE_LAST_N_MAX = 1024 };
+typedef struct rs_sample_window {
+    float repeat_penalty, frequency_penalty, presence_penalty;
+    int32_t last_n;    /* 0 (no window) .. RS_SAMPLE_LAST_N_MAX */
+    int32_t len, next; /* tokens in tok[0 .. len), the slot the next one goes to */
+    int32_t tok[RS_SAMPLE_LAST_N_MAX];
+} rs_sample_window;
 typedef struct rs_sample_rule {
     uint64_t rng[4];
     int32_t top_k;
     float top_p, min_p, temp;
+    rs_sample_window pen; /* last: an upload may stop after the window's len tokens */
 } rs_sample_rule;
 
 typedef struct rs_backend rs_backend;
@@ -190,9 +200,11 @@ typedef struct rs_backend_ops {
      * of logits[n_vocab] by rs_logits_argmax's rule (NaN as -inf, +inf as FLT_MAX, the
      * lowest id among equals); picks[pos[0] % n_picks] = ids[0]; then pos[0] += 1. logits,
      * ids and pos live in backend memory; picks is host_alloc memory that the op writes
-     * when it runs (read it after fence_wait). */
-    void (*greedy_pick)(rs_backend *b, const float *logits, int n_vocab, int32_t *ids, int32_t *pos,
-                        int32_t *picks, int n_picks);
+     * when it runs (read it after fence_wait). With a rule (a greedy chain with penalties;
+     * else NULL, and rngs too) the pick joins rule->pen's window and rule->rng, unmoved,
+     * goes to rngs as sample_pick's does. */
+    void (*greedy_pick)(rs_backend *b, const float *logits, int n_vocab, rs_sample_rule *rule,
+                        int32_t *ids, int32_t *pos, int32_t *picks, uint64_t *rngs, int n_picks);
     /* Optional (NULL: the session samples on the host): greedy_pick's contract, but ids[0]
      * is the token rs_sampler_sample draws from logits with rule's parameters and RNG state
      * (backend memory). rule->rng moves on as that draw moves the sampler's (not at all when
@@ -200,6 +212,12 @@ typedef struct rs_backend_ops {
      * (host_alloc memory, slot = pos[0] % n_picks). */
     void (*sample_pick)(rs_backend *b, const float *logits, int n_vocab, rs_sample_rule *rule,
                         int32_t *ids, int32_t *pos, int32_t *picks, uint64_t *rngs, int n_picks);
+    /* Optional (NULL: penalties are applied on the host): stage 1 of rs_sampler_sample
+     * (sampler.h) on logits[n_vocab] in place, by rule->pen: each distinct token of the
+     * window once, its logit cleaned (NaN as -inf, +inf as FLT_MAX), penalised with the
+     * host's float operations, and cleaned again. The other logits are left as they are
+     * (the picks clean them). */
+    void (*penalize)(rs_backend *b, float *logits, int n_vocab, const rs_sample_rule *rule);
     /* fence_mark notes in `slot` (< RS_FENCES) how far the queued work has come;
      * fence_wait returns once the work queued before that mark is done (later work may
      * still run), with the first error any op hit since the last sync. */

@@ -103,12 +103,31 @@ static int decode_band(int ctx, int n_ctx) {
 
 /* How a captured decode step meets the host. */
 typedef enum step_io {
-    STEP_PLAIN,  /* inputs and logits are moved by the caller, outside the graph */
-    STEP_COPIES, /* the graph uploads position and id and downloads the logits itself */
-    STEP_GREEDY, /* the graph reads the id and position the previous step left on the
-                     device and picks the next token there (rs_session_greedy_step) */
-    STEP_SAMPLE, /* the same, the token drawn by the device's sample rule */
+    STEP_PLAIN,      /* inputs and logits are moved by the caller, outside the graph */
+    STEP_COPIES,     /* the graph uploads position and id and downloads the logits itself */
+    STEP_GREEDY,     /* the graph reads the id and position the previous step left on the
+                         device and picks the next token there (rs_session_greedy_step) */
+    STEP_SAMPLE,     /* the same, the token drawn by the device's sample rule */
+    STEP_GREEDY_PEN, /* STEP_GREEDY after the rule's penalties (a greedy chain with them) */
+    STEP_SAMPLE_PEN, /* STEP_SAMPLE after the rule's penalties */
 } step_io;
+
+/* The graph key of a step kind at a band: plain steps the band, chained ones apart from
+ * them and from one another (rs_forward_chain_on_device keeps bands below 2^29). */
+static int step_key(step_io io, int band) {
+    switch (io) {
+    case STEP_GREEDY:
+        return -band;
+    case STEP_SAMPLE:
+        return INT_MIN + band;
+    case STEP_GREEDY_PEN:
+        return INT_MIN + (1 << 29) + band;
+    case STEP_SAMPLE_PEN:
+        return INT_MIN + (1 << 30) + band;
+    default:
+        return band;
+    }
+}
 
 /* The GPU-only decode step (with the embedding lookup when the GPU holds the
  * table), captured as a graph once per band of context lengths (and per kind
@@ -122,8 +141,7 @@ static rs_status run_captured_decode(rs_session *s, rs_place *p, step_io io, rs_
     rs_backend *be = p->be;
     const rs_backend_ops *ops = be->ops;
     const int band = decode_band(s->n_past + 1, s->n_ctx);
-    /* chained steps' graphs apart from the plain ones (bands are below 2^30) */
-    const int key = io == STEP_GREEDY ? -band : io == STEP_SAMPLE ? INT_MIN + band : band;
+    const int key = step_key(io, band);
     if (ops->graph_launch(be, key)) return RS_OK;
     rs_status st = ops->graph_begin(be, key, err);
     if (st) return st;
@@ -141,10 +159,15 @@ static rs_status run_captured_decode(rs_session *s, rs_place *p, step_io io, rs_
     s->attn.ctx_max = 0;
     run_head(s, 1, 1, normed);
     const int n_vocab = s->m->hp.n_vocab;
+    if (io == STEP_GREEDY_PEN || io == STEP_SAMPLE_PEN)
+        ops->penalize(be, p->a.logits, n_vocab, p->a.rule);
     if (io == STEP_GREEDY)
-        ops->greedy_pick(be, p->a.logits, n_vocab, p->a.ids, p->a.pos, s->greedy_host,
+        ops->greedy_pick(be, p->a.logits, n_vocab, NULL, p->a.ids, p->a.pos, s->greedy_host, NULL,
                          RS_GREEDY_RING);
-    else if (io == STEP_SAMPLE)
+    else if (io == STEP_GREEDY_PEN)
+        ops->greedy_pick(be, p->a.logits, n_vocab, p->a.rule, p->a.ids, p->a.pos, s->greedy_host,
+                         s->chain_rng_host, RS_GREEDY_RING);
+    else if (io == STEP_SAMPLE || io == STEP_SAMPLE_PEN)
         ops->sample_pick(be, p->a.logits, n_vocab, p->a.rule, p->a.ids, p->a.pos, s->greedy_host,
                          s->chain_rng_host, RS_GREEDY_RING);
     const size_t logit_bytes = (size_t)n_vocab * sizeof(float);
@@ -165,20 +188,30 @@ static bool captures_decode(const rs_session *s) {
     return gpu && gpu->n_layers == s->m->hp.n_layer && gpu->be->ops->graph_begin;
 }
 
-bool rs_forward_chain_on_device(const rs_session *s, bool sampled) {
-    if (!captures_decode(s)) return false;
+/* The step kind of a chain kind. */
+static step_io chain_step(rs_chain_kind k) {
+    return k == RS_CHAIN_SAMPLE       ? STEP_SAMPLE
+           : k == RS_CHAIN_GREEDY_PEN ? STEP_GREEDY_PEN
+           : k == RS_CHAIN_SAMPLE_PEN ? STEP_SAMPLE_PEN
+                                      : STEP_GREEDY;
+}
+
+bool rs_forward_chain_on_device(const rs_session *s, rs_chain_kind k) {
+    if (!captures_decode(s) || s->n_ctx >= (1 << 29)) return false; /* step_key's bands */
     const rs_place *gpu = &s->place[RS_PLACE_GPU];
     const rs_backend_ops *ops = gpu->be->ops;
+    const step_io io = chain_step(k);
+    const bool greedy = io == STEP_GREEDY || io == STEP_GREEDY_PEN,
+               pen = io == STEP_GREEDY_PEN || io == STEP_SAMPLE_PEN;
     /* the token never leaves the device (it embeds it), and the device writes its
      * pick into the session's page-locked buffer */
     return gpu->tok_embd.backend && s->host_owner == gpu->be && s->out_place == gpu &&
-           (sampled ? ops->sample_pick != NULL : ops->greedy_pick != NULL) && ops->fence_mark &&
-           ops->fence_wait;
+           (greedy ? ops->greedy_pick != NULL : ops->sample_pick != NULL) &&
+           (!pen || ops->penalize != NULL) && ops->fence_mark && ops->fence_wait;
 }
 
-rs_status rs_forward_chained(rs_session *s, bool sampled, rs_error *err) {
-    return run_captured_decode(s, &s->place[RS_PLACE_GPU], sampled ? STEP_SAMPLE : STEP_GREEDY,
-                               err);
+rs_status rs_forward_chained(rs_session *s, rs_chain_kind k, rs_error *err) {
+    return run_captured_decode(s, &s->place[RS_PLACE_GPU], chain_step(k), err);
 }
 
 rs_status rs_forward(rs_session *s, const int32_t *ids, int n, int n_out, rs_error *err) {

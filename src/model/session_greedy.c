@@ -14,6 +14,7 @@
  * its draw in chain_rng_host at its slot, and the pick hands that state to the caller,
  * so steps rolled back never move the caller's sampler. */
 
+#include <stddef.h>
 #include <string.h>
 
 #include "model/session_impl.h"
@@ -30,8 +31,19 @@ static bool sampled(const rs_session *s) {
     return s->chain_sm != NULL;
 }
 
+/* A rule the plain greedy chain follows: argmax of the raw logits. */
+static bool chain_greedy(const rs_sampler_params *p) {
+    return p->temp <= 0.0f && !rs_sampler_params_penalized(p);
+}
+
+static rs_chain_kind kind_of(const rs_sampler_params *p) {
+    if (!p || chain_greedy(p)) return RS_CHAIN_GREEDY;
+    if (p->temp <= 0.0f) return RS_CHAIN_GREEDY_PEN;
+    return rs_sampler_params_penalized(p) ? RS_CHAIN_SAMPLE_PEN : RS_CHAIN_SAMPLE;
+}
+
 static bool on_device(const rs_session *s) {
-    return rs_forward_chain_on_device(s, sampled(s));
+    return rs_forward_chain_on_device(s, kind_of(s->chain_sm ? &s->chain_sm->params : NULL));
 }
 
 int rs_session_greedy_ahead(const rs_session *s) {
@@ -39,10 +51,14 @@ int rs_session_greedy_ahead(const rs_session *s) {
 }
 
 bool rs_session_chain_supports(const rs_session *s, const rs_sampler_params *p) {
-    if (rs_sampler_params_greedy(p)) return true;
-    return p->temp > 0.0f && p->repeat_penalty == 1.0f && p->frequency_penalty == 0.0f &&
-           p->presence_penalty == 0.0f && p->top_k >= 1 && p->top_k <= RS_SAMPLE_TOP_K_MAX &&
-           p->top_k < s->m->hp.n_vocab;
+    if (chain_greedy(p)) return true;
+    /* penalties only where the device keeps the window: a host's step queued ahead would
+     * sample before the caller's sampler has taken the pick before it */
+    if (rs_sampler_params_penalized(p) &&
+        (p->repeat_last_n > RS_SAMPLE_LAST_N_MAX || !rs_forward_chain_on_device(s, kind_of(p))))
+        return false;
+    return p->temp <= 0.0f ||
+           (p->top_k >= 1 && p->top_k <= RS_SAMPLE_TOP_K_MAX && p->top_k < s->m->hp.n_vocab);
 }
 
 rs_status rs_session_chain_sampler(rs_session *s, rs_sampler *sm, rs_error *err) {
@@ -51,14 +67,15 @@ rs_status rs_session_chain_sampler(rs_session *s, rs_sampler *sm, rs_error *err)
                             "a chain's rule is set before its first step: end the chain first");
     if (sm && !rs_session_chain_supports(s, &sm->params))
         return rs_error_set(err, RS_ERR_ARG,
-                            "chained steps cannot sample with these parameters (penalties, or "
-                            "top_k outside 1..%d and below the vocabulary)",
-                            RS_SAMPLE_TOP_K_MAX);
+                            "chained steps cannot sample with these parameters (top_k outside "
+                            "1..%d and below the vocabulary, or penalties off the GPU or over "
+                            "more than %d tokens)",
+                            RS_SAMPLE_TOP_K_MAX, RS_SAMPLE_LAST_N_MAX);
     if (sm && sm->n_vocab != s->m->hp.n_vocab)
         return rs_error_set(err, RS_ERR_ARG,
                             "the sampler's vocabulary (%d) is not the model's (%d)", sm->n_vocab,
                             s->m->hp.n_vocab);
-    s->chain_sm = sm && !rs_sampler_params_greedy(&sm->params) ? sm : NULL;
+    s->chain_sm = sm && !chain_greedy(&sm->params) ? sm : NULL;
     if (s->chain_sm) memcpy(s->chain_rng, sm->rng, sizeof s->chain_rng);
     return RS_OK;
 }
@@ -78,14 +95,25 @@ static rs_status device_step(rs_session *s, int32_t id, rs_error *err) {
             (st = be->ops->upload(be, g->a.pos, &pos[slot], sizeof *pos, err)))
             return st;
     }
+    const rs_chain_kind kind = kind_of(sampled(s) ? &s->chain_sm->params : NULL);
     if (sampled(s) && !s->greedy_live) { /* the chain's first step: its rule goes up */
-        const rs_sampler_params *p = &s->chain_sm->params;
+        const rs_sampler *sm = s->chain_sm;
+        const rs_sampler_params *p = &sm->params;
         rs_sample_rule *r = &s->rule_host[slot];
         memcpy(r->rng, s->chain_rng, sizeof r->rng);
         r->top_k = p->top_k, r->top_p = p->top_p, r->min_p = p->min_p, r->temp = p->temp;
-        if ((st = be->ops->upload(be, g->a.rule, r, sizeof *r, err))) return st;
+        /* the window as the caller's sampler holds it now; the device's picks join it */
+        rs_sample_window *w = &r->pen;
+        const bool pen = rs_sampler_params_penalized(p);
+        w->repeat_penalty = p->repeat_penalty, w->frequency_penalty = p->frequency_penalty;
+        w->presence_penalty = p->presence_penalty;
+        w->last_n = pen ? p->repeat_last_n : 0;
+        w->len = pen ? sm->hist_len : 0, w->next = pen ? sm->hist_next : 0;
+        if (w->len) memcpy(w->tok, sm->hist, (size_t)w->len * sizeof *w->tok);
+        const size_t bytes = offsetof(rs_sample_rule, pen.tok) + (size_t)w->len * sizeof *w->tok;
+        if ((st = be->ops->upload(be, g->a.rule, r, bytes, err))) return st;
     }
-    if ((st = rs_forward_chained(s, sampled(s), err))) return st;
+    if ((st = rs_forward_chained(s, kind, err))) return st;
     return be->ops->fence_mark(be, slot, err);
 }
 

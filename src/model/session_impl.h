@@ -96,13 +96,22 @@ struct rs_session {
  * keeping the logits of the last n_out of them (0, 1 or n). */
 rs_status rs_forward(rs_session *s, const int32_t *ids, int n, int n_out, rs_error *err);
 
-/* forward.c: whether chained steps (greedy, or sampled by sample_pick) run on the
- * device: the GPU holds every layer, the embeddings and the head, and writes into the
- * page-locked greedy_host. */
-bool rs_forward_chain_on_device(const rs_session *s, bool sampled);
+/* How a chain's steps pick: greedy_pick, or sample_pick by the GPU's rule, either after
+ * the rule's penalties (penalize) or not. */
+typedef enum rs_chain_kind {
+    RS_CHAIN_GREEDY,
+    RS_CHAIN_SAMPLE,
+    RS_CHAIN_GREEDY_PEN,
+    RS_CHAIN_SAMPLE_PEN,
+} rs_chain_kind;
+
+/* forward.c: whether chained steps of kind k run on the device: the GPU holds every
+ * layer, the embeddings and the head, has the kind's ops, and writes into the page-locked
+ * greedy_host. */
+bool rs_forward_chain_on_device(const rs_session *s, rs_chain_kind k);
 /* forward.c: queues one chained step (a captured graph): evaluates the GPU's ids[0] at
- * its pos[0], then greedy_pick, or sample_pick by the GPU's rule. */
-rs_status rs_forward_chained(rs_session *s, bool sampled, rs_error *err);
+ * its pos[0], then picks as kind k does. */
+rs_status rs_forward_chained(rs_session *s, rs_chain_kind k, rs_error *err);
 
 /* session_greedy.c: waits for queued greedy steps and ends the chain (eval and truncate
  * call it first). */

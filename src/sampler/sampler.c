@@ -204,6 +204,11 @@ bool rs_sampler_params_greedy(const rs_sampler_params *p) {
            p->presence_penalty == 0.0f;
 }
 
+bool rs_sampler_params_penalized(const rs_sampler_params *p) {
+    return p->repeat_last_n > 0 && (p->repeat_penalty != 1.0f || p->frequency_penalty != 0.0f ||
+                                    p->presence_penalty != 0.0f);
+}
+
 /* The total candidate order: a ranks below b. */
 static inline bool worse(const float *w, int32_t a, int32_t b) {
     return w[a] < w[b] || (a > b && w[a] == w[b]);

@@ -110,6 +110,10 @@ int32_t rs_logits_argmax(const float *logits, int32_t n);
  * a backend may then pick tokens itself (rs_session_chain_step). */
 bool rs_sampler_params_greedy(const rs_sampler_params *p);
 
+/* True when stage 1 changes anything: a window (repeat_last_n > 0) and a penalty that is
+ * not neutral (repeat_penalty != 1, or a frequency or presence penalty). */
+bool rs_sampler_params_penalized(const rs_sampler_params *p);
+
 /* Clears the penalty history and restarts the RNG stream from s->seed. */
 void rs_sampler_reset(rs_sampler *s);
 

@@ -224,17 +224,23 @@ static void check_chained(const rs_model *m, const char *file) {
         report(name, first < 0 ? 0.0 : 1.0, 0.0);
     }
     /* greedy; the default sampler (temp 0.8, top-k 40, top-p 0.95, min-p 0.05); a hot one
-     * with a draw every step among 256 candidates */
-    rs_sampler_params sps[3] = {rs_sampler_params_default(), rs_sampler_params_default(),
-                                rs_sampler_params_default()};
+     * with a draw every step among 256 candidates; both with penalties (the device keeps
+     * their window) */
+    enum { RULES = 5 };
+    rs_sampler_params sps[RULES];
+    for (int r = 0; r < RULES; r++) sps[r] = rs_sampler_params_default();
     sps[0].temp = 0.0f, sps[0].seed = 1;
     sps[1].seed = 2024;
     sps[2].temp = 1.6f, sps[2].top_k = RS_SAMPLE_TOP_K_MAX, sps[2].top_p = 1.0f;
     sps[2].min_p = 0.0f, sps[2].seed = 77;
-    const char *rule_name[3] = {"greedy", "sampled", "hot sampled"};
+    sps[3].temp = 0.0f, sps[3].repeat_penalty = 1.5f, sps[3].repeat_last_n = 16, sps[3].seed = 3;
+    sps[4].repeat_penalty = 1.3f, sps[4].frequency_penalty = 0.2f;
+    sps[4].presence_penalty = 0.1f, sps[4].seed = 5;
+    const char *rule_name[RULES] = {"greedy", "sampled", "hot sampled", "greedy with penalties",
+                                    "sampled with penalties"};
     static gen_run ref, run;
     const char *stops[2] = {NULL, "the"};
-    for (int r = 0; r < 3; r++) {
+    for (int r = 0; r < RULES; r++) {
         if (r > 0) { /* the rule this model's chain takes: drawn on the device */
             rs_session *t = open_session(m, RS_DEVICE_CUDA);
             rs_sampler sm;

@@ -897,7 +897,7 @@ static void check_pick(const char *what, const float *logits, int n, int pos0) {
     for (int i = 0; i < SLOTS; i++) ring[i] = -2;
     up(dpos, &pos0, 4);
     poison(dids, 4);
-    O->greedy_pick(B, dl, n, dids, dpos, ring, SLOTS);
+    O->greedy_pick(B, dl, n, NULL, dids, dpos, ring, NULL, SLOTS);
     const int slot = pos0 % SLOTS;
     rs_status st = O->fence_mark(B, slot, &e);
     if (!st) st = O->fence_wait(B, slot, &e);
@@ -1075,6 +1075,150 @@ static void test_sample_pick(void) {
     free(l);
 }
 
+/* ---- penalties -----------------------------------------------------------------------------
+ */
+
+/* `steps` chained picks with penalties against rs_sampler_sample: a host sampler that took
+ * `prefill` tokens (repeats from a few ids) and then each of its own picks, and on the
+ * device penalize, then greedy_pick (temp <= 0) or sample_pick by a rule that starts from
+ * the host's window and RNG; the logits go up again before each step (penalize works in
+ * place). Each step: the penalised logits (cleaned) bitwise the host's, the token, the RNG
+ * slot; at the end the device's window (len, next, tokens) equal to the host's ring. */
+static void check_penalized(const char *name, const float *logits, int n, rs_sampler_params sp,
+                            int prefill, int steps) {
+    enum { SLOTS = 4 };
+    char what[200];
+    snprintf(what, sizeof what, "%s (window %d, %d taken before, %d picks)", name, sp.repeat_last_n,
+             prefill, steps);
+    rs_error e = {0};
+    rs_sampler host;
+    if (rs_sampler_init(&host, &sp, n, &e)) die("sampler", &e);
+    uint64_t seed = 0x9e3779b97f4a7c15ull ^ (uint64_t)prefill;
+    for (int i = 0; i < prefill; i++) {
+        seed = seed * 6364136223846793005ull + 1442695040888963407ull;
+        rs_sampler_accept(&host, (int32_t)((seed >> 33) % (uint64_t)(n < 40 ? n : 40)), NULL);
+    }
+    static rs_sample_rule rule;
+    memset(&rule, 0, sizeof rule);
+    rule.top_k = sp.top_k, rule.top_p = sp.top_p, rule.min_p = sp.min_p, rule.temp = sp.temp;
+    memcpy(rule.rng, host.rng, sizeof rule.rng);
+    rule.pen.repeat_penalty = sp.repeat_penalty, rule.pen.frequency_penalty = sp.frequency_penalty;
+    rule.pen.presence_penalty = sp.presence_penalty, rule.pen.last_n = sp.repeat_last_n;
+    rule.pen.len = host.hist_len, rule.pen.next = host.hist_next;
+    memcpy(rule.pen.tok, host.hist, (size_t)host.hist_len * sizeof *host.hist);
+    float *dl = dev((size_t)n * 4), *pen = host_alloc((size_t)n);
+    rs_sample_rule *drule = dev_copy(&rule, sizeof rule);
+    int32_t *dids = dev(4), *dpos = dev(4), *ring = NULL;
+    uint64_t *rngs = NULL;
+    if (O->host_alloc(B, SLOTS * sizeof *ring, (void **)&ring, &e) ||
+        O->host_alloc(B, SLOTS * 4 * sizeof *rngs, (void **)&rngs, &e))
+        die("host_alloc", &e);
+    const int pos0 = 2;
+    up(dpos, &pos0, 4);
+    int bad = -1, want = -1, seen = -1, logit_diff = -1;
+    bool rng_ok = true;
+    for (int t = 0; t < steps && bad < 0; t++) {
+        up(dl, logits, (size_t)n * 4);
+        poison(dids, 4);
+        O->penalize(B, dl, n, drule);
+        if (!synced(what)) {
+            bad = t;
+            break;
+        }
+        down(pen, dl, (size_t)n * 4);
+        if (sp.temp <= 0.0f)
+            O->greedy_pick(B, dl, n, drule, dids, dpos, ring, rngs, SLOTS);
+        else
+            O->sample_pick(B, dl, n, drule, dids, dpos, ring, rngs, SLOTS);
+        const int slot = (pos0 + t) % SLOTS;
+        if (O->fence_mark(B, slot, &e) || O->fence_wait(B, slot, &e)) {
+            printf("FAIL %-70s fence: %s\n", what, e.msg);
+            n_fail++;
+            return;
+        }
+        want = rs_sampler_sample(&host, logits);
+        for (int i = 0; i < n && logit_diff < 0; i++) {
+            float x = pen[i]; /* the picks clean the logits penalize left alone */
+            x = x == x ? (x < FLT_MAX ? x : FLT_MAX) : -INFINITY;
+            uint32_t got, ref; /* bitwise: -0 and +0 apart */
+            memcpy(&got, &x, sizeof got);
+            memcpy(&ref, &host.logit[i], sizeof ref);
+            if (got != ref) logit_diff = i;
+        }
+        seen = ring[slot];
+        int32_t id = -1;
+        down(&id, dids, 4);
+        rng_ok = rng_ok && !memcmp(&rngs[4 * slot], host.rng, sizeof host.rng);
+        if (id != want || seen != want || !rng_ok || logit_diff >= 0) bad = t;
+        rs_sampler_accept(&host, want, NULL);
+    }
+    if (synced(what)) {
+        static rs_sample_rule after;
+        down(&after, drule, sizeof after);
+        const rs_sample_window *w = &after.pen;
+        const bool window_ok =
+            w->len == host.hist_len && w->next == host.hist_next &&
+            !memcmp(w->tok, host.hist, (size_t)host.hist_len * sizeof *host.hist);
+        const bool ok = bad < 0 && window_ok && !memcmp(after.rng, host.rng, sizeof host.rng);
+        if (!ok)
+            printf("     %s: step %d: ring %d, want %d, rng %s, first logit differing %d (%g "
+                   "against %g); window %s\n",
+                   what, bad, seen, want, rng_ok ? "same" : "differs", logit_diff,
+                   logit_diff >= 0 ? pen[logit_diff] : 0.0,
+                   logit_diff >= 0 ? host.logit[logit_diff] : 0.0, window_ok ? "same" : "differs");
+        report(what, ok ? 0.0 : 1.0, 0.0);
+    }
+    free(pen);
+    rs_sampler_free(&host);
+    O->host_free(B, ring);
+    O->host_free(B, rngs);
+    O->release(B, dl), O->release(B, drule), O->release(B, dids), O->release(B, dpos);
+}
+
+static void test_penalize(void) {
+    if (!O->penalize) {
+        report("the backend has penalize", 1.0, 0.0);
+        return;
+    }
+    rs_sampler_params rep = rs_sampler_params_default(), hot = rep, greedy = rep, one = rep,
+                      wide = rep;
+    rep.repeat_penalty = 1.3f, rep.seed = 21;
+    hot.temp = 2.5f, hot.top_k = RS_SAMPLE_TOP_K_MAX, hot.top_p = 1.0f, hot.min_p = 0.0f;
+    hot.repeat_penalty = 0.8f, hot.frequency_penalty = 0.3f, hot.presence_penalty = -0.5f;
+    hot.repeat_last_n = 256, hot.seed = 22;
+    greedy.temp = 0.0f, greedy.repeat_penalty = 1.5f, greedy.frequency_penalty = 0.25f;
+    greedy.repeat_last_n = 16;
+    one.repeat_penalty = 2.0f, one.repeat_last_n = 1, one.seed = 23;
+    wide.repeat_penalty = 1.1f, wide.presence_penalty = 0.7f;
+    wide.repeat_last_n = RS_SAMPLE_LAST_N_MAX, wide.seed = 24;
+    const rs_sampler_params *ps[5] = {&rep, &hot, &greedy, &one, &wide};
+    const char *pn[5] = {"repeat 1.3", "hot, repeat 0.8, frequency 0.3, presence -0.5",
+                         "greedy, repeat 1.5, frequency 0.25", "repeat 2 over one token",
+                         "repeat 1.1, presence 0.7, the widest window"};
+    static const int sizes[] = {300, 32000, 151936};
+    char name[160];
+    for (int z = 0; z < 3; z++) {
+        const int n = sizes[z];
+        float *l = host_rand((size_t)n, 4.0f);
+        /* the repeated ids hold every kind of logit the cleaning meets */
+        l[3] = NAN, l[5] = INFINITY, l[7] = -INFINITY, l[9] = 0.0f, l[11] = -0.0f;
+        l[13] = FLT_MAX, l[15] = -FLT_MAX, l[17] = 20.0f, l[19] = -20.0f;
+        for (int k = 0; k < 5; k++) {
+            snprintf(name, sizeof name, "penalize + pick: %s, n=%d", pn[k], n);
+            check_penalized(name, l, n, *ps[k], k == 4 ? 1500 : 100, 16);
+        }
+        snprintf(name, sizeof name, "penalize + pick: repeat 1.3, an empty window, n=%d", n);
+        check_penalized(name, l, n, rep, 0, 8);
+        free(l);
+    }
+    rs_error e = {0};
+    float *dl = dev(8 * 4);
+    O->penalize(B, dl, 8, NULL);
+    report("penalize without a rule is refused", O->sync(B, &e) == RS_ERR_ARG ? 0.0 : 1.0, 0.0);
+    report("sync is clean after the refused penalize", O->sync(B, &e) == RS_OK ? 0.0 : 1.0, 0.0);
+    O->release(B, dl);
+}
+
 static void test_errors(void) {
     rs_error e = {0};
     void *p = NULL;
@@ -1117,6 +1261,7 @@ int main(void) {
     if (!only || strstr(only, "graph")) test_graph();
     if (!only || strstr(only, "pick")) test_greedy_pick();
     if (!only || strstr(only, "pick")) test_sample_pick();
+    if (!only || strstr(only, "pick")) test_penalize();
     if (!only || strstr(only, "errors")) test_errors();
     O->destroy(B);
     printf("\n%d passed, %d failed\n", n_pass, n_fail);

@@ -99,7 +99,16 @@ static void test_greedy(void **state) {
     assert_true(rs_sampler_params_greedy(&p));
     p.repeat_penalty = 1.1f; /* penalties change the logits first: not the bare rule */
     assert_false(rs_sampler_params_greedy(&p));
-    p.repeat_penalty = 1.0f;
+    assert_true(rs_sampler_params_penalized(&p));
+    p.repeat_last_n = 0; /* no window: stage 1 changes nothing */
+    assert_false(rs_sampler_params_penalized(&p));
+    p.repeat_last_n = 64, p.repeat_penalty = 1.0f;
+    assert_false(rs_sampler_params_penalized(&p));
+    p.presence_penalty = -0.5f;
+    assert_true(rs_sampler_params_penalized(&p));
+    p.presence_penalty = 0.0f, p.frequency_penalty = 0.1f;
+    assert_true(rs_sampler_params_penalized(&p));
+    p.frequency_penalty = 0.0f;
 
     /* negative temperature is greedy too, over a larger random vocabulary */
     p.temp = -1.0f;

@@ -873,12 +873,19 @@ static void *mapped(cuda_backend *c, void *host, const char *what) {
     return cw_check(c, cudaHostGetDevicePointer(&dev, host, 0), what) ? dev : NULL;
 }
 
-static void cu_greedy_pick(rs_backend *b, const float *logits, int n_vocab, int32_t *ids,
-                           int32_t *pos, int32_t *picks, int n_picks) {
+static void cu_greedy_pick(rs_backend *b, const float *logits, int n_vocab, rs_sample_rule *rule,
+                           int32_t *ids, int32_t *pos, int32_t *picks, uint64_t *rngs,
+                           int n_picks) {
     cuda_backend *c = cw(b);
     if (!pick_begin(c, "greedy_pick", n_vocab, n_picks)) return;
+    if (!rule != !rngs) {
+        cw_fail(c, RS_ERR_ARG, "greedy_pick: a rule needs an RNG ring, and only a rule one");
+        return;
+    }
     int32_t *dev = (int32_t *)mapped(c, picks, "greedy pick buffer");
-    if (dev) cw_greedy_pick(c, logits, n_vocab, ids, pos, dev, n_picks);
+    uint64_t *dev_rngs = rngs && dev ? (uint64_t *)mapped(c, rngs, "greedy rng buffer") : NULL;
+    if (dev && (!rngs || dev_rngs))
+        cw_greedy_pick(c, logits, n_vocab, rule, ids, pos, dev, dev_rngs, n_picks);
 }
 
 static void cu_sample_pick(rs_backend *b, const float *logits, int n_vocab, rs_sample_rule *rule,
@@ -889,6 +896,16 @@ static void cu_sample_pick(rs_backend *b, const float *logits, int n_vocab, rs_s
     int32_t *dev_picks = (int32_t *)mapped(c, picks, "sample pick buffer");
     uint64_t *dev_rngs = dev_picks ? (uint64_t *)mapped(c, rngs, "sample rng buffer") : NULL;
     if (dev_rngs) cw_sample_pick(c, logits, n_vocab, rule, ids, pos, dev_picks, dev_rngs, n_picks);
+}
+
+static void cu_penalize(rs_backend *b, float *logits, int n_vocab, const rs_sample_rule *rule) {
+    cuda_backend *c = cw(b);
+    if (n_vocab <= 0 || !rule) {
+        cw_fail(c, RS_ERR_ARG, "penalize over %d logits%s", n_vocab, rule ? "" : " without a rule");
+        return;
+    }
+    cw_settle(c);
+    cw_penalize(c, logits, n_vocab, rule);
 }
 
 static rs_status cu_fence_mark(rs_backend *b, int slot, rs_error *err) {
@@ -979,6 +996,7 @@ static const rs_backend_ops cuda_ops = {
     /* .host_free = */ cu_host_free,
     /* .greedy_pick = */ cu_greedy_pick,
     /* .sample_pick = */ cu_sample_pick,
+    /* .penalize = */ cu_penalize,
     /* .fence_mark = */ cu_fence_mark,
     /* .fence_wait = */ cu_fence_wait,
 };

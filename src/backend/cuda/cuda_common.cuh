@@ -352,12 +352,24 @@ void cw_swiglu_h(cuda_backend *c, const __half *g, const __half *u, int64_t n, f
                  bool for_gemm);
 void cw_add(cuda_backend *c, float *x, const float *y, int64_t n);
 void cw_add_bias(cuda_backend *c, float *y, const float *bias, int n, int64_t n_out);
-/* the backend's greedy_pick op (backend.h); picks: a device-usable pointer */
-void cw_greedy_pick(cuda_backend *c, const float *logits, int n, int32_t *ids, int32_t *pos,
-                    int32_t *picks, int n_picks);
+/* the backend's greedy_pick op (backend.h); picks and rngs: device-usable pointers */
+void cw_greedy_pick(cuda_backend *c, const float *logits, int n, rs_sample_rule *rule, int32_t *ids,
+                    int32_t *pos, int32_t *picks, uint64_t *rngs, int n_picks);
 /* cuda_sample.cu: the backend's sample_pick op; picks and rngs: device-usable pointers */
 void cw_sample_pick(cuda_backend *c, const float *logits, int n, rs_sample_rule *rule, int32_t *ids,
                     int32_t *pos, int32_t *picks, uint64_t *rngs, int n_picks);
+/* cuda_sample.cu: the backend's penalize op */
+void cw_penalize(cuda_backend *c, float *logits, int n, const rs_sample_rule *rule);
+/* A pick joins the penalties' window, as rs_sampler_accept adds a token to its ring (one
+ * thread; the next step's penalize reads it after its grid wait). */
+static __device__ __forceinline__ void cw_window_push(rs_sample_window *w, int id) {
+    const int cap = w->last_n;
+    if (cap <= 0 || cap > RS_SAMPLE_LAST_N_MAX) return;
+    const int at = min(max(w->next, 0), cap - 1);
+    w->tok[at] = id;
+    if (w->len < cap) w->len = w->len + 1;
+    w->next = at + 1 == cap ? 0 : at + 1;
+}
 void cw_repack(cuda_backend *c, int type, const uint8_t *raw, int64_t rows, int64_t row0,
                const cw_layout *L);
 void cw_fill_random(cuda_backend *c, void *dev, int type, size_t n_bytes, float scale,

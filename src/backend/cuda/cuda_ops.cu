@@ -311,10 +311,12 @@ __global__ void add_kernel(float *x, const float *y, int64_t n) {
 
 /* One block: the greedy pick by rs_logits_argmax's rule (NaN as -inf, +inf as FLT_MAX, the
  * lowest id among equals, 0 when nothing beats -inf), handed to the next step (ids[0]) and
- * to the host (picks[pos % n_picks], page-locked memory), then the position moved on. */
+ * to the host (picks[pos % n_picks], page-locked memory), then the position moved on. With
+ * a rule (a greedy chain with penalties) the pick joins its window and the unmoved RNG
+ * state goes to rngs, as sample_pick's does. */
 __global__ void __launch_bounds__(1024)
-    greedy_pick_kernel(const float *logits, int n, int32_t *ids, int32_t *pos, int32_t *picks,
-                       int n_picks) {
+    greedy_pick_kernel(const float *logits, int n, rs_sample_rule *rule, int32_t *ids, int32_t *pos,
+                       int32_t *picks, uint64_t *rngs, int n_picks) {
     cw_griddep_wait();
     float best = -INFINITY;
     int at = n; /* a thread scans its ids upwards, so only a larger value moves it */
@@ -364,6 +366,10 @@ __global__ void __launch_bounds__(1024)
     const int p = pos[0];
     ids[0] = id;
     *(volatile int32_t *)&picks[p % n_picks] = id;
+    if (rule) {
+        cw_window_push(&rule->pen, id);
+        for (int j = 0; j < 4; j++) rngs[4 * (p % n_picks) + j] = rule->rng[j];
+    }
     __threadfence_system();
     pos[0] = p + 1;
 }
@@ -755,10 +761,10 @@ void cw_add(cuda_backend *c, float *x, const float *y, int64_t n) {
     cw_launch(c, true, add_kernel, dim3(blocks_for(n, 256)), dim3(256), 0, x, y, n);
 }
 
-void cw_greedy_pick(cuda_backend *c, const float *logits, int n, int32_t *ids, int32_t *pos,
-                    int32_t *picks, int n_picks) {
-    cw_launch(c, true, greedy_pick_kernel, dim3(1), dim3(1024), 0, logits, n, ids, pos, picks,
-              n_picks);
+void cw_greedy_pick(cuda_backend *c, const float *logits, int n, rs_sample_rule *rule, int32_t *ids,
+                    int32_t *pos, int32_t *picks, uint64_t *rngs, int n_picks) {
+    cw_launch(c, true, greedy_pick_kernel, dim3(1), dim3(1024), 0, logits, n, rule, ids, pos, picks,
+              rngs, n_picks);
 }
 
 void cw_add_bias(cuda_backend *c, float *y, const float *bias, int n, int64_t n_out) {

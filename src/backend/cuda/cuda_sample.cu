@@ -392,12 +392,19 @@ __device__ int sp_first_reaching(const double *v, int n, double target, bool str
     return first;
 }
 
+/* The draw's parameters, read from the rule once (not its penalty window). */
+struct sp_rule {
+    uint64_t rng[4];
+    int top_k;
+    float top_p, min_p, temp;
+};
+
 /* rs_sampler_sample over the k candidates in sh (best first): thread 0 leaves the token
  * in sh.pick and the RNG state after the draw in rule->rng. The exps of top-p and of the
  * final softmax and min-p's cut are computed at once (min-p keeps a prefix of the sorted
  * candidates, so it cuts top-p's prefix where it cuts the whole list); only the sums in
  * the host's order wait for one another. */
-__device__ void sp_draw(sp_shared &sh, rs_sample_rule *rule, const rs_sample_rule &r, int n, int k,
+__device__ void sp_draw(sp_shared &sh, rs_sample_rule *rule, const sp_rule &r, int n, int k,
                         sp_u64 *trace) {
     const int tid = threadIdx.x;
     const double vmax = (double)sh.w[0]; /* the host's max over the whole vocabulary */
@@ -475,7 +482,11 @@ __global__ void __launch_bounds__(SP_THREADS)
     cw_griddep_wait();
     sp_stamp(trace, RS_PICK_WAITED);
     const int tid = threadIdx.x;
-    const rs_sample_rule r = *rule;
+    const sp_rule r = {{rule->rng[0], rule->rng[1], rule->rng[2], rule->rng[3]},
+                       rule->top_k,
+                       rule->top_p,
+                       rule->min_p,
+                       rule->temp};
     /* the session only chains rules with 1 <= top_k < n (backend.h); a clamp keeps any
      * other one inside the buffers */
     const int k = max(1, min(min(r.top_k, SP_K), n));
@@ -500,12 +511,61 @@ __global__ void __launch_bounds__(SP_THREADS)
     /* the host reads them after an event that follows the kernel: no fence needed */
     picks[slot] = id;
     for (int j = 0; j < 4; j++) rngs[4 * slot + j] = rule->rng[j];
+    cw_window_push(&rule->pen, id);
     pos[0] = p + 1;
     sp_stamp(trace, RS_PICK_END);
     if (trace) trace[blockIdx.x * RS_PICK_EV + RS_PICK_LAST] = 1;
 }
 
+/* Stage 1 of rs_sampler_sample (sampler.c apply_penalties) on the logits in place. Thread i
+ * takes window entry i into a shared-memory hash of the window's tokens (open addressing,
+ * twice as many slots as entries), which counts each token and keeps its first entry; the
+ * thread of that entry penalises the token's logit with the host's float operations, each
+ * rounded on its own (no contraction into an FMA). */
+constexpr int PEN_SLOTS = 2 * RS_SAMPLE_LAST_N_MAX;
+static_assert(PEN_SLOTS == 1 << 11, "the hash keeps the top 11 bits of the product");
+
+__device__ __forceinline__ float pen_clean(float x) {
+    x = x == x ? x : -INFINITY;
+    return x < FLT_MAX ? x : FLT_MAX;
+}
+
+__global__ void __launch_bounds__(RS_SAMPLE_LAST_N_MAX)
+    penalize_kernel(float *logits, int n, const rs_sample_rule *rule) {
+    __shared__ int key[PEN_SLOTS], count[PEN_SLOTS], first[PEN_SLOTS];
+    cw_griddep_launch();
+    for (int j = threadIdx.x; j < PEN_SLOTS; j += blockDim.x)
+        key[j] = -1, count[j] = 0, first[j] = INT_MAX;
+    cw_griddep_wait(); /* the window was last written by the previous step's pick */
+    const rs_sample_window *w = &rule->pen;
+    const int len = min(max(min(w->len, w->last_n), 0), RS_SAMPLE_LAST_N_MAX), i = threadIdx.x;
+    const int t = i < len ? w->tok[i] : -1;
+    __syncthreads();
+    int h = -1;
+    if (t >= 0 && t < n) { /* other ids are not reached: windows hold picks and checked uploads */
+        h = (int)(((uint32_t)t * 2654435761u) >> 21) & (PEN_SLOTS - 1);
+        for (;;) {
+            const int was = atomicCAS(&key[h], -1, t);
+            if (was == -1 || was == t) break;
+            h = (h + 1) & (PEN_SLOTS - 1);
+        }
+        atomicAdd(&count[h], 1);
+        atomicMin(&first[h], i);
+    }
+    __syncthreads();
+    if (h < 0 || first[h] != i) return;
+    const float c = (float)count[h];
+    float x = pen_clean(logits[t]);
+    x = x <= 0.0f ? __fmul_rn(x, w->repeat_penalty) : __fdiv_rn(x, w->repeat_penalty);
+    x = __fsub_rn(x, __fadd_rn(__fmul_rn(c, w->frequency_penalty), w->presence_penalty));
+    logits[t] = pen_clean(x);
+}
+
 } // namespace
+
+void cw_penalize(cuda_backend *c, float *logits, int n, const rs_sample_rule *rule) {
+    cw_launch(c, true, penalize_kernel, dim3(1), dim3(RS_SAMPLE_LAST_N_MAX), 0, logits, n, rule);
+}
 
 void cw_sample_pick(cuda_backend *c, const float *logits, int n, rs_sample_rule *rule, int32_t *ids,
                     int32_t *pos, int32_t *picks, uint64_t *rngs, int n_picks) {
