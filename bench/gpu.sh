@@ -265,10 +265,6 @@ run_peer() {
             $B bench -m "$f" --device cpu -p 64 -n 32 -r 3 2>>"$OUT/peer.err"
         done
     done
-    if f=$(synth Q4_0); then
-        echo "(the default sampler with --repeat-penalty 1.1: host rows download each step's logits)"
-        $B bench -m "$f" -p 0 -n 128 -r 3 --sampled --repeat-penalty 1.1 2>>"$OUT/bench.err" | tail -n +3
-    fi
     if [[ -z ${NO_DEPTH:-} ]] && f=$(synth Q4_0); then
         echo "(Q4_0 at depth 4096 with an F16 KV cache, then Q8_0 and Q4_0 caches at depths 0 and 4096)"
         timeout 300 "${llama[@]}" -m "$f" -p 512 -n 128 -d 4096 -r 3 -fa on,off 2>>"$OUT/peer.err"
