@@ -964,12 +964,35 @@ static void test_greedy_pick(void) {
 /* ---- sample pick --------------------------------------------------------------------------
  */
 
+/* What a chained pick writes: the next token id and position (device), the host's ring of
+ * picks and of RNG states after them (page-locked), SLOTS of each. */
+enum { SLOTS = 4 };
+typedef struct pick_io {
+    int32_t *ids, *pos, *ring;
+    uint64_t *rngs;
+} pick_io;
+
+static pick_io pick_io_open(int pos0) {
+    rs_error e = {0};
+    pick_io io = {dev(4), dev(4), NULL, NULL};
+    if (O->host_alloc(B, SLOTS * sizeof *io.ring, (void **)&io.ring, &e) ||
+        O->host_alloc(B, SLOTS * 4 * sizeof *io.rngs, (void **)&io.rngs, &e))
+        die("host_alloc", &e);
+    up(io.pos, &pos0, 4);
+    return io;
+}
+
+static void pick_io_close(pick_io *io) {
+    O->host_free(B, io->ring);
+    O->host_free(B, io->rngs);
+    O->release(B, io->ids), O->release(B, io->pos);
+}
+
 /* `steps` sample_picks in a row on the same logits against rs_sampler_sample with the same
  * parameters and seed: each token, the RNG state each pick leaves in its ring slot and in
  * the rule, the position moved on. */
 static void check_sample(const char *name, const float *logits, int n, rs_sampler_params sp,
                          int steps) {
-    enum { SLOTS = 4 };
     char what[160]; /* the draws named: `gpu.sh pick` reads the kernel times by them */
     snprintf(what, sizeof what, "%s (%d draws)", name, steps);
     rs_error e = {0};
@@ -980,13 +1003,10 @@ static void check_sample(const char *name, const float *logits, int n, rs_sample
     memcpy(rule.rng, host.rng, sizeof rule.rng);
     float *dl = dev_copy(logits, (size_t)n * 4);
     rs_sample_rule *drule = dev_copy(&rule, sizeof rule);
-    int32_t *dids = dev(4), *dpos = dev(4), *ring = NULL;
-    uint64_t *rngs = NULL;
-    if (O->host_alloc(B, SLOTS * sizeof *ring, (void **)&ring, &e) ||
-        O->host_alloc(B, SLOTS * 4 * sizeof *rngs, (void **)&rngs, &e))
-        die("host_alloc", &e);
     const int pos0 = 5;
-    up(dpos, &pos0, 4);
+    pick_io io = pick_io_open(pos0);
+    int32_t *dids = io.ids, *dpos = io.pos, *ring = io.ring;
+    uint64_t *rngs = io.rngs;
     int bad = -1, want = -1, seen = -1;
     bool rng_ok = true;
     for (int t = 0; t < steps && bad < 0; t++) {
@@ -1019,9 +1039,8 @@ static void check_sample(const char *name, const float *logits, int n, rs_sample
         report(what, ok ? 0.0 : 1.0, 0.0);
     }
     rs_sampler_free(&host);
-    O->host_free(B, ring);
-    O->host_free(B, rngs);
-    O->release(B, dl), O->release(B, drule), O->release(B, dids), O->release(B, dpos);
+    pick_io_close(&io);
+    O->release(B, dl), O->release(B, drule);
 }
 
 static void test_sample_pick(void) {
@@ -1086,7 +1105,6 @@ static void test_sample_pick(void) {
  * slot; at the end the device's window (len, next, tokens) equal to the host's ring. */
 static void check_penalized(const char *name, const float *logits, int n, rs_sampler_params sp,
                             int prefill, int steps) {
-    enum { SLOTS = 4 };
     char what[200];
     snprintf(what, sizeof what, "%s (window %d, %d taken before, %d picks)", name, sp.repeat_last_n,
              prefill, steps);
@@ -1108,13 +1126,10 @@ static void check_penalized(const char *name, const float *logits, int n, rs_sam
     memcpy(rule.pen.tok, host.hist, (size_t)host.hist_len * sizeof *host.hist);
     float *dl = dev((size_t)n * 4), *pen = host_alloc((size_t)n);
     rs_sample_rule *drule = dev_copy(&rule, sizeof rule);
-    int32_t *dids = dev(4), *dpos = dev(4), *ring = NULL;
-    uint64_t *rngs = NULL;
-    if (O->host_alloc(B, SLOTS * sizeof *ring, (void **)&ring, &e) ||
-        O->host_alloc(B, SLOTS * 4 * sizeof *rngs, (void **)&rngs, &e))
-        die("host_alloc", &e);
     const int pos0 = 2;
-    up(dpos, &pos0, 4);
+    pick_io io = pick_io_open(pos0);
+    int32_t *dids = io.ids, *dpos = io.pos, *ring = io.ring;
+    uint64_t *rngs = io.rngs;
     int bad = -1, want = -1, seen = -1, logit_diff = -1;
     bool rng_ok = true;
     for (int t = 0; t < steps && bad < 0; t++) {
@@ -1170,9 +1185,8 @@ static void check_penalized(const char *name, const float *logits, int n, rs_sam
     }
     free(pen);
     rs_sampler_free(&host);
-    O->host_free(B, ring);
-    O->host_free(B, rngs);
-    O->release(B, dl), O->release(B, drule), O->release(B, dids), O->release(B, dpos);
+    pick_io_close(&io);
+    O->release(B, dl), O->release(B, drule);
 }
 
 static void test_penalize(void) {
