@@ -8,6 +8,7 @@
  * never depend on scan or heap order. Without sorting filters the candidates stay in id
  * order; rs_sampler_probs sorts them at the end. */
 #include "sampler/sampler.h"
+#include "sampler/mass_tree.h"
 #include "sampler/xoshiro.h"
 
 #include <float.h>
@@ -18,6 +19,10 @@
 #include <sys/random.h>
 #include <time.h>
 #include <unistd.h>
+
+/* Levels of the mass tree (mass_tree.h) above RS_SAMPLER_VOCAB_MAX = 16^6 leaves, the
+ * leaves included. */
+#define TREE_LEVELS 7
 
 /* The top-p histogram spans this many nats below the max logit; lower ones share the
  * last bucket (their mass only matters for top_p within ~1e-10 of 1). */
@@ -87,6 +92,16 @@ rs_status rs_sampler_params_check(const rs_sampler_params *p, rs_error *err) {
     return RS_OK;
 }
 
+/* Nodes of the mass tree's levels above n leaves. */
+static size_t tree_nodes(int64_t n) {
+    size_t total = 0;
+    do {
+        n = (n + RS_TREE_FAN - 1) / RS_TREE_FAN;
+        total += (size_t)n;
+    } while (n > 1);
+    return total;
+}
+
 rs_status rs_sampler_init(rs_sampler *s, const rs_sampler_params *p, int32_t n_vocab,
                           rs_error *err) {
     memset(s, 0, sizeof *s);
@@ -104,9 +119,10 @@ rs_status rs_sampler_init(rs_sampler *s, const rs_sampler_params *p, int32_t n_v
     s->count = calloc(n, sizeof *s->count);
     s->bucket_mass = malloc(RS_SAMPLER_BUCKETS * sizeof *s->bucket_mass);
     s->bucket_n = malloc(RS_SAMPLER_BUCKETS * sizeof *s->bucket_n);
+    s->tree = malloc(tree_nodes(n_vocab) * sizeof *s->tree);
     if (p->repeat_last_n > 0) s->hist = malloc((size_t)p->repeat_last_n * sizeof *s->hist);
     if (!s->logit || !s->cand || !s->prob || !s->count || !s->bucket_mass || !s->bucket_n ||
-        (p->repeat_last_n > 0 && !s->hist)) {
+        !s->tree || (p->repeat_last_n > 0 && !s->hist)) {
         rs_sampler_free(s);
         return rs_error_set(err, RS_ERR_NOMEM, "sampler: out of memory for n_vocab %d",
                             (int)n_vocab);
@@ -123,6 +139,7 @@ void rs_sampler_free(rs_sampler *s) {
     free(s->hist);
     free(s->bucket_mass);
     free(s->bucket_n);
+    free(s->tree);
     memset(s, 0, sizeof *s);
 }
 
@@ -344,8 +361,36 @@ static void final_softmax(rs_sampler *s, int32_t n, double vmax) {
     for (int32_t i = 0; i < n; i++) s->prob[i] /= z;
 }
 
-/* Runs stages 1-6 on logits into cand/prob/n_cand. */
-static void run_chain(rs_sampler *s, const float *logits, bool want_sorted) {
+/* The draw when the candidates are the whole vocabulary in id order (top-k and top-p off;
+ * the ids min-p drops get no mass): the final softmax's masses by id in prob, summed and
+ * walked in mass_tree.h's order, which the GPU can take in parallel. */
+static int32_t draw_by_id(rs_sampler *s, double u, double vmax) {
+    const float *w = s->logit;
+    const double temp = s->params.temp;
+    const double cut = s->params.min_p > 0.0f ? log((double)s->params.min_p) : -INFINITY;
+    double *level[TREE_LEVELS] = {s->prob}, *at = s->tree;
+    int64_t len[TREE_LEVELS] = {s->n_vocab};
+    for (int32_t i = 0; i < s->n_vocab; i++) {
+        const double d = (double)w[i] - vmax;
+        s->prob[i] = d < cut ? 0.0 : exp(d / temp);
+    }
+    int top = 0;
+    for (; len[top] > 1; top++) {
+        level[top + 1] = at;
+        len[top + 1] = rs_tree_up(level[top], len[top], at);
+        at += len[top + 1];
+    }
+    const double target = u * level[top][0];
+    int64_t node = 0;
+    double base = 0.0;
+    for (int k = top; k > 0; k--) node = rs_tree_down(level[k - 1], len[k - 1], node, target, &base);
+    return (int32_t)node;
+}
+
+/* Runs stages 1-6 on logits into cand/prob/n_cand and returns the largest logit. With
+ * by_id (rs_sampler_sample's draw) and the candidates the vocabulary in id order, stage 6
+ * is left to draw_by_id and *by_id is set. */
+static float run_chain(rs_sampler *s, const float *logits, bool want_sorted, bool *by_id) {
     const rs_sampler_params *p = &s->params;
     const int32_t nv = s->n_vocab;
     float *w = s->logit;
@@ -361,7 +406,7 @@ static void run_chain(rs_sampler *s, const float *logits, bool want_sorted) {
         for (int32_t i = 0; i < n; i++) s->cand[i] = n == 1 ? best : i;
         for (int32_t i = 0; i < n; i++) s->prob[i] = 1.0 / n;
         s->n_cand = n;
-        return;
+        return vmax;
     }
     bool all = true, sorted = false; /* all: the candidates are 0..nv-1, cand unfilled */
     if (p->top_k > 0 && p->top_k < nv) {
@@ -379,15 +424,22 @@ static void run_chain(rs_sampler *s, const float *logits, bool want_sorted) {
     }
     if (all)
         for (int32_t i = 0; i < nv; i++) s->cand[i] = i;
+    s->n_cand = n;
+    if (by_id && (p->top_k <= 0 || p->top_k >= nv) && p->top_p >= 1.0f) {
+        *by_id = true;
+        return vmax;
+    }
     if (want_sorted && !sorted) sort_best_first(w, s->cand, n);
     final_softmax(s, n, vmax);
-    s->n_cand = n;
+    return vmax;
 }
 
 int32_t rs_sampler_sample(rs_sampler *s, const float *logits) {
-    run_chain(s, logits, false);
+    bool by_id = false;
+    const float vmax = run_chain(s, logits, false, &by_id);
     if (s->n_cand == 1) return s->cand[0]; /* greedy or a single survivor: no draw */
     const double u = rs_xoshiro_uniform(s->rng);
+    if (by_id) return draw_by_id(s, u, vmax);
     double cum = 0.0;
     for (int32_t i = 0; i < s->n_cand; i++) {
         cum += s->prob[i];
@@ -401,7 +453,7 @@ int32_t rs_sampler_sample(rs_sampler *s, const float *logits) {
 
 int32_t rs_sampler_probs(rs_sampler *s, const float *logits, const int32_t **ids,
                          const double **probs) {
-    run_chain(s, logits, true);
+    run_chain(s, logits, true, NULL);
     if (ids) *ids = s->cand;
     if (probs) *probs = s->prob;
     return s->n_cand;

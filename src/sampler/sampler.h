@@ -16,6 +16,9 @@
  *   7. draw       one uniform double u = (next >> 11) * 2^-53 from the sampler's
  *                 xoshiro256** stream; the first candidate whose cumulative probability
  *                 exceeds u. No number is drawn when one candidate is left (as llama.cpp).
+ *                 When top-k and top-p are off, the candidates are the vocabulary in id
+ *                 order and the cumulative sums go up and down a tree of partial sums
+ *                 (mass_tree.h), an order a GPU can take in parallel.
  * Filters 3-5 therefore see temperature-1 probabilities, exactly as in llama.cpp.
  *
  * NaN logits count as -inf and +inf as FLT_MAX, so hostile logits cannot poison the
@@ -71,6 +74,7 @@ typedef struct rs_sampler {
     int32_t hist_next;   /* ring slot the next token goes to */
     double *bucket_mass; /* [RS_SAMPLER_BUCKETS] top-p histogram: probability mass */
     int32_t *bucket_n;   /* [RS_SAMPLER_BUCKETS] top-p histogram: ids */
+    double *tree;        /* the mass tree's levels above the ids (mass_tree.h) */
 } rs_sampler;
 
 /* llama.cpp's defaults, as documented on each field above. */

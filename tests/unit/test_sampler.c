@@ -9,6 +9,7 @@
 #include <string.h>
 
 #include "sampler/sampler.h"
+#include "sampler/xoshiro.h"
 
 /* Probabilities are float64 in the sampler and in the expectations; the logits are
  * float32, so an expectation computed from the exact real values differs by ~1e-7
@@ -529,6 +530,77 @@ static void test_penalties(void **state) {
     rs_sampler_free(&s);
 }
 
+/* Without top-k and top-p the draw sums and walks a tree of partial sums (mass_tree.h).
+ * The token must still be the first id whose cumulative probability, summed one id after
+ * another in long double, exceeds u, unless u lands within rounding of a boundary; the
+ * RNG moves by one draw, or not at all when min-p leaves one candidate. Odd vocabulary
+ * sizes give the tree short last nodes. */
+static void test_draw_in_id_order(void **state) {
+    (void)state;
+    const int32_t sizes[] = {2, 17, 300, 4097, 70001};
+    const float min_ps[] = {0.0f, 0.05f, 0.9f}, temps[] = {1.0f, 0.7f};
+    float *l = malloc(70001 * sizeof *l);
+    long double *m = malloc(70001 * sizeof *m);
+    assert_non_null(l);
+    assert_non_null(m);
+    uint64_t seed = 99;
+    int checked = 0, single = 0;
+    for (size_t a = 0; a < sizeof sizes / sizeof *sizes; a++)
+        for (size_t b = 0; b < sizeof min_ps / sizeof *min_ps; b++)
+            for (size_t c = 0; c < sizeof temps / sizeof *temps; c++) {
+                const int32_t n = sizes[a];
+                rs_sampler_params p = plain();
+                p.min_p = min_ps[b], p.temp = temps[c], p.seed = 7 + a;
+                rs_sampler s;
+                init_ok(&s, &p, n);
+                for (int draw = 0; draw < 40; draw++) {
+                    float vmax = -INFINITY;
+                    for (int32_t i = 0; i < n; i++) {
+                        l[i] = tu_randf(&seed) * 6.0f;
+                        if (i % 97 == 5) l[i] = -INFINITY;
+                        if (i % 89 == 3) l[i] = l[i / 2];
+                        vmax = fmaxf(vmax, l[i]);
+                    }
+                    const long double cut = p.min_p > 0.0f ? logl(p.min_p) : -INFINITY;
+                    long double z = 0.0L;
+                    int32_t kept = 0, only = -1;
+                    for (int32_t i = 0; i < n; i++) {
+                        const long double d = (long double)l[i] - vmax;
+                        m[i] = d >= cut ? expl(d / p.temp) : 0.0L;
+                        if (d >= cut) kept++, only = i;
+                        z += m[i];
+                    }
+                    uint64_t st[4];
+                    memcpy(st, s.rng, sizeof st);
+                    const int32_t got = rs_sampler_sample(&s, l);
+                    if (kept == 1) { /* no draw */
+                        assert_int_equal(got, only);
+                        assert_memory_equal(st, s.rng, sizeof st);
+                        single++;
+                        continue;
+                    }
+                    const long double target = (long double)rs_xoshiro_uniform(st) * z;
+                    assert_memory_equal(st, s.rng, sizeof st);
+                    long double cum = 0.0L, gap = z;
+                    int32_t want = -1;
+                    for (int32_t i = 0; i < n; i++) {
+                        cum += m[i];
+                        gap = fminl(gap, fabsl(cum - target));
+                        if (want < 0 && target < cum) want = i;
+                    }
+                    if (gap < 1e-9L * z) continue; /* on a boundary: rounding decides */
+                    if (got != want)
+                        fail_msg("n %d min_p %g temp %g draw %d: token %d, expected %d", n,
+                                 p.min_p, p.temp, draw, got, want);
+                    checked++;
+                }
+                rs_sampler_free(&s);
+            }
+    assert_true(checked > 1000 && single > 10); /* both cases reached */
+    free(l);
+    free(m);
+}
+
 static void test_hostile_logits(void **state) {
     (void)state;
     rs_sampler s;
@@ -606,6 +678,7 @@ int main(void) {
         cmocka_unit_test(test_rng_reference),
         cmocka_unit_test(test_reproducible),
         cmocka_unit_test(test_penalties),
+        cmocka_unit_test(test_draw_in_id_order),
         cmocka_unit_test(test_hostile_logits),
         cmocka_unit_test(test_invalid_params),
     };
