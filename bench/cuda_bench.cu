@@ -1144,9 +1144,12 @@ static void bench_pick(void) {
         die("host_alloc", e.msg);
     int32_t *ids = (int32_t *)dalloc(4), *pos = (int32_t *)dalloc(4);
     ck(cudaMemset(pos, 0, 4), "memset");
-    rs_sample_rule rules[2] = {{{1, 2, 3, 4}, 40, 0.95f, 0.05f, 0.8f},
-                               {{1, 2, 3, 4}, RS_SAMPLE_TOP_K_MAX, 1.0f, 0.0f, 2.5f}};
-    const char *rule_name[2] = {"default (k 40, p 0.95, min-p 0.05, t 0.8)", "k 256, t 2.5"};
+    enum { RULES = 3 };
+    rs_sample_rule rules[RULES] = {{{1, 2, 3, 4}, 40, 0.95f, 0.05f, 0.8f},
+                                   {{1, 2, 3, 4}, RS_SAMPLE_TOP_K_MAX, 1.0f, 0.0f, 2.5f},
+                                   {{1, 2, 3, 4}, 0, 1.0f, 0.0f, 1.0f}};
+    const char *rule_name[RULES] = {"default (k 40, p 0.95, min-p 0.05, t 0.8)", "k 256, t 2.5",
+                                    "all ids (k 0, p 1, t 1)"};
     rs_sample_rule *drule = (rs_sample_rule *)dalloc(sizeof(rs_sample_rule));
     unsigned long long *trace = (unsigned long long *)dalloc((size_t)RS_PICK_TRACE_LAUNCHES *
                                                              RS_PICK_TRACE_WORDS * sizeof *trace);
@@ -1176,7 +1179,7 @@ static void bench_pick(void) {
         const double base = after_head ? step([] {}) : 0.0;
         const double greedy =
             step([&] { O->greedy_pick(B, logits, n, NULL, ids, pos, ring, NULL, SLOTS); }) - base;
-        for (int r = 0; r < 2; r++) {
+        for (int r = 0; r < RULES; r++) {
             ck(cudaMemcpy(drule, &rules[r], sizeof rules[r], cudaMemcpyHostToDevice), "rule");
             const double sample =
                 step([&] { O->sample_pick(B, logits, n, drule, ids, pos, ring, rngs, SLOTS); }) -
@@ -1203,14 +1206,19 @@ static void bench_pick(void) {
                 for (int b = 0; b < RS_PICK_TRACE_BLOCKS; b++) {
                     const unsigned long long *E = &L[b * RS_PICK_EV];
                     if (E[RS_PICK_LAST] != 1) continue;
-                    for (int i = 1; i < RS_PICK_LAST; i++)
-                        d[i].push_back(((long long)E[i] - (long long)E[i - 1]) * 1e-3);
+                    /* a path stamps some events only: each from the last one stamped */
+                    for (int i = 1, prev = 0; i < RS_PICK_LAST; i++) {
+                        if (!E[i]) continue;
+                        d[i].push_back(((long long)E[i] - (long long)E[prev]) * 1e-3);
+                        prev = i;
+                    }
                     d[RS_PICK_LAST].push_back((E[RS_PICK_END] - E[RS_PICK_WAITED]) * 1e-3);
                 }
             }
             if (d[1].empty()) continue;
             printf("|   |   | trace (µs, median of %zu):", d[1].size());
-            for (int i = 1; i < RS_PICK_LAST; i++) printf(" %s %.2f", ev_name[i], median(d[i]));
+            for (int i = 1; i < RS_PICK_LAST; i++)
+                if (!d[i].empty()) printf(" %s %.2f", ev_name[i], median(d[i]));
             printf("; waited to stored %.2f | | |\n", median(d[RS_PICK_LAST]));
         }
         O->release(B, logits);

@@ -120,17 +120,17 @@ enum {
     RS_PICK_TRACE_BLOCKS = 64,
     RS_PICK_START = 0, /* the block began */
     RS_PICK_WAITED,    /* ... the kernel before it has finished */
-    RS_PICK_LOADED,    /* the slice in registers */
+    RS_PICK_LOADED,    /* the slice in registers (all ids: the largest logit found) */
     RS_PICK_BOUND,     /* its bound: the threads' maxima sorted */
-    RS_PICK_COUNTED,   /* the logits at or above it counted (and the bound tightened) */
+    RS_PICK_COUNTED,   /* the logits at or above it counted (all ids: the slice summed) */
     RS_PICK_PLACED,    /* their place in the list taken */
     RS_PICK_ARRIVED,   /* written, the arrival counted (a release) */
     RS_PICK_COPIED,    /* merge: the list in shared memory, its extremes */
-    RS_PICK_SELECTED,  /* ... the k-th key found */
+    RS_PICK_SELECTED,  /* ... the k-th key found (all ids: the slice to draw in) */
     RS_PICK_SORTED,    /* ... the candidates best first */
     RS_PICK_EXPS,      /* ... top-p's and the softmax's exps, min-p's cut */
     RS_PICK_TOP_P,     /* ... top-p's cut */
-    RS_PICK_SOFTMAX,   /* ... the probabilities */
+    RS_PICK_SOFTMAX,   /* ... the probabilities (all ids: that slice summed again) */
     RS_PICK_DRAWN,     /* ... the draw */
     RS_PICK_END,       /* ... the pick and RNG state stored */
     RS_PICK_LAST,

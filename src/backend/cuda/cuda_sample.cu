@@ -29,6 +29,7 @@
 #include <float.h>
 
 #include "backend/cuda/cuda_common.cuh"
+#include "sampler/mass_tree.h"
 #include "sampler/xoshiro.h"
 
 namespace {
@@ -92,6 +93,23 @@ __device__ __forceinline__ sp_u64 sp_add_acq_rel(sp_u64 *p, sp_u64 v) {
 
 constexpr int SP_LIST_SHARED = 4096; /* list entries the last block keeps in shared memory */
 
+/* The whole vocabulary's draw (top-k and top-p off) sums the masses in sampler.c's tree
+ * (mass_tree.h): a thread's 16 ids are a node of level 1, a half-warp's 256 one of level 2,
+ * a block's slice one of level 3. The last block keeps level 3 and the levels above. */
+constexpr int SA_BLOCKS_MAX = RS_SAMPLE_ALL_VOCAB_MAX / SP_SLICE;
+static_assert(SP_PER == RS_TREE_FAN && SP_THREADS == RS_TREE_FAN * RS_TREE_FAN,
+              "a thread sums a node of level 1, a half-warp one of level 2, a block level 3's");
+struct sa_tree {
+    double lvl3[SA_BLOCKS_MAX]; /* the blocks' sums */
+    double up[SA_BLOCKS_MAX / RS_TREE_FAN + SA_BLOCKS_MAX / (RS_TREE_FAN * RS_TREE_FAN) + 2];
+    double part[SP_THREADS];               /* level 1: the threads' sums */
+    double half[SP_THREADS / RS_TREE_FAN]; /* level 2: the half-warps' */
+    double base;                           /* the draw's running sum before the node chosen */
+    int node;                              /* ... that node */
+    unsigned kept;                         /* the block's candidates (min-p keeps them) */
+    sp_u64 best;                           /* its best rank key */
+};
+
 struct sp_shared {
     unsigned part[SP_WARPS];
     uint32_t sorted[SP_THREADS]; /* the threads' maxima while they are sorted */
@@ -108,6 +126,7 @@ struct sp_shared {
     union {
         sp_u64 list[SP_LIST_SHARED]; /* the list */
         double f_sums[SP_K];         /* after the k best are found: the final exps' sums */
+        sa_tree tree;                /* the whole vocabulary's draw */
     };
     sp_u64 cand[SP_K];
     float w[SP_K]; /* the candidates best first: cleaned logits, ids */
@@ -399,6 +418,25 @@ struct sp_rule {
     float top_p, min_p, temp;
 };
 
+/* Thread 0: the host's draw when every logit is -inf or NaN, uniform over all n of them
+ * (no draw for one); moves rule->rng. */
+__device__ int sp_uniform(rs_sample_rule *rule, const sp_rule &r, int n) {
+    if (n <= 1) return 0;
+    uint64_t st[4] = {r.rng[0], r.rng[1], r.rng[2], r.rng[3]};
+    const double u = rs_xoshiro_uniform(st), p = 1.0 / n;
+    double cum = 0.0;
+    int pick = n - 1;
+    for (int i = 0; i < n; i++) {
+        cum += p;
+        if (u < cum) {
+            pick = i;
+            break;
+        }
+    }
+    for (int j = 0; j < 4; j++) rule->rng[j] = st[j];
+    return pick;
+}
+
 /* rs_sampler_sample over the k candidates in sh (best first): thread 0 leaves the token
  * in sh.pick and the RNG state after the draw in rule->rng. The exps of top-p and of the
  * final softmax and min-p's cut are computed at once (min-p keeps a prefix of the sorted
@@ -409,21 +447,7 @@ __device__ void sp_draw(sp_shared &sh, rs_sample_rule *rule, const sp_rule &r, i
     const int tid = threadIdx.x;
     const double vmax = (double)sh.w[0]; /* the host's max over the whole vocabulary */
     if (vmax == -INFINITY) { /* every logit -inf or NaN: uniform over all of them, as the host */
-        if (tid == 0) {
-            uint64_t st[4] = {r.rng[0], r.rng[1], r.rng[2], r.rng[3]};
-            const double u = rs_xoshiro_uniform(st), p = 1.0 / n;
-            double cum = 0.0;
-            int pick = n - 1;
-            for (int i = 0; i < n; i++) {
-                cum += p;
-                if (u < cum) {
-                    pick = i;
-                    break;
-                }
-            }
-            sh.pick = pick;
-            for (int j = 0; j < 4; j++) rule->rng[j] = st[j];
-        }
+        if (tid == 0) sh.pick = sp_uniform(rule, r, n);
         return;
     }
     const bool cand = tid < k;
@@ -472,6 +496,165 @@ __device__ void sp_draw(sp_shared &sh, rs_sample_rule *rule, const sp_rule &r, i
     sp_stamp(trace, RS_PICK_DRAWN);
 }
 
+/* ---- the whole vocabulary: sampler.c draw_by_id ---------------------------------------- */
+
+/* The largest cleaned logit's key. Every block reads all n logits, so none waits for
+ * another before its exps. */
+__device__ uint32_t sa_top_key(sp_shared &sh, const float *logits, int n) {
+    uint32_t top = 0;
+    const int n4 = ((uintptr_t)logits & 15) ? 0 : n / 4;
+    const float4 *v = (const float4 *)logits;
+#pragma unroll 4
+    for (int i = threadIdx.x; i < n4; i += SP_THREADS) {
+        const float4 a = v[i];
+        top = max(top, max(max(sp_key(a.x), sp_key(a.y)), max(sp_key(a.z), sp_key(a.w))));
+    }
+    for (int i = 4 * n4 + threadIdx.x; i < n; i += SP_THREADS) top = max(top, sp_key(logits[i]));
+    top = __reduce_max_sync(0xffffffffu, top);
+    if ((threadIdx.x & 31) == 0) sh.part[threadIdx.x >> 5] = top;
+    __syncthreads();
+#pragma unroll
+    for (int w = 0; w < SP_WARPS; w++) top = max(top, sh.part[w]);
+    __syncthreads(); /* part is reused */
+    return top;
+}
+
+/* A candidate's mass in the final softmax: draw_by_id's, 0 where min-p drops it. */
+__device__ __forceinline__ double sa_mass(uint32_t key, double vmax, double temp, double cut) {
+    const double d = (double)sp_value(key) - vmax;
+    return d < cut ? 0.0 : exp(d / temp);
+}
+
+/* The masses of ids id0 .. id0 + 16 (those below n) into m; returns how many. */
+__device__ int sa_masses(const float *logits, int n, int id0, double vmax, double temp, double cut,
+                         double m[SP_PER], unsigned *kept, sp_u64 *best) {
+    float x[SP_PER];
+#pragma unroll
+    for (int j = 0; j < SP_PER; j++) x[j] = logits[min(id0 + j, n - 1)];
+    const int cnt = max(0, min(SP_PER, n - id0));
+#pragma unroll
+    for (int j = 0; j < SP_PER; j++) {
+        const uint32_t key = sp_key(x[j]);
+        m[j] = j < cnt ? sa_mass(key, vmax, temp, cut) : 0.0;
+        if (j < cnt) {
+            *kept += !((double)sp_value(key) - vmax < cut);
+            *best = max(*best, sp_rank_key(key, id0 + j));
+        }
+    }
+    return cnt;
+}
+
+/* Block b's slice: level 1 into tree.part, level 2 into tree.half; returns level 3's node
+ * (thread 0's value) and adds the slice's candidates and best rank key to tree.kept and
+ * tree.best. */
+__device__ double sa_slice(sp_shared &sh, const float *logits, int n, int b, double vmax,
+                           double temp, double cut) {
+    sa_tree &tr = sh.tree;
+    const int t = threadIdx.x;
+    double m[SP_PER], sum = 0.0; /* a thread past the vocabulary's end: no mass */
+    unsigned kept = 0;
+    sp_u64 best = 0;
+    const int cnt = sa_masses(logits, n, b * SP_SLICE + t * SP_PER, vmax, temp, cut, m, &kept, &best);
+    if (cnt > 0) rs_tree_up(m, cnt, &sum);
+    tr.part[t] = sum;
+    kept = __reduce_add_sync(0xffffffffu, kept);
+#pragma unroll
+    for (int o = 16; o > 0; o >>= 1) best = max(best, __shfl_xor_sync(0xffffffffu, best, o));
+    if ((t & 31) == 0) {
+        atomicAdd(&tr.kept, kept);
+        atomicMax(&tr.best, best);
+    }
+    __syncthreads();
+    if (t % RS_TREE_FAN == 0) rs_tree_up(&tr.part[t], RS_TREE_FAN, &tr.half[t / RS_TREE_FAN]);
+    __syncthreads();
+    double block = 0.0;
+    if (t == 0) rs_tree_up(tr.half, SP_THREADS / RS_TREE_FAN, &block);
+    return block;
+}
+
+/* rs_sampler_sample when top-k and top-p are off (draw_by_id): each block sums its slice's
+ * masses up to level 3 and leaves the sum in the scratch list; the last block sums the
+ * levels above, walks down to a block, sums that slice again and walks down to the id.
+ * Returns true in the last block, with the token in sh.pick. */
+__device__ bool sa_pick(sp_shared &sh, sp_scratch *scr, const float *logits, int n,
+                        rs_sample_rule *rule, const sp_rule &r, sp_u64 *trace) {
+    sa_tree &tr = sh.tree;
+    const int tid = threadIdx.x, nb = gridDim.x;
+    if (tid == 0) tr.kept = 0, tr.best = 0;
+    const double vmax = (double)sp_value(sa_top_key(sh, logits, n)); /* barriers inside */
+    sp_stamp(trace, RS_PICK_LOADED);
+    const double temp = (double)r.temp,
+                 cut = r.min_p > 0.0f ? log((double)r.min_p) : -(double)INFINITY;
+    const bool finite = vmax != -(double)INFINITY;
+    double block = 0.0;
+    if (finite) block = sa_slice(sh, logits, n, blockIdx.x, vmax, temp, cut);
+    sp_stamp(trace, RS_PICK_COUNTED);
+    if (tid == 0) {
+        scr->list[blockIdx.x] = (sp_u64)__double_as_longlong(block);
+        scr->list[nb + blockIdx.x] = tr.best;
+        const sp_u64 add = SP_ARRIVAL + tr.kept, old = sp_add_acq_rel(&scr->tally, add) + add;
+        sh.last = old >> 32 == (sp_u64)nb, sh.total = (unsigned)old;
+    }
+    __syncthreads();
+    sp_stamp(trace, RS_PICK_ARRIVED);
+    if (!sh.last) return false;
+    if (tid == 0) scr->tally = 0; /* every block has arrived */
+    if (!finite) { /* every logit -inf or NaN: uniform over the vocabulary */
+        if (tid == 0) sh.pick = sp_uniform(rule, r, n);
+        return true;
+    }
+    if (sh.total == 1) { /* one candidate: the best, no draw */
+        if (tid == 0) {
+            sp_u64 best = 0;
+            for (int b = 0; b < nb; b++) best = max(best, __ldcg(&scr->list[nb + b]));
+            sh.pick = (int)~(uint32_t)best;
+        }
+        return true;
+    }
+    double target = 0.0;
+    if (tid == 0) {
+        /* level 3 and the levels above it, then down to a block */
+        const int nb_kept = min(nb, SA_BLOCKS_MAX); /* the session keeps n within the bound */
+        for (int b = 0; b < nb_kept; b++)
+            tr.lvl3[b] = __longlong_as_double((long long)__ldcg(&scr->list[b]));
+        const double *level[8] = {tr.lvl3};
+        int64_t len[8] = {nb_kept};
+        double *at = tr.up;
+        int top = 0;
+        for (; len[top] > 1; top++) {
+            level[top + 1] = at;
+            len[top + 1] = rs_tree_up(level[top], len[top], at);
+            at += len[top + 1];
+        }
+        uint64_t st[4] = {r.rng[0], r.rng[1], r.rng[2], r.rng[3]};
+        target = rs_xoshiro_uniform(st) * level[top][0];
+        for (int j = 0; j < 4; j++) rule->rng[j] = st[j];
+        int64_t node = 0;
+        double base = 0.0;
+        for (int k = top; k > 0; k--)
+            node = rs_tree_down(level[k - 1], len[k - 1], node, target, &base);
+        tr.node = (int)node, tr.base = base;
+    }
+    __syncthreads();
+    sp_stamp(trace, RS_PICK_SELECTED);
+    const int b = tr.node;
+    sa_slice(sh, logits, n, b, vmax, temp, cut); /* the same sums as that block's */
+    sp_stamp(trace, RS_PICK_SOFTMAX);
+    if (tid == 0) {
+        double base = tr.base;
+        const int64_t h = rs_tree_down(tr.half, SP_THREADS / RS_TREE_FAN, 0, target, &base);
+        const int64_t t = rs_tree_down(tr.part, SP_THREADS, h, target, &base);
+        double m[SP_PER];
+        unsigned kept = 0;
+        sp_u64 best = 0;
+        const int id0 = b * SP_SLICE + (int)t * SP_PER;
+        sa_masses(logits, n, id0, vmax, temp, cut, m, &kept, &best);
+        sh.pick = id0 + (int)rs_tree_down(m, SP_PER, 0, target, &base);
+    }
+    sp_stamp(trace, RS_PICK_DRAWN);
+    return true;
+}
+
 /* rs_sampler_sample (sampler.c) for one token: see the file comment. */
 __global__ void __launch_bounds__(SP_THREADS)
     sample_pick_kernel(const float *logits, int n, rs_sample_rule *rule, int32_t *ids, int32_t *pos,
@@ -487,23 +670,27 @@ __global__ void __launch_bounds__(SP_THREADS)
                        rule->top_p,
                        rule->min_p,
                        rule->temp};
-    /* the session only chains rules with 1 <= top_k < n (backend.h); a clamp keeps any
-     * other one inside the buffers */
-    const int k = max(1, min(min(r.top_k, SP_K), n));
-    sh.hist[tid] = 0; /* the first digit's barrier comes after the bound's */
-    sp_list_slice(sh, scr, logits, n, k, trace);
-    __syncthreads(); /* the block's list entries before its arrival */
-    if (tid == 0) {
-        /* every block adds its entries before it arrives: the last sees them all */
-        const sp_u64 old = sp_add_acq_rel(&scr->tally, SP_ARRIVAL) + SP_ARRIVAL;
-        sh.last = old >> 32 == gridDim.x, sh.total = (unsigned)old;
+    if (r.top_k <= 0 || r.top_k >= n) { /* top-k off: the session keeps top-p off too */
+        if (!sa_pick(sh, scr, logits, n, rule, r, trace)) return;
+    } else {
+        /* the session chains rules with 1 <= top_k < n (backend.h); a clamp keeps any
+         * other one inside the buffers */
+        const int k = min(r.top_k, SP_K);
+        sh.hist[tid] = 0; /* the first digit's barrier comes after the bound's */
+        sp_list_slice(sh, scr, logits, n, k, trace);
+        __syncthreads(); /* the block's list entries before its arrival */
+        if (tid == 0) {
+            /* every block adds its entries before it arrives: the last sees them all */
+            const sp_u64 old = sp_add_acq_rel(&scr->tally, SP_ARRIVAL) + SP_ARRIVAL;
+            sh.last = old >> 32 == gridDim.x, sh.total = (unsigned)old;
+        }
+        __syncthreads();
+        sp_stamp(trace, RS_PICK_ARRIVED);
+        if (!sh.last) return;
+        const int n_cand = sp_best(sh, scr->list, sh.total, k, trace);
+        if (tid == 0) scr->tally = 0; /* every block has arrived */
+        sp_draw(sh, rule, r, n, n_cand, trace);
     }
-    __syncthreads();
-    sp_stamp(trace, RS_PICK_ARRIVED);
-    if (!sh.last) return;
-    const int n_cand = sp_best(sh, scr->list, sh.total, k, trace);
-    if (tid == 0) scr->tally = 0; /* every block has arrived */
-    sp_draw(sh, rule, r, n, n_cand, trace);
     __syncthreads();
     if (tid != 0) return;
     const int id = sh.pick, p = pos[0], slot = p % n_picks;
@@ -569,10 +756,11 @@ void cw_penalize(cuda_backend *c, float *logits, int n, const rs_sample_rule *ru
 
 void cw_sample_pick(cuda_backend *c, const float *logits, int n, rs_sample_rule *rule, int32_t *ids,
                     int32_t *pos, int32_t *picks, uint64_t *rngs, int n_picks) {
-    sp_scratch *scr =
-        (sp_scratch *)cw_scratch(c, CW_SCR_PICK, sizeof(sp_scratch) + n * sizeof(sp_u64));
-    if (!scr) return;
     const int blocks = (n + SP_SLICE - 1) / SP_SLICE;
+    /* the list: the k-best path's entries, or the whole vocabulary's block sums and keys */
+    sp_scratch *scr = (sp_scratch *)cw_scratch(
+        c, CW_SCR_PICK, sizeof(sp_scratch) + ((size_t)n + 2 * (size_t)blocks) * sizeof(sp_u64));
+    if (!scr) return;
     sp_u64 *trace = NULL;
     if (c->tune.pick_trace && c->pick_traced < RS_PICK_TRACE_LAUNCHES &&
         blocks <= RS_PICK_TRACE_BLOCKS)
