@@ -11,7 +11,8 @@
  * --sampled, also "tgN sampled host" (each token drawn by rs_sampler_sample from the
  * step's downloaded logits, as generation did before steps could chain) and "tgN sampled"
  * (the same draws made by the chained steps themselves), with rusty run's default
- * sampler from a fixed seed.
+ * sampler (or the one --temp, --top-k, --top-p, --min-p, --repeat-penalty make of it)
+ * from a fixed seed.
  * Each test runs once untimed, then -r times; t/s is mean +/- sd. */
 #include <math.h>
 #include <stdio.h>
@@ -38,8 +39,9 @@ static const char bench_usage[] =
     "      --sampled         also time each tgN with rusty run's default sampler (temp\n"
     "                        0.8, top-k 40, top-p 0.95, min-p 0.05): drawn on the host\n"
     "                        from each step's logits, and drawn by the chained steps\n"
-    "      --repeat-penalty F  the sampled rows with this repeat penalty over the last 64\n"
-    "                        tokens (default 1.0: off)\n"
+    "      --temp F, --top-k N, --top-p F, --min-p F, --repeat-penalty F, -s N, ...\n"
+    "                        the sampled rows' sampler, as in rusty run (seed 42 unless\n"
+    "                        given; --top-k 0 --top-p 1 draws over the whole vocabulary)\n"
     "\n";
 
 enum { MAX_LIST = 16 };
@@ -50,8 +52,8 @@ typedef struct bench_opts {
     int depth[MAX_LIST], n_depth;
     int reps;
     bool greedy, sampled;
-    float repeat_penalty; /* the sampled rows' */
-    const char *type_k;   /* the KV cache type when not the default F16 (a type_k column) */
+    rs_sampler_params sampler; /* the sampled rows' */
+    const char *type_k;        /* the KV cache type when not the default F16 (a type_k column) */
 } bench_opts;
 
 /* How a tgN test picks its tokens. */
@@ -109,21 +111,13 @@ static rs_status chain_steps(rs_session *s, rs_sampler *sm, const int32_t *ids, 
     return st;
 }
 
-/* The sampled rows' rule: rusty run's default sampler, a fixed seed. */
-static rs_sampler_params sampled_params(float repeat_penalty) {
-    rs_sampler_params sp = rs_sampler_params_default();
-    sp.seed = 42, sp.repeat_penalty = repeat_penalty;
-    return sp;
-}
-
 /* One timed run of a test; returns tokens/s or -1 on error. */
 static double run_once(rs_session *s, const rs_model *m, int n_prompt, int n_gen, int depth,
-                       tg_mode mode, float repeat_penalty, int32_t *ids) {
+                       tg_mode mode, const rs_sampler_params *sp, int32_t *ids) {
     rs_error err = {0};
     uint64_t seed = 1234;
     rs_sampler sm = {0};
-    const rs_sampler_params sp = sampled_params(repeat_penalty);
-    if (mode >= TG_SAMPLED_HOST && rs_sampler_init(&sm, &sp, m->hp.n_vocab, &err)) goto fail;
+    if (mode >= TG_SAMPLED_HOST && rs_sampler_init(&sm, sp, m->hp.n_vocab, &err)) goto fail;
     rs_session_truncate(s, 0);
     if (depth) {
         fill_tokens(ids, depth, m->hp.n_vocab, &seed);
@@ -172,8 +166,8 @@ typedef struct row_ctx {
     rs_session_info info;
     double bw_gbps;
     const char *model_col;
-    const char *type_k;   /* or NULL: no type_k column */
-    float repeat_penalty; /* the sampled rows' */
+    const char *type_k;              /* or NULL: no type_k column */
+    const rs_sampler_params *sampler; /* the sampled rows' */
 } row_ctx;
 
 static void print_row(const row_ctx *r, const char *test, const double *tps, int reps, int n_gen,
@@ -202,11 +196,11 @@ static int run_test(const row_ctx *r, rs_session *s, int n_prompt, int n_gen, in
     int32_t *ids = malloc(sizeof(int32_t) * (size_t)(depth + n_prompt + n_gen + 1));
     double tps[64];
     int rc = 1;
-    const float rp = r->repeat_penalty;
-    if (!ids || run_once(s, r->m, n_prompt, n_gen, depth, mode, rp, ids) < 0)
+    const rs_sampler_params *sp = r->sampler;
+    if (!ids || run_once(s, r->m, n_prompt, n_gen, depth, mode, sp, ids) < 0)
         goto done; /* warm-up */
     for (int i = 0; i < reps; i++)
-        if ((tps[i] = run_once(s, r->m, n_prompt, n_gen, depth, mode, rp, ids)) < 0) goto done;
+        if ((tps[i] = run_once(s, r->m, n_prompt, n_gen, depth, mode, sp, ids)) < 0) goto done;
     char test[64];
     int len = snprintf(test, sizeof test, depth ? "%s%d @ d%d" : "%s%d", n_prompt ? "pp" : "tg",
                        n_prompt ? n_prompt : n_gen, depth);
@@ -219,7 +213,7 @@ done:
 }
 
 static int bench_all(const bench_opts *b, rs_session *s, const rs_model *m) {
-    row_ctx r = {m, {0}, 0, NULL, b->type_k, b->repeat_penalty};
+    row_ctx r = {m, {0}, 0, NULL, b->type_k, &b->sampler};
     rs_session_get_info(s, &r.info);
     char model_col[96];
     snprintf(model_col, sizeof model_col, "%s %s", m->hp.arch_name, m->type_desc);
@@ -242,11 +236,10 @@ static int bench_all(const bench_opts *b, rs_session *s, const rs_model *m) {
             for (int mode = TG_PLAIN; mode < TG_MODES; mode++) {
                 bool on = mode == TG_PLAIN || (mode == TG_GREEDY && b->greedy) ||
                           (mode >= TG_SAMPLED_HOST && b->sampled);
-                const rs_sampler_params sp = sampled_params(b->repeat_penalty);
-                if (on && mode == TG_SAMPLED && !rs_session_chain_supports(s, &sp)) {
+                if (on && mode == TG_SAMPLED && !rs_session_chain_supports(s, &b->sampler)) {
                     if (d == 0 && i == 0)
                         fprintf(stderr, "rusty bench: no \"sampled\" rows: these steps cannot "
-                                        "chain this rule (penalties need the GPU)\n");
+                                        "chain this rule (rs_session_chain_supports)\n");
                     on = false;
                 }
                 if (on && b->tg[i] && run_test(&r, s, 0, b->tg[i], b->depth[d], b->reps, mode))
@@ -268,11 +261,7 @@ static int parse(int argc, char **argv, cli_model_opts *mo, bench_opts *b) {
             r = parse_list(&a, b->depth, &b->n_depth) ? 1 : -1;
         if (r == 0 && cli_is(arg, NULL, "--greedy")) r = 1, b->greedy = true;
         if (r == 0 && cli_is(arg, NULL, "--sampled")) r = 1, b->sampled = true;
-        if (r == 0 && cli_is(arg, NULL, "--repeat-penalty")) {
-            double f;
-            r = cli_take_float(&a, 1e-3, 1e3, &f) ? 1 : -1;
-            b->repeat_penalty = (float)f;
-        }
+        if (r == 0) r = cli_parse_sampler_opt(&a, &b->sampler);
         if (r == 0 && cli_is(arg, "-r", "--repetitions")) {
             r = cli_take_int(&a, 1, 64, &v) ? 1 : -1;
             b->reps = (int)v;
@@ -290,7 +279,8 @@ int cmd_bench(int argc, char **argv) {
     }
     cli_model_opts mo;
     cli_model_opts_init(&mo);
-    bench_opts b = {{512}, 1, {128}, 1, {0}, 1, 3, false, false, 1.0f, NULL};
+    bench_opts b = {{512}, 1, {128}, 1, {0}, 1, 3, false, false, rs_sampler_params_default(), NULL};
+    b.sampler.seed = 42; /* the sampled rows draw the same tokens each run */
     if (parse(argc, argv, &mo, &b)) return 1;
     if (mo.session.kv_type != RS_KV_F16) b.type_k = cli_kv_type_name(mo.session.kv_type);
     int need = 0;

@@ -123,17 +123,9 @@ static int take_float_field(cli_args *a, double lo, double hi, float *out) {
     return 1;
 }
 
-int cli_parse_gen_opt(cli_args *a, cli_gen_opts *o) {
+int cli_parse_sampler_opt(cli_args *a, rs_sampler_params *sp) {
     const char *arg = a->argv[a->i];
-    rs_sampler_params *sp = &o->sampling;
     int64_t v;
-    if (cli_is(arg, "-p", "--prompt")) return cli_take_str(a, &o->prompt) ? 1 : -1;
-    if (cli_is(arg, "-f", "--file")) return cli_take_str(a, &o->prompt_file) ? 1 : -1;
-    if (cli_is(arg, "-n", "--n-predict")) {
-        if (!cli_take_int(a, -1, INT32_MAX, &v)) return -1;
-        o->gen.n_predict = (int)v;
-        return 1;
-    }
     if (cli_is(arg, NULL, "--temp")) return take_float_field(a, 0, 1e6, &sp->temp);
     if (cli_is(arg, NULL, "--top-p")) return take_float_field(a, 1e-9, 1, &sp->top_p);
     if (cli_is(arg, NULL, "--min-p")) return take_float_field(a, 0, 1, &sp->min_p);
@@ -158,6 +150,21 @@ int cli_parse_gen_opt(cli_args *a, cli_gen_opts *o) {
         sp->seed = v < 0 ? RS_SAMPLER_SEED_RANDOM : (uint64_t)v;
         return 1;
     }
+    return 0;
+}
+
+int cli_parse_gen_opt(cli_args *a, cli_gen_opts *o) {
+    const char *arg = a->argv[a->i];
+    int64_t v;
+    if (cli_is(arg, "-p", "--prompt")) return cli_take_str(a, &o->prompt) ? 1 : -1;
+    if (cli_is(arg, "-f", "--file")) return cli_take_str(a, &o->prompt_file) ? 1 : -1;
+    if (cli_is(arg, "-n", "--n-predict")) {
+        if (!cli_take_int(a, -1, INT32_MAX, &v)) return -1;
+        o->gen.n_predict = (int)v;
+        return 1;
+    }
+    const int r = cli_parse_sampler_opt(a, &o->sampling);
+    if (r) return r;
     if (cli_is(arg, NULL, "--stop")) {
         const char *s;
         if (!cli_take_str(a, &s)) return -1;

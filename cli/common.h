@@ -35,6 +35,11 @@ void cli_gen_opts_init(cli_gen_opts *o, int n_predict);
 int cli_parse_model_opt(cli_args *a, cli_model_opts *o);
 /* The -ctk name of a KV cache type ("f16", "q8_0", ...). */
 const char *cli_kv_type_name(rs_kv_type t);
+/* The same for a sampler option (--temp, --top-k, --top-p, --min-p, the penalties,
+ * --repeat-last-n, -s/--seed). */
+int cli_parse_sampler_opt(cli_args *a, rs_sampler_params *sp);
+/* The same for a generation option: -p/--prompt, -f/--file, -n/--n-predict, --stop,
+ * --ignore-eos and the sampler's. */
 int cli_parse_gen_opt(cli_args *a, cli_gen_opts *o);
 
 /* Loads the model (or the demo) and creates a session; logs to stderr. With

@@ -24,7 +24,7 @@ typedef struct rs_gen_params {
     const char *stop[RS_GEN_MAX_STOPS]; /* stop strings (not emitted) */
     int n_stop;
     /* Greedy decoding, and sampling the session can chain (rs_session_chain_supports: top_k
-     * set; penalties on a GPU), chain their steps on the session (rs_session_greedy_step):
+     * set, or top-k and top-p off; penalties on a GPU), chain their steps on the session (rs_session_greedy_step):
      * tokens are picked where the logits are, and on a GPU the next step is queued before
      * the host reads the last pick. These two change how, not what: the tokens, text,
      * cache and the sampler's RNG afterwards are the same. */

@@ -225,8 +225,8 @@ static void check_chained(const rs_model *m, const char *file) {
     }
     /* greedy; the default sampler (temp 0.8, top-k 40, top-p 0.95, min-p 0.05); a hot one
      * with a draw every step among 256 candidates; both with penalties (the device keeps
-     * their window) */
-    enum { RULES = 5 };
+     * their window); the whole vocabulary (top-k and top-p off), with and without min-p */
+    enum { RULES = 7 };
     rs_sampler_params sps[RULES];
     for (int r = 0; r < RULES; r++) sps[r] = rs_sampler_params_default();
     sps[0].temp = 0.0f, sps[0].seed = 1;
@@ -236,8 +236,16 @@ static void check_chained(const rs_model *m, const char *file) {
     sps[3].temp = 0.0f, sps[3].repeat_penalty = 1.5f, sps[3].repeat_last_n = 16, sps[3].seed = 3;
     sps[4].repeat_penalty = 1.3f, sps[4].frequency_penalty = 0.2f;
     sps[4].presence_penalty = 0.1f, sps[4].seed = 5;
-    const char *rule_name[RULES] = {"greedy", "sampled", "hot sampled", "greedy with penalties",
-                                    "sampled with penalties"};
+    sps[5].top_k = 0, sps[5].top_p = 1.0f, sps[5].min_p = 0.0f, sps[5].temp = 1.0f;
+    sps[5].seed = 6;
+    sps[6].top_k = 0, sps[6].top_p = 1.0f, sps[6].repeat_penalty = 1.2f, sps[6].seed = 7;
+    const char *rule_name[RULES] = {"greedy",
+                                    "sampled",
+                                    "hot sampled",
+                                    "greedy with penalties",
+                                    "sampled with penalties",
+                                    "all ids sampled",
+                                    "all ids sampled, min-p 0.05, penalties"};
     static gen_run ref, run;
     const char *stops[2] = {NULL, "the"};
     for (int r = 0; r < RULES; r++) {
