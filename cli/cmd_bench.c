@@ -131,7 +131,7 @@ static double run_once(rs_session *s, const rs_model *m, int n_prompt, int n_gen
     } else if (mode == TG_GREEDY || mode == TG_SAMPLED) {
         if (chain_steps(s, mode == TG_SAMPLED ? &sm : NULL, ids, n_gen, &err)) goto fail;
     } else {
-        int32_t id = ids[0];
+        int32_t id = n_gen > 0 ? ids[0] : 0; /* ids[0 .. n_gen) are filled */
         for (int i = 0; i < n_gen; i++) {
             if (rs_session_eval(s, mode == TG_PLAIN ? ids + i : &id, 1, RS_LOGITS_LAST, &err))
                 goto fail;
@@ -166,7 +166,7 @@ typedef struct row_ctx {
     rs_session_info info;
     double bw_gbps;
     const char *model_col;
-    const char *type_k;              /* or NULL: no type_k column */
+    const char *type_k;               /* or NULL: no type_k column */
     const rs_sampler_params *sampler; /* the sampled rows' */
 } row_ctx;
 

@@ -23,11 +23,12 @@ typedef struct rs_gen_params {
     bool ignore_eos; /* keep going past end-of-generation tokens */
     const char *stop[RS_GEN_MAX_STOPS]; /* stop strings (not emitted) */
     int n_stop;
-    /* Greedy decoding, and sampling the session can chain (rs_session_chain_supports: top_k
-     * set, or top-k and top-p off; penalties on a GPU), chain their steps on the session (rs_session_greedy_step):
-     * tokens are picked where the logits are, and on a GPU the next step is queued before
-     * the host reads the last pick. These two change how, not what: the tokens, text,
-     * cache and the sampler's RNG afterwards are the same. */
+    /* Greedy decoding, and sampling the session can chain (rs_session_chain_supports:
+     * top_k set, or top-k and top-p off; penalties on a GPU), chain their steps on the
+     * session (rs_session_greedy_step): tokens are picked where the logits are, and on a
+     * GPU the next step is queued before the host reads the last pick. These two change
+     * how, not what: the tokens, text, cache and the sampler's RNG afterwards are the
+     * same. */
     bool host_sampling; /* sample every token on the host instead (for comparisons) */
     int greedy_ahead;   /* steps queued ahead: 0 the session's choice, < 0 none, at most
                           RS_GREEDY_MAX_QUEUED - 1 */

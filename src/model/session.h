@@ -86,10 +86,11 @@ typedef struct rs_sampler rs_sampler;
 typedef struct rs_sampler_params rs_sampler_params;
 /* True for greedy parameters, for sampling with 1 <= top_k <= 256 (RS_SAMPLE_TOP_K_MAX)
  * below the vocabulary size, and for sampling with top-k and top-p both off (the whole
- * vocabulary, at most RS_SAMPLE_ALL_VOCAB_MAX tokens); with penalties (rs_sampler_params_penalized) only where the
- * steps run on a GPU and the window is at most RS_SAMPLE_LAST_N_MAX tokens. Such a chain
- * starts from sm's penalty window as it is at its first step and adds its own picks to it
- * there; accept each pick into sm as usual, so the next chain starts from the right one. */
+ * vocabulary, at most RS_SAMPLE_ALL_VOCAB_MAX tokens); with penalties
+ * (rs_sampler_params_penalized) only where the steps run on a GPU and the window is at most
+ * RS_SAMPLE_LAST_N_MAX tokens. Such a chain starts from sm's penalty window as it is at its
+ * first step and adds its own picks to it there; accept each pick into sm as usual, so the
+ * next chain starts from the right one. */
 bool rs_session_chain_supports(const rs_session *s, const rs_sampler_params *p);
 rs_status rs_session_chain_sampler(rs_session *s, rs_sampler *sm, rs_error *err);
 /* rs_session_greedy_pick, and for a sampled chain the RNG state after the pick's draw in

@@ -383,7 +383,8 @@ static int32_t draw_by_id(rs_sampler *s, double u, double vmax) {
     const double target = u * level[top][0];
     int64_t node = 0;
     double base = 0.0;
-    for (int k = top; k > 0; k--) node = rs_tree_down(level[k - 1], len[k - 1], node, target, &base);
+    for (int k = top; k > 0; k--)
+        node = rs_tree_down(level[k - 1], len[k - 1], node, target, &base);
     return (int32_t)node;
 }
 

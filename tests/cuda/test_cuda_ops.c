@@ -1049,8 +1049,7 @@ static void test_sample_pick(void) {
         return;
     }
     rs_sampler_params def = rs_sampler_params_default(), hot = def, cold = def, nucleus = def,
-                      minp = def, one = def, all = def, all_minp = def, all_n = def,
-                      all_lone = def;
+                      minp = def, one = def, all = def, all_minp = def, all_n = def, all_lone = def;
     def.seed = 11;
     hot.temp = 2.5f, hot.top_k = RS_SAMPLE_TOP_K_MAX, hot.top_p = 1.0f, hot.min_p = 0.0f;
     hot.seed = 12;
@@ -1065,8 +1064,8 @@ static void test_sample_pick(void) {
     all_n.seed = 19;
     all_lone.top_k = 0, all_lone.top_p = 1.0f, all_lone.min_p = 0.97f, all_lone.seed = 20;
     enum { RULES = 10 };
-    const rs_sampler_params *ps[RULES] = {&def,  &hot, &cold,     &nucleus, &minp,
-                                          &one,  &all, &all_minp, &all_n,   &all_lone};
+    const rs_sampler_params *ps[RULES] = {&def, &hot, &cold,     &nucleus, &minp,
+                                          &one, &all, &all_minp, &all_n,   &all_lone};
     const char *pn[RULES] = {"default",
                              "temp 2.5 top-k 256",
                              "temp 0.05",

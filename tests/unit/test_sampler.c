@@ -590,8 +590,8 @@ static void test_draw_in_id_order(void **state) {
                     }
                     if (gap < 1e-9L * z) continue; /* on a boundary: rounding decides */
                     if (got != want)
-                        fail_msg("n %d min_p %g temp %g draw %d: token %d, expected %d", n,
-                                 p.min_p, p.temp, draw, got, want);
+                        fail_msg("n %d min_p %g temp %g draw %d: token %d, expected %d", n, p.min_p,
+                                 p.temp, draw, got, want);
                     checked++;
                 }
                 rs_sampler_free(&s);

@@ -24,6 +24,11 @@
  *      best itself. The slice's logits at or above the bound go to a scratch list;
  *   2. the last block to finish copies the list into shared memory (when it fits), selects
  *      its k best by a radix select on unique 64-bit keys, sorts them and draws.
+ * With top-k off (and so top-p, the session's rule) the candidates are the whole
+ * vocabulary in id order (sa_pick): every block finds the largest logit, takes its slice's
+ * masses up the host's sum tree (mass_tree.h) and leaves the sums in the scratch; the last
+ * walks down the tree from one draw. No k-best search, no sort: in a graph 9 µs a pick at
+ * 32 000 ids, 14 at 128 256 (top-k 40: 12 and 14; kernel lab, run 383).
  * The scratch's tally of arrivals and entries is zero between launches: the last block
  * resets it. */
 #include <float.h>
@@ -104,10 +109,10 @@ struct sa_tree {
     double up[SA_BLOCKS_MAX / RS_TREE_FAN + SA_BLOCKS_MAX / (RS_TREE_FAN * RS_TREE_FAN) + 2];
     double part[SP_THREADS];               /* level 1: the threads' sums */
     double half[SP_THREADS / RS_TREE_FAN]; /* level 2: the half-warps' */
+    double leaf[SP_PER];                   /* level 0 of the thread drawn in */
     double base;                           /* the draw's running sum before the node chosen */
     int node;                              /* ... that node */
     unsigned kept;                         /* the block's candidates (min-p keeps them) */
-    sp_u64 best;                           /* its best rank key */
 };
 
 struct sp_shared {
@@ -499,71 +504,91 @@ __device__ void sp_draw(sp_shared &sh, rs_sample_rule *rule, const sp_rule &r, i
 /* ---- the whole vocabulary: sampler.c draw_by_id ---------------------------------------- */
 
 /* The largest cleaned logit's key. Every block reads all n logits, so none waits for
- * another before its exps. */
+ * another before its exps (no block spins on another, whatever shares the GPU). The max
+ * is taken on the floats (fmaxf skips NaN) and cleaned once: sp_key is monotone, so the
+ * key of the max is the max of the keys. */
+constexpr int SA_LOADS = 8;
 __device__ uint32_t sa_top_key(sp_shared &sh, const float *logits, int n) {
-    uint32_t top = 0;
+    float top = -INFINITY;
     const int n4 = ((uintptr_t)logits & 15) ? 0 : n / 4;
     const float4 *v = (const float4 *)logits;
-#pragma unroll 4
-    for (int i = threadIdx.x; i < n4; i += SP_THREADS) {
-        const float4 a = v[i];
-        top = max(top, max(max(sp_key(a.x), sp_key(a.y)), max(sp_key(a.z), sp_key(a.w))));
+    for (int base = threadIdx.x; base < n4; base += SP_THREADS * SA_LOADS) {
+        float4 a[SA_LOADS];
+#pragma unroll
+        for (int j = 0; j < SA_LOADS; j++) {
+            const int i = base + j * SP_THREADS;
+            a[j] = i < n4 ? v[i] : make_float4(-INFINITY, -INFINITY, -INFINITY, -INFINITY);
+        }
+#pragma unroll
+        for (int j = 0; j < SA_LOADS; j++)
+            top = fmaxf(top, fmaxf(fmaxf(a[j].x, a[j].y), fmaxf(a[j].z, a[j].w)));
     }
-    for (int i = 4 * n4 + threadIdx.x; i < n; i += SP_THREADS) top = max(top, sp_key(logits[i]));
-    top = __reduce_max_sync(0xffffffffu, top);
-    if ((threadIdx.x & 31) == 0) sh.part[threadIdx.x >> 5] = top;
+    for (int i = 4 * n4 + threadIdx.x; i < n; i += SP_THREADS) top = fmaxf(top, logits[i]);
+    uint32_t key = __reduce_max_sync(0xffffffffu, sp_key(top));
+    if ((threadIdx.x & 31) == 0) sh.part[threadIdx.x >> 5] = key;
     __syncthreads();
 #pragma unroll
-    for (int w = 0; w < SP_WARPS; w++) top = max(top, sh.part[w]);
+    for (int w = 0; w < SP_WARPS; w++) key = max(key, sh.part[w]);
     __syncthreads(); /* part is reused */
-    return top;
+    return key;
 }
 
-/* A candidate's mass in the final softmax: draw_by_id's, 0 where min-p drops it. */
-__device__ __forceinline__ double sa_mass(uint32_t key, double vmax, double temp, double cut) {
-    const double d = (double)sp_value(key) - vmax;
-    return d < cut ? 0.0 : exp(d / temp);
+/* The host's cleaned logit (sp_key's value): NaN as -inf, +inf as FLT_MAX. */
+__device__ __forceinline__ float sa_clean(float x) {
+    return x == x ? fminf(x, FLT_MAX) : -INFINITY;
 }
 
-/* The masses of ids id0 .. id0 + 16 (those below n) into m; returns how many. */
-__device__ int sa_masses(const float *logits, int n, int id0, double vmax, double temp, double cut,
-                         double m[SP_PER], unsigned *kept, sp_u64 *best) {
+/* A logit's distance below the largest: draw_by_id's d. */
+__device__ __forceinline__ double sa_gap(float x, double vmax) {
+    return (double)sa_clean(x) - vmax;
+}
+
+/* A candidate's mass in the final softmax: draw_by_id's, 0 where min-p drops it. The exp is
+ * taken either way, so a thread's 16 have no branches around them. */
+__device__ __forceinline__ double sa_mass(double d, double temp, double cut) {
+    const double e = exp(d / temp);
+    return d < cut ? 0.0 : e;
+}
+
+/* The masses of ids id0 .. id0 + 16 into m (0 past n); adds those min-p keeps to *kept. */
+__device__ void sa_masses(const float *logits, int n, int id0, double vmax, double temp, double cut,
+                          double m[SP_PER], unsigned *kept) {
     float x[SP_PER];
+    if (!((uintptr_t)logits & 15) && id0 + SP_PER <= n) { /* 64 bytes in four loads */
 #pragma unroll
-    for (int j = 0; j < SP_PER; j++) x[j] = logits[min(id0 + j, n - 1)];
-    const int cnt = max(0, min(SP_PER, n - id0));
+        for (int j = 0; j < SP_PER; j += 4) {
+            const float4 a = *(const float4 *)&logits[id0 + j];
+            x[j] = a.x, x[j + 1] = a.y, x[j + 2] = a.z, x[j + 3] = a.w;
+        }
+    } else {
+#pragma unroll
+        for (int j = 0; j < SP_PER; j++) x[j] = logits[min(id0 + j, n - 1)];
+    }
 #pragma unroll
     for (int j = 0; j < SP_PER; j++) {
-        const uint32_t key = sp_key(x[j]);
-        m[j] = j < cnt ? sa_mass(key, vmax, temp, cut) : 0.0;
-        if (j < cnt) {
-            *kept += !((double)sp_value(key) - vmax < cut);
-            *best = max(*best, sp_rank_key(key, id0 + j));
-        }
+        const double d = sa_gap(x[j], vmax), mass = sa_mass(d, temp, cut);
+        const bool in = id0 + j < n;
+        m[j] = in ? mass : 0.0;
+        *kept += in && !(d < cut);
     }
-    return cnt;
 }
 
-/* Block b's slice: level 1 into tree.part, level 2 into tree.half; returns level 3's node
- * (thread 0's value) and adds the slice's candidates and best rank key to tree.kept and
- * tree.best. */
+/* Block b's slice: level 1 into tree.part and into parts (the last block descends through
+ * them without taking the exps again), level 2 into tree.half; returns level 3's node
+ * (thread 0's value) and adds the slice's candidates to tree.kept. */
 __device__ double sa_slice(sp_shared &sh, const float *logits, int n, int b, double vmax,
-                           double temp, double cut) {
+                           double temp, double cut, sp_u64 *parts) {
     sa_tree &tr = sh.tree;
     const int t = threadIdx.x;
-    double m[SP_PER], sum = 0.0; /* a thread past the vocabulary's end: no mass */
+    double m[SP_PER], sum = 0.0;
     unsigned kept = 0;
-    sp_u64 best = 0;
-    const int cnt = sa_masses(logits, n, b * SP_SLICE + t * SP_PER, vmax, temp, cut, m, &kept, &best);
-    if (cnt > 0) rs_tree_up(m, cnt, &sum);
-    tr.part[t] = sum;
-    kept = __reduce_add_sync(0xffffffffu, kept);
+    sa_masses(logits, n, b * SP_SLICE + t * SP_PER, vmax, temp, cut, m, &kept);
 #pragma unroll
-    for (int o = 16; o > 0; o >>= 1) best = max(best, __shfl_xor_sync(0xffffffffu, best, o));
-    if ((t & 31) == 0) {
-        atomicAdd(&tr.kept, kept);
-        atomicMax(&tr.best, best);
-    }
+    for (int j = 0; j < SP_PER; j++) sum += m[j]; /* rs_tree_up's sum: past n, + 0 */
+    tr.part[t] = sum;
+    parts[t] = (sp_u64)__double_as_longlong(sum);
+    kept = __reduce_add_sync(0xffffffffu, kept);
+    if ((t & 31) == 0) atomicAdd(&tr.kept, kept);
     __syncthreads();
     if (t % RS_TREE_FAN == 0) rs_tree_up(&tr.part[t], RS_TREE_FAN, &tr.half[t / RS_TREE_FAN]);
     __syncthreads();
@@ -573,25 +598,30 @@ __device__ double sa_slice(sp_shared &sh, const float *logits, int n, int b, dou
 }
 
 /* rs_sampler_sample when top-k and top-p are off (draw_by_id): each block sums its slice's
- * masses up to level 3 and leaves the sum in the scratch list; the last block sums the
- * levels above, walks down to a block, sums that slice again and walks down to the id.
- * Returns true in the last block, with the token in sh.pick. */
+ * masses up to level 3 and leaves level 1 and its sum in the scratch list; the last block
+ * sums the levels above, walks down to a block, through that block's level 1 (and the
+ * level 2 it sums again) to a thread's 16 ids, whose masses 16 lanes take again, and to
+ * the id. With one candidate (min-p) it walks to the only mass with target 0 and draws
+ * nothing, as the host does. Returns true in the last block, with the token in sh.pick.
+ * Scratch list: the blocks' sums, then SP_THREADS level-1 sums a block. */
 __device__ bool sa_pick(sp_shared &sh, sp_scratch *scr, const float *logits, int n,
                         rs_sample_rule *rule, const sp_rule &r, sp_u64 *trace) {
     sa_tree &tr = sh.tree;
     const int tid = threadIdx.x, nb = gridDim.x;
-    if (tid == 0) tr.kept = 0, tr.best = 0;
+    if (tid == 0) tr.kept = 0;
     const double vmax = (double)sp_value(sa_top_key(sh, logits, n)); /* barriers inside */
     sp_stamp(trace, RS_PICK_LOADED);
     const double temp = (double)r.temp,
                  cut = r.min_p > 0.0f ? log((double)r.min_p) : -(double)INFINITY;
     const bool finite = vmax != -(double)INFINITY;
     double block = 0.0;
-    if (finite) block = sa_slice(sh, logits, n, blockIdx.x, vmax, temp, cut);
+    sp_u64 *parts = &scr->list[nb];
+    if (finite)
+        block =
+            sa_slice(sh, logits, n, blockIdx.x, vmax, temp, cut, &parts[blockIdx.x * SP_THREADS]);
     sp_stamp(trace, RS_PICK_COUNTED);
     if (tid == 0) {
         scr->list[blockIdx.x] = (sp_u64)__double_as_longlong(block);
-        scr->list[nb + blockIdx.x] = tr.best;
         const sp_u64 add = SP_ARRIVAL + tr.kept, old = sp_add_acq_rel(&scr->tally, add) + add;
         sh.last = old >> 32 == (sp_u64)nb, sh.total = (unsigned)old;
     }
@@ -599,24 +629,16 @@ __device__ bool sa_pick(sp_shared &sh, sp_scratch *scr, const float *logits, int
     sp_stamp(trace, RS_PICK_ARRIVED);
     if (!sh.last) return false;
     if (tid == 0) scr->tally = 0; /* every block has arrived */
-    if (!finite) { /* every logit -inf or NaN: uniform over the vocabulary */
+    if (!finite) {                /* every logit -inf or NaN: uniform over the vocabulary */
         if (tid == 0) sh.pick = sp_uniform(rule, r, n);
         return true;
     }
-    if (sh.total == 1) { /* one candidate: the best, no draw */
-        if (tid == 0) {
-            sp_u64 best = 0;
-            for (int b = 0; b < nb; b++) best = max(best, __ldcg(&scr->list[nb + b]));
-            sh.pick = (int)~(uint32_t)best;
-        }
-        return true;
-    }
     double target = 0.0;
-    if (tid == 0) {
-        /* level 3 and the levels above it, then down to a block */
-        const int nb_kept = min(nb, SA_BLOCKS_MAX); /* the session keeps n within the bound */
-        for (int b = 0; b < nb_kept; b++)
-            tr.lvl3[b] = __longlong_as_double((long long)__ldcg(&scr->list[b]));
+    const int nb_kept = min(nb, SA_BLOCKS_MAX); /* the session keeps n within the bound */
+    for (int b = tid; b < nb_kept; b += SP_THREADS)
+        tr.lvl3[b] = __longlong_as_double((long long)__ldcg(&scr->list[b]));
+    __syncthreads();
+    if (tid == 0) { /* the levels above level 3, then down to a block */
         const double *level[8] = {tr.lvl3};
         int64_t len[8] = {nb_kept};
         double *at = tr.up;
@@ -626,9 +648,11 @@ __device__ bool sa_pick(sp_shared &sh, sp_scratch *scr, const float *logits, int
             len[top + 1] = rs_tree_up(level[top], len[top], at);
             at += len[top + 1];
         }
-        uint64_t st[4] = {r.rng[0], r.rng[1], r.rng[2], r.rng[3]};
-        target = rs_xoshiro_uniform(st) * level[top][0];
-        for (int j = 0; j < 4; j++) rule->rng[j] = st[j];
+        if (sh.total > 1) {
+            uint64_t st[4] = {r.rng[0], r.rng[1], r.rng[2], r.rng[3]};
+            target = rs_xoshiro_uniform(st) * level[top][0];
+            for (int j = 0; j < 4; j++) rule->rng[j] = st[j];
+        }
         int64_t node = 0;
         double base = 0.0;
         for (int k = top; k > 0; k--)
@@ -638,18 +662,24 @@ __device__ bool sa_pick(sp_shared &sh, sp_scratch *scr, const float *logits, int
     __syncthreads();
     sp_stamp(trace, RS_PICK_SELECTED);
     const int b = tr.node;
-    sa_slice(sh, logits, n, b, vmax, temp, cut); /* the same sums as that block's */
+    tr.part[tid] = __longlong_as_double((long long)__ldcg(&parts[b * SP_THREADS + tid]));
+    __syncthreads();
+    if (tid % RS_TREE_FAN == 0) rs_tree_up(&tr.part[tid], RS_TREE_FAN, &tr.half[tid / RS_TREE_FAN]);
+    __syncthreads();
     sp_stamp(trace, RS_PICK_SOFTMAX);
-    if (tid == 0) {
+    if (tid < 32) { /* warp 0: lane 0 walks down to a thread's ids, 16 lanes take their masses */
         double base = tr.base;
-        const int64_t h = rs_tree_down(tr.half, SP_THREADS / RS_TREE_FAN, 0, target, &base);
-        const int64_t t = rs_tree_down(tr.part, SP_THREADS, h, target, &base);
-        double m[SP_PER];
-        unsigned kept = 0;
-        sp_u64 best = 0;
-        const int id0 = b * SP_SLICE + (int)t * SP_PER;
-        sa_masses(logits, n, id0, vmax, temp, cut, m, &kept, &best);
-        sh.pick = id0 + (int)rs_tree_down(m, SP_PER, 0, target, &base);
+        int id0 = 0;
+        if (tid == 0) {
+            const int64_t h = rs_tree_down(tr.half, SP_THREADS / RS_TREE_FAN, 0, target, &base);
+            id0 = b * SP_SLICE + (int)rs_tree_down(tr.part, SP_THREADS, h, target, &base) * SP_PER;
+        }
+        id0 = __shfl_sync(0xffffffffu, id0, 0);
+        if (tid < SP_PER && id0 + tid < n)
+            tr.leaf[tid] = sa_mass(sa_gap(logits[id0 + tid], vmax), temp, cut);
+        __syncwarp();
+        if (tid == 0)
+            sh.pick = id0 + (int)rs_tree_down(tr.leaf, min(SP_PER, n - id0), 0, target, &base);
     }
     sp_stamp(trace, RS_PICK_DRAWN);
     return true;
@@ -757,9 +787,11 @@ void cw_penalize(cuda_backend *c, float *logits, int n, const rs_sample_rule *ru
 void cw_sample_pick(cuda_backend *c, const float *logits, int n, rs_sample_rule *rule, int32_t *ids,
                     int32_t *pos, int32_t *picks, uint64_t *rngs, int n_picks) {
     const int blocks = (n + SP_SLICE - 1) / SP_SLICE;
-    /* the list: the k-best path's entries, or the whole vocabulary's block sums and keys */
-    sp_scratch *scr = (sp_scratch *)cw_scratch(
-        c, CW_SCR_PICK, sizeof(sp_scratch) + ((size_t)n + 2 * (size_t)blocks) * sizeof(sp_u64));
+    /* the list: the k-best path's entries, or the whole vocabulary's block and level-1 sums
+     * (sa_pick) */
+    const size_t entries = std::max((size_t)n, (size_t)(1 + SP_THREADS) * blocks);
+    sp_scratch *scr =
+        (sp_scratch *)cw_scratch(c, CW_SCR_PICK, sizeof(sp_scratch) + entries * sizeof(sp_u64));
     if (!scr) return;
     sp_u64 *trace = NULL;
     if (c->tune.pick_trace && c->pick_traced < RS_PICK_TRACE_LAUNCHES &&
