@@ -506,7 +506,8 @@ __device__ void sp_draw(sp_shared &sh, rs_sample_rule *rule, const sp_rule &r, i
 /* The largest cleaned logit's key. Every block reads all n logits, so none waits for
  * another before its exps (no block spins on another, whatever shares the GPU). The max
  * is taken on the floats (fmaxf skips NaN) and cleaned once: sp_key is monotone, so the
- * key of the max is the max of the keys. */
+ * key of the max is the max of the keys; keys per logit took twice as long (run 381).
+ * SA_LOADS float4 loads a thread in flight; 16 measured the same (run 379). */
 constexpr int SA_LOADS = 8;
 __device__ uint32_t sa_top_key(sp_shared &sh, const float *logits, int n) {
     float top = -INFINITY;
