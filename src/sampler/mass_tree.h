@@ -17,7 +17,8 @@
 
 #include "sampler/xoshiro.h" /* RS_HOST_DEVICE */
 
-enum { RS_TREE_FAN = 16 };
+/* Levels a tree over up to 16^7 leaves has, the leaves included. */
+enum { RS_TREE_FAN = 16, RS_TREE_LEVELS = 8 };
 
 /* Writes the level above src[0 .. len) into dst; returns its length. */
 static inline RS_HOST_DEVICE int64_t rs_tree_up(const double *src, int64_t len, double *dst) {
@@ -57,6 +58,30 @@ static inline RS_HOST_DEVICE int64_t rs_tree_down(const double *child, int64_t l
     }
     *base = last_base;
     return last;
+}
+
+/* Builds the levels above level[0] (len[0] nodes) one after another into up, filling
+ * level[] and len[]; returns the top level's index (its one node is the total). */
+static inline RS_HOST_DEVICE int rs_tree_build(const double *level[RS_TREE_LEVELS],
+                                               int64_t len[RS_TREE_LEVELS], double *up) {
+    int top = 0;
+    for (; len[top] > 1; top++) {
+        level[top + 1] = up;
+        len[top + 1] = rs_tree_up(level[top], len[top], up);
+        up += len[top + 1];
+    }
+    return top;
+}
+
+/* Walks from the total at level top down to a node of level 0 for target; *base starts at 0
+ * and ends as the running sum before that node. */
+static inline RS_HOST_DEVICE int64_t rs_tree_walk(const double *const level[RS_TREE_LEVELS],
+                                                  const int64_t len[RS_TREE_LEVELS], int top,
+                                                  double target, double *base) {
+    int64_t node = 0;
+    *base = 0.0;
+    for (int k = top; k > 0; k--) node = rs_tree_down(level[k - 1], len[k - 1], node, target, base);
+    return node;
 }
 
 #endif

@@ -20,10 +20,6 @@
 #include <time.h>
 #include <unistd.h>
 
-/* Levels of the mass tree (mass_tree.h) above RS_SAMPLER_VOCAB_MAX = 16^6 leaves, the
- * leaves included. */
-#define TREE_LEVELS 7
-
 /* The top-p histogram spans this many nats below the max logit; lower ones share the
  * last bucket (their mass only matters for top_p within ~1e-10 of 1). */
 #define TOP_P_RANGE 32.0
@@ -368,24 +364,15 @@ static int32_t draw_by_id(rs_sampler *s, double u, double vmax) {
     const float *w = s->logit;
     const double temp = s->params.temp;
     const double cut = s->params.min_p > 0.0f ? log((double)s->params.min_p) : -INFINITY;
-    double *level[TREE_LEVELS] = {s->prob}, *at = s->tree;
-    int64_t len[TREE_LEVELS] = {s->n_vocab};
     for (int32_t i = 0; i < s->n_vocab; i++) {
         const double d = (double)w[i] - vmax;
         s->prob[i] = d < cut ? 0.0 : exp(d / temp);
     }
-    int top = 0;
-    for (; len[top] > 1; top++) {
-        level[top + 1] = at;
-        len[top + 1] = rs_tree_up(level[top], len[top], at);
-        at += len[top + 1];
-    }
-    const double target = u * level[top][0];
-    int64_t node = 0;
-    double base = 0.0;
-    for (int k = top; k > 0; k--)
-        node = rs_tree_down(level[k - 1], len[k - 1], node, target, &base);
-    return (int32_t)node;
+    const double *level[RS_TREE_LEVELS] = {s->prob};
+    int64_t len[RS_TREE_LEVELS] = {s->n_vocab};
+    const int top = rs_tree_build(level, len, s->tree);
+    double base;
+    return (int32_t)rs_tree_walk(level, len, top, u * level[top][0], &base);
 }
 
 /* Runs stages 1-6 on logits into cand/prob/n_cand and returns the largest logit. With
@@ -419,6 +406,7 @@ static float run_chain(rs_sampler *s, const float *logits, bool want_sorted, boo
         n = all ? top_p_all(s, vmax) : top_p_sorted(s, n, vmax);
         all = false;
     }
+    const bool in_id_order = all; /* top-k and top-p off: min-p only zeroes masses */
     if (p->min_p > 0.0f) {
         n = apply_min_p(s, n, all, sorted, vmax);
         all = false;
@@ -426,7 +414,7 @@ static float run_chain(rs_sampler *s, const float *logits, bool want_sorted, boo
     if (all)
         for (int32_t i = 0; i < nv; i++) s->cand[i] = i;
     s->n_cand = n;
-    if (by_id && (p->top_k <= 0 || p->top_k >= nv) && p->top_p >= 1.0f) {
+    if (by_id && in_id_order) {
         *by_id = true;
         return vmax;
     }

@@ -49,8 +49,13 @@ typedef unsigned long long sp_u64; /* the type CUDA's 64-bit atomics and loads t
 /* The host's order as an unsigned key: the cleaned logit (NaN as -inf, +inf as FLT_MAX,
  * -0 as +0 so equal values give equal keys) with its bits arranged so that a larger value
  * gives a larger key. No logit's key is 0 (-inf's is 0x007fffff), so 0 marks "none". */
+/* The host's cleaned logit: NaN as -inf, +inf as FLT_MAX. */
+__device__ __forceinline__ float sp_clean(float x) {
+    return x == x ? fminf(x, FLT_MAX) : -INFINITY;
+}
+
 __device__ __forceinline__ uint32_t sp_key(float x) {
-    x = x == x ? fminf(x, FLT_MAX) : -INFINITY;
+    x = sp_clean(x);
     if (x == 0.0f) x = 0.0f;
     const uint32_t u = __float_as_uint(x);
     return (u & 0x80000000u) ? ~u : (u | 0x80000000u);
@@ -534,14 +539,9 @@ __device__ uint32_t sa_top_key(sp_shared &sh, const float *logits, int n) {
     return key;
 }
 
-/* The host's cleaned logit (sp_key's value): NaN as -inf, +inf as FLT_MAX. */
-__device__ __forceinline__ float sa_clean(float x) {
-    return x == x ? fminf(x, FLT_MAX) : -INFINITY;
-}
-
 /* A logit's distance below the largest: draw_by_id's d. */
 __device__ __forceinline__ double sa_gap(float x, double vmax) {
-    return (double)sa_clean(x) - vmax;
+    return (double)sp_clean(x) - vmax;
 }
 
 /* A candidate's mass in the final softmax: draw_by_id's, 0 where min-p drops it. The exp is
@@ -640,25 +640,17 @@ __device__ bool sa_pick(sp_shared &sh, sp_scratch *scr, const float *logits, int
         tr.lvl3[b] = __longlong_as_double((long long)__ldcg(&scr->list[b]));
     __syncthreads();
     if (tid == 0) { /* the levels above level 3, then down to a block */
-        const double *level[8] = {tr.lvl3};
-        int64_t len[8] = {nb_kept};
-        double *at = tr.up;
-        int top = 0;
-        for (; len[top] > 1; top++) {
-            level[top + 1] = at;
-            len[top + 1] = rs_tree_up(level[top], len[top], at);
-            at += len[top + 1];
-        }
+        const double *level[RS_TREE_LEVELS] = {tr.lvl3};
+        int64_t len[RS_TREE_LEVELS] = {nb_kept};
+        const int top = rs_tree_build(level, len, tr.up);
         if (sh.total > 1) {
             uint64_t st[4] = {r.rng[0], r.rng[1], r.rng[2], r.rng[3]};
             target = rs_xoshiro_uniform(st) * level[top][0];
             for (int j = 0; j < 4; j++) rule->rng[j] = st[j];
         }
-        int64_t node = 0;
-        double base = 0.0;
-        for (int k = top; k > 0; k--)
-            node = rs_tree_down(level[k - 1], len[k - 1], node, target, &base);
-        tr.node = (int)node, tr.base = base;
+        double base;
+        tr.node = (int)rs_tree_walk(level, len, top, target, &base);
+        tr.base = base;
     }
     __syncthreads();
     sp_stamp(trace, RS_PICK_SELECTED);
