@@ -1144,12 +1144,14 @@ static void bench_pick(void) {
         die("host_alloc", e.msg);
     int32_t *ids = (int32_t *)dalloc(4), *pos = (int32_t *)dalloc(4);
     ck(cudaMemset(pos, 0, 4), "memset");
-    enum { RULES = 3 };
+    enum { RULES = 4 };
     rs_sample_rule rules[RULES] = {{{1, 2, 3, 4}, 40, 0.95f, 0.05f, 0.8f},
                                    {{1, 2, 3, 4}, RS_SAMPLE_TOP_K_MAX, 1.0f, 0.0f, 2.5f},
-                                   {{1, 2, 3, 4}, 0, 1.0f, 0.0f, 1.0f}};
+                                   {{1, 2, 3, 4}, 0, 1.0f, 0.0f, 1.0f},
+                                   {{1, 2, 3, 4}, 0, 0.9f, 0.0f, 1.0f}};
     const char *rule_name[RULES] = {"default (k 40, p 0.95, min-p 0.05, t 0.8)", "k 256, t 2.5",
-                                    "all ids (k 0, p 1, t 1)"};
+                                    "all ids (k 0, p 1, t 1)",
+                                    "top-p over all ids (k 0, p 0.9, t 1)"};
     rs_sample_rule *drule = (rs_sample_rule *)dalloc(sizeof(rs_sample_rule));
     unsigned long long *trace = (unsigned long long *)dalloc((size_t)RS_PICK_TRACE_LAUNCHES *
                                                              RS_PICK_TRACE_WORDS * sizeof *trace);

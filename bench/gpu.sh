@@ -101,6 +101,10 @@ run_tests() {
     compute-sanitizer --tool memcheck --error-exitcode 9 $B run -m "$RUSTY_SHARED/models/TinyStories-656K.f16.gguf" \
         -p "Once upon a time" -n 24 --temp 1 --top-k 0 --top-p 1 --seed 5 2>&1 | tail -6
     echo "memcheck exit: ${PIPESTATUS[0]}"
+    say "compute-sanitizer memcheck on a sampled decode loop with top-p over the whole vocabulary"
+    compute-sanitizer --tool memcheck --error-exitcode 9 $B run -m "$RUSTY_SHARED/models/TinyStories-656K.f16.gguf" \
+        -p "Once upon a time" -n 24 --temp 1 --top-k 0 --top-p 0.9 --seed 5 2>&1 | tail -6
+    echo "memcheck exit: ${PIPESTATUS[0]}"
     for t in 0.8 0; do
         say "compute-sanitizer memcheck on a decode loop with penalties (temp $t; window on the device)"
         compute-sanitizer --tool memcheck --error-exitcode 9 $B run -m "$RUSTY_SHARED/models/TinyStories-656K.f16.gguf" \
@@ -180,6 +184,8 @@ run_bench() {
         $B bench -m "$f" -p 0 -n 128 -r 3 --sampled --repeat-penalty 1.1 2>>"$OUT/bench.err" | tail -n +3
         echo "(temperature 1 over the whole vocabulary: --top-k 0 --top-p 1 --min-p 0)"
         $B bench -m "$f" -p 0 -n 128 -r 3 --sampled --temp 1 --top-k 0 --top-p 1 --min-p 0 2>>"$OUT/bench.err" | tail -n +3
+        echo "(top-p 0.9 over the whole vocabulary: --top-k 0 --top-p 0.9 --min-p 0)"
+        $B bench -m "$f" -p 0 -n 128 -r 3 --sampled --temp 1 --top-k 0 --top-p 0.9 --min-p 0 2>>"$OUT/bench.err" | tail -n +3
     fi
     if [[ -z ${NO_DEPTH:-} ]] && f=$(synth Q4_0); then
         echo "(depth 4096 with the F16 KV cache, then -ctk q8_0 and -ctk q4_0 at depths 0 and 4096)"

@@ -32,13 +32,19 @@ enum { RS_FENCES = 4 };
 /* How sample_pick draws a chained step's token, in backend memory: rs_sampler_sample's
  * chain (sampler.h) with these parameters, temp > 0 and either 1 <= top_k <=
  * RS_SAMPLE_TOP_K_MAX, top_k < n_vocab, or top-k off (top_k <= 0 or >= n_vocab) with
- * top_p = 1 and n_vocab <= RS_SAMPLE_ALL_VOCAB_MAX (the whole vocabulary's draw). rng is
+ * n_vocab <= RS_SAMPLE_ALL_VOCAB_MAX (the whole vocabulary's draw), and <=
+ * RS_SAMPLE_NUCLEUS_VOCAB_MAX when top_p < 1 (its blocks wait for each other). rng is
  * the xoshiro256** state the next draw starts from. pen is stage 1's window (the
  * penalties' parameters and the last accepted tokens, rs_sampler's ring as it is:
  * tok[next] is the next token's slot, the oldest leaving when len == last_n), applied by
  * penalize; with pen.last_n > 0 greedy_pick and sample_pick append their pick to it, as
  * rs_sampler_accept does, so the next step sees it. */
-enum { RS_SAMPLE_TOP_K_MAX = 256, RS_SAMPLE_LAST_N_MAX = 1024, RS_SAMPLE_ALL_VOCAB_MAX = 1 << 22 };
+enum {
+    RS_SAMPLE_TOP_K_MAX = 256,
+    RS_SAMPLE_LAST_N_MAX = 1024,
+    RS_SAMPLE_ALL_VOCAB_MAX = 1 << 22,
+    RS_SAMPLE_NUCLEUS_VOCAB_MAX = 1 << 18,
+};
 typedef struct rs_sample_window {
     float repeat_penalty, frequency_penalty, presence_penalty;
     int32_t last_n;    /* 0 (no window) .. RS_SAMPLE_LAST_N_MAX */

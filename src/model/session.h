@@ -85,8 +85,8 @@ rs_status rs_session_greedy_end(rs_session *s, rs_error *err);
 typedef struct rs_sampler rs_sampler;
 typedef struct rs_sampler_params rs_sampler_params;
 /* True for greedy parameters, for sampling with 1 <= top_k <= 256 (RS_SAMPLE_TOP_K_MAX)
- * below the vocabulary size, and for sampling with top-k and top-p both off (the whole
- * vocabulary, at most RS_SAMPLE_ALL_VOCAB_MAX tokens); with penalties
+ * below the vocabulary size, and for sampling with top-k off (the whole vocabulary, at most
+ * RS_SAMPLE_ALL_VOCAB_MAX tokens, or RS_SAMPLE_NUCLEUS_VOCAB_MAX with top-p); with penalties
  * (rs_sampler_params_penalized) only where the steps run on a GPU and the window is at most
  * RS_SAMPLE_LAST_N_MAX tokens. Such a chain starts from sm's penalty window as it is at its
  * first step and adds its own picks to it there; accept each pick into sm as usual, so the

@@ -60,7 +60,8 @@ bool rs_session_chain_supports(const rs_session *s, const rs_sampler_params *p) 
     const int32_t n_vocab = s->m->hp.n_vocab;
     const bool top_k_off = p->top_k <= 0 || p->top_k >= n_vocab;
     return p->temp <= 0.0f || (p->top_k >= 1 && p->top_k <= RS_SAMPLE_TOP_K_MAX && !top_k_off) ||
-           (top_k_off && p->top_p >= 1.0f && n_vocab <= RS_SAMPLE_ALL_VOCAB_MAX);
+           (top_k_off &&
+            n_vocab <= (p->top_p >= 1.0f ? RS_SAMPLE_ALL_VOCAB_MAX : RS_SAMPLE_NUCLEUS_VOCAB_MAX));
 }
 
 rs_status rs_session_chain_sampler(rs_session *s, rs_sampler *sm, rs_error *err) {
@@ -70,9 +71,10 @@ rs_status rs_session_chain_sampler(rs_session *s, rs_sampler *sm, rs_error *err)
     if (sm && !rs_session_chain_supports(s, &sm->params))
         return rs_error_set(err, RS_ERR_ARG,
                             "chained steps cannot sample with these parameters (top_k outside "
-                            "1..%d and below the vocabulary, top-p without top-k, or penalties "
-                            "off the GPU or over more than %d tokens)",
-                            RS_SAMPLE_TOP_K_MAX, RS_SAMPLE_LAST_N_MAX);
+                            "1..%d and below the vocabulary, top-p without top-k over more "
+                            "than %d tokens, or penalties off the GPU or over more than %d "
+                            "tokens)",
+                            RS_SAMPLE_TOP_K_MAX, RS_SAMPLE_NUCLEUS_VOCAB_MAX, RS_SAMPLE_LAST_N_MAX);
     if (sm && sm->n_vocab != s->m->hp.n_vocab)
         return rs_error_set(err, RS_ERR_ARG,
                             "the sampler's vocabulary (%d) is not the model's (%d)", sm->n_vocab,

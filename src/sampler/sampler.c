@@ -9,6 +9,7 @@
  * order; rs_sampler_probs sorts them at the end. */
 #include "sampler/sampler.h"
 #include "sampler/mass_tree.h"
+#include "sampler/nucleus.h"
 #include "sampler/xoshiro.h"
 
 #include <float.h>
@@ -286,30 +287,33 @@ static int bucket_of(float x, double vmax) {
     return d < RS_SAMPLER_BUCKETS - 1 ? (int)d : RS_SAMPLER_BUCKETS - 1; /* -inf lands last */
 }
 
-/* top-p over the whole vocabulary without sorting it: a histogram of the mass over logit
- * buckets (monotone in the logit) finds the bucket where the nucleus ends, and only that
- * bucket is sorted. The kept ids land in cand[0..n) best bucket first, not sorted. */
+/* top-p over the whole vocabulary without sorting it: a histogram of the integer masses
+ * (nucleus.h) over logit buckets (monotone in the logit) finds the bucket where the
+ * nucleus ends, and only that bucket is sorted. The kept ids land in cand[0..n) best
+ * bucket first, not sorted; the last one kept, the cut, goes to cut_logit / cut_id. */
 static int32_t top_p_all(rs_sampler *s, double vmax) {
     const float *w = s->logit;
     const int32_t nv = s->n_vocab;
-    double *e = s->prob, *mass = s->bucket_mass, z = 0.0;
+    double *m = s->prob; /* prob[] is free until the final softmax; masses < 2^53 are exact */
+    uint64_t *mass = s->bucket_mass, total = 0;
     int32_t *cnt = s->bucket_n;
     memset(mass, 0, RS_SAMPLER_BUCKETS * sizeof *mass);
     memset(cnt, 0, RS_SAMPLER_BUCKETS * sizeof *cnt);
     for (int32_t i = 0; i < nv; i++) {
         const int b = bucket_of(w[i], vmax);
-        e[i] = exp((double)w[i] - vmax); /* prob[] is free until the final softmax */
-        z += e[i];
-        mass[b] += e[i];
+        const uint64_t mi = rs_nucleus_mass((double)w[i] - vmax);
+        m[i] = (double)mi;
+        total += mi;
+        mass[b] += mi;
         cnt[b]++;
     }
-    const double p = s->params.top_p;
-    double cum = 0.0;
+    const uint64_t target = rs_nucleus_target(total, s->params.top_p);
+    uint64_t cum = 0;
     int32_t above = 0; /* ids in the buckets before the boundary one */
     int edge = 0;
     for (; edge < RS_SAMPLER_BUCKETS - 1; edge++) {
-        if (cum + mass[edge] / z >= p) break;
-        cum += mass[edge] / z;
+        if (cum + mass[edge] >= target) break;
+        cum += mass[edge];
         above += cnt[edge];
     }
     int32_t n_hi = 0, n_edge = above;
@@ -321,11 +325,16 @@ static int32_t top_p_all(rs_sampler *s, double vmax) {
             s->cand[n_edge++] = i;
     }
     sort_best_first(w, s->cand + above, n_edge - above);
+    int32_t n = n_edge; /* the target is within the total: the loop below returns */
     for (int32_t i = above; i < n_edge; i++) {
-        cum += e[s->cand[i]] / z;
-        if (cum >= p) return i + 1;
+        cum += (uint64_t)m[s->cand[i]];
+        if (cum >= target) {
+            n = i + 1;
+            break;
+        }
     }
-    return n_edge;
+    s->cut_logit = w[s->cand[n - 1]], s->cut_id = s->cand[n - 1];
+    return n;
 }
 
 /* min-p: keeps tokens with logit >= max + log(min_p), i.e. p >= min_p * p_max. With
@@ -357,16 +366,18 @@ static void final_softmax(rs_sampler *s, int32_t n, double vmax) {
     for (int32_t i = 0; i < n; i++) s->prob[i] /= z;
 }
 
-/* The draw when the candidates are the whole vocabulary in id order (top-k and top-p off;
- * the ids min-p drops get no mass): the final softmax's masses by id in prob, summed and
- * walked in mass_tree.h's order, which the GPU can take in parallel. */
+/* The draw when top-k is off: the vocabulary in id order, where the ids top-p leaves out
+ * (ranked below the cut) and min-p drops get no mass. The final softmax's masses by id go
+ * into prob, summed and walked in mass_tree.h's order, which the GPU can take in parallel. */
 static int32_t draw_by_id(rs_sampler *s, double u, double vmax) {
-    const float *w = s->logit;
+    const float *w = s->logit, cw = s->cut_logit;
+    const int32_t cid = s->cut_id;
     const double temp = s->params.temp;
     const double cut = s->params.min_p > 0.0f ? log((double)s->params.min_p) : -INFINITY;
     for (int32_t i = 0; i < s->n_vocab; i++) {
         const double d = (double)w[i] - vmax;
-        s->prob[i] = d < cut ? 0.0 : exp(d / temp);
+        const bool in = w[i] > cw || (i <= cid && w[i] == cw); /* ranked at or above the cut */
+        s->prob[i] = d < cut || !in ? 0.0 : exp(d / temp);
     }
     const double *level[RS_TREE_LEVELS] = {s->prob};
     int64_t len[RS_TREE_LEVELS] = {s->n_vocab};
@@ -397,6 +408,7 @@ static float run_chain(rs_sampler *s, const float *logits, bool want_sorted, boo
         return vmax;
     }
     bool all = true, sorted = false; /* all: the candidates are 0..nv-1, cand unfilled */
+    s->cut_logit = -INFINITY, s->cut_id = nv - 1; /* top-p keeps every id */
     if (p->top_k > 0 && p->top_k < nv) {
         n = p->top_k;
         select_top_k(w, nv, n, s->cand);
@@ -406,7 +418,7 @@ static float run_chain(rs_sampler *s, const float *logits, bool want_sorted, boo
         n = all ? top_p_all(s, vmax) : top_p_sorted(s, n, vmax);
         all = false;
     }
-    const bool in_id_order = all; /* top-k and top-p off: min-p only zeroes masses */
+    const bool in_id_order = !sorted; /* top-k off: top-p and min-p only zero masses */
     if (p->min_p > 0.0f) {
         n = apply_min_p(s, n, all, sorted, vmax);
         all = false;

@@ -10,15 +10,17 @@
  *   2. greedy     when temp <= 0: the argmax of the penalised logits (ties: lowest id), done
  *   3. top-k      keep the k highest logits (ties broken by lower id)
  *   4. top-p      softmax (at temperature 1) over the survivors, keep the shortest
- *                 highest-first prefix whose probability mass reaches top_p
+ *                 highest-first prefix whose probability mass reaches top_p; over the
+ *                 whole vocabulary (top-k off) the masses are integers (nucleus.h), so
+ *                 that the GPU finds the same prefix
  *   5. min-p      keep tokens with p >= min_p * p_max, i.e. logit >= max + log(min_p)
  *   6. temperature  p_i = softmax(logit_i / temp) over the survivors (float64)
  *   7. draw       one uniform double u = (next >> 11) * 2^-53 from the sampler's
  *                 xoshiro256** stream; the first candidate whose cumulative probability
  *                 exceeds u. No number is drawn when one candidate is left (as llama.cpp).
- *                 When top-k and top-p are off, the candidates are the vocabulary in id
- *                 order and the cumulative sums go up and down a tree of partial sums
- *                 (mass_tree.h), an order a GPU can take in parallel.
+ *                 When top-k is off, the candidates are drawn in id order (the ids top-p
+ *                 and min-p drop have no mass) and the cumulative sums go up and down a
+ *                 tree of partial sums (mass_tree.h), an order a GPU can take in parallel.
  * Filters 3-5 therefore see temperature-1 probabilities, exactly as in llama.cpp.
  *
  * NaN logits count as -inf and +inf as FLT_MAX, so hostile logits cannot poison the
@@ -62,19 +64,21 @@ typedef struct rs_sampler_params {
 typedef struct rs_sampler {
     rs_sampler_params params;
     int32_t n_vocab;
-    uint64_t seed;       /* the seed in use (resolved when params.seed was RANDOM) */
-    uint64_t rng[4];     /* xoshiro256** state */
-    float *logit;        /* [n_vocab] the last logits, cleaned and penalised */
-    int32_t *cand;       /* [n_vocab] candidate ids of the last chain run */
-    double *prob;        /* [n_vocab] their final probabilities */
-    int32_t n_cand;      /* candidates after the last chain run */
-    int32_t *count;      /* [n_vocab] occurrences of each token in the history window */
-    int32_t *hist;       /* [repeat_last_n] ring of accepted tokens */
-    int32_t hist_len;    /* tokens in the ring */
-    int32_t hist_next;   /* ring slot the next token goes to */
-    double *bucket_mass; /* [RS_SAMPLER_BUCKETS] top-p histogram: probability mass */
-    int32_t *bucket_n;   /* [RS_SAMPLER_BUCKETS] top-p histogram: ids */
-    double *tree;        /* the mass tree's levels above the ids (mass_tree.h) */
+    uint64_t seed;         /* the seed in use (resolved when params.seed was RANDOM) */
+    uint64_t rng[4];       /* xoshiro256** state */
+    float *logit;          /* [n_vocab] the last logits, cleaned and penalised */
+    int32_t *cand;         /* [n_vocab] candidate ids of the last chain run */
+    double *prob;          /* [n_vocab] their final probabilities */
+    int32_t n_cand;        /* candidates after the last chain run */
+    int32_t *count;        /* [n_vocab] occurrences of each token in the history window */
+    int32_t *hist;         /* [repeat_last_n] ring of accepted tokens */
+    int32_t hist_len;      /* tokens in the ring */
+    int32_t hist_next;     /* ring slot the next token goes to */
+    uint64_t *bucket_mass; /* [RS_SAMPLER_BUCKETS] top-p histogram: mass (nucleus.h units) */
+    int32_t *bucket_n;     /* [RS_SAMPLER_BUCKETS] top-p histogram: ids */
+    double *tree;          /* the mass tree's levels above the ids (mass_tree.h) */
+    float cut_logit;       /* top-p over the whole vocabulary kept the ids ranked at or above */
+    int32_t cut_id;        /* this logit and id (nucleus.h); -inf and n_vocab - 1: all of them */
 } rs_sampler;
 
 /* llama.cpp's defaults, as documented on each field above. */

@@ -225,8 +225,9 @@ static void check_chained(const rs_model *m, const char *file) {
     }
     /* greedy; the default sampler (temp 0.8, top-k 40, top-p 0.95, min-p 0.05); a hot one
      * with a draw every step among 256 candidates; both with penalties (the device keeps
-     * their window); the whole vocabulary (top-k and top-p off), with and without min-p */
-    enum { RULES = 7 };
+     * their window); the whole vocabulary (top-k off), with and without min-p, and with
+     * top-p (with and without penalties) */
+    enum { RULES = 9 };
     rs_sampler_params sps[RULES];
     for (int r = 0; r < RULES; r++) sps[r] = rs_sampler_params_default();
     sps[0].temp = 0.0f, sps[0].seed = 1;
@@ -239,13 +240,19 @@ static void check_chained(const rs_model *m, const char *file) {
     sps[5].top_k = 0, sps[5].top_p = 1.0f, sps[5].min_p = 0.0f, sps[5].temp = 1.0f;
     sps[5].seed = 6;
     sps[6].top_k = 0, sps[6].top_p = 1.0f, sps[6].repeat_penalty = 1.2f, sps[6].seed = 7;
+    sps[7].top_k = 0, sps[7].top_p = 0.9f, sps[7].min_p = 0.0f, sps[7].temp = 1.0f;
+    sps[7].seed = 8;
+    sps[8].top_k = 0, sps[8].top_p = 0.7f, sps[8].temp = 1.3f, sps[8].repeat_penalty = 1.2f;
+    sps[8].seed = 9;
     const char *rule_name[RULES] = {"greedy",
                                     "sampled",
                                     "hot sampled",
                                     "greedy with penalties",
                                     "sampled with penalties",
                                     "all ids sampled",
-                                    "all ids sampled, min-p 0.05, penalties"};
+                                    "all ids sampled, min-p 0.05, penalties",
+                                    "top-p 0.9 over all ids",
+                                    "top-p 0.7 over all ids, min-p 0.05, temp 1.3, penalties"};
     static gen_run ref, run;
     const char *stops[2] = {NULL, "the"};
     for (int r = 0; r < RULES; r++) {

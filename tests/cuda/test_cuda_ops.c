@@ -1049,7 +1049,8 @@ static void test_sample_pick(void) {
         return;
     }
     rs_sampler_params def = rs_sampler_params_default(), hot = def, cold = def, nucleus = def,
-                      minp = def, one = def, all = def, all_minp = def, all_n = def, all_lone = def;
+                      minp = def, one = def, all = def, all_minp = def, all_n = def, all_lone = def,
+                      all_p9 = def, all_p5 = def, all_p99 = def;
     def.seed = 11;
     hot.temp = 2.5f, hot.top_k = RS_SAMPLE_TOP_K_MAX, hot.top_p = 1.0f, hot.min_p = 0.0f;
     hot.seed = 12;
@@ -1063,9 +1064,16 @@ static void test_sample_pick(void) {
     all_n.top_k = INT32_MAX, all_n.top_p = 1.0f, all_n.min_p = 0.0f, all_n.temp = 3.0f;
     all_n.seed = 19;
     all_lone.top_k = 0, all_lone.top_p = 1.0f, all_lone.min_p = 0.97f, all_lone.seed = 20;
-    enum { RULES = 10 };
-    const rs_sampler_params *ps[RULES] = {&def, &hot, &cold,     &nucleus, &minp,
-                                          &one, &all, &all_minp, &all_n,   &all_lone};
+    /* top-k off with top-p: the nucleus over the whole vocabulary (sampler.c top_p_all) */
+    all_p9.top_k = 0, all_p9.top_p = 0.9f, all_p9.min_p = 0.0f, all_p9.temp = 1.0f;
+    all_p9.seed = 26;
+    all_p5.top_k = 0, all_p5.top_p = 0.5f, all_p5.temp = 1.3f, all_p5.seed = 27; /* min-p 0.05 */
+    all_p99.top_k = 0, all_p99.top_p = 0.99f, all_p99.min_p = 0.0f, all_p99.temp = 0.7f;
+    all_p99.seed = 28;
+    enum { RULES = 13 };
+    const rs_sampler_params *ps[RULES] = {&def,    &hot,    &cold,     &nucleus, &minp,
+                                          &one,    &all,    &all_minp, &all_n,   &all_lone,
+                                          &all_p9, &all_p5, &all_p99};
     const char *pn[RULES] = {"default",
                              "temp 2.5 top-k 256",
                              "temp 0.05",
@@ -1075,7 +1083,10 @@ static void test_sample_pick(void) {
                              "all ids, temp 1",
                              "all ids, min-p 0.05",
                              "all ids (top-k above n), temp 3",
-                             "all ids, min-p 0.97 (often one left)"};
+                             "all ids, min-p 0.97 (often one left)",
+                             "all ids, top-p 0.9",
+                             "all ids, top-p 0.5, min-p 0.05, temp 1.3",
+                             "all ids, top-p 0.99, temp 0.7"};
     /* one block's slice is 4096 logits: 4097 leaves the second block one */
     static const int sizes[] = {300, 1025, 4097, 32000, 151936};
     char name[128];
@@ -1086,6 +1097,14 @@ static void test_sample_pick(void) {
             snprintf(name, sizeof name, "sample_pick: %s, random logits, n=%d", pn[k], n);
             check_sample(name, l, n, *ps[k], 24);
         }
+        /* peaked logits: a nucleus of a few ids, often one (top-p's first pass decides) */
+        float *peak = host_alloc((size_t)n);
+        for (int i = 0; i < n; i++) peak[i] = l[i] * 6.0f;
+        for (int k = RULES - 3; k < RULES; k++) {
+            snprintf(name, sizeof name, "sample_pick: %s, peaked logits, n=%d", pn[k], n);
+            check_sample(name, peak, n, *ps[k], 24);
+        }
+        free(peak);
         /* coarse logits: ties everywhere, at the k-th value too; -0 and +0 among them */
         for (int i = 0; i < n; i++) l[i] = roundf(l[i] * 2.0f) * 0.25f;
         for (int i = 0; i < n; i += 7) l[i] = (i / 7) % 2 ? 0.0f : -0.0f;
@@ -1103,20 +1122,26 @@ static void test_sample_pick(void) {
     for (int i = 0; i < N; i++) l[i] = i % 3 ? NAN : -INFINITY;
     check_sample("sample_pick: every logit NaN or -inf", l, N, hot, 8);
     check_sample("sample_pick: all ids, every logit NaN or -inf", l, N, all, 8);
+    check_sample("sample_pick: top-p over all ids, every logit NaN or -inf", l, N, all_p9, 8);
     l[8500] = -1e30f, l[17] = 3.0f, l[4200] = 3.0f;
     check_sample("sample_pick: three finite logits, top-k 40 (ties at -inf)", l, N, def, 16);
     check_sample("sample_pick: all ids, three finite logits", l, N, all, 16);
     check_sample("sample_pick: all ids, three finite logits, min-p 0.97", l, N, all_lone, 16);
+    check_sample("sample_pick: top-p 0.9 over all ids, three finite logits", l, N, all_p9, 16);
     l[1200] = FLT_MAX, l[900] = INFINITY, l[8900] = INFINITY;
     check_sample("sample_pick: +inf ties FLT_MAX", l, N, hot, 16);
     check_sample("sample_pick: all ids, +inf ties FLT_MAX", l, N, all_n, 16);
+    check_sample("sample_pick: top-p 0.99 over all ids, +inf ties FLT_MAX", l, N, all_p99, 16);
     l[900] = 3.0f, l[8900] = 3.0f;
     check_sample("sample_pick: all ids, one FLT_MAX, min-p 0.97 (no draw)", l, N, all_lone, 8);
     for (int i = 0; i < N; i++) l[i] = 1.0f;
     check_sample("sample_pick: all equal, top-k 256 (the lowest ids)", l, N, hot, 16);
     check_sample("sample_pick: all ids, all equal", l, N, all, 16);
+    check_sample("sample_pick: top-p 0.5 over all ids, all equal (the lowest ids)", l, N, all_p5,
+                 16);
     float lone = 2.0f; /* a vocabulary of one: no draw */
     check_sample("sample_pick: all ids, one token", &lone, 1, all, 4);
+    check_sample("sample_pick: top-p over all ids, one token", &lone, 1, all_p9, 4);
     free(l);
 }
 
@@ -1221,7 +1246,7 @@ static void test_penalize(void) {
         return;
     }
     rs_sampler_params rep = rs_sampler_params_default(), hot = rep, greedy = rep, one = rep,
-                      wide = rep, all = rep;
+                      wide = rep, all = rep, all_p = rep;
     rep.repeat_penalty = 1.3f, rep.seed = 21;
     hot.temp = 2.5f, hot.top_k = RS_SAMPLE_TOP_K_MAX, hot.top_p = 1.0f, hot.min_p = 0.0f;
     hot.repeat_penalty = 0.8f, hot.frequency_penalty = 0.3f, hot.presence_penalty = -0.5f;
@@ -1233,13 +1258,16 @@ static void test_penalize(void) {
     wide.repeat_last_n = RS_SAMPLE_LAST_N_MAX, wide.seed = 24;
     all.top_k = 0, all.top_p = 1.0f, all.min_p = 0.0f, all.temp = 1.2f;
     all.frequency_penalty = 0.5f, all.seed = 25;
-    const rs_sampler_params *ps[6] = {&rep, &hot, &greedy, &one, &wide, &all};
-    const char *pn[6] = {"repeat 1.3",
-                         "hot, repeat 0.8, frequency 0.3, presence -0.5",
-                         "greedy, repeat 1.5, frequency 0.25",
-                         "repeat 2 over one token",
-                         "repeat 1.1, presence 0.7, the widest window",
-                         "all ids, frequency 0.5"};
+    all_p.top_k = 0, all_p.top_p = 0.8f, all_p.repeat_penalty = 1.3f, all_p.seed = 29;
+    enum { PEN_RULES = 7 };
+    const rs_sampler_params *ps[PEN_RULES] = {&rep, &hot, &greedy, &one, &wide, &all, &all_p};
+    const char *pn[PEN_RULES] = {"repeat 1.3",
+                                 "hot, repeat 0.8, frequency 0.3, presence -0.5",
+                                 "greedy, repeat 1.5, frequency 0.25",
+                                 "repeat 2 over one token",
+                                 "repeat 1.1, presence 0.7, the widest window",
+                                 "all ids, frequency 0.5",
+                                 "top-p 0.8 over all ids, repeat 1.3"};
     static const int sizes[] = {300, 32000, 151936};
     char name[160];
     for (int z = 0; z < 3; z++) {
@@ -1248,7 +1276,7 @@ static void test_penalize(void) {
         /* the repeated ids hold every kind of logit the cleaning meets */
         l[3] = NAN, l[5] = INFINITY, l[7] = -INFINITY, l[9] = 0.0f, l[11] = -0.0f;
         l[13] = FLT_MAX, l[15] = -FLT_MAX, l[17] = 20.0f, l[19] = -20.0f;
-        for (int k = 0; k < 6; k++) {
+        for (int k = 0; k < PEN_RULES; k++) {
             snprintf(name, sizeof name, "penalize + pick: %s, n=%d", pn[k], n);
             check_penalized(name, l, n, *ps[k], k == 4 ? 1500 : 100, 16);
         }

@@ -175,22 +175,23 @@ static void test_stops(void **state) {
 }
 
 /* Sampled chains: the default chain, one with many candidates and a high temperature
- * (a draw every step), top-k 1 (never a draw), and the whole vocabulary (top-k and top-p
- * off); stopped by length, context, a stop string and the caller, so steps past the stop
- * are rolled back with their draws. */
+ * (a draw every step), top-k 1 (never a draw), and the whole vocabulary (top-k off), with
+ * top-p off and on; stopped by length, context, a stop string and the caller, so steps past
+ * the stop are rolled back with their draws. */
 static void test_sampled_stops(void **state) {
     (void)state;
     rs_sampler_params def = sampled_params(), hot = sampled_params(), one = sampled_params(),
-                      all = sampled_params();
+                      all = sampled_params(), nucleus = sampled_params();
     hot.temp = 1.7f, hot.top_k = 200, hot.top_p = 1.0f, hot.min_p = 0.0f, hot.seed = 99;
     one.top_k = 1;
     all.top_k = 0, all.top_p = 1.0f, all.seed = 5;
-    const rs_sampler_params *params[4] = {&def, &hot, &one, &all};
+    nucleus.top_k = 0, nucleus.top_p = 0.8f, nucleus.temp = 1.2f, nucleus.seed = 6;
+    const rs_sampler_params *params[5] = {&def, &hot, &one, &all, &nucleus};
     const gen_case length = {"Once upon a time", 40, 256, NULL, 0};
     const gen_case context = {"Once upon a time", 100, 24, NULL, 0};
     const gen_case string = {"Once upon a time", 100, 256, " the", 0};
     const gen_case caller = {"Once upon a time", 100, 256, NULL, 5};
-    for (int i = 0; i < 4; i++) {
+    for (int i = 0; i < 5; i++) {
         check_case_with(&length, params[i], RS_GEN_STOP_LENGTH);
         check_case_with(&context, params[i], RS_GEN_STOP_CONTEXT);
         check_case_with(&string, params[i], RS_GEN_STOP_NONE);
@@ -237,14 +238,12 @@ static void test_session_sampled(void **state) {
     assert_int_equal(id, rs_logits_argmax(rs_session_logits(ref, 0), g_model->hp.n_vocab));
     assert_int_equal(rs_session_greedy_end(s, &err), RS_OK);
 
-    /* rules the chain cannot follow: penalties off a GPU, top-p over the whole vocabulary,
-     * top-k above what the device selects */
-    rs_sampler_params bad[4] = {sp, sp, sp, sp};
+    /* rules the chain cannot follow: penalties off a GPU, top-k above what the device
+     * selects */
+    rs_sampler_params bad[2] = {sp, sp};
     bad[0].repeat_penalty = 1.1f;
-    bad[1].top_k = 0, bad[1].top_p = 0.9f;
-    bad[2].top_k = g_model->hp.n_vocab, bad[2].top_p = 0.9f;
-    bad[3].top_k = RS_SAMPLE_TOP_K_MAX + 1;
-    for (int i = 0; i < 4; i++) {
+    bad[1].top_k = RS_SAMPLE_TOP_K_MAX + 1;
+    for (int i = 0; i < 2; i++) {
         assert_false(rs_session_chain_supports(s, &bad[i]));
         rs_sampler b;
         init_sampler(&b, &bad[i]);
@@ -256,6 +255,10 @@ static void test_session_sampled(void **state) {
     all.top_k = 0, all.top_p = 1.0f;
     assert_true(rs_session_chain_supports(s, &all));
     all.top_k = g_model->hp.n_vocab;
+    assert_true(rs_session_chain_supports(s, &all));
+    all.top_p = 0.9f; /* top-p over the whole vocabulary (nucleus.h) */
+    assert_true(rs_session_chain_supports(s, &all));
+    all.top_k = 0;
     assert_true(rs_session_chain_supports(s, &all));
     const rs_sampler_params greedy = greedy_params();
     assert_true(rs_session_chain_supports(s, &greedy));

@@ -601,6 +601,104 @@ static void test_draw_in_id_order(void **state) {
     free(m);
 }
 
+/* Top-p with top-k off (nucleus.h: integer masses, then the draw by id). The reference
+ * sorts the ids (logit descending, id ascending), keeps the shortest prefix whose
+ * long-double temperature-1 mass reaches top_p, applies min-p and draws in id order; a
+ * case whose cut or draw lands within rounding of a boundary is skipped. */
+static void test_draw_top_p_by_id(void **state) {
+    (void)state;
+    const int32_t sizes[] = {2, 17, 300, 4097, 70001};
+    const float top_ps[] = {0.5f, 0.9f, 0.99f}, min_ps[] = {0.0f, 0.05f};
+    const float temps[] = {1.0f, 0.7f, 1.5f};
+    float *l = malloc(70001 * sizeof *l);
+    long double *m = malloc(70001 * sizeof *m);
+    bool *in = malloc(70001 * sizeof *in);
+    ref_item *it = malloc(70001 * sizeof *it);
+    assert_true(l && m && in && it);
+    uint64_t seed = 5;
+    int checked = 0, single = 0, partial = 0;
+    for (size_t a = 0; a < sizeof sizes / sizeof *sizes; a++)
+        for (size_t b = 0; b < sizeof top_ps / sizeof *top_ps; b++)
+            for (size_t c = 0; c < sizeof min_ps / sizeof *min_ps; c++)
+                for (size_t t = 0; t < sizeof temps / sizeof *temps; t++) {
+                    const int32_t n = sizes[a];
+                    rs_sampler_params p = plain();
+                    p.top_p = top_ps[b], p.min_p = min_ps[c], p.temp = temps[t];
+                    p.seed = 11 + a;
+                    rs_sampler s;
+                    init_ok(&s, &p, n);
+                    for (int draw = 0; draw < (n > 5000 ? 3 : 16); draw++) {
+                        /* peaked or flat logits, some -inf, some exact ties */
+                        const float spread = draw % 2 ? 12.0f : 2.0f;
+                        float vmax = -INFINITY;
+                        for (int32_t i = 0; i < n; i++) {
+                            l[i] = tu_randf(&seed) * spread;
+                            if (i % 97 == 5) l[i] = -INFINITY;
+                            if (i % 89 == 3) l[i] = l[i / 2];
+                            vmax = fmaxf(vmax, l[i]);
+                            it[i] = (ref_item){l[i], i};
+                        }
+                        qsort(it, (size_t)n, sizeof *it, ref_cmp);
+                        long double z = 0.0L;
+                        for (int32_t i = 0; i < n; i++) z += expl((long double)it[i].l - vmax);
+                        const long double want_mass = (long double)p.top_p * z;
+                        long double cum = 0.0L, gap = z;
+                        int32_t keep = n;
+                        for (int32_t i = 0; i < n; i++) {
+                            cum += expl((long double)it[i].l - vmax);
+                            gap = fminl(gap, fabsl(cum - want_mass));
+                            if (cum >= want_mass) {
+                                keep = i + 1;
+                                break;
+                            }
+                        }
+                        if (gap < 1e-9L * z) continue; /* the cut on a boundary */
+                        const long double mcut = p.min_p > 0.0f ? logl(p.min_p) : -INFINITY;
+                        memset(in, 0, (size_t)n * sizeof *in);
+                        int32_t kept = 0, only = -1;
+                        for (int32_t i = 0; i < keep; i++)
+                            if ((long double)it[i].l - vmax >= mcut)
+                                in[it[i].id] = true, kept++, only = it[i].id;
+                        long double zf = 0.0L;
+                        for (int32_t i = 0; i < n; i++) {
+                            m[i] = in[i] ? expl(((long double)l[i] - vmax) / p.temp) : 0.0L;
+                            zf += m[i];
+                        }
+                        uint64_t st[4];
+                        memcpy(st, s.rng, sizeof st);
+                        const int32_t got = rs_sampler_sample(&s, l);
+                        if (kept == 1) { /* no draw */
+                            assert_int_equal(got, only);
+                            assert_memory_equal(st, s.rng, sizeof st);
+                            single++;
+                            continue;
+                        }
+                        partial += keep < n;
+                        const long double target = (long double)rs_xoshiro_uniform(st) * zf;
+                        assert_memory_equal(st, s.rng, sizeof st);
+                        long double run = 0.0L, dgap = zf;
+                        int32_t want = -1;
+                        for (int32_t i = 0; i < n; i++) {
+                            run += m[i];
+                            dgap = fminl(dgap, fabsl(run - target));
+                            if (want < 0 && target < run) want = i;
+                        }
+                        if (dgap < 1e-9L * zf) continue; /* the draw on a boundary */
+                        if (got != want)
+                            fail_msg("n %d top_p %g min_p %g temp %g draw %d: token %d, "
+                                     "expected %d",
+                                     n, p.top_p, p.min_p, p.temp, draw, got, want);
+                        checked++;
+                    }
+                    rs_sampler_free(&s);
+                }
+    assert_true(checked > 500 && single > 10 && partial > 300); /* every case reached */
+    free(l);
+    free(m);
+    free(in);
+    free(it);
+}
+
 static void test_hostile_logits(void **state) {
     (void)state;
     rs_sampler s;
@@ -679,6 +777,7 @@ int main(void) {
         cmocka_unit_test(test_reproducible),
         cmocka_unit_test(test_penalties),
         cmocka_unit_test(test_draw_in_id_order),
+        cmocka_unit_test(test_draw_top_p_by_id),
         cmocka_unit_test(test_hostile_logits),
         cmocka_unit_test(test_invalid_params),
     };

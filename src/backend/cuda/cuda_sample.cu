@@ -24,10 +24,12 @@
  *      best itself. The slice's logits at or above the bound go to a scratch list;
  *   2. the last block to finish copies the list into shared memory (when it fits), selects
  *      its k best by a radix select on unique 64-bit keys, sorts them and draws.
- * With top-k off (and so top-p, the session's rule) the candidates are the whole
- * vocabulary in id order (sa_pick): every block finds the largest logit, takes its slice's
- * masses up the host's sum tree (mass_tree.h) and leaves the sums in the scratch; the last
- * walks down the tree from one draw. No k-best search, no sort: in a graph 9 µs a pick at
+ * With top-k off the candidates are the whole vocabulary in id order (sa_pick): every block
+ * finds the largest logit; with top-p the blocks then find the nucleus's last id together
+ * (sn_find_cut: integer masses, nucleus.h, histograms added across the grid pass by pass);
+ * each takes its slice's masses, 0 for ids outside the nucleus, up the host's sum tree
+ * (mass_tree.h) and leaves the sums in the scratch; the last walks down the tree from one
+ * draw. No k-best search, no sort: in a graph 9 µs a pick at
  * 32 000 ids, 14 at 128 256 (top-k 40: 12 and 14; kernel lab, run 383).
  * The scratch's tally of arrivals and entries is zero between launches: the last block
  * resets it. */
@@ -35,6 +37,7 @@
 
 #include "backend/cuda/cuda_common.cuh"
 #include "sampler/mass_tree.h"
+#include "sampler/nucleus.h"
 #include "sampler/xoshiro.h"
 
 namespace {
@@ -80,10 +83,23 @@ __device__ __forceinline__ void sp_stamp(sp_u64 *trace, int ev, uint32_t after =
     trace[blockIdx.x * RS_PICK_EV + ev] = t;
 }
 
+/* Top-p over the whole vocabulary (sn_cut): the passes' bins, in the scratch. A pass is a
+ * histogram of the nucleus masses (nucleus.h) over 256 bins, bin 0 the best: first over
+ * buckets of 1/8 nat below the max (the last bucket takes every logit 32 nats or more
+ * below), then over 8-bit digits of the rank keys in the bucket where the nucleus ends. */
+constexpr int SN_BUCKETS = 256, SN_PASSES = 9; /* the buckets, then up to 8 digits */
+constexpr double SN_PER_NAT = 8.0;
+struct sn_area {
+    unsigned bar; /* blocks arrived at the passes' grid barriers, zero between launches */
+    sp_u64 mass[SN_PASSES][SN_BUCKETS]; /* zero between launches */
+    unsigned cnt[SN_PASSES][SN_BUCKETS];
+};
+
 /* The scratch: a tally, zero between launches (the blocks arrived in its high 32 bits, the
- * entries they listed in the low 32), then the list of rank keys. */
+ * entries they listed in the low 32), top-p's passes, then the list of rank keys. */
 struct sp_scratch {
     sp_u64 tally;
+    sn_area nuc;
     sp_u64 list[1]; /* n_vocab entries at most */
 };
 
@@ -122,6 +138,10 @@ struct sa_tree {
 
 struct sp_shared {
     unsigned part[SP_WARPS];
+    sp_u64 hmass[SP_BINS]; /* top-p's pass: the block's masses by bin, zero between passes */
+    int sn_bin;            /* ... the bin where the nucleus ends, its ids, the mass still */
+    unsigned sn_cnt;       /* wanted there */
+    sp_u64 sn_need;
     uint32_t sorted[SP_THREADS]; /* the threads' maxima while they are sorted */
     unsigned hist[SP_BINS];      /* zero between digits */
     sp_u64 prefix, mask;         /* radix select: the key bits chosen so far */
@@ -551,9 +571,169 @@ __device__ __forceinline__ double sa_mass(double d, double temp, double cut) {
     return d < cut ? 0.0 : e;
 }
 
-/* The masses of ids id0 .. id0 + 16 into m (0 past n); adds those min-p keeps to *kept. */
+/* ---- top-p over the whole vocabulary: sampler.c top_p_all --------------------------------
+ * The nucleus ends at the first candidate, best first, whose inclusive prefix sum of
+ * integer masses reaches the target (nucleus.h); integer sums do not depend on their order.
+ * Every block takes its slice's masses once, into registers, and the blocks find that
+ * candidate together, pass by pass: each adds its histogram into the pass's bins, waits for
+ * the others at a grid barrier, and reads the bins to choose the one holding it; the first
+ * pass bins by bucket, the next ones by 8-bit digits of the rank key inside the chosen
+ * bucket, until one id is left. The blocks must all be resident at once, as the decode
+ * chain's are (cuda_chain.cuh): the session keeps the grid at RS_SAMPLE_NUCLEUS_VOCAB_MAX /
+ * 4096 blocks of 256 threads, and a pick only waits on blocks that have passed the grid
+ * dependency, when the kernel before has left the GPU. */
+
+/* The nucleus: the ids in buckets before edge, and those in it whose rank key, masked,
+ * is at least prefix. edge = SN_BUCKETS: every id. */
+struct sn_cut {
+    int edge;
+    sp_u64 prefix, mask;
+    int passes; /* bins of the scratch to clear */
+};
+
+/* A cleaned logit's bucket: 1/8 nat a bucket below the max, the last one open. */
+__device__ __forceinline__ int sn_bucket(float xc, double vmax) {
+    const double d = (vmax - (double)xc) * SN_PER_NAT;
+    return d < SN_BUCKETS - 1 ? (int)d : SN_BUCKETS - 1;
+}
+
+__device__ __forceinline__ bool sn_member(const sn_cut &c, float xc, int id, double vmax) {
+    if (c.edge >= SN_BUCKETS) return true;
+    const int b = sn_bucket(xc, vmax);
+    return b < c.edge || (b == c.edge && (sp_rank_key(sp_key(xc), id) & c.mask) >= c.prefix);
+}
+
+/* All blocks have added their pass (goal: blocks times passes so far). */
+__device__ void sn_grid_wait(unsigned *bar, unsigned goal) {
+    __syncthreads();
+    if (threadIdx.x == 0) {
+        __threadfence();
+        atomicAdd(bar, 1u);
+        unsigned now;
+        do asm volatile("ld.acquire.gpu.global.u32 %0, [%1];" : "=r"(now) : "l"(bar) : "memory");
+        while (now < goal);
+    }
+    __syncthreads();
+}
+
+/* One pass: adds the block's shared histogram (hist, hmass) into pass ps's bins and clears
+ * it, waits for every block, then warp 0 finds the bin, from bin 0, where the prefix sum of
+ * the masses reaches need (with need = 0: the target of top_p over the pass's total) and
+ * leaves it in sh.sn_bin / sn_cnt / sn_need (what is still wanted inside it). */
+__device__ void sn_choose(sp_shared &sh, sn_area *a, int ps, sp_u64 need, float top_p) {
+    constexpr int PER = SN_BUCKETS / 32;
+    const int t = threadIdx.x, lane = t & 31;
+    __syncthreads(); /* the block's histogram is complete */
+    if (sh.hist[t]) {
+        atomicAdd(&a->cnt[ps][t], sh.hist[t]);
+        atomicAdd(&a->mass[ps][t], sh.hmass[t]);
+    }
+    sh.hist[t] = 0, sh.hmass[t] = 0;
+    sn_grid_wait(&a->bar, gridDim.x * (ps + 1));
+    if (t < 32) {
+        sp_u64 m[PER], sum = 0;
+#pragma unroll
+        for (int j = 0; j < PER; j++) sum += m[j] = __ldcg(&a->mass[ps][lane * PER + j]);
+        sp_u64 incl = sum;
+#pragma unroll
+        for (int o = 1; o < 32; o <<= 1) {
+            const sp_u64 v = __shfl_up_sync(0xffffffffu, incl, o);
+            if (lane >= o) incl += v;
+        }
+        if (need == 0) need = rs_nucleus_target(__shfl_sync(0xffffffffu, incl, 31), top_p);
+        sp_u64 above = incl - sum;
+        if (above < need && need <= incl) {
+#pragma unroll
+            for (int j = 0; j < PER; j++) {
+                if (above < need && need <= above + m[j]) {
+                    sh.sn_bin = lane * PER + j;
+                    sh.sn_cnt = __ldcg(&a->cnt[ps][lane * PER + j]);
+                    sh.sn_need = need - above;
+                }
+                above += m[j];
+            }
+        }
+    }
+    __syncthreads();
+}
+
+/* The bins a token adds itself to: one atomic a token, except in the last bucket, where
+ * most of a real vocabulary lands, whose tokens a warp adds at once. */
+__device__ __forceinline__ void sn_add(sp_shared &sh, int bin, sp_u64 m) {
+    const bool open = bin == SN_BUCKETS - 1;
+    if (bin >= 0 && !open) {
+        atomicAdd(&sh.hist[bin], 1u);
+        if (m) atomicAdd(&sh.hmass[bin], m);
+    }
+    const unsigned n_open = __reduce_add_sync(0xffffffffu, open ? 1u : 0u);
+    if (!n_open) return;
+    sp_u64 mo = open ? m : 0;
+#pragma unroll
+    for (int o = 16; o > 0; o >>= 1) mo += __shfl_xor_sync(0xffffffffu, mo, o);
+    if ((threadIdx.x & 31) == 0) {
+        atomicAdd(&sh.hist[SN_BUCKETS - 1], n_open);
+        if (mo) atomicAdd(&sh.hmass[SN_BUCKETS - 1], mo);
+    }
+}
+
+/* The nucleus of top_p over the n logits (their largest vmax, finite): every block of the
+ * grid calls it, with its slice's SP_SLICE ids. */
+__device__ sn_cut sn_find_cut(sp_shared &sh, sn_area *a, const float *logits, int n, double vmax,
+                              float top_p) {
+    const int t = threadIdx.x, id0 = blockIdx.x * SP_SLICE + t * SP_PER;
+    sh.hist[t] = 0, sh.hmass[t] = 0;
+    float x[SP_PER];
+    sp_u64 m[SP_PER];
+    int bk[SP_PER];
+#pragma unroll
+    for (int j = 0; j < SP_PER; j++) x[j] = sp_clean(logits[min(id0 + j, n - 1)]);
+    __syncthreads(); /* the histogram is clear */
+#pragma unroll
+    for (int j = 0; j < SP_PER; j++) {
+        const bool in = id0 + j < n;
+        bk[j] = in ? sn_bucket(x[j], vmax) : -1;
+        m[j] = in ? rs_nucleus_mass((double)x[j] - vmax) : 0;
+        sn_add(sh, bk[j], m[j]);
+    }
+    sn_choose(sh, a, 0, 0, top_p);
+    sn_cut c = {sh.sn_bin, 0, 0, 1};
+    if (sh.sn_cnt == 1) return c;
+    /* the bucket's keys lie in [lo, hi] (margins for the rounding of its bounds), so they
+     * share every bit above the highest one where lo and hi differ: the digits start there */
+    const int e = c.edge;
+    const float hi_f = nextafterf(nextafterf((float)(vmax - e / SN_PER_NAT), INFINITY), INFINITY);
+    const float lo_f =
+        e == SN_BUCKETS - 1
+            ? -INFINITY
+            : nextafterf(nextafterf((float)(vmax - (e + 1) / SN_PER_NAT), -INFINITY), -INFINITY);
+    const sp_u64 hi = ((sp_u64)sp_key(hi_f) << 32) | 0xffffffffull,
+                 lo = ((sp_u64)sp_key(lo_f) << 32) | (uint32_t) ~(uint32_t)(n - 1);
+    int shift = max(0, 63 - __clzll((long long)(hi ^ lo)) - 7);
+    c.mask = shift >= 56 ? 0 : ~0ull << (shift + 8);
+    c.prefix = hi & c.mask;
+    sp_u64 need = sh.sn_need;
+    for (int ps = 1; ps < SN_PASSES; ps++) {
+#pragma unroll
+        for (int j = 0; j < SP_PER; j++) {
+            const sp_u64 rk = sp_rank_key(sp_key(x[j]), id0 + j);
+            const bool mine = bk[j] == e && (rk & c.mask) == c.prefix;
+            sn_add(sh, mine ? SN_BUCKETS - 1 - (int)((rk >> shift) & 255) : -1, m[j]);
+        }
+        sn_choose(sh, a, ps, need, top_p);
+        c.prefix |= (sp_u64)(SN_BUCKETS - 1 - sh.sn_bin) << shift;
+        c.mask |= (sp_u64)255 << shift;
+        c.passes = ps + 1;
+        need = sh.sn_need;
+        if (sh.sn_cnt == 1 || shift == 0) break;
+        shift = max(shift - 8, 0);
+    }
+    return c;
+}
+
+/* The masses of ids id0 .. id0 + 16 into m (0 past n and outside the nucleus); adds those
+ * the nucleus and min-p keep to *kept. */
 __device__ void sa_masses(const float *logits, int n, int id0, double vmax, double temp, double cut,
-                          double m[SP_PER], unsigned *kept) {
+                          const sn_cut &nuc, double m[SP_PER], unsigned *kept) {
     float x[SP_PER];
     if (!((uintptr_t)logits & 15) && id0 + SP_PER <= n) { /* 64 bytes in four loads */
 #pragma unroll
@@ -568,7 +748,7 @@ __device__ void sa_masses(const float *logits, int n, int id0, double vmax, doub
 #pragma unroll
     for (int j = 0; j < SP_PER; j++) {
         const double d = sa_gap(x[j], vmax), mass = sa_mass(d, temp, cut);
-        const bool in = id0 + j < n;
+        const bool in = id0 + j < n && sn_member(nuc, sp_clean(x[j]), id0 + j, vmax);
         m[j] = in ? mass : 0.0;
         *kept += in && !(d < cut);
     }
@@ -578,12 +758,12 @@ __device__ void sa_masses(const float *logits, int n, int id0, double vmax, doub
  * them without taking the exps again), level 2 into tree.half; returns level 3's node
  * (thread 0's value) and adds the slice's candidates to tree.kept. */
 __device__ double sa_slice(sp_shared &sh, const float *logits, int n, int b, double vmax,
-                           double temp, double cut, sp_u64 *parts) {
+                           double temp, double cut, const sn_cut &nuc, sp_u64 *parts) {
     sa_tree &tr = sh.tree;
     const int t = threadIdx.x;
     double m[SP_PER], sum = 0.0;
     unsigned kept = 0;
-    sa_masses(logits, n, b * SP_SLICE + t * SP_PER, vmax, temp, cut, m, &kept);
+    sa_masses(logits, n, b * SP_SLICE + t * SP_PER, vmax, temp, cut, nuc, m, &kept);
 #pragma unroll
     for (int j = 0; j < SP_PER; j++) sum += m[j]; /* rs_tree_up's sum: past n, + 0 */
     tr.part[t] = sum;
@@ -598,8 +778,9 @@ __device__ double sa_slice(sp_shared &sh, const float *logits, int n, int b, dou
     return block;
 }
 
-/* rs_sampler_sample when top-k and top-p are off (draw_by_id): each block sums its slice's
- * masses up to level 3 and leaves level 1 and its sum in the scratch list; the last block
+/* rs_sampler_sample when top-k is off (draw_by_id): with top-p the blocks first find the
+ * nucleus together (sn_find_cut); each block sums its slice's masses (0 outside the nucleus
+ * and below min-p) up to level 3 and leaves level 1 and its sum in the scratch list; the last block
  * sums the levels above, walks down to a block, through that block's level 1 (and the
  * level 2 it sums again) to a thread's 16 ids, whose masses 16 lanes take again, and to
  * the id. With one candidate (min-p) it walks to the only mass with target 0 and draws
@@ -615,11 +796,14 @@ __device__ bool sa_pick(sp_shared &sh, sp_scratch *scr, const float *logits, int
     const double temp = (double)r.temp,
                  cut = r.min_p > 0.0f ? log((double)r.min_p) : -(double)INFINITY;
     const bool finite = vmax != -(double)INFINITY;
+    sn_cut nuc = {SN_BUCKETS, 0, 0, 0}; /* every id */
+    if (finite && r.top_p < 1.0f) nuc = sn_find_cut(sh, &scr->nuc, logits, n, vmax, r.top_p);
+    sp_stamp(trace, RS_PICK_TOP_P);
     double block = 0.0;
     sp_u64 *parts = &scr->list[nb];
     if (finite)
-        block =
-            sa_slice(sh, logits, n, blockIdx.x, vmax, temp, cut, &parts[blockIdx.x * SP_THREADS]);
+        block = sa_slice(sh, logits, n, blockIdx.x, vmax, temp, cut, nuc,
+                         &parts[blockIdx.x * SP_THREADS]);
     sp_stamp(trace, RS_PICK_COUNTED);
     if (tid == 0) {
         scr->list[blockIdx.x] = (sp_u64)__double_as_longlong(block);
@@ -629,8 +813,9 @@ __device__ bool sa_pick(sp_shared &sh, sp_scratch *scr, const float *logits, int
     __syncthreads();
     sp_stamp(trace, RS_PICK_ARRIVED);
     if (!sh.last) return false;
-    if (tid == 0) scr->tally = 0; /* every block has arrived */
-    if (!finite) {                /* every logit -inf or NaN: uniform over the vocabulary */
+    if (tid == 0) scr->tally = 0, scr->nuc.bar = 0; /* every block has arrived */
+    for (int ps = 0; ps < nuc.passes; ps++) scr->nuc.mass[ps][tid] = 0, scr->nuc.cnt[ps][tid] = 0;
+    if (!finite) { /* every logit -inf or NaN: uniform over the vocabulary */
         if (tid == 0) sh.pick = sp_uniform(rule, r, n);
         return true;
     }
@@ -669,7 +854,9 @@ __device__ bool sa_pick(sp_shared &sh, sp_scratch *scr, const float *logits, int
         }
         id0 = __shfl_sync(0xffffffffu, id0, 0);
         if (tid < SP_PER && id0 + tid < n)
-            tr.leaf[tid] = sa_mass(sa_gap(logits[id0 + tid], vmax), temp, cut);
+            tr.leaf[tid] = sn_member(nuc, sp_clean(logits[id0 + tid]), id0 + tid, vmax)
+                               ? sa_mass(sa_gap(logits[id0 + tid], vmax), temp, cut)
+                               : 0.0;
         __syncwarp();
         if (tid == 0)
             sh.pick = id0 + (int)rs_tree_down(tr.leaf, min(SP_PER, n - id0), 0, target, &base);
@@ -693,7 +880,7 @@ __global__ void __launch_bounds__(SP_THREADS)
                        rule->top_p,
                        rule->min_p,
                        rule->temp};
-    if (r.top_k <= 0 || r.top_k >= n) { /* top-k off: the session keeps top-p off too */
+    if (r.top_k <= 0 || r.top_k >= n) { /* top-k off: top-p (sn_find_cut), min-p, by id */
         if (!sa_pick(sh, scr, logits, n, rule, r, trace)) return;
     } else {
         /* the session chains rules with 1 <= top_k < n (backend.h); a clamp keeps any
