@@ -1134,6 +1134,15 @@ static void test_sample_pick(void) {
     check_sample("sample_pick: top-p 0.99 over all ids, +inf ties FLT_MAX", l, N, all_p99, 16);
     l[900] = 3.0f, l[8900] = 3.0f;
     check_sample("sample_pick: all ids, one FLT_MAX, min-p 0.97 (no draw)", l, N, all_lone, 8);
+    /* top-p's cut in the bucket that ends at 0 below a max of 2: tiny logits on both
+     * sides of 0 (denormals too), many of them equal */
+    for (int i = 0; i < N; i++)
+        l[i] = i % 3 == 0 ? 1e-30f * (float)(i % 7) : i % 3 == 1 ? -1e-39f * (float)(i % 5) : -0.0f;
+    l[5] = 2.0f, l[6000] = 2.0f;
+    check_sample("sample_pick: top-p 0.9 over all ids, tiny logits at a bucket's bound", l, N,
+                 all_p9, 16);
+    check_sample("sample_pick: top-p 0.5 over all ids, tiny logits at a bucket's bound", l, N,
+                 all_p5, 16);
     for (int i = 0; i < N; i++) l[i] = 1.0f;
     check_sample("sample_pick: all equal, top-k 256 (the lowest ids)", l, N, hot, 16);
     check_sample("sample_pick: all ids, all equal", l, N, all, 16);

@@ -698,14 +698,16 @@ __device__ sn_cut sn_find_cut(sp_shared &sh, sn_area *a, const float *logits, in
     sn_choose(sh, a, 0, 0, top_p);
     sn_cut c = {sh.sn_bin, 0, 0, 1};
     if (sh.sn_cnt == 1) return c;
-    /* the bucket's keys lie in [lo, hi] (margins for the rounding of its bounds), so they
-     * share every bit above the highest one where lo and hi differ: the digits start there */
+    /* the bucket's keys lie in [lo, hi], so they share every bit above the highest one
+     * where lo and hi differ: the digits start there. A logit x is in bucket e when
+     * (vmax - x) * 8, rounded, is in [e, e + 1); below 32 nats the subtraction is off by
+     * at most ~4e-15, so bounds widened by 1e-13 and rounded outwards hold every such x,
+     * tiny ones beside a bound at 0 too */
     const int e = c.edge;
-    const float hi_f = nextafterf(nextafterf((float)(vmax - e / SN_PER_NAT), INFINITY), INFINITY);
-    const float lo_f =
-        e == SN_BUCKETS - 1
-            ? -INFINITY
-            : nextafterf(nextafterf((float)(vmax - (e + 1) / SN_PER_NAT), -INFINITY), -INFINITY);
+    const float hi_f = nextafterf((float)(vmax - e / SN_PER_NAT + 1e-13), INFINITY);
+    const float lo_f = e == SN_BUCKETS - 1
+                           ? -INFINITY
+                           : nextafterf((float)(vmax - (e + 1) / SN_PER_NAT - 1e-13), -INFINITY);
     const sp_u64 hi = ((sp_u64)sp_key(hi_f) << 32) | 0xffffffffull,
                  lo = ((sp_u64)sp_key(lo_f) << 32) | (uint32_t) ~(uint32_t)(n - 1);
     int shift = max(0, 63 - __clzll((long long)(hi ^ lo)) - 7);
