@@ -121,7 +121,7 @@ enum {
     RS_PICK_START = 0, /* the block began */
     RS_PICK_WAITED,    /* ... the kernel before it has finished */
     RS_PICK_LOADED,    /* the slice in registers (all ids: the largest logit found) */
-    RS_PICK_BOUND,     /* its bound: the threads' maxima sorted */
+    RS_PICK_BOUND,     /* its bound: the threads' maxima sorted (all ids: top-p's cut) */
     RS_PICK_COUNTED,   /* the logits at or above it counted (all ids: the slice summed) */
     RS_PICK_PLACED,    /* their place in the list taken */
     RS_PICK_ARRIVED,   /* written, the arrival counted (a release) */
