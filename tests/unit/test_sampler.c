@@ -5,6 +5,7 @@
 
 #include <float.h>
 #include <math.h>
+#include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
 
@@ -530,6 +531,37 @@ static void test_penalties(void **state) {
     rs_sampler_free(&s);
 }
 
+/* One rs_sampler_sample of s over l[0..n) against reference masses by id (m, 0 where the
+ * chain drops an id; z their total; kept the ids it keeps, the last of them `only`). With
+ * one candidate the token is that id and the RNG does not move; else the RNG moves by one
+ * draw u and the token is the first id whose cumulative mass, summed one id after another
+ * in long double, exceeds u * z, unless that lands within rounding of a boundary. */
+typedef enum { DRAW_SINGLE, DRAW_CHECKED, DRAW_ON_BOUNDARY } draw_check;
+
+static draw_check expect_id_draw(rs_sampler *s, const float *l, int32_t n, const long double *m,
+                                 long double z, int32_t kept, int32_t only, const char *what) {
+    uint64_t st[4];
+    memcpy(st, s->rng, sizeof st);
+    const int32_t got = rs_sampler_sample(s, l);
+    if (kept == 1) { /* no draw */
+        assert_int_equal(got, only);
+        assert_memory_equal(st, s->rng, sizeof st);
+        return DRAW_SINGLE;
+    }
+    const long double target = (long double)rs_xoshiro_uniform(st) * z;
+    assert_memory_equal(st, s->rng, sizeof st);
+    long double cum = 0.0L, gap = z;
+    int32_t want = -1;
+    for (int32_t i = 0; i < n; i++) {
+        cum += m[i];
+        gap = fminl(gap, fabsl(cum - target));
+        if (want < 0 && target < cum) want = i;
+    }
+    if (gap < 1e-9L * z) return DRAW_ON_BOUNDARY; /* rounding decides */
+    if (got != want) fail_msg("%s: token %d, expected %d", what, got, want);
+    return DRAW_CHECKED;
+}
+
 /* Without top-k and top-p the draw sums and walks a tree of partial sums (mass_tree.h).
  * The token must still be the first id whose cumulative probability, summed one id after
  * another in long double, exceeds u, unless u lands within rounding of a boundary; the
@@ -570,29 +602,12 @@ static void test_draw_in_id_order(void **state) {
                         if (d >= cut) kept++, only = i;
                         z += m[i];
                     }
-                    uint64_t st[4];
-                    memcpy(st, s.rng, sizeof st);
-                    const int32_t got = rs_sampler_sample(&s, l);
-                    if (kept == 1) { /* no draw */
-                        assert_int_equal(got, only);
-                        assert_memory_equal(st, s.rng, sizeof st);
-                        single++;
-                        continue;
-                    }
-                    const long double target = (long double)rs_xoshiro_uniform(st) * z;
-                    assert_memory_equal(st, s.rng, sizeof st);
-                    long double cum = 0.0L, gap = z;
-                    int32_t want = -1;
-                    for (int32_t i = 0; i < n; i++) {
-                        cum += m[i];
-                        gap = fminl(gap, fabsl(cum - target));
-                        if (want < 0 && target < cum) want = i;
-                    }
-                    if (gap < 1e-9L * z) continue; /* on a boundary: rounding decides */
-                    if (got != want)
-                        fail_msg("n %d min_p %g temp %g draw %d: token %d, expected %d", n, p.min_p,
-                                 p.temp, draw, got, want);
-                    checked++;
+                    char what[96];
+                    snprintf(what, sizeof what, "n %d min_p %g temp %g draw %d", n, p.min_p, p.temp,
+                             draw);
+                    const draw_check r = expect_id_draw(&s, l, n, m, z, kept, only, what);
+                    single += r == DRAW_SINGLE;
+                    checked += r == DRAW_CHECKED;
                 }
                 rs_sampler_free(&s);
             }
@@ -664,31 +679,16 @@ static void test_draw_top_p_by_id(void **state) {
                             m[i] = in[i] ? expl(((long double)l[i] - vmax) / p.temp) : 0.0L;
                             zf += m[i];
                         }
-                        uint64_t st[4];
-                        memcpy(st, s.rng, sizeof st);
-                        const int32_t got = rs_sampler_sample(&s, l);
-                        if (kept == 1) { /* no draw */
-                            assert_int_equal(got, only);
-                            assert_memory_equal(st, s.rng, sizeof st);
+                        char what[112];
+                        snprintf(what, sizeof what, "n %d top_p %g min_p %g temp %g draw %d", n,
+                                 p.top_p, p.min_p, p.temp, draw);
+                        const draw_check r = expect_id_draw(&s, l, n, m, zf, kept, only, what);
+                        if (r == DRAW_SINGLE) {
                             single++;
                             continue;
                         }
                         partial += keep < n;
-                        const long double target = (long double)rs_xoshiro_uniform(st) * zf;
-                        assert_memory_equal(st, s.rng, sizeof st);
-                        long double run = 0.0L, dgap = zf;
-                        int32_t want = -1;
-                        for (int32_t i = 0; i < n; i++) {
-                            run += m[i];
-                            dgap = fminl(dgap, fabsl(run - target));
-                            if (want < 0 && target < run) want = i;
-                        }
-                        if (dgap < 1e-9L * zf) continue; /* the draw on a boundary */
-                        if (got != want)
-                            fail_msg("n %d top_p %g min_p %g temp %g draw %d: token %d, "
-                                     "expected %d",
-                                     n, p.top_p, p.min_p, p.temp, draw, got, want);
-                        checked++;
+                        checked += r == DRAW_CHECKED;
                     }
                     rs_sampler_free(&s);
                 }
