@@ -598,10 +598,13 @@ __device__ __forceinline__ int sn_bucket(float xc, double vmax) {
     return d < SN_BUCKETS - 1 ? (int)d : SN_BUCKETS - 1;
 }
 
-__device__ __forceinline__ bool sn_member(const sn_cut &c, float xc, int id, double vmax) {
-    if (c.edge >= SN_BUCKETS) return true;
-    const int b = sn_bucket(xc, vmax);
+/* Whether a cleaned logit xc of bucket b, id id, is in the nucleus c. */
+__device__ __forceinline__ bool sn_in(const sn_cut &c, int b, float xc, int id) {
     return b < c.edge || (b == c.edge && (sp_rank_key(sp_key(xc), id) & c.mask) >= c.prefix);
+}
+
+__device__ __forceinline__ bool sn_member(const sn_cut &c, float xc, int id, double vmax) {
+    return c.edge >= SN_BUCKETS || sn_in(c, sn_bucket(xc, vmax), xc, id);
 }
 
 /* All blocks have added their pass (goal: blocks times passes so far). */
@@ -677,34 +680,19 @@ __device__ __forceinline__ void sn_add(sp_shared &sh, int bin, sp_u64 m) {
     }
 }
 
-/* The nucleus of top_p over the n logits (their largest vmax, finite): every block of the
- * grid calls it, with its slice's SP_SLICE ids. */
-__device__ sn_cut sn_find_cut(sp_shared &sh, sn_area *a, const float *logits, int n, double vmax,
-                              float top_p) {
-    const int t = threadIdx.x, id0 = blockIdx.x * SP_SLICE + t * SP_PER;
-    sh.hist[t] = 0, sh.hmass[t] = 0;
-    float x[SP_PER];
-    sp_u64 m[SP_PER];
-    int bk[SP_PER];
-#pragma unroll
-    for (int j = 0; j < SP_PER; j++) x[j] = sp_clean(logits[min(id0 + j, n - 1)]);
-    __syncthreads(); /* the histogram is clear */
-#pragma unroll
-    for (int j = 0; j < SP_PER; j++) {
-        const bool in = id0 + j < n;
-        bk[j] = in ? sn_bucket(x[j], vmax) : -1;
-        m[j] = in ? rs_nucleus_mass((double)x[j] - vmax) : 0;
-        sn_add(sh, bk[j], m[j]);
-    }
-    sn_choose(sh, a, 0, 0, top_p);
-    sn_cut c = {sh.sn_bin, 0, 0, 1};
-    if (sh.sn_cnt == 1) return c;
+/* The passes after the first while the edge bucket c.edge holds more than one id: 8-bit
+ * digits of the rank key inside it, into c's prefix and mask, until one id is left. The
+ * thread's 16 ids: cleaned logits x, masses m, buckets bk (-1 past n). */
+__device__ __forceinline__ void sn_digits(sp_shared &sh, sn_area *a, int n, double vmax,
+                                          float top_p, const float x[SP_PER],
+                                          const sp_u64 m[SP_PER], const int bk[SP_PER], int id0,
+                                          sn_cut &c) {
+    const int e = c.edge;
     /* the bucket's keys lie in [lo, hi], so they share every bit above the highest one
      * where lo and hi differ: the digits start there. A logit x is in bucket e when
      * (vmax - x) * 8, rounded, is in [e, e + 1); below 32 nats the subtraction is off by
      * at most ~4e-15, so bounds widened by 1e-13 and rounded outwards hold every such x,
      * tiny ones beside a bound at 0 too */
-    const int e = c.edge;
     const float hi_f = nextafterf((float)(vmax - e / SN_PER_NAT + 1e-13), INFINITY);
     const float lo_f = e == SN_BUCKETS - 1
                            ? -INFINITY
@@ -730,13 +718,41 @@ __device__ sn_cut sn_find_cut(sp_shared &sh, sn_area *a, const float *logits, in
         if (sh.sn_cnt == 1 || shift == 0) break;
         shift = max(shift - 8, 0);
     }
+}
+
+/* The nucleus of top_p over the n logits (their largest vmax, finite): every block of the
+ * grid calls it, with its slice's SP_SLICE ids. Bit j of *keep: the thread's id j is in it. */
+__device__ sn_cut sn_find_cut(sp_shared &sh, sn_area *a, const float *logits, int n, double vmax,
+                              float top_p, unsigned *keep) {
+    const int t = threadIdx.x, id0 = blockIdx.x * SP_SLICE + t * SP_PER;
+    sh.hist[t] = 0, sh.hmass[t] = 0;
+    float x[SP_PER];
+    sp_u64 m[SP_PER];
+    int bk[SP_PER];
+#pragma unroll
+    for (int j = 0; j < SP_PER; j++) x[j] = sp_clean(logits[min(id0 + j, n - 1)]);
+    __syncthreads(); /* the histogram is clear */
+#pragma unroll
+    for (int j = 0; j < SP_PER; j++) {
+        const bool in = id0 + j < n;
+        bk[j] = in ? sn_bucket(x[j], vmax) : -1;
+        m[j] = in ? rs_nucleus_mass((double)x[j] - vmax) : 0;
+        sn_add(sh, bk[j], m[j]);
+    }
+    sn_choose(sh, a, 0, 0, top_p);
+    sn_cut c = {sh.sn_bin, 0, 0, 1};
+    if (sh.sn_cnt > 1) sn_digits(sh, a, n, vmax, top_p, x, m, bk, id0, c);
+    *keep = 0;
+#pragma unroll
+    for (int j = 0; j < SP_PER; j++)
+        *keep |= (unsigned)(bk[j] >= 0 && sn_in(c, bk[j], x[j], id0 + j)) << j;
     return c;
 }
 
-/* The masses of ids id0 .. id0 + 16 into m (0 past n and outside the nucleus); adds those
- * the nucleus and min-p keep to *kept. */
+/* The masses of ids id0 .. id0 + 16 into m (0 past n and where bit j of keep, the nucleus,
+ * is clear); adds those the nucleus and min-p keep to *kept. */
 __device__ void sa_masses(const float *logits, int n, int id0, double vmax, double temp, double cut,
-                          const sn_cut &nuc, double m[SP_PER], unsigned *kept) {
+                          unsigned keep, double m[SP_PER], unsigned *kept) {
     float x[SP_PER];
     if (!((uintptr_t)logits & 15) && id0 + SP_PER <= n) { /* 64 bytes in four loads */
 #pragma unroll
@@ -751,7 +767,7 @@ __device__ void sa_masses(const float *logits, int n, int id0, double vmax, doub
 #pragma unroll
     for (int j = 0; j < SP_PER; j++) {
         const double d = sa_gap(x[j], vmax), mass = sa_mass(d, temp, cut);
-        const bool in = id0 + j < n && sn_member(nuc, sp_clean(x[j]), id0 + j, vmax);
+        const bool in = id0 + j < n && (keep >> j & 1u);
         m[j] = in ? mass : 0.0;
         *kept += in && !(d < cut);
     }
@@ -761,12 +777,12 @@ __device__ void sa_masses(const float *logits, int n, int id0, double vmax, doub
  * them without taking the exps again), level 2 into tree.half; returns level 3's node
  * (thread 0's value) and adds the slice's candidates to tree.kept. */
 __device__ double sa_slice(sp_shared &sh, const float *logits, int n, int b, double vmax,
-                           double temp, double cut, const sn_cut &nuc, sp_u64 *parts) {
+                           double temp, double cut, unsigned keep, sp_u64 *parts) {
     sa_tree &tr = sh.tree;
     const int t = threadIdx.x;
     double m[SP_PER], sum = 0.0;
     unsigned kept = 0;
-    sa_masses(logits, n, b * SP_SLICE + t * SP_PER, vmax, temp, cut, nuc, m, &kept);
+    sa_masses(logits, n, b * SP_SLICE + t * SP_PER, vmax, temp, cut, keep, m, &kept);
 #pragma unroll
     for (int j = 0; j < SP_PER; j++) sum += m[j]; /* rs_tree_up's sum: past n, + 0 */
     tr.part[t] = sum;
@@ -800,12 +816,13 @@ __device__ bool sa_pick(sp_shared &sh, sp_scratch *scr, const float *logits, int
                  cut = r.min_p > 0.0f ? log((double)r.min_p) : -(double)INFINITY;
     const bool finite = vmax != -(double)INFINITY;
     sn_cut nuc = {SN_BUCKETS, 0, 0, 0}; /* every id */
-    if (finite && r.top_p < 1.0f) nuc = sn_find_cut(sh, &scr->nuc, logits, n, vmax, r.top_p);
+    unsigned keep = (1u << SP_PER) - 1; /* the thread's ids in the nucleus */
+    if (finite && r.top_p < 1.0f) nuc = sn_find_cut(sh, &scr->nuc, logits, n, vmax, r.top_p, &keep);
     sp_stamp(trace, RS_PICK_BOUND);
     double block = 0.0;
     sp_u64 *parts = &scr->list[nb];
     if (finite)
-        block = sa_slice(sh, logits, n, blockIdx.x, vmax, temp, cut, nuc,
+        block = sa_slice(sh, logits, n, blockIdx.x, vmax, temp, cut, keep,
                          &parts[blockIdx.x * SP_THREADS]);
     sp_stamp(trace, RS_PICK_COUNTED);
     if (tid == 0) {
