@@ -1131,8 +1131,9 @@ static void bench_ring(int n_sm) {
  * time between one stamp and the next in the block that merged. */
 static void bench_pick(void) {
     static const char *ev_name[RS_PICK_LAST] = {
-        "start",    "waited", "loaded", "bound", "counted", "placed", "arrived", "copied",
-        "selected", "sorted", "exps",   "top-p", "softmax", "drawn",  "stored"};
+        "start",   "waited", "loaded",  "first",  "listed",   "bound",
+        "counted", "placed", "arrived", "copied", "selected", "sorted",
+        "exps",    "top-p",  "softmax", "drawn",  "stored"};
     enum { PICKS = 20, SLOTS = 4 };
     printf("## token picks (µs a pick, %d in a graph)\n\n", PICKS);
     printf("| vocab | after | rule | greedy_pick | sample_pick |\n|---:|---|---|---:|---:|\n");

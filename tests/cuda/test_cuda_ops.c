@@ -1148,6 +1148,10 @@ static void test_sample_pick(void) {
     check_sample("sample_pick: all ids, all equal", l, N, all, 16);
     check_sample("sample_pick: top-p 0.5 over all ids, all equal (the lowest ids)", l, N, all_p5,
                  16);
+    /* the cut's list holds at most 2048 ids: one bucket of exactly that many (listed after
+     * the first pass) and of one more (a digit over the grid first) */
+    check_sample("sample_pick: top-p 0.5 over all ids, 2048 equal", l, 2048, all_p5, 8);
+    check_sample("sample_pick: top-p 0.9 over all ids, 2049 equal", l, 2049, all_p9, 8);
     float lone = 2.0f; /* a vocabulary of one: no draw */
     check_sample("sample_pick: all ids, one token", &lone, 1, all, 4);
     check_sample("sample_pick: top-p over all ids, one token", &lone, 1, all_p9, 4);

@@ -121,6 +121,8 @@ enum {
     RS_PICK_START = 0, /* the block began */
     RS_PICK_WAITED,    /* ... the kernel before it has finished */
     RS_PICK_LOADED,    /* the slice in registers (all ids: the largest logit found) */
+    RS_PICK_FIRST,     /* all ids with top-p: the cut's first pass (buckets) chosen */
+    RS_PICK_LISTED,    /* ... the ids left in its bucket listed and copied */
     RS_PICK_BOUND,     /* its bound: the threads' maxima sorted (all ids: top-p's cut) */
     RS_PICK_COUNTED,   /* the logits at or above it counted (all ids: the slice summed) */
     RS_PICK_PLACED,    /* their place in the list taken */
@@ -134,7 +136,7 @@ enum {
     RS_PICK_DRAWN,     /* ... the draw */
     RS_PICK_END,       /* ... the pick and RNG state stored */
     RS_PICK_LAST,
-    RS_PICK_EV = 16,
+    RS_PICK_EV = 20,
     RS_PICK_TRACE_WORDS = RS_PICK_TRACE_BLOCKS * RS_PICK_EV,
 };
 

@@ -26,12 +26,13 @@
  *      its k best by a radix select on unique 64-bit keys, sorts them and draws.
  * With top-k off the candidates are the whole vocabulary in id order (sa_pick): every block
  * finds the largest logit; with top-p the blocks then find the nucleus's last id together
- * (sn_find_cut: integer masses, nucleus.h, histograms added across the grid pass by pass);
+ * (sn_find_cut: integer masses, nucleus.h, histograms added across the grid pass by pass,
+ * the last digits inside a list of the few ids left);
  * each takes its slice's masses, 0 for ids outside the nucleus, up the host's sum tree
  * (mass_tree.h) and leaves the sums in the scratch; the last walks down the tree from one
  * draw. No k-best search, no sort: in a graph 9 µs a pick at
  * 32 000 ids, 14 at 128 256 (top-k 40: 12 and 14; kernel lab, run 383); with top-p 0.9 on
- * flat logits, the cut's worst case, 36 and 42 (run 387).
+ * flat logits, the cut's worst case, 28 and 36 (run 395).
  * The scratch's tally of arrivals and entries is zero between launches: the last block
  * resets it. */
 #include <float.h>
@@ -90,10 +91,15 @@ __device__ __forceinline__ void sp_stamp(sp_u64 *trace, int ev, uint32_t after =
  * below), then over 8-bit digits of the rank keys in the bucket where the nucleus ends. */
 constexpr int SN_BUCKETS = 256, SN_PASSES = 9; /* the buckets, then up to 8 digits */
 constexpr double SN_PER_NAT = 8.0;
+constexpr int SP_LIST_SHARED = 4096; /* list entries the last block keeps in shared memory */
+/* Ids of the edge bucket listed once few enough remain: keys, then masses, in sh.list */
+constexpr int SN_LIST_MAX = SP_LIST_SHARED / 2;
 struct sn_area {
-    unsigned bar; /* blocks arrived at the passes' grid barriers, zero between launches */
+    unsigned bar;    /* blocks arrived at the grid barriers, zero between launches */
+    unsigned listed; /* entries in key and lmass, zero between launches */
     sp_u64 mass[SN_PASSES][SN_BUCKETS]; /* zero between launches */
     unsigned cnt[SN_PASSES][SN_BUCKETS];
+    sp_u64 key[SN_LIST_MAX], lmass[SN_LIST_MAX]; /* the listed ids' rank keys and masses */
 };
 
 /* The scratch: a tally, zero between launches (the blocks arrived in its high 32 bits, the
@@ -118,8 +124,6 @@ __device__ __forceinline__ sp_u64 sp_add_acq_rel(sp_u64 *p, sp_u64 v) {
     return old;
 }
 
-constexpr int SP_LIST_SHARED = 4096; /* list entries the last block keeps in shared memory */
-
 /* The whole vocabulary's draw (top-k and top-p off) sums the masses in sampler.c's tree
  * (mass_tree.h): a thread's 16 ids are a node of level 1, a half-warp's 256 one of level 2,
  * a block's slice one of level 3. The last block keeps level 3 and the levels above. */
@@ -139,9 +143,13 @@ struct sa_tree {
 
 struct sp_shared {
     unsigned part[SP_WARPS];
-    sp_u64 hmass[SP_BINS]; /* top-p's pass: the block's masses by bin, zero between passes */
-    int sn_bin;            /* ... the bin where the nucleus ends, its ids, the mass still */
-    unsigned sn_cnt;       /* wanted there */
+    /* top-p's pass: the block's masses by bin, zero between passes, as two 32-bit sums (a
+     * 64-bit atomic on shared memory is a compare-and-swap loop): the low 20 bits of each
+     * mass and the rest. A mass is at most 2^36 and a pass adds at most 4096 of them, so
+     * neither sum overflows (sn_hmass) */
+    unsigned hlo[SP_BINS], hhi[SP_BINS];
+    int sn_bin;      /* ... the bin where the nucleus ends, its ids, the mass still */
+    unsigned sn_cnt; /* wanted there */
     sp_u64 sn_need;
     uint32_t sorted[SP_THREADS]; /* the threads' maxima while they are sorted */
     unsigned hist[SP_BINS];      /* zero between digits */
@@ -579,7 +587,9 @@ __device__ __forceinline__ double sa_mass(double d, double temp, double cut) {
  * candidate together, pass by pass: each adds its histogram into the pass's bins, waits for
  * the others at a grid barrier, and reads the bins to choose the one holding it; the first
  * pass bins by bucket, the next ones by 8-bit digits of the rank key inside the chosen
- * bucket, until one id is left. The blocks must all be resident at once, as the decode
+ * bucket, until one id is left. Once at most SN_LIST_MAX ids remain, the blocks list them
+ * once and each takes the remaining digits from its own copy of the list, in shared
+ * memory, with no more grid barriers. The blocks must all be resident at once, as the decode
  * chain's are (cuda_chain.cuh): the session keeps the grid at RS_SAMPLE_NUCLEUS_VOCAB_MAX /
  * 4096 blocks of 256 threads, and a pick only waits on blocks that have passed the grid
  * dependency, when the kernel before has left the GPU. */
@@ -620,44 +630,72 @@ __device__ void sn_grid_wait(unsigned *bar, unsigned goal) {
     __syncthreads();
 }
 
-/* One pass: adds the block's shared histogram (hist, hmass) into pass ps's bins and clears
- * it, waits for every block, then warp 0 finds the bin, from bin 0, where the prefix sum of
- * the masses reaches need (with need = 0: the target of top_p over the pass's total) and
- * leaves it in sh.sn_bin / sn_cnt / sn_need (what is still wanted inside it). */
-__device__ void sn_choose(sp_shared &sh, sn_area *a, int ps, sp_u64 need, float top_p) {
+/* The block's histogram: a mass into bin, bin i's total, and clearing bin i. */
+constexpr int SN_LO_BITS = 20;
+static_assert(SN_LIST_MAX <= SP_SLICE && SP_SLICE * ((1ull << SN_LO_BITS) - 1) <= 0xffffffffull &&
+                  SP_SLICE * ((sp_u64)RS_NUCLEUS_UNIT >> SN_LO_BITS) <= 0xffffffffull,
+              "a pass's masses (at most RS_NUCLEUS_UNIT each) fit the two 32-bit sums");
+__device__ __forceinline__ void sn_hadd(sp_shared &sh, int bin, sp_u64 m) {
+    atomicAdd(&sh.hlo[bin], (unsigned)(m & ((1u << SN_LO_BITS) - 1)));
+    atomicAdd(&sh.hhi[bin], (unsigned)(m >> SN_LO_BITS));
+}
+__device__ __forceinline__ sp_u64 sn_hmass(const sp_shared &sh, int i) {
+    return (sp_u64)sh.hlo[i] + ((sp_u64)sh.hhi[i] << SN_LO_BITS);
+}
+__device__ __forceinline__ void sn_hclear(sp_shared &sh, int i) {
+    sh.hist[i] = 0, sh.hlo[i] = 0, sh.hhi[i] = 0;
+}
+
+/* Warp 0: the bin, from bin 0, where the prefix sum of the masses reaches need (with
+ * need = 0: the target of top_p over the bins' total), left in sh.sn_bin / sn_cnt / sn_need
+ * (what is still wanted inside it). cnt_of(i), mass_of(i): bin i's ids and mass, the grid's
+ * or the block's. */
+template <typename Cnt, typename Mass>
+__device__ void sn_scan(sp_shared &sh, Cnt cnt_of, Mass mass_of, sp_u64 need, float top_p) {
     constexpr int PER = SN_BUCKETS / 32;
-    const int t = threadIdx.x, lane = t & 31;
+    const int lane = threadIdx.x & 31;
+    sp_u64 m[PER], sum = 0;
+#pragma unroll
+    for (int j = 0; j < PER; j++) {
+        sum += m[j] = mass_of(lane * PER + j);
+    }
+    sp_u64 incl = sum;
+#pragma unroll
+    for (int o = 1; o < 32; o <<= 1) {
+        const sp_u64 v = __shfl_up_sync(0xffffffffu, incl, o);
+        if (lane >= o) incl += v;
+    }
+    if (need == 0) need = rs_nucleus_target(__shfl_sync(0xffffffffu, incl, 31), top_p);
+    sp_u64 above = incl - sum;
+    if (above < need && need <= incl) {
+#pragma unroll
+        for (int j = 0; j < PER; j++) {
+            if (above < need && need <= above + m[j]) {
+                const int i = lane * PER + j;
+                sh.sn_bin = i;
+                sh.sn_cnt = cnt_of(i);
+                sh.sn_need = need - above;
+            }
+            above += m[j];
+        }
+    }
+}
+
+/* One pass over the grid: adds the block's shared histogram (hist, hlo, hhi) into pass ps's
+ * bins and clears it, waits for every block (barrier ps), then chooses the bin (sn_scan). */
+__device__ void sn_choose(sp_shared &sh, sn_area *a, int ps, sp_u64 need, float top_p) {
+    const int t = threadIdx.x;
     __syncthreads(); /* the block's histogram is complete */
     if (sh.hist[t]) {
         atomicAdd(&a->cnt[ps][t], sh.hist[t]);
-        atomicAdd(&a->mass[ps][t], sh.hmass[t]);
+        atomicAdd(&a->mass[ps][t], sn_hmass(sh, t));
     }
-    sh.hist[t] = 0, sh.hmass[t] = 0;
+    sn_hclear(sh, t);
     sn_grid_wait(&a->bar, gridDim.x * (ps + 1));
-    if (t < 32) {
-        sp_u64 m[PER], sum = 0;
-#pragma unroll
-        for (int j = 0; j < PER; j++) sum += m[j] = __ldcg(&a->mass[ps][lane * PER + j]);
-        sp_u64 incl = sum;
-#pragma unroll
-        for (int o = 1; o < 32; o <<= 1) {
-            const sp_u64 v = __shfl_up_sync(0xffffffffu, incl, o);
-            if (lane >= o) incl += v;
-        }
-        if (need == 0) need = rs_nucleus_target(__shfl_sync(0xffffffffu, incl, 31), top_p);
-        sp_u64 above = incl - sum;
-        if (above < need && need <= incl) {
-#pragma unroll
-            for (int j = 0; j < PER; j++) {
-                if (above < need && need <= above + m[j]) {
-                    sh.sn_bin = lane * PER + j;
-                    sh.sn_cnt = __ldcg(&a->cnt[ps][lane * PER + j]);
-                    sh.sn_need = need - above;
-                }
-                above += m[j];
-            }
-        }
-    }
+    if (t < 32)
+        sn_scan(
+            sh, [&](int i) { return __ldcg(&a->cnt[ps][i]); },
+            [&](int i) { return __ldcg(&a->mass[ps][i]); }, need, top_p);
     __syncthreads();
 }
 
@@ -667,27 +705,76 @@ __device__ __forceinline__ void sn_add(sp_shared &sh, int bin, sp_u64 m) {
     const bool open = bin == SN_BUCKETS - 1;
     if (bin >= 0 && !open) {
         atomicAdd(&sh.hist[bin], 1u);
-        if (m) atomicAdd(&sh.hmass[bin], m);
+        if (m) sn_hadd(sh, bin, m);
     }
     const unsigned n_open = __reduce_add_sync(0xffffffffu, open ? 1u : 0u);
     if (!n_open) return;
-    sp_u64 mo = open ? m : 0;
-#pragma unroll
-    for (int o = 16; o > 0; o >>= 1) mo += __shfl_xor_sync(0xffffffffu, mo, o);
+    /* the parts summed apart, as sn_hadd adds them: each sum stays what it would be */
+    const unsigned lo = __reduce_add_sync(0xffffffffu,
+                                          open ? (unsigned)(m & ((1u << SN_LO_BITS) - 1)) : 0u),
+                   hi = __reduce_add_sync(0xffffffffu, open ? (unsigned)(m >> SN_LO_BITS) : 0u);
     if ((threadIdx.x & 31) == 0) {
         atomicAdd(&sh.hist[SN_BUCKETS - 1], n_open);
-        if (mo) atomicAdd(&sh.hmass[SN_BUCKETS - 1], mo);
+        atomicAdd(&sh.hlo[SN_BUCKETS - 1], lo);
+        atomicAdd(&sh.hhi[SN_BUCKETS - 1], hi);
     }
 }
 
+/* The ids still in the running (bucket c.edge, masked rank key c.prefix), at most
+ * SN_LIST_MAX in the grid, into the scratch's list: one atomic a block for its place;
+ * then, past barrier nbar, every block copies the whole list (n entries) into sh.list,
+ * keys then masses. */
+__device__ void sn_list(sp_shared &sh, sn_area *a, const sn_cut &c, const float x[SP_PER],
+                        const sp_u64 m[SP_PER], const int bk[SP_PER], int id0, int nbar,
+                        unsigned n) {
+    const int t = threadIdx.x;
+    unsigned in = 0;
+#pragma unroll
+    for (int j = 0; j < SP_PER; j++)
+        in |=
+            (unsigned)(bk[j] == c.edge && (sp_rank_key(sp_key(x[j]), id0 + j) & c.mask) == c.prefix)
+            << j;
+    const unsigned mine = __popc(in), incl = sp_scan(sh, mine);
+    if (t == SP_THREADS - 1) sh.base = atomicAdd(&a->listed, incl);
+    __syncthreads();
+    unsigned at = sh.base + incl - mine;
+#pragma unroll
+    for (int j = 0; j < SP_PER; j++) {
+        if (!(in >> j & 1u)) continue;
+        if (at < SN_LIST_MAX) a->key[at] = sp_rank_key(sp_key(x[j]), id0 + j), a->lmass[at] = m[j];
+        at++;
+    }
+    sn_grid_wait(&a->bar, gridDim.x * nbar);
+    n = min(n, (unsigned)SN_LIST_MAX);
+    for (unsigned i = t; i < n; i += SP_THREADS)
+        sh.list[i] = __ldcg(&a->key[i]), sh.list[SN_LIST_MAX + i] = __ldcg(&a->lmass[i]);
+    __syncthreads();
+}
+
+/* The digit of the bin chosen at shift into c; need and cnt: what is wanted and left in it.
+ * True when one id is left, else shift moves to the next digit. */
+__device__ __forceinline__ bool sn_take(const sp_shared &sh, sn_cut &c, int &shift, sp_u64 &need,
+                                        unsigned &cnt) {
+    c.prefix |= (sp_u64)(SN_BUCKETS - 1 - sh.sn_bin) << shift;
+    c.mask |= (sp_u64)255 << shift;
+    need = sh.sn_need, cnt = sh.sn_cnt;
+    if (cnt == 1 || shift == 0) return true;
+    shift = max(shift - 8, 0);
+    return false;
+}
+
 /* The passes after the first while the edge bucket c.edge holds more than one id: 8-bit
- * digits of the rank key inside it, into c's prefix and mask, until one id is left. The
- * thread's 16 ids: cleaned logits x, masses m, buckets bk (-1 past n). */
+ * digits of the rank key inside it, into c's prefix and mask, until one id is left. While
+ * more than SN_LIST_MAX ids are in the running a digit is a pass over the grid (sn_choose);
+ * then the blocks list those ids once (sn_list) and each takes the remaining digits from
+ * its copy of the list, in shared memory, with no grid barrier between them (every block
+ * reads the same entries, so every block chooses the same bins). The thread's 16 ids:
+ * cleaned logits x, masses m, buckets bk (-1 past n). */
 __device__ __forceinline__ void sn_digits(sp_shared &sh, sn_area *a, int n, double vmax,
                                           float top_p, const float x[SP_PER],
                                           const sp_u64 m[SP_PER], const int bk[SP_PER], int id0,
-                                          sn_cut &c) {
-    const int e = c.edge;
+                                          sn_cut &c, sp_u64 *trace) {
+    const int e = c.edge, t = threadIdx.x;
     /* the bucket's keys lie in [lo, hi], so they share every bit above the highest one
      * where lo and hi differ: the digits start there. A logit x is in bucket e when
      * (vmax - x) * 8, rounded, is in [e, e + 1); below 32 nats the subtraction is off by
@@ -703,7 +790,9 @@ __device__ __forceinline__ void sn_digits(sp_shared &sh, sn_area *a, int n, doub
     c.mask = shift >= 56 ? 0 : ~0ull << (shift + 8);
     c.prefix = hi & c.mask;
     sp_u64 need = sh.sn_need;
-    for (int ps = 1; ps < SN_PASSES; ps++) {
+    unsigned cnt = sh.sn_cnt;
+    int ps = 1;
+    for (; cnt > SN_LIST_MAX; ps++) {
 #pragma unroll
         for (int j = 0; j < SP_PER; j++) {
             const sp_u64 rk = sp_rank_key(sp_key(x[j]), id0 + j);
@@ -711,21 +800,38 @@ __device__ __forceinline__ void sn_digits(sp_shared &sh, sn_area *a, int n, doub
             sn_add(sh, mine ? SN_BUCKETS - 1 - (int)((rk >> shift) & 255) : -1, m[j]);
         }
         sn_choose(sh, a, ps, need, top_p);
-        c.prefix |= (sp_u64)(SN_BUCKETS - 1 - sh.sn_bin) << shift;
-        c.mask |= (sp_u64)255 << shift;
         c.passes = ps + 1;
-        need = sh.sn_need;
-        if (sh.sn_cnt == 1 || shift == 0) break;
-        shift = max(shift - 8, 0);
+        if (sn_take(sh, c, shift, need, cnt)) return;
+    }
+    const unsigned n_list = min(cnt, (unsigned)SN_LIST_MAX);
+    sn_list(sh, a, c, x, m, bk, id0, ps + 1, n_list); /* barriers 1 .. ps were the passes' */
+    sp_stamp(trace, RS_PICK_LISTED);
+    const sp_u64 *lk = sh.list, *lm = sh.list + SN_LIST_MAX;
+    for (bool done = false; !done;) {
+        for (unsigned i = t; i < n_list; i += SP_THREADS)
+            if ((lk[i] & c.mask) == c.prefix) {
+                const int bin = SN_BUCKETS - 1 - (int)((lk[i] >> shift) & 255);
+                atomicAdd(&sh.hist[bin], 1u);
+                if (lm[i]) sn_hadd(sh, bin, lm[i]);
+            }
+        __syncthreads();
+        if (t < 32)
+            sn_scan(
+                sh, [&](int i) { return sh.hist[i]; }, [&](int i) { return sn_hmass(sh, i); }, need,
+                top_p);
+        __syncthreads();
+        done = sn_take(sh, c, shift, need, cnt);
+        sn_hclear(sh, t);
+        __syncthreads(); /* cleared, and sh.sn_* read, before the next digit */
     }
 }
 
 /* The nucleus of top_p over the n logits (their largest vmax, finite): every block of the
  * grid calls it, with its slice's SP_SLICE ids. Bit j of *keep: the thread's id j is in it. */
 __device__ sn_cut sn_find_cut(sp_shared &sh, sn_area *a, const float *logits, int n, double vmax,
-                              float top_p, unsigned *keep) {
+                              float top_p, unsigned *keep, sp_u64 *trace) {
     const int t = threadIdx.x, id0 = blockIdx.x * SP_SLICE + t * SP_PER;
-    sh.hist[t] = 0, sh.hmass[t] = 0;
+    sn_hclear(sh, t);
     float x[SP_PER];
     sp_u64 m[SP_PER];
     int bk[SP_PER];
@@ -740,8 +846,9 @@ __device__ sn_cut sn_find_cut(sp_shared &sh, sn_area *a, const float *logits, in
         sn_add(sh, bk[j], m[j]);
     }
     sn_choose(sh, a, 0, 0, top_p);
+    sp_stamp(trace, RS_PICK_FIRST);
     sn_cut c = {sh.sn_bin, 0, 0, 1};
-    if (sh.sn_cnt > 1) sn_digits(sh, a, n, vmax, top_p, x, m, bk, id0, c);
+    if (sh.sn_cnt > 1) sn_digits(sh, a, n, vmax, top_p, x, m, bk, id0, c, trace);
     *keep = 0;
 #pragma unroll
     for (int j = 0; j < SP_PER; j++)
@@ -775,7 +882,7 @@ __device__ void sa_masses(const float *logits, int n, int id0, double vmax, doub
 
 /* Block b's slice: level 1 into tree.part and into parts (the last block descends through
  * them without taking the exps again), level 2 into tree.half; returns level 3's node
- * (thread 0's value) and adds the slice's candidates to tree.kept. */
+ * (thread 0's value) and, in thread 0, counts the slice's candidates into tree.kept. */
 __device__ double sa_slice(sp_shared &sh, const float *logits, int n, int b, double vmax,
                            double temp, double cut, unsigned keep, sp_u64 *parts) {
     sa_tree &tr = sh.tree;
@@ -788,12 +895,16 @@ __device__ double sa_slice(sp_shared &sh, const float *logits, int n, int b, dou
     tr.part[t] = sum;
     parts[t] = (sp_u64)__double_as_longlong(sum);
     kept = __reduce_add_sync(0xffffffffu, kept);
-    if ((t & 31) == 0) atomicAdd(&tr.kept, kept);
+    if ((t & 31) == 0) sh.part[t >> 5] = kept;
     __syncthreads();
     if (t % RS_TREE_FAN == 0) rs_tree_up(&tr.part[t], RS_TREE_FAN, &tr.half[t / RS_TREE_FAN]);
     __syncthreads();
     double block = 0.0;
-    if (t == 0) rs_tree_up(tr.half, SP_THREADS / RS_TREE_FAN, &block);
+    if (t == 0) {
+        rs_tree_up(tr.half, SP_THREADS / RS_TREE_FAN, &block);
+        tr.kept = 0;
+        for (int w = 0; w < SP_WARPS; w++) tr.kept += sh.part[w];
+    }
     return block;
 }
 
@@ -809,7 +920,6 @@ __device__ bool sa_pick(sp_shared &sh, sp_scratch *scr, const float *logits, int
                         rs_sample_rule *rule, const sp_rule &r, sp_u64 *trace) {
     sa_tree &tr = sh.tree;
     const int tid = threadIdx.x, nb = gridDim.x;
-    if (tid == 0) tr.kept = 0;
     const double vmax = (double)sp_value(sa_top_key(sh, logits, n)); /* barriers inside */
     sp_stamp(trace, RS_PICK_LOADED);
     const double temp = (double)r.temp,
@@ -817,7 +927,8 @@ __device__ bool sa_pick(sp_shared &sh, sp_scratch *scr, const float *logits, int
     const bool finite = vmax != -(double)INFINITY;
     sn_cut nuc = {SN_BUCKETS, 0, 0, 0}; /* every id */
     unsigned keep = (1u << SP_PER) - 1; /* the thread's ids in the nucleus */
-    if (finite && r.top_p < 1.0f) nuc = sn_find_cut(sh, &scr->nuc, logits, n, vmax, r.top_p, &keep);
+    if (finite && r.top_p < 1.0f)
+        nuc = sn_find_cut(sh, &scr->nuc, logits, n, vmax, r.top_p, &keep, trace);
     sp_stamp(trace, RS_PICK_BOUND);
     double block = 0.0;
     sp_u64 *parts = &scr->list[nb];
@@ -833,7 +944,7 @@ __device__ bool sa_pick(sp_shared &sh, sp_scratch *scr, const float *logits, int
     __syncthreads();
     sp_stamp(trace, RS_PICK_ARRIVED);
     if (!sh.last) return false;
-    if (tid == 0) scr->tally = 0, scr->nuc.bar = 0; /* every block has arrived */
+    if (tid == 0) scr->tally = 0, scr->nuc.bar = 0, scr->nuc.listed = 0; /* all have arrived */
     for (int ps = 0; ps < nuc.passes; ps++) scr->nuc.mass[ps][tid] = 0, scr->nuc.cnt[ps][tid] = 0;
     if (!finite) { /* every logit -inf or NaN: uniform over the vocabulary */
         if (tid == 0) sh.pick = sp_uniform(rule, r, n);
@@ -885,8 +996,9 @@ __device__ bool sa_pick(sp_shared &sh, sp_scratch *scr, const float *logits, int
     return true;
 }
 
-/* rs_sampler_sample (sampler.c) for one token: see the file comment. */
-__global__ void __launch_bounds__(SP_THREADS)
+/* rs_sampler_sample (sampler.c) for one token: see the file comment. (One block an SM is all
+ * the grid needs; without the bound ptxas held the kernel to 128 registers and spilled.) */
+__global__ void __launch_bounds__(SP_THREADS, 1)
     sample_pick_kernel(const float *logits, int n, rs_sample_rule *rule, int32_t *ids, int32_t *pos,
                        int32_t *picks, uint64_t *rngs, int n_picks, sp_scratch *scr,
                        sp_u64 *trace) {
