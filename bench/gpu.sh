@@ -49,9 +49,10 @@ if [[ ${1:-} == stage ]]; then
         cp -L "/usr/lib/x86_64-linux-gnu/$l" "$T/lib/"
     done
     strip "$T"/bin/* "$T"/tests/test_* 2>/dev/null
-    # every CUDA-linked program carries the 15 MB fat binary: ship them compressed
+    # every CUDA-linked program carries the 15 MB fat binary: ship them compressed, with a
+    # dictionary (-9: 64 MiB) that spans several binaries, so the copies compress to one
     rm -rf .stage-gpu && mkdir -p .stage-gpu
-    tar cJf .stage-gpu/payload.tar.xz -C "$T" . && rm -rf "$T"
+    XZ_OPT='-9 -T1' tar cJf .stage-gpu/payload.tar.xz -C "$T" . && rm -rf "$T"
     cp bench/gpu.sh .stage-gpu/
     [[ -d .models ]] || { mkdir -p .models && cp -r ../shared/models/* .models/; }
     du -sh .stage-gpu .models
@@ -118,6 +119,10 @@ run_tests() {
     if f=$(synth Q4_0 llama2-7b-2l); then
         compute-sanitizer --tool memcheck --error-exitcode 9 $B run -m "$f" -p "Once upon a time" \
             -n 24 --temp 0 2>&1 | tail -4
+        echo "memcheck exit: ${PIPESTATUS[0]}"
+        say "compute-sanitizer memcheck on the same model with top-p over its 32 000 ids (8 blocks, the cut's list)"
+        compute-sanitizer --tool memcheck --error-exitcode 9 $B run -m "$f" -p "Once upon a time" \
+            -n 24 --temp 1 --top-k 0 --top-p 0.9 --seed 5 2>&1 | tail -4
         echo "memcheck exit: ${PIPESTATUS[0]}"
         say "compute-sanitizer memcheck on the same decode loop over a Q8_0 cache (short-context kernel)"
         compute-sanitizer --tool memcheck --error-exitcode 9 $B run -m "$f" -p "Once upon a time" \
