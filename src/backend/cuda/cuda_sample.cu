@@ -568,6 +568,20 @@ __device__ uint32_t sa_top_key(sp_shared &sh, const float *logits, int n) {
     return key;
 }
 
+/* A thread's 16 logits, ids id0 .. id0 + 16 (past n: the last one again), as stored. */
+__device__ __forceinline__ void sa_load16(const float *logits, int n, int id0, float x[SP_PER]) {
+    if (!((uintptr_t)logits & 15) && id0 + SP_PER <= n) { /* 64 bytes in four loads */
+#pragma unroll
+        for (int j = 0; j < SP_PER; j += 4) {
+            const float4 a = *(const float4 *)&logits[id0 + j];
+            x[j] = a.x, x[j + 1] = a.y, x[j + 2] = a.z, x[j + 3] = a.w;
+        }
+    } else {
+#pragma unroll
+        for (int j = 0; j < SP_PER; j++) x[j] = logits[min(id0 + j, n - 1)];
+    }
+}
+
 /* A logit's distance below the largest: draw_by_id's d. */
 __device__ __forceinline__ double sa_gap(float x, double vmax) {
     return (double)sp_clean(x) - vmax;
@@ -722,8 +736,8 @@ __device__ __forceinline__ void sn_add(sp_shared &sh, int bin, sp_u64 m) {
 
 /* The ids still in the running (bucket c.edge, masked rank key c.prefix), at most
  * SN_LIST_MAX in the grid, into the scratch's list: one atomic a block for its place;
- * then, past barrier nbar, every block copies the whole list (n entries) into sh.list,
- * keys then masses. */
+ * then, past barrier nbar, every block copies the whole list (n <= SN_LIST_MAX entries)
+ * into sh.list, keys then masses. */
 __device__ void sn_list(sp_shared &sh, sn_area *a, const sn_cut &c, const float x[SP_PER],
                         const sp_u64 m[SP_PER], const int bk[SP_PER], int id0, int nbar,
                         unsigned n) {
@@ -745,7 +759,6 @@ __device__ void sn_list(sp_shared &sh, sn_area *a, const sn_cut &c, const float 
         at++;
     }
     sn_grid_wait(&a->bar, gridDim.x * nbar);
-    n = min(n, (unsigned)SN_LIST_MAX);
     for (unsigned i = t; i < n; i += SP_THREADS)
         sh.list[i] = __ldcg(&a->key[i]), sh.list[SN_LIST_MAX + i] = __ldcg(&a->lmass[i]);
     __syncthreads();
@@ -835,8 +848,9 @@ __device__ sn_cut sn_find_cut(sp_shared &sh, sn_area *a, const float *logits, in
     float x[SP_PER];
     sp_u64 m[SP_PER];
     int bk[SP_PER];
+    sa_load16(logits, n, id0, x);
 #pragma unroll
-    for (int j = 0; j < SP_PER; j++) x[j] = sp_clean(logits[min(id0 + j, n - 1)]);
+    for (int j = 0; j < SP_PER; j++) x[j] = sp_clean(x[j]);
     __syncthreads(); /* the histogram is clear */
 #pragma unroll
     for (int j = 0; j < SP_PER; j++) {
@@ -861,16 +875,7 @@ __device__ sn_cut sn_find_cut(sp_shared &sh, sn_area *a, const float *logits, in
 __device__ void sa_masses(const float *logits, int n, int id0, double vmax, double temp, double cut,
                           unsigned keep, double m[SP_PER], unsigned *kept) {
     float x[SP_PER];
-    if (!((uintptr_t)logits & 15) && id0 + SP_PER <= n) { /* 64 bytes in four loads */
-#pragma unroll
-        for (int j = 0; j < SP_PER; j += 4) {
-            const float4 a = *(const float4 *)&logits[id0 + j];
-            x[j] = a.x, x[j + 1] = a.y, x[j + 2] = a.z, x[j + 3] = a.w;
-        }
-    } else {
-#pragma unroll
-        for (int j = 0; j < SP_PER; j++) x[j] = logits[min(id0 + j, n - 1)];
-    }
+    sa_load16(logits, n, id0, x);
 #pragma unroll
     for (int j = 0; j < SP_PER; j++) {
         const double d = sa_gap(x[j], vmax), mass = sa_mass(d, temp, cut);
