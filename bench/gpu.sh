@@ -14,6 +14,9 @@
 #        --sampled` on the GPU (tg rows four times: host-synchronous steps, chained greedy steps,
 #        the default sampler on the host, and drawn by chained steps): F16, Q8_0, Q4_0, Q4_K (Q4_K_S), Q4_K_M at pp512/tg128, Q4_0 at depth 4096 (and with a Q8_0 cache at 0 and 4096),
 #        then Q8_0 and Q4_0 of a 3B and the TinyLlama-1.1B shape
+# big    the Llama-3-70B shape (8192 wide, 28672-wide FFN, 64 query heads over 8 kv heads):
+#        greedy tokens CPU against GPU on two of its layers (BIG_CHECK_TYPES), then `rusty
+#        bench --greedy` on the whole 80 layers (BIG_TYPES; each file ~40 GB, removed after)
 # cpu    the same models' Q4_0/Q8_0 on the machine's CPU cores (pp64, tg32)
 # hf     HF transformers on the same GPU (bench/hf_bench.py)
 # lab    the kernel lab (bench/cuda_bench.cu) with LAB_ARGS (default: the decode model table)
@@ -229,6 +232,28 @@ run_cpu() {
     rm -f "$OUT/cpu.row"
 }
 
+# The largest shape one H100 holds in 4 bits: widths, head groups and a vocabulary no
+# other shape has, then its speed on the whole model.
+run_big() {
+    local f
+    for ty in ${BIG_CHECK_TYPES:-Q4_0 Q4_K_M}; do
+        f=$(synth "$ty" llama3-70b-2l) || { echo "synth $ty failed"; continue; }
+        say "greedy tokens, CPU against GPU (70B shape, 2 layers, $ty)"
+        greedy_check "$f"
+        # ~470 prompt tokens: the steps after them run the split kernel, 8 query heads a kv head
+        say "compute-sanitizer memcheck on its split decode attention (70B shape, 2 layers, $ty)"
+        compute-sanitizer --tool memcheck --error-exitcode 9 $B run -m "$f" -n 8 --temp 0 -c 1024 \
+            -p "$(yes 'Once upon a time there was a little dog' | head -8 | tr '\n' ' ')" 2>&1 | tail -3
+        echo "memcheck exit: ${PIPESTATUS[0]}"
+    done
+    for ty in ${BIG_TYPES:-Q4_0}; do
+        f=$(synth "$ty" llama3-70b) || { echo "synth $ty failed"; rm -f "$M/llama3-70b-$ty.gguf"; continue; }
+        say "Llama-3-70B shape, $ty ($(du -h "$f" | cut -f1))"
+        $B bench -m "$f" -p 512 -n 128 -r 3 --greedy 2>>"$OUT/bench.err"
+        [[ -n ${BIG_KEEP:-} ]] || rm -f "$f"
+    done
+}
+
 run_hf() {
     say "HF transformers, same GPU"
     PYTHONUNBUFFERED=1 python3 hf_bench.py 2>"$OUT/hf.err"
@@ -360,11 +385,12 @@ prof) run_prof ;;
 pick) run_pick ;;
 ab) run_ab ;;
 peer) run_peer ;;
+big) run_big ;;
 test) run_tests ;;
 qmodels) run_qmodels ;;
 bench) run_bench ;;
 cpu) run_cpu ;;
 hf) run_hf ;;
 all) run_tests; run_bench; run_cpu ;;
-*) echo "usage: gpu.sh stage|test|bench|cpu|hf|lab|prof|pick|ab|peer|all"; exit 2 ;;
+*) echo "usage: gpu.sh stage|test|bench|big|cpu|hf|lab|prof|pick|ab|peer|all"; exit 2 ;;
 esac 2>&1 | tee -a "$OUT/gpu-$what.log"

@@ -1,8 +1,9 @@
 /* synth_model.c — writes a Llama-shaped GGUF with random weights, for benchmarks.
  *
  * usage: synth_model SHAPE[:neox] TYPE OUT.gguf [threads]
- *   SHAPE: llama2-7b | llama2-7b-2l (two of its layers) | llama-3b | llama3-8b | tinyllama-1b |
- *          small (a 60M model for quick checks);
+ *   SHAPE: llama2-7b | llama2-7b-2l (two of its layers) | llama-3b | llama3-8b | llama3-70b |
+ *          llama3-70b-2l (two of its layers) | tinyllama-1b | small (a 60M model for quick
+ *          checks);
  *          ":neox" marks the file rotate-half (rusty.rope_neox), as a model converted
  *          from Hugging Face rows without un-permuting would be
  *   TYPE:  a `rusty quantize` preset (F16, Q8_0, Q4_0, Q4_K, Q4_K_M, ...): each
@@ -34,6 +35,8 @@ static const shape shapes[] = {
     {"llama2-7b-2l", 4096, 11008, 2, 32, 32, 32000, 4096}, /* two of its layers, for checks */
     {"llama-3b", 3072, 8192, 28, 24, 8, 32000, 4096},      /* Llama-3.2-3B's layers, 32k vocab */
     {"llama3-8b", 4096, 14336, 32, 32, 8, 128256, 8192},   /* Llama-3-8B: grouped-query heads */
+    {"llama3-70b", 8192, 28672, 80, 64, 8, 128256, 8192},  /* Llama-3-70B: 8 query heads a kv head */
+    {"llama3-70b-2l", 8192, 28672, 2, 64, 8, 128256, 8192}, /* two of its layers, for checks */
     {"tinyllama-1b", 2048, 5632, 22, 32, 4, 32000, 2048},
     {"small", 512, 1536, 8, 8, 4, 32000, 2048},
 };
@@ -128,7 +131,8 @@ static void add_tensor(rs_tensor_info *t, int *n, const char *name, int64_t n_in
 int main(int argc, char **argv) {
     if (argc < 4) {
         fprintf(stderr, "usage: synth_model "
-                        "llama2-7b|llama2-7b-2l|llama-3b|llama3-8b|tinyllama-1b|small[:neox] "
+                        "llama2-7b|llama2-7b-2l|llama-3b|llama3-8b|llama3-70b|llama3-70b-2l|"
+                        "tinyllama-1b|small[:neox] "
                         "TYPE OUT.gguf [threads]\n");
         return 1;
     }
