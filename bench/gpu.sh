@@ -15,8 +15,9 @@
 #        the default sampler on the host, and drawn by chained steps): F16, Q8_0, Q4_0, Q4_K (Q4_K_S), Q4_K_M at pp512/tg128, Q4_0 at depth 4096 (and with a Q8_0 cache at 0 and 4096),
 #        then Q8_0 and Q4_0 of a 3B and the TinyLlama-1.1B shape
 # big    the Llama-3-70B shape (8192 wide, 28672-wide FFN, 64 query heads over 8 kv heads):
-#        greedy tokens CPU against GPU on two of its layers (BIG_CHECK_TYPES), then `rusty
-#        bench --greedy` on the whole 80 layers (BIG_TYPES; each file ~40 GB, removed after)
+#        greedy tokens CPU against GPU on two of its layers (BIG_CHECK_TYPES; empty: none), then `rusty
+#        bench --greedy` on the whole 80 layers (BIG_TYPES; each file ~40 GB, removed after;
+#        BIG_DEPTH=D adds rows at depth D with F16, Q8_0 and Q4_0 caches)
 # cpu    the same models' Q4_0/Q8_0 on the machine's CPU cores (pp64, tg32)
 # hf     HF transformers on the same GPU (bench/hf_bench.py)
 # lab    the kernel lab (bench/cuda_bench.cu) with LAB_ARGS (default: the decode model table)
@@ -236,7 +237,7 @@ run_cpu() {
 # other shape has, then its speed on the whole model.
 run_big() {
     local f
-    for ty in ${BIG_CHECK_TYPES:-Q4_0 Q4_K_M}; do
+    for ty in ${BIG_CHECK_TYPES-Q4_0 Q4_K_M}; do
         f=$(synth "$ty" llama3-70b-2l) || { echo "synth $ty failed"; continue; }
         say "greedy tokens, CPU against GPU (70B shape, 2 layers, $ty)"
         greedy_check "$f"
@@ -250,6 +251,13 @@ run_big() {
         f=$(synth "$ty" llama3-70b) || { echo "synth $ty failed"; rm -f "$M/llama3-70b-$ty.gguf"; continue; }
         say "Llama-3-70B shape, $ty ($(du -h "$f" | cut -f1))"
         $B bench -m "$f" -p 512 -n 128 -r 3 --greedy 2>>"$OUT/bench.err"
+        if [[ -n ${BIG_DEPTH:-} ]]; then # long contexts: F16, Q8_0 and Q4_0 caches
+            echo "(depth $BIG_DEPTH with an F16 KV cache, then -ctk q8_0 and -ctk q4_0)"
+            for ct in f16 q8_0 q4_0; do
+                $B bench -m "$f" -c $((BIG_DEPTH + 640)) -p 512 -n 128 -d "$BIG_DEPTH" -r 2 \
+                    -ctk $ct --greedy 2>>"$OUT/bench.err" | tail -n +3
+            done
+        fi
         [[ -n ${BIG_KEEP:-} ]] || rm -f "$f"
     done
 }

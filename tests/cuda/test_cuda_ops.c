@@ -682,6 +682,10 @@ static void test_attention(void) {
     check_attention(64, 4, 64, 800, 513, 2, RS_KV_Q4_0, 0, 0, 0);     /* GQA 16: two slices */
     for (int gb = 1; gb <= 8; gb *= 2)
         check_attention(32, 4, 128, 3000, 2500, 4, RS_KV_Q4_0, 0, 0, gb);
+    /* long bands choose two heads a block: past 16384 positions (a band cut at the cache's
+     * size), past 8192 for groups of 8 */
+    check_attention_at(32, 8, 128, 17000, 16900, 1, RS_KV_Q4_0, 0, 0, 0, 17000);
+    check_attention_at(64, 8, 128, 16384, 9000, 1, RS_KV_Q4_0, 0, 0, 0, 16384);
     check_attention(8, 2, 32, 300, 128, 1, RS_KV_Q4_0, 0, 0, 0);
     check_attention(8, 2, 256, 300, 131, 3, RS_KV_Q4_0, 0, 0, 0);
     check_attention(8, 8, 64, 300, 0, 1, RS_KV_Q4_0, 0, 0, 0);      /* a single position */

@@ -1565,12 +1565,19 @@ bool attn_decode(cuda_backend *c, const float *q, const rs_kv *kv, size_t layer_
     const int tg = c->tune.attn_gb;
     if (tg == 1 || tg == 2 || tg == 4 || tg == 8) GB = tg; /* forced (benchmarks, tests) */
     if (kt == RS_KV_F32) GB = 8;
-    /* Q4_0: one query head a block unless two are forced (RUSTY_CUDA_TUNE=attn_gb=2; a
-     * lane's 32 dims of four heads are past the registers). Two, held to 128 registers by
-     * the kernel's launch bounds, win only at long contexts: Llama-3-8B shape tg128 at
-     * depth 4096 370.3 against one's 383.3-384.8, at 16384 328.0-328.2 against 319.8-320.5
-     * (run 351; unbounded, 167 registers, they lost everywhere, run 345) */
-    if (kt == RS_KV_Q4_0) GB = tg == 2 ? 2 : 1;
+    /* Q4_0: one query head a block, or two (a lane's 32 dims of four heads are past the
+     * registers). Two, held to 128 registers by the kernel's launch bounds, win only at
+     * long contexts, the sooner the larger the group: they are chosen where the step's
+     * band of positions (rs_attn.ctx_max: a band (m/2, m], or the last one, cut at the
+     * cache's size, starting at the power of two below it) lies past 16384 positions, or
+     * past 8192 for groups of 8. tg64 greedy, one head a block → two (run 412): Llama-3-8B
+     * shape (G 4) at depth 4096 397.8 → 380.7, 8192 381.1 → 372.2, 16384 349.6 → 354.7;
+     * Llama-3-70B shape (G 8) 62.3 → 61.6, 59.6 → 60.3, 55.0 → 57.9. Unbounded calls take
+     * one; RUSTY_CUDA_TUNE=attn_gb=1 or 2 forces either */
+    if (kt == RS_KV_Q4_0) {
+        const int past = G >= 8 ? 8192 : 16384;
+        GB = tg == 2 || (tg == 0 && G >= 2 && at->ctx_max > past) ? 2 : 1;
+    }
     const int slices = (G + GB - 1) / GB, n_ctx = kv->d.n_ctx;
     /* chunk bounds: a fixed chunk when tuned, else 32..1024 positions with at
      * most 512 splits; s_target splits per head give ~4 blocks per SM */
