@@ -15,9 +15,10 @@
 #        the default sampler on the host, and drawn by chained steps): F16, Q8_0, Q4_0, Q4_K (Q4_K_S), Q4_K_M at pp512/tg128, Q4_0 at depth 4096 (and with a Q8_0 cache at 0 and 4096),
 #        then Q8_0 and Q4_0 of a 3B and the TinyLlama-1.1B shape
 # big    the Llama-3-70B shape (8192 wide, 28672-wide FFN, 64 query heads over 8 kv heads):
-#        greedy tokens CPU against GPU on two of its layers (BIG_CHECK_TYPES; empty: none), then `rusty
-#        bench --greedy` on the whole 80 layers (BIG_TYPES; each file ~40 GB, removed after;
-#        BIG_DEPTH=D adds rows at depth D with F16, Q8_0 and Q4_0 caches)
+#        greedy tokens CPU against GPU and memcheck on two of its layers (BIG_CHECK_TYPES;
+#        empty: none), then `rusty bench --greedy` on the whole 80 layers (BIG_TYPES; each
+#        file ~40 GB, removed after; BIG_DEPTH=D adds rows at depth D with F16, Q8_0 and
+#        Q4_0 caches)
 # cpu    the same models' Q4_0/Q8_0 on the machine's CPU cores (pp64, tg32)
 # hf     HF transformers on the same GPU (bench/hf_bench.py)
 # lab    the kernel lab (bench/cuda_bench.cu) with LAB_ARGS (default: the decode model table)
