@@ -30,9 +30,9 @@
  * the last digits inside a list of the few ids left);
  * each takes its slice's masses, 0 for ids outside the nucleus, up the host's sum tree
  * (mass_tree.h) and leaves the sums in the scratch; the last walks down the tree from one
- * draw. No k-best search, no sort: in a graph 9 µs a pick at
- * 32 000 ids, 14 at 128 256 (top-k 40: 12 and 14; kernel lab, run 383); with top-p 0.9 on
- * flat logits, the cut's worst case, 28 and 36 (run 395).
+ * draw. No k-best search, no sort: in a graph 9 µs a pick at 32 000 ids, 14 at 128 256
+ * (top-k 40: 12 and 14; kernel lab, run 383); with top-p 0.9 on flat logits, the cut's
+ * worst case, 28 and 36 (run 395).
  * The scratch's tally of arrivals and entries is zero between launches: the last block
  * resets it. */
 #include <float.h>
@@ -51,14 +51,14 @@ static_assert(SP_K <= SP_THREADS, "one candidate a thread");
 static_assert(SP_BINS == SP_THREADS, "one histogram bin a thread");
 typedef unsigned long long sp_u64; /* the type CUDA's 64-bit atomics and loads take */
 
-/* The host's order as an unsigned key: the cleaned logit (NaN as -inf, +inf as FLT_MAX,
- * -0 as +0 so equal values give equal keys) with its bits arranged so that a larger value
- * gives a larger key. No logit's key is 0 (-inf's is 0x007fffff), so 0 marks "none". */
 /* The host's cleaned logit: NaN as -inf, +inf as FLT_MAX. */
 __device__ __forceinline__ float sp_clean(float x) {
     return x == x ? fminf(x, FLT_MAX) : -INFINITY;
 }
 
+/* The host's order as an unsigned key: the cleaned logit (sp_clean, and -0 as +0 so equal
+ * values give equal keys) with its bits arranged so that a larger value gives a larger key.
+ * No logit's key is 0 (-inf's is 0x007fffff), so 0 marks "none". */
 __device__ __forceinline__ uint32_t sp_key(float x) {
     x = sp_clean(x);
     if (x == 0.0f) x = 0.0f;
