@@ -686,6 +686,8 @@ static void test_attention(void) {
      * size), past 8192 for groups of 8 */
     check_attention_at(32, 8, 128, 17000, 16900, 1, RS_KV_Q4_0, 0, 0, 0, 17000);
     check_attention_at(64, 8, 128, 16384, 9000, 1, RS_KV_Q4_0, 0, 0, 0, 16384);
+    check_attention_at(64, 8, 128, 16384, 9000, 1, RS_KV_F16, 0, 0, 0, 16384); /* four */
+    check_attention_at(64, 8, 128, 16384, 9000, 2, RS_KV_F16, 0, 0, 0, 16384);
     check_attention(8, 2, 32, 300, 128, 1, RS_KV_Q4_0, 0, 0, 0);
     check_attention(8, 2, 256, 300, 131, 3, RS_KV_Q4_0, 0, 0, 0);
     check_attention(8, 8, 64, 300, 0, 1, RS_KV_Q4_0, 0, 0, 0);      /* a single position */

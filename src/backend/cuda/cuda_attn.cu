@@ -1565,6 +1565,12 @@ bool attn_decode(cuda_backend *c, const float *q, const rs_kv *kv, size_t layer_
     const int tg = c->tune.attn_gb;
     if (tg == 1 || tg == 2 || tg == 4 || tg == 8) GB = tg; /* forced (benchmarks, tests) */
     if (kt == RS_KV_F32) GB = 8;
+    /* F16, groups of 8 or more past 8192 positions (the band, as for Q4_0 below): four, each
+     * kv head's rows read half as often. Llama-3-70B shape tg64 greedy, this rule against
+     * two (run 417): depth 8192 56.81 → 57.84, 16384 49.93 → 53.06. Groups of 4 lose
+     * (Llama-3-8B shape at 16384 309.4 → 266.6, run 416), as Q8_0 caches do (70B 56.26 →
+     * 53.57) */
+    if (kt == RS_KV_F16 && tg == 0 && G >= 8 && at->ctx_max > 8192) GB = 4;
     /* Q4_0: one query head a block, or two (a lane's 32 dims of four heads are past the
      * registers). Two, held to 128 registers by the kernel's launch bounds, win only at
      * long contexts, the sooner the larger the group: they are chosen where the step's
