@@ -17,8 +17,9 @@
 # big    the Llama-3-70B shape (8192 wide, 28672-wide FFN, 64 query heads over 8 kv heads):
 #        greedy tokens CPU against GPU and memcheck on two of its layers (BIG_CHECK_TYPES;
 #        empty: none), then `rusty bench --greedy` on the whole 80 layers (BIG_TYPES; each
-#        file ~40 GB, removed after; BIG_DEPTH=D adds rows at depth D with F16, Q8_0 and
-#        Q4_0 caches)
+#        file ~40 GB, its layers repeating the first's bytes (synth_model --repeat-layers: one
+#        layer quantized, so K-quants fit one call), removed after; BIG_DEPTH=D adds rows at
+#        depth D with F16, Q8_0 and Q4_0 caches)
 # cpu    the same models' Q4_0/Q8_0 on the machine's CPU cores (pp64, tg32)
 # hf     HF transformers on the same GPU (bench/hf_bench.py)
 # lab    the kernel lab (bench/cuda_bench.cu) with LAB_ARGS (default: the decode model table)
@@ -27,7 +28,8 @@
 # peer   llama.cpp (Debian's build, packed by `bench/peer.sh stage`, carried as .stage-peer)
 #        and `rusty bench` on the same GGUFs, interleaved: PEER_TYPES of PEER_SHAPE at
 #        pp512/tg128, PEER_CPU_TYPES on the host's CPU (pp64/tg32), then the 7B's
-#        Q4_0 at depth 4096
+#        Q4_0 at depth 4096; PEER_REPEAT=1 synthesizes files whose layers repeat the first's
+#        bytes, as big does
 # pick   sample_pick's op tests under Nsight Compute: the median kernel time of each case
 # ab     A/B: `rusty bench $AB_ARGS` on AB_TYPES (AB_SHAPE: a synth_model shape) with an older stage's binaries
 #        (carried as .stage-base: `cp -r .stage-gpu .stage-base` before the change)
@@ -80,11 +82,11 @@ say() { echo "=== $* ($(date -u +%T))"; }
 # shared models under $RUSTY_SHARED/models: the carried .models folder stands in for ../shared/models
 [[ -e ../models ]] || ln -s "$PWD/../.models" ../models 2>/dev/null
 
-synth() { # type [shape] -> path (cached)
+synth() { # type [shape] [--repeat-layers] -> path (cached)
     local shape=${2:-llama2-7b}
-    local f=$M/$shape-$1.gguf
+    local f=$M/$shape-$1${3:+-rep}.gguf
     # sync: the file's dirty pages must not be written back while we measure
-    [[ -f $f ]] || { bin/synth_model "$shape" "$1" "$f" >&2 && sync; } || return 1
+    [[ -f $f ]] || { bin/synth_model "$shape" "$1" "$f" ${3:-} >&2 && sync; } || return 1
     echo "$f"
 }
 
@@ -249,7 +251,7 @@ run_big() {
         echo "memcheck exit: ${PIPESTATUS[0]}"
     done
     for ty in ${BIG_TYPES:-Q4_0}; do
-        f=$(synth "$ty" llama3-70b) || { echo "synth $ty failed"; rm -f "$M/llama3-70b-$ty.gguf"; continue; }
+        f=$(synth "$ty" llama3-70b --repeat-layers) || { echo "synth $ty failed"; rm -f "$M/llama3-70b-$ty-rep.gguf"; continue; }
         say "Llama-3-70B shape, $ty ($(du -h "$f" | cut -f1))"
         $B bench -m "$f" -p 512 -n 128 -r 3 --greedy 2>>"$OUT/bench.err"
         if [[ -n ${BIG_DEPTH:-} ]]; then # long contexts: F16, Q8_0 and Q4_0 caches
@@ -298,7 +300,7 @@ run_peer() {
     say "llama.cpp: $(paste -sd';' "$P/VERSIONS")"
     local f t0 rc
     for ty in ${PEER_TYPES:-F16 Q8_0 Q4_0 Q4_K_M}; do
-        f=$(synth "$ty" "${PEER_SHAPE:-llama2-7b}") || { echo "synth $ty failed"; continue; }
+        f=$(synth "$ty" "${PEER_SHAPE:-llama2-7b}" ${PEER_REPEAT:+--repeat-layers}) || { echo "synth $ty failed"; continue; }
         t0=$SECONDS
         timeout "${PEER_JIT_S:-400}" "${llama[@]}" -m "$f" -p 512 -n 16 -r 1 -fa on,off >/dev/null 2>>"$OUT/peer.err"
         rc=$?
