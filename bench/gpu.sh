@@ -20,6 +20,8 @@
 #        file ~40 GB, its layers repeating the first's bytes (synth_model --repeat-layers: one
 #        layer quantized, so K-quants fit one call), removed after; BIG_DEPTH=D adds rows at
 #        depth D with F16, Q8_0 and Q4_0 caches)
+# formats  every weight type the decode kernels take, one Llama-2-7B-shaped file each
+#        (FORMAT_TYPES; layers repeating the first's bytes, removed after): pp512 and tg128
 # cpu    the same models' Q4_0/Q8_0 on the machine's CPU cores (pp64, tg32)
 # hf     HF transformers on the same GPU (bench/hf_bench.py)
 # lab    the kernel lab (bench/cuda_bench.cu) with LAB_ARGS (default: the decode model table)
@@ -286,6 +288,17 @@ run_prof() {
     done
 }
 
+# The issue's list of weight types, each as a whole model: how far from the copy rate.
+run_formats() {
+    local f
+    for ty in ${FORMAT_TYPES:-F32 BF16 F16 Q8_0 Q6_K Q5_K Q5_1 Q5_0 Q4_1 IQ4_NL Q4_0 Q4_K}; do
+        f=$(synth "$ty" "${FORMAT_SHAPE:-llama2-7b}" --repeat-layers) || { echo "synth $ty failed"; continue; }
+        say "$ty ($(du -h "$f" | cut -f1))"
+        $B bench -m "$f" -p 512 -n 128 -r 3 --greedy 2>>"$OUT/bench.err" | tail -n +3
+        rm -f "$f"
+    done
+}
+
 # llama.cpp beside Rusty on the same GGUF files: both tools' own tables, interleaved by type.
 run_peer() {
     local P=$PWD/../.stage-peer
@@ -397,11 +410,12 @@ pick) run_pick ;;
 ab) run_ab ;;
 peer) run_peer ;;
 big) run_big ;;
+formats) run_formats ;;
 test) run_tests ;;
 qmodels) run_qmodels ;;
 bench) run_bench ;;
 cpu) run_cpu ;;
 hf) run_hf ;;
 all) run_tests; run_bench; run_cpu ;;
-*) echo "usage: gpu.sh stage|test|bench|big|cpu|hf|lab|prof|pick|ab|peer|all"; exit 2 ;;
+*) echo "usage: gpu.sh stage|test|bench|big|formats|cpu|hf|lab|prof|pick|ab|peer|all"; exit 2 ;;
 esac 2>&1 | tee -a "$OUT/gpu-$what.log"
