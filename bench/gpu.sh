@@ -159,10 +159,11 @@ run_tests() {
     run_qmodels
 }
 
-# No shared model holds these types: logits of synthetic 60M-shape models, CPU against GPU
+# Synthetic 60M-shape models of every weight type (no shared model holds most of them):
+# logits, CPU against GPU
 run_qmodels() {
     local -a qm=()
-    for ty in ${QM_TYPES:-Q4_0 Q4_1 Q5_0 Q5_1 Q2_K Q3_K Q3_K_M Q4_K_M Q5_K_M Q6_K IQ4_NL Q8_0}; do
+    for ty in ${QM_TYPES:-F32 BF16 F16 Q4_0 Q4_1 Q5_0 Q5_1 Q2_K Q3_K Q3_K_M Q4_K_M Q5_K_M Q6_K IQ4_NL Q8_0}; do
         f=$(synth $ty small) && qm+=("$f")
     done
     say "tests/test_cuda_model on synthetic models: ${qm[*]##*/}"

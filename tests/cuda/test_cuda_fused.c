@@ -447,6 +447,8 @@ static void test_swiglu(void) {
     check_swiglu(RS_DTYPE_Q8_0, 256, 192, 6, 1, 1);  /* GEMM */
     check_swiglu(RS_DTYPE_Q4_0, 512, 256, 40, 1, 1); /* GEMM: F16 products */
     check_swiglu(RS_DTYPE_F32, 256, 64, 9, 1, 1);    /* F32 weights: SGEMM, F32 products */
+    check_swiglu(RS_DTYPE_BF16, 256, 64, 9, 1, 1);   /* BF16: cuBLAS writes no F16 from it */
+    check_swiglu(RS_DTYPE_F16, 256, 64, 9, 1, 1);    /* F16: F16 products */
     printf("-- prompt SwiGLU with F32 products\n");
     rs_cuda_tuning t;
     rs_cuda_get_tuning(B, &t);

@@ -705,8 +705,11 @@ static void cu_matmul_swiglu(rs_backend *b, const rs_weight *gate, const rs_weig
     }
     if (cw_fz_swiglu(c, gate, up, x, n, g)) return;
     const int64_t elems = (int64_t)n * gate->n_out;
-    if (n > c->tune.mv_max_tokens && c->tune.swiglu_h && gate->type != RS_DTYPE_F32 &&
-        up->type != RS_DTYPE_F32 && elems % 8 == 0) {
+    /* cuBLAS writes F16 from F16 operands (quantized weights are dequantized to F16), not
+     * from BF16 ones (CUBLAS_STATUS_NOT_SUPPORTED): F32 and BF16 weights take F32 products */
+    const bool f16_in = gate->type != RS_DTYPE_F32 && gate->type != RS_DTYPE_BF16 &&
+                        up->type != RS_DTYPE_F32 && up->type != RS_DTYPE_BF16;
+    if (n > c->tune.mv_max_tokens && c->tune.swiglu_h && f16_in && elems % 8 == 0) {
         /* prompt: cuBLAS writes both products as F16 into u's memory (2 x 2 bytes per
          * value fit its 4), halving the traffic of the products and of SwiGLU's reads */
         __half *g16 = (__half *)u, *u16 = g16 + elems;
