@@ -450,6 +450,25 @@ __device__ __forceinline__ void cw_i8x4_to_f32(uint32_t w, float *f) {
         f[i] = __uint_as_float(__byte_perm(u, 0x4B000000u, 0x7540u + i)) - 8388736.0f;
 }
 
+/* IQ4_NL: 8 nibbles of w to their code-book bytes; lo gets the low nibbles
+ * (elements k), hi the high ones (elements 16 + k). Two byte_perm lookups
+ * (entries 0-7 and 8-15) and a third picking by bit 3 of each nibble. */
+__device__ __forceinline__ void cw_iq4nl_lookup(uint32_t w, uint32_t &lo, uint32_t &hi) {
+    constexpr uint32_t T0 = 0xBFAD9881u; /* -127 -104 -83 -65 (bytes, little-endian) */
+    constexpr uint32_t T1 = 0xF6EADDCFu; /* -49 -35 -22 -10 */
+    constexpr uint32_t T2 = 0x26190D01u; /* 1 13 25 38 */
+    constexpr uint32_t T3 = 0x71594535u; /* 53 69 89 113 */
+    const uint32_t w7 = w & 0x77777777u;
+    const uint32_t sa = 0x3210u | ((w >> 1) & 0x4444u);
+    const uint32_t sb = 0x3210u | ((w >> 17) & 0x4444u);
+    const uint32_t a = __byte_perm(__byte_perm(T0, T1, w7), __byte_perm(T2, T3, w7), sa);
+    const uint32_t w7b = w7 >> 16;
+    const uint32_t b = __byte_perm(__byte_perm(T0, T1, w7b), __byte_perm(T2, T3, w7b), sb);
+    /* a = values of nibbles 0..3 = (lo0, hi0, lo1, hi1); b = (lo2, hi2, lo3, hi3) */
+    lo = __byte_perm(a, b, 0x6420u);
+    hi = __byte_perm(a, b, 0x7531u);
+}
+
 /* Unsigned bytes of a times signed bytes of b, plus c. */
 __device__ __forceinline__ int cw_dp4a_us(uint32_t a, int b, int c) {
     int d;

@@ -95,25 +95,6 @@ __device__ __forceinline__ int dot_bytes(uint4 q, int4 a) {
     return dp4a(q.w, a.w, s);
 }
 
-/* IQ4_NL: 8 nibbles of w to their code-book bytes; lo gets the low nibbles
- * (elements k), hi the high ones (elements 16 + k). Two byte_perm lookups
- * (entries 0-7 and 8-15) and a third picking by bit 3 of each nibble. */
-__device__ __forceinline__ void iq4nl_lookup(uint32_t w, uint32_t &lo, uint32_t &hi) {
-    constexpr uint32_t T0 = 0xBFAD9881u; /* -127 -104 -83 -65 (bytes, little-endian) */
-    constexpr uint32_t T1 = 0xF6EADDCFu; /* -49 -35 -22 -10 */
-    constexpr uint32_t T2 = 0x26190D01u; /* 1 13 25 38 */
-    constexpr uint32_t T3 = 0x71594535u; /* 53 69 89 113 */
-    const uint32_t w7 = w & 0x77777777u;
-    const uint32_t sa = 0x3210u | ((w >> 1) & 0x4444u);
-    const uint32_t sb = 0x3210u | ((w >> 17) & 0x4444u);
-    const uint32_t a = __byte_perm(__byte_perm(T0, T1, w7), __byte_perm(T2, T3, w7), sa);
-    const uint32_t w7b = w7 >> 16;
-    const uint32_t b = __byte_perm(__byte_perm(T0, T1, w7b), __byte_perm(T2, T3, w7b), sb);
-    /* a = values of nibbles 0..3 = (lo0, hi0, lo1, hi1); b = (lo2, hi2, lo3, hi3) */
-    lo = __byte_perm(a, b, 0x6420u);
-    hi = __byte_perm(a, b, 0x7531u);
-}
-
 __device__ __forceinline__ uint16_t ld_u16(const uint8_t *p) {
     return __ldg((const unsigned short *)p);
 }
@@ -183,16 +164,16 @@ template <> struct mvt<RS_DTYPE_IQ4_NL> : mvt<RS_DTYPE_Q4_0> {
     static __device__ void step(const R &r, const X &x, int64_t, int, float &p) {
         uint32_t lo, hi;
         int s = 0;
-        iq4nl_lookup(r.q.x, lo, hi);
+        cw_iq4nl_lookup(r.q.x, lo, hi);
         s = dp4a(lo, x.a.x, s);
         s = dp4a(hi, x.b.x, s);
-        iq4nl_lookup(r.q.y, lo, hi);
+        cw_iq4nl_lookup(r.q.y, lo, hi);
         s = dp4a(lo, x.a.y, s);
         s = dp4a(hi, x.b.y, s);
-        iq4nl_lookup(r.q.z, lo, hi);
+        cw_iq4nl_lookup(r.q.z, lo, hi);
         s = dp4a(lo, x.a.z, s);
         s = dp4a(hi, x.b.z, s);
-        iq4nl_lookup(r.q.w, lo, hi);
+        cw_iq4nl_lookup(r.q.w, lo, hi);
         s = dp4a(lo, x.a.w, s);
         s = dp4a(hi, x.b.w, s);
         p = r.d * x.s.x * (float)s;
