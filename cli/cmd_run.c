@@ -86,6 +86,14 @@ int cmd_run(int argc, char **argv) {
         fprintf(stderr, "rusty run: %s\n", err.msg);
         goto done;
     }
+    const int n_ctx = rs_session_n_ctx(s);
+    if (ids.n > (size_t)n_ctx) { /* before the prompt is echoed: nothing would follow it */
+        fprintf(stderr,
+                "rusty run: the prompt is %zu tokens, longer than the context of %d: raise -c "
+                "(the model was trained on %d) or shorten the prompt\n",
+                ids.n, n_ctx, m->hp.n_ctx_train);
+        goto done;
+    }
     fprintf(stderr, "rusty: seed %llu, prompt %zu tokens\n", (unsigned long long)sm.seed, ids.n);
     fwrite(prompt, 1, len, stdout);
     fflush(stdout);

@@ -40,6 +40,9 @@ check "speed line on stderr" 1 "$("$B" run -m "$M" -p "Hi" -n 4 2>&1 >/dev/null 
 # a small context: generation stops when full, an oversized prompt is an error
 check "context fills: exit 0" 0 "$(code "$B" run -m "$M" -p "Once upon a time" -c 16 -n 100 --temp 0)"
 rejects "prompt beyond context" "$B" run -m "$M" -p "Once upon a time there was a girl who liked to play" -c 8
+check "prompt beyond context: said before any output" "0 1" \
+    "$("$B" run -m "$M" -p "Once upon a time there was a girl who liked to play" -c 8 2>"$T/err" | wc -c) \
+$(grep -c 'prompt is [0-9]* tokens, longer than the context of 8' "$T/err")"
 # usage errors
 rejects "bad model" "$B" run -m "$T/none.gguf"
 rejects "bad flag" "$B" run --nope
