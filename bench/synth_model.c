@@ -41,7 +41,7 @@ static const shape shapes[] = {
     {"llama2-7b-2l", 4096, 11008, 2, 32, 32, 32000, 4096}, /* two of its layers, for checks */
     {"llama-3b", 3072, 8192, 28, 24, 8, 32000, 4096},      /* Llama-3.2-3B's layers, 32k vocab */
     {"llama3-8b", 4096, 14336, 32, 32, 8, 128256, 8192},   /* Llama-3-8B: grouped-query heads */
-    {"llama3-70b", 8192, 28672, 80, 64, 8, 128256, 8192},  /* Llama-3-70B: 8 query heads a kv head */
+    {"llama3-70b", 8192, 28672, 80, 64, 8, 128256, 8192}, /* Llama-3-70B: 8 query heads a kv head */
     {"llama3-70b-2l", 8192, 28672, 2, 64, 8, 128256, 8192}, /* two of its layers, for checks */
     {"tinyllama-1b", 2048, 5632, 22, 32, 4, 32000, 2048},
     {"small", 512, 1536, 8, 8, 4, 32000, 2048},
