@@ -104,6 +104,10 @@ int cmd_run(int argc, char **argv) {
         goto done;
     }
     print_speed(&st, m, s);
+    if (st.stop == RS_GEN_STOP_CONTEXT) /* not asked for: say why the text ends here */
+        fprintf(stderr,
+                "rusty: generation stopped after %d tokens: the context of %d is full (-c)\n",
+                st.n_gen, n_ctx);
     rc = 0;
 done:
     rs_sampler_free(&sm);

@@ -39,6 +39,10 @@ check "stop string" "${want%%Lily*}" "$got"
 check "speed line on stderr" 1 "$("$B" run -m "$M" -p "Hi" -n 4 2>&1 >/dev/null | grep -c 'generation 4 tokens')"
 # a small context: generation stops when full, an oversized prompt is an error
 check "context fills: exit 0" 0 "$(code "$B" run -m "$M" -p "Once upon a time" -c 16 -n 100 --temp 0)"
+check "context fills: said" 1 "$("$B" run -m "$M" -p "Once upon a time" -c 16 -n 100 --temp 0 2>&1 >/dev/null |
+    grep -c 'stopped after [0-9]* tokens: the context of 16 is full')"
+check "length reached: no such line" 0 "$("$B" run -m "$M" -p "Once upon a time" -c 64 -n 8 --temp 0 2>&1 >/dev/null |
+    grep -c 'context of')"
 rejects "prompt beyond context" "$B" run -m "$M" -p "Once upon a time there was a girl who liked to play" -c 8
 check "prompt beyond context: said before any output" "0 1" \
     "$("$B" run -m "$M" -p "Once upon a time there was a girl who liked to play" -c 8 2>"$T/err" | wc -c) \
