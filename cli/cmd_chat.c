@@ -60,16 +60,28 @@ static void reset_chat(chat_state *c, size_t keep) {
     c->cache.n = 0;
 }
 
-/* Runs one assistant turn for the conversation so far. */
+enum { TURN_OK, TURN_FAILED, TURN_NO_ROOM };
+
+/* Runs one assistant turn for the conversation so far: TURN_NO_ROOM (said on stderr) when
+ * the conversation leaves the context no room for a reply. */
 static int chat_turn(chat_state *c, rs_session *s, const rs_model *m, rs_sampler *sm,
                      const cli_gen_opts *go) {
     rs_error err = {0};
     rs_bytes text = {0};
     rs_tokens ids = {0};
-    int rc = 1;
+    int rc = TURN_FAILED;
     if (rs_tokenizer_chat_format(m->tok, c->msgs, c->n, true, &text, NULL, &err) != RS_OK ||
         cli_tokenize_prompt("chat", m->tok, text.data ? text.data : "", text.len, &ids)) {
         if (err.msg[0]) fprintf(stderr, "rusty chat: %s\n", err.msg);
+        goto done;
+    }
+    const int n_ctx = rs_session_n_ctx(s);
+    if (ids.n >= (size_t)n_ctx) {
+        fprintf(stderr,
+                "rusty chat: the conversation would be %zu tokens, the context is %d: /reset "
+                "starts over (or run with a larger -c)\n",
+                ids.n, n_ctx);
+        rc = TURN_NO_ROOM;
         goto done;
     }
     size_t common = 0, held = (size_t)rs_session_n_past(s);
@@ -88,9 +100,10 @@ static int chat_turn(chat_state *c, rs_session *s, const rs_model *m, rs_sampler
     }
     c->cache.n = (size_t)rs_session_n_past(s); /* the last sampled token was never evaluated */
     if (!add_msg(c, "assistant", c->reply.data ? c->reply.data : "", c->reply.len)) goto done;
-    fprintf(stderr, "\n[%d new prompt tokens, %.1f tok/s generation]\n", st.n_prompt,
-            st.t_gen_ms > 0 ? st.n_gen * 1e3 / st.t_gen_ms : 0.0);
-    rc = 0;
+    fprintf(stderr, "\n[%d new prompt tokens, %.1f tok/s generation%s]\n", st.n_prompt,
+            st.t_gen_ms > 0 ? st.n_gen * 1e3 / st.t_gen_ms : 0.0,
+            st.stop == RS_GEN_STOP_CONTEXT ? "; the context is full: /reset starts over" : "");
+    rc = TURN_OK;
 done:
     rs_bytes_free(&text);
     rs_tokens_free(&ids);
@@ -124,7 +137,16 @@ static int chat_loop(rs_session *s, const rs_model *m, rs_sampler *sm, const cli
             rs_session_truncate(s, 0);
             continue;
         }
-        if (!add_msg(&c, "user", line, (size_t)got) || chat_turn(&c, s, m, sm, go)) {
+        if (!add_msg(&c, "user", line, (size_t)got)) {
+            rc = 1;
+            break;
+        }
+        const int turn = chat_turn(&c, s, m, sm, go);
+        if (turn == TURN_NO_ROOM) {
+            free(c.owned[--c.n]); /* the message is dropped; the chat goes on */
+            continue;
+        }
+        if (turn != TURN_OK) {
             rc = 1;
             break;
         }

@@ -18,6 +18,12 @@ total=$("$B" tokenize -m "$M" --count -p "$(printf 'user: Once upon a time\nassi
 printf 'Hello\n' | "$B" chat -m "$M" -n 12 --temp 0 >"$T/a" 2>/dev/null
 printf 'Hello\n' | "$B" chat -m "$M" -n 12 --temp 0 >"$T/b" 2>/dev/null
 check "deterministic" "$(cat "$T/a")" "$(cat "$T/b")"
+# a small context: the turn that does not fit is refused with a hint, the chat goes on
+printf 'Once upon a time there was\nand then she went to the park with her mom and dad\n/reset\nHello\n' |
+    "$B" chat -m "$M" -c 40 -n 8 --temp 0 >"$T/out" 2>"$T/err"
+check "full context: exit" 0 "$?"
+check "full context: refused with a hint" 1 "$(grep -c 'the context is 40: /reset starts over' "$T/err")"
+check "full context: the turns around it replied" 2 "$(grep -c 'tok/s generation' "$T/err")"
 rejects "bad flag" "$B" chat --nope
 check "help" 0 "$(code "$B" chat --help)"
 finish
