@@ -55,8 +55,12 @@ static bool add_msg(chat_state *c, const char *role, const char *text, size_t le
     return true; // NOLINT(clang-analyzer-unix.Malloc)
 }
 
-static void reset_chat(chat_state *c, size_t keep) {
+static void drop_msgs(chat_state *c, size_t keep) {
     while (c->n > keep) free(c->owned[--c->n]);
+}
+
+static void reset_chat(chat_state *c, size_t keep) {
+    drop_msgs(c, keep);
     c->cache.n = 0;
 }
 
@@ -143,7 +147,7 @@ static int chat_loop(rs_session *s, const rs_model *m, rs_sampler *sm, const cli
         }
         const int turn = chat_turn(&c, s, m, sm, go);
         if (turn == TURN_NO_ROOM) {
-            free(c.owned[--c.n]); /* the message is dropped; the chat goes on */
+            drop_msgs(&c, c.n - 1); /* the message is dropped (the cache is kept); go on */
             continue;
         }
         if (turn != TURN_OK) {
