@@ -15,7 +15,7 @@
 /* The mixes (llama.cpp's names and per-tensor rules, for dense Llama models):
  * more bits where quantization error costs the most: attn_v, attn_output and
  * ffn_down */
-typedef enum { MIX_NONE, MIX_Q2_K, MIX_Q3_K_M, MIX_Q3_K_L, MIX_K_M } mix_rule;
+typedef enum { MIX_NONE, MIX_Q2_K, MIX_Q3_K_M, MIX_Q3_K_L, MIX_K_M, MIX_IQ4 } mix_rule;
 
 static const struct {
     const char *name;
@@ -44,7 +44,8 @@ static const struct {
     {"Q5_K_S", RS_DTYPE_Q5_K, RS_FTYPE_Q5_K_S, MIX_NONE},
     {"Q5_K_M", RS_DTYPE_Q5_K, RS_FTYPE_Q5_K_M, MIX_K_M},
     {"Q6_K", RS_DTYPE_Q6_K, RS_FTYPE_Q6_K, MIX_NONE},
-    {"IQ4_NL", RS_DTYPE_IQ4_NL, RS_FTYPE_IQ4_NL, MIX_NONE},
+    {"IQ4_NL", RS_DTYPE_IQ4_NL, RS_FTYPE_IQ4_NL, MIX_IQ4},
+    {"IQ4_XS", RS_DTYPE_IQ4_XS, RS_FTYPE_IQ4_XS, MIX_IQ4},
 };
 enum { N_PRESETS = sizeof presets / sizeof *presets };
 
@@ -85,6 +86,7 @@ static rs_dtype fit_row(rs_dtype t, int64_t n_in) {
     switch (t) {
     case RS_DTYPE_Q2_K:
     case RS_DTYPE_Q3_K:
+    case RS_DTYPE_IQ4_XS:
         t = RS_DTYPE_IQ4_NL;
         break;
     case RS_DTYPE_Q4_K:
@@ -119,6 +121,9 @@ static rs_dtype mixed_type(mix_rule mix, rs_dtype want, const char *name, int la
         return v || down || wo ? RS_DTYPE_Q5_K : want;
     case MIX_K_M:
         return (v || down) && more_bits(layer, n_layer) ? RS_DTYPE_Q6_K : want;
+    case MIX_IQ4: /* llama.cpp's rules without an importance matrix */
+        if (v) return n_gqa >= 4 ? RS_DTYPE_Q5_K : want;
+        return down && layer < n_layer / 8 ? RS_DTYPE_Q5_K : want;
     case MIX_NONE:
         break;
     }

@@ -36,6 +36,7 @@ typedef enum rs_ftype {
     RS_FTYPE_Q5_K_M = 17,
     RS_FTYPE_Q6_K = 18,
     RS_FTYPE_IQ4_NL = 25,
+    RS_FTYPE_IQ4_XS = 30,
     RS_FTYPE_BF16 = 32,
 } rs_ftype;
 

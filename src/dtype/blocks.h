@@ -157,6 +157,24 @@ typedef struct {
 } block_iq4_nl;
 RS_STATIC_ASSERT(sizeof(block_iq4_nl) == 18, "block_iq4_nl size");
 
+/* IQ4_XS: 8 sub-blocks of 32 with IQ4_NL's code book and 6-bit scales:
+ * x = d * (ls - 32) * kvalues_iq4nl[q], ls = low nibble (scales_l, sub-block
+ * 2i in the low half of byte i) | 2 high bits (scales_h, 2 bits a sub-block);
+ * each sub-block's 16 bytes of qs hold elements j (low) and 16 + j (high). */
+typedef struct {
+    uint16_t d;
+    uint16_t scales_h;
+    uint8_t scales_l[QK_K / 64];
+    uint8_t qs[QK_K / 2];
+} block_iq4_xs;
+RS_STATIC_ASSERT(sizeof(block_iq4_xs) == 136, "block_iq4_xs size");
+
+/* IQ4_XS sub-block b's 6-bit scale, 0..63 (its multiplier of d is ls - 32). */
+static inline int rs_iq4_xs_scale(const block_iq4_xs *blk, int b) {
+    return ((blk->scales_l[b / 2] >> (4 * (b % 2))) & 0x0f) |
+           (((blk->scales_h >> (2 * b)) & 3) << 4);
+}
+
 /* The IQ4_NL non-linear code book (same values as GGML's kvalues_iq4nl). */
 #define RS_IQ4NL_VALUES                                                                            \
     { -127, -104, -83, -65, -49, -35, -22, -10, 1, 13, 25, 38, 53, 69, 89, 113 }

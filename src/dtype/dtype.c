@@ -49,9 +49,10 @@ static const rs_dtype_traits k_traits[RS_DTYPE_COUNT] = {
     [RS_DTYPE_IQ1_S] = QUANT("IQ1_S", QK_K, 50, NULL, NULL),     /* d + qs[32] + u16 qh[8] */
     [RS_DTYPE_IQ4_NL] = QUANT("IQ4_NL", QK4_NL, sizeof(block_iq4_nl), rs_dtype_iq4_nl_to_f32,
                               rs_dtype_iq4_nl_from_f32),
-    [RS_DTYPE_IQ3_S] = QUANT("IQ3_S", QK_K, 110, NULL, NULL),   /* d+qs[64]+qh[8]+signs[32]+sc[4] */
-    [RS_DTYPE_IQ2_S] = QUANT("IQ2_S", QK_K, 82, NULL, NULL),    /* d + qs[64] + qh[8] + scales[8] */
-    [RS_DTYPE_IQ4_XS] = QUANT("IQ4_XS", QK_K, 136, NULL, NULL), /* d+scales_h+scales_l[4]+qs[128] */
+    [RS_DTYPE_IQ3_S] = QUANT("IQ3_S", QK_K, 110, NULL, NULL), /* d+qs[64]+qh[8]+signs[32]+sc[4] */
+    [RS_DTYPE_IQ2_S] = QUANT("IQ2_S", QK_K, 82, NULL, NULL),  /* d + qs[64] + qh[8] + scales[8] */
+    [RS_DTYPE_IQ4_XS] = QUANT("IQ4_XS", QK_K, sizeof(block_iq4_xs), rs_dtype_iq4_xs_to_f32,
+                              rs_dtype_iq4_xs_from_f32),
     [RS_DTYPE_I8] = PLAIN("I8", 1, rs_dtype_i8_to_f32, NULL),
     [RS_DTYPE_I16] = PLAIN("I16", 2, rs_dtype_i16_to_f32, NULL),
     [RS_DTYPE_I32] = PLAIN("I32", 4, rs_dtype_i32_to_f32, NULL),

@@ -128,5 +128,7 @@ float rs_quant_search_affine(int n, int nmax, const float *x, const float *weigh
 /* ---- non-linear 4-bit (quant_iq4nl.c) ---- */
 void rs_dtype_iq4_nl_to_f32(const void *src, float *dst, int64_t n);
 void rs_dtype_iq4_nl_from_f32(const float *src, void *dst, int64_t n);
+void rs_dtype_iq4_xs_to_f32(const void *src, float *dst, int64_t n);
+void rs_dtype_iq4_xs_from_f32(const float *src, void *dst, int64_t n);
 
 #endif

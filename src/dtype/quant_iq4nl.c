@@ -1,5 +1,7 @@
 /* quant_iq4nl.c — IQ4_NL: 32 elements, x = d * v[q] with the fixed
- * non-linear code book v (RS_IQ4NL_VALUES, -127..113) and an fp16 d.
+ * non-linear code book v (RS_IQ4NL_VALUES, -127..113) and an fp16 d; and
+ * IQ4_XS, the same code book over super-blocks of 256 whose eight 32-element
+ * sub-blocks carry 6-bit scales of one fp16 d (4.25 bits a weight, not 4.5).
  *
  * The quantizer is the one llama-quantize runs for IQ4_NL without an
  * importance matrix (ggml's quantize_iq4_nl, 7 trial scales each way,
@@ -89,6 +91,64 @@ void rs_dtype_iq4_nl_from_f32(const float *src, void *dst, int64_t n) {
             const int q0 = best_index(id * src[j]);
             const int q1 = best_index(id * src[j + QK4_NL / 2]);
             blk.qs[j] = (uint8_t)(q0 | (q1 << 4));
+        }
+        memcpy(out, &blk, sizeof blk);
+    }
+}
+
+void rs_dtype_iq4_xs_to_f32(const void *src, float *dst, int64_t n) {
+    const uint8_t *p = src;
+    for (int64_t b = 0; b < n / QK_K; b++, p += sizeof(block_iq4_xs)) {
+        block_iq4_xs blk;
+        memcpy(&blk, p, sizeof blk);
+        const float d = rs_fp16_to_f32(blk.d);
+        for (int ib = 0; ib < QK_K / 32; ib++, dst += 32) {
+            /* exact: an fp16 times a 6-bit integer fits a float's mantissa */
+            const float dl = d * (float)(rs_iq4_xs_scale(&blk, ib) - 32);
+            const uint8_t *qs = blk.qs + 16 * ib;
+            for (int j = 0; j < 16; j++) {
+                dst[j] = dl * (float)k_values[qs[j] & 0x0f];
+                dst[j + 16] = dl * (float)k_values[qs[j] >> 4];
+            }
+        }
+    }
+}
+
+/* ggml's quantize_iq4_xs without an importance matrix: each sub-block's scale
+ * found as IQ4_NL's, the super-block's d = -(the scale of largest magnitude) / 32,
+ * each sub-block's scale rounded to a multiple of it in [-32, 31], and every code
+ * re-picked for that rounded scale (f32 products, before d is stored as fp16). */
+void rs_dtype_iq4_xs_from_f32(const float *src, void *dst, int64_t n) {
+    uint8_t *out = dst;
+    for (int64_t b = 0; b < n / QK_K; b++, src += QK_K, out += sizeof(block_iq4_xs)) {
+        float scales[QK_K / 32];
+        float max_scale = 0, amax_scale = 0;
+        for (int ib = 0; ib < QK_K / 32; ib++) {
+            scales[ib] = iq4nl_scale(src + 32 * ib);
+            if (fabsf(scales[ib]) > amax_scale) {
+                amax_scale = fabsf(scales[ib]);
+                max_scale = scales[ib];
+            }
+        }
+        const float d = -max_scale / 32; /* -0.0 for an all-zero block, as ggml stores it */
+        const float id = d != 0.0f ? 1 / d : 0.0f;
+        block_iq4_xs blk;
+        memset(&blk, 0, sizeof blk);
+        blk.d = rs_f32_to_fp16(d);
+        for (int ib = 0; ib < QK_K / 32; ib++) {
+            int l = rs_nearest_int(id * scales[ib]);
+            l = l < -32 ? -32 : l > 31 ? 31 : l;
+            const float dl = d * (float)l;
+            const float idl = dl != 0.0f ? 1 / dl : 0.0f;
+            const float *xb = src + 32 * ib;
+            for (int j = 0; j < 16; j++) {
+                const int q0 = best_index(idl * xb[j]);
+                const int q1 = best_index(idl * xb[j + 16]);
+                blk.qs[16 * ib + j] = (uint8_t)(q0 | (q1 << 4));
+            }
+            const int ls = l + 32;
+            blk.scales_l[ib / 2] |= (uint8_t)((ls & 0x0f) << (4 * (ib % 2)));
+            blk.scales_h |= (uint16_t)((ls >> 4) << (2 * ib));
         }
         memcpy(out, &blk, sizeof blk);
     }

@@ -36,12 +36,13 @@ static const struct {
 };
 
 /* Types we promise to read / write. */
-static const char *k_readable[] = {"F32",  "F16",  "BF16", "F64",  "I8",   "I16",  "I32",   "I64",
-                                   "U8",   "BOOL", "Q4_0", "Q4_1", "Q5_0", "Q5_1", "Q8_0",  "Q8_1",
-                                   "Q2_K", "Q3_K", "Q4_K", "Q5_K", "Q6_K", "Q8_K", "IQ4_NL"};
-static const char *k_writable[] = {"F32",  "F16",  "BF16", "F64",  "Q4_0",  "Q4_1",
-                                   "Q5_0", "Q5_1", "Q8_0", "Q8_1", "Q2_K",  "Q3_K",
-                                   "Q4_K", "Q5_K", "Q6_K", "Q8_K", "IQ4_NL"};
+static const char *k_readable[] = {"F32",  "F16",  "BF16", "F64",  "I8",     "I16",
+                                   "I32",  "I64",  "U8",   "BOOL", "Q4_0",   "Q4_1",
+                                   "Q5_0", "Q5_1", "Q8_0", "Q8_1", "Q2_K",   "Q3_K",
+                                   "Q4_K", "Q5_K", "Q6_K", "Q8_K", "IQ4_NL", "IQ4_XS"};
+static const char *k_writable[] = {"F32",  "F16",  "BF16", "F64",  "Q4_0",   "Q4_1",
+                                   "Q5_0", "Q5_1", "Q8_0", "Q8_1", "Q2_K",   "Q3_K",
+                                   "Q4_K", "Q5_K", "Q6_K", "Q8_K", "IQ4_NL", "IQ4_XS"};
 
 static bool in_list(const char *name, const char *const *list, size_t n) {
     for (size_t i = 0; i < n; i++)

@@ -1,8 +1,10 @@
-/* test_quant_iq4nl.c — IQ4_NL: a hand-built block, and round trips where every
- * element must take the code-book value nearest to x / d for the stored d,
- * with relative RMS error bounded per distribution. (Byte-exact agreement
- * with a Python model of ggml's quantizer is in test_quant_legacy.c.) */
+/* test_quant_iq4nl.c — IQ4_NL and IQ4_XS: hand-built blocks, and IQ4_NL round trips
+ * where every element must take the code-book value nearest to x / d for the stored
+ * d, with relative RMS error bounded per distribution. (Byte-exact agreement with
+ * ggml's quantizers for both types is in test_quant_ggml.c.) */
 #include "quant_cases.h"
+
+#include "dtype/blocks.h"
 
 #include <stdio.h>
 
@@ -28,6 +30,33 @@ static void test_hand(void **state) {
                      : e == 19 ? -2.5f
                      : e < 16  ? 6.25f
                                : -8.75f;
+        assert_true(y[e] == want);
+    }
+}
+
+/* IQ4_XS: d = 0.5 (0x3800); sub-block 1's scale 53 (low nibble 5 in the high half
+ * of scales_l[0], high bits 3 in scales_h bits 2-3): multiplier 21; sub-block 6's
+ * scale 0: multiplier -32; every other sub-block's scale 32 (low 0, high 2):
+ * multiplier 0. qs bytes 0x1f: element j book[15] = 113, element 16 + j book[1]. */
+static void test_hand_xs(void **state) {
+    (void)state;
+    block_iq4_xs b;
+    memset(&b, 0, sizeof b);
+    b.d = 0x3800;
+    for (int ib = 0; ib < 8; ib++) {
+        const int ls = ib == 1 ? 53 : ib == 6 ? 0 : 32;
+        b.scales_l[ib / 2] |= (uint8_t)((ls & 15) << (4 * (ib % 2)));
+        b.scales_h |= (uint16_t)((ls >> 4) << (2 * ib));
+    }
+    assert_int_equal(b.scales_l[0], 0x50);
+    assert_int_equal(b.scales_h, 0x8aae); /* sub-blocks 0-7: 2, 3, 2, 2, 2, 2, 0, 2 */
+    memset(b.qs, 0x1f, sizeof b.qs);
+    float y[256];
+    rs_dtype_get(RS_DTYPE_IQ4_XS)->to_f32(&b, y, 256);
+    for (int e = 0; e < 256; e++) {
+        const int ib = e / 32;
+        const float mul = ib == 1 ? 21.0f : ib == 6 ? -32.0f : 0.0f;
+        const float want = 0.5f * mul * (e % 32 < 16 ? 113.0f : -104.0f);
         assert_true(y[e] == want);
     }
 }
@@ -84,6 +113,7 @@ static void test_round_trip(void **state) {
 int main(void) {
     const struct CMUnitTest tests[] = {
         cmocka_unit_test(test_hand),
+        cmocka_unit_test(test_hand_xs),
         cmocka_unit_test(test_round_trip),
     };
     return cmocka_run_group_tests(tests, NULL, NULL);

@@ -191,6 +191,34 @@ static void test_low_bit_mixes(void **st) {
     assert_string_equal(rs_ftype_name(RS_FTYPE_Q3_K_S), "Q3_K");
 }
 
+/* IQ4_NL and IQ4_XS as llama.cpp assigns them without an importance matrix: attn_v
+ * in Q5_K with 4 or more query heads per KV head, ffn_down of the first n_layer/8
+ * layers in Q5_K, the head in Q6_K; IQ4_XS rows that 256 does not divide fall back
+ * to IQ4_NL. */
+static void test_iq4_mixes(void **st) {
+    (void)st;
+    const rs_ftype fts[] = {RS_FTYPE_IQ4_NL, RS_FTYPE_IQ4_XS};
+    const rs_dtype base[] = {RS_DTYPE_IQ4_NL, RS_DTYPE_IQ4_XS};
+    for (int i = 0; i < 2; i++) {
+        assert_int_equal(type_of(fts[i], "blk.0.attn_q.weight", 32, 4), base[i]);
+        assert_int_equal(type_of(fts[i], "blk.9.attn_v.weight", 32, 1), base[i]);
+        assert_int_equal(type_of(fts[i], "blk.9.attn_v.weight", 32, 4), RS_DTYPE_Q5_K);
+        assert_int_equal(type_of(fts[i], "blk.3.ffn_down.weight", 32, 1), RS_DTYPE_Q5_K);
+        assert_int_equal(type_of(fts[i], "blk.4.ffn_down.weight", 32, 1), base[i]);
+        assert_int_equal(type_of(fts[i], "blk.4.attn_output.weight", 32, 1), base[i]);
+        assert_int_equal(type_of(fts[i], "output.weight", 32, 1), RS_DTYPE_Q6_K);
+        assert_int_equal(type_of(fts[i], "token_embd.weight", 32, 1), base[i]);
+    }
+    rs_quantize_params p = {.ftype = RS_FTYPE_IQ4_XS};
+    rs_tensor_info t = {
+        .name = "blk.0.ffn_up.weight", .type = RS_DTYPE_F16, .n_dims = 2, .ne = {4160, 64, 1, 1}};
+    assert_int_equal(rs_quantize_target_type(&t, &p, 32, 1), RS_DTYPE_IQ4_NL);
+    rs_ftype ft;
+    assert_true(rs_ftype_from_name("iq4_xs", &ft));
+    assert_int_equal(ft, RS_FTYPE_IQ4_XS);
+    assert_string_equal(rs_ftype_name(RS_FTYPE_IQ4_XS), "IQ4_XS");
+}
+
 /* The model's type description is the file's preset, not its dominant type. */
 static void test_k_mix_label(void **st) {
     (void)st;
@@ -213,6 +241,7 @@ int main(void) {
         cmocka_unit_test(test_k_mix_types),
         cmocka_unit_test(test_k_mix_label),
         cmocka_unit_test(test_low_bit_mixes),
+        cmocka_unit_test(test_iq4_mixes),
     };
     return cmocka_run_group_tests(tests, NULL, NULL);
 }
