@@ -319,9 +319,10 @@ static void bench_lt(void) {
 /* ---- matvec -----------------------------------------------------------------------------------
  */
 
-static const rs_dtype ALL_TYPES[] = {RS_DTYPE_F16,    RS_DTYPE_BF16, RS_DTYPE_F32,  RS_DTYPE_Q8_0,
-                                     RS_DTYPE_Q4_0,   RS_DTYPE_Q4_1, RS_DTYPE_Q5_0, RS_DTYPE_Q5_1,
-                                     RS_DTYPE_IQ4_NL, RS_DTYPE_Q4_K, RS_DTYPE_Q5_K, RS_DTYPE_Q6_K};
+static const rs_dtype ALL_TYPES[] = {RS_DTYPE_F16,    RS_DTYPE_BF16,   RS_DTYPE_F32,  RS_DTYPE_Q8_0,
+                                     RS_DTYPE_Q4_0,   RS_DTYPE_Q4_1,   RS_DTYPE_Q5_0, RS_DTYPE_Q5_1,
+                                     RS_DTYPE_IQ4_NL, RS_DTYPE_IQ4_XS, RS_DTYPE_Q4_K, RS_DTYPE_Q5_K,
+                                     RS_DTYPE_Q6_K};
 static const int64_t SHAPES[4][2] = {
     {4096, 4096}, {11008, 4096}, {4096, 11008}, {32000, 4096}}; /* n_out, n_in */
 
@@ -377,8 +378,8 @@ static void bench_matvec(void) {
 
 static void bench_gemm(void) {
     const int n = 512;
-    static const rs_dtype types[] = {RS_DTYPE_F16,  RS_DTYPE_BF16, RS_DTYPE_Q8_0,
-                                     RS_DTYPE_Q4_0, RS_DTYPE_Q4_K, RS_DTYPE_Q6_K};
+    static const rs_dtype types[] = {RS_DTYPE_F16,  RS_DTYPE_BF16, RS_DTYPE_Q8_0,  RS_DTYPE_Q4_0,
+                                     RS_DTYPE_Q4_K, RS_DTYPE_Q6_K, RS_DTYPE_IQ4_XS};
     printf("## prefill GEMM, n = %d tokens (quantized: dequantize to F16 + cuBLAS)\n\n", n);
     printf("| shape (out x in) | type | ms | TFLOP/s |\n|---|---|---|---|\n");
     for (auto &sh : SHAPES) {

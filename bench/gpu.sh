@@ -163,7 +163,7 @@ run_tests() {
 # logits, CPU against GPU
 run_qmodels() {
     local -a qm=()
-    for ty in ${QM_TYPES:-F32 BF16 F16 Q4_0 Q4_1 Q5_0 Q5_1 Q2_K Q3_K Q3_K_M Q4_K_M Q5_K_M Q6_K IQ4_NL Q8_0}; do
+    for ty in ${QM_TYPES:-F32 BF16 F16 Q4_0 Q4_1 Q5_0 Q5_1 Q2_K Q3_K Q3_K_M Q4_K_M Q5_K_M Q6_K IQ4_NL IQ4_XS Q8_0}; do
         f=$(synth $ty small) && qm+=("$f")
     done
     say "tests/test_cuda_model on synthetic models: ${qm[*]##*/}"
@@ -292,7 +292,7 @@ run_prof() {
 # The issue's list of weight types, each as a whole model: how far from the copy rate.
 run_formats() {
     local f
-    for ty in ${FORMAT_TYPES:-F32 BF16 F16 Q8_0 Q6_K Q5_K Q5_1 Q5_0 Q4_1 IQ4_NL Q4_0 Q4_K}; do
+    for ty in ${FORMAT_TYPES:-F32 BF16 F16 Q8_0 Q6_K Q5_K Q5_1 Q5_0 Q4_1 IQ4_NL IQ4_XS Q4_0 Q4_K}; do
         f=$(synth "$ty" "${FORMAT_SHAPE:-llama2-7b}" --repeat-layers) || { echo "synth $ty failed"; continue; }
         say "$ty ($(du -h "$f" | cut -f1))"
         $B bench -m "$f" -p 512 -n 128 -r 3 --greedy 2>>"$OUT/bench.err" | tail -n +3

@@ -409,10 +409,10 @@ static int big_cases(void) {
 }
 
 static void test_residual(void) {
-    static const rs_dtype types[] = {RS_DTYPE_F32,    RS_DTYPE_F16,  RS_DTYPE_BF16, RS_DTYPE_Q8_0,
-                                     RS_DTYPE_Q4_0,   RS_DTYPE_Q4_1, RS_DTYPE_Q5_0, RS_DTYPE_Q5_1,
-                                     RS_DTYPE_IQ4_NL, RS_DTYPE_Q4_K, RS_DTYPE_Q5_K, RS_DTYPE_Q6_K,
-                                     RS_DTYPE_Q2_K,   RS_DTYPE_Q3_K};
+    static const rs_dtype types[] = {RS_DTYPE_F32,    RS_DTYPE_F16,    RS_DTYPE_BF16, RS_DTYPE_Q8_0,
+                                     RS_DTYPE_Q4_0,   RS_DTYPE_Q4_1,   RS_DTYPE_Q5_0, RS_DTYPE_Q5_1,
+                                     RS_DTYPE_IQ4_NL, RS_DTYPE_IQ4_XS, RS_DTYPE_Q4_K, RS_DTYPE_Q5_K,
+                                     RS_DTYPE_Q6_K,   RS_DTYPE_Q2_K,   RS_DTYPE_Q3_K};
     for (size_t i = 0; i < sizeof types / sizeof *types; i++) {
         const int64_t n_in = rs_dtype_get(types[i])->block_size == 256 ? 512 : 352;
         check_residual(types[i], n_in, 96, 1, 1, 1, 1);
@@ -432,10 +432,10 @@ static void test_residual(void) {
 }
 
 static void test_swiglu(void) {
-    static const rs_dtype types[] = {RS_DTYPE_F32,  RS_DTYPE_F16,    RS_DTYPE_BF16, RS_DTYPE_Q8_0,
-                                     RS_DTYPE_Q4_0, RS_DTYPE_Q5_1,   RS_DTYPE_Q4_1, RS_DTYPE_Q5_0,
-                                     RS_DTYPE_Q4_K, RS_DTYPE_IQ4_NL, RS_DTYPE_Q5_K, RS_DTYPE_Q6_K,
-                                     RS_DTYPE_Q2_K, RS_DTYPE_Q3_K};
+    static const rs_dtype types[] = {RS_DTYPE_F32,  RS_DTYPE_F16,    RS_DTYPE_BF16,  RS_DTYPE_Q8_0,
+                                     RS_DTYPE_Q4_0, RS_DTYPE_Q5_1,   RS_DTYPE_Q4_1,  RS_DTYPE_Q5_0,
+                                     RS_DTYPE_Q4_K, RS_DTYPE_IQ4_NL, RS_DTYPE_Q5_K,  RS_DTYPE_Q6_K,
+                                     RS_DTYPE_Q2_K, RS_DTYPE_Q3_K,   RS_DTYPE_IQ4_XS};
     for (size_t i = 0; i < sizeof types / sizeof *types; i++) {
         const int64_t n_in = rs_dtype_get(types[i])->block_size == 256 ? 512 : 256;
         check_swiglu(types[i], n_in, 192, 1, i % 2, 1);
@@ -464,6 +464,7 @@ static void test_rope(void) {
     const rs_dtype mixed[3] = {RS_DTYPE_Q4_K, RS_DTYPE_Q4_K, RS_DTYPE_Q6_K};
     const rs_dtype f16[3] = {RS_DTYPE_F16, RS_DTYPE_F16, RS_DTYPE_F16};
     const rs_dtype q80[3] = {RS_DTYPE_Q8_0, RS_DTYPE_IQ4_NL, RS_DTYPE_BF16};
+    const rs_dtype iq4[3] = {RS_DTYPE_IQ4_XS, RS_DTYPE_IQ4_XS, RS_DTYPE_IQ4_NL};
     const rs_dtype f32[3] = {RS_DTYPE_F32, RS_DTYPE_F32, RS_DTYPE_F32};
     static const rs_kv_type kts[4] = {RS_KV_F16, RS_KV_F32, RS_KV_Q8_0, RS_KV_Q4_0};
     for (int k = 0; k < 4; k++) {
@@ -472,6 +473,9 @@ static void test_rope(void) {
         check_rope_fused(f16, 4, 4, 64, 32, 0, 1, kts[k], 0, 0, 1); /* partial rotation */
     }
     check_rope_fused(q80, 6, 2, 32, 32, 0, 4, RS_KV_Q8_0, 1, 1, 1);
+    check_rope_fused(iq4, 8, 4, 32, 32, 0, 1, RS_KV_F16, 1, 1, 1); /* IQ4_XS q and k */
+    check_rope_fused(iq4, 8, 4, 32, 32, 0, 3, RS_KV_Q8_0, 0, 1, 1);
+    check_rope_fused(iq4, 8, 4, 32, 32, 0, 8, RS_KV_F16, 0, 1, 1);  /* GEMM */
     check_rope_fused(f32, 4, 2, 16, 16, 0, 1, RS_KV_F16, 0, 1, 1);  /* heads of 16 */
     check_rope_fused(f32, 4, 2, 16, 16, 0, 2, RS_KV_Q8_0, 0, 1, 1); /* Q8_0 rows of 16: composed */
     check_rope_fused(q40, 8, 4, 64, 64, 1, 1, RS_KV_F16, 0, 1, 1);  /* neox: composed */
@@ -502,10 +506,10 @@ static void expect_split(const char *what, long before, int want) {
  * split); 8 splits of a 4-task row leave some blocks without work, and of
  * 22 tasks (704 inputs of Q4_0) some lanes. */
 static void test_split(void) {
-    static const rs_dtype types[] = {RS_DTYPE_F16,  RS_DTYPE_BF16, RS_DTYPE_F32,  RS_DTYPE_Q4_0,
-                                     RS_DTYPE_Q8_0, RS_DTYPE_Q4_1, RS_DTYPE_Q5_0, RS_DTYPE_Q5_1,
-                                     RS_DTYPE_Q4_K, RS_DTYPE_Q5_K, RS_DTYPE_Q6_K, RS_DTYPE_IQ4_NL,
-                                     RS_DTYPE_Q2_K, RS_DTYPE_Q3_K};
+    static const rs_dtype types[] = {RS_DTYPE_F16,  RS_DTYPE_BF16, RS_DTYPE_F32,   RS_DTYPE_Q4_0,
+                                     RS_DTYPE_Q8_0, RS_DTYPE_Q4_1, RS_DTYPE_Q5_0,  RS_DTYPE_Q5_1,
+                                     RS_DTYPE_Q4_K, RS_DTYPE_Q5_K, RS_DTYPE_Q6_K,  RS_DTYPE_IQ4_NL,
+                                     RS_DTYPE_Q2_K, RS_DTYPE_Q3_K, RS_DTYPE_IQ4_XS};
     const rs_dtype f16[3] = {RS_DTYPE_F16, RS_DTYPE_F16, RS_DTYPE_F16};
     const rs_dtype mixed[3] = {RS_DTYPE_BF16, RS_DTYPE_F32, RS_DTYPE_Q6_K};
     const rs_dtype q40[3] = {RS_DTYPE_Q4_0, RS_DTYPE_Q4_0, RS_DTYPE_Q4_0};
@@ -567,9 +571,10 @@ static void test_stream(void) {
  * or three products per launch (mixed types split the launch). Then the same
  * cases through fz_kernel (fz_roll 0), one group per block. */
 static void test_roll(void) {
-    static const rs_dtype types[] = {RS_DTYPE_Q8_0, RS_DTYPE_Q4_0,   RS_DTYPE_Q4_1, RS_DTYPE_Q5_0,
-                                     RS_DTYPE_Q5_1, RS_DTYPE_IQ4_NL, RS_DTYPE_Q4_K, RS_DTYPE_Q5_K,
-                                     RS_DTYPE_Q6_K, RS_DTYPE_Q2_K,   RS_DTYPE_Q3_K};
+    static const rs_dtype types[] = {RS_DTYPE_Q8_0,   RS_DTYPE_Q4_0, RS_DTYPE_Q4_1,
+                                     RS_DTYPE_Q5_0,   RS_DTYPE_Q5_1, RS_DTYPE_IQ4_NL,
+                                     RS_DTYPE_IQ4_XS, RS_DTYPE_Q4_K, RS_DTYPE_Q5_K,
+                                     RS_DTYPE_Q6_K,   RS_DTYPE_Q2_K, RS_DTYPE_Q3_K};
     const rs_dtype q80[3] = {RS_DTYPE_Q8_0, RS_DTYPE_Q8_0, RS_DTYPE_Q8_0};
     const rs_dtype mixed[3] = {RS_DTYPE_Q4_K, RS_DTYPE_Q4_K, RS_DTYPE_Q6_K};
     /* fz_roll, grid, roll_fit */

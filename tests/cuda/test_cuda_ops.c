@@ -62,18 +62,19 @@ static double tol_for(rs_dtype type, int gemm) {
 
 /* ---- matmul -------------------------------------------------------------------------------- */
 
-/* One weight against several token counts: n <= 4 takes the matvec kernels,
- * larger n the GEMM path; the bias (when given) goes with n == 3 and n == 20. */
-static void check_matmul(rs_dtype type, int64_t n_in, int64_t n_out, const int *ns, int n_ns,
-                         int with_bias) {
-    tw w = make_weight(type, n_in, n_out, 0.5f);
+/* Weight w against several token counts: n <= 4 takes the matvec kernels,
+ * larger n the GEMM path; the bias (when given) goes with n == 3 and n == 20.
+ * `what` (or "") follows the type in the case names. */
+static void check_matmul_w(const tw *w, const char *what, const int *ns, int n_ns, int with_bias) {
+    const rs_dtype type = w->w.type;
+    const int64_t n_in = w->w.n_in, n_out = w->w.n_out;
     tw b = make_weight(RS_DTYPE_F32, n_out, 1, 1.0f);
     const rs_cuda_tuning base = tuning_now();
     for (int k = 0; k < n_ns; k++) {
         const int n = ns[k], bias = with_bias && (n == 3 || n == 20);
         float *x = host_rand((size_t)(n * n_in), 1.0f);
         float *ref = malloc(sizeof(float) * n * n_out), *y = malloc(sizeof(float) * n * n_out);
-        rs_ref_matmul(&w.w, bias ? &b.w : NULL, x, n, ref);
+        rs_ref_matmul(&w->w, bias ? &b.w : NULL, x, n, ref);
         float *dx = dev_copy(x, sizeof(float) * n * n_in), *dy = dev(sizeof(float) * n * n_out);
         /* variants: one row per warp; two rows per warp (n = 1); GEMM in 128-row slabs */
         for (int v = 0; v < 3; v++) {
@@ -89,11 +90,11 @@ static void check_matmul(rs_dtype type, int64_t n_in, int64_t n_out, const int *
             }
             rs_cuda_set_tuning(B, &t);
             poison(dy, sizeof(float) * n * n_out);
-            rs_matmul mm = {&w.w, bias ? &b.w : NULL, dy};
+            rs_matmul mm = {&w->w, bias ? &b.w : NULL, dy};
             O->matmul(B, &mm, 1, dx, n);
             rs_cuda_set_tuning(B, &base);
             char name[128];
-            snprintf(name, sizeof name, "matmul %s %lldx%lld n=%d%s%s", rs_dtype_name(type),
+            snprintf(name, sizeof name, "matmul %s%s %lldx%lld n=%d%s%s", rs_dtype_name(type), what,
                      (long long)n_out, (long long)n_in, n, bias ? " +bias" : "", tag);
             if (synced(name)) {
                 down(y, dy, sizeof(float) * n * n_out);
@@ -104,8 +105,41 @@ static void check_matmul(rs_dtype type, int64_t n_in, int64_t n_out, const int *
         O->release(B, dy);
         free(x), free(ref), free(y);
     }
-    free_weight(&w);
     free_weight(&b);
+}
+
+/* A random weight of `type` through check_matmul_w. */
+static void check_matmul(rs_dtype type, int64_t n_in, int64_t n_out, const int *ns, int n_ns,
+                         int with_bias) {
+    tw w = make_weight(type, n_in, n_out, 0.5f);
+    check_matmul_w(&w, "", ns, n_ns, with_bias);
+    free_weight(&w);
+}
+
+/* An IQ4_XS weight whose sub-blocks take every 6-bit scale: sub-block j of block b gets
+ * ls = (8 b + j) % 64. The quantizer's blocks of uniform data have multipliers ls - 32
+ * near -32 or 31 only, whose top bits (scales_h) are 00 or 11: 01 and 10 would go
+ * untested. The reference reads the same bytes. */
+static tw make_iq4xs_every_scale(int64_t n_in, int64_t n_out) {
+    tw t = make_weight(RS_DTYPE_IQ4_XS, n_in, n_out, 0.5f);
+    O->weight_unload(B, &t.w);
+    const size_t nblk = t.w.nbytes / sizeof(block_iq4_xs);
+    for (size_t b = 0; b < nblk; b++) {
+        block_iq4_xs blk;
+        memcpy(&blk, (unsigned char *)t.bytes + b * sizeof blk, sizeof blk);
+        blk.scales_h = 0;
+        memset(blk.scales_l, 0, sizeof blk.scales_l);
+        for (int j = 0; j < 8; j++) {
+            const int ls = (int)((8 * b + (size_t)j) % 64);
+            blk.scales_l[j / 2] |= (uint8_t)((ls & 15) << (4 * (j % 2)));
+            blk.scales_h |= (uint16_t)((ls >> 4) << (2 * j));
+            if (rs_iq4_xs_scale(&blk, j) != ls) die("make_iq4xs_every_scale", NULL);
+        }
+        memcpy((unsigned char *)t.bytes + b * sizeof blk, &blk, sizeof blk);
+    }
+    rs_error e = {0};
+    if (O->weight_load(B, &t.w, &e)) die("weight_load", &e);
+    return t;
 }
 
 /* count products of x (n tokens) sharing one call, product 1 with bias1 when
@@ -168,10 +202,10 @@ static void check_matmul_multi(int n, int same, rs_dtype same_type, int slab) {
 }
 
 static void test_matmul(void) {
-    static const rs_dtype types[] = {RS_DTYPE_F32,    RS_DTYPE_F16,  RS_DTYPE_BF16, RS_DTYPE_Q8_0,
-                                     RS_DTYPE_Q4_0,   RS_DTYPE_Q4_1, RS_DTYPE_Q5_0, RS_DTYPE_Q5_1,
-                                     RS_DTYPE_IQ4_NL, RS_DTYPE_Q4_K, RS_DTYPE_Q5_K, RS_DTYPE_Q6_K,
-                                     RS_DTYPE_Q2_K,   RS_DTYPE_Q3_K};
+    static const rs_dtype types[] = {RS_DTYPE_F32,    RS_DTYPE_F16,    RS_DTYPE_BF16, RS_DTYPE_Q8_0,
+                                     RS_DTYPE_Q4_0,   RS_DTYPE_Q4_1,   RS_DTYPE_Q5_0, RS_DTYPE_Q5_1,
+                                     RS_DTYPE_IQ4_NL, RS_DTYPE_IQ4_XS, RS_DTYPE_Q4_K, RS_DTYPE_Q5_K,
+                                     RS_DTYPE_Q6_K,   RS_DTYPE_Q2_K,   RS_DTYPE_Q3_K};
     static const int ns[] = {1, 3, 4, 17, 64};
     static const int ns_odd[] = {1, 20};
     for (size_t i = 0; i < sizeof types / sizeof *types; i++) {
@@ -182,6 +216,9 @@ static void test_matmul(void) {
         if (blk == 1)
             check_matmul(t, 100, 33, ns_odd, 2, 1); /* rows not a multiple of 8: scalar kernel */
     }
+    tw xs = make_iq4xs_every_scale(1536, 515);
+    check_matmul_w(&xs, " (every 6-bit scale)", ns, 5, 1);
+    free_weight(&xs);
     check_matmul_multi(1, 0, RS_DTYPE_F32, 0);
     check_matmul_multi(2, 0, RS_DTYPE_F32, 0);
     check_matmul_multi(33, 0, RS_DTYPE_F32, 0);
@@ -276,8 +313,9 @@ static void test_prepare(void) {
 
 static void test_embed(void) {
     static const rs_dtype types[] = {RS_DTYPE_F32,  RS_DTYPE_F16,  RS_DTYPE_BF16,   RS_DTYPE_Q8_0,
-                                     RS_DTYPE_Q4_0, RS_DTYPE_Q5_1, RS_DTYPE_IQ4_NL, RS_DTYPE_Q4_K,
-                                     RS_DTYPE_Q5_K, RS_DTYPE_Q6_K, RS_DTYPE_Q2_K,   RS_DTYPE_Q3_K};
+                                     RS_DTYPE_Q4_0, RS_DTYPE_Q5_1, RS_DTYPE_IQ4_NL, RS_DTYPE_IQ4_XS,
+                                     RS_DTYPE_Q4_K, RS_DTYPE_Q5_K, RS_DTYPE_Q6_K,   RS_DTYPE_Q2_K,
+                                     RS_DTYPE_Q3_K};
     for (size_t i = 0; i < sizeof types / sizeof *types; i++) {
         const int64_t n_in = 512, n_out = 77;
         const int n = 5;

@@ -205,6 +205,7 @@ static bool type_supported(int t) {
     case RS_DTYPE_Q5_K:
     case RS_DTYPE_Q6_K:
     case RS_DTYPE_IQ4_NL:
+    case RS_DTYPE_IQ4_XS:
         return true;
     default:
         return false;
@@ -261,6 +262,11 @@ static void split_sizes(int t, size_t *qs, size_t *aux, size_t *dm) {
         *qs = 128;
         *aux = 48;
         *dm = 4;
+        break;
+    case RS_DTYPE_IQ4_XS:
+        *qs = 128;
+        *aux = 8;
+        *dm = 2;
         break;
     default:
         break;

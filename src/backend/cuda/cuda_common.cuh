@@ -26,6 +26,9 @@ extern "C" {
  * types whose blocks are not 16-byte multiples are split at upload into
  * aligned arrays (see cuda_backend.cu, repack) so every kernel load is 16 B:
  *   Q4_0, IQ4_NL  qs[b][16]        dm: half d[b]
+ *   IQ4_XS        qs[b][128] aux: i8 sc[b][8]   dm: half d[b]
+ *                 qs: the file's, sub-block j's 16 bytes at 16 j (IQ4_NL's
+ *                 layout per 32 values); sc: the 6-bit scales unpacked, minus 32
  *   Q4_1          qs[b][16]        dm: half2 (d, m)[b]
  *   Q5_0          qs[b][16]  aux: u32 qh[b]   dm: half d[b]
  *   Q5_1          qs[b][16]  aux: u32 qh[b]   dm: half2 (d, m)[b]

@@ -174,7 +174,7 @@ template <int T> __host__ __device__ constexpr int fr_task_words() {
     case RS_DTYPE_Q4_K:
         return 6;
     default:
-        return 5; /* Q4_0, IQ4_NL */
+        return 5; /* Q4_0, IQ4_NL, IQ4_XS */
     }
 }
 
@@ -401,6 +401,9 @@ void fz_launch_now(cuda_backend *c, int type, const fz_args &f, unsigned blocks)
         break;
     case RS_DTYPE_IQ4_NL:
         fz_launch_t<EPI, RS_DTYPE_IQ4_NL>(c, f, blocks);
+        break;
+    case RS_DTYPE_IQ4_XS:
+        fz_launch_t<EPI, RS_DTYPE_IQ4_XS>(c, f, blocks);
         break;
     default:
         cw_fail(c, RS_ERR_UNSUPPORTED, "fused matvec: type %s", rs_dtype_name(type));

@@ -33,9 +33,12 @@ __device__ __forceinline__ float ldh(const uint8_t *p) {
 
 /* Elements 32*j .. 32*j+31 of row `row` (device layout, see cuda_common.cuh). */
 template <int T> __device__ void deq32(const cw_layout &L, int64_t row, int64_t j, float *out) {
-    if (T == RS_DTYPE_Q4_0 || T == RS_DTYPE_IQ4_NL || T == RS_DTYPE_Q4_1 || T == RS_DTYPE_Q5_0 ||
+    constexpr bool NL = T == RS_DTYPE_IQ4_NL || T == RS_DTYPE_IQ4_XS; /* IQ4_NL's code book */
+    if (T == RS_DTYPE_Q4_0 || NL || T == RS_DTYPE_Q4_1 || T == RS_DTYPE_Q5_0 ||
         T == RS_DTYPE_Q5_1) {
-        const int64_t b = row * L.nb + j;
+        /* IQ4_XS (cuda_common.cuh): 32-value block b as IQ4_NL's, its scale d of
+         * super-block b / 8 times multiplier b (sub-block b % 8), exact in f32 */
+        const int64_t b = row * (T == RS_DTYPE_IQ4_XS ? 8 * L.nb : L.nb) + j;
         blk32 q;
         q.v[0] = ld16(L.qs + b * 16);
         float d, m = 0.0f;
@@ -43,6 +46,8 @@ template <int T> __device__ void deq32(const cw_layout &L, int64_t row, int64_t 
         if (T == RS_DTYPE_Q4_1 || T == RS_DTYPE_Q5_1) {
             d = ldh(L.dm + b * 4);
             m = ldh(L.dm + b * 4 + 2);
+        } else if (T == RS_DTYPE_IQ4_XS) {
+            d = ldh(L.dm + (b >> 3) * 2) * (float)((const int8_t *)L.aux)[b];
         } else {
             d = ldh(L.dm + b * 2);
         }
@@ -52,7 +57,7 @@ template <int T> __device__ void deq32(const cw_layout &L, int64_t row, int64_t 
          * 420, 422) */
         const uint32_t w[4] = {q.v[0].x, q.v[0].y, q.v[0].z, q.v[0].w};
 #pragma unroll
-        for (int k = 0; k < 4 && T == RS_DTYPE_IQ4_NL; k++) {
+        for (int k = 0; k < 4 && NL; k++) {
             uint32_t lo, hi;
             float f[8];
             cw_iq4nl_lookup(w[k], lo, hi);
@@ -63,7 +68,7 @@ template <int T> __device__ void deq32(const cw_layout &L, int64_t row, int64_t 
                 out[4 * k + i] = d * f[i], out[16 + 4 * k + i] = d * f[4 + i];
         }
 #pragma unroll
-        for (int i = 0; i < 16 && T != RS_DTYPE_IQ4_NL; i++) {
+        for (int i = 0; i < 16 && !NL; i++) {
             int lo = q.b[i] & 15, hi = q.b[i] >> 4;
             if (T == RS_DTYPE_Q4_0) {
                 out[i] = d * (float)(lo - 8);
@@ -387,6 +392,9 @@ void cw_dequant_rows(cuda_backend *c, cudaStream_t stream, const cw_layout *L, i
     case RS_DTYPE_IQ4_NL:
         launch_deq<RS_DTYPE_IQ4_NL>(c, stream, *L, row0, rows, out);
         break;
+    case RS_DTYPE_IQ4_XS:
+        launch_deq<RS_DTYPE_IQ4_XS>(c, stream, *L, row0, rows, out);
+        break;
     default:
         cw_fail(c, RS_ERR_UNSUPPORTED, "dequantize: type %s", rs_dtype_name(L->type));
         break;
@@ -435,6 +443,9 @@ void cw_embed(cuda_backend *c, const cw_layout *L, const int32_t *ids, int n, fl
         break;
     case RS_DTYPE_IQ4_NL:
         launch_embed<RS_DTYPE_IQ4_NL>(c, *L, ids, n, out);
+        break;
+    case RS_DTYPE_IQ4_XS:
+        launch_embed<RS_DTYPE_IQ4_XS>(c, *L, ids, n, out);
         break;
     default:
         cw_fail(c, RS_ERR_UNSUPPORTED, "embed: type %s", rs_dtype_name(L->type));

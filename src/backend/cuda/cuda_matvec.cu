@@ -156,6 +156,9 @@ void launch_by_type(cuda_backend *c, int type, bool vec_ok, const mv_args &a) {
     case RS_DTYPE_IQ4_NL:
         launch_mv<RS_DTYPE_IQ4_NL>(c, a);
         break;
+    case RS_DTYPE_IQ4_XS:
+        launch_mv<RS_DTYPE_IQ4_XS>(c, a);
+        break;
     default:
         cw_fail(c, RS_ERR_UNSUPPORTED, "matvec: type %s", rs_dtype_name(type));
         break;

@@ -180,6 +180,24 @@ template <> struct mvt<RS_DTYPE_IQ4_NL> : mvt<RS_DTYPE_Q4_0> {
     }
 };
 
+/* IQ4_XS (repacked, cuda_common.cuh): task k = sub-block k % 8 of super-block k / 8 = x
+ * block k, whose 16 quant bytes sit as an IQ4_NL block's (at 16 k in the row's qs), so
+ * IQ4_NL's step; its scale d * (ls - 32) is made at the load, exact in f32 (an fp16 times
+ * a 6-bit integer), as the CPU's dequantizer makes it. The device keeps d per super-block
+ * and the multipliers as bytes: 138 bytes per 256 weights, 4.31 bits a weight against the
+ * file's 4.25 (decode streams them, bandwidth-bound). An f32 scale per 32 would stream 5.0
+ * bits, d and a byte per 32 4.75; the file's packed 6-bit scales would save 1.5% of the
+ * bytes for a dozen integer ops per task in a loop that IQ4_NL's lookups already make
+ * issue-bound (docs/CUDA_NOTES.md, batch-1 matvec). */
+template <> struct mvt<RS_DTYPE_IQ4_XS> : mvt<RS_DTYPE_IQ4_NL> {
+    static __host__ __device__ int64_t ntask(const cw_layout &L) { return L.nb * 8; }
+    static __device__ void load(const cw_layout &L, int64_t row, int64_t k, R &r) {
+        const int64_t b = row * L.nb * 8 + k; /* 32-value block: super-block b / 8 */
+        r.q = cw_ld_nc(L.qs + b * 16);
+        r.d = cw_h2f(ld_u16(L.dm + (b >> 3) * 2)) * (float)__ldg((const signed char *)L.aux + b);
+    }
+};
+
 template <> struct mvt<RS_DTYPE_Q4_1> : mvt_x32 {
     static constexpr int U = 4;
     struct R {

@@ -414,6 +414,16 @@ __device__ void unpack_q3_scales(const uint8_t *s, uint8_t *sc) {
     }
 }
 
+/* IQ4_XS's scales_h (2 bytes) and scales_l[4] to 8 signed bytes, the multipliers of d
+ * (ls - 32; rs_iq4_xs_scale). */
+__device__ void unpack_iq4xs_scales(const uint8_t *s, uint8_t *sc) {
+    const uint32_t h = s[0] | (uint32_t)s[1] << 8;
+    for (int j = 0; j < 8; j++) {
+        const int ls = ((s[2 + j / 2] >> (4 * (j % 2))) & 0xF) | (int)(((h >> (2 * j)) & 3) << 4);
+        sc[j] = (uint8_t)(int8_t)(ls - 32);
+    }
+}
+
 /* GGUF blocks (all offsets even) to the split arrays of cuda_common.cuh. */
 __global__ void repack_kernel(int type, const uint8_t *raw, int64_t nblk, int64_t blk0, int tsize,
                               const cw_layout L) {
@@ -471,6 +481,11 @@ __global__ void repack_kernel(int type, const uint8_t *raw, int64_t nblk, int64_
         copy_u16(aux + b * 48, s + 16, 32);
         unpack_k_scales(s + 4, aux + b * 48 + 32);
         copy_u16(qs + b * 128, s + 48, 128);
+        break;
+    case RS_DTYPE_IQ4_XS: /* d scales_h scales_l[4] qs[128] */
+        copy_u16(dm + b * 2, s, 2);
+        unpack_iq4xs_scales(s + 2, aux + b * 8);
+        copy_u16(qs + b * 128, s + 8, 128);
         break;
     default:
         break;
@@ -530,6 +545,8 @@ __global__ void fill_kernel(uint8_t *p, int type, size_t n_bytes, size_t tsize, 
         div = 16.0f;
     else if (type == RS_DTYPE_IQ4_NL)
         div = 64.0f;
+    else if (type == RS_DTYPE_IQ4_XS) /* random 6-bit scales: multipliers of 16 on average */
+        div = 1024.0f;
     const float d = scale * (1.0f + 0.5f * unit(mix64(r + 1))) / div;
     switch (type) {
     case RS_DTYPE_Q4_1:
