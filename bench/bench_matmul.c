@@ -30,8 +30,9 @@
 #include "dtype/dtype.h"
 #include "dtype/fp16.h"
 
-static const char *k_default_types[] = {"F32",  "F16",    "BF16", "Q8_0", "Q4_0", "Q4_1", "Q5_0",
-                                        "Q5_1", "IQ4_NL", "Q2_K", "Q3_K", "Q4_K", "Q5_K", "Q6_K"};
+static const char *k_default_types[] = {"F32",  "F16",  "BF16", "Q8_0",   "Q4_0",
+                                        "Q4_1", "Q5_0", "Q5_1", "IQ4_NL", "Q2_K",
+                                        "Q3_K", "Q4_K", "Q5_K", "Q6_K",   "IQ4_XS"};
 
 typedef struct {
     int threads;

@@ -34,7 +34,7 @@
 static const rs_dtype k_types[] = {
     RS_DTYPE_F32,  RS_DTYPE_F16,  RS_DTYPE_BF16, RS_DTYPE_Q8_0,   RS_DTYPE_Q4_0,
     RS_DTYPE_Q4_1, RS_DTYPE_Q5_0, RS_DTYPE_Q5_1, RS_DTYPE_IQ4_NL, RS_DTYPE_Q2_K,
-    RS_DTYPE_Q3_K, RS_DTYPE_Q4_K, RS_DTYPE_Q5_K, RS_DTYPE_Q6_K,
+    RS_DTYPE_Q3_K, RS_DTYPE_Q4_K, RS_DTYPE_Q5_K, RS_DTYPE_Q6_K,   RS_DTYPE_IQ4_XS,
 };
 enum { N_TYPES = sizeof k_types / sizeof k_types[0] };
 static const int k_ntoks[] = {1, 2, 3, 5, 17};
@@ -57,6 +57,7 @@ static int f16_fields(rs_dtype t, int off[2]) {
     case RS_DTYPE_Q5_0:
     case RS_DTYPE_Q8_0:
     case RS_DTYPE_IQ4_NL:
+    case RS_DTYPE_IQ4_XS:
         off[0] = 0;
         return 1;
     case RS_DTYPE_Q4_1:
@@ -150,6 +151,7 @@ static rs_dtype companion(rs_dtype t) {
     case RS_DTYPE_Q4_K:
     case RS_DTYPE_Q5_K:
     case RS_DTYPE_Q6_K:
+    case RS_DTYPE_IQ4_XS:
         return RS_DTYPE_Q8_K;
     default:
         return RS_DTYPE_Q8_0;
@@ -537,10 +539,10 @@ static void test_threads(void **state) {
  * separate calls, at every level and with a pool. */
 static void test_multi(void **state) {
     (void)state;
-    enum { NW = 5 }; /* the last one packed */
-    static const rs_dtype types[NW] = {RS_DTYPE_Q4_K, RS_DTYPE_Q6_K, RS_DTYPE_Q8_0, RS_DTYPE_F16,
-                                       RS_DTYPE_Q4_0};
-    static const int64_t n_outs[NW] = {13, 7, 21, 5, 19};
+    enum { NW = 6 }; /* the last one packed */
+    static const rs_dtype types[NW] = {RS_DTYPE_Q4_K, RS_DTYPE_Q6_K,   RS_DTYPE_Q8_0,
+                                       RS_DTYPE_F16,  RS_DTYPE_IQ4_XS, RS_DTYPE_Q4_0};
+    static const int64_t n_outs[NW] = {13, 7, 21, 5, 11, 19};
     int64_t n_in = 512, stride = n_in + X_PAD;
     float *x = gen_x(MAX_TOK, n_in, stride, 5);
     fixture f[NW];
@@ -831,12 +833,15 @@ static void test_errors(void **state) {
     mw.type = RS_DTYPE_Q3_K; /* no packed layout */
     mw.layout = RS_CPU_LAYOUT_X16;
     assert_int_equal(rs_cpu_matmul(NULL, &in, &mw, &err), RS_ERR_UNSUPPORTED);
+    mw.type = RS_DTYPE_IQ4_XS; /* neither */
+    assert_int_equal(rs_cpu_matmul(NULL, &in, &mw, &err), RS_ERR_UNSUPPORTED);
     mw.type = RS_DTYPE_Q8_0;
     mw.layout = (rs_cpu_layout)9;
     assert_int_equal(rs_cpu_matmul(NULL, &in, &mw, &err), RS_ERR_UNSUPPORTED);
     mw.layout = RS_CPU_LAYOUT_GGUF;
     assert_false(rs_cpu_matmul_supports(RS_DTYPE_Q8_1));
     assert_true(rs_cpu_matmul_supports(RS_DTYPE_Q4_K));
+    assert_true(rs_cpu_matmul_supports(RS_DTYPE_IQ4_XS));
     /* n_in not a multiple of the block size */
     mw.type = RS_DTYPE_Q4_0;
     in.n_in = 48;
@@ -844,6 +849,8 @@ static void test_errors(void **state) {
     assert_non_null(strstr(err.msg, "n_in 48"));
     mw.type = RS_DTYPE_Q4_K; /* 64 is not a multiple of 256 */
     in.n_in = 64;
+    assert_int_equal(rs_cpu_matmul(NULL, &in, &mw, &err), RS_ERR_ARG);
+    mw.type = RS_DTYPE_IQ4_XS;
     assert_int_equal(rs_cpu_matmul(NULL, &in, &mw, &err), RS_ERR_ARG);
     /* strides, counts, scratch */
     mw.type = RS_DTYPE_Q8_0;

@@ -5,7 +5,7 @@
 
 RS_STATIC_ASSERT(sizeof(rs_block_q8_0p) == 48, "rs_block_q8_0p size");
 
-// NOLINTNEXTLINE(clang-analyzer-optin.performance.Padding): 14 rows; fields in reading order
+// NOLINTNEXTLINE(clang-analyzer-optin.performance.Padding): 15 rows; fields in reading order
 typedef struct {
     rs_dtype type;
     rs_cpu_act act;
@@ -38,6 +38,7 @@ static const kernel_row k_table[] = {
     ROW(Q4_K, Q8_K, QK_K, sizeof(block_q4_K), q4_K),
     ROW(Q5_K, Q8_K, QK_K, sizeof(block_q5_K), q5_K),
     ROW(Q6_K, Q8_K, QK_K, sizeof(block_q6_K), q6_K),
+    ROW(IQ4_XS, Q8_K, QK_K, sizeof(block_iq4_xs), iq4_xs),
 };
 
 static const rs_cpu_quant_fn q_table[RS_CPU_ACT_COUNT][3] = {

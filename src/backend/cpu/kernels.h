@@ -104,6 +104,7 @@ RS_CPU_KERNEL_DECL_ALL(q3_K);
 RS_CPU_KERNEL_DECL_ALL(q4_K);
 RS_CPU_KERNEL_DECL_ALL(q5_K);
 RS_CPU_KERNEL_DECL_ALL(q6_K);
+RS_CPU_KERNEL_DECL_ALL(iq4_xs);
 /* Decode tile height of the AVX-512 packed kernels, which the AMX entries share. */
 enum { RS_CPU_X16_MR1 = 32 };
 extern const rs_cpu_kernel rs_cpu_kernel_q8_0_x16_ref, rs_cpu_kernel_q4_0_x16_ref,

@@ -14,7 +14,7 @@
  * q/k/v projections, gate/up) in one dispatch, quantizing X only once.
  *
  * Weight types: F32, F16, BF16, Q8_0, Q4_0, Q4_1, Q5_0, Q5_1, IQ4_NL, Q2_K,
- * Q3_K, Q4_K, Q5_K, Q6_K; Q4_0, IQ4_NL and Q8_0 also in the packed x16 layout
+ * Q3_K, Q4_K, Q5_K, Q6_K, IQ4_XS; Q4_0, IQ4_NL and Q8_0 also in the packed x16 layout
  * (packed.h), which the backend makes at load where a native kernel exists
  * (rs_cpu_matmul_pack_useful). Results are deterministic for a given SIMD level:
  * they do not depend on the thread count or on how the work is split. */
