@@ -25,10 +25,13 @@ extern "C" {
 /* How a weight's bytes sit in device memory. Most types keep the GGUF blocks;
  * types whose blocks are not 16-byte multiples are split at upload into
  * aligned arrays (see cuda_backend.cu, repack) so every kernel load is 16 B:
- *   Q4_0, IQ4_NL  qs[b][16]        dm: half d[b]
+ *   Q4_0          qs[b][16]        dm: half d[b]
+ *   IQ4_NL        qs[b][16]        dm: half d[b]
+ *                 qs: each 4-byte word's nibbles reordered (cw_iq4nl_order):
+ *                 elements k..k+3 in nibbles 0-3, 16+k..16+k+3 in nibbles 4-7
  *   IQ4_XS        qs[b][128] aux: i8 sc[b][8]   dm: half d[b]
- *                 qs: the file's, sub-block j's 16 bytes at 16 j (IQ4_NL's
- *                 layout per 32 values); sc: the 6-bit scales unpacked, minus 32
+ *                 qs: sub-block j's 16 bytes at 16 j, as IQ4_NL's (reordered);
+ *                 sc: the 6-bit scales unpacked, minus 32
  *   Q4_1          qs[b][16]        dm: half2 (d, m)[b]
  *   Q5_0          qs[b][16]  aux: u32 qh[b]   dm: half d[b]
  *   Q5_1          qs[b][16]  aux: u32 qh[b]   dm: half2 (d, m)[b]
@@ -453,23 +456,57 @@ __device__ __forceinline__ void cw_i8x4_to_f32(uint32_t w, float *f) {
         f[i] = __uint_as_float(__byte_perm(u, 0x4B000000u, 0x7540u + i)) - 8388736.0f;
 }
 
-/* IQ4_NL: 8 nibbles of w to their code-book bytes; lo gets the low nibbles
- * (elements k), hi the high ones (elements 16 + k). Two byte_perm lookups
- * (entries 0-7 and 8-15) and a third picking by bit 3 of each nibble. */
+/* IQ4_NL and IQ4_XS quant words on the device: a GGUF word holds elements k..k+3
+ * (low nibbles) and 16+k..16+k+3 (high nibbles) interleaved byte by byte; the upload
+ * gathers the low nibbles into bits 0-15 and the high ones into 16-31, so each half
+ * is one byte_perm selector. */
+__host__ __device__ __forceinline__ uint32_t cw_iq4nl_order(uint32_t w) {
+    uint32_t lo = w & 0x0F0F0F0Fu, hi = (w >> 4) & 0x0F0F0F0Fu;
+    lo = (lo | lo >> 4) & 0x00FF00FFu;
+    hi = (hi | hi >> 4) & 0x00FF00FFu;
+    return ((lo | lo >> 8) & 0xFFFFu) | ((hi | hi >> 8) & 0xFFFFu) << 16;
+}
+
+/* IQ4_NL's code book v (-127 ... 113) for four nibbles q (a selector's low 16 bits) as
+ * two byte vectors whose bytes sum to v[q]: byte_perm's sign mode (selector bit 3) does
+ * the choosing. l = L[q] for q < 8, else the sign of an L entry, 0xFF = -1 (all of v[0..7]
+ * are negative); h = v[q] + 1 for q >= 8, else 0 (the sign of a positive entry), looked up
+ * with bit 3 flipped. So v[q] = l + h, and a dot product is two dp4a: 2 permutes and 2 dp4a
+ * per 4 weights, where a select between the two halves took 3 permutes and 1 dp4a plus
+ * the selectors' arithmetic. */
+__device__ __forceinline__ uint32_t cw_prmt(uint32_t a, uint32_t b, uint32_t sel) {
+    uint32_t d; /* PTX's default mode, whose sign replication the lookups below rely on */
+    asm("prmt.b32 %0, %1, %2, %3;" : "=r"(d) : "r"(a), "r"(b), "r"(sel));
+    return d;
+}
+__device__ __forceinline__ void cw_iq4nl_parts(uint32_t q, uint32_t &l, uint32_t &h) {
+    constexpr uint32_t L0 = 0xBFAD9881u; /* -127 -104 -83 -65 (bytes, little-endian) */
+    constexpr uint32_t L1 = 0xF6EADDCFu; /* -49 -35 -22 -10 */
+    constexpr uint32_t H0 = 0x271A0E02u; /* 1+1 13+1 25+1 38+1 */
+    constexpr uint32_t H1 = 0x725A4636u; /* 53+1 69+1 89+1 113+1 */
+    l = cw_prmt(L0, L1, q);
+    h = cw_prmt(H0, H1, q ^ 0x8888u);
+}
+
+/* Sum of the 8 weights of device word w (cw_iq4nl_order) times int8 activations a
+ * (elements k..k+3) and b (16+k..16+k+3), plus s. */
+__device__ __forceinline__ int cw_iq4nl_dot(uint32_t w, int a, int b, int s) {
+    uint32_t l, h;
+    cw_iq4nl_parts(w, l, h);
+    s = __dp4a((int)l, a, s);
+    s = __dp4a((int)h, a, s);
+    cw_iq4nl_parts(w >> 16, l, h);
+    s = __dp4a((int)l, b, s);
+    return __dp4a((int)h, b, s);
+}
+
+/* The code-book bytes of device word w: lo for elements k..k+3, hi for 16+k..16+k+3. */
 __device__ __forceinline__ void cw_iq4nl_lookup(uint32_t w, uint32_t &lo, uint32_t &hi) {
-    constexpr uint32_t T0 = 0xBFAD9881u; /* -127 -104 -83 -65 (bytes, little-endian) */
-    constexpr uint32_t T1 = 0xF6EADDCFu; /* -49 -35 -22 -10 */
-    constexpr uint32_t T2 = 0x26190D01u; /* 1 13 25 38 */
-    constexpr uint32_t T3 = 0x71594535u; /* 53 69 89 113 */
-    const uint32_t w7 = w & 0x77777777u;
-    const uint32_t sa = 0x3210u | ((w >> 1) & 0x4444u);
-    const uint32_t sb = 0x3210u | ((w >> 17) & 0x4444u);
-    const uint32_t a = __byte_perm(__byte_perm(T0, T1, w7), __byte_perm(T2, T3, w7), sa);
-    const uint32_t w7b = w7 >> 16;
-    const uint32_t b = __byte_perm(__byte_perm(T0, T1, w7b), __byte_perm(T2, T3, w7b), sb);
-    /* a = values of nibbles 0..3 = (lo0, hi0, lo1, hi1); b = (lo2, hi2, lo3, hi3) */
-    lo = __byte_perm(a, b, 0x6420u);
-    hi = __byte_perm(a, b, 0x7531u);
+    uint32_t l, h;
+    cw_iq4nl_parts(w, l, h);
+    lo = __vadd4(l, h); /* per byte, no carries: -1 + (v + 1) */
+    cw_iq4nl_parts(w >> 16, l, h);
+    hi = __vadd4(l, h);
 }
 
 /* Unsigned bytes of a times signed bytes of b, plus c. */

@@ -162,20 +162,10 @@ template <> struct mvt<RS_DTYPE_Q4_0> : mvt_x32 {
 
 template <> struct mvt<RS_DTYPE_IQ4_NL> : mvt<RS_DTYPE_Q4_0> {
     static __device__ void step(const R &r, const X &x, int64_t, int, float &p) {
-        uint32_t lo, hi;
-        int s = 0;
-        cw_iq4nl_lookup(r.q.x, lo, hi);
-        s = dp4a(lo, x.a.x, s);
-        s = dp4a(hi, x.b.x, s);
-        cw_iq4nl_lookup(r.q.y, lo, hi);
-        s = dp4a(lo, x.a.y, s);
-        s = dp4a(hi, x.b.y, s);
-        cw_iq4nl_lookup(r.q.z, lo, hi);
-        s = dp4a(lo, x.a.z, s);
-        s = dp4a(hi, x.b.z, s);
-        cw_iq4nl_lookup(r.q.w, lo, hi);
-        s = dp4a(lo, x.a.w, s);
-        s = dp4a(hi, x.b.w, s);
+        int s = cw_iq4nl_dot(r.q.x, x.a.x, x.b.x, 0);
+        s = cw_iq4nl_dot(r.q.y, x.a.y, x.b.y, s);
+        s = cw_iq4nl_dot(r.q.z, x.a.z, x.b.z, s);
+        s = cw_iq4nl_dot(r.q.w, x.a.w, x.b.w, s);
         p = r.d * x.s.x * (float)s;
     }
 };

@@ -386,6 +386,15 @@ __device__ __forceinline__ void copy_u16(uint8_t *dst, const uint8_t *src, int b
     for (int i = 0; i < bytes; i += 2) *(uint16_t *)(dst + i) = *(const uint16_t *)(src + i);
 }
 
+/* IQ4_NL / IQ4_XS quant bytes (2-byte aligned) in the device's nibble order (cw_iq4nl_order). */
+__device__ __forceinline__ void copy_iq4nl(uint8_t *dst, const uint8_t *src, int bytes) {
+    for (int i = 0; i < bytes; i += 4) {
+        const uint32_t w =
+            *(const uint16_t *)(src + i) | (uint32_t) * (const uint16_t *)(src + i + 2) << 16;
+        *(uint32_t *)(dst + i) = cw_iq4nl_order(w);
+    }
+}
+
 /* The 12 bytes of 6-bit scales and mins of a Q4_K/Q5_K block to the byte
  * layout of cuda_common.cuh: sc[2p] sc[2p+1] m[2p] m[2p+1] per pair p. */
 __device__ void unpack_k_scales(const uint8_t *q, uint8_t *sm) {
@@ -434,9 +443,12 @@ __global__ void repack_kernel(int type, const uint8_t *raw, int64_t nblk, int64_
     uint8_t *qs = (uint8_t *)L.qs, *aux = (uint8_t *)L.aux, *dm = (uint8_t *)L.dm;
     switch (type) {
     case RS_DTYPE_Q4_0:
-    case RS_DTYPE_IQ4_NL:
         copy_u16(dm + b * 2, s, 2);
         copy_u16(qs + b * 16, s + 2, 16);
+        break;
+    case RS_DTYPE_IQ4_NL:
+        copy_u16(dm + b * 2, s, 2);
+        copy_iq4nl(qs + b * 16, s + 2, 16);
         break;
     case RS_DTYPE_Q4_1:
         copy_u16(dm + b * 4, s, 4);
@@ -485,7 +497,7 @@ __global__ void repack_kernel(int type, const uint8_t *raw, int64_t nblk, int64_
     case RS_DTYPE_IQ4_XS: /* d scales_h scales_l[4] qs[128] */
         copy_u16(dm + b * 2, s, 2);
         unpack_iq4xs_scales(s + 2, aux + b * 8);
-        copy_u16(qs + b * 128, s + 8, 128);
+        copy_iq4nl(qs + b * 128, s + 8, 128);
         break;
     default:
         break;
