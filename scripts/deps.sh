@@ -5,7 +5,8 @@
 # apt-get line is printed and the script fails.
 set -euo pipefail
 
-pkgs=(make cmake gcc pkg-config libcjson-dev libpcre2-dev libutf8proc-dev libcmocka-dev)
+pkgs=(make cmake gcc pkg-config libcjson-dev libpcre2-dev libutf8proc-dev libcmocka-dev
+      libsimde-dev)
 if [[ "${1:-}" == "--fuzz" ]]; then
     pkgs+=(clang libclang-rt-14-dev)
 fi
