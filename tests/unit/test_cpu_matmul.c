@@ -12,9 +12,10 @@
  * Outputs are poisoned with NaN (including the gaps of the row stride) so
  * unwritten and overwritten elements are caught. Thread counts 1..3 must give
  * bit-identical results, and the multi-weight call must equal separate calls.
- * Q4_0, IQ4_NL and Q8_0 run in the packed x16 layout too (packed.h): packing must
- * round-trip, and the packed products meet the same references (bit-identical
- * to the GGUF layout at the scalar level, which does the same arithmetic). */
+ * Q4_0, IQ4_NL, Q8_0, the K-quants Q4_K-Q6_K and IQ4_XS run in the packed x16 layout
+ * too (packed.h): packing must round-trip, and the packed products meet the same
+ * references (the 32-element types bit-identical to the GGUF layout at the scalar
+ * level, which does the same arithmetic). */
 #include "testutil.h"
 
 #include <math.h>
@@ -661,7 +662,7 @@ static void test_pack_layout(void **state) {
     assert_int_equal(g_failures, 0);
 }
 
-/* Packed Q4_K: d, dmin, the 6-bit scales and mins and every nibble where
+/* Packed Q4_K (and IQ4_XS): d, dmin, the 6-bit scales and mins and every nibble where
  * packed.h says, padding rows all zero, and the round trip to the GGUF bytes. */
 static void test_pack_layout_k4(void **state) {
     (void)state;
@@ -711,6 +712,46 @@ static void test_pack_layout_k4(void **state) {
             free(p);
             free(w);
         }
+    /* IQ4_XS: 8 x 256 + 160 = 2208 -> 2240 per 16 x 256; d, ls - 32 and every nibble
+     * where packed.h says, padding rows all zero, and the round trip */
+    assert_int_equal(rs_cpu_pack_size(RS_DTYPE_IQ4_XS, 16, 256), 2240);
+    assert_int_equal(rs_cpu_pack_size(RS_DTYPE_IQ4_XS, 17, 512), 2 * 4416);
+    assert_int_equal(rs_cpu_pack_size(RS_DTYPE_IQ4_XS, 16, 160), 0);
+    for (int oi = 0; oi < 3; oi++)
+        for (int ii = 0; ii < 2; ii++) {
+            const int64_t n_out = n_outs[oi], n_in = n_ins[ii], nsb = n_in / 256, nb = n_in / 32;
+            size_t row;
+            uint8_t *w = gen_weights(RS_DTYPE_IQ4_XS, n_out, n_in,
+                                     990 + 10 * (uint64_t)oi + (uint64_t)ii, &row);
+            fixture f = {RS_DTYPE_IQ4_XS, n_in, n_out, w, row, NULL, NULL};
+            uint8_t *p = packed_copy(&f);
+            const size_t gbytes = rs_cpu_pack_group_bytes(RS_DTYPE_IQ4_XS, n_in);
+            const int64_t groups = (n_out + 15) / 16;
+            for (int64_t o = 0; o < groups * 16; o++)
+                for (int64_t s = 0; s < nsb; s++) {
+                    const block_iq4_xs *b =
+                        o < n_out ? (const block_iq4_xs *)(w + (size_t)o * row) + s : NULL;
+                    const uint8_t *g = p + (size_t)(o / 16) * gbytes;
+                    const uint8_t *rec = g + (size_t)nb * 256 + (size_t)s * RS_CPU_PACK_XS_SCALES;
+                    const int r = (int)(o % 16);
+                    uint16_t d;
+                    memcpy(&d, rec + 2 * r, 2);
+                    int bad = d != (b ? b->d : 0);
+                    for (int j = 0; j < 8; j++) {
+                        bad |= (int8_t)rec[32 + 16 * j + r] != (b ? rs_iq4_xs_scale(b, j) - 32 : 0);
+                        const uint8_t *pl = g + (size_t)(8 * s + j) * 256 + 4 * (size_t)r;
+                        for (int i = 0; i < 16; i++) /* byte i of the sub-block's 16 */
+                            bad |= pl[64 * (i / 4) + i % 4] != (b ? b->qs[16 * j + i] : 0);
+                    }
+                    if (bad && g_failures++ < 10)
+                        print_error(
+                            "IQ4_XS n_out %lld n_in %lld row %lld super-block %lld misplaced\n",
+                            (long long)n_out, (long long)n_in, (long long)o, (long long)s);
+                }
+            check_round_trip(&f, p);
+            free(p);
+            free(w);
+        }
     /* Q5_K and Q6_K: the documented sizes per 16 x 256 (Q5_K 8 x (320 + 40) = 2880; Q6_K
      * the GGUF size, 8 x (384 + 36) = 3360, to 64 bytes) and the round trip; where each bit
      * goes is the kernels' test (test_packed_levels) */
@@ -734,25 +775,25 @@ static void test_pack_layout_k4(void **state) {
     assert_int_equal(g_failures, 0);
 }
 
-/* Packed Q4_0 / Q8_0 / IQ4_NL and the K-quants Q4_K / Q5_K / Q6_K at every level:
- * the float64 references, the GGUF layout (bit-identical at the scalar level;
- * not the K-quants, whose GGUF kernels take other activations), AMX
+/* Packed Q4_0 / Q8_0 / IQ4_NL and the K-quants Q4_K / Q5_K / Q6_K and IQ4_XS at every
+ * level: the float64 references, the GGUF layout (bit-identical at the scalar level;
+ * not the super-block types, whose GGUF kernels take other activations), AMX
  * bit-identical to AVX-512 (same arithmetic; K-quants: every level bit-identical
  * to their packed scalar references), and shapes around the tile edges (partial groups, token
  * counts around the 4/8-token VNNI and 16-token AMX tiles). */
 static void test_packed_levels(void **state) {
     (void)state;
-    static const rs_dtype types[6] = {RS_DTYPE_Q4_0, RS_DTYPE_Q8_0, RS_DTYPE_IQ4_NL,
-                                      RS_DTYPE_Q4_K, RS_DTYPE_Q5_K, RS_DTYPE_Q6_K};
+    static const rs_dtype types[7] = {RS_DTYPE_Q4_0, RS_DTYPE_Q8_0, RS_DTYPE_IQ4_NL, RS_DTYPE_Q4_K,
+                                      RS_DTYPE_Q5_K, RS_DTYPE_Q6_K, RS_DTYPE_IQ4_XS};
     static const int64_t n_outs[4] = {13, 16, 45, 67}, n_ins[3] = {32, 96, 4096 + 32},
                          n_ins_k[3] = {256, 768, 4096 + 256};
     static const int ntoks[7] = {1, 2, 7, 8, 9, 16, 17};
     rs_simd_level lv[4];
     int n_lv = levels(lv);
-    for (int ti = 0; ti < 6; ti++)
+    for (int ti = 0; ti < 7; ti++)
         for (int ii = 0; ii < 3; ii++) {
             const bool k4 = types[ti] == RS_DTYPE_Q4_K || types[ti] == RS_DTYPE_Q5_K ||
-                            types[ti] == RS_DTYPE_Q6_K;
+                            types[ti] == RS_DTYPE_Q6_K || types[ti] == RS_DTYPE_IQ4_XS;
             int64_t n_in = k4 ? n_ins_k[ii] : n_ins[ii], stride = n_in + X_PAD;
             float *x = gen_x(MAX_TOK, n_in, stride, 3 * (uint64_t)ti + (uint64_t)ii);
             for (int oi = 0; oi < 4; oi++) {
@@ -832,8 +873,6 @@ static void test_errors(void **state) {
     assert_int_equal(rs_cpu_matmul(NULL, &in, &mw, &err), RS_ERR_UNSUPPORTED);
     mw.type = RS_DTYPE_Q3_K; /* no packed layout */
     mw.layout = RS_CPU_LAYOUT_X16;
-    assert_int_equal(rs_cpu_matmul(NULL, &in, &mw, &err), RS_ERR_UNSUPPORTED);
-    mw.type = RS_DTYPE_IQ4_XS; /* neither */
     assert_int_equal(rs_cpu_matmul(NULL, &in, &mw, &err), RS_ERR_UNSUPPORTED);
     mw.type = RS_DTYPE_Q8_0;
     mw.layout = (rs_cpu_layout)9;

@@ -2,11 +2,11 @@
  * matmul kernels (matmul.h), and the small per-token ops.
  *
  * Memory is plain host memory. Weights stay in the file mapping, except Q4_0,
- * IQ4_NL, Q8_0 and Q4_K/Q5_K/Q6_K matrices where the packed x16 layout pays (packed.h): those are
- * packed at load into an anonymous huge-page copy, and the mapping's pages of
- * the tensor are dropped, so the copy replaces the file pages in memory
- * rather than adding to them (RUSTY_CPU_PACK=0 keeps every weight in the
- * mapping). The KV cache keeps each KV head's positions contiguous
+ * IQ4_NL, Q8_0, Q4_K/Q5_K/Q6_K and IQ4_XS matrices where the packed x16 layout
+ * pays (packed.h): those are packed at load into an anonymous huge-page copy,
+ * and the mapping's pages of the tensor are dropped, so the copy replaces the
+ * file pages in memory rather than adding to them (RUSTY_CPU_PACK=0 keeps every
+ * weight in the mapping). The KV cache keeps each KV head's positions contiguous
  * ([layer][head][pos][row]) so attention streams it linearly; a row is
  * head_dim f32 or f16 values, or ceil(head_dim / 32) GGUF Q8_0 or Q4_0 blocks (the
  * last one zero-padded). The fused ops of the interface are composed from the

@@ -1,6 +1,6 @@
-/* dot_x16_avx512.c — AVX-512 VNNI tiles for Q8_0 / Q4_0 / IQ4_NL and the K-quants
- * Q4_K / Q5_K / Q6_K in the packed x16 layout (packed.h) against rs_block_q8_0p
- * activations.
+/* dot_x16_avx512.c — AVX-512 VNNI tiles for Q8_0 / Q4_0 / IQ4_NL, the K-quants
+ * Q4_K / Q5_K / Q6_K and IQ4_XS in the packed x16 layout (packed.h) against
+ * rs_block_q8_0p activations.
  *
  * One 64-byte load of a block payload holds 4 elements of each of 16 rows
  * (Q4_0: after masking or shifting the nibbles), which is exactly the
@@ -19,7 +19,8 @@
  * d sc_j d_x, less dmin m_j times d_x sum(x), with d and dmin converted once
  * per super-block and sc_j, m_j once per sub-block and group; Q5_K ORs its
  * fifth bits in first. Q6_K sums each 16-element scale group apart, its high
- * two bits moved beside the nibbles, from -32 times that half's activations. */
+ * two bits moved beside the nibbles, from -32 times that half's activations.
+ * IQ4_XS's sub-blocks take IQ4_NL's sums, then one FMA with d sc_j d_x. */
 #include <immintrin.h>
 #include <stdbool.h>
 #include <string.h>
@@ -30,7 +31,7 @@
 
 #define INLINE static inline __attribute__((always_inline))
 
-enum { P_Q8_0, P_Q4_0, P_IQ4_NL, P_Q4_K, P_Q5_K, P_Q6_K };
+enum { P_Q8_0, P_Q4_0, P_IQ4_NL, P_Q4_K, P_Q5_K, P_Q6_K, P_IQ4_XS };
 /* Tile arrays have these constant sizes and are indexed only by compile-time
  * constants after unrolling, so they live in registers. */
 enum { G_MAX = 4, C_MAX = 16 };
@@ -43,7 +44,7 @@ static inline int32_t ld32(const void *p) {
 
 /* Scale bytes per block of 32 in a group (packed.h). */
 INLINE size_t scale_step(const int T) {
-    return T == P_Q4_K || T == P_Q5_K ? 40 : T == P_Q6_K ? 36 : 32;
+    return T == P_Q4_K || T == P_Q5_K ? 40 : T == P_Q6_K ? 36 : T == P_IQ4_XS ? 20 : 32;
 }
 
 INLINE size_t payload(const int T) {
@@ -98,7 +99,7 @@ INLINE int_tile block_sums(const int T, const int MG, const int NC, const uint8_
                     lo = _mm512_or_si512(lo, _mm512_and_si512(bit_to4(pv[g], 2 * k), m10));
                     hi = _mm512_or_si512(hi, _mm512_and_si512(bit_to4(pv[g], 2 * k + 1), m10));
                 }
-                if (T == P_IQ4_NL) {
+                if (T == P_IQ4_NL || T == P_IQ4_XS) {
                     lo = _mm512_shuffle_epi8(rs_iq4nl_u8_table(), lo);
                     hi = _mm512_shuffle_epi8(rs_iq4nl_u8_table(), hi);
                 }
@@ -287,6 +288,36 @@ INLINE void k6_tile(const bool PF, const int MR, const int NC, int64_t n, const 
     store_tile(MG, NC, &acc, nr, nc, y, ys);
 }
 
+/* IQ4_XS: per sub-block, acc += sums * (d sc_j d_x) (see packed.h for the record). */
+INLINE void xs_tile(const bool PF, const int MR, const int NC, int64_t n, const uint8_t *w,
+                    size_t gs, int nr, const uint8_t *x, size_t xs, int nc, float *y, size_t ys) {
+    const int MG = MR / 16;
+    const int64_t nb = n / 32, nsb = n / 256;
+    const uint8_t *wg[G_MAX], *rec[G_MAX];
+    const rs_block_q8_0p *xr[C_MAX];
+    acc_tile acc;
+    tile_begin(P_IQ4_XS, MG, NC, n, w, gs, nr, x, xs, nc, wg, rec, xr, &acc);
+    for (int64_t s = 0; s < nsb; s++) {
+        __m512 d[G_MAX];
+        RS_UNROLL for (int g = 0; g < MG; g++) d[g] = _mm512_cvtph_ps(
+            _mm256_loadu_si256((const __m256i *)(rec[g] + (size_t)s * RS_CPU_PACK_XS_SCALES)));
+        for (int j = 0; j < 8; j++) {
+            const int64_t b = 8 * s + j;
+            if (PF && NC == 1) decode_prefetch(P_IQ4_XS, MG, w, gs, nb, b);
+            int_tile sm = block_sums(P_IQ4_XS, MG, NC, wg, xr, b);
+            RS_UNROLL for (int g = 0; g < MG; g++) {
+                const uint8_t *sc = rec[g] + (size_t)s * RS_CPU_PACK_XS_SCALES + 32 + 16 * j;
+                const __m512 cs = _mm512_mul_ps(d[g], _mm512_cvtepi32_ps(_mm512_cvtepi8_epi32(
+                                                          _mm_loadu_si128((const __m128i *)sc))));
+                RS_UNROLL for (int c = 0; c < NC; c++) acc.v[g][c] =
+                    _mm512_fmadd_ps(_mm512_cvtepi32_ps(sm.v[g][c]),
+                                    _mm512_mul_ps(cs, _mm512_set1_ps(xr[c][b].d)), acc.v[g][c]);
+            }
+        }
+    }
+    store_tile(MG, NC, &acc, nr, nc, y, ys);
+}
+
 /* PF: software prefetches in decode tiles (NC = 1). */
 INLINE void x16_tile(const int T, const bool PF, const int MR, const int NC, int64_t n,
                      const uint8_t *w, size_t gs, int nr, const uint8_t *x, size_t xs, int nc,
@@ -297,6 +328,10 @@ INLINE void x16_tile(const int T, const bool PF, const int MR, const int NC, int
     }
     if (T == P_Q6_K) {
         k6_tile(PF, MR, NC, n, w, gs, nr, x, xs, nc, y, ys);
+        return;
+    }
+    if (T == P_IQ4_XS) {
+        xs_tile(PF, MR, NC, n, w, gs, nr, x, xs, nc, y, ys);
         return;
     }
     const int MG = MR / 16;
@@ -347,3 +382,4 @@ DEFINE_X16(iq4_nl_x16_avx512, P_IQ4_NL);
 DEFINE_X16(q4_K_x16_avx512, P_Q4_K);
 DEFINE_X16(q5_K_x16_avx512, P_Q5_K);
 DEFINE_X16(q6_K_x16_avx512, P_Q6_K);
+DEFINE_X16(iq4_xs_x16_avx512, P_IQ4_XS);

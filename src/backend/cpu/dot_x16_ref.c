@@ -1,6 +1,6 @@
-/* dot_x16_ref.c — scalar reference tiles for Q8_0 / Q4_0 / IQ4_NL and the K-quants
- * Q4_K / Q5_K / Q6_K in the packed x16 layout (packed.h) against rs_block_q8_0p
- * activations.
+/* dot_x16_ref.c — scalar reference tiles for Q8_0 / Q4_0 / IQ4_NL, the K-quants
+ * Q4_K / Q5_K / Q6_K and IQ4_XS in the packed x16 layout (packed.h) against
+ * rs_block_q8_0p activations.
  *
  * For the 32-element types the arithmetic is exactly that of the GGUF-layout
  * references in dot_q_ref.c (exact int32 per block, then s += d_w * d_x * sum
@@ -8,8 +8,8 @@
  * scalar level. The K-quants' GGUF kernels take Q8_K activations (one scale per
  * 256), these Q8_0's (one per 32): per sub-block j of Q4_K/Q5_K, s += (d sc_j
  * d_x) sum(q x) - (dmin m_j) (d_x sum(x)); per 16 elements of Q6_K, s += (d sc
- * d_x) sum((q - 32) x); in the order the AVX-512 kernels keep, so that they
- * match bit for bit. */
+ * d_x) sum((q - 32) x); per sub-block j of IQ4_XS, s += (d sc_j d_x) sum(value x);
+ * in the order the AVX-512 kernels keep, so that they match bit for bit. */
 #include <math.h>
 #include <string.h>
 
@@ -18,7 +18,15 @@
 #include "dtype/blocks.h"
 #include "dtype/fp16.h"
 
-typedef enum { X16_Q8_0, X16_Q4_0, X16_IQ4_NL, X16_Q4_K, X16_Q5_K, X16_Q6_K } x16_type;
+typedef enum {
+    X16_Q8_0,
+    X16_Q4_0,
+    X16_IQ4_NL,
+    X16_Q4_K,
+    X16_Q5_K,
+    X16_Q6_K,
+    X16_IQ4_XS,
+} x16_type;
 
 /* Weight value (signed) of element i of row r (0..15) in a block payload. */
 static inline int x16_value(x16_type t, const uint8_t *pl, int r, int i) {
@@ -108,6 +116,29 @@ static float dot_k6(int64_t n, const uint8_t *group, int r, const rs_block_q8_0p
     return s;
 }
 
+/* Row r of a packed IQ4_XS group against one token: per sub-block the exact sum
+ * of value * x (IQ4_NL's payload), then s += sum * (d sc_j d_x). */
+static float dot_xs(int64_t n, const uint8_t *group, int r, const rs_block_q8_0p *x) {
+    const int64_t nsb = n / 256;
+    const uint8_t *rec0 = group + (size_t)nsb * 8 * 256;
+    float s = 0;
+    for (int64_t sb = 0; sb < nsb; sb++) {
+        const uint8_t *rec = rec0 + (size_t)sb * RS_CPU_PACK_XS_SCALES;
+        uint16_t d16;
+        memcpy(&d16, rec + 2 * r, 2);
+        const float d = rs_fp16_to_f32(d16);
+        for (int j = 0; j < 8; j++) {
+            const int64_t b = 8 * sb + j;
+            const uint8_t *pl = group + (size_t)b * 256;
+            int sum = 0;
+            for (int i = 0; i < 32; i++) sum += x16_value(X16_IQ4_NL, pl, r, i) * x[b].qs[i];
+            const float sc = d * (float)(int8_t)rec[32 + 16 * j + r];
+            s = fmaf((float)sum, sc * x[b].d, s);
+        }
+    }
+    return s;
+}
+
 static void tile_x16(x16_type t, int64_t n, const void *w, size_t w_stride, int nr, const void *x,
                      size_t x_stride, int nc, float *y, size_t y_stride) {
     for (int c = 0; c < nc; c++)
@@ -115,10 +146,11 @@ static void tile_x16(x16_type t, int64_t n, const void *w, size_t w_stride, int 
             const uint8_t *g = (const uint8_t *)w + (size_t)(r / 16) * w_stride;
             const rs_block_q8_0p *xc =
                 (const rs_block_q8_0p *)((const uint8_t *)x + (size_t)c * x_stride);
-            y[(size_t)c * y_stride + (size_t)r] = t == X16_Q4_K   ? dot_k45(256, n, g, r % 16, xc)
-                                                  : t == X16_Q5_K ? dot_k45(320, n, g, r % 16, xc)
-                                                  : t == X16_Q6_K ? dot_k6(n, g, r % 16, xc)
-                                                                  : dot_x16(t, n, g, r % 16, xc);
+            y[(size_t)c * y_stride + (size_t)r] = t == X16_Q4_K     ? dot_k45(256, n, g, r % 16, xc)
+                                                  : t == X16_Q5_K   ? dot_k45(320, n, g, r % 16, xc)
+                                                  : t == X16_Q6_K   ? dot_k6(n, g, r % 16, xc)
+                                                  : t == X16_IQ4_XS ? dot_xs(n, g, r % 16, xc)
+                                                                    : dot_x16(t, n, g, r % 16, xc);
         }
 }
 
@@ -137,3 +169,4 @@ DEFINE_X16_REF(iq4_nl, X16_IQ4_NL);
 DEFINE_X16_REF(q4_K, X16_Q4_K);
 DEFINE_X16_REF(q5_K, X16_Q5_K);
 DEFINE_X16_REF(q6_K, X16_Q6_K);
+DEFINE_X16_REF(iq4_xs, X16_IQ4_XS);

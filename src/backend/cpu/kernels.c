@@ -50,8 +50,8 @@ static const rs_cpu_quant_fn q_table[RS_CPU_ACT_COUNT][3] = {
 };
 
 /* Packed-layout kernels (packed.h), indexed by level up to AMX; AVX2 falls
- * back to the scalar reference. Q5_K and Q6_K have no AMX tile: their AVX-512
- * kernels serve that level as their own (the pack pays there too). */
+ * back to the scalar reference. Q5_K, Q6_K and IQ4_XS have no AMX tile: their
+ * AVX-512 kernels serve that level as their own (the pack pays there too). */
 static const struct {
     rs_dtype type;
     const rs_cpu_kernel *k[4];
@@ -74,6 +74,9 @@ static const struct {
     {RS_DTYPE_Q6_K,
      {&rs_cpu_kernel_q6_K_x16_ref, NULL, &rs_cpu_kernel_q6_K_x16_avx512,
       &rs_cpu_kernel_q6_K_x16_avx512}},
+    {RS_DTYPE_IQ4_XS,
+     {&rs_cpu_kernel_iq4_xs_x16_ref, NULL, &rs_cpu_kernel_iq4_xs_x16_avx512,
+      &rs_cpu_kernel_iq4_xs_x16_avx512}},
 };
 
 static const kernel_row *find_row(rs_dtype t) {

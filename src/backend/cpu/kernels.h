@@ -109,10 +109,10 @@ RS_CPU_KERNEL_DECL_ALL(iq4_xs);
 enum { RS_CPU_X16_MR1 = 32 };
 extern const rs_cpu_kernel rs_cpu_kernel_q8_0_x16_ref, rs_cpu_kernel_q4_0_x16_ref,
     rs_cpu_kernel_iq4_nl_x16_ref, rs_cpu_kernel_q4_K_x16_ref, rs_cpu_kernel_q5_K_x16_ref,
-    rs_cpu_kernel_q6_K_x16_ref;
+    rs_cpu_kernel_q6_K_x16_ref, rs_cpu_kernel_iq4_xs_x16_ref;
 extern const rs_cpu_kernel rs_cpu_kernel_q8_0_x16_avx512, rs_cpu_kernel_q4_0_x16_avx512,
     rs_cpu_kernel_iq4_nl_x16_avx512, rs_cpu_kernel_q4_K_x16_avx512, rs_cpu_kernel_q5_K_x16_avx512,
-    rs_cpu_kernel_q6_K_x16_avx512;
+    rs_cpu_kernel_q6_K_x16_avx512, rs_cpu_kernel_iq4_xs_x16_avx512;
 extern const rs_cpu_kernel rs_cpu_kernel_q8_0_x16_amx, rs_cpu_kernel_q4_0_x16_amx,
     rs_cpu_kernel_iq4_nl_x16_amx, rs_cpu_kernel_q4_K_x16_amx;
 

@@ -14,10 +14,11 @@
  * q/k/v projections, gate/up) in one dispatch, quantizing X only once.
  *
  * Weight types: F32, F16, BF16, Q8_0, Q4_0, Q4_1, Q5_0, Q5_1, IQ4_NL, Q2_K,
- * Q3_K, Q4_K, Q5_K, Q6_K, IQ4_XS; Q4_0, IQ4_NL and Q8_0 also in the packed x16 layout
- * (packed.h), which the backend makes at load where a native kernel exists
- * (rs_cpu_matmul_pack_useful). Results are deterministic for a given SIMD level:
- * they do not depend on the thread count or on how the work is split. */
+ * Q3_K, Q4_K, Q5_K, Q6_K, IQ4_XS; Q4_0, IQ4_NL, Q8_0, Q4_K, Q5_K, Q6_K and IQ4_XS
+ * also in the packed x16 layout (packed.h), which the backend makes at load
+ * where a native kernel exists (rs_cpu_matmul_pack_useful). Results are
+ * deterministic for a given SIMD level: they do not depend on the thread count
+ * or on how the work is split. */
 #ifndef RUSTY_BACKEND_CPU_MATMUL_H
 #define RUSTY_BACKEND_CPU_MATMUL_H
 
@@ -50,7 +51,7 @@ typedef struct rs_cpu_matmul_in {
 /* How a weight matrix is laid out in memory. */
 typedef enum rs_cpu_layout {
     RS_CPU_LAYOUT_GGUF = 0, /* n_out rows of n_in elements, GGUF blocks, rows packed */
-    RS_CPU_LAYOUT_X16 = 1,  /* rows interleaved 16 at a time (packed.h; Q4_0, IQ4_NL, Q8_0) */
+    RS_CPU_LAYOUT_X16 = 1,  /* rows interleaved 16 at a time (rs_cpu_pack_supports, packed.h) */
 } rs_cpu_layout;
 
 /* One weight matrix and where its output goes. */

@@ -1,4 +1,4 @@
-/* packed.c — packing GGUF Q4_0 / IQ4_NL / Q8_0 / Q4_K / Q5_K / Q6_K rows into the x16
+/* packed.c — packing GGUF Q4_0 / IQ4_NL / Q8_0 / Q4_K / Q5_K / Q6_K / IQ4_XS rows into the x16
  * layout and back (packed.h). */
 #include "backend/cpu/packed.h"
 
@@ -18,8 +18,9 @@ static bool k45(rs_dtype type) {
     return type == RS_DTYPE_Q4_K || type == RS_DTYPE_Q5_K;
 }
 
+/* Types with 256-element super-blocks: a scale record per 8 blocks of 32. */
 static bool k_type(rs_dtype type) {
-    return k45(type) || type == RS_DTYPE_Q6_K;
+    return k45(type) || type == RS_DTYPE_Q6_K || type == RS_DTYPE_IQ4_XS;
 }
 
 bool rs_cpu_pack_supports(rs_dtype type) {
@@ -30,12 +31,13 @@ size_t rs_cpu_pack_payload_bytes(rs_dtype type) {
     if (type == RS_DTYPE_Q8_0) return 512;
     if (type == RS_DTYPE_Q6_K) return 384;
     if (type == RS_DTYPE_Q5_K) return 320;
-    return nibbles32(type) || type == RS_DTYPE_Q4_K ? 256 : 0;
+    return nibbles32(type) || type == RS_DTYPE_Q4_K || type == RS_DTYPE_IQ4_XS ? 256 : 0;
 }
 
-/* Scale bytes of a group per 32 elements: 16 fp16 scales, or a K-quant record per 8. */
+/* Scale bytes of a group per 32 elements: 16 fp16 scales, or a super-block record per 8. */
 static size_t scale_bytes(rs_dtype type) {
     if (k45(type)) return RS_CPU_PACK_K4_SCALES / 8;
+    if (type == RS_DTYPE_IQ4_XS) return RS_CPU_PACK_XS_SCALES / 8;
     return type == RS_DTYPE_Q6_K ? RS_CPU_PACK_K6_SCALES / 8 : SCALE_BYTES;
 }
 
@@ -223,6 +225,46 @@ static void unpack_k6_row(const uint8_t *gp, int64_t nsb, int r, block_q6_K *out
     }
 }
 
+/* IQ4_XS: each sub-block's 16 qs bytes are a Q4_0 block's nibbles (word w = bytes
+ * 4 w..4 w + 3); d and ls - 32 go to the record. Padding rows are all zero (d = 0). */
+static void pack_xs_row(const block_iq4_xs *blk, int64_t nsb, uint8_t *gp, int r) {
+    uint8_t *rec0 = gp + (size_t)nsb * 8 * 256;
+    for (int64_t s = 0; s < nsb; s++) {
+        uint8_t *rec = rec0 + (size_t)s * RS_CPU_PACK_XS_SCALES;
+        const block_iq4_xs *b = blk ? blk + s : NULL;
+        uint16_t d = b ? b->d : 0;
+        memcpy(rec + 2 * r, &d, 2);
+        for (int j = 0; j < 8; j++) {
+            rec[32 + 16 * j + r] = b ? (uint8_t)(int8_t)(rs_iq4_xs_scale(b, j) - 32) : 0;
+            uint8_t *pl = gp + (size_t)(8 * s + j) * 256 + 4 * (size_t)r;
+            for (int w = 0; w < 4; w++) {
+                if (b)
+                    memcpy(pl + 64 * w, b->qs + 16 * j + 4 * w, 4);
+                else
+                    memset(pl + 64 * w, 0, 4);
+            }
+        }
+    }
+}
+
+static void unpack_xs_row(const uint8_t *gp, int64_t nsb, int r, block_iq4_xs *out) {
+    const uint8_t *rec0 = gp + (size_t)nsb * 8 * 256;
+    for (int64_t s = 0; s < nsb; s++) {
+        const uint8_t *rec = rec0 + (size_t)s * RS_CPU_PACK_XS_SCALES;
+        block_iq4_xs *o = out + s;
+        memcpy(&o->d, rec + 2 * r, 2);
+        o->scales_h = 0;
+        memset(o->scales_l, 0, sizeof o->scales_l);
+        for (int j = 0; j < 8; j++) {
+            const int ls = (int8_t)rec[32 + 16 * j + r] + 32;
+            o->scales_l[j / 2] |= (uint8_t)((ls & 0x0f) << (4 * (j % 2)));
+            o->scales_h |= (uint16_t)((ls >> 4) << (2 * j));
+            const uint8_t *pl = gp + (size_t)(8 * s + j) * 256 + 4 * (size_t)r;
+            for (int w = 0; w < 4; w++) memcpy(o->qs + 16 * j + 4 * w, pl + 64 * w, 4);
+        }
+    }
+}
+
 void rs_cpu_pack_groups(rs_dtype type, const void *src, int64_t n_out, int64_t n_in, void *dst,
                         int64_t g0, int64_t g1) {
     const bool q8 = type == RS_DTYPE_Q8_0, k4 = k45(type);
@@ -248,6 +290,11 @@ void rs_cpu_pack_groups(rs_dtype type, const void *src, int64_t n_out, int64_t n
             }
             if (type == RS_DTYPE_Q6_K) {
                 pack_k6_row(row < n_out ? (const block_q6_K *)src + row * (nb / 8) : NULL, nb / 8,
+                            gp, r);
+                continue;
+            }
+            if (type == RS_DTYPE_IQ4_XS) {
+                pack_xs_row(row < n_out ? (const block_iq4_xs *)src + row * (nb / 8) : NULL, nb / 8,
                             gp, r);
                 continue;
             }
@@ -293,6 +340,10 @@ void rs_cpu_unpack_groups(rs_dtype type, const void *src, int64_t n_out, int64_t
             }
             if (type == RS_DTYPE_Q6_K) {
                 unpack_k6_row(gp, nb / 8, r, (block_q6_K *)dst + row * (nb / 8));
+                continue;
+            }
+            if (type == RS_DTYPE_IQ4_XS) {
+                unpack_xs_row(gp, nb / 8, r, (block_iq4_xs *)dst + row * (nb / 8));
                 continue;
             }
             for (int64_t b = 0; b < nb; b++) {

@@ -1,5 +1,5 @@
 /* packed.h — the CPU backend's row-interleaved weight layout ("x16") for Q4_0,
- * IQ4_NL, Q8_0, Q4_K, Q5_K and Q6_K, made once at load so that the matrix kernels feed
+ * IQ4_NL, Q8_0, Q4_K, Q5_K, Q6_K and IQ4_XS, made once at load so that the matrix kernels feed
  * vpdpbusd (and AMX tiles) with full-width loads.
  *
  * Rows are taken 16 at a time ("group"; the last group is padded with
@@ -37,9 +37,13 @@
  *     and 6), so that a shift and a mask put them beside the nibbles.
  *   Its record per super-block: [16 fp16 d][16 x 16 int8: scale of 16-element
  *   group k, row r] (288 bytes); element e of row r is d_r * sc[e / 16][r] * (q - 32).
+ *   - IQ4_XS (256 bytes per 32-element sub-block): as IQ4_NL (its sub-blocks keep
+ *     their nibbles as Q4_0 blocks do). Its record per super-block: [16 fp16 d]
+ *     [8 x 16 int8: ls - 32 of sub-block j, row r] (160 bytes); element i of
+ *     sub-block j of row r is d_r * sc[j][r] * value(q).
  * Everything is 64-byte aligned when the packed buffer is. The size equals the
  * GGUF size up to the padding (rows to 16, groups to 64 bytes; Q4_K +2.8%: its
- * 6-bit scales take a byte each, Q5_K +2.3%; Q6_K the same size). */
+ * 6-bit scales take a byte each, Q5_K +2.3%, IQ4_XS +1.5%; Q6_K the same size). */
 #ifndef RUSTY_BACKEND_CPU_PACKED_H
 #define RUSTY_BACKEND_CPU_PACKED_H
 
@@ -49,15 +53,20 @@
 
 #include "dtype/dtype.h"
 
-enum { RS_CPU_PACK_ROWS = 16, RS_CPU_PACK_K4_SCALES = 320, RS_CPU_PACK_K6_SCALES = 288 };
+enum {
+    RS_CPU_PACK_ROWS = 16,
+    RS_CPU_PACK_K4_SCALES = 320,
+    RS_CPU_PACK_K6_SCALES = 288,
+    RS_CPU_PACK_XS_SCALES = 160,
+};
 
 /* True for the weight types that have the packed layout (Q4_0, IQ4_NL, Q8_0, Q4_K, Q5_K,
- * Q6_K). */
+ * Q6_K, IQ4_XS). */
 bool rs_cpu_pack_supports(rs_dtype type);
 /* Bytes of one block's payload in a group (256 or 512), 0 if unsupported. */
 size_t rs_cpu_pack_payload_bytes(rs_dtype type);
 /* Bytes of one packed group of 16 rows of n_in elements; 0 if the type is
- * unsupported, n_in is not a positive multiple of its block (32; Q4_K 256), or
+ * unsupported, n_in is not a positive multiple of its block (32; K-quants, IQ4_XS 256), or
  * the size overflows. */
 size_t rs_cpu_pack_group_bytes(rs_dtype type, int64_t n_in);
 /* Bytes of a packed n_out x n_in matrix; 0 as above or when n_out < 1. */
