@@ -20,9 +20,8 @@ static const char quantize_usage[] =
     "      Q5_K_S Q5_K_M Q6_K IQ4_NL IQ4_XS (Q3_K, Q4_K, Q5_K: the _S types)\n"
     "  As llama.cpp does, output.weight is Q6_K for quantized types other than Q8_0;\n"
     "  Q2_K, Q3_K_M, Q3_K_L, the _M types, IQ4_NL and IQ4_XS give attn_v, attn_output\n"
-    "  and ffn_down more bits (in some layers); rows that a type's block does not divide fall back "
-    "to a\n"
-    "  type that fits.\n"
+    "  and ffn_down more bits (in some layers); rows that a type's block does not divide\n"
+    "  fall back to a type that fits.\n"
     "\n"
     "  -t, --threads N   threads (default: physical cores)\n"
     "  --pure            every matrix in TYPE, no exceptions\n";
